@@ -1,0 +1,310 @@
+//! Local configuration (`zmlocalconfig`): per-host key/value settings with a default
+//! for every key. Stored as `key = value` lines in `conf/localconfig.conf`.
+
+use crate::durable::write_atomic_mode;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A known key: its default, whether it is a secret (hidden unless `-s`), and what it means.
+pub struct KeyInfo {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub secret: bool,
+    pub description: &'static str,
+}
+
+/// Every key the tools read, with its default.
+pub const KNOWN_KEYS: &[KeyInfo] = &[
+    KeyInfo {
+        name: "backup_archived_redolog_keep_time",
+        default: "3600",
+        secret: false,
+        description: "seconds an archived redo log stays in redolog/archive after an incremental backup copied it",
+    },
+    KeyInfo {
+        name: "backup_zip_copier_private_blob_zips",
+        default: "4",
+        secret: false,
+        description: "number of blob pack files written in parallel per backup",
+    },
+    KeyInfo {
+        name: "backup_disable_shared_blobs",
+        default: "false",
+        secret: false,
+        description: "store every blob per account instead of once per target",
+    },
+    KeyInfo {
+        name: "zmdisklog_warn_threshold",
+        default: "85",
+        secret: false,
+        description: "disk usage percentage that raises a warning",
+    },
+    KeyInfo {
+        name: "zmdisklog_critical_threshold",
+        default: "95",
+        secret: false,
+        description: "disk usage percentage that raises a critical alert",
+    },
+    KeyInfo {
+        name: "zmstat_df_excludes",
+        default: "",
+        secret: false,
+        description: "colon-separated mount points the disk monitor ignores",
+    },
+    KeyInfo {
+        name: "lmtp_bind_address",
+        default: "127.0.0.1",
+        secret: false,
+        description: "address the LMTP listener binds",
+    },
+    KeyInfo {
+        name: "lmtp_bind_port",
+        default: "7025",
+        secret: false,
+        description: "LMTP port",
+    },
+    KeyInfo {
+        name: "admin_bind_address",
+        default: "127.0.0.1",
+        secret: false,
+        description: "address the admin API binds",
+    },
+    KeyInfo {
+        name: "admin_bind_port",
+        default: "7071",
+        secret: false,
+        description: "admin API port",
+    },
+    KeyInfo {
+        name: "imap_bind_address",
+        default: "127.0.0.1",
+        secret: false,
+        description: "address IMAP binds",
+    },
+    KeyInfo {
+        name: "imap_bind_port",
+        default: "7143",
+        secret: false,
+        description: "IMAP port",
+    },
+    KeyInfo {
+        name: "imaps_bind_port",
+        default: "7993",
+        secret: false,
+        description: "IMAPS port",
+    },
+    KeyInfo {
+        name: "mailbox_lmtp_max_message_size",
+        default: "52428800",
+        secret: false,
+        description: "largest message LMTP accepts, in bytes",
+    },
+    KeyInfo {
+        name: "mailbox_lmtp_max_connections",
+        default: "200",
+        secret: false,
+        description: "concurrent LMTP connections",
+    },
+    KeyInfo {
+        name: "s3_access_key_id",
+        default: "",
+        secret: true,
+        description: "access key for s3:// backup targets (else AWS_ACCESS_KEY_ID)",
+    },
+    KeyInfo {
+        name: "s3_secret_access_key",
+        default: "",
+        secret: true,
+        description: "secret key for s3:// backup targets (else AWS_SECRET_ACCESS_KEY)",
+    },
+    KeyInfo {
+        name: "s3_endpoint",
+        default: "",
+        secret: false,
+        description: "endpoint URL for s3:// backup targets (else AWS_ENDPOINT_URL)",
+    },
+];
+
+pub fn key_info(name: &str) -> Option<&'static KeyInfo> {
+    KNOWN_KEYS.iter().find(|k| k.name == name)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalConfigError {
+    #[error("cannot read local config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write local config {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("local config {path} line {line}: {reason}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("invalid local config key {0:?}: keys are letters, digits, '_', '.' and '-'")]
+    BadKey(String),
+    #[error("local config value for {0} must be a single line")]
+    BadValue(String),
+}
+
+/// The local configuration: explicit values over built-in defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocalConfig {
+    values: BTreeMap<String, String>,
+}
+
+impl LocalConfig {
+    /// Every known key set to its default.
+    pub fn defaults() -> Self {
+        let values = KNOWN_KEYS
+            .iter()
+            .map(|k| (k.name.to_string(), k.default.to_string()))
+            .collect();
+        Self { values }
+    }
+
+    /// Parses `key = value` lines; `#` starts a comment line. Unknown keys are kept
+    /// (administrators add their own, as with zmlocalconfig).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, LocalConfigError> {
+        let mut cfg = Self::defaults();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let syntax = |reason: &str| LocalConfigError::Syntax {
+                path: path.to_path_buf(),
+                line: i + 1,
+                reason: reason.into(),
+            };
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| syntax("expected key = value"))?;
+            let k = k.trim();
+            validate_key(k).map_err(|_| syntax("invalid key"))?;
+            cfg.values.insert(k.to_string(), v.trim().to_string());
+        }
+        Ok(cfg)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, LocalConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LocalConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::from(
+            "# mailvault local configuration: edit with `mailvault localconfig -e key=value`\n",
+        );
+        for (k, v) in &self.values {
+            out.push_str(&format!("{k} = {v}\n"));
+        }
+        out
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), LocalConfigError> {
+        // 0600: the file may hold secrets (object storage credentials).
+        write_atomic_mode(path, self.render().as_bytes(), 0o600).map_err(|source| {
+            LocalConfigError::Write {
+                path: path.to_path_buf(),
+                source,
+            }
+        })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+
+    /// A value parsed as a number, falling back to the key's default when missing or
+    /// unparsable.
+    pub fn get_u64(&self, key: &str) -> u64 {
+        self.get(key)
+            .and_then(|v| v.parse().ok())
+            .or_else(|| key_info(key).and_then(|k| k.default.parse().ok()))
+            .unwrap_or(0)
+    }
+
+    pub fn get_bool(&self, key: &str) -> bool {
+        matches!(
+            self.get(key).map(str::to_ascii_lowercase).as_deref(),
+            Some("true" | "1" | "yes")
+        )
+    }
+
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), LocalConfigError> {
+        validate_key(key)?;
+        if value.contains('\n') || value.contains('\r') {
+            return Err(LocalConfigError::BadValue(key.to_string()));
+        }
+        self.values
+            .insert(key.to_string(), value.trim().to_string());
+        Ok(())
+    }
+
+    /// Unsets a key: a known key returns to its default, an unknown one disappears.
+    pub fn unset(&mut self, key: &str) {
+        match key_info(key) {
+            Some(k) => {
+                self.values.insert(key.to_string(), k.default.to_string());
+            }
+            None => {
+                self.values.remove(key);
+            }
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.values.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+fn validate_key(k: &str) -> Result<(), LocalConfigError> {
+    if k.is_empty()
+        || !k
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+    {
+        return Err(LocalConfigError::BadKey(k.chars().take(80).collect()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lc.conf");
+        let mut cfg = LocalConfig::defaults();
+        cfg.set("zmdisklog_warn_threshold", "70").unwrap();
+        cfg.set("custom.key", "a = b").unwrap();
+        cfg.save(&p).unwrap();
+        let back = LocalConfig::load(&p).unwrap();
+        assert_eq!(back, cfg);
+        assert_eq!(back.get("custom.key"), Some("a = b"));
+        assert_eq!(back.get_u64("zmdisklog_warn_threshold"), 70);
+        let mut back = back;
+        back.unset("zmdisklog_warn_threshold");
+        assert_eq!(back.get_u64("zmdisklog_warn_threshold"), 85);
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let err = LocalConfig::parse("a = 1\nnot a pair\n", Path::new("x")).unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+        assert!(LocalConfig::defaults().set("bad key", "v").is_err());
+        assert!(LocalConfig::defaults().set("k", "a\nb").is_err());
+    }
+}

@@ -1,1 +1,3 @@
-//! placeholder
+//! The mailvault redo log.
+pub mod ops;
+pub use ops::Op;

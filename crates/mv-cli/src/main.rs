@@ -1,1 +1,94 @@
-fn main() {}
+//! `mailvault`: one binary for every tool. Invoked as `mailvault <tool> ...` or,
+//! through a symlink, under the tool's Zimbra name (`zmredodump ...`).
+
+mod cmd;
+mod zimbra;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mailvault",
+    version,
+    about = "A mail store with Zimbra-class backup and restore"
+)]
+struct Cli {
+    /// The home directory (default: $MAILVAULT_HOME, else ~/.local/share/mailvault).
+    #[arg(long, global = true, value_name = "DIR")]
+    home: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a home: configuration, databases, store, redo log, backup target.
+    Init(cmd::init::Args),
+    /// Print or verify redo log files (zmredodump).
+    Redodump(cmd::redodump::Args),
+    /// Show or change the local configuration (zmlocalconfig).
+    Localconfig(cmd::localconfig::Args),
+    /// List storage volumes (zmvolume).
+    Volume(cmd::volume::Args),
+    /// Create the zm* symlinks to this binary in a directory.
+    InstallLinks(cmd::links::Args),
+}
+
+fn main() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().collect();
+    let program = args.first().cloned().unwrap_or_default();
+    if let Some(tool) = zimbra::tool_for_program(&program) {
+        args.insert(1, tool.to_string());
+    }
+    let command = Cli::command();
+    let longs = zimbra::long_names(&command);
+    let args = zimbra::normalize_single_dash(args, &longs);
+    let matches = match command.try_get_matches_from(&args) {
+        Ok(m) => m,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing();
+    let home = match mv_home::Home::resolve(cli.home.as_deref()) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Init(a) => cmd::init::run(&home, a),
+        Command::Redodump(a) => cmd::redodump::run(&home, a),
+        Command::Localconfig(a) => cmd::localconfig::run(&home, a),
+        Command::Volume(a) => cmd::volume::run(&home, a),
+        Command::InstallLinks(a) => cmd::links::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MAILVAULT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

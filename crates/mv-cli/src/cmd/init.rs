@@ -1,0 +1,33 @@
+use anyhow::Context;
+use mv_home::Home;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(home: &Home, args: Args) -> anyhow::Result<ExitCode> {
+    let fresh = home
+        .init()
+        .with_context(|| format!("initializing {}", home.root().display()))?;
+    // Opening the store creates the redo log and the volumes.
+    let store = mv_store::Store::open(home, mv_store::StoreOptions::for_home(home))?;
+    drop(store);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "home": home.root(), "created": fresh })
+        );
+    } else if fresh {
+        println!("Created mailvault home {}", home.root().display());
+    } else {
+        println!(
+            "mailvault home {} already exists; nothing changed",
+            home.root().display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,5 @@
+pub mod init;
+pub mod links;
+pub mod localconfig;
+pub mod redodump;
+pub mod volume;

@@ -1,0 +1,352 @@
+//! A mailbox: its metadata database behind the mailbox's write lock, and the
+//! read queries the tools and protocols use. Writes go through [`crate::Store`],
+//! which logs them and then applies them with [`crate::apply::apply`].
+
+use crate::StoreError;
+use crate::apply::{TYPE_APPOINTMENT, TYPE_CONTACT, TYPE_MESSAGE, parse_tags};
+use crate::schema;
+use mv_types::{ItemId, MailboxId};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+/// One mailbox. The mutex is the mailbox's write lock (design invariant 1: a
+/// change number is assigned, logged, made durable and applied under it).
+pub struct Mailbox {
+    pub(crate) id: MailboxId,
+    pub(crate) db_path: PathBuf,
+    pub(crate) conn: Mutex<Option<Connection>>,
+}
+
+impl Mailbox {
+    pub(crate) fn new(id: MailboxId, db_dir: &Path) -> Mailbox {
+        Mailbox {
+            id,
+            db_path: db_dir.join(format!("{}.sqlite", id.0)),
+            conn: Mutex::new(None),
+        }
+    }
+
+    pub fn id(&self) -> MailboxId {
+        self.id
+    }
+
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    /// Takes the write lock, opening (and migrating) the database on first use.
+    pub(crate) fn lock(&self) -> Result<MailboxGuard<'_>, StoreError> {
+        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            let mut conn =
+                Connection::open(&self.db_path).map_err(|e| StoreError::sql(&self.db_path, e))?;
+            schema::prepare(&mut conn, &self.db_path.to_string_lossy())?;
+            *guard = Some(conn);
+        }
+        Ok(MailboxGuard { id: self.id, guard })
+    }
+
+    /// Runs a read query under the mailbox lock.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let g = self.lock()?;
+        f(g.conn()).map_err(|e| StoreError::sql(&self.db_path, e))
+    }
+
+    /// Closes the database (a restore is about to replace the file).
+    pub fn close(&self) {
+        *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    pub fn info(&self) -> Result<Option<MailboxInfo>, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT mailbox_id, account_id, email, applied_change, next_item_id, size_used, created_ms, \
+                 last_backup_at, deleted, (SELECT COUNT(*) FROM item WHERE type = 5) FROM meta",
+                [],
+                |r| {
+                    Ok(MailboxInfo {
+                        mailbox_id: r.get(0)?,
+                        account_id: r.get(1)?,
+                        email: r.get(2)?,
+                        applied_change: r.get::<_, i64>(3)? as u64,
+                        next_item_id: r.get(4)?,
+                        size_used: r.get::<_, i64>(5)? as u64,
+                        created_ms: r.get(6)?,
+                        last_backup_at: r.get(7)?,
+                        deleted: r.get::<_, i64>(8)? != 0,
+                        message_count: r.get::<_, i64>(9)? as u64,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    pub fn folders(&self) -> Result<Vec<Folder>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT f.id, f.parent_id, f.name, f.view, f.uid_validity, f.uid_next, f.modseq, f.change, \
+                 (SELECT COUNT(*) FROM item i WHERE i.folder_id = f.id), \
+                 (SELECT COUNT(*) FROM item i WHERE i.folder_id = f.id AND i.type = 5 AND (i.flags & 1) = 0) \
+                 FROM folder f ORDER BY f.id",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(Folder {
+                    id: r.get(0)?,
+                    parent_id: r.get(1)?,
+                    name: r.get(2)?,
+                    view: r.get(3)?,
+                    uid_validity: r.get(4)?,
+                    uid_next: r.get(5)?,
+                    modseq: r.get::<_, i64>(6)? as u64,
+                    change: r.get::<_, i64>(7)? as u64,
+                    item_count: r.get::<_, i64>(8)? as u64,
+                    unread_count: r.get::<_, i64>(9)? as u64,
+                    path: String::new(),
+                })
+            })?;
+            let mut folders: Vec<Folder> = rows.collect::<Result<_, _>>()?;
+            let paths: Vec<String> = folders.iter().map(|f| folder_path(&folders, f.id)).collect();
+            for (f, p) in folders.iter_mut().zip(paths) {
+                f.path = p;
+            }
+            Ok(folders)
+        })
+    }
+
+    /// Finds a folder by path (`/Inbox/sub`, case-insensitive, leading slash optional).
+    pub fn folder_by_path(&self, path: &str) -> Result<Option<Folder>, StoreError> {
+        let want = normalize_path(path);
+        Ok(self
+            .folders()?
+            .into_iter()
+            .find(|f| f.path.eq_ignore_ascii_case(&want)))
+    }
+
+    pub fn tags(&self) -> Result<Vec<Tag>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare("SELECT id, name, color, change FROM tag ORDER BY id")?;
+            let rows = st.query_map([], |r| {
+                Ok(Tag {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    color: r.get(2)?,
+                    change: r.get::<_, i64>(3)? as u64,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Items, optionally of one folder and/or one type, ordered by id.
+    pub fn items(&self, folder: Option<u32>, kind: Option<i64>) -> Result<Vec<Item>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {ITEM_COLUMNS} FROM item WHERE (?1 IS NULL OR folder_id = ?1) AND (?2 IS NULL OR type = ?2) \
+                 ORDER BY id"
+            ))?;
+            let rows = st.query_map(params![folder, kind], item_from_row)?;
+            rows.collect()
+        })
+    }
+
+    pub fn messages(&self, folder: u32) -> Result<Vec<Item>, StoreError> {
+        self.items(Some(folder), Some(TYPE_MESSAGE))
+    }
+
+    pub fn contacts(&self) -> Result<Vec<Item>, StoreError> {
+        self.items(None, Some(TYPE_CONTACT))
+    }
+
+    pub fn appointments(&self) -> Result<Vec<Item>, StoreError> {
+        self.items(None, Some(TYPE_APPOINTMENT))
+    }
+
+    pub fn item(&self, id: ItemId) -> Result<Option<Item>, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                &format!("SELECT {ITEM_COLUMNS} FROM item WHERE id = ?1"),
+                [id.0],
+                item_from_row,
+            )
+            .optional()
+        })
+    }
+
+    /// Tombstones recorded after `since` (IMAP QRESYNC / sync clients).
+    pub fn tombstones_since(&self, since: u64) -> Result<Vec<Tombstone>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT change, id, type, folder_id, imap_uid FROM tombstone WHERE change > ?1 ORDER BY change, id",
+            )?;
+            let rows = st.query_map([since as i64], |r| {
+                Ok(Tombstone {
+                    change: r.get::<_, i64>(0)? as u64,
+                    id: r.get(1)?,
+                    kind: r.get(2)?,
+                    folder_id: r.get(3)?,
+                    imap_uid: r.get(4)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+/// The write lock of one mailbox with its open database.
+pub(crate) struct MailboxGuard<'a> {
+    pub(crate) id: MailboxId,
+    guard: MutexGuard<'a, Option<Connection>>,
+}
+
+impl MailboxGuard<'_> {
+    pub(crate) fn conn(&self) -> &Connection {
+        self.guard.as_ref().expect("opened by lock()")
+    }
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        self.guard.as_mut().expect("opened by lock()")
+    }
+    /// The mailbox's applied change number, 0 before CreateMailbox.
+    pub(crate) fn applied_change(&self) -> rusqlite::Result<u64> {
+        Ok(self
+            .conn()
+            .query_row("SELECT applied_change FROM meta", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()?
+            .unwrap_or(0) as u64)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MailboxInfo {
+    pub mailbox_id: u32,
+    pub account_id: String,
+    pub email: String,
+    pub applied_change: u64,
+    pub next_item_id: u32,
+    pub size_used: u64,
+    pub created_ms: i64,
+    pub last_backup_at: Option<i64>,
+    pub deleted: bool,
+    pub message_count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Folder {
+    pub id: u32,
+    pub parent_id: u32,
+    pub name: String,
+    pub view: String,
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    pub modseq: u64,
+    pub change: u64,
+    pub item_count: u64,
+    pub unread_count: u64,
+    /// Absolute path, `/` for the root, `/Inbox/sub` below it.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Tag {
+    pub id: u32,
+    pub name: String,
+    pub color: u32,
+    pub change: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Item {
+    pub id: u32,
+    pub kind: i64,
+    pub folder_id: u32,
+    pub imap_uid: u32,
+    pub digest: Option<String>,
+    pub size: u64,
+    pub received_ms: i64,
+    pub flags: u32,
+    pub tags: Vec<u32>,
+    pub subject: String,
+    pub sender: String,
+    pub recipients: String,
+    pub cc: String,
+    pub message_id: String,
+    pub date_ms: i64,
+    /// vCard or iCalendar text for contacts and appointments.
+    pub content: Option<String>,
+    pub cal_uid: Option<String>,
+    pub sequence: i64,
+    pub dtstamp_ms: i64,
+    pub volume_id: u16,
+    pub mod_content: u64,
+    pub change: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Tombstone {
+    pub change: u64,
+    pub id: u32,
+    pub kind: i64,
+    pub folder_id: u32,
+    pub imap_uid: u32,
+}
+
+const ITEM_COLUMNS: &str = "id, type, folder_id, imap_uid, digest, size, received_ms, flags, tags, subject, sender, \
+    recipients, cc, message_id, date_ms, content, cal_uid, sequence, dtstamp_ms, volume_id, mod_content, change";
+
+fn item_from_row(r: &rusqlite::Row) -> rusqlite::Result<Item> {
+    let digest: Option<Vec<u8>> = r.get(4)?;
+    Ok(Item {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        folder_id: r.get(2)?,
+        imap_uid: r.get(3)?,
+        digest: digest
+            .and_then(|d| <[u8; 32]>::try_from(d.as_slice()).ok())
+            .map(|d| mv_types::Digest(d).to_hex()),
+        size: r.get::<_, i64>(5)? as u64,
+        received_ms: r.get(6)?,
+        flags: r.get(7)?,
+        tags: parse_tags(&r.get::<_, String>(8)?),
+        subject: r.get(9)?,
+        sender: r.get(10)?,
+        recipients: r.get(11)?,
+        cc: r.get(12)?,
+        message_id: r.get(13)?,
+        date_ms: r.get(14)?,
+        content: r.get(15)?,
+        cal_uid: r.get(16)?,
+        sequence: r.get(17)?,
+        dtstamp_ms: r.get(18)?,
+        volume_id: r.get(19)?,
+        mod_content: r.get::<_, i64>(20)? as u64,
+        change: r.get::<_, i64>(21)? as u64,
+    })
+}
+
+fn folder_path(folders: &[Folder], id: u32) -> String {
+    let mut parts = Vec::new();
+    let mut cur = id;
+    for _ in 0..256 {
+        let Some(f) = folders.iter().find(|f| f.id == cur) else {
+            break;
+        };
+        if f.id == mv_redo::ops::folders::ROOT {
+            break;
+        }
+        parts.push(f.name.clone());
+        cur = f.parent_id;
+    }
+    parts.reverse();
+    format!("/{}", parts.join("/"))
+}
+
+pub(crate) fn normalize_path(path: &str) -> String {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    format!("/{}", parts.join("/"))
+}

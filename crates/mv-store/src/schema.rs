@@ -1,0 +1,158 @@
+//! The per-mailbox metadata database: schema and migrations.
+//!
+//! One SQLite file per mailbox (`db/mbox/<id>.sqlite`), WAL mode. One file per
+//! mailbox because the mailbox is the unit of backup, restore and replay: a
+//! snapshot is one consistent file copy, a restore swaps one file, and writers of
+//! different mailboxes never contend on one database lock.
+//!
+//! `synchronous = NORMAL`: commits are not fsynced one by one. The redo log is the
+//! durability point; a database that lost its last commits in a crash is brought
+//! forward by re-applying the current redo log (apply iff change > applied_change),
+//! and the store checkpoints (syncfs) before a redo log is archived.
+
+use rusqlite::Connection;
+
+/// Schema versions, applied in order. Never edit a released step: add one.
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    "
+    CREATE TABLE meta (
+        mailbox_id     INTEGER NOT NULL,
+        account_id     TEXT    NOT NULL,
+        email          TEXT    NOT NULL,
+        applied_change INTEGER NOT NULL,
+        next_item_id   INTEGER NOT NULL,
+        size_used      INTEGER NOT NULL DEFAULT 0,
+        created_ms     INTEGER NOT NULL,
+        last_backup_at INTEGER,
+        deleted        INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE folder (
+        id           INTEGER PRIMARY KEY,
+        parent_id    INTEGER NOT NULL,
+        name         TEXT    NOT NULL,
+        view         TEXT    NOT NULL,
+        uid_validity INTEGER NOT NULL,
+        uid_next     INTEGER NOT NULL,
+        modseq       INTEGER NOT NULL,
+        change       INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX folder_name ON folder(parent_id, name COLLATE NOCASE);
+    CREATE TABLE tag (
+        id     INTEGER PRIMARY KEY,
+        name   TEXT    NOT NULL,
+        color  INTEGER NOT NULL,
+        change INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX tag_name ON tag(name COLLATE NOCASE);
+    CREATE TABLE item (
+        id          INTEGER PRIMARY KEY,
+        type        INTEGER NOT NULL,
+        folder_id   INTEGER NOT NULL,
+        imap_uid    INTEGER NOT NULL,
+        digest      BLOB,
+        size        INTEGER NOT NULL,
+        received_ms INTEGER NOT NULL,
+        flags       INTEGER NOT NULL,
+        tags        TEXT    NOT NULL DEFAULT '',
+        subject     TEXT    NOT NULL DEFAULT '',
+        sender      TEXT    NOT NULL DEFAULT '',
+        recipients  TEXT    NOT NULL DEFAULT '',
+        cc          TEXT    NOT NULL DEFAULT '',
+        message_id  TEXT    NOT NULL DEFAULT '',
+        date_ms     INTEGER NOT NULL DEFAULT 0,
+        content     TEXT,
+        cal_uid     TEXT,
+        sequence    INTEGER NOT NULL DEFAULT 0,
+        dtstamp_ms  INTEGER NOT NULL DEFAULT 0,
+        volume_id   INTEGER NOT NULL DEFAULT 1,
+        mod_content INTEGER NOT NULL,
+        change      INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX item_uid ON item(folder_id, imap_uid);
+    CREATE INDEX item_digest ON item(digest);
+    CREATE INDEX item_cal_uid ON item(cal_uid) WHERE cal_uid IS NOT NULL;
+    CREATE TABLE tombstone (
+        change    INTEGER NOT NULL,
+        id        INTEGER NOT NULL,
+        type      INTEGER NOT NULL,
+        folder_id INTEGER NOT NULL,
+        imap_uid  INTEGER NOT NULL
+    );
+    CREATE INDEX tombstone_change ON tombstone(change);
+    CREATE TABLE blob_gc (
+        path       TEXT PRIMARY KEY,
+        deleted_ms INTEGER NOT NULL
+    );
+    ",
+];
+
+/// The schema version this code writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error(
+        "mailbox database {path} has schema version {found}, newer than this mailvault understands ({known}); upgrade mailvault"
+    )]
+    TooNew {
+        path: String,
+        found: u32,
+        known: u32,
+    },
+    #[error("mailbox database {path}: {source}")]
+    Sql {
+        path: String,
+        source: rusqlite::Error,
+    },
+}
+
+/// Sets the connection up and brings the schema to the current version.
+pub fn prepare(conn: &mut Connection, path: &str) -> Result<(), SchemaError> {
+    let sql = |source| SchemaError::Sql {
+        path: path.to_string(),
+        source,
+    };
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(sql)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(sql)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(sql)?;
+    let found: u32 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(sql)?;
+    if found > SCHEMA_VERSION {
+        return Err(SchemaError::TooNew {
+            path: path.to_string(),
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction().map_err(sql)?;
+        tx.execute_batch(step).map_err(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as u32)
+            .map_err(sql)?;
+        tx.commit().map_err(sql)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_fresh_and_refuses_newer() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.sqlite");
+        let mut c = Connection::open(&p).unwrap();
+        prepare(&mut c, "m").unwrap();
+        prepare(&mut c, "m").unwrap();
+        c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        let err = prepare(&mut c, "m").unwrap_err();
+        assert!(err.to_string().contains("upgrade mailvault"), "{err}");
+    }
+}

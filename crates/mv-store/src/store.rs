@@ -1,0 +1,437 @@
+//! The store: the redo log, the blob store and the mailboxes of one home, and the
+//! write path every change takes (plan under the mailbox lock → log → durable →
+//! apply → release).
+
+use crate::StoreError;
+use crate::apply::{self, ApplyCtx, Staged};
+use crate::blob::BlobStore;
+use crate::mailbox::{Mailbox, MailboxGuard};
+use mv_home::Home;
+use mv_redo::{NewRecord, Op, Record, RedoConfig, RedoLog};
+use mv_types::{ChangeNumber, Digest, ItemId, MailboxId, UtcMillis};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Options for opening a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub redo: RedoConfig,
+}
+
+impl StoreOptions {
+    pub fn for_home(home: &Home) -> StoreOptions {
+        StoreOptions {
+            redo: RedoConfig::for_dir(&home.redolog_dir()),
+        }
+    }
+}
+
+/// What opening the store found and did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct OpenReport {
+    /// Bytes of a torn redo tail that were cut off (0 when the log was clean).
+    pub truncated_bytes: u64,
+    /// Records of the current redo log re-applied because the crash came before
+    /// their database commit was durable.
+    pub reapplied: u64,
+    /// Blob files rewritten from the redo log because a crash lost them.
+    pub blobs_repaired: u64,
+}
+
+/// Counts from a replay.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReplayReport {
+    pub applied: u64,
+    pub skipped_already_applied: u64,
+    pub skipped_filtered: u64,
+    pub mailboxes: Vec<u32>,
+}
+
+/// A mail store opened on a home.
+pub struct Store {
+    home: Home,
+    redo: Arc<RedoLog>,
+    blobs: Arc<BlobStore>,
+    mailboxes: Mutex<HashMap<MailboxId, Arc<Mailbox>>>,
+}
+
+impl Store {
+    /// Opens the store of a home (initializing the home if needed) and recovers
+    /// from a crash: truncates a torn redo tail, re-applies logged-but-unapplied
+    /// records and repairs blobs lost with unsynced data.
+    pub fn open(home: &Home, options: StoreOptions) -> Result<(Store, OpenReport), StoreError> {
+        home.init()?;
+        let blobs = Arc::new(BlobStore::open(&home.store_dir())?);
+        let checkpoint_blobs = blobs.clone();
+        let (redo, recovery) = RedoLog::open(options.redo)?;
+        let redo = Arc::new(redo);
+        #[cfg(any())]
+        redo.set_checkpoint_hook(Box::new(move || {
+            checkpoint_blobs
+                .checkpoint()
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        }));
+        let store = Store {
+            home: home.clone(),
+            redo,
+            blobs,
+            mailboxes: Mutex::new(HashMap::new()),
+        };
+        store.blobs.clear_staging()?;
+        let mut report = OpenReport {
+            truncated_bytes: recovery.truncated_bytes,
+            ..Default::default()
+        };
+        let replay = store.replay_records(recovery.records.iter(), &|_| true, true)?;
+        report.reapplied = replay.applied;
+        report.blobs_repaired = store.repair_blobs(&recovery.records)?;
+        store.sweep_all()?;
+        if report.reapplied > 0 || report.truncated_bytes > 0 || report.blobs_repaired > 0 {
+            tracing::warn!(
+                truncated_bytes = report.truncated_bytes,
+                reapplied = report.reapplied,
+                blobs_repaired = report.blobs_repaired,
+                "crash recovery finished"
+            );
+        }
+        Ok((store, report))
+    }
+
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    pub fn redo(&self) -> &Arc<RedoLog> {
+        &self.redo
+    }
+
+    pub fn blobs(&self) -> &Arc<BlobStore> {
+        &self.blobs
+    }
+
+    /// The handle of a mailbox (its database is opened on first use).
+    pub fn mailbox(&self, id: MailboxId) -> Arc<Mailbox> {
+        let mut map = self.mailboxes.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(id)
+            .or_insert_with(|| Arc::new(Mailbox::new(id, &self.home.mailbox_db_dir())))
+            .clone()
+    }
+
+    /// Mailbox ids with a database in this home (deleted ones included).
+    pub fn mailbox_ids(&self) -> Result<Vec<MailboxId>, StoreError> {
+        let dir = self.home.mailbox_db_dir();
+        let mut ids = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(|e| StoreError::io(&dir, e))? {
+            let entry = entry.map_err(|e| StoreError::io(&dir, e))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if let Some(id) = name.strip_suffix(".sqlite").and_then(|n| n.parse().ok()) {
+                ids.push(MailboxId(id));
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Makes everything written so far durable (blobs and metadata), as before a
+    /// redo log is archived. Called at shutdown too.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        Ok(self.blobs.checkpoint()?)
+    }
+
+    // ---- the write path ----------------------------------------------------
+
+    /// Logs and applies ops. `shared` are content records (mailbox 0); `ops` are
+    /// per-mailbox ops, each mailbox's in order, for mailboxes whose write locks the
+    /// caller holds in `guards`. Returns once every op is durable and applied.
+    pub(crate) fn commit(
+        &self,
+        guards: &mut [MailboxGuard<'_>],
+        shared: Vec<Op>,
+        ops: Vec<(MailboxId, Op)>,
+        staged: &Staged,
+    ) -> Result<(), StoreError> {
+        let now = UtcMillis::now();
+        let txn = self.redo.next_txn_id();
+        let mut next_change: HashMap<MailboxId, u64> = HashMap::new();
+        for g in guards.iter() {
+            next_change.insert(
+                g.id,
+                g.applied_change()
+                    .map_err(|e| StoreError::sql_msg(g.id, e))?
+                    + 1,
+            );
+        }
+        let mut records = Vec::with_capacity(shared.len() + ops.len());
+        for op in shared {
+            records.push(NewRecord {
+                txn,
+                timestamp: now,
+                mailbox: MailboxId(0),
+                change: ChangeNumber(0),
+                op,
+            });
+        }
+        let mut planned = Vec::with_capacity(ops.len());
+        for (mbox, op) in ops {
+            let slot = next_change
+                .get_mut(&mbox)
+                .ok_or(StoreError::NotLocked(mbox))?;
+            let change = ChangeNumber(*slot);
+            *slot += 1;
+            planned.push((mbox, change, op.clone()));
+            records.push(NewRecord {
+                txn,
+                timestamp: now,
+                mailbox: mbox,
+                change,
+                op,
+            });
+        }
+        let ticket = self.redo.append(records)?;
+        self.redo.wait_durable(&ticket)?;
+        let mut swept = false;
+        for (mbox, change, op) in &planned {
+            let g = guards
+                .iter_mut()
+                .find(|g| g.id == *mbox)
+                .ok_or(StoreError::NotLocked(*mbox))?;
+            self.apply_one(g, *change, now, op, staged)?;
+            if matches!(
+                op,
+                Op::DeleteItems(_)
+                    | Op::DeleteFolder(_)
+                    | Op::DeleteMailbox(_)
+                    | Op::SetCalendarItem(_)
+            ) {
+                swept = true;
+            }
+        }
+        // Released only after every record is applied (rollover waits for this).
+        drop(ticket);
+        if swept {
+            for g in guards.iter_mut() {
+                self.sweep(g)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_one(
+        &self,
+        g: &mut MailboxGuard<'_>,
+        change: ChangeNumber,
+        timestamp: UtcMillis,
+        op: &Op,
+        staged: &Staged,
+    ) -> Result<(), StoreError> {
+        let id = g.id;
+        let db = self.mailbox(id).db_path.clone();
+        let conn = g.conn_mut();
+        let tx = conn.transaction().map_err(|e| StoreError::sql(&db, e))?;
+        let ctx = ApplyCtx {
+            mailbox: id,
+            change,
+            timestamp,
+            blobs: &self.blobs,
+            staged,
+        };
+        apply::apply(&tx, &ctx, op)?;
+        tx.commit().map_err(|e| StoreError::sql(&db, e))?;
+        Ok(())
+    }
+
+    /// Removes queued blob files no running backup can still need.
+    fn sweep(&self, g: &mut MailboxGuard<'_>) -> Result<(), StoreError> {
+        let db = self.mailbox(g.id).db_path.clone();
+        let rows: Vec<(String, i64)> = {
+            let mut st = g
+                .conn()
+                .prepare("SELECT path, deleted_ms FROM blob_gc")
+                .map_err(|e| StoreError::sql(&db, e))?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(|e| StoreError::sql(&db, e))?
+        };
+        for (path, deleted_ms) in rows {
+            if self.blobs.may_remove(UtcMillis(deleted_ms)) {
+                self.blobs.remove(std::path::Path::new(&path))?;
+                g.conn()
+                    .execute("DELETE FROM blob_gc WHERE path = ?1", [&path])
+                    .map_err(|e| StoreError::sql(&db, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sweeps every mailbox (at start-up and when a backup releases its hold).
+    pub fn sweep_all(&self) -> Result<(), StoreError> {
+        for id in self.mailbox_ids()? {
+            let mbox = self.mailbox(id);
+            let mut g = mbox.lock()?;
+            self.sweep(&mut g)?;
+        }
+        Ok(())
+    }
+
+    // ---- replay --------------------------------------------------------------
+
+    /// Replays redo records through the one apply path: content records are staged,
+    /// mailbox records applied iff their change is above the mailbox's applied
+    /// change. `filter` selects mailboxes (restore of some accounts).
+    pub fn replay<'a>(
+        &self,
+        records: impl IntoIterator<Item = &'a Record>,
+        filter: &dyn Fn(MailboxId) -> bool,
+    ) -> Result<ReplayReport, StoreError> {
+        self.replay_records(records.into_iter(), filter, false)
+    }
+
+    fn replay_records<'a>(
+        &self,
+        records: impl Iterator<Item = &'a Record>,
+        filter: &dyn Fn(MailboxId) -> bool,
+        recovering: bool,
+    ) -> Result<ReplayReport, StoreError> {
+        let mut report = ReplayReport::default();
+        let mut staged = Staged::default();
+        let mut touched = std::collections::BTreeSet::new();
+        let result = (|| {
+            for rec in records {
+                if rec.mailbox.0 == 0 {
+                    if let Op::PutBlob(p) = &rec.op {
+                        let digest = Digest(p.digest);
+                        if !staged.contains(&digest) {
+                            let (found, path) = self.blobs.stage(&p.data)?;
+                            if found != digest {
+                                return Err(StoreError::CorruptContent {
+                                    lsn: rec.lsn.0,
+                                    digest,
+                                });
+                            }
+                            staged.insert(digest, path);
+                        }
+                    }
+                    continue;
+                }
+                if !filter(rec.mailbox) {
+                    report.skipped_filtered += 1;
+                    continue;
+                }
+                let mbox = self.mailbox(rec.mailbox);
+                let mut g = mbox.lock()?;
+                let applied = g
+                    .applied_change()
+                    .map_err(|e| StoreError::sql_msg(rec.mailbox, e))?;
+                if rec.change.0 <= applied {
+                    report.skipped_already_applied += 1;
+                    continue;
+                }
+                if rec.change.0 != applied + 1 && !matches!(rec.op, Op::CreateMailbox(_)) {
+                    return Err(StoreError::ChangeGap {
+                        mailbox: rec.mailbox,
+                        expected: applied + 1,
+                        found: rec.change.0,
+                        lsn: rec.lsn.0,
+                    });
+                }
+                self.apply_one(&mut g, rec.change, rec.timestamp, &rec.op, &staged)?;
+                report.applied += 1;
+                touched.insert(rec.mailbox.0);
+            }
+            Ok(())
+        })();
+        for p in staged.paths() {
+            let _ = self.blobs.remove(p);
+        }
+        result?;
+        if !recovering {
+            for id in &touched {
+                let mbox = self.mailbox(MailboxId(*id));
+                let mut g = mbox.lock()?;
+                self.sweep(&mut g)?;
+            }
+        }
+        report.mailboxes = touched.into_iter().collect();
+        Ok(report)
+    }
+
+    /// After a crash, blob files written since the last checkpoint may be missing
+    /// or short. Every message created by a record of the current redo log that
+    /// still exists is checked and, if damaged, rewritten from the log.
+    fn repair_blobs(&self, records: &[Record]) -> Result<u64, StoreError> {
+        let content: HashMap<[u8; 32], &[u8]> = records
+            .iter()
+            .filter_map(|r| match &r.op {
+                Op::PutBlob(p) => Some((p.digest, p.data.as_slice())),
+                _ => None,
+            })
+            .collect();
+        let mut repaired = 0;
+        for rec in records {
+            let Op::CreateMessage(m) = &rec.op else {
+                continue;
+            };
+            let mbox = self.mailbox(rec.mailbox);
+            let Some(item) = mbox.item(ItemId(m.id))? else {
+                continue;
+            };
+            if item.mod_content != rec.change.0 {
+                continue;
+            }
+            let path =
+                self.blobs
+                    .blob_path(item.volume_id, rec.mailbox, ItemId(m.id), item.mod_content);
+            let ok = std::fs::metadata(&path)
+                .map(|md| md.len() == m.size)
+                .unwrap_or(false);
+            if ok {
+                continue;
+            }
+            let Some(bytes) = content.get(&m.digest) else {
+                return Err(StoreError::MissingBlob {
+                    mailbox: rec.mailbox,
+                    item: m.id,
+                    path,
+                });
+            };
+            self.blobs.write_at(&path, bytes)?;
+            repaired += 1;
+        }
+        if repaired > 0 {
+            self.checkpoint()?;
+        }
+        Ok(repaired)
+    }
+
+    /// Reads a message's bytes, verified against its digest.
+    pub fn read_blob(&self, mailbox: MailboxId, item: &crate::Item) -> Result<Vec<u8>, StoreError> {
+        let digest: Digest =
+            item.digest
+                .as_deref()
+                .and_then(|d| d.parse().ok())
+                .ok_or(StoreError::NoContent {
+                    mailbox,
+                    item: item.id,
+                })?;
+        let path = self
+            .blobs
+            .blob_path(item.volume_id, mailbox, ItemId(item.id), item.mod_content);
+        Ok(self.blobs.read_verified(&path, &digest)?)
+    }
+
+    /// Where a message's blob lives.
+    pub fn blob_path(&self, mailbox: MailboxId, item: &crate::Item) -> PathBuf {
+        self.blobs
+            .blob_path(item.volume_id, mailbox, ItemId(item.id), item.mod_content)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Err(e) = self.checkpoint() {
+            tracing::error!("checkpoint at close failed: {e}");
+        }
+    }
+}

@@ -1,0 +1,908 @@
+//! The store's mutations. Each plans its op(s) from the mailbox's current state
+//! under the mailbox's write lock, then hands them to [`Store::commit`]: the
+//! results (ids, UIDs, flag words) are decided here, logged, and applied.
+
+use crate::apply::{Staged, TYPE_APPOINTMENT, TYPE_CONTACT, format_tags};
+use crate::mailbox::{MailboxGuard, normalize_path};
+use crate::{Store, StoreError, mime, pim};
+use mv_redo::Op;
+use mv_redo::ops::{self, DeleteKind, flags, folders};
+use mv_types::{ItemId, MailboxId, UtcMillis};
+use rusqlite::{OptionalExtension, params};
+
+/// How a message is stored: folder, flags, tags, received date.
+#[derive(Debug, Clone)]
+pub struct DeliverOptions {
+    pub folder_id: u32,
+    pub flags: u32,
+    pub tags: Vec<u32>,
+    /// Received (internal) date; now when None.
+    pub received: Option<UtcMillis>,
+}
+
+impl Default for DeliverOptions {
+    fn default() -> Self {
+        DeliverOptions {
+            folder_id: folders::INBOX,
+            flags: 0,
+            tags: Vec::new(),
+            received: None,
+        }
+    }
+}
+
+/// A flag change: bits to set and bits to clear (IMAP +FLAGS / -FLAGS), or a
+/// replacement (FLAGS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagChange {
+    Add(u32),
+    Remove(u32),
+    Replace(u32),
+}
+
+/// What a calendar import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CalendarImport {
+    pub created: Vec<u32>,
+    pub replaced: Vec<u32>,
+    /// UIDs whose stored version is newer than the imported one.
+    pub kept_existing: Vec<String>,
+}
+
+/// Names of folders and tags: not empty, no `/`, no control characters, ≤ 128 chars.
+fn validate_name(what: &str, name: &str) -> Result<(), StoreError> {
+    let bad = name.trim().is_empty()
+        || name.len() > 128
+        || name.contains('/')
+        || name.chars().any(char::is_control)
+        || name != name.trim();
+    if bad {
+        return Err(StoreError::Invalid(format!(
+            "invalid {what} name {name:?}: it must be 1-128 characters, without '/', control characters or surrounding spaces"
+        )));
+    }
+    Ok(())
+}
+
+fn q<T>(g: &MailboxGuard<'_>, r: rusqlite::Result<T>) -> Result<T, StoreError> {
+    r.map_err(|e| StoreError::sql_msg(g.id, e))
+}
+
+fn require_live(g: &MailboxGuard<'_>) -> Result<(), StoreError> {
+    let row: Option<i64> = q(
+        g,
+        g.conn()
+            .query_row("SELECT deleted FROM meta", [], |r| r.get(0))
+            .optional(),
+    )?;
+    match row {
+        Some(0) => Ok(()),
+        _ => Err(StoreError::NoMailbox(g.id)),
+    }
+}
+
+fn next_item_id(g: &MailboxGuard<'_>) -> Result<u32, StoreError> {
+    q(
+        g,
+        g.conn()
+            .query_row("SELECT next_item_id FROM meta", [], |r| r.get(0)),
+    )
+}
+
+fn folder_row(g: &MailboxGuard<'_>, id: u32) -> Result<(u32, String, u32), StoreError> {
+    let row = q(
+        g,
+        g.conn()
+            .query_row(
+                "SELECT parent_id, view, uid_next FROM folder WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional(),
+    )?;
+    row.ok_or_else(|| StoreError::NotFound(format!("no folder with id {id} in mailbox {}", g.id)))
+}
+
+fn item_exists(g: &MailboxGuard<'_>, id: u32) -> Result<(u32, i64, u32), StoreError> {
+    let row = q(
+        g,
+        g.conn()
+            .query_row(
+                "SELECT folder_id, type, flags FROM item WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional(),
+    )?;
+    row.ok_or_else(|| StoreError::NotFound(format!("no item with id {id} in mailbox {}", g.id)))
+}
+
+/// Folder ids of the subtree rooted at `id` (itself first).
+fn subtree(g: &MailboxGuard<'_>, id: u32) -> Result<Vec<u32>, StoreError> {
+    let all: Vec<(u32, u32)> = {
+        let mut st = q(g, g.conn().prepare("SELECT id, parent_id FROM folder"))?;
+        q(
+            g,
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect()),
+        )?
+    };
+    let mut out = vec![id];
+    let mut i = 0;
+    while i < out.len() {
+        let cur = out[i];
+        out.extend(
+            all.iter()
+                .filter(|(_, p)| *p == cur && cur != 0)
+                .map(|(c, _)| *c)
+                .filter(|c| *c != cur),
+        );
+        i += 1;
+    }
+    Ok(out)
+}
+
+fn items_in(g: &MailboxGuard<'_>, folder_ids: &[u32]) -> Result<Vec<u32>, StoreError> {
+    let mut out = Vec::new();
+    let mut st = q(
+        g,
+        g.conn()
+            .prepare("SELECT id FROM item WHERE folder_id = ?1 ORDER BY id"),
+    )?;
+    for f in folder_ids {
+        let ids: Vec<u32> = q(
+            g,
+            st.query_map([f], |r| r.get(0))
+                .and_then(|rows| rows.collect()),
+        )?;
+        out.extend(ids);
+    }
+    Ok(out)
+}
+
+impl Store {
+    /// Creates a mailbox with its system folders for an account.
+    pub fn create_mailbox(
+        &self,
+        id: MailboxId,
+        account_id: &str,
+        email: &str,
+    ) -> Result<(), StoreError> {
+        if id.0 == 0 {
+            return Err(StoreError::Invalid("mailbox id 0 is reserved".into()));
+        }
+        let mbox = self.mailbox(id);
+        let mut g = mbox.lock()?;
+        if q(
+            &g,
+            g.conn()
+                .query_row("SELECT 1 FROM meta", [], |_| Ok(()))
+                .optional(),
+        )?
+        .is_some()
+        {
+            return Err(StoreError::Invalid(format!("mailbox {id} already exists")));
+        }
+        let op = Op::CreateMailbox(ops::CreateMailbox {
+            account_id: account_id.to_string(),
+            email: email.to_string(),
+            uid_validity: uid_validity_now(),
+        });
+        self.commit(
+            std::slice::from_mut(&mut g),
+            vec![],
+            vec![(id, op)],
+            &Staged::default(),
+        )
+    }
+
+    /// Deletes a mailbox: its items go, its blobs are queued for removal.
+    pub fn delete_mailbox(&self, id: MailboxId, account_id: &str) -> Result<(), StoreError> {
+        let mbox = self.mailbox(id);
+        let mut g = mbox.lock()?;
+        require_live(&g)?;
+        let op = Op::DeleteMailbox(ops::DeleteMailbox {
+            account_id: account_id.to_string(),
+        });
+        self.commit(
+            std::slice::from_mut(&mut g),
+            vec![],
+            vec![(id, op)],
+            &Staged::default(),
+        )
+    }
+
+    /// Records an account's new address in its mailbox.
+    pub fn rename_mailbox(&self, id: MailboxId, new_email: &str) -> Result<(), StoreError> {
+        let mbox = self.mailbox(id);
+        let mut g = mbox.lock()?;
+        require_live(&g)?;
+        let op = Op::RenameMailbox(ops::RenameMailbox {
+            new_email: new_email.to_string(),
+        });
+        self.commit(
+            std::slice::from_mut(&mut g),
+            vec![],
+            vec![(id, op)],
+            &Staged::default(),
+        )
+    }
+
+    /// Runs `plan` under one mailbox's write lock and commits the ops it returns.
+    fn with_mailbox<T>(
+        &self,
+        id: MailboxId,
+        plan: impl FnOnce(&MailboxGuard<'_>) -> Result<(Vec<Op>, T), StoreError>,
+    ) -> Result<T, StoreError> {
+        let mbox = self.mailbox(id);
+        let mut g = mbox.lock()?;
+        require_live(&g)?;
+        let (ops, out) = plan(&g)?;
+        if !ops.is_empty() {
+            let ops = ops.into_iter().map(|op| (id, op)).collect();
+            self.commit(
+                std::slice::from_mut(&mut g),
+                vec![],
+                ops,
+                &Staged::default(),
+            )?;
+        }
+        Ok(out)
+    }
+
+    /// Stores one message for several local recipients: the content is logged once
+    /// and stored as one file hard-linked into each mailbox. Returns each
+    /// recipient's new item id, in the order given.
+    pub fn deliver(
+        &self,
+        raw: &[u8],
+        recipients: &[MailboxId],
+        options: &DeliverOptions,
+    ) -> Result<Vec<ItemId>, StoreError> {
+        if options.flags & !flags::ALL != 0 {
+            return Err(StoreError::Invalid(format!(
+                "unknown flag bits {:#x}",
+                options.flags & !flags::ALL
+            )));
+        }
+        let mut unique: Vec<MailboxId> = recipients.to_vec();
+        unique.sort();
+        unique.dedup();
+        if unique.is_empty() {
+            return Ok(Vec::new());
+        }
+        let envelope = mime::extract_envelope(raw);
+        let received = options.received.unwrap_or_else(UtcMillis::now);
+        let (digest, staged_path) = self.blobs().stage(raw)?;
+        let mut staged = Staged::default();
+        staged.insert(digest, staged_path.clone());
+        // Locks in mailbox-id order: two deliveries never wait on each other in a cycle.
+        let handles: Vec<_> = unique.iter().map(|id| self.mailbox(*id)).collect();
+        let result = (|| {
+            let mut guards = Vec::with_capacity(handles.len());
+            for h in &handles {
+                let g = h.lock()?;
+                require_live(&g)?;
+                guards.push(g);
+            }
+            let mut ops = Vec::with_capacity(guards.len());
+            let mut ids = std::collections::HashMap::new();
+            for g in &guards {
+                let (_, view, uid_next) = folder_row(g, options.folder_id)?;
+                if view != "message" && view != "unknown" {
+                    return Err(StoreError::Invalid(format!(
+                        "folder {} holds {view}s, not messages",
+                        options.folder_id
+                    )));
+                }
+                for t in &options.tags {
+                    let found = q(
+                        g,
+                        g.conn()
+                            .query_row("SELECT 1 FROM tag WHERE id = ?1", [t], |_| Ok(()))
+                            .optional(),
+                    )?;
+                    if found.is_none() {
+                        return Err(StoreError::NotFound(format!(
+                            "no tag with id {t} in mailbox {}",
+                            g.id
+                        )));
+                    }
+                }
+                let id = next_item_id(g)?;
+                ids.insert(g.id, ItemId(id));
+                ops.push((
+                    g.id,
+                    Op::CreateMessage(ops::CreateMessage {
+                        id,
+                        folder_id: options.folder_id,
+                        imap_uid: uid_next,
+                        digest: digest.0,
+                        size: raw.len() as u64,
+                        received_ms: received.0,
+                        flags: options.flags,
+                        tags: options.tags.clone(),
+                        envelope: envelope.clone(),
+                    }),
+                ));
+            }
+            let shared = vec![Op::PutBlob(ops::PutBlob {
+                digest: digest.0,
+                data: raw.to_vec(),
+            })];
+            self.commit(&mut guards, shared, ops, &staged)?;
+            Ok(recipients.iter().map(|r| ids[r]).collect())
+        })();
+        let _ = self.blobs().remove(&staged_path);
+        result
+    }
+
+    /// Adds a message to one mailbox (`zmmailbox am`, IMAP APPEND, import).
+    pub fn add_message(
+        &self,
+        id: MailboxId,
+        raw: &[u8],
+        options: &DeliverOptions,
+    ) -> Result<ItemId, StoreError> {
+        Ok(self.deliver(raw, &[id], options)?[0])
+    }
+
+    pub fn create_folder(
+        &self,
+        id: MailboxId,
+        parent_id: u32,
+        name: &str,
+        view: &str,
+    ) -> Result<u32, StoreError> {
+        validate_name("folder", name)?;
+        if !matches!(
+            view,
+            "message" | "contact" | "appointment" | "task" | "document"
+        ) {
+            return Err(StoreError::Invalid(format!(
+                "unknown folder view {view:?}: use message, contact, appointment, task or document"
+            )));
+        }
+        self.with_mailbox(id, |g| {
+            folder_row(g, parent_id)?;
+            let exists = q(
+                g,
+                g.conn()
+                    .query_row(
+                        "SELECT id FROM folder WHERE parent_id = ?1 AND name = ?2 COLLATE NOCASE",
+                        params![parent_id, name],
+                        |r| r.get::<_, u32>(0),
+                    )
+                    .optional(),
+            )?;
+            if exists.is_some() {
+                return Err(StoreError::Exists(format!(
+                    "a folder named {name:?} already exists there"
+                )));
+            }
+            let fid = next_item_id(g)?;
+            let op = Op::CreateFolder(ops::CreateFolder {
+                id: fid,
+                parent_id,
+                name: name.to_string(),
+                uid_validity: uid_validity_now(),
+                view: view.to_string(),
+            });
+            Ok((vec![op], fid))
+        })
+    }
+
+    /// Creates every missing folder of a path (`/a/b/c`) and returns the last id.
+    pub fn create_folder_path(
+        &self,
+        id: MailboxId,
+        path: &str,
+        view: &str,
+    ) -> Result<u32, StoreError> {
+        let norm = normalize_path(path);
+        let mut parent = folders::ROOT;
+        let mut so_far = String::new();
+        for part in norm.split('/').filter(|p| !p.is_empty()) {
+            so_far.push('/');
+            so_far.push_str(part);
+            parent = match self.mailbox(id).folder_by_path(&so_far)? {
+                Some(f) => f.id,
+                None => self.create_folder(id, parent, part, view)?,
+            };
+        }
+        Ok(parent)
+    }
+
+    /// Renames and/or moves a folder. System folders cannot be renamed or moved.
+    pub fn rename_folder(
+        &self,
+        id: MailboxId,
+        folder: u32,
+        new_name: &str,
+        new_parent: u32,
+    ) -> Result<(), StoreError> {
+        validate_name("folder", new_name)?;
+        self.with_mailbox(id, |g| {
+            if folder < folders::FIRST_USER_ID {
+                return Err(StoreError::Invalid(format!("folder {folder} is a system folder and cannot be renamed or moved")));
+            }
+            folder_row(g, folder)?;
+            folder_row(g, new_parent)?;
+            if subtree(g, folder)?.contains(&new_parent) {
+                return Err(StoreError::Invalid("a folder cannot be moved into itself or its subfolders".into()));
+            }
+            let clash = q(
+                g,
+                g.conn()
+                    .query_row(
+                        "SELECT id FROM folder WHERE parent_id = ?1 AND name = ?2 COLLATE NOCASE AND id != ?3",
+                        params![new_parent, new_name, folder],
+                        |r| r.get::<_, u32>(0),
+                    )
+                    .optional(),
+            )?;
+            if clash.is_some() {
+                return Err(StoreError::Exists(format!("a folder named {new_name:?} already exists there")));
+            }
+            let op = Op::RenameFolder(ops::RenameFolder {
+                id: folder,
+                new_name: new_name.to_string(),
+                new_parent_id: new_parent,
+            });
+            Ok((vec![op], ()))
+        })
+    }
+
+    /// Deletes a user folder with its subfolders and everything in them.
+    pub fn delete_folder(&self, id: MailboxId, folder: u32) -> Result<(), StoreError> {
+        self.with_mailbox(id, |g| {
+            if folder < folders::FIRST_USER_ID {
+                return Err(StoreError::Invalid(format!(
+                    "folder {folder} is a system folder and cannot be deleted"
+                )));
+            }
+            folder_row(g, folder)?;
+            let mut folder_ids = subtree(g, folder)?;
+            let item_ids = items_in(g, &folder_ids)?;
+            // Children before parents, so a replay never sees an orphan.
+            folder_ids.reverse();
+            Ok((
+                vec![Op::DeleteFolder(ops::DeleteFolder {
+                    folder_ids,
+                    item_ids,
+                })],
+                (),
+            ))
+        })
+    }
+
+    /// Empties a folder (`zmmailbox ef`): its items go and, as for Trash in the
+    /// original, its subfolders with their contents.
+    pub fn empty_folder(&self, id: MailboxId, folder: u32) -> Result<usize, StoreError> {
+        self.with_mailbox(id, |g| {
+            folder_row(g, folder)?;
+            let ids = items_in(g, &[folder])?;
+            let mut ops = Vec::new();
+            let count = ids.len();
+            ops.push(Op::DeleteItems(ops::DeleteItems {
+                kind: DeleteKind::EmptyFolder,
+                folder_id: folder,
+                ids,
+            }));
+            let children: Vec<u32> = subtree(g, folder)?.into_iter().skip(1).collect();
+            if !children.is_empty() {
+                let direct: Vec<u32> = {
+                    let mut st = q(
+                        g,
+                        g.conn()
+                            .prepare("SELECT id FROM folder WHERE parent_id = ?1"),
+                    )?;
+                    q(
+                        g,
+                        st.query_map([folder], |r| r.get(0))
+                            .and_then(|rows| rows.collect()),
+                    )?
+                };
+                for child in direct {
+                    let mut folder_ids = subtree(g, child)?;
+                    let item_ids = items_in(g, &folder_ids)?;
+                    folder_ids.reverse();
+                    ops.push(Op::DeleteFolder(ops::DeleteFolder {
+                        folder_ids,
+                        item_ids,
+                    }));
+                }
+            }
+            Ok((ops, count))
+        })
+    }
+
+    pub fn create_tag(&self, id: MailboxId, name: &str, color: u32) -> Result<u32, StoreError> {
+        validate_name("tag", name)?;
+        self.with_mailbox(id, |g| {
+            let exists = q(
+                g,
+                g.conn()
+                    .query_row(
+                        "SELECT id FROM tag WHERE name = ?1 COLLATE NOCASE",
+                        [name],
+                        |r| r.get::<_, u32>(0),
+                    )
+                    .optional(),
+            )?;
+            if exists.is_some() {
+                return Err(StoreError::Exists(format!(
+                    "a tag named {name:?} already exists"
+                )));
+            }
+            let tid = next_item_id(g)?;
+            Ok((
+                vec![Op::CreateTag(ops::CreateTag {
+                    id: tid,
+                    name: name.to_string(),
+                    color,
+                })],
+                tid,
+            ))
+        })
+    }
+
+    pub fn rename_tag(&self, id: MailboxId, tag: u32, new_name: &str) -> Result<(), StoreError> {
+        validate_name("tag", new_name)?;
+        self.with_mailbox(id, |g| {
+            let found = q(
+                g,
+                g.conn()
+                    .query_row("SELECT 1 FROM tag WHERE id = ?1", [tag], |_| Ok(()))
+                    .optional(),
+            )?;
+            if found.is_none() {
+                return Err(StoreError::NotFound(format!("no tag with id {tag}")));
+            }
+            let clash = q(
+                g,
+                g.conn()
+                    .query_row(
+                        "SELECT id FROM tag WHERE name = ?1 COLLATE NOCASE AND id != ?2",
+                        params![new_name, tag],
+                        |r| r.get::<_, u32>(0),
+                    )
+                    .optional(),
+            )?;
+            if clash.is_some() {
+                return Err(StoreError::Exists(format!(
+                    "a tag named {new_name:?} already exists"
+                )));
+            }
+            Ok((
+                vec![Op::RenameTag(ops::RenameTag {
+                    id: tag,
+                    new_name: new_name.to_string(),
+                })],
+                (),
+            ))
+        })
+    }
+
+    pub fn delete_tag(&self, id: MailboxId, tag: u32) -> Result<(), StoreError> {
+        self.with_mailbox(id, |g| {
+            let found = q(
+                g,
+                g.conn()
+                    .query_row("SELECT 1 FROM tag WHERE id = ?1", [tag], |_| Ok(()))
+                    .optional(),
+            )?;
+            if found.is_none() {
+                return Err(StoreError::NotFound(format!("no tag with id {tag}")));
+            }
+            Ok((vec![Op::DeleteTag(ops::DeleteTag { id: tag })], ()))
+        })
+    }
+
+    /// Changes flags of items; items whose flags do not change are left out of the op.
+    pub fn set_flags(
+        &self,
+        id: MailboxId,
+        items: &[ItemId],
+        change: FlagChange,
+    ) -> Result<(), StoreError> {
+        let bits = match change {
+            FlagChange::Add(b) | FlagChange::Remove(b) | FlagChange::Replace(b) => b,
+        };
+        if bits & !flags::ALL != 0 {
+            return Err(StoreError::Invalid(format!(
+                "unknown flag bits {:#x}",
+                bits & !flags::ALL
+            )));
+        }
+        self.with_mailbox(id, |g| {
+            let mut out = Vec::new();
+            for item in items {
+                let (_, _, old) = item_exists(g, item.0)?;
+                let new = match change {
+                    FlagChange::Add(b) => old | b,
+                    FlagChange::Remove(b) => old & !b,
+                    FlagChange::Replace(b) => b,
+                };
+                if new != old {
+                    out.push((item.0, new));
+                }
+            }
+            let ops = if out.is_empty() {
+                vec![]
+            } else {
+                vec![Op::SetFlags(ops::SetFlags { items: out })]
+            };
+            Ok((ops, ()))
+        })
+    }
+
+    /// Replaces the tags of items.
+    pub fn set_tags(
+        &self,
+        id: MailboxId,
+        items: &[ItemId],
+        tags: &[u32],
+    ) -> Result<(), StoreError> {
+        self.with_mailbox(id, |g| {
+            for t in tags {
+                let found = q(
+                    g,
+                    g.conn()
+                        .query_row("SELECT 1 FROM tag WHERE id = ?1", [t], |_| Ok(()))
+                        .optional(),
+                )?;
+                if found.is_none() {
+                    return Err(StoreError::NotFound(format!("no tag with id {t}")));
+                }
+            }
+            let wanted = format_tags(tags);
+            let mut out = Vec::new();
+            for item in items {
+                item_exists(g, item.0)?;
+                let old: String = q(
+                    g,
+                    g.conn()
+                        .query_row("SELECT tags FROM item WHERE id = ?1", [item.0], |r| {
+                            r.get(0)
+                        }),
+                )?;
+                if old != wanted {
+                    out.push((item.0, crate::apply::parse_tags(&wanted)));
+                }
+            }
+            let ops = if out.is_empty() {
+                vec![]
+            } else {
+                vec![Op::SetTags(ops::SetTags { items: out })]
+            };
+            Ok((ops, ()))
+        })
+    }
+
+    /// Moves items into a folder; each gets the next UID there.
+    pub fn move_items(
+        &self,
+        id: MailboxId,
+        items: &[ItemId],
+        to_folder: u32,
+    ) -> Result<Vec<u32>, StoreError> {
+        self.with_mailbox(id, |g| {
+            let (_, _, mut uid) = folder_row(g, to_folder)?;
+            let mut moved = Vec::new();
+            for item in items {
+                let (from, _, _) = item_exists(g, item.0)?;
+                if from == to_folder {
+                    continue;
+                }
+                moved.push((item.0, uid));
+                uid += 1;
+            }
+            let uids = moved.iter().map(|(_, u)| *u).collect();
+            let ops = if moved.is_empty() {
+                vec![]
+            } else {
+                vec![Op::MoveItems(ops::MoveItems {
+                    to_folder_id: to_folder,
+                    items: moved,
+                })]
+            };
+            Ok((ops, uids))
+        })
+    }
+
+    /// Copies items into a folder; returns the new item ids.
+    pub fn copy_items(
+        &self,
+        id: MailboxId,
+        items: &[ItemId],
+        to_folder: u32,
+    ) -> Result<Vec<ItemId>, StoreError> {
+        self.with_mailbox(id, |g| {
+            let (_, _, mut uid) = folder_row(g, to_folder)?;
+            let mut next = next_item_id(g)?;
+            let mut out = Vec::new();
+            for item in items {
+                item_exists(g, item.0)?;
+                out.push((item.0, next, uid));
+                next += 1;
+                uid += 1;
+            }
+            let new_ids = out.iter().map(|(_, n, _)| ItemId(*n)).collect();
+            let ops = if out.is_empty() {
+                vec![]
+            } else {
+                vec![Op::CopyItems(ops::CopyItems {
+                    to_folder_id: to_folder,
+                    items: out,
+                })]
+            };
+            Ok((ops, new_ids))
+        })
+    }
+
+    /// Deletes items (messages, contacts, appointments) for good.
+    pub fn delete_items(&self, id: MailboxId, items: &[ItemId]) -> Result<(), StoreError> {
+        self.with_mailbox(id, |g| {
+            let mut ids = Vec::new();
+            for item in items {
+                item_exists(g, item.0)?;
+                ids.push(item.0);
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            let ops = if ids.is_empty() {
+                vec![]
+            } else {
+                vec![Op::DeleteItems(ops::DeleteItems {
+                    kind: DeleteKind::DeleteItem,
+                    folder_id: 0,
+                    ids,
+                })]
+            };
+            Ok((ops, ()))
+        })
+    }
+
+    /// IMAP EXPUNGE: removes the folder's messages flagged \Deleted (all of them,
+    /// or only those among `only` for UID EXPUNGE). Returns the expunged UIDs.
+    pub fn purge_imap_deleted(
+        &self,
+        id: MailboxId,
+        folder: u32,
+        only: Option<&[u32]>,
+    ) -> Result<Vec<u32>, StoreError> {
+        self.with_mailbox(id, |g| {
+            folder_row(g, folder)?;
+            let rows: Vec<(u32, u32)> = {
+                let mut st = q(
+                    g,
+                    g.conn().prepare("SELECT id, imap_uid FROM item WHERE folder_id = ?1 AND (flags & ?2) != 0 ORDER BY imap_uid"),
+                )?;
+                q(g, st.query_map(params![folder, flags::DELETED], |r| Ok((r.get(0)?, r.get(1)?))).and_then(|r| r.collect()))?
+            };
+            let chosen: Vec<(u32, u32)> =
+                rows.into_iter().filter(|(_, uid)| only.is_none_or(|set| set.contains(uid))).collect();
+            let uids = chosen.iter().map(|(_, u)| *u).collect();
+            let ids: Vec<u32> = chosen.iter().map(|(i, _)| *i).collect();
+            let ops = if ids.is_empty() {
+                vec![]
+            } else {
+                vec![Op::DeleteItems(ops::DeleteItems { kind: DeleteKind::PurgeImapDeleted, folder_id: folder, ids })]
+            };
+            Ok((ops, uids))
+        })
+    }
+
+    /// Creates a contact from a vCard, or replaces contact `replace`.
+    pub fn put_contact(
+        &self,
+        id: MailboxId,
+        folder: u32,
+        vcard: &str,
+        replace: Option<u32>,
+    ) -> Result<u32, StoreError> {
+        if !vcard.to_ascii_uppercase().contains("BEGIN:VCARD") {
+            return Err(pim::PimError::NotVcard.into());
+        }
+        self.with_mailbox(id, |g| {
+            let (_, view, _) = folder_row(g, folder)?;
+            if view != "contact" {
+                return Err(StoreError::Invalid(format!(
+                    "folder {folder} holds {view}s, not contacts"
+                )));
+            }
+            let cid = match replace {
+                Some(r) => {
+                    let (f, kind, _) = item_exists(g, r)?;
+                    if kind != TYPE_CONTACT || f != folder {
+                        return Err(StoreError::Invalid(format!(
+                            "item {r} is not a contact in folder {folder}"
+                        )));
+                    }
+                    r
+                }
+                None => next_item_id(g)?,
+            };
+            let op = Op::PutContact(ops::PutContact {
+                id: cid,
+                folder_id: folder,
+                vcard: vcard.to_string(),
+                name: pim::vcard_display_name(vcard),
+            });
+            Ok((vec![op], cid))
+        })
+    }
+
+    /// Imports an iCalendar text into a calendar folder. An event whose UID already
+    /// exists in the mailbox replaces the stored one when the import is newer by
+    /// SEQUENCE, then DTSTAMP; otherwise the stored one is kept.
+    pub fn import_calendar(
+        &self,
+        id: MailboxId,
+        folder: u32,
+        ics: &str,
+    ) -> Result<CalendarImport, StoreError> {
+        let events = pim::split_calendar(ics)?;
+        self.with_mailbox(id, |g| {
+            let (_, view, _) = folder_row(g, folder)?;
+            if view != "appointment" && view != "task" {
+                return Err(StoreError::Invalid(format!("folder {folder} holds {view}s, not appointments")));
+            }
+            let mut next = next_item_id(g)?;
+            let mut ops = Vec::new();
+            let mut result = CalendarImport::default();
+            for ev in events {
+                let existing: Option<(u32, i64, i64)> = q(
+                    g,
+                    g.conn()
+                        .query_row(
+                            "SELECT id, sequence, dtstamp_ms FROM item WHERE cal_uid = ?1 AND type = ?2",
+                            params![ev.uid, TYPE_APPOINTMENT],
+                            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                        )
+                        .optional(),
+                )?;
+                let replaces = match existing {
+                    Some((old, seq, stamp)) => {
+                        if !pim::supersedes((ev.sequence, ev.dtstamp), (seq, UtcMillis(stamp))) {
+                            result.kept_existing.push(ev.uid.clone());
+                            continue;
+                        }
+                        result.replaced.push(old);
+                        old
+                    }
+                    None => 0,
+                };
+                let new_id = next;
+                next += 1;
+                result.created.push(new_id);
+                ops.push(Op::SetCalendarItem(ops::SetCalendarItem {
+                    id: new_id,
+                    folder_id: folder,
+                    uid: ev.uid,
+                    ics: ev.ics,
+                    sequence: ev.sequence,
+                    dtstamp_ms: ev.dtstamp.0,
+                    summary: ev.summary,
+                    replaces,
+                }));
+            }
+            Ok((ops, result))
+        })
+    }
+
+    /// Marks a mailbox as backed up at `at` (set only when its backup completed).
+    pub fn set_last_backup_at(&self, id: MailboxId, at: UtcMillis) -> Result<(), StoreError> {
+        let mbox = self.mailbox(id);
+        mbox.read(|c| {
+            c.execute("UPDATE meta SET last_backup_at = ?1", [at.0])
+                .map(|_| ())
+        })
+    }
+}
+
+/// IMAP UIDVALIDITY for a new folder: seconds since the epoch, as most servers do.
+fn uid_validity_now() -> u32 {
+    (UtcMillis::now().0 / 1000).clamp(1, u32::MAX as i64) as u32
+}

@@ -1,0 +1,471 @@
+//! Replaying the redo log into an empty home reproduces the live store exactly.
+
+use mv_home::Home;
+use mv_redo::ops::{flags, folders};
+use mv_redo::{Record, RedoConfig};
+use mv_store::{DeliverOptions, FlagChange, Store, StoreOptions};
+use mv_types::{ItemId, MailboxId};
+use proptest::prelude::*;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+fn open(home: &Home, rollover_bytes: u64) -> Store {
+    let mut opts = StoreOptions::for_home(home);
+    opts.redo.rollover_size_bytes = rollover_bytes;
+    Store::open(home, opts).unwrap().0
+}
+
+/// Every record of a home's redo log: archived files in sequence order, then redo.log.
+fn all_records(home: &Home) -> Vec<Record> {
+    let mut paths: Vec<PathBuf> = mv_redo::list_archive(&home.redo_archive_dir())
+        .unwrap()
+        .into_iter()
+        .map(|a| a.path)
+        .collect();
+    paths.push(RedoConfig::for_dir(&home.redolog_dir()).log_path);
+    mv_redo::read_files(&paths)
+        .map(|r| r.unwrap().record)
+        .collect()
+}
+
+fn message(n: usize, size: usize) -> Vec<u8> {
+    let body: String = (0..size)
+        .map(|i| (b'a' + ((i * 7 + n) % 26) as u8) as char)
+        .collect();
+    format!(
+        "From: sender{n}@example.com\r\nTo: u@example.com\r\nSubject: message {n}\r\nMessage-ID: <{n}@x>\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+#[derive(Debug, Clone)]
+enum Action {
+    Deliver {
+        to: Vec<usize>,
+        size: usize,
+    },
+    CreateFolder {
+        mbox: usize,
+        parent: usize,
+        name: u8,
+    },
+    RenameFolder {
+        mbox: usize,
+        folder: usize,
+        name: u8,
+    },
+    DeleteFolder {
+        mbox: usize,
+        folder: usize,
+    },
+    CreateTag {
+        mbox: usize,
+        name: u8,
+    },
+    DeleteTag {
+        mbox: usize,
+        tag: usize,
+    },
+    Flag {
+        mbox: usize,
+        item: usize,
+        bits: u32,
+        add: bool,
+    },
+    Tag {
+        mbox: usize,
+        item: usize,
+        tag: usize,
+    },
+    Move {
+        mbox: usize,
+        item: usize,
+        folder: usize,
+    },
+    Copy {
+        mbox: usize,
+        item: usize,
+        folder: usize,
+    },
+    Delete {
+        mbox: usize,
+        item: usize,
+    },
+    Empty {
+        mbox: usize,
+        folder: usize,
+    },
+    Expunge {
+        mbox: usize,
+        folder: usize,
+    },
+    Contact {
+        mbox: usize,
+        n: u8,
+    },
+    Calendar {
+        mbox: usize,
+        uid: u8,
+        seq: u8,
+    },
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    let m = 0..3usize;
+    prop_oneof![
+        4 => (proptest::collection::vec(0..3usize, 1..4), 0..3000usize).prop_map(|(to, size)| Action::Deliver { to, size }),
+        1 => (m.clone(), any::<usize>(), any::<u8>()).prop_map(|(mbox, parent, name)| Action::CreateFolder { mbox, parent, name }),
+        1 => (m.clone(), any::<usize>(), any::<u8>()).prop_map(|(mbox, folder, name)| Action::RenameFolder { mbox, folder, name }),
+        1 => (m.clone(), any::<usize>()).prop_map(|(mbox, folder)| Action::DeleteFolder { mbox, folder }),
+        1 => (m.clone(), any::<u8>()).prop_map(|(mbox, name)| Action::CreateTag { mbox, name }),
+        1 => (m.clone(), any::<usize>()).prop_map(|(mbox, tag)| Action::DeleteTag { mbox, tag }),
+        2 => (m.clone(), any::<usize>(), 1..32u32, any::<bool>()).prop_map(|(mbox, item, bits, add)| Action::Flag { mbox, item, bits, add }),
+        1 => (m.clone(), any::<usize>(), any::<usize>()).prop_map(|(mbox, item, tag)| Action::Tag { mbox, item, tag }),
+        2 => (m.clone(), any::<usize>(), any::<usize>()).prop_map(|(mbox, item, folder)| Action::Move { mbox, item, folder }),
+        1 => (m.clone(), any::<usize>(), any::<usize>()).prop_map(|(mbox, item, folder)| Action::Copy { mbox, item, folder }),
+        1 => (m.clone(), any::<usize>()).prop_map(|(mbox, item)| Action::Delete { mbox, item }),
+        1 => (m.clone(), any::<usize>()).prop_map(|(mbox, folder)| Action::Empty { mbox, folder }),
+        1 => (m.clone(), any::<usize>()).prop_map(|(mbox, folder)| Action::Expunge { mbox, folder }),
+        1 => (m.clone(), any::<u8>()).prop_map(|(mbox, n)| Action::Contact { mbox, n }),
+        1 => (m, 0..4u8, 0..3u8).prop_map(|(mbox, uid, seq)| Action::Calendar { mbox, uid, seq }),
+    ]
+}
+
+fn pick<T: Copy>(v: &[T], i: usize) -> Option<T> {
+    if v.is_empty() {
+        None
+    } else {
+        Some(v[i % v.len()])
+    }
+}
+
+/// Runs an action against the live store. Actions that do not fit the current
+/// state (a name clash, nothing to pick) are refused by the store and change nothing.
+fn run(store: &Store, mboxes: &[MailboxId], a: &Action, n: usize) {
+    let mb = |i: usize| mboxes[i % mboxes.len()];
+    let mail_folders = |m: MailboxId| -> Vec<u32> {
+        store
+            .mailbox(m)
+            .folders()
+            .unwrap()
+            .into_iter()
+            .filter(|f| f.view == "message")
+            .map(|f| f.id)
+            .collect()
+    };
+    let user_folders = |m: MailboxId| -> Vec<u32> {
+        store
+            .mailbox(m)
+            .folders()
+            .unwrap()
+            .into_iter()
+            .filter(|f| f.id >= 256)
+            .map(|f| f.id)
+            .collect()
+    };
+    let messages = |m: MailboxId| -> Vec<u32> {
+        store
+            .mailbox(m)
+            .items(None, Some(mv_store::apply::TYPE_MESSAGE))
+            .unwrap()
+            .into_iter()
+            .map(|i| i.id)
+            .collect()
+    };
+    let tags = |m: MailboxId| -> Vec<u32> {
+        store
+            .mailbox(m)
+            .tags()
+            .unwrap()
+            .into_iter()
+            .map(|t| t.id)
+            .collect()
+    };
+    let _ = match a {
+        Action::Deliver { to, size } => {
+            let rcpts: Vec<MailboxId> = to.iter().map(|i| mb(*i)).collect();
+            store
+                .deliver(&message(n, *size), &rcpts, &DeliverOptions::default())
+                .map(|_| ())
+        }
+        Action::CreateFolder { mbox, parent, name } => {
+            let m = mb(*mbox);
+            let parent = pick(&mail_folders(m), *parent).unwrap_or(folders::ROOT);
+            store
+                .create_folder(m, parent, &format!("f{}", name % 8), "message")
+                .map(|_| ())
+        }
+        Action::RenameFolder { mbox, folder, name } => {
+            let m = mb(*mbox);
+            match pick(&user_folders(m), *folder) {
+                Some(f) => store.rename_folder(m, f, &format!("r{}", name % 8), folders::ROOT),
+                None => Ok(()),
+            }
+        }
+        Action::DeleteFolder { mbox, folder } => {
+            let m = mb(*mbox);
+            match pick(&user_folders(m), *folder) {
+                Some(f) => store.delete_folder(m, f),
+                None => Ok(()),
+            }
+        }
+        Action::CreateTag { mbox, name } => store
+            .create_tag(mb(*mbox), &format!("t{}", name % 6), 1)
+            .map(|_| ()),
+        Action::DeleteTag { mbox, tag } => match pick(&tags(mb(*mbox)), *tag) {
+            Some(t) => store.delete_tag(mb(*mbox), t),
+            None => Ok(()),
+        },
+        Action::Flag {
+            mbox,
+            item,
+            bits,
+            add,
+        } => match pick(&messages(mb(*mbox)), *item) {
+            Some(i) => {
+                let change = if *add {
+                    FlagChange::Add(*bits & flags::ALL)
+                } else {
+                    FlagChange::Remove(*bits & flags::ALL)
+                };
+                store.set_flags(mb(*mbox), &[ItemId(i)], change)
+            }
+            None => Ok(()),
+        },
+        Action::Tag { mbox, item, tag } => {
+            let m = mb(*mbox);
+            match (pick(&messages(m), *item), pick(&tags(m), *tag)) {
+                (Some(i), Some(t)) => store.set_tags(m, &[ItemId(i)], &[t]),
+                _ => Ok(()),
+            }
+        }
+        Action::Move { mbox, item, folder } => {
+            let m = mb(*mbox);
+            match (pick(&messages(m), *item), pick(&mail_folders(m), *folder)) {
+                (Some(i), Some(f)) => store.move_items(m, &[ItemId(i)], f).map(|_| ()),
+                _ => Ok(()),
+            }
+        }
+        Action::Copy { mbox, item, folder } => {
+            let m = mb(*mbox);
+            match (pick(&messages(m), *item), pick(&mail_folders(m), *folder)) {
+                (Some(i), Some(f)) => store.copy_items(m, &[ItemId(i)], f).map(|_| ()),
+                _ => Ok(()),
+            }
+        }
+        Action::Delete { mbox, item } => match pick(&messages(mb(*mbox)), *item) {
+            Some(i) => store.delete_items(mb(*mbox), &[ItemId(i)]),
+            None => Ok(()),
+        },
+        Action::Empty { mbox, folder } => {
+            let m = mb(*mbox);
+            match pick(&mail_folders(m), *folder) {
+                Some(f) => store.empty_folder(m, f).map(|_| ()),
+                None => Ok(()),
+            }
+        }
+        Action::Expunge { mbox, folder } => {
+            let m = mb(*mbox);
+            match pick(&mail_folders(m), *folder) {
+                Some(f) => store.purge_imap_deleted(m, f, None).map(|_| ()),
+                None => Ok(()),
+            }
+        }
+        Action::Contact { mbox, n } => {
+            let vcard = format!("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Person {n}\r\nEND:VCARD\r\n");
+            store
+                .put_contact(mb(*mbox), folders::CONTACTS, &vcard, None)
+                .map(|_| ())
+        }
+        Action::Calendar { mbox, uid, seq } => {
+            let ics = format!(
+                "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:ev-{uid}\r\nSEQUENCE:{seq}\r\n\
+                 DTSTAMP:20240101T000000Z\r\nSUMMARY:Event {uid}.{seq}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+            );
+            store
+                .import_calendar(mb(*mbox), folders::CALENDAR, &ics)
+                .map(|_| ())
+        }
+    };
+}
+
+fn setup(store: &Store) -> Vec<MailboxId> {
+    let ids: Vec<MailboxId> = (1..=3).map(MailboxId).collect();
+    for id in &ids {
+        store
+            .create_mailbox(*id, &format!("acct-{id}"), &format!("user{id}@example.com"))
+            .unwrap();
+    }
+    ids
+}
+
+fn assert_same(live: &Store, other: &Store, ids: &[MailboxId]) {
+    for id in ids {
+        let a = live.mailbox_state(*id).unwrap();
+        let b = other.mailbox_state(*id).unwrap();
+        assert_eq!(a, b, "mailbox {id} differs");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    #[test]
+    fn replay_into_empty_home_reproduces_live_state(actions in proptest::collection::vec(action(), 1..60)) {
+        let dir = tempfile::tempdir().unwrap();
+        let live_home = Home::at(&dir.path().join("live"));
+        // A small rollover size so that replay crosses archived logs too.
+        let live = open(&live_home, 16 * 1024);
+        let ids = setup(&live);
+        for (n, a) in actions.iter().enumerate() {
+            run(&live, &ids, a, n);
+        }
+        let records = all_records(&live_home);
+
+        let replay_home = Home::at(&dir.path().join("replay"));
+        let replayed = open(&replay_home, 100 << 20);
+        replayed.replay(records.iter(), &|_| true).unwrap();
+        assert_same(&live, &replayed, &ids);
+
+        // Replaying again changes nothing.
+        let again = replayed.replay(records.iter(), &|_| true).unwrap();
+        prop_assert_eq!(again.applied, 0);
+        assert_same(&live, &replayed, &ids);
+    }
+}
+
+#[test]
+fn message_to_three_local_recipients_is_one_inode_with_three_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let store = open(&home, 100 << 20);
+    let ids = setup(&store);
+    let items = store
+        .deliver(&message(1, 500), &ids, &DeliverOptions::default())
+        .unwrap();
+    let mut inodes = Vec::new();
+    for (m, i) in ids.iter().zip(&items) {
+        let item = store.mailbox(*m).item(*i).unwrap().unwrap();
+        let md = std::fs::metadata(store.blob_path(*m, &item)).unwrap();
+        assert_eq!(md.nlink(), 3);
+        inodes.push(md.ino());
+    }
+    inodes.dedup();
+    assert_eq!(inodes.len(), 1, "one file shared by all recipients");
+    // The content is logged once however many recipients there are.
+    let puts = all_records(&home)
+        .iter()
+        .filter(|r| matches!(r.op, mv_redo::Op::PutBlob(_)))
+        .count();
+    assert_eq!(puts, 1);
+}
+
+#[test]
+fn deleted_blobs_wait_for_a_running_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let store = open(&home, 100 << 20);
+    let ids = setup(&store);
+    let item = store
+        .add_message(ids[0], &message(2, 100), &DeliverOptions::default())
+        .unwrap();
+    let row = store.mailbox(ids[0]).item(item).unwrap().unwrap();
+    let path = store.blob_path(ids[0], &row);
+    let hold = store.blobs().hold();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    store.delete_items(ids[0], &[item]).unwrap();
+    assert!(
+        path.exists(),
+        "a backup that started before the delete may still need the blob"
+    );
+    drop(hold);
+    store.sweep_all().unwrap();
+    assert!(!path.exists());
+}
+
+#[test]
+fn calendar_import_replaces_only_newer_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let store = open(&home, 100 << 20);
+    let ids = setup(&store);
+    let ics = |seq: u32, summary: &str| {
+        format!(
+            "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:same\r\nSEQUENCE:{seq}\r\nDTSTAMP:20240101T000000Z\r\n\
+             SUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+    };
+    let first = store
+        .import_calendar(ids[0], folders::CALENDAR, &ics(1, "v1"))
+        .unwrap();
+    assert_eq!(first.created.len(), 1);
+    let newer = store
+        .import_calendar(ids[0], folders::CALENDAR, &ics(2, "v2"))
+        .unwrap();
+    assert_eq!(newer.replaced, first.created);
+    let older = store
+        .import_calendar(ids[0], folders::CALENDAR, &ics(1, "v1 again"))
+        .unwrap();
+    assert_eq!(older.kept_existing, vec!["same".to_string()]);
+    let appts = store.mailbox(ids[0]).appointments().unwrap();
+    assert_eq!(appts.len(), 1);
+    assert_eq!(appts[0].subject, "v2");
+}
+
+#[test]
+fn bad_requests_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let store = open(&home, 100 << 20);
+    let ids = setup(&store);
+    let before = store.mailbox_state(ids[0]).unwrap();
+    assert!(
+        store
+            .create_folder(ids[0], folders::ROOT, "a/b", "message")
+            .is_err()
+    );
+    assert!(
+        store
+            .create_folder(ids[0], folders::ROOT, "", "message")
+            .is_err()
+    );
+    assert!(store.create_folder(ids[0], 9999, "x", "message").is_err());
+    assert!(
+        store
+            .create_folder(ids[0], folders::ROOT, "Inbox", "message")
+            .is_err(),
+        "name clash, any case"
+    );
+    assert!(
+        store
+            .rename_folder(ids[0], folders::INBOX, "x", folders::ROOT)
+            .is_err()
+    );
+    assert!(store.delete_folder(ids[0], folders::TRASH).is_err());
+    assert!(store.delete_items(ids[0], &[ItemId(4242)]).is_err());
+    assert!(
+        store
+            .set_flags(ids[0], &[ItemId(4242)], FlagChange::Add(flags::SEEN))
+            .is_err()
+    );
+    assert!(
+        store
+            .put_contact(ids[0], folders::CONTACTS, "not a card", None)
+            .is_err()
+    );
+    assert!(
+        store
+            .import_calendar(
+                ids[0],
+                folders::INBOX,
+                "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"
+            )
+            .is_err()
+    );
+    assert!(
+        store
+            .deliver(b"x", &[MailboxId(77)], &DeliverOptions::default())
+            .is_err()
+    );
+    assert_eq!(store.mailbox_state(ids[0]).unwrap(), before);
+}

@@ -1,6 +1,7 @@
 //! `mailvault`: one binary for every tool. Invoked as `mailvault <tool> ...` or,
 //! through a symlink, under the tool's Zimbra name (`zmredodump ...`).
 
+mod client;
 mod cmd;
 mod zimbra;
 
@@ -34,6 +35,10 @@ enum Command {
     Volume(cmd::volume::Args),
     /// Create the zm* symlinks to this binary in a directory.
     InstallLinks(cmd::links::Args),
+    /// Run the server in the foreground (LMTP, admin API).
+    Serve(cmd::serve::Args),
+    /// Start, stop or report the server in the background (zmcontrol).
+    Control(cmd::control::Args),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +79,8 @@ fn main() -> ExitCode {
         Command::Localconfig(a) => cmd::localconfig::run(&home, a),
         Command::Volume(a) => cmd::volume::run(&home, a),
         Command::InstallLinks(a) => cmd::links::run(a),
+        Command::Serve(a) => cmd::serve::run(&home, a),
+        Command::Control(a) => cmd::control::run(&home, a),
     };
     match result {
         Ok(code) => code,

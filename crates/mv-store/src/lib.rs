@@ -11,6 +11,7 @@ pub mod mailbox;
 pub mod mime;
 pub mod pim;
 pub mod schema;
+pub mod search;
 pub mod snapshot;
 mod store;
 mod write;

@@ -1,0 +1,15 @@
+//! `mailvault serve` and the service layer under it.
+//!
+//! [`service::Request`] is the one description of an administrative or mailbox
+//! operation. The CLI builds requests from Zimbra-style arguments; they run
+//! in-process when no server owns the home, or through the admin API
+//! (`POST /v1/op`) when one does. Either way [`service::Service::execute`] does the
+//! work, so both paths behave the same.
+
+pub mod api;
+pub mod lmtp_backend;
+pub mod run;
+pub mod service;
+
+pub use run::{ServeOptions, serve};
+pub use service::{Request, Service, ServiceError};

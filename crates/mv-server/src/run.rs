@@ -1,0 +1,150 @@
+//! `mailvault serve`: take the home's lock, recover, open the listeners, run until
+//! SIGTERM/SIGINT, then finish in-flight work, checkpoint and exit.
+
+use crate::lmtp_backend::StoreBackend;
+use crate::{Service, api};
+use mv_home::{Home, HomeLock};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Lock(#[from] mv_home::LockError),
+    #[error("{0}")]
+    Home(#[from] mv_home::HomeError),
+    #[error("{0}")]
+    Service(#[from] crate::ServiceError),
+    #[error(
+        "cannot listen on {addr}: {source}; is another server using the port? (change it with mailvault localconfig -e {key}=PORT)"
+    )]
+    Bind {
+        addr: SocketAddr,
+        key: &'static str,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("invalid address in local config: {0}")]
+    Addr(String),
+}
+
+/// Where to listen; defaults from the local config.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub lmtp: SocketAddr,
+    pub admin: SocketAddr,
+    pub max_message_size: u64,
+    pub max_connections: usize,
+}
+
+impl ServeOptions {
+    pub fn from_config(cfg: &mv_home::LocalConfig) -> Result<ServeOptions, ServeError> {
+        let addr = |host_key: &str, port_key: &str| -> Result<SocketAddr, ServeError> {
+            let host = cfg.get(host_key).unwrap_or("127.0.0.1");
+            let port = cfg.get_u64(port_key);
+            format!("{host}:{port}")
+                .parse()
+                .map_err(|_| ServeError::Addr(format!("{host_key}={host}, {port_key}={port}")))
+        };
+        Ok(ServeOptions {
+            lmtp: addr("lmtp_bind_address", "lmtp_bind_port")?,
+            admin: addr("admin_bind_address", "admin_bind_port")?,
+            max_message_size: cfg.get_u64("mailbox_lmtp_max_message_size"),
+            max_connections: cfg.get_u64("mailbox_lmtp_max_connections").max(1) as usize,
+        })
+    }
+}
+
+/// Runs the server until a termination signal. Prints one line per listener on
+/// stdout once ready (tests and `zmcontrol start` wait for them).
+pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
+    home.init()?;
+    let _lock = HomeLock::acquire(home.root())?;
+    let (service, report) = Service::open(home)?;
+    if report.truncated_bytes > 0 || report.reapplied > 0 || report.blobs_repaired > 0 {
+        println!(
+            "recovered from a crash: cut {} torn bytes from redo.log, re-applied {} operations, repaired {} blobs",
+            report.truncated_bytes, report.reapplied, report.blobs_repaired
+        );
+    }
+    let service = Arc::new(service);
+    let token = home.admin_token()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let served = service.clone();
+    runtime.block_on(async move {
+        let service = served;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let lmtp_listener =
+            tokio::net::TcpListener::bind(options.lmtp)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: options.lmtp,
+                    key: "lmtp_bind_port",
+                    source,
+                })?;
+        let admin_listener =
+            tokio::net::TcpListener::bind(options.admin)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: options.admin,
+                    key: "admin_bind_port",
+                    source,
+                })?;
+        let lmtp_cfg = mv_lmtp::LmtpConfig {
+            bind: options.lmtp,
+            hostname: mv_directory::config::local_server_name(),
+            max_message_size: options.max_message_size,
+            max_connections: options.max_connections,
+            ..Default::default()
+        };
+        let backend = Arc::new(StoreBackend::new(service.clone()));
+        let lmtp = tokio::spawn(mv_lmtp::serve(
+            lmtp_listener,
+            lmtp_cfg,
+            backend,
+            wait_for(stop_rx.clone()),
+        ));
+        let app = api::router(service.clone(), token);
+        let admin = tokio::spawn(async move {
+            axum::serve(admin_listener, app)
+                .with_graceful_shutdown(wait_for(stop_rx))
+                .await
+        });
+        println!("lmtp listening on {}", options.lmtp);
+        println!("admin api listening on {}", options.admin);
+        println!("mailvault ready (pid {})", std::process::id());
+        terminated().await;
+        tracing::info!("shutting down: finishing in-flight deliveries");
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(40), lmtp).await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), admin).await;
+        Ok::<(), ServeError>(())
+    })?;
+    // Every acknowledged op is already durable in the redo log; the checkpoint
+    // makes the databases and blobs durable too, so the next start has nothing to redo.
+    service
+        .store()
+        .checkpoint()
+        .map_err(crate::ServiceError::from)?;
+    println!("mailvault stopped");
+    Ok(())
+}
+
+async fn wait_for(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

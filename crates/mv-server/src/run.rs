@@ -115,10 +115,12 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
                 .with_graceful_shutdown(wait_for(stop_rx))
                 .await
         });
+        // Handlers first: a SIGTERM right after "ready" must be a clean shutdown.
+        let terminated = terminated()?;
         println!("lmtp listening on {}", options.lmtp);
         println!("admin api listening on {}", options.admin);
         println!("mailvault ready (pid {})", std::process::id());
-        terminated().await;
+        terminated.await;
         tracing::info!("shutting down: finishing in-flight deliveries");
         let _ = stop_tx.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(40), lmtp).await;
@@ -139,12 +141,16 @@ async fn wait_for(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-async fn terminated() {
+/// Installs the SIGTERM/SIGINT handlers now and returns a future that ends at the
+/// first of them.
+fn terminated() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }

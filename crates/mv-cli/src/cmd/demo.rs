@@ -1,0 +1,237 @@
+//! `mailvault demo`: the quick start. In a fresh home it starts the real server,
+//! provisions a domain and accounts through the admin API, delivers mail over LMTP
+//! (to a list, so one message lands in several mailboxes as one file), lists a
+//! mailbox and shows the redo log that journals it all, then stops the server.
+
+use crate::client::Client;
+use anyhow::{Context, bail};
+use mv_home::Home;
+use mv_server::Request;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Keep the demo home afterwards (printed at the end) instead of deleting it.
+    #[arg(long)]
+    keep: bool,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A minimal LMTP client: one transaction, returning the per-recipient replies.
+fn lmtp_send(port: u16, from: &str, rcpts: &[&str], message: &str) -> anyhow::Result<Vec<String>> {
+    let stream = TcpStream::connect(("127.0.0.1", port)).context("connecting to LMTP")?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut w = stream;
+    let mut reply = || -> anyhow::Result<String> {
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                bail!("LMTP server closed the connection");
+            }
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return Ok(line.trim_end().to_string());
+            }
+        }
+    };
+    reply()?;
+    write!(w, "LHLO demo\r\n")?;
+    reply()?;
+    write!(w, "MAIL FROM:<{from}>\r\n")?;
+    reply()?;
+    let mut accepted = 0;
+    for r in rcpts {
+        write!(w, "RCPT TO:<{r}>\r\n")?;
+        if reply()?.starts_with('2') {
+            accepted += 1;
+        }
+    }
+    write!(w, "DATA\r\n")?;
+    reply()?;
+    for line in message.lines() {
+        let line = if line.starts_with('.') {
+            format!(".{line}")
+        } else {
+            line.to_string()
+        };
+        write!(w, "{line}\r\n")?;
+    }
+    write!(w, ".\r\n")?;
+    let results = (0..accepted)
+        .map(|_| reply())
+        .collect::<Result<Vec<_>, _>>()?;
+    write!(w, "QUIT\r\n")?;
+    Ok(results)
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let dir = tempfile::Builder::new()
+        .prefix("mailvault-demo-")
+        .tempdir()?;
+    let home = Home::at(dir.path());
+    home.init()?;
+    let (lmtp, admin) = (free_port()?, free_port()?);
+    let mut cfg = home.open()?;
+    cfg.set("lmtp_bind_port", &lmtp.to_string())?;
+    cfg.set("admin_bind_port", &admin.to_string())?;
+    cfg.save(&home.localconfig_path())?;
+    println!("== A fresh home: {}", home.root().display());
+
+    let exe = std::env::current_exe()?;
+    let mut server = std::process::Command::new(exe)
+        .arg("--home")
+        .arg(home.root())
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the server")?;
+    let mut lines = BufReader::new(server.stdout.take().expect("piped")).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match lines.next() {
+            Some(Ok(l)) => {
+                println!("   server: {l}");
+                if l.starts_with("mailvault ready") {
+                    break;
+                }
+            }
+            _ => bail!("the server exited before it was ready"),
+        }
+        if Instant::now() > deadline {
+            bail!("the server did not start within 60 s");
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+
+    let result = (|| -> anyhow::Result<()> {
+        let client = Client::connect(&home)?;
+        println!("\n== Provisioning through the admin API (zmprov cd / ca / cdl / adlm)");
+        client.execute(Request::CreateDomain {
+            name: "example.com".into(),
+            attrs: vec![],
+        })?;
+        for user in ["alice", "bob", "carol"] {
+            let a = client.execute(Request::CreateAccount {
+                email: format!("{user}@example.com"),
+                password: Some("secret".into()),
+                attrs: vec!["displayName".into(), user.into()],
+            })?;
+            println!(
+                "   created {user}@example.com  zimbraId {}  mailbox {}",
+                a["id"].as_str().unwrap_or("?"),
+                a["mailbox_id"]
+            );
+        }
+        client.execute(Request::CreateDistributionList {
+            email: "team@example.com".into(),
+            attrs: vec![],
+        })?;
+        client.execute(Request::AddDistributionListMembers {
+            email: "team@example.com".into(),
+            members: vec![
+                "alice@example.com".into(),
+                "bob@example.com".into(),
+                "carol@example.com".into(),
+            ],
+        })?;
+        println!("   created list team@example.com with alice, bob and carol");
+
+        println!("\n== Delivering over LMTP on 127.0.0.1:{lmtp}");
+        let msgs = [
+            (
+                vec!["team@example.com"],
+                "Quarterly plan",
+                "The plan for Q1 is attached in spirit.",
+            ),
+            (
+                vec!["alice@example.com"],
+                "Lunch?",
+                "Noon at the usual place?",
+            ),
+            (
+                vec!["alice@example.com", "nobody@example.com"],
+                "Build is green",
+                "All tests pass.",
+            ),
+        ];
+        for (rcpts, subject, body) in msgs {
+            let message = format!(
+                "From: boss@example.com\r\nTo: {}\r\nSubject: {subject}\r\nDate: Thu, 26 Nov 2026 09:00:00 +0000\r\n\r\n{body}\r\n",
+                rcpts.join(", ")
+            );
+            let replies = lmtp_send(lmtp, "boss@example.com", &rcpts, &message)?;
+            println!(
+                "   {subject:<16} to {:<40} -> {}",
+                rcpts.join(", "),
+                replies.join(" | ")
+            );
+        }
+        println!("   (nobody@example.com was refused at RCPT with 550 5.1.1: no such user)");
+
+        println!("\n== alice's Inbox (zmmailbox -z -m alice@example.com s in:Inbox)");
+        let items = client.execute(Request::Search {
+            account: "alice@example.com".into(),
+            query: "in:Inbox".into(),
+            limit: None,
+        })?;
+        for item in items.as_array().into_iter().flatten() {
+            println!(
+                "   id {:>4}  from {:<20} subject {:<16} {} bytes",
+                item["id"],
+                item["sender"].as_str().unwrap_or(""),
+                item["subject"].as_str().unwrap_or(""),
+                item["size"]
+            );
+        }
+        let info = client.execute(Request::GetMailboxInfo {
+            key: "alice@example.com".into(),
+        })?;
+        println!(
+            "   mailbox {}: {} messages, quotaUsed {}",
+            info["mailboxId"], info["messages"], info["quotaUsed"]
+        );
+        Ok(())
+    })();
+
+    // Stop the server cleanly, then show the journal that makes it all restorable.
+    // SAFETY: sending a signal has no memory effects in this process.
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let status = server.wait()?;
+    result?;
+    println!("\n== Server stopped ({status}). The redo log journals every change (zmredodump):");
+    let opts = mv_redo::dump::DumpOptions {
+        quiet: false,
+        mailboxes: None,
+        no_offset: true,
+        show_blob: false,
+    };
+    let mut out = Vec::new();
+    mv_redo::dump::run(
+        &opts,
+        &[home.redo_archive_dir(), home.redolog_dir()],
+        &mut out,
+    )?;
+    for line in String::from_utf8_lossy(&out).lines().take(14) {
+        println!("   {}", if line.len() > 150 { &line[..150] } else { line });
+    }
+    println!("   ...");
+    if args.keep {
+        let kept = dir.keep();
+        println!(
+            "\nThe demo home is kept at {} (try: mailvault --home {} redodump)",
+            kept.display(),
+            kept.display()
+        );
+    } else {
+        println!("\nDone. (Run with --keep to keep the demo home and explore it.)");
+    }
+    Ok(ExitCode::SUCCESS)
+}

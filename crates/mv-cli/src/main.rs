@@ -25,6 +25,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Try it: start a server in a fresh home, provision, deliver over LMTP, list.
+    Demo(cmd::demo::Args),
     /// Create a home: configuration, databases, store, redo log, backup target.
     Init(cmd::init::Args),
     /// Print or verify redo log files (zmredodump).
@@ -39,6 +41,10 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Start, stop or report the server in the background (zmcontrol).
     Control(cmd::control::Args),
+    /// Provision accounts, domains, classes of service, config, lists (zmprov).
+    Prov(cmd::prov::Args),
+    /// Work on one mailbox: search, folders, messages, calendar, contacts (zmmailbox).
+    Mailbox(cmd::mailbox::Args),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +80,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Demo(a) => cmd::demo::run(a),
         Command::Init(a) => cmd::init::run(&home, a),
         Command::Redodump(a) => cmd::redodump::run(&home, a),
         Command::Localconfig(a) => cmd::localconfig::run(&home, a),
@@ -81,6 +88,8 @@ fn main() -> ExitCode {
         Command::InstallLinks(a) => cmd::links::run(a),
         Command::Serve(a) => cmd::serve::run(&home, a),
         Command::Control(a) => cmd::control::run(&home, a),
+        Command::Prov(a) => cmd::prov::run(&home, a),
+        Command::Mailbox(a) => cmd::mailbox::run(&home, a),
     };
     match result {
         Ok(code) => code,

@@ -1,7 +1,10 @@
 pub mod control;
+pub mod demo;
 pub mod init;
 pub mod links;
 pub mod localconfig;
+pub mod mailbox;
+pub mod prov;
 pub mod redodump;
 pub mod serve;
 pub mod volume;

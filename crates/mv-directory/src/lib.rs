@@ -1,1 +1,219 @@
-//! placeholder
+//! The mailvault directory: what Zimbra keeps in LDAP — domains, classes of service,
+//! accounts (with their numeric mailbox ids), distribution lists, global and server
+//! configuration — kept in one SQLite database (`<home>/db/directory.sqlite`), and
+//! its LDIF form, which backups store (`ldap/ldap.bak`, per-account entries).
+//!
+//! The API is synchronous and follows `zmprov`: each method names the command it
+//! implements. Addresses are case-insensitive and stored lowercase. Every write is
+//! one SQLite transaction (WAL, `synchronous=FULL`), so a crash never leaves half an
+//! account behind.
+
+pub mod account;
+pub mod address;
+pub mod attrs;
+pub mod config;
+pub mod cos;
+pub mod dl;
+pub mod domain;
+pub mod error;
+mod export;
+mod import;
+pub mod ldif;
+mod schema;
+
+pub use account::{Account, AccountStatus};
+pub use attrs::{Attrs, Modification};
+pub use config::{Server, local_server_name};
+pub use cos::{Cos, DEFAULT_COS};
+pub use dl::DistributionList;
+pub use domain::Domain;
+pub use error::{DirectoryError, Result};
+pub use import::{AccountImport, ImportSummary, ImportedAccount, MailboxIdChoice};
+pub use ldif::{Entry, LdifError};
+
+use mv_home::Home;
+use rusqlite::{Connection, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// An open directory database.
+pub struct Directory {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl Directory {
+    /// Opens (creating if needed) the directory database at `path`, normally
+    /// `Home::directory_db_path()`, and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Directory> {
+        let existed = path.exists();
+        let open_err = |source| DirectoryError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        let dir = Self::init(conn, path).map_err(|e| match e {
+            DirectoryError::Db(source) => open_err(source),
+            other => other,
+        })?;
+        if !existed && let Some(parent) = path.parent() {
+            // The database file is new: make its directory entry durable too.
+            let parent = if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            };
+            let _ = mv_home::fsync_dir(parent);
+        }
+        Ok(dir)
+    }
+
+    /// Opens the directory of a home.
+    pub fn open_home(home: &Home) -> Result<Directory> {
+        Self::open(&home.directory_db_path())
+    }
+
+    /// A directory that lives in memory only (tests, dry runs).
+    pub fn open_in_memory() -> Result<Directory> {
+        Self::init(Connection::open_in_memory()?, Path::new(":memory:"))
+    }
+
+    fn init(mut conn: Connection, path: &Path) -> Result<Directory> {
+        // Another process (the server, a CLI tool) may hold a write transaction.
+        conn.busy_timeout(Duration::from_secs(30))?;
+        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Writers take the lock up front: a deferred transaction that upgrades to a
+        // write lock can fail with SQLITE_BUSY regardless of the busy timeout.
+        conn.set_transaction_behavior(TransactionBehavior::Immediate);
+        schema::migrate(&mut conn, path, schema::MIGRATIONS)?;
+        let mut dir = Directory {
+            conn,
+            path: path.to_path_buf(),
+        };
+        dir.ensure_default_cos()?;
+        Ok(dir)
+    }
+
+    /// Where the database lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs several reads as one consistent snapshot (a deferred read
+    /// transaction), so that a concurrent writer cannot show half of its change.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Deferred)?;
+        let out = f(&tx)?;
+        tx.finish()?;
+        Ok(out)
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<u32> {
+        schema::version(&self.conn)
+    }
+}
+
+/// A fresh zimbraId.
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn now() -> mv_types::UtcMillis {
+    mv_types::UtcMillis::now()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_sets_pragmas_and_version() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("directory.sqlite");
+        let dir = Directory::open(&path).unwrap();
+        let mode: String = dir
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = dir
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "FULL");
+        let fk: i64 = dir
+            .conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+        assert_eq!(
+            dir.schema_version().unwrap(),
+            schema::MIGRATIONS.len() as u32
+        );
+        drop(dir);
+        // Reopening is a no-op migration and keeps the default COS.
+        let dir = Directory::open(&path).unwrap();
+        assert_eq!(dir.list_cos().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("directory.sqlite");
+        drop(Directory::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let e = Directory::open(&path).unwrap_err();
+        assert!(
+            matches!(e, DirectoryError::SchemaTooNew { found: 99, supported, .. } if supported == schema::MIGRATIONS.len() as u32),
+            "{e}"
+        );
+        assert!(e.to_string().contains("newer mailvault"), "{e}");
+    }
+
+    #[test]
+    fn migrations_apply_in_order_and_only_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("m.sqlite");
+        let mut conn = Connection::open(&path).unwrap();
+        let v2 = "CREATE TABLE extra (x INTEGER); INSERT INTO extra VALUES (1);";
+        schema::migrate(&mut conn, &path, &[schema::MIGRATIONS[0]]).unwrap();
+        assert_eq!(schema::version(&conn).unwrap(), 1);
+        schema::migrate(&mut conn, &path, &[schema::MIGRATIONS[0], v2]).unwrap();
+        schema::migrate(&mut conn, &path, &[schema::MIGRATIONS[0], v2]).unwrap();
+        assert_eq!(schema::version(&conn).unwrap(), 2);
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM extra", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1, "migration 2 ran once");
+        // The code of version 1 refuses the migrated database.
+        let e = schema::migrate(&mut conn, &path, &[schema::MIGRATIONS[0]]).unwrap_err();
+        assert!(matches!(
+            e,
+            DirectoryError::SchemaTooNew {
+                found: 2,
+                supported: 1,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn open_reports_a_missing_home() {
+        let e = Directory::open(Path::new("/nonexistent/dir/directory.sqlite")).unwrap_err();
+        assert!(matches!(e, DirectoryError::Open { .. }), "{e}");
+        assert!(e.to_string().contains("mailvault init"), "{e}");
+    }
+}

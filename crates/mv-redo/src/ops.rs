@@ -418,8 +418,15 @@ mod tests {
 
     fn samples() -> Vec<Op> {
         vec![
-            Op::PutBlob(PutBlob { digest: [7; 32], data: b"Subject: x\r\n\r\nhi".to_vec() }),
-            Op::CreateMailbox(CreateMailbox { account_id: "a-b".into(), email: "u@d".into(), uid_validity: 9 }),
+            Op::PutBlob(PutBlob {
+                digest: [7; 32],
+                data: b"Subject: x\r\n\r\nhi".to_vec(),
+            }),
+            Op::CreateMailbox(CreateMailbox {
+                account_id: "a-b".into(),
+                email: "u@d".into(),
+                uid_validity: 9,
+            }),
             Op::CreateMessage(CreateMessage {
                 id: 256,
                 folder_id: 2,
@@ -429,10 +436,20 @@ mod tests {
                 received_ms: 1_290_187_290_852,
                 flags: flags::SEEN,
                 tags: vec![300],
-                envelope: Envelope { subject: "hi".into(), ..Default::default() },
+                envelope: Envelope {
+                    subject: "hi".into(),
+                    ..Default::default()
+                },
             }),
-            Op::DeleteItems(DeleteItems { kind: DeleteKind::EmptyFolder, folder_id: 3, ids: vec![304, 308] }),
-            Op::MoveItems(MoveItems { to_folder_id: folders::TRASH, items: vec![(256, 1)] }),
+            Op::DeleteItems(DeleteItems {
+                kind: DeleteKind::EmptyFolder,
+                folder_id: 3,
+                ids: vec![304, 308],
+            }),
+            Op::MoveItems(MoveItems {
+                to_folder_id: folders::TRASH,
+                items: vec![(256, 1)],
+            }),
         ]
     }
 
@@ -446,7 +463,10 @@ mod tests {
 
     #[test]
     fn bad_payloads_are_errors_not_panics() {
-        assert!(matches!(Op::decode_payload(999, &[]), Err(OpDecodeError::UnknownType(999))));
+        assert!(matches!(
+            Op::decode_payload(999, &[]),
+            Err(OpDecodeError::UnknownType(999))
+        ));
         for op in samples() {
             let bytes = op.encode_payload();
             for cut in 0..bytes.len() {

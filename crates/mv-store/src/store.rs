@@ -66,7 +66,6 @@ impl Store {
         let checkpoint_blobs = blobs.clone();
         let (redo, recovery) = RedoLog::open(options.redo)?;
         let redo = Arc::new(redo);
-        #[cfg(any())]
         redo.set_checkpoint_hook(Box::new(move || {
             checkpoint_blobs
                 .checkpoint()

@@ -469,3 +469,45 @@ fn bad_requests_are_refused_and_change_nothing() {
     );
     assert_eq!(store.mailbox_state(ids[0]).unwrap(), before);
 }
+
+#[test]
+fn snapshot_taken_during_writes_matches_its_change_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let store = std::sync::Arc::new(open(&home, 100 << 20));
+    let ids = setup(&store);
+    let writer = {
+        let store = store.clone();
+        let m = ids[0];
+        std::thread::spawn(move || {
+            for n in 0..150 {
+                store
+                    .add_message(m, &message(n, 300), &DeliverOptions::default())
+                    .unwrap();
+            }
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let snap_path = dir.path().join("snap.sqlite");
+    let point = store.snapshot_mailbox(ids[0], &snap_path).unwrap();
+    writer.join().unwrap();
+    let conn = rusqlite_open(&snap_path);
+    let (applied, count): (i64, i64) = conn
+        .query_row(
+            "SELECT applied_change, (SELECT COUNT(*) FROM item WHERE type = 5) FROM meta",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(applied as u64, point.change);
+    // Change 1 created the mailbox; each later change delivered one message.
+    assert_eq!(count as u64, point.change - 1);
+    assert!(
+        point.change < 151,
+        "the snapshot was taken while writes continued"
+    );
+}
+
+fn rusqlite_open(p: &std::path::Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(p).unwrap()
+}

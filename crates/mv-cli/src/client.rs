@@ -47,6 +47,15 @@ impl Client {
         }
     }
 
+    /// The in-process service when no server owns the home: callers stream large
+    /// data (mailbox archives) through it instead of one JSON request.
+    pub fn local_service(&self) -> Option<&Service> {
+        match self {
+            Client::Local { service, .. } => Some(service),
+            Client::Remote { .. } => None,
+        }
+    }
+
     pub fn execute(&self, req: Request) -> anyhow::Result<Value> {
         match self {
             Client::Local { service, .. } => service.execute(req).map_err(|e| anyhow!("{e}")),

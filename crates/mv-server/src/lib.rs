@@ -10,6 +10,7 @@ pub mod api;
 pub mod lmtp_backend;
 pub mod run;
 pub mod service;
+pub mod tgz;
 
 pub use run::{ServeOptions, serve};
 pub use service::{Request, Service, ServiceError};

@@ -1,5 +1,6 @@
 //! The service: a store and its directory, and the requests they answer.
 
+use crate::tgz;
 use base64::Engine;
 use mv_directory::{Directory, Modification};
 use mv_home::Home;
@@ -20,6 +21,8 @@ pub enum ServiceError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Io(String),
 }
 
 impl ServiceError {
@@ -30,6 +33,7 @@ impl ServiceError {
         match self {
             ServiceError::BadRequest(_) => 400,
             ServiceError::NotFound(_) => 404,
+            ServiceError::Io(_) => 500,
             ServiceError::Directory(D::NoSuchAccount(_) | D::NoSuchDomain(_)) => 404,
             ServiceError::Directory(D::Db(_) | D::Open { .. }) => 500,
             ServiceError::Directory(_) => 400,
@@ -245,6 +249,23 @@ pub enum Request {
         account: String,
         folder: String,
     },
+    /// `zmmailbox getRestURL "//?fmt=tgz[&query=...]"`: the whole mailbox as a
+    /// gzip'd tar (see [`crate::tgz`]), answered as `{"data": BASE64, ...report}`.
+    /// Local callers stream with [`Service::export_tgz`] instead.
+    ExportTgz {
+        account: String,
+        #[serde(default)]
+        query: Option<String>,
+    },
+    /// `zmmailbox postRestURL "//?fmt=tgz&resolve=..."`: `data` is the archive,
+    /// base64; `resolve` is skip (default), modify, replace or reset. Local callers
+    /// stream with [`Service::import_tgz`] instead.
+    ImportTgz {
+        account: String,
+        data: String,
+        #[serde(default)]
+        resolve: Option<String>,
+    },
     // --- health ---
     Ping,
 }
@@ -388,6 +409,30 @@ impl Service {
                     .ok_or_else(|| ServiceError::NotFound(format!("no such tag: {n}")))
             })
             .collect()
+    }
+
+    /// Writes an account's mailbox to `out` as a tgz archive, streaming (see
+    /// [`crate::tgz`]); `query` selects the messages.
+    pub fn export_tgz(
+        &self,
+        account: &str,
+        query: Option<&str>,
+        out: impl std::io::Write,
+    ) -> Result<tgz::ExportReport, ServiceError> {
+        let mbox = self.mailbox_of(account)?;
+        Ok(tgz::export(&self.store, mbox, query, out)?)
+    }
+
+    /// Imports a tgz archive into an account's mailbox. The archive is read twice:
+    /// checked whole first, so a bad one changes nothing.
+    pub fn import_tgz(
+        &self,
+        account: &str,
+        resolve: tgz::Resolve,
+        input: impl std::io::Read + std::io::Seek,
+    ) -> Result<tgz::ImportReport, ServiceError> {
+        let mbox = self.mailbox_of(account)?;
+        Ok(tgz::import(&self.store, mbox, resolve, input)?)
     }
 
     /// Runs a request and returns its JSON result.
@@ -691,6 +736,29 @@ impl Service {
                 }
                 json!({"created": ids})
             }
+            Request::ExportTgz { account, query } => {
+                let mut data = Vec::new();
+                let report = self.export_tgz(&account, query.as_deref(), &mut data)?;
+                let mut v = to(&report);
+                v["data"] = json!(base64::engine::general_purpose::STANDARD.encode(data));
+                v
+            }
+            Request::ImportTgz {
+                account,
+                data,
+                resolve,
+            } => {
+                let resolve = match resolve.as_deref() {
+                    None | Some("") => tgz::Resolve::default(),
+                    Some(r) => r.parse().map_err(ServiceError::BadRequest)?,
+                };
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(data.as_bytes())
+                    .map_err(|e| {
+                        ServiceError::BadRequest(format!("archive data is not base64: {e}"))
+                    })?;
+                to(&self.import_tgz(&account, resolve, std::io::Cursor::new(raw))?)
+            }
             Request::ExportContacts { account, folder } => {
                 let mbox = self.mailbox_of(&account)?;
                 let f = self.folder_id(mbox, &folder)?;
@@ -702,6 +770,16 @@ impl Service {
                 json!({"vcf": vcf})
             }
         })
+    }
+}
+
+impl From<tgz::TgzError> for ServiceError {
+    fn from(e: tgz::TgzError) -> Self {
+        match e {
+            tgz::TgzError::Invalid(_) => ServiceError::BadRequest(e.to_string()),
+            tgz::TgzError::Store(e) => ServiceError::Store(e),
+            tgz::TgzError::Io { .. } => ServiceError::Io(e.to_string()),
+        }
     }
 }
 

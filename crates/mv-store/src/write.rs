@@ -503,7 +503,9 @@ impl Store {
                             .and_then(|rows| rows.collect()),
                     )?
                 };
-                for child in direct {
+                // System folders (Inbox, Trash, ...) are never deleted, even when
+                // their parent (the root) is emptied.
+                for child in direct.into_iter().filter(|c| *c >= folders::FIRST_USER_ID) {
                     let mut folder_ids = subtree(g, child)?;
                     let item_ids = items_in(g, &folder_ids)?;
                     folder_ids.reverse();

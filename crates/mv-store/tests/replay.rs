@@ -511,3 +511,37 @@ fn snapshot_taken_during_writes_matches_its_change_number() {
 fn rusqlite_open(p: &std::path::Path) -> rusqlite::Connection {
     rusqlite::Connection::open(p).unwrap()
 }
+
+#[test]
+fn emptying_the_root_keeps_system_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let store = open(&home, 100 << 20);
+    let ids = setup(&store);
+    let f = store
+        .create_folder(ids[0], folders::ROOT, "mine", "message")
+        .unwrap();
+    store
+        .add_message(
+            ids[0],
+            &message(1, 10),
+            &DeliverOptions {
+                folder_id: f,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    store.empty_folder(ids[0], folders::ROOT).unwrap();
+    let names: Vec<String> = store
+        .mailbox(ids[0])
+        .folders()
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert!(
+        names.contains(&"Inbox".to_string()) && names.contains(&"Trash".to_string()),
+        "{names:?}"
+    );
+    assert!(!names.contains(&"mine".to_string()));
+}

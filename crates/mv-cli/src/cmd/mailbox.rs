@@ -7,6 +7,12 @@
 //! print new item ids, `gm` prints the raw message byte for byte, modifications print
 //! nothing. `--json` (or `-v` on the listing commands) prints the service's JSON
 //! result. Exit codes: 0 ok, 1 the operation failed (`ERROR: ...`), 2 bad usage.
+//!
+//! `getRestURL "//?fmt=tgz[&query=...]"` writes the whole mailbox as a tgz archive
+//! (to stdout or `-o FILE`) and `postRestURL "//?fmt=tgz&resolve=..." FILE` imports
+//! one (see `mv_server::tgz` for the layout and the resolve modes). Without a running
+//! server both stream through the in-process service; through the admin API the
+//! archive travels base64 in one request.
 
 use super::prov::{
     Fail, OptSpec, Opts, Res, Session, batch, finish, json_out, line, op_err, parse_opts, scalar,
@@ -17,6 +23,7 @@ use mv_home::Home;
 use mv_server::Request;
 use mv_types::UtcMillis;
 use serde_json::Value;
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -67,8 +74,8 @@ const COMMANDS: &[Cmd] = &[
     Cmd { short: "mrm", long: "markMessageRead", args: "{msg-ids} [0|1]" },
     Cmd { short: "ct",  long: "createTag",       args: "[-c color] {tag-name}" },
     Cmd { short: "gat", long: "getAllTags",      args: "[-v]" },
-    Cmd { short: "gru", long: "getRestURL",      args: "[-o output-file] {relative-path}   (/Calendar, /Contacts, PATH?fmt=ics|vcf)" },
-    Cmd { short: "pru", long: "postRestURL",     args: "{relative-path} {file-name}   (/Calendar FILE.ics, /Contacts FILE.vcf)" },
+    Cmd { short: "gru", long: "getRestURL",      args: "[-o output-file] {relative-path}   (/Calendar, /Contacts, PATH?fmt=ics|vcf, //?fmt=tgz[&query=...])" },
+    Cmd { short: "pru", long: "postRestURL",     args: "{relative-path} {file-name}   (/Calendar FILE.ics, /Contacts FILE.vcf, //?fmt=tgz[&resolve=skip|modify|replace|reset] FILE.tgz)" },
 ];
 
 fn find_cmd(name: &str) -> Option<&'static Cmd> {
@@ -384,6 +391,9 @@ fn run_command(
                 Some(f) => f,
                 None => rest.format_from_view(s, &account)?,
             };
+            if format == "tgz" {
+                return export_tgz(s, account, &rest, o.value("output"), json, out);
+            }
             let (v, key) = match format.as_str() {
                 "ics" => (
                     s.exec(Request::ExportCalendar {
@@ -399,7 +409,7 @@ fn run_command(
                     })?,
                     "vcf",
                 ),
-                other => return Err(unsupported_format(other, "export")),
+                other => return Err(unsupported_format(other)),
             };
             if json {
                 json_out(out, &v);
@@ -416,15 +426,22 @@ fn run_command(
             let (_, pos) = positional(&[("u", "url", true)], 2, 2)?;
             let rest = RestPath::parse(&pos[0]);
             let file = Path::new(&pos[1]);
-            let data = std::fs::read(file)
-                .map_err(|e| op_err(format!("reading {}: {e}", file.display())))?;
-            let format = match rest.format().or_else(|| sniff_format(file, &data)) {
+            let read_err = |e: std::io::Error| op_err(format!("reading {}: {e}", file.display()));
+            let mut head = Vec::new();
+            std::fs::File::open(file)
+                .and_then(|f| f.take(512).read_to_end(&mut head))
+                .map_err(read_err)?;
+            let format = match rest.format().or_else(|| sniff_format(file, &head)) {
                 Some(f) => f,
                 None => rest.format_from_view(s, &account)?,
             };
-            if !matches!(format.as_str(), "ics" | "vcf") {
-                return Err(unsupported_format(&format, "import"));
+            if format == "tgz" {
+                return import_tgz(s, account, &rest, file, json, out);
             }
+            if !matches!(format.as_str(), "ics" | "vcf") {
+                return Err(unsupported_format(&format));
+            }
+            let data = std::fs::read(file).map_err(read_err)?;
             let text = String::from_utf8(data).map_err(|_| {
                 op_err(format!(
                     "{} is not UTF-8 text (expected .{format})",
@@ -544,20 +561,53 @@ fn message_files(args: &[String]) -> Res<Vec<PathBuf>> {
 // ------------------------------------------------------------------ REST paths
 
 /// A getRestURL / postRestURL path: `/Calendar`, `/Calendar?fmt=ics`,
-/// `/Calendar.ics`, `/home/USER/Contacts?fmt=vcf`, `//?fmt=tgz`.
+/// `/Calendar.ics`, `/home/USER/Contacts?fmt=vcf`, `//?fmt=tgz&query=is:unread`.
 struct RestPath {
     folder: String,
     fmt: Option<String>,
     ext: Option<String>,
+    /// The query parameters, names lower-cased, values percent-decoded.
+    params: Vec<(String, String)>,
+}
+
+/// `%XX` escapes and `+` (space) of a URL query value; a malformed escape stays as is.
+fn url_decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let hex = |c: &u8| (*c as char).to_digit(16);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (b.get(i + 1).and_then(hex), b.get(i + 2).and_then(hex)) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl RestPath {
     fn parse(s: &str) -> RestPath {
         let (path, query) = s.split_once('?').unwrap_or((s, ""));
-        let fmt = query
+        let params: Vec<(String, String)> = query
             .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| k.eq_ignore_ascii_case("fmt"))
+            .filter(|kv| !kv.is_empty())
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                (url_decode(k).to_ascii_lowercase(), url_decode(v))
+            })
+            .collect();
+        let fmt = params
+            .iter()
+            .find(|(k, _)| k == "fmt")
             .map(|(_, v)| v.to_ascii_lowercase());
         let mut segs: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
         // `/home/USER/...` and `~/...` name the mailbox being worked on.
@@ -582,7 +632,16 @@ impl RestPath {
             folder: format!("/{}", segs.join("/")),
             fmt,
             ext,
+            params,
         }
+    }
+
+    /// A query parameter (`query`, `resolve`, ...), by lower-case name.
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The format named by `?fmt=` or the path's extension.
@@ -593,7 +652,7 @@ impl RestPath {
     /// The format a folder's view implies: calendars as ics, contacts as vcf.
     fn format_from_view(&self, s: &mut Session<'_>, account: &str) -> Res<String> {
         if self.folder == "/" {
-            return Err(unsupported_format("tgz", "export"));
+            return Ok("tgz".into());
         }
         let folders = s.exec(Request::GetAllFolders {
             account: account.to_string(),
@@ -608,9 +667,11 @@ impl RestPath {
             "appointment" | "task" => Ok("ics".into()),
             "contact" => Ok("vcf".into()),
             view => Err(op_err(format!(
-                "{} is a {view} folder: getRestURL/postRestURL handle calendar folders (?fmt=ics) and contact \
-                 folders (?fmt=vcf); tgz export is not available yet",
-                self.folder
+                "{} is a {view} folder: getRestURL/postRestURL handle calendar folders (?fmt=ics), contact \
+                 folders (?fmt=vcf) and the whole mailbox (\"//?fmt=tgz\"; add &query=in:{} for this \
+                 folder's messages)",
+                self.folder,
+                self.folder.trim_start_matches('/')
             ))),
         }
     }
@@ -633,16 +694,185 @@ fn sniff_format(file: &Path, data: &[u8]) -> Option<String> {
     Some(if ext == "gz" { "tgz".to_string() } else { ext })
 }
 
-fn unsupported_format(fmt: &str, what: &str) -> Fail {
-    match (fmt, what) {
-        ("tgz" | "tar" | "zip", "export") => op_err(format!("{fmt} export is not available yet")),
-        ("tgz" | "tar" | "zip", _) => op_err(format!(
-            "{fmt} export is not available yet, so neither is its import (postRestURL ?fmt={fmt})"
-        )),
-        _ => op_err(format!(
-            "format {fmt:?} is not supported: use fmt=ics (calendar folders) or fmt=vcf (contact folders)"
-        )),
+fn unsupported_format(fmt: &str) -> Fail {
+    op_err(format!(
+        "format {fmt:?} is not supported: use fmt=ics (calendar folders), fmt=vcf (contact folders) or \
+         fmt=tgz (the whole mailbox: \"//?fmt=tgz\")"
+    ))
+}
+
+// ------------------------------------------------------------------ tgz archives
+
+/// `getRestURL "//?fmt=tgz[&query=...]"`: the archive to `-o FILE` (written to a
+/// temporary file beside it, renamed when complete) or to stdout.
+fn export_tgz(
+    s: &mut Session<'_>,
+    account: String,
+    rest: &RestPath,
+    output: Option<&str>,
+    json: bool,
+    out: &mut Vec<u8>,
+) -> Res<()> {
+    if rest.folder != "/" {
+        return Err(op_err(format!(
+            "fmt=tgz exports the whole mailbox: use \"//?fmt=tgz\" (add &query=in:{} for only that folder's \
+             messages)",
+            rest.folder.trim_start_matches('/')
+        )));
     }
+    if json && output.is_none() {
+        return Err(Fail::Usage(
+            "--json prints the export's report: give -o FILE for the archive".into(),
+        ));
+    }
+    if output.is_none() && std::io::stdout().is_terminal() {
+        return Err(op_err(
+            "not writing a binary archive to a terminal: redirect stdout (> FILE.tgz) or use -o FILE.tgz",
+        ));
+    }
+    let query = rest.param("query").map(str::to_string);
+    let write = |sink: &mut dyn FnMut(&mut dyn Write) -> Res<Value>| -> Res<Value> {
+        match output {
+            Some(file) => {
+                let path = Path::new(file);
+                let dir = match path.parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d,
+                    _ => Path::new("."),
+                };
+                let io_err = |e: std::io::Error| op_err(format!("writing {file}: {e}"));
+                let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err)?;
+                let report = {
+                    let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+                    let r = sink(&mut w)?;
+                    w.flush().map_err(io_err)?;
+                    r
+                };
+                tmp.as_file().sync_all().map_err(io_err)?;
+                tmp.persist(path).map_err(|e| io_err(e.error))?;
+                Ok(report)
+            }
+            None => {
+                let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+                let r = sink(&mut w)?;
+                w.flush()
+                    .map_err(|e| op_err(format!("writing to stdout: {e}")))?;
+                Ok(r)
+            }
+        }
+    };
+    let report = match s.client()?.local_service() {
+        Some(service) => write(&mut |w| {
+            let r = service
+                .export_tgz(&account, query.as_deref(), w)
+                .map_err(op_err)?;
+            Ok(serde_json::to_value(r).unwrap_or_default())
+        })?,
+        None => {
+            let mut v = s.exec(Request::ExportTgz {
+                account: account.clone(),
+                query: query.clone(),
+            })?;
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(scalar(&v["data"]).as_bytes())
+                .map_err(|e| op_err(format!("unexpected answer from the server: {e}")))?;
+            write(&mut |w| {
+                w.write_all(&data)
+                    .map_err(|e| op_err(format!("writing the archive: {e}")))?;
+                Ok(Value::Null)
+            })?;
+            if let Some(o) = v.as_object_mut() {
+                o.remove("data");
+            }
+            v
+        }
+    };
+    if json {
+        json_out(out, &report);
+    }
+    Ok(())
+}
+
+/// `postRestURL "//?fmt=tgz[&resolve=skip|modify|replace|reset]" FILE`.
+fn import_tgz(
+    s: &mut Session<'_>,
+    account: String,
+    rest: &RestPath,
+    file: &Path,
+    json: bool,
+    out: &mut Vec<u8>,
+) -> Res<()> {
+    if rest.folder != "/" {
+        return Err(op_err(
+            "fmt=tgz imports a whole mailbox: use \"//?fmt=tgz&resolve=...\"",
+        ));
+    }
+    let resolve: mv_server::tgz::Resolve = match rest.param("resolve") {
+        None | Some("") => Default::default(),
+        Some(r) => r.parse().map_err(Fail::Usage)?,
+    };
+    let read_err = |e: std::io::Error| op_err(format!("reading {}: {e}", file.display()));
+    let report = match s.client()?.local_service() {
+        Some(service) => {
+            let f = std::fs::File::open(file).map_err(read_err)?;
+            let r = service
+                .import_tgz(&account, resolve, f)
+                .map_err(|e| op_err(format!("{}: {e}", file.display())))?;
+            serde_json::to_value(r).unwrap_or_default()
+        }
+        None => {
+            let data = std::fs::read(file).map_err(read_err)?;
+            let resolve = serde_json::to_value(resolve)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string));
+            s.exec(Request::ImportTgz {
+                account,
+                data: base64::engine::general_purpose::STANDARD.encode(data),
+                resolve,
+            })?
+        }
+    };
+    if json {
+        json_out(out, &report);
+    } else {
+        print_tgz_import(out, &report);
+    }
+    Ok(())
+}
+
+/// What an import did, one line per kind of item.
+fn print_tgz_import(out: &mut Vec<u8>, v: &Value) {
+    if scalar(&v["resolve"]) == "reset" {
+        line(
+            out,
+            format!(
+                "reset: removed {} item(s), {} folder(s), {} tag(s)",
+                scalar(&v["reset_items_deleted"]),
+                scalar(&v["reset_folders_deleted"]),
+                scalar(&v["reset_tags_deleted"])
+            ),
+        );
+    }
+    for kind in ["messages", "contacts", "appointments"] {
+        let c = &v[kind];
+        line(
+            out,
+            format!(
+                "{kind}: {} added, {} replaced, {} updated, {} skipped",
+                scalar(&c["added"]),
+                scalar(&c["replaced"]),
+                scalar(&c["updated"]),
+                scalar(&c["skipped"])
+            ),
+        );
+    }
+    line(
+        out,
+        format!(
+            "created {} folder(s), {} tag(s)",
+            scalar(&v["folders_created"]),
+            scalar(&v["tags_created"])
+        ),
+    );
 }
 
 // -------------------------------------------------------------------- output
@@ -829,6 +1059,12 @@ mod tests {
             (r.folder.as_str(), r.format().as_deref()),
             ("/", Some("tgz"))
         );
+        assert_eq!(r.param("resolve"), Some("replace"));
+        let r = RestPath::parse("//?FMT=tgz&query=in:Inbox%20is:unread+tag:a%2Bb&x=%zz");
+        assert_eq!(r.format().as_deref(), Some("tgz"));
+        assert_eq!(r.param("query"), Some("in:Inbox is:unread tag:a+b"));
+        assert_eq!(r.param("x"), Some("%zz"));
+        assert_eq!(r.param("resolve"), None);
     }
 
     #[test]

@@ -87,6 +87,18 @@ impl<'h> Session<'h> {
         }
     }
 
+    /// The connection, opened on first use (local callers stream large data
+    /// through its in-process service).
+    pub(crate) fn client(&mut self) -> Res<&Client> {
+        if self.client.is_none() {
+            self.client = Some(Client::connect(self.home)?);
+        }
+        let Some(client) = &self.client else {
+            unreachable!("connected above")
+        };
+        Ok(client)
+    }
+
     pub(crate) fn exec(&mut self, req: Request) -> Res<Value> {
         if self.client.is_none() {
             self.client = Some(Client::connect(self.home)?);

@@ -474,18 +474,48 @@ fn touch_folder(tx: &Transaction, folder: u32, change: i64) -> rusqlite::Result<
     Ok(())
 }
 
+/// What removing an item needs to know about it.
+struct Removed {
+    kind: i64,
+    folder: i64,
+    uid: i64,
+    digest: Option<Vec<u8>>,
+    size: i64,
+    rev: i64,
+    volume: i64,
+}
+
 /// Removes items: tombstones, quota, and their blobs queued for deferred deletion.
 fn remove_items(tx: &Transaction, ctx: &ApplyCtx, ids: &[u32]) -> Result<(), ApplyError> {
     let change = ctx.change.0 as i64;
     for id in ids {
-        let row: Option<(i64, i64, i64, Option<Vec<u8>>, i64, i64, i64)> = tx
+        let row: Option<Removed> = tx
             .query_row(
                 "SELECT type, folder_id, imap_uid, digest, size, mod_content, volume_id FROM item WHERE id = ?1",
                 [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+                |r| {
+                    Ok(Removed {
+                        kind: r.get(0)?,
+                        folder: r.get(1)?,
+                        uid: r.get(2)?,
+                        digest: r.get(3)?,
+                        size: r.get(4)?,
+                        rev: r.get(5)?,
+                        volume: r.get(6)?,
+                    })
+                },
             )
             .optional()?;
-        let Some((kind, folder, uid, digest, size, rev, volume)) = row else {
+        let Some(Removed {
+            kind,
+            folder,
+            uid,
+            digest,
+            size,
+            rev,
+            volume,
+        }) = row
+        else {
             return Err(ApplyError::Inconsistent {
                 op: "delete",
                 change: ctx.change.0,

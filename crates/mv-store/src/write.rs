@@ -722,12 +722,10 @@ impl Store {
     ) -> Result<Vec<ItemId>, StoreError> {
         self.with_mailbox(id, |g| {
             let (_, _, mut uid) = folder_row(g, to_folder)?;
-            let mut next = next_item_id(g)?;
             let mut out = Vec::new();
-            for item in items {
+            for (next, item) in (next_item_id(g)?..).zip(items) {
                 item_exists(g, item.0)?;
                 out.push((item.0, next, uid));
-                next += 1;
                 uid += 1;
             }
             let new_ids = out.iter().map(|(_, n, _)| ItemId(*n)).collect();

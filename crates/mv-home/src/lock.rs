@@ -40,6 +40,8 @@ impl HomeLock {
             path: path.clone(),
             source,
         };
+        // The lock lives in the home: a home that does not exist yet is created.
+        crate::durable::create_dir_all_durable(home).map_err(io)?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -14,6 +14,8 @@ use std::sync::{Mutex, MutexGuard};
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error("{0}")]
+    Home(#[from] mv_home::HomeError),
+    #[error("{0}")]
     Directory(#[from] mv_directory::DirectoryError),
     #[error("{0}")]
     Store(#[from] mv_store::StoreError),
@@ -40,6 +42,7 @@ impl ServiceError {
             ServiceError::Store(S::NotFound(_) | S::NoMailbox(_)) => 404,
             ServiceError::Store(S::Invalid(_) | S::Exists(_) | S::Pim(_)) => 400,
             ServiceError::Store(_) => 500,
+            ServiceError::Home(_) => 500,
         }
     }
 }
@@ -327,6 +330,8 @@ fn mods(attrs: &[String]) -> Result<Vec<Modification>, ServiceError> {
 impl Service {
     /// Opens the store and directory of a home. The caller holds the home lock.
     pub fn open(home: &Home) -> Result<(Service, mv_store::OpenReport), ServiceError> {
+        // Implicit init on first use: a home that does not exist yet is created.
+        home.init()?;
         let mut directory = Directory::open_home(home)?;
         let server_name = mv_directory::config::local_server_name();
         directory.ensure_server(&server_name)?;

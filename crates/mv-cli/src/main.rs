@@ -45,6 +45,12 @@ enum Command {
     Prov(cmd::prov::Args),
     /// Work on one mailbox: search, folders, messages, calendar, contacts (zmmailbox).
     Mailbox(cmd::mailbox::Args),
+    /// Take, delete or verify backups (zmbackup; `backup verify`).
+    Backup(cmd::backup::Args),
+    /// List backup sessions (zmbackupquery).
+    Backupquery(cmd::backup::QueryArgs),
+    /// Stop a running backup (zmbackupabort).
+    Backupabort(cmd::backup::AbortArgs),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +96,9 @@ fn main() -> ExitCode {
         Command::Control(a) => cmd::control::run(&home, a),
         Command::Prov(a) => cmd::prov::run(&home, a),
         Command::Mailbox(a) => cmd::mailbox::run(&home, a),
+        Command::Backup(a) => cmd::backup::run(&home, a),
+        Command::Backupquery(a) => cmd::backup::query(&home, a),
+        Command::Backupabort(a) => cmd::backup::abort(&home, a),
     };
     match result {
         Ok(code) => code,

@@ -10,6 +10,9 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("zmlocalconfig", "localconfig"),
     ("zmvolume", "volume"),
     ("zmcontrol", "control"),
+    ("zmbackup", "backup"),
+    ("zmbackupquery", "backupquery"),
+    ("zmbackupabort", "backupabort"),
 ];
 
 /// The subcommand a program name stands for, if it is a Zimbra tool name.

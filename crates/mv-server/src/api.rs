@@ -80,7 +80,7 @@ async fn op(
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed request: {e}")),
     };
     let service = state.service.clone();
-    match tokio::task::spawn_blocking(move || service.execute(req)).await {
+    match tokio::task::spawn_blocking(move || service.execute_shared(req)).await {
         Ok(Ok(result)) => Json(json!({"result": result})).into_response(),
         Ok(Err(e)) => {
             let status =

@@ -7,6 +7,7 @@
 //! work, so both paths behave the same.
 
 pub mod api;
+pub mod backup;
 pub mod lmtp_backend;
 pub mod run;
 pub mod service;

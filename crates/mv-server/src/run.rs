@@ -127,6 +127,16 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
         let _ = tokio::time::timeout(Duration::from_secs(10), admin).await;
         Ok::<(), ServeError>(())
     })?;
+    // Backups still running stop cleanly (their sessions are committed as
+    // "aborted by command") before the store closes.
+    let jobs = mv_backup::progress::running_jobs();
+    for job in &jobs {
+        job.request_abort();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while jobs.iter().any(|j| j.status().running) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // Every acknowledged op is already durable in the redo log; the checkpoint
     // makes the databases and blobs durable too, so the next start has nothing to redo.
     service

@@ -269,6 +269,25 @@ pub enum Request {
         #[serde(default)]
         resolve: Option<String>,
     },
+    // --- backup (zmbackup, zmbackupquery, zmbackupabort; see crate::backup) ---
+    /// `zmbackup -f | -i`: answers `{"labels": [...]}` at once unless `sync`.
+    Backup(crate::backup::BackupRequest),
+    /// How a backup started by this server is doing (or how it ended).
+    BackupStatus {
+        label: String,
+    },
+    /// `zmbackupabort -lb LABEL`
+    BackupAbort {
+        label: String,
+        #[serde(default)]
+        target: Option<String>,
+    },
+    /// `zmbackupquery`
+    BackupQuery(crate::backup::QueryRequest),
+    /// `zmbackup -del ARG`
+    BackupDelete(crate::backup::DeleteRequest),
+    /// `mailvault backup verify`
+    BackupVerify(crate::backup::VerifyRequest),
     // --- health ---
     Ping,
 }
@@ -363,6 +382,11 @@ impl Service {
         self.directory.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The directory behind its lock (backups take it briefly, per export).
+    pub fn directory_mutex(&self) -> &Mutex<Directory> {
+        &self.directory
+    }
+
     pub fn server_name(&self) -> &str {
         &self.server_name
     }
@@ -440,11 +464,29 @@ impl Service {
         Ok(tgz::import(&self.store, mbox, resolve, input)?)
     }
 
+    /// Runs a request for a shared service (the server): an asynchronous backup
+    /// starts on its own thread and the answer carries its labels at once.
+    pub fn execute_shared(
+        self: &std::sync::Arc<Self>,
+        req: Request,
+    ) -> Result<Value, ServiceError> {
+        match req {
+            Request::Backup(r) if !r.sync => crate::backup::start_async(self.clone(), &r),
+            other => self.execute(other),
+        }
+    }
+
     /// Runs a request and returns its JSON result.
     pub fn execute(&self, req: Request) -> Result<Value, ServiceError> {
         let to = |v: &dyn erased::Ser| v.to_value();
         Ok(match req {
             Request::Ping => json!({"ok": true, "server": self.server_name}),
+            r @ (Request::Backup(_)
+            | Request::BackupStatus { .. }
+            | Request::BackupAbort { .. }
+            | Request::BackupQuery(_)
+            | Request::BackupDelete(_)
+            | Request::BackupVerify(_)) => crate::backup::execute(self, r)?,
             Request::CreateAccount {
                 email,
                 password,

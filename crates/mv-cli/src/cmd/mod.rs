@@ -1,3 +1,4 @@
+pub mod backup;
 pub mod control;
 pub mod demo;
 pub mod init;

@@ -1,0 +1,112 @@
+//! `<target>/accounts.xml`: every account backed up in the target, with its
+//! zimbraId and its latest full backup. Rewritten atomically after each session and
+//! always rebuildable from the sessions ([`rebuild_accounts_xml`]): it is a
+//! convenience, never the only record (the original's single point of failure).
+//!
+//! ```xml
+//! <accounts formatVersion="1" updated="1401955262144">
+//!   <account email="u@d" zimbraId="..." latestFull="full-20140605.080023.296"/>
+//! </accounts>
+//! ```
+
+use crate::catalog::Catalog;
+use crate::error::Result;
+use crate::label::SessionKind;
+use crate::session::{AccountState, FORMAT_VERSION};
+use crate::target::Target;
+use crate::xml::{XmlFile, XmlWriter};
+use mv_types::UtcMillis;
+use std::collections::BTreeMap;
+
+pub const PATH: &str = "accounts.xml";
+
+/// One line of accounts.xml.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AccountRecord {
+    pub email: String,
+    pub zimbra_id: String,
+    pub latest_full: String,
+}
+
+/// What accounts.xml should say, derived from the sessions.
+pub fn derive(catalog: &Catalog) -> Vec<AccountRecord> {
+    let mut by_id: BTreeMap<String, AccountRecord> = BTreeMap::new();
+    for s in catalog.sessions().filter(|s| s.kind() == SessionKind::Full) {
+        for a in s
+            .accounts
+            .iter()
+            .filter(|a| a.state == AccountState::Completed)
+        {
+            by_id.insert(
+                a.zimbra_id.clone(),
+                AccountRecord {
+                    email: a.email.clone(),
+                    zimbra_id: a.zimbra_id.clone(),
+                    latest_full: s.label.to_string(),
+                },
+            );
+        }
+    }
+    let mut v: Vec<AccountRecord> = by_id.into_values().collect();
+    v.sort_by(|a, b| a.email.cmp(&b.email));
+    v
+}
+
+pub fn encode(records: &[AccountRecord], updated: UtcMillis) -> Vec<u8> {
+    let mut w = XmlWriter::new();
+    w.open(
+        "accounts",
+        &[
+            ("formatVersion", FORMAT_VERSION.to_string()),
+            ("updated", updated.0.to_string()),
+        ],
+    );
+    for r in records {
+        w.leaf(
+            "account",
+            &[
+                ("email", r.email.clone()),
+                ("zimbraId", r.zimbra_id.clone()),
+                ("latestFull", r.latest_full.clone()),
+            ],
+        );
+    }
+    w.finish()
+}
+
+pub fn parse(path: &str, bytes: &[u8]) -> Result<Vec<AccountRecord>> {
+    let f = XmlFile { path };
+    let root = f.parse(bytes)?;
+    f.expect_root(&root, "accounts")?;
+    root.children("account")
+        .map(|a| {
+            Ok(AccountRecord {
+                email: f.req(a, "email")?.to_string(),
+                zimbra_id: f.req(a, "zimbraId")?.to_string(),
+                latest_full: f.req(a, "latestFull")?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Rewrites accounts.xml from the target's sessions (atomically).
+pub fn rebuild_accounts_xml(target: &dyn Target, now: UtcMillis) -> Result<Vec<AccountRecord>> {
+    let catalog = Catalog::load(target)?;
+    let records = derive(&catalog);
+    target.put(PATH, &encode(&records, now))?;
+    Ok(records)
+}
+
+/// Reads accounts.xml, rebuilding it from the sessions if it is missing or damaged.
+pub fn read_or_rebuild(target: &dyn Target, now: UtcMillis) -> Result<Vec<AccountRecord>> {
+    match target
+        .get(PATH)
+        .and_then(|b| parse(&format!("{}/{PATH}", target.url()), &b))
+    {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            tracing::warn!("{e}; rebuilding accounts.xml from the sessions");
+            rebuild_accounts_xml(target, now)
+        }
+    }
+}

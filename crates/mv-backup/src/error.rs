@@ -1,0 +1,85 @@
+//! The one error type of the backup crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong taking, reading, deleting or verifying backups.
+/// Texts that administrators of the original know are kept word for word: the redo
+/// gap (from [`mv_redo::RedoError::Gap`]), "Unable to parse XML file", "Backup cannot
+/// start because free space is less than", "... is still in progress".
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// An I/O failure on a file or object of the target (or a local file).
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An object the format requires is not in the target.
+    #[error("{0}: not found in the backup target")]
+    NotFound(String),
+    #[error("{0}")]
+    Store(#[from] mv_store::StoreError),
+    #[error("{0}")]
+    Directory(#[from] mv_directory::DirectoryError),
+    #[error("{0}")]
+    Redo(#[from] mv_redo::RedoError),
+    #[error("database {path}: {source}")]
+    Sql {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A damaged or truncated XML file (the original's text, so it can be searched).
+    #[error("Unable to parse XML file {path}: {reason}")]
+    Xml { path: String, reason: String },
+    /// A damaged target object that is not XML (pack index, blob list, pack data).
+    #[error("{path}: {reason}")]
+    Corrupt { path: String, reason: String },
+    /// Another backup, delete or restore holds the target.
+    #[error("{0} is still in progress")]
+    InProgress(String),
+    #[error(
+        "Backup cannot start because free space is less than {required} ({available} available on {target})"
+    )]
+    FreeSpace {
+        required: String,
+        available: String,
+        target: String,
+    },
+    /// Wrong input (unknown account, bad label, bad -del argument, ...).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("zip pack {path}: {reason}")]
+    Zip { path: String, reason: String },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl BackupError {
+    pub(crate) fn io(path: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> BackupError {
+        let path = path.to_string();
+        move |source| BackupError::Io { path, source }
+    }
+
+    pub(crate) fn sql(path: &std::path::Path) -> impl FnOnce(rusqlite::Error) -> BackupError + '_ {
+        move |source| BackupError::Sql {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(path: impl std::fmt::Display, reason: impl Into<String>) -> BackupError {
+        BackupError::Corrupt {
+            path: path.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// True for a usage error (exit code 2 at the command line).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, BackupError::Invalid(_))
+    }
+}
+
+pub type Result<T, E = BackupError> = std::result::Result<T, E>;

@@ -1,0 +1,408 @@
+//! Full sessions: per account, an online snapshot of the mailbox database and every
+//! blob it references (each stored once per target), plus the account's directory
+//! entry.
+//!
+//! Per account: take a [`mv_store::blob::BlobHold`] (blobs deleted from now on
+//! stay on disk), snapshot the database ([`mv_store::Store::snapshot_mailbox`]: the
+//! mailbox's lock is held only while the read transaction starts), list the blobs
+//! the snapshot references, copy those the pool lacks (each checked against its
+//! digest: a damaged blob fails the account, naming the message), release the
+//! hold, then write `db/mailbox.sqlite`, `blobs.lst`, `ldap.ldif` and `meta.xml`
+//! under `accounts/<id[0:3]>/<id[3:6]>/<zimbraId>/`. Accounts that completed get
+//! `last_backup_at` once the session is committed.
+
+use crate::error::{BackupError, Result};
+use crate::label::Label;
+use crate::run::{Run, SessionBuilder, SessionReport};
+use crate::session::{
+    AccountMeta, AccountState, Session, SessionAccount, SessionError, SessionOptions, SessionStats,
+    SessionStatus, account_dir, encode_blob_list, parse_blob_list,
+};
+use mv_directory::Account;
+use mv_types::{Digest, ItemId, MailboxId};
+use std::collections::HashSet;
+use std::path::Path;
+
+/// Why an account did not complete.
+enum AccountEnd {
+    /// Its own problem (recorded; other accounts go on).
+    Failed(BackupError),
+    /// The session was aborted while it was being copied.
+    Aborted,
+}
+
+pub(crate) fn run_full(run: &mut Run, label: Label, accounts: &[Account]) -> Result<SessionReport> {
+    let mut sb = SessionBuilder::new(run.target, label);
+    run.progress.session_started(&label, accounts.len() as u64);
+    run.sealed.clear();
+    run.write_system(&mut sb)?;
+    let mut entries = Vec::new();
+    let mut errors = Vec::new();
+    let mut stats = SessionStats::default();
+    let mut aborted = false;
+    for a in accounts {
+        if aborted || run.aborter.requested_now() {
+            aborted = true;
+            entries.push(entry(a, AccountState::Skipped, None));
+            continue;
+        }
+        let outcome = backup_account(run, &mut sb, label, a, &mut stats)?;
+        if !run.shared_blobs {
+            // backup_disable_shared_blobs: each account's blobs in its own packs.
+            run.seal()?;
+        }
+        match outcome {
+            Ok(e) => {
+                run.progress.account_done(&a.email, true);
+                entries.push(e);
+            }
+            Err(AccountEnd::Failed(e)) => {
+                sb.remove(&account_dir(&a.id));
+                run.progress.account_done(&a.email, false);
+                run.progress.note(&format!("{}: {e}", a.email));
+                errors.push(SessionError {
+                    account: Some(a.email.clone()),
+                    message: e.to_string(),
+                });
+                entries.push(entry(a, AccountState::Error, None));
+            }
+            Err(AccountEnd::Aborted) => {
+                sb.remove(&account_dir(&a.id));
+                aborted = true;
+                entries.push(entry(a, AccountState::Skipped, None));
+            }
+        }
+    }
+    // Every blob the session references is sealed and indexed before it commits.
+    run.seal()?;
+    let seqs: Vec<u64> = entries.iter().filter_map(|e| e.redo_seq).collect();
+    let redo = match (seqs.iter().min(), seqs.iter().max()) {
+        (Some(a), Some(b)) => Some((*a, *b)),
+        _ => {
+            let s = run.source.store.redo().position().sequence;
+            Some((s, s))
+        }
+    };
+    let status = if aborted {
+        SessionStatus::Aborted
+    } else if errors.is_empty() {
+        SessionStatus::Completed
+    } else {
+        SessionStatus::CompletedWithErrors
+    };
+    stats.packs = run.sealed.clone();
+    stats.bytes_written = sb.bytes_written();
+    let session = Session {
+        label,
+        status,
+        started: label.start,
+        ended: run.now(),
+        server: run.source.server_name.to_string(),
+        options: SessionOptions {
+            compression: run.opts.compression,
+            blobs: run.opts.blobs,
+            hsm_blobs: run.opts.hsm_blobs,
+            search_index: run.opts.search_index,
+            shared_blobs: run.shared_blobs,
+        },
+        redo,
+        redo_logs: Vec::new(),
+        accounts: entries,
+        errors,
+        files: std::mem::take(&mut sb.files),
+        stats,
+    };
+    run.commit(sb, &session)?;
+    // last_backup_at only now, and only for accounts that completed.
+    for a in session.completed_accounts() {
+        if let Err(e) = run
+            .source
+            .store
+            .set_last_backup_at(MailboxId(a.mailbox_id), session.ended)
+        {
+            tracing::warn!("{}: cannot record last_backup_at: {e}", a.email);
+        }
+    }
+    Ok(report(&session))
+}
+
+pub(crate) fn report(s: &Session) -> SessionReport {
+    SessionReport {
+        label: s.label,
+        kind: s.label.kind,
+        status: s.status,
+        status_text: s.status.display().to_string(),
+        started: s.started,
+        ended: s.ended,
+        accounts: s.accounts.len() as u64,
+        accounts_completed: s.completed_accounts().count() as u64,
+        redo: s.redo,
+        errors: s.errors.clone(),
+        stats: s.stats.clone(),
+    }
+}
+
+pub(crate) fn entry(
+    a: &Account,
+    state: AccountState,
+    snap: Option<(u64, u64, u64)>,
+) -> SessionAccount {
+    SessionAccount {
+        email: a.email.clone(),
+        zimbra_id: a.id.clone(),
+        mailbox_id: a.mailbox_id.0,
+        state,
+        change: snap.map(|s| s.0),
+        redo_seq: snap.map(|s| s.1),
+        redo_lsn: snap.map(|s| s.2),
+    }
+}
+
+/// A blob the snapshot references.
+struct BlobRef {
+    item: u32,
+    digest: Digest,
+    volume: u16,
+    revision: u64,
+}
+
+/// What the snapshot holds, read from the snapshot file itself.
+struct SnapshotContents {
+    items: u64,
+    messages: u64,
+    blobs: Vec<BlobRef>,
+}
+
+/// Makes the snapshot a self-contained file (rollback journal, no -wal) and lists
+/// the blobs it references.
+fn read_snapshot(path: &Path) -> Result<SnapshotContents> {
+    let sql = BackupError::sql(path);
+    let conn = rusqlite::Connection::open(path).map_err(BackupError::sql(path))?;
+    let _: String = conn
+        .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
+        .map_err(BackupError::sql(path))?;
+    let (items, messages): (i64, i64) = conn
+        .query_row(
+            "SELECT COUNT(*), COALESCE(SUM(type = 5), 0) FROM item",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(BackupError::sql(path))?;
+    let mut st = conn
+        .prepare(
+            "SELECT id, digest, volume_id, mod_content FROM item WHERE digest IS NOT NULL ORDER BY id",
+        )
+        .map_err(BackupError::sql(path))?;
+    let rows = st
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, u32>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, u16>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(sql)?;
+    let mut seen = HashSet::new();
+    let mut blobs = Vec::new();
+    for (item, d, volume, rev) in rows {
+        let digest = <[u8; 32]>::try_from(d.as_slice())
+            .map(Digest)
+            .map_err(|_| {
+                BackupError::corrupt(path.display(), format!("item {item}: bad digest"))
+            })?;
+        if seen.insert(digest) {
+            blobs.push(BlobRef {
+                item,
+                digest,
+                volume,
+                revision: rev as u64,
+            });
+        }
+    }
+    Ok(SnapshotContents {
+        items: items as u64,
+        messages: messages as u64,
+        blobs,
+    })
+}
+
+/// Digests of the account's latest full in this target (per-account dedup when
+/// shared blobs are disabled).
+fn previous_blobs(run: &mut Run, account: &Account) -> HashSet<Digest> {
+    if run.catalog.is_none() {
+        run.catalog = crate::catalog::Catalog::load(run.target).ok();
+    }
+    let Some((s, _)) = run
+        .catalog
+        .as_ref()
+        .and_then(|c| c.latest_full(&account.id))
+    else {
+        return HashSet::new();
+    };
+    let path = format!(
+        "sessions/{}/{}/blobs.lst",
+        s.label,
+        account_dir(&account.id)
+    );
+    run.target
+        .get(&path)
+        .and_then(|b| parse_blob_list(&path, &b))
+        .map(|v| v.into_iter().collect())
+        .unwrap_or_default()
+}
+
+/// Backs up one account. The outer error is fatal to the session (the target
+/// failed); the inner one is the account's.
+fn backup_account(
+    run: &mut Run,
+    sb: &mut SessionBuilder,
+    label: Label,
+    a: &Account,
+    stats: &mut crate::session::SessionStats,
+) -> Result<Result<SessionAccount, AccountEnd>> {
+    let started = run.now();
+    let store = run.source.store;
+    let mbox = a.mailbox_id;
+    let fail = |e: BackupError| Ok(Err(AccountEnd::Failed(e)));
+    match store.mailbox(mbox).info() {
+        Ok(Some(i)) if !i.deleted => {}
+        Ok(_) => {
+            return fail(BackupError::Invalid(format!(
+                "mailbox {mbox} of account {} does not exist",
+                a.email
+            )));
+        }
+        Err(e) => return fail(e.into()),
+    }
+    let scratch = run
+        .target
+        .scratch_dir()?
+        .join(format!("{label}-{}.sqlite", mbox.0));
+    let cleanup = |p: &Path| {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
+        }
+    };
+    let hold = store.blobs().hold();
+    let point = match store.snapshot_mailbox(mbox, &scratch) {
+        Ok(p) => p,
+        Err(e) => {
+            cleanup(&scratch);
+            return fail(e.into());
+        }
+    };
+    let contents = match read_snapshot(&scratch) {
+        Ok(c) => c,
+        Err(e) => {
+            cleanup(&scratch);
+            return fail(e);
+        }
+    };
+    let per_account: Option<HashSet<Digest>> = (!run.shared_blobs).then(|| previous_blobs(run, a));
+    let mut listed = Vec::new();
+    let (mut blob_bytes, mut new_blobs, mut new_bytes) = (0u64, 0u64, 0u64);
+    let mut written_here: HashSet<Digest> = HashSet::new();
+    if run.opts.blobs {
+        for b in &contents.blobs {
+            if run.aborter.requested() {
+                cleanup(&scratch);
+                return Ok(Err(AccountEnd::Aborted));
+            }
+            if b.volume == 2 && !run.opts.hsm_blobs {
+                continue;
+            }
+            listed.push(b.digest);
+            let known = match &per_account {
+                None => run.have_blob(&b.digest),
+                Some(prev) => {
+                    (prev.contains(&b.digest) || written_here.contains(&b.digest))
+                        && run.have_blob(&b.digest)
+                }
+            };
+            let path = store
+                .blobs()
+                .blob_path(b.volume, mbox, ItemId(b.item), b.revision);
+            if known {
+                stats.blobs_shared += 1;
+                if let Ok(md) = std::fs::metadata(&path) {
+                    blob_bytes += md.len();
+                }
+                continue;
+            }
+            let bytes = match std::fs::read(&path) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    cleanup(&scratch);
+                    return fail(BackupError::Invalid(format!(
+                        "message {} of {}: cannot read its blob {}: {e}",
+                        b.item,
+                        a.email,
+                        path.display()
+                    )));
+                }
+            };
+            let found = Digest::of(&bytes);
+            if found != b.digest {
+                cleanup(&scratch);
+                return fail(BackupError::Invalid(format!(
+                    "message {} of {}: blob {} is damaged (expected digest {}, found {found}); not backed up",
+                    b.item,
+                    a.email,
+                    path.display(),
+                    b.digest
+                )));
+            }
+            run.add_blob(b.digest, &bytes)?;
+            written_here.insert(b.digest);
+            blob_bytes += bytes.len() as u64;
+            new_blobs += 1;
+            new_bytes += bytes.len() as u64;
+        }
+    }
+    // Every blob the snapshot needs is copied: deleted blobs may go now.
+    drop(hold);
+    stats.blobs_new += new_blobs;
+    stats.blob_bytes_new += new_bytes;
+    let ldif = match run.source.dir().export_account_ldif(&a.id) {
+        Ok(l) => l,
+        Err(e) => {
+            cleanup(&scratch);
+            return fail(e.into());
+        }
+    };
+    let dir = account_dir(&a.id);
+    let db_bytes = sb.put_file(&format!("{dir}/db/mailbox.sqlite"), &scratch)?;
+    cleanup(&scratch);
+    run.progress.bytes(db_bytes);
+    sb.put(&format!("{dir}/blobs.lst"), &encode_blob_list(&listed))?;
+    sb.put(&format!("{dir}/ldap.ldif"), ldif.as_bytes())?;
+    let meta = AccountMeta {
+        email: a.email.clone(),
+        zimbra_id: a.id.clone(),
+        mailbox_id: mbox.0,
+        label: label.to_string(),
+        change: point.change,
+        redo_seq: point.redo.sequence,
+        redo_lsn: point.redo.lsn.0,
+        snapshot_at: point.taken_at,
+        started,
+        ended: run.now(),
+        items: contents.items,
+        messages: contents.messages,
+        blobs: listed.len() as u64,
+        blob_bytes,
+        new_blobs,
+        new_blob_bytes: new_bytes,
+        db_bytes,
+        blobs_included: run.opts.blobs,
+        hsm_blobs_included: run.opts.blobs && run.opts.hsm_blobs,
+    };
+    sb.put(&format!("{dir}/meta.xml"), &meta.to_xml())?;
+    Ok(Ok(entry(
+        a,
+        AccountState::Completed,
+        Some((point.change, point.redo.sequence, point.redo.lsn.0)),
+    )))
+}

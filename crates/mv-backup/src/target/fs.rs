@@ -1,0 +1,622 @@
+//! A target on a local (or NFS-mounted) filesystem.
+//!
+//! ```text
+//! <root>/backup.lock            flock: one backup/delete/restore at a time; holds what runs
+//! <root>/accounts.xml
+//! <root>/sessions/<label>/...    committed sessions
+//! <root>/packs/<xx>/<id>.zip|idx blob packs and their indexes
+//! <root>/tmp/<label>/...         sessions being written (renamed into sessions/ at commit)
+//! <root>/tmp/<label>.abort       abort request for a running backup
+//! <root>/tmp/.scratch/           snapshots and packs being written
+//! ```
+//!
+//! Objects are written to `.<name>.tmp-<pid>-<n>` beside their final name, fsynced,
+//! renamed, and the directory fsynced. Session files are written without fsync;
+//! `commit_session` runs one `syncfs` on the target's filesystem before renaming
+//! `tmp/<label>` to `sessions/<label>` (one sync instead of thousands of fsyncs).
+
+use super::{ObjectInfo, Space, Target, TargetLock};
+use crate::error::{BackupError, Result};
+use mv_home::durable::{create_dir_all_durable, fsync_dir};
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const LOCK_FILE: &str = "backup.lock";
+const SCRATCH: &str = ".scratch";
+const RETIRED_PREFIX: &str = "TO_DELETE-";
+
+/// A target directory.
+#[derive(Debug)]
+pub struct FsTarget {
+    root: PathBuf,
+    written: AtomicU64,
+    seq: AtomicU64,
+}
+
+impl FsTarget {
+    /// Opens (creating if needed) a target directory.
+    pub fn open(root: &Path) -> Result<FsTarget> {
+        let root = if root.is_absolute() {
+            root.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map_err(BackupError::io(root.display()))?
+                .join(root)
+        };
+        for dir in [
+            root.clone(),
+            root.join("sessions"),
+            root.join("tmp"),
+            root.join("packs"),
+        ] {
+            create_dir_all_durable(&dir).map_err(BackupError::io(dir.display()))?;
+        }
+        Ok(FsTarget {
+            root,
+            written: AtomicU64::new(0),
+            seq: AtomicU64::new(0),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn full(&self, rel: &str) -> Result<PathBuf> {
+        if rel.is_empty()
+            || rel.starts_with('/')
+            || rel
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(BackupError::Invalid(format!(
+                "invalid path inside the backup target: {rel:?}"
+            )));
+        }
+        Ok(self.root.join(rel))
+    }
+
+    fn session_dir(&self, label: &str) -> Result<PathBuf> {
+        self.full(&format!("tmp/{label}"))
+    }
+
+    fn temp_beside(&self, path: &Path) -> PathBuf {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
+    }
+
+    /// Moves a local file to `dest` (rename on the same filesystem, copy otherwise);
+    /// `durable`: fsync the file and the directory.
+    fn move_into(&self, local: &Path, dest: &Path, durable: bool) -> Result<()> {
+        let parent = dest.parent().unwrap_or(&self.root);
+        if durable {
+            create_dir_all_durable(parent).map_err(BackupError::io(parent.display()))?;
+            File::open(local)
+                .and_then(|f| f.sync_all())
+                .map_err(BackupError::io(local.display()))?;
+        } else {
+            fs::create_dir_all(parent).map_err(BackupError::io(parent.display()))?;
+        }
+        let size = fs::metadata(local)
+            .map_err(BackupError::io(local.display()))?
+            .len();
+        if fs::rename(local, dest).is_err() {
+            // Another filesystem: copy through a temp name.
+            let tmp = self.temp_beside(dest);
+            let result = (|| {
+                fs::copy(local, &tmp)?;
+                if durable {
+                    File::open(&tmp)?.sync_all()?;
+                }
+                fs::rename(&tmp, dest)?;
+                fs::remove_file(local)
+            })();
+            if result.is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+            result.map_err(BackupError::io(dest.display()))?;
+        }
+        if durable {
+            fsync_dir(parent).map_err(BackupError::io(parent.display()))?;
+        }
+        self.written.fetch_add(size, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn walk(&self, dir: &Path, rel: &str, out: &mut Vec<ObjectInfo>) -> Result<()> {
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(BackupError::io(dir.display())(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(BackupError::io(dir.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue; // temp files are not objects
+            }
+            let child_rel = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let ft = entry
+                .file_type()
+                .map_err(BackupError::io(entry.path().display()))?;
+            if ft.is_dir() {
+                self.walk(&entry.path(), &child_rel, out)?;
+            } else if ft.is_file() {
+                let size = entry
+                    .metadata()
+                    .map_err(BackupError::io(entry.path().display()))?
+                    .len();
+                out.push(ObjectInfo {
+                    path: child_rel,
+                    size,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn dir_names(&self, dir: &Path) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(BackupError::io(dir.display())(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(BackupError::io(dir.display()))?;
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                out.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes stray temp files (`.<name>.tmp-*`) a crash left in `dir`, recursively.
+    fn remove_temp_files(&self, dir: &Path) -> Result<()> {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                self.remove_temp_files(&path)?;
+            } else if name.starts_with('.') && name.contains(".tmp-") {
+                remove_file(&path)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn remove_file(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(BackupError::io(path.display())(e)),
+    }
+}
+
+fn remove_tree(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(BackupError::io(path.display())(e)),
+        Ok(md) if md.is_dir() => match fs::remove_dir_all(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(BackupError::io(path.display())(e)),
+        },
+        Ok(_) => remove_file(path),
+    }
+}
+
+fn syncfs(path: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = File::open(path)?;
+    // SAFETY: syncfs takes a valid open descriptor and has no memory effects.
+    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+struct LockFile(std::sync::Mutex<File>);
+
+impl super::LockHandle for LockFile {
+    fn describe(&self, what: &str) -> Result<()> {
+        let mut file = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        write_holder(&mut file, what).map_err(BackupError::io(LOCK_FILE))
+    }
+}
+
+fn write_holder(file: &mut File, what: &str) -> io::Result<()> {
+    file.set_len(0)?;
+    file.seek(SeekFrom::Start(0))?;
+    let text = format!("{what}\npid {}\n", std::process::id());
+    file.write_all(text.as_bytes())?;
+    file.flush()
+}
+
+impl Target for FsTarget {
+    fn url(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn put(&self, path: &str, data: &[u8]) -> Result<()> {
+        let full = self.full(path)?;
+        let parent = full.parent().unwrap_or(&self.root).to_path_buf();
+        create_dir_all_durable(&parent).map_err(BackupError::io(parent.display()))?;
+        let tmp = self.temp_beside(&full);
+        let result = (|| {
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            drop(f);
+            fs::rename(&tmp, &full)?;
+            fsync_dir(&parent)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result.map_err(BackupError::io(full.display()))?;
+        self.written.fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn put_file(&self, path: &str, local: &Path) -> Result<()> {
+        let full = self.full(path)?;
+        self.move_into(local, &full, true)
+    }
+
+    fn get(&self, path: &str) -> Result<Vec<u8>> {
+        let full = self.full(path)?;
+        match fs::read(&full) {
+            Ok(b) => Ok(b),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(BackupError::NotFound(path.to_string()))
+            }
+            Err(e) => Err(BackupError::io(full.display())(e)),
+        }
+    }
+
+    fn get_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let full = self.full(path)?;
+        let f = match File::open(&full) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(BackupError::NotFound(path.to_string()));
+            }
+            Err(e) => return Err(BackupError::io(full.display())(e)),
+        };
+        let size = f.metadata().map_err(BackupError::io(full.display()))?.len();
+        let end = offset.checked_add(len);
+        if end.is_none_or(|end| end > size) {
+            return Err(BackupError::corrupt(
+                path,
+                format!(
+                    "truncated: bytes {offset}..{} wanted, the file has {size}",
+                    offset.saturating_add(len)
+                ),
+            ));
+        }
+        let len =
+            usize::try_from(len).map_err(|_| BackupError::corrupt(path, "range too large"))?;
+        let mut buf = vec![0u8; len];
+        f.read_exact_at(&mut buf, offset)
+            .map_err(BackupError::io(full.display()))?;
+        Ok(buf)
+    }
+
+    fn size(&self, path: &str) -> Result<Option<u64>> {
+        let full = self.full(path)?;
+        match fs::metadata(&full) {
+            Ok(md) if md.is_file() => Ok(Some(md.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(BackupError::io(full.display())(e)),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        // Walk from the deepest directory the prefix names completely.
+        let dir_rel = match prefix.rfind('/') {
+            Some(i) => &prefix[..i],
+            None => "",
+        };
+        let dir = if dir_rel.is_empty() {
+            self.root.clone()
+        } else {
+            self.full(dir_rel)?
+        };
+        let mut out = Vec::new();
+        self.walk(&dir, dir_rel, &mut out)?;
+        out.retain(|o| o.path.starts_with(prefix));
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    fn delete(&self, path: &str) -> Result<()> {
+        let full = self.full(path)?;
+        remove_file(&full)?;
+        if let Some(parent) = full.parent() {
+            fsync_dir(parent).map_err(BackupError::io(parent.display()))?;
+        }
+        Ok(())
+    }
+
+    fn begin_session(&self, label: &str) -> Result<()> {
+        let dir = self.session_dir(label)?;
+        fs::create_dir_all(&dir).map_err(BackupError::io(dir.display()))
+    }
+
+    fn session_put(&self, label: &str, rel: &str, data: &[u8]) -> Result<()> {
+        let full = self.full(&format!("tmp/{label}/{rel}"))?;
+        if let Some(parent) = full.parent() {
+            fs::create_dir_all(parent).map_err(BackupError::io(parent.display()))?;
+        }
+        fs::write(&full, data).map_err(BackupError::io(full.display()))?;
+        self.written.fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn session_put_file(&self, label: &str, rel: &str, local: &Path) -> Result<()> {
+        let full = self.full(&format!("tmp/{label}/{rel}"))?;
+        self.move_into(local, &full, false)
+    }
+
+    fn session_remove(&self, label: &str, rel_prefix: &str) -> Result<()> {
+        remove_tree(&self.full(&format!("tmp/{label}/{rel_prefix}"))?)
+    }
+
+    fn commit_session(&self, label: &str, session_xml: &[u8]) -> Result<()> {
+        let dir = self.session_dir(label)?;
+        fs::create_dir_all(&dir).map_err(BackupError::io(dir.display()))?;
+        let xml = dir.join("session.xml");
+        fs::write(&xml, session_xml).map_err(BackupError::io(xml.display()))?;
+        self.written
+            .fetch_add(session_xml.len() as u64, Ordering::Relaxed);
+        // Everything written into tmp/<label> (and the packs) becomes durable here.
+        syncfs(&self.root).map_err(BackupError::io(self.root.display()))?;
+        let sessions = self.root.join("sessions");
+        create_dir_all_durable(&sessions).map_err(BackupError::io(sessions.display()))?;
+        let dest = sessions.join(label);
+        if dest.exists() {
+            return Err(BackupError::Invalid(format!(
+                "session {label} already exists in {}",
+                self.url()
+            )));
+        }
+        fs::rename(&dir, &dest).map_err(BackupError::io(dest.display()))?;
+        fsync_dir(&sessions).map_err(BackupError::io(sessions.display()))?;
+        let tmp = self.root.join("tmp");
+        fsync_dir(&tmp).map_err(BackupError::io(tmp.display()))?;
+        Ok(())
+    }
+
+    fn discard_session(&self, label: &str) -> Result<()> {
+        remove_tree(&self.session_dir(label)?)
+    }
+
+    fn pending_sessions(&self) -> Result<Vec<String>> {
+        Ok(self
+            .dir_names(&self.root.join("tmp"))?
+            .into_iter()
+            .filter(|n| crate::label::Label::parse(n).is_some())
+            .collect())
+    }
+
+    fn session_names(&self) -> Result<Vec<String>> {
+        self.dir_names(&self.root.join("sessions"))
+    }
+
+    fn retire_session(&self, label: &str) -> Result<()> {
+        let sessions = self.root.join("sessions");
+        let from = self.full(&format!("sessions/{label}"))?;
+        let to = sessions.join(format!("{RETIRED_PREFIX}{label}"));
+        remove_tree(&to)?;
+        fs::rename(&from, &to).map_err(BackupError::io(from.display()))?;
+        fsync_dir(&sessions).map_err(BackupError::io(sessions.display()))
+    }
+
+    fn purge_retired(&self) -> Result<Vec<String>> {
+        let sessions = self.root.join("sessions");
+        let mut out = Vec::new();
+        for name in self.dir_names(&sessions)? {
+            if let Some(label) = name.strip_prefix(RETIRED_PREFIX) {
+                remove_tree(&sessions.join(&name))?;
+                out.push(label.to_string());
+            }
+        }
+        if !out.is_empty() {
+            fsync_dir(&sessions).map_err(BackupError::io(sessions.display()))?;
+        }
+        Ok(out)
+    }
+
+    fn clean_pending(&self) -> Result<Vec<String>> {
+        let tmp = self.root.join("tmp");
+        let labels = self.pending_sessions()?;
+        if let Ok(entries) = fs::read_dir(&tmp) {
+            for entry in entries.flatten() {
+                remove_tree(&entry.path())?;
+            }
+        }
+        self.remove_temp_files(&self.root.join("packs"))?;
+        self.remove_temp_files(&self.root.join("sessions"))?;
+        for entry in fs::read_dir(&self.root).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.contains(".tmp-") {
+                remove_file(&entry.path())?;
+            }
+        }
+        let _ = fsync_dir(&tmp);
+        Ok(labels)
+    }
+
+    fn lock(&self, what: &str, wait: Duration) -> Result<TargetLock> {
+        let path = self.root.join(LOCK_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(BackupError::io(path.display()))?;
+        let deadline = Instant::now() + wait;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) => {
+                    if Instant::now() >= deadline {
+                        let mut holder = String::new();
+                        let _ = file.read_to_string(&mut holder);
+                        let holder = holder.lines().next().unwrap_or("").trim().to_string();
+                        return Err(BackupError::InProgress(if holder.is_empty() {
+                            "Another backup, restore or delete operation".into()
+                        } else {
+                            holder
+                        }));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(TryLockError::Error(e)) => return Err(BackupError::io(path.display())(e)),
+            }
+        }
+        write_holder(&mut file, what).map_err(BackupError::io(path.display()))?;
+        Ok(TargetLock::new(Box::new(LockFile(std::sync::Mutex::new(
+            file,
+        )))))
+    }
+
+    fn lock_holder(&self) -> Result<Option<String>> {
+        let path = self.root.join(LOCK_FILE);
+        let mut file = match OpenOptions::new().read(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(BackupError::io(path.display())(e)),
+        };
+        match file.try_lock_shared() {
+            Ok(()) => Ok(None),
+            Err(TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                Ok(Some(holder.lines().next().unwrap_or("").trim().to_string()))
+            }
+            Err(TryLockError::Error(e)) => Err(BackupError::io(path.display())(e)),
+        }
+    }
+
+    fn scratch_dir(&self) -> Result<PathBuf> {
+        let dir = self.root.join("tmp").join(SCRATCH);
+        fs::create_dir_all(&dir).map_err(BackupError::io(dir.display()))?;
+        Ok(dir)
+    }
+
+    fn free_space(&self) -> Result<Option<Space>> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(self.root.as_os_str().as_bytes())
+            .map_err(|_| BackupError::Invalid("target path contains NUL".into()))?;
+        // SAFETY: statvfs fills the zeroed struct we pass; the path is NUL-terminated.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+        if rc != 0 {
+            return Err(BackupError::io(self.root.display())(
+                io::Error::last_os_error(),
+            ));
+        }
+        let frsize = st.f_frsize as u64;
+        Ok(Some(Space {
+            available: st.f_bavail as u64 * frsize,
+            total: st.f_blocks as u64 * frsize,
+        }))
+    }
+
+    fn local_path(&self, path: &str) -> Option<PathBuf> {
+        self.full(path).ok()
+    }
+
+    fn bytes_written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_and_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = FsTarget::open(dir.path()).unwrap();
+        t.put("packs/ab/x.idx", b"hello").unwrap();
+        assert_eq!(t.get("packs/ab/x.idx").unwrap(), b"hello");
+        assert_eq!(t.get_range("packs/ab/x.idx", 1, 3).unwrap(), b"ell");
+        assert!(matches!(
+            t.get_range("packs/ab/x.idx", 3, 3),
+            Err(BackupError::Corrupt { .. })
+        ));
+        assert!(matches!(t.get("nope"), Err(BackupError::NotFound(_))));
+        assert_eq!(t.size("packs/ab/x.idx").unwrap(), Some(5));
+        let l = t.list("packs/").unwrap();
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].path, "packs/ab/x.idx");
+        assert!(t.get("../etc/passwd").is_err());
+
+        let label = "full-20140605.080023.296";
+        t.session_put(label, "ldap/ldap.bak", b"dn: x\n").unwrap();
+        assert_eq!(t.pending_sessions().unwrap(), vec![label.to_string()]);
+        assert!(t.session_names().unwrap().is_empty());
+        t.commit_session(label, b"<session/>").unwrap();
+        assert!(t.pending_sessions().unwrap().is_empty());
+        assert_eq!(t.session_names().unwrap(), vec![label.to_string()]);
+        assert_eq!(
+            t.get(&format!("sessions/{label}/ldap/ldap.bak")).unwrap(),
+            b"dn: x\n"
+        );
+        t.retire_session(label).unwrap();
+        assert_eq!(
+            t.session_names().unwrap(),
+            vec![format!("TO_DELETE-{label}")]
+        );
+        assert_eq!(t.purge_retired().unwrap(), vec![label.to_string()]);
+        assert!(t.session_names().unwrap().is_empty());
+    }
+
+    #[test]
+    fn lock_waits_then_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = FsTarget::open(dir.path()).unwrap();
+        assert_eq!(t.lock_holder().unwrap(), None);
+        let held = t
+            .lock("Backup full-20140605.080023.296", Duration::ZERO)
+            .unwrap();
+        assert_eq!(
+            t.lock_holder().unwrap().as_deref(),
+            Some("Backup full-20140605.080023.296")
+        );
+        let e = t
+            .lock("Backup other", Duration::from_millis(300))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Backup full-20140605.080023.296 is still in progress"
+        );
+        drop(held);
+        assert_eq!(t.lock_holder().unwrap(), None);
+        t.lock("x", Duration::ZERO).unwrap();
+    }
+}

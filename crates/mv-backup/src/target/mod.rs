@@ -1,0 +1,170 @@
+//! Where backups go: the [`Target`] trait, and its local-filesystem implementation
+//! [`FsTarget`].
+//!
+//! Paths are relative, `/`-separated (`packs/ab/<id>.zip`, `sessions/<label>/session.xml`).
+//! The format relies on nothing an object store lacks: no hard links, no atomic
+//! directory rename, no conditional PUT. What the trait promises instead:
+//!
+//! - [`Target::put`] / [`Target::put_file`] are atomic and durable: a reader sees the
+//!   whole object or none of it, and it survives a crash once the call returns
+//!   (filesystem: temp name, fsync, rename, fsync dir; S3: a single PUT).
+//! - Session files ([`Target::session_put`]) are invisible until
+//!   [`Target::commit_session`], which makes them durable and then makes the session
+//!   visible by the existence of `sessions/<label>/session.xml` (filesystem: build in
+//!   `tmp/<label>/`, `syncfs`, rename the directory; S3: write the files under
+//!   `sessions/<label>/`, then `session.xml` last). A session directory without a
+//!   session.xml is not a session.
+//! - [`Target::lock`] gives one operation (backup, delete, restore) the target at a
+//!   time. Filesystem: `flock` on `<target>/backup.lock`, released by the kernel if the
+//!   process dies. (S3 has no such primitive; that implementation will use a lease
+//!   object with a heartbeat, never a conditional PUT.)
+
+mod fs;
+
+pub use fs::FsTarget;
+
+use crate::error::Result;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An object in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Relative path (`packs/ab/<id>.idx`).
+    pub path: String,
+    pub size: u64,
+}
+
+/// Free and total space where the target lives, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Space {
+    pub available: u64,
+    pub total: u64,
+}
+
+/// What a target's lock implementation keeps while it is held.
+pub trait LockHandle: Send + Sync {
+    /// Replaces the description of what holds the lock (shown to waiters and by
+    /// `zmbackupquery` to tell a running session from a leftover).
+    fn describe(&self, what: &str) -> Result<()>;
+}
+
+/// Holds a target for one operation; released on drop.
+pub struct TargetLock(Box<dyn LockHandle>);
+
+impl TargetLock {
+    pub fn new(inner: Box<dyn LockHandle>) -> TargetLock {
+        TargetLock(inner)
+    }
+
+    pub fn describe(&self, what: &str) -> Result<()> {
+        self.0.describe(what)
+    }
+}
+
+impl std::fmt::Debug for TargetLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TargetLock")
+    }
+}
+
+/// A backup target. See the module docs for what each operation guarantees.
+pub trait Target: Send + Sync {
+    /// A human-readable location (`/var/backup`, `s3://bucket/prefix`).
+    fn url(&self) -> String;
+
+    // ---- objects ---------------------------------------------------------
+
+    /// Writes an object atomically and durably (replacing any previous one).
+    fn put(&self, path: &str, data: &[u8]) -> Result<()>;
+    /// Like `put`, from a local file, which the target may move (it is consumed).
+    fn put_file(&self, path: &str, local: &Path) -> Result<()>;
+    /// Reads a whole object; [`crate::BackupError::NotFound`] if absent.
+    fn get(&self, path: &str) -> Result<Vec<u8>>;
+    /// Reads `len` bytes at `offset`; an object shorter than that is an error
+    /// (a truncated pack), never a short read.
+    fn get_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
+    /// The size of an object, `None` if absent.
+    fn size(&self, path: &str) -> Result<Option<u64>>;
+    /// Every object whose path starts with `prefix` (recursive), sorted by path.
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+    /// Removes an object; an absent one is fine.
+    fn delete(&self, path: &str) -> Result<()>;
+
+    // ---- sessions ----------------------------------------------------------
+
+    /// Starts an uncommitted session (filesystem: creates `tmp/<label>/`), so that
+    /// it shows as "in progress" at once.
+    fn begin_session(&self, label: &str) -> Result<()>;
+    /// Writes a file of the uncommitted session `label` (`rel` is relative to the
+    /// session root, e.g. `accounts/abc/def/<id>/meta.xml`).
+    fn session_put(&self, label: &str, rel: &str, data: &[u8]) -> Result<()>;
+    /// Like `session_put` from a local file, which may be moved.
+    fn session_put_file(&self, label: &str, rel: &str, local: &Path) -> Result<()>;
+    /// Removes the files of an uncommitted session under `rel_prefix` (an account
+    /// that failed).
+    fn session_remove(&self, label: &str, rel_prefix: &str) -> Result<()>;
+    /// Makes every file of the session durable, writes `session.xml` and makes the
+    /// session visible under `sessions/<label>/`.
+    fn commit_session(&self, label: &str, session_xml: &[u8]) -> Result<()>;
+    /// Drops an uncommitted session.
+    fn discard_session(&self, label: &str) -> Result<()>;
+    /// Labels of uncommitted sessions (running, or left by a crash).
+    fn pending_sessions(&self) -> Result<Vec<String>>;
+    /// Names of the entries under `sessions/` (committed sessions, and
+    /// `TO_DELETE-*` leftovers), whether or not they hold a valid session.xml.
+    fn session_names(&self) -> Result<Vec<String>>;
+    /// Makes a committed session invisible, first step of deleting it
+    /// (filesystem: rename to `sessions/TO_DELETE-<label>`).
+    fn retire_session(&self, label: &str) -> Result<()>;
+    /// Removes what retired sessions left; returns their labels.
+    fn purge_retired(&self) -> Result<Vec<String>>;
+    /// Removes everything an interrupted operation left behind: uncommitted
+    /// sessions, scratch files, abort flags. Call with the lock held.
+    fn clean_pending(&self) -> Result<Vec<String>>;
+
+    // ---- coordination and local help ----------------------------------------
+
+    /// Takes the target for one operation, waiting up to `wait` for another to end.
+    /// `what` ("Backup full-...") is what a waiting operation's error names:
+    /// "`what` is still in progress".
+    fn lock(&self, what: &str, wait: Duration) -> Result<TargetLock>;
+    /// What holds the lock now, if anything (never waits).
+    fn lock_holder(&self) -> Result<Option<String>>;
+    /// A local directory for temporary files (snapshots, packs being written).
+    fn scratch_dir(&self) -> Result<PathBuf>;
+    /// Free space where the target lives, when that can be known.
+    fn free_space(&self) -> Result<Option<Space>>;
+    /// The local file behind an object, when the target is a local filesystem.
+    fn local_path(&self, path: &str) -> Option<PathBuf>;
+    /// Bytes written to the target by this handle so far.
+    fn bytes_written(&self) -> u64;
+}
+
+/// Opens a target from a command-line spelling: a directory path, or
+/// `s3://bucket/prefix` (not available yet).
+pub fn open(spec: &str) -> Result<Arc<dyn Target>> {
+    if spec.starts_with("s3://") {
+        return Err(crate::BackupError::Unsupported(format!(
+            "{spec}: S3 targets are not supported by this version yet; use a directory"
+        )));
+    }
+    Ok(Arc::new(FsTarget::open(Path::new(spec))?))
+}
+
+/// Opens a target that must exist already (query, verify, abort, delete: a
+/// mistyped path is an error, not a new empty target).
+pub fn open_existing(spec: &str) -> Result<Arc<dyn Target>> {
+    if !spec.starts_with("s3://") && !Path::new(spec).join("sessions").is_dir() {
+        return Err(crate::BackupError::Invalid(format!(
+            "no backup target at {spec} (no sessions/ directory there)"
+        )));
+    }
+    open(spec)
+}
+
+/// `packs/<first two hex digits>/<pack id>.<ext>`
+pub fn pack_path(id: &str, ext: &str) -> String {
+    format!("packs/{}/{id}.{ext}", &id[..2.min(id.len())])
+}

@@ -1,0 +1,581 @@
+//! `backup` (`zmbackup`), `backupquery` (`zmbackupquery`), `backupabort`
+//! (`zmbackupabort`) and `backup verify`.
+//!
+//! `-f`/`-i` run in the server when one owns the home (through the admin API:
+//! asynchronous by default, the labels are printed at once; `-sync` follows the run
+//! with `BackupStatus` until it ends). Without a server the tool runs the backup in
+//! its own process, holding the home's lock, which is `-sync` by nature: the
+//! process must live until the backup ends. `-del`, query, abort and verify work on
+//! the target directly (they never touch the mailboxes).
+//!
+//! Output: the labels, one per line, on stdout (scripts capture them); the summary,
+//! errors and progress on stderr (a bar on a terminal, plain lines otherwise).
+//! `--json` prints one JSON document on stdout instead. Exit codes: 0 success, 1 a
+//! failure or a session "completed (with errors)" / aborted, 2 a usage error.
+
+use crate::client::Client;
+use anyhow::Context;
+use mv_backup::{BackupError, Label, Progress, Target};
+use mv_home::Home;
+use mv_server::backup::{BackupRequest, QueryRequest, VerifyRequest};
+use serde_json::Value;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Take, delete or verify backups (zmbackup).
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    sub: Option<Sub>,
+    /// Full backup.
+    #[arg(short = 'f', conflicts_with_all = ["incremental", "del"])]
+    full: bool,
+    /// Incremental backup (accounts without a full backup get one in the same run).
+    #[arg(short = 'i', conflicts_with = "del")]
+    incremental: bool,
+    /// Delete backups: a label (it and everything older), YYYY/MM/DD[-hh:mm:ss], or Nd / Nm (months) / Ny.
+    #[arg(long = "del", value_name = "ARG")]
+    del: Option<String>,
+    /// Accounts (addresses) or `all`.
+    #[arg(short = 'a', long = "account", num_args = 1.., value_name = "ADDR")]
+    accounts: Vec<String>,
+    /// Backup target directory (default: zimbraBackupTarget, else <home>/backup).
+    #[arg(short = 't', long = "target", value_name = "DIR")]
+    target: Option<String>,
+    /// Wait for the backup to end (and show its progress).
+    #[arg(long = "sync")]
+    sync: bool,
+    /// Compress blobs (deflate: any unzip reads the packs).
+    #[arg(short = 'z', long = "zip", group = "compression")]
+    zip: bool,
+    /// Store blobs uncompressed in the packs (the default).
+    #[arg(long = "zipStore", group = "compression")]
+    zip_store: bool,
+    /// No compression. (Blobs still go into packs: loose files would bring back
+    /// millions of small files.)
+    #[arg(long = "noZip", group = "compression")]
+    no_zip: bool,
+    /// Compress blobs with zstd (smaller and faster than --zip; needs a zstd-aware unzip).
+    #[arg(long = "zstd", group = "compression")]
+    zstd: bool,
+    /// Include SearchIndex, Blobs or HsmBlobs.
+    #[arg(long = "include", value_name = "WHAT")]
+    include: Vec<String>,
+    /// Exclude SearchIndex, Blobs or HsmBlobs.
+    #[arg(long = "exclude", value_name = "WHAT")]
+    exclude: Vec<String>,
+    /// Server (accepted for compatibility: this server).
+    #[arg(short = 's', long = "server", value_name = "HOST")]
+    server: Option<String>,
+    /// With -del: show what would be deleted and kept, change nothing.
+    #[arg(long = "dry-run")]
+    dry_run: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+    /// More output.
+    #[arg(short = 'd', long = "debug")]
+    debug: bool,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Sub {
+    /// Check that backups are complete and intact (mailvault).
+    Verify(VerifyArgs),
+}
+
+/// Check backups: files, checksums, snapshots, redo chain; with --read-data every blob.
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// Only this session.
+    #[arg(long = "lb", value_name = "LABEL")]
+    label: Option<String>,
+    /// Read and hash every blob the sessions reference.
+    #[arg(long = "read-data", conflicts_with = "subset")]
+    read_data: bool,
+    /// Read this share of the blobs (a deterministic sample), e.g. 10%.
+    #[arg(long = "read-data-subset", value_name = "N%")]
+    subset: Option<String>,
+    #[arg(short = 't', long = "target", value_name = "DIR")]
+    target: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// List backup sessions (zmbackupquery).
+#[derive(clap::Args, Debug)]
+pub struct QueryArgs {
+    /// Accounts whose backups to list (or `all`).
+    #[arg(short = 'a', long = "account", num_args = 1.., value_name = "ADDR")]
+    accounts: Vec<String>,
+    /// Only this session.
+    #[arg(long = "lb", value_name = "LABEL")]
+    label: Option<String>,
+    /// full or incremental.
+    #[arg(long = "type", value_name = "TYPE")]
+    kind: Option<String>,
+    /// Sessions started at or after this time.
+    #[arg(long = "from", value_name = "TIME")]
+    from: Option<String>,
+    /// Sessions started at or before this time.
+    #[arg(long = "to", value_name = "TIME")]
+    to: Option<String>,
+    /// Accounts and errors of each session.
+    #[arg(short = 'v', long = "verbose")]
+    verbose: bool,
+    #[arg(short = 't', long = "target", value_name = "DIR")]
+    target: Option<String>,
+    #[arg(short = 's', long = "server", value_name = "HOST")]
+    server: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Stop a running backup (zmbackupabort).
+#[derive(clap::Args, Debug)]
+pub struct AbortArgs {
+    /// The running backup's label.
+    #[arg(long = "lb", value_name = "LABEL")]
+    label: Option<String>,
+    /// Abort the restore in progress.
+    #[arg(short = 'r')]
+    restore: bool,
+    #[arg(short = 't', long = "target", value_name = "DIR")]
+    target: Option<String>,
+    #[arg(short = 's', long = "server", value_name = "HOST")]
+    server: Option<String>,
+}
+
+fn usage(msg: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
+    eprintln!("error: {msg}");
+    Ok(ExitCode::from(2))
+}
+
+/// The target a command means, without opening the store. An explicit `-t` must
+/// exist already (a mistyped path is an error, not a new empty target).
+fn open_target(home: &Home, explicit: Option<&str>) -> anyhow::Result<Arc<dyn Target>> {
+    match explicit {
+        Some(t) => Ok(mv_backup::target::open_existing(t)?),
+        None => {
+            home.init()?;
+            let dir = mv_directory::Directory::open_home(home)?;
+            let spec =
+                mv_backup::default_target(&dir, &mv_directory::config::local_server_name(), home);
+            Ok(mv_backup::target::open(&spec)?)
+        }
+    }
+}
+
+/// Maps library errors to exit codes: usage errors 2, others 1.
+fn fail(e: BackupError) -> anyhow::Result<ExitCode> {
+    eprintln!("error: {e}");
+    Ok(ExitCode::from(if e.is_usage() { 2 } else { 1 }))
+}
+
+pub fn run(home: &Home, args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(Sub::Verify(v)) = args.sub {
+        return verify(home, v);
+    }
+    let _ = (&args.server, args.debug);
+    if let Some(arg) = &args.del {
+        return delete(home, &args, arg);
+    }
+    if args.dry_run {
+        return usage("--dry-run goes with -del");
+    }
+    let kind = match (args.full, args.incremental) {
+        (true, _) => "full",
+        (_, true) => "incremental",
+        _ => return usage("one of -f, -i or -del is required (see --help)"),
+    };
+    if args.no_zip {
+        eprintln!(
+            "note: --noZip stores blobs uncompressed inside pack files; mailvault never writes loose blob files"
+        );
+    }
+    let req = BackupRequest {
+        kind: kind.into(),
+        accounts: args.accounts.clone(),
+        target: args.target.clone(),
+        compression: Some(
+            if args.zip {
+                "deflate"
+            } else if args.zstd {
+                "zstd"
+            } else {
+                "stored"
+            }
+            .into(),
+        ),
+        exclude: args.exclude.clone(),
+        include: args.include.clone(),
+        sync: false,
+    };
+    if let Err(e) = mv_server::backup::options(&req) {
+        return usage(e);
+    }
+    let client = Client::connect(home)?;
+    match client.local_service() {
+        Some(service) => run_local(service, &req, args.json),
+        None => run_remote(&client, req, args.sync, args.json),
+    }
+}
+
+/// No server: this process runs the backup (and so waits for it).
+fn run_local(
+    service: &mv_server::Service,
+    req: &BackupRequest,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let target = match mv_server::backup::target_for(service, req.target.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return usage(e),
+    };
+    let opts = mv_server::backup::options(req).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let src = service.backup_source();
+    let prepared = match mv_backup::prepare(&src, target, opts) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    if !json {
+        for l in prepared.labels() {
+            println!("{l}");
+        }
+    }
+    let bar = Bar::new(!json);
+    let report = match prepared.run(&src, &bar) {
+        Ok(r) => r,
+        Err(e) => {
+            bar.finish();
+            return fail(e);
+        }
+    };
+    bar.finish();
+    let value = serde_json::to_value(&report)?;
+    finish(&value, json)
+}
+
+/// A server runs: start the backup there; with -sync follow it.
+fn run_remote(
+    client: &Client,
+    req: BackupRequest,
+    sync: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let started = client.execute(mv_server::Request::Backup(req))?;
+    let labels: Vec<String> = started["labels"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !json {
+        for l in &labels {
+            println!("{l}");
+        }
+    }
+    if !sync {
+        if json {
+            println!("{}", serde_json::to_string_pretty(&started)?);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(first) = labels.first() else {
+        anyhow::bail!("the server started no backup");
+    };
+    let bar = Bar::new(!json);
+    let mut announced = false;
+    let mut last_bytes = 0;
+    let mut last_done = 0;
+    let status = loop {
+        let st = client.execute(mv_server::Request::BackupStatus {
+            label: first.clone(),
+        })?;
+        if !announced {
+            let total = st["accounts_total"].as_u64().unwrap_or(0);
+            if total > 0 {
+                bar.started(&[], total);
+                announced = true;
+            }
+        }
+        let bytes = st["bytes"].as_u64().unwrap_or(0);
+        bar.bytes(bytes.saturating_sub(last_bytes));
+        last_bytes = bytes;
+        let done = st["accounts_done"].as_u64().unwrap_or(0);
+        for _ in last_done..done {
+            bar.account_done("", true);
+        }
+        last_done = done;
+        if !st["running"].as_bool().unwrap_or(false) {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    bar.finish();
+    if let Some(e) = status["error"].as_str() {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(1));
+    }
+    finish(&status["report"], json)
+}
+
+/// Prints a report's summary; the exit code says whether every session completed.
+fn finish(report: &Value, json: bool) -> anyhow::Result<ExitCode> {
+    let mut ok = true;
+    for s in report["sessions"].as_array().into_iter().flatten() {
+        if s["status"].as_str() != Some("completed") {
+            ok = false;
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        for s in report["sessions"].as_array().into_iter().flatten() {
+            let stats = &s["stats"];
+            let redo = match s["redo"].as_array() {
+                Some(r) if r.len() == 2 => format!(", redo logs {} .. {}", r[0], r[1]),
+                _ => String::new(),
+            };
+            eprintln!(
+                "{}: {} ({} of {} accounts, {} new blobs, {} shared, {} written{redo})",
+                s["label"].as_str().unwrap_or(""),
+                s["status_text"].as_str().unwrap_or(""),
+                s["accounts_completed"],
+                s["accounts"],
+                stats["blobs_new"],
+                stats["blobs_shared"],
+                mv_backup::space::human_bytes(stats["bytes_written"].as_u64().unwrap_or(0)),
+            );
+            for e in s["errors"].as_array().into_iter().flatten() {
+                match e["account"].as_str() {
+                    Some(a) => eprintln!("  {a}: {}", e["message"].as_str().unwrap_or("")),
+                    None => eprintln!("  {}", e["message"].as_str().unwrap_or("")),
+                }
+            }
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn delete(home: &Home, args: &Args, arg: &str) -> anyhow::Result<ExitCode> {
+    if args.full || args.incremental {
+        return usage("-del does not go with -f or -i");
+    }
+    let target = open_target(home, args.target.as_deref())?;
+    let now = mv_types::UtcMillis::now();
+    let spec = match mv_backup::parse_delete_arg(arg, now) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let live = match mv_directory::Directory::open_home(home) {
+        Ok(d) => Some(d.list_accounts(None)?.into_iter().map(|a| a.id).collect()),
+        Err(_) => None,
+    };
+    let report = match mv_backup::delete(
+        target.as_ref(),
+        &mv_backup::DeleteOptions {
+            spec,
+            dry_run: args.dry_run,
+            lock_wait: Duration::from_secs(30),
+            live_accounts: live,
+            now,
+        },
+    ) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", mv_backup::retention::format_text(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(home: &Home, v: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let subset = match &v.subset {
+        None => None,
+        Some(s) => match s.trim().trim_end_matches('%').parse::<f64>() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                return usage(format!(
+                    "--read-data-subset {s:?}: expected a percentage such as 10%"
+                ));
+            }
+        },
+    };
+    let req = VerifyRequest {
+        target: None,
+        label: v.label.clone(),
+        read_data: v.read_data,
+        read_data_subset: subset,
+    };
+    let opts = match mv_server::backup::verify_options(&req) {
+        Ok(o) => o,
+        Err(e) => return usage(e),
+    };
+    let target = open_target(home, v.target.as_deref())?;
+    let report = match mv_backup::verify(target.as_ref(), &opts) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    if v.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", mv_backup::verify::format_text(&report));
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub fn query(home: &Home, q: QueryArgs) -> anyhow::Result<ExitCode> {
+    let _ = &q.server;
+    let req = QueryRequest {
+        target: None,
+        label: q.label.clone(),
+        accounts: q.accounts.clone(),
+        kind: q.kind.clone(),
+        from: q.from.clone(),
+        to: q.to.clone(),
+        verbose: q.verbose,
+    };
+    let opts = match mv_server::backup::query_options(&req) {
+        Ok(o) => o,
+        Err(e) => return usage(e),
+    };
+    let target = open_target(home, q.target.as_deref())?;
+    let result = match mv_backup::query(target.as_ref(), &opts) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    if q.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        let text = mv_backup::query::format_text(&result, q.verbose);
+        if text.is_empty() {
+            eprintln!("No backups found in {}", result.target);
+        }
+        print!("{text}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn abort(home: &Home, a: AbortArgs) -> anyhow::Result<ExitCode> {
+    let _ = &a.server;
+    if a.restore {
+        eprintln!("error: no restore is in progress");
+        return Ok(ExitCode::from(1));
+    }
+    let Some(label) = a.label else {
+        return usage("-lb LABEL is required (the label zmbackup printed)");
+    };
+    if label.parse::<Label>().is_err() {
+        return usage(format!("invalid label {label:?}"));
+    }
+    let target = open_target(home, a.target.as_deref()).context("opening the backup target")?;
+    match mv_backup::request_abort(target.as_ref(), &label) {
+        Ok(()) => {
+            println!("Abort requested for {label}; it stops at the next account or pack.");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// Progress on stderr: a bar on a terminal, a line per account otherwise.
+struct Bar {
+    bar: Option<indicatif::ProgressBar>,
+    plain: bool,
+    total: AtomicU64,
+    done: AtomicU64,
+    bytes: AtomicU64,
+    start: Instant,
+}
+
+impl Bar {
+    fn new(show: bool) -> Bar {
+        let tty = show && std::io::stderr().is_terminal();
+        let bar = tty.then(|| {
+            let b = indicatif::ProgressBar::new(0);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} accounts  {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b.enable_steady_tick(Duration::from_millis(200));
+            b
+        });
+        Bar {
+            bar,
+            plain: show && !tty,
+            total: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            start: Instant::now(),
+        }
+    }
+
+    fn rate(&self) -> String {
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        let secs = self.start.elapsed().as_secs_f64().max(0.001);
+        format!(
+            "{} copied, {}/s",
+            mv_backup::space::human_bytes(bytes),
+            mv_backup::space::human_bytes((bytes as f64 / secs) as u64)
+        )
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn started(&self, _labels: &[Label], accounts: u64) {
+        self.total.store(accounts, Ordering::Relaxed);
+        if let Some(b) = &self.bar {
+            b.set_length(accounts);
+        }
+    }
+    fn account_done(&self, email: &str, ok: bool) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(b) = &self.bar {
+            b.set_position(done);
+            b.set_message(self.rate());
+        } else if self.plain {
+            let total = self.total.load(Ordering::Relaxed);
+            let who = if email.is_empty() {
+                String::new()
+            } else {
+                format!(" {email}")
+            };
+            eprintln!(
+                "account {done}/{total}{who}: {} ({})",
+                if ok { "done" } else { "FAILED" },
+                self.rate()
+            );
+        }
+    }
+    fn bytes(&self, n: u64) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+        if let Some(b) = &self.bar {
+            b.set_message(self.rate());
+        }
+    }
+}

@@ -71,8 +71,10 @@ mod full;
 pub mod incr;
 pub mod label;
 pub mod pack;
+pub mod playredo;
 pub mod progress;
 pub mod query;
+pub mod restore;
 pub mod retention;
 pub mod run;
 pub mod session;
@@ -88,8 +90,10 @@ pub use clock::{Clock, FakeClock, SystemClock};
 pub use error::{BackupError, Result};
 pub use label::{Label, SessionKind};
 pub use pack::{Compression, Pool};
+pub use playredo::{PlayRedoOptions, PlayRedoReport, playredo};
 pub use progress::{JobStatus, NoProgress, Progress};
 pub use query::{QueryOptions, QueryResult, query};
+pub use restore::{AccountRestoreReport, RestoreOptions, restore_account};
 pub use retention::{DeleteOptions, DeleteReport, DeleteSpec, delete, parse_delete_arg};
 pub use run::{
     AccountSelection, BackupOptions, BackupReport, Prepared, SessionReport, Source, backup,

@@ -51,6 +51,8 @@ enum Command {
     Backupquery(cmd::backup::QueryArgs),
     /// Stop a running backup (zmbackupabort).
     Backupabort(cmd::backup::AbortArgs),
+    /// Replay redo logs into the store; the server must be stopped (zmplayredo).
+    Playredo(cmd::restore::PlayRedoArgs),
 }
 
 fn main() -> ExitCode {
@@ -99,6 +101,7 @@ fn main() -> ExitCode {
         Command::Backup(a) => cmd::backup::run(&home, a),
         Command::Backupquery(a) => cmd::backup::query(&home, a),
         Command::Backupabort(a) => cmd::backup::abort(&home, a),
+        Command::Playredo(a) => cmd::restore::playredo(&home, a),
     };
     match result {
         Ok(code) => code,

@@ -13,6 +13,7 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("zmbackup", "backup"),
     ("zmbackupquery", "backupquery"),
     ("zmbackupabort", "backupabort"),
+    ("zmplayredo", "playredo"),
 ];
 
 /// The subcommand a program name stands for, if it is a Zimbra tool name.

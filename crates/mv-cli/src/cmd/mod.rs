@@ -7,5 +7,6 @@ pub mod localconfig;
 pub mod mailbox;
 pub mod prov;
 pub mod redodump;
+pub mod restore;
 pub mod serve;
 pub mod volume;

@@ -1,0 +1,209 @@
+//! `zmplayredo`: replays redo logs into the store of a stopped server, through the
+//! one apply path ([`mv_store::Store::replay`]).
+//!
+//! Input: `--logfiles` (files or directories), else the home's archive in sequence
+//! order then `redo.log`. Records are grouped by transaction; each transaction's
+//! mailbox records go, with the content records (`PutBlob`) of the same
+//! transaction, to the worker owning the mailbox (`mailbox % threads`), through a
+//! bounded queue (`--queueCapacity` batches). So mailboxes replay in parallel and
+//! each mailbox serially, in log order.
+
+use crate::error::{BackupError, Result};
+use mv_redo::{Op, Record};
+use mv_store::Store;
+use mv_types::UtcMillis;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, mpsc};
+
+/// The options of `zmplayredo`.
+#[derive(Debug, Clone)]
+pub struct PlayRedoOptions {
+    pub from_seq: Option<u64>,
+    pub to_seq: Option<u64>,
+    pub from_time: Option<UtcMillis>,
+    pub to_time: Option<UtcMillis>,
+    pub mailboxes: Option<Vec<u32>>,
+    /// Files or directories; empty: the home's archive then redo.log.
+    pub logfiles: Vec<PathBuf>,
+    pub threads: usize,
+    pub queue_capacity: usize,
+    pub stop_on_error: bool,
+}
+
+impl Default for PlayRedoOptions {
+    fn default() -> Self {
+        PlayRedoOptions {
+            from_seq: None,
+            to_seq: None,
+            from_time: None,
+            to_time: None,
+            mailboxes: None,
+            logfiles: Vec::new(),
+            threads: 50,
+            queue_capacity: 100,
+            stop_on_error: false,
+        }
+    }
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PlayRedoReport {
+    pub files: Vec<String>,
+    pub records_read: u64,
+    pub applied: u64,
+    pub skipped_already_applied: u64,
+    pub skipped_filtered: u64,
+    pub mailboxes: Vec<u32>,
+    pub errors: Vec<String>,
+}
+
+/// The files to read, in replay order.
+pub fn input_files(store: &Store, logfiles: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    if logfiles.is_empty() {
+        let home = store.home();
+        let archive = home.redo_archive_dir();
+        if archive.is_dir() {
+            out.extend(mv_redo::logs_in_dir(&archive)?);
+        }
+        let current = home.redolog_dir().join(mv_redo::archive::CURRENT_LOG_NAME);
+        if current.is_file() {
+            out.push(current);
+        }
+    } else {
+        for p in logfiles {
+            if p.is_dir() {
+                out.extend(mv_redo::logs_in_dir(p)?);
+            } else {
+                out.push(p.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Replays the selected records. With `stop_on_error` the first error ends the run
+/// (and is returned); otherwise errors are collected in the report and replay goes on.
+pub fn playredo(store: &Store, opts: &PlayRedoOptions) -> Result<PlayRedoReport> {
+    let files = input_files(store, &opts.logfiles)?;
+    let mut report = PlayRedoReport {
+        files: files.iter().map(|p| p.display().to_string()).collect(),
+        ..Default::default()
+    };
+    let threads = opts.threads.max(1);
+    let capacity = opts.queue_capacity.max(1);
+    let stop = AtomicBool::new(false);
+    let errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let totals: Mutex<PlayRedoReport> = Mutex::new(PlayRedoReport::default());
+    let selected = |r: &Record| -> bool {
+        opts.from_time.is_none_or(|t| r.timestamp >= t)
+            && opts.to_time.is_none_or(|t| r.timestamp <= t)
+            && opts
+                .mailboxes
+                .as_ref()
+                .is_none_or(|m| m.contains(&r.mailbox.0))
+    };
+    let fail = |msg: String| {
+        errors.lock().unwrap_or_else(|p| p.into_inner()).push(msg);
+        if opts.stop_on_error {
+            stop.store(true, Ordering::SeqCst);
+        }
+    };
+    std::thread::scope(|scope| {
+        let mut senders = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let (tx, rx) = mpsc::sync_channel::<Vec<Record>>(capacity);
+            senders.push(tx);
+            let (stop, totals, fail) = (&stop, &totals, &fail);
+            scope.spawn(move || {
+                for batch in rx {
+                    if stop.load(Ordering::SeqCst) {
+                        continue; // drain
+                    }
+                    match store.replay(batch.iter(), &|_| true) {
+                        Ok(r) => {
+                            let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
+                            t.applied += r.applied;
+                            t.skipped_already_applied += r.skipped_already_applied;
+                            t.mailboxes.extend(r.mailboxes);
+                        }
+                        Err(e) => fail(e.to_string()),
+                    }
+                }
+            });
+        }
+        let mut txn_records: Vec<Record> = Vec::new();
+        let flush = |recs: &mut Vec<Record>| {
+            let all = std::mem::take(recs);
+            let (content, ops): (Vec<Record>, Vec<Record>) =
+                all.into_iter().partition(|r| r.mailbox.0 == 0);
+            let mut by_mbox: Vec<(u32, Vec<Record>)> = Vec::new();
+            for r in ops {
+                match by_mbox.iter_mut().find(|(m, _)| *m == r.mailbox.0) {
+                    Some((_, v)) => v.push(r),
+                    None => by_mbox.push((r.mailbox.0, vec![r])),
+                }
+            }
+            for (mbox, recs) in by_mbox {
+                let mut batch: Vec<Record> = content
+                    .iter()
+                    .filter(|c| match &c.op {
+                        Op::PutBlob(p) => recs
+                            .iter()
+                            .any(|r| r.op.referenced_digest() == Some(p.digest)),
+                        _ => false,
+                    })
+                    .cloned()
+                    .collect();
+                batch.extend(recs);
+                let _ = senders[mbox as usize % threads].send(batch);
+            }
+        };
+        for item in mv_redo::read_files(&files) {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let located = match item {
+                Ok(l) => l,
+                Err(e) => {
+                    fail(e.to_string());
+                    continue;
+                }
+            };
+            if opts.from_seq.is_some_and(|s| located.sequence < s)
+                || opts.to_seq.is_some_and(|s| located.sequence > s)
+            {
+                continue;
+            }
+            let rec = located.record;
+            report.records_read += 1;
+            if rec.mailbox.0 != 0 && !selected(&rec) {
+                report.skipped_filtered += 1;
+                continue;
+            }
+            if txn_records.first().is_some_and(|f| f.txn != rec.txn) {
+                flush(&mut txn_records);
+            }
+            txn_records.push(rec);
+        }
+        flush(&mut txn_records);
+        drop(senders);
+    });
+    let t = totals.into_inner().unwrap_or_else(|p| p.into_inner());
+    report.applied = t.applied;
+    report.skipped_already_applied = t.skipped_already_applied;
+    report.mailboxes = t.mailboxes;
+    report.mailboxes.sort_unstable();
+    report.mailboxes.dedup();
+    report.errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
+    if opts.stop_on_error
+        && let Some(first) = report.errors.first()
+    {
+        return Err(BackupError::Invalid(format!(
+            "playredo stopped at the first error (--stopOnError): {first}"
+        )));
+    }
+    Ok(report)
+}

@@ -1,0 +1,296 @@
+//! Restore tools at the library level: playredo (zmplayredo).
+
+mod common;
+
+use common::{Fx, message};
+use mv_backup::{PlayRedoOptions, playredo};
+use mv_home::Home;
+use mv_store::{Store, StoreOptions};
+use mv_types::MailboxId;
+
+fn fresh_store(dir: &std::path::Path) -> (Home, Store) {
+    let home = Home::at(dir);
+    let (store, _) = Store::open(&home, StoreOptions::for_home(&home)).unwrap();
+    (home, store)
+}
+
+#[test]
+fn playredo_rebuilds_every_mailbox_in_parallel_and_filters() {
+    let fx = Fx::new();
+    let accounts: Vec<_> = (0..5)
+        .map(|i| fx.account(&format!("u{i}@d.test")))
+        .collect();
+    for round in 0..6 {
+        for (i, a) in accounts.iter().enumerate() {
+            fx.deliver(&message(&format!("r{round}-{i}"), 1500 + i * 13), &[a]);
+        }
+        fx.deliver(
+            &message(&format!("shared-{round}"), 2200),
+            &accounts.iter().collect::<Vec<_>>(),
+        );
+        if round % 2 == 1 {
+            fx.store.redo().rollover().unwrap();
+        }
+    }
+    let logs = vec![fx.home.redo_archive_dir(), fx.home.redolog_dir()];
+
+    // Everything, 3 threads with tiny queues: equal to the live store.
+    let dir = tempfile::tempdir().unwrap();
+    let (_h, store) = fresh_store(dir.path());
+    let opts = PlayRedoOptions {
+        logfiles: logs.clone(),
+        threads: 3,
+        queue_capacity: 1,
+        ..Default::default()
+    };
+    let r = playredo(&store, &opts).unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(r.mailboxes.len(), 5);
+    for a in &accounts {
+        assert_eq!(
+            store.mailbox_state(a.mailbox_id).unwrap(),
+            fx.store.mailbox_state(a.mailbox_id).unwrap(),
+            "{}",
+            a.email
+        );
+    }
+    // Replaying again applies nothing.
+    let again = playredo(&store, &opts).unwrap();
+    assert_eq!(again.applied, 0);
+    assert!(again.skipped_already_applied > 0);
+
+    // --mailboxId: only that mailbox.
+    let dir2 = tempfile::tempdir().unwrap();
+    let (_h2, store2) = fresh_store(dir2.path());
+    let only = accounts[2].mailbox_id.0;
+    let r = playredo(
+        &store2,
+        &PlayRedoOptions {
+            logfiles: logs.clone(),
+            mailboxes: Some(vec![only]),
+            threads: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(r.mailboxes, vec![only]);
+    assert_eq!(
+        store2.mailbox_state(MailboxId(only)).unwrap(),
+        fx.store.mailbox_state(MailboxId(only)).unwrap()
+    );
+
+    // --toSeq: only the first archived sequence; then the rest from there.
+    let archive = mv_redo::list_archive(&fx.home.redo_archive_dir()).unwrap();
+    let first = archive[0].sequence;
+    let dir3 = tempfile::tempdir().unwrap();
+    let (_h3, store3) = fresh_store(dir3.path());
+    let part = playredo(
+        &store3,
+        &PlayRedoOptions {
+            logfiles: logs.clone(),
+            to_seq: Some(first),
+            threads: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(part.applied > 0 && part.errors.is_empty());
+    let a0 = accounts[0].mailbox_id;
+    assert_ne!(
+        store3.mailbox_state(a0).unwrap(),
+        fx.store.mailbox_state(a0).unwrap()
+    );
+    let rest = playredo(
+        &store3,
+        &PlayRedoOptions {
+            logfiles: logs.clone(),
+            from_seq: Some(first + 1),
+            threads: 4,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(rest.errors.is_empty(), "{:?}", rest.errors);
+    assert_eq!(
+        store3.mailbox_state(a0).unwrap(),
+        fx.store.mailbox_state(a0).unwrap()
+    );
+
+    // A gap (skipping a sequence) is an error: reported, or fatal with stopOnError.
+    let dir4 = tempfile::tempdir().unwrap();
+    let (_h4, store4) = fresh_store(dir4.path());
+    let r = playredo(
+        &store4,
+        &PlayRedoOptions {
+            logfiles: logs.clone(),
+            from_seq: Some(first + 1),
+            threads: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(!r.errors.is_empty());
+    let e = playredo(
+        &store4,
+        &PlayRedoOptions {
+            logfiles: logs,
+            from_seq: Some(first + 1),
+            threads: 2,
+            stop_on_error: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("--stopOnError"), "{e}");
+}
+
+// ---- zmrestore -ca -pre ------------------------------------------------------
+
+use mv_backup::{RestoreOptions, SessionKind, restore_account};
+use mv_store::snapshot::MailboxState;
+
+/// A state without the fields that name the mailbox.
+fn content(mut s: MailboxState) -> MailboxState {
+    s.info.mailbox_id = 0;
+    s.info.account_id.clear();
+    s.info.email.clear();
+    s.info.created_ms = 0;
+    s
+}
+
+fn state(store: &Store, id: MailboxId) -> MailboxState {
+    content(store.mailbox_state(id).unwrap().unwrap())
+}
+
+fn inbox_ids(fx: &Fx, id: MailboxId) -> Vec<mv_types::ItemId> {
+    fx.store
+        .mailbox(id)
+        .messages(mv_redo::ops::folders::INBOX)
+        .unwrap()
+        .iter()
+        .map(|i| mv_types::ItemId(i.id))
+        .collect()
+}
+
+fn pause() {
+    std::thread::sleep(std::time::Duration::from_millis(5));
+}
+
+#[test]
+fn seed_scenario_restore_to_before_the_delete_into_a_new_account() {
+    let fx = Fx::new();
+    let user = fx.account("user@d.test");
+    let other = fx.account("other@d.test");
+    let mb = user.mailbox_id;
+    for i in 0..4 {
+        fx.deliver(&message(&format!("a{i}"), 3000 + i), &[&user, &other]);
+    }
+    let full = fx.backup(SessionKind::Full).sessions[0].label;
+    let full_state = state(&fx.store, mb);
+    pause();
+    for i in 0..3 {
+        fx.deliver(&message(&format!("b{i}"), 2000 + i), &[&user]);
+    }
+    let ids = inbox_ids(&fx, mb);
+    fx.store
+        .set_flags(mb, &ids[..2], mv_store::FlagChange::Add(4))
+        .ok();
+    let tag = fx.store.create_tag(mb, "important", 3).unwrap();
+    fx.store.set_tags(mb, &ids[1..3], &[tag]).unwrap();
+    fx.backup(SessionKind::Incremental);
+    fx.deliver(&message("c0", 2500), &[&user]);
+    pause();
+    let before = state(&fx.store, mb);
+    let t = mv_types::UtcMillis::now();
+    pause();
+    // The user deletes messages and empties Trash.
+    let ids = inbox_ids(&fx, mb);
+    fx.store
+        .move_items(mb, &ids[..4], mv_redo::ops::folders::TRASH)
+        .unwrap();
+    fx.store
+        .empty_folder(mb, mv_redo::ops::folders::TRASH)
+        .unwrap();
+    fx.deliver(&message("d0", 1800), &[&user]);
+    let live_after = state(&fx.store, mb);
+    assert_ne!(before, live_after);
+
+    let target = fx.target();
+    let opts = RestoreOptions {
+        label: Some(full),
+        to_time: Some(t),
+        new_account_prefix: Some("restore_".into()),
+        ..Default::default()
+    };
+    let r = restore_account(&fx.source(), target.as_ref(), "user@d.test", &opts).unwrap();
+    assert_eq!(r.restored_as, "restore_user@d.test");
+    let restored = fx.find_account("restore_user@d.test");
+    assert_ne!(restored.mailbox_id, mb);
+    assert_ne!(restored.id, user.id);
+    assert_eq!(state(&fx.store, restored.mailbox_id), before);
+    // Byte-exact messages.
+    let rm = fx.store.mailbox(restored.mailbox_id);
+    for item in rm.items(None, Some(5)).unwrap() {
+        let bytes = fx.store.read_blob(restored.mailbox_id, &item).unwrap();
+        let orig = fx
+            .store
+            .mailbox(mb)
+            .item(mv_types::ItemId(item.id))
+            .unwrap();
+        if let Some(o) = orig {
+            assert_eq!(bytes, fx.store.read_blob(mb, &o).unwrap());
+        }
+    }
+    // The original is untouched.
+    assert_eq!(state(&fx.store, mb), live_after);
+    assert_eq!(fx.find_account("user@d.test").id, user.id);
+
+    // --skipDeletes: everything, deleted items kept.
+    let r = restore_account(
+        &fx.source(),
+        target.as_ref(),
+        "user@d.test",
+        &RestoreOptions {
+            skip_deletes: true,
+            new_account_prefix: Some("keep_".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(r.skipped_deletes > 0);
+    let kept = fx.find_account("keep_user@d.test");
+    let n = |id| fx.store.mailbox(id).items(None, Some(5)).unwrap().len();
+    assert_eq!(n(kept.mailbox_id), n(mb) + 4);
+
+    // -rf: exactly the full.
+    restore_account(
+        &fx.source(),
+        target.as_ref(),
+        "user@d.test",
+        &RestoreOptions {
+            full_only: true,
+            new_account_prefix: Some("full_".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let f = fx.find_account("full_user@d.test");
+    assert_eq!(state(&fx.store, f.mailbox_id), full_state);
+
+    // -br: only the incremental's logs (the home's archive and redo.log ignored).
+    restore_account(
+        &fx.source(),
+        target.as_ref(),
+        "user@d.test",
+        &RestoreOptions {
+            backup_redo_only: true,
+            new_account_prefix: Some("br_".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let b = fx.find_account("br_user@d.test");
+    let sb = state(&fx.store, b.mailbox_id);
+    assert!(sb.info.applied_change < before.info.applied_change);
+    assert!(sb.info.applied_change > full_state.info.applied_change);
+}

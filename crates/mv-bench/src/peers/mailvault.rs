@@ -1,0 +1,185 @@
+//! mailvault as a system under test: `mailvault serve` (the real binary) in a fresh
+//! home on free loopback ports, with the accounts provisioned offline first (the
+//! same `Service` the admin API runs, without the HTTP round trips).
+
+use super::{Availability, LmtpTarget, RunningServer, compare_ids, free_port};
+use anyhow::{Context, bail};
+use mv_home::{Home, HomeLock};
+use mv_server::{Request, Service};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Mailvault {
+    pub binary: PathBuf,
+}
+
+impl Mailvault {
+    pub fn new(binary: PathBuf) -> Mailvault {
+        Mailvault { binary }
+    }
+
+    /// The `mailvault` binary next to the running executable (target/release when
+    /// run as target/release/mailvault-bench).
+    pub fn sibling_binary() -> Option<PathBuf> {
+        let exe = std::env::current_exe().ok()?;
+        let p = exe.parent()?.join("mailvault");
+        p.is_file().then_some(p)
+    }
+}
+
+impl LmtpTarget for Mailvault {
+    fn name(&self) -> &'static str {
+        "mailvault"
+    }
+
+    fn availability(&self) -> Availability {
+        if self.binary.is_file() {
+            Availability::Available {
+                version: format!("{} ({})", env!("CARGO_PKG_VERSION"), self.binary.display()),
+            }
+        } else {
+            Availability::NotInstalled {
+                install: format!(
+                    "no binary at {}: cargo build --release -p mv-cli",
+                    self.binary.display()
+                ),
+            }
+        }
+    }
+
+    fn start(&self, dir: &Path, accounts: &[String]) -> anyhow::Result<Box<dyn RunningServer>> {
+        let home = Home::at(&dir.join("home"));
+        home.init()?;
+        let (lmtp, admin) = (free_port()?, free_port()?);
+        let mut cfg = home.open()?;
+        cfg.set("lmtp_bind_port", &lmtp.to_string())?;
+        cfg.set("admin_bind_port", &admin.to_string())?;
+        cfg.save(&home.localconfig_path())?;
+        {
+            let _lock = HomeLock::acquire(home.root())?;
+            let (svc, _) = Service::open(&home).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut domains: Vec<&str> = accounts
+                .iter()
+                .filter_map(|a| a.split_once('@').map(|x| x.1))
+                .collect();
+            domains.sort();
+            domains.dedup();
+            for d in domains {
+                svc.execute(Request::CreateDomain {
+                    name: d.to_string(),
+                    attrs: vec![],
+                })
+                .map_err(|e| anyhow::anyhow!("creating domain {d}: {e}"))?;
+            }
+            for a in accounts {
+                svc.create_account(a, None, &[])
+                    .map_err(|e| anyhow::anyhow!("creating account {a}: {e}"))?;
+            }
+            svc.store()
+                .checkpoint()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        let stderr = std::fs::File::create(dir.join("mailvault.stderr"))?;
+        let mut child = Command::new(&self.binary)
+            .arg("--home")
+            .arg(home.root())
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            match lines.next() {
+                Some(Ok(l)) if l.starts_with("mailvault ready") => break,
+                Some(Ok(_)) => {}
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let err =
+                        std::fs::read_to_string(dir.join("mailvault.stderr")).unwrap_or_default();
+                    bail!("mailvault serve exited before it was ready: {}", err.trim());
+                }
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("mailvault serve did not start within 120 s");
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Ok(Box::new(RunningMailvault {
+            child,
+            home,
+            addr: SocketAddr::from(([127, 0, 0, 1], lmtp)),
+        }))
+    }
+}
+
+struct RunningMailvault {
+    child: Child,
+    home: Home,
+    addr: SocketAddr,
+}
+
+impl RunningServer for RunningMailvault {
+    fn lmtp_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stop_and_verify(
+        mut self: Box<Self>,
+        expected: &BTreeMap<String, Vec<String>>,
+    ) -> anyhow::Result<usize> {
+        // SAFETY: sending a signal has no memory effects in this process.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Some(s) = self.child.try_wait()? {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                bail!("mailvault did not stop within 120 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if !status.success() {
+            bail!("mailvault serve exited with {status} after SIGTERM");
+        }
+        let _lock = HomeLock::acquire(self.home.root())?;
+        let (svc, _) = Service::open(&self.home).map_err(|e| anyhow::anyhow!("{e}"))?;
+        compare_ids("mailvault", expected, |account| {
+            let mbox = svc
+                .mailbox_of(account)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let items = svc
+                .store()
+                .mailbox(mbox)
+                .items(None, Some(mv_store::apply::TYPE_MESSAGE))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(items
+                .into_iter()
+                .map(|i| i.message_id.trim_matches(['<', '>']).to_string())
+                .collect())
+        })
+    }
+}
+
+impl Drop for RunningMailvault {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! The scenarios, by name. Later: `backup-full`, `backup-incr`, `restore-account`
+//! (peers tar, restic, borg), `imap-fetch` (peer Dovecot IMAP), ...
+
+pub mod lmtp;
+pub mod redo;
+
+use crate::scenario::Scenario;
+
+/// Every scenario, in the order they run and appear in BENCHMARKS.md.
+pub fn registry() -> Vec<Box<dyn Scenario>> {
+    vec![
+        Box::new(lmtp::LmtpScenario::default()),
+        Box::new(redo::RedoScenario),
+    ]
+}
+
+/// The scenarios named in `names` (all of them for an empty list), or an error
+/// naming the unknown ones and the known ones.
+pub fn select(names: &[String]) -> anyhow::Result<Vec<Box<dyn Scenario>>> {
+    let all = registry();
+    if names.is_empty() {
+        return Ok(all);
+    }
+    let known: Vec<&str> = all.iter().map(|s| s.name()).collect();
+    let unknown: Vec<&String> = names
+        .iter()
+        .filter(|n| !known.contains(&n.as_str()))
+        .collect();
+    if !unknown.is_empty() {
+        anyhow::bail!(
+            "unknown scenario(s) {unknown:?}; known: {}",
+            known.join(", ")
+        );
+    }
+    Ok(all
+        .into_iter()
+        .filter(|s| names.iter().any(|n| n == s.name()))
+        .collect())
+}

@@ -1,0 +1,304 @@
+//! CI smoke test of the benchmark harness: the small corpus is deterministic and
+//! realistic, and the LMTP scenario runs end to end against mailvault (the real
+//! binary) in a tiny configuration, with the Dovecot peer explicitly reported as
+//! "peer not installed" (CI may lack it; this test never depends on it). No timing
+//! assertions.
+
+use mail_parser::{MessageParser, MimeHeaders};
+use mv_bench::corpus::{self, AttachmentData, Corpus, Kind, Scale};
+use mv_bench::peers::dovecot::Dovecot;
+use mv_bench::peers::{Availability, LmtpTarget};
+use mv_bench::scenario::{PeerResult, RunContext, Scenario};
+use mv_bench::scenarios::lmtp::{LmtpParams, LmtpScenario};
+use std::path::{Path, PathBuf};
+
+fn digests(c: &Corpus) -> Vec<[u8; 32]> {
+    (0..c.messages.len())
+        .map(|i| *blake3::hash(&c.message(i)).as_bytes())
+        .collect()
+}
+
+/// One digest over every message, contact and appointment of a corpus.
+fn corpus_digest(c: &Corpus, messages: &[[u8; 32]]) -> String {
+    let mut h = blake3::Hasher::new();
+    for d in messages {
+        h.update(d);
+    }
+    for a in 0..c.accounts.len() {
+        h.update(c.contacts_vcf(a).as_bytes());
+        h.update(c.calendar_ics(a).as_bytes());
+    }
+    h.finalize().to_hex().to_string()
+}
+
+#[test]
+fn small_corpus_is_deterministic() {
+    let a = Corpus::generate(Scale::Small, 42);
+    let b = Corpus::generate(Scale::Small, 42);
+    let c = Corpus::generate(Scale::Small, 43);
+    let (da, db, dc) = (digests(&a), digests(&b), digests(&c));
+    assert_eq!(da, db, "same seed must give the same bytes");
+    assert_eq!(corpus_digest(&a, &da), corpus_digest(&b, &db));
+    let same = da.iter().zip(&dc).filter(|(x, y)| x == y).count();
+    assert_eq!(same, 0, "a different seed must give different messages");
+    assert_ne!(corpus_digest(&a, &da), corpus_digest(&c, &dc));
+    // Pinned: the generator's output is part of the benchmark's definition (peers
+    // and later runs must see the same bytes). If this changes on purpose, bump
+    // corpus::FORMAT and update the value.
+    assert_eq!(
+        corpus_digest(&a, &da),
+        "beb02f646d05abe98999133375c86625ce503d8cf8e6102e20340c20e916cc46",
+        "the small corpus for seed 42 changed"
+    );
+    // Written to disk: the same bytes, and a manifest that names them.
+    let dir = tempfile::tempdir().unwrap();
+    let m = corpus::write_corpus(&a, dir.path()).unwrap();
+    assert_eq!(m.totals.messages, a.messages.len());
+    for (i, w) in m.messages.iter().enumerate().step_by(37) {
+        let bytes = std::fs::read(dir.path().join(&w.file)).unwrap();
+        assert_eq!(blake3::hash(&bytes).as_bytes(), &da[i]);
+        assert_eq!(w.blake3, blake3::hash(&bytes).to_hex().to_string());
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["messages"].as_array().unwrap().len(), 500);
+    assert!(dir.path().join(&m.accounts[0].contacts_file).is_file());
+}
+
+#[test]
+fn small_corpus_has_a_realistic_mix() {
+    let c = Corpus::generate(Scale::Small, 7);
+    let n = c.messages.len();
+    assert_eq!(c.accounts.len(), 20);
+    let sizes: Vec<usize> = (0..n).map(|i| c.message(i).len()).collect();
+    let total: usize = sizes.iter().sum();
+    assert!(
+        total < 50 << 20,
+        "small corpus is {total} bytes, must stay under 50 MB"
+    );
+    let text = sizes
+        .iter()
+        .filter(|s| (2 << 10..=21 << 10).contains(*s))
+        .count();
+    let big = sizes
+        .iter()
+        .filter(|s| (95 << 10..=5 << 20).contains(*s))
+        .count();
+    assert!(text * 100 >= n * 80, "2-20 KB messages: {text} of {n}");
+    assert!(big * 100 >= n * 4, "100 KB-5 MB messages: {big} of {n}");
+    assert_eq!(
+        text + big,
+        n,
+        "every message is in one of the two size classes"
+    );
+    assert!(
+        sizes.iter().any(|s| *s > 1 << 20),
+        "some messages over 1 MB"
+    );
+
+    let multi = c.messages.iter().filter(|m| m.rcpts.len() > 1).count();
+    assert!(
+        (n * 14..=n * 26).contains(&(multi * 100)),
+        "multi-recipient share {multi}/{n}, expected ~20%"
+    );
+    assert!(c.messages.iter().all(|m| m.rcpts.len() <= 50));
+    assert!(c.messages.iter().any(|m| m.rcpts.len() >= 10));
+    let replies = c
+        .messages
+        .iter()
+        .filter(|m| m.in_reply_to.is_some())
+        .count();
+    assert!(replies * 100 >= n * 20, "replies: {replies}/{n}");
+    let datas: Vec<AttachmentData> = c
+        .messages
+        .iter()
+        .flat_map(|m| m.attachments.iter().map(|a| a.data))
+        .collect();
+    assert!(datas.contains(&AttachmentData::Binary) && datas.contains(&AttachmentData::Text));
+    assert!(c.messages.iter().any(|m| m.kind == Kind::Alternative));
+    assert!(
+        c.messages
+            .iter()
+            .flat_map(|m| &m.placements)
+            .any(|p| p.folder != "Inbox" && !p.sent_copy)
+    );
+    assert!(
+        c.messages
+            .iter()
+            .flat_map(|m| &m.placements)
+            .any(|p| p.flags.contains('u'))
+    );
+    assert!(
+        c.messages
+            .iter()
+            .flat_map(|m| &m.placements)
+            .any(|p| !p.tags.is_empty())
+    );
+    assert!(
+        c.accounts
+            .iter()
+            .all(|a| a.contacts > 0 && a.appointments > 0)
+    );
+    assert!(c.contacts_vcf(0).starts_with("BEGIN:VCARD\r\n"));
+    assert!(c.calendar_ics(0).contains("BEGIN:VEVENT\r\n"));
+
+    // Every message parses as MIME and says what the plan says.
+    let parser = MessageParser::default();
+    for (i, plan) in c.messages.iter().enumerate() {
+        let raw = c.message(i);
+        assert!(
+            !raw.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'),
+            "bare LF in {i}"
+        );
+        let msg = parser
+            .parse(&raw[..])
+            .unwrap_or_else(|| panic!("message {i} does not parse"));
+        assert_eq!(
+            msg.message_id(),
+            Some(plan.message_id.as_str()),
+            "message {i}"
+        );
+        assert!(
+            msg.subject().is_some_and(|s| !s.is_empty()),
+            "message {i}: subject"
+        );
+        assert!(msg.date().is_some(), "message {i}: date");
+        let from = msg.from().and_then(|f| f.first()).and_then(|a| a.address());
+        assert_eq!(from, Some(plan.from.as_str()), "message {i}: from");
+        let shown =
+            msg.to().map_or(0, |a| a.iter().count()) + msg.cc().map_or(0, |a| a.iter().count());
+        assert_eq!(
+            shown,
+            plan.rcpts.len() + usize::from(plan.external_cc.is_some()),
+            "message {i}: To + Cc"
+        );
+        if let Some(r) = &plan.in_reply_to {
+            assert_eq!(
+                msg.in_reply_to().as_text(),
+                Some(r.as_str()),
+                "message {i}: In-Reply-To"
+            );
+        }
+        match plan.kind {
+            Kind::Text => assert_eq!(msg.parts.len(), 1, "message {i}: one part"),
+            Kind::Alternative => {
+                assert!(
+                    msg.html_body_count() > 0 && msg.text_body_count() > 0,
+                    "message {i}"
+                )
+            }
+            Kind::Attachments => {
+                let atts: Vec<_> = msg.attachments().collect();
+                assert_eq!(
+                    atts.len(),
+                    plan.attachments.len(),
+                    "message {i}: attachments"
+                );
+                for (a, p) in atts.iter().zip(&plan.attachments) {
+                    assert_eq!(a.attachment_name(), Some(p.filename.as_str()));
+                    assert_eq!(
+                        a.contents().len() as u64,
+                        p.size,
+                        "message {i}: decoded size"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The debug (or release) `mailvault` binary of this workspace, built if needed.
+fn mailvault_binary() -> PathBuf {
+    // target/<profile>/deps/smoke-HASH -> target/<profile>
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    let release = profile_dir.file_name().is_some_and(|n| n == "release");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .args(["build", "-q", "-p", "mv-cli", "--bin", "mailvault"]);
+    if release {
+        cmd.arg("--release");
+    }
+    let st = cmd.status().expect("running cargo build -p mv-cli");
+    assert!(st.success(), "cargo build -p mv-cli failed");
+    let bin = profile_dir.join("mailvault");
+    assert!(bin.is_file(), "{} missing after the build", bin.display());
+    bin
+}
+
+#[test]
+fn lmtp_scenario_against_mailvault_only() {
+    let bench = tempfile::tempdir().unwrap();
+    let ctx = RunContext {
+        scale: Scale::Small,
+        seed: 5,
+        runs: 1,
+        bench_dir: bench.path().to_path_buf(),
+        workspace: None,
+        mailvault: mailvault_binary(),
+        verbose: false,
+    };
+    // Dovecot where it is certainly not installed: the explicit skip path.
+    let absent = Dovecot::at(
+        Path::new("/nonexistent/dovecot"),
+        Path::new("/nonexistent/doveadm"),
+    );
+    assert!(matches!(
+        absent.availability(),
+        Availability::NotInstalled { .. }
+    ));
+    let scenario = LmtpScenario {
+        params: Some(LmtpParams {
+            accounts: 3,
+            message_size: 10 * 1024,
+            loads: vec![(1, 12), (16, 48)],
+            runs: 1,
+        }),
+        peers: Some(vec![Box::new(absent)]),
+    };
+    // The scenario stops the server after each run and fails unless every
+    // acknowledged message is stored exactly once in the right mailbox.
+    let report = scenario.run(&ctx).expect("lmtp scenario against mailvault");
+    assert_eq!(report.figures.len(), 2);
+    for f in &report.figures {
+        assert_eq!(f.subject.runs.len(), 1);
+        assert!(f.subject.median > 0.0, "{}: no messages delivered", f.name);
+        match &f.peers[0].result {
+            PeerResult::Skipped { reason } => {
+                assert!(reason.starts_with("peer not installed"), "{reason}")
+            }
+            PeerResult::Measured(_) => panic!("Dovecot cannot have been measured"),
+        }
+        assert_eq!(f.ratio_to("Dovecot"), None);
+    }
+    let goal = &report.figures[1].goals[0];
+    assert_eq!(
+        goal.met, None,
+        "a goal against a missing peer is not evaluated, not met"
+    );
+    assert!(
+        goal.verdict().contains("peer not installed"),
+        "{}",
+        goal.verdict()
+    );
+
+    let md = mv_bench::report::scenario_markdown(
+        &mv_bench::report::Report {
+            machine: mv_bench::sysinfo::Machine::describe(bench.path()),
+            command: "smoke".into(),
+            revision: "test".into(),
+            started_utc: String::new(),
+            finished_utc: String::new(),
+            load_before: String::new(),
+            load_after: String::new(),
+            scale: "small".into(),
+            seed: 5,
+            runs: 1,
+            scenarios: vec![],
+        },
+        &report,
+    );
+    assert!(md.contains("peer not installed"), "{md}");
+    assert!(md.contains("| figure | mailvault | Dovecot |"), "{md}");
+}

@@ -46,6 +46,9 @@ pub struct RestoreOptions {
     pub skip_deletes: bool,
     /// `-ca -pre PREFIX`: restore into PREFIX+address.
     pub new_account_prefix: Option<String>,
+    /// How many restore points the user gave in all (several of one kind count
+    /// each): with more than one, the report says which time was used.
+    pub restore_points: usize,
 }
 
 /// What restoring one account did.
@@ -82,6 +85,14 @@ pub fn restore_account(
         ));
     };
     let catalog = Catalog::load(target)?;
+    if let Some(l) = opts.label
+        && let Some(e) = catalog.get(&l)
+        && let crate::catalog::EntryState::Invalid(reason) = &e.state
+    {
+        return Err(BackupError::Invalid(format!(
+            "{reason}; the session {l} cannot be restored from: choose another full with -lb"
+        )));
+    }
     let sessions: Vec<&Session> = catalog.sessions().collect();
     let zimbra_id = sessions
         .iter()
@@ -135,6 +146,23 @@ pub fn restore_account(
         full_label: full.label.to_string(),
         ..Default::default()
     };
+    // A damaged session after the full: its redo logs cannot be read.
+    if !opts.full_only {
+        for e in catalog.entries.iter().filter(|e| e.label > full.label) {
+            if let crate::catalog::EntryState::Invalid(reason) = &e.state {
+                if !opts.ignore_redo_errors {
+                    return Err(BackupError::Invalid(format!(
+                        "{reason}; restore with --ignoreRedoErrors to skip its redo logs, \
+                         or -rf to restore the full {} only",
+                        full.label
+                    )));
+                }
+                report
+                    .skipped
+                    .push(format!("{reason}; its redo logs were skipped"));
+            }
+        }
+    }
     // 3. The redo records (read before anything is written).
     let records = if opts.full_only {
         Vec::new()
@@ -275,6 +303,8 @@ fn collect_records(
     // sequence → file, first source wins.
     let mut files: BTreeMap<u64, PathBuf> = BTreeMap::new();
     let mut incr_last: BTreeMap<Label, u64> = BTreeMap::new();
+    // Redo logs a session lists that are not in the target.
+    let mut missing: Vec<String> = Vec::new();
     for s in sessions.iter().filter(|s| s.label > full.label) {
         if s.kind() != SessionKind::Incremental {
             continue;
@@ -284,6 +314,10 @@ fn collect_records(
             let local = target.local_path(&r).ok_or_else(|| {
                 BackupError::Unsupported(format!("{r}: restore needs a local target"))
             })?;
+            if !local.is_file() {
+                missing.push(local.display().to_string());
+                continue;
+            }
             files.entry(l.seq).or_insert(local);
             let e = incr_last.entry(s.label).or_insert(l.seq);
             *e = (*e).max(l.seq);
@@ -305,10 +339,27 @@ fn collect_records(
     }
     files.retain(|s, _| *s >= meta.redo_seq);
     // The chain from the snapshot's sequence.
-    let mut seqs: Vec<u64> = vec![meta.redo_seq];
-    seqs.extend(files.keys().copied());
-    if let Err(e) = mv_redo::check_chain(&seqs) {
+    // The snapshot's own log holds the records right after it: it must be there too
+    // (unless there is nothing to replay at all).
+    let seqs: Vec<u64> = files.keys().copied().collect();
+    let chain = match seqs.first() {
+        Some(&first) if first > meta.redo_seq => Err(mv_redo::RedoError::Gap {
+            first_missing: meta.redo_seq,
+            last_missing: first - 1,
+        }),
+        _ => mv_redo::check_chain(&seqs),
+    };
+    if let Err(e) = chain {
         if !opts.ignore_redo_errors {
+            if let Some(first) = missing.first() {
+                return Err(BackupError::Corrupt {
+                    path: first.clone(),
+                    reason: format!(
+                        "missing from the backup target; {e} \
+                         (restore with --ignoreRedoErrors to skip the missing range)"
+                    ),
+                });
+            }
             return Err(e.into());
         }
         if let mv_redo::RedoError::Gap {
@@ -338,7 +389,8 @@ fn collect_records(
     ]
     .iter()
     .filter(|b| **b)
-    .count();
+    .count()
+    .max(opts.restore_points);
     let paths: Vec<PathBuf> = files
         .iter()
         .filter(|(s, _)| seq_limit.is_none_or(|l| **s <= l))

@@ -53,6 +53,8 @@ enum Command {
     Backupabort(cmd::backup::AbortArgs),
     /// Replay redo logs into the store; the server must be stopped (zmplayredo).
     Playredo(cmd::restore::PlayRedoArgs),
+    /// Restore accounts from backups (zmrestore).
+    Restore(cmd::restore::RestoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +104,7 @@ fn main() -> ExitCode {
         Command::Backupquery(a) => cmd::backup::query(&home, a),
         Command::Backupabort(a) => cmd::backup::abort(&home, a),
         Command::Playredo(a) => cmd::restore::playredo(&home, a),
+        Command::Restore(a) => cmd::restore::restore(&home, a),
     };
     match result {
         Ok(code) => code,

@@ -14,6 +14,7 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("zmbackupquery", "backupquery"),
     ("zmbackupabort", "backupabort"),
     ("zmplayredo", "playredo"),
+    ("zmrestore", "restore"),
 ];
 
 /// The subcommand a program name stands for, if it is a Zimbra tool name.

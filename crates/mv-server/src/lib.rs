@@ -9,6 +9,7 @@
 pub mod api;
 pub mod backup;
 pub mod lmtp_backend;
+pub mod restore;
 pub mod run;
 pub mod service;
 pub mod tgz;

@@ -288,6 +288,9 @@ pub enum Request {
     BackupDelete(crate::backup::DeleteRequest),
     /// `mailvault backup verify`
     BackupVerify(crate::backup::VerifyRequest),
+    /// `zmrestore`: runs synchronously (in the server, on a blocking task, so the
+    /// other accounts keep being served) and answers with the report.
+    Restore(crate::restore::RestoreRequest),
     // --- health ---
     Ping,
 }
@@ -487,6 +490,7 @@ impl Service {
             | Request::BackupQuery(_)
             | Request::BackupDelete(_)
             | Request::BackupVerify(_)) => crate::backup::execute(self, r)?,
+            Request::Restore(r) => to(&self.restore(&r)?),
             Request::CreateAccount {
                 email,
                 password,

@@ -10,7 +10,7 @@ use mv_home::Home;
 use mv_redo::{NewRecord, Op, Record, RedoConfig, RedoLog};
 use mv_types::{ChangeNumber, Digest, ItemId, MailboxId, UtcMillis};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// Options for opening a store.
@@ -115,6 +115,58 @@ impl Store {
         map.entry(id)
             .or_insert_with(|| Arc::new(Mailbox::new(id, &self.home.mailbox_db_dir())))
             .clone()
+    }
+
+    /// Replaces a mailbox's database with `new_db` (a restore built it beside the
+    /// store): under the mailbox's write lock, the open connection is closed, the old
+    /// database's `-wal`/`-shm` files are removed, `new_db` is renamed over it and
+    /// the directory is synced. The next use reopens it. `new_db` must be closed
+    /// (no `-wal` of its own left) and on the same file system.
+    ///
+    /// The caller owns the redo consequences: the log still holds the replaced
+    /// history of this mailbox id.
+    pub fn swap_in_mailbox(&self, id: MailboxId, new_db: &Path) -> Result<(), StoreError> {
+        let side = |p: &Path, suffix: &str| {
+            let mut s = p.as_os_str().to_owned();
+            s.push(suffix);
+            std::path::PathBuf::from(s)
+        };
+        let new_wal = side(new_db, "-wal");
+        if std::fs::metadata(&new_wal).is_ok_and(|m| m.len() > 0) {
+            return Err(StoreError::Invalid(format!(
+                "{}: still open (it has a write-ahead log {})",
+                new_db.display(),
+                new_wal.display()
+            )));
+        }
+        if !new_db.is_file() {
+            return Err(StoreError::io(
+                new_db,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
+        }
+        let mbox = self.mailbox(id);
+        let mut guard = mbox.conn.lock().unwrap_or_else(|p| p.into_inner());
+        *guard = None; // closes (and checkpoints) the old database
+        let path = mbox.db_path.clone();
+        for f in [
+            side(&path, "-wal"),
+            side(&path, "-shm"),
+            new_wal,
+            side(new_db, "-shm"),
+        ] {
+            match std::fs::remove_file(&f) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io(&f, e)),
+            }
+        }
+        std::fs::rename(new_db, &path).map_err(|e| StoreError::io(&path, e))?;
+        if let Some(dir) = path.parent() {
+            mv_home::fsync_dir(dir).map_err(|e| StoreError::io(dir, e))?;
+        }
+        drop(guard);
+        Ok(())
     }
 
     /// Mailbox ids with a database in this home (deleted ones included).

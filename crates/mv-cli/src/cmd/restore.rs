@@ -107,3 +107,172 @@ pub fn playredo(home: &Home, args: PlayRedoArgs) -> anyhow::Result<ExitCode> {
         ExitCode::from(1)
     })
 }
+
+/// Restore accounts from backups (zmrestore).
+#[derive(clap::Args, Debug)]
+pub struct RestoreArgs {
+    /// Accounts (addresses) or `all`.
+    #[arg(short = 'a', long = "account", num_args = 1.., value_name = "ADDR")]
+    accounts: Vec<String>,
+    /// The full backup to start from (default: the newest before the restore point).
+    #[arg(long = "lb", value_name = "LABEL")]
+    label: Option<String>,
+    /// Restore the full backup only (no redo replay).
+    #[arg(long = "rf")]
+    full_only: bool,
+    /// Replay only the redo logs held in the backup target (not the server's
+    /// archive and current redo.log).
+    #[arg(long = "br")]
+    backup_redo_only: bool,
+    /// Restore to this time (local time; repeatable: the earliest point wins).
+    #[arg(long = "restoreToTime", value_name = "TIME")]
+    to_time: Vec<String>,
+    /// Restore to the end of this incremental backup (repeatable).
+    #[arg(long = "restoreToIncrLabel", value_name = "LABEL")]
+    to_incr_label: Vec<String>,
+    /// Restore up to and including this redo log sequence (repeatable).
+    #[arg(long = "restoreToRedoSeq", value_name = "SEQ")]
+    to_redo_seq: Vec<u64>,
+    /// Go on past a gap or a damaged redo log; what was skipped is reported.
+    #[arg(long = "ignoreRedoErrors")]
+    ignore_redo_errors: bool,
+    /// Leave out delete operations while replaying.
+    #[arg(long = "skipDeletes")]
+    skip_deletes: bool,
+    /// With `-a all`: leave out accounts no longer in the directory.
+    #[arg(long = "skipDeletedAccounts")]
+    skip_deleted_accounts: bool,
+    /// Restore into a new account (needs -pre).
+    #[arg(long = "ca")]
+    create_account: bool,
+    /// The new account's prefix (-ca): PREFIX+name.
+    #[arg(long = "pre", value_name = "PREFIX")]
+    prefix: Option<String>,
+    /// Recreate the account's directory entry.
+    #[arg(long = "ra")]
+    restore_account: bool,
+    /// Continue past a failed account (the failures are listed at the end).
+    #[arg(short = 'c', long = "continue")]
+    continue_on_error: bool,
+    /// Restore the system tables.
+    #[arg(long = "sys")]
+    sys: bool,
+    /// Do not restore the search index (accepted: it is rebuilt from the messages).
+    #[arg(long = "excludeSearchIndex")]
+    exclude_search_index: bool,
+    /// Do not restore blobs (accepted; blobs are restored anyway).
+    #[arg(long = "excludeBlobs")]
+    exclude_blobs: bool,
+    /// Backup target directory (default: zimbraBackupTarget, else <home>/backup).
+    #[arg(short = 't', long = "target", value_name = "DIR")]
+    target: Option<String>,
+    /// Server (accepted for compatibility: this server).
+    #[arg(short = 's', long = "server", value_name = "HOST")]
+    server: Option<String>,
+    /// Machine-readable output.
+    #[arg(long = "json")]
+    json: bool,
+}
+
+pub fn restore(home: &Home, args: RestoreArgs) -> anyhow::Result<ExitCode> {
+    let _ = (&args.server, args.exclude_search_index);
+    if args.sys {
+        eprintln!("note: -sys (restoring the system tables) is not implemented yet; ignored");
+        if args.accounts.is_empty() {
+            return Ok(ExitCode::from(1));
+        }
+    }
+    if args.exclude_blobs {
+        eprintln!("note: --excludeBlobs is accepted, but blobs are restored anyway");
+    }
+    let req = mv_server::restore::RestoreRequest {
+        accounts: args.accounts.clone(),
+        target: args.target.clone(),
+        label: args.label.clone(),
+        full_only: args.full_only,
+        backup_redo_only: args.backup_redo_only,
+        to_time: args.to_time.clone(),
+        to_incr_label: args.to_incr_label.clone(),
+        to_redo_seq: args.to_redo_seq.clone(),
+        ignore_redo_errors: args.ignore_redo_errors,
+        skip_deletes: args.skip_deletes,
+        skip_deleted_accounts: args.skip_deleted_accounts,
+        create_account: args.create_account,
+        prefix: args.prefix.clone(),
+        restore_account: args.restore_account,
+        continue_on_error: args.continue_on_error,
+    };
+    if let Err(e) = mv_server::restore::options(&req) {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(2));
+    }
+    if let Some(t) = &args.target
+        && let Err(e) = mv_backup::target::open_existing(t)
+    {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(1));
+    }
+    let client = crate::client::Client::connect(home)?;
+    let report: serde_json::Value = match client.local_service() {
+        Some(service) => match service.restore(&req) {
+            Ok(r) => serde_json::to_value(&r)?,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        },
+        None => match client.execute(mv_server::Request::Restore(req)) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return Ok(ExitCode::from(1));
+            }
+        },
+    };
+    let failures = report["failures"].as_array().cloned().unwrap_or_default();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for a in report["accounts"].as_array().into_iter().flatten() {
+            let s = |k: &str| a[k].as_str().unwrap_or("").to_string();
+            for n in a["notes"].as_array().into_iter().flatten() {
+                println!("{}: {}", s("email"), n.as_str().unwrap_or(""));
+            }
+            println!(
+                "{}: restored as {} (mailbox {}) from {}: {} redo files, {} ops replayed{}",
+                s("email"),
+                s("restored_as"),
+                a["mailbox_id"],
+                s("full_label"),
+                a["redo_files"],
+                a["applied"],
+                match a["skipped_deletes"].as_u64() {
+                    Some(n) if n > 0 => format!(", {n} delete ops skipped"),
+                    _ => String::new(),
+                }
+            );
+            for k in a["skipped"].as_array().into_iter().flatten() {
+                eprintln!(
+                    "warning: {}: skipped: {}",
+                    s("email"),
+                    k.as_str().unwrap_or("")
+                );
+            }
+        }
+        if !failures.is_empty() {
+            eprintln!("Failed accounts:");
+            for f in &failures {
+                eprintln!(
+                    "error: {}: {}",
+                    f["email"].as_str().unwrap_or(""),
+                    f["error"].as_str().unwrap_or("")
+                );
+            }
+        }
+    }
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

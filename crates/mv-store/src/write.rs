@@ -198,34 +198,18 @@ impl Store {
 
     /// Deletes a mailbox: its items go, its blobs are queued for removal.
     pub fn delete_mailbox(&self, id: MailboxId, account_id: &str) -> Result<(), StoreError> {
-        let mbox = self.mailbox(id);
-        let mut g = mbox.lock()?;
-        require_live(&g)?;
         let op = Op::DeleteMailbox(ops::DeleteMailbox {
             account_id: account_id.to_string(),
         });
-        self.commit(
-            std::slice::from_mut(&mut g),
-            vec![],
-            vec![(id, op)],
-            &Staged::default(),
-        )
+        self.with_mailbox(id, |_| Ok((vec![op], ())))
     }
 
     /// Records an account's new address in its mailbox.
     pub fn rename_mailbox(&self, id: MailboxId, new_email: &str) -> Result<(), StoreError> {
-        let mbox = self.mailbox(id);
-        let mut g = mbox.lock()?;
-        require_live(&g)?;
         let op = Op::RenameMailbox(ops::RenameMailbox {
             new_email: new_email.to_string(),
         });
-        self.commit(
-            std::slice::from_mut(&mut g),
-            vec![],
-            vec![(id, op)],
-            &Staged::default(),
-        )
+        self.with_mailbox(id, |_| Ok((vec![op], ())))
     }
 
     /// Runs `plan` under one mailbox's write lock and commits the ops it returns.

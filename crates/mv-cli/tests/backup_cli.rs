@@ -1,68 +1,10 @@
 //! zmbackup / zmbackupquery / zmbackupabort / `mailvault backup verify` through
 //! their Zimbra-named symlinks, without a server (the tool runs the backup itself).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mailvault");
-
-struct Env {
-    _dir: tempfile::TempDir,
-    home: PathBuf,
-    links: PathBuf,
-    root: PathBuf,
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Env {
-    fn new() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("home");
-        let links = dir.path().join("bin");
-        let root = dir.path().to_path_buf();
-        let e = Env {
-            home,
-            links,
-            root,
-            _dir: dir,
-        };
-        let out = e.run(
-            Path::new(BIN),
-            &["install-links", e.links.to_str().unwrap()],
-        );
-        assert_eq!(out.code, 0, "{}", out.stderr);
-        e
-    }
-
-    fn run(&self, program: &Path, args: &[&str]) -> Out {
-        let out = Command::new(program)
-            .env("MAILVAULT_HOME", &self.home)
-            .env("TZ", "UTC")
-            .args(args)
-            .output()
-            .unwrap();
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    fn zm(&self, tool: &str, args: &[&str]) -> Out {
-        self.run(&self.links.join(tool), args)
-    }
-
-    fn ok(&self, tool: &str, args: &[&str]) -> Out {
-        let o = self.zm(tool, args);
-        assert_eq!(o.code, 0, "{tool} {args:?}: {}{}", o.stdout, o.stderr);
-        o
-    }
-}
+use common::*;
+use std::path::Path;
 
 fn is_label(s: &str, prefix: &str) -> bool {
     s.strip_prefix(prefix)
@@ -231,26 +173,6 @@ fn zmbackup_query_verify_and_delete_through_symlinks() {
         "{}",
         o.stderr
     );
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        if e.path().is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

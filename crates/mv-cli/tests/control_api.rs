@@ -2,18 +2,12 @@
 //! authentication and error answers, and tools switching to the API while the
 //! server runs.
 
+mod common;
+
+use common::{BIN, free_port};
+
 use std::path::Path;
 use std::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_mailvault");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn run(program: &Path, home: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(program)

@@ -1,6 +1,10 @@
 //! End to end: the real `mailvault serve` binary, delivered to by Python's
 //! smtplib.LMTP (a real protocol client), killed with SIGKILL under load.
 
+mod common;
+
+use common::{BIN, free_port};
+
 use mv_home::{Home, HomeLock};
 use mv_server::Service;
 use std::io::{BufRead, BufReader};
@@ -8,18 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mailvault");
-
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/lmtp_client.py")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Server {

@@ -2,66 +2,14 @@
 //! restore itself under the home's lock): the seed's "user deleted a bunch of data
 //! and noticed hours later", a gap in the redo chain, a damaged session.xml.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mailvault");
+use common::*;
+use std::path::{Path, PathBuf};
+
 const USER: &str = "user@d.test";
 
-struct Env {
-    _dir: tempfile::TempDir,
-    home: PathBuf,
-    links: PathBuf,
-    root: PathBuf,
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 impl Env {
-    fn new() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let e = Env {
-            home: dir.path().join("home"),
-            links: dir.path().join("bin"),
-            root: dir.path().to_path_buf(),
-            _dir: dir,
-        };
-        let out = e.run(
-            Path::new(BIN),
-            &["install-links", e.links.to_str().unwrap()],
-        );
-        assert_eq!(out.code, 0, "{}", out.stderr);
-        e
-    }
-
-    fn run(&self, program: &Path, args: &[&str]) -> Out {
-        let out = Command::new(program)
-            .env("MAILVAULT_HOME", &self.home)
-            .env("TZ", "UTC")
-            .args(args)
-            .output()
-            .unwrap();
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    fn zm(&self, tool: &str, args: &[&str]) -> Out {
-        self.run(&self.links.join(tool), args)
-    }
-
-    fn ok(&self, tool: &str, args: &[&str]) -> Out {
-        let o = self.zm(tool, args);
-        assert_eq!(o.code, 0, "{tool} {args:?}: {}{}", o.stdout, o.stderr);
-        o
-    }
-
     /// Delivers a message with this subject into the user's Inbox; returns its file.
     fn deliver(&self, user: &str, subject: &str, lines: usize) -> PathBuf {
         let path = self.root.join(format!("{subject}.eml"));
@@ -279,19 +227,6 @@ fn zmrestore_seed_scenario_restores_to_before_the_delete_into_a_new_account() {
     assert_eq!(env.subjects("c_other@d.test"), ["o0"]);
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[test]
 fn zmrestore_reports_a_redo_gap_and_a_damaged_session() {
     let env = Env::new();
@@ -362,14 +297,6 @@ fn zmrestore_reports_a_redo_gap_and_a_damaged_session() {
         "{}",
         o.stderr
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

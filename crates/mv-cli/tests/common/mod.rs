@@ -1,0 +1,88 @@
+//! Helpers shared by the CLI integration tests: a temporary home with the zm*
+//! symlinks installed, running the real binary, free loopback ports.
+// Each test file uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mailvault");
+
+pub struct Env {
+    pub _dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub links: PathBuf,
+    pub root: PathBuf,
+}
+
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let links = dir.path().join("bin");
+        let root = dir.path().to_path_buf();
+        let e = Env {
+            home,
+            links,
+            root,
+            _dir: dir,
+        };
+        let out = e.run(
+            Path::new(BIN),
+            &["install-links", e.links.to_str().unwrap()],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        e
+    }
+
+    pub fn run(&self, program: &Path, args: &[&str]) -> Out {
+        let out = Command::new(program)
+            .env("MAILVAULT_HOME", &self.home)
+            .env("TZ", "UTC")
+            .args(args)
+            .output()
+            .unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn zm(&self, tool: &str, args: &[&str]) -> Out {
+        self.run(&self.links.join(tool), args)
+    }
+
+    pub fn ok(&self, tool: &str, args: &[&str]) -> Out {
+        let o = self.zm(tool, args);
+        assert_eq!(o.code, 0, "{tool} {args:?}: {}{}", o.stdout, o.stderr);
+        o
+    }
+}
+
+/// Every file below a directory.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -198,6 +198,39 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "   mailbox {}: {} messages, quotaUsed {}",
             info["mailboxId"], info["messages"], info["quotaUsed"]
         );
+
+        println!(
+            "\n== A full backup while the server runs (zmbackup -f -a all -sync), then verify --read-data"
+        );
+        let report = client.execute(Request::Backup(mv_server::backup::BackupRequest {
+            kind: "full".into(),
+            accounts: vec!["all".into()],
+            target: None,
+            compression: None,
+            exclude: vec![],
+            include: vec![],
+            sync: true,
+        }))?;
+        for session in report["sessions"].as_array().into_iter().flatten() {
+            println!(
+                "   {}: {} ({} of {} accounts)",
+                session["label"].as_str().unwrap_or("?"),
+                session["status_text"].as_str().unwrap_or("?"),
+                session["accounts_completed"],
+                session["accounts"]
+            );
+        }
+        let verify = client.execute(Request::BackupVerify(mv_server::backup::VerifyRequest {
+            target: None,
+            label: None,
+            read_data: true,
+            read_data_subset: None,
+        }))?;
+        let problems = verify["problems"].as_array().map(Vec::len).unwrap_or(0);
+        println!(
+            "   verify: {} session(s), {} blob(s) read and checked against their digests, {problems} problem(s)",
+            verify["sessions_checked"], verify["blobs_read"]
+        );
         Ok(())
     })();
 

@@ -67,6 +67,28 @@ pub fn long_names(cmd: &clap::Command) -> Vec<String> {
     names
 }
 
+/// One command of a Zimbra-style tool that takes a command word (`zmprov ga`,
+/// `zmmailbox s`): its short and long names and its argument synopsis.
+pub struct Cmd {
+    pub short: &'static str,
+    pub long: &'static str,
+    pub args: &'static str,
+}
+
+impl Cmd {
+    /// `getAccount(ga) {name@domain|id} [attr1 [attr2...]]`
+    pub fn usage_line(&self) -> String {
+        format!("{}({}) {}", self.long, self.short, self.args)
+    }
+}
+
+/// The command a word names, by short or long name, case-insensitively.
+pub fn find_cmd(table: &'static [Cmd], name: &str) -> Option<&'static Cmd> {
+    table
+        .iter()
+        .find(|c| c.short.eq_ignore_ascii_case(name) || c.long.eq_ignore_ascii_case(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,6 +103,17 @@ fn folder_row(g: &MailboxGuard<'_>, id: u32) -> Result<(u32, String, u32), Store
     row.ok_or_else(|| StoreError::NotFound(format!("no folder with id {id} in mailbox {}", g.id)))
 }
 
+/// Fails unless the tag exists in this mailbox.
+fn require_tag(g: &MailboxGuard<'_>, tag: u32) -> Result<(), StoreError> {
+    let found = q(
+        g,
+        g.conn()
+            .query_row("SELECT 1 FROM tag WHERE id = ?1", [tag], |_| Ok(()))
+            .optional(),
+    )?;
+    found.ok_or_else(|| StoreError::NotFound(format!("no tag with id {tag} in mailbox {}", g.id)))
+}
+
 fn item_exists(g: &MailboxGuard<'_>, id: u32) -> Result<(u32, i64, u32), StoreError> {
     let row = q(
         g,
@@ -280,18 +291,7 @@ impl Store {
                     )));
                 }
                 for t in &options.tags {
-                    let found = q(
-                        g,
-                        g.conn()
-                            .query_row("SELECT 1 FROM tag WHERE id = ?1", [t], |_| Ok(()))
-                            .optional(),
-                    )?;
-                    if found.is_none() {
-                        return Err(StoreError::NotFound(format!(
-                            "no tag with id {t} in mailbox {}",
-                            g.id
-                        )));
-                    }
+                    require_tag(g, *t)?;
                 }
                 let id = next_item_id(g)?;
                 ids.insert(g.id, ItemId(id));
@@ -536,15 +536,7 @@ impl Store {
     pub fn rename_tag(&self, id: MailboxId, tag: u32, new_name: &str) -> Result<(), StoreError> {
         validate_name("tag", new_name)?;
         self.with_mailbox(id, |g| {
-            let found = q(
-                g,
-                g.conn()
-                    .query_row("SELECT 1 FROM tag WHERE id = ?1", [tag], |_| Ok(()))
-                    .optional(),
-            )?;
-            if found.is_none() {
-                return Err(StoreError::NotFound(format!("no tag with id {tag}")));
-            }
+            require_tag(g, tag)?;
             let clash = q(
                 g,
                 g.conn()
@@ -572,15 +564,7 @@ impl Store {
 
     pub fn delete_tag(&self, id: MailboxId, tag: u32) -> Result<(), StoreError> {
         self.with_mailbox(id, |g| {
-            let found = q(
-                g,
-                g.conn()
-                    .query_row("SELECT 1 FROM tag WHERE id = ?1", [tag], |_| Ok(()))
-                    .optional(),
-            )?;
-            if found.is_none() {
-                return Err(StoreError::NotFound(format!("no tag with id {tag}")));
-            }
+            require_tag(g, tag)?;
             Ok((vec![Op::DeleteTag(ops::DeleteTag { id: tag })], ()))
         })
     }
@@ -632,15 +616,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.with_mailbox(id, |g| {
             for t in tags {
-                let found = q(
-                    g,
-                    g.conn()
-                        .query_row("SELECT 1 FROM tag WHERE id = ?1", [t], |_| Ok(()))
-                        .optional(),
-                )?;
-                if found.is_none() {
-                    return Err(StoreError::NotFound(format!("no tag with id {t}")));
-                }
+                require_tag(g, *t)?;
             }
             let wanted = format_tags(tags);
             let mut out = Vec::new();

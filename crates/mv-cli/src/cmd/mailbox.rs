@@ -52,11 +52,7 @@ pub struct Args {
     args: Vec<String>,
 }
 
-struct Cmd {
-    short: &'static str,
-    long: &'static str,
-    args: &'static str,
-}
+use crate::zimbra::Cmd;
 
 #[rustfmt::skip]
 const COMMANDS: &[Cmd] = &[
@@ -79,13 +75,11 @@ const COMMANDS: &[Cmd] = &[
 ];
 
 fn find_cmd(name: &str) -> Option<&'static Cmd> {
-    COMMANDS
-        .iter()
-        .find(|c| c.short.eq_ignore_ascii_case(name) || c.long.eq_ignore_ascii_case(name))
+    crate::zimbra::find_cmd(COMMANDS, name)
 }
 
 fn usage_line(c: &Cmd) -> String {
-    format!("{}({}) {}", c.long, c.short, c.args)
+    c.usage_line()
 }
 
 fn usage_all() -> String {

@@ -43,3 +43,43 @@ pub fn request_abort(target: &dyn Target, label: &str) -> Result<()> {
         .as_bytes(),
     )
 }
+
+/// Where `zmbackupabort -r` leaves its request for the running restore.
+pub const RESTORE_ABORT_FLAG: &str = "tmp/restore.abort";
+
+/// What a restore writes as the target lock's holder (`zmbackupabort -r` looks
+/// for it).
+pub const RESTORE_LOCK_PREFIX: &str = "Restore";
+
+/// Asks the restore running on `target` to stop after the account it is
+/// restoring (`zmbackupabort -r`): every account is then either fully restored or
+/// untouched.
+pub fn request_restore_abort(target: &dyn Target) -> Result<String> {
+    match target.lock_holder()? {
+        Some(holder) if holder.starts_with(RESTORE_LOCK_PREFIX) => {
+            target.put(
+                RESTORE_ABORT_FLAG,
+                format!(
+                    "abort requested at {}\n",
+                    mv_types::UtcMillis::now().rfc3339()
+                )
+                .as_bytes(),
+            )?;
+            Ok(holder)
+        }
+        Some(holder) => Err(BackupError::Invalid(format!(
+            "no restore is in progress in {}: the target is held by {holder:?} \
+             (use -lb LABEL to abort a backup)",
+            target.url()
+        ))),
+        None => Err(BackupError::Invalid(format!(
+            "no restore is in progress in {}",
+            target.url()
+        ))),
+    }
+}
+
+/// Whether `zmbackupabort -r` asked the running restore to stop.
+pub fn restore_abort_requested(target: &dyn Target) -> bool {
+    matches!(target.size(RESTORE_ABORT_FLAG), Ok(Some(_)))
+}

@@ -70,6 +70,7 @@ pub mod error;
 mod full;
 pub mod incr;
 pub mod label;
+pub mod ldap;
 pub mod pack;
 pub mod playredo;
 pub mod progress;
@@ -79,11 +80,12 @@ pub mod retention;
 pub mod run;
 pub mod session;
 pub mod space;
+pub mod system;
 pub mod target;
 pub mod verify;
 pub mod xml;
 
-pub use abort::request_abort;
+pub use abort::{request_abort, request_restore_abort, restore_abort_requested};
 pub use accounts_xml::rebuild_accounts_xml;
 pub use catalog::Catalog;
 pub use clock::{Clock, FakeClock, SystemClock};
@@ -100,6 +102,7 @@ pub use run::{
     default_target, prepare,
 };
 pub use session::{Session, SessionStatus};
+pub use system::{SystemRestoreReport, restore_system};
 pub use target::{FsTarget, Target};
 pub use verify::{ReadData, VerifyOptions, VerifyReport, verify};
 

@@ -1,24 +1,39 @@
-//! Restoring one account from a target (`zmrestore`), into a new account beside the
-//! original (`-ca -pre PREFIX`).
+//! Restoring one account from a target (`zmrestore`, `zmrestoreoffline`): into a
+//! new account beside the original (`-ca -pre PREFIX`), or in place of the original.
 //!
 //! 1. The full: `-lb`, else the newest full holding the account whose snapshot is
 //!    at or before the restore point.
-//! 2. The snapshot database is copied next to the target mailbox's database, its
-//!    meta rewritten for the target mailbox, and every blob it references is
-//!    written from the pool to its store path for the target mailbox.
-//! 3. Redo records of the original mailbox above the snapshot's change, in order:
+//! 2. The redo records of the original mailbox above the snapshot's change are read
+//!    first (nothing is written before they are known to be readable), in order:
 //!    incrementals' redo logs (sessions after the full), then (unless `-br`/`-rf`)
-//!    the home's archive and redo.log; deduplicated by sequence; the chain from the
-//!    snapshot's sequence is checked (the original's gap text; with
-//!    `--ignoreRedoErrors` replay stops at the gap and the skipped range is
-//!    reported); cut at the restore point; delete ops dropped with `--skipDeletes`.
-//! 4. They are replayed, remapped to the target mailbox, with the content records
-//!    of the same files, through [`mv_store::Store::replay`] (the one apply path).
+//!    the home's archive, after rolling the current redo.log over so that every
+//!    change committed before the restore began is in a closed, immutable file;
+//!    deduplicated by sequence; the chain from the snapshot's sequence is checked
+//!    (the original's gap text; with `--ignoreRedoErrors` replay stops at the gap
+//!    and the skipped range is reported); cut at the restore point; delete ops
+//!    dropped with `--skipDeletes`; the mailbox's own deletion ends its history.
+//!    Only the content records (`PutBlob`) the kept records use are kept.
+//! 3. The mailbox is built at a mailbox id nobody uses: the snapshot database,
+//!    its meta rewritten, the blobs it references written from the pool, then the
+//!    records replayed through [`mv_store::Store::replay`] (the one apply path).
+//! 4. It goes live:
+//!    - `-ca`: a new directory entry (PREFIX+address, new zimbraId) owns it.
+//!    - In place, when the account's mailbox exists: under the old mailbox's write
+//!      lock (deliveries to it wait, then fail temporarily and are retried by the
+//!      MTA), the changes committed since step 2 are replayed too (restore to the
+//!      latest point only), the account is pointed at the new mailbox (and, with
+//!      `-ra`, its directory entry replaced by the backup's), and the old mailbox's
+//!      deletion is logged. Only this account is unavailable, and only for that
+//!      moment. The old mailbox id's history ends there, so the next backup of
+//!      the account is a full (see `run::prepare`).
+//!    - In place, when the mailbox does not exist (a server rebuilt by
+//!      `zmrestoreldap` + `zmrestoreoffline`, or `-ra` of a deleted account): it
+//!      is built at the account's own mailbox id when that id was never used here,
+//!      so later redo logs of the same id apply to it.
 //!
-//! A failure removes what was written (database, blobs, directory entry): the live
-//! store is never touched outside the new mailbox.
-//!
-//! Not yet: replacing the original account in place (without `-ca`), `-ra`.
+//! A failure removes what was written (database, blobs, a directory entry it
+//! created): the live store is never touched outside the new mailbox, and the
+//! original account keeps working.
 
 use crate::catalog::Catalog;
 use crate::error::{BackupError, Result};
@@ -27,9 +42,9 @@ use crate::pack::Pool;
 use crate::run::Source;
 use crate::session::{AccountMeta, AccountState, Session, account_dir};
 use crate::target::Target;
-use mv_directory::AccountImport;
-use mv_redo::Record;
-use mv_types::{ChangeNumber, Digest, ItemId, MailboxId, UtcMillis};
+use mv_directory::{Account, AccountImport, MailboxIdChoice};
+use mv_redo::{Op, Record};
+use mv_types::{ChangeNumber, Digest, ItemId, MailboxId, TxnId, UtcMillis};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -46,9 +61,23 @@ pub struct RestoreOptions {
     pub skip_deletes: bool,
     /// `-ca -pre PREFIX`: restore into PREFIX+address.
     pub new_account_prefix: Option<String>,
+    /// `-ra`: also restore the account's directory entry (recreating a deleted
+    /// account, or replacing the live entry with the backup's).
+    pub restore_entry: bool,
     /// How many restore points the user gave in all (several of one kind count
     /// each): with more than one, the report says which time was used.
     pub restore_points: usize,
+}
+
+impl RestoreOptions {
+    /// No restore point: everything the backups and the server hold.
+    fn to_latest(&self) -> bool {
+        !self.full_only
+            && !self.backup_redo_only
+            && self.to_time.is_none()
+            && self.to_incr_label.is_none()
+            && self.to_redo_seq.is_none()
+    }
 }
 
 /// What restoring one account did.
@@ -57,6 +86,9 @@ pub struct AccountRestoreReport {
     pub email: String,
     pub restored_as: String,
     pub mailbox_id: u32,
+    /// In place: the mailbox the restored one replaced (its deletion is logged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced_mailbox_id: Option<u32>,
     pub full_label: String,
     pub redo_files: u64,
     pub applied: u64,
@@ -71,6 +103,27 @@ fn rel(label: &Label, path: &str) -> String {
     format!("sessions/{label}/{path}")
 }
 
+/// Where the restored mailbox goes live.
+enum Destination {
+    /// `-ca`: a new account (already created; removed again on failure).
+    NewAccount(Account),
+    /// In place of the account's live mailbox `old`.
+    Replace { account: Account, old: MailboxId },
+    /// The account has no mailbox (rebuilt server, or `-ra` of a deleted account).
+    /// `created`: the entry was imported by this restore (removed on failure).
+    Recreate { account: Account, created: bool },
+}
+
+impl Destination {
+    fn account(&self) -> &Account {
+        match self {
+            Destination::NewAccount(a)
+            | Destination::Replace { account: a, .. }
+            | Destination::Recreate { account: a, .. } => a,
+        }
+    }
+}
+
 /// Restores one account (by address) from `target` into the store of `source`.
 pub fn restore_account(
     source: &Source,
@@ -78,12 +131,6 @@ pub fn restore_account(
     email: &str,
     opts: &RestoreOptions,
 ) -> Result<AccountRestoreReport> {
-    let Some(prefix) = &opts.new_account_prefix else {
-        return Err(BackupError::Unsupported(
-            "restoring over the original account is not implemented yet; use -ca -pre PREFIX"
-                .into(),
-        ));
-    };
     let catalog = Catalog::load(target)?;
     if let Some(l) = opts.label
         && let Some(e) = catalog.get(&l)
@@ -94,53 +141,28 @@ pub fn restore_account(
         )));
     }
     let sessions: Vec<&Session> = catalog.sessions().collect();
-    let zimbra_id = sessions
-        .iter()
-        .rev()
-        .find_map(|s| {
-            s.accounts
-                .iter()
-                .find(|a| a.email.eq_ignore_ascii_case(email))
-        })
-        .map(|a| a.zimbra_id.clone())
-        .ok_or_else(|| BackupError::Invalid(format!("{email}: no backup of this account")))?;
+    // The live account, when restoring in place (it may have been renamed since).
+    let live = if opts.new_account_prefix.is_none() {
+        source.dir().find_account(email)?
+    } else {
+        None
+    };
+    let zimbra_id = match &live {
+        Some(a) => a.id.clone(),
+        None => sessions
+            .iter()
+            .rev()
+            .find_map(|s| {
+                s.accounts
+                    .iter()
+                    .find(|a| a.email.eq_ignore_ascii_case(email))
+            })
+            .map(|a| a.zimbra_id.clone())
+            .ok_or_else(|| BackupError::Invalid(format!("{email}: no backup of this account")))?,
+    };
     let dir = account_dir(&zimbra_id);
     // 1. The full.
-    let point_time = opts.to_time;
-    let mut chosen: Option<(&Session, AccountMeta)> = None;
-    for s in sessions.iter().rev() {
-        if s.kind() != SessionKind::Full {
-            continue;
-        }
-        if opts.label.is_some_and(|l| l != s.label) {
-            continue;
-        }
-        let Some(entry) = s.account(&zimbra_id) else {
-            continue;
-        };
-        if entry.state != AccountState::Completed {
-            if opts.label.is_some() {
-                return Err(BackupError::Invalid(format!(
-                    "{email}: not completed in {}",
-                    s.label
-                )));
-            }
-            continue;
-        }
-        let path = rel(&s.label, &format!("{dir}/meta.xml"));
-        let meta = AccountMeta::parse(&format!("{}/{path}", target.url()), &target.get(&path)?)?;
-        if opts.label.is_none() && point_time.is_some_and(|t| meta.snapshot_at > t) {
-            continue;
-        }
-        chosen = Some((s, meta));
-        break;
-    }
-    let Some((full, meta)) = chosen else {
-        return Err(BackupError::Invalid(match opts.label {
-            Some(l) => format!("{email}: {l} is not a full backup holding this account"),
-            None => format!("{email}: no full backup before the restore point"),
-        }));
-    };
+    let (full, meta) = choose_full(target, &sessions, &zimbra_id, &dir, email, opts)?;
     let mut report = AccountRestoreReport {
         email: email.to_string(),
         full_label: full.label.to_string(),
@@ -163,56 +185,186 @@ pub fn restore_account(
             }
         }
     }
-    // 3. The redo records (read before anything is written).
-    let records = if opts.full_only {
-        Vec::new()
-    } else {
-        collect_records(source, target, &sessions, full, &meta, opts, &mut report)?
-    };
-    // Directory entry of the new account (gives the new mailbox id).
+    // 2. The redo records (read before anything is written).
+    let scratch = tempfile::Builder::new()
+        .prefix("restore-redo")
+        .tempdir_in(target.scratch_dir()?)
+        .map_err(BackupError::io("restore scratch directory"))?;
+    let mut collector = Collector::new(MailboxId(meta.mailbox_id), meta.change, opts);
+    if !opts.full_only {
+        collect_records(
+            source,
+            target,
+            scratch.path(),
+            &sessions,
+            full,
+            &meta,
+            opts,
+            &mut collector,
+            &mut report,
+        )?;
+    }
+    // 3. Where it goes, and the directory entry of a new account.
     let ldif_path = rel(&full.label, &format!("{dir}/ldap.ldif"));
-    let ldif = target.get(&ldif_path)?;
-    let entries = mv_directory::ldif::parse(&ldif).map_err(|e| {
-        BackupError::corrupt(format!("{}/{ldif_path}", target.url()), e.to_string())
-    })?;
-    let entry = entries
-        .first()
-        .ok_or_else(|| BackupError::corrupt(&ldif_path, "no entry"))?;
-    let new_email = format!("{prefix}{email}");
-    let imported = source
-        .directory
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .import_account_entry(entry, &AccountImport::new_account(&new_email))?;
-    let account = imported.account;
-    report.restored_as = account.email.clone();
-    report.mailbox_id = account.mailbox_id.0;
+    let entry = {
+        let ldif = target.get(&ldif_path)?;
+        let entries = mv_directory::ldif::parse(&ldif).map_err(|e| {
+            BackupError::corrupt(format!("{}/{ldif_path}", target.url()), e.to_string())
+        })?;
+        entries
+            .into_iter()
+            .next()
+            .ok_or_else(|| BackupError::corrupt(&ldif_path, "no entry"))?
+    };
+    let dest = destination(source, email, opts, live, &entry)?;
+    let to = dest.account().mailbox_id;
+    report.restored_as = dest.account().email.clone();
+    report.mailbox_id = to.0;
     let mut written: Vec<PathBuf> = Vec::new();
-    let result = build_mailbox(
+    let built = build_mailbox(
         source,
         target,
         full,
         &dir,
         &meta,
-        &account,
-        records,
+        dest.account(),
+        collector.take(),
         &mut written,
         &mut report,
-    );
-    if let Err(e) = result {
-        let store = source.store;
-        store.mailbox(account.mailbox_id).close();
+    )
+    .and_then(|()| go_live(source, &dest, &entry, opts, &mut collector, &mut report));
+    report.skipped_deletes = collector.skipped_deletes;
+    if let Err(e) = built {
+        source.store.mailbox(to).close();
         for p in &written {
             let _ = std::fs::remove_file(p);
         }
-        let _ = source
-            .directory
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .delete_account(&account.id);
+        match &dest {
+            Destination::NewAccount(a)
+            | Destination::Recreate {
+                account: a,
+                created: true,
+            } => {
+                let _ = source.dir().delete_account(&a.id);
+            }
+            _ => {}
+        }
         return Err(e);
     }
+    if let Some(t) = collector.note_time(opts) {
+        report
+            .notes
+            .push(format!("using restore to time of {}", t.display_local()));
+    }
     Ok(report)
+}
+
+fn choose_full<'s>(
+    target: &dyn Target,
+    sessions: &[&'s Session],
+    zimbra_id: &str,
+    dir: &str,
+    email: &str,
+    opts: &RestoreOptions,
+) -> Result<(&'s Session, AccountMeta)> {
+    for s in sessions.iter().rev() {
+        if s.kind() != SessionKind::Full {
+            continue;
+        }
+        if opts.label.is_some_and(|l| l != s.label) {
+            continue;
+        }
+        let Some(entry) = s.account(zimbra_id) else {
+            continue;
+        };
+        if entry.state != AccountState::Completed {
+            if opts.label.is_some() {
+                return Err(BackupError::Invalid(format!(
+                    "{email}: not completed in {}",
+                    s.label
+                )));
+            }
+            continue;
+        }
+        let path = rel(&s.label, &format!("{dir}/meta.xml"));
+        let meta = AccountMeta::parse(&format!("{}/{path}", target.url()), &target.get(&path)?)?;
+        if opts.label.is_none() && opts.to_time.is_some_and(|t| meta.snapshot_at > t) {
+            continue;
+        }
+        return Ok((s, meta));
+    }
+    Err(BackupError::Invalid(match opts.label {
+        Some(l) => format!("{email}: {l} is not a full backup holding this account"),
+        None => format!("{email}: no full backup before the restore point"),
+    }))
+}
+
+/// Decides where the restored mailbox goes and creates the directory entry a new
+/// account needs.
+fn destination(
+    source: &Source,
+    email: &str,
+    opts: &RestoreOptions,
+    live: Option<Account>,
+    entry: &mv_directory::ldif::Entry,
+) -> Result<Destination> {
+    let store = source.store;
+    // A mailbox id is free for a rebuilt mailbox if no database was ever made for it.
+    let never_used = |id: MailboxId| !store.mailbox(id).db_path().exists();
+    let mut dir = source.dir();
+    if let Some(prefix) = &opts.new_account_prefix {
+        let imported = dir.import_account_entry(
+            entry,
+            &AccountImport::new_account(&format!("{prefix}{email}")),
+        )?;
+        return Ok(Destination::NewAccount(imported.account));
+    }
+    match live {
+        Some(account) => {
+            let mbox = store.mailbox(account.mailbox_id);
+            let live_mailbox = mbox.db_path().exists() && mbox.info()?.is_some_and(|i| !i.deleted);
+            if live_mailbox {
+                let old = account.mailbox_id;
+                let mut account = account;
+                account.mailbox_id = dir.allocate_mailbox_id()?;
+                return Ok(Destination::Replace { account, old });
+            }
+            let mut account = account;
+            if !never_used(account.mailbox_id) {
+                // A deleted mailbox's id has a history of its own: start a new one.
+                account.mailbox_id = dir.allocate_mailbox_id()?;
+            }
+            Ok(Destination::Recreate {
+                account,
+                created: false,
+            })
+        }
+        None if opts.restore_entry => {
+            let original = mv_directory::entry_mailbox_id(entry);
+            let choice = match original {
+                Some(id) if never_used(id) && dir.account_by_mailbox_id(id)?.is_none() => {
+                    MailboxIdChoice::Given(id)
+                }
+                _ => MailboxIdChoice::New,
+            };
+            let imported = dir.import_account_entry(
+                entry,
+                &AccountImport {
+                    mailbox_id: choice,
+                    ..AccountImport::original()
+                },
+            )?;
+            Ok(Destination::Recreate {
+                account: imported.account,
+                created: true,
+            })
+        }
+        None => Err(BackupError::Invalid(format!(
+            "{email}: the account is not in the directory; restore it with -ra to recreate \
+             its entry too, -ca -pre PREFIX to restore it as a new account, or run \
+             zmrestoreldap first when rebuilding a server"
+        ))),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -222,7 +374,7 @@ fn build_mailbox(
     full: &Session,
     dir: &str,
     meta: &AccountMeta,
-    account: &mv_directory::Account,
+    account: &Account,
     records: Vec<Record>,
     written: &mut Vec<PathBuf>,
     report: &mut AccountRestoreReport,
@@ -238,6 +390,10 @@ fn build_mailbox(
             "mailbox {to} already has a database {}",
             final_path.display()
         )));
+    }
+    if let Some(parent) = final_path.parent() {
+        mv_home::durable::create_dir_all_durable(parent)
+            .map_err(BackupError::io(parent.display()))?;
     }
     let tmp = final_path.with_extension("sqlite.restoring");
     written.push(tmp.clone());
@@ -256,7 +412,7 @@ fn build_mailbox(
             .and_then(|rows| rows.collect())
             .map_err(BackupError::sql(&tmp))?
     };
-    // 2. Blobs from the pool.
+    // Blobs from the pool.
     let pool = Pool::load(target)?;
     for (item, d, volume, rev) in rows {
         let digest = <[u8; 32]>::try_from(d.as_slice())
@@ -274,32 +430,260 @@ fn build_mailbox(
     }
     written.push(final_path.clone());
     std::fs::rename(&tmp, &final_path).map_err(BackupError::io(final_path.display()))?;
-    // 4. Replay, remapped to the target mailbox.
-    let from = MailboxId(meta.mailbox_id);
-    let remapped: Vec<Record> = records
-        .into_iter()
-        .map(|mut r| {
-            if r.mailbox == from {
-                r.mailbox = to;
-            }
-            r
-        })
-        .collect();
-    let r = store.replay(remapped.iter(), &|m| m == to)?;
-    report.applied = r.applied;
-    store.checkpoint()?;
+    report.applied += replay_into(source, records, MailboxId(meta.mailbox_id), to)?;
     Ok(())
 }
 
+/// Replays the original mailbox's records into mailbox `to`.
+fn replay_into(
+    source: &Source,
+    mut records: Vec<Record>,
+    from: MailboxId,
+    to: MailboxId,
+) -> Result<u64> {
+    if records.is_empty() {
+        return Ok(0);
+    }
+    for r in &mut records {
+        if r.mailbox == from {
+            r.mailbox = to;
+        }
+    }
+    let r = source.store.replay(records.iter(), &|m| m == to)?;
+    Ok(r.applied)
+}
+
+/// Step 4: makes the built mailbox the account's.
+#[allow(clippy::too_many_arguments)]
+fn go_live(
+    source: &Source,
+    dest: &Destination,
+    entry: &mv_directory::ldif::Entry,
+    opts: &RestoreOptions,
+    collector: &mut Collector,
+    report: &mut AccountRestoreReport,
+) -> Result<()> {
+    let store = source.store;
+    // The rebuilt mailbox is durable before anything points at it.
+    store.checkpoint()?;
+    let replace_entry = |id: MailboxId| -> Result<()> {
+        source.dir().import_account_entry(
+            entry,
+            &AccountImport {
+                mailbox_id: MailboxIdChoice::Given(id),
+                replace: true,
+                ..AccountImport::original()
+            },
+        )?;
+        Ok(())
+    };
+    match dest {
+        Destination::NewAccount(_) | Destination::Recreate { created: true, .. } => Ok(()),
+        Destination::Recreate { account, .. } => {
+            if opts.restore_entry {
+                replace_entry(account.mailbox_id)
+            } else {
+                source
+                    .dir()
+                    .set_mailbox_id(&account.id, account.mailbox_id)?;
+                Ok(())
+            }
+        }
+        Destination::Replace { account, old } => {
+            let new = account.mailbox_id;
+            report.replaced_mailbox_id = Some(old.0);
+            store.retire_mailbox(*old, &account.id, || -> Result<()> {
+                if opts.to_latest() {
+                    // Nothing can commit to the old mailbox now: what it got since
+                    // the records were read is in the archive after this rollover.
+                    store.redo().rollover()?;
+                    let archive = store.home().redo_archive_dir();
+                    let files: Vec<PathBuf> = mv_redo::list_archive(&archive)?
+                        .into_iter()
+                        .filter(|l| collector.last_seq.is_none_or(|s| l.sequence > s))
+                        .map(|l| l.path)
+                        .collect();
+                    collector.read(&files, report)?;
+                    let from = collector.from;
+                    report.applied += replay_into(source, collector.take(), from, new)?;
+                    store.checkpoint()?;
+                }
+                if opts.restore_entry {
+                    replace_entry(new)
+                } else {
+                    source.dir().set_mailbox_id(&account.id, new)?;
+                    Ok(())
+                }
+            })
+        }
+    }
+}
+
+/// Gathers the records of one mailbox to replay into the restored one.
+struct Collector<'o> {
+    from: MailboxId,
+    /// Records with a change at or below this are in the snapshot.
+    after_change: u64,
+    opts: &'o RestoreOptions,
+    /// Deletes left out so far (`--skipDeletes`): later changes move down by it so
+    /// they stay consecutive.
+    renumber: u64,
+    skipped_deletes: u64,
+    /// The time of the last record kept.
+    last_time: Option<UtcMillis>,
+    /// The highest sequence read so far.
+    last_seq: Option<u64>,
+    /// The restore point or the mailbox's deletion was reached.
+    done: bool,
+    /// Content records of the transaction being read: kept only if a kept record
+    /// of the same transaction uses them (every CreateMessage is logged with its
+    /// PutBlob in one commit).
+    txn: Option<TxnId>,
+    blobs: Vec<Record>,
+    out: Vec<Record>,
+}
+
+impl<'o> Collector<'o> {
+    fn new(from: MailboxId, after_change: u64, opts: &'o RestoreOptions) -> Collector<'o> {
+        Collector {
+            from,
+            after_change,
+            opts,
+            renumber: 0,
+            skipped_deletes: 0,
+            last_time: None,
+            last_seq: None,
+            done: false,
+            txn: None,
+            blobs: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    fn take(&mut self) -> Vec<Record> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Reads files in order (already cut to the restore point by sequence).
+    /// Errors end the read with `--ignoreRedoErrors` (and are reported).
+    fn read(&mut self, files: &[PathBuf], report: &mut AccountRestoreReport) -> Result<()> {
+        for item in mv_redo::read_files(files) {
+            if self.done {
+                break;
+            }
+            let l = match item {
+                Ok(l) => l,
+                Err(e) if self.opts.ignore_redo_errors => {
+                    report.skipped.push(e.to_string());
+                    self.done = true;
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            self.last_seq = Some(self.last_seq.map_or(l.sequence, |s| s.max(l.sequence)));
+            self.push(l.record);
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, mut r: Record) {
+        if self.opts.to_time.is_some_and(|t| r.timestamp > t) {
+            self.done = true;
+            return;
+        }
+        if self.txn != Some(r.txn) {
+            self.txn = Some(r.txn);
+            self.blobs.clear();
+        }
+        if r.mailbox.0 == 0 {
+            if matches!(r.op, Op::PutBlob(_)) {
+                self.blobs.push(r);
+            }
+            return;
+        }
+        if r.mailbox != self.from || r.change.0 <= self.after_change {
+            return;
+        }
+        self.after_change = r.change.0;
+        if matches!(r.op, Op::DeleteMailbox(_)) {
+            // The mailbox's history ends: what is restored is its state just before.
+            self.done = true;
+            return;
+        }
+        if self.opts.skip_deletes && r.op.is_delete() {
+            self.skipped_deletes += 1;
+            self.renumber += 1;
+            return;
+        }
+        if let Some(d) = r.op.referenced_digest()
+            && let Some(i) = self
+                .blobs
+                .iter()
+                .position(|b| matches!(&b.op, Op::PutBlob(p) if p.digest == d))
+        {
+            let blob = self.blobs.swap_remove(i);
+            self.out.push(blob);
+        }
+        // Changes stay consecutive when deletes are left out.
+        r.change = ChangeNumber(r.change.0 - self.renumber);
+        self.last_time = Some(r.timestamp);
+        self.out.push(r);
+    }
+
+    /// With several restore points, the time actually used.
+    fn note_time(&self, opts: &RestoreOptions) -> Option<UtcMillis> {
+        let points = [
+            opts.to_time.is_some(),
+            opts.to_redo_seq.is_some(),
+            opts.to_incr_label.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count()
+        .max(opts.restore_points);
+        (points > 1).then(|| {
+            opts.to_time
+                .into_iter()
+                .chain(self.last_time)
+                .min()
+                .unwrap_or(UtcMillis(0))
+        })
+    }
+}
+
+/// A redo log held by a session, as a local file: the target's own file when it
+/// is local, else downloaded into `scratch`.
+fn local_redo_file(
+    target: &dyn Target,
+    rel: &str,
+    scratch: &std::path::Path,
+) -> Result<Option<PathBuf>> {
+    if let Some(p) = target.local_path(rel) {
+        return Ok(p.is_file().then_some(p));
+    }
+    let bytes = match target.get(rel) {
+        Ok(b) => b,
+        Err(BackupError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let name = rel.replace('/', "_");
+    let p = scratch.join(name);
+    std::fs::write(&p, bytes).map_err(BackupError::io(p.display()))?;
+    Ok(Some(p))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn collect_records(
     source: &Source,
     target: &dyn Target,
+    scratch: &std::path::Path,
     sessions: &[&Session],
     full: &Session,
     meta: &AccountMeta,
     opts: &RestoreOptions,
+    collector: &mut Collector,
     report: &mut AccountRestoreReport,
-) -> Result<Vec<Record>> {
+) -> Result<()> {
     // sequence → file, first source wins.
     let mut files: BTreeMap<u64, PathBuf> = BTreeMap::new();
     let mut incr_last: BTreeMap<Label, u64> = BTreeMap::new();
@@ -310,31 +694,34 @@ fn collect_records(
             continue;
         }
         for l in &s.redo_logs {
-            let r = rel(&s.label, &format!("redologs/{}", l.name));
-            let local = target.local_path(&r).ok_or_else(|| {
-                BackupError::Unsupported(format!("{r}: restore needs a local target"))
-            })?;
-            if !local.is_file() {
-                missing.push(local.display().to_string());
+            if l.seq < meta.redo_seq {
                 continue;
             }
-            files.entry(l.seq).or_insert(local);
+            let r = rel(&s.label, &format!("redologs/{}", l.name));
+            if files.contains_key(&l.seq) {
+                continue;
+            }
+            match local_redo_file(target, &r, scratch)? {
+                Some(local) => {
+                    files.insert(l.seq, local);
+                }
+                None => {
+                    missing.push(format!("{}/{r}", target.url()));
+                    continue;
+                }
+            }
             let e = incr_last.entry(s.label).or_insert(l.seq);
             *e = (*e).max(l.seq);
         }
     }
     if !opts.backup_redo_only {
-        let home = source.store.home();
-        let archive = home.redo_archive_dir();
+        // Everything committed before the restore began goes to closed files.
+        source.store.redo().rollover()?;
+        let archive = source.store.home().redo_archive_dir();
         if archive.is_dir() {
             for l in mv_redo::list_archive(&archive)? {
                 files.entry(l.sequence).or_insert(l.path);
             }
-        }
-        let current = home.redolog_dir().join(mv_redo::archive::CURRENT_LOG_NAME);
-        if current.is_file() {
-            let h = mv_redo::archive::read_header(&current)?;
-            files.entry(h.sequence).or_insert(current);
         }
     }
     files.retain(|s, _| *s >= meta.redo_seq);
@@ -382,65 +769,16 @@ fn collect_records(
         })?;
         seq_limit = Some(seq_limit.map_or(last, |s| s.min(last)));
     }
-    let points = [
-        opts.to_time.is_some(),
-        opts.to_redo_seq.is_some(),
-        opts.to_incr_label.is_some(),
-    ]
-    .iter()
-    .filter(|b| **b)
-    .count()
-    .max(opts.restore_points);
     let paths: Vec<PathBuf> = files
         .iter()
         .filter(|(s, _)| seq_limit.is_none_or(|l| **s <= l))
         .map(|(_, p)| p.clone())
         .collect();
     report.redo_files = paths.len() as u64;
-    let from = MailboxId(meta.mailbox_id);
-    let mut out = Vec::new();
-    let mut last_time: Option<UtcMillis> = None;
-    let mut renumber: u64 = 0;
-    for item in mv_redo::read_files(&paths) {
-        let l = match item {
-            Ok(l) => l,
-            Err(e) if opts.ignore_redo_errors => {
-                report.skipped.push(e.to_string());
-                break;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let mut r = l.record;
-        if opts.to_time.is_some_and(|t| r.timestamp > t) {
-            break;
-        }
-        if r.mailbox.0 == 0 {
-            out.push(r);
-            continue;
-        }
-        if r.mailbox != from || r.change.0 <= meta.change {
-            continue;
-        }
-        if opts.skip_deletes && r.op.is_delete() {
-            report.skipped_deletes += 1;
-            renumber += 1;
-            continue;
-        }
-        // Changes stay consecutive when deletes are left out.
-        r.change = ChangeNumber(r.change.0 - renumber);
-        last_time = Some(r.timestamp);
-        out.push(r);
+    collector.read(&paths, report)?;
+    // Nothing after the newest sequence looked at (even when none held a record).
+    if let Some(&s) = files.keys().next_back() {
+        collector.last_seq = Some(collector.last_seq.map_or(s, |l| l.max(s)));
     }
-    if points > 1 {
-        let t = opts
-            .to_time
-            .into_iter()
-            .chain(last_time)
-            .min()
-            .unwrap_or(UtcMillis(0));
-        report
-            .notes
-            .push(format!("using restore to time of {}", t.display_local()));
-    }
-    Ok(out)
+    Ok(())
 }

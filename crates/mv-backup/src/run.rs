@@ -183,7 +183,8 @@ impl std::fmt::Debug for Prepared {
 
 /// Locks the target, checks free space, cleans what an interrupted operation left,
 /// resolves the accounts and chooses the labels. An incremental run gives accounts
-/// without a full backup in this target a full session first (two labels).
+/// without a full backup of their current mailbox in this target a full session
+/// first (two labels).
 pub fn prepare(source: &Source, target: Arc<dyn Target>, opts: BackupOptions) -> Result<Prepared> {
     if opts.pack_size == 0 || opts.pack_size > MAX_PACK_SIZE {
         return Err(BackupError::Invalid(format!(
@@ -213,9 +214,15 @@ pub fn prepare(source: &Source, target: Arc<dyn Target>, opts: BackupOptions) ->
     let (full, incr) = match opts.kind {
         SessionKind::Full => (Some((unique(SessionKind::Full, now), accounts)), None),
         SessionKind::Incremental => {
+            // Accounts without a full of their current mailbox: never backed up,
+            // or restored in place since (the new mailbox's history starts there).
             let without: Vec<Account> = accounts
                 .iter()
-                .filter(|a| catalog.latest_full(&a.id).is_none())
+                .filter(|a| {
+                    catalog
+                        .latest_full(&a.id)
+                        .is_none_or(|(_, f)| f.mailbox_id != a.mailbox_id.0)
+                })
                 .cloned()
                 .collect();
             let full = (!without.is_empty()).then(|| (unique(SessionKind::Full, now), without));

@@ -55,6 +55,11 @@ enum Command {
     Playredo(cmd::restore::PlayRedoArgs),
     /// Restore accounts from backups (zmrestore).
     Restore(cmd::restore::RestoreArgs),
+    /// Restore accounts with the server stopped (zmrestoreoffline): disaster
+    /// recovery onto a fresh home, after restoreldap.
+    Restoreoffline(cmd::restore::RestoreArgs),
+    /// Restore the directory from a backup's LDIF dump (zmrestoreldap).
+    Restoreldap(cmd::restore::RestoreLdapArgs),
 }
 
 fn main() -> ExitCode {
@@ -105,6 +110,8 @@ fn main() -> ExitCode {
         Command::Backupabort(a) => cmd::backup::abort(&home, a),
         Command::Playredo(a) => cmd::restore::playredo(&home, a),
         Command::Restore(a) => cmd::restore::restore(&home, a),
+        Command::Restoreoffline(a) => cmd::restore::restore_offline(&home, a),
+        Command::Restoreldap(a) => cmd::restore::restore_ldap(&home, a),
     };
     match result {
         Ok(code) => code,

@@ -144,11 +144,6 @@ fn zmrestore_seed_scenario_restores_to_before_the_delete_into_a_new_account() {
         .code,
         2
     );
-    // In place: not yet, and says what to do.
-    let o = env.zm("zmrestore", &["-a", USER]);
-    assert_eq!(o.code, 1);
-    assert!(o.stderr.contains("-ca -pre PREFIX"), "{}", o.stderr);
-
     let o = env.ok(
         "zmrestore",
         &[
@@ -225,6 +220,52 @@ fn zmrestore_seed_scenario_restores_to_before_the_delete_into_a_new_account() {
     assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
     assert!(o.stderr.contains("nobody@d.test"), "{}", o.stderr);
     assert_eq!(env.subjects("c_other@d.test"), ["o0"]);
+
+    // In place: the account itself goes back to that time, in a new mailbox.
+    let o = env.ok("zmrestore", &["-a", USER, "-restoreToTime", &when]);
+    assert!(
+        o.stdout.contains(&format!("replacing mailbox {mb}")),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(env.subjects(USER), before);
+    assert_ne!(env.mailbox_id(USER), mb);
+    assert_eq!(env.subjects("other@d.test"), ["o0"]);
+    for (id, subject) in env.inbox(USER) {
+        let file = files
+            .iter()
+            .find(|f| f.file_stem().unwrap().to_str().unwrap() == subject)
+            .unwrap();
+        let got = env.ok("zmmailbox", &["-z", "-m", USER, "gm", &id]);
+        assert_eq!(
+            got.stdout.as_bytes(),
+            std::fs::read(file).unwrap(),
+            "{subject}"
+        );
+    }
+    // Mail keeps arriving, and the next incremental takes a full of the restored
+    // mailbox first (its history starts at the restore).
+    env.deliver(USER, "e0", 40);
+    let o = env.ok("zmbackup", &["-i", "-a", "all", "-sync"]);
+    let labels: Vec<&str> = o.stdout.split_whitespace().collect();
+    assert!(
+        labels.len() == 2 && labels[0].starts_with("full-") && labels[1].starts_with("incr-"),
+        "{}",
+        o.stdout
+    );
+    let mut expected = before.clone();
+    expected.push("e0".into());
+    expected.sort();
+    // Restoring that account again to the latest point gives it all back.
+    env.ok("zmrestore", &["-a", USER]);
+    assert_eq!(env.subjects(USER), expected);
+    // A deleted account needs -ra, which recreates its entry.
+    env.ok("zmprov", &["da", "other@d.test"]);
+    let o = env.zm("zmrestore", &["-a", "other@d.test"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("-ra"), "{}", o.stderr);
+    env.ok("zmrestore", &["-a", "other@d.test", "-ra"]);
+    assert_eq!(env.subjects("other@d.test"), ["o0"]);
 }
 
 #[test]

@@ -443,6 +443,16 @@ fn import_all(tx: &Transaction<'_>, entries: &[Entry]) -> Result<ImportSummary> 
     Ok(summary)
 }
 
+/// The mailbox id an account entry records (`mailvaultMailboxId`), if valid.
+pub fn entry_mailbox_id(entry: &Entry) -> Option<MailboxId> {
+    entry
+        .values(account::MAILBOX_ID)
+        .next()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|id| *id != 0)
+        .map(MailboxId)
+}
+
 /// Which mailbox id a restored account gets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum MailboxIdChoice {

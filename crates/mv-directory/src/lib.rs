@@ -28,7 +28,9 @@ pub use cos::{Cos, DEFAULT_COS};
 pub use dl::DistributionList;
 pub use domain::Domain;
 pub use error::{DirectoryError, Result};
-pub use import::{AccountImport, ImportSummary, ImportedAccount, MailboxIdChoice};
+pub use import::{
+    AccountImport, ImportSummary, ImportedAccount, MailboxIdChoice, entry_mailbox_id,
+};
 pub use ldif::{Entry, LdifError};
 
 use mv_home::Home;

@@ -39,6 +39,7 @@ pub use error::RedoError;
 pub use format::{DecodeError, FileHeader, Record, decode_record, encode_record};
 pub use ops::Op;
 pub use reader::{Located, RedoFileReader, read_files};
+pub use recovery::{Continuation, continue_after};
 pub use writer::{
     AppendTicket, CheckpointHook, NewRecord, RecoveryReport, RedoConfig, RedoLog, RedoPosition,
 };

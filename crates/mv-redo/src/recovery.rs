@@ -362,3 +362,89 @@ fn recover_current(
         },
     })
 }
+
+/// What [`continue_after`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Continuation {
+    /// This home's sequences were already past the given ones: nothing changed.
+    AlreadyPast { next_sequence: u64 },
+    /// The state file now makes the next log start at `next_sequence`.
+    Advanced { next_sequence: u64 },
+}
+
+/// Makes this home's redo log continue after another history: the next log opened
+/// gets a sequence above `sequence` and LSNs above `lsn`. Disaster recovery: a
+/// server rebuilt from a backup target must not reuse the sequences the target
+/// already holds (the next incremental would see two different logs with one
+/// sequence, or a gap).
+///
+/// The log must not be open (the caller holds the home lock). A redo.log holding
+/// records of this home's own history cannot be renumbered: if its sequence is not
+/// past `sequence`, that is an error. An empty one (only its header, as a fresh
+/// home has) is removed so the next open starts the new sequence.
+pub fn continue_after(
+    cfg: &RedoConfig,
+    sequence: u64,
+    lsn: u64,
+) -> Result<Continuation, RedoError> {
+    let state = read_state(&cfg.state_path)?;
+    let archives = if cfg.archive_dir.is_dir() {
+        archive_names(&cfg.archive_dir)?
+    } else {
+        Vec::new()
+    };
+    let mut own_seq = archives
+        .last()
+        .map_or(0, |a| a.0)
+        .max(state.map_or(0, |s| s.sequence));
+    let mut own_lsn = state.map_or(0, |s| s.last_lsn);
+    match fs::read(&cfg.log_path) {
+        Ok(bytes) => {
+            let header = FileHeader::decode(&bytes).map_err(|reason| RedoError::BadHeader {
+                path: cfg.log_path.clone(),
+                reason,
+            })?;
+            if header.sequence > sequence {
+                return Ok(Continuation::AlreadyPast {
+                    next_sequence: header.sequence,
+                });
+            }
+            if bytes.len() > HEADER_LEN || header.closed {
+                return Err(RedoError::BadHeader {
+                    path: cfg.log_path.clone(),
+                    reason: format!(
+                        "this home's redo log (sequence {}) holds records and is not past \
+                         sequence {sequence} of the backup; restore onto a fresh home",
+                        header.sequence
+                    ),
+                });
+            }
+            // Only a header: nothing of value. Its LSN floor still counts.
+            own_lsn = own_lsn.max(header.first_lsn.0.saturating_sub(1));
+            fs::remove_file(&cfg.log_path).map_err(RedoError::io(&cfg.log_path))?;
+            let dir = parent_dir(&cfg.log_path);
+            fsync_dir(&dir).map_err(RedoError::io(&dir))?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(RedoError::io(&cfg.log_path)(e)),
+    }
+    if own_seq > sequence {
+        return Ok(Continuation::AlreadyPast {
+            next_sequence: own_seq + 1,
+        });
+    }
+    own_seq = sequence;
+    own_lsn = own_lsn.max(lsn);
+    let dir = parent_dir(&cfg.state_path);
+    create_dir_all_durable(&dir).map_err(RedoError::io(&dir))?;
+    write_state(
+        &cfg.state_path,
+        State {
+            sequence: own_seq,
+            last_lsn: own_lsn,
+        },
+    )?;
+    Ok(Continuation::Advanced {
+        next_sequence: own_seq + 1,
+    })
+}

@@ -564,3 +564,31 @@ fn rollover_under_16_concurrent_writers_loses_and_duplicates_nothing() {
         }
     }
 }
+
+#[test]
+fn a_rebuilt_home_continues_after_the_backups_sequences() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cfg(dir.path());
+    // A fresh home: opening it made an empty redo.log with sequence 1.
+    drop(open(&cfg));
+    assert_eq!(
+        continue_after(&cfg, 57, 9_000).unwrap(),
+        Continuation::Advanced { next_sequence: 58 }
+    );
+    let (log, report) = open(&cfg);
+    assert_eq!(report.sequence, 58);
+    let t = log.append(vec![rec(17, 1, folder("x"))]).unwrap();
+    assert_eq!(t.lsns(), Lsn(9_001)..=Lsn(9_001));
+    log.wait_durable(&t).unwrap();
+    drop(t);
+    drop(log);
+    // Already past: nothing changes.
+    assert_eq!(
+        continue_after(&cfg, 40, 10).unwrap(),
+        Continuation::AlreadyPast { next_sequence: 58 }
+    );
+    // Its own records are never renumbered.
+    let err = continue_after(&cfg, 70, 0).unwrap_err().to_string();
+    assert!(err.contains("holds records"), "{err}");
+    assert_eq!(open(&cfg).1.sequence, 58);
+}

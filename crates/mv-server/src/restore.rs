@@ -52,6 +52,9 @@ pub struct RestoreRequest {
     /// `-c`: go on past a failed account.
     #[serde(default)]
     pub continue_on_error: bool,
+    /// `-sys`: also restore the global and server configuration and the local config.
+    #[serde(default)]
+    pub sys: bool,
 }
 
 /// One account that could not be restored.
@@ -68,6 +71,12 @@ pub struct RestoreReport {
     pub accounts: Vec<AccountRestoreReport>,
     pub failures: Vec<RestoreFailure>,
     pub notes: Vec<String>,
+    /// `-sys`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<mv_backup::SystemRestoreReport>,
+    /// Stopped by `zmbackupabort -r`: these accounts were left untouched.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_restored: Vec<String>,
 }
 
 impl RestoreReport {
@@ -79,8 +88,8 @@ impl RestoreReport {
 /// Restore options from a request (validated: usage errors are `BadRequest`).
 pub fn options(r: &RestoreRequest) -> Result<RestoreOptions, ServiceError> {
     let bad = |m: String| Err(ServiceError::BadRequest(m));
-    if r.accounts.is_empty() {
-        return bad("-a ADDR... or -a all is required".into());
+    if r.accounts.is_empty() && !r.sys {
+        return bad("-a ADDR... or -a all is required (or -sys for the system tables)".into());
     }
     if r.create_account && r.restore_account {
         return bad("-ca and -ra exclude each other".into());
@@ -129,6 +138,7 @@ pub fn options(r: &RestoreRequest) -> Result<RestoreOptions, ServiceError> {
         ignore_redo_errors: r.ignore_redo_errors,
         skip_deletes: r.skip_deletes,
         new_account_prefix: r.prefix.clone().filter(|_| r.create_account),
+        restore_entry: r.restore_account,
         restore_points: points,
     })
 }
@@ -139,18 +149,28 @@ impl Service {
     /// account is listed in the report (and, without `-c`, ends the run).
     pub fn restore(&self, r: &RestoreRequest) -> Result<RestoreReport, ServiceError> {
         let opts = options(r)?;
-        if !r.create_account {
-            return Err(ServiceError::BadRequest(
-                "restoring over the original account (without -ca) is not implemented yet; \
-                 use -ca -pre PREFIX to restore into a new account beside it"
-                    .into(),
-            ));
-        }
         let target = crate::backup::target_for(self, r.target.as_deref())?;
+        // One backup, delete or restore at a time on a target.
+        let lock = target.lock(
+            mv_backup::abort::RESTORE_LOCK_PREFIX,
+            std::time::Duration::from_secs(5),
+        )?;
+        let _ = target.delete(mv_backup::abort::RESTORE_ABORT_FLAG);
         let mut report = RestoreReport {
             target: target.url(),
             ..Default::default()
         };
+        let src = self.backup_source();
+        if r.sys {
+            report.system = Some(mv_backup::restore_system(
+                &src,
+                target.as_ref(),
+                opts.label,
+            )?);
+        }
+        if r.accounts.is_empty() {
+            return Ok(report);
+        }
         let all = r.accounts.iter().any(|a| a.eq_ignore_ascii_case("all"));
         let emails: Vec<String> = if all {
             let catalog = Catalog::load(target.as_ref())?;
@@ -176,8 +196,23 @@ impl Service {
                 target.url()
             )));
         }
-        let src = self.backup_source();
-        for email in emails {
+        let mut emails = emails.into_iter();
+        while let Some(email) = emails.next() {
+            // zmbackupabort -r: stop between accounts, so that each one is either
+            // fully restored or untouched.
+            if mv_backup::restore_abort_requested(target.as_ref()) {
+                report.not_restored.push(email);
+                report.not_restored.extend(emails.by_ref());
+                report.notes.push(format!(
+                    "restore aborted by command; {} account(s) not restored",
+                    report.not_restored.len()
+                ));
+                break;
+            }
+            let _ = lock.describe(&format!(
+                "{} {email}",
+                mv_backup::abort::RESTORE_LOCK_PREFIX
+            ));
             match mv_backup::restore_account(&src, target.as_ref(), &email, &opts) {
                 Ok(a) => report.accounts.push(a),
                 Err(e) => {
@@ -191,6 +226,79 @@ impl Service {
                 }
             }
         }
+        let _ = target.delete(mv_backup::abort::RESTORE_ABORT_FLAG);
         Ok(report)
+    }
+}
+
+/// What `zmrestoreldap` put into the directory.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DirectoryRestoreSummary {
+    pub domains: usize,
+    pub cos: usize,
+    pub servers: usize,
+    pub accounts: usize,
+    pub lists: usize,
+}
+
+impl std::fmt::Display for DirectoryRestoreSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} domains, {} classes of service, {} servers, {} accounts, {} distribution lists",
+            self.domains, self.cos, self.servers, self.accounts, self.lists
+        )
+    }
+}
+
+impl Service {
+    /// `zmrestoreldap`: the whole directory from a dump, into this home's directory,
+    /// which must be fresh (only the entry `Service::open` makes for this server);
+    /// or, with `accounts`, only those accounts' entries (ids and mailbox ids as in
+    /// the dump; their domains must exist).
+    pub fn restore_directory(
+        &self,
+        entries: &[mv_directory::Entry],
+        accounts: &[String],
+    ) -> Result<DirectoryRestoreSummary, ServiceError> {
+        let mut dir = self.directory();
+        if accounts.is_empty() {
+            // The fresh home's own server entry makes way for the dump's servers.
+            let here = dir.get_server(self.server_name())?;
+            if here.attrs.is_empty() && dir.list_servers()?.len() == 1 {
+                dir.delete_server(&here.name)?;
+            }
+            let result = dir.import_entries(entries);
+            dir.ensure_server(self.server_name())?;
+            let s = result.map_err(|e| {
+                ServiceError::BadRequest(format!(
+                    "{e}; zmrestoreldap rebuilds the directory of a fresh home \
+                     (mailvault init --home DIR); use -a ADDR... to restore some accounts"
+                ))
+            })?;
+            return Ok(DirectoryRestoreSummary {
+                domains: s.domains,
+                cos: s.cos,
+                servers: s.servers,
+                accounts: s.accounts,
+                lists: s.lists,
+            });
+        }
+        let mut summary = DirectoryRestoreSummary::default();
+        for name in accounts {
+            let entry = entries
+                .iter()
+                .find(|e| {
+                    e.values("objectClass").any(|c| c == "zimbraAccount")
+                        && (e.values("mail").any(|m| m.eq_ignore_ascii_case(name))
+                            || e.values("zimbraId").any(|m| m == name))
+                })
+                .ok_or_else(|| {
+                    ServiceError::NotFound(format!("{name}: no such account in the dump"))
+                })?;
+            dir.import_account_entry(entry, &mv_directory::AccountImport::original())?;
+            summary.accounts += 1;
+        }
+        Ok(summary)
     }
 }

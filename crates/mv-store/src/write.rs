@@ -215,6 +215,41 @@ impl Store {
         self.with_mailbox(id, |_| Ok((vec![op], ())))
     }
 
+    /// Replaces a mailbox by another one (an in-place restore). Under the old
+    /// mailbox's write lock, so that nothing commits to it meanwhile (a delivery
+    /// waits, then fails temporarily and is retried), runs `switch`, which
+    /// catches the replacement up and points the account at it; then logs the old
+    /// mailbox's deletion. If `switch` fails, the old mailbox stays as it was.
+    /// Once `switch` has succeeded the account uses the new mailbox: failing to
+    /// log the old one's deletion only leaves it unreferenced, so that is a
+    /// warning, not an error.
+    pub fn retire_mailbox<T, E: From<StoreError>>(
+        &self,
+        id: MailboxId,
+        account_id: &str,
+        switch: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mbox = self.mailbox(id);
+        let mut g = mbox.lock()?;
+        require_live(&g)?;
+        let out = switch()?;
+        let op = Op::DeleteMailbox(ops::DeleteMailbox {
+            account_id: account_id.to_string(),
+        });
+        if let Err(e) = self.commit(
+            std::slice::from_mut(&mut g),
+            vec![],
+            vec![(id, op)],
+            &Staged::default(),
+        ) {
+            tracing::warn!(
+                mailbox = id.0,
+                "the replaced mailbox stays, unreferenced: {e}"
+            );
+        }
+        Ok(out)
+    }
+
     /// Records an account's new address in its mailbox.
     pub fn rename_mailbox(&self, id: MailboxId, new_email: &str) -> Result<(), StoreError> {
         let op = Op::RenameMailbox(ops::RenameMailbox {

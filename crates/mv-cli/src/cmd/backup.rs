@@ -476,8 +476,17 @@ pub fn query(home: &Home, q: QueryArgs) -> anyhow::Result<ExitCode> {
 pub fn abort(home: &Home, a: AbortArgs) -> anyhow::Result<ExitCode> {
     let _ = &a.server;
     if a.restore {
-        eprintln!("error: no restore is in progress");
-        return Ok(ExitCode::from(1));
+        let target = open_target(home, a.target.as_deref()).context("opening the backup target")?;
+        return match mv_backup::request_restore_abort(target.as_ref()) {
+            Ok(holder) => {
+                println!(
+                    "Abort requested for the restore in progress ({holder}); it stops after \
+                     the account it is restoring."
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => fail(e),
+        };
     }
     let Some(label) = a.label else {
         return usage("-lb LABEL is required (the label zmbackup printed)");

@@ -2,6 +2,7 @@
 //! The tool takes the home's lock, so it refuses while a server (or another offline
 //! tool) owns the home, naming its pid.
 
+use anyhow::Context;
 use mv_home::{Home, HomeLock};
 use mv_types::UtcMillis;
 use std::path::PathBuf;
@@ -174,44 +175,53 @@ pub struct RestoreArgs {
     json: bool,
 }
 
-pub fn restore(home: &Home, args: RestoreArgs) -> anyhow::Result<ExitCode> {
-    let _ = (&args.server, args.exclude_search_index);
-    if args.sys {
-        eprintln!("note: -sys (restoring the system tables) is not implemented yet; ignored");
-        if args.accounts.is_empty() {
-            return Ok(ExitCode::from(1));
+impl RestoreArgs {
+    fn request(&self) -> mv_server::restore::RestoreRequest {
+        mv_server::restore::RestoreRequest {
+            accounts: self.accounts.clone(),
+            target: self.target.clone(),
+            label: self.label.clone(),
+            full_only: self.full_only,
+            backup_redo_only: self.backup_redo_only,
+            to_time: self.to_time.clone(),
+            to_incr_label: self.to_incr_label.clone(),
+            to_redo_seq: self.to_redo_seq.clone(),
+            ignore_redo_errors: self.ignore_redo_errors,
+            skip_deletes: self.skip_deletes,
+            skip_deleted_accounts: self.skip_deleted_accounts,
+            create_account: self.create_account,
+            prefix: self.prefix.clone(),
+            restore_account: self.restore_account,
+            continue_on_error: self.continue_on_error,
+            sys: self.sys,
         }
     }
-    if args.exclude_blobs {
-        eprintln!("note: --excludeBlobs is accepted, but blobs are restored anyway");
+
+    /// Usage errors (exit 2) and a mistyped target (exit 1), before anything runs.
+    fn check(&self) -> Option<ExitCode> {
+        if self.exclude_blobs {
+            eprintln!("note: --excludeBlobs is accepted, but blobs are restored anyway");
+        }
+        if let Err(e) = mv_server::restore::options(&self.request()) {
+            eprintln!("error: {e}");
+            return Some(ExitCode::from(2));
+        }
+        if let Some(t) = &self.target
+            && let Err(e) = mv_backup::target::open_existing(t)
+        {
+            eprintln!("error: {e}");
+            return Some(ExitCode::from(1));
+        }
+        None
     }
-    let req = mv_server::restore::RestoreRequest {
-        accounts: args.accounts.clone(),
-        target: args.target.clone(),
-        label: args.label.clone(),
-        full_only: args.full_only,
-        backup_redo_only: args.backup_redo_only,
-        to_time: args.to_time.clone(),
-        to_incr_label: args.to_incr_label.clone(),
-        to_redo_seq: args.to_redo_seq.clone(),
-        ignore_redo_errors: args.ignore_redo_errors,
-        skip_deletes: args.skip_deletes,
-        skip_deleted_accounts: args.skip_deleted_accounts,
-        create_account: args.create_account,
-        prefix: args.prefix.clone(),
-        restore_account: args.restore_account,
-        continue_on_error: args.continue_on_error,
-    };
-    if let Err(e) = mv_server::restore::options(&req) {
-        eprintln!("error: {e}");
-        return Ok(ExitCode::from(2));
+}
+
+pub fn restore(home: &Home, args: RestoreArgs) -> anyhow::Result<ExitCode> {
+    let _ = (&args.server, args.exclude_search_index);
+    if let Some(code) = args.check() {
+        return Ok(code);
     }
-    if let Some(t) = &args.target
-        && let Err(e) = mv_backup::target::open_existing(t)
-    {
-        eprintln!("error: {e}");
-        return Ok(ExitCode::from(1));
-    }
+    let req = args.request();
     let client = crate::client::Client::connect(home)?;
     let report: serde_json::Value = match client.local_service() {
         Some(service) => match service.restore(&req) {
@@ -229,17 +239,97 @@ pub fn restore(home: &Home, args: RestoreArgs) -> anyhow::Result<ExitCode> {
             }
         },
     };
+    print_report(&report, args.json)
+}
+
+/// `zmrestoreoffline`: the same restore, in this process, with the server stopped.
+/// On a rebuilt home the redo log first moves past every sequence the target
+/// holds, so the next incremental neither finds a gap nor sees a sequence twice.
+pub fn restore_offline(home: &Home, args: RestoreArgs) -> anyhow::Result<ExitCode> {
+    let _ = (&args.server, args.exclude_search_index);
+    if let Some(code) = args.check() {
+        return Ok(code);
+    }
+    home.open()?;
+    let _lock = match HomeLock::acquire(home.root()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: zmrestoreoffline needs the server stopped (zmcontrol stop): {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if let Err(e) = continue_redo_after_target(home, args.target.as_deref()) {
+        eprintln!("error: {e:#}");
+        return Ok(ExitCode::from(1));
+    }
+    let (service, _) = mv_server::Service::open(home)?;
+    let report = match service.restore(&args.request()) {
+        Ok(r) => serde_json::to_value(&r)?,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    print_report(&report, args.json)
+}
+
+/// Moves this home's redo log past the target's sequences (see
+/// [`mv_redo::continue_after`]). Call with the home lock held and no store open.
+fn continue_redo_after_target(home: &Home, target: Option<&str>) -> anyhow::Result<()> {
+    let (seq, lsn) = {
+        let (service, _) = mv_server::Service::open(home)?;
+        let target = mv_server::backup::target_for(&service, target)?;
+        mv_backup::ldap::redo_floor(target.as_ref())?
+    };
+    if seq == 0 {
+        return Ok(());
+    }
+    let cfg = mv_redo::RedoConfig::for_dir(&home.redolog_dir());
+    match mv_redo::continue_after(&cfg, seq, lsn) {
+        Ok(mv_redo::Continuation::Advanced { next_sequence }) => {
+            eprintln!(
+                "note: the redo log continues at sequence {next_sequence}, after the backup's {seq}"
+            );
+        }
+        Ok(mv_redo::Continuation::AlreadyPast { .. }) => {}
+        Err(e) => eprintln!("warning: {e}"),
+    }
+    Ok(())
+}
+
+fn print_report(report: &serde_json::Value, json: bool) -> anyhow::Result<ExitCode> {
     let failures = report["failures"].as_array().cloned().unwrap_or_default();
-    if args.json {
+    let not_restored = report["not_restored"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
+        if let Some(sys) = report.get("system") {
+            println!(
+                "system: restored from {}: {} global and {} server attributes{}",
+                sys["label"].as_str().unwrap_or(""),
+                sys["global_attrs"],
+                sys["server_attrs"],
+                if sys["localconfig"].as_bool() == Some(true) {
+                    ", local config (the previous one kept as localconfig.conf.before-restore)"
+                } else {
+                    ""
+                }
+            );
+        }
         for a in report["accounts"].as_array().into_iter().flatten() {
             let s = |k: &str| a[k].as_str().unwrap_or("").to_string();
             for n in a["notes"].as_array().into_iter().flatten() {
                 println!("{}: {}", s("email"), n.as_str().unwrap_or(""));
             }
+            let replaced = match a["replaced_mailbox_id"].as_u64() {
+                Some(old) => format!(", replacing mailbox {old}"),
+                None => String::new(),
+            };
             println!(
-                "{}: restored as {} (mailbox {}) from {}: {} redo files, {} ops replayed{}",
+                "{}: restored as {} (mailbox {}{replaced}) from {}: {} redo files, {} ops replayed{}",
                 s("email"),
                 s("restored_as"),
                 a["mailbox_id"],
@@ -259,6 +349,13 @@ pub fn restore(home: &Home, args: RestoreArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        for n in report["notes"].as_array().into_iter().flatten() {
+            println!("{}", n.as_str().unwrap_or(""));
+        }
+        if !not_restored.is_empty() {
+            let names: Vec<&str> = not_restored.iter().filter_map(|v| v.as_str()).collect();
+            eprintln!("Not restored (untouched): {}", names.join(" "));
+        }
         if !failures.is_empty() {
             eprintln!("Failed accounts:");
             for f in &failures {
@@ -270,9 +367,127 @@ pub fn restore(home: &Home, args: RestoreArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if failures.is_empty() {
+    Ok(if failures.is_empty() && not_restored.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Restore the directory from a backup (zmrestoreldap; the server must be stopped).
+#[derive(clap::Args, Debug)]
+pub struct RestoreLdapArgs {
+    /// List the labels of the sessions holding a directory dump.
+    #[arg(long = "lbs")]
+    list_labels: bool,
+    /// The session to restore from (default: the newest).
+    #[arg(long = "lb", value_name = "LABEL")]
+    label: Option<String>,
+    /// List the accounts in the dump.
+    #[arg(short = 'l')]
+    list_accounts: bool,
+    /// Restore only these accounts (their domains must exist).
+    #[arg(short = 'a', long = "account", num_args = 1.., value_name = "ADDR")]
+    accounts: Vec<String>,
+    /// A directory holding ldap.bak, instead of a session of the target.
+    #[arg(short = 'o', value_name = "DIR")]
+    from_dir: Option<PathBuf>,
+    /// Backup target (default: zimbraBackupTarget, else <home>/backup).
+    #[arg(short = 't', long = "target", value_name = "DIR")]
+    target: Option<String>,
+    /// Machine-readable output.
+    #[arg(long = "json")]
+    json: bool,
+}
+
+pub fn restore_ldap(home: &Home, args: RestoreLdapArgs) -> anyhow::Result<ExitCode> {
+    let label = match args.label.as_deref().map(str::parse::<mv_backup::Label>) {
+        Some(Ok(l)) => Some(l),
+        Some(Err(_)) => {
+            eprintln!(
+                "error: -lb {}: not a backup label",
+                args.label.unwrap_or_default()
+            );
+            return Ok(ExitCode::from(2));
+        }
+        None => None,
+    };
+    if let Some(t) = &args.target
+        && let Err(e) = mv_backup::target::open_existing(t)
+    {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(1));
+    }
+    home.open()?;
+    let _lock = match HomeLock::acquire(home.root()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: zmrestoreldap needs the server stopped (zmcontrol stop): {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let result = (|| -> anyhow::Result<ExitCode> {
+        let (service, _) = mv_server::Service::open(home)?;
+        let target = mv_server::backup::target_for(&service, args.target.as_deref())?;
+        if args.list_labels {
+            let sessions = mv_backup::ldap::ldap_sessions(target.as_ref())?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&sessions)?);
+            } else {
+                for s in &sessions {
+                    println!("{}", s.label);
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let (source, entries) = match &args.from_dir {
+            Some(dir) => {
+                let path = if dir.join("ldap.bak").is_file() {
+                    dir.join("ldap.bak")
+                } else {
+                    dir.join("ldap").join("ldap.bak")
+                };
+                let bytes = std::fs::read(&path).with_context(|| {
+                    format!("reading {} (-o DIR holds ldap.bak)", path.display())
+                })?;
+                let shown = path.display().to_string();
+                let entries = mv_backup::ldap::parse_ldap(&shown, &bytes)?;
+                (shown, entries)
+            }
+            None => mv_backup::ldap::read_ldap(target.as_ref(), label)?,
+        };
+        if args.list_accounts {
+            let accounts = mv_backup::ldap::ldap_accounts(&entries);
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&accounts)?);
+            } else {
+                for a in &accounts {
+                    println!("{}", a.email);
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let summary = service.restore_directory(&entries, &args.accounts)?;
+        drop(service);
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({ "source": source, "restored": summary })
+            );
+        } else {
+            println!("Restored the directory from {source}: {summary}");
+        }
+        Ok(ExitCode::SUCCESS)
+    })();
+    let code = match result {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if code == ExitCode::SUCCESS && !args.list_labels && !args.list_accounts {
+        continue_redo_after_target(home, args.target.as_deref())?;
+    }
+    Ok(code)
 }

@@ -568,9 +568,20 @@ impl Pool {
 
     /// Reads a blob and checks it against its digest.
     pub fn read(&self, target: &dyn Target, d: &Digest) -> Result<Vec<u8>> {
-        let loc = self
-            .locate(d)
-            .ok_or_else(|| BackupError::NotFound(format!("blob {d}")))?;
+        let Some(loc) = self.locate(d) else {
+            // Most likely in a pack the pool had to leave out: say which.
+            return Err(match self.problems.first() {
+                Some(p) => BackupError::corrupt(
+                    &p.path,
+                    format!(
+                        "{}; blob {d} is not readable from any other pack \
+                         (mailvault backup verify lists every damaged object)",
+                        p.message
+                    ),
+                ),
+                None => BackupError::NotFound(format!("blob {d}")),
+            });
+        };
         read_at(target, &loc, d)
     }
 }

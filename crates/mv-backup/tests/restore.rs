@@ -294,3 +294,100 @@ fn seed_scenario_restore_to_before_the_delete_into_a_new_account() {
     assert!(sb.info.applied_change < before.info.applied_change);
     assert!(sb.info.applied_change > full_state.info.applied_change);
 }
+
+fn files_under(dir: &std::path::Path, ext: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p, ext));
+        } else if p.extension().is_some_and(|x| x == ext) {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_failed_in_place_restore_leaves_the_account_as_it_was() {
+    let fx = Fx::new();
+    let user = fx.account("user@d.test");
+    let mb = user.mailbox_id;
+    for i in 0..5 {
+        fx.deliver(&message(&format!("a{i}"), 4000 + i), &[&user]);
+    }
+    fx.backup(SessionKind::Full);
+    for i in 0..3 {
+        fx.deliver(&message(&format!("b{i}"), 3000 + i), &[&user]);
+    }
+    fx.backup(SessionKind::Incremental);
+    fx.deliver(&message("c0", 2000), &[&user]);
+    let live = state(&fx.store, mb);
+    let target = fx.target();
+    let in_place = RestoreOptions::default();
+    let untouched = |why: &str| {
+        assert_eq!(fx.find_account("user@d.test").mailbox_id, mb, "{why}");
+        assert_eq!(state(&fx.store, mb), live, "{why}");
+        fx.deliver(&message("still-works", 100), &[&user]);
+        fx.store
+            .delete_items(mb, &[*inbox_ids(&fx, mb).last().unwrap()])
+            .unwrap();
+    };
+
+    // A truncated pack: the error names it, the account is as it was.
+    let pack = files_under(&fx.target_dir.join("packs"), "zip")[0].clone();
+    let bytes = std::fs::read(&pack).unwrap();
+    std::fs::write(&pack, &bytes[..bytes.len() / 2]).unwrap();
+    let err = restore_account(&fx.source(), target.as_ref(), "user@d.test", &in_place)
+        .unwrap_err()
+        .to_string();
+    let name = pack.file_name().unwrap().to_str().unwrap();
+    assert!(err.contains(name), "{err}");
+    untouched("truncated pack");
+    std::fs::write(&pack, &bytes).unwrap();
+    let live = state(&fx.store, mb);
+
+    // A damaged record in the incremental's redo log: named with its offset.
+    let log = files_under(&fx.target_dir.join("sessions"), "log")[0].clone();
+    let mut bytes = std::fs::read(&log).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&log, &bytes).unwrap();
+    let err = restore_account(&fx.source(), target.as_ref(), "user@d.test", &in_place)
+        .unwrap_err()
+        .to_string();
+    let name = log.file_name().unwrap().to_str().unwrap();
+    assert!(err.contains(name), "{err}");
+    assert_eq!(fx.find_account("user@d.test").mailbox_id, mb);
+    assert_eq!(state(&fx.store, mb), live);
+
+    // --ignoreRedoErrors: the rest is restored and what was skipped is reported.
+    let r = restore_account(
+        &fx.source(),
+        target.as_ref(),
+        "user@d.test",
+        &RestoreOptions {
+            ignore_redo_errors: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(!r.skipped.is_empty(), "{r:?}");
+    assert_eq!(r.replaced_mailbox_id, Some(mb.0));
+    let now = fx.find_account("user@d.test");
+    assert_ne!(now.mailbox_id, mb);
+    let inbox = fx
+        .store
+        .mailbox(now.mailbox_id)
+        .messages(mv_redo::ops::folders::INBOX)
+        .unwrap();
+    assert!(
+        inbox.len() >= 5,
+        "the full's messages at least: {}",
+        inbox.len()
+    );
+    // The old mailbox is retired; new mail goes to the new one.
+    assert!(fx.store.mailbox(mb).info().unwrap().unwrap().deleted);
+    fx.deliver(&message("after", 100), &[&now]);
+}

@@ -129,7 +129,11 @@ pub fn restore_account(
         }
         let path = rel(&s.label, &format!("{dir}/meta.xml"));
         let meta = AccountMeta::parse(&format!("{}/{path}", target.url()), &target.get(&path)?)?;
-        if opts.label.is_none() && point_time.is_some_and(|t| meta.snapshot_at > t) {
+        if opts.label.is_none()
+            && (point_time.is_some_and(|t| meta.snapshot_at > t)
+                || opts.to_redo_seq.is_some_and(|n| meta.redo_seq > n)
+                || opts.to_incr_label.is_some_and(|l| s.label > l))
+        {
             continue;
         }
         chosen = Some((s, meta));
@@ -322,6 +326,13 @@ fn collect_records(
             let e = incr_last.entry(s.label).or_insert(l.seq);
             *e = (*e).max(l.seq);
         }
+        // No new log since the session before (the current log was empty): it holds
+        // what that one held, or the full alone.
+        let held = files
+            .keys()
+            .next_back()
+            .map_or(meta.redo_seq.saturating_sub(1), |q| *q);
+        incr_last.entry(s.label).or_insert(held);
     }
     if !opts.backup_redo_only {
         let home = source.store.home();

@@ -288,7 +288,12 @@ fn choose_full<'s>(
         }
         let path = rel(&s.label, &format!("{dir}/meta.xml"));
         let meta = AccountMeta::parse(&format!("{}/{path}", target.url()), &target.get(&path)?)?;
-        if opts.label.is_none() && opts.to_time.is_some_and(|t| meta.snapshot_at > t) {
+        // Without -lb: the newest full before every restore point given.
+        if opts.label.is_none()
+            && (opts.to_time.is_some_and(|t| meta.snapshot_at > t)
+                || opts.to_redo_seq.is_some_and(|n| meta.redo_seq > n)
+                || opts.to_incr_label.is_some_and(|l| s.label > l))
+        {
             continue;
         }
         return Ok((s, meta));
@@ -713,6 +718,13 @@ fn collect_records(
             let e = incr_last.entry(s.label).or_insert(l.seq);
             *e = (*e).max(l.seq);
         }
+        // No new log since the session before (the current log was empty): it holds
+        // what that one held, or the full alone.
+        let held = files
+            .keys()
+            .next_back()
+            .map_or(meta.redo_seq.saturating_sub(1), |q| *q);
+        incr_last.entry(s.label).or_insert(held);
     }
     if !opts.backup_redo_only {
         // Everything committed before the restore began goes to closed files.

@@ -387,6 +387,14 @@ fn zmrestore_runs_in_a_running_server() {
         assert_eq!(env.subjects("other@d.test"), ["o0", "o1"]);
         // Usage errors are still caught before the request is sent.
         assert_eq!(env.zm("zmrestore", &["-a", USER, "-ca"]).code, 2);
+        // In place, while the server runs: only this account is swapped.
+        let o = env.ok("zmrestore", &["-a", USER, "-restoreToTime", &when]);
+        assert!(o.stdout.contains(&format!("replacing mailbox {mb}")), "{}", o.stdout);
+        assert_eq!(env.subjects(USER), before);
+        env.deliver(USER, "after-restore", 10);
+        env.deliver("other@d.test", "o2", 10);
+        assert_eq!(env.subjects("other@d.test"), ["o0", "o1", "o2"]);
+        assert!(env.subjects(USER).contains(&"after-restore".to_string()));
     });
     env.ok("zmcontrol", &["stop"]);
     if let Err(e) = result {

@@ -389,7 +389,11 @@ fn zmrestore_runs_in_a_running_server() {
         assert_eq!(env.zm("zmrestore", &["-a", USER, "-ca"]).code, 2);
         // In place, while the server runs: only this account is swapped.
         let o = env.ok("zmrestore", &["-a", USER, "-restoreToTime", &when]);
-        assert!(o.stdout.contains(&format!("replacing mailbox {mb}")), "{}", o.stdout);
+        assert!(
+            o.stdout.contains(&format!("replacing mailbox {mb}")),
+            "{}",
+            o.stdout
+        );
         assert_eq!(env.subjects(USER), before);
         env.deliver(USER, "after-restore", 10);
         env.deliver("other@d.test", "o2", 10);

@@ -517,20 +517,20 @@ def mbsync_server_changes(host, port, user, password):
 
 def mbsync_local_changes(root):
     import os
-    inbox = os.path.join(root, "INBOX", "cur")
-    files = sorted(os.listdir(inbox))
+    files = [os.path.join(root, "INBOX", d, f) for d in ("new", "cur") for f in os.listdir(os.path.join(root, "INBOX", d))]
     assert len(files) >= 4, files
     changed = {}
     # Mark one seen, trash one (deleted on the next sync), move one to Work.
     def rename_flags(path, flags):
-        base = path.split(":2,", 1)[0]
-        new = f"{base}:2,{flags}"
+        # A flagged message belongs in cur/.
+        base = os.path.basename(path).split(":2,", 1)[0]
+        new = os.path.join(os.path.dirname(os.path.dirname(path)), "cur", f"{base}:2,{flags}")
         os.rename(path, new)
         return new
     def mid_of(path):
         with open(path, "rb") as fh:
             return re.search(rb"^Message-ID:\s*(.+?)\r?$", fh.read(), re.M | re.I).group(1).decode().strip()
-    by_mid = {mid_of(os.path.join(inbox, f)): os.path.join(inbox, f) for f in files}
+    by_mid = {mid_of(f): f for f in files}
     seen = by_mid["<n4@example.com>"]
     changed["seen"] = "<n4@example.com>"
     rename_flags(seen, "S")

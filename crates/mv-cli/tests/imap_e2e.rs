@@ -261,7 +261,7 @@ fn mbsync_two_way_sync_converges() {
     std::fs::write(
         &cfg,
         format!(
-            "IMAPAccount mv\nHost 127.0.0.1\nPort {}\nUser alice@example.com\nPass secret\nTLSType IMAPS\nCertificateFile {}\nAuthMechs PLAIN\n\n\
+            "IMAPAccount mv\nHost 127.0.0.1\nPort {}\nUser alice@example.com\nPass secret\nSSLType IMAPS\nCertificateFile {}\nAuthMechs PLAIN\n\n\
              IMAPStore remote\nAccount mv\n\n\
              MaildirStore local\nPath {}/\nInbox {}/INBOX\nSubFolders Verbatim\n\n\
              Channel mail\nFar :remote:\nNear :local:\nPatterns * !Sent !Drafts !Junk !Trash\nCreate Both\nExpunge Both\nSyncState *\nSync All\n",

@@ -1018,6 +1018,10 @@ impl<B: Backend> Session<B> {
             }
         } else {
             let n = msgs.len() as u32;
+            // `1:*` in an empty mailbox selects nothing (as clients expect), not an error.
+            if n == 0 && set.0.as_ref().iter().any(has_asterisk) {
+                return Ok(Vec::new());
+            }
             let r = ranges(set, n, true)
                 .ok_or_else(|| bad("invalid message sequence number"))?;
             let mut seen = vec![false; msgs.len()];
@@ -1506,6 +1510,14 @@ fn section_of(s: Option<&Section<'_>>) -> (Vec<u32>, SectionText, String) {
             );
             (p, SectionText::HeaderFields { names: n, not }, spec)
         }
+    }
+}
+
+fn has_asterisk(s: &imap_codec::imap_types::sequence::Sequence) -> bool {
+    use imap_codec::imap_types::sequence::{SeqOrUid, Sequence};
+    match s {
+        Sequence::Single(x) => matches!(x, SeqOrUid::Asterisk),
+        Sequence::Range(a, b) => matches!(a, SeqOrUid::Asterisk) || matches!(b, SeqOrUid::Asterisk),
     }
 }
 

@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
     let mut framer = Framer::new(limits.clone());
     for bytes in input.chunks(usize::from(chunk).max(1)) {
         framer.push(bytes);
-        while let Some(frame) = framer.next() {
+        while let Some(frame) = framer.next_frame() {
             match frame {
                 Frame::Command(cmd) => {
                     assert!(cmd.ends_with(b"\n"));

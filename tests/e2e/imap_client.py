@@ -449,6 +449,26 @@ def hostile(host, port, user, password):
     print(json.dumps(out))
 
 
+def limit(host, port, max_connections):
+    """max_connections sessions are served; one more gets BYE; a freed slot is reused."""
+    n = int(max_connections)
+    held = [Raw(host, port) for _ in range(n)]
+    for r in held:
+        assert r.greeting.startswith(b"* OK"), r.greeting
+    extra = Raw(host, port)
+    assert extra.greeting.startswith(b"* BYE"), extra.greeting
+    held.pop().cmd("l1", "LOGOUT")
+    deadline = time.monotonic() + 5
+    while True:
+        r = Raw(host, port)
+        if r.greeting.startswith(b"* OK"):
+            break
+        assert time.monotonic() < deadline, "a freed connection slot is reused"
+        time.sleep(0.05)
+    assert r.cmd("l2", "NOOP")[-1].startswith(b"l2 OK")
+    print(json.dumps({"refused": extra.greeting.decode()}))
+
+
 def imaps(host, port, user, password):
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
@@ -565,6 +585,7 @@ if __name__ == "__main__":
         "idle": idle,
         "tls": tls,
         "hostile": hostile,
+        "limit": limit,
         "mbsync_server_changes": mbsync_server_changes,
         "mbsync_local_changes": mbsync_local_changes,
         "mbsync_compare": mbsync_compare,

@@ -38,6 +38,10 @@ struct Ports {
 
 /// A fresh home on free ports with alice (and locked/maintenance accounts).
 fn setup(home: &Home, cleartext: bool) -> Ports {
+    setup_with(home, cleartext, 200)
+}
+
+fn setup_with(home: &Home, cleartext: bool, max_connections: usize) -> Ports {
     let ports = Ports {
         imap: free_port(),
         imaps: free_port(),
@@ -50,6 +54,7 @@ fn setup(home: &Home, cleartext: bool) -> Ports {
         ("imap_bind_port", ports.imap.to_string()),
         ("imaps_bind_port", ports.imaps.to_string()),
         ("imap_cleartext_login_enabled", cleartext.to_string()),
+        ("imap_max_connections", max_connections.to_string()),
     ] {
         cfg.set(k, &v).unwrap();
     }
@@ -96,7 +101,10 @@ fn start(home: &Home) -> Server {
 fn stop(mut s: Server) {
     unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
     let status = s.child.wait().unwrap();
-    assert!(status.success(), "SIGTERM must give a clean exit 0, got {status}");
+    assert!(
+        status.success(),
+        "SIGTERM must give a clean exit 0, got {status}"
+    );
 }
 
 fn python(args: &[&str]) -> serde_json::Value {
@@ -142,7 +150,13 @@ fn every_command_idle_pushes_hostile_input_and_replay() {
     let ports = setup(&home, true);
     let port = ports.imap.to_string();
     let server = start(&home);
-    let r = python(&["commands", "127.0.0.1", &port, "alice@example.com", "secret"]);
+    let r = python(&[
+        "commands",
+        "127.0.0.1",
+        &port,
+        "alice@example.com",
+        "secret",
+    ]);
     assert_eq!(r["inbox_uids"].as_array().unwrap().len(), 3, "{r}");
     let r = python(&["idle", "127.0.0.1", &port, "alice@example.com", "secret"]);
     assert!(r["push_ms"].as_u64().unwrap() < 5000, "IDLE push took {r}");
@@ -185,9 +199,41 @@ fn every_command_idle_pushes_hostile_input_and_replay() {
 fn starttls_imaps_and_login_refusals() {
     let dir = tempfile::tempdir().unwrap();
     let home = Home::at(dir.path());
-    // The default: no cleartext login.
-    let ports = setup(&home, false);
+    // `mailvault init` makes the self-signed certificate, its key private.
+    let out = Command::new(BIN)
+        .arg("--home")
+        .arg(home.root())
+        .arg("init")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key_mode = std::fs::metadata(home.conf_dir().join("imap.key"))
+        .unwrap()
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&key_mode) & 0o777,
+        0o600
+    );
+    assert!(
+        std::fs::read_to_string(home.conf_dir().join("imap.crt"))
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    // The default: no cleartext login. Three connections at most.
+    let ports = setup_with(&home, false, 3);
     let server = start(&home);
+    let r = python(&["limit", "127.0.0.1", &ports.imap.to_string(), "3"]);
+    assert!(
+        r["refused"]
+            .as_str()
+            .unwrap()
+            .contains("too many connections"),
+        "{r}"
+    );
     let r = python(&[
         "tls",
         "127.0.0.1",
@@ -229,7 +275,10 @@ fn mbsync_two_way_sync_converges() {
         let _lock = HomeLock::acquire(home.root()).unwrap();
         let (svc, _) = Service::open(&home).unwrap();
         let m = svc.mailbox_of("alice@example.com").unwrap();
-        let work = svc.store().create_folder_path(m, "/Work", "message").unwrap();
+        let work = svc
+            .store()
+            .create_folder_path(m, "/Work", "message")
+            .unwrap();
         svc.store()
             .create_folder_path(m, "/Work/Old", "message")
             .unwrap();
@@ -278,25 +327,51 @@ fn mbsync_two_way_sync_converges() {
         maildir.to_str().unwrap().to_string(),
     );
     mbsync(&cfg);
-    let first = python(&["mbsync_compare", host, &port, "alice@example.com", "secret", &root]);
+    let first = python(&[
+        "mbsync_compare",
+        host,
+        &port,
+        "alice@example.com",
+        "secret",
+        &root,
+    ]);
     assert_eq!(first["INBOX"].as_array().unwrap().len(), 6, "{first}");
     assert!(first["Work/Old"].is_array(), "{first}");
 
     // Changes on both sides, then sync again.
     python(&["mbsync_local_changes", &root]);
-    python(&["mbsync_server_changes", host, &port, "alice@example.com", "secret"]);
+    python(&[
+        "mbsync_server_changes",
+        host,
+        &port,
+        "alice@example.com",
+        "secret",
+    ]);
     mbsync(&cfg);
     // A second run settles what the first propagated (flags of moved copies).
     mbsync(&cfg);
-    let end = python(&["mbsync_compare", host, &port, "alice@example.com", "secret", &root]);
+    let end = python(&[
+        "mbsync_compare",
+        host,
+        &port,
+        "alice@example.com",
+        "secret",
+        &root,
+    ]);
     let inbox: Vec<String> = end["INBOX"]
         .as_array()
         .unwrap()
         .iter()
         .map(|x| x[0].as_str().unwrap().to_string())
         .collect();
-    assert!(!inbox.contains(&"<n5@example.com>".to_string()), "trashed locally: {end}");
-    assert!(!inbox.contains(&"<n3@example.com>".to_string()), "deleted on the server: {end}");
+    assert!(
+        !inbox.contains(&"<n5@example.com>".to_string()),
+        "trashed locally: {end}"
+    );
+    assert!(
+        !inbox.contains(&"<n3@example.com>".to_string()),
+        "deleted on the server: {end}"
+    );
     let work: Vec<String> = end["Work"]
         .as_array()
         .unwrap()

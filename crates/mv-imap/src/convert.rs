@@ -105,11 +105,7 @@ pub fn ranges(set: &SequenceSet, max: u32, strict: bool) -> Option<Vec<(u32, u32
 }
 
 /// A search key with sequence numbers resolved through `seq_to_uid`.
-pub fn criterion(
-    k: &SearchKey<'_>,
-    seq_uids: &[u32],
-    max_uid: u32,
-) -> Result<Criterion, String> {
+pub fn criterion(k: &SearchKey<'_>, seq_uids: &[u32], max_uid: u32) -> Result<Criterion, String> {
     let seq_set = |set: &SequenceSet| -> Criterion {
         let n = seq_uids.len() as u32;
         let r = ranges(set, n, false).unwrap_or_default();

@@ -44,17 +44,24 @@ pub enum Frame {
     /// A synchronising literal was announced and accepted: send "+ ...".
     Continue,
     /// The command (whose tag is given, if one could be read) was refused.
-    Refused { tag: Option<String>, error: FrameError },
+    Refused {
+        tag: Option<String>,
+        error: FrameError,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Line,
-    Literal { remaining: u64 },
+    Literal {
+        remaining: u64,
+    },
     /// Throwing away the rest of an over-long line.
     DiscardLine,
     /// Throwing away a refused non-synchronising literal, then the rest of its command.
-    DiscardLiteral { remaining: u64 },
+    DiscardLiteral {
+        remaining: u64,
+    },
 }
 
 pub struct Framer {
@@ -77,7 +84,7 @@ impl Framer {
         }
     }
 
-    /// Adds received bytes; call [`Framer::next`] until it returns None.
+    /// Adds received bytes; call [`Framer::next_frame`] until it returns None.
     pub fn push(&mut self, data: &[u8]) {
         self.input.extend_from_slice(data);
     }
@@ -87,7 +94,7 @@ impl Framer {
         self.input.is_empty() && self.command.is_empty() && self.state == State::Line
     }
 
-    pub fn next(&mut self) -> Option<Frame> {
+    pub fn next_frame(&mut self) -> Option<Frame> {
         loop {
             match self.state {
                 State::Literal { remaining } => {
@@ -133,8 +140,7 @@ impl Framer {
                     let Some(i) = self.input.iter().position(|&b| b == b'\n') else {
                         if self.input.len() > self.limits.max_line {
                             let tag = self.refused_tag();
-                            self.refused
-                                .get_or_insert((tag, FrameError::LineTooLong));
+                            self.refused.get_or_insert((tag, FrameError::LineTooLong));
                             self.input.clear();
                             self.state = State::DiscardLine;
                         }
@@ -222,7 +228,8 @@ pub fn tag_of(command: &[u8]) -> Option<String> {
     let ok = !t.is_empty()
         && t.len() <= 64
         && t.iter().all(|&b| {
-            b.is_ascii_graphic() && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b'+')
+            b.is_ascii_graphic()
+                && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b'+')
         });
     ok.then(|| String::from_utf8_lossy(t).into_owned())
 }
@@ -244,7 +251,11 @@ fn literal_announcement(line: &[u8]) -> Option<(u64, bool)> {
     if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    std::str::from_utf8(digits).ok()?.parse().ok().map(|n| (n, sync))
+    std::str::from_utf8(digits)
+        .ok()?
+        .parse()
+        .ok()
+        .map(|n| (n, sync))
 }
 
 #[cfg(test)]
@@ -253,7 +264,7 @@ mod tests {
 
     fn frames(f: &mut Framer, data: &[u8]) -> Vec<Frame> {
         f.push(data);
-        std::iter::from_fn(|| f.next()).collect()
+        std::iter::from_fn(|| f.next_frame()).collect()
     }
 
     #[test]
@@ -265,7 +276,9 @@ mod tests {
         );
         assert_eq!(
             frames(&mut f, b"bob {2+}\r\npw\r\n"),
-            vec![Frame::Command(b"a2 LOGIN {3}\r\nbob {2+}\r\npw\r\n".to_vec())]
+            vec![Frame::Command(
+                b"a2 LOGIN {3}\r\nbob {2+}\r\npw\r\n".to_vec()
+            )]
         );
         assert!(f.is_idle());
     }

@@ -77,12 +77,18 @@ pub fn field<'f>(fields: &'f [(String, Vec<u8>)], name: &str) -> Option<&'f [u8]
 }
 
 /// `type/subtype; a=b; c="d"` → ("type", "subtype", params), lower-cased names.
-fn content_type(v: &[u8]) -> Option<(String, String, Vec<(String, String)>)> {
+/// (type, subtype, parameters).
+type ContentType = (String, String, Vec<(String, String)>);
+
+fn content_type(v: &[u8]) -> Option<ContentType> {
     let s = String::from_utf8_lossy(v);
     let mut parts = split_params(&s).into_iter();
     let t = parts.next()?;
     let (ty, sub) = t.split_once('/')?;
-    let (ty, sub) = (ty.trim().to_ascii_lowercase(), sub.trim().to_ascii_lowercase());
+    let (ty, sub) = (
+        ty.trim().to_ascii_lowercase(),
+        sub.trim().to_ascii_lowercase(),
+    );
     if ty.is_empty() || sub.is_empty() {
         return None;
     }
@@ -400,10 +406,10 @@ pub fn section(raw: &[u8], part: &[u32], what: &SectionText) -> Option<Vec<u8>> 
     for (i, &n) in part.iter().enumerate() {
         let n = n as usize;
         // Inside a message/rfc822 part, numbers address the inner message's parts.
-        if i > 0 {
-            if let Some(inner) = e.inner.as_deref() {
-                e = inner;
-            }
+        if i > 0
+            && let Some(inner) = e.inner.as_deref()
+        {
+            e = inner;
         }
         if !e.parts.is_empty() {
             e = e.parts.get(n.checked_sub(1)?)?;
@@ -413,11 +419,10 @@ pub fn section(raw: &[u8], part: &[u32], what: &SectionText) -> Option<Vec<u8>> 
     }
     // HEADER/TEXT of a message/rfc822 part are those of the inner message.
     let target = match (what, e.inner.as_deref()) {
-        (SectionText::Header | SectionText::HeaderFields { .. } | SectionText::Text, Some(inner))
-            if !part.is_empty() =>
-        {
-            inner
-        }
+        (
+            SectionText::Header | SectionText::HeaderFields { .. } | SectionText::Text,
+            Some(inner),
+        ) if !part.is_empty() => inner,
         _ => e,
     };
     Some(match what {
@@ -465,12 +470,18 @@ mod tests {
     fn structure_and_sections() {
         let e = parse(MSG);
         assert_eq!(e.parts.len(), 2);
-        assert_eq!(section(MSG, &[1], &SectionText::Full).unwrap(), b"hello\r\nworld");
+        assert_eq!(
+            section(MSG, &[1], &SectionText::Full).unwrap(),
+            b"hello\r\nworld"
+        );
         assert_eq!(
             section(MSG, &[2], &SectionText::Header).unwrap(),
             b"Subject: inner\r\n\r\n"
         );
-        assert_eq!(section(MSG, &[2, 1], &SectionText::Full).unwrap(), b"inner body");
+        assert_eq!(
+            section(MSG, &[2, 1], &SectionText::Full).unwrap(),
+            b"inner body"
+        );
         assert_eq!(section(MSG, &[3], &SectionText::Full), None);
         assert_eq!(
             section(
@@ -495,7 +506,11 @@ mod tests {
         let mut env = Vec::new();
         envelope(&mut env, e.header);
         let env = String::from_utf8(env).unwrap();
-        assert!(env.contains("((\"Carol, C\" NIL \"carol\" \"example.com\"))") || env.contains("(\"Carol, C\" NIL \"carol\" \"example.com\")"), "{env}");
+        assert!(
+            env.contains("((\"Carol, C\" NIL \"carol\" \"example.com\"))")
+                || env.contains("(\"Carol, C\" NIL \"carol\" \"example.com\")"),
+            "{env}"
+        );
     }
 
     #[test]

@@ -145,7 +145,6 @@ pub fn scan(
         .collect()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,18 +173,31 @@ mod tests {
         let raw = |uid: u32| {
             Some(format!("Subject: msg {uid}\r\nDate: Thu, 1 Jan 1970 00:00:00 +0000\r\n\r\nbody text {uid}\r\n").into_bytes())
         };
-        assert_eq!(scan(&[Criterion::FlagsClear(flags::SEEN)], &msgs, raw), vec![2]);
-        assert_eq!(scan(&[Criterion::Keyword("WORK".into())], &msgs, raw), vec![1]);
-        assert_eq!(scan(&[Criterion::Body("TEXT 2".into())], &msgs, raw), vec![2]);
         assert_eq!(
-            scan(&[Criterion::Header("subject".into(), "msg 1".into())], &msgs, raw),
+            scan(&[Criterion::FlagsClear(flags::SEEN)], &msgs, raw),
+            vec![2]
+        );
+        assert_eq!(
+            scan(&[Criterion::Keyword("WORK".into())], &msgs, raw),
+            vec![1]
+        );
+        assert_eq!(
+            scan(&[Criterion::Body("TEXT 2".into())], &msgs, raw),
+            vec![2]
+        );
+        assert_eq!(
+            scan(
+                &[Criterion::Header("subject".into(), "msg 1".into())],
+                &msgs,
+                raw
+            ),
             vec![1]
         );
         assert_eq!(scan(&[Criterion::Larger(1000)], &msgs, raw), vec![2]);
         assert_eq!(
             scan(
                 &[Criterion::Or(
-                    Box::new(Criterion::Uids(vec![1, 1].chunks(2).map(|c| (c[0], c[1])).collect())),
+                    Box::new(Criterion::Uids(vec![(1, 1)])),
                     Box::new(Criterion::ModSeq(9))
                 )],
                 &msgs,
@@ -195,6 +207,15 @@ mod tests {
         );
         let d = NaiveDate::from_ymd_opt(1970, 1, 2).unwrap();
         assert_eq!(scan(&[Criterion::Since(d)], &msgs, raw), vec![2]);
-        assert_eq!(scan(&[Criterion::SentOn(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())], &msgs, raw), vec![1, 2]);
+        assert_eq!(
+            scan(
+                &[Criterion::SentOn(
+                    NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()
+                )],
+                &msgs,
+                raw
+            ),
+            vec![1, 2]
+        );
     }
 }

@@ -102,7 +102,9 @@ async fn connection<B: Backend>(
     if implicit_tls {
         let acceptor = acceptor.expect("a TLS listener exists only with a TLS configuration");
         let mut tls = handshake(&acceptor, stream).await?;
-        Session::new(backend, cfg, true, stop).run(&mut tls, true).await?;
+        Session::new(backend, cfg, true, stop)
+            .run(&mut tls, true)
+            .await?;
         return Ok(());
     }
     let mut session = Session::new(backend.clone(), cfg.clone(), false, stop.clone());
@@ -113,7 +115,9 @@ async fn connection<B: Backend>(
             // session (RFC 3501 §6.2.1: no command injection across the switch).
             let acceptor = acceptor.expect("STARTTLS is offered only with a TLS configuration");
             let mut tls = handshake(&acceptor, stream).await?;
-            Session::new(backend, cfg, true, stop).run(&mut tls, false).await?;
+            Session::new(backend, cfg, true, stop)
+                .run(&mut tls, false)
+                .await?;
             Ok(())
         }
     }
@@ -138,7 +142,8 @@ pub fn tls_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<rustls::ServerC
     if certs.is_empty() {
         return Err("no certificate in the certificate file".into());
     }
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("unreadable private key: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| format!("unreadable private key: {e}"))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

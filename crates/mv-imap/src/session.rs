@@ -170,7 +170,9 @@ impl<B: Backend> Session<B> {
     }
 
     fn capabilities(&self) -> String {
-        let mut c = String::from("IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CONDSTORE");
+        let mut c = String::from(
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CONDSTORE",
+        );
         if self.account.is_none() {
             if self.cfg.starttls && !self.secure {
                 c.push_str(" STARTTLS");
@@ -266,7 +268,7 @@ impl<B: Backend> Session<B> {
     ) -> std::io::Result<Option<Frame>> {
         let mut buf = vec![0u8; 16 * 1024];
         loop {
-            if let Some(f) = self.framer.next() {
+            if let Some(f) = self.framer.next_frame() {
                 return Ok(Some(f));
             }
             let mut shutdown = self.shutdown.clone();
@@ -292,10 +294,7 @@ impl<B: Backend> Session<B> {
         }
     }
 
-    async fn call<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&B) -> T + Send + 'static,
-    ) -> T {
+    async fn call<T: Send + 'static>(&self, f: impl FnOnce(&B) -> T + Send + 'static) -> T {
         let b = self.backend.clone();
         tokio::task::spawn_blocking(move || f(&b))
             .await
@@ -322,16 +321,19 @@ impl<B: Backend> Session<B> {
             Ok(next) => Ok(next),
             Err(reply) => {
                 let code = reply.code.clone();
-                self.tagged(&tag, reply.kind, code.as_deref(), &format!("{name} {}", reply.text));
+                self.tagged(
+                    &tag,
+                    reply.kind,
+                    code.as_deref(),
+                    &format!("{name} {}", reply.text),
+                );
                 Ok(Next::Continue)
             }
         }
     }
 
     fn need_auth(&self) -> Result<Account, Reply> {
-        self.account
-            .clone()
-            .ok_or_else(|| bad("log in first"))
+        self.account.clone().ok_or_else(|| bad("log in first"))
     }
 
     fn need_selected(&self) -> Result<(), Reply> {
@@ -437,7 +439,7 @@ impl<B: Backend> Session<B> {
                             enabled.push("CONDSTORE");
                         }
                     }
-                    self.untagged(&format!("ENABLED {}", enabled.join(" ")).trim_end().to_string());
+                    self.untagged(format!("ENABLED {}", enabled.join(" ")).trim_end());
                     ok(self, None, "ENABLE completed")
                 }
             },
@@ -468,7 +470,10 @@ impl<B: Backend> Session<B> {
                 Ok(()) => {
                     let sel = self.selected.take().expect("checked");
                     if !sel.read_only {
-                        let acct = self.account.clone().expect("selected implies authenticated");
+                        let acct = self
+                            .account
+                            .clone()
+                            .expect("selected implies authenticated");
                         let id = sel.id;
                         // CLOSE expunges silently; a failure leaves the messages.
                         if let Err(e) = self.call(move |b| b.expunge(&acct, id, None)).await {
@@ -542,7 +547,11 @@ impl<B: Backend> Session<B> {
                 match self.append(&mailbox, data, bits, kw, date_ms).await {
                     Ok((v, u)) => {
                         self.refresh(true).await;
-                        ok(self, Some(&format!("APPENDUID {v} {u}")), "APPEND completed")
+                        ok(
+                            self,
+                            Some(&format!("APPENDUID {v} {u}")),
+                            "APPEND completed",
+                        )
                     }
                     Err(e) => Err(e),
                 }
@@ -563,8 +572,14 @@ impl<B: Backend> Session<B> {
                 uid,
             } => {
                 let cs = charset.as_ref().map(|c| c.as_ref().to_ascii_uppercase());
-                if cs.as_deref().is_some_and(|c| c != "UTF-8" && c != "US-ASCII") {
-                    Err(no(Some("BADCHARSET (UTF-8 US-ASCII)"), "unsupported charset"))
+                if cs
+                    .as_deref()
+                    .is_some_and(|c| c != "UTF-8" && c != "US-ASCII")
+                {
+                    Err(no(
+                        Some("BADCHARSET (UTF-8 US-ASCII)"),
+                        "unsupported charset",
+                    ))
                 } else {
                     self.search(criteria.as_ref(), uid).await.map(|()| {
                         self.tagged(tag, "OK", None, "SEARCH completed");
@@ -686,7 +701,10 @@ impl<B: Backend> Session<B> {
         // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
         self.selected = None;
         let name = Self::name_of(mailbox)?;
-        if params.iter().any(|p| matches!(p, SelectParameter::CondStore)) {
+        if params
+            .iter()
+            .any(|p| matches!(p, SelectParameter::CondStore))
+        {
             self.condstore = true;
         }
         let entry = self.resolve(&acct, &name).await?;
@@ -714,8 +732,14 @@ impl<B: Backend> Session<B> {
         {
             self.untagged(&format!("OK [UNSEEN {}] first unseen", i + 1));
         }
-        self.untagged(&format!("OK [UIDVALIDITY {}] UIDs valid", snap.uid_validity));
-        self.untagged(&format!("OK [UIDNEXT {}] predicted next UID", snap.uid_next));
+        self.untagged(&format!(
+            "OK [UIDVALIDITY {}] UIDs valid",
+            snap.uid_validity
+        ));
+        self.untagged(&format!(
+            "OK [UIDNEXT {}] predicted next UID",
+            snap.uid_next
+        ));
         self.untagged(&format!(
             "OK [HIGHESTMODSEQ {}] highest",
             snap.highest_modseq.max(1)
@@ -890,7 +914,10 @@ impl<B: Backend> Session<B> {
         if on {
             Ok(())
         } else {
-            Err(no(Some("CANNOT"), "every mailbox is subscribed on this server"))
+            Err(no(
+                Some("CANNOT"),
+                "every mailbox is subscribed on this server",
+            ))
         }
     }
 
@@ -999,13 +1026,19 @@ impl<B: Backend> Session<B> {
     /// (account, selected id, read-only) for commands of the selected state.
     fn sel(&self) -> Result<(Account, u32, bool), Reply> {
         let acct = self.need_auth()?;
-        let s = self.selected.as_ref().ok_or_else(|| bad("select a mailbox first"))?;
+        let s = self
+            .selected
+            .as_ref()
+            .ok_or_else(|| bad("select a mailbox first"))?;
         Ok((acct, s.id, s.read_only))
     }
 
     /// Indexes (0-based) into the reported messages for a set of sequence numbers or UIDs.
     fn indexes(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, Reply> {
-        let sel = self.selected.as_ref().ok_or_else(|| bad("select a mailbox first"))?;
+        let sel = self
+            .selected
+            .as_ref()
+            .ok_or_else(|| bad("select a mailbox first"))?;
         let msgs = &sel.msgs;
         let mut out = Vec::new();
         if uid {
@@ -1022,8 +1055,7 @@ impl<B: Backend> Session<B> {
             if n == 0 && set.0.as_ref().iter().any(has_asterisk) {
                 return Ok(Vec::new());
             }
-            let r = ranges(set, n, true)
-                .ok_or_else(|| bad("invalid message sequence number"))?;
+            let r = ranges(set, n, true).ok_or_else(|| bad("invalid message sequence number"))?;
             let mut seen = vec![false; msgs.len()];
             for (a, b) in r {
                 for s in a..=b {
@@ -1126,15 +1158,19 @@ impl<B: Backend> Session<B> {
         }
         if self.condstore
             && changed_since.is_some()
-            && !names.iter().any(|n| matches!(n, MessageDataItemName::ModSeq))
+            && !names
+                .iter()
+                .any(|n| matches!(n, MessageDataItemName::ModSeq))
         {
             names.push(MessageDataItemName::ModSeq);
         }
         for n in &names {
-            if let MessageDataItemName::BodyExt { section: Some(sec), .. } = n {
-                if section_depth(sec) > mime::MAX_DEPTH {
-                    return Ok(Err(bad("section path is too deep")));
-                }
+            if let MessageDataItemName::BodyExt {
+                section: Some(sec), ..
+            } = n
+                && section_depth(sec) > mime::MAX_DEPTH
+            {
+                return Ok(Err(bad("section path is too deep")));
             }
             if matches!(
                 n,
@@ -1181,7 +1217,14 @@ impl<B: Backend> Session<B> {
                 let a = acct.clone();
                 if let Err(e) = self
                     .call(move |b| {
-                        b.store(&a, id, &unseen, FlagOp::Add, crate::backend::flags::SEEN, &[])
+                        b.store(
+                            &a,
+                            id,
+                            &unseen,
+                            FlagOp::Add,
+                            crate::backend::flags::SEEN,
+                            &[],
+                        )
                     })
                     .await
                 {
@@ -1190,7 +1233,10 @@ impl<B: Backend> Session<B> {
                 if let Err(e) = self.reload_meta().await {
                     return Ok(Err(e));
                 }
-                if !names.iter().any(|n| matches!(n, MessageDataItemName::Flags)) {
+                if !names
+                    .iter()
+                    .any(|n| matches!(n, MessageDataItemName::Flags))
+                {
                     names.push(MessageDataItemName::Flags);
                 }
             }
@@ -1261,9 +1307,12 @@ impl<B: Backend> Session<B> {
         if let Some(bad_kw) = kw.iter().find(|k| k.len() > 128) {
             return Err(bad(format!("keyword {bad_kw:?} is too long")));
         }
-        let unchanged_since = modifiers.iter().map(|m| match m {
-            StoreModifier::UnchangedSince(n) => *n,
-        }).next();
+        let unchanged_since = modifiers
+            .iter()
+            .map(|m| match m {
+                StoreModifier::UnchangedSince(n) => *n,
+            })
+            .next();
         if unchanged_since.is_some() {
             self.condstore = true;
         }
@@ -1286,7 +1335,8 @@ impl<B: Backend> Session<B> {
         };
         if !uids.is_empty() {
             let (a, u) = (acct.clone(), uids.clone());
-            self.call(move |b| b.store(&a, id, &u, op, bits, &kw)).await?;
+            self.call(move |b| b.store(&a, id, &u, op, bits, &kw))
+                .await?;
         }
         self.reload_meta().await?;
         let silent = matches!(response, StoreResponse::Silent);
@@ -1374,9 +1424,9 @@ fn fetch_item(out: &mut Vec<u8>, n: &MessageDataItemName<'_>, m: &MessageMeta, r
     let raw = raw.unwrap_or(b"");
     match n {
         MessageDataItemName::Uid => out.extend_from_slice(format!("UID {}", m.uid).as_bytes()),
-        MessageDataItemName::Flags => out.extend_from_slice(
-            format!("FLAGS {}", flag_list(m.flags, &m.keywords)).as_bytes(),
-        ),
+        MessageDataItemName::Flags => {
+            out.extend_from_slice(format!("FLAGS {}", flag_list(m.flags, &m.keywords)).as_bytes())
+        }
         MessageDataItemName::ModSeq => {
             out.extend_from_slice(format!("MODSEQ ({})", m.modseq.max(1)).as_bytes())
         }
@@ -1565,7 +1615,9 @@ fn is_atom(s: &str) -> bool {
 /// Mailbox names the store can hold: no empty levels, no control characters.
 fn check_name(name: &str) -> Res {
     if name.is_empty()
-        || name.split('/').any(|p| p.is_empty() || p != p.trim() || p.len() > 128)
+        || name
+            .split('/')
+            .any(|p| p.is_empty() || p != p.trim() || p.len() > 128)
         || name.chars().any(char::is_control)
         || name.contains('*')
         || name.contains('%')
@@ -1585,10 +1637,11 @@ fn wildcard(pattern: &str, name: &str) -> bool {
             Some('%') => (0..=n.len())
                 .take_while(|&i| i == 0 || n[i - 1] != '/')
                 .any(|i| go(&p[1..], &n[i..])),
-            Some(c) => n
-                .first()
-                .is_some_and(|d| d.to_lowercase().eq(c.to_lowercase()))
-                && go(&p[1..], &n[1..]),
+            Some(c) => {
+                n.first()
+                    .is_some_and(|d| d.to_lowercase().eq(c.to_lowercase()))
+                    && go(&p[1..], &n[1..])
+            }
         }
     }
     let p: Vec<char> = pattern.chars().collect();

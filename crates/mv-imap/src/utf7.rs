@@ -56,7 +56,9 @@ pub fn decode(s: &[u8]) -> Result<String, Utf7Error> {
     while i < s.len() {
         let c = s[i];
         if !(0x20..=0x7e).contains(&c) {
-            return Err(Utf7Error("characters outside printable ASCII must be encoded"));
+            return Err(Utf7Error(
+                "characters outside printable ASCII must be encoded",
+            ));
         }
         if c != b'&' {
             out.push(c as char);
@@ -82,7 +84,8 @@ pub fn decode(s: &[u8]) -> Result<String, Utf7Error> {
             let v = B64
                 .iter()
                 .position(|&x| x == b)
-                .ok_or(Utf7Error("invalid character in an encoded run"))? as u32;
+                .ok_or(Utf7Error("invalid character in an encoded run"))?
+                as u32;
             bits = bits << 6 | v;
             nbits += 6;
             if nbits >= 16 {
@@ -94,7 +97,8 @@ pub fn decode(s: &[u8]) -> Result<String, Utf7Error> {
         if nbits >= 6 || bits != 0 {
             return Err(Utf7Error("bad padding in an encoded run"));
         }
-        let text = String::from_utf16(&units).map_err(|_| Utf7Error("invalid UTF-16 in an encoded run"))?;
+        let text = String::from_utf16(&units)
+            .map_err(|_| Utf7Error("invalid UTF-16 in an encoded run"))?;
         if text.chars().any(|c| (' '..='~').contains(&c)) {
             return Err(Utf7Error("printable ASCII must not be encoded"));
         }
@@ -109,18 +113,35 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        for s in ["INBOX", "Entwürfe", "A&B", "日本語/テスト", "x😀y", "~peter/mail/台北/日本語"] {
+        for s in [
+            "INBOX",
+            "Entwürfe",
+            "A&B",
+            "日本語/テスト",
+            "x😀y",
+            "~peter/mail/台北/日本語",
+        ] {
             let e = encode(s);
             assert!(e.bytes().all(|b| (0x20..=0x7e).contains(&b)), "{e}");
             assert_eq!(decode(e.as_bytes()).unwrap(), s);
         }
-        assert_eq!(encode("~peter/mail/台北/日本語"), "~peter/mail/&U,BTFw-/&ZeVnLIqe-");
+        assert_eq!(
+            encode("~peter/mail/台北/日本語"),
+            "~peter/mail/&U,BTFw-/&ZeVnLIqe-"
+        );
         assert_eq!(encode("A&B"), "A&-B");
     }
 
     #[test]
     fn rejects_malformed() {
-        for bad in [&b"&Jjo"[..], b"&Jjo!-", b"&AGE-", b"caf\xc3\xa9", b"&2D0-", b"&U,BTF-"] {
+        for bad in [
+            &b"&Jjo"[..],
+            b"&Jjo!-",
+            b"&AGE-",
+            b"caf\xc3\xa9",
+            b"&2D0-",
+            b"&U,BTF-",
+        ] {
             assert!(decode(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
     }

@@ -35,7 +35,8 @@ pub fn literal(out: &mut Vec<u8>, s: &[u8]) {
 pub fn mailbox(out: &mut Vec<u8>, name: &str) {
     let atom = !name.is_empty()
         && name.bytes().all(|b| {
-            b.is_ascii_graphic() && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+            b.is_ascii_graphic()
+                && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
         });
     if atom {
         out.extend_from_slice(name.as_bytes());

@@ -68,7 +68,12 @@ impl ImapBackend {
     }
 
     /// Item ids of the given UIDs in a folder, in the order given; unknown UIDs are skipped.
-    fn items_of(&self, a: &Account, folder: u32, uids: &[u32]) -> BResult<Vec<(u32, mv_store::Item)>> {
+    fn items_of(
+        &self,
+        a: &Account,
+        folder: u32,
+        uids: &[u32],
+    ) -> BResult<Vec<(u32, mv_store::Item)>> {
         let msgs = self
             .service
             .store()
@@ -268,17 +273,22 @@ impl Backend for ImapBackend {
     }
 
     fn delete(&self, a: &Account, name: &str) -> BResult<()> {
-        let f = self
-            .folder_by_name(a, name)?
-            .ok_or_else(|| BackendError::new(ErrorKind::NotFound, format!("no mailbox {name:?}")))?;
+        let f = self.folder_by_name(a, name)?.ok_or_else(|| {
+            BackendError::new(ErrorKind::NotFound, format!("no mailbox {name:?}"))
+        })?;
         if f.id < folders::FIRST_USER_ID {
-            return Err(cannot(format!("{name} is a system mailbox and cannot be deleted")));
-        }
-        let all = self.service.store().mailbox(Self::mbox(a)).folders().map_err(err)?;
-        if all.iter().any(|c| c.parent_id == f.id) {
             return Err(cannot(format!(
-                "{name} has subfolders; delete them first"
+                "{name} is a system mailbox and cannot be deleted"
             )));
+        }
+        let all = self
+            .service
+            .store()
+            .mailbox(Self::mbox(a))
+            .folders()
+            .map_err(err)?;
+        if all.iter().any(|c| c.parent_id == f.id) {
+            return Err(cannot(format!("{name} has subfolders; delete them first")));
         }
         self.service
             .store()
@@ -287,11 +297,13 @@ impl Backend for ImapBackend {
     }
 
     fn rename(&self, a: &Account, from: &str, to: &str) -> BResult<()> {
-        let f = self
-            .folder_by_name(a, from)?
-            .ok_or_else(|| BackendError::new(ErrorKind::NotFound, format!("no mailbox {from:?}")))?;
+        let f = self.folder_by_name(a, from)?.ok_or_else(|| {
+            BackendError::new(ErrorKind::NotFound, format!("no mailbox {from:?}"))
+        })?;
         if f.id < folders::FIRST_USER_ID {
-            return Err(cannot(format!("{from} is a system mailbox and cannot be renamed")));
+            return Err(cannot(format!(
+                "{from} is a system mailbox and cannot be renamed"
+            )));
         }
         if self.folder_by_name(a, to)?.is_some() {
             return Err(BackendError::new(
@@ -386,7 +398,12 @@ impl Backend for ImapBackend {
         for (_, item) in &items {
             let mut new: Vec<u32> = match op {
                 FlagOp::Add => item.tags.iter().chain(&given).copied().collect(),
-                FlagOp::Remove => item.tags.iter().filter(|t| !given.contains(t)).copied().collect(),
+                FlagOp::Remove => item
+                    .tags
+                    .iter()
+                    .filter(|t| !given.contains(t))
+                    .copied()
+                    .collect(),
                 FlagOp::Replace => given.clone(),
             };
             new.sort_unstable();

@@ -162,7 +162,10 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
         let terminated = terminated()?;
         println!("lmtp listening on {}", options.lmtp);
         println!("admin api listening on {}", options.admin);
-        println!("imap listening on {} (imaps on {})", options.imap, options.imaps);
+        println!(
+            "imap listening on {} (imaps on {})",
+            options.imap, options.imaps
+        );
         println!("mailvault ready (pid {})", std::process::id());
         terminated.await;
         tracing::info!("shutting down: finishing in-flight deliveries");

@@ -19,7 +19,9 @@ pub enum TlsError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {message}; replace conf/imap.crt and conf/imap.key with a matching PEM certificate and key, or remove both to get a new self-signed pair")]
+    #[error(
+        "{path}: {message}; replace conf/imap.crt and conf/imap.key with a matching PEM certificate and key, or remove both to get a new self-signed pair"
+    )]
     Invalid { path: PathBuf, message: String },
 }
 
@@ -45,11 +47,15 @@ pub fn ensure_certificate(home: &Home) -> Result<bool, TlsError> {
     let generated =
         rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
     // The key first: a certificate without its key would be kept by the check above.
-    mv_home::durable::write_atomic_mode(&key, generated.signing_key.serialize_pem().as_bytes(), 0o600)
-        .map_err(|source| TlsError::Write {
-            path: key.clone(),
-            source,
-        })?;
+    mv_home::durable::write_atomic_mode(
+        &key,
+        generated.signing_key.serialize_pem().as_bytes(),
+        0o600,
+    )
+    .map_err(|source| TlsError::Write {
+        path: key.clone(),
+        source,
+    })?;
     mv_home::durable::write_atomic_mode(&cert, generated.cert.pem().as_bytes(), 0o644).map_err(
         |source| TlsError::Write {
             path: cert.clone(),

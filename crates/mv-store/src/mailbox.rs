@@ -181,9 +181,11 @@ impl Mailbox {
     /// protocol session polls it to notice other sessions' writes.
     pub fn change_number(&self) -> Result<u64, StoreError> {
         self.read(|c| {
-            Ok(c.query_row("SELECT applied_change FROM meta", [], |r| r.get::<_, i64>(0))
-                .optional()?
-                .unwrap_or(0) as u64)
+            Ok(c.query_row("SELECT applied_change FROM meta", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()?
+            .unwrap_or(0) as u64)
         })
     }
 

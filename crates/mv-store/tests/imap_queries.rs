@@ -43,7 +43,10 @@ fn uid_order_lookup_and_change_number() {
         Some(a.0)
     );
     assert_eq!(
-        store.mailbox(m).message_by_uid(folders::TRASH, first.imap_uid).unwrap(),
+        store
+            .mailbox(m)
+            .message_by_uid(folders::TRASH, first.imap_uid)
+            .unwrap(),
         None
     );
     let c2 = store.mailbox(m).change_number().unwrap();

@@ -94,6 +94,24 @@ pub const KNOWN_KEYS: &[KeyInfo] = &[
         description: "IMAPS port",
     },
     KeyInfo {
+        name: "imap_cleartext_login_enabled",
+        default: "false",
+        secret: false,
+        description: "allow IMAP LOGIN/AUTHENTICATE without TLS (only for trusted networks and tests)",
+    },
+    KeyInfo {
+        name: "imap_max_connections",
+        default: "200",
+        secret: false,
+        description: "concurrent IMAP connections (plain and IMAPS together)",
+    },
+    KeyInfo {
+        name: "imap_max_message_size",
+        default: "52428800",
+        secret: false,
+        description: "largest literal (APPENDed message) IMAP accepts, in bytes",
+    },
+    KeyInfo {
         name: "mailbox_lmtp_max_message_size",
         default: "52428800",
         secret: false,

@@ -8,11 +8,13 @@
 
 pub mod api;
 pub mod backup;
+pub mod imap_backend;
 pub mod lmtp_backend;
 pub mod restore;
 pub mod run;
 pub mod service;
 pub mod tgz;
+pub mod tls;
 
 pub use run::{ServeOptions, serve};
 pub use service::{Request, Service, ServiceError};

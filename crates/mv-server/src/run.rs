@@ -29,6 +29,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("invalid address in local config: {0}")]
     Addr(String),
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Where to listen; defaults from the local config.
@@ -38,6 +40,12 @@ pub struct ServeOptions {
     pub admin: SocketAddr,
     pub max_message_size: u64,
     pub max_connections: usize,
+    /// IMAP (with STARTTLS) and IMAPS.
+    pub imap: SocketAddr,
+    pub imaps: SocketAddr,
+    pub imap_cleartext_login: bool,
+    pub imap_max_connections: usize,
+    pub imap_max_message_size: u64,
 }
 
 impl ServeOptions {
@@ -54,6 +62,11 @@ impl ServeOptions {
             admin: addr("admin_bind_address", "admin_bind_port")?,
             max_message_size: cfg.get_u64("mailbox_lmtp_max_message_size"),
             max_connections: cfg.get_u64("mailbox_lmtp_max_connections").max(1) as usize,
+            imap: addr("imap_bind_address", "imap_bind_port")?,
+            imaps: addr("imap_bind_address", "imaps_bind_port")?,
+            imap_cleartext_login: cfg.get("imap_cleartext_login_enabled") == Some("true"),
+            imap_max_connections: cfg.get_u64("imap_max_connections").max(1) as usize,
+            imap_max_message_size: cfg.get_u64("imap_max_message_size").max(1),
         })
     }
 }
@@ -72,6 +85,8 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
     }
     let service = Arc::new(service);
     let token = home.admin_token()?;
+    crate::tls::ensure_certificate(home)?;
+    let imap_tls = crate::tls::load(home)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -95,6 +110,13 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
                     key: "admin_bind_port",
                     source,
                 })?;
+        let bind = |addr: SocketAddr, key: &'static str| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind { addr, key, source })
+        };
+        let imap_listener = bind(options.imap, "imap_bind_port").await?;
+        let imaps_listener = bind(options.imaps, "imaps_bind_port").await?;
         let lmtp_cfg = mv_lmtp::LmtpConfig {
             bind: options.lmtp,
             hostname: mv_directory::config::local_server_name(),
@@ -109,6 +131,27 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
             backend,
             wait_for(stop_rx.clone()),
         ));
+        let imap_cfg = mv_imap::ImapConfig {
+            session: mv_imap::SessionConfig {
+                limits: mv_imap::framing::Limits {
+                    max_literal: options.imap_max_message_size,
+                    max_command: options.imap_max_message_size + 64 * 1024,
+                    ..Default::default()
+                },
+                cleartext_login: options.imap_cleartext_login,
+                ..Default::default()
+            },
+            max_connections: options.imap_max_connections,
+            tls: Some(imap_tls),
+            shutdown_grace: Duration::from_secs(10),
+        };
+        let imap = tokio::spawn(mv_imap::serve(
+            imap_listener,
+            Some(imaps_listener),
+            imap_cfg,
+            Arc::new(crate::imap_backend::ImapBackend::new(service.clone())),
+            wait_for(stop_rx.clone()),
+        ));
         let app = api::router(service.clone(), token);
         let admin = tokio::spawn(async move {
             axum::serve(admin_listener, app)
@@ -119,11 +162,16 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
         let terminated = terminated()?;
         println!("lmtp listening on {}", options.lmtp);
         println!("admin api listening on {}", options.admin);
+        println!(
+            "imap listening on {} (imaps on {})",
+            options.imap, options.imaps
+        );
         println!("mailvault ready (pid {})", std::process::id());
         terminated.await;
         tracing::info!("shutting down: finishing in-flight deliveries");
         let _ = stop_tx.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(40), lmtp).await;
+        let _ = tokio::time::timeout(Duration::from_secs(15), imap).await;
         let _ = tokio::time::timeout(Duration::from_secs(10), admin).await;
         Ok::<(), ServeError>(())
     })?;

@@ -177,6 +177,43 @@ impl Mailbox {
         })
     }
 
+    /// The mailbox's change number: it moves with every applied change, so a
+    /// protocol session polls it to notice other sessions' writes.
+    pub fn change_number(&self) -> Result<u64, StoreError> {
+        self.read(|c| {
+            Ok(c.query_row("SELECT applied_change FROM meta", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()?
+            .unwrap_or(0) as u64)
+        })
+    }
+
+    /// A folder's messages in IMAP UID order (the IMAP sequence order).
+    pub fn messages_by_uid(&self, folder: u32) -> Result<Vec<Item>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {ITEM_COLUMNS} FROM item WHERE folder_id = ?1 AND type = ?2 ORDER BY imap_uid"
+            ))?;
+            let rows = st.query_map(params![folder, TYPE_MESSAGE], item_from_row)?;
+            rows.collect()
+        })
+    }
+
+    /// The message with IMAP UID `uid` in a folder.
+    pub fn message_by_uid(&self, folder: u32, uid: u32) -> Result<Option<Item>, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                &format!(
+                    "SELECT {ITEM_COLUMNS} FROM item WHERE folder_id = ?1 AND imap_uid = ?2 AND type = ?3"
+                ),
+                params![folder, uid, TYPE_MESSAGE],
+                item_from_row,
+            )
+            .optional()
+        })
+    }
+
     /// Tombstones recorded after `since` (IMAP QRESYNC / sync clients).
     pub fn tombstones_since(&self, since: u64) -> Result<Vec<Tombstone>, StoreError> {
         self.read(|c| {

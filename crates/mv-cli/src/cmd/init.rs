@@ -16,6 +16,8 @@ pub fn run(home: &Home, args: Args) -> anyhow::Result<ExitCode> {
     // Opening the store creates the redo log and the volumes.
     let store = mv_store::Store::open(home, mv_store::StoreOptions::for_home(home))?;
     drop(store);
+    // The IMAP server's self-signed certificate (conf/imap.crt, conf/imap.key).
+    mv_server::tls::ensure_certificate(home)?;
     if args.json {
         println!(
             "{}",

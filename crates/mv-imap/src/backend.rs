@@ -1,0 +1,194 @@
+//! The storage side, as the IMAP layer sees it. Synchronous on purpose (the store
+//! is); the session calls it through `tokio::task::spawn_blocking`.
+
+/// System flags as bits (the store's own encoding is the backend's business).
+pub mod flags {
+    pub const SEEN: u32 = 1;
+    pub const ANSWERED: u32 = 2;
+    pub const FLAGGED: u32 = 4;
+    pub const DELETED: u32 = 8;
+    pub const DRAFT: u32 = 16;
+    pub const ALL: u32 = SEEN | ANSWERED | FLAGGED | DELETED | DRAFT;
+}
+
+/// A logged-in user, as the backend identifies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: u64,
+    pub name: String,
+}
+
+/// The backend's answer to LOGIN / AUTHENTICATE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginResult {
+    Ok(Account),
+    /// Unknown user, wrong password, locked or closed account: one answer for
+    /// all, so a client cannot probe which accounts exist.
+    Refused,
+    /// The account is in maintenance (restore, move): NO [UNAVAILABLE].
+    Unavailable(String),
+}
+
+/// RFC 6154 special use of a mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecialUse {
+    Sent,
+    Drafts,
+    Junk,
+    Trash,
+}
+
+impl SpecialUse {
+    pub fn attribute(self) -> &'static str {
+        match self {
+            SpecialUse::Sent => "\\Sent",
+            SpecialUse::Drafts => "\\Drafts",
+            SpecialUse::Junk => "\\Junk",
+            SpecialUse::Trash => "\\Trash",
+        }
+    }
+}
+
+/// One mailbox of the account, named with `/` as the hierarchy delimiter in
+/// UTF-8 (`INBOX`, `Sent`, `Projects/2026`); the session does modified UTF-7.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxEntry {
+    pub id: u32,
+    pub name: String,
+    pub special_use: Option<SpecialUse>,
+    pub has_children: bool,
+}
+
+/// One message as a mailbox listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageMeta {
+    pub uid: u32,
+    /// [`flags`] bits.
+    pub flags: u32,
+    pub keywords: Vec<String>,
+    pub modseq: u64,
+    pub size: u64,
+    pub internal_date_ms: i64,
+}
+
+/// A mailbox's state at one moment, messages in UID order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    pub highest_modseq: u64,
+    pub messages: Vec<MessageMeta>,
+    /// Keywords defined in the account (for FLAGS / PERMANENTFLAGS).
+    pub keywords: Vec<String>,
+}
+
+/// How STORE changes flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    Add,
+    Remove,
+    Replace,
+}
+
+/// Why a backend call failed; each kind has its response code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// [NONEXISTENT]
+    NotFound,
+    /// [ALREADYEXISTS]
+    Exists,
+    /// [CANNOT]: the request is valid IMAP but the store refuses it.
+    Cannot,
+    /// [OVERQUOTA]
+    OverQuota,
+    /// [UNAVAILABLE]: try again later.
+    Unavailable,
+    /// [SERVERBUG]
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct BackendError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl BackendError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> BackendError {
+        BackendError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+pub type BResult<T> = Result<T, BackendError>;
+
+/// Result of COPY / MOVE: source UIDs and the UIDs they got, pairwise (UIDPLUS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyResult {
+    pub uid_validity: u32,
+    pub pairs: Vec<(u32, u32)>,
+}
+
+/// Mail storage behind the IMAP server. Every mutation must be durable when it returns.
+pub trait Backend: Send + Sync + 'static {
+    fn login(&self, user: &str, password: &str) -> LoginResult;
+
+    /// A number that changes whenever anything in the account changes (cheap:
+    /// sessions poll it to notice other sessions' changes).
+    fn change_marker(&self, account: &Account) -> BResult<u64>;
+
+    fn mailboxes(&self, account: &Account) -> BResult<Vec<MailboxEntry>>;
+    fn snapshot(&self, account: &Account, mailbox: u32) -> BResult<Snapshot>;
+    /// The raw RFC 5322 bytes of one message.
+    fn message(&self, account: &Account, mailbox: u32, uid: u32) -> BResult<Vec<u8>>;
+
+    fn create(&self, account: &Account, name: &str) -> BResult<()>;
+    fn delete(&self, account: &Account, name: &str) -> BResult<()>;
+    fn rename(&self, account: &Account, from: &str, to: &str) -> BResult<()>;
+
+    /// Returns (UIDVALIDITY, UID) of the new message.
+    fn append(
+        &self,
+        account: &Account,
+        mailbox: u32,
+        raw: &[u8],
+        flags: u32,
+        keywords: &[String],
+        internal_date_ms: Option<i64>,
+    ) -> BResult<(u32, u32)>;
+
+    fn store(
+        &self,
+        account: &Account,
+        mailbox: u32,
+        uids: &[u32],
+        op: FlagOp,
+        flags: u32,
+        keywords: &[String],
+    ) -> BResult<()>;
+
+    fn copy(&self, account: &Account, from: u32, uids: &[u32], to: u32) -> BResult<CopyResult>;
+    fn move_messages(
+        &self,
+        account: &Account,
+        from: u32,
+        uids: &[u32],
+        to: u32,
+    ) -> BResult<CopyResult>;
+
+    /// Removes messages flagged \Deleted (only those among `only`, for UID
+    /// EXPUNGE); returns the removed UIDs.
+    fn expunge(&self, account: &Account, mailbox: u32, only: Option<&[u32]>) -> BResult<Vec<u32>>;
+
+    /// UIDs of the mailbox's messages matching every criterion. A backend
+    /// without an index can use [`crate::search::scan`].
+    fn search(
+        &self,
+        account: &Account,
+        mailbox: u32,
+        criteria: &[crate::search::Criterion],
+    ) -> BResult<Vec<u32>>;
+}

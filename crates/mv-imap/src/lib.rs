@@ -1,0 +1,38 @@
+//! IMAP4rev1 (RFC 3501) server for mailvault.
+//!
+//! - [`framing`]: command framing with the limits (line length, literal size),
+//!   sans-io, so it can be fuzzed with the parser.
+//! - [`Session`]: the state machine over one byte stream, commands parsed by
+//!   imap-codec; imap-codec's types stay inside this crate.
+//! - [`Backend`]: the storage side, a synchronous trait; this crate knows no store.
+//! - [`serve`] (feature `server`): the tokio listeners with STARTTLS and IMAPS.
+//!
+//! Extensions: LITERAL+, SASL-IR, AUTH=PLAIN, ID, ENABLE, IDLE, NAMESPACE,
+//! UIDPLUS, MOVE, UNSELECT, SPECIAL-USE, CONDSTORE.
+
+pub mod backend;
+pub mod convert;
+pub mod framing;
+pub mod mime;
+pub mod search;
+#[cfg(feature = "server")]
+mod server;
+#[cfg(feature = "server")]
+pub mod session;
+pub mod utf7;
+pub mod wire;
+
+pub use backend::{
+    Account, BResult, Backend, BackendError, CopyResult, ErrorKind, FlagOp, LoginResult,
+    MailboxEntry, MessageMeta, Snapshot, SpecialUse,
+};
+#[cfg(feature = "server")]
+pub use server::{ImapConfig, serve, tls_config};
+#[cfg(feature = "server")]
+pub use session::SessionConfig;
+
+/// Parses one framed command the way the server does; for the fuzz target.
+pub fn parse_command(bytes: &[u8]) -> bool {
+    use imap_codec::decode::Decoder;
+    imap_codec::CommandCodec::default().decode(bytes).is_ok()
+}

@@ -1,0 +1,221 @@
+//! SEARCH criteria as the backend receives them (sequence numbers already turned
+//! into UIDs by the session), and [`scan`], the evaluation by reading every
+//! message, for backends without an index.
+
+use crate::backend::MessageMeta;
+use crate::mime;
+use chrono::NaiveDate;
+
+/// One RFC 3501 search key. Dates compare in UTC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Criterion {
+    All,
+    /// UID ranges, inclusive.
+    Uids(Vec<(u32, u32)>),
+    /// Messages with all of these flag bits set / clear.
+    FlagsSet(u32),
+    FlagsClear(u32),
+    Keyword(String),
+    Unkeyword(String),
+    /// Internal date.
+    Before(NaiveDate),
+    On(NaiveDate),
+    Since(NaiveDate),
+    /// Date: header.
+    SentBefore(NaiveDate),
+    SentOn(NaiveDate),
+    SentSince(NaiveDate),
+    Larger(u64),
+    Smaller(u64),
+    /// Header field contains (case-insensitive); an empty value matches any
+    /// message that has the field.
+    Header(String, String),
+    Body(String),
+    Text(String),
+    ModSeq(u64),
+    Not(Box<Criterion>),
+    Or(Box<Criterion>, Box<Criterion>),
+    And(Vec<Criterion>),
+}
+
+impl Criterion {
+    /// Whether evaluating it needs the message's bytes.
+    pub fn needs_content(&self) -> bool {
+        match self {
+            Criterion::Header(..)
+            | Criterion::Body(_)
+            | Criterion::Text(_)
+            | Criterion::SentBefore(_)
+            | Criterion::SentOn(_)
+            | Criterion::SentSince(_) => true,
+            Criterion::Not(c) => c.needs_content(),
+            Criterion::Or(a, b) => a.needs_content() || b.needs_content(),
+            Criterion::And(v) => v.iter().any(Criterion::needs_content),
+            _ => false,
+        }
+    }
+}
+
+fn contains_ci(hay: &[u8], needle: &str) -> bool {
+    let n = needle.as_bytes();
+    if n.is_empty() {
+        return true;
+    }
+    let hay_lower = String::from_utf8_lossy(hay).to_lowercase();
+    hay_lower.contains(&needle.to_lowercase())
+}
+
+fn date_of(ms: i64) -> Option<NaiveDate> {
+    chrono::DateTime::from_timestamp_millis(ms).map(|d| d.date_naive())
+}
+
+fn sent_date(raw: &[u8]) -> Option<NaiveDate> {
+    let (header, _) = raw.split_at(header_len(raw));
+    let f = mime::fields(header);
+    let v = mime::field(&f, "date")?;
+    let s = String::from_utf8_lossy(v);
+    chrono::DateTime::parse_from_rfc2822(s.trim())
+        .ok()
+        .map(|d| d.with_timezone(&chrono::Utc).date_naive())
+}
+
+fn header_len(raw: &[u8]) -> usize {
+    let e = mime::parse(raw);
+    e.header.len()
+}
+
+/// Whether one message matches; `raw` is loaded only if a criterion needs it.
+pub fn matches(c: &Criterion, m: &MessageMeta, raw: &mut dyn FnMut() -> Option<Vec<u8>>) -> bool {
+    let mut cache: Option<Option<Vec<u8>>> = None;
+    eval(c, m, &mut |_| {
+        if cache.is_none() {
+            cache = Some(raw());
+        }
+        cache.clone().flatten()
+    })
+}
+
+fn eval(c: &Criterion, m: &MessageMeta, raw: &mut dyn FnMut(()) -> Option<Vec<u8>>) -> bool {
+    match c {
+        Criterion::All => true,
+        Criterion::Uids(r) => r.iter().any(|(a, b)| (*a..=*b).contains(&m.uid)),
+        Criterion::FlagsSet(b) => m.flags & b == *b,
+        Criterion::FlagsClear(b) => m.flags & b == 0,
+        Criterion::Keyword(k) => m.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)),
+        Criterion::Unkeyword(k) => !m.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)),
+        Criterion::Before(d) => date_of(m.internal_date_ms).is_some_and(|x| x < *d),
+        Criterion::On(d) => date_of(m.internal_date_ms).is_some_and(|x| x == *d),
+        Criterion::Since(d) => date_of(m.internal_date_ms).is_some_and(|x| x >= *d),
+        Criterion::SentBefore(d) => raw(()).and_then(|r| sent_date(&r)).is_some_and(|x| x < *d),
+        Criterion::SentOn(d) => raw(()).and_then(|r| sent_date(&r)).is_some_and(|x| x == *d),
+        Criterion::SentSince(d) => raw(()).and_then(|r| sent_date(&r)).is_some_and(|x| x >= *d),
+        Criterion::Larger(n) => m.size > *n,
+        Criterion::Smaller(n) => m.size < *n,
+        Criterion::ModSeq(n) => m.modseq >= *n,
+        Criterion::Header(name, value) => raw(()).is_some_and(|r| {
+            let e = mime::parse(&r);
+            let f = mime::fields(e.header);
+            f.iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .any(|(_, v)| contains_ci(v, value))
+        }),
+        Criterion::Body(s) => raw(()).is_some_and(|r| {
+            let e = mime::parse(&r);
+            contains_ci(e.body, s)
+        }),
+        Criterion::Text(s) => raw(()).is_some_and(|r| contains_ci(&r, s)),
+        Criterion::Not(c) => !eval(c, m, raw),
+        Criterion::Or(a, b) => eval(a, m, raw) || eval(b, m, raw),
+        Criterion::And(v) => v.iter().all(|c| eval(c, m, raw)),
+    }
+}
+
+/// Evaluates criteria (ANDed) over messages, loading each message's bytes
+/// through `load` only when a criterion needs them.
+pub fn scan(
+    criteria: &[Criterion],
+    messages: &[MessageMeta],
+    mut load: impl FnMut(u32) -> Option<Vec<u8>>,
+) -> Vec<u32> {
+    let all = Criterion::And(criteria.to_vec());
+    messages
+        .iter()
+        .filter(|m| matches(&all, m, &mut || load(m.uid)))
+        .map(|m| m.uid)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::flags;
+
+    #[test]
+    fn scan_evaluates_keys() {
+        let msgs = vec![
+            MessageMeta {
+                uid: 1,
+                flags: flags::SEEN,
+                keywords: vec!["work".into()],
+                modseq: 5,
+                size: 100,
+                internal_date_ms: 0,
+            },
+            MessageMeta {
+                uid: 2,
+                flags: 0,
+                keywords: vec![],
+                modseq: 9,
+                size: 5000,
+                internal_date_ms: 86_400_000 * 2,
+            },
+        ];
+        let raw = |uid: u32| {
+            Some(format!("Subject: msg {uid}\r\nDate: Thu, 1 Jan 1970 00:00:00 +0000\r\n\r\nbody text {uid}\r\n").into_bytes())
+        };
+        assert_eq!(
+            scan(&[Criterion::FlagsClear(flags::SEEN)], &msgs, raw),
+            vec![2]
+        );
+        assert_eq!(
+            scan(&[Criterion::Keyword("WORK".into())], &msgs, raw),
+            vec![1]
+        );
+        assert_eq!(
+            scan(&[Criterion::Body("TEXT 2".into())], &msgs, raw),
+            vec![2]
+        );
+        assert_eq!(
+            scan(
+                &[Criterion::Header("subject".into(), "msg 1".into())],
+                &msgs,
+                raw
+            ),
+            vec![1]
+        );
+        assert_eq!(scan(&[Criterion::Larger(1000)], &msgs, raw), vec![2]);
+        assert_eq!(
+            scan(
+                &[Criterion::Or(
+                    Box::new(Criterion::Uids(vec![(1, 1)])),
+                    Box::new(Criterion::ModSeq(9))
+                )],
+                &msgs,
+                raw
+            ),
+            vec![1, 2]
+        );
+        let d = NaiveDate::from_ymd_opt(1970, 1, 2).unwrap();
+        assert_eq!(scan(&[Criterion::Since(d)], &msgs, raw), vec![2]);
+        assert_eq!(
+            scan(
+                &[Criterion::SentOn(
+                    NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()
+                )],
+                &msgs,
+                raw
+            ),
+            vec![1, 2]
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! The tokio front end: plain (with STARTTLS) and implicit-TLS listeners, the
+//! connection limit, and graceful shutdown.
+
+use crate::backend::Backend;
+use crate::session::{Ending, Session, SessionConfig};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+#[derive(Clone)]
+pub struct ImapConfig {
+    pub session: SessionConfig,
+    /// Concurrent connections over both listeners; one more gets `* BYE` and is closed.
+    pub max_connections: usize,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// How long shutdown waits for sessions to say BYE.
+    pub shutdown_grace: Duration,
+}
+
+/// Serves IMAP on `plain` (STARTTLS when TLS is configured) and on `tls`
+/// (implicit TLS) until `shutdown` completes.
+pub async fn serve<B: Backend>(
+    plain: TcpListener,
+    tls: Option<TcpListener>,
+    cfg: ImapConfig,
+    backend: Arc<B>,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let mut session_cfg = cfg.session.clone();
+    session_cfg.starttls = cfg.tls.is_some();
+    let session_cfg = Arc::new(session_cfg);
+    let acceptor = cfg.tls.clone().map(TlsAcceptor::from);
+    let slots = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => break,
+            r = plain.accept() => r.map(|(s, _)| (s, false)),
+            r = async {
+                match &tls {
+                    Some(l) => l.accept().await,
+                    None => std::future::pending().await,
+                }
+            } => r.map(|(s, _)| (s, true)),
+        };
+        let (mut stream, implicit_tls) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("imap accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tasks.spawn(async move {
+                let _ = stream
+                    .write_all(b"* BYE too many connections, try again later\r\n")
+                    .await;
+            });
+            continue;
+        };
+        let (backend, session_cfg, acceptor, stop) = (
+            backend.clone(),
+            session_cfg.clone(),
+            acceptor.clone(),
+            stop_rx.clone(),
+        );
+        tasks.spawn(async move {
+            let _permit = permit;
+            if let Err(e) =
+                connection(stream, implicit_tls, acceptor, backend, session_cfg, stop).await
+            {
+                tracing::debug!("imap connection ended: {e}");
+            }
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(cfg.shutdown_grace, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    tasks.abort_all();
+}
+
+async fn connection<B: Backend>(
+    mut stream: TcpStream,
+    implicit_tls: bool,
+    acceptor: Option<TlsAcceptor>,
+    backend: Arc<B>,
+    cfg: Arc<SessionConfig>,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    if implicit_tls {
+        let acceptor = acceptor.expect("a TLS listener exists only with a TLS configuration");
+        let mut tls = handshake(&acceptor, stream).await?;
+        Session::new(backend, cfg, true, stop)
+            .run(&mut tls, true)
+            .await?;
+        return Ok(());
+    }
+    let mut session = Session::new(backend.clone(), cfg.clone(), false, stop.clone());
+    match session.run(&mut stream, true).await? {
+        Ending::Closed => Ok(()),
+        Ending::StartTls => {
+            // Bytes the client sent after STARTTLS were dropped with the old
+            // session (RFC 3501 §6.2.1: no command injection across the switch).
+            let acceptor = acceptor.expect("STARTTLS is offered only with a TLS configuration");
+            let mut tls = handshake(&acceptor, stream).await?;
+            Session::new(backend, cfg, true, stop)
+                .run(&mut tls, false)
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+async fn handshake(
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out"))?
+}
+
+/// A TLS server configuration from PEM files (certificate chain, private key).
+pub fn tls_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<rustls::ServerConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("unreadable certificate: {e}"))?;
+    if certs.is_empty() {
+        return Err("no certificate in the certificate file".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| format!("unreadable private key: {e}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("certificate and key do not fit: {e}"))?;
+    Ok(Arc::new(cfg))
+}

@@ -55,6 +55,12 @@ enum Command {
     Playredo(cmd::restore::PlayRedoArgs),
     /// Restore accounts from backups (zmrestore).
     Restore(cmd::restore::RestoreArgs),
+    /// Show or change the backup schedule the server runs (zmschedulebackup).
+    Schedule(cmd::schedule::Args),
+    /// Disk usage against the alert thresholds, and its trend (zmdisklog).
+    Disk(cmd::disk::Args),
+    /// Health checklist: server, redo log, backups against the schedule, space (exit 1 on failure).
+    Check(cmd::check::Args),
 }
 
 fn main() -> ExitCode {
@@ -105,6 +111,9 @@ fn main() -> ExitCode {
         Command::Backupabort(a) => cmd::backup::abort(&home, a),
         Command::Playredo(a) => cmd::restore::playredo(&home, a),
         Command::Restore(a) => cmd::restore::restore(&home, a),
+        Command::Schedule(a) => cmd::schedule::run(&home, a),
+        Command::Disk(a) => cmd::disk::run(&home, a),
+        Command::Check(a) => cmd::check::run(&home, a),
     };
     match result {
         Ok(code) => code,

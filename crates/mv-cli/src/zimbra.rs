@@ -15,6 +15,8 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("zmbackupabort", "backupabort"),
     ("zmplayredo", "playredo"),
     ("zmrestore", "restore"),
+    ("zmschedulebackup", "schedule"),
+    ("zmdisklog", "disk"),
 ];
 
 /// The subcommand a program name stands for, if it is a Zimbra tool name.

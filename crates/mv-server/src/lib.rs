@@ -8,9 +8,14 @@
 
 pub mod api;
 pub mod backup;
+pub mod check;
+pub mod diskmon;
 pub mod lmtp_backend;
+pub mod ops;
+pub mod report;
 pub mod restore;
 pub mod run;
+pub mod schedule;
 pub mod service;
 pub mod tgz;
 

@@ -76,10 +76,17 @@ pub fn run(home: &Home, args: Args) -> anyhow::Result<ExitCode> {
     if !args.entries.is_empty() && !(args.replace || args.append) {
         return usage("schedule entries go with -R (replace) or -A (append)");
     }
-    if (args.replace || args.append)
-        && let Err(e) = schedule::parse_args(&args.entries)
-    {
-        return usage(e);
+    if args.replace || args.append {
+        match schedule::parse_args(&args.entries) {
+            Err(e) => return usage(e),
+            Ok(e) if e.is_empty() => {
+                return usage(format!(
+                    "-{} needs schedule entries, e.g. f \"0 1 * * 6\" i \"0 1 * * 0-5\" d 1m \"0 0 * * *\"",
+                    if args.replace { "R" } else { "A" }
+                ));
+            }
+            Ok(_) => {}
+        }
     }
     let mut options = Vec::new();
     if args.zip {

@@ -171,7 +171,7 @@ pub fn usage(paths: &[(String, PathBuf)], t: &Thresholds) -> Vec<FsUsage> {
         } else {
             (used * 100).div_ceil(denom)
         };
-        let excluded = t.excludes.iter().any(|e| *e == mount);
+        let excluded = t.excludes.contains(&mount);
         out.push(FsUsage {
             level: if excluded {
                 Level::Ok

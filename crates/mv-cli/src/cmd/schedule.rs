@@ -73,7 +73,7 @@ pub fn run(home: &Home, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         "query"
     };
-    if !args.entries.is_empty() && !(args.replace || args.append) {
+    if !(args.entries.is_empty() || args.replace || args.append) {
         return usage("schedule entries go with -R (replace) or -A (append)");
     }
     if args.replace || args.append {

@@ -419,3 +419,31 @@ pub fn format_text(r: &CheckReport) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(h: u32, m: u32) -> UtcMillis {
+        let t = chrono::Local
+            .with_ymd_and_hms(2026, 11, 26, h, m, 0)
+            .single()
+            .unwrap();
+        UtcMillis(t.timestamp_millis())
+    }
+
+    #[test]
+    fn a_run_is_due_after_its_grace() {
+        let daily = schedule::parse_cron("0 1 * * *").unwrap();
+        // 01:30: today's 01:00 run may still be running; yesterday's must be done.
+        assert_eq!(
+            due_at(&daily, at(1, 30)).unwrap().0,
+            at(1, 0).0 - 86_400_000
+        );
+        // 02:00: an hour of grace is over.
+        assert_eq!(due_at(&daily, at(2, 0)).unwrap(), at(1, 0));
+        assert_eq!(human_age(90_061_000), "1d 1h");
+        assert_eq!(human_age(61_000), "1m 1s");
+    }
+}

@@ -466,3 +466,49 @@ pub fn spawn(
             }
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(date: &str, used: u64, avail: u64) -> DayRow {
+        DayRow {
+            date: date.into(),
+            mount: "/srv".into(),
+            total_bytes: used + avail,
+            used_bytes: used,
+            available_bytes: avail,
+            use_percent: used * 100 / (used + avail),
+        }
+    }
+
+    #[test]
+    fn trend_is_growth_per_day_and_days_until_full() {
+        let rows = [row("2026-11-01", 1000, 9000), row("2026-11-11", 2000, 8000)];
+        let t = &trends(&rows)[0];
+        assert_eq!(t.days, 2);
+        assert_eq!(t.bytes_per_day, 100);
+        assert_eq!(t.days_until_full, Some(80));
+        let shrinking = [row("2026-11-01", 2000, 8000), row("2026-11-03", 1000, 9000)];
+        assert_eq!(trends(&shrinking)[0].days_until_full, None);
+    }
+
+    #[test]
+    fn levels_from_thresholds() {
+        let t = Thresholds {
+            warn: 85,
+            critical: 95,
+            excludes: vec![],
+            interval_secs: 600,
+        };
+        assert_eq!(t.level(84), Level::Ok);
+        assert_eq!(t.level(85), Level::Warning);
+        assert_eq!(t.level(95), Level::Critical);
+        let table = vec![
+            (PathBuf::from("/"), "/dev/root".to_string()),
+            (PathBuf::from("/srv"), "tmpfs".to_string()),
+        ];
+        assert_eq!(mount_of(Path::new("/srv/x/y"), &table).1, "tmpfs");
+        assert_eq!(mount_of(Path::new("/srvx"), &table).1, "/dev/root");
+    }
+}

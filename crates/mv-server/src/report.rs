@@ -531,6 +531,9 @@ fn send(cfg: &ReportConfig, q: &Queued) -> Result<(), String> {
     let message = b.body(q.body.clone()).map_err(|e| e.to_string())?;
     let transport = lettre::SmtpTransport::builder_dangerous(cfg.smtp_host.clone())
         .port(cfg.smtp_port)
+        .hello_name(lettre::transport::smtp::extension::ClientId::Domain(
+            cfg.server.clone(),
+        ))
         .timeout(Some(Duration::from_secs(20)))
         .build();
     transport

@@ -333,6 +333,11 @@ pub fn execute(service: &Service, r: &ScheduleRequest) -> Result<Value, ServiceE
         "flush" => (Some(Vec::new()), Some("Schedule flushed")),
         "default" => {
             let mut e = default_entries(&mode);
+            if r.options.iter().any(|o| o == "-a" || o == "--account") {
+                for x in e.iter_mut().filter(|x| x.kind == EntryKind::Full) {
+                    x.options.clear();
+                }
+            }
             apply_common(&mut e, &r.options, false);
             (Some(e), Some("Default schedule set"))
         }
@@ -564,7 +569,7 @@ fn run(service: Arc<Service>, stop: Arc<AtomicBool>) {
                 due: Some(next),
                 missed,
             };
-            fire(&service, entry, note);
+            fire(&service, entry, note, &stop);
         }
         if changed {
             save_state(&service, &state);
@@ -576,7 +581,7 @@ fn run(service: Arc<Service>, stop: Arc<AtomicBool>) {
 
 /// Submits an entry's request on its own thread, so a run waiting for the target
 /// lock never delays the other entries.
-fn fire(service: &Arc<Service>, entry: &Entry, note: Note) {
+fn fire(service: &Arc<Service>, entry: &Entry, note: Note, stop: &Arc<AtomicBool>) {
     let req = match entry.request() {
         Ok(r) => r,
         Err(e) => {
@@ -585,9 +590,14 @@ fn fire(service: &Arc<Service>, entry: &Entry, note: Note) {
         }
     };
     let service = service.clone();
+    let stop = stop.clone();
     let spawned = std::thread::Builder::new()
         .name("scheduled run".into())
         .spawn(move || match req {
+            // Shutting down: the backups still running are being aborted; start none.
+            _ if stop.load(Ordering::Relaxed) => {
+                tracing::warn!("server stopping: scheduled run not started");
+            }
             crate::Request::Backup(r) => {
                 if let Err(e) = crate::backup::start_async_noted(service.clone(), &r, note.clone())
                 {

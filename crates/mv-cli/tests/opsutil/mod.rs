@@ -210,3 +210,15 @@ pub fn with_server<T>(env: &Env, f: impl FnOnce() -> T) -> T {
 pub fn mailvault(env: &Env, args: &[&str]) -> Out {
     env.run(Path::new(BIN), args)
 }
+
+/// Keeps the disk monitor quiet about the real disk (its fill level is not the
+/// test's business): no percentage reaches 101.
+pub fn quiet_disk_monitor(env: &Env) {
+    lc(
+        env,
+        &[
+            "zmdisklog_warn_threshold=101",
+            "zmdisklog_critical_threshold=101",
+        ],
+    );
+}

@@ -217,7 +217,7 @@ fn server_runs_the_schedule_reports_by_email_catches_up_and_check_follows() {
         );
         assert!(
             o.stdout
-                .contains("\tfull backups: FAILED (1 accounts overdue: a@d.test (never, due "),
+                .contains("\tfull backups: FAILED (1 account overdue: a@d.test (never, due "),
             "{}",
             o.stdout
         );
@@ -271,7 +271,7 @@ fn server_runs_the_schedule_reports_by_email_catches_up_and_check_follows() {
         let o = mailvault(&env, &["check"]);
         assert_eq!(o.code, 0, "{}", o.stdout);
         assert!(
-            o.stdout.contains("\tfull backups: OK (1 accounts, oldest "),
+            o.stdout.contains("\tfull backups: OK (1 account, oldest "),
             "{}",
             o.stdout
         );

@@ -31,6 +31,11 @@ fn item(name: &str, ok: bool, detail: impl Into<String>) -> CheckItem {
     }
 }
 
+/// `1 account`, `3 accounts`.
+fn accounts_n(n: usize) -> String {
+    format!("{n} account{}", if n == 1 { "" } else { "s" })
+}
+
 /// `3d 4h`, `12m 5s`: an age for people.
 pub fn human_age(ms: i64) -> String {
     let s = (ms.max(0) / 1000) as u64;
@@ -207,10 +212,12 @@ pub fn run(service: &Service) -> CheckReport {
                         &name,
                         true,
                         match oldest {
-                            Some(o) => {
-                                format!("{} accounts, oldest {} ago", accounts.len(), human_age(o))
-                            }
-                            None => format!("{} accounts", accounts.len()),
+                            Some(o) => format!(
+                                "{}, oldest {} ago",
+                                accounts_n(accounts.len()),
+                                human_age(o)
+                            ),
+                            None => accounts_n(accounts.len()),
                         },
                     )
                 } else {
@@ -220,7 +227,8 @@ pub fn run(service: &Service) -> CheckReport {
                         &name,
                         false,
                         format!(
-                            "{n} accounts overdue: {}{}",
+                            "{} overdue: {}{}",
+                            accounts_n(n),
                             overdue.join(", "),
                             if n > 5 { ", ..." } else { "" }
                         ),
@@ -379,7 +387,13 @@ pub fn run(service: &Service) -> CheckReport {
             "disk usage",
             true,
             fs.iter()
-                .map(|u| format!("{} {}%", u.mount, u.use_percent))
+                .map(|u| match u.level {
+                    crate::diskmon::Level::Warning => format!(
+                        "{} {}%, above zmdisklog_warn_threshold {}%",
+                        u.mount, u.use_percent, t.warn
+                    ),
+                    _ => format!("{} {}%", u.mount, u.use_percent),
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
         )

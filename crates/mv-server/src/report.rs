@@ -552,7 +552,12 @@ pub fn spawn_outbox(
         .spawn(move || {
             let home = service.store().home().clone();
             while !stop.load(Ordering::Relaxed) {
-                if outbox_dir(&home).is_dir() {
+                // The settings are read only when something waits to be sent.
+                let waiting = std::fs::read_dir(outbox_dir(&home)).is_ok_and(|d| {
+                    d.flatten()
+                        .any(|e| e.path().extension().is_some_and(|x| x == "json"))
+                });
+                if waiting {
                     match ReportConfig::of(&service) {
                         Ok(cfg) => {
                             flush_outbox(&home, &cfg, base_backoff(&home));

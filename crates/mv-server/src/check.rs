@@ -329,7 +329,11 @@ pub fn run(service: &Service) -> CheckReport {
         item(
             "last runs",
             true,
-            format!("the last {} runs succeeded", runs.len()),
+            if runs.len() == 1 {
+                "the last run succeeded".to_string()
+            } else {
+                format!("the last {} runs succeeded", runs.len())
+            },
         )
     } else {
         item(

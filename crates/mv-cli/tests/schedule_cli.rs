@@ -331,7 +331,42 @@ fn server_runs_the_schedule_reports_by_email_catches_up_and_check_follows() {
         assert!(log.contains("missed its run at"), "{log}");
         let rs = reports(&env, 20);
         assert!(rs.iter().any(|r| r["note"]["missed"] == true));
+
+        // A scheduled run that cannot start is reported as a FAIL, and check says so.
+        env.ok("zmprov", &["mcf", "zimbraBackupMinFreeSpace", "100%"]);
+        env.ok("zmschedulebackup", &["-R", "f", "*/2 * * * * *"]);
+        let mails = smtp.wait_for("a FAIL report", 15, |m| {
+            backup_mails(m)
+                .iter()
+                .any(|m| m.subject == "ZCS Backup Report: FAIL")
+        });
+        let fail = backup_mails(&mails)
+            .into_iter()
+            .find(|m| m.subject == "ZCS Backup Report: FAIL")
+            .unwrap()
+            .clone();
+        assert!(
+            fail.body
+                .contains("Error: Backup cannot start because free space is less than 100%"),
+            "{}",
+            fail.body
+        );
         env.ok("zmschedulebackup", &["-F"]);
+        let o = mailvault(&env, &["check"]);
+        assert_eq!(o.code, 1, "{}", o.stdout);
+        assert!(
+            o.stdout
+                .contains("\tlast runs: FAILED (1 of the last 5 runs failed: backup "),
+            "{}",
+            o.stdout
+        );
+        assert!(
+            o.stdout.contains(
+                "\tfree space: FAILED (Backup cannot start because free space is less than 100%"
+            ),
+            "{}",
+            o.stdout
+        );
     });
 }
 
@@ -356,16 +391,26 @@ fn a_failed_report_email_waits_in_the_outbox_and_is_retried() {
     assert_eq!(pending.len(), 1, "{v}");
     assert_eq!(pending[0]["attempts"], 1);
     assert!(pending[0]["last_error"].as_str().is_some(), "{v}");
+    // A delete from the CLI is reported too.
+    env.ok("zmbackup", &["-del", "1m"]);
     let text = mailvault(&env, &["backup", "report"]).stdout;
-    assert!(text.contains("Outbox: 1 waiting, 0 given up"), "{text}");
+    assert!(
+        text.starts_with("Subject: ZCS Backup Report: SUCCESS\n"),
+        "{text}"
+    );
+    assert!(text.contains("\nOperation: delete (-del 1m)\n"), "{text}");
+    assert!(text.contains("Outbox: 2 waiting, 0 given up"), "{text}");
 
     // The relay comes up; the server (another process) sends the queued report.
     let smtp = Smtp::start(&env.root.join("maildir"), port);
     with_server(&env, || {
-        let mails = smtp.wait_for("the retried report", 15, |m| {
+        let mails = smtp.wait_for("the retried reports", 15, |m| {
             backup_mails(m).iter().any(|m| m.body.contains(&label))
+                && backup_mails(m)
+                    .iter()
+                    .any(|m| m.body.contains("Operation: delete (-del 1m)"))
         });
-        assert_eq!(backup_mails(&mails).len(), 1);
+        assert_eq!(backup_mails(&mails).len(), 2);
         let v: Value =
             serde_json::from_str(&mailvault(&env, &["backup", "report", "--json"]).stdout).unwrap();
         assert_eq!(v["outbox"]["pending"].as_array().unwrap().len(), 0, "{v}");

@@ -519,15 +519,25 @@ fn run(service: Arc<Service>, stop: Arc<AtomicBool>) {
     let mut state = load_state(&service);
     let mut starting = true;
     let mut reported_invalid: Vec<String> = Vec::new();
+    let mut loaded: Option<(std::time::Instant, Vec<Entry>, Vec<String>)> = None;
     while !stop.load(Ordering::Relaxed) {
         let now = UtcMillis::now();
-        let (entries, invalid) = match current(&service) {
-            Ok(x) => x,
-            Err(e) => {
+        // The schedule is re-read once a second (a change by zmschedulebackup
+        // applies within that); due times are compared every tick.
+        if loaded
+            .as_ref()
+            .is_none_or(|(at, _, _)| at.elapsed() >= Duration::from_secs(1))
+        {
+            let (e, i) = current(&service).unwrap_or_else(|e| {
                 tracing::error!("cannot read the backup schedule: {e}");
                 (Vec::new(), Vec::new())
-            }
+            });
+            loaded = Some((std::time::Instant::now(), e, i));
+        }
+        let Some((_, entries, invalid)) = &loaded else {
+            continue;
         };
+        let invalid = invalid.clone();
         if invalid != reported_invalid {
             for i in &invalid {
                 tracing::error!("skipping invalid schedule entry {i}");

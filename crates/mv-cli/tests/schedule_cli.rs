@@ -256,7 +256,7 @@ fn server_runs_the_schedule_reports_by_email_catches_up_and_check_follows() {
         // The same report under log/ and as JSON.
         let r = &reports(&env, 1)[0];
         assert_eq!(r["subject"], "ZCS Backup Report: SUCCESS");
-        assert_eq!(r["email"], "queued");
+        assert_eq!(r["email"], "sent");
         assert_eq!(r["detail"]["sessions"][0]["label"], label.as_str());
         let id = r["id"].as_str().unwrap();
         assert!(env.home.join(format!("log/reports/{id}.txt")).is_file());
@@ -386,7 +386,11 @@ fn a_failed_report_email_waits_in_the_outbox_and_is_retried() {
     let label = o.stdout.trim().to_string();
     let v: Value =
         serde_json::from_str(&mailvault(&env, &["backup", "report", "--json"]).stdout).unwrap();
-    assert_eq!(v["reports"][0]["email"], "queued");
+    let email = v["reports"][0]["email"].as_str().unwrap();
+    assert!(
+        email.starts_with("queued (1 tries, last error: "),
+        "{email}"
+    );
     let pending = v["outbox"]["pending"].as_array().unwrap();
     assert_eq!(pending.len(), 1, "{v}");
     assert_eq!(pending[0]["attempts"], 1);
@@ -414,5 +418,6 @@ fn a_failed_report_email_waits_in_the_outbox_and_is_retried() {
         let v: Value =
             serde_json::from_str(&mailvault(&env, &["backup", "report", "--json"]).stdout).unwrap();
         assert_eq!(v["outbox"]["pending"].as_array().unwrap().len(), 0, "{v}");
+        assert_eq!(v["reports"][0]["email"], "sent", "{v}");
     });
 }

@@ -10,7 +10,7 @@ pub fn execute(service: &Service, req: Request) -> Result<Value, ServiceError> {
         Request::BackupReports { limit } => {
             let home = service.store().home();
             json!({
-                "reports": crate::report::list(home, limit.unwrap_or(10)),
+                "reports": crate::report::list_with_delivery(home, limit.unwrap_or(10)),
                 "outbox": crate::report::outbox_status(home),
                 "email": crate::report::ReportConfig::of(service)?,
             })

@@ -340,6 +340,35 @@ pub fn backup_failed(service: &Service, note: &Note, error: &str) {
     backup_finished(service, note, Err(error));
 }
 
+/// The newest reports first (at most `limit`), each with the current state of
+/// its email: `queued` becomes `sent` once the message left the outbox, or says
+/// how the tries are going.
+pub fn list_with_delivery(home: &Home, limit: usize) -> Vec<RunReport> {
+    let outbox = outbox_status(home);
+    let mut reports = list(home, limit);
+    for r in reports.iter_mut().filter(|r| r.email == "queued") {
+        let tries = |q: &Queued| {
+            format!(
+                "{} tries, last error: {}",
+                q.attempts,
+                q.last_error.clone().unwrap_or_default()
+            )
+        };
+        r.email = if let Some(q) = outbox.pending.iter().find(|q| q.id == r.id) {
+            if q.attempts == 0 {
+                "queued".into()
+            } else {
+                format!("queued ({})", tries(q))
+            }
+        } else if let Some(q) = outbox.failed.iter().find(|q| q.id == r.id) {
+            format!("not sent: gave up after {}", tries(q))
+        } else {
+            "sent".into()
+        };
+    }
+    reports
+}
+
 /// The newest reports first (at most `limit`).
 pub fn list(home: &Home, limit: usize) -> Vec<RunReport> {
     let dir = reports_dir(home);

@@ -581,6 +581,8 @@ fn run(service: Arc<Service>, stop: Arc<AtomicBool>) {
             };
             fire(&service, entry, note, &stop);
         }
+        // Saved after firing: a crash in between repeats the run at the next
+        // start (as missed) instead of losing it; a backup too many is harmless.
         if changed {
             save_state(&service, &state);
         }
@@ -609,10 +611,12 @@ fn fire(service: &Arc<Service>, entry: &Entry, note: Note, stop: &Arc<AtomicBool
                 tracing::warn!("server stopping: scheduled run not started");
             }
             crate::Request::Backup(r) => {
-                if let Err(e) = crate::backup::start_async_noted(service.clone(), &r, note.clone())
-                {
-                    tracing::error!("scheduled backup did not start: {e}");
-                    crate::report::backup_failed(&service, &note, &e.to_string());
+                match crate::backup::start_async_noted(service.clone(), &r, note.clone()) {
+                    Ok(v) => tracing::info!("scheduled backup started: {}", v["labels"]),
+                    Err(e) => {
+                        tracing::error!("scheduled backup did not start: {e}");
+                        crate::report::backup_failed(&service, &note, &e.to_string());
+                    }
                 }
             }
             crate::Request::BackupDelete(d) => {

@@ -603,3 +603,81 @@ pub fn spawn_outbox(
             }
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mv_backup::session::{SessionError, SessionStats};
+    use mv_backup::{Label, SessionKind, SessionReport, SessionStatus};
+
+    fn cfg() -> ReportConfig {
+        ReportConfig {
+            server: "mail.example.com".into(),
+            subject_prefix: "ZCS Backup Report".into(),
+            sender: "backup@example.com".into(),
+            recipients: vec!["admin@example.com".into()],
+            smtp_host: "localhost".into(),
+            smtp_port: 25,
+        }
+    }
+
+    #[test]
+    fn backup_report_layout_and_error_limit() {
+        let errors: Vec<SessionError> = (0..12)
+            .map(|i| SessionError {
+                account: Some(format!("u{i}@example.com")),
+                message: "mailbox database unreadable".into(),
+            })
+            .collect();
+        let report = BackupReport {
+            target: "/backup".into(),
+            sessions: vec![SessionReport {
+                label: Label::parse("full-20261126.010000.000").unwrap(),
+                kind: SessionKind::Full,
+                status: SessionStatus::CompletedWithErrors,
+                status_text: "completed (with errors)".into(),
+                started: UtcMillis(1_795_654_800_000),
+                ended: UtcMillis(1_795_654_860_000),
+                accounts: 20,
+                accounts_completed: 8,
+                redo: Some((53, 57)),
+                errors,
+                stats: SessionStats::default(),
+            }],
+        };
+        let note = Note {
+            scheduled: Some("f 0 1 * * 6 -a all".into()),
+            due: None,
+            missed: false,
+        };
+        let r = backup_report(&cfg(), &note, Ok(&report));
+        assert_eq!(r.subject, "ZCS Backup Report: FAIL");
+        assert!(!r.ok);
+        let lines: Vec<&str> = r.body.lines().collect();
+        assert_eq!(lines[0], "Server: mail.example.com");
+        assert_eq!(lines[1], "Scheduled: f 0 1 * * 6 -a all");
+        assert_eq!(lines[3], "Label:   full-20261126.010000.000");
+        assert_eq!(lines[4], "Type:    full");
+        assert_eq!(lines[5], "Status:  completed (with errors)");
+        assert!(lines[6].starts_with("Started: "));
+        assert!(lines[7].starts_with("Ended:   "));
+        assert_eq!(lines[8], "Redo log sequence range: 53 .. 57");
+        assert_eq!(lines[9], "Number of accounts: 20");
+        assert_eq!(lines[10], "Number of errors: 12");
+        assert_eq!(lines[12], "Errors:");
+        assert_eq!(
+            r.body.matches(": mailbox database unreadable").count(),
+            10,
+            "at most 10 errors"
+        );
+        assert!(
+            r.body
+                .ends_with("  ... and 2 more (zmbackupquery -v -lb full-20261126.010000.000)\n"),
+            "{}",
+            r.body
+        );
+        let failed = backup_report(&cfg(), &Note::default(), Err("Backup cannot start"));
+        assert_eq!(failed.subject, "ZCS Backup Report: FAIL");
+        assert!(failed.body.ends_with("\nError: Backup cannot start\n"));
+    }
+}

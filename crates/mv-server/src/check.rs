@@ -348,8 +348,8 @@ pub fn run(service: &Service) -> CheckReport {
         )
     });
 
-    let outbox = crate::report::outbox_status(home);
-    let stuck: Vec<&crate::report::Queued> =
+    let outbox = crate::outbox::status(home);
+    let stuck: Vec<&crate::outbox::Queued> =
         outbox.pending.iter().filter(|q| q.attempts >= 3).collect();
     checks.push(if !outbox.failed.is_empty() {
         item(

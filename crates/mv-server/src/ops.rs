@@ -11,7 +11,7 @@ pub fn execute(service: &Service, req: Request) -> Result<Value, ServiceError> {
             let home = service.store().home();
             json!({
                 "reports": crate::report::list_with_delivery(home, limit.unwrap_or(10)),
-                "outbox": crate::report::outbox_status(home),
+                "outbox": crate::outbox::status(home),
                 "email": crate::report::ReportConfig::of(service)?,
             })
         }

@@ -77,8 +77,8 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
     // work is blocking), stopped through `background_stop` at shutdown.
     let background_stop = Arc::new(AtomicBool::new(false));
     let background = vec![
-        crate::schedule::spawn(service.clone(), background_stop.clone())?,
-        crate::report::spawn_outbox(service.clone(), background_stop.clone())?,
+        crate::scheduler::spawn(service.clone(), background_stop.clone())?,
+        crate::outbox::spawn(service.clone(), background_stop.clone())?,
         crate::diskmon::spawn(service.clone(), background_stop.clone())?,
     ];
     let token = home.admin_token()?;

@@ -237,3 +237,70 @@ pub fn spawn(
             }
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, q: &Queued) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(
+            dir.join(format!("{}.json", q.id)),
+            serde_json::to_vec(q).unwrap(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn failed_sends_back_off_then_give_up() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = Home::at(tmp.path());
+        // A port nobody listens on: connections are refused at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = ReportConfig {
+            server: "localhost".into(),
+            subject_prefix: "ZCS Backup Report".into(),
+            sender: "backup@example.com".into(),
+            recipients: vec!["admin@example.com".into()],
+            smtp_host: "127.0.0.1".into(),
+            smtp_port: port,
+        };
+        let mut q = Queued {
+            id: "20261126.010000.000-backup-1-0".into(),
+            from: cfg.sender.clone(),
+            to: cfg.recipients.clone(),
+            subject: "ZCS Backup Report: SUCCESS".into(),
+            body: "Server: localhost\n".into(),
+            created: UtcMillis::now(),
+            attempts: 0,
+            next_attempt: UtcMillis(0),
+            last_error: None,
+        };
+        write(&outbox_dir(&home), &q);
+        assert_eq!(flush(&home, &cfg, 60), 0);
+        let s = status(&home);
+        assert_eq!(s.pending.len(), 1);
+        assert_eq!(s.pending[0].attempts, 1);
+        assert!(s.pending[0].last_error.is_some());
+        let wait = s.pending[0].next_attempt.0 - UtcMillis::now().0;
+        assert!(
+            (55_000..=60_000).contains(&wait),
+            "first retry after 60 s: {wait}"
+        );
+        // Not due yet: no new try.
+        flush(&home, &cfg, 60);
+        assert_eq!(status(&home).pending[0].attempts, 1);
+        // The last try fails too: the message is given up, not retried forever.
+        q.attempts = MAX_ATTEMPTS - 1;
+        write(&outbox_dir(&home), &q);
+        flush(&home, &cfg, 60);
+        let s = status(&home);
+        assert!(s.pending.is_empty());
+        assert_eq!(s.failed.len(), 1);
+        assert_eq!(s.failed[0].attempts, MAX_ATTEMPTS);
+    }
+}

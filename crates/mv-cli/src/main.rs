@@ -60,6 +60,12 @@ enum Command {
     Restoreoffline(cmd::restore::RestoreArgs),
     /// Restore the directory from a backup's LDIF dump (zmrestoreldap).
     Restoreldap(cmd::restore::RestoreLdapArgs),
+    /// Show or change the backup schedule the server runs (zmschedulebackup).
+    Schedule(cmd::schedule::Args),
+    /// Disk usage against the alert thresholds, and its trend (zmdisklog).
+    Disk(cmd::disk::Args),
+    /// Health checklist: server, redo log, backups against the schedule, space (exit 1 on failure).
+    Check(cmd::check::Args),
 }
 
 fn main() -> ExitCode {
@@ -112,6 +118,9 @@ fn main() -> ExitCode {
         Command::Restore(a) => cmd::restore::restore(&home, a),
         Command::Restoreoffline(a) => cmd::restore::restore_offline(&home, a),
         Command::Restoreldap(a) => cmd::restore::restore_ldap(&home, a),
+        Command::Schedule(a) => cmd::schedule::run(&home, a),
+        Command::Disk(a) => cmd::disk::run(&home, a),
+        Command::Check(a) => cmd::check::run(&home, a),
     };
     match result {
         Ok(code) => code,

@@ -17,6 +17,8 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("zmrestore", "restore"),
     ("zmrestoreoffline", "restoreoffline"),
     ("zmrestoreldap", "restoreldap"),
+    ("zmschedulebackup", "schedule"),
+    ("zmdisklog", "disk"),
 ];
 
 /// The subcommand a program name stands for, if it is a Zimbra tool name.

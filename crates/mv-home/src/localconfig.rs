@@ -52,6 +52,18 @@ pub const KNOWN_KEYS: &[KeyInfo] = &[
         description: "colon-separated mount points the disk monitor ignores",
     },
     KeyInfo {
+        name: "zmstat_disk_interval",
+        default: "600",
+        secret: false,
+        description: "seconds between two disk usage checks of the server",
+    },
+    KeyInfo {
+        name: "backup_report_retry_seconds",
+        default: "60",
+        secret: false,
+        description: "first delay before a failed report email is sent again (doubles each try)",
+    },
+    KeyInfo {
         name: "lmtp_bind_address",
         default: "127.0.0.1",
         secret: false,

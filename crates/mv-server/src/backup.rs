@@ -164,6 +164,15 @@ impl Service {
 
 /// Starts a backup on its own thread and answers with its labels at once.
 pub fn start_async(service: Arc<Service>, r: &BackupRequest) -> Result<Value, ServiceError> {
+    start_async_noted(service, r, crate::report::Note::default())
+}
+
+/// [`start_async`] for the scheduler: the note goes into the run's report.
+pub fn start_async_noted(
+    service: Arc<Service>,
+    r: &BackupRequest,
+    note: crate::report::Note,
+) -> Result<Value, ServiceError> {
     let target = target_for(&service, r.target.as_deref())?;
     let prepared = mv_backup::prepare(&service.backup_source(), target.clone(), options(r)?)?;
     let labels: Vec<String> = prepared.labels().iter().map(|l| l.to_string()).collect();
@@ -172,11 +181,19 @@ pub fn start_async(service: Arc<Service>, r: &BackupRequest) -> Result<Value, Se
         .name(format!("backup {}", labels.join(" ")))
         .spawn(move || {
             let src = worker.backup_source();
-            match prepared.run(&src, &NoProgress) {
+            let result = prepared.run(&src, &NoProgress);
+            match &result {
                 Ok(r) if r.ok() => tracing::info!("backup {:?} completed", r.labels()),
                 Ok(r) => tracing::warn!("backup {:?} completed with errors", r.labels()),
                 Err(e) => tracing::error!("backup failed: {e}"),
             }
+            let error = result.as_ref().err().map(|e| e.to_string());
+            let outcome = match (&result, &error) {
+                (Ok(r), _) => Ok(r),
+                (Err(_), Some(e)) => Err(e.as_str()),
+                (Err(_), None) => Err("backup failed"),
+            };
+            crate::report::backup_finished(&worker, &note, outcome);
         })
         .map_err(|e| ServiceError::Io(format!("cannot start the backup thread: {e}")))?;
     Ok(json!({"labels": labels, "target": target.url(), "async": true}))
@@ -190,7 +207,17 @@ pub fn execute(service: &Service, req: crate::Request) -> Result<Value, ServiceE
         // Without an `Arc<Service>` there is no thread to hand the run to: it runs
         // here (the CLI without a server). The server goes through
         // `Service::execute_shared`, which starts asynchronous runs on a thread.
-        Request::Backup(r) => to(&service.backup_sync(&r, &NoProgress)?),
+        Request::Backup(r) => {
+            let result = service.backup_sync(&r, &NoProgress);
+            let error = result.as_ref().err().map(|e| e.to_string());
+            let note = crate::report::Note::default();
+            match (&result, &error) {
+                (Ok(report), _) => crate::report::backup_finished(service, &note, Ok(report)),
+                (Err(_), Some(e)) => crate::report::backup_failed(service, &note, e),
+                _ => {}
+            }
+            to(&result?)
+        }
         Request::BackupStatus { label } => {
             let job = mv_backup::progress::job(&label).ok_or_else(|| {
                 ServiceError::NotFound(format!("no backup {label} has run in this server"))
@@ -206,26 +233,7 @@ pub fn execute(service: &Service, req: crate::Request) -> Result<Value, ServiceE
             let t = target_for(service, q.target.as_deref())?;
             to(&mv_backup::query(t.as_ref(), &query_options(&q)?)?)
         }
-        Request::BackupDelete(d) => {
-            let t = target_for(service, d.target.as_deref())?;
-            let live = service
-                .directory()
-                .list_accounts(None)?
-                .into_iter()
-                .map(|a| a.id)
-                .collect();
-            let now = mv_types::UtcMillis::now();
-            to(&mv_backup::delete(
-                t.as_ref(),
-                &mv_backup::DeleteOptions {
-                    spec: mv_backup::parse_delete_arg(&d.arg, now)?,
-                    dry_run: d.dry_run,
-                    lock_wait: std::time::Duration::from_secs(30),
-                    live_accounts: Some(live),
-                    now,
-                },
-            )?)
-        }
+        Request::BackupDelete(d) => delete_noted(service, &d, &crate::report::Note::default())?,
         Request::BackupVerify(v) => {
             let t = target_for(service, v.target.as_deref())?;
             to(&mv_backup::verify(t.as_ref(), &verify_options(&v)?)?)
@@ -236,6 +244,54 @@ pub fn execute(service: &Service, req: crate::Request) -> Result<Value, ServiceE
             )));
         }
     })
+}
+
+/// `zmbackup -del`: deletes, then reports the run (dry runs are not reported).
+pub fn delete_noted(
+    service: &Service,
+    d: &DeleteRequest,
+    note: &crate::report::Note,
+) -> Result<Value, ServiceError> {
+    let run = || -> Result<mv_backup::DeleteReport, ServiceError> {
+        let t = target_for(service, d.target.as_deref())?;
+        let live = service
+            .directory()
+            .list_accounts(None)?
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        let now = mv_types::UtcMillis::now();
+        Ok(mv_backup::delete(
+            t.as_ref(),
+            &mv_backup::DeleteOptions {
+                spec: mv_backup::parse_delete_arg(&d.arg, now)?,
+                dry_run: d.dry_run,
+                lock_wait: std::time::Duration::from_secs(30),
+                live_accounts: Some(live),
+                now,
+            },
+        )?)
+    };
+    let result = run();
+    if !d.dry_run {
+        match crate::report::ReportConfig::of(service) {
+            Ok(cfg) => {
+                let error = result.as_ref().err().map(|e| e.to_string());
+                let outcome = match (&result, &error) {
+                    (Ok(r), _) => Ok(r),
+                    (Err(_), Some(e)) => Err(e.as_str()),
+                    (Err(_), None) => Err("delete failed"),
+                };
+                crate::report::record(
+                    service.store().home(),
+                    &cfg,
+                    crate::report::delete_report(&cfg, note, &d.arg, outcome),
+                );
+            }
+            Err(e) => tracing::error!("cannot report the delete: {e}"),
+        }
+    }
+    Ok(serde_json::to_value(result?).unwrap_or(Value::Null))
 }
 
 /// Query options from a request.

@@ -9,9 +9,16 @@
 pub mod api;
 pub mod backup;
 pub mod imap_backend;
+pub mod check;
+pub mod diskmon;
 pub mod lmtp_backend;
+pub mod ops;
+pub mod outbox;
+pub mod report;
 pub mod restore;
 pub mod run;
+pub mod schedule;
+pub mod scheduler;
 pub mod service;
 pub mod tgz;
 pub mod tls;

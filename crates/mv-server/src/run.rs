@@ -6,6 +6,7 @@ use crate::{Service, api};
 use mv_home::{Home, HomeLock};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -84,6 +85,15 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
         );
     }
     let service = Arc::new(service);
+    SERVING.store(true, Ordering::Relaxed);
+    // The scheduler, the report outbox and the disk monitor: plain threads (their
+    // work is blocking), stopped through `background_stop` at shutdown.
+    let background_stop = Arc::new(AtomicBool::new(false));
+    let background = vec![
+        crate::scheduler::spawn(service.clone(), background_stop.clone())?,
+        crate::outbox::spawn(service.clone(), background_stop.clone())?,
+        crate::diskmon::spawn(service.clone(), background_stop.clone())?,
+    ];
     let token = home.admin_token()?;
     crate::tls::ensure_certificate(home)?;
     let imap_tls = crate::tls::load(home)?;
@@ -175,6 +185,10 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
         let _ = tokio::time::timeout(Duration::from_secs(10), admin).await;
         Ok::<(), ServeError>(())
     })?;
+    background_stop.store(true, Ordering::Relaxed);
+    for handle in background {
+        let _ = handle.join();
+    }
     // Backups still running stop cleanly (their sessions are committed as
     // "aborted by command") before the store closes.
     let jobs = mv_backup::progress::running_jobs();
@@ -193,6 +207,14 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
         .map_err(crate::ServiceError::from)?;
     println!("mailvault stopped");
     Ok(())
+}
+
+/// Set once this process serves its home (`check` reports it).
+static SERVING: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process is `mailvault serve`.
+pub fn is_serving() -> bool {
+    SERVING.load(Ordering::Relaxed)
 }
 
 async fn wait_for(mut rx: watch::Receiver<bool>) {

@@ -291,6 +291,18 @@ pub enum Request {
     /// `zmrestore`: runs synchronously (in the server, on a blocking task, so the
     /// other accounts keep being served) and answers with the report.
     Restore(crate::restore::RestoreRequest),
+    // --- schedule, reports, disk, health (crate::ops) ---
+    /// `zmschedulebackup`
+    Schedule(crate::schedule::ScheduleRequest),
+    /// `mailvault backup report`: the newest reports and the email outbox.
+    BackupReports {
+        #[serde(default)]
+        limit: Option<usize>,
+    },
+    /// `mailvault disk` (zmdisklog): usage, thresholds, trend.
+    DiskStatus,
+    /// `mailvault check`
+    Check,
     // --- health ---
     Ping,
 }
@@ -491,6 +503,10 @@ impl Service {
             | Request::BackupDelete(_)
             | Request::BackupVerify(_)) => crate::backup::execute(self, r)?,
             Request::Restore(r) => to(&self.restore(&r)?),
+            r @ (Request::Schedule(_)
+            | Request::BackupReports { .. }
+            | Request::DiskStatus
+            | Request::Check) => crate::ops::execute(self, r)?,
             Request::CreateAccount {
                 email,
                 password,

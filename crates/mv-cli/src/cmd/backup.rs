@@ -86,6 +86,8 @@ pub struct Args {
 enum Sub {
     /// Check that backups are complete and intact (mailvault).
     Verify(VerifyArgs),
+    /// The reports of the latest backup and delete runs (mailvault).
+    Report(crate::cmd::report::Args),
 }
 
 /// Check backups: files, checksums, snapshots, redo chain; with --read-data every blob.
@@ -180,6 +182,9 @@ pub fn run(home: &Home, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(Sub::Verify(v)) = args.sub {
         return verify(home, v);
     }
+    if let Some(Sub::Report(r)) = args.sub {
+        return crate::cmd::report::run(home, r);
+    }
     let _ = (&args.server, args.debug);
     if let Some(arg) = &args.del {
         return delete(home, &args, arg);
@@ -247,14 +252,17 @@ fn run_local(
         }
     }
     let bar = Bar::new(!json);
+    let note = mv_server::report::Note::default();
     let report = match prepared.run(&src, &bar) {
         Ok(r) => r,
         Err(e) => {
             bar.finish();
+            mv_server::report::backup_failed(service, &note, &e.to_string());
             return fail(e);
         }
     };
     bar.finish();
+    mv_server::report::backup_finished(service, &note, Ok(&report));
     let value = serde_json::to_value(&report)?;
     finish(&value, json)
 }
@@ -381,7 +389,7 @@ fn delete(home: &Home, args: &Args, arg: &str) -> anyhow::Result<ExitCode> {
         Ok(d) => Some(d.list_accounts(None)?.into_iter().map(|a| a.id).collect()),
         Err(_) => None,
     };
-    let report = match mv_backup::delete(
+    let result = mv_backup::delete(
         target.as_ref(),
         &mv_backup::DeleteOptions {
             spec,
@@ -390,7 +398,11 @@ fn delete(home: &Home, args: &Args, arg: &str) -> anyhow::Result<ExitCode> {
             live_accounts: live,
             now,
         },
-    ) {
+    );
+    if !args.dry_run {
+        report_delete(home, arg, &result);
+    }
+    let report = match result {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
@@ -400,6 +412,33 @@ fn delete(home: &Home, args: &Args, arg: &str) -> anyhow::Result<ExitCode> {
         print!("{}", mv_backup::retention::format_text(&report));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reports a delete run like the server does (log/reports/, email).
+fn report_delete(home: &Home, arg: &str, result: &Result<mv_backup::DeleteReport, BackupError>) {
+    use mv_server::report::{Note, ReportConfig, delete_report, record};
+    let server = mv_directory::config::local_server_name();
+    let cfg = match mv_directory::Directory::open_home(home)
+        .map_err(mv_server::ServiceError::from)
+        .and_then(|d| ReportConfig::load(&d, &server))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("cannot report the delete: {e}");
+            return;
+        }
+    };
+    let error = result.as_ref().err().map(|e| e.to_string());
+    let outcome = match (result, &error) {
+        (Ok(r), _) => Ok(r),
+        (Err(_), Some(e)) => Err(e.as_str()),
+        (Err(_), None) => Err("delete failed"),
+    };
+    record(
+        home,
+        &cfg,
+        delete_report(&cfg, &Note::default(), arg, outcome),
+    );
 }
 
 fn verify(home: &Home, v: VerifyArgs) -> anyhow::Result<ExitCode> {

@@ -1,12 +1,16 @@
 pub mod backup;
+pub mod check;
 pub mod control;
 pub mod demo;
+pub mod disk;
 pub mod init;
 pub mod links;
 pub mod localconfig;
 pub mod mailbox;
 pub mod prov;
 pub mod redodump;
+pub mod report;
 pub mod restore;
+pub mod schedule;
 pub mod serve;
 pub mod volume;

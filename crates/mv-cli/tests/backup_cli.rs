@@ -188,6 +188,10 @@ fn zmbackup_runs_in_the_server_asynchronously_or_with_sync() {
             &format!("admin_bind_port={admin}"),
             "-e",
             &format!("lmtp_bind_port={lmtp}"),
+            "-e",
+            &format!("imap_bind_port={}", free_port()),
+            "-e",
+            &format!("imaps_bind_port={}", free_port()),
         ],
     );
     assert_eq!(o.code, 0, "{}", o.stderr);

@@ -69,6 +69,10 @@ fn zmcontrol_and_admin_api() {
             &format!("admin_bind_port={admin}"),
             "-e",
             &format!("lmtp_bind_port={lmtp}"),
+            "-e",
+            &format!("imap_bind_port={}", free_port()),
+            "-e",
+            &format!("imaps_bind_port={}", free_port()),
         ],
     );
     assert_eq!(code, 0, "{err}");

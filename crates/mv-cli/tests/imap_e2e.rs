@@ -160,6 +160,10 @@ fn every_command_idle_pushes_hostile_input_and_replay() {
     assert_eq!(r["inbox_uids"].as_array().unwrap().len(), 3, "{r}");
     let r = python(&["idle", "127.0.0.1", &port, "alice@example.com", "secret"]);
     assert!(r["push_ms"].as_u64().unwrap() < 5000, "IDLE push took {r}");
+    eprintln!(
+        "IDLE: another session's APPEND reached the idling session in {} ms",
+        r["push_ms"]
+    );
     stop(server);
     let before = alice_state(&home);
 
@@ -169,6 +173,10 @@ fn every_command_idle_pushes_hostile_input_and_replay() {
     assert!(
         r["huge_literal_ms"].as_u64().unwrap() < 2000,
         "a 1 GB literal announcement is refused at once: {r}"
+    );
+    eprintln!(
+        "1 GB literal announcement refused in {} ms",
+        r["huge_literal_ms"]
     );
     stop(server);
     let after = alice_state(&home);

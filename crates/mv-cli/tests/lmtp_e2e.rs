@@ -34,6 +34,9 @@ fn setup(home: &Home, quota_full: &str) -> u16 {
     let mut cfg = home.open().unwrap();
     cfg.set("lmtp_bind_port", &lmtp.to_string()).unwrap();
     cfg.set("admin_bind_port", &admin.to_string()).unwrap();
+    cfg.set("imap_bind_port", &free_port().to_string()).unwrap();
+    cfg.set("imaps_bind_port", &free_port().to_string())
+        .unwrap();
     cfg.set("mailbox_lmtp_max_message_size", "100000").unwrap();
     cfg.save(&home.localconfig_path()).unwrap();
     let _lock = HomeLock::acquire(home.root()).unwrap();

@@ -353,6 +353,10 @@ fn zmrestore_runs_in_a_running_server() {
             &format!("admin_bind_port={admin}"),
             "-e",
             &format!("lmtp_bind_port={lmtp}"),
+            "-e",
+            &format!("imap_bind_port={}", free_port()),
+            "-e",
+            &format!("imaps_bind_port={}", free_port()),
         ],
     );
     assert_eq!(o.code, 0, "{}", o.stderr);

@@ -394,6 +394,9 @@ fn serve(home: &Path) -> Server {
     cfg.set("lmtp_bind_port", &free_port().to_string()).unwrap();
     cfg.set("admin_bind_port", &free_port().to_string())
         .unwrap();
+    cfg.set("imap_bind_port", &free_port().to_string()).unwrap();
+    cfg.set("imaps_bind_port", &free_port().to_string())
+        .unwrap();
     cfg.save(&h.localconfig_path()).unwrap();
     let mut child = Command::new(BIN)
         .arg("--home")

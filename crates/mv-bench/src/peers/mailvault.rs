@@ -58,6 +58,8 @@ impl LmtpTarget for Mailvault {
         let mut cfg = home.open()?;
         cfg.set("lmtp_bind_port", &lmtp.to_string())?;
         cfg.set("admin_bind_port", &admin.to_string())?;
+        cfg.set("imap_bind_port", &free_port()?.to_string())?;
+        cfg.set("imaps_bind_port", &free_port()?.to_string())?;
         cfg.save(&home.localconfig_path())?;
         {
             let _lock = HomeLock::acquire(home.root())?;

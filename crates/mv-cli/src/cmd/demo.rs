@@ -82,6 +82,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut cfg = home.open()?;
     cfg.set("lmtp_bind_port", &lmtp.to_string())?;
     cfg.set("admin_bind_port", &admin.to_string())?;
+    cfg.set("imap_bind_port", &free_port()?.to_string())?;
+    cfg.set("imaps_bind_port", &free_port()?.to_string())?;
     cfg.save(&home.localconfig_path())?;
     println!("== A fresh home: {}", home.root().display());
 

@@ -59,6 +59,10 @@ impl Env {
                 &format!("admin_bind_port={}", free_port()),
                 "-e",
                 &format!("lmtp_bind_port={lmtp}"),
+                "-e",
+                &format!("imap_bind_port={}", free_port()),
+                "-e",
+                &format!("imaps_bind_port={}", free_port()),
             ],
         );
         assert_eq!(o.code, 0, "{}", o.stderr);

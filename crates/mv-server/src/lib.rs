@@ -8,9 +8,9 @@
 
 pub mod api;
 pub mod backup;
-pub mod imap_backend;
 pub mod check;
 pub mod diskmon;
+pub mod imap_backend;
 pub mod lmtp_backend;
 pub mod ops;
 pub mod outbox;

@@ -163,6 +163,8 @@ pub fn configure_ports(env: &Env) {
         &[
             &format!("admin_bind_port={admin}"),
             &format!("lmtp_bind_port={lmtp}"),
+            &format!("imap_bind_port={}", free_port()),
+            &format!("imaps_bind_port={}", free_port()),
         ],
     );
 }

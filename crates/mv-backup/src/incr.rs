@@ -97,9 +97,81 @@ pub(crate) fn run_incremental(
         }
     }
 
+    let mut copied = RedoCopy::default();
+    if !aborted {
+        let ids: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
+        copied = copy_redo_logs(run, &mut sb, label, &ids)?;
+        aborted = copied.aborted;
+        errors.append(&mut copied.errors);
+    }
+    let logs_copied = std::mem::take(&mut copied.logs);
+    let redo = match (logs_copied.first(), logs_copied.last()) {
+        (Some(a), Some(b)) => Some((a.seq, b.seq)),
+        _ => None,
+    };
+    let status = if aborted {
+        SessionStatus::Aborted
+    } else if errors.is_empty() {
+        SessionStatus::Completed
+    } else {
+        SessionStatus::CompletedWithErrors
+    };
+    let stats = SessionStats {
+        bytes_written: sb.bytes_written(),
+        ..Default::default()
+    };
+    let session = Session {
+        label,
+        status,
+        started: label.start,
+        ended: run.now(),
+        server: run.source.server_name.to_string(),
+        options: SessionOptions {
+            compression: run.opts.compression,
+            blobs: run.opts.blobs,
+            hsm_blobs: run.opts.hsm_blobs,
+            search_index: run.opts.search_index,
+            shared_blobs: run.shared_blobs,
+        },
+        redo,
+        redo_logs: logs_copied,
+        accounts: entries,
+        errors,
+        files: std::mem::take(&mut sb.files),
+        stats,
+    };
+    run.commit(sb, &session)?;
+    remove_expired_archive(run, &copied.in_target);
+    Ok(crate::full::report(&session))
+}
+
+/// What [`copy_redo_logs`] did.
+#[derive(Default)]
+pub(crate) struct RedoCopy {
+    pub logs: Vec<RedoLogFile>,
+    /// Sequences the target holds now (those of committed sessions and these).
+    pub in_target: BTreeSet<u64>,
+    pub errors: Vec<SessionError>,
+    pub aborted: bool,
+}
+
+/// Rolls the redo log over and copies into the session `redologs/` every archived
+/// log after the newest one the target holds (or, when it holds none, from the
+/// oldest sequence the latest fulls of `account_ids` need), then checks the chain.
+/// Incremental sessions do this; so do auto-grouped full sessions.
+pub(crate) fn copy_redo_logs(
+    run: &mut Run,
+    sb: &mut SessionBuilder,
+    label: Label,
+    account_ids: &[String],
+) -> Result<RedoCopy> {
     let mut logs_copied = Vec::new();
     let mut in_target: BTreeSet<u64> = BTreeSet::new();
-    if !aborted {
+    let mut errors = Vec::new();
+    let mut aborted = false;
+    {
+    let mut logs_copied = Vec::new();
+    let mut in_target: BTreeSet<u64> = BTreeSet::new();
         let store = run.source.store;
         store.redo().rollover()?;
         // Everything before the current log is archived (or should be).
@@ -109,8 +181,7 @@ pub(crate) fn run_incremental(
         let catalog = Catalog::load(run.target)?;
         let stored = catalog.stored_redo_sequences();
         in_target.extend(stored.iter().copied());
-        let ids: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
-        let needed = needed_from(&catalog, &ids);
+        let needed = needed_from(&catalog, account_ids);
         let start = match (stored.last(), needed) {
             (Some(last), _) => Some(last + 1),
             (None, n) => n,
@@ -166,46 +237,12 @@ pub(crate) fn run_incremental(
                 });
             }
         }
-    }
-
-    let redo = match (logs_copied.first(), logs_copied.last()) {
-        (Some(a), Some(b)) => Some((a.seq, b.seq)),
-        _ => None,
-    };
-    let status = if aborted {
-        SessionStatus::Aborted
-    } else if errors.is_empty() {
-        SessionStatus::Completed
-    } else {
-        SessionStatus::CompletedWithErrors
-    };
-    let stats = SessionStats {
-        bytes_written: sb.bytes_written(),
-        ..Default::default()
-    };
-    let session = Session {
-        label,
-        status,
-        started: label.start,
-        ended: run.now(),
-        server: run.source.server_name.to_string(),
-        options: SessionOptions {
-            compression: run.opts.compression,
-            blobs: run.opts.blobs,
-            hsm_blobs: run.opts.hsm_blobs,
-            search_index: run.opts.search_index,
-            shared_blobs: run.shared_blobs,
-        },
-        redo,
-        redo_logs: logs_copied,
-        accounts: entries,
+    Ok(RedoCopy {
+        logs: logs_copied,
+        in_target,
         errors,
-        files: std::mem::take(&mut sb.files),
-        stats,
-    };
-    run.commit(sb, &session)?;
-    remove_expired_archive(run, &in_target);
-    Ok(crate::full::report(&session))
+        aborted,
+    })
 }
 
 /// Reads a whole redo log (every record's CRC and decoding).
@@ -218,7 +255,7 @@ fn check_log(path: &std::path::Path) -> Result<(), mv_redo::RedoError> {
 
 /// Removes archived logs that the target holds and that are older than the keep
 /// time.
-fn remove_expired_archive(run: &Run, in_target: &BTreeSet<u64>) {
+pub(crate) fn remove_expired_archive(run: &Run, in_target: &BTreeSet<u64>) {
     let dir = run.source.store.redo().config().archive_dir.clone();
     let Ok(archive) = mv_redo::list_archive(&dir) else {
         return;

@@ -305,20 +305,19 @@ fn collect_records(
     let mut incr_last: BTreeMap<Label, u64> = BTreeMap::new();
     // Redo logs a session lists that are not in the target.
     let mut missing: Vec<String> = Vec::new();
-    for s in sessions.iter().filter(|s| s.label > full.label) {
-        if s.kind() != SessionKind::Incremental {
-            continue;
-        }
+    // Downloaded copies (object-store targets), kept until the logs are read.
+    let mut fetched = Vec::new();
+    // Incrementals hold redo logs; so do auto-grouped fulls, the full itself
+    // included (logs archived after its snapshots).
+    for s in sessions.iter().filter(|s| s.label >= full.label) {
         for l in &s.redo_logs {
             let r = rel(&s.label, &format!("redologs/{}", l.name));
-            let local = target.local_path(&r).ok_or_else(|| {
-                BackupError::Unsupported(format!("{r}: restore needs a local target"))
-            })?;
-            if !local.is_file() {
-                missing.push(local.display().to_string());
+            let Some(local) = crate::target::fetch_local(target, &r)? else {
+                missing.push(format!("{}/{r}", target.url()));
                 continue;
-            }
-            files.entry(l.seq).or_insert(local);
+            };
+            files.entry(l.seq).or_insert(local.path().to_path_buf());
+            fetched.push(local);
             let e = incr_last.entry(s.label).or_insert(l.seq);
             *e = (*e).max(l.seq);
         }

@@ -163,8 +163,8 @@ pub struct RestoreArgs {
     /// Do not restore blobs (accepted; blobs are restored anyway).
     #[arg(long = "excludeBlobs")]
     exclude_blobs: bool,
-    /// Backup target directory (default: zimbraBackupTarget, else <home>/backup).
-    #[arg(short = 't', long = "target", value_name = "DIR")]
+    /// Backup target: a directory or s3://BUCKET/PREFIX (default: zimbraBackupTarget, else <home>/backup).
+    #[arg(short = 't', long = "target", value_name = "TARGET")]
     target: Option<String>,
     /// Server (accepted for compatibility: this server).
     #[arg(short = 's', long = "server", value_name = "HOST")]
@@ -207,7 +207,7 @@ pub fn restore(home: &Home, args: RestoreArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     if let Some(t) = &args.target
-        && let Err(e) = mv_backup::target::open_existing(t)
+        && let Err(e) = mv_backup::target::open_existing(t, home)
     {
         eprintln!("error: {e}");
         return Ok(ExitCode::from(1));

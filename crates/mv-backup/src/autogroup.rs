@@ -37,12 +37,17 @@ impl AutoGroupConfig {
     pub(crate) fn from_source(source: &crate::run::Source) -> Result<AutoGroupConfig> {
         let groups = source.config("zimbraBackupAutoGroupedNumGroups");
         let interval = source.config("zimbraBackupAutoGroupedInterval");
-        let num_groups = groups.trim().parse::<u64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-            BackupError::Invalid(format!(
-                "zimbraBackupAutoGroupedNumGroups is {groups:?}: set a number of groups with \
+        let num_groups = groups
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                BackupError::Invalid(format!(
+                    "zimbraBackupAutoGroupedNumGroups is {groups:?}: set a number of groups with \
                  zmprov mcf zimbraBackupAutoGroupedNumGroups 7"
-            ))
-        })?;
+                ))
+            })?;
         let interval_ms = mv_directory::config::duration_ms(&interval).ok_or_else(|| {
             BackupError::Invalid(format!(
                 "zimbraBackupAutoGroupedInterval is {interval:?}: set a duration with \

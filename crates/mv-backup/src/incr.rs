@@ -169,74 +169,69 @@ pub(crate) fn copy_redo_logs(
     let mut in_target: BTreeSet<u64> = BTreeSet::new();
     let mut errors = Vec::new();
     let mut aborted = false;
-    {
-    let mut logs_copied = Vec::new();
-    let mut in_target: BTreeSet<u64> = BTreeSet::new();
-        let store = run.source.store;
-        store.redo().rollover()?;
-        // Everything before the current log is archived (or should be).
-        let last_archived = store.redo().position().sequence.checked_sub(1);
-        let archive_dir = store.redo().config().archive_dir.clone();
-        let archive = mv_redo::list_archive(&archive_dir)?;
-        let catalog = Catalog::load(run.target)?;
-        let stored = catalog.stored_redo_sequences();
-        in_target.extend(stored.iter().copied());
-        let needed = needed_from(&catalog, account_ids);
-        let start = match (stored.last(), needed) {
-            (Some(last), _) => Some(last + 1),
-            (None, n) => n,
-        };
-        if let Some(start) = start {
-            for log in archive.iter().filter(|l| l.sequence >= start) {
-                if run.aborter.requested() {
-                    aborted = true;
-                    break;
-                }
-                let name = log
-                    .path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                if let Err(e) = check_log(&log.path) {
-                    errors.push(SessionError {
-                        account: None,
-                        message: format!(
-                            "archived redo log {name} is damaged and was not copied: {e}"
-                        ),
-                    });
-                    continue;
-                }
-                let scratch = run.target.scratch_dir()?.join(format!("{label}-{name}"));
-                std::fs::copy(&log.path, &scratch).map_err(BackupError::io(log.path.display()))?;
-                let rel = format!("redologs/{name}");
-                let size = sb.put_file(&rel, &scratch)?;
-                run.progress.bytes(size);
-                let blake3 = sb
-                    .files
-                    .last()
-                    .map(|f| f.blake3.clone())
-                    .unwrap_or_default();
-                logs_copied.push(RedoLogFile {
-                    seq: log.sequence,
-                    name,
-                    first_lsn: log.first_lsn.0,
-                    last_lsn: log.last_lsn.0,
-                    closed: log.closed_at,
-                    size,
-                    blake3,
-                });
-                in_target.insert(log.sequence);
+    let store = run.source.store;
+    store.redo().rollover()?;
+    // Everything before the current log is archived (or should be).
+    let last_archived = store.redo().position().sequence.checked_sub(1);
+    let archive_dir = store.redo().config().archive_dir.clone();
+    let archive = mv_redo::list_archive(&archive_dir)?;
+    let catalog = Catalog::load(run.target)?;
+    let stored = catalog.stored_redo_sequences();
+    in_target.extend(stored.iter().copied());
+    let needed = needed_from(&catalog, account_ids);
+    let start = match (stored.last(), needed) {
+        (Some(last), _) => Some(last + 1),
+        (None, n) => n,
+    };
+    if let Some(start) = start {
+        for log in archive.iter().filter(|l| l.sequence >= start) {
+            if run.aborter.requested() {
+                aborted = true;
+                break;
             }
-        }
-        if let Some(from) = needed {
-            let all: Vec<u64> = in_target.iter().copied().collect();
-            if let Some(gap) = chain_gap(from, last_archived, &all) {
+            let name = log
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if let Err(e) = check_log(&log.path) {
                 errors.push(SessionError {
                     account: None,
-                    message: gap.to_string(),
+                    message: format!("archived redo log {name} is damaged and was not copied: {e}"),
                 });
+                continue;
             }
+            let scratch = run.target.scratch_dir()?.join(format!("{label}-{name}"));
+            std::fs::copy(&log.path, &scratch).map_err(BackupError::io(log.path.display()))?;
+            let rel = format!("redologs/{name}");
+            let size = sb.put_file(&rel, &scratch)?;
+            run.progress.bytes(size);
+            let blake3 = sb
+                .files
+                .last()
+                .map(|f| f.blake3.clone())
+                .unwrap_or_default();
+            logs_copied.push(RedoLogFile {
+                seq: log.sequence,
+                name,
+                first_lsn: log.first_lsn.0,
+                last_lsn: log.last_lsn.0,
+                closed: log.closed_at,
+                size,
+                blake3,
+            });
+            in_target.insert(log.sequence);
         }
+    }
+    if let Some(from) = needed {
+        let all: Vec<u64> = in_target.iter().copied().collect();
+        if let Some(gap) = chain_gap(from, last_archived, &all) {
+            errors.push(SessionError {
+                account: None,
+                message: gap.to_string(),
+            });
+        }
+    }
     Ok(RedoCopy {
         logs: logs_copied,
         in_target,

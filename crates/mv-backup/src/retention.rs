@@ -160,7 +160,8 @@ pub fn plan(catalog: &Catalog, opts: &DeleteOptions) -> (Vec<String>, Vec<Kept>)
     }
     // Sessions that roll fulls forward: incrementals, and auto-grouped fulls (they
     // carry the redo logs since the previous run for every account).
-    let carries_redo = |s: &Session| s.kind() == SessionKind::Incremental || !s.redo_logs.is_empty();
+    let carries_redo =
+        |s: &Session| s.kind() == SessionKind::Incremental || !s.redo_logs.is_empty();
     // Close over what kept sessions need.
     loop {
         let kept_now: Vec<&Session> = sessions

@@ -24,7 +24,7 @@ mod s3;
 mod s3_lease;
 
 pub use fs::FsTarget;
-pub use s3::{S3Settings, S3Target};
+pub use s3::{MIN_PART_SIZE, S3Settings, S3Target};
 
 use crate::error::Result;
 use std::path::{Path, PathBuf};
@@ -222,10 +222,9 @@ pub fn fetch_local(target: &dyn Target, path: &str) -> Result<Option<LocalFile>>
         Err(e) => return Err(e),
     };
     let name = path.rsplit('/').next().unwrap_or("object");
-    let local = target.scratch_dir()?.join(format!(
-        "fetch-{}-{name}",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let local = target
+        .scratch_dir()?
+        .join(format!("fetch-{}-{name}", uuid::Uuid::new_v4().simple()));
     let file = LocalFile {
         path: local,
         temporary: true,

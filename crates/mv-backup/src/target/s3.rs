@@ -33,9 +33,7 @@ use crate::error::{BackupError, Result};
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjPath;
-use object_store::{
-    GetOptions, ObjectStore, PutMultipartOptions, PutOptions, PutPayload,
-};
+use object_store::{GetOptions, ObjectStore, PutMultipartOptions, PutOptions, PutPayload};
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::io::Read;
@@ -225,7 +223,9 @@ impl Client {
             None => rel.to_string(),
         };
         ObjPath::parse(&full).map_err(|e| {
-            BackupError::Invalid(format!("invalid path inside the backup target: {rel:?}: {e}"))
+            BackupError::Invalid(format!(
+                "invalid path inside the backup target: {rel:?}: {e}"
+            ))
         })
     }
 
@@ -272,7 +272,8 @@ impl Client {
         let store = self.store.clone();
         // One location through delete_stream (the object-safe delete).
         let deleted = self.run(rel, async move {
-            let once = futures_util::stream::once(async move { Ok(key) }).boxed();
+            let once = futures_util::stream::once(async move { Ok::<_, object_store::Error>(key) })
+                .boxed();
             store.delete_stream(once).try_collect::<Vec<_>>().await
         });
         match deleted.map(|_| ()) {
@@ -296,10 +297,8 @@ impl Client {
         let mut out: Vec<ObjectInfo> = metas
             .into_iter()
             .filter_map(|m| {
-                self.rel_of(&m.location).map(|path| ObjectInfo {
-                    path,
-                    size: m.size,
-                })
+                self.rel_of(&m.location)
+                    .map(|path| ObjectInfo { path, size: m.size })
             })
             .collect();
         out.sort_by(|a, b| a.path.cmp(&b.path));
@@ -310,9 +309,10 @@ impl Client {
     fn child_names(&self, dir: &str) -> Result<BTreeSet<String>> {
         let key = self.key(dir)?;
         let store = self.store.clone();
-        let listing = self.run(dir, async move {
-            store.list_with_delimiter(Some(&key)).await
-        })?;
+        let listing = self.run(
+            dir,
+            async move { store.list_with_delimiter(Some(&key)).await },
+        )?;
         let mut out = BTreeSet::new();
         for p in listing
             .common_prefixes
@@ -326,25 +326,33 @@ impl Client {
         Ok(out)
     }
 
-    /// Removes every object under `dir`, in bulk requests (up to 1000 keys each).
-    fn delete_tree(&self, dir: &str) -> Result<()> {
-        let keys = self
-            .list_dir(dir)?
+    /// Removes these objects (relative paths), in bulk requests (up to 1000 keys
+    /// each). `what` names the operation in errors.
+    fn delete_many(&self, what: &str, paths: Vec<String>) -> Result<()> {
+        let keys = paths
             .iter()
-            .map(|o| self.key(&o.path))
+            .map(|p| self.key(p))
             .collect::<Result<Vec<_>>>()?;
         if keys.is_empty() {
             return Ok(());
         }
         let store = self.store.clone();
-        let result = self.run(dir, async move {
-            let stream = futures_util::stream::iter(keys.into_iter().map(Ok)).boxed();
+        let result = self.run(what, async move {
+            let stream =
+                futures_util::stream::iter(keys.into_iter().map(Ok::<_, object_store::Error>))
+                    .boxed();
             store.delete_stream(stream).try_collect::<Vec<_>>().await
         });
         match result {
             Ok(_) | Err(BackupError::NotFound(_)) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Removes every object under the directory `dir`.
+    fn delete_tree(&self, dir: &str) -> Result<()> {
+        let paths = self.list_dir(dir)?.into_iter().map(|o| o.path).collect();
+        self.delete_many(dir, paths)
     }
 }
 
@@ -503,13 +511,11 @@ impl S3Target {
         }
         let store = self.client.store.clone();
         let k = key.clone();
-        let mut upload = self
-            .client
-            .run(rel, async move {
-                store
-                    .put_multipart_opts(&k, PutMultipartOptions::default())
-                    .await
-            })?;
+        let mut upload = self.client.run(rel, async move {
+            store
+                .put_multipart_opts(&k, PutMultipartOptions::default())
+                .await
+        })?;
         let rt = self.client.rt.as_ref().expect("runtime present until drop");
         let mut in_flight = std::collections::VecDeque::new();
         let result = (|| -> Result<()> {
@@ -598,8 +604,7 @@ impl Target for S3Target {
 
     fn put(&self, path: &str, data: &[u8]) -> Result<()> {
         self.client.put(path, data.to_vec())?;
-        self.written
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.written.fetch_add(data.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -617,9 +622,9 @@ impl Target for S3Target {
     }
 
     fn get_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let end = offset.checked_add(len).ok_or_else(|| {
-            BackupError::corrupt(path, format!("range {offset}+{len} overflows"))
-        })?;
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| BackupError::corrupt(path, format!("range {offset}+{len} overflows")))?;
         let truncated = |size: u64| {
             BackupError::corrupt(
                 path,
@@ -635,13 +640,10 @@ impl Target for S3Target {
         }
         let key = self.client.key(path)?;
         let store = self.client.store.clone();
-        match self
-            .client
-            .run(path, async move {
-                let opts = GetOptions::new().with_range(Some(offset..end));
-                store.get_opts(&key, opts).await?.bytes().await
-            })
-        {
+        match self.client.run(path, async move {
+            let opts = GetOptions::new().with_range(Some(offset..end));
+            store.get_opts(&key, opts).await?.bytes().await
+        }) {
             Ok(b) if b.len() as u64 == len => Ok(b.to_vec()),
             Ok(b) => Err(truncated(offset + b.len() as u64)),
             Err(BackupError::NotFound(p)) => Err(BackupError::NotFound(p)),
@@ -694,9 +696,16 @@ impl Target for S3Target {
     }
 
     fn session_remove(&self, label: &str, rel_prefix: &str) -> Result<()> {
+        // The object named exactly so, and everything "below" it.
         let path = Self::session_rel(label, rel_prefix);
-        self.client.delete_tree(&path)?;
-        self.client.delete(&path)
+        let below = format!("{path}/");
+        let doomed: Vec<String> = self
+            .list(&path)?
+            .into_iter()
+            .map(|o| o.path)
+            .filter(|p| *p == path || p.starts_with(&below))
+            .collect();
+        self.client.delete_many(&path, doomed)
     }
 
     fn commit_session(&self, label: &str, session_xml: &[u8]) -> Result<()> {
@@ -756,11 +765,17 @@ impl Target for S3Target {
 
     fn retire_session(&self, label: &str) -> Result<()> {
         let xml = Self::session_rel(label, "session.xml");
-        if self.size(&xml)?.is_none() && self.client.list_dir(&format!("sessions/{label}"))?.is_empty() {
+        if self.size(&xml)?.is_none()
+            && self
+                .client
+                .list_dir(&format!("sessions/{label}"))?
+                .is_empty()
+        {
             return Err(BackupError::NotFound(format!("sessions/{label}")));
         }
         // The marker first: from it on the files are garbage even if we stop here.
-        self.client.put(&format!("{RETIRED_DIR}/{label}"), Vec::new())?;
+        self.client
+            .put(&format!("{RETIRED_DIR}/{label}"), Vec::new())?;
         self.client.delete(&xml)
     }
 
@@ -837,7 +852,13 @@ mod tests {
             parse_url("s3://bk-1/a/b/").unwrap(),
             ("bk-1".into(), Some("a/b".into()))
         );
-        for bad in ["s3://", "s3://A", "s3://bk/a//b", "s3://bk/../x", "s3://-bk"] {
+        for bad in [
+            "s3://",
+            "s3://A",
+            "s3://bk/a//b",
+            "s3://bk/../x",
+            "s3://-bk",
+        ] {
             let e = parse_url(bad).unwrap_err().to_string();
             assert!(e.contains("s3://BUCKET"), "{bad}: {e}");
         }
@@ -850,7 +871,9 @@ mod tests {
         s.access_key = Some("k".into());
         s.secret_key = Some("s".into());
         if std::env::var_os("AWS_ALLOW_HTTP").is_none() {
-            let e = S3Target::open("s3://bk", s.clone()).unwrap_err().to_string();
+            let e = S3Target::open("s3://bk", s.clone())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("s3_allow_http=true"), "{e}");
         }
         s.allow_http = true;

@@ -175,6 +175,8 @@ impl Lease {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let deadline = Instant::now() + wait;
         let give_up = |seen: Option<LeaseInfo>| in_progress(seen.map(|l| l.what));
+        // Attempts whose own write was too slow to trust (no rival seen).
+        let mut slow_attempts = 0;
         loop {
             let started = Instant::now();
             let current = read(&client)?;
@@ -193,12 +195,21 @@ impl Lease {
             if ours && !slow {
                 return Ok(Lease::start(client, id, what, lease));
             }
+            let rival = back.filter(|l| l.holder != id && l.live());
             if ours {
                 // Too slow to be sure no rival read back before our PUT landed.
                 client.delete(LEASE_OBJECT)?;
-            }
-            if Instant::now() >= deadline {
-                return Err(give_up(back.filter(|l| l.holder != id)));
+                slow_attempts += 1;
+                if slow_attempts >= 5 {
+                    return Err(BackupError::Invalid(format!(
+                        "the S3 store answered too slowly to take the lock safely (a read \
+                         and a write took over {} ms, half of s3_lock_settle_ms); raise \
+                         s3_lock_settle_ms with mailvault localconfig -e",
+                        settle.as_millis() / 2
+                    )));
+                }
+            } else if Instant::now() >= deadline {
+                return Err(give_up(rival));
             }
             // A little jitter so two losers do not collide again in step.
             let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]);
@@ -272,13 +283,13 @@ impl Drop for Lease {
         match read(&self.shared.client) {
             Ok(Some(l)) if l.holder == self.shared.id => {
                 if let Err(e) = self.shared.client.delete(LEASE_OBJECT) {
-                    tracing::warn!(
-                        "releasing the backup target lock: {e} (it expires by itself)"
-                    );
+                    tracing::warn!("releasing the backup target lock: {e} (it expires by itself)");
                 }
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!("releasing the backup target lock: {e} (it expires by itself)"),
+            Err(e) => {
+                tracing::warn!("releasing the backup target lock: {e} (it expires by itself)")
+            }
         }
     }
 }

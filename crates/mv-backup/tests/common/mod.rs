@@ -32,9 +32,8 @@ macro_rules! on_both_targets {
     };
 }
 
-/// Multipart part size of test S3 targets: small, so that packs of a few hundred
-/// KB already go up in several parts.
-pub const TEST_PART_SIZE: usize = 64 << 10;
+/// Multipart part size of test S3 targets: S3's (and s3s-fs's) smallest.
+pub const TEST_PART_SIZE: usize = mv_backup::target::MIN_PART_SIZE;
 
 pub struct Fx {
     pub dir: Option<tempfile::TempDir>,

@@ -75,7 +75,7 @@ impl Fx {
         s.access_key = Some(s3::ACCESS_KEY.into());
         s.secret_key = Some(s3::SECRET_KEY.into());
         s.allow_http = true;
-        s.settle = Duration::from_millis(50);
+        s.settle = Duration::from_millis(200);
         s.lease = Duration::from_secs(10);
         s.part_size = TEST_PART_SIZE;
         s

@@ -73,7 +73,7 @@ impl S3Server {
             ("s3_secret_access_key", SECRET_KEY.into()),
             ("s3_allow_http", "true".into()),
             // Loopback PUTs take milliseconds: a short settle keeps tests quick.
-            ("s3_lock_settle_ms", "100".into()),
+            ("s3_lock_settle_ms", "300".into()),
         ]
     }
 }

@@ -72,7 +72,7 @@ fn backup_query_verify_and_restore_through_s3() {
 
     // A mistyped prefix is no target.
     let o = env.zm("zmbackupquery", &["-t", &server.url("mail/nothing")]);
-    assert_eq!(o.code, 2, "{}{}", o.stdout, o.stderr);
+    assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
     assert!(o.stderr.contains("no backup target at"), "{}", o.stderr);
 
     // A 6.5 MB message, stored uncompressed: its pack goes up as a multipart
@@ -115,8 +115,12 @@ fn backup_query_verify_and_restore_through_s3() {
     let q = env.ok("zmbackupquery", &["-t", &url]).stdout;
     let blocks: Vec<&str> = q.split("\n\n").collect();
     assert_eq!(blocks.len(), 2, "{q}");
-    assert!(blocks[0].starts_with(&format!("Label:   {incr}\nType:    incremental\nStatus:  completed\n")));
-    assert!(blocks[1].starts_with(&format!("Label:   {full}\nType:    full\nStatus:  completed\n")));
+    assert!(blocks[0].starts_with(&format!(
+        "Label:   {incr}\nType:    incremental\nStatus:  completed\n"
+    )));
+    assert!(blocks[1].starts_with(&format!(
+        "Label:   {full}\nType:    full\nStatus:  completed\n"
+    )));
     assert!(blocks[1].contains("Number of accounts: 2"), "{q}");
 
     let v = env.run(
@@ -142,7 +146,11 @@ fn backup_query_verify_and_restore_through_s3() {
             .find(|f| f.file_stem().unwrap().to_str().unwrap() == subject)
             .unwrap();
         let got = env.ok("zmmailbox", &["-z", "-m", "s3_a@d.test", "gm", id]);
-        assert_eq!(got.stdout.as_bytes(), std::fs::read(file).unwrap(), "{subject}");
+        assert_eq!(
+            got.stdout.as_bytes(),
+            std::fs::read(file).unwrap(),
+            "{subject}"
+        );
     }
 
     // Damage one byte of a pack in the bucket: verify names the account.

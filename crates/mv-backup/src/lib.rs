@@ -60,8 +60,10 @@
 //!   behaves as `-sync`.
 //! - **Targets.** A directory ([`FsTarget`]) or `s3://bucket/prefix`
 //!   ([`S3Target`], object_store): nothing relies on rename or conditional PUT.
-//! - **Not yet:** auto-grouped mode, repacking partly-live packs, the search index
-//!   (derived data; rebuilt).
+//! - **Auto-grouped mode** ([`autogroup`]): a full of one group of accounts per run,
+//!   carrying the redo logs since the previous run.
+//! - **Not yet:** repacking partly-live packs, the search index (derived data;
+//!   rebuilt).
 
 pub mod abort;
 pub mod accounts_xml;

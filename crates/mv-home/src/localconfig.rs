@@ -151,7 +151,7 @@ pub const KNOWN_KEYS: &[KeyInfo] = &[
         name: "s3_part_size_mb",
         default: "8",
         secret: false,
-        description: "multipart upload part size for s3:// targets, in MiB (at least 5)",
+        description: "multipart upload part size for s3:// targets, in MiB (5 to 512)",
     },
 ];
 

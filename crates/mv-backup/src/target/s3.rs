@@ -87,6 +87,8 @@ impl std::fmt::Debug for S3Settings {
 
 /// S3's smallest part (except the last one of an upload).
 pub const MIN_PART_SIZE: usize = 5 << 20;
+/// The largest part size the local config may ask for.
+const MAX_PART_SIZE: usize = 512 << 20;
 
 impl S3Settings {
     /// Defaults: AWS, credentials from the environment, 60 s leases, 2 s settle time,
@@ -142,10 +144,15 @@ impl S3Settings {
             s.settle = Duration::from_millis(ms);
         }
         if let Some(mib) = num("s3_part_size_mb")? {
-            let bytes = usize::try_from(mib << 20).unwrap_or(usize::MAX);
-            if bytes < MIN_PART_SIZE {
+            let bytes = mib
+                .checked_mul(1 << 20)
+                .and_then(|b| usize::try_from(b).ok())
+                .unwrap_or(usize::MAX);
+            // Up to four parts are in memory at once: keep that bounded.
+            if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&bytes) {
                 return Err(BackupError::Invalid(
-                    "local config s3_part_size_mb must be at least 5 (S3's smallest part)".into(),
+                    "local config s3_part_size_mb must be from 5 (S3's smallest part) to 512"
+                        .into(),
                 ));
             }
             s.part_size = bytes;
@@ -865,20 +872,45 @@ mod tests {
     }
 
     #[test]
+    fn settings_from_the_local_config() {
+        let mut cfg = mv_home::LocalConfig::defaults();
+        cfg.set("s3_endpoint", "http://127.0.0.1:9000").unwrap();
+        cfg.set("s3_part_size_mb", "16").unwrap();
+        cfg.set("s3_allow_http", "true").unwrap();
+        let s = S3Settings::from_local_config(&cfg, std::env::temp_dir()).unwrap();
+        assert_eq!(s.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(s.part_size, 16 << 20);
+        assert!(s.allow_http);
+        assert_eq!(s.access_key, None, "empty: the environment decides");
+        assert!(!format!("{s:?}").contains("secret_key"));
+        for (k, v) in [
+            ("s3_part_size_mb", "4"),
+            ("s3_part_size_mb", "99999999999999"),
+            ("s3_lock_lease_seconds", "5"),
+            ("s3_lock_settle_ms", "soon"),
+        ] {
+            let mut c = cfg.clone();
+            c.set(k, v).unwrap();
+            let e = S3Settings::from_local_config(&c, std::env::temp_dir()).unwrap_err();
+            assert!(e.to_string().contains(k), "{k}={v}: {e}");
+        }
+    }
+
+    #[test]
     fn plain_http_endpoint_needs_consent() {
         let mut s = S3Settings::new(std::env::temp_dir());
         s.endpoint = Some("http://127.0.0.1:9".into());
         s.access_key = Some("k".into());
         s.secret_key = Some("s".into());
         if std::env::var_os("AWS_ALLOW_HTTP").is_none() {
-            let e = S3Target::open("s3://bk", s.clone())
+            let e = S3Target::open("s3://bkt", s.clone())
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("s3_allow_http=true"), "{e}");
         }
         s.allow_http = true;
-        let t = S3Target::open("s3://bk/p", s).unwrap();
-        assert_eq!(t.url(), "s3://bk/p");
+        let t = S3Target::open("s3://bkt/p", s).unwrap();
+        assert_eq!(t.url(), "s3://bkt/p");
         assert_eq!(t.free_space().unwrap(), None);
     }
 }

@@ -25,7 +25,7 @@ fn auto_grouped(fx: &Fx, groups: u32, interval: &str, throttled: bool) {
         .unwrap()
         .modify_global(&[
             Modification::set("zimbraBackupMode", "Auto-Grouped"),
-            Modification::set("zimbraBackupAutoGroupedNumGroups", &groups.to_string()),
+            Modification::set("zimbraBackupAutoGroupedNumGroups", groups.to_string()),
             Modification::set("zimbraBackupAutoGroupedInterval", interval),
             Modification::set(
                 "zimbraBackupAutoGroupedThrottled",

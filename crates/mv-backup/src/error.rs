@@ -54,6 +54,9 @@ pub enum BackupError {
     Zip { path: String, reason: String },
     #[error("{0}")]
     Unsupported(String),
+    /// Auto-grouped mode: no account is due ("auto-grouped backup too soon").
+    #[error("auto-grouped backup too soon: {0}")]
+    TooSoon(String),
 }
 
 impl BackupError {

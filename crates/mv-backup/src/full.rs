@@ -31,7 +31,15 @@ enum AccountEnd {
     Aborted,
 }
 
-pub(crate) fn run_full(run: &mut Run, label: Label, accounts: &[Account]) -> Result<SessionReport> {
+/// `redo_for`: in auto-grouped mode, every account of the server: the session also
+/// holds the redo logs archived since the previous run, which roll those accounts'
+/// latest fulls forward.
+pub(crate) fn run_full(
+    run: &mut Run,
+    label: Label,
+    accounts: &[Account],
+    redo_for: Option<&[String]>,
+) -> Result<SessionReport> {
     let mut sb = SessionBuilder::new(run.target, label);
     run.progress.session_started(&label, accounts.len() as u64);
     run.sealed.clear();
@@ -75,6 +83,12 @@ pub(crate) fn run_full(run: &mut Run, label: Label, accounts: &[Account]) -> Res
     }
     // Every blob the session references is sealed and indexed before it commits.
     run.seal()?;
+    let mut copied = crate::incr::RedoCopy::default();
+    if let Some(ids) = redo_for.filter(|_| !aborted) {
+        copied = crate::incr::copy_redo_logs(run, &mut sb, label, ids)?;
+        aborted = copied.aborted;
+        errors.append(&mut copied.errors);
+    }
     let seqs: Vec<u64> = entries.iter().filter_map(|e| e.redo_seq).collect();
     let redo = match (seqs.iter().min(), seqs.iter().max()) {
         (Some(a), Some(b)) => Some((*a, *b)),
@@ -106,13 +120,16 @@ pub(crate) fn run_full(run: &mut Run, label: Label, accounts: &[Account]) -> Res
             shared_blobs: run.shared_blobs,
         },
         redo,
-        redo_logs: Vec::new(),
+        redo_logs: std::mem::take(&mut copied.logs),
         accounts: entries,
         errors,
         files: std::mem::take(&mut sb.files),
         stats,
     };
     run.commit(sb, &session)?;
+    if redo_for.is_some() {
+        crate::incr::remove_expired_archive(run, &copied.in_target);
+    }
     // last_backup_at only now, and only for accounts that completed.
     for a in session.completed_accounts() {
         if let Err(e) = run

@@ -97,77 +97,14 @@ pub(crate) fn run_incremental(
         }
     }
 
-    let mut logs_copied = Vec::new();
-    let mut in_target: BTreeSet<u64> = BTreeSet::new();
+    let mut copied = RedoCopy::default();
     if !aborted {
-        let store = run.source.store;
-        store.redo().rollover()?;
-        // Everything before the current log is archived (or should be).
-        let last_archived = store.redo().position().sequence.checked_sub(1);
-        let archive_dir = store.redo().config().archive_dir.clone();
-        let archive = mv_redo::list_archive(&archive_dir)?;
-        let catalog = Catalog::load(run.target)?;
-        let stored = catalog.stored_redo_sequences();
-        in_target.extend(stored.iter().copied());
         let ids: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
-        let needed = needed_from(&catalog, &ids);
-        let start = match (stored.last(), needed) {
-            (Some(last), _) => Some(last + 1),
-            (None, n) => n,
-        };
-        if let Some(start) = start {
-            for log in archive.iter().filter(|l| l.sequence >= start) {
-                if run.aborter.requested() {
-                    aborted = true;
-                    break;
-                }
-                let name = log
-                    .path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                if let Err(e) = check_log(&log.path) {
-                    errors.push(SessionError {
-                        account: None,
-                        message: format!(
-                            "archived redo log {name} is damaged and was not copied: {e}"
-                        ),
-                    });
-                    continue;
-                }
-                let scratch = run.target.scratch_dir()?.join(format!("{label}-{name}"));
-                std::fs::copy(&log.path, &scratch).map_err(BackupError::io(log.path.display()))?;
-                let rel = format!("redologs/{name}");
-                let size = sb.put_file(&rel, &scratch)?;
-                run.progress.bytes(size);
-                let blake3 = sb
-                    .files
-                    .last()
-                    .map(|f| f.blake3.clone())
-                    .unwrap_or_default();
-                logs_copied.push(RedoLogFile {
-                    seq: log.sequence,
-                    name,
-                    first_lsn: log.first_lsn.0,
-                    last_lsn: log.last_lsn.0,
-                    closed: log.closed_at,
-                    size,
-                    blake3,
-                });
-                in_target.insert(log.sequence);
-            }
-        }
-        if let Some(from) = needed {
-            let all: Vec<u64> = in_target.iter().copied().collect();
-            if let Some(gap) = chain_gap(from, last_archived, &all) {
-                errors.push(SessionError {
-                    account: None,
-                    message: gap.to_string(),
-                });
-            }
-        }
+        copied = copy_redo_logs(run, &mut sb, label, &ids)?;
+        aborted = copied.aborted;
+        errors.append(&mut copied.errors);
     }
-
+    let logs_copied = std::mem::take(&mut copied.logs);
     let redo = match (logs_copied.first(), logs_copied.last()) {
         (Some(a), Some(b)) => Some((a.seq, b.seq)),
         _ => None,
@@ -204,8 +141,103 @@ pub(crate) fn run_incremental(
         stats,
     };
     run.commit(sb, &session)?;
-    remove_expired_archive(run, &in_target);
+    remove_expired_archive(run, &copied.in_target);
     Ok(crate::full::report(&session))
+}
+
+/// What [`copy_redo_logs`] did.
+#[derive(Default)]
+pub(crate) struct RedoCopy {
+    pub logs: Vec<RedoLogFile>,
+    /// Sequences the target holds now (those of committed sessions and these).
+    pub in_target: BTreeSet<u64>,
+    pub errors: Vec<SessionError>,
+    pub aborted: bool,
+}
+
+/// Rolls the redo log over and copies into the session `redologs/` every archived
+/// log after the newest one the target holds (or, when it holds none, from the
+/// oldest sequence the latest fulls of `account_ids` need), then checks the chain.
+/// Incremental sessions do this; so do auto-grouped full sessions.
+pub(crate) fn copy_redo_logs(
+    run: &mut Run,
+    sb: &mut SessionBuilder,
+    label: Label,
+    account_ids: &[String],
+) -> Result<RedoCopy> {
+    let mut logs_copied = Vec::new();
+    let mut in_target: BTreeSet<u64> = BTreeSet::new();
+    let mut errors = Vec::new();
+    let mut aborted = false;
+    let store = run.source.store;
+    store.redo().rollover()?;
+    // Everything before the current log is archived (or should be).
+    let last_archived = store.redo().position().sequence.checked_sub(1);
+    let archive_dir = store.redo().config().archive_dir.clone();
+    let archive = mv_redo::list_archive(&archive_dir)?;
+    let catalog = Catalog::load(run.target)?;
+    let stored = catalog.stored_redo_sequences();
+    in_target.extend(stored.iter().copied());
+    let needed = needed_from(&catalog, account_ids);
+    let start = match (stored.last(), needed) {
+        (Some(last), _) => Some(last + 1),
+        (None, n) => n,
+    };
+    if let Some(start) = start {
+        for log in archive.iter().filter(|l| l.sequence >= start) {
+            if run.aborter.requested() {
+                aborted = true;
+                break;
+            }
+            let name = log
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if let Err(e) = check_log(&log.path) {
+                errors.push(SessionError {
+                    account: None,
+                    message: format!("archived redo log {name} is damaged and was not copied: {e}"),
+                });
+                continue;
+            }
+            let scratch = run.target.scratch_dir()?.join(format!("{label}-{name}"));
+            std::fs::copy(&log.path, &scratch).map_err(BackupError::io(log.path.display()))?;
+            let rel = format!("redologs/{name}");
+            let size = sb.put_file(&rel, &scratch)?;
+            run.progress.bytes(size);
+            let blake3 = sb
+                .files
+                .last()
+                .map(|f| f.blake3.clone())
+                .unwrap_or_default();
+            logs_copied.push(RedoLogFile {
+                seq: log.sequence,
+                name,
+                first_lsn: log.first_lsn.0,
+                last_lsn: log.last_lsn.0,
+                closed: log.closed_at,
+                size,
+                blake3,
+            });
+            in_target.insert(log.sequence);
+        }
+    }
+    if let Some(from) = needed {
+        let all: Vec<u64> = in_target.iter().copied().collect();
+        if let Some(gap) = chain_gap(from, last_archived, &all) {
+            errors.push(SessionError {
+                account: None,
+                message: gap.to_string(),
+            });
+        }
+    }
+    Ok(RedoCopy {
+        logs: logs_copied,
+        in_target,
+        errors,
+        aborted,
+    })
 }
 
 /// Reads a whole redo log (every record's CRC and decoding).
@@ -218,7 +250,7 @@ fn check_log(path: &std::path::Path) -> Result<(), mv_redo::RedoError> {
 
 /// Removes archived logs that the target holds and that are older than the keep
 /// time.
-fn remove_expired_archive(run: &Run, in_target: &BTreeSet<u64>) {
+pub(crate) fn remove_expired_archive(run: &Run, in_target: &BTreeSet<u64>) {
     let dir = run.source.store.redo().config().archive_dir.clone();
     let Ok(archive) = mv_redo::list_archive(&dir) else {
         return;

@@ -58,12 +58,16 @@
 //!   show as "in progress" at once); [`Prepared::run`] can then run on another
 //!   thread (the server does). A CLI without a server runs in its own process, so it
 //!   behaves as `-sync`.
-//! - **Not yet:** S3 targets (the [`Target`] trait is ready for an object_store
-//!   implementation: nothing relies on rename or conditional PUT), auto-grouped
-//!   mode, repacking partly-live packs, the search index (derived data; rebuilt).
+//! - **Targets.** A directory ([`FsTarget`]) or `s3://bucket/prefix`
+//!   ([`S3Target`], object_store): nothing relies on rename or conditional PUT.
+//! - **Auto-grouped mode** ([`autogroup`]): a full of one group of accounts per run,
+//!   carrying the redo logs since the previous run.
+//! - **Not yet:** repacking partly-live packs, the search index (derived data;
+//!   rebuilt).
 
 pub mod abort;
 pub mod accounts_xml;
+pub mod autogroup;
 pub mod catalog;
 pub mod clock;
 pub mod error;
@@ -103,7 +107,7 @@ pub use run::{
 };
 pub use session::{Session, SessionStatus};
 pub use system::{SystemRestoreReport, restore_system};
-pub use target::{FsTarget, Target};
+pub use target::{FsTarget, S3Settings, S3Target, Target};
 pub use verify::{ReadData, VerifyOptions, VerifyReport, verify};
 
 /// `Backup::full(...)` / `Backup::incremental(...)`: the two kinds of run in one call.

@@ -186,16 +186,11 @@ pub fn restore_account(
         }
     }
     // 2. The redo records (read before anything is written).
-    let scratch = tempfile::Builder::new()
-        .prefix("restore-redo")
-        .tempdir_in(target.scratch_dir()?)
-        .map_err(BackupError::io("restore scratch directory"))?;
     let mut collector = Collector::new(MailboxId(meta.mailbox_id), meta.change, opts);
     if !opts.full_only {
         collect_records(
             source,
             target,
-            scratch.path(),
             &sessions,
             full,
             &meta,
@@ -656,32 +651,10 @@ impl<'o> Collector<'o> {
     }
 }
 
-/// A redo log held by a session, as a local file: the target's own file when it
-/// is local, else downloaded into `scratch`.
-fn local_redo_file(
-    target: &dyn Target,
-    rel: &str,
-    scratch: &std::path::Path,
-) -> Result<Option<PathBuf>> {
-    if let Some(p) = target.local_path(rel) {
-        return Ok(p.is_file().then_some(p));
-    }
-    let bytes = match target.get(rel) {
-        Ok(b) => b,
-        Err(BackupError::NotFound(_)) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let name = rel.replace('/', "_");
-    let p = scratch.join(name);
-    std::fs::write(&p, bytes).map_err(BackupError::io(p.display()))?;
-    Ok(Some(p))
-}
-
 #[allow(clippy::too_many_arguments)]
 fn collect_records(
     source: &Source,
     target: &dyn Target,
-    scratch: &std::path::Path,
     sessions: &[&Session],
     full: &Session,
     meta: &AccountMeta,
@@ -694,27 +667,22 @@ fn collect_records(
     let mut incr_last: BTreeMap<Label, u64> = BTreeMap::new();
     // Redo logs a session lists that are not in the target.
     let mut missing: Vec<String> = Vec::new();
-    for s in sessions.iter().filter(|s| s.label > full.label) {
-        if s.kind() != SessionKind::Incremental {
-            continue;
-        }
+    // Downloaded copies (object-store targets), kept until the logs are read.
+    let mut fetched = Vec::new();
+    // Incrementals hold redo logs; so do auto-grouped fulls, the full itself
+    // included (logs archived after its snapshots).
+    for s in sessions.iter().filter(|s| s.label >= full.label) {
         for l in &s.redo_logs {
-            if l.seq < meta.redo_seq {
+            if l.seq < meta.redo_seq || files.contains_key(&l.seq) {
                 continue;
             }
             let r = rel(&s.label, &format!("redologs/{}", l.name));
-            if files.contains_key(&l.seq) {
+            let Some(local) = crate::target::fetch_local(target, &r)? else {
+                missing.push(format!("{}/{r}", target.url()));
                 continue;
-            }
-            match local_redo_file(target, &r, scratch)? {
-                Some(local) => {
-                    files.insert(l.seq, local);
-                }
-                None => {
-                    missing.push(format!("{}/{r}", target.url()));
-                    continue;
-                }
-            }
+            };
+            files.insert(l.seq, local.path().to_path_buf());
+            fetched.push(local);
             let e = incr_last.entry(s.label).or_insert(l.seq);
             *e = (*e).max(l.seq);
         }

@@ -158,6 +158,10 @@ pub fn plan(catalog: &Catalog, opts: &DeleteOptions) -> (Vec<String>, Vec<Kept>)
             );
         }
     }
+    // Sessions that roll fulls forward: incrementals, and auto-grouped fulls (they
+    // carry the redo logs since the previous run for every account).
+    let carries_redo =
+        |s: &Session| s.kind() == SessionKind::Incremental || !s.redo_logs.is_empty();
     // Close over what kept sessions need.
     loop {
         let kept_now: Vec<&Session> = sessions
@@ -187,9 +191,7 @@ pub fn plan(catalog: &Catalog, opts: &DeleteOptions) -> (Vec<String>, Vec<Kept>)
                             &a.email,
                         );
                         for i in sessions.iter().filter(|s| {
-                            s.kind() == SessionKind::Incremental
-                                && s.label > full.label
-                                && s.label < k.label
+                            carries_redo(s) && s.label > full.label && s.label < k.label
                         }) {
                             need(
                                 &mut keep,
@@ -214,7 +216,7 @@ pub fn plan(catalog: &Catalog, opts: &DeleteOptions) -> (Vec<String>, Vec<Kept>)
                             })
                             .map(|s| s.label);
                         for i in sessions.iter().filter(|s| {
-                            s.kind() == SessionKind::Incremental
+                            carries_redo(s)
                                 && s.label > k.label
                                 && next_full.is_none_or(|n| s.label < n)
                         }) {

@@ -170,6 +170,9 @@ pub struct Prepared {
     opts: BackupOptions,
     pub(crate) full: Option<(Label, Vec<Account>)>,
     pub(crate) incr: Option<(Label, Vec<Account>)>,
+    /// Auto-grouped run: every account of the server (the full session carries
+    /// the redo logs that roll their fulls forward).
+    autogroup_ids: Option<Vec<String>>,
     job: Arc<Job>,
 }
 
@@ -211,7 +214,16 @@ pub fn prepare(source: &Source, target: Arc<dyn Target>, opts: BackupOptions) ->
         }
         l
     };
+    let mut autogroup_ids = None;
     let (full, incr) = match opts.kind {
+        SessionKind::Full
+            if opts.accounts == AccountSelection::All && crate::autogroup::enabled(source) =>
+        {
+            let cfg = crate::autogroup::AutoGroupConfig::from_source(source)?;
+            let group = crate::autogroup::choose_group(&accounts, &catalog, &cfg, now)?;
+            autogroup_ids = Some(accounts.iter().map(|a| a.id.clone()).collect());
+            (Some((unique(SessionKind::Full, now), group)), None)
+        }
         SessionKind::Full => (Some((unique(SessionKind::Full, now), accounts)), None),
         SessionKind::Incremental => {
             // Accounts without a full of their current mailbox: never backed up,
@@ -246,6 +258,7 @@ pub fn prepare(source: &Source, target: Arc<dyn Target>, opts: BackupOptions) ->
         opts,
         full,
         incr,
+        autogroup_ids,
         job,
     })
 }
@@ -334,7 +347,12 @@ impl Prepared {
         let mut reports = Vec::new();
         let result = (|| {
             if let Some((label, accounts)) = &self.full {
-                let r = crate::full::run_full(&mut run, *label, accounts)?;
+                let r = crate::full::run_full(
+                    &mut run,
+                    *label,
+                    accounts,
+                    self.autogroup_ids.as_deref(),
+                )?;
                 let aborted = r.status == SessionStatus::Aborted;
                 reports.push(r);
                 if aborted {

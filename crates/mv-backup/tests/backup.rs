@@ -3,6 +3,23 @@
 
 mod common;
 
+// Each test body runs against a filesystem target (fs::NAME) and an S3 target on
+// an in-process S3-compatible server (s3::NAME).
+on_both_targets!(
+    full_backup_during_delivery_is_consistent_per_account,
+    unchanged_second_full_writes_under_five_percent,
+    message_to_fifty_accounts_is_stored_once,
+    verify_read_data_finds_a_flipped_byte_and_names_the_account,
+    damaged_blob_in_the_store_fails_only_its_account,
+    incremental_copies_exactly_the_new_logs_and_reports_gaps,
+    delete_one_month_keeps_what_retained_sessions_need,
+    delete_by_label_never_removes_the_latest_full_or_its_chain,
+    abort_stops_between_accounts_and_keeps_what_completed,
+    a_second_operation_waits_then_reports_still_in_progress,
+    query_prints_the_original_layout_and_json,
+    compression_options_and_shared_blobs_off,
+);
+
 use common::{Fx, du, message};
 use mv_backup::session::{AccountState, account_dir, parse_blob_list};
 use mv_backup::{
@@ -58,9 +75,7 @@ fn mailbox_dump(path: &std::path::Path) -> Vec<Vec<String>> {
     ]
 }
 
-#[test]
-fn full_backup_during_delivery_is_consistent_per_account() {
-    let fx = Fx::new();
+fn full_backup_during_delivery_is_consistent_per_account(fx: Fx) {
     let accounts: Vec<_> = (0..4)
         .map(|i| fx.account(&format!("u{i}@d.test")))
         .collect();
@@ -165,9 +180,7 @@ fn full_backup_during_delivery_is_consistent_per_account() {
     }
 }
 
-#[test]
-fn unchanged_second_full_writes_under_five_percent() {
-    let fx = Fx::new();
+fn unchanged_second_full_writes_under_five_percent(fx: Fx) {
     let accounts: Vec<_> = (0..4)
         .map(|i| fx.account(&format!("u{i}@d.test")))
         .collect();
@@ -207,9 +220,7 @@ fn unchanged_second_full_writes_under_five_percent() {
     assert_eq!(r2.sessions[0].stats.blobs_shared, 160);
 }
 
-#[test]
-fn message_to_fifty_accounts_is_stored_once() {
-    let fx = Fx::new();
+fn message_to_fifty_accounts_is_stored_once(fx: Fx) {
     let accounts: Vec<_> = (0..50)
         .map(|i| fx.account(&format!("r{i:02}@d.test")))
         .collect();
@@ -240,9 +251,7 @@ fn message_to_fifty_accounts_is_stored_once() {
     }
 }
 
-#[test]
-fn verify_read_data_finds_a_flipped_byte_and_names_the_account() {
-    let fx = Fx::new();
+fn verify_read_data_finds_a_flipped_byte_and_names_the_account(fx: Fx) {
     let a = fx.account("alice@d.test");
     let b = fx.account("bob@d.test");
     let c = fx.account("carol@d.test");
@@ -262,7 +271,7 @@ fn verify_read_data_finds_a_flipped_byte_and_names_the_account() {
     let pool = Pool::load(t.as_ref()).unwrap();
     let victim = Digest::of(&message("b-1", 4000));
     let loc = pool.locate(&victim).unwrap();
-    let zip = t.local_path(&loc.path).unwrap();
+    let zip = fx.object_file(&loc.path);
     let mut bytes = std::fs::read(&zip).unwrap();
     bytes[loc.offset as usize + 100] ^= 0x20;
     std::fs::write(&zip, &bytes).unwrap();
@@ -317,9 +326,7 @@ fn verify_read_data_finds_a_flipped_byte_and_names_the_account() {
     assert!(!verify(&fx, ReadData::None).ok());
 }
 
-#[test]
-fn damaged_blob_in_the_store_fails_only_its_account() {
-    let fx = Fx::new();
+fn damaged_blob_in_the_store_fails_only_its_account(fx: Fx) {
     let a = fx.account("a@d.test");
     let b = fx.account("b@d.test");
     fx.deliver(&message("a-1", 3000), &[&a]);
@@ -372,9 +379,7 @@ fn archive_seqs(fx: &Fx) -> Vec<u64> {
         .collect()
 }
 
-#[test]
-fn incremental_copies_exactly_the_new_logs_and_reports_gaps() {
-    let fx = Fx::new();
+fn incremental_copies_exactly_the_new_logs_and_reports_gaps(fx: Fx) {
     let a = fx.account("a@d.test");
     let b = fx.account("b@d.test");
     fx.deliver(&message("1", 2000), &[&a, &b]);
@@ -504,9 +509,7 @@ fn history(fx: &Fx, clock: &Arc<FakeClock>, start: UtcMillis, days: i64) -> Vec<
     labels
 }
 
-#[test]
-fn delete_one_month_keeps_what_retained_sessions_need() {
-    let fx = Fx::new();
+fn delete_one_month_keeps_what_retained_sessions_need(fx: Fx) {
     let start = UtcMillis::parse_local("2014/01/01 01:00:00").unwrap();
     let clock = FakeClock::new(start);
     let labels = history(&fx, &clock, start, 64);
@@ -599,9 +602,7 @@ fn delete_one_month_keeps_what_retained_sessions_need() {
     }
 }
 
-#[test]
-fn delete_by_label_never_removes_the_latest_full_or_its_chain() {
-    let fx = Fx::new();
+fn delete_by_label_never_removes_the_latest_full_or_its_chain(fx: Fx) {
     let a = fx.account("a@d.test");
     fx.deliver(&message("1", 1000), &[&a]);
     let f1 = fx.backup(SessionKind::Full).labels()[0];
@@ -661,9 +662,7 @@ impl Progress for AbortAfterFirst {
     }
 }
 
-#[test]
-fn abort_stops_between_accounts_and_keeps_what_completed() {
-    let fx = Fx::new();
+fn abort_stops_between_accounts_and_keeps_what_completed(fx: Fx) {
     for i in 0..3 {
         let a = fx.account(&format!("u{i}@d.test"));
         fx.deliver(&message(&format!("{i}"), 2000), &[&a]);
@@ -702,9 +701,7 @@ fn abort_stops_between_accounts_and_keeps_what_completed() {
     assert!(e.to_string().contains("not running"), "{e}");
 }
 
-#[test]
-fn a_second_operation_waits_then_reports_still_in_progress() {
-    let fx = Fx::new();
+fn a_second_operation_waits_then_reports_still_in_progress(fx: Fx) {
     fx.account("a@d.test");
     let t: Arc<dyn Target> = fx.target();
     let prepared = mv_backup::prepare(&fx.source(), t.clone(), fx.opts(SessionKind::Full)).unwrap();
@@ -735,9 +732,7 @@ fn a_second_operation_waits_then_reports_still_in_progress() {
     fx.backup(SessionKind::Full);
 }
 
-#[test]
-fn free_space_below_the_minimum_refuses_to_start() {
-    let fx = Fx::new();
+fn require_all_free_space(fx: &Fx) -> mv_backup::BackupOptions {
     fx.account("a@d.test");
     fx.directory
         .lock()
@@ -749,6 +744,13 @@ fn free_space_below_the_minimum_refuses_to_start() {
         .unwrap();
     let mut opts = fx.opts(SessionKind::Full);
     opts.min_free_space = None; // from the directory
+    opts
+}
+
+#[test]
+fn free_space_below_the_minimum_refuses_to_start() {
+    let fx = Fx::new();
+    let opts = require_all_free_space(&fx);
     let e = mv_backup::backup(&fx.source(), fx.target(), opts, &NoProgress).unwrap_err();
     assert!(
         e.to_string()
@@ -763,9 +765,16 @@ fn free_space_below_the_minimum_refuses_to_start() {
     );
 }
 
+/// An object store has no free space to measure: the minimum never stops it.
 #[test]
-fn query_prints_the_original_layout_and_json() {
-    let fx = Fx::new();
+fn s3_target_has_no_free_space_minimum() {
+    let fx = Fx::new_s3();
+    let opts = require_all_free_space(&fx);
+    let r = mv_backup::backup(&fx.source(), fx.target(), opts, &NoProgress).unwrap();
+    assert!(r.ok(), "{r:?}");
+}
+
+fn query_prints_the_original_layout_and_json(fx: Fx) {
     let a = fx.account("a@d.test");
     fx.deliver(&message("1", 1000), &[&a]);
     let full = fx.backup(SessionKind::Full).labels()[0];
@@ -824,15 +833,13 @@ fn query_prints_the_original_layout_and_json() {
     assert_eq!(json["sessions"][1]["status"], "completed");
     assert_eq!(json["sessions"][1]["type"], "full");
     // accounts.xml is rebuildable.
-    std::fs::remove_file(fx.target_dir.join("accounts.xml")).unwrap();
+    std::fs::remove_file(fx.object_file("accounts.xml")).unwrap();
     let rebuilt = mv_backup::rebuild_accounts_xml(t.as_ref(), UtcMillis::now()).unwrap();
     assert_eq!(rebuilt[0].latest_full, full.to_string());
     let _ = MailboxId(0);
 }
 
-#[test]
-fn compression_options_and_shared_blobs_off() {
-    let fx = Fx::new();
+fn compression_options_and_shared_blobs_off(fx: Fx) {
     let a = fx.account("a@d.test");
     let b = fx.account("b@d.test");
     let shared = message("shared", 30_000);

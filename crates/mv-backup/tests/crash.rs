@@ -8,7 +8,7 @@
 mod common;
 
 use common::{Fx, message};
-use mv_backup::{Catalog, ReadData, SessionKind, Target, VerifyOptions};
+use mv_backup::{Catalog, ReadData, SessionKind, VerifyOptions};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,6 +1,9 @@
-//! Restore tools at the library level: playredo (zmplayredo).
+//! Restore tools at the library level: playredo (zmplayredo), and a restore from a
+//! filesystem and from an S3 target.
 
 mod common;
+
+on_both_targets!(seed_scenario_restore_to_before_the_delete_into_a_new_account);
 
 use common::{Fx, message};
 use mv_backup::{PlayRedoOptions, playredo};
@@ -176,9 +179,7 @@ fn pause() {
     std::thread::sleep(std::time::Duration::from_millis(5));
 }
 
-#[test]
-fn seed_scenario_restore_to_before_the_delete_into_a_new_account() {
-    let fx = Fx::new();
+fn seed_scenario_restore_to_before_the_delete_into_a_new_account(fx: Fx) {
     let user = fx.account("user@d.test");
     let other = fx.account("other@d.test");
     let mb = user.mailbox_id;

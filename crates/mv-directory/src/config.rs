@@ -165,6 +165,29 @@ pub fn defaults() -> Attrs {
         .collect()
 }
 
+/// Milliseconds of a `Syntax::Duration` value (`1d`, `12h`, `30m`, `45s`, `500ms`;
+/// no unit: seconds), `None` if it is not one.
+pub fn duration_ms(value: &str) -> Option<u64> {
+    let lower = value.trim().to_ascii_lowercase();
+    let unit_at = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (n, unit) = lower.split_at(unit_at);
+    if n.is_empty() {
+        return None;
+    }
+    let n: u64 = n.parse().ok()?;
+    let per = match unit {
+        "d" => 86_400_000,
+        "h" => 3_600_000,
+        "m" => 60_000,
+        "s" | "" => 1000,
+        "ms" => 1,
+        _ => return None,
+    };
+    n.checked_mul(per)
+}
+
 /// Checks `value` against `syntax` and returns its canonical spelling.
 pub fn normalize_value(syntax: Syntax, name: &str, value: &str) -> Result<String> {
     let v = value.trim();
@@ -514,6 +537,18 @@ mod tests {
         assert_eq!(one("zimbraSmtpPort"), "25");
         assert_eq!(one("zimbraBackupTarget"), "", "empty: the home's backup/");
         assert!(d.global_explicit().unwrap().is_empty());
+    }
+
+    #[test]
+    fn durations_in_milliseconds() {
+        assert_eq!(duration_ms("1d"), Some(86_400_000));
+        assert_eq!(duration_ms("12H"), Some(43_200_000));
+        assert_eq!(duration_ms("30m"), Some(1_800_000));
+        assert_eq!(duration_ms("45"), Some(45_000));
+        assert_eq!(duration_ms("500ms"), Some(500));
+        for bad in ["", "d", "1w", "-1d", "1.5d"] {
+            assert_eq!(duration_ms(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -153,6 +153,36 @@ pub const KNOWN_KEYS: &[KeyInfo] = &[
         secret: false,
         description: "endpoint URL for s3:// backup targets (else AWS_ENDPOINT_URL)",
     },
+    KeyInfo {
+        name: "s3_region",
+        default: "",
+        secret: false,
+        description: "region for s3:// backup targets (else AWS_REGION, else us-east-1)",
+    },
+    KeyInfo {
+        name: "s3_allow_http",
+        default: "false",
+        secret: false,
+        description: "allow a plain http:// s3_endpoint (else AWS_ALLOW_HTTP)",
+    },
+    KeyInfo {
+        name: "s3_lock_lease_seconds",
+        default: "60",
+        secret: false,
+        description: "how long an s3:// target's lock lease lasts without a heartbeat (a crashed holder's lock is taken over after it)",
+    },
+    KeyInfo {
+        name: "s3_lock_settle_ms",
+        default: "2000",
+        secret: false,
+        description: "how long a backup waits after writing an s3:// lock lease before reading it back; must exceed the slowest PUT",
+    },
+    KeyInfo {
+        name: "s3_part_size_mb",
+        default: "8",
+        secret: false,
+        description: "multipart upload part size for s3:// targets, in MiB (5 to 512)",
+    },
 ];
 
 pub fn key_info(name: &str) -> Option<&'static KeyInfo> {

@@ -107,7 +107,7 @@ pub fn target_for(
             service.store().home(),
         ),
     };
-    Ok(mv_backup::target::open(&spec)?)
+    Ok(mv_backup::target::open(&spec, service.store().home())?)
 }
 
 /// Backup options from a request (validated: conflicting or unknown options are

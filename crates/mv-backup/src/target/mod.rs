@@ -16,12 +16,15 @@
 //!   session.xml is not a session.
 //! - [`Target::lock`] gives one operation (backup, delete, restore) the target at a
 //!   time. Filesystem: `flock` on `<target>/backup.lock`, released by the kernel if the
-//!   process dies. (S3 has no such primitive; that implementation will use a lease
-//!   object with a heartbeat, never a conditional PUT.)
+//!   process dies. S3 ([`S3Target`]): a lease object with a heartbeat, never a
+//!   conditional PUT (see `s3_lease` for the race analysis).
 
 mod fs;
+mod s3;
+mod s3_lease;
 
 pub use fs::FsTarget;
+pub use s3::{MIN_PART_SIZE, S3Settings, S3Target};
 
 use crate::error::Result;
 use std::path::{Path, PathBuf};
@@ -143,25 +146,91 @@ pub trait Target: Send + Sync {
 }
 
 /// Opens a target from a command-line spelling: a directory path, or
-/// `s3://bucket/prefix` (not available yet).
-pub fn open(spec: &str) -> Result<Arc<dyn Target>> {
+/// `s3://bucket/prefix` (reached with the home's `s3_*` local config keys, else the
+/// standard `AWS_*` environment variables).
+pub fn open(spec: &str, home: &mv_home::Home) -> Result<Arc<dyn Target>> {
     if spec.starts_with("s3://") {
-        return Err(crate::BackupError::Unsupported(format!(
-            "{spec}: S3 targets are not supported by this version yet; use a directory"
-        )));
+        return Ok(Arc::new(open_s3(spec, home)?));
     }
     Ok(Arc::new(FsTarget::open(Path::new(spec))?))
 }
 
+fn open_s3(spec: &str, home: &mv_home::Home) -> Result<S3Target> {
+    let cfg = match mv_home::LocalConfig::load(&home.localconfig_path()) {
+        Ok(c) => c,
+        Err(_) if !home.localconfig_path().exists() => mv_home::LocalConfig::defaults(),
+        Err(e) => return Err(crate::BackupError::Invalid(e.to_string())),
+    };
+    // Snapshots and packs wait here before upload: local disk, inside the home.
+    let scratch = home.root().join("tmp");
+    S3Target::open(spec, S3Settings::from_local_config(&cfg, scratch)?)
+}
+
 /// Opens a target that must exist already (query, verify, abort, delete: a
 /// mistyped path is an error, not a new empty target).
-pub fn open_existing(spec: &str) -> Result<Arc<dyn Target>> {
-    if !spec.starts_with("s3://") && !Path::new(spec).join("sessions").is_dir() {
+pub fn open_existing(spec: &str, home: &mv_home::Home) -> Result<Arc<dyn Target>> {
+    if spec.starts_with("s3://") {
+        let t = open_s3(spec, home)?;
+        if !t.exists()? {
+            return Err(crate::BackupError::Invalid(format!(
+                "no backup target at {spec} (no accounts.xml and no sessions there)"
+            )));
+        }
+        return Ok(Arc::new(t));
+    }
+    if !Path::new(spec).join("sessions").is_dir() {
         return Err(crate::BackupError::Invalid(format!(
             "no backup target at {spec} (no sessions/ directory there)"
         )));
     }
-    open(spec)
+    open(spec, home)
+}
+
+/// A target object as a local file: the file itself on a filesystem target, else a
+/// copy downloaded into the scratch directory (removed on drop).
+#[derive(Debug)]
+pub struct LocalFile {
+    path: PathBuf,
+    temporary: bool,
+}
+
+impl LocalFile {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for LocalFile {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The object `path` as a local file, `None` if the target does not hold it.
+pub fn fetch_local(target: &dyn Target, path: &str) -> Result<Option<LocalFile>> {
+    if let Some(p) = target.local_path(path) {
+        return Ok(p.is_file().then_some(LocalFile {
+            path: p,
+            temporary: false,
+        }));
+    }
+    let bytes = match target.get(path) {
+        Ok(b) => b,
+        Err(crate::BackupError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let name = path.rsplit('/').next().unwrap_or("object");
+    let local = target
+        .scratch_dir()?
+        .join(format!("fetch-{}-{name}", uuid::Uuid::new_v4().simple()));
+    let file = LocalFile {
+        path: local,
+        temporary: true,
+    };
+    std::fs::write(&file.path, bytes).map_err(crate::BackupError::io(file.path.display()))?;
+    Ok(Some(file))
 }
 
 /// `packs/<first two hex digits>/<pack id>.<ext>`

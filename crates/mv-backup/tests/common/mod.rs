@@ -1,7 +1,13 @@
-//! A home with a store and a directory, for backup tests.
+//! A home with a store and a directory, for backup tests, backing up to a
+//! filesystem target or to an S3 target on a real (in-process) S3-compatible server.
 #![allow(dead_code)]
 
-use mv_backup::{BackupOptions, BackupReport, FsTarget, NoProgress, SessionKind, Source, Target};
+pub mod s3;
+
+use mv_backup::{
+    BackupOptions, BackupReport, FsTarget, NoProgress, S3Settings, S3Target, SessionKind, Source,
+    Target,
+};
 use mv_directory::{Account, Directory};
 use mv_home::Home;
 use mv_store::{DeliverOptions, Store, StoreOptions};
@@ -12,19 +18,72 @@ use std::time::Duration;
 
 pub const SERVER: &str = "mail.test";
 
+/// Runs each named test body (a `fn(Fx)`) twice: `fs::NAME` against a filesystem
+/// target, `s3::NAME` against an S3 target.
+#[macro_export]
+macro_rules! on_both_targets {
+    ($($name:ident),* $(,)?) => {
+        mod fs {
+            $( #[test] fn $name() { super::$name(super::common::Fx::new()) } )*
+        }
+        mod s3 {
+            $( #[test] fn $name() { super::$name(super::common::Fx::new_s3()) } )*
+        }
+    };
+}
+
+/// Multipart part size of test S3 targets: S3's (and s3s-fs's) smallest.
+pub const TEST_PART_SIZE: usize = mv_backup::target::MIN_PART_SIZE;
+
 pub struct Fx {
     pub dir: Option<tempfile::TempDir>,
     pub root: PathBuf,
     pub home: Home,
     pub store: Store,
     pub directory: Mutex<Directory>,
+    /// Where the target's objects are, as files (for an S3 target: the server's
+    /// storage of the bucket prefix).
     pub target_dir: PathBuf,
+    pub s3: Option<s3::S3Server>,
 }
 
 impl Fx {
     pub fn new() -> Fx {
         let dir = tempfile::tempdir().unwrap();
         Self::at(dir)
+    }
+
+    /// Backs up to `s3://mv-backups/backups` on a server of its own.
+    pub fn new_s3() -> Fx {
+        let mut fx = Fx::new();
+        let server = s3::S3Server::start(&fx.root.join("s3"));
+        fx.target_dir = server.object_file("backups");
+        fx.s3 = Some(server);
+        fx
+    }
+
+    pub fn is_s3(&self) -> bool {
+        self.s3.is_some()
+    }
+
+    /// Settings for an S3 target on this fixture's server.
+    pub fn s3_settings(&self) -> S3Settings {
+        let server = self.s3.as_ref().expect("an S3 fixture");
+        let mut s = S3Settings::new(self.root.join("scratch"));
+        s.endpoint = Some(server.endpoint.clone());
+        s.region = Some("us-east-1".into());
+        s.access_key = Some(s3::ACCESS_KEY.into());
+        s.secret_key = Some(s3::SECRET_KEY.into());
+        s.allow_http = true;
+        s.settle = Duration::from_millis(200);
+        s.lease = Duration::from_secs(10);
+        s.part_size = TEST_PART_SIZE;
+        s
+    }
+
+    /// The file holding a target object (to damage it, or to measure it).
+    pub fn object_file(&self, path: &str) -> PathBuf {
+        self.target_dir.join(path)
     }
 
     pub fn at(dir: tempfile::TempDir) -> Fx {
@@ -53,6 +112,7 @@ impl Fx {
             store,
             directory: Mutex::new(directory),
             target_dir,
+            s3: None,
         }
     }
 
@@ -65,8 +125,13 @@ impl Fx {
     }
 
     /// A fresh handle on the target (its byte counter starts at 0).
-    pub fn target(&self) -> Arc<FsTarget> {
-        Arc::new(FsTarget::open(&self.target_dir).unwrap())
+    pub fn target(&self) -> Arc<dyn Target> {
+        match &self.s3 {
+            Some(server) => {
+                Arc::new(S3Target::open(&server.url("backups"), self.s3_settings()).unwrap())
+            }
+            None => Arc::new(FsTarget::open(&self.target_dir).unwrap()),
+        }
     }
 
     pub fn account(&self, email: &str) -> Account {
@@ -110,7 +175,7 @@ impl Fx {
     }
 
     pub fn backup_with(&self, opts: BackupOptions) -> BackupReport {
-        let t: Arc<dyn Target> = self.target();
+        let t = self.target();
         mv_backup::backup(&self.source(), t, opts, &NoProgress).unwrap()
     }
 

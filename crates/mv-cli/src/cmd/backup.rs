@@ -43,8 +43,8 @@ pub struct Args {
     /// Accounts (addresses) or `all`.
     #[arg(short = 'a', long = "account", num_args = 1.., value_name = "ADDR")]
     accounts: Vec<String>,
-    /// Backup target directory (default: zimbraBackupTarget, else <home>/backup).
-    #[arg(short = 't', long = "target", value_name = "DIR")]
+    /// Backup target: a directory or s3://BUCKET/PREFIX (default: zimbraBackupTarget, else <home>/backup).
+    #[arg(short = 't', long = "target", value_name = "TARGET")]
     target: Option<String>,
     /// Wait for the backup to end (and show its progress).
     #[arg(long = "sync")]
@@ -102,7 +102,7 @@ pub struct VerifyArgs {
     /// Read this share of the blobs (a deterministic sample), e.g. 10%.
     #[arg(long = "read-data-subset", value_name = "N%")]
     subset: Option<String>,
-    #[arg(short = 't', long = "target", value_name = "DIR")]
+    #[arg(short = 't', long = "target", value_name = "TARGET")]
     target: Option<String>,
     #[arg(long)]
     json: bool,
@@ -129,7 +129,7 @@ pub struct QueryArgs {
     /// Accounts and errors of each session.
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
-    #[arg(short = 't', long = "target", value_name = "DIR")]
+    #[arg(short = 't', long = "target", value_name = "TARGET")]
     target: Option<String>,
     #[arg(short = 's', long = "server", value_name = "HOST")]
     server: Option<String>,
@@ -146,7 +146,7 @@ pub struct AbortArgs {
     /// Abort the restore in progress.
     #[arg(short = 'r')]
     restore: bool,
-    #[arg(short = 't', long = "target", value_name = "DIR")]
+    #[arg(short = 't', long = "target", value_name = "TARGET")]
     target: Option<String>,
     #[arg(short = 's', long = "server", value_name = "HOST")]
     server: Option<String>,
@@ -161,13 +161,13 @@ fn usage(msg: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
 /// exist already (a mistyped path is an error, not a new empty target).
 fn open_target(home: &Home, explicit: Option<&str>) -> anyhow::Result<Arc<dyn Target>> {
     match explicit {
-        Some(t) => Ok(mv_backup::target::open_existing(t)?),
+        Some(t) => Ok(mv_backup::target::open_existing(t, home)?),
         None => {
             home.init()?;
             let dir = mv_directory::Directory::open_home(home)?;
             let spec =
                 mv_backup::default_target(&dir, &mv_directory::config::local_server_name(), home);
-            Ok(mv_backup::target::open(&spec)?)
+            Ok(mv_backup::target::open(&spec, home)?)
         }
     }
 }

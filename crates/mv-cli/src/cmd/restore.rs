@@ -164,8 +164,8 @@ pub struct RestoreArgs {
     /// Do not restore blobs (accepted; blobs are restored anyway).
     #[arg(long = "excludeBlobs")]
     exclude_blobs: bool,
-    /// Backup target directory (default: zimbraBackupTarget, else <home>/backup).
-    #[arg(short = 't', long = "target", value_name = "DIR")]
+    /// Backup target: a directory or s3://BUCKET/PREFIX (default: zimbraBackupTarget, else <home>/backup).
+    #[arg(short = 't', long = "target", value_name = "TARGET")]
     target: Option<String>,
     /// Server (accepted for compatibility: this server).
     #[arg(short = 's', long = "server", value_name = "HOST")]
@@ -198,7 +198,7 @@ impl RestoreArgs {
     }
 
     /// Usage errors (exit 2) and a mistyped target (exit 1), before anything runs.
-    fn check(&self) -> Option<ExitCode> {
+    fn check(&self, home: &Home) -> Option<ExitCode> {
         if self.exclude_blobs {
             eprintln!("note: --excludeBlobs is accepted, but blobs are restored anyway");
         }
@@ -207,7 +207,7 @@ impl RestoreArgs {
             return Some(ExitCode::from(2));
         }
         if let Some(t) = &self.target
-            && let Err(e) = mv_backup::target::open_existing(t)
+            && let Err(e) = mv_backup::target::open_existing(t, home)
         {
             eprintln!("error: {e}");
             return Some(ExitCode::from(1));
@@ -218,7 +218,7 @@ impl RestoreArgs {
 
 pub fn restore(home: &Home, args: RestoreArgs) -> anyhow::Result<ExitCode> {
     let _ = (&args.server, args.exclude_search_index);
-    if let Some(code) = args.check() {
+    if let Some(code) = args.check(home) {
         return Ok(code);
     }
     let req = args.request();
@@ -247,7 +247,7 @@ pub fn restore(home: &Home, args: RestoreArgs) -> anyhow::Result<ExitCode> {
 /// holds, so the next incremental neither finds a gap nor sees a sequence twice.
 pub fn restore_offline(home: &Home, args: RestoreArgs) -> anyhow::Result<ExitCode> {
     let _ = (&args.server, args.exclude_search_index);
-    if let Some(code) = args.check() {
+    if let Some(code) = args.check(home) {
         return Ok(code);
     }
     home.open()?;
@@ -413,7 +413,7 @@ pub fn restore_ldap(home: &Home, args: RestoreLdapArgs) -> anyhow::Result<ExitCo
         None => None,
     };
     if let Some(t) = &args.target
-        && let Err(e) = mv_backup::target::open_existing(t)
+        && let Err(e) = mv_backup::target::open_existing(t, home)
     {
         eprintln!("error: {e}");
         return Ok(ExitCode::from(1));

@@ -1,0 +1,220 @@
+//! The S3 target's own guarantees against a real S3-compatible server (s3s-fs on
+//! loopback): objects, multipart uploads, session visibility, the lease lock.
+
+mod common;
+
+use common::Fx;
+use common::s3::S3Server;
+use mv_backup::{BackupError, S3Target, Target};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn target(fx: &Fx) -> S3Target {
+    S3Target::open(&fx.s3.as_ref().unwrap().url("t"), fx.s3_settings()).unwrap()
+}
+
+fn server(fx: &Fx) -> &S3Server {
+    fx.s3.as_ref().unwrap()
+}
+
+#[test]
+fn objects_ranges_and_multipart_uploads() {
+    let fx = Fx::new_s3();
+    let t = target(&fx);
+    t.put("packs/ab/x.idx", b"hello").unwrap();
+    assert_eq!(t.get("packs/ab/x.idx").unwrap(), b"hello");
+    assert_eq!(t.get_range("packs/ab/x.idx", 1, 3).unwrap(), b"ell");
+    let e = t.get_range("packs/ab/x.idx", 3, 3).unwrap_err();
+    assert!(matches!(e, BackupError::Corrupt { .. }), "{e}");
+    assert!(e.to_string().contains("truncated"), "{e}");
+    assert!(matches!(t.get("nope"), Err(BackupError::NotFound(_))));
+    assert_eq!(t.size("packs/ab/x.idx").unwrap(), Some(5));
+    assert_eq!(t.size("packs/ab/none").unwrap(), None);
+    assert!(t.get("../etc/passwd").is_err());
+
+    // 2.1 parts: a multipart upload, streamed from the file, which is consumed.
+    let data: Vec<u8> = (0..(common::TEST_PART_SIZE * 2 + 500_000) as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let local = fx.root.join("big.bin");
+    std::fs::write(&local, &data).unwrap();
+    t.put_file("packs/cd/big.zip", &local).unwrap();
+    assert!(!local.exists());
+    assert_eq!(t.get("packs/cd/big.zip").unwrap(), data);
+    assert_eq!(
+        std::fs::read(server(&fx).object_file("t/packs/cd/big.zip")).unwrap(),
+        data
+    );
+    assert_eq!(
+        t.get_range("packs/cd/big.zip", 6_000_000, 10).unwrap(),
+        &data[6_000_000..6_000_010]
+    );
+    assert_eq!(t.bytes_written(), 5 + data.len() as u64);
+
+    let l = t.list("packs/").unwrap();
+    let paths: Vec<&str> = l.iter().map(|o| o.path.as_str()).collect();
+    assert_eq!(paths, ["packs/ab/x.idx", "packs/cd/big.zip"]);
+    assert_eq!(l[1].size, data.len() as u64);
+    assert_eq!(t.list("packs/ab/x").unwrap().len(), 1);
+    t.delete("packs/ab/x.idx").unwrap();
+    t.delete("packs/ab/x.idx").unwrap();
+    assert_eq!(t.list("packs/").unwrap().len(), 1);
+    assert_eq!(t.free_space().unwrap(), None);
+    assert_eq!(t.local_path("packs/cd/big.zip"), None);
+}
+
+#[test]
+fn sessions_appear_with_session_xml_and_leftovers_are_cleaned() {
+    let fx = Fx::new_s3();
+    let t = target(&fx);
+    let label = "full-20140605.080023.296";
+    t.begin_session(label).unwrap();
+    t.session_put(label, "ldap/ldap.bak", b"dn: x\n").unwrap();
+    t.session_put(label, "accounts/a/b/c/meta.xml", b"<m/>")
+        .unwrap();
+    assert_eq!(t.pending_sessions().unwrap(), vec![label.to_string()]);
+    assert!(t.session_names().unwrap().is_empty(), "not visible yet");
+    t.session_remove(label, "accounts/a/b/c").unwrap();
+    assert_eq!(t.list(&format!("sessions/{label}/")).unwrap().len(), 1);
+    t.commit_session(label, b"<session/>").unwrap();
+    assert!(t.pending_sessions().unwrap().is_empty());
+    assert_eq!(t.session_names().unwrap(), vec![label.to_string()]);
+    assert_eq!(
+        t.get(&format!("sessions/{label}/ldap/ldap.bak")).unwrap(),
+        b"dn: x\n"
+    );
+    assert!(t.commit_session(label, b"<session/>").is_err());
+
+    // A crash between session.xml and the marker's removal: still committed, and
+    // cleaning keeps it.
+    let l2 = "incr-20140606.080023.296";
+    t.begin_session(l2).unwrap();
+    t.put(&format!("sessions/{l2}/session.xml"), b"<session/>")
+        .unwrap();
+    assert!(t.pending_sessions().unwrap().is_empty());
+    // A crash in the middle of a session: pending, then cleaned.
+    let l3 = "incr-20140607.080023.296";
+    t.begin_session(l3).unwrap();
+    t.session_put(l3, "ldap/ldap.bak", b"x").unwrap();
+    t.put(&format!("tmp/{l3}.abort"), b"abort").unwrap();
+    assert_eq!(t.pending_sessions().unwrap(), vec![l3.to_string()]);
+    assert_eq!(t.clean_pending().unwrap(), vec![l3.to_string()]);
+    assert!(t.list(&format!("sessions/{l3}/")).unwrap().is_empty());
+    assert!(t.list("tmp/").unwrap().is_empty());
+    assert_eq!(
+        t.session_names().unwrap(),
+        vec![label.to_string(), l2.to_string()]
+    );
+
+    // Retire: invisible at once; purge removes the files.
+    t.retire_session(label).unwrap();
+    assert_eq!(
+        t.session_names().unwrap(),
+        vec![format!("TO_DELETE-{label}"), l2.to_string()]
+    );
+    assert_eq!(t.purge_retired().unwrap(), vec![label.to_string()]);
+    assert!(t.list(&format!("sessions/{label}/")).unwrap().is_empty());
+    assert_eq!(t.session_names().unwrap(), vec![l2.to_string()]);
+    assert!(t.retire_session("full-20000101.000000.000").is_err());
+}
+
+fn write_lease(fx: &Fx, what: &str, expires_in_ms: i64) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let text = format!(
+        "{what}\nholder dead-process\nhost elsewhere pid 1\nexpires {}\n",
+        now + expires_in_ms
+    );
+    target(fx).put("backup.lock", text.as_bytes()).unwrap();
+}
+
+#[test]
+fn lease_lock_waits_names_the_holder_and_outlives_a_crash() {
+    let fx = Fx::new_s3();
+    let a = target(&fx);
+    let b = target(&fx);
+    assert_eq!(a.lock_holder().unwrap(), None);
+    let held = a
+        .lock("Backup full-20140605.080023.296", Duration::ZERO)
+        .unwrap();
+    assert_eq!(
+        b.lock_holder().unwrap().as_deref(),
+        Some("Backup full-20140605.080023.296")
+    );
+    let started = Instant::now();
+    let e = b
+        .lock("Backup other", Duration::from_millis(300))
+        .unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(
+        e.to_string(),
+        "Backup full-20140605.080023.296 is still in progress"
+    );
+    held.describe("Backup full-20140605.080023.296 incr-x")
+        .unwrap();
+    assert_eq!(
+        b.lock_holder().unwrap().as_deref(),
+        Some("Backup full-20140605.080023.296 incr-x")
+    );
+    // Released on drop: the lease object is gone.
+    drop(held);
+    assert_eq!(b.lock_holder().unwrap(), None);
+    assert!(!server(&fx).object_file("t/backup.lock").exists());
+
+    // The lease object names what holds the lock and a holder id.
+    let held = b.lock("Restore", Duration::ZERO).unwrap();
+    let first = std::fs::read_to_string(server(&fx).object_file("t/backup.lock")).unwrap();
+    assert!(first.starts_with("Restore\nholder "), "{first}");
+    drop(held);
+
+    // A holder that died: its lease blocks until it expires, then is taken over.
+    write_lease(&fx, "Backup full-20990101.000000.000", 1500);
+    assert_eq!(
+        a.lock_holder().unwrap().as_deref(),
+        Some("Backup full-20990101.000000.000")
+    );
+    let e = a.lock("Backup", Duration::from_millis(200)).unwrap_err();
+    assert!(e.to_string().contains("full-20990101"), "{e}");
+    let started = Instant::now();
+    let taken = a.lock("Backup", Duration::from_secs(10)).unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    // An expired lease counts as free.
+    drop(taken);
+    write_lease(&fx, "Backup stale", -1000);
+    assert_eq!(a.lock_holder().unwrap(), None);
+    a.lock("Backup", Duration::ZERO).unwrap();
+}
+
+#[test]
+fn two_contenders_never_hold_the_lock_together() {
+    let fx = Fx::new_s3();
+    let holders = std::sync::atomic::AtomicUsize::new(0);
+    let max = std::sync::atomic::AtomicUsize::new(0);
+    let wins = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for i in 0..4 {
+            let (fx, holders, max, wins) = (&fx, &holders, &max, &wins);
+            s.spawn(move || {
+                let t = target(fx);
+                for _ in 0..3 {
+                    let l = t
+                        .lock(&format!("Backup {i}"), Duration::from_secs(20))
+                        .unwrap();
+                    let now = holders.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    max.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(30));
+                    holders.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    wins.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    drop(l);
+                }
+            });
+        }
+    });
+    assert_eq!(wins.load(std::sync::atomic::Ordering::SeqCst), 12);
+    assert_eq!(max.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

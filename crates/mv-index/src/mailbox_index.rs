@@ -56,6 +56,8 @@ pub struct ReindexStatus {
     pub mailbox_change: u64,
     /// Rebuilds from scratch since the server started (damage, restore, `start`).
     pub rebuilds: u64,
+    /// The latest index failure seen (damage found, failed update); cleared by
+    /// `rim start`.
     pub last_error: Option<String>,
 }
 
@@ -246,7 +248,6 @@ impl MailboxIndex {
             s.succeeded = 0;
             s.failed = 0;
             s.remaining = messages.len() as u64;
-            s.last_error = None;
         });
         let err = IndexError::tantivy(&self.dir);
         let mut writer: IndexWriter<TantivyDocument> = open

@@ -515,7 +515,7 @@ impl Service {
                         .map_err(|e| ServiceError::Io(format!("cannot start the reindex: {e}")))?;
                 }
                 serde_json::to_value(self.indexes.status(&self.store, mbox)?)
-                    .map_err(|e| ServiceError::Io(e.to_string()))?
+                    .map_err(|e| ServiceError::Io(e.to_string()))
             }
             other => self.execute(other),
         }

@@ -24,7 +24,10 @@ fn msg(n: u32, subject: &str, body: &str) -> String {
 fn add(env: &Env, n: u32, subject: &str, body: &str) {
     let p = env.root.join(format!("m{n}.eml"));
     std::fs::write(&p, msg(n, subject, body)).unwrap();
-    env.ok("zmmailbox", &["-z", "-m", USER, "am", "/Inbox", p.to_str().unwrap()]);
+    env.ok(
+        "zmmailbox",
+        &["-z", "-m", USER, "am", "/Inbox", p.to_str().unwrap()],
+    );
 }
 
 /// Subjects of a `zmmailbox s` answer (its JSON form).
@@ -84,7 +87,8 @@ fn start_server(home: &Path) -> Server {
     let h = Home::at(home);
     let mut cfg = h.open().unwrap();
     cfg.set("lmtp_bind_port", &free_port().to_string()).unwrap();
-    cfg.set("admin_bind_port", &free_port().to_string()).unwrap();
+    cfg.set("admin_bind_port", &free_port().to_string())
+        .unwrap();
     cfg.save(&h.localconfig_path()).unwrap();
     let mut child = Command::new(BIN)
         .arg("--home")
@@ -123,15 +127,26 @@ fn search_and_reindex_through_the_binary() {
     env.ok("zmprov", &["cd", "example.com"]);
     env.ok("zmprov", &["ca", USER, "pw"]);
     add(&env, 1, "Lunch plans", "Meet in the kitchen at noon.");
-    add(&env, 2, "Quarterly report", "The budget is attached; see the kitchenette notes.");
+    add(
+        &env,
+        2,
+        "Quarterly report",
+        "The budget is attached; see the kitchenette notes.",
+    );
     add(&env, 3, "Hello", "Nothing to see here.");
 
     // Body text is searchable; substrings of words match (kitchen ⊂ kitchenette).
-    assert_eq!(subjects(&env, "content:kitchen"), ["Lunch plans", "Quarterly report"]);
+    assert_eq!(
+        subjects(&env, "content:kitchen"),
+        ["Lunch plans", "Quarterly report"]
+    );
     assert_eq!(subjects(&env, "budget"), ["Quarterly report"]);
     assert_eq!(subjects(&env, "content:\"to see\""), ["Hello"]);
     let dir = index_dir(&env);
-    assert!(dir.join("meta.json").is_file(), "the index was built on first use");
+    assert!(
+        dir.join("meta.json").is_file(),
+        "the index was built on first use"
+    );
 
     // zmprov rim start rebuilds (here, without a server, to its end), status reports.
     let out = env.ok("zmprov", &["rim", USER, "start"]);
@@ -151,7 +166,10 @@ fn search_and_reindex_through_the_binary() {
 
     // A garbled index: same answers, index rebuilt.
     garble(&dir);
-    assert_eq!(subjects(&env, "content:kitchen"), ["Lunch plans", "Quarterly report"]);
+    assert_eq!(
+        subjects(&env, "content:kitchen"),
+        ["Lunch plans", "Quarterly report"]
+    );
     let st = status_json(&env);
     assert_eq!(st["indexed_change"], st["mailbox_change"], "{st}");
 
@@ -167,7 +185,11 @@ fn search_and_reindex_through_the_binary() {
         ["Kitchen remodel", "Lunch plans", "Quarterly report"]
     );
     let out = env.ok("zmprov", &["rim", USER, "start"]);
-    assert!(out.stdout.starts_with("status: started\n"), "{}", out.stdout);
+    assert!(
+        out.stdout.starts_with("status: started\n"),
+        "{}",
+        out.stdout
+    );
     eventually("the reindex to finish", || {
         let out = env.ok("zmprov", &["rim", USER, "status"]);
         out.stdout == "status: idle\nprogress: numSucceeded=4, numFailed=0, numRemaining=0\n"

@@ -83,8 +83,14 @@ impl Indexes {
     /// `zmmailbox s`: the same messages as [`Store::search`], found through the
     /// index. If the index cannot be used at all, the answer comes from a scan
     /// (logged): search never fails because of derived data.
-    pub fn search(&self, store: &Store, id: MailboxId, query: &str) -> Result<Vec<Item>, StoreError> {
-        let terms = mv_store::search::parse(query).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    pub fn search(
+        &self,
+        store: &Store,
+        id: MailboxId,
+        query: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let terms =
+            mv_store::search::parse(query).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let f = crate::fields::Fields::new();
         let mut parts = Vec::new();
         for t in &terms {
@@ -185,10 +191,14 @@ impl Indexes {
                 TextField::Cc => lower(&i.cc),
                 TextField::Body => store.message_text(id, &i).body.contains(&needle),
                 TextField::Text => {
-                    lower(&i.subject) || lower(&i.sender) || lower(&i.recipients) || lower(&i.cc) || {
-                        let t = store.message_text(id, &i);
-                        t.header.contains(&needle) || t.body.contains(&needle)
-                    }
+                    lower(&i.subject)
+                        || lower(&i.sender)
+                        || lower(&i.recipients)
+                        || lower(&i.cc)
+                        || {
+                            let t = store.message_text(id, &i);
+                            t.header.contains(&needle) || t.body.contains(&needle)
+                        }
                 }
             };
             if found {

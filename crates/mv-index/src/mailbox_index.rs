@@ -110,7 +110,10 @@ impl MailboxIndex {
     }
 
     pub fn status(&self) -> ReindexStatus {
-        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Marks a rebuild as started (so that `status` right after `start` says so);
@@ -363,7 +366,10 @@ impl MailboxIndex {
         if !bad.is_empty() {
             let mut names: Vec<String> = bad.iter().map(|p| p.display().to_string()).collect();
             names.sort();
-            return Err(damaged(format!("checksum mismatch in {}", names.join(", "))));
+            return Err(damaged(format!(
+                "checksum mismatch in {}",
+                names.join(", ")
+            )));
         }
         // Opening the segment readers fails on a missing or truncated file.
         let reader = self.reader(&index)?;

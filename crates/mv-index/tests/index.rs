@@ -14,9 +14,30 @@ use std::path::{Path, PathBuf};
 const MBOX: MailboxId = MailboxId(7);
 
 const WORDS: &[&str] = &[
-    "alpha", "budget", "Größe", "İstanbul", "quarterly", "report", "meeting", "zebra42",
-    "déjà-vu", "naïve", "kitchen", "server", "backup", "restore", "invoice", "ünïcode",
-    "lunch", "friday", "o'clock", "x-ray", "café", "東京", "plan", "release",
+    "alpha",
+    "budget",
+    "Größe",
+    "İstanbul",
+    "quarterly",
+    "report",
+    "meeting",
+    "zebra42",
+    "déjà-vu",
+    "naïve",
+    "kitchen",
+    "server",
+    "backup",
+    "restore",
+    "invoice",
+    "ünïcode",
+    "lunch",
+    "friday",
+    "o'clock",
+    "x-ray",
+    "café",
+    "東京",
+    "plan",
+    "release",
 ];
 
 /// A small deterministic generator (no external data).
@@ -32,13 +53,21 @@ impl Rng {
         from[(self.next() % from.len() as u64) as usize]
     }
     fn words(&mut self, n: usize) -> String {
-        (0..n).map(|_| self.pick(WORDS)).collect::<Vec<_>>().join(" ")
+        (0..n)
+            .map(|_| self.pick(WORDS))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
 /// Message `n`: plain, HTML, or multipart with a named attachment.
 fn message(rng: &mut Rng, n: u32) -> Vec<u8> {
-    let people = ["Alice <alice@example.com>", "bob@example.org", "Carol Ünver <carol@ex.net>", "dave@x.io"];
+    let people = [
+        "Alice <alice@example.com>",
+        "bob@example.org",
+        "Carol Ünver <carol@ex.net>",
+        "dave@x.io",
+    ];
     let from = rng.pick(&people);
     let to = rng.pick(&people);
     let cc = rng.pick(&people);
@@ -74,16 +103,24 @@ fn fixture(messages: u32) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let home = Home::at(&dir.path().join("home"));
     let store = Store::open(&home, StoreOptions::for_home(&home)).unwrap().0;
-    store.create_mailbox(MBOX, "acct-7", "u7@example.com").unwrap();
+    store
+        .create_mailbox(MBOX, "acct-7", "u7@example.com")
+        .unwrap();
     let work = store.create_folder_path(MBOX, "/Work", "message").unwrap();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for n in 0..messages {
         let opts = DeliverOptions {
             folder_id: if n % 4 == 0 { work } else { folders::INBOX },
-            flags: if n % 5 == 0 { flags::SEEN | flags::FLAGGED } else { 0 },
+            flags: if n % 5 == 0 {
+                flags::SEEN | flags::FLAGGED
+            } else {
+                0
+            },
             ..Default::default()
         };
-        store.deliver(&message(&mut rng, n), &[MBOX], &opts).unwrap();
+        store
+            .deliver(&message(&mut rng, n), &[MBOX], &opts)
+            .unwrap();
     }
     Fixture {
         _dir: dir,
@@ -165,7 +202,9 @@ fn imap_text_keys_are_case_insensitive_substrings() {
         .items(None, Some(mv_store::apply::TYPE_MESSAGE))
         .unwrap();
     let check = |field: TextField, needle: &str| {
-        let got = idx.search_text(&f.store, MBOX, None, field, needle).unwrap();
+        let got = idx
+            .search_text(&f.store, MBOX, None, field, needle)
+            .unwrap();
         let lower = needle.to_lowercase();
         let want: Vec<ItemId> = all
             .iter()
@@ -179,7 +218,10 @@ fn imap_text_keys_are_case_insensitive_substrings() {
                     TextField::Cc => has(&i.cc),
                     TextField::Body => t.body.contains(&lower),
                     TextField::Text => {
-                        has(&i.subject) || has(&i.sender) || has(&i.recipients) || has(&i.cc)
+                        has(&i.subject)
+                            || has(&i.sender)
+                            || has(&i.recipients)
+                            || has(&i.cc)
                             || t.header.contains(&lower)
                             || t.body.contains(&lower)
                     }
@@ -200,13 +242,22 @@ fn imap_text_keys_are_case_insensitive_substrings() {
     assert!(check(TextField::To, "example.org") > 0);
     check(TextField::Text, "größe");
     // Restricted to a folder.
-    let work = f.store.mailbox(MBOX).folder_by_path("/Work").unwrap().unwrap().id;
+    let work = f
+        .store
+        .mailbox(MBOX)
+        .folder_by_path("/Work")
+        .unwrap()
+        .unwrap()
+        .id;
     let in_work = idx
         .search_text(&f.store, MBOX, Some(work), TextField::Text, "example")
         .unwrap();
     assert!(!in_work.is_empty());
     for id in in_work {
-        assert_eq!(f.store.mailbox(MBOX).item(id).unwrap().unwrap().folder_id, work);
+        assert_eq!(
+            f.store.mailbox(MBOX).item(id).unwrap().unwrap().folder_id,
+            work
+        );
     }
 }
 
@@ -217,13 +268,23 @@ fn incremental_updates_follow_flags_tags_moves_and_deletes() {
     let m = idx.mailbox(MBOX);
     m.documents(&f.store).unwrap();
     let items = f.store.mailbox(MBOX).messages(folders::INBOX).unwrap();
-    let (a, b, c) = (ItemId(items[0].id), ItemId(items[1].id), ItemId(items[2].id));
+    let (a, b, c) = (
+        ItemId(items[0].id),
+        ItemId(items[1].id),
+        ItemId(items[2].id),
+    );
     f.store
         .set_flags(MBOX, &[a], FlagChange::Add(flags::FLAGGED))
         .unwrap();
     let tag = f.store.create_tag(MBOX, "urgent", 1).unwrap();
     f.store.set_tags(MBOX, &[a], &[tag]).unwrap();
-    let work = f.store.mailbox(MBOX).folder_by_path("/Work").unwrap().unwrap().id;
+    let work = f
+        .store
+        .mailbox(MBOX)
+        .folder_by_path("/Work")
+        .unwrap()
+        .unwrap()
+        .id;
     f.store.move_items(MBOX, &[b], work).unwrap();
     f.store.delete_items(MBOX, &[c]).unwrap();
     let mut rng = Rng(42);
@@ -232,7 +293,15 @@ fn incremental_updates_follow_flags_tags_moves_and_deletes() {
         .deliver(&message(&mut rng, 999), &[MBOX], &DeliverOptions::default())
         .unwrap()[0];
     let (docs, change) = m.documents(&f.store).unwrap();
-    assert_eq!(change, f.store.mailbox(MBOX).info().unwrap().unwrap().applied_change);
+    assert_eq!(
+        change,
+        f.store
+            .mailbox(MBOX)
+            .info()
+            .unwrap()
+            .unwrap()
+            .applied_change
+    );
     let doc = |id: ItemId| docs.iter().find(|d| d.id == id.0).copied();
     assert_ne!(doc(a).unwrap().flags & flags::FLAGGED, 0);
     assert_eq!(doc(b).unwrap().folder, work);
@@ -240,7 +309,14 @@ fn incremental_updates_follow_flags_tags_moves_and_deletes() {
     assert!(doc(new).is_some(), "new message not indexed");
     assert_eq!(docs.len(), 40);
     assert_eq!(m.status().rebuilds, 0, "incremental, not rebuilt");
-    for q in ["in:Work", "is:flagged", "tag:urgent", "serial999", "alpha", "in:Work alpha"] {
+    for q in [
+        "in:Work",
+        "is:flagged",
+        "tag:urgent",
+        "serial999",
+        "alpha",
+        "in:Work alpha",
+    ] {
         assert_same(&f, &idx, q);
     }
 }
@@ -292,7 +368,10 @@ fn damaged_index_is_detected_and_rebuilt() {
         assert!(n > 0);
         let st = idx.status(&f.store, MBOX).unwrap();
         assert!(st.rebuilds >= 1, "{damage}: not rebuilt: {st:?}");
-        assert!(st.last_error.is_some(), "{damage}: damage not reported: {st:?}");
+        assert!(
+            st.last_error.is_some(),
+            "{damage}: damage not reported: {st:?}"
+        );
         let (docs, _) = idx.mailbox(MBOX).documents(&f.store).unwrap();
         assert_eq!(docs.len(), 40, "{damage}");
         assert_same(&f, &idx, "content:kitchen");
@@ -315,7 +394,11 @@ fn delivery_and_search_work_while_the_index_is_broken() {
     let mut rng = Rng(7);
     for n in 0..5 {
         f.store
-            .deliver(&message(&mut rng, 500 + n), &[MBOX], &DeliverOptions::default())
+            .deliver(
+                &message(&mut rng, 500 + n),
+                &[MBOX],
+                &DeliverOptions::default(),
+            )
             .unwrap();
     }
     // Search falls back to the scan and stays exact.

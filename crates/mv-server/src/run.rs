@@ -84,9 +84,11 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
         std::thread::Builder::new()
             .name("search-indexer".into())
             .spawn(move || {
-                service.indexes().run_background(service.store(), INDEX_INTERVAL, &|| {
-                    stop.load(std::sync::atomic::Ordering::Relaxed)
-                })
+                service
+                    .indexes()
+                    .run_background(service.store(), INDEX_INTERVAL, &|| {
+                        stop.load(std::sync::atomic::Ordering::Relaxed)
+                    })
             })?
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

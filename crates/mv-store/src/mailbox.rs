@@ -183,7 +183,9 @@ impl Mailbox {
     pub fn changes_since(&self, since: u64) -> Result<Changes, StoreError> {
         self.read(|c| {
             let applied = c
-                .query_row("SELECT applied_change FROM meta", [], |r| r.get::<_, i64>(0))
+                .query_row("SELECT applied_change FROM meta", [], |r| {
+                    r.get::<_, i64>(0)
+                })
                 .optional()?
                 .unwrap_or(0) as u64;
             let mut st = c.prepare(&format!(
@@ -192,7 +194,8 @@ impl Mailbox {
             let items = st
                 .query_map([since as i64], item_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut st = c.prepare("SELECT DISTINCT id FROM tombstone WHERE change > ?1 ORDER BY id")?;
+            let mut st =
+                c.prepare("SELECT DISTINCT id FROM tombstone WHERE change > ?1 ORDER BY id")?;
             let deleted = st
                 .query_map([since as i64], |r| r.get(0))?
                 .collect::<rusqlite::Result<Vec<u32>>>()?;

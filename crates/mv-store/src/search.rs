@@ -11,9 +11,9 @@
 
 use crate::mime::MessageText;
 use crate::{Item, Mailbox, StoreError};
-use std::collections::{HashMap, HashSet};
 use mv_redo::ops::flags;
 use mv_types::UtcMillis;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Term {
@@ -169,7 +169,11 @@ impl Mailbox {
                 Term::Tag(name) => tags
                     .iter()
                     .any(|tag| tag.name.eq_ignore_ascii_case(name) && i.tags.contains(&tag.id)),
-                Term::Content(v) => texts.entry(i.id).or_insert_with(|| text(i)).body.contains(v),
+                Term::Content(v) => texts
+                    .entry(i.id)
+                    .or_insert_with(|| text(i))
+                    .body
+                    .contains(v),
                 Term::Word(w) => {
                     i.subject.to_lowercase().contains(w)
                         || i.sender.to_lowercase().contains(w)

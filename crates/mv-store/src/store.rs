@@ -487,7 +487,10 @@ impl Store {
         match self.read_blob(mailbox, item) {
             Ok(raw) => crate::mime::message_text(&raw),
             Err(e) => {
-                tracing::warn!("mailbox {mailbox} item {}: text not searchable: {e}", item.id);
+                tracing::warn!(
+                    "mailbox {mailbox} item {}: text not searchable: {e}",
+                    item.id
+                );
                 crate::mime::MessageText::default()
             }
         }

@@ -42,9 +42,12 @@ pub(crate) fn put_index(
     )))
 }
 
+/// Index files by name, with their bytes.
+type Files = Vec<(String, Vec<u8>)>;
+
 /// `meta.json` and the files of the segments it lists, read in memory (an index is
 /// small next to the mail it describes). `None` when there is no index.
-fn read_consistent(dir: &Path) -> std::result::Result<Option<Vec<(String, Vec<u8>)>>, String> {
+fn read_consistent(dir: &Path) -> std::result::Result<Option<Files>, String> {
     let meta = match std::fs::read(dir.join("meta.json")) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -395,6 +395,13 @@ fn backup_account(
     run.progress.bytes(db_bytes);
     sb.put(&format!("{dir}/blobs.lst"), &encode_blob_list(&listed))?;
     sb.put(&format!("{dir}/ldap.ldif"), ldif.as_bytes())?;
+    if run.opts.search_index {
+        let index = store.home().mailbox_index_dir(mbox.0);
+        match crate::index_files::put_index(sb, &index, &format!("{dir}/index"))? {
+            Ok(bytes) => run.progress.bytes(bytes),
+            Err(note) => tracing::info!("{}: {note}", a.email),
+        }
+    }
     let meta = AccountMeta {
         email: a.email.clone(),
         zimbra_id: a.id.clone(),

@@ -73,6 +73,7 @@ pub mod clock;
 pub mod error;
 mod full;
 pub mod incr;
+mod index_files;
 pub mod label;
 pub mod ldap;
 pub mod pack;

@@ -82,8 +82,8 @@ pub struct BackupOptions {
     pub blobs: bool,
     /// `--exclude HsmBlobs`: blobs on the secondary volume are left out.
     pub hsm_blobs: bool,
-    /// `--include SearchIndex`: recorded; the index is derived data and is rebuilt
-    /// after a restore (there is no on-disk index to copy yet).
+    /// Full backups copy each account's search index unless `--exclude
+    /// SearchIndex` (see `index_files`); restores rebuild the index.
     pub search_index: bool,
     /// Content bytes per pack before it is sealed.
     pub pack_size: u64,
@@ -106,7 +106,7 @@ impl BackupOptions {
             compression: Compression::Stored,
             blobs: true,
             hsm_blobs: true,
-            search_index: false,
+            search_index: true,
             pack_size: DEFAULT_PACK_SIZE,
             lock_wait: Duration::from_secs(30),
             clock: crate::clock::system(),

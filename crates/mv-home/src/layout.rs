@@ -96,6 +96,10 @@ impl Home {
     pub fn index_dir(&self) -> PathBuf {
         self.root.join("index")
     }
+    /// The search index of one mailbox (derived data: rebuilt when missing).
+    pub fn mailbox_index_dir(&self, mailbox_id: u32) -> PathBuf {
+        self.index_dir().join(mailbox_id.to_string())
+    }
     pub fn redolog_dir(&self) -> PathBuf {
         self.root.join("redolog")
     }

@@ -115,6 +115,10 @@ impl Backend for StoreBackend {
                 .store()
                 .deliver(message, &all, &DeliverOptions::default())
         };
+        if result.is_ok() {
+            // Indexing is deferred: only a signal to the background indexer here.
+            self.service.indexes().wake();
+        }
         accepted
             .iter()
             .map(|mboxes| match (&result, mboxes.is_empty()) {

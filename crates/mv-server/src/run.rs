@@ -34,6 +34,10 @@ pub enum ServeError {
     Tls(#[from] crate::tls::TlsError),
 }
 
+/// How often the background indexer looks for changes it was not woken for (moves,
+/// flag changes, restores).
+const INDEX_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Where to listen; defaults from the local config.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -97,6 +101,21 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
     let token = home.admin_token()?;
     crate::tls::ensure_certificate(home)?;
     let imap_tls = crate::tls::load(home)?;
+    // The deferred search indexer: its own thread, woken after deliveries or every
+    // INDEX_INTERVAL, never on the LMTP path.
+    let index_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let indexer = {
+        let (service, stop) = (service.clone(), index_stop.clone());
+        std::thread::Builder::new()
+            .name("search-indexer".into())
+            .spawn(move || {
+                service
+                    .indexes()
+                    .run_background(service.store(), INDEX_INTERVAL, &|| {
+                        stop.load(std::sync::atomic::Ordering::Relaxed)
+                    })
+            })?
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -198,6 +217,11 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while jobs.iter().any(|j| j.status().running) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
+    }
+    index_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    service.indexes().wake();
+    if indexer.join().is_err() {
+        tracing::error!("the search indexer panicked; indexes are rebuilt as needed");
     }
     // Every acknowledged op is already durable in the redo log; the checkpoint
     // makes the databases and blobs durable too, so the next start has nothing to redo.

@@ -303,14 +303,29 @@ pub enum Request {
     DiskStatus,
     /// `mailvault check`
     Check,
+    /// `zmprov rim USER start|status` (reindexMailbox). `start` rebuilds the
+    /// account's search index from the store (in the background when a server
+    /// runs); `status` reports progress.
+    ReindexMailbox {
+        account: String,
+        action: ReindexAction,
+    },
     // --- health ---
     Ping,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReindexAction {
+    Start,
+    Status,
 }
 
 /// A store with its directory: what a server (or an offline tool holding the home
 /// lock) works on.
 pub struct Service {
     store: Store,
+    indexes: std::sync::Arc<mv_index::Indexes>,
     directory: Mutex<Directory>,
     server_name: String,
 }
@@ -382,6 +397,7 @@ impl Service {
         Ok((
             Service {
                 store,
+                indexes: std::sync::Arc::new(mv_index::Indexes::new(home)),
                 directory: Mutex::new(directory),
                 server_name,
             },
@@ -391,6 +407,11 @@ impl Service {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The search indexes (derived data; see `mv-index`).
+    pub fn indexes(&self) -> &std::sync::Arc<mv_index::Indexes> {
+        &self.indexes
     }
 
     pub fn directory(&self) -> MutexGuard<'_, Directory> {
@@ -487,6 +508,27 @@ impl Service {
     ) -> Result<Value, ServiceError> {
         match req {
             Request::Backup(r) if !r.sync => crate::backup::start_async(self.clone(), &r),
+            Request::ReindexMailbox {
+                account,
+                action: ReindexAction::Start,
+            } => {
+                let mbox = self.mailbox_of(&account)?;
+                let index = self.indexes.mailbox(mbox);
+                // A rebuild already running is not started twice.
+                if index.mark_running() {
+                    let service = self.clone();
+                    std::thread::Builder::new()
+                        .name(format!("reindex-{mbox}"))
+                        .spawn(move || {
+                            if let Err(e) = service.indexes.rebuild(&service.store, mbox) {
+                                tracing::error!("reindex of mailbox {mbox} failed: {e}");
+                            }
+                        })
+                        .map_err(|e| ServiceError::Io(format!("cannot start the reindex: {e}")))?;
+                }
+                serde_json::to_value(self.indexes.status(&self.store, mbox)?)
+                    .map_err(|e| ServiceError::Io(e.to_string()))
+            }
             other => self.execute(other),
         }
     }
@@ -495,6 +537,16 @@ impl Service {
     pub fn execute(&self, req: Request) -> Result<Value, ServiceError> {
         let to = |v: &dyn erased::Ser| v.to_value();
         Ok(match req {
+            Request::ReindexMailbox { account, action } => {
+                // Here (a tool holding the home) the rebuild runs to its end.
+                let mbox = self.mailbox_of(&account)?;
+                if action == ReindexAction::Start {
+                    self.indexes
+                        .rebuild(&self.store, mbox)
+                        .map_err(|e| ServiceError::Io(e.to_string()))?;
+                }
+                to(&self.indexes.status(&self.store, mbox)?)
+            }
             Request::Ping => json!({"ok": true, "server": self.server_name}),
             r @ (Request::Backup(_)
             | Request::BackupStatus { .. }
@@ -617,7 +669,7 @@ impl Service {
                 limit,
             } => {
                 let mbox = self.mailbox_of(&account)?;
-                let mut items = self.store.mailbox(mbox).search(&query)?;
+                let mut items = self.indexes.search(&self.store, mbox, &query)?;
                 items.truncate(limit.unwrap_or(usize::MAX));
                 to(&items)
             }

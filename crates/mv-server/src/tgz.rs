@@ -436,7 +436,7 @@ pub fn export<W: Write>(
         .ok_or(StoreError::NoMailbox(mbox))?;
     let query = query.map(str::trim).filter(|q| !q.is_empty());
     let selected: Option<HashSet<u32>> = match query {
-        Some(q) => Some(mailbox.search(q)?.into_iter().map(|i| i.id).collect()),
+        Some(q) => Some(store.search(mbox, q)?.into_iter().map(|i| i.id).collect()),
         None => None,
     };
     let mut all_folders = mailbox.folders()?;

@@ -17,7 +17,7 @@ mod store;
 mod write;
 
 pub use blob::{BlobError, BlobStore, Volume};
-pub use mailbox::{Folder, Item, Mailbox, MailboxInfo, Tag, Tombstone};
+pub use mailbox::{Changes, Folder, Item, Mailbox, MailboxInfo, Tag, Tombstone};
 pub use store::{OpenReport, ReplayReport, Store, StoreOptions};
 pub use write::{CalendarImport, DeliverOptions, FlagChange};
 

@@ -214,6 +214,36 @@ impl Mailbox {
         })
     }
 
+    /// Everything changed after `since`, read under one lock so the three agree: the
+    /// applied change number, items whose change is later, and later tombstones.
+    /// (The search indexer's incremental update.)
+    pub fn changes_since(&self, since: u64) -> Result<Changes, StoreError> {
+        self.read(|c| {
+            let applied = c
+                .query_row("SELECT applied_change FROM meta", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()?
+                .unwrap_or(0) as u64;
+            let mut st = c.prepare(&format!(
+                "SELECT {ITEM_COLUMNS} FROM item WHERE change > ?1 ORDER BY id"
+            ))?;
+            let items = st
+                .query_map([since as i64], item_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut st =
+                c.prepare("SELECT DISTINCT id FROM tombstone WHERE change > ?1 ORDER BY id")?;
+            let deleted = st
+                .query_map([since as i64], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<u32>>>()?;
+            Ok(Changes {
+                applied_change: applied,
+                items,
+                deleted,
+            })
+        })
+    }
+
     /// Tombstones recorded after `since` (IMAP QRESYNC / sync clients).
     pub fn tombstones_since(&self, since: u64) -> Result<Vec<Tombstone>, StoreError> {
         self.read(|c| {
@@ -257,6 +287,16 @@ impl MailboxGuard<'_> {
             .optional()?
             .unwrap_or(0) as u64)
     }
+}
+
+/// What [`Mailbox::changes_since`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes {
+    pub applied_change: u64,
+    /// Items added or modified (flags, tags, folder, content), ordered by id.
+    pub items: Vec<Item>,
+    /// Ids of removed items (an id may also be in `items` when it was moved).
+    pub deleted: Vec<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -55,6 +55,80 @@ fn clip(s: &str) -> String {
     clean[..end].to_string()
 }
 
+/// The searchable text of a message beyond its envelope, lowercased the way the
+/// search language compares (`str::to_lowercase`). One function serves both the
+/// scanning search and the search index, so the two always see the same text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageText {
+    /// Decoded text of every text part; HTML parts with their tags stripped.
+    /// Parts are separated by a newline.
+    pub body: String,
+    /// Attachment file names, one per line.
+    pub attachments: String,
+    /// The raw header section (lossy UTF-8), for IMAP `SEARCH TEXT`.
+    pub header: String,
+}
+
+/// Extracts [`MessageText`]. Never fails: an unparsable message gives the raw bytes
+/// (lossy UTF-8) as its body, so that what a user sees is still findable.
+pub fn message_text(raw: &[u8]) -> MessageText {
+    let header_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 2)
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 1))
+        .unwrap_or(raw.len());
+    let header = String::from_utf8_lossy(&raw[..header_end]).to_lowercase();
+    let Some(msg) = mail_parser::MessageParser::default().parse(raw) else {
+        return MessageText {
+            body: String::from_utf8_lossy(&raw[header_end.min(raw.len())..]).to_lowercase(),
+            attachments: String::new(),
+            header,
+        };
+    };
+    let mut body = String::new();
+    let mut attachments = String::new();
+    collect_text(&msg, &mut body, &mut attachments, 0);
+    MessageText {
+        body: body.to_lowercase(),
+        attachments: attachments.to_lowercase(),
+        header,
+    }
+}
+
+/// Nested messages deeper than this are not searched (a hostile message could nest
+/// thousands deep).
+const MAX_NESTING: usize = 8;
+
+fn collect_text(
+    msg: &mail_parser::Message<'_>,
+    body: &mut String,
+    attachments: &mut String,
+    depth: usize,
+) {
+    use mail_parser::{MimeHeaders, PartType};
+    for part in &msg.parts {
+        if let Some(name) = part.attachment_name() {
+            attachments.push_str(name);
+            attachments.push('\n');
+        }
+        match &part.body {
+            PartType::Text(t) => {
+                body.push_str(t);
+                body.push('\n');
+            }
+            PartType::Html(h) => {
+                body.push_str(&mail_parser::decoders::html::html_to_text(h));
+                body.push('\n');
+            }
+            PartType::Message(inner) if depth < MAX_NESTING => {
+                collect_text(inner, body, attachments, depth + 1);
+            }
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +149,22 @@ Date: Fri, 19 Nov 2010 13:55:08 +0000\r\n\r\nbody\r\n";
     }
 
     #[test]
+    fn message_text_has_plain_html_and_attachment_names() {
+        let raw = b"From: a@example.com\r\nSubject: Hi\r\nX-Tracking: Zebra42\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nPlain W\xc3\xb6rds\r\n\
+--b\r\nContent-Type: text/html\r\n\r\n<p>Html <b>Bold</b>Text</p>\r\n--b\r\n\
+Content-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"Report Q3.pdf\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--\r\n";
+        let t = message_text(raw);
+        assert!(t.body.contains("plain w\u{f6}rds"), "{:?}", t.body);
+        assert!(t.body.contains("html boldtext"), "{:?}", t.body);
+        assert!(!t.body.contains("<b>"), "{:?}", t.body);
+        assert_eq!(t.attachments, "report q3.pdf\n");
+        assert!(t.header.contains("x-tracking: zebra42"));
+        assert!(!t.header.contains("plain"));
+    }
+
+    #[test]
     fn garbage_gives_empty_fields_not_errors() {
         for raw in [
             &b""[..],
@@ -83,6 +173,9 @@ Date: Fri, 19 Nov 2010 13:55:08 +0000\r\n\r\nbody\r\n";
             b"Subject: \xff\xfe\r\n\r\n",
         ] {
             let _ = extract_envelope(raw);
+        }
+        for raw in [&b""[..], b"\0\0\0", b"no headers at all"] {
+            let _ = message_text(raw);
         }
         let long = format!("Subject: {}\r\n\r\n", "x".repeat(5000));
         assert_eq!(extract_envelope(long.as_bytes()).subject.len(), MAX_FIELD);

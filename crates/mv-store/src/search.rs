@@ -1,12 +1,19 @@
 //! The search query language of `zmmailbox s` (a subset of Zimbra's): `in:FOLDER`,
 //! `from:X`, `to:X`, `subject:X`, `before:DATE`, `after:DATE`, `is:unread|read|
-//! flagged|unflagged`, `tag:NAME`, and bare words matched against subject, sender
-//! and recipients. Terms are ANDed. Quoted values (`subject:"two words"`) work.
-//! Body text search arrives with the search index.
+//! flagged|unflagged`, `tag:NAME`, `content:X` (body text), and bare words matched
+//! against subject, sender, recipients, body text and attachment names. Terms are
+//! ANDed. Quoted values (`subject:"two words"`) work. Text terms are case-insensitive
+//! substring matches.
+//!
+//! [`Mailbox::search_with`] is the one evaluator: [`crate::Store::search`] runs it
+//! over every message (the scan), and the search index (`mv-index`) runs it over the
+//! candidates its index yields, so both give identical results.
 
+use crate::mime::MessageText;
 use crate::{Item, Mailbox, StoreError};
 use mv_redo::ops::flags;
 use mv_types::UtcMillis;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Term {
@@ -19,6 +26,8 @@ pub enum Term {
     Unread(bool),
     Flagged(bool),
     Tag(String),
+    /// `content:X`: the body text.
+    Content(String),
     Word(String),
 }
 
@@ -83,6 +92,7 @@ pub fn parse(q: &str) -> Result<Vec<Term>, QueryError> {
                 "before" => Term::Before(parse_date(value)?),
                 "after" => Term::After(parse_date(value)?),
                 "tag" => Term::Tag(value.to_string()),
+                "content" => Term::Content(value.to_lowercase()),
                 "is" => match value.to_ascii_lowercase().as_str() {
                     "unread" => Term::Unread(true),
                     "read" => Term::Unread(false),
@@ -103,14 +113,29 @@ pub fn parse(q: &str) -> Result<Vec<Term>, QueryError> {
     Ok(terms)
 }
 
+/// Items the search index vouches for: every message matching the query's text
+/// terms is in `items`, or changed after `indexed_change` (the index has not seen
+/// it yet, so it is checked like in a scan).
+#[derive(Debug, Clone, Copy)]
+pub struct Candidates<'a> {
+    pub items: &'a HashSet<u32>,
+    pub indexed_change: u64,
+}
+
 impl Mailbox {
-    /// Messages matching a query, newest first.
-    pub fn search(&self, query: &str) -> Result<Vec<Item>, StoreError> {
-        let terms = parse(query).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    /// Messages matching parsed `terms`, newest first. With `candidates`, only those
+    /// (and messages changed since the index) are examined. `text` gives a message's
+    /// body and attachment text; it is called only when a term needs it.
+    pub fn search_with(
+        &self,
+        terms: &[Term],
+        candidates: Option<Candidates<'_>>,
+        text: &mut dyn FnMut(&Item) -> MessageText,
+    ) -> Result<Vec<Item>, StoreError> {
         let folders = self.folders()?;
         let tags = self.tags()?;
         let mut folder_filter = None;
-        for t in &terms {
+        for t in terms {
             if let Term::InFolder(name) = t {
                 let want = if name.starts_with('/') {
                     name.clone()
@@ -125,6 +150,10 @@ impl Mailbox {
             }
         }
         let mut items = self.items(folder_filter, Some(crate::apply::TYPE_MESSAGE))?;
+        if let Some(c) = candidates {
+            items.retain(|i| c.items.contains(&i.id) || i.change > c.indexed_change);
+        }
+        let mut texts: HashMap<u32, MessageText> = HashMap::new();
         items.retain(|i| {
             terms.iter().all(|t| match t {
                 Term::InFolder(_) => true,
@@ -140,10 +169,19 @@ impl Mailbox {
                 Term::Tag(name) => tags
                     .iter()
                     .any(|tag| tag.name.eq_ignore_ascii_case(name) && i.tags.contains(&tag.id)),
+                Term::Content(v) => texts
+                    .entry(i.id)
+                    .or_insert_with(|| text(i))
+                    .body
+                    .contains(v),
                 Term::Word(w) => {
                     i.subject.to_lowercase().contains(w)
                         || i.sender.to_lowercase().contains(w)
                         || i.recipients.to_lowercase().contains(w)
+                        || {
+                            let t = texts.entry(i.id).or_insert_with(|| text(i));
+                            t.body.contains(w) || t.attachments.contains(w)
+                        }
                 }
             })
         });
@@ -157,7 +195,7 @@ impl Mailbox {
 }
 
 /// The date a message sorts and filters by: its Date header, else when it arrived.
-fn effective_date(i: &Item) -> i64 {
+pub fn effective_date(i: &Item) -> i64 {
     if i.date_ms != 0 {
         i.date_ms
     } else {

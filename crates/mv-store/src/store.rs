@@ -165,6 +165,14 @@ impl Store {
         if let Some(dir) = path.parent() {
             mv_home::fsync_dir(dir).map_err(|e| StoreError::io(dir, e))?;
         }
+        // The mailbox's search index described the replaced history: dropped here,
+        // under the lock, so that it is rebuilt from the new database.
+        let index = self.home.mailbox_index_dir(id.0);
+        if let Err(e) = std::fs::remove_dir_all(&index)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("{}: stale search index not removed: {e}", index.display());
+        }
         drop(guard);
         Ok(())
     }
@@ -470,6 +478,30 @@ impl Store {
             .blobs
             .blob_path(item.volume_id, mailbox, ItemId(item.id), item.mod_content);
         Ok(self.blobs.read_verified(&path, &digest)?)
+    }
+
+    /// The searchable text of a message ([`crate::mime::message_text`]). A message
+    /// whose blob cannot be read is searched by its metadata only (logged): search
+    /// never fails on one damaged message.
+    pub fn message_text(&self, mailbox: MailboxId, item: &crate::Item) -> crate::mime::MessageText {
+        match self.read_blob(mailbox, item) {
+            Ok(raw) => crate::mime::message_text(&raw),
+            Err(e) => {
+                tracing::warn!(
+                    "mailbox {mailbox} item {}: text not searchable: {e}",
+                    item.id
+                );
+                crate::mime::MessageText::default()
+            }
+        }
+    }
+
+    /// Messages matching a `zmmailbox s` query, newest first, by scanning every
+    /// message (the reference path; `mv-index` gives the same answer faster).
+    pub fn search(&self, mailbox: MailboxId, query: &str) -> Result<Vec<crate::Item>, StoreError> {
+        let terms = crate::search::parse(query).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.mailbox(mailbox)
+            .search_with(&terms, None, &mut |i| self.message_text(mailbox, i))
     }
 
     /// Where a message's blob lives.

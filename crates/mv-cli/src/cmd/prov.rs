@@ -337,6 +337,7 @@ const COMMANDS: &[Cmd] = &[
     Cmd { short: "raa",  long: "removeAccountAlias",           args: "{name@domain|id} {alias@domain}" },
     Cmd { short: "sac",  long: "setAccountCos",                args: "{name@domain|id} {cos-name|cos-id}" },
     Cmd { short: "gmi",  long: "getMailboxInfo",               args: "{name@domain|id}" },
+    Cmd { short: "rim",  long: "reIndexMailbox",               args: "{name@domain|id} {start|status}" },
     Cmd { short: "cd",   long: "createDomain",                 args: "{domain} [attr1 value1 [attr2 value2...]]" },
     Cmd { short: "gd",   long: "getDomain",                    args: "{domain|id} [attr1 [attr2...]]" },
     Cmd { short: "gad",  long: "getAllDomains",                args: "[-v]" },
@@ -576,6 +577,46 @@ fn run_command(
             } else {
                 line(out, format!("mailboxId: {}", scalar(&v["mailboxId"])));
                 line(out, format!("quotaUsed: {}", scalar(&v["quotaUsed"])));
+            }
+        }
+        "reIndexMailbox" => {
+            count(2, 2)?;
+            let action = match a[1].to_ascii_lowercase().as_str() {
+                "start" => mv_server::service::ReindexAction::Start,
+                "status" => mv_server::service::ReindexAction::Status,
+                other => {
+                    return Err(Fail::Usage(format!(
+                        "unknown reIndexMailbox action {other:?} (use start or status)\nusage: {}",
+                        usage_line(cmd)
+                    )));
+                }
+            };
+            let v = s.exec(Request::ReindexMailbox {
+                account: one(&a[0]),
+                action,
+            })?;
+            if json {
+                json_out(out, &v);
+            } else {
+                // zmprov's two lines: the state, then the counts.
+                let state = if action == mv_server::service::ReindexAction::Start {
+                    "started"
+                } else {
+                    v["state"].as_str().unwrap_or("idle")
+                };
+                line(out, format!("status: {state}"));
+                line(
+                    out,
+                    format!(
+                        "progress: numSucceeded={}, numFailed={}, numRemaining={}",
+                        scalar(&v["succeeded"]),
+                        scalar(&v["failed"]),
+                        scalar(&v["remaining"])
+                    ),
+                );
+                if let Some(e) = v["last_error"].as_str() {
+                    line(out, format!("lastError: {e}"));
+                }
             }
         }
         "createDomain" => {

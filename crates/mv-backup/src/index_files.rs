@@ -1,0 +1,80 @@
+//! The search index of an account in a full backup (`<account>/index/...`), unless
+//! `--exclude SearchIndex`. The index is derived data: trouble reading it is noted
+//! and never fails the account, and a restore rebuilds the index from the restored
+//! mailbox (it gets a new mailbox id, and a rebuild is exact), so these files serve
+//! inspection and manual recovery, as Zimbra's `index/` directory does.
+//!
+//! A consistent copy without stopping the indexer: `meta.json` is read first and
+//! only the files of the segments it lists are copied. Committed segment files never
+//! change; if a merge removes one meanwhile, the copy starts over (a few times).
+
+use crate::error::Result;
+use crate::run::SessionBuilder;
+use std::path::Path;
+
+const ATTEMPTS: usize = 3;
+
+/// Copies the index in `dir` into the session under `rel_dir`. Returns the bytes
+/// copied, or a note saying why nothing was (no index yet, unreadable).
+pub(crate) fn put_index(
+    sb: &mut SessionBuilder<'_>,
+    dir: &Path,
+    rel_dir: &str,
+) -> Result<std::result::Result<u64, String>> {
+    let mut last = String::new();
+    for _ in 0..ATTEMPTS {
+        match read_consistent(dir) {
+            Ok(None) => return Ok(Err(format!("no search index in {}", dir.display()))),
+            Ok(Some(files)) => {
+                let mut bytes = 0;
+                for (name, data) in &files {
+                    sb.put(&format!("{rel_dir}/{name}"), data)?;
+                    bytes += data.len() as u64;
+                }
+                return Ok(Ok(bytes));
+            }
+            Err(e) => last = e,
+        }
+    }
+    Ok(Err(format!(
+        "search index {} not copied: {last}",
+        dir.display()
+    )))
+}
+
+/// Index files by name, with their bytes.
+type Files = Vec<(String, Vec<u8>)>;
+
+/// `meta.json` and the files of the segments it lists, read in memory (an index is
+/// small next to the mail it describes). `None` when there is no index.
+fn read_consistent(dir: &Path) -> std::result::Result<Option<Files>, String> {
+    let meta = match std::fs::read(dir.join("meta.json")) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("meta.json: {e}")),
+    };
+    let parsed: serde_json::Value =
+        serde_json::from_slice(&meta).map_err(|e| format!("meta.json: {e}"))?;
+    // Segment files are named after the segment id without its hyphens.
+    let segments: Vec<String> = parsed["segments"]
+        .as_array()
+        .ok_or("meta.json lists no segments")?
+        .iter()
+        .filter_map(|s| s["segment_id"].as_str())
+        .map(|id| id.replace('-', ""))
+        .collect();
+    let mut files = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| e.to_string())?;
+    for e in entries {
+        let e = e.map_err(|e| e.to_string())?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !segments.iter().any(|s| name.starts_with(s.as_str())) {
+            continue;
+        }
+        let data = std::fs::read(e.path()).map_err(|e| format!("{name}: {e}"))?;
+        files.push((name, data));
+    }
+    files.sort();
+    files.push(("meta.json".to_string(), meta));
+    Ok(Some(files))
+}

@@ -1,0 +1,256 @@
+//! The indexes of a home: one per mailbox, the searches that go through them, and
+//! the deferred background indexer.
+
+use crate::fields::TextKey;
+use crate::mailbox_index::MailboxIndex;
+use crate::query::{all_of, candidates};
+use crate::{IndexError, ReindexStatus};
+use mv_home::Home;
+use mv_store::search::{Candidates, Term};
+use mv_store::{Item, Store, StoreError};
+use mv_types::{ItemId, MailboxId};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// The field of an IMAP `SEARCH` text key (RFC 3501 6.4.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextField {
+    /// `TEXT`: the header or the body.
+    Text,
+    /// `BODY`: the body (decoded text parts, HTML without tags).
+    Body,
+    Subject,
+    From,
+    To,
+    Cc,
+}
+
+pub struct Indexes {
+    home: Home,
+    open: Mutex<HashMap<MailboxId, Arc<MailboxIndex>>>,
+    wake: (Mutex<bool>, Condvar),
+}
+
+impl Indexes {
+    pub fn new(home: &Home) -> Indexes {
+        Indexes {
+            home: home.clone(),
+            open: Mutex::new(HashMap::new()),
+            wake: (Mutex::new(false), Condvar::new()),
+        }
+    }
+
+    /// Where a mailbox's index lives: `<home>/index/<mailbox id>/`.
+    pub fn dir(home: &Home, mailbox: MailboxId) -> PathBuf {
+        home.mailbox_index_dir(mailbox.0)
+    }
+
+    pub fn mailbox(&self, id: MailboxId) -> Arc<MailboxIndex> {
+        let mut map = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(id)
+            .or_insert_with(|| Arc::new(MailboxIndex::new(id, Indexes::dir(&self.home, id))))
+            .clone()
+    }
+
+    /// Brings a mailbox's index up to date.
+    pub fn update(&self, store: &Store, id: MailboxId) -> Result<u64, IndexError> {
+        self.mailbox(id).update(store)
+    }
+
+    /// Rebuilds a mailbox's index from scratch (`zmprov rim USER start`).
+    pub fn rebuild(&self, store: &Store, id: MailboxId) -> Result<u64, IndexError> {
+        self.mailbox(id).rebuild(store)
+    }
+
+    /// Progress of the current or latest run, with the change numbers of the index
+    /// on disk and of the mailbox.
+    pub fn status(&self, store: &Store, id: MailboxId) -> Result<ReindexStatus, StoreError> {
+        let m = self.mailbox(id);
+        let mut st = m.status();
+        if st.state == crate::ReindexState::Idle {
+            st.indexed_change = m.disk_change().unwrap_or(0);
+        }
+        st.mailbox_change = store
+            .mailbox(id)
+            .info()?
+            .map(|i| i.applied_change)
+            .unwrap_or(0);
+        Ok(st)
+    }
+
+    /// `zmmailbox s`: the same messages as [`Store::search`], found through the
+    /// index. If the index cannot be used at all, the answer comes from a scan
+    /// (logged): search never fails because of derived data.
+    pub fn search(
+        &self,
+        store: &Store,
+        id: MailboxId,
+        query: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let terms =
+            mv_store::search::parse(query).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let f = crate::fields::Fields::new();
+        let mut parts = Vec::new();
+        for t in &terms {
+            let (keys, needle): (&[TextKey], &str) = match t {
+                Term::From(v) => (&[TextKey::From][..], v.as_str()),
+                Term::To(v) => (&[TextKey::To, TextKey::Cc][..], v.as_str()),
+                Term::Subject(v) => (&[TextKey::Subject][..], v.as_str()),
+                Term::Content(v) => (&[TextKey::Body][..], v.as_str()),
+                Term::Word(v) => (
+                    &[
+                        TextKey::Subject,
+                        TextKey::From,
+                        TextKey::To,
+                        TextKey::Body,
+                        TextKey::Attachments,
+                    ][..],
+                    v.as_str(),
+                ),
+                _ => continue,
+            };
+            parts.push(candidates(&f, keys, needle));
+        }
+        let mailbox = store.mailbox(id);
+        let mut text = |i: &Item| store.message_text(id, i);
+        if parts.is_empty() {
+            // Nothing textual: the store's own filters are all there is.
+            return mailbox.search_with(&terms, None, &mut text);
+        }
+        match self.mailbox(id).candidates(store, all_of(parts).as_ref()) {
+            Ok((items, indexed_change)) => mailbox.search_with(
+                &terms,
+                Some(Candidates {
+                    items: &items,
+                    indexed_change,
+                }),
+                &mut text,
+            ),
+            Err(IndexError::Store(e)) => Err(e),
+            Err(e) => {
+                tracing::error!("mailbox {id}: search index unusable, scanning instead: {e}");
+                mailbox.search_with(&terms, None, &mut text)
+            }
+        }
+    }
+
+    /// IMAP `SEARCH` text keys: ids of the messages (of `folder`, or all) whose
+    /// `field` contains `needle`, case-insensitively (RFC 3501: substring match),
+    /// ascending. Exact: index hits are verified against the message.
+    pub fn search_text(
+        &self,
+        store: &Store,
+        id: MailboxId,
+        folder: Option<u32>,
+        field: TextField,
+        needle: &str,
+    ) -> Result<Vec<ItemId>, IndexError> {
+        let needle = needle.to_lowercase();
+        let keys: &[TextKey] = match field {
+            TextField::Text => &[
+                TextKey::Header,
+                TextKey::Subject,
+                TextKey::From,
+                TextKey::To,
+                TextKey::Cc,
+                TextKey::Body,
+            ],
+            TextField::Body => &[TextKey::Body],
+            TextField::Subject => &[TextKey::Subject],
+            TextField::From => &[TextKey::From],
+            TextField::To => &[TextKey::To],
+            TextField::Cc => &[TextKey::Cc],
+        };
+        let f = crate::fields::Fields::new();
+        let (hits, indexed_change) = match self
+            .mailbox(id)
+            .candidates(store, candidates(&f, keys, &needle).as_ref())
+        {
+            Ok(r) => r,
+            Err(IndexError::Store(e)) => return Err(e.into()),
+            Err(e) => {
+                tracing::error!("mailbox {id}: search index unusable, scanning instead: {e}");
+                (Default::default(), 0)
+            }
+        };
+        let items = store
+            .mailbox(id)
+            .items(folder, Some(mv_store::apply::TYPE_MESSAGE))?;
+        let lower = |s: &str| s.to_lowercase().contains(&needle);
+        let mut out = Vec::new();
+        for i in items {
+            if !hits.contains(&i.id) && i.change <= indexed_change {
+                continue;
+            }
+            let found = match field {
+                TextField::Subject => lower(&i.subject),
+                TextField::From => lower(&i.sender),
+                TextField::To => lower(&i.recipients),
+                TextField::Cc => lower(&i.cc),
+                TextField::Body => store.message_text(id, &i).body.contains(&needle),
+                TextField::Text => {
+                    lower(&i.subject)
+                        || lower(&i.sender)
+                        || lower(&i.recipients)
+                        || lower(&i.cc)
+                        || {
+                            let t = store.message_text(id, &i);
+                            t.header.contains(&needle) || t.body.contains(&needle)
+                        }
+                }
+            };
+            if found {
+                out.push(ItemId(i.id));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Asks the background indexer to look for new changes now (cheap; callers on
+    /// the delivery path only signal, they never index).
+    pub fn wake(&self) {
+        let (lock, cv) = &self.wake;
+        *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        cv.notify_one();
+    }
+
+    /// The deferred indexer: brings every mailbox's index up to date, then waits for
+    /// [`Indexes::wake`] or `interval`, until `stop` returns true. Failures are
+    /// logged and retried on the next round; mail delivery never waits on this.
+    pub fn run_background(&self, store: &Store, interval: Duration, stop: &dyn Fn() -> bool) {
+        while !stop() {
+            self.update_all(store);
+            let (lock, cv) = &self.wake;
+            let mut woken = lock.lock().unwrap_or_else(|p| p.into_inner());
+            if !*woken {
+                woken = cv
+                    .wait_timeout(woken, interval)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+            *woken = false;
+        }
+    }
+
+    /// One round of the background indexer over every live mailbox.
+    pub fn update_all(&self, store: &Store) {
+        let ids = match store.mailbox_ids() {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!("search indexer: cannot list mailboxes: {e}");
+                return;
+            }
+        };
+        for id in ids {
+            match store.mailbox(id).info() {
+                Ok(Some(i)) if !i.deleted => {}
+                _ => continue,
+            }
+            if let Err(e) = self.update(store, id) {
+                tracing::warn!("search indexer: mailbox {id}: {e}");
+            }
+        }
+    }
+}

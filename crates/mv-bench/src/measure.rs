@@ -1,0 +1,183 @@
+//! Running one command-line tool as a measured step: wall time, peak RSS and bytes
+//! written, from the kernel's own accounting of the child (`wait4` rusage:
+//! `ru_maxrss`, and `ru_oublock`, which is the task's `write_bytes` / 512). The
+//! time optionally includes a `syncfs` of the destination afterwards, so that a
+//! tool that leaves its output in the page cache (tar, restic) is timed until its
+//! result is on disk like one that fsyncs itself (mailvault, borg).
+
+use anyhow::{Context, bail};
+use std::io::{Read, Seek};
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// What one measured command did.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// Wall time from spawn to exit (plus the syncfs, when asked for).
+    pub secs: f64,
+    /// Peak resident set of the child (the largest of it and its waited-for children).
+    pub peak_rss_bytes: u64,
+    /// Bytes the child caused to be written to storage.
+    pub write_bytes: u64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// `syncfs` of the filesystem holding `dir`: its dirty data reaches the disk.
+pub fn syncfs(dir: &Path) -> anyhow::Result<()> {
+    let f = std::fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    // SAFETY: the descriptor is valid for the duration of the call.
+    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("syncfs {}", dir.display()));
+    }
+    Ok(())
+}
+
+fn read_back(mut f: std::fs::File) -> String {
+    let mut s = Vec::new();
+    let _ = f.rewind();
+    let _ = f.read_to_end(&mut s);
+    String::from_utf8_lossy(&s).into_owned()
+}
+
+fn tail(s: &str, lines: usize) -> String {
+    let v: Vec<&str> = s.trim_end().lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Runs `cmd` to completion and measures it; `sync_after`: the directory whose
+/// filesystem is synced (inside the timed part). A non-zero exit is an error that
+/// carries the end of the tool's stderr.
+pub fn run(cmd: &mut Command, what: &str, sync_after: Option<&Path>) -> anyhow::Result<Measured> {
+    // Output goes to unlinked temporary files: a pipe could fill and stall the tool.
+    let out = tempfile::tempfile()?;
+    let err = tempfile::tempfile()?;
+    cmd.stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(err.try_clone()?);
+    let start = Instant::now();
+    let child = cmd.spawn().with_context(|| format!("starting {what}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain data; wait4 fills it for our own child, which
+    // std's Child is never asked to wait for afterwards.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = loop {
+        // SAFETY: valid pointers to locals; pid is our child.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        break r;
+    };
+    if r != pid {
+        bail!("{what}: wait4 failed: {}", std::io::Error::last_os_error());
+    }
+    if let Some(dir) = sync_after {
+        syncfs(dir)?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let (stdout, stderr) = (read_back(out), read_back(err));
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    if !ok {
+        let how = if libc::WIFEXITED(status) {
+            format!("exit status {}", libc::WEXITSTATUS(status))
+        } else {
+            format!("signal {}", libc::WTERMSIG(status))
+        };
+        bail!(
+            "{what} failed ({how}): {}{}",
+            tail(&stderr, 8),
+            if stderr.trim().is_empty() {
+                tail(&stdout, 8)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(Measured {
+        secs,
+        peak_rss_bytes: ru.ru_maxrss.max(0) as u64 * 1024,
+        write_bytes: ru.ru_oublock.max(0) as u64 * 512,
+        stdout,
+        stderr,
+    })
+}
+
+/// Total apparent size of the regular files below `paths` (symlinks not followed).
+pub fn tree_bytes(paths: &[&Path]) -> u64 {
+    fn walk(p: &Path) -> u64 {
+        let Ok(md) = std::fs::symlink_metadata(p) else {
+            return 0;
+        };
+        if md.is_dir() {
+            std::fs::read_dir(p)
+                .map(|rd| rd.flatten().map(|e| walk(&e.path())).sum())
+                .unwrap_or(0)
+        } else if md.is_file() {
+            md.len()
+        } else {
+            0
+        }
+    }
+    paths.iter().map(|p| walk(p)).sum()
+}
+
+/// Path (relative to `root`) and BLAKE3 of every regular file below `root/sub` for
+/// each `sub`, sorted: two trees with the same list hold the same bytes.
+pub fn tree_digests(root: &Path, subs: &[&str]) -> anyhow::Result<Vec<(String, String)>> {
+    fn walk(root: &Path, p: &Path, out: &mut Vec<(String, String)>) -> anyhow::Result<()> {
+        let md = std::fs::symlink_metadata(p).with_context(|| format!("{}", p.display()))?;
+        if md.is_dir() {
+            for e in std::fs::read_dir(p)? {
+                walk(root, &e?.path(), out)?;
+            }
+        } else if md.is_file() {
+            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            let rel = p.strip_prefix(root).unwrap_or(p).display().to_string();
+            out.push((rel, blake3::hash(&bytes).to_hex().to_string()));
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for s in subs {
+        walk(root, &root.join(s), &mut out)?;
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measures_a_child_and_reports_its_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x");
+        let m = run(
+            Command::new("sh").args([
+                "-c",
+                &format!("head -c 3000000 /dev/zero > {}; echo done", f.display()),
+            ]),
+            "writer",
+            Some(dir.path()),
+        )
+        .unwrap();
+        assert_eq!(m.stdout.trim(), "done");
+        assert!(m.peak_rss_bytes > 0);
+        assert!(m.secs > 0.0);
+        assert_eq!(tree_bytes(&[dir.path()]), 3_000_000);
+        let e = run(
+            Command::new("sh").args(["-c", "echo broken >&2; exit 3"]),
+            "failer",
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("exit status 3") && e.contains("broken"), "{e}");
+    }
+}

@@ -1,6 +1,8 @@
-//! Running one command-line tool as a measured step: wall time, peak RSS and bytes
-//! written, from the kernel's own accounting of the child (`wait4` rusage:
-//! `ru_maxrss`, and `ru_oublock`, which is the task's `write_bytes` / 512). The
+//! Running one command-line tool as a measured step: wall time, bytes written from
+//! the kernel's own accounting of the child (`wait4` rusage `ru_oublock`, the
+//! task's `write_bytes` / 512), and peak RSS sampled from `/proc/PID/status`
+//! (`VmHWM`, every 10 ms). Not `ru_maxrss`: it keeps the high-water mark of the
+//! memory the child had before `exec`, i.e. this (large) process's. The
 //! time optionally includes a `syncfs` of the destination afterwards, so that a
 //! tool that leaves its output in the page cache (tar, restic) is timed until its
 //! result is on disk like one that fsyncs itself (mailvault, borg).
@@ -10,15 +12,17 @@ use std::io::{Read, Seek};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// What one measured command did.
 #[derive(Debug, Clone)]
 pub struct Measured {
     /// Wall time from spawn to exit (plus the syncfs, when asked for).
     pub secs: f64,
-    /// Peak resident set of the child (the largest of it and its waited-for children).
-    pub peak_rss_bytes: u64,
+    /// Peak resident set of the child (`None` if it ended before the first sample).
+    pub peak_rss_bytes: Option<u64>,
     /// Bytes the child caused to be written to storage.
     pub write_bytes: u64,
     pub stdout: String,
@@ -61,6 +65,21 @@ pub fn run(cmd: &mut Command, what: &str, sync_after: Option<&Path>) -> anyhow::
     let start = Instant::now();
     let child = cmd.spawn().with_context(|| format!("starting {what}"))?;
     let pid = child.id() as libc::pid_t;
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut peak = None;
+            // spawn() returned after the exec: every sample is the tool's own memory.
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(v) = crate::sysinfo::peak_rss(pid as u32) {
+                    peak = peak.max(Some(v));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        })
+    };
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain data; wait4 fills it for our own child, which
     // std's Child is never asked to wait for afterwards.
@@ -73,6 +92,8 @@ pub fn run(cmd: &mut Command, what: &str, sync_after: Option<&Path>) -> anyhow::
         }
         break r;
     };
+    stop.store(true, Ordering::Relaxed);
+    let peak_rss_bytes = sampler.join().unwrap_or(None);
     if r != pid {
         bail!("{what}: wait4 failed: {}", std::io::Error::last_os_error());
     }
@@ -100,30 +121,35 @@ pub fn run(cmd: &mut Command, what: &str, sync_after: Option<&Path>) -> anyhow::
     }
     Ok(Measured {
         secs,
-        peak_rss_bytes: ru.ru_maxrss.max(0) as u64 * 1024,
+        peak_rss_bytes,
         write_bytes: ru.ru_oublock.max(0) as u64 * 512,
         stdout,
         stderr,
     })
 }
 
-/// Total apparent size of the regular files below `paths` (symlinks not followed).
+/// Total apparent size of the regular files below `paths`, each file once however
+/// many hard links it has (the store links one blob into several mailboxes);
+/// symlinks are not followed.
 pub fn tree_bytes(paths: &[&Path]) -> u64 {
-    fn walk(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fn walk(p: &Path, seen: &mut std::collections::HashSet<(u64, u64)>) -> u64 {
         let Ok(md) = std::fs::symlink_metadata(p) else {
             return 0;
         };
         if md.is_dir() {
-            std::fs::read_dir(p)
-                .map(|rd| rd.flatten().map(|e| walk(&e.path())).sum())
-                .unwrap_or(0)
-        } else if md.is_file() {
+            let Ok(rd) = std::fs::read_dir(p) else {
+                return 0;
+            };
+            rd.flatten().map(|e| walk(&e.path(), seen)).sum()
+        } else if md.is_file() && seen.insert((md.dev(), md.ino())) {
             md.len()
         } else {
             0
         }
     }
-    paths.iter().map(|p| walk(p)).sum()
+    let mut seen = std::collections::HashSet::new();
+    paths.iter().map(|p| walk(p, &mut seen)).sum()
 }
 
 /// Path (relative to `root`) and BLAKE3 of every regular file below `root/sub` for
@@ -161,16 +187,28 @@ mod tests {
         let m = run(
             Command::new("sh").args([
                 "-c",
-                &format!("head -c 3000000 /dev/zero > {}; echo done", f.display()),
+                &format!(
+                    "head -c 3000000 /dev/zero > {}; ln {0} {0}.link; sleep 0.1; echo done",
+                    f.display()
+                ),
             ]),
             "writer",
             Some(dir.path()),
         )
         .unwrap();
         assert_eq!(m.stdout.trim(), "done");
-        assert!(m.peak_rss_bytes > 0);
+        // The shell's own memory, far below this test process's.
+        assert!(
+            m.peak_rss_bytes.is_some_and(|r| r > 0 && r < 64 << 20),
+            "{m:?}"
+        );
+        assert!(m.write_bytes <= 3_000_000 + (1 << 20), "{m:?}");
         assert!(m.secs > 0.0);
-        assert_eq!(tree_bytes(&[dir.path()]), 3_000_000);
+        assert_eq!(
+            tree_bytes(&[dir.path()]),
+            3_000_000,
+            "a hard link counts once"
+        );
         let e = run(
             Command::new("sh").args(["-c", "echo broken >&2; exit 3"]),
             "failer",

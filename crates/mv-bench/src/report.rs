@@ -215,6 +215,7 @@ Reproduce all of them with:
 ```sh
 scripts/bench run --write            # builds release, installs missing Debian peers when root
 scripts/bench run --scenarios lmtp   # one scenario; see `scripts/bench list`
+scripts/bench run --scenarios backup # backup/restore/replay/verify vs tar, restic, borg
 ```
 
 The corpus the scenarios draw from is deterministic from a seed

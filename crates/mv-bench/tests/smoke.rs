@@ -9,7 +9,7 @@
 
 use mail_parser::{MessageParser, MimeHeaders};
 use mv_bench::corpus::{self, AttachmentData, Corpus, Kind, Scale};
-use mv_bench::peers::archivers::{Archiver, Kind};
+use mv_bench::peers::archivers::{self, Archiver};
 use mv_bench::peers::dovecot::Dovecot;
 use mv_bench::peers::{Availability, LmtpTarget};
 use mv_bench::scenario::{PeerResult, RunContext, Scenario};
@@ -321,7 +321,7 @@ fn backup_scenario_runs_every_step_and_restores_the_original() {
         verbose: true,
     };
     // A peer that is not there is reported as such, never silently dropped.
-    let absent = Archiver::at(Kind::Restic, Path::new("/nonexistent/restic"));
+    let absent = Archiver::at(archivers::Kind::Restic, Path::new("/nonexistent/restic"));
     assert!(
         absent
             .availability()
@@ -373,7 +373,7 @@ fn backup_scenario_runs_every_step_and_restores_the_original() {
         assert_eq!(f.subject.runs.len(), 1, "{}", f.name);
         assert!(f.subject.median > 0.0, "{}: nothing measured", f.name);
         let res = f.subject.resources.as_ref().unwrap();
-        assert!(res.peak_rss_bytes.unwrap() > 0, "{}", f.name);
+        assert!(res.peak_rss_bytes.is_some_and(|r| r > 0), "{}", f.name);
         for pf in &f.peers {
             let installed = installed.contains(&pf.peer.as_str());
             match &pf.result {

@@ -348,7 +348,7 @@ fn measurement(runs: &[Sample], unit_messages: usize) -> Measurement {
                 .unwrap_or_default()
         ));
     }
-    let rss: Vec<u64> = runs.iter().map(|s| s.m.peak_rss_bytes).collect();
+    let rss: Vec<u64> = runs.iter().filter_map(|s| s.m.peak_rss_bytes).collect();
     let wb: Vec<u64> = runs.iter().map(|s| s.m.write_bytes).collect();
     m.resources = Some(ResourceSummary {
         peak_rss_bytes: (!rss.is_empty()).then(|| median_u64(&rss)),

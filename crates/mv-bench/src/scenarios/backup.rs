@@ -930,7 +930,12 @@ impl BackupScenario {
                     "bench directory for this scenario: {}",
                     shown(&ctx.bench_dir)
                 ),
-            ],
+            ]
+            .into_iter()
+            .chain((runs < 3).then(|| {
+                format!("only {runs} run(s) per figure: not a median of 3, read the figures as indicative")
+            }))
+            .collect(),
         })
     }
 }

@@ -177,9 +177,9 @@ pub fn scenario_markdown(report: &Report, s: &ScenarioReport) -> String {
     }
     if !rows.is_empty() {
         md.push_str(
-            "\nServer resources (median over runs): peak RSS summed over the server's processes, \
+            "\nResources (median over runs): peak RSS summed over the measured processes, \
              bytes written to storage by them during the timed part.\n\n\
-             | figure | server | peak RSS | bytes written | written per message | processes |\n\
+             | figure | system | peak RSS | bytes written | written per message | processes |\n\
              |---|---|---:|---:|---:|---:|\n",
         );
         for r in rows {
@@ -215,6 +215,7 @@ Reproduce all of them with:
 ```sh
 scripts/bench run --write            # builds release, installs missing Debian peers when root
 scripts/bench run --scenarios lmtp   # one scenario; see `scripts/bench list`
+scripts/bench run --scenarios backup # backup/restore/replay/verify vs tar, restic, borg
 ```
 
 The corpus the scenarios draw from is deterministic from a seed

@@ -1,14 +1,19 @@
 //! CI smoke test of the benchmark harness: the small corpus is deterministic and
-//! realistic, and the LMTP scenario runs end to end against mailvault (the real
+//! realistic, the LMTP scenario runs end to end against mailvault (the real
 //! binary) in a tiny configuration, with the Dovecot peer explicitly reported as
-//! "peer not installed" (CI may lack it; this test never depends on it). No timing
+//! "peer not installed" (CI may lack it; this test never depends on it), and the
+//! backup scenario runs every step once on the small corpus, checking that what
+//! mailvault restores and replays equals the original byte for byte (tar, restic
+//! and borg run too when installed; a missing one is printed as skipped). No timing
 //! assertions.
 
 use mail_parser::{MessageParser, MimeHeaders};
 use mv_bench::corpus::{self, AttachmentData, Corpus, Kind, Scale};
+use mv_bench::peers::archivers::{self, Archiver};
 use mv_bench::peers::dovecot::Dovecot;
 use mv_bench::peers::{Availability, LmtpTarget};
 use mv_bench::scenario::{PeerResult, RunContext, Scenario};
+use mv_bench::scenarios::backup::{BackupParams, BackupScenario};
 use mv_bench::scenarios::lmtp::{LmtpParams, LmtpScenario};
 use std::path::{Path, PathBuf};
 
@@ -301,4 +306,129 @@ fn lmtp_scenario_against_mailvault_only() {
     );
     assert!(md.contains("peer not installed"), "{md}");
     assert!(md.contains("| figure | mailvault | Dovecot |"), "{md}");
+}
+
+#[test]
+fn backup_scenario_runs_every_step_and_restores_the_original() {
+    let bench = tempfile::tempdir().unwrap();
+    let ctx = RunContext {
+        scale: Scale::Small,
+        seed: 3,
+        runs: 1,
+        bench_dir: bench.path().to_path_buf(),
+        workspace: None,
+        mailvault: mailvault_binary(),
+        verbose: true,
+    };
+    // A peer that is not there is reported as such, never silently dropped.
+    let absent = Archiver::at(archivers::Kind::Restic, Path::new("/nonexistent/restic"));
+    assert!(
+        absent
+            .availability()
+            .reason()
+            .is_some_and(|r| r.starts_with("peer not installed") && r.contains("restic"))
+    );
+    let peers = Archiver::all();
+    let installed: Vec<&str> = peers
+        .iter()
+        .filter(|a| a.availability().reason().is_none())
+        .map(|a| a.name())
+        .collect();
+    for a in &peers {
+        if let Some(why) = a.availability().reason() {
+            eprintln!(
+                "backup smoke: peer {} SKIPPED ({why}); mailvault's side is still checked",
+                a.name()
+            );
+        }
+    }
+    let scenario = BackupScenario {
+        params: Some(BackupParams {
+            runs: 1,
+            connections: 8,
+            replay_threads: vec![1, 4],
+            change_percents: vec![1, 10],
+            replay_percent: 50,
+        }),
+        peers: None,
+    };
+    // The scenario fails unless the loaded corpus is stored exactly once per
+    // recipient, every replayed home and every restored account holds the
+    // original messages byte for byte, and every peer's restore equals the source.
+    let report = scenario.run(&ctx).expect("backup scenario");
+    let names: Vec<&str> = report.figures.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "first full backup",
+            "second full, unchanged data",
+            "incremental after 1% change (5 new messages)",
+            "incremental after 10% change (50 new messages)",
+            "restore every account from the first full",
+            "point-in-time replay (`playredo --toTime`, first 50% of the load), 1 thread",
+            "point-in-time replay (`playredo --toTime`, first 50% of the load), 4 threads",
+            "verify every byte of the backup (`backup verify --read-data`)",
+        ]
+    );
+    for f in &report.figures {
+        assert_eq!(f.subject.runs.len(), 1, "{}", f.name);
+        assert!(f.subject.median > 0.0, "{}: nothing measured", f.name);
+        let res = f.subject.resources.as_ref().unwrap();
+        assert!(res.peak_rss_bytes.is_some_and(|r| r > 0), "{}", f.name);
+        for pf in &f.peers {
+            let installed = installed.contains(&pf.peer.as_str());
+            match &pf.result {
+                PeerResult::Measured(m) => {
+                    assert!(installed && m.median > 0.0, "{}: {}", f.name, pf.peer)
+                }
+                PeerResult::Skipped { reason }
+                    if pf.peer == "tar" && f.name.starts_with("verify") =>
+                {
+                    assert!(reason.contains("no checksums"), "{reason}")
+                }
+                PeerResult::Skipped { reason } => {
+                    assert!(
+                        !installed && reason.starts_with("peer not installed"),
+                        "{}: {} skipped: {reason}",
+                        f.name,
+                        pf.peer
+                    );
+                    eprintln!("backup smoke: {}: {} skipped: {reason}", f.name, pf.peer);
+                }
+            }
+        }
+    }
+    // The goals are evaluated (met or not: no timing assertions here).
+    let full = &report.figures[0];
+    assert!(full.goals.iter().any(|g| g.text.contains("tar")));
+    let second = &report.figures[1];
+    assert_eq!(second.goals.len(), 2);
+    assert!(second.goals.iter().all(|g| g.met.is_some()));
+    // Every copy of every message came back.
+    let corpus = Corpus::generate(Scale::Small, 3);
+    let copies: usize = corpus.messages.iter().map(|m| m.rcpts.len()).sum();
+    assert!(
+        report.notes[0].contains(&format!("restores {copies} messages in 20 accounts")),
+        "{}",
+        report.notes[0]
+    );
+    let md = mv_bench::report::markdown(&mv_bench::report::Report {
+        machine: mv_bench::sysinfo::Machine::describe(bench.path()),
+        command: "smoke".into(),
+        revision: "test".into(),
+        started_utc: String::new(),
+        finished_utc: String::new(),
+        load_before: String::new(),
+        load_after: String::new(),
+        scale: "small".into(),
+        seed: 3,
+        runs: 1,
+        scenarios: vec![report],
+    });
+    assert!(
+        md.contains("| figure | mailvault | tar | restic | borg |"),
+        "{md}"
+    );
+    // Nothing is left behind in the bench directory.
+    assert_eq!(std::fs::read_dir(bench.path()).unwrap().count(), 0);
 }

@@ -52,8 +52,45 @@ impl LmtpTarget for Mailvault {
     }
 
     fn start(&self, dir: &Path, accounts: &[String]) -> anyhow::Result<Box<dyn RunningServer>> {
+        let home = self.provision(dir, accounts)?;
+        Ok(Box::new(self.serve(&home, dir)?))
+    }
+}
+
+impl Mailvault {
+    /// A fresh home at `dir/home` with the accounts' domains and the accounts
+    /// provisioned offline (no server runs afterwards).
+    pub fn provision(&self, dir: &Path, accounts: &[String]) -> anyhow::Result<Home> {
         let home = Home::at(&dir.join("home"));
         home.init()?;
+        let _lock = HomeLock::acquire(home.root())?;
+        let (svc, _) = Service::open(&home).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut domains: Vec<&str> = accounts
+            .iter()
+            .filter_map(|a| a.split_once('@').map(|x| x.1))
+            .collect();
+        domains.sort();
+        domains.dedup();
+        for d in domains {
+            svc.execute(Request::CreateDomain {
+                name: d.to_string(),
+                attrs: vec![],
+            })
+            .map_err(|e| anyhow::anyhow!("creating domain {d}: {e}"))?;
+        }
+        for a in accounts {
+            svc.create_account(a, None, &[])
+                .map_err(|e| anyhow::anyhow!("creating account {a}: {e}"))?;
+        }
+        svc.store()
+            .checkpoint()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(home)
+    }
+
+    /// Runs `mailvault serve` on `home` (on fresh loopback ports) until it is ready;
+    /// its stderr goes to `log_dir/mailvault.stderr`.
+    pub fn serve(&self, home: &Home, log_dir: &Path) -> anyhow::Result<RunningMailvault> {
         let (lmtp, admin) = (free_port()?, free_port()?);
         let mut cfg = home.open()?;
         cfg.set("lmtp_bind_port", &lmtp.to_string())?;
@@ -61,31 +98,8 @@ impl LmtpTarget for Mailvault {
         cfg.set("imap_bind_port", &free_port()?.to_string())?;
         cfg.set("imaps_bind_port", &free_port()?.to_string())?;
         cfg.save(&home.localconfig_path())?;
-        {
-            let _lock = HomeLock::acquire(home.root())?;
-            let (svc, _) = Service::open(&home).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let mut domains: Vec<&str> = accounts
-                .iter()
-                .filter_map(|a| a.split_once('@').map(|x| x.1))
-                .collect();
-            domains.sort();
-            domains.dedup();
-            for d in domains {
-                svc.execute(Request::CreateDomain {
-                    name: d.to_string(),
-                    attrs: vec![],
-                })
-                .map_err(|e| anyhow::anyhow!("creating domain {d}: {e}"))?;
-            }
-            for a in accounts {
-                svc.create_account(a, None, &[])
-                    .map_err(|e| anyhow::anyhow!("creating account {a}: {e}"))?;
-            }
-            svc.store()
-                .checkpoint()
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-        }
-        let stderr = std::fs::File::create(dir.join("mailvault.stderr"))?;
+        let log = log_dir.join("mailvault.stderr");
+        let stderr = std::fs::File::create(&log)?;
         let mut child = Command::new(&self.binary)
             .arg("--home")
             .arg(home.root())
@@ -103,8 +117,7 @@ impl LmtpTarget for Mailvault {
                 _ => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    let err =
-                        std::fs::read_to_string(dir.join("mailvault.stderr")).unwrap_or_default();
+                    let err = std::fs::read_to_string(&log).unwrap_or_default();
                     bail!("mailvault serve exited before it was ready: {}", err.trim());
                 }
             }
@@ -115,33 +128,72 @@ impl LmtpTarget for Mailvault {
         }
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Ok(Box::new(RunningMailvault {
+        Ok(RunningMailvault {
             child,
-            home,
+            home: Home::at(home.root()),
             addr: SocketAddr::from(([127, 0, 0, 1], lmtp)),
-        }))
+        })
+    }
+
+    /// `mailvault --home HOME ARGS...` (the product CLI, as a user runs it).
+    pub fn command(&self, home: &Path) -> Command {
+        let mut c = Command::new(&self.binary);
+        // Times on the command line are local time: make local time UTC.
+        c.env("TZ", "UTC").arg("--home").arg(home);
+        c
     }
 }
 
-struct RunningMailvault {
+/// Every message of every account of a stopped home: account address ->
+/// sorted (Message-ID without brackets, BLAKE3 of the stored bytes). Two homes
+/// with equal maps hold the same messages byte for byte.
+pub type MessageDigests = BTreeMap<String, Vec<(String, String)>>;
+
+pub fn message_digests(home: &Home) -> anyhow::Result<MessageDigests> {
+    let _lock = HomeLock::acquire(home.root())?;
+    let (svc, _) = Service::open(home).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let accounts = svc
+        .directory()
+        .list_accounts(None)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut out = MessageDigests::new();
+    for a in accounts {
+        let mbox = a.mailbox_id;
+        let items = svc
+            .store()
+            .mailbox(mbox)
+            .items(None, Some(mv_store::apply::TYPE_MESSAGE))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut v = Vec::with_capacity(items.len());
+        for i in &items {
+            let bytes = svc
+                .store()
+                .read_blob(mbox, i)
+                .map_err(|e| anyhow::anyhow!("{}: item {}: {e}", a.email, i.id))?;
+            v.push((
+                i.message_id.trim_matches(['<', '>']).to_string(),
+                blake3::hash(&bytes).to_hex().to_string(),
+            ));
+        }
+        v.sort();
+        out.insert(a.email.clone(), v);
+    }
+    Ok(out)
+}
+
+pub struct RunningMailvault {
     child: Child,
     home: Home,
     addr: SocketAddr,
 }
 
-impl RunningServer for RunningMailvault {
-    fn lmtp_addr(&self) -> SocketAddr {
-        self.addr
+impl RunningMailvault {
+    /// SIGTERM, then waits (up to 120 s) for a clean exit.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        self.stop_mut()
     }
 
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn stop_and_verify(
-        mut self: Box<Self>,
-        expected: &BTreeMap<String, Vec<String>>,
-    ) -> anyhow::Result<usize> {
+    fn stop_mut(&mut self) -> anyhow::Result<()> {
         // SAFETY: sending a signal has no memory effects in this process.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -158,6 +210,24 @@ impl RunningServer for RunningMailvault {
         if !status.success() {
             bail!("mailvault serve exited with {status} after SIGTERM");
         }
+        Ok(())
+    }
+}
+
+impl RunningServer for RunningMailvault {
+    fn lmtp_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stop_and_verify(
+        mut self: Box<Self>,
+        expected: &BTreeMap<String, Vec<String>>,
+    ) -> anyhow::Result<usize> {
+        self.stop_mut()?;
         let _lock = HomeLock::acquire(self.home.root())?;
         let (svc, _) = Service::open(&self.home).map_err(|e| anyhow::anyhow!("{e}"))?;
         compare_ids("mailvault", expected, |account| {

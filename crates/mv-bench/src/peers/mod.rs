@@ -3,8 +3,9 @@
 //! A peer is optional on any given machine: [`Availability`] says whether it can
 //! run here, and a scenario that cannot run a peer reports *why* ("peer not
 //! installed", "needs root") in its table instead of silently leaving it out.
-//! Later scenarios add their peers here (tar, restic, borg for backup/restore).
+//! The backup scenario's peers (tar, restic, borg) are in [`archivers`].
 
+pub mod archivers;
 pub mod dovecot;
 pub mod mailvault;
 

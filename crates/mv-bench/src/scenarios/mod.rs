@@ -1,6 +1,6 @@
-//! The scenarios, by name. Later: `backup-full`, `backup-incr`, `restore-account`
-//! (peers tar, restic, borg), `imap-fetch` (peer Dovecot IMAP), ...
+//! The scenarios, by name. Later: `imap-fetch` (peer Dovecot IMAP), ...
 
+pub mod backup;
 pub mod lmtp;
 pub mod redo;
 
@@ -11,6 +11,7 @@ pub fn registry() -> Vec<Box<dyn Scenario>> {
     vec![
         Box::new(lmtp::LmtpScenario::default()),
         Box::new(redo::RedoScenario),
+        Box::new(backup::BackupScenario::default()),
     ]
 }
 

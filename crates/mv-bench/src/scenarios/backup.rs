@@ -1,0 +1,1010 @@
+//! Scenario `backup`: backup, restore, replay and verify, mailvault side by side
+//! with tar, restic and borg on the same data in the same run.
+//!
+//! One home is loaded with the corpus (delivered over LMTP by the real server,
+//! checked), then, with no server running:
+//!
+//! 1. point-in-time replay: a copy of the home as it was before the load replays
+//!    the load's redo logs (`mailvault playredo --toTime`) with 1 and N threads;
+//! 2. first full backup into a fresh target / repository per run;
+//! 3. `backup verify --read-data` vs `restic check --read-data` / `borg check --verify-data`;
+//! 4. restore of every account from that full into an empty place ([`restore_all`]);
+//! 5. a second full of the unchanged data into the same target / repositories;
+//! 6. incrementals after 1% and 10% new messages (consecutive: each run adds its
+//!    own change, then every tool takes its incremental).
+//!
+//! The peers back up the directories holding the bytes mailvault's backup reads:
+//! the home's `db/` (directory and per-mailbox metadata) and `store/` (the message
+//! blobs). Every restore and replay is checked: mailvault's restored accounts hold
+//! the original messages byte for byte, each peer's restored tree equals the source.
+
+use crate::corpus::{Corpus, Scale};
+use crate::lmtp_client::{self, Job};
+use crate::measure::{self, Measured, tree_bytes, tree_digests};
+use crate::peers::archivers::{Archiver, Kind};
+use crate::peers::mailvault::{Mailvault, MessageDigests, message_digests};
+use crate::peers::{LmtpTarget, RunningServer};
+use crate::scenario::{
+    Figure, Goal, Measurement, PeerFigure, PeerInfo, PeerResult, ResourceSummary, RunContext,
+    Scenario, ScenarioReport, median, median_u64,
+};
+use crate::sysinfo::{human_bytes, shown};
+use anyhow::{Context, bail};
+use mv_home::Home;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+/// The home's directories the peers back up (what mailvault's backup reads).
+pub const DATA_DIRS: [&str; 2] = ["db", "store"];
+/// Goals of issue 5 (backup) and issue 6 (restore).
+pub const GOAL_FULL_VS_TAR: f64 = 1.2;
+pub const GOAL_FULL_VS_DEDUP: f64 = 2.0;
+pub const GOAL_SECOND_FULL_SHARE: f64 = 0.10;
+pub const GOAL_RESTORE_VS_RESTIC: f64 = 1.5;
+pub const GOAL_REPLAY_OPS: f64 = 20_000.0;
+/// Prefix of the accounts a restore creates.
+pub const RESTORE_PREFIX: &str = "r_";
+
+#[derive(Debug, Clone)]
+pub struct BackupParams {
+    pub runs: usize,
+    /// LMTP connections used to load the corpus (not measured).
+    pub connections: usize,
+    /// Replay threads measured (1 and N).
+    pub replay_threads: Vec<usize>,
+    /// Changes before the incrementals, in percent of the corpus's messages.
+    pub change_percents: Vec<usize>,
+    /// The replay's point in time: after this percentage of the corpus was delivered.
+    pub replay_percent: usize,
+}
+
+impl BackupParams {
+    pub fn for_scale(_scale: Scale, runs: usize) -> BackupParams {
+        BackupParams {
+            runs,
+            connections: 8,
+            replay_threads: vec![1, 16],
+            change_percents: vec![1, 10],
+            replay_percent: 10,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct BackupScenario {
+    pub params: Option<BackupParams>,
+    /// Overrides the peers (default: tar, restic, borg as found on this machine).
+    pub peers: Option<Vec<Archiver>>,
+}
+
+/// The restore measured: every account of `label` in `target` into `dest`, an
+/// empty directory. Today that is a fresh home (the accounts' domain provisioned,
+/// not timed) and `zmrestore -a all -lb LABEL -rf -ca -pre r_ -t TARGET`: each
+/// account comes back as `r_<name>` from the full alone (no redo replay, which is
+/// what restic's and borg's snapshot restores do too). When a whole-server restore
+/// onto an empty home exists (`restoreoffline`), switch it here: the scenario
+/// needs only [`restored_digests`] to map the result back to the original names.
+pub fn restore_all(
+    mv: &Mailvault,
+    target: &Path,
+    label: &str,
+    dest: &Path,
+    accounts: &[String],
+) -> anyhow::Result<(Command, Home)> {
+    let mut domains: Vec<String> = accounts
+        .iter()
+        .filter_map(|a| a.split_once('@').map(|x| x.1.to_string()))
+        .collect();
+    domains.sort();
+    domains.dedup();
+    let home = mv.provision(dest, &[])?;
+    for d in &domains {
+        let o = mv
+            .command(home.root())
+            .args(["prov", "cd", d])
+            .output()
+            .context("mailvault prov cd")?;
+        if !o.status.success() {
+            bail!(
+                "creating domain {d} in the restore home: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+        }
+    }
+    let mut c = mv.command(home.root());
+    c.args(["restore", "-a", "all", "-lb", label, "-rf", "-ca", "-pre"])
+        .arg(RESTORE_PREFIX)
+        .arg("-t")
+        .arg(target);
+    Ok((c, home))
+}
+
+/// The restored home's messages under the original account names.
+pub fn restored_digests(home: &Home) -> anyhow::Result<MessageDigests> {
+    Ok(message_digests(home)?
+        .into_iter()
+        .map(|(k, v)| (k.strip_prefix(RESTORE_PREFIX).unwrap_or(&k).to_string(), v))
+        .collect())
+}
+
+/// One measured run of one tool.
+#[derive(Debug, Clone)]
+struct Sample {
+    /// The figure (MB/s, s or ops/s).
+    value: f64,
+    m: Measured,
+    /// Growth of the target / repository.
+    growth: Option<u64>,
+}
+
+/// The runs of one tool for one figure, or why there are none.
+type Series = Result<Vec<Sample>, String>;
+
+const MB: f64 = 1_000_000.0;
+
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .context("cp -a")?;
+    if !st.success() {
+        bail!("cp -a {} {} failed", from.display(), to.display());
+    }
+    Ok(())
+}
+
+fn remove(p: &Path) {
+    let _ = std::fs::remove_dir_all(p);
+}
+
+fn quiet_disk() {
+    // SAFETY: sync has no preconditions.
+    unsafe { libc::sync() };
+}
+
+/// Delivers messages `range` of `corpus` (to their envelope recipients) over
+/// LMTP, in chunks so that memory stays small; returns account -> Message-IDs.
+fn deliver(
+    addr: std::net::SocketAddr,
+    corpus: &Corpus,
+    range: std::ops::Range<usize>,
+    connections: usize,
+) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+    let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let idx: Vec<usize> = range.collect();
+    for chunk in idx.chunks(500) {
+        let jobs: Vec<Job> = chunk
+            .iter()
+            .map(|&i| {
+                let p = &corpus.messages[i];
+                let rcpts: Vec<String> = p
+                    .rcpts
+                    .iter()
+                    .map(|&a| corpus.accounts[a].email.clone())
+                    .collect();
+                for r in &rcpts {
+                    expected
+                        .entry(r.clone())
+                        .or_default()
+                        .push(p.message_id.clone());
+                }
+                Job {
+                    from: p.from.clone(),
+                    rcpts,
+                    data: Arc::new(lmtp_client::wire_data(&corpus.message(i))),
+                }
+            })
+            .collect();
+        let r = lmtp_client::run_load(addr, connections.min(jobs.len()).max(1), &jobs)?;
+        if !r.failures.is_empty() {
+            bail!(
+                "{} of {} deliveries failed, e.g. {:?}",
+                r.failures.len(),
+                jobs.len(),
+                &r.failures[..r.failures.len().min(3)]
+            );
+        }
+    }
+    Ok(expected)
+}
+
+/// What the run has to work with once the home is loaded.
+struct Setup {
+    mv: Mailvault,
+    work: PathBuf,
+    home: Home,
+    /// A copy of the home before the load (accounts only): the replay base.
+    pre_load: PathBuf,
+    /// The point in time the replays go to (local time = UTC for the child).
+    replay_to: String,
+    /// What a replay to that point must hold.
+    replay_digests: MessageDigests,
+    replay_messages: usize,
+    digests: MessageDigests,
+    data_bytes: u64,
+    copies: usize,
+    messages: usize,
+}
+
+fn first_diff(a: &MessageDigests, b: &MessageDigests) -> String {
+    for (k, v) in a {
+        match b.get(k) {
+            None => return format!("account {k} missing"),
+            Some(w) if w != v => {
+                return format!(
+                    "account {k}: {} messages, {} expected{}",
+                    w.len(),
+                    v.len(),
+                    v.iter()
+                        .zip(w)
+                        .find(|(x, y)| x != y)
+                        .map(|(x, y)| format!("; first difference {} vs {}", x.0, y.0))
+                        .unwrap_or_default()
+                );
+            }
+            _ => {}
+        }
+    }
+    if let Some(k) = b.keys().find(|k| !a.contains_key(*k)) {
+        return format!("unexpected account {k}");
+    }
+    "equal".into()
+}
+
+impl BackupScenario {
+    fn load(&self, ctx: &RunContext, p: &BackupParams, corpus: &Corpus) -> anyhow::Result<Setup> {
+        let mv = Mailvault::new(ctx.mailvault.clone());
+        if let Some(why) = LmtpTarget::availability(&mv).reason() {
+            bail!("mailvault: {why}");
+        }
+        let work = tempfile::Builder::new()
+            .prefix("backup-")
+            .tempdir_in(&ctx.bench_dir)?
+            .keep();
+        let accounts: Vec<String> = corpus.accounts.iter().map(|a| a.email.clone()).collect();
+        let src = work.join("src");
+        std::fs::create_dir_all(&src)?;
+        let home = mv.provision(&src, &accounts)?;
+        let pre_load = work.join("pre-load");
+        copy_tree(home.root(), &pre_load)?;
+        ctx.progress(&format!(
+            "backup: loading {} messages into {} accounts over LMTP",
+            corpus.messages.len(),
+            accounts.len()
+        ));
+        let t = std::time::Instant::now();
+        let server = mv.serve(&home, &src)?;
+        // The replay's point in time lies between two parts of the load.
+        let n = corpus.messages.len();
+        let k = (n * p.replay_percent / 100).clamp(1, n);
+        let mut expected = deliver(server.lmtp_addr(), corpus, 0..k, p.connections)
+            .context("loading the corpus")?;
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let replay_to = chrono::Utc::now().format("%Y/%m/%d %H:%M:%S").to_string();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        for (a, ids) in deliver(server.lmtp_addr(), corpus, k..n, p.connections)
+            .context("loading the corpus")?
+        {
+            expected.entry(a).or_default().extend(ids);
+        }
+        let copies = Box::new(server)
+            .stop_and_verify(&expected)
+            .context("checking the loaded corpus")?;
+        let digests = message_digests(&home)?;
+        let early: std::collections::HashSet<&str> = corpus.messages[..k]
+            .iter()
+            .map(|m| m.message_id.as_str())
+            .collect();
+        let replay_digests: MessageDigests = digests
+            .iter()
+            .map(|(a, v)| {
+                let v: Vec<(String, String)> = v
+                    .iter()
+                    .filter(|(id, _)| early.contains(id.as_str()))
+                    .cloned()
+                    .collect();
+                (a.clone(), v)
+            })
+            .collect();
+        let data_paths: Vec<PathBuf> = DATA_DIRS.iter().map(|d| home.root().join(d)).collect();
+        let data_bytes = tree_bytes(&data_paths.iter().map(|p| p.as_path()).collect::<Vec<_>>());
+        ctx.progress(&format!(
+            "backup: loaded {copies} message copies in {:.1} s; data set {} ({})",
+            t.elapsed().as_secs_f64(),
+            human_bytes(data_bytes),
+            DATA_DIRS.join(" + ")
+        ));
+        Ok(Setup {
+            mv,
+            work,
+            home,
+            pre_load,
+            replay_to,
+            replay_digests,
+            replay_messages: k,
+            digests,
+            data_bytes,
+            copies,
+            messages: corpus.messages.len(),
+        })
+    }
+}
+
+/// Runs one peer step unless the peer is already out; a failure takes it out.
+fn peer_step(
+    broken: &mut Option<String>,
+    series: &mut Series,
+    ctx: &RunContext,
+    name: &str,
+    f: impl FnOnce() -> anyhow::Result<Sample>,
+) {
+    if let Some(b) = broken {
+        *series = Err(b.clone());
+        return;
+    }
+    let Ok(runs) = series else { return };
+    match f() {
+        Ok(s) => {
+            ctx.progress(&format!("backup:   {name}: {:.2} s", s.m.secs));
+            runs.push(s);
+        }
+        Err(e) => {
+            ctx.progress(&format!("backup:   {name} failed: {e:#}"));
+            let why = format!("failed: {e:#}");
+            *series = Err(why.clone());
+            *broken = Some(format!("{name} failed earlier: {e:#}"));
+        }
+    }
+}
+
+fn measurement(runs: &[Sample], unit_messages: usize) -> Measurement {
+    let mut m = Measurement::from_runs(runs.iter().map(|s| s.value).collect());
+    if let Some(s) = runs.iter().find(|s| s.value == m.median) {
+        m.detail = Some(format!(
+            "{:.2} s{}",
+            s.m.secs,
+            s.growth
+                .map(|g| format!(", repository +{}", human_bytes(g)))
+                .unwrap_or_default()
+        ));
+    }
+    let rss: Vec<u64> = runs.iter().filter_map(|s| s.m.peak_rss_bytes).collect();
+    let wb: Vec<u64> = runs.iter().map(|s| s.m.write_bytes).collect();
+    m.resources = Some(ResourceSummary {
+        peak_rss_bytes: (!rss.is_empty()).then(|| median_u64(&rss)),
+        write_bytes: (!wb.is_empty()).then(|| median_u64(&wb)),
+        write_bytes_per_message: (!wb.is_empty() && unit_messages > 0)
+            .then(|| median_u64(&wb) / unit_messages as u64),
+        processes: 1,
+    });
+    m
+}
+
+fn median_secs(runs: &[Sample]) -> f64 {
+    median(&runs.iter().map(|s| s.m.secs).collect::<Vec<_>>())
+}
+
+impl Scenario for BackupScenario {
+    fn name(&self) -> &'static str {
+        "backup"
+    }
+
+    fn summary(&self) -> &'static str {
+        "full/second full/incremental backup, restore, replay, verify: mailvault vs tar, restic, borg"
+    }
+
+    fn run(&self, ctx: &RunContext) -> anyhow::Result<ScenarioReport> {
+        let p = self
+            .params
+            .clone()
+            .unwrap_or_else(|| BackupParams::for_scale(ctx.scale, ctx.runs));
+        let runs = p.runs.max(1);
+        let peers = self.peers.clone().unwrap_or_else(Archiver::all);
+        let peer_info: Vec<PeerInfo> = peers
+            .iter()
+            .map(|a| PeerInfo {
+                name: a.name().into(),
+                availability: a.availability(),
+            })
+            .collect();
+        let mut broken: Vec<Option<String>> = peer_info
+            .iter()
+            .map(|pi| pi.availability.reason())
+            .collect();
+        for (pi, b) in peer_info.iter().zip(&broken) {
+            if let Some(why) = b {
+                ctx.progress(&format!("backup: {}: {why}; skipped", pi.name));
+            }
+        }
+        let corpus = Corpus::generate(ctx.scale, ctx.seed);
+        let s = self.load(ctx, &p, &corpus)?;
+        let result = self.measure(ctx, &p, runs, &peers, &peer_info, &mut broken, &corpus, &s);
+        remove(&s.work);
+        result
+    }
+}
+
+impl BackupScenario {
+    #[allow(clippy::too_many_arguments)]
+    fn measure(
+        &self,
+        ctx: &RunContext,
+        p: &BackupParams,
+        runs: usize,
+        peers: &[Archiver],
+        peer_info: &[PeerInfo],
+        broken: &mut [Option<String>],
+        corpus: &Corpus,
+        s: &Setup,
+    ) -> anyhow::Result<ScenarioReport> {
+        let home_root = s.home.root().to_path_buf();
+        let data_mb = s.data_bytes as f64 / MB;
+        let np = peers.len();
+        let fresh = || -> Vec<Series> { (0..np).map(|_| Ok(Vec::new())).collect() };
+        let mut figures = Vec::new();
+
+        // 1. Point-in-time replay of the load's redo logs into the pre-load copy.
+        let logs: Vec<PathBuf> = ["redolog/archive", "redolog/redo.log"]
+            .iter()
+            .map(|r| home_root.join(r))
+            .filter(|p| p.exists())
+            .collect();
+        for &threads in &p.replay_threads {
+            let mut samples = Vec::new();
+            for run in 0..runs {
+                ctx.progress(&format!(
+                    "backup: replay with {threads} thread(s), run {}/{runs}",
+                    run + 1
+                ));
+                let r = s.work.join("replay");
+                remove(&r);
+                copy_tree(&s.pre_load, &r)?;
+                quiet_disk();
+                let mut c = s.mv.command(&r);
+                c.args(["playredo", "--threads", &threads.to_string(), "--toTime"])
+                    .arg(&s.replay_to)
+                    .arg("--json")
+                    .arg("--logfiles")
+                    .args(&logs);
+                let m = measure::run(&mut c, "mailvault playredo", Some(&r))?;
+                let v: serde_json::Value =
+                    serde_json::from_str(&m.stdout).context("playredo --json output")?;
+                let applied = v["applied"]
+                    .as_u64()
+                    .context("playredo: no applied count")?;
+                let got = message_digests(&Home::at(&r))?;
+                if got != s.replay_digests {
+                    bail!(
+                        "the replayed home differs from the original at that point: {}",
+                        first_diff(&s.replay_digests, &got)
+                    );
+                }
+                let ops = applied as f64 / m.secs;
+                ctx.progress(&format!(
+                    "backup:   {applied} ops in {:.2} s: {ops:.0} ops/s (replayed home checked)",
+                    m.secs
+                ));
+                samples.push(Sample {
+                    value: ops,
+                    m,
+                    growth: None,
+                });
+                remove(&r);
+            }
+            let mut f = Figure {
+                name: format!(
+                    "point-in-time replay (`playredo --toTime`, first {}% of the load), {threads} thread{}",
+                    p.replay_percent,
+                    if threads == 1 { "" } else { "s" }
+                ),
+                unit: "ops/s".into(),
+                subject: measurement(&samples, s.replay_messages),
+                peers: vec![],
+                goals: vec![],
+            };
+            let med = f.subject.median;
+            f.goals.push(Goal::evaluate(
+                format!("≥ {GOAL_REPLAY_OPS:.0} ops/s"),
+                Some(med),
+                |v| v >= GOAL_REPLAY_OPS,
+                None,
+            ));
+            figures.push(f);
+        }
+
+        // 2. First full backup, fresh target / repository in every run.
+        let mut label = String::new();
+        let mut mv_full: Vec<Sample> = Vec::new();
+        let mut peer_full = fresh();
+        let mut kept = PathBuf::new();
+        for run in 0..runs {
+            ctx.progress(&format!(
+                "backup: first full backup, run {}/{runs}",
+                run + 1
+            ));
+            let dir = s.work.join(format!("full-{run}"));
+            std::fs::create_dir_all(&dir)?;
+            let target = dir.join("mailvault");
+            std::fs::create_dir_all(&target)?;
+            quiet_disk();
+            let mut c = s.mv.command(&home_root);
+            c.args(["backup", "-f", "-a", "all", "-sync", "--zipStore", "-t"])
+                .arg(&target);
+            let m = measure::run(&mut c, "mailvault backup -f", Some(&target))?;
+            label = m
+                .stdout
+                .lines()
+                .find(|l| l.starts_with("full-"))
+                .unwrap_or("")
+                .to_string();
+            if label.is_empty() {
+                bail!("mailvault backup -f printed no label: {:?}", m.stdout);
+            }
+            ctx.progress(&format!("backup:   mailvault: {:.2} s", m.secs));
+            mv_full.push(Sample {
+                value: data_mb / m.secs,
+                growth: Some(tree_bytes(&[&target])),
+                m,
+            });
+            for (i, a) in peers.iter().enumerate() {
+                let repo = dir.join(a.name());
+                peer_step(&mut broken[i], &mut peer_full[i], ctx, a.name(), || {
+                    std::fs::create_dir_all(&repo)?;
+                    if let Some(mut c) = a.init_cmd(&repo) {
+                        if a.kind == Kind::Borg {
+                            std::fs::remove_dir(&repo)?; // borg init wants to create it
+                        }
+                        measure::run(&mut c, &format!("{} init", a.name()), None)?;
+                    }
+                    quiet_disk();
+                    let before = tree_bytes(&[&repo]);
+                    let m = measure::run(
+                        &mut a.backup_cmd(&repo, &home_root, &DATA_DIRS, "first", true),
+                        &format!("{} backup", a.name()),
+                        Some(&repo),
+                    )?;
+                    Ok(Sample {
+                        value: data_mb / m.secs,
+                        growth: Some(tree_bytes(&[&repo]).saturating_sub(before)),
+                        m,
+                    })
+                });
+            }
+            if run + 1 < runs {
+                remove(&dir);
+            } else {
+                kept = dir;
+            }
+        }
+        let target = kept.join("mailvault");
+        let repo = |a: &Archiver| kept.join(a.name());
+        // What the peers saw (mailvault ran first in each run, so nothing changed after).
+        let source_tree = tree_digests(&home_root, &DATA_DIRS)?;
+        let mut f = figure(
+            "first full backup",
+            "MB/s",
+            &mv_full,
+            peers,
+            &peer_full,
+            s.copies,
+        );
+        for (peer, goal) in [
+            ("tar", GOAL_FULL_VS_TAR),
+            ("restic", GOAL_FULL_VS_DEDUP),
+            ("borg", GOAL_FULL_VS_DEDUP),
+        ] {
+            if peers.iter().any(|a| a.name() == peer) {
+                f.goals.push(ratio_goal(&f, peer, goal, "speed"));
+            }
+        }
+        figures.push(f);
+
+        // 3. Verify: read every byte back.
+        let mut mv_verify = Vec::new();
+        let mut peer_verify = fresh();
+        for run in 0..runs {
+            ctx.progress(&format!(
+                "backup: verify --read-data, run {}/{runs}",
+                run + 1
+            ));
+            quiet_disk();
+            let mut c = s.mv.command(&home_root);
+            c.args(["backup", "verify", "--read-data", "-t"])
+                .arg(&target);
+            let m = measure::run(&mut c, "mailvault backup verify --read-data", None)?;
+            ctx.progress(&format!("backup:   mailvault: {:.2} s", m.secs));
+            mv_verify.push(Sample {
+                value: data_mb / m.secs,
+                m,
+                growth: None,
+            });
+            for (i, a) in peers.iter().enumerate() {
+                let Some(mut c) = a.check_cmd(&repo(a)) else {
+                    peer_verify[i] = Err(format!("{} keeps no checksums to verify", a.name()));
+                    continue;
+                };
+                let mut b = broken[i].clone();
+                peer_step(&mut b, &mut peer_verify[i], ctx, a.name(), || {
+                    quiet_disk();
+                    let m = measure::run(&mut c, &format!("{} check", a.name()), None)?;
+                    Ok(Sample {
+                        value: data_mb / m.secs,
+                        m,
+                        growth: None,
+                    })
+                });
+            }
+        }
+
+        // 4. Restore every account from the first full into an empty place.
+        let accounts: Vec<String> = corpus.accounts.iter().map(|a| a.email.clone()).collect();
+        let mut mv_restore = Vec::new();
+        let mut peer_restore = fresh();
+        let mut restore_how = String::new();
+        for run in 0..runs {
+            ctx.progress(&format!("backup: restore, run {}/{runs}", run + 1));
+            let dest = s.work.join("restore-mailvault");
+            remove(&dest);
+            std::fs::create_dir_all(&dest)?;
+            let (mut c, rhome) = restore_all(&s.mv, &target, &label, &dest, &accounts)?;
+            restore_how = command_line(&c);
+            quiet_disk();
+            let m = measure::run(&mut c, "mailvault restore", Some(&dest))?;
+            let got = restored_digests(&rhome)?;
+            if got != s.digests {
+                bail!(
+                    "the restored accounts differ from the original: {}",
+                    first_diff(&s.digests, &got)
+                );
+            }
+            ctx.progress(&format!(
+                "backup:   mailvault: {:.2} s (restored messages checked byte-exact)",
+                m.secs
+            ));
+            mv_restore.push(Sample {
+                value: data_mb / m.secs,
+                m,
+                growth: None,
+            });
+            remove(&dest);
+            for (i, a) in peers.iter().enumerate() {
+                let dest = s.work.join(format!("restore-{}", a.name()));
+                let mut b = broken[i].clone();
+                peer_step(&mut b, &mut peer_restore[i], ctx, a.name(), || {
+                    remove(&dest);
+                    std::fs::create_dir_all(&dest)?;
+                    quiet_disk();
+                    let m = measure::run(
+                        &mut a.restore_cmd(&repo(a), "first", &dest),
+                        &format!("{} restore", a.name()),
+                        Some(&dest),
+                    )?;
+                    let got = tree_digests(&dest, &DATA_DIRS)?;
+                    if got != source_tree {
+                        bail!(
+                            "{}'s restored tree differs from the source ({} files, {} expected)",
+                            a.name(),
+                            got.len(),
+                            source_tree.len()
+                        );
+                    }
+                    Ok(Sample {
+                        value: data_mb / m.secs,
+                        m,
+                        growth: None,
+                    })
+                });
+                remove(&dest);
+            }
+        }
+
+        // 5. Second full of the unchanged data, into the same target / repositories.
+        let mut mv_second = Vec::new();
+        let mut peer_second = fresh();
+        for run in 0..runs {
+            ctx.progress(&format!(
+                "backup: second full of unchanged data, run {}/{runs}",
+                run + 1
+            ));
+            quiet_disk();
+            let before = tree_bytes(&[&target]);
+            let mut c = s.mv.command(&home_root);
+            c.args(["backup", "-f", "-a", "all", "-sync", "--zipStore", "-t"])
+                .arg(&target);
+            let m = measure::run(&mut c, "mailvault backup -f (second)", Some(&target))?;
+            ctx.progress(&format!("backup:   mailvault: {:.2} s", m.secs));
+            mv_second.push(Sample {
+                value: m.secs,
+                growth: Some(tree_bytes(&[&target]).saturating_sub(before)),
+                m,
+            });
+            for (i, a) in peers.iter().enumerate() {
+                let r = repo(a);
+                peer_step(&mut broken[i], &mut peer_second[i], ctx, a.name(), || {
+                    quiet_disk();
+                    let before = tree_bytes(&[&r]);
+                    let name = format!("second-{run}");
+                    let m = measure::run(
+                        &mut a.backup_cmd(&r, &home_root, &DATA_DIRS, &name, false),
+                        &format!("{} backup (second)", a.name()),
+                        Some(&r),
+                    )?;
+                    Ok(Sample {
+                        value: m.secs,
+                        growth: Some(tree_bytes(&[&r]).saturating_sub(before)),
+                        m,
+                    })
+                });
+            }
+        }
+
+        // 6. Incrementals after 1% and 10% new messages.
+        let change = Corpus::generate(ctx.scale, ctx.seed.wrapping_add(1));
+        let mut next = 0usize;
+        let mut incr_figures = Vec::new();
+        for &pct in &p.change_percents {
+            let n = (s.messages * pct / 100).max(1);
+            let mut mv_incr = Vec::new();
+            let mut peer_incr = fresh();
+            for run in 0..runs {
+                ctx.progress(&format!(
+                    "backup: incremental after {pct}% change ({n} new messages), run {}/{runs}",
+                    run + 1
+                ));
+                let end = (next + n).min(change.messages.len());
+                let server = s.mv.serve(&s.home, &s.work)?;
+                deliver(server.lmtp_addr(), &change, next..end, p.connections)
+                    .context("delivering the change")?;
+                server.stop()?;
+                next = end;
+                quiet_disk();
+                let before = tree_bytes(&[&target]);
+                let mut c = s.mv.command(&home_root);
+                c.args(["backup", "-i", "-a", "all", "-sync", "--zipStore", "-t"])
+                    .arg(&target);
+                let m = measure::run(&mut c, "mailvault backup -i", Some(&target))?;
+                ctx.progress(&format!("backup:   mailvault: {:.2} s", m.secs));
+                mv_incr.push(Sample {
+                    value: m.secs,
+                    growth: Some(tree_bytes(&[&target]).saturating_sub(before)),
+                    m,
+                });
+                for (i, a) in peers.iter().enumerate() {
+                    let r = repo(a);
+                    peer_step(&mut broken[i], &mut peer_incr[i], ctx, a.name(), || {
+                        quiet_disk();
+                        let before = tree_bytes(&[&r]);
+                        let name = format!("incr{pct}-{run}");
+                        let m = measure::run(
+                            &mut a.backup_cmd(&r, &home_root, &DATA_DIRS, &name, true),
+                            &format!("{} incremental", a.name()),
+                            Some(&r),
+                        )?;
+                        Ok(Sample {
+                            value: m.secs,
+                            growth: Some(tree_bytes(&[&r]).saturating_sub(before)),
+                            m,
+                        })
+                    });
+                }
+            }
+            incr_figures.push(figure(
+                &format!("incremental after {pct}% change ({n} new messages)"),
+                "s",
+                &mv_incr,
+                peers,
+                &peer_incr,
+                n,
+            ));
+        }
+
+        // Figures in the order of the issue.
+        let mut f = figure(
+            "second full, unchanged data",
+            "s",
+            &mv_second,
+            peers,
+            &peer_second,
+            s.copies,
+        );
+        let time_share = median_secs(&mv_second) / median_secs(&mv_full).max(1e-9);
+        f.goals.push(Goal::evaluate(
+            format!(
+                "time ≤ {:.0}% of the first full's",
+                GOAL_SECOND_FULL_SHARE * 100.0
+            ),
+            Some(time_share),
+            |v| v <= GOAL_SECOND_FULL_SHARE,
+            None,
+        ));
+        let wb = |v: &[Sample]| median_u64(&v.iter().map(|s| s.m.write_bytes).collect::<Vec<_>>());
+        let bytes_share = wb(&mv_second) as f64 / wb(&mv_full).max(1) as f64;
+        f.goals.push(Goal::evaluate(
+            format!(
+                "bytes written ≤ {:.0}% of the first full's",
+                GOAL_SECOND_FULL_SHARE * 100.0
+            ),
+            Some(bytes_share),
+            |v| v <= GOAL_SECOND_FULL_SHARE,
+            None,
+        ));
+        let second_note = format!(
+            "second full vs first full (mailvault): time {:.1}%, bytes written {:.1}%",
+            time_share * 100.0,
+            bytes_share * 100.0
+        );
+        figures.push(f);
+        figures.extend(incr_figures);
+        let mut f = figure(
+            "restore every account from the first full",
+            "MB/s",
+            &mv_restore,
+            peers,
+            &peer_restore,
+            s.copies,
+        );
+        if peers.iter().any(|a| a.name() == "restic") {
+            f.goals
+                .push(ratio_goal(&f, "restic", GOAL_RESTORE_VS_RESTIC, "speed"));
+        }
+        figures.push(f);
+        // Replay figures were pushed first; move them after the restore.
+        let replay: Vec<Figure> = figures.drain(..p.replay_threads.len()).collect();
+        figures.extend(replay);
+        figures.push(figure(
+            "verify every byte of the backup (`backup verify --read-data`)",
+            "MB/s",
+            &mv_verify,
+            peers,
+            &peer_verify,
+            s.copies,
+        ));
+
+        let settings: Vec<String> = peers
+            .iter()
+            .map(|a| format!("{}: {}", a.name(), a.settings()))
+            .collect();
+        Ok(ScenarioReport {
+            name: "backup".into(),
+            title: "Backup, restore, replay and verify".into(),
+            description: format!(
+                "The {scale} corpus (seed {seed}: {msgs} messages, {copies} copies once \
+                 delivered to their recipients' Inbox) is delivered over LMTP into one home by \
+                 `mailvault serve` and checked; everything below then runs with no server. \
+                 The data set is the home's `db/` (directory and per-mailbox metadata) and \
+                 `store/` (message blobs): {bytes} in total, the bytes mailvault's backup reads; \
+                 the peers back up exactly these two directories of the same home, in the same \
+                 run, right after mailvault. MB/s = data set size / wall time (so ratios are \
+                 ratios of speed: above 1× mailvault is faster); rows in s: lower is better, \
+                 a ratio below 1× means mailvault took less time. Each time includes a \
+                 `syncfs` of the destination after the tool exits (mailvault and borg fsync \
+                 themselves; tar and restic do not), and `sync` runs before each step. \
+                 Steps, in order: point-in-time replay of the load's redo logs (`mailvault \
+                 playredo --toTime T --threads N` into a copy of the home taken before the \
+                 load, T = the moment {rp}% of the corpus had been delivered; ops = redo \
+                 records applied); first full backup into a fresh target or \
+                 repository per run (`mailvault backup -f -a all -sync --zipStore -t DIR`); \
+                 verify of that backup (`mailvault backup verify --read-data`); restore of \
+                 every account from it into an empty place (see the note for the command); \
+                 a second full of the unchanged data into the same target and repositories; \
+                 then incrementals (`mailvault backup -i`) after 1% and 10% new messages \
+                 (drawn from the same generator with seed {seed1}, delivered over LMTP; runs \
+                 are consecutive, each after its own change). Every replayed and restored \
+                 home is checked to hold every original message byte for byte; every peer's \
+                 restored tree is checked to equal the source. Peer settings: {settings}. \
+                 Figures are the median of {runs} runs; resources are the tool's process \
+                 (peak RSS, `write_bytes` from the kernel's accounting of the child). The \
+                 page cache is warm: the data set fits in RAM, so the figures measure CPU, \
+                 the write path and fsyncs more than cold reads.",
+                scale = ctx.scale.name(),
+                seed = ctx.seed,
+                seed1 = ctx.seed.wrapping_add(1),
+                msgs = s.messages,
+                copies = s.copies,
+                bytes = human_bytes(s.data_bytes),
+                settings = settings.join("; "),
+                rp = p.replay_percent,
+            ),
+            subject: "mailvault".into(),
+            peers: peer_info.to_vec(),
+            figures,
+            notes: vec![
+                format!(
+                    "restore command (one function, `restore_all` in \
+                     crates/mv-bench/src/scenarios/backup.rs, to switch to a whole-server \
+                     restore onto an empty home when one exists): `{}` in a fresh home with the \
+                     domain provisioned; it restores {} messages in {} accounts, checked \
+                     byte-exact against the originals",
+                    restore_how
+                        .replace(&target.display().to_string(), "TARGET")
+                        .replace(&s.work.display().to_string(), "WORK"),
+                    s.copies,
+                    s.digests.len()
+                ),
+                second_note,
+                format!(
+                    "bench directory for this scenario: {}",
+                    shown(&ctx.bench_dir)
+                ),
+            ]
+            .into_iter()
+            .chain((runs < 3).then(|| {
+                format!("only {runs} run(s) per figure: not a median of 3, read the figures as indicative")
+            }))
+            .collect(),
+        })
+    }
+}
+
+fn command_line(c: &Command) -> String {
+    let mut v = vec!["mailvault".to_string()];
+    let args: Vec<String> = c
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    // Leave out `--home DIR`: the reader's home is their own.
+    let mut it = args.into_iter().peekable();
+    while let Some(a) = it.next() {
+        if a == "--home" {
+            it.next();
+            continue;
+        }
+        v.push(a);
+    }
+    v.join(" ")
+}
+
+fn figure(
+    name: &str,
+    unit: &str,
+    subject: &[Sample],
+    peers: &[Archiver],
+    series: &[Series],
+    unit_messages: usize,
+) -> Figure {
+    Figure {
+        name: name.into(),
+        unit: unit.into(),
+        subject: measurement(subject, unit_messages),
+        peers: peers
+            .iter()
+            .zip(series)
+            .map(|(a, s)| PeerFigure {
+                peer: a.name().into(),
+                result: match s {
+                    Ok(runs) if !runs.is_empty() => {
+                        PeerResult::Measured(measurement(runs, unit_messages))
+                    }
+                    Ok(_) => PeerResult::Skipped {
+                        reason: "not run".into(),
+                    },
+                    Err(why) => PeerResult::Skipped {
+                        reason: why.clone(),
+                    },
+                },
+            })
+            .collect(),
+        goals: vec![],
+    }
+}
+
+fn ratio_goal(f: &Figure, peer: &str, at_least: f64, what: &str) -> Goal {
+    let why = f
+        .peers
+        .iter()
+        .find(|x| x.peer == peer)
+        .and_then(|x| match &x.result {
+            PeerResult::Skipped { reason } => Some(format!("{peer}: {reason}")),
+            PeerResult::Measured(_) => None,
+        });
+    Goal::evaluate(
+        format!("≥ {at_least}× {peer}'s {what}"),
+        f.ratio_to(peer),
+        |r| r >= at_least,
+        why,
+    )
+}

@@ -10,13 +10,18 @@
 //! hold, then write `db/mailbox.sqlite`, `blobs.lst`, `ldap.ldif` and `meta.xml`
 //! under `accounts/<id[0:3]>/<id[3:6]>/<zimbraId>/`. Accounts that completed get
 //! `last_backup_at` once the session is committed.
+//!
+//! The session starts with a redo log rollover (see `docs/ARCHITECTURE.md`, Backups).
+//! Blobs are read and checked by a second thread while this one writes the packs.
+//! An account whose mailbox did not change since its latest full in the target
+//! reuses that full's snapshot files ([`reuse_unchanged`]).
 
 use crate::error::{BackupError, Result};
 use crate::label::Label;
 use crate::run::{Run, SessionBuilder, SessionReport};
 use crate::session::{
-    AccountMeta, AccountState, Session, SessionAccount, SessionError, SessionOptions, SessionStats,
-    SessionStatus, account_dir, encode_blob_list, parse_blob_list,
+    AccountMeta, AccountState, FileEntry, Session, SessionAccount, SessionError, SessionOptions,
+    SessionStats, SessionStatus, account_dir, encode_blob_list, parse_blob_list,
 };
 use mv_directory::Account;
 use mv_types::{Digest, ItemId, MailboxId};
@@ -43,6 +48,14 @@ pub(crate) fn run_full(
     let mut sb = SessionBuilder::new(run.target, label);
     run.progress.session_started(&label, accounts.len() as u64);
     run.sealed.clear();
+    // A fresh redo log from here on: the snapshots' positions then lie in logs that
+    // hold only what follows the start of this session, so the next incremental
+    // copies only changes made since (not the records before the full that the
+    // current log may hold, up to its rollover size). Not fatal: without it the
+    // next incremental copies more, nothing is lost.
+    if let Err(e) = run.source.store.redo().rollover() {
+        tracing::warn!("redo log rollover at the start of the full backup failed: {e}");
+    }
     run.write_system(&mut sb)?;
     let mut entries = Vec::new();
     let mut errors = Vec::new();
@@ -175,6 +188,30 @@ pub(crate) fn entry(
     }
 }
 
+/// Blobs read and checked ahead of the pack writer (bounds the memory they take).
+const READ_AHEAD: usize = 16;
+
+/// Reads a blob of the store and checks it against its digest.
+fn read_checked(b: &BlobRef, path: &Path, email: &str) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        BackupError::Invalid(format!(
+            "message {} of {email}: cannot read its blob {}: {e}",
+            b.item,
+            path.display()
+        ))
+    })?;
+    let found = Digest::of(&bytes);
+    if found != b.digest {
+        return Err(BackupError::Invalid(format!(
+            "message {} of {email}: blob {} is damaged (expected digest {}, found {found}); not backed up",
+            b.item,
+            path.display(),
+            b.digest
+        )));
+    }
+    Ok(bytes)
+}
+
 /// A blob the snapshot references.
 struct BlobRef {
     item: u32,
@@ -293,6 +330,24 @@ fn backup_account(
         }
         Err(e) => return fail(e.into()),
     }
+    if run.catalog.is_none() {
+        run.catalog = crate::catalog::Catalog::load(run.target).ok();
+    }
+    let catalog = run.catalog.take();
+    let reused = match catalog.as_ref().and_then(|c| c.latest_full(&a.id)) {
+        Some(prev) => reuse_unchanged(run, sb, label, a, started, stats, prev),
+        None => Ok(None),
+    };
+    run.catalog = catalog;
+    match reused {
+        Ok(Some(e)) => return Ok(Ok(e)),
+        Ok(None) => {}
+        Err(e) => {
+            // Whatever was linked goes; the account is backed up the normal way.
+            tracing::info!("{}: previous full not reused: {e}", a.email);
+            sb.remove(&account_dir(&a.id));
+        }
+    }
     let scratch = run
         .target
         .scratch_dir()?
@@ -320,23 +375,17 @@ fn backup_account(
     let per_account: Option<HashSet<Digest>> = (!run.shared_blobs).then(|| previous_blobs(run, a));
     let mut listed = Vec::new();
     let (mut blob_bytes, mut new_blobs, mut new_bytes) = (0u64, 0u64, 0u64);
-    let mut written_here: HashSet<Digest> = HashSet::new();
     if run.opts.blobs {
+        // Blobs the pool lacks, in snapshot order (digests are distinct here).
+        let mut todo: Vec<(&BlobRef, std::path::PathBuf)> = Vec::new();
         for b in &contents.blobs {
-            if run.aborter.requested() {
-                cleanup(&scratch);
-                return Ok(Err(AccountEnd::Aborted));
-            }
             if b.volume == 2 && !run.opts.hsm_blobs {
                 continue;
             }
             listed.push(b.digest);
             let known = match &per_account {
                 None => run.have_blob(&b.digest),
-                Some(prev) => {
-                    (prev.contains(&b.digest) || written_here.contains(&b.digest))
-                        && run.have_blob(&b.digest)
-                }
+                Some(prev) => prev.contains(&b.digest) && run.have_blob(&b.digest),
             };
             let path = store
                 .blobs()
@@ -348,34 +397,47 @@ fn backup_account(
                 }
                 continue;
             }
-            let bytes = match std::fs::read(&path) {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    cleanup(&scratch);
-                    return fail(BackupError::Invalid(format!(
-                        "message {} of {}: cannot read its blob {}: {e}",
-                        b.item,
-                        a.email,
-                        path.display()
-                    )));
+            todo.push((b, path));
+        }
+        // Another thread reads each blob and checks it against its digest while
+        // this one writes the packs: the two cores overlap.
+        let copied = std::thread::scope(|scope| -> Result<Result<(), AccountEnd>> {
+            let (tx, rx) = std::sync::mpsc::sync_channel(READ_AHEAD);
+            let email = &a.email;
+            scope.spawn(move || {
+                for (b, path) in todo {
+                    let checked = read_checked(b, &path, email);
+                    let failed = checked.is_err();
+                    if tx.send((b.digest, checked)).is_err() || failed {
+                        break; // the writer stopped, or this account failed
+                    }
                 }
-            };
-            let found = Digest::of(&bytes);
-            if found != b.digest {
-                cleanup(&scratch);
-                return fail(BackupError::Invalid(format!(
-                    "message {} of {}: blob {} is damaged (expected digest {}, found {found}); not backed up",
-                    b.item,
-                    a.email,
-                    path.display(),
-                    b.digest
-                )));
+            });
+            for (digest, checked) in rx {
+                if run.aborter.requested() {
+                    return Ok(Err(AccountEnd::Aborted));
+                }
+                let bytes = match checked {
+                    Ok(bytes) => bytes,
+                    Err(e) => return Ok(Err(AccountEnd::Failed(e))),
+                };
+                run.add_blob(digest, &bytes)?;
+                blob_bytes += bytes.len() as u64;
+                new_blobs += 1;
+                new_bytes += bytes.len() as u64;
             }
-            run.add_blob(b.digest, &bytes)?;
-            written_here.insert(b.digest);
-            blob_bytes += bytes.len() as u64;
-            new_blobs += 1;
-            new_bytes += bytes.len() as u64;
+            Ok(Ok(()))
+        });
+        match copied {
+            Ok(Ok(())) => {}
+            Ok(Err(end)) => {
+                cleanup(&scratch);
+                return Ok(Err(end));
+            }
+            Err(e) => {
+                cleanup(&scratch);
+                return Err(e);
+            }
         }
     }
     // Every blob the snapshot needs is copied: deleted blobs may go now.
@@ -429,4 +491,125 @@ fn backup_account(
         AccountState::Completed,
         Some((point.change, point.redo.sequence, point.redo.lsn.0)),
     )))
+}
+
+/// An account whose mailbox did not change since its latest full in this target:
+/// same mailbox, same change number (every change to a mailbox raises it), same
+/// content options, and every blob of that full still in the pool. That full's
+/// database snapshot and `blobs.lst` (and its search index files, when the index
+/// did not change either) are linked into this session instead of being taken
+/// again ([`crate::target::Target::session_copy`]); `meta.xml` is new, with the redo
+/// position of now: the content is the same, and the restore point newer.
+/// `Ok(None)`: take a snapshot. An error leaves files of the account in the
+/// session for the caller to remove.
+fn reuse_unchanged(
+    run: &mut Run,
+    sb: &mut SessionBuilder,
+    label: Label,
+    a: &Account,
+    started: mv_types::UtcMillis,
+    stats: &mut SessionStats,
+    (prev, pa): (&Session, &SessionAccount),
+) -> Result<Option<SessionAccount>> {
+    let o = &prev.options;
+    if pa.mailbox_id != a.mailbox_id.0
+        || o.blobs != run.opts.blobs
+        || o.hsm_blobs != run.opts.hsm_blobs
+        || o.shared_blobs != run.shared_blobs
+        || o.search_index != run.opts.search_index
+    {
+        return Ok(None);
+    }
+    let store = run.source.store;
+    let point = store.mailbox_point(a.mailbox_id)?;
+    if pa.change != Some(point.change) {
+        return Ok(None);
+    }
+    let dir = account_dir(&a.id);
+    let prev_file = |rel: &str| {
+        prev.files
+            .iter()
+            .find(|f| f.path == rel)
+            .cloned()
+            .ok_or_else(|| BackupError::NotFound(format!("{rel} in session {}", prev.label)))
+    };
+    let prev_path = |rel: &str| format!("sessions/{}/{rel}", prev.label);
+    let meta_rel = format!("{dir}/meta.xml");
+    let lst_rel = format!("{dir}/blobs.lst");
+    let db_rel = format!("{dir}/db/mailbox.sqlite");
+    let old = AccountMeta::parse(&meta_rel, &run.target.get(&prev_path(&meta_rel))?)?;
+    if old.change != point.change {
+        return Ok(None);
+    }
+    let lst = prev_file(&lst_rel)?;
+    let listed = parse_blob_list(&lst_rel, &run.target.get(&prev_path(&lst_rel))?)?;
+    if !listed.iter().all(|d| run.have_blob(d)) {
+        return Ok(None);
+    }
+    let db = prev_file(&db_rel)?;
+    let ldif = run.source.dir().export_account_ldif(&a.id)?;
+    sb.copy_from(&db_rel, prev.label, &db)?;
+    sb.copy_from(&lst_rel, prev.label, &lst)?;
+    sb.put(&format!("{dir}/ldap.ldif"), ldif.as_bytes())?;
+    if run.opts.search_index {
+        reuse_or_put_index(run, sb, prev, &dir, a)?;
+    }
+    stats.blobs_shared += listed.len() as u64;
+    let meta = AccountMeta {
+        label: label.to_string(),
+        redo_seq: point.redo.sequence,
+        redo_lsn: point.redo.lsn.0,
+        snapshot_at: point.taken_at,
+        started,
+        ended: run.now(),
+        new_blobs: 0,
+        new_blob_bytes: 0,
+        email: a.email.clone(),
+        ..old
+    };
+    sb.put(&meta_rel, &meta.to_xml())?;
+    Ok(Some(entry(
+        a,
+        AccountState::Completed,
+        Some((point.change, point.redo.sequence, point.redo.lsn.0)),
+    )))
+}
+
+/// The search index of a reused account: the previous full's files when the
+/// index's `meta.json` is unchanged (the indexer runs behind the mailbox, so the
+/// index may have changed while the mailbox did not), else a fresh copy.
+fn reuse_or_put_index(
+    run: &Run,
+    sb: &mut SessionBuilder,
+    prev: &Session,
+    dir: &str,
+    a: &Account,
+) -> Result<()> {
+    let index_dir = run.source.store.home().mailbox_index_dir(a.mailbox_id.0);
+    let prefix = format!("{dir}/index/");
+    let meta_rel = format!("{prefix}meta.json");
+    let prev_files: Vec<&FileEntry> = prev
+        .files
+        .iter()
+        .filter(|f| f.path.starts_with(&prefix))
+        .collect();
+    let unchanged = match std::fs::read(index_dir.join("meta.json")) {
+        Ok(now) => prev_files.iter().any(|f| {
+            f.path == meta_rel
+                && f.size == now.len() as u64
+                && f.blake3 == blake3::hash(&now).to_hex().as_str()
+        }),
+        Err(_) => prev_files.is_empty(),
+    };
+    if unchanged {
+        for f in prev_files {
+            sb.copy_from(&f.path, prev.label, f)?;
+        }
+        return Ok(());
+    }
+    match crate::index_files::put_index(sb, &index_dir, &format!("{dir}/index"))? {
+        Ok(bytes) => run.progress.bytes(bytes),
+        Err(note) => tracing::info!("{}: {note}", a.email),
+    }
+    Ok(())
 }

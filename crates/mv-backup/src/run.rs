@@ -333,11 +333,13 @@ impl Prepared {
         let mut run = Run {
             source,
             target: self.target.as_ref(),
+            shared_target: self.target.clone(),
             opts: &self.opts,
             progress,
             aborter: Aborter::new(self.job.clone(), self.target.clone(), &labels),
             pool: Pool::load(self.target.as_ref())?,
             writer: None,
+            sealing: None,
             pending: HashSet::new(),
             sealed: Vec::new(),
             shared_blobs,
@@ -365,9 +367,7 @@ impl Prepared {
             Ok(())
         })();
         if let Err(e) = result {
-            if let Some(w) = run.writer.take() {
-                w.discard();
-            }
+            run.discard_writes();
             for l in &labels {
                 let _ = self.target.discard_session(&l.to_string());
             }
@@ -456,12 +456,16 @@ pub fn abort_flag_path(label: &str) -> String {
 pub(crate) struct Run<'a> {
     pub source: &'a Source<'a>,
     pub target: &'a dyn Target,
+    /// The same target, for the thread that seals packs.
+    shared_target: Arc<dyn Target>,
     pub opts: &'a BackupOptions,
     pub progress: &'a dyn Progress,
     pub aborter: Aborter,
     pub pool: Pool,
     writer: Option<PackWriter>,
-    /// Blobs in the pack being written.
+    /// The previous pack, being sealed by another thread while the next one fills.
+    sealing: Option<std::thread::JoinHandle<Result<(String, crate::pack::PackIndex)>>>,
+    /// Blobs in the pack being written or sealed (not in the pool yet).
     pending: HashSet<Digest>,
     /// Packs sealed since the session began.
     pub sealed: Vec<String>,
@@ -491,24 +495,66 @@ impl Run<'_> {
         self.pending.insert(d);
         self.progress.bytes(data.len() as u64);
         if w.raw_bytes() >= self.opts.pack_size {
-            self.seal()?;
+            self.seal_in_background()?;
         }
         Ok(())
     }
 
-    /// Seals the pack being written (before a session that references it commits).
-    pub fn seal(&mut self) -> Result<()> {
+    /// Hands the full pack to a thread that seals it (finish, fsync, read back,
+    /// index: see [`PackWriter::seal`]) while blobs go on into the next pack. At
+    /// most one pack is being sealed: the previous one is waited for first.
+    fn seal_in_background(&mut self) -> Result<()> {
+        self.join_sealing()?;
         if let Some(w) = self.writer.take() {
             if w.is_empty() {
                 w.discard();
             } else {
-                let (id, index) = w.seal(self.target)?;
-                self.pool.add_sealed(id.clone(), &index);
-                self.sealed.push(id);
+                let target = self.shared_target.clone();
+                let handle = std::thread::Builder::new()
+                    .name("mv-backup-seal".into())
+                    .spawn(move || w.seal(target.as_ref()))
+                    .map_err(|e| BackupError::Invalid(format!("cannot start a thread: {e}")))?;
+                self.sealing = Some(handle);
             }
         }
+        Ok(())
+    }
+
+    /// Waits for the pack being sealed and adds it to the pool.
+    fn join_sealing(&mut self) -> Result<()> {
+        if let Some(h) = self.sealing.take() {
+            let (id, index) = h
+                .join()
+                .map_err(|_| BackupError::Invalid("the thread sealing a pack panicked".into()))??;
+            for e in &index.entries {
+                self.pending.remove(&e.digest);
+            }
+            self.pool.add_sealed(id.clone(), &index);
+            self.sealed.push(id);
+        }
+        Ok(())
+    }
+
+    /// Seals the pack being written and waits for every seal (before a session
+    /// that references their blobs commits).
+    pub fn seal(&mut self) -> Result<()> {
+        self.seal_in_background()?;
+        self.join_sealing()?;
         self.pending.clear();
         Ok(())
+    }
+
+    /// After a fatal error: drops the pack being written and waits for the one
+    /// being sealed (a sealed pack no session references is garbage that
+    /// `zmbackup -del` collects; a zip without its index is removed by the next
+    /// operation).
+    fn discard_writes(&mut self) {
+        if let Some(w) = self.writer.take() {
+            w.discard();
+        }
+        if let Some(h) = self.sealing.take() {
+            let _ = h.join();
+        }
     }
 
     /// `ldap/ldap.bak` and `sys/` of a session.
@@ -600,6 +646,27 @@ impl<'t> SessionBuilder<'t> {
             path: rel.to_string(),
             size,
             blake3: hash,
+        });
+        Ok(size)
+    }
+
+    /// Puts the file `f` of the committed session `from` into this session under
+    /// `rel` (unchanged content: linked where the target can).
+    pub fn copy_from(&mut self, rel: &str, from: Label, f: &FileEntry) -> Result<u64> {
+        let src = format!("sessions/{from}/{}", f.path);
+        let size = self
+            .target
+            .session_copy(&self.label.to_string(), rel, &src)?;
+        if size != f.size {
+            return Err(BackupError::corrupt(
+                &src,
+                format!("{size} bytes, session.xml of {from} says {}", f.size),
+            ));
+        }
+        self.files.push(FileEntry {
+            path: rel.to_string(),
+            size: f.size,
+            blake3: f.blake3.clone(),
         });
         Ok(size)
     }

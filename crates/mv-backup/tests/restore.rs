@@ -3,7 +3,11 @@
 
 mod common;
 
-on_both_targets!(seed_scenario_restore_to_before_the_delete_into_a_new_account);
+on_both_targets!(
+    seed_scenario_restore_to_before_the_delete_into_a_new_account,
+    unchanged_account_reuses_its_snapshot_and_restores_after_the_first_full_is_deleted,
+    first_incremental_after_a_full_copies_only_what_followed_it,
+);
 
 use common::{Fx, message};
 use mv_backup::{PlayRedoOptions, playredo};
@@ -391,4 +395,164 @@ fn a_failed_in_place_restore_leaves_the_account_as_it_was() {
     // The old mailbox is retired; new mail goes to the new one.
     assert!(fx.store.mailbox(mb).info().unwrap().unwrap().deleted);
     fx.deliver(&message("after", 100), &[&now]);
+}
+
+/// A second full links an unchanged account's snapshot from the first one (same
+/// content, newer redo position); that full restores the account exactly even
+/// once the first full is deleted, and the changed account gets a new snapshot.
+fn unchanged_account_reuses_its_snapshot_and_restores_after_the_first_full_is_deleted(fx: Fx) {
+    use mv_backup::session::account_dir;
+    let a = fx.account("a@d.test");
+    let b = fx.account("b@d.test");
+    for i in 0..3 {
+        fx.deliver(&message(&format!("m{i}"), 4000 + i), &[&a, &b]);
+    }
+    let f1 = fx.backup(SessionKind::Full);
+    assert!(f1.ok(), "{:?}", f1.sessions);
+    fx.deliver(&message("only-a", 3000), &[&a]);
+    let t = fx.target();
+    let f2 = mv_backup::backup(
+        &fx.source(),
+        t.clone(),
+        fx.opts(SessionKind::Full),
+        &mv_backup::NoProgress,
+    )
+    .unwrap();
+    assert!(f2.ok(), "{:?}", f2.sessions);
+    let (l1, l2) = (f1.sessions[0].label, f2.sessions[0].label);
+    let catalog = mv_backup::Catalog::load(t.as_ref()).unwrap();
+    let session = |l| catalog.get(&l).unwrap().session().unwrap().clone();
+    let (s1, s2) = (session(l1), session(l2));
+    let sum = |s: &mv_backup::Session, rel: &str| {
+        s.files
+            .iter()
+            .find(|f| f.path == rel)
+            .map(|f| (f.size, f.blake3.clone()))
+            .unwrap_or_else(|| panic!("{rel} not in {}", s.label))
+    };
+    let db = |acc: &mv_directory::Account| format!("{}/db/mailbox.sqlite", account_dir(&acc.id));
+    let lst = |acc: &mv_directory::Account| format!("{}/blobs.lst", account_dir(&acc.id));
+    assert_eq!(
+        sum(&s1, &db(&b)),
+        sum(&s2, &db(&b)),
+        "unchanged: same snapshot"
+    );
+    assert_eq!(sum(&s1, &lst(&b)), sum(&s2, &lst(&b)));
+    assert_ne!(
+        sum(&s1, &db(&a)),
+        sum(&s2, &db(&a)),
+        "changed: new snapshot"
+    );
+    let (b1, b2) = (s1.account(&b.id).unwrap(), s2.account(&b.id).unwrap());
+    assert_eq!(b1.change, b2.change);
+    assert!(
+        (b2.redo_seq, b2.redo_lsn) > (b1.redo_seq, b1.redo_lsn),
+        "the reused snapshot stands at the newer position: {b1:?} {b2:?}"
+    );
+    if !fx.is_s3() {
+        use std::os::unix::fs::MetadataExt;
+        let ino = |l, rel: &str| std::fs::metadata(fx.session_path(&l, rel)).unwrap().ino();
+        assert_eq!(ino(l1, &db(&b)), ino(l2, &db(&b)), "linked, not copied");
+    }
+    assert_eq!(f2.sessions[0].stats.blobs_new, 1);
+    let v = mv_backup::verify(
+        t.as_ref(),
+        &mv_backup::VerifyOptions {
+            label: None,
+            read_data: mv_backup::ReadData::All,
+        },
+    )
+    .unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+
+    // The first full goes; the second still restores b byte for byte.
+    let del = mv_backup::delete(
+        t.as_ref(),
+        &mv_backup::DeleteOptions {
+            spec: mv_backup::DeleteSpec::UpTo(l1),
+            dry_run: false,
+            lock_wait: std::time::Duration::from_secs(1),
+            live_accounts: None,
+            now: mv_types::UtcMillis::now(),
+        },
+    )
+    .unwrap();
+    assert_eq!(del.deleted, vec![l1.to_string()], "{del:?}");
+    let r = restore_account(
+        &fx.source(),
+        t.as_ref(),
+        "b@d.test",
+        &RestoreOptions {
+            label: Some(l2),
+            new_account_prefix: Some("r_".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let restored = fx.find_account(&r.restored_as);
+    assert_eq!(
+        state(&fx.store, restored.mailbox_id),
+        state(&fx.store, b.mailbox_id)
+    );
+}
+
+/// Records logged before a full are in its snapshots: the incremental after it
+/// copies only the log of what followed (the full rolled the redo log over), and
+/// the full plus that incremental restore the account to now.
+fn first_incremental_after_a_full_copies_only_what_followed_it(fx: Fx) {
+    let a = fx.account("a@d.test");
+    for i in 0..5 {
+        fx.deliver(&message(&format!("before-{i}"), 20_000), &[&a]);
+    }
+    let covered = fx.store.redo().position();
+    let f = fx.backup(SessionKind::Full);
+    assert!(f.ok(), "{:?}", f.sessions);
+    fx.deliver(&message("after", 2000), &[&a]);
+    let t = fx.target();
+    let r = mv_backup::backup(
+        &fx.source(),
+        t.clone(),
+        fx.opts(SessionKind::Incremental),
+        &mv_backup::NoProgress,
+    )
+    .unwrap();
+    assert!(r.ok(), "{:?}", r.sessions);
+    let catalog = mv_backup::Catalog::load(t.as_ref()).unwrap();
+    let incr = catalog
+        .get(&r.sessions[0].label)
+        .unwrap()
+        .session()
+        .unwrap()
+        .clone();
+    assert!(!incr.redo_logs.is_empty());
+    for l in &incr.redo_logs {
+        assert!(
+            l.first_lsn > covered.lsn.0,
+            "log {} starts at {} though the full covers up to {}",
+            l.name,
+            l.first_lsn,
+            covered.lsn.0
+        );
+    }
+    let copied: u64 = incr.redo_logs.iter().map(|l| l.size).sum();
+    assert!(
+        copied < 20_000,
+        "{copied} bytes of redo log for one 2 KB message"
+    );
+    let r = restore_account(
+        &fx.source(),
+        t.as_ref(),
+        "a@d.test",
+        &RestoreOptions {
+            new_account_prefix: Some("r_".into()),
+            backup_redo_only: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let restored = fx.find_account(&r.restored_as);
+    assert_eq!(
+        state(&fx.store, restored.mailbox_id),
+        state(&fx.store, a.mailbox_id)
+    );
 }

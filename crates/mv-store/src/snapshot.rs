@@ -78,6 +78,27 @@ pub struct SnapshotPoint {
 }
 
 impl Store {
+    /// Where a snapshot of the mailbox taken now would stand, without copying
+    /// anything: the change number and the redo position, read together under the
+    /// mailbox's lock. A backup compares it with its previous snapshot of the
+    /// mailbox: the same change number means the same content (every change to a
+    /// mailbox goes through an op that raises it), so that snapshot can be reused
+    /// with this (newer) redo position.
+    pub fn mailbox_point(&self, id: MailboxId) -> Result<SnapshotPoint, StoreError> {
+        let mbox = self.mailbox(id);
+        let path = mbox.db_path().to_path_buf();
+        let g = mbox.lock()?;
+        let change = g.applied_change().map_err(|e| StoreError::sql(&path, e))?;
+        Ok(SnapshotPoint {
+            mailbox: id,
+            change,
+            redo: self.redo().position(),
+            taken_at: mv_types::UtcMillis::now(),
+        })
+    }
+}
+
+impl Store {
     /// Copies a mailbox's database to `dest` as a consistent snapshot while the
     /// mailbox keeps serving. The mailbox's write lock is held only while a read
     /// transaction starts (no op of the mailbox is then logged but unapplied) and

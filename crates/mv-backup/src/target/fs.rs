@@ -378,6 +378,31 @@ impl Target for FsTarget {
         self.move_into(local, &full, false)
     }
 
+    fn session_copy(&self, label: &str, rel: &str, from: &str) -> Result<u64> {
+        let src = self.full(from)?;
+        let dest = self.full(&format!("tmp/{label}/{rel}"))?;
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(BackupError::io(parent.display()))?;
+        }
+        // Committed session files are never modified in place (sessions are only
+        // ever removed whole), so the new session may share the inode. The link
+        // becomes durable with the syncfs of commit_session.
+        match fs::hard_link(&src, &dest) {
+            Ok(()) => fs::metadata(&dest)
+                .map(|m| m.len())
+                .map_err(BackupError::io(dest.display())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(BackupError::NotFound(from.to_string()))
+            }
+            Err(_) => {
+                // No hard links here (some network filesystems): copy.
+                let data = self.get(from)?;
+                self.session_put(label, rel, &data)?;
+                Ok(data.len() as u64)
+            }
+        }
+    }
+
     fn session_remove(&self, label: &str, rel_prefix: &str) -> Result<()> {
         remove_tree(&self.full(&format!("tmp/{label}/{rel_prefix}"))?)
     }

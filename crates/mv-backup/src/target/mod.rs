@@ -105,6 +105,15 @@ pub trait Target: Send + Sync {
     fn session_put(&self, label: &str, rel: &str, data: &[u8]) -> Result<()>;
     /// Like `session_put` from a local file, which may be moved.
     fn session_put_file(&self, label: &str, rel: &str, local: &Path) -> Result<()>;
+    /// Puts into the uncommitted session `label`, under `rel`, the committed object
+    /// `from` (a file of an earlier session that did not change), returning its
+    /// size. Content-wise the same as `get` + `session_put`; a filesystem target
+    /// links instead of copying (nothing is written).
+    fn session_copy(&self, label: &str, rel: &str, from: &str) -> Result<u64> {
+        let data = self.get(from)?;
+        self.session_put(label, rel, &data)?;
+        Ok(data.len() as u64)
+    }
     /// Removes the files of an uncommitted session under `rel_prefix` (an account
     /// that failed).
     fn session_remove(&self, label: &str, rel_prefix: &str) -> Result<()>;

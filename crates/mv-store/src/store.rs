@@ -4,7 +4,6 @@
 
 use crate::StoreError;
 use crate::apply::{self, ApplyCtx, Staged};
-use crate::replay::Replayer;
 use crate::blob::BlobStore;
 use crate::mailbox::{Mailbox, MailboxGuard};
 use mv_home::Home;
@@ -362,7 +361,7 @@ impl Store {
         // Crash recovery runs before the start-up sweep of every mailbox.
         replayer.sweep = !recovering;
         let mut skipped_filtered = 0;
-        let result = (|| {
+        let result = (|| -> Result<(), StoreError> {
             for rec in records {
                 if rec.mailbox.0 == 0 {
                     replayer.stage(rec, &mut staged)?;

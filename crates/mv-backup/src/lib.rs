@@ -100,7 +100,9 @@ pub use pack::{Compression, Pool};
 pub use playredo::{PlayRedoOptions, PlayRedoReport, playredo};
 pub use progress::{JobStatus, NoProgress, Progress};
 pub use query::{QueryOptions, QueryResult, query};
-pub use restore::{AccountRestoreReport, RestoreOptions, restore_account};
+pub use restore::{
+    AccountRestoreReport, RestoreOptions, RestoreRun, restore_account, restore_account_in,
+};
 pub use retention::{DeleteOptions, DeleteReport, DeleteSpec, delete, parse_delete_arg};
 pub use run::{
     AccountSelection, BackupOptions, BackupReport, Prepared, SessionReport, Source, backup,

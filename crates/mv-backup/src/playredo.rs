@@ -2,16 +2,18 @@
 //! one apply path ([`mv_store::Store::replay`]).
 //!
 //! Input: `--logfiles` (files or directories), else the home's archive in sequence
-//! order then `redo.log`. Records are grouped by transaction; each transaction's
-//! mailbox records go, with the content records (`PutBlob`) of the same
-//! transaction, to the worker owning the mailbox (`mailbox % threads`), through a
-//! bounded queue (`--queueCapacity` batches). So mailboxes replay in parallel and
-//! each mailbox serially, in log order.
+//! order then `redo.log`. Records are grouped by transaction; the content records
+//! (`PutBlob`) a transaction's selected records use are staged once, and each
+//! mailbox's records go, with the staged files they use, to the worker owning the
+//! mailbox (`mailbox % threads`), through a bounded queue (`--queueCapacity`
+//! batches). So mailboxes replay in parallel and each mailbox serially, in log
+//! order, many records per database transaction ([`mv_store::Replayer`]).
 
 use crate::error::{BackupError, Result};
 use mv_redo::{Op, Record};
 use mv_store::Store;
-use mv_types::UtcMillis;
+use mv_store::apply::Staged;
+use mv_types::{Digest, UtcMillis};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, mpsc};
@@ -84,15 +86,29 @@ pub fn input_files(store: &Store, logfiles: &[PathBuf]) -> Result<Vec<PathBuf>> 
     Ok(out)
 }
 
+/// A transaction's records for one mailbox, with the staged content they use.
+struct Batch {
+    records: Vec<Record>,
+    content: Vec<(Digest, PathBuf)>,
+}
+
 /// Replays the selected records. With `stop_on_error` the first error ends the run
 /// (and is returned); otherwise errors are collected in the report and replay goes on.
+///
+/// Content is staged once per digest by the reading thread (a message delivered to
+/// several mailboxes is written once and linked into each); each worker keeps one
+/// transaction per mailbox open across many records ([`mv_store::Replayer`]). The
+/// workers are at most as many as the machine has CPUs: more only contend. Once
+/// every worker has committed, the store is made durable (one `syncfs`) before the
+/// report is returned.
 pub fn playredo(store: &Store, opts: &PlayRedoOptions) -> Result<PlayRedoReport> {
     let files = input_files(store, &opts.logfiles)?;
     let mut report = PlayRedoReport {
         files: files.iter().map(|p| p.display().to_string()).collect(),
         ..Default::default()
     };
-    let threads = opts.threads.max(1);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = opts.threads.clamp(1, cpus);
     let capacity = opts.queue_capacity.max(1);
     let stop = AtomicBool::new(false);
     let errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -111,31 +127,45 @@ pub fn playredo(store: &Store, opts: &PlayRedoOptions) -> Result<PlayRedoReport>
             stop.store(true, Ordering::SeqCst);
         }
     };
+    // Staged content, by digest: kept until every worker is done with it.
+    let mut staged = Staged::default();
+    let stager = store.replayer();
     std::thread::scope(|scope| {
         let mut senders = Vec::with_capacity(threads);
         for _ in 0..threads {
-            let (tx, rx) = mpsc::sync_channel::<Vec<Record>>(capacity);
+            let (tx, rx) = mpsc::sync_channel::<Batch>(capacity);
             senders.push(tx);
             let (stop, totals, fail) = (&stop, &totals, &fail);
             scope.spawn(move || {
+                let mut replayer = store.replayer();
+                let mut staged = Staged::default();
                 for batch in rx {
                     if stop.load(Ordering::SeqCst) {
                         continue; // drain
                     }
-                    match store.replay(batch.iter(), &|_| true) {
-                        Ok(r) => {
-                            let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
-                            t.applied += r.applied;
-                            t.skipped_already_applied += r.skipped_already_applied;
-                            t.mailboxes.extend(r.mailboxes);
-                        }
-                        Err(e) => fail(e.to_string()),
+                    for (d, p) in batch.content {
+                        staged.insert(d, p);
                     }
+                    for rec in &batch.records {
+                        if let Err(e) = replayer.apply(rec, &staged) {
+                            fail(e.to_string());
+                            break;
+                        }
+                    }
+                }
+                match replayer.finish() {
+                    Ok(r) => {
+                        let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
+                        t.applied += r.applied;
+                        t.skipped_already_applied += r.skipped_already_applied;
+                        t.mailboxes.extend(r.mailboxes);
+                    }
+                    Err(e) => fail(e.to_string()),
                 }
             });
         }
         let mut txn_records: Vec<Record> = Vec::new();
-        let flush = |recs: &mut Vec<Record>| {
+        let mut flush = |recs: &mut Vec<Record>| {
             let all = std::mem::take(recs);
             let (content, ops): (Vec<Record>, Vec<Record>) =
                 all.into_iter().partition(|r| r.mailbox.0 == 0);
@@ -146,19 +176,34 @@ pub fn playredo(store: &Store, opts: &PlayRedoOptions) -> Result<PlayRedoReport>
                     None => by_mbox.push((r.mailbox.0, vec![r])),
                 }
             }
-            for (mbox, recs) in by_mbox {
-                let mut batch: Vec<Record> = content
-                    .iter()
-                    .filter(|c| match &c.op {
-                        Op::PutBlob(p) => recs
-                            .iter()
-                            .any(|r| r.op.referenced_digest() == Some(p.digest)),
-                        _ => false,
-                    })
-                    .cloned()
-                    .collect();
-                batch.extend(recs);
-                let _ = senders[mbox as usize % threads].send(batch);
+            for (mbox, records) in by_mbox {
+                let mut used = Vec::new();
+                let mut staged_all = true;
+                for c in &content {
+                    let Op::PutBlob(p) = &c.op else { continue };
+                    let digest = Digest(p.digest);
+                    if !records
+                        .iter()
+                        .any(|r| r.op.referenced_digest() == Some(p.digest))
+                    {
+                        continue;
+                    }
+                    if let Err(e) = stager.stage(c, &mut staged) {
+                        fail(e.to_string());
+                        staged_all = false;
+                        continue;
+                    }
+                    if let Some(path) = staged.get(&digest) {
+                        used.push((digest, path.clone()));
+                    }
+                }
+                if !staged_all {
+                    continue; // the records that needed it fail with it
+                }
+                let _ = senders[mbox as usize % threads].send(Batch {
+                    records,
+                    content: used,
+                });
             }
         };
         for item in mv_redo::read_files(&files) {
@@ -191,6 +236,17 @@ pub fn playredo(store: &Store, opts: &PlayRedoOptions) -> Result<PlayRedoReport>
         flush(&mut txn_records);
         drop(senders);
     });
+    drop(stager);
+    for p in staged.paths() {
+        let _ = store.blobs().remove(p);
+    }
+    // Done means durable: every replayed database and blob, in one sync.
+    if let Err(e) = store.checkpoint() {
+        errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!("making the replayed store durable: {e}"));
+    }
     let t = totals.into_inner().unwrap_or_else(|p| p.into_inner());
     report.applied = t.applied;
     report.skipped_already_applied = t.skipped_already_applied;

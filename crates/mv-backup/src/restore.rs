@@ -124,6 +124,58 @@ impl Destination {
     }
 }
 
+/// What the accounts of one restore run share: the target's catalog and blob pool
+/// (read once, not once per account), the blob files already restored (a message
+/// several accounts hold is written once and hard-linked into each, as delivery
+/// stores it) and whether the redo log was already rolled over.
+#[derive(Default)]
+pub struct RestoreRun {
+    catalog: Option<Catalog>,
+    pool: Option<Pool>,
+    /// digest → a blob file this run wrote.
+    restored: std::collections::HashMap<Digest, PathBuf>,
+    rolled_over: bool,
+}
+
+impl RestoreRun {
+    pub fn new() -> RestoreRun {
+        RestoreRun::default()
+    }
+
+    fn pool(&mut self, target: &dyn Target) -> Result<&Pool> {
+        if self.pool.is_none() {
+            self.pool = Some(Pool::load(target)?);
+        }
+        Ok(self.pool.as_ref().expect("loaded above"))
+    }
+
+    /// Puts the blob `digest` at `dest`: a hard link to a file this run already
+    /// restored with that content, else written from the pool. Not synced here:
+    /// the mailbox is made durable as a whole before it goes live.
+    fn place_blob(
+        &mut self,
+        source: &Source,
+        target: &dyn Target,
+        digest: &Digest,
+        dest: &std::path::Path,
+    ) -> Result<()> {
+        let blobs = source.store.blobs();
+        if let Some(from) = self.restored.get(digest) {
+            match blobs.link_or_copy(from, dest) {
+                Ok(()) => return Ok(()),
+                // Removed since (a failed account's cleanup): write it again.
+                Err(e) => tracing::debug!("restore: no link from {}: {e}", from.display()),
+            }
+        }
+        let data = self.pool(target)?.read(target, digest)?;
+        blobs
+            .write_at(dest, &data)
+            .map_err(mv_store::StoreError::from)?;
+        self.restored.insert(*digest, dest.to_path_buf());
+        Ok(())
+    }
+}
+
 /// Restores one account (by address) from `target` into the store of `source`.
 pub fn restore_account(
     source: &Source,
@@ -131,7 +183,34 @@ pub fn restore_account(
     email: &str,
     opts: &RestoreOptions,
 ) -> Result<AccountRestoreReport> {
-    let catalog = Catalog::load(target)?;
+    restore_account_in(&mut RestoreRun::new(), source, target, email, opts)
+}
+
+/// [`restore_account`] as one account of a run of several.
+pub fn restore_account_in(
+    run: &mut RestoreRun,
+    source: &Source,
+    target: &dyn Target,
+    email: &str,
+    opts: &RestoreOptions,
+) -> Result<AccountRestoreReport> {
+    if run.catalog.is_none() {
+        run.catalog = Some(Catalog::load(target)?);
+    }
+    let catalog = run.catalog.take().expect("loaded above");
+    let r = restore_with_catalog(run, &catalog, source, target, email, opts);
+    run.catalog = Some(catalog);
+    r
+}
+
+fn restore_with_catalog(
+    run: &mut RestoreRun,
+    catalog: &Catalog,
+    source: &Source,
+    target: &dyn Target,
+    email: &str,
+    opts: &RestoreOptions,
+) -> Result<AccountRestoreReport> {
     if let Some(l) = opts.label
         && let Some(e) = catalog.get(&l)
         && let crate::catalog::EntryState::Invalid(reason) = &e.state
@@ -189,6 +268,7 @@ pub fn restore_account(
     let mut collector = Collector::new(MailboxId(meta.mailbox_id), meta.change, opts);
     if !opts.full_only {
         collect_records(
+            run,
             source,
             target,
             &sessions,
@@ -217,6 +297,7 @@ pub fn restore_account(
     report.mailbox_id = to.0;
     let mut written: Vec<PathBuf> = Vec::new();
     let built = build_mailbox(
+        run,
         source,
         target,
         full,
@@ -369,6 +450,7 @@ fn destination(
 
 #[allow(clippy::too_many_arguments)]
 fn build_mailbox(
+    run: &mut RestoreRun,
     source: &Source,
     target: &dyn Target,
     full: &Session,
@@ -412,21 +494,16 @@ fn build_mailbox(
             .and_then(|rows| rows.collect())
             .map_err(BackupError::sql(&tmp))?
     };
-    // Blobs from the pool.
-    let pool = Pool::load(target)?;
+    // Blobs from the pool (or linked to one this run already wrote).
     for (item, d, volume, rev) in rows {
         let digest = <[u8; 32]>::try_from(d.as_slice())
             .map(Digest)
             .map_err(|_| BackupError::corrupt(&db_rel, format!("item {item}: bad digest")))?;
-        let data = pool.read(target, &digest)?;
         let path = store
             .blobs()
             .blob_path(volume, to, ItemId(item), rev as u64);
         written.push(path.clone());
-        store
-            .blobs()
-            .write_at(&path, &data)
-            .map_err(mv_store::StoreError::from)?;
+        run.place_blob(source, target, &digest, &path)?;
     }
     written.push(final_path.clone());
     std::fs::rename(&tmp, &final_path).map_err(BackupError::io(final_path.display()))?;
@@ -653,6 +730,7 @@ impl<'o> Collector<'o> {
 
 #[allow(clippy::too_many_arguments)]
 fn collect_records(
+    run: &mut RestoreRun,
     source: &Source,
     target: &dyn Target,
     sessions: &[&Session],
@@ -695,8 +773,12 @@ fn collect_records(
         incr_last.entry(s.label).or_insert(held);
     }
     if !opts.backup_redo_only {
-        // Everything committed before the restore began goes to closed files.
-        source.store.redo().rollover()?;
+        // Everything committed before the restore run began goes to closed files
+        // (once per run: later accounts read the same archive).
+        if !run.rolled_over {
+            source.store.redo().rollover()?;
+            run.rolled_over = true;
+        }
         let archive = source.store.home().redo_archive_dir();
         if archive.is_dir() {
             for l in mv_redo::list_archive(&archive)? {

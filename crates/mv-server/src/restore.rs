@@ -196,6 +196,8 @@ impl Service {
                 target.url()
             )));
         }
+        // One run: the catalog, the pool and the blobs already restored are shared.
+        let mut run = mv_backup::RestoreRun::new();
         let mut emails = emails.into_iter();
         while let Some(email) = emails.next() {
             // zmbackupabort -r: stop between accounts, so that each one is either
@@ -213,7 +215,7 @@ impl Service {
                 "{} {email}",
                 mv_backup::abort::RESTORE_LOCK_PREFIX
             ));
-            match mv_backup::restore_account(&src, target.as_ref(), &email, &opts) {
+            match mv_backup::restore_account_in(&mut run, &src, target.as_ref(), &email, &opts) {
                 Ok(a) => report.accounts.push(a),
                 Err(e) => {
                     report.failures.push(RestoreFailure {

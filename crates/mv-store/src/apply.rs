@@ -3,11 +3,16 @@
 //! records the record's change number as `applied_change`. Replay is therefore
 //! idempotent: a record is applied iff its change number is above the mailbox's
 //! `applied_change`.
+//!
+//! [`apply`] takes a connection inside a transaction the caller opened: a live
+//! write's own transaction, or a savepoint nested in a replay's batch transaction
+//! (many records per commit, see [`crate::Replayer`]). Either way the record's
+//! changes and its `applied_change` commit together.
 
 use crate::blob::{BlobError, BlobStore};
 use mv_redo::ops::{self, DeleteKind, Op};
 use mv_types::{ChangeNumber, Digest, ItemId, MailboxId, UtcMillis};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -76,7 +81,7 @@ impl ApplyCtx<'_> {
 
 /// The change number a mailbox database has applied, or None for a mailbox whose
 /// database holds no mailbox yet.
-pub fn applied_change(tx: &Transaction) -> rusqlite::Result<Option<u64>> {
+pub fn applied_change(tx: &Connection) -> rusqlite::Result<Option<u64>> {
     tx.query_row("SELECT applied_change FROM meta", [], |r| {
         r.get::<_, i64>(0)
     })
@@ -86,7 +91,7 @@ pub fn applied_change(tx: &Transaction) -> rusqlite::Result<Option<u64>> {
 
 /// Applies one mailbox record. The caller has checked `change > applied_change`
 /// and commits the transaction afterwards.
-pub fn apply(tx: &Transaction, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError> {
+pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError> {
     let change = ctx.change.0 as i64;
     match op {
         Op::PutBlob(_) => return Err(ctx.inconsistent(op, "content records belong to no mailbox")),
@@ -368,7 +373,7 @@ pub fn apply(tx: &Transaction, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError
 
 #[allow(clippy::too_many_arguments)]
 fn upsert_pim_item(
-    tx: &Transaction,
+    tx: &Connection,
     id: u32,
     kind: i64,
     folder: u32,
@@ -412,7 +417,7 @@ fn upsert_pim_item(
 }
 
 fn insert_folder(
-    tx: &Transaction,
+    tx: &Connection,
     id: u32,
     parent: u32,
     name: &str,
@@ -428,7 +433,7 @@ fn insert_folder(
     Ok(())
 }
 
-fn require_folder(tx: &Transaction, ctx: &ApplyCtx, op: &Op, id: u32) -> Result<(), ApplyError> {
+fn require_folder(tx: &Connection, ctx: &ApplyCtx, op: &Op, id: u32) -> Result<(), ApplyError> {
     let found: Option<i64> = tx
         .query_row("SELECT id FROM folder WHERE id = ?1", [id], |r| r.get(0))
         .optional()?;
@@ -438,7 +443,7 @@ fn require_folder(tx: &Transaction, ctx: &ApplyCtx, op: &Op, id: u32) -> Result<
 }
 
 /// Checks the item exists and returns its folder.
-fn require_item(tx: &Transaction, ctx: &ApplyCtx, op: &Op, id: u32) -> Result<u32, ApplyError> {
+fn require_item(tx: &Connection, ctx: &ApplyCtx, op: &Op, id: u32) -> Result<u32, ApplyError> {
     let found: Option<i64> = tx
         .query_row("SELECT folder_id FROM item WHERE id = ?1", [id], |r| {
             r.get(0)
@@ -449,7 +454,7 @@ fn require_item(tx: &Transaction, ctx: &ApplyCtx, op: &Op, id: u32) -> Result<u3
         .ok_or_else(|| ctx.inconsistent(op, format!("no item {id}")))
 }
 
-fn bump_next_id(tx: &Transaction, used: u32) -> rusqlite::Result<()> {
+fn bump_next_id(tx: &Connection, used: u32) -> rusqlite::Result<()> {
     tx.execute(
         "UPDATE meta SET next_item_id = MAX(next_item_id, ?1)",
         [used as i64 + 1],
@@ -458,7 +463,7 @@ fn bump_next_id(tx: &Transaction, used: u32) -> rusqlite::Result<()> {
 }
 
 /// Records that `uid` is taken in `folder`: UIDs only grow.
-fn take_uid(tx: &Transaction, folder: u32, uid: u32, change: i64) -> rusqlite::Result<()> {
+fn take_uid(tx: &Connection, folder: u32, uid: u32, change: i64) -> rusqlite::Result<()> {
     tx.execute(
         "UPDATE folder SET uid_next = MAX(uid_next, ?1), modseq = MAX(modseq, ?2) WHERE id = ?3",
         params![uid as i64 + 1, change, folder],
@@ -466,7 +471,7 @@ fn take_uid(tx: &Transaction, folder: u32, uid: u32, change: i64) -> rusqlite::R
     Ok(())
 }
 
-fn touch_folder(tx: &Transaction, folder: u32, change: i64) -> rusqlite::Result<()> {
+fn touch_folder(tx: &Connection, folder: u32, change: i64) -> rusqlite::Result<()> {
     tx.execute(
         "UPDATE folder SET modseq = MAX(modseq, ?1) WHERE id = ?2",
         params![change, folder],
@@ -486,7 +491,7 @@ struct Removed {
 }
 
 /// Removes items: tombstones, quota, and their blobs queued for deferred deletion.
-fn remove_items(tx: &Transaction, ctx: &ApplyCtx, ids: &[u32]) -> Result<(), ApplyError> {
+fn remove_items(tx: &Connection, ctx: &ApplyCtx, ids: &[u32]) -> Result<(), ApplyError> {
     let change = ctx.change.0 as i64;
     for id in ids {
         let row: Option<Removed> = tx
@@ -541,7 +546,7 @@ fn remove_items(tx: &Transaction, ctx: &ApplyCtx, ids: &[u32]) -> Result<(), App
 }
 
 fn queue_blob_removal(
-    tx: &Transaction,
+    tx: &Connection,
     path: &std::path::Path,
     at: UtcMillis,
 ) -> rusqlite::Result<()> {
@@ -554,7 +559,7 @@ fn queue_blob_removal(
 
 /// Blob paths of all items (or of one folder's items).
 fn item_blob_paths(
-    tx: &Transaction,
+    tx: &Connection,
     ctx: &ApplyCtx,
     folder: Option<u32>,
 ) -> rusqlite::Result<Vec<PathBuf>> {
@@ -580,7 +585,7 @@ fn item_blob_paths(
 /// A stored blob of this mailbox with the given digest (copies, and content whose
 /// staged file is gone), if its file is still there.
 fn existing_blob(
-    tx: &Transaction,
+    tx: &Connection,
     ctx: &ApplyCtx,
     digest: &Digest,
 ) -> rusqlite::Result<Option<PathBuf>> {

@@ -10,6 +10,7 @@ pub mod blob;
 pub mod mailbox;
 pub mod mime;
 pub mod pim;
+pub mod replay;
 pub mod schema;
 pub mod search;
 pub mod snapshot;
@@ -18,6 +19,7 @@ mod write;
 
 pub use blob::{BlobError, BlobStore, Volume};
 pub use mailbox::{Changes, Folder, Item, Mailbox, MailboxInfo, Tag, Tombstone};
+pub use replay::Replayer;
 pub use store::{OpenReport, ReplayReport, Store, StoreOptions};
 pub use write::{CalendarImport, DeliverOptions, FlagChange};
 

@@ -277,7 +277,10 @@ impl Store {
         Ok(())
     }
 
-    fn apply_one(
+    /// Applies one record in its own savepoint: alone (a live write) that is the
+    /// record's transaction; inside a replay's open batch transaction it nests, so
+    /// a record that fails leaves no trace while the batch goes on.
+    pub(crate) fn apply_one(
         &self,
         g: &mut MailboxGuard<'_>,
         change: ChangeNumber,
@@ -288,7 +291,7 @@ impl Store {
         let id = g.id;
         let db = self.mailbox(id).db_path.clone();
         let conn = g.conn_mut();
-        let tx = conn.transaction().map_err(|e| StoreError::sql(&db, e))?;
+        let sp = conn.savepoint().map_err(|e| StoreError::sql(&db, e))?;
         let ctx = ApplyCtx {
             mailbox: id,
             change,
@@ -296,13 +299,13 @@ impl Store {
             blobs: &self.blobs,
             staged,
         };
-        apply::apply(&tx, &ctx, op)?;
-        tx.commit().map_err(|e| StoreError::sql(&db, e))?;
+        apply::apply(&sp, &ctx, op)?;
+        sp.commit().map_err(|e| StoreError::sql(&db, e))?;
         Ok(())
     }
 
     /// Removes queued blob files no running backup can still need.
-    fn sweep(&self, g: &mut MailboxGuard<'_>) -> Result<(), StoreError> {
+    pub(crate) fn sweep(&self, g: &mut MailboxGuard<'_>) -> Result<(), StoreError> {
         let db = self.mailbox(g.id).db_path.clone();
         let rows: Vec<(String, i64)> = {
             let mut st = g
@@ -353,66 +356,33 @@ impl Store {
         filter: &dyn Fn(MailboxId) -> bool,
         recovering: bool,
     ) -> Result<ReplayReport, StoreError> {
-        let mut report = ReplayReport::default();
         let mut staged = Staged::default();
-        let mut touched = std::collections::BTreeSet::new();
-        let result = (|| {
+        let mut replayer = self.replayer();
+        // Crash recovery runs before the start-up sweep of every mailbox.
+        replayer.sweep = !recovering;
+        let mut skipped_filtered = 0;
+        let result = (|| -> Result<(), StoreError> {
             for rec in records {
                 if rec.mailbox.0 == 0 {
-                    if let Op::PutBlob(p) = &rec.op {
-                        let digest = Digest(p.digest);
-                        if !staged.contains(&digest) {
-                            let (found, path) = self.blobs.stage(&p.data)?;
-                            if found != digest {
-                                return Err(StoreError::CorruptContent {
-                                    lsn: rec.lsn.0,
-                                    digest,
-                                });
-                            }
-                            staged.insert(digest, path);
-                        }
-                    }
+                    replayer.stage(rec, &mut staged)?;
                     continue;
                 }
                 if !filter(rec.mailbox) {
-                    report.skipped_filtered += 1;
+                    skipped_filtered += 1;
                     continue;
                 }
-                let mbox = self.mailbox(rec.mailbox);
-                let mut g = mbox.lock()?;
-                let applied = g
-                    .applied_change()
-                    .map_err(|e| StoreError::sql_msg(rec.mailbox, e))?;
-                if rec.change.0 <= applied {
-                    report.skipped_already_applied += 1;
-                    continue;
-                }
-                if rec.change.0 != applied + 1 && !matches!(rec.op, Op::CreateMailbox(_)) {
-                    return Err(StoreError::ChangeGap {
-                        mailbox: rec.mailbox,
-                        expected: applied + 1,
-                        found: rec.change.0,
-                        lsn: rec.lsn.0,
-                    });
-                }
-                self.apply_one(&mut g, rec.change, rec.timestamp, &rec.op, &staged)?;
-                report.applied += 1;
-                touched.insert(rec.mailbox.0);
+                replayer.apply(rec, &staged)?;
             }
             Ok(())
         })();
+        // What was applied is committed whether or not a later record failed.
+        let finished = replayer.finish();
         for p in staged.paths() {
             let _ = self.blobs.remove(p);
         }
         result?;
-        if !recovering {
-            for id in &touched {
-                let mbox = self.mailbox(MailboxId(*id));
-                let mut g = mbox.lock()?;
-                self.sweep(&mut g)?;
-            }
-        }
-        report.mailboxes = touched.into_iter().collect();
+        let mut report = finished?;
+        report.skipped_filtered = skipped_filtered;
         Ok(report)
     }
 

@@ -1,0 +1,172 @@
+//! Batched replay: redo records applied through the one apply path
+//! ([`crate::apply::apply`], the same call live writes make), with many records
+//! per SQLite transaction.
+//!
+//! A live write commits each record on its own because it is acknowledged right
+//! after. A replay (`zmplayredo`, a restore's redo phase, crash recovery) reads
+//! records that are already durable in redo logs, so it keeps one transaction per
+//! mailbox open across up to [`COMMIT_EVERY`] records; each record still runs in
+//! its own savepoint, so a record that fails is rolled back alone. Idempotence is
+//! unchanged: a record's changes and the mailbox's `applied_change` commit
+//! together, so after a crash a mailbox is at the end of its last committed batch
+//! and re-running the same replay applies exactly the records above it.
+//!
+//! Nothing here is fsynced per commit: [`Replayer::finish`] commits every open
+//! transaction and the caller makes the result durable once
+//! ([`crate::Store::checkpoint`], a `syncfs`) before it reports the replay done.
+
+use crate::StoreError;
+use crate::apply::Staged;
+use crate::store::{ReplayReport, Store};
+use mv_redo::{Op, Record};
+use mv_types::{Digest, MailboxId};
+use std::collections::{BTreeSet, HashMap};
+
+/// Records applied in one mailbox transaction before it is committed: bounds the
+/// write-ahead log of a long replay and the work a crash makes the re-run redo.
+pub const COMMIT_EVERY: u32 = 5000;
+
+/// A replay in progress. One replayer per thread; a mailbox must be replayed by
+/// one replayer only (the records of one mailbox apply in order), which is how
+/// `zmplayredo` distributes them. Open transactions are committed by
+/// [`Replayer::finish`] (or, failing that, when the replayer is dropped).
+pub struct Replayer<'s> {
+    store: &'s Store,
+    /// Mailboxes with an open batch transaction → records applied in it.
+    open: HashMap<MailboxId, u32>,
+    touched: BTreeSet<u32>,
+    report: ReplayReport,
+    /// Sweep the touched mailboxes' deferred blob deletions at the end.
+    pub(crate) sweep: bool,
+}
+
+impl Store {
+    /// Starts a batched replay (see the module documentation of `replay`).
+    pub fn replayer(&self) -> Replayer<'_> {
+        Replayer {
+            store: self,
+            open: HashMap::new(),
+            touched: BTreeSet::new(),
+            report: ReplayReport::default(),
+            sweep: true,
+        }
+    }
+}
+
+impl Replayer<'_> {
+    /// Writes a content record (`PutBlob`) to the staging area, once per digest,
+    /// after checking its bytes against its digest. Other mailbox-0 records are
+    /// ignored. The caller removes the staged files when the replay is over.
+    pub fn stage(&self, rec: &Record, staged: &mut Staged) -> Result<(), StoreError> {
+        let Op::PutBlob(p) = &rec.op else {
+            return Ok(());
+        };
+        let digest = Digest(p.digest);
+        if staged.contains(&digest) {
+            return Ok(());
+        }
+        let (found, path) = self.store.blobs().stage(&p.data)?;
+        if found != digest {
+            let _ = self.store.blobs().remove(&path);
+            return Err(StoreError::CorruptContent {
+                lsn: rec.lsn.0,
+                digest,
+            });
+        }
+        staged.insert(digest, path);
+        Ok(())
+    }
+
+    /// Applies one mailbox record iff its change is the mailbox's next one
+    /// (skipped when already applied; an error when changes are missing before it).
+    pub fn apply(&mut self, rec: &Record, staged: &Staged) -> Result<(), StoreError> {
+        let id = rec.mailbox;
+        let mbox = self.store.mailbox(id);
+        let mut g = mbox.lock()?;
+        if !self.open.contains_key(&id) {
+            g.conn()
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(|e| StoreError::sql(mbox.db_path(), e))?;
+            self.open.insert(id, 0);
+        }
+        let applied = g.applied_change().map_err(|e| StoreError::sql_msg(id, e))?;
+        if rec.change.0 <= applied {
+            self.report.skipped_already_applied += 1;
+            return Ok(());
+        }
+        if rec.change.0 != applied + 1 && !matches!(rec.op, Op::CreateMailbox(_)) {
+            return Err(StoreError::ChangeGap {
+                mailbox: id,
+                expected: applied + 1,
+                found: rec.change.0,
+                lsn: rec.lsn.0,
+            });
+        }
+        if let Err(e) = self
+            .store
+            .apply_one(&mut g, rec.change, rec.timestamp, &rec.op, staged)
+        {
+            // Some SQLite errors end the whole transaction: the batch is gone with
+            // it (a re-run applies it again), and the next record begins a new one.
+            if g.conn().is_autocommit() {
+                self.open.remove(&id);
+            }
+            return Err(e);
+        }
+        self.report.applied += 1;
+        self.touched.insert(id.0);
+        let n = self.open.get_mut(&id).expect("opened above");
+        *n += 1;
+        if *n >= COMMIT_EVERY {
+            self.open.remove(&id);
+            g.conn()
+                .execute_batch("COMMIT")
+                .map_err(|e| StoreError::sql(mbox.db_path(), e))?;
+        }
+        Ok(())
+    }
+
+    /// Commits every open batch transaction.
+    fn commit_all(&mut self) -> Result<(), StoreError> {
+        let mut first_err = None;
+        for (id, _) in std::mem::take(&mut self.open) {
+            let mbox = self.store.mailbox(id);
+            let g = mbox.lock()?;
+            if g.conn().is_autocommit() {
+                continue;
+            }
+            if let Err(e) = g.conn().execute_batch("COMMIT") {
+                first_err.get_or_insert(StoreError::sql(mbox.db_path(), e));
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Commits what was applied, sweeps the touched mailboxes and returns the
+    /// counts. Not yet durable: the caller checkpoints.
+    pub fn finish(mut self) -> Result<ReplayReport, StoreError> {
+        self.commit_all()?;
+        if self.sweep {
+            for id in &self.touched {
+                let mbox = self.store.mailbox(MailboxId(*id));
+                let mut g = mbox.lock()?;
+                self.store.sweep(&mut g)?;
+            }
+        }
+        let mut report = std::mem::take(&mut self.report);
+        report.mailboxes = std::mem::take(&mut self.touched).into_iter().collect();
+        Ok(report)
+    }
+}
+
+impl Drop for Replayer<'_> {
+    fn drop(&mut self) {
+        // An unwinding or early-returning caller: what was applied is kept (each
+        // record is whole), so the counts it may already have reported stay true.
+        if !self.open.is_empty()
+            && let Err(e) = self.commit_all()
+        {
+            tracing::error!("replay: committing the applied records failed: {e}");
+        }
+    }
+}

@@ -271,7 +271,14 @@ fn imap_search(port: u16, phase: &str) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/imap_client.py");
     let out = Command::new("python3")
         .arg(script)
-        .args(["search_index", "127.0.0.1", &port.to_string(), USER, "pw", phase])
+        .args([
+            "search_index",
+            "127.0.0.1",
+            &port.to_string(),
+            USER,
+            "pw",
+            phase,
+        ])
         .output()
         .expect("python3 runs");
     assert!(

@@ -40,7 +40,9 @@ pub(crate) fn exact_token(f: &Fields, keys: &[TextKey], needle: &str) -> Option<
     let pattern = format!(".*{}.*", regex_escape(needle));
     let mut any: Vec<Box<dyn Query>> = Vec::new();
     for k in keys {
-        any.push(Box::new(RegexQuery::from_pattern(&pattern, f.text(*k)).ok()?));
+        any.push(Box::new(
+            RegexQuery::from_pattern(&pattern, f.text(*k)).ok()?,
+        ));
     }
     Some(Box::new(BooleanQuery::union(any)))
 }

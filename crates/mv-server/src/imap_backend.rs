@@ -545,7 +545,11 @@ impl Backend for ImapBackend {
             let map = uid_of.as_ref().expect("filled above");
             // A message delivered after the map was built is not in the snapshot
             // either, so leaving it out changes nothing.
-            Ok(Some(ids.iter().filter_map(|id| map.get(&id.0).copied()).collect()))
+            Ok(Some(
+                ids.iter()
+                    .filter_map(|id| map.get(&id.0).copied())
+                    .collect(),
+            ))
         })?;
         Ok(mv_imap::search::scan(&resolved, &snap.messages, |uid| {
             self.message(a, mailbox, uid).ok()

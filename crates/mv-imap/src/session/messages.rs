@@ -512,8 +512,7 @@ fn fetch_item(out: &mut Vec<u8>, n: &MessageDataItemName<'_>, m: &MessageMeta, r
             section, partial, ..
         } => {
             let (part, what, spec) = section_of(section.as_ref());
-            let data: std::borrow::Cow<'_, [u8]> = if part.is_empty() && what == SectionText::Full
-            {
+            let data: std::borrow::Cow<'_, [u8]> = if part.is_empty() && what == SectionText::Full {
                 // BODY[]: the stored bytes as they are, without parsing them.
                 std::borrow::Cow::Borrowed(raw)
             } else {

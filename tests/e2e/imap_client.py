@@ -9,6 +9,7 @@ Usage: imap_client.py SCENARIO ARGS...
   idle HOST PORT USER PASSWORD
   tls HOST PORT IMAPS_PORT USER PASSWORD LOCKED_USER MAINT_USER
   hostile HOST PORT USER PASSWORD
+  search_index HOST PORT USER PASSWORD fill|check
 """
 
 import imaplib
@@ -577,6 +578,82 @@ def mbsync_compare(host, port, user, password, root):
     assert server == local, f"server {server} != maildir {local}"
     print(json.dumps(server))
 
+# Messages for SEARCH through the index: the words sit in decoded text (quoted-
+# printable soft breaks, base64, HTML), in headers only, and in substrings.
+SEARCH_MSGS = [
+    b"From: Carol <carol@example.com>\r\nTo: bob@example.com\r\nSubject: Invoice March\r\n\r\n"
+    b"The quick brown fox jumps.\r\n",
+    b"From: dan@example.com\r\nTo: bob@example.com\r\nSubject: hello\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+    b"caf=C3=A9 and qu=\r\nick brown bread\r\n",
+    b"From: erin@example.com\r\nTo: bob@example.com\r\nSubject: plans\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    b"TWVldGluZyBhYm91dCB6ZWJyYWZpc2ggdG9tb3Jyb3c=\r\n",
+    b"From: erin@example.com\r\nTo: bob@example.com\r\nSubject: lunch\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: text/html\r\n\r\n<p>Lunch <b>menu</b>: fish</p>\r\n",
+    b"From: frank@example.com\r\nTo: bob@example.com\r\nCc: Dave <dave@example.com>\r\n"
+    b"Subject: note\r\nX-Note: platypus\r\n\r\nnothing here\r\n",
+    b"From: gina@example.com\r\nTo: bob@example.com\r\nSubject: Re: Invoice\r\n\r\n"
+    b"brownie recipe\r\n",
+]
+# Delivered last, searched at once (the index has not seen it yet).
+SEARCH_LATE = b"From: hal@example.com\r\nTo: bob@example.com\r\nSubject: late\r\n\r\nA quick brown owl.\r\n"
+
+
+def search_index(host, port, user, password, phase):
+    m = login(host, port, user, password)
+    if phase == "fill":
+        for raw in SEARCH_MSGS:
+            ok(*m.append("INBOX", None, None, raw), "APPEND")
+    ok(*m.select("INBOX"), "SELECT")
+    if phase == "fill":
+        ok(*m.uid("STORE", str(uids_of(m)[0]), "+FLAGS", "(\\Seen)"), "STORE")
+    u = uids_of(m)
+    out = {}
+    if phase == "fill":
+        before = uids_of(m, 'BODY "quick brown"')
+        assert before == [u[0], u[1]], before
+        ok(*m.append("INBOX", None, None, SEARCH_LATE), "APPEND late")
+        u = uids_of(m)
+        got = uids_of(m, 'BODY "quick brown"')
+        assert got == [u[0], u[1], u[6]], f"right after delivery: {got} (uids {u})"
+    assert len(u) == 7, u
+    by = lambda *ix: [u[i] for i in ix]
+    cases = [
+        ('BODY "quick brown"', by(0, 1, 6)),
+        ('TEXT QUICK', by(0, 1, 6)),
+        ("BODY rown", by(0, 1, 5, 6)),
+        ("BODY zebrafish", by(2)),
+        ("BODY menu", by(3)),
+        ("TEXT platypus", by(4)),
+        ("BODY platypus", []),
+        ("BODY café", by(1)),
+        ("SUBJECT invoice", by(0, 5)),
+        ("FROM carol", by(0)),
+        ("CC dave", by(4)),
+        ("TO bob", by(0, 1, 2, 3, 4, 5, 6)),
+        ("NOT BODY brown", by(2, 3, 4)),
+        ("OR SUBJECT hello BODY zebrafish", by(1, 2)),
+        ("UNSEEN BODY brown", by(1, 5, 6)),
+        (f"UID {u[0]}:{u[1]} BODY brown", by(0, 1)),
+        ("SMALLER 10000 TEXT erin NOT BODY menu", by(2)),
+        ('HEADER X-Note "platypus"', by(4)),
+    ]
+    for crit, want in cases:
+        if "é" in crit:
+            # Non-ASCII goes as a UTF-8 literal.
+            m.literal = crit.split(" ", 1)[1].encode()
+            data = ok(*m.uid("SEARCH", "CHARSET", "UTF-8", "BODY"), "SEARCH café")
+            got = [int(x) for x in data[0].split()]
+            assert got == want, f"SEARCH {crit}: got {got}, want {want}"
+            out[crit] = len(got)
+            continue
+        got = uids_of(m, crit)
+        assert got == want, f"SEARCH {crit}: got {got}, want {want}"
+        out[crit] = len(got)
+    m.logout()
+    print(json.dumps(out))
+
 
 if __name__ == "__main__":
     scenario, args = sys.argv[1], sys.argv[2:]
@@ -585,6 +662,7 @@ if __name__ == "__main__":
         "idle": idle,
         "tls": tls,
         "hostile": hostile,
+        "search_index": search_index,
         "limit": limit,
         "mbsync_server_changes": mbsync_server_changes,
         "mbsync_local_changes": mbsync_local_changes,

@@ -6,11 +6,13 @@
 //!   contacts, appointments) from a seed, rendered on the fly or written to disk.
 //! - [`scenario`]: the `Scenario` trait and its report (figures as medians of runs,
 //!   ratios to peers, goals met / not met / not evaluated).
-//! - [`scenarios`]: the registered scenarios (`lmtp`, `redo`, `backup`).
+//! - [`lmtp_client`], [`imap_client`]: the protocol clients used for every server.
+//! - [`scenarios`]: the registered scenarios (`lmtp`, `redo`, `backup`, `imap`).
 //! - [`peers`]: the systems under test and whether each can run on this machine.
 //! - [`report`]: markdown, JSON and BENCHMARKS.md.
 
 pub mod corpus;
+pub mod imap_client;
 pub mod lmtp_client;
 pub mod measure;
 pub mod peers;

@@ -2,6 +2,8 @@
 //! the index (built on first use), `zmprov rim USER start|status` rebuilds and
 //! reports, a garbled index is rebuilt without the user noticing, and a running
 //! server keeps indexes up to date in the background and rebuilds on demand.
+//! IMAP SEARCH (Python imaplib) goes through the same index and stays exact right
+//! after delivery, after a reindex and with a damaged index.
 
 mod common;
 
@@ -84,11 +86,18 @@ impl Drop for Server {
 }
 
 fn start_server(home: &Path) -> Server {
+    start_server_with(home, &[])
+}
+
+fn start_server_with(home: &Path, settings: &[(&str, String)]) -> Server {
     let h = Home::at(home);
     let mut cfg = h.open().unwrap();
     cfg.set("lmtp_bind_port", &free_port().to_string()).unwrap();
     cfg.set("admin_bind_port", &free_port().to_string())
         .unwrap();
+    for (k, v) in settings {
+        cfg.set(k, v).unwrap();
+    }
     cfg.save(&h.localconfig_path()).unwrap();
     let mut child = Command::new(BIN)
         .arg("--home")
@@ -247,4 +256,69 @@ fn full_backups_carry_the_index_unless_excluded() {
     let without = without.stdout.trim();
     assert_ne!(with, without);
     assert_eq!(index_files(without), Vec::<String>::new());
+}
+
+fn stop_server(mut server: Server) {
+    unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) };
+    let status = server.0.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
+
+/// tests/e2e/imap_client.py `search_index PHASE`: every SEARCH there is compared
+/// with the messages known to match (decoded text, substrings, headers, combined
+/// with flags, UIDs, sizes, NOT and OR).
+fn imap_search(port: u16, phase: &str) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/imap_client.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args([
+            "search_index",
+            "127.0.0.1",
+            &port.to_string(),
+            USER,
+            "pw",
+            phase,
+        ])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "imap search {phase}:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn imap_search_through_the_index_is_exact() {
+    let env = Env::new();
+    env.ok("zmprov", &["cd", "example.com"]);
+    env.ok("zmprov", &["ca", USER, "pw"]);
+    let port = free_port();
+    let settings = [
+        ("imap_bind_port", port.to_string()),
+        ("imaps_bind_port", free_port().to_string()),
+        ("imap_cleartext_login_enabled", "true".to_string()),
+    ];
+    // Delivered and searched at once, then again once the indexer caught up.
+    let server = start_server_with(&env.home, &settings);
+    imap_search(port, "fill");
+    eventually("the background indexer", || {
+        let st = status_json(&env);
+        st["indexed_change"] == st["mailbox_change"]
+    });
+    imap_search(port, "check");
+    // After a reindex.
+    env.ok("zmprov", &["rim", USER, "start"]);
+    eventually("the reindex to finish", || {
+        let st = status_json(&env);
+        st["state"] == "idle" && st["indexed_change"] == st["mailbox_change"]
+    });
+    imap_search(port, "check");
+    stop_server(server);
+    // A damaged index is rebuilt (or bypassed) without changing any answer.
+    garble(&index_dir(&env));
+    let server = start_server_with(&env.home, &settings);
+    imap_search(port, "check");
+    stop_server(server);
 }

@@ -145,6 +145,28 @@ pub trait Backend: Send + Sync + 'static {
     /// The raw RFC 5322 bytes of one message.
     fn message(&self, account: &Account, mailbox: u32, uid: u32) -> BResult<Vec<u8>>;
 
+    /// Several messages for one FETCH: `(uid, bytes)` for those of `uids` that
+    /// still exist, in the order given. With `header_only` the header section
+    /// (through the empty line) is enough; a backend may return the whole message.
+    fn messages(
+        &self,
+        account: &Account,
+        mailbox: u32,
+        uids: &[u32],
+        header_only: bool,
+    ) -> BResult<Vec<(u32, Vec<u8>)>> {
+        let _ = header_only;
+        let mut out = Vec::with_capacity(uids.len());
+        for &uid in uids {
+            match self.message(account, mailbox, uid) {
+                Ok(raw) => out.push((uid, raw)),
+                Err(e) if e.kind == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     fn create(&self, account: &Account, name: &str) -> BResult<()>;
     fn delete(&self, account: &Account, name: &str) -> BResult<()>;
     fn rename(&self, account: &Account, from: &str, to: &str) -> BResult<()>;

@@ -1,6 +1,8 @@
 //! SEARCH criteria as the backend receives them (sequence numbers already turned
 //! into UIDs by the session), and [`scan`], the evaluation by reading every
-//! message, for backends without an index.
+//! message, for backends without an index. A backend with an index answers the
+//! text keys it can through [`resolve`] and leaves the rest (flags, dates, sizes,
+//! UID sets, NOT/OR) to [`scan`], which then reads no message bytes for them.
 
 use crate::backend::MessageMeta;
 use crate::mime;
@@ -33,6 +35,8 @@ pub enum Criterion {
     Body(String),
     Text(String),
     ModSeq(u64),
+    /// A sub-criterion the backend already answered: the matching UIDs, sorted.
+    Found(Vec<u32>),
     Not(Box<Criterion>),
     Or(Box<Criterion>, Box<Criterion>),
     And(Vec<Criterion>),
@@ -112,6 +116,7 @@ fn eval(c: &Criterion, m: &MessageMeta, raw: &mut dyn FnMut(()) -> Option<Vec<u8
         Criterion::Larger(n) => m.size > *n,
         Criterion::Smaller(n) => m.size < *n,
         Criterion::ModSeq(n) => m.modseq >= *n,
+        Criterion::Found(uids) => uids.binary_search(&m.uid).is_ok(),
         Criterion::Header(name, value) => raw(()).is_some_and(|r| {
             let e = mime::parse(&r);
             let f = mime::fields(e.header);
@@ -128,6 +133,42 @@ fn eval(c: &Criterion, m: &MessageMeta, raw: &mut dyn FnMut(()) -> Option<Vec<u8
         Criterion::Or(a, b) => eval(a, m, raw) || eval(b, m, raw),
         Criterion::And(v) => v.iter().all(|c| eval(c, m, raw)),
     }
+}
+
+/// Replaces every leaf criterion that `answer` can answer (with the sorted UIDs
+/// that match it) by [`Criterion::Found`]; the tree around it (NOT, OR, AND) is
+/// kept, so [`scan`] combines the answers with the other keys exactly.
+pub fn resolve<E>(
+    criteria: &[Criterion],
+    answer: &mut dyn FnMut(&Criterion) -> Result<Option<Vec<u32>>, E>,
+) -> Result<Vec<Criterion>, E> {
+    let mut out = Vec::with_capacity(criteria.len());
+    for c in criteria {
+        out.push(resolve_one(c, &mut *answer)?);
+    }
+    Ok(out)
+}
+
+fn resolve_one<E>(
+    c: &Criterion,
+    answer: &mut dyn FnMut(&Criterion) -> Result<Option<Vec<u32>>, E>,
+) -> Result<Criterion, E> {
+    Ok(match c {
+        Criterion::Not(x) => Criterion::Not(Box::new(resolve_one(x, answer)?)),
+        Criterion::Or(a, b) => Criterion::Or(
+            Box::new(resolve_one(a, answer)?),
+            Box::new(resolve_one(b, answer)?),
+        ),
+        Criterion::And(v) => Criterion::And(resolve(v, answer)?),
+        leaf => match answer(leaf)? {
+            Some(mut uids) => {
+                uids.sort_unstable();
+                uids.dedup();
+                Criterion::Found(uids)
+            }
+            None => leaf.clone(),
+        },
+    })
 }
 
 /// Evaluates criteria (ANDed) over messages, loading each message's bytes
@@ -205,6 +246,22 @@ mod tests {
             ),
             vec![1, 2]
         );
+        // A backend's answer for BODY, combined with NOT and flags; other leaves kept.
+        let resolved = resolve(
+            &[Criterion::Or(
+                Box::new(Criterion::Not(Box::new(Criterion::Body("x".into())))),
+                Box::new(Criterion::FlagsSet(flags::SEEN)),
+            )],
+            &mut |c| {
+                Ok::<_, ()>(match c {
+                    Criterion::Body(_) => Some(vec![2, 1, 2]),
+                    _ => None,
+                })
+            },
+        )
+        .unwrap();
+        assert!(!resolved[0].needs_content());
+        assert_eq!(scan(&resolved, &msgs, |_| None), vec![1]);
         let d = NaiveDate::from_ymd_opt(1970, 1, 2).unwrap();
         assert_eq!(scan(&[Criterion::Since(d)], &msgs, raw), vec![2]);
         assert_eq!(

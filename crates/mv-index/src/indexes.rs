@@ -3,7 +3,7 @@
 
 use crate::fields::TextKey;
 use crate::mailbox_index::MailboxIndex;
-use crate::query::{all_of, candidates};
+use crate::query::{all_of, candidates, exact_token, flagged};
 use crate::{IndexError, ReindexStatus};
 use mv_home::Home;
 use mv_store::search::{Candidates, Term};
@@ -138,7 +138,8 @@ impl Indexes {
 
     /// IMAP `SEARCH` text keys: ids of the messages (of `folder`, or all) whose
     /// `field` contains `needle`, case-insensitively (RFC 3501: substring match),
-    /// ascending. Exact: index hits are verified against the message.
+    /// ascending. Exact: index hits are verified against the message, except for
+    /// a one-token needle, which the index answers exactly on its own.
     pub fn search_text(
         &self,
         store: &Store,
@@ -164,16 +165,27 @@ impl Indexes {
             TextField::Cc => &[TextKey::Cc],
         };
         let f = crate::fields::Fields::new();
-        let (hits, indexed_change) = match self
-            .mailbox(id)
-            .candidates(store, candidates(&f, keys, &needle).as_ref())
-        {
+        let broad = candidates(&f, keys, &needle);
+        // A one-token needle is answered by the index alone (see `exact_token`):
+        // only flagged documents and messages newer than the index are read.
+        let exact = exact_token(&f, keys, &needle);
+        let flag = flagged(&f);
+        let queries: Vec<&dyn tantivy::query::Query> = match &exact {
+            Some(q) => vec![q.as_ref(), flag.as_ref()],
+            None => vec![broad.as_ref()],
+        };
+        let (sets, indexed_change) = match self.mailbox(id).candidates_many(store, &queries) {
             Ok(r) => r,
             Err(IndexError::Store(e)) => return Err(e.into()),
             Err(e) => {
                 tracing::error!("mailbox {id}: search index unusable, scanning instead: {e}");
-                (Default::default(), 0)
+                (Vec::new(), 0)
             }
+        };
+        let mut sets = sets.into_iter();
+        let (hits, exact_flagged) = match (&exact, sets.next(), sets.next()) {
+            (Some(_), Some(h), Some(fl)) => (h, Some(fl)),
+            (_, h, _) => (h.unwrap_or_default(), None),
         };
         let items = store
             .mailbox(id)
@@ -181,7 +193,19 @@ impl Indexes {
         let lower = |s: &str| s.to_lowercase().contains(&needle);
         let mut out = Vec::new();
         for i in items {
-            if !hits.contains(&i.id) && i.change <= indexed_change {
+            let indexed = i.change <= indexed_change;
+            if let Some(fl) = &exact_flagged
+                && indexed
+                && !fl.contains(&i.id)
+            {
+                if hits.contains(&i.id) {
+                    out.push(ItemId(i.id));
+                }
+                continue;
+            }
+            // Else the index narrows; flagged documents (exact mode) and messages
+            // newer than the index are always read.
+            if exact_flagged.is_none() && indexed && !hits.contains(&i.id) {
                 continue;
             }
             let found = match field {

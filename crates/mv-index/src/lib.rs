@@ -17,6 +17,12 @@
 //! the term dictionary) finds a superset of the matches, and exact verification
 //! removes the rest. Documents the argument does not cover (a token too long to
 //! index, an unreadable blob) are flagged and always verified.
+//!
+//! One exception to "verify every candidate": a needle that is a single token (all
+//! alphanumeric) can only occur inside one token of a text, so a document has it as
+//! a substring exactly when one of its terms contains it. IMAP `SEARCH BODY word`
+//! is then answered from the term dictionary alone (flagged documents and messages
+//! newer than the index are still read).
 
 mod error;
 mod fields;

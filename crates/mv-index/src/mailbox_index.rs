@@ -407,6 +407,32 @@ impl MailboxIndex {
         }
     }
 
+    /// [`MailboxIndex::candidates`] for several queries against the same state of
+    /// the index.
+    pub(crate) fn candidates_many(
+        &self,
+        store: &Store,
+        queries: &[&dyn Query],
+    ) -> Result<(Vec<HashSet<u32>>, u64), IndexError> {
+        let mut g = self.lock();
+        self.update_locked(&mut g, store, false)?;
+        let run_all = |open: &Open| -> Result<(Vec<HashSet<u32>>, u64), IndexError> {
+            let mut out = Vec::with_capacity(queries.len());
+            for q in queries {
+                out.push(self.run(open, *q)?.0);
+            }
+            Ok((out, open.change))
+        };
+        match run_all(g.as_ref().expect("updated")) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                tracing::warn!("mailbox {}: {e}; rebuilding the search index", self.id);
+                self.update_locked(&mut g, store, true)?;
+                run_all(g.as_ref().expect("rebuilt"))
+            }
+        }
+    }
+
     /// What the index holds after bringing it up to date: one entry per indexed
     /// message, by item id, and the change number it is at. (For checks and
     /// diagnostics; searches go through [`crate::Indexes`].)

@@ -24,6 +24,37 @@ pub(crate) fn candidates(f: &Fields, keys: &[TextKey], needle: &str) -> Box<dyn 
     Box::new(BooleanQuery::union(any))
 }
 
+/// For a needle that is one whole token (lowercased, every character alphanumeric,
+/// short enough to be indexed): the documents where one of `keys` has a term
+/// containing it. That is exactly where the needle is a substring of the field's
+/// text, since such a needle can only occur inside one token; documents flagged
+/// for verification aside. `None` when the needle is not such a token.
+pub(crate) fn exact_token(f: &Fields, keys: &[TextKey], needle: &str) -> Option<Box<dyn Query>> {
+    if needle.is_empty()
+        || needle.len() > MAX_TOKEN
+        || !needle.chars().all(char::is_alphanumeric)
+        || needle.to_lowercase() != needle
+    {
+        return None;
+    }
+    let pattern = format!(".*{}.*", regex_escape(needle));
+    let mut any: Vec<Box<dyn Query>> = Vec::new();
+    for k in keys {
+        any.push(Box::new(
+            RegexQuery::from_pattern(&pattern, f.text(*k)).ok()?,
+        ));
+    }
+    Some(Box::new(BooleanQuery::union(any)))
+}
+
+/// The documents flagged for verification.
+pub(crate) fn flagged(f: &Fields) -> Box<dyn Query> {
+    Box::new(TermQuery::new(
+        Term::from_field_u64(f.verify, 1),
+        IndexRecordOption::Basic,
+    ))
+}
+
 /// All of `queries` (an empty list matches everything).
 pub(crate) fn all_of(queries: Vec<Box<dyn Query>>) -> Box<dyn Query> {
     if queries.is_empty() {

@@ -241,6 +241,51 @@ fn imap_text_keys_are_case_insensitive_substrings() {
     assert!(check(TextField::Cc, "ex.net") > 0);
     assert!(check(TextField::To, "example.org") > 0);
     check(TextField::Text, "größe");
+    // One-token needles are answered from the term dictionary; a document with a
+    // token too long to index (flagged) is still read and found.
+    let long = format!("x{}needleinlongtoken{}", "a".repeat(150), "b".repeat(20));
+    f.store
+        .deliver(
+            format!("Subject: long\r\n\r\n{long} tail\r\n").as_bytes(),
+            &[MBOX],
+            &DeliverOptions::default(),
+        )
+        .unwrap();
+    let all: Vec<mv_store::Item> = f
+        .store
+        .mailbox(MBOX)
+        .items(None, Some(mv_store::apply::TYPE_MESSAGE))
+        .unwrap();
+    let check = |field: TextField, needle: &str| {
+        let got = idx
+            .search_text(&f.store, MBOX, None, field, needle)
+            .unwrap();
+        let lower = needle.to_lowercase();
+        let want: Vec<ItemId> = all
+            .iter()
+            .filter(|i| {
+                let t = f.store.message_text(MBOX, i);
+                match field {
+                    TextField::Body => t.body.contains(&lower),
+                    _ => {
+                        [&i.subject, &i.sender, &i.recipients, &i.cc]
+                            .iter()
+                            .any(|s| s.to_lowercase().contains(&lower))
+                            || t.header.contains(&lower)
+                            || t.body.contains(&lower)
+                    }
+                }
+            })
+            .map(|i| ItemId(i.id))
+            .collect();
+        assert_eq!(got, want, "{field:?} {needle:?}");
+        got.len()
+    };
+    assert_eq!(check(TextField::Body, "NeedleInLong"), 1);
+    assert_eq!(check(TextField::Body, "tail"), 1);
+    assert!(check(TextField::Body, "udge") > 0);
+    assert_eq!(check(TextField::Text, "serial17"), 1);
+    assert!(check(TextField::Text, "long") > 0);
     // Restricted to a folder.
     let work = f
         .store

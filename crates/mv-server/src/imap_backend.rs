@@ -247,6 +247,38 @@ impl Backend for ImapBackend {
         self.service.store().read_blob(m, &item).map_err(err)
     }
 
+    fn messages(
+        &self,
+        a: &Account,
+        mailbox: u32,
+        uids: &[u32],
+        header_only: bool,
+    ) -> BResult<Vec<(u32, Vec<u8>)>> {
+        let (Some(&first), Some(&last)) = (uids.iter().min(), uids.iter().max()) else {
+            return Ok(Vec::new());
+        };
+        let m = Self::mbox(a);
+        let store = self.service.store();
+        // One query for the batch instead of one per message.
+        let items = store
+            .mailbox(m)
+            .messages_by_uid_range(mailbox, first, last)
+            .map_err(err)?;
+        let mut out = Vec::with_capacity(uids.len());
+        for uid in uids {
+            let Ok(k) = items.binary_search_by_key(uid, |i| i.imap_uid) else {
+                continue;
+            };
+            let raw = if header_only {
+                store.read_blob_header(m, &items[k])
+            } else {
+                store.read_blob(m, &items[k])
+            };
+            out.push((*uid, raw.map_err(err)?));
+        }
+        Ok(out)
+    }
+
     fn create(&self, a: &Account, name: &str) -> BResult<()> {
         if self.folder_by_name(a, name)?.is_some() {
             return Err(BackendError::new(
@@ -470,10 +502,56 @@ impl Backend for ImapBackend {
         mailbox: u32,
         criteria: &[mv_imap::search::Criterion],
     ) -> BResult<Vec<u32>> {
-        // No index yet: evaluate by scanning the folder (bodies read only when
-        // a criterion needs them). The search index replaces this method's body.
+        use mv_imap::search::Criterion;
+        use mv_index::TextField;
         let snap = self.snapshot(a, mailbox)?;
-        Ok(mv_imap::search::scan(criteria, &snap.messages, |uid| {
+        let m = Self::mbox(a);
+        let store = self.service.store();
+        // Item id -> UID of the folder, built on the first text key.
+        let mut uid_of: Option<std::collections::HashMap<u32, u32>> = None;
+        // Text keys go through the search index (exact: index hits are verified,
+        // messages the index has not seen yet are checked directly, a damaged index
+        // is rebuilt or bypassed); everything else is evaluated on the snapshot.
+        let resolved = mv_imap::search::resolve::<BackendError>(criteria, &mut |c| {
+            let (field, needle) = match c {
+                Criterion::Text(s) => (TextField::Text, s),
+                Criterion::Body(s) => (TextField::Body, s),
+                // An empty value means "has the field", which the index does not
+                // record: such keys are scanned.
+                Criterion::Header(name, v) if !v.is_empty() => {
+                    let f = match name.to_ascii_lowercase().as_str() {
+                        "subject" => TextField::Subject,
+                        "from" => TextField::From,
+                        "to" => TextField::To,
+                        "cc" => TextField::Cc,
+                        _ => return Ok(None),
+                    };
+                    (f, v)
+                }
+                _ => return Ok(None),
+            };
+            let ids = self
+                .service
+                .indexes()
+                .search_text(store, m, Some(mailbox), field, needle)
+                .map_err(|e| {
+                    tracing::error!("imap: search in mailbox {m}: {e}");
+                    BackendError::new(ErrorKind::Internal, format!("search failed: {e}"))
+                })?;
+            if uid_of.is_none() {
+                let items = store.mailbox(m).messages_by_uid(mailbox).map_err(err)?;
+                uid_of = Some(items.iter().map(|i| (i.id, i.imap_uid)).collect());
+            }
+            let map = uid_of.as_ref().expect("filled above");
+            // A message delivered after the map was built is not in the snapshot
+            // either, so leaving it out changes nothing.
+            Ok(Some(
+                ids.iter()
+                    .filter_map(|id| map.get(&id.0).copied())
+                    .collect(),
+            ))
+        })?;
+        Ok(mv_imap::search::scan(&resolved, &snap.messages, |uid| {
             self.message(a, mailbox, uid).ok()
         }))
     }

@@ -200,6 +200,24 @@ impl Mailbox {
         })
     }
 
+    /// The messages of a folder with UIDs in `first..=last`, in UID order (one
+    /// query for a batch of IMAP FETCH).
+    pub fn messages_by_uid_range(
+        &self,
+        folder: u32,
+        first: u32,
+        last: u32,
+    ) -> Result<Vec<Item>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {ITEM_COLUMNS} FROM item WHERE folder_id = ?1 AND type = ?2 \
+                 AND imap_uid BETWEEN ?3 AND ?4 ORDER BY imap_uid"
+            ))?;
+            let rows = st.query_map(params![folder, TYPE_MESSAGE, first, last], item_from_row)?;
+            rows.collect()
+        })
+    }
+
     /// The message with IMAP UID `uid` in a folder.
     pub fn message_by_uid(&self, folder: u32, uid: u32) -> Result<Option<Item>, StoreError> {
         self.read(|c| {

@@ -450,6 +450,28 @@ impl Store {
         Ok(self.blobs.read_verified(&path, &digest)?)
     }
 
+    /// A message's header section (up to and including the empty line; the whole
+    /// message if it has none), read from the start of its blob. Not verified
+    /// against the digest, which covers the whole message: for reads that need
+    /// the header only (IMAP ENVELOPE), where reading a large message whole would
+    /// cost more than the answer is worth. Whole-message reads stay verified.
+    pub fn read_blob_header(
+        &self,
+        mailbox: MailboxId,
+        item: &crate::Item,
+    ) -> Result<Vec<u8>, StoreError> {
+        if item.digest.is_none() {
+            return Err(StoreError::NoContent {
+                mailbox,
+                item: item.id,
+            });
+        }
+        let path = self
+            .blobs
+            .blob_path(item.volume_id, mailbox, ItemId(item.id), item.mod_content);
+        Ok(self.blobs.read_header(&path)?)
+    }
+
     /// The searchable text of a message ([`crate::mime::message_text`]). A message
     /// whose blob cannot be read is searched by its metadata only (logged): search
     /// never fails on one damaged message.

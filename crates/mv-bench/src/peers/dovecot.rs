@@ -3,6 +3,8 @@
 //! into a fresh directory, Maildirs, default fsync settings (`mail_fsync =
 //! optimized`: a delivered message is fsynced before the 250). It must run as root
 //! (the master drops to the `vmail` user to deliver; Dovecot refuses uid 0).
+//! The IMAP scenario runs the same setup with `peers/dovecot-imap.conf.in`
+//! (package dovecot-imapd, which `scripts/bench` installs when missing).
 
 use super::{
     Availability, LmtpTarget, RunningServer, compare_ids, find_program, free_port, is_root,
@@ -18,6 +20,8 @@ use std::time::{Duration, Instant};
 
 pub const CONFIG_TEMPLATE: &str = include_str!("../../peers/dovecot-lmtp.conf.in");
 pub const INSTALL: &str = "apt-get install -y dovecot-core dovecot-lmtpd";
+pub const IMAP_CONFIG_TEMPLATE: &str = include_str!("../../peers/dovecot-imap.conf.in");
+pub const IMAP_PACKAGE: &str = "dovecot-imapd";
 const USER: &str = "vmail";
 
 pub struct Dovecot {
@@ -55,11 +59,54 @@ impl Dovecot {
     }
 }
 
-/// The config with `@DIR@` and `@PORT@` replaced.
+/// The LMTP config with `@DIR@` and `@PORT@` replaced.
 pub fn render_config(dir: &Path, port: u16) -> String {
-    CONFIG_TEMPLATE
+    render(CONFIG_TEMPLATE, dir, port)
+}
+
+fn render(template: &str, dir: &Path, port: u16) -> String {
+    template
         .replace("@DIR@", &dir.display().to_string())
         .replace("@PORT@", &port.to_string())
+}
+
+impl Dovecot {
+    fn imap_installed() -> bool {
+        ["/usr/lib/dovecot/imap", "/usr/libexec/dovecot/imap"]
+            .iter()
+            .any(|p| Path::new(p).is_file())
+    }
+
+    /// Whether Dovecot IMAP can run here (`scripts/bench` installs the package
+    /// when missing).
+    pub fn imap_availability(&self) -> Availability {
+        let (Some(dovecot), Some(_)) = (&self.dovecot, &self.doveadm) else {
+            return Availability::NotInstalled {
+                install: format!("apt-get install -y dovecot-core {IMAP_PACKAGE}"),
+            };
+        };
+        if !Dovecot::imap_installed() {
+            return Availability::NotInstalled {
+                install: format!("apt-get install -y {IMAP_PACKAGE}"),
+            };
+        }
+        if !is_root() {
+            return Availability::NeedsRoot {
+                why: "the master runs as root and serves mail as the vmail user".into(),
+            };
+        }
+        let version = Command::new(dovecot)
+            .arg("--version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        Availability::Available { version }
+    }
+
+    /// A fresh Dovecot IMAP server in `dir`; each account's password is `x`.
+    pub fn start_imap(&self, dir: &Path, accounts: &[String]) -> anyhow::Result<RunningDovecot> {
+        self.launch(dir, accounts, IMAP_CONFIG_TEMPLATE, b"* OK")
+    }
 }
 
 fn ensure_vmail_user() -> anyhow::Result<()> {
@@ -134,6 +181,25 @@ impl LmtpTarget for Dovecot {
     }
 
     fn start(&self, dir: &Path, accounts: &[String]) -> anyhow::Result<Box<dyn RunningServer>> {
+        Ok(Box::new(self.launch(
+            dir,
+            accounts,
+            CONFIG_TEMPLATE,
+            b"220",
+        )?))
+    }
+}
+
+impl Dovecot {
+    /// Starts the master with `template` rendered into `dir`; ready when it has
+    /// written its pid and the listener greets with `greeting`.
+    fn launch(
+        &self,
+        dir: &Path,
+        accounts: &[String],
+        template: &str,
+        greeting: &[u8],
+    ) -> anyhow::Result<RunningDovecot> {
         let (Some(dovecot), Some(doveadm)) = (self.dovecot.clone(), self.doveadm.clone()) else {
             bail!("Dovecot: peer not installed ({INSTALL})");
         };
@@ -154,7 +220,7 @@ impl LmtpTarget for Dovecot {
         }
         let port = free_port()?;
         let conf = dir.join("dovecot.conf");
-        std::fs::write(&conf, render_config(dir, port))?;
+        std::fs::write(&conf, render(template, dir, port))?;
         let users: String = accounts
             .iter()
             .map(|a| format!("{a}:{{PLAIN}}x\n"))
@@ -187,7 +253,7 @@ impl LmtpTarget for Dovecot {
             master: 0,
             stopped: false,
         };
-        // Ready when the master has written its pid and LMTP answers with 220.
+        // Ready when the master has written its pid and the listener greets.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let pid = std::fs::read_to_string(dir.join("run/master.pid"))
@@ -197,8 +263,8 @@ impl LmtpTarget for Dovecot {
                 && let Ok(mut s) = std::net::TcpStream::connect(addr)
             {
                 s.set_read_timeout(Some(Duration::from_secs(10)))?;
-                let mut buf = [0u8; 3];
-                if s.read_exact(&mut buf).is_ok() && &buf == b"220" {
+                let mut buf = vec![0u8; greeting.len()];
+                if s.read_exact(&mut buf).is_ok() && buf == greeting {
                     server.master = pid;
                     break;
                 }
@@ -208,11 +274,11 @@ impl LmtpTarget for Dovecot {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(Box::new(server))
+        Ok(server)
     }
 }
 
-struct RunningDovecot {
+pub struct RunningDovecot {
     doveadm: PathBuf,
     conf: String,
     dir: PathBuf,
@@ -222,7 +288,15 @@ struct RunningDovecot {
 }
 
 impl RunningDovecot {
-    fn stop(&mut self) -> anyhow::Result<()> {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn master_pid(&self) -> u32 {
+        self.master
+    }
+
+    pub fn stop(&mut self) -> anyhow::Result<()> {
         if self.stopped {
             return Ok(());
         }

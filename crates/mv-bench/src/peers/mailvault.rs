@@ -61,6 +61,16 @@ impl Mailvault {
     /// A fresh home at `dir/home` with the accounts' domains and the accounts
     /// provisioned offline (no server runs afterwards).
     pub fn provision(&self, dir: &Path, accounts: &[String]) -> anyhow::Result<Home> {
+        self.provision_with_password(dir, accounts, None)
+    }
+
+    /// [`Mailvault::provision`], every account with `password` (for IMAP logins).
+    pub fn provision_with_password(
+        &self,
+        dir: &Path,
+        accounts: &[String],
+        password: Option<&str>,
+    ) -> anyhow::Result<Home> {
         let home = Home::at(&dir.join("home"));
         home.init()?;
         let _lock = HomeLock::acquire(home.root())?;
@@ -79,7 +89,7 @@ impl Mailvault {
             .map_err(|e| anyhow::anyhow!("creating domain {d}: {e}"))?;
         }
         for a in accounts {
-            svc.create_account(a, None, &[])
+            svc.create_account(a, password, &[])
                 .map_err(|e| anyhow::anyhow!("creating account {a}: {e}"))?;
         }
         svc.store()
@@ -95,7 +105,10 @@ impl Mailvault {
         let mut cfg = home.open()?;
         cfg.set("lmtp_bind_port", &lmtp.to_string())?;
         cfg.set("admin_bind_port", &admin.to_string())?;
-        cfg.set("imap_bind_port", &free_port()?.to_string())?;
+        let imap = free_port()?;
+        cfg.set("imap_bind_port", &imap.to_string())?;
+        // Benchmarks log in over loopback without TLS, as with the peers.
+        cfg.set("imap_cleartext_login_enabled", "true")?;
         cfg.set("imaps_bind_port", &free_port()?.to_string())?;
         cfg.save(&home.localconfig_path())?;
         let log = log_dir.join("mailvault.stderr");
@@ -132,6 +145,7 @@ impl Mailvault {
             child,
             home: Home::at(home.root()),
             addr: SocketAddr::from(([127, 0, 0, 1], lmtp)),
+            imap_addr: SocketAddr::from(([127, 0, 0, 1], imap)),
         })
     }
 
@@ -185,9 +199,19 @@ pub struct RunningMailvault {
     child: Child,
     home: Home,
     addr: SocketAddr,
+    imap_addr: SocketAddr,
 }
 
 impl RunningMailvault {
+    /// The cleartext IMAP listener (LOGIN allowed).
+    pub fn imap_addr(&self) -> SocketAddr {
+        self.imap_addr
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM, then waits (up to 120 s) for a clean exit.
     pub fn stop(mut self) -> anyhow::Result<()> {
         self.stop_mut()

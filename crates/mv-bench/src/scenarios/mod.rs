@@ -1,6 +1,7 @@
-//! The scenarios, by name. Later: `imap-fetch` (peer Dovecot IMAP), ...
+//! The scenarios, by name.
 
 pub mod backup;
+pub mod imap;
 pub mod lmtp;
 pub mod redo;
 
@@ -12,6 +13,7 @@ pub fn registry() -> Vec<Box<dyn Scenario>> {
         Box::new(lmtp::LmtpScenario::default()),
         Box::new(redo::RedoScenario),
         Box::new(backup::BackupScenario::default()),
+        Box::new(imap::ImapScenario::default()),
     ]
 }
 

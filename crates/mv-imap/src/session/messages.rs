@@ -78,12 +78,13 @@ impl<B: Backend> Session<B> {
             modseq_asked |= mentions_modseq(k);
             criteria.push(convert::criterion(k, &seq_uids, max_uid).map_err(bad)?);
         }
-        let found = self.call(move |b| b.search(&acct, id, &criteria)).await?;
+        let mut found = self.call(move |b| b.search(&acct, id, &criteria)).await?;
+        found.sort_unstable();
         let sel = self.selected.as_ref().expect("sel");
         let mut nums = Vec::new();
         let mut top_modseq = 0;
         for (i, m) in sel.msgs.iter().enumerate() {
-            if found.binary_search(&m.uid).is_ok() || found.contains(&m.uid) {
+            if found.binary_search(&m.uid).is_ok() {
                 nums.push(if uid { m.uid } else { i as u32 + 1 });
                 top_modseq = top_modseq.max(m.modseq);
             }
@@ -221,33 +222,72 @@ impl<B: Backend> Session<B> {
                 }
             }
         }
-        for i in idx {
-            let m = self.selected.as_ref().expect("sel").msgs[i].clone();
-            if changed_since.is_some_and(|c| m.modseq <= c) {
-                continue;
+        let header_only = names.iter().all(header_is_enough);
+        let sel = self.selected.as_ref().expect("sel");
+        let wanted: Vec<usize> = idx
+            .into_iter()
+            .filter(|&i| !changed_since.is_some_and(|c| sel.msgs[i].modseq <= c))
+            .collect();
+        let mut start = 0;
+        while start < wanted.len() {
+            // A batch per backend call: fewer round trips to the blocking pool and
+            // one metadata query, with memory bounded by the batch's size.
+            let sel = self.selected.as_ref().expect("sel");
+            let mut end = start;
+            let mut bytes = 0u64;
+            while end < wanted.len()
+                && end - start < FETCH_BATCH
+                && (end == start || header_only || bytes < FETCH_BATCH_BYTES)
+            {
+                bytes += sel.msgs[wanted[end]].size;
+                end += 1;
             }
-            let raw = if needs_raw {
-                let (a, u) = (acct.clone(), m.uid);
-                match self.call(move |b| b.message(&a, id, u)).await {
+            let batch: Vec<MessageMeta> = wanted[start..end]
+                .iter()
+                .map(|&i| sel.msgs[i].clone())
+                .collect();
+            let first_seq = wanted[start..end].to_vec();
+            start = end;
+            let raws = if needs_raw {
+                let (a, uids) = (
+                    acct.clone(),
+                    batch.iter().map(|m| m.uid).collect::<Vec<_>>(),
+                );
+                match self
+                    .call(move |b| b.messages(&a, id, &uids, header_only))
+                    .await
+                {
                     Ok(r) => Some(r),
-                    // Expunged meanwhile by another session: nothing to show.
-                    Err(e) if e.kind == ErrorKind::NotFound => continue,
                     Err(e) => return Ok(Err(e.into())),
                 }
             } else {
                 None
             };
-            let mut line = format!("* {} FETCH (", i + 1).into_bytes();
-            for (k, n) in names.iter().enumerate() {
-                if k > 0 {
-                    line.push(b' ');
+            let mut next_raw = 0;
+            for (m, i) in batch.iter().zip(first_seq) {
+                let raw = match &raws {
+                    Some(v) => match v.get(next_raw) {
+                        Some((u, r)) if *u == m.uid => {
+                            next_raw += 1;
+                            Some(r.as_slice())
+                        }
+                        // Expunged meanwhile by another session: nothing to show.
+                        _ => continue,
+                    },
+                    None => None,
+                };
+                self.out
+                    .extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
+                for (k, n) in names.iter().enumerate() {
+                    if k > 0 {
+                        self.out.push(b' ');
+                    }
+                    fetch_item(&mut self.out, n, m, raw);
                 }
-                fetch_item(&mut line, n, &m, raw.as_deref());
-            }
-            line.extend_from_slice(b")\r\n");
-            self.out.extend_from_slice(&line);
-            if self.out.len() > 1 << 20 {
-                self.flush(s).await?;
+                self.out.extend_from_slice(b")\r\n");
+                if self.out.len() > 1 << 20 {
+                    self.flush(s).await?;
+                }
             }
         }
         if uid {
@@ -400,6 +440,30 @@ impl<B: Backend> Session<B> {
     }
 }
 
+/// Messages per backend call in FETCH, and their bytes (at least one message).
+const FETCH_BATCH: usize = 256;
+const FETCH_BATCH_BYTES: u64 = 16 << 20;
+
+/// Whether a FETCH item needs no more of a message than its header section.
+fn header_is_enough(n: &MessageDataItemName<'_>) -> bool {
+    match n {
+        MessageDataItemName::Uid
+        | MessageDataItemName::Flags
+        | MessageDataItemName::ModSeq
+        | MessageDataItemName::Rfc822Size
+        | MessageDataItemName::InternalDate
+        | MessageDataItemName::Envelope
+        | MessageDataItemName::Rfc822Header => true,
+        MessageDataItemName::BodyExt { section, .. } => matches!(
+            section,
+            Some(Section::Header(None))
+                | Some(Section::HeaderFields(None, _))
+                | Some(Section::HeaderFieldsNot(None, _))
+        ),
+        _ => false,
+    }
+}
+
 fn fetch_item(out: &mut Vec<u8>, n: &MessageDataItemName<'_>, m: &MessageMeta, raw: Option<&[u8]>) {
     let raw = raw.unwrap_or(b"");
     match n {
@@ -448,14 +512,19 @@ fn fetch_item(out: &mut Vec<u8>, n: &MessageDataItemName<'_>, m: &MessageMeta, r
             section, partial, ..
         } => {
             let (part, what, spec) = section_of(section.as_ref());
-            let data = mime::section(raw, &part, &what).unwrap_or_default();
+            let data: std::borrow::Cow<'_, [u8]> = if part.is_empty() && what == SectionText::Full {
+                // BODY[]: the stored bytes as they are, without parsing them.
+                std::borrow::Cow::Borrowed(raw)
+            } else {
+                std::borrow::Cow::Owned(mime::section(raw, &part, &what).unwrap_or_default())
+            };
             out.extend_from_slice(format!("BODY[{spec}]").as_bytes());
             let data = match partial {
                 Some((origin, len)) => {
                     out.extend_from_slice(format!("<{origin}>").as_bytes());
                     let start = (*origin as usize).min(data.len());
                     let end = start.saturating_add(len.get() as usize).min(data.len());
-                    data[start..end].to_vec()
+                    std::borrow::Cow::Owned(data[start..end].to_vec())
                 }
                 None => data,
             };

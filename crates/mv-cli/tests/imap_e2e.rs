@@ -59,7 +59,7 @@ fn setup_with(home: &Home, cleartext: bool, max_connections: usize) -> Ports {
         cfg.set(k, &v).unwrap();
     }
     cfg.save(&home.localconfig_path()).unwrap();
-    let _lock = HomeLock::acquire(home.root()).unwrap();
+    let _lock = HomeLock::acquire_waiting(home.root(), std::time::Duration::from_secs(10)).unwrap();
     let (svc, _) = Service::open(home).unwrap();
     svc.directory().create_domain("example.com", &[]).unwrap();
     for name in ["alice", "locked", "maint"] {
@@ -137,7 +137,7 @@ fn all_records(home: &Home) -> Vec<Record> {
 }
 
 fn alice_state(home: &Home) -> mv_store::snapshot::MailboxState {
-    let _lock = HomeLock::acquire(home.root()).unwrap();
+    let _lock = HomeLock::acquire_waiting(home.root(), std::time::Duration::from_secs(10)).unwrap();
     let (svc, _) = Service::open(home).unwrap();
     let m = svc.mailbox_of("alice@example.com").unwrap();
     svc.store().mailbox_state(m).unwrap().unwrap()
@@ -190,7 +190,7 @@ fn every_command_idle_pushes_hostile_input_and_replay() {
         .unwrap()
         .0;
     replayed.replay(records.iter(), &|_| true).unwrap();
-    let _lock = HomeLock::acquire(home.root()).unwrap();
+    let _lock = HomeLock::acquire_waiting(home.root(), std::time::Duration::from_secs(10)).unwrap();
     let live = Store::open(&home, StoreOptions::for_home(&home)).unwrap().0;
     let ids = live.mailbox_ids().unwrap();
     assert!(!ids.is_empty());
@@ -280,7 +280,8 @@ fn mbsync_two_way_sync_converges() {
     let home = Home::at(&dir.path().join("home"));
     let ports = setup(&home, false);
     {
-        let _lock = HomeLock::acquire(home.root()).unwrap();
+        let _lock =
+            HomeLock::acquire_waiting(home.root(), std::time::Duration::from_secs(10)).unwrap();
         let (svc, _) = Service::open(&home).unwrap();
         let m = svc.mailbox_of("alice@example.com").unwrap();
         let work = svc

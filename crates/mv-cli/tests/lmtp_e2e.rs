@@ -39,7 +39,7 @@ fn setup(home: &Home, quota_full: &str) -> u16 {
         .unwrap();
     cfg.set("mailbox_lmtp_max_message_size", "100000").unwrap();
     cfg.save(&home.localconfig_path()).unwrap();
-    let _lock = HomeLock::acquire(home.root()).unwrap();
+    let _lock = HomeLock::acquire_waiting(home.root(), std::time::Duration::from_secs(10)).unwrap();
     let (svc, _) = Service::open(home).unwrap();
     svc.directory().create_domain("example.com", &[]).unwrap();
     for name in ["alice", "bob", "carol"] {
@@ -107,7 +107,7 @@ fn python(args: &[&str]) -> serde_json::Value {
 
 /// Every acknowledged message is in its recipient's mailbox exactly once, byte-exact.
 fn verify_acked(home: &Home, outdir: &Path) -> usize {
-    let _lock = HomeLock::acquire(home.root()).unwrap();
+    let _lock = HomeLock::acquire_waiting(home.root(), std::time::Duration::from_secs(10)).unwrap();
     let (svc, _) = Service::open(home).unwrap();
     let acked = std::fs::read_to_string(outdir.join("acked.txt")).unwrap_or_default();
     let mut n = 0;
@@ -198,7 +198,7 @@ fn per_recipient_results_and_hostile_input() {
     assert_eq!(again["data"][0], 250);
     stop(server);
 
-    let _lock = HomeLock::acquire(home.root()).unwrap();
+    let _lock = HomeLock::acquire_waiting(home.root(), std::time::Duration::from_secs(10)).unwrap();
     let (svc, _) = Service::open(&home).unwrap();
     let bob = svc
         .store()

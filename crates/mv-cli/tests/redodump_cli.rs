@@ -21,7 +21,8 @@ fn zmredodump_prints_filters_and_reports_damage() {
     let dir = tempfile::tempdir().unwrap();
     let home = Home::at(&dir.path().join("home"));
     let (alice_box, bob_box) = {
-        let _lock = HomeLock::acquire(home.root()).unwrap();
+        let _lock =
+            HomeLock::acquire_waiting(home.root(), std::time::Duration::from_secs(10)).unwrap();
         let (svc, _) = Service::open(&home).unwrap();
         svc.directory().create_domain("example.com", &[]).unwrap();
         let a = svc.create_account("alice@example.com", None, &[]).unwrap();

@@ -67,6 +67,25 @@ impl HomeLock {
         Ok(HomeLock { _file: file, path })
     }
 
+    /// Like [`HomeLock::acquire`], but retries for up to `patience` while the lock
+    /// is held. For a caller that released the lock itself a moment ago: a child
+    /// process forked by another thread in that moment holds a copy of the lock's
+    /// descriptor (and so the `flock`) until it calls exec.
+    pub fn acquire_waiting(
+        home: &Path,
+        patience: std::time::Duration,
+    ) -> Result<HomeLock, LockError> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            match HomeLock::acquire(home) {
+                Err(LockError::Held { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// The pid of the process holding the home's lock, if any.
     pub fn holder(home: &Path) -> Option<u32> {
         let path = home.join("mailvault.lock");

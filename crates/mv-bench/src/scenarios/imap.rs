@@ -11,9 +11,9 @@
 
 use crate::corpus::{self, Corpus, Scale};
 use crate::imap_client::{ImapConnection, Reply};
-use crate::peers::Availability;
 use crate::peers::dovecot::Dovecot;
 use crate::peers::mailvault::Mailvault;
+use crate::peers::{Availability, LmtpTarget};
 use crate::scenario::{
     Figure, Goal, Measurement, PeerFigure, PeerInfo, PeerResult, RunContext, Scenario,
     ScenarioReport,

@@ -135,13 +135,14 @@ fn eval(c: &Criterion, m: &MessageMeta, raw: &mut dyn FnMut(()) -> Option<Vec<u8
     }
 }
 
+/// Answers one leaf criterion from elsewhere (the search index): the sorted UIDs
+/// matching it, or `None` when it must be scanned.
+pub type Answer<'a, E> = dyn FnMut(&Criterion) -> Result<Option<Vec<u32>>, E> + 'a;
+
 /// Replaces every leaf criterion that `answer` can answer (with the sorted UIDs
 /// that match it) by [`Criterion::Found`]; the tree around it (NOT, OR, AND) is
 /// kept, so [`scan`] combines the answers with the other keys exactly.
-pub fn resolve<E>(
-    criteria: &[Criterion],
-    answer: &mut dyn FnMut(&Criterion) -> Result<Option<Vec<u32>>, E>,
-) -> Result<Vec<Criterion>, E> {
+pub fn resolve<E>(criteria: &[Criterion], answer: &mut Answer<'_, E>) -> Result<Vec<Criterion>, E> {
     let mut out = Vec::with_capacity(criteria.len());
     for c in criteria {
         out.push(resolve_one(c, &mut *answer)?);
@@ -149,10 +150,7 @@ pub fn resolve<E>(
     Ok(out)
 }
 
-fn resolve_one<E>(
-    c: &Criterion,
-    answer: &mut dyn FnMut(&Criterion) -> Result<Option<Vec<u32>>, E>,
-) -> Result<Criterion, E> {
+fn resolve_one<E>(c: &Criterion, answer: &mut Answer<'_, E>) -> Result<Criterion, E> {
     Ok(match c {
         Criterion::Not(x) => Criterion::Not(Box::new(resolve_one(x, answer)?)),
         Criterion::Or(a, b) => Criterion::Or(

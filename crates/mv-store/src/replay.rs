@@ -83,11 +83,11 @@ impl Replayer<'_> {
         let id = rec.mailbox;
         let mbox = self.store.mailbox(id);
         let mut g = mbox.lock()?;
-        if !self.open.contains_key(&id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.open.entry(id) {
             g.conn()
                 .execute_batch("BEGIN IMMEDIATE")
                 .map_err(|e| StoreError::sql(mbox.db_path(), e))?;
-            self.open.insert(id, 0);
+            slot.insert(0);
         }
         let applied = g.applied_change().map_err(|e| StoreError::sql_msg(id, e))?;
         if rec.change.0 <= applied {

@@ -226,7 +226,7 @@ impl<B: Backend> Session<B> {
         let sel = self.selected.as_ref().expect("sel");
         let wanted: Vec<usize> = idx
             .into_iter()
-            .filter(|&i| !changed_since.is_some_and(|c| sel.msgs[i].modseq <= c))
+            .filter(|&i| changed_since.is_none_or(|c| sel.msgs[i].modseq > c))
             .collect();
         let mut start = 0;
         while start < wanted.len() {

@@ -365,6 +365,8 @@ fn backup_scenario_runs_every_step_and_restores_the_original() {
             "incremental after 1% change (5 new messages)",
             "incremental after 10% change (50 new messages)",
             "restore every account from the first full",
+            "replay of the whole load (`playredo`), 1 thread",
+            "replay of the whole load (`playredo`), 4 threads",
             "point-in-time replay (`playredo --toTime`, first 50% of the load), 1 thread",
             "point-in-time replay (`playredo --toTime`, first 50% of the load), 4 threads",
             "verify every byte of the backup (`backup verify --read-data`)",

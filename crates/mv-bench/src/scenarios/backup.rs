@@ -879,8 +879,9 @@ impl BackupScenario {
                 .push(ratio_goal(&f, "restic", GOAL_RESTORE_VS_RESTIC, "speed"));
         }
         figures.push(f);
-        // Replay figures were pushed first; move them after the restore.
-        let replay: Vec<Figure> = figures.drain(..p.replay_threads.len()).collect();
+        // Replay figures (whole load, then to a time; each per thread count) were
+        // pushed first; move them after the restore.
+        let replay: Vec<Figure> = figures.drain(..2 * p.replay_threads.len()).collect();
         figures.extend(replay);
         figures.push(figure(
             "verify every byte of the backup (`backup verify --read-data`)",

@@ -80,19 +80,29 @@ impl Dovecot {
     /// Whether Dovecot IMAP can run here (`scripts/bench` installs the package
     /// when missing).
     pub fn imap_availability(&self) -> Availability {
+        self.availability_of(
+            Dovecot::imap_installed(),
+            IMAP_PACKAGE,
+            "the master runs as root and serves mail as the vmail user",
+        )
+    }
+
+    /// Whether Dovecot with one protocol's package (`installed`, `package`) can run
+    /// here; `why_root` says what needs root.
+    fn availability_of(&self, installed: bool, package: &str, why_root: &str) -> Availability {
         let (Some(dovecot), Some(_)) = (&self.dovecot, &self.doveadm) else {
             return Availability::NotInstalled {
-                install: format!("apt-get install -y dovecot-core {IMAP_PACKAGE}"),
+                install: format!("apt-get install -y dovecot-core {package}"),
             };
         };
-        if !Dovecot::imap_installed() {
+        if !installed {
             return Availability::NotInstalled {
-                install: format!("apt-get install -y {IMAP_PACKAGE}"),
+                install: format!("apt-get install -y {package}"),
             };
         }
         if !is_root() {
             return Availability::NeedsRoot {
-                why: "the master runs as root and serves mail as the vmail user".into(),
+                why: why_root.into(),
             };
         }
         let version = Command::new(dovecot)
@@ -157,27 +167,11 @@ impl LmtpTarget for Dovecot {
     }
 
     fn availability(&self) -> Availability {
-        let (Some(dovecot), Some(_)) = (&self.dovecot, &self.doveadm) else {
-            return Availability::NotInstalled {
-                install: INSTALL.into(),
-            };
-        };
-        if !Dovecot::lmtp_installed() {
-            return Availability::NotInstalled {
-                install: "apt-get install -y dovecot-lmtpd".into(),
-            };
-        }
-        if !is_root() {
-            return Availability::NeedsRoot {
-                why: "the master runs as root and delivers as the vmail user".into(),
-            };
-        }
-        let version = Command::new(dovecot)
-            .arg("--version")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default();
-        Availability::Available { version }
+        self.availability_of(
+            Dovecot::lmtp_installed(),
+            "dovecot-lmtpd",
+            "the master runs as root and delivers as the vmail user",
+        )
     }
 
     fn start(&self, dir: &Path, accounts: &[String]) -> anyhow::Result<Box<dyn RunningServer>> {

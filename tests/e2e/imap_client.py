@@ -159,6 +159,22 @@ def commands(host, port, user, password):
     assert b'"application" "octet-stream" ("name" "a.bin") NIL NIL "base64" 12' in meta, meta
     assert b'"mixed" ("boundary" "BOUND")' in meta, meta
 
+    # The same answers again (parsed once, then served from the server's cache),
+    # in another session too; and mixed with items that read the message.
+    typ, data = m.uid("FETCH", str(uid1), "(UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE)")
+    again = data[0] if isinstance(data[0], bytes) else data[0][0]
+    assert again == meta, (again, meta)
+    other = login(host, port, user, password)
+    ok(*other.select("INBOX", readonly=True), "SELECT in another session")
+    typ, data = other.uid("FETCH", str(uid1), "(UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE)")
+    assert ok(typ, data, "FETCH in another session")[0] == meta, (data, meta)
+    typ, data = other.uid("FETCH", str(uid1), "(ENVELOPE BODY.PEEK[] BODY)")
+    ok(typ, data, "FETCH ENVELOPE BODY[] BODY")
+    assert data[0][1] == MSG1, data
+    assert b'("Alice Example" NIL "alice" "example.com")' in data[0][0], data
+    assert b'"mixed")' in data[1] and b"BODY (" in data[1], data
+    other.logout()
+
     def body(spec, uid=uid1):
         typ, data = m.uid("FETCH", str(uid), f"({spec})")
         ok(typ, data, f"FETCH {spec}")
@@ -271,6 +287,19 @@ def commands(host, port, user, password):
     ok(*m.select("INBOX"), "SELECT again")
     ok(*m.close(), "CLOSE")
     ok(*m.noop(), "NOOP")
+
+    # A large message (written to the client without the output buffer) keeps
+    # the items around it in order.
+    big = msg(8, "big one", "".join(f"line {i:06} of a long text\r\n" for i in range(8000)))
+    ok(*m.append("Work", None, None, big), "APPEND big")
+    ok(*m.select("Work", readonly=True), "EXAMINE Work")
+    typ, data = m.fetch("1:*", "(UID BODY.PEEK[] RFC822.SIZE)")
+    ok(typ, data, "FETCH bodies")
+    bodies = [d for d in data if isinstance(d, tuple)]
+    assert len(bodies) == 4, data
+    assert bodies[-1][1] == big, len(bodies[-1][1])
+    tail = data[data.index(bodies[-1]) + 1]
+    assert tail == f" RFC822.SIZE {len(big)})".encode(), tail
     m.logout()
     out["inbox_uids"] = left
     out["uidvalidity"] = uidvalidity

@@ -11,6 +11,7 @@
 //! UIDPLUS, MOVE, UNSELECT, SPECIAL-USE, CONDSTORE.
 
 pub mod backend;
+pub mod cache;
 pub mod convert;
 pub mod framing;
 pub mod mime;

@@ -2,6 +2,7 @@
 //! connection limit, and graceful shutdown.
 
 use crate::backend::Backend;
+use crate::cache::FetchCache;
 use crate::session::{Ending, Session, SessionConfig};
 use std::future::Future;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub async fn serve<B: Backend>(
     let mut session_cfg = cfg.session.clone();
     session_cfg.starttls = cfg.tls.is_some();
     let session_cfg = Arc::new(session_cfg);
+    let cache = Arc::new(FetchCache::default());
     let acceptor = cfg.tls.clone().map(TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -66,16 +68,17 @@ pub async fn serve<B: Backend>(
             });
             continue;
         };
-        let (backend, session_cfg, acceptor, stop) = (
+        let (backend, session_cfg, cache, acceptor, stop) = (
             backend.clone(),
             session_cfg.clone(),
+            cache.clone(),
             acceptor.clone(),
             stop_rx.clone(),
         );
         tasks.spawn(async move {
             let _permit = permit;
-            if let Err(e) =
-                connection(stream, implicit_tls, acceptor, backend, session_cfg, stop).await
+            let shared = (session_cfg, cache);
+            if let Err(e) = connection(stream, implicit_tls, acceptor, backend, shared, stop).await
             {
                 tracing::debug!("imap connection ended: {e}");
             }
@@ -95,19 +98,25 @@ async fn connection<B: Backend>(
     implicit_tls: bool,
     acceptor: Option<TlsAcceptor>,
     backend: Arc<B>,
-    cfg: Arc<SessionConfig>,
+    (cfg, cache): (Arc<SessionConfig>, Arc<FetchCache>),
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     if implicit_tls {
         let acceptor = acceptor.expect("a TLS listener exists only with a TLS configuration");
         let mut tls = handshake(&acceptor, stream).await?;
-        Session::new(backend, cfg, true, stop)
+        Session::new(backend, cfg, cache, true, stop)
             .run(&mut tls, true)
             .await?;
         return Ok(());
     }
-    let mut session = Session::new(backend.clone(), cfg.clone(), false, stop.clone());
+    let mut session = Session::new(
+        backend.clone(),
+        cfg.clone(),
+        cache.clone(),
+        false,
+        stop.clone(),
+    );
     match session.run(&mut stream, true).await? {
         Ending::Closed => Ok(()),
         Ending::StartTls => {
@@ -115,7 +124,7 @@ async fn connection<B: Backend>(
             // session (RFC 3501 §6.2.1: no command injection across the switch).
             let acceptor = acceptor.expect("STARTTLS is offered only with a TLS configuration");
             let mut tls = handshake(&acceptor, stream).await?;
-            Session::new(backend, cfg, true, stop)
+            Session::new(backend, cfg, cache, true, stop)
                 .run(&mut tls, false)
                 .await?;
             Ok(())

@@ -9,6 +9,7 @@
 //! reported and sends EXPUNGE, FETCH (FLAGS) and EXISTS.
 
 use crate::backend::{Account, Backend, BackendError, ErrorKind, FlagOp, LoginResult, MessageMeta};
+use crate::cache::FetchCache;
 use crate::convert::{self, flag_list, flags_of, mailbox_name, ranges};
 use crate::framing::{Frame, FrameError, Framer, tag_of};
 use crate::mime::{self, SectionText};
@@ -79,6 +80,8 @@ struct Selected {
 pub struct Session<B: Backend> {
     backend: Arc<B>,
     cfg: Arc<SessionConfig>,
+    /// Rendered FETCH answers, shared by the server's sessions.
+    cache: Arc<FetchCache>,
     secure: bool,
     account: Option<Account>,
     selected: Option<Selected>,
@@ -152,6 +155,7 @@ impl<B: Backend> Session<B> {
     pub fn new(
         backend: Arc<B>,
         cfg: Arc<SessionConfig>,
+        cache: Arc<FetchCache>,
         secure: bool,
         shutdown: watch::Receiver<bool>,
     ) -> Session<B> {
@@ -159,6 +163,7 @@ impl<B: Backend> Session<B> {
         Session {
             backend,
             cfg,
+            cache,
             secure,
             account: None,
             selected: None,
@@ -203,11 +208,17 @@ impl<B: Backend> Session<B> {
     }
 
     async fn flush<S: AsyncWrite + Unpin>(&mut self, s: &mut S) -> std::io::Result<()> {
+        self.flush_buffer(s).await?;
+        s.flush().await
+    }
+
+    /// Hands the buffered output to the stream (before bytes written to it directly).
+    async fn flush_buffer<S: AsyncWrite + Unpin>(&mut self, s: &mut S) -> std::io::Result<()> {
         if !self.out.is_empty() {
             s.write_all(&self.out).await?;
             self.out.clear();
         }
-        s.flush().await
+        Ok(())
     }
 
     /// Runs the session to its end. `greet`: send the greeting (not after STARTTLS).

@@ -292,8 +292,9 @@ impl Scenario for ImapScenario {
                  hold the same bytes). On one connection, with the same Rust client for both \
                  servers, each run times `FETCH 1:* (BODY.PEEK[])`, `FETCH 1:* (ENVELOPE)` and \
                  `SEARCH BODY {SEARCH_WORD}` from the command to its tagged OK, after one \
-                 untimed pass of each (warm caches; mailvault's search index brought up to \
-                 date). Checked: every message is returned, the bodies add up to the appended \
+                 untimed pass of each (warm caches: the page cache, Dovecot's index cache and \
+                 mailvault's parsed-message cache hold the envelopes; mailvault's search index \
+                 is brought up to date). Checked: every message is returned, the bodies add up to the appended \
                  bytes, and both servers find the same messages. Dovecot{version} runs \
                  `peers/dovecot-imap.conf.in` (Maildir, no full-text-search plugin). Figures \
                  are the median of {} runs.",

@@ -1,6 +1,8 @@
 //! Commands of the selected state: EXPUNGE, SEARCH, FETCH, STORE, COPY, MOVE.
 
 use super::*;
+use crate::cache::{CacheKey, MessageKey, Rendered};
+use std::io::Write as _;
 
 impl<B: Backend> Session<B> {
     /// (account, selected id, read-only) for commands of the selected state.
@@ -164,18 +166,6 @@ impl<B: Backend> Session<B> {
             Ok(i) => i,
             Err(e) => return Ok(Err(e)),
         };
-        let needs_raw = names.iter().any(|n| {
-            matches!(
-                n,
-                MessageDataItemName::Body
-                    | MessageDataItemName::BodyExt { .. }
-                    | MessageDataItemName::BodyStructure
-                    | MessageDataItemName::Envelope
-                    | MessageDataItemName::Rfc822
-                    | MessageDataItemName::Rfc822Header
-                    | MessageDataItemName::Rfc822Text
-            )
-        });
         let sets_seen = !ro
             && names.iter().any(|n| {
                 matches!(
@@ -222,78 +212,150 @@ impl<B: Backend> Session<B> {
                 }
             }
         }
-        let header_only = names.iter().all(header_is_enough);
+        let plan = FetchPlan::new(&names);
         let sel = self.selected.as_ref().expect("sel");
         let wanted: Vec<usize> = idx
             .into_iter()
             .filter(|&i| changed_since.is_none_or(|c| sel.msgs[i].modseq > c))
             .collect();
+        // Batches of messages, each read by one backend call: fewer round trips
+        // and one metadata query, memory bounded by a batch's bytes. The next
+        // batch is read while this one is written to the client.
+        let mut batches = Vec::new();
         let mut start = 0;
         while start < wanted.len() {
-            // A batch per backend call: fewer round trips to the blocking pool and
-            // one metadata query, with memory bounded by the batch's size.
-            let sel = self.selected.as_ref().expect("sel");
             let mut end = start;
             let mut bytes = 0u64;
             while end < wanted.len()
                 && end - start < FETCH_BATCH
-                && (end == start || header_only || bytes < FETCH_BATCH_BYTES)
+                && (end == start || plan.header_only || bytes < FETCH_BATCH_BYTES)
             {
                 bytes += sel.msgs[wanted[end]].size;
                 end += 1;
             }
-            let batch: Vec<MessageMeta> = wanted[start..end]
-                .iter()
-                .map(|&i| sel.msgs[i].clone())
-                .collect();
-            let first_seq = wanted[start..end].to_vec();
+            batches.push(start..end);
             start = end;
-            let raws = if needs_raw {
-                let (a, uids) = (
-                    acct.clone(),
-                    batch.iter().map(|m| m.uid).collect::<Vec<_>>(),
-                );
-                match self
-                    .call(move |b| b.messages(&a, id, &uids, header_only))
-                    .await
-                {
-                    Ok(r) => Some(r),
+        }
+        let mut batches = batches.into_iter().map(|r| wanted[r].to_vec());
+        let mut next = batches
+            .next()
+            .map(|b| self.prepare_batch(&acct, id, b, &plan));
+        while let Some(batch) = next.take() {
+            next = batches
+                .next()
+                .map(|b| self.prepare_batch(&acct, id, b, &plan));
+            let raws = match batch.read {
+                Some(read) => match read.await.expect("backend call panicked") {
+                    Ok(r) => r,
                     Err(e) => return Ok(Err(e.into())),
-                }
-            } else {
-                None
+                },
+                None => Vec::new(),
             };
-            let mut next_raw = 0;
-            for (m, i) in batch.iter().zip(first_seq) {
-                let raw = match &raws {
-                    Some(v) => match v.get(next_raw) {
-                        Some((u, r)) if *u == m.uid => {
-                            next_raw += 1;
-                            Some(r.as_slice())
-                        }
-                        // Expunged meanwhile by another session: nothing to show.
-                        _ => continue,
-                    },
+            let mut raws = raws.into_iter().peekable();
+            let mut fresh = Vec::new();
+            for (k, (m, seq)) in batch.metas.iter().zip(&batch.seqs).enumerate() {
+                let raw = match raws.next_if(|(u, _)| *u == m.uid) {
+                    Some((_, r)) => Some(r),
+                    // Expunged meanwhile by another session: nothing to show.
+                    None if batch.needs_read[k] => continue,
                     None => None,
                 };
-                self.out
-                    .extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
-                for (k, n) in names.iter().enumerate() {
-                    if k > 0 {
+                let mut rendered: Vec<(Rendered, Box<[u8]>)> = Vec::new();
+                for (j, kind) in plan.rendered.iter().enumerate() {
+                    let cached = &batch.cached[k * plan.rendered.len() + j];
+                    let bytes = match (cached, &raw) {
+                        (Some(b), _) => b.clone(),
+                        (None, Some(r)) => {
+                            let b = render(*kind, r);
+                            fresh.push(((batch.keys[k], *kind), b.clone()));
+                            b
+                        }
+                        (None, None) => unreachable!("a message without its answer is read"),
+                    };
+                    rendered.push((*kind, bytes));
+                }
+                let _ = write!(self.out, "* {} FETCH (", seq + 1);
+                for (j, n) in names.iter().enumerate() {
+                    if j > 0 {
                         self.out.push(b' ');
                     }
-                    fetch_item(&mut self.out, n, m, raw);
+                    let data = fetch_item(&mut self.out, n, m, raw.as_deref(), &rendered);
+                    if let Some(data) = data {
+                        if data.len() >= DIRECT_WRITE_MIN {
+                            // Large literals go to the client as they are, not
+                            // through another copy into the output buffer.
+                            self.flush_buffer(s).await?;
+                            s.write_all(&data).await?;
+                        } else {
+                            self.out.extend_from_slice(&data);
+                        }
+                    }
                 }
                 self.out.extend_from_slice(b")\r\n");
                 if self.out.len() > 1 << 20 {
                     self.flush(s).await?;
                 }
             }
+            self.cache.put_many(fresh);
         }
         if uid {
             self.refresh(true).await;
         }
         Ok(Ok(()))
+    }
+
+    /// Looks a batch up in the FETCH cache and starts reading, on the blocking
+    /// pool, the messages whose answers need their bytes.
+    fn prepare_batch(
+        &self,
+        acct: &Account,
+        mailbox: u32,
+        seqs: Vec<usize>,
+        plan: &FetchPlan,
+    ) -> Batch {
+        let sel = self.selected.as_ref().expect("sel");
+        let metas: Vec<MessageMeta> = seqs.iter().map(|&i| sel.msgs[i].clone()).collect();
+        let keys: Vec<MessageKey> = metas
+            .iter()
+            .map(|m| MessageKey {
+                account: acct.id,
+                mailbox,
+                uid_validity: sel.uid_validity,
+                uid: m.uid,
+                size: m.size,
+            })
+            .collect();
+        let lookups: Vec<CacheKey> = keys
+            .iter()
+            .flat_map(|k| plan.rendered.iter().map(move |r| (*k, *r)))
+            .collect();
+        let cached = if lookups.is_empty() {
+            Vec::new()
+        } else {
+            self.cache.get_many(&lookups)
+        };
+        let per = plan.rendered.len();
+        let needs_read: Vec<bool> = (0..metas.len())
+            .map(|k| plan.needs_bytes || cached[k * per..(k + 1) * per].iter().any(Option::is_none))
+            .collect();
+        let uids: Vec<u32> = metas
+            .iter()
+            .zip(&needs_read)
+            .filter(|(_, r)| **r)
+            .map(|(m, _)| m.uid)
+            .collect();
+        let read = (!uids.is_empty()).then(|| {
+            let (b, a, header_only) = (self.backend.clone(), acct.clone(), plan.header_only);
+            tokio::task::spawn_blocking(move || b.messages(&a, mailbox, &uids, header_only))
+        });
+        Batch {
+            metas,
+            seqs,
+            keys,
+            cached,
+            needs_read,
+            read,
+        }
     }
 
     /// Reloads the selected mailbox's flags after the session's own change,
@@ -464,75 +526,166 @@ fn header_is_enough(n: &MessageDataItemName<'_>) -> bool {
     }
 }
 
-fn fetch_item(out: &mut Vec<u8>, n: &MessageDataItemName<'_>, m: &MessageMeta, raw: Option<&[u8]>) {
+/// What a FETCH needs: answers rendered from a parsed message (cached), whether
+/// it needs the messages' bytes themselves, and whether their header is enough.
+struct FetchPlan {
+    rendered: Vec<Rendered>,
+    needs_bytes: bool,
+    header_only: bool,
+}
+
+impl FetchPlan {
+    fn new(names: &[MessageDataItemName<'_>]) -> FetchPlan {
+        let mut rendered = Vec::new();
+        for n in names {
+            let kind = match n {
+                MessageDataItemName::Envelope => Rendered::Envelope,
+                MessageDataItemName::Body => Rendered::Body,
+                MessageDataItemName::BodyStructure => Rendered::BodyStructure,
+                _ => continue,
+            };
+            if !rendered.contains(&kind) {
+                rendered.push(kind);
+            }
+        }
+        FetchPlan {
+            rendered,
+            needs_bytes: names.iter().any(|n| {
+                matches!(
+                    n,
+                    MessageDataItemName::BodyExt { .. }
+                        | MessageDataItemName::Rfc822
+                        | MessageDataItemName::Rfc822Header
+                        | MessageDataItemName::Rfc822Text
+                )
+            }),
+            header_only: names.iter().all(header_is_enough),
+        }
+    }
+}
+
+/// One batch of a FETCH: its messages, their cached answers (per message, one
+/// per [`FetchPlan::rendered`]) and the read of those that need their bytes.
+struct Batch {
+    metas: Vec<MessageMeta>,
+    seqs: Vec<usize>,
+    keys: Vec<MessageKey>,
+    cached: Vec<Option<Box<[u8]>>>,
+    needs_read: Vec<bool>,
+    read: Option<tokio::task::JoinHandle<crate::backend::BResult<Messages>>>,
+}
+
+/// Messages read for a FETCH: (UID, bytes).
+type Messages = Vec<(u32, Vec<u8>)>;
+
+fn render(kind: Rendered, raw: &[u8]) -> Box<[u8]> {
+    let mut out = Vec::new();
+    let e = mime::parse(raw);
+    match kind {
+        Rendered::Envelope => mime::envelope(&mut out, e.header),
+        Rendered::Body => mime::body_structure(&mut out, &e, false),
+        Rendered::BodyStructure => mime::body_structure(&mut out, &e, true),
+    }
+    out.into_boxed_slice()
+}
+
+/// Literals at least this long are written straight to the client.
+const DIRECT_WRITE_MIN: usize = 16 << 10;
+
+/// Writes one FETCH item. A literal's bytes are returned, not written, after
+/// their `{n}` announcement: the caller sends them on.
+fn fetch_item<'a>(
+    out: &mut Vec<u8>,
+    n: &MessageDataItemName<'_>,
+    m: &MessageMeta,
+    raw: Option<&'a [u8]>,
+    rendered: &[(Rendered, Box<[u8]>)],
+) -> Option<std::borrow::Cow<'a, [u8]>> {
+    use std::borrow::Cow;
     let raw = raw.unwrap_or(b"");
+    let answer = |kind: Rendered| -> &[u8] {
+        rendered
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, b)| &b[..])
+            .unwrap_or(b"NIL")
+    };
+    let literal = |out: &mut Vec<u8>, data: Cow<'a, [u8]>| {
+        let _ = write!(out, "{{{}}}\r\n", data.len());
+        Some(data)
+    };
     match n {
-        MessageDataItemName::Uid => out.extend_from_slice(format!("UID {}", m.uid).as_bytes()),
+        MessageDataItemName::Uid => {
+            let _ = write!(out, "UID {}", m.uid);
+        }
         MessageDataItemName::Flags => {
             out.extend_from_slice(format!("FLAGS {}", flag_list(m.flags, &m.keywords)).as_bytes())
         }
         MessageDataItemName::ModSeq => {
-            out.extend_from_slice(format!("MODSEQ ({})", m.modseq.max(1)).as_bytes())
+            let _ = write!(out, "MODSEQ ({})", m.modseq.max(1));
         }
         MessageDataItemName::Rfc822Size => {
-            out.extend_from_slice(format!("RFC822.SIZE {}", m.size).as_bytes())
+            let _ = write!(out, "RFC822.SIZE {}", m.size);
         }
         MessageDataItemName::InternalDate => {
             let d = chrono::DateTime::from_timestamp_millis(m.internal_date_ms)
                 .unwrap_or_default()
                 .format("%d-%b-%Y %H:%M:%S +0000");
-            out.extend_from_slice(format!("INTERNALDATE \"{d}\"").as_bytes())
+            let _ = write!(out, "INTERNALDATE \"{d}\"");
         }
         MessageDataItemName::Envelope => {
             out.extend_from_slice(b"ENVELOPE ");
-            let e = mime::parse(raw);
-            mime::envelope(out, e.header);
+            out.extend_from_slice(answer(Rendered::Envelope));
         }
         MessageDataItemName::Body => {
             out.extend_from_slice(b"BODY ");
-            mime::body_structure(out, &mime::parse(raw), false);
+            out.extend_from_slice(answer(Rendered::Body));
         }
         MessageDataItemName::BodyStructure => {
             out.extend_from_slice(b"BODYSTRUCTURE ");
-            mime::body_structure(out, &mime::parse(raw), true);
+            out.extend_from_slice(answer(Rendered::BodyStructure));
         }
         MessageDataItemName::Rfc822 => {
             out.extend_from_slice(b"RFC822 ");
-            wire::literal(out, raw);
+            return literal(out, Cow::Borrowed(raw));
         }
         MessageDataItemName::Rfc822Header => {
             out.extend_from_slice(b"RFC822.HEADER ");
-            wire::literal(out, mime::parse(raw).header);
+            return literal(out, Cow::Borrowed(mime::parse(raw).header));
         }
         MessageDataItemName::Rfc822Text => {
             out.extend_from_slice(b"RFC822.TEXT ");
-            wire::literal(out, mime::parse(raw).body);
+            return literal(out, Cow::Borrowed(mime::parse(raw).body));
         }
         MessageDataItemName::BodyExt {
             section, partial, ..
         } => {
             let (part, what, spec) = section_of(section.as_ref());
-            let data: std::borrow::Cow<'_, [u8]> = if part.is_empty() && what == SectionText::Full {
+            let data: Cow<'a, [u8]> = if part.is_empty() && what == SectionText::Full {
                 // BODY[]: the stored bytes as they are, without parsing them.
-                std::borrow::Cow::Borrowed(raw)
+                Cow::Borrowed(raw)
             } else {
-                std::borrow::Cow::Owned(mime::section(raw, &part, &what).unwrap_or_default())
+                Cow::Owned(mime::section(raw, &part, &what).unwrap_or_default())
             };
-            out.extend_from_slice(format!("BODY[{spec}]").as_bytes());
+            let _ = write!(out, "BODY[{spec}]");
             let data = match partial {
                 Some((origin, len)) => {
-                    out.extend_from_slice(format!("<{origin}>").as_bytes());
+                    let _ = write!(out, "<{origin}>");
                     let start = (*origin as usize).min(data.len());
                     let end = start.saturating_add(len.get() as usize).min(data.len());
-                    std::borrow::Cow::Owned(data[start..end].to_vec())
+                    match data {
+                        Cow::Borrowed(d) => Cow::Borrowed(&d[start..end]),
+                        Cow::Owned(d) => Cow::Owned(d[start..end].to_vec()),
+                    }
                 }
                 None => data,
             };
             out.push(b' ');
-            wire::literal(out, &data);
+            return literal(out, data);
         }
         _ => {}
     }
+    None
 }
 
 fn part_vec(p: &imap_codec::imap_types::fetch::Part) -> Vec<u32> {

@@ -4,8 +4,10 @@
 //! "peer not installed" (CI may lack it; this test never depends on it), and the
 //! backup scenario runs every step once on the small corpus, checking that what
 //! mailvault restores and replays equals the original byte for byte (tar, restic
-//! and borg run too when installed; a missing one is printed as skipped). No timing
-//! assertions.
+//! and borg run too when installed; a missing one is printed as skipped); the redo
+//! scenario runs the `redo_bench` example; the IMAP scenario appends a few hundred
+//! messages and checks every FETCH and SEARCH answer (against Dovecot too when it
+//! is installed). No timing assertions.
 
 use mail_parser::{MessageParser, MimeHeaders};
 use mv_bench::corpus::{self, AttachmentData, Corpus, Kind, Scale};
@@ -14,7 +16,9 @@ use mv_bench::peers::dovecot::Dovecot;
 use mv_bench::peers::{Availability, LmtpTarget};
 use mv_bench::scenario::{PeerResult, RunContext, Scenario};
 use mv_bench::scenarios::backup::{BackupParams, BackupScenario};
+use mv_bench::scenarios::imap::{ImapParams, ImapScenario};
 use mv_bench::scenarios::lmtp::{LmtpParams, LmtpScenario};
+use mv_bench::scenarios::redo::RedoScenario;
 use std::path::{Path, PathBuf};
 
 fn digests(c: &Corpus) -> Vec<[u8; 32]> {
@@ -230,6 +234,88 @@ fn mailvault_binary() -> PathBuf {
     let bin = profile_dir.join("mailvault");
     assert!(bin.is_file(), "{} missing after the build", bin.display());
     bin
+}
+
+/// A small run context in a fresh bench directory.
+fn small_context(bench: &Path, seed: u64) -> RunContext {
+    RunContext {
+        scale: Scale::Small,
+        seed,
+        runs: 1,
+        bench_dir: bench.to_path_buf(),
+        workspace: None,
+        mailvault: mailvault_binary(),
+        verbose: false,
+    }
+}
+
+#[test]
+fn redo_scenario_measures_every_writer_count_against_raw_fdatasync() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = std::process::Command::new(cargo)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .args(["build", "-q", "-p", "mv-redo", "--example", "redo_bench"])
+        .status()
+        .expect("running cargo build --example redo_bench");
+    assert!(st.success(), "building redo_bench failed");
+    let exe = std::env::current_exe().unwrap();
+    let example = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/redo_bench");
+    assert!(example.is_file(), "{} missing", example.display());
+
+    let bench = tempfile::tempdir().unwrap();
+    let ctx = small_context(bench.path(), 1);
+    let scenario = RedoScenario {
+        redo_bench: Some(example),
+    };
+    let report = scenario.run(&ctx).expect("redo scenario");
+    let writers: Vec<&str> = report.figures.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(writers.len(), 3, "{writers:?}");
+    assert!(writers[0].ends_with(", 1 writer") && writers[2].ends_with(", 64 writers"));
+    for f in &report.figures {
+        assert!(f.subject.median > 0.0, "{}: no ops", f.name);
+        assert!(
+            f.ratio_to("raw write 4 KB + fdatasync").is_some(),
+            "{}",
+            f.name
+        );
+    }
+    // The two goals are judged (met or not), never left open.
+    let judged: Vec<_> = report.figures.iter().flat_map(|f| &f.goals).collect();
+    assert_eq!(judged.len(), 2);
+    assert!(judged.iter().all(|g| g.met.is_some()), "{judged:?}");
+}
+
+#[test]
+fn imap_scenario_answers_every_fetch_and_search() {
+    let bench = tempfile::tempdir().unwrap();
+    let ctx = small_context(bench.path(), 1);
+    let scenario = ImapScenario {
+        params: Some(ImapParams {
+            corpus_scale: Scale::Small,
+            messages: 150,
+            runs: 1,
+        }),
+    };
+    // The scenario fails unless every message comes back, the bodies add up to
+    // the appended bytes and both servers (when Dovecot runs) find the same.
+    let report = scenario.run(&ctx).expect("imap scenario");
+    assert_eq!(report.figures.len(), 3);
+    assert!(report.figures[0].name.contains("BODY.PEEK[]"));
+    assert!(report.figures[1].name.contains("ENVELOPE"));
+    assert!(report.figures[2].name.starts_with("SEARCH BODY"));
+    for f in &report.figures {
+        assert!(f.subject.median > 0.0, "{}: nothing answered", f.name);
+        match &f.peers[0].result {
+            PeerResult::Measured(m) => assert!(m.median > 0.0),
+            PeerResult::Skipped { reason } => assert!(!reason.is_empty()),
+        }
+        assert_eq!(f.goals.len(), 1, "{}", f.name);
+    }
 }
 
 #[test]

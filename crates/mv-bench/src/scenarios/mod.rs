@@ -11,7 +11,7 @@ use crate::scenario::Scenario;
 pub fn registry() -> Vec<Box<dyn Scenario>> {
     vec![
         Box::new(lmtp::LmtpScenario::default()),
-        Box::new(redo::RedoScenario),
+        Box::new(redo::RedoScenario::default()),
         Box::new(backup::BackupScenario::default()),
         Box::new(imap::ImapScenario::default()),
     ]

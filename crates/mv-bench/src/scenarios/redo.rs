@@ -15,7 +15,12 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
 
-pub struct RedoScenario;
+#[derive(Default)]
+pub struct RedoScenario {
+    /// The `redo_bench` executable to run; by default the one built next to
+    /// this binary, else `cargo run --release` in the workspace.
+    pub redo_bench: Option<PathBuf>,
+}
 
 const RAW: &str = "raw write 4 KB + fdatasync";
 
@@ -48,7 +53,7 @@ impl Scenario for RedoScenario {
             "--reps",
             &reps,
         ];
-        let (mut cmd, how) = match prebuilt() {
+        let (mut cmd, how) = match self.redo_bench.clone().or_else(prebuilt) {
             Some(bin) => {
                 let how = format!(
                     "{} {}",

@@ -492,6 +492,20 @@ fn backup_scenario_runs_every_step_and_restores_the_original() {
     let second = &report.figures[1];
     assert_eq!(second.goals.len(), 2);
     assert!(second.goals.iter().all(|g| g.met.is_some()));
+    // Each incremental is judged on time and bytes against the size of its change.
+    for incr in report
+        .figures
+        .iter()
+        .filter(|f| f.name.starts_with("incremental"))
+    {
+        assert_eq!(incr.goals.len(), 2, "{}", incr.name);
+        assert!(incr.goals.iter().all(|g| g.met.is_some()), "{}", incr.name);
+        assert!(
+            incr.goals[1].text.contains("new messages"),
+            "{:?}",
+            incr.goals
+        );
+    }
     // Every copy of every message came back.
     let corpus = Corpus::generate(Scale::Small, 3);
     let copies: usize = corpus.messages.iter().map(|m| m.rcpts.len()).sum();

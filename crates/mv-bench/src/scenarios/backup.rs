@@ -44,6 +44,15 @@ pub const GOAL_FULL_VS_TAR: f64 = 1.2;
 pub const GOAL_FULL_VS_DEDUP: f64 = 2.0;
 pub const GOAL_SECOND_FULL_SHARE: f64 = 0.10;
 pub const GOAL_RESTORE_VS_RESTIC: f64 = 1.5;
+/// An incremental's cost proportional to the change, not to the store: its time
+/// at most the change's share of the first full's time plus the allowance an
+/// unchanged full gets ([`GOAL_SECOND_FULL_SHARE`]), and its bytes written at
+/// most this many times the new messages' bytes.
+pub const GOAL_INCR_BYTES_PER_NEW_BYTE: f64 = 2.0;
+/// A full's memory: fixed buffers (reader queue, pack being written, SQLite)...
+pub const GOAL_FULL_RSS_FIXED: u64 = 128 << 20;
+/// ...plus an index entry per blob ("a few dozen bytes each").
+pub const GOAL_FULL_RSS_PER_BLOB: u64 = 64;
 pub const GOAL_REPLAY_OPS: f64 = 20_000.0;
 /// Prefix of the accounts a restore creates.
 pub const RESTORE_PREFIX: &str = "r_";
@@ -628,6 +637,21 @@ impl BackupScenario {
                 f.goals.push(ratio_goal(&f, peer, goal, "speed"));
             }
         }
+        // Memory must not grow with the blobs beyond a small index entry each: a
+        // fixed allowance for the pipeline's buffers plus a few dozen bytes per blob.
+        let rss_limit = GOAL_FULL_RSS_FIXED + GOAL_FULL_RSS_PER_BLOB * s.messages as u64;
+        let peak = mv_full.iter().filter_map(|x| x.m.peak_rss_bytes).max();
+        f.goals.push(Goal::evaluate(
+            format!(
+                "peak RSS ≤ {} + {GOAL_FULL_RSS_PER_BLOB} B per blob ({} for {} blobs)",
+                human_bytes(GOAL_FULL_RSS_FIXED),
+                human_bytes(rss_limit),
+                s.messages
+            ),
+            peak.map(|p| p as f64),
+            |v| v <= rss_limit as f64,
+            peak.is_none().then(|| "peak RSS not measured".to_string()),
+        ));
         figures.push(f);
 
         // 3. Verify: read every byte back.
@@ -777,12 +801,19 @@ impl BackupScenario {
             let n = (s.messages * pct / 100).max(1);
             let mut mv_incr = Vec::new();
             let mut peer_incr = fresh();
+            // Bytes of the messages each run adds.
+            let mut added: Vec<u64> = Vec::new();
             for run in 0..runs {
                 ctx.progress(&format!(
                     "backup: incremental after {pct}% change ({n} new messages), run {}/{runs}",
                     run + 1
                 ));
                 let end = (next + n).min(change.messages.len());
+                added.push(
+                    (next..end)
+                        .map(|i| change.message(i).len() as u64)
+                        .sum::<u64>(),
+                );
                 let server = s.mv.serve(&s.home, &s.work)?;
                 deliver(server.lmtp_addr(), &change, next..end, p.connections)
                     .context("delivering the change")?;
@@ -819,14 +850,29 @@ impl BackupScenario {
                     });
                 }
             }
-            incr_figures.push(figure(
+            let mut f = figure(
                 &format!("incremental after {pct}% change ({n} new messages)"),
                 "s",
                 &mv_incr,
                 peers,
                 &peer_incr,
                 n,
+            );
+            let allowed = pct as f64 / 100.0 + GOAL_SECOND_FULL_SHARE;
+            f.goals.push(Goal::evaluate(
+                format!("time ≤ {:.0}% of the first full's", allowed * 100.0),
+                Some(median_secs(&mv_incr) / median_secs(&mv_full).max(1e-9)),
+                |v| v <= allowed,
+                None,
             ));
+            let written = median_u64(&mv_incr.iter().map(|s| s.m.write_bytes).collect::<Vec<_>>());
+            f.goals.push(Goal::evaluate(
+                format!("bytes written ≤ {GOAL_INCR_BYTES_PER_NEW_BYTE}× the new messages'"),
+                Some(written as f64 / median_u64(&added).max(1) as f64),
+                |v| v <= GOAL_INCR_BYTES_PER_NEW_BYTE,
+                None,
+            ));
+            incr_figures.push(f);
         }
 
         // Figures in the order of the issue.

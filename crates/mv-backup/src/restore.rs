@@ -482,6 +482,11 @@ fn build_mailbox(
     std::fs::write(&tmp, &bytes).map_err(BackupError::io(tmp.display()))?;
     let rows: Vec<(u32, Vec<u8>, u16, i64)> = {
         let conn = rusqlite::Connection::open(&tmp).map_err(BackupError::sql(&tmp))?;
+        // A file of our own under a temporary name, made durable with the rest of
+        // the mailbox before anything points at it (go_live): no rollback journal
+        // and no fsyncs of its own (a failure removes it whole).
+        conn.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
+            .map_err(BackupError::sql(&tmp))?;
         conn.execute(
             "UPDATE meta SET mailbox_id = ?1, account_id = ?2, email = ?3",
             rusqlite::params![to.0, account.id, account.email],

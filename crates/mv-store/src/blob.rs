@@ -221,10 +221,18 @@ impl BlobStore {
     /// the store (metadata databases share the home's filesystem in the default
     /// layout; the caller syncs other roots it owns).
     pub fn checkpoint(&self) -> Result<(), BlobError> {
+        use std::os::unix::fs::MetadataExt;
+        // Volumes usually share the store's filesystem: a second syncfs there
+        // would only cost another journal commit and disk cache flush.
+        let mut synced = Vec::new();
         for root in std::iter::once(self.store_dir.as_path())
             .chain(self.volumes.iter().map(|v| v.path.as_path()))
         {
-            syncfs(root).map_err(io_err(root))?;
+            let dev = fs::metadata(root).map_err(io_err(root))?.dev();
+            if !synced.contains(&dev) {
+                syncfs(root).map_err(io_err(root))?;
+                synced.push(dev);
+            }
         }
         Ok(())
     }

@@ -11,7 +11,7 @@
 //! restart. Its bytes are bounded; the oldest entries go first.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Which rendered answer an entry holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,7 +47,7 @@ pub struct FetchCache {
 
 #[derive(Default)]
 struct Inner {
-    map: HashMap<CacheKey, Box<[u8]>>,
+    map: HashMap<CacheKey, Arc<[u8]>>,
     /// Insertion order, for eviction.
     order: VecDeque<CacheKey>,
     bytes: usize,
@@ -67,15 +67,16 @@ impl FetchCache {
         }
     }
 
-    /// Looks up several answers under one lock: `out[i]` for `keys[i]`.
-    pub fn get_many(&self, keys: &[CacheKey]) -> Vec<Option<Box<[u8]>>> {
+    /// Looks up several answers under one lock: `out[i]` for `keys[i]` (shared,
+    /// not copied).
+    pub fn get_many(&self, keys: &[CacheKey]) -> Vec<Option<Arc<[u8]>>> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         keys.iter().map(|k| inner.map.get(k).cloned()).collect()
     }
 
     /// Stores answers, evicting the oldest entries beyond the budget. An answer
     /// larger than the whole budget is not kept.
-    pub fn put_many(&self, entries: Vec<(CacheKey, Box<[u8]>)>) {
+    pub fn put_many(&self, entries: Vec<(CacheKey, Arc<[u8]>)>) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         for (key, value) in entries {
             let cost = value.len() + ENTRY_OVERHEAD;

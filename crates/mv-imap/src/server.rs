@@ -77,8 +77,16 @@ pub async fn serve<B: Backend>(
         );
         tasks.spawn(async move {
             let _permit = permit;
-            let shared = (session_cfg, cache);
-            if let Err(e) = connection(stream, implicit_tls, acceptor, backend, shared, stop).await
+            if let Err(e) = connection(
+                stream,
+                implicit_tls,
+                acceptor,
+                backend,
+                session_cfg,
+                cache,
+                stop,
+            )
+            .await
             {
                 tracing::debug!("imap connection ended: {e}");
             }
@@ -98,7 +106,8 @@ async fn connection<B: Backend>(
     implicit_tls: bool,
     acceptor: Option<TlsAcceptor>,
     backend: Arc<B>,
-    (cfg, cache): (Arc<SessionConfig>, Arc<FetchCache>),
+    cfg: Arc<SessionConfig>,
+    cache: Arc<FetchCache>,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);

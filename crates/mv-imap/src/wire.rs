@@ -27,8 +27,14 @@ pub fn string(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 pub fn literal(out: &mut Vec<u8>, s: &[u8]) {
-    out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
+    literal_announcement(out, s.len());
     out.extend_from_slice(s);
+}
+
+/// The `{n}` CRLF that precedes a literal's `n` bytes (for callers that send
+/// the bytes themselves).
+pub fn literal_announcement(out: &mut Vec<u8>, len: usize) {
+    out.extend_from_slice(format!("{{{len}}}\r\n").as_bytes());
 }
 
 /// A mailbox name (already modified-UTF-7 encoded): an atom when it is one, else quoted.

@@ -260,7 +260,7 @@ impl<B: Backend> Session<B> {
                     None if batch.needs_read[k] => continue,
                     None => None,
                 };
-                let mut rendered: Vec<(Rendered, Box<[u8]>)> = Vec::new();
+                let mut rendered: Vec<(Rendered, Arc<[u8]>)> = Vec::new();
                 for (j, kind) in plan.rendered.iter().enumerate() {
                     let cached = &batch.cached[k * plan.rendered.len() + j];
                     let bytes = match (cached, &raw) {
@@ -570,7 +570,7 @@ struct Batch {
     metas: Vec<MessageMeta>,
     seqs: Vec<usize>,
     keys: Vec<MessageKey>,
-    cached: Vec<Option<Box<[u8]>>>,
+    cached: Vec<Option<Arc<[u8]>>>,
     needs_read: Vec<bool>,
     read: Option<tokio::task::JoinHandle<crate::backend::BResult<Messages>>>,
 }
@@ -578,7 +578,7 @@ struct Batch {
 /// Messages read for a FETCH: (UID, bytes).
 type Messages = Vec<(u32, Vec<u8>)>;
 
-fn render(kind: Rendered, raw: &[u8]) -> Box<[u8]> {
+fn render(kind: Rendered, raw: &[u8]) -> Arc<[u8]> {
     let mut out = Vec::new();
     let e = mime::parse(raw);
     match kind {
@@ -586,7 +586,7 @@ fn render(kind: Rendered, raw: &[u8]) -> Box<[u8]> {
         Rendered::Body => mime::body_structure(&mut out, &e, false),
         Rendered::BodyStructure => mime::body_structure(&mut out, &e, true),
     }
-    out.into_boxed_slice()
+    out.into()
 }
 
 /// Literals at least this long are written straight to the client.
@@ -599,7 +599,7 @@ fn fetch_item<'a>(
     n: &MessageDataItemName<'_>,
     m: &MessageMeta,
     raw: Option<&'a [u8]>,
-    rendered: &[(Rendered, Box<[u8]>)],
+    rendered: &[(Rendered, Arc<[u8]>)],
 ) -> Option<std::borrow::Cow<'a, [u8]>> {
     use std::borrow::Cow;
     let raw = raw.unwrap_or(b"");
@@ -611,7 +611,7 @@ fn fetch_item<'a>(
             .unwrap_or(b"NIL")
     };
     let literal = |out: &mut Vec<u8>, data: Cow<'a, [u8]>| {
-        let _ = write!(out, "{{{}}}\r\n", data.len());
+        wire::literal_announcement(out, data.len());
         Some(data)
     };
     match n {

@@ -222,18 +222,26 @@ fn mailvault_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
     let release = profile_dir.file_name().is_some_and(|n| n == "release");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = std::process::Command::new(cargo);
-    cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .args(["build", "-q", "-p", "mv-cli", "--bin", "mailvault"]);
+    let mut args = vec!["-p", "mv-cli", "--bin", "mailvault"];
     if release {
-        cmd.arg("--release");
+        args.push("--release");
     }
-    let st = cmd.status().expect("running cargo build -p mv-cli");
-    assert!(st.success(), "cargo build -p mv-cli failed");
+    cargo_build(&args);
     let bin = profile_dir.join("mailvault");
     assert!(bin.is_file(), "{} missing after the build", bin.display());
     bin
+}
+
+/// `cargo build -q ARGS` in the workspace (the binaries the scenarios run).
+fn cargo_build(args: &[&str]) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = std::process::Command::new(cargo)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .args(["build", "-q"])
+        .args(args)
+        .status()
+        .expect("running cargo build");
+    assert!(st.success(), "cargo build {args:?} failed");
 }
 
 /// A small run context in a fresh bench directory.
@@ -251,13 +259,7 @@ fn small_context(bench: &Path, seed: u64) -> RunContext {
 
 #[test]
 fn redo_scenario_measures_every_writer_count_against_raw_fdatasync() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let st = std::process::Command::new(cargo)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .args(["build", "-q", "-p", "mv-redo", "--example", "redo_bench"])
-        .status()
-        .expect("running cargo build --example redo_bench");
-    assert!(st.success(), "building redo_bench failed");
+    cargo_build(&["-p", "mv-redo", "--example", "redo_bench"]);
     let exe = std::env::current_exe().unwrap();
     let example = exe
         .parent()

@@ -12,10 +12,11 @@
 //! `last_backup_at` once the session is committed.
 //!
 //! The session starts with a redo log rollover (see `docs/ARCHITECTURE.md`, Backups).
-//! Blobs are read and checked by a second thread while this one writes the packs.
+//! Blobs are read, checked and written into packs by worker threads ([`crate::copier`]).
 //! An account whose mailbox did not change since its latest full in the target
 //! reuses that full's snapshot files ([`reuse_unchanged`]).
 
+use crate::copier::CopyJob;
 use crate::error::{BackupError, Result};
 use crate::label::Label;
 use crate::run::{Run, SessionBuilder, SessionReport};
@@ -143,15 +144,14 @@ pub(crate) fn run_full(
     if redo_for.is_some() {
         crate::incr::remove_expired_archive(run, &copied.in_target);
     }
-    // last_backup_at only now, and only for accounts that completed.
-    for a in session.completed_accounts() {
-        if let Err(e) = run
-            .source
-            .store
-            .set_last_backup_at(MailboxId(a.mailbox_id), session.ended)
-        {
-            tracing::warn!("{}: cannot record last_backup_at: {e}", a.email);
-        }
+    // last_backup_at only now, and only for accounts that completed: one
+    // transaction for the whole session.
+    let completed: Vec<MailboxId> = session
+        .completed_accounts()
+        .map(|a| MailboxId(a.mailbox_id))
+        .collect();
+    if let Err(e) = run.source.dir().record_backups(&completed, session.ended.0) {
+        tracing::warn!("cannot record the accounts' last backup time: {e}");
     }
     Ok(report(&session))
 }
@@ -188,30 +188,6 @@ pub(crate) fn entry(
     }
 }
 
-/// Blobs read and checked ahead of the pack writer (bounds the memory they take).
-const READ_AHEAD: usize = 16;
-
-/// Reads a blob of the store and checks it against its digest.
-fn read_checked(b: &BlobRef, path: &Path, email: &str) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        BackupError::Invalid(format!(
-            "message {} of {email}: cannot read its blob {}: {e}",
-            b.item,
-            path.display()
-        ))
-    })?;
-    let found = Digest::of(&bytes);
-    if found != b.digest {
-        return Err(BackupError::Invalid(format!(
-            "message {} of {email}: blob {} is damaged (expected digest {}, found {found}); not backed up",
-            b.item,
-            path.display(),
-            b.digest
-        )));
-    }
-    Ok(bytes)
-}
-
 /// A blob the snapshot references.
 struct BlobRef {
     item: u32,
@@ -232,6 +208,9 @@ struct SnapshotContents {
 fn read_snapshot(path: &Path) -> Result<SnapshotContents> {
     let sql = BackupError::sql(path);
     let conn = rusqlite::Connection::open(path).map_err(BackupError::sql(path))?;
+    // A scratch file: the session's commit syncs it.
+    conn.pragma_update(None, "synchronous", "OFF")
+        .map_err(BackupError::sql(path))?;
     let _: String = conn
         .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
         .map_err(BackupError::sql(path))?;
@@ -399,45 +378,36 @@ fn backup_account(
             }
             todo.push((b, path));
         }
-        // Another thread reads each blob and checks it against its digest while
-        // this one writes the packs: the two cores overlap.
-        let copied = std::thread::scope(|scope| -> Result<Result<(), AccountEnd>> {
-            let (tx, rx) = std::sync::mpsc::sync_channel(READ_AHEAD);
-            let email = &a.email;
-            scope.spawn(move || {
-                for (b, path) in todo {
-                    let checked = read_checked(b, &path, email);
-                    let failed = checked.is_err();
-                    if tx.send((b.digest, checked)).is_err() || failed {
-                        break; // the writer stopped, or this account failed
-                    }
-                }
-            });
-            for (digest, checked) in rx {
-                if run.aborter.requested() {
-                    return Ok(Err(AccountEnd::Aborted));
-                }
-                let bytes = match checked {
-                    Ok(bytes) => bytes,
-                    Err(e) => return Ok(Err(AccountEnd::Failed(e))),
-                };
-                run.add_blob(digest, &bytes)?;
-                blob_bytes += bytes.len() as u64;
-                new_blobs += 1;
-                new_bytes += bytes.len() as u64;
-            }
-            Ok(Ok(()))
-        });
-        match copied {
-            Ok(Ok(())) => {}
-            Ok(Err(end)) => {
-                cleanup(&scratch);
-                return Ok(Err(end));
-            }
+        // Worker threads read each blob, check it against its digest and write it
+        // into a pack (see crate::copier).
+        let email: std::sync::Arc<str> = a.email.as_str().into();
+        let jobs = todo
+            .into_iter()
+            .map(|(b, path)| CopyJob {
+                digest: b.digest,
+                path,
+                item: b.item,
+                email: email.clone(),
+            })
+            .collect();
+        let copied = match run.copy_blobs(jobs) {
+            Ok(c) => c,
             Err(e) => {
                 cleanup(&scratch);
                 return Err(e);
             }
+        };
+        blob_bytes += copied.bytes;
+        new_blobs = copied.blobs;
+        new_bytes = copied.bytes;
+        let end = if copied.aborted {
+            Some(AccountEnd::Aborted)
+        } else {
+            copied.failed.map(AccountEnd::Failed)
+        };
+        if let Some(end) = end {
+            cleanup(&scratch);
+            return Ok(Err(end));
         }
     }
     // Every blob the snapshot needs is copied: deleted blobs may go now.

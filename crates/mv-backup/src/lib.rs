@@ -70,6 +70,7 @@ pub mod accounts_xml;
 pub mod autogroup;
 pub mod catalog;
 pub mod clock;
+mod copier;
 pub mod error;
 mod full;
 pub mod incr;

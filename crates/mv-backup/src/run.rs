@@ -6,9 +6,10 @@
 //! write `ldap/ldap.bak` (the whole directory) and `sys/` (configuration).
 
 use crate::clock::Clock;
+use crate::copier::{BlobCopier, CopyJob, CopyOutcome};
 use crate::error::{BackupError, Result};
 use crate::label::{Label, SessionKind};
-use crate::pack::{Compression, DEFAULT_PACK_SIZE, MAX_PACK_SIZE, PackWriter, Pool};
+use crate::pack::{Compression, DEFAULT_PACK_SIZE, MAX_PACK_SIZE, PackIndex, Pool};
 use crate::progress::{Job, Progress, Tee};
 use crate::session::{FileEntry, SessionError, SessionStats, SessionStatus};
 use crate::target::{Target, TargetLock};
@@ -338,8 +339,7 @@ impl Prepared {
             progress,
             aborter: Aborter::new(self.job.clone(), self.target.clone(), &labels),
             pool: Pool::load(self.target.as_ref())?,
-            writer: None,
-            sealing: None,
+            copier: None,
             pending: HashSet::new(),
             sealed: Vec::new(),
             shared_blobs,
@@ -452,6 +452,21 @@ pub fn abort_flag_path(label: &str) -> String {
     format!("tmp/{label}.abort")
 }
 
+/// A pack is sealed: its blobs move from pending to the pool.
+fn add_sealed(
+    pending: &mut HashSet<Digest>,
+    pool: &mut Pool,
+    sealed: &mut Vec<String>,
+    id: String,
+    index: &PackIndex,
+) {
+    for e in &index.entries {
+        pending.remove(&e.digest);
+    }
+    pool.add_sealed(id.clone(), index);
+    sealed.push(id);
+}
+
 /// State shared by the sessions of one run.
 pub(crate) struct Run<'a> {
     pub source: &'a Source<'a>,
@@ -462,10 +477,9 @@ pub(crate) struct Run<'a> {
     pub progress: &'a dyn Progress,
     pub aborter: Aborter,
     pub pool: Pool,
-    writer: Option<PackWriter>,
-    /// The previous pack, being sealed by another thread while the next one fills.
-    sealing: Option<std::thread::JoinHandle<Result<(String, crate::pack::PackIndex)>>>,
-    /// Blobs in the pack being written or sealed (not in the pool yet).
+    /// The threads copying blobs into packs (started on the first blob to copy).
+    copier: Option<BlobCopier>,
+    /// Blobs in the packs being written or sealed (not in the pool yet).
     pending: HashSet<Digest>,
     /// Packs sealed since the session began.
     pub sealed: Vec<String>,
@@ -485,76 +499,52 @@ impl Run<'_> {
         self.pending.contains(d) || self.pool.contains(d)
     }
 
-    /// Adds a checked blob to the pack being written, sealing it when full.
-    pub fn add_blob(&mut self, d: Digest, data: &[u8]) -> Result<()> {
-        if self.writer.is_none() {
-            self.writer = Some(PackWriter::new(self.target, self.opts.compression)?);
+    /// Copies one account's blobs (distinct digests the target lacks) into packs;
+    /// each one copied counts as held from then on ([`Run::have_blob`]). The outer
+    /// error is fatal (the target failed).
+    pub fn copy_blobs(&mut self, jobs: Vec<CopyJob>) -> Result<CopyOutcome> {
+        if jobs.is_empty() {
+            return Ok(CopyOutcome::default());
         }
-        let w = self.writer.as_mut().expect("just created");
-        w.add(d, data)?;
-        self.pending.insert(d);
-        self.progress.bytes(data.len() as u64);
-        if w.raw_bytes() >= self.opts.pack_size {
-            self.seal_in_background()?;
+        if self.copier.is_none() {
+            self.copier = Some(BlobCopier::start(
+                self.shared_target.clone(),
+                self.opts.compression,
+                self.opts.pack_size,
+                BlobCopier::default_workers(),
+            )?);
         }
-        Ok(())
+        let copier = self.copier.as_mut().expect("just started");
+        let (pending, pool, sealed) = (&mut self.pending, &mut self.pool, &mut self.sealed);
+        let aborter = &mut self.aborter;
+        let out = copier.copy(
+            jobs,
+            self.progress,
+            &mut || aborter.requested(),
+            &mut |(id, index)| add_sealed(pending, pool, sealed, id, &index),
+        )?;
+        // (A blob whose pack was sealed already is in the pool too: harmless.)
+        self.pending.extend(out.digests.iter().copied());
+        Ok(out)
     }
 
-    /// Hands the full pack to a thread that seals it (finish, fsync, read back,
-    /// index: see [`PackWriter::seal`]) while blobs go on into the next pack. At
-    /// most one pack is being sealed: the previous one is waited for first.
-    fn seal_in_background(&mut self) -> Result<()> {
-        self.join_sealing()?;
-        if let Some(w) = self.writer.take() {
-            if w.is_empty() {
-                w.discard();
-            } else {
-                let target = self.shared_target.clone();
-                let handle = std::thread::Builder::new()
-                    .name("mv-backup-seal".into())
-                    .spawn(move || w.seal(target.as_ref()))
-                    .map_err(|e| BackupError::Invalid(format!("cannot start a thread: {e}")))?;
-                self.sealing = Some(handle);
-            }
-        }
-        Ok(())
-    }
-
-    /// Waits for the pack being sealed and adds it to the pool.
-    fn join_sealing(&mut self) -> Result<()> {
-        if let Some(h) = self.sealing.take() {
-            let (id, index) = h
-                .join()
-                .map_err(|_| BackupError::Invalid("the thread sealing a pack panicked".into()))??;
-            for e in &index.entries {
-                self.pending.remove(&e.digest);
-            }
-            self.pool.add_sealed(id.clone(), &index);
-            self.sealed.push(id);
-        }
-        Ok(())
-    }
-
-    /// Seals the pack being written and waits for every seal (before a session
+    /// Seals every pack being written and waits for every seal (before a session
     /// that references their blobs commits).
     pub fn seal(&mut self) -> Result<()> {
-        self.seal_in_background()?;
-        self.join_sealing()?;
+        if let Some(copier) = self.copier.as_mut() {
+            let (pending, pool, sealed) = (&mut self.pending, &mut self.pool, &mut self.sealed);
+            copier.seal_all(&mut |(id, index)| add_sealed(pending, pool, sealed, id, &index))?;
+        }
         self.pending.clear();
         Ok(())
     }
 
-    /// After a fatal error: drops the pack being written and waits for the one
+    /// After a fatal error: drops the packs being written and waits for those
     /// being sealed (a sealed pack no session references is garbage that
     /// `zmbackup -del` collects; a zip without its index is removed by the next
     /// operation).
     fn discard_writes(&mut self) {
-        if let Some(w) = self.writer.take() {
-            w.discard();
-        }
-        if let Some(h) = self.sealing.take() {
-            let _ = h.join();
-        }
+        self.copier = None;
     }
 
     /// `ldap/ldap.bak` and `sys/` of a session.

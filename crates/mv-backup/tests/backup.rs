@@ -175,8 +175,13 @@ fn full_backup_during_delivery_is_consistent_per_account(fx: Fx) {
     assert!(v.blobs_read > 20);
     // last_backup_at was set at the end.
     for a in &accounts {
-        let info = fx.store.mailbox(a.mailbox_id).info().unwrap().unwrap();
-        assert_eq!(info.last_backup_at, Some(session.ended.0));
+        let at = fx
+            .directory
+            .lock()
+            .unwrap()
+            .last_backup_at(a.mailbox_id)
+            .unwrap();
+        assert_eq!(at, Some(session.ended.0));
     }
 }
 
@@ -349,26 +354,25 @@ fn damaged_blob_in_the_store_fails_only_its_account(fx: Fx) {
         "{msg}"
     );
     assert!(
-        fx.store
-            .mailbox(a.mailbox_id)
-            .info()
+        fx.directory
+            .lock()
             .unwrap()
+            .last_backup_at(a.mailbox_id)
             .unwrap()
-            .last_backup_at
             .is_some()
     );
     assert!(
-        fx.store
-            .mailbox(b.mailbox_id)
-            .info()
+        fx.directory
+            .lock()
             .unwrap()
+            .last_backup_at(b.mailbox_id)
             .unwrap()
-            .last_backup_at
             .is_none()
     );
     // The failed account left nothing in the session; the session verifies.
     assert!(!fx.session_path(&s.label, &account_dir(&b.id)).exists());
-    assert!(verify(&fx, ReadData::All).ok());
+    let v = verify(&fx, ReadData::All);
+    assert!(v.ok(), "{:?}", v.problems);
 }
 
 fn archive_seqs(fx: &Fx) -> Vec<u64> {
@@ -652,7 +656,8 @@ fn delete_by_label_never_removes_the_latest_full_or_its_chain(fx: Fx) {
         .map(|e| e.label)
         .collect();
     assert_eq!(left, vec![f2]);
-    assert!(verify(&fx, ReadData::All).ok());
+    let v = verify(&fx, ReadData::All);
+    assert!(v.ok(), "{:?}", v.problems);
 }
 
 struct AbortAfterFirst(Arc<mv_backup::progress::Job>);
@@ -680,7 +685,8 @@ fn abort_stops_between_accounts_and_keeps_what_completed(fx: Fx) {
     assert_eq!(s.status, SessionStatus::Aborted);
     assert_eq!(s.status_text, "completed (aborted by command)");
     assert_eq!(s.accounts_completed, 1);
-    assert!(verify(&fx, ReadData::All).ok());
+    let v = verify(&fx, ReadData::All);
+    assert!(v.ok(), "{:?}", v.problems);
     let text = mv_backup::query::format_text(
         &mv_backup::query(t.as_ref(), &QueryOptions::default()).unwrap(),
         false,
@@ -873,5 +879,6 @@ fn compression_options_and_shared_blobs_off(fx: Fx) {
         copies, 2,
         "once per account, and not again by the second run"
     );
-    assert!(verify(&fx, ReadData::All).ok());
+    let v = verify(&fx, ReadData::All);
+    assert!(v.ok(), "{:?}", v.problems);
 }

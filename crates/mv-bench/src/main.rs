@@ -73,6 +73,11 @@ struct RunArgs {
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,
+
+    /// Keep each scenario's working directory (the loaded home, the targets) instead
+    /// of deleting it at the end: for profiling one step by hand afterwards.
+    #[arg(long)]
+    keep: bool,
 }
 
 /// The workspace root: the nearest ancestor of `start` whose Cargo.toml has [workspace].
@@ -225,6 +230,7 @@ fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
         workspace: workspace.clone(),
         mailvault,
         verbose: !a.quiet,
+        keep_work: a.keep,
     };
     let machine = Machine::describe(&bench_dir);
     if machine.disk.contains("tmpfs") {

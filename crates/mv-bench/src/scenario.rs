@@ -28,6 +28,8 @@ pub struct RunContext {
     pub mailvault: PathBuf,
     /// Print progress on stderr.
     pub verbose: bool,
+    /// Leave the working directories in place (`run --keep`).
+    pub keep_work: bool,
 }
 
 impl RunContext {

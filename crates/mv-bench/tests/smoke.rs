@@ -254,6 +254,7 @@ fn small_context(bench: &Path, seed: u64) -> RunContext {
         workspace: None,
         mailvault: mailvault_binary(),
         verbose: false,
+        keep_work: false,
     }
 }
 
@@ -331,6 +332,7 @@ fn lmtp_scenario_against_mailvault_only() {
         workspace: None,
         mailvault: mailvault_binary(),
         verbose: false,
+        keep_work: false,
     };
     // Dovecot where it is certainly not installed: the explicit skip path.
     let absent = Dovecot::at(
@@ -407,6 +409,7 @@ fn backup_scenario_runs_every_step_and_restores_the_original() {
         workspace: None,
         mailvault: mailvault_binary(),
         verbose: true,
+        keep_work: false,
     };
     // A peer that is not there is reported as such, never silently dropped.
     let absent = Archiver::at(archivers::Kind::Restic, Path::new("/nonexistent/restic"));

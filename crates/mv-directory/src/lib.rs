@@ -11,6 +11,7 @@
 pub mod account;
 pub mod address;
 pub mod attrs;
+mod backup_status;
 pub mod config;
 pub mod cos;
 pub mod dl;

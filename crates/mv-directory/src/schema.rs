@@ -12,7 +12,7 @@ use crate::error::{DirectoryError, Result};
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Version 1. Every local address (primary, alias, list) lives in one table, so an
 /// address can name one thing only. Attributes of every kind of entry share one
@@ -82,6 +82,15 @@ CREATE TABLE attrs (
     idx   INTEGER NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (owner, name, idx)
+) STRICT;
+"#;
+
+/// Version 2. When each mailbox's last completed backup ended (see
+/// `backup_status.rs`); before, a column of each mailbox's own database.
+const V2: &str = r#"
+CREATE TABLE backup_status (
+    mailbox_id     INTEGER PRIMARY KEY CHECK (mailbox_id > 0),
+    last_backup_at INTEGER NOT NULL
 ) STRICT;
 "#;
 

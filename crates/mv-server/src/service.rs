@@ -618,11 +618,12 @@ impl Service {
                 to(&self.directory().set_account_cos(&key, &cos)?)
             }
             Request::GetMailboxInfo { key } => {
-                let (account, quota) = {
+                let (account, quota, last_backup_at) = {
                     let d = self.directory();
                     let a = d.get_account(&key)?;
                     let q = d.effective_quota(&a)?;
-                    (a, q)
+                    let b = d.last_backup_at(a.mailbox_id)?;
+                    (a, q, b)
                 };
                 let info = self.store.mailbox(account.mailbox_id).info()?;
                 json!({
@@ -630,7 +631,7 @@ impl Service {
                     "quotaUsed": info.as_ref().map(|i| i.size_used).unwrap_or(0),
                     "quota": quota,
                     "messages": info.as_ref().map(|i| i.message_count).unwrap_or(0),
-                    "lastBackupAt": info.and_then(|i| i.last_backup_at),
+                    "lastBackupAt": last_backup_at,
                 })
             }
             Request::GetAllConfig => to(&self.directory().get_global()?),

@@ -65,7 +65,7 @@ impl Mailbox {
         self.read(|c| {
             c.query_row(
                 "SELECT mailbox_id, account_id, email, applied_change, next_item_id, size_used, created_ms, \
-                 last_backup_at, deleted, (SELECT COUNT(*) FROM item WHERE type = 5) FROM meta",
+                 deleted, (SELECT COUNT(*) FROM item WHERE type = 5) FROM meta",
                 [],
                 |r| {
                     Ok(MailboxInfo {
@@ -76,9 +76,8 @@ impl Mailbox {
                         next_item_id: r.get(4)?,
                         size_used: r.get::<_, i64>(5)? as u64,
                         created_ms: r.get(6)?,
-                        last_backup_at: r.get(7)?,
-                        deleted: r.get::<_, i64>(8)? != 0,
-                        message_count: r.get::<_, i64>(9)? as u64,
+                        deleted: r.get::<_, i64>(7)? != 0,
+                        message_count: r.get::<_, i64>(8)? as u64,
                     })
                 },
             )
@@ -326,7 +325,6 @@ pub struct MailboxInfo {
     pub next_item_id: u32,
     pub size_used: u64,
     pub created_ms: i64,
-    pub last_backup_at: Option<i64>,
     pub deleted: bool,
     pub message_count: u64,
 }

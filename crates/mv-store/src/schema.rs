@@ -24,7 +24,7 @@ const MIGRATIONS: &[&str] = &[
         next_item_id   INTEGER NOT NULL,
         size_used      INTEGER NOT NULL DEFAULT 0,
         created_ms     INTEGER NOT NULL,
-        last_backup_at INTEGER,
+        last_backup_at INTEGER, -- unused: the directory keeps it (backup_status)
         deleted        INTEGER NOT NULL DEFAULT 0
     );
     CREATE TABLE folder (

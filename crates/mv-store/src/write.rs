@@ -886,15 +886,6 @@ impl Store {
             Ok((ops, result))
         })
     }
-
-    /// Marks a mailbox as backed up at `at` (set only when its backup completed).
-    pub fn set_last_backup_at(&self, id: MailboxId, at: UtcMillis) -> Result<(), StoreError> {
-        let mbox = self.mailbox(id);
-        mbox.read(|c| {
-            c.execute("UPDATE meta SET last_backup_at = ?1", [at.0])
-                .map(|_| ())
-        })
-    }
 }
 
 /// IMAP UIDVALIDITY for a new folder: seconds since the epoch, as most servers do.

@@ -433,7 +433,11 @@ impl Scenario for BackupScenario {
         let corpus = Corpus::generate(ctx.scale, ctx.seed);
         let s = self.load(ctx, &p, &corpus)?;
         let result = self.measure(ctx, &p, runs, &peers, &peer_info, &mut broken, &corpus, &s);
-        remove(&s.work);
+        if ctx.keep_work {
+            ctx.progress(&format!("backup: kept {}", s.work.display()));
+        } else {
+            remove(&s.work);
+        }
         result
     }
 }

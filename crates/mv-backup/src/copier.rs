@@ -8,8 +8,9 @@
 //! index says where each one is). A full pack is sealed ([`PackWriter::seal`]) on a
 //! thread of its own while its worker goes on into the next one.
 //!
-//! The caller submits the jobs of one account and waits for their outcomes
-//! ([`BlobCopier::copy`]); [`BlobCopier::seal_all`] seals every pack being written
+//! The caller submits the jobs of one account ([`BlobCopier::submit`]), does other
+//! work (finishing the previous account), then waits for their outcomes
+//! ([`BlobCopier::wait`]); [`BlobCopier::seal_all`] seals every pack being written
 //! before a session that references their blobs commits. Dropping the copier
 //! discards the packs being written (a sealed pack no session references is garbage
 //! that `zmbackup -del` collects).
@@ -21,7 +22,7 @@ use crate::target::Target;
 use mv_types::Digest;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender, SyncSender};
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread::JoinHandle;
 
@@ -45,20 +46,6 @@ pub(crate) struct CopyOutcome {
     pub aborted: bool,
     /// The blobs written (into packs being written or sealed).
     pub digests: Vec<Digest>,
-}
-
-/// Outcomes of one account's jobs as they come in.
-struct Tally {
-    out: CopyOutcome,
-    outstanding: usize,
-    fatal: Option<BackupError>,
-}
-
-impl Tally {
-    /// The first failure, an abort or a fatal error stops the rest of the account.
-    fn stopped(&self) -> bool {
-        self.out.failed.is_some() || self.out.aborted || self.fatal.is_some()
-    }
 }
 
 /// A pack sealed by a worker: its id and index, for the pool.
@@ -86,12 +73,13 @@ enum Event {
     SealDone,
 }
 
-/// Jobs queued ahead of the workers (bounds the memory the queue takes).
-const QUEUE: usize = 256;
-
 pub(crate) struct BlobCopier {
-    jobs: Option<SyncSender<Msg>>,
+    /// Not bounded: an account's jobs (a path and a digest each) are queued at
+    /// once, so that the caller can go on while they are copied.
+    jobs: Option<Sender<Msg>>,
     events: Receiver<Event>,
+    /// Jobs submitted and not answered yet.
+    outstanding: usize,
     workers: Vec<JoinHandle<()>>,
     cancel: Arc<AtomicBool>,
 }
@@ -104,7 +92,7 @@ impl BlobCopier {
         pack_size: u64,
         workers: usize,
     ) -> Result<BlobCopier> {
-        let (jobs, queue) = std::sync::mpsc::sync_channel::<Msg>(QUEUE);
+        let (jobs, queue) = std::sync::mpsc::channel::<Msg>();
         let queue = Arc::new(Mutex::new(queue));
         let (events_tx, events) = std::sync::mpsc::channel();
         let cancel = Arc::new(AtomicBool::new(false));
@@ -132,6 +120,7 @@ impl BlobCopier {
         Ok(BlobCopier {
             jobs: Some(jobs),
             events,
+            outstanding: 0,
             workers: handles,
             cancel,
         })
@@ -158,11 +147,65 @@ impl BlobCopier {
             .map_err(|_| BackupError::Invalid("the blob copy threads stopped".into()))
     }
 
-    /// Copies one account's blobs (distinct digests) and waits for all of them.
-    /// `abort` is asked between
-    /// outcomes: once it says yes, the jobs not yet started are dropped.
+    /// Queues one account's blobs (distinct digests) and returns at once; the
+    /// caller may do other work, then collects the outcome with [`Self::wait`].
+    pub fn submit(&mut self, jobs: Vec<CopyJob>) -> Result<()> {
+        for job in jobs {
+            self.send(Msg::Copy(job))?;
+            self.outstanding += 1;
+        }
+        Ok(())
+    }
+
+    /// Waits for every job submitted. `abort` is asked between outcomes: once it
+    /// says yes, or once a blob fails, the jobs not yet started are dropped.
     /// `sealed` is told of each pack sealed meanwhile. The outer error is fatal
     /// (the target failed).
+    pub fn wait(
+        &mut self,
+        progress: &dyn Progress,
+        abort: &mut dyn FnMut() -> bool,
+        sealed: &mut dyn FnMut(Sealed),
+    ) -> Result<CopyOutcome> {
+        let mut out = CopyOutcome::default();
+        let mut fatal = None;
+        while self.outstanding > 0 {
+            if out.failed.is_some() || out.aborted || fatal.is_some() {
+                // Jobs still queued are answered without being copied.
+                self.cancel.store(true, Ordering::SeqCst);
+            }
+            match self.next_event()? {
+                Event::Copied { digest, len } => {
+                    self.outstanding -= 1;
+                    out.blobs += 1;
+                    out.bytes += len;
+                    progress.bytes(len);
+                    out.digests.push(digest);
+                }
+                Event::Failed { error } => {
+                    self.outstanding -= 1;
+                    out.failed.get_or_insert(error);
+                }
+                Event::Cancelled => self.outstanding -= 1,
+                Event::Sealed(s) => sealed(s),
+                Event::Fatal(e) => {
+                    fatal.get_or_insert(e);
+                }
+                Event::SealDone => {}
+            }
+            if !out.aborted && abort() {
+                out.aborted = true;
+            }
+        }
+        self.cancel.store(false, Ordering::SeqCst);
+        match fatal {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// [`Self::submit`] then [`Self::wait`].
+    #[cfg(test)]
     pub fn copy(
         &mut self,
         jobs: Vec<CopyJob>,
@@ -170,60 +213,8 @@ impl BlobCopier {
         abort: &mut dyn FnMut() -> bool,
         sealed: &mut dyn FnMut(Sealed),
     ) -> Result<CopyOutcome> {
-        let mut t = Tally {
-            out: CopyOutcome::default(),
-            outstanding: 0,
-            fatal: None,
-        };
-        let mut take = |t: &mut Tally, e: Event| match e {
-            Event::Copied { digest, len } => {
-                t.outstanding -= 1;
-                t.out.blobs += 1;
-                t.out.bytes += len;
-                progress.bytes(len);
-                t.out.digests.push(digest);
-            }
-            Event::Failed { error } => {
-                t.outstanding -= 1;
-                t.out.failed.get_or_insert(error);
-            }
-            Event::Cancelled => t.outstanding -= 1,
-            Event::Sealed(s) => sealed(s),
-            Event::Fatal(e) => {
-                t.fatal.get_or_insert(e);
-            }
-            Event::SealDone => {}
-        };
-        for job in jobs {
-            // Take what is ready without waiting, so that a failure stops early.
-            while let Ok(e) = self.events.try_recv() {
-                take(&mut t, e);
-            }
-            if !t.out.aborted && abort() {
-                t.out.aborted = true;
-            }
-            if t.stopped() {
-                break;
-            }
-            self.send(Msg::Copy(job))?;
-            t.outstanding += 1;
-        }
-        while t.outstanding > 0 {
-            if t.stopped() {
-                // Jobs still queued are answered without being copied.
-                self.cancel.store(true, Ordering::SeqCst);
-            }
-            let e = self.next_event()?;
-            take(&mut t, e);
-            if !t.out.aborted && abort() {
-                t.out.aborted = true;
-            }
-        }
-        self.cancel.store(false, Ordering::SeqCst);
-        match t.fatal {
-            Some(e) => Err(e),
-            None => Ok(t.out),
-        }
+        self.submit(jobs)?;
+        self.wait(progress, abort, sealed)
     }
 
     /// Seals every pack being written and waits for every seal.

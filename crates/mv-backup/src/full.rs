@@ -16,7 +16,7 @@
 //! An account whose mailbox did not change since its latest full in the target
 //! reuses that full's snapshot files ([`reuse_unchanged`]).
 
-use crate::copier::CopyJob;
+use crate::copier::{CopyJob, CopyOutcome};
 use crate::error::{BackupError, Result};
 use crate::label::Label;
 use crate::run::{Run, SessionBuilder, SessionReport};
@@ -25,9 +25,10 @@ use crate::session::{
     SessionStats, SessionStatus, account_dir, encode_blob_list, parse_blob_list,
 };
 use mv_directory::Account;
+use mv_store::blob::BlobHold;
 use mv_types::{Digest, ItemId, MailboxId};
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Why an account did not complete.
 enum AccountEnd {
@@ -58,25 +59,20 @@ pub(crate) fn run_full(
         tracing::warn!("redo log rollover at the start of the full backup failed: {e}");
     }
     run.write_system(&mut sb)?;
-    let mut entries = Vec::new();
+    let mut entries: Vec<SessionAccount> = accounts
+        .iter()
+        .map(|a| entry(a, AccountState::Skipped, None))
+        .collect();
     let mut errors = Vec::new();
     let mut stats = SessionStats::default();
     let mut aborted = false;
-    for a in accounts {
-        if aborted || run.aborter.requested_now() {
-            aborted = true;
-            entries.push(entry(a, AccountState::Skipped, None));
-            continue;
-        }
-        let outcome = backup_account(run, &mut sb, label, a, &mut stats)?;
-        if !run.shared_blobs {
-            // backup_disable_shared_blobs: each account's blobs in its own packs.
-            run.seal()?;
-        }
-        match outcome {
+    // How an account ended, recorded (and shown) as soon as it is known.
+    let mut settle = |run: &mut Run, sb: &mut SessionBuilder, i: usize, end| {
+        let a: &Account = &accounts[i];
+        match end {
             Ok(e) => {
                 run.progress.account_done(&a.email, true);
-                entries.push(e);
+                entries[i] = e;
             }
             Err(AccountEnd::Failed(e)) => {
                 sb.remove(&account_dir(&a.id));
@@ -86,14 +82,50 @@ pub(crate) fn run_full(
                     account: Some(a.email.clone()),
                     message: e.to_string(),
                 });
-                entries.push(entry(a, AccountState::Error, None));
+                entries[i] = entry(a, AccountState::Error, None);
             }
-            Err(AccountEnd::Aborted) => {
-                sb.remove(&account_dir(&a.id));
-                aborted = true;
-                entries.push(entry(a, AccountState::Skipped, None));
-            }
+            Err(AccountEnd::Aborted) => sb.remove(&account_dir(&a.id)),
         }
+    };
+    // The account whose blobs were copied last, finished (database snapshot,
+    // LDIF, search index, meta.xml written) while the next account's blobs copy.
+    let mut copied: Option<(usize, Prepared, CopyOutcome)> = None;
+    for (i, a) in accounts.iter().enumerate() {
+        if aborted || run.aborter.requested_now() {
+            aborted = true;
+            break;
+        }
+        let (prep, jobs) = match prepare_account(run, &mut sb, label, a, &mut stats)? {
+            Ok(Step::Done(e)) => {
+                settle(run, &mut sb, i, Ok(e));
+                continue;
+            }
+            Ok(Step::Copy(prep, jobs)) => (prep, jobs),
+            Err(end) => {
+                aborted |= matches!(end, AccountEnd::Aborted);
+                settle(run, &mut sb, i, Err(end));
+                continue;
+            }
+        };
+        run.submit_blobs(jobs)?;
+        if let Some((j, p, out)) = copied.take() {
+            let end = finish_account(run, &mut sb, label, &accounts[j], p, out, &mut stats)?;
+            settle(run, &mut sb, j, end);
+        }
+        let out = run.wait_blobs()?;
+        aborted |= out.aborted;
+        if run.shared_blobs {
+            copied = Some((i, prep, out));
+        } else {
+            // backup_disable_shared_blobs: each account's blobs in its own packs.
+            let end = finish_account(run, &mut sb, label, a, prep, out, &mut stats)?;
+            settle(run, &mut sb, i, end);
+            run.seal()?;
+        }
+    }
+    if let Some((j, p, out)) = copied.take() {
+        let end = finish_account(run, &mut sb, label, &accounts[j], p, out, &mut stats)?;
+        settle(run, &mut sb, j, end);
     }
     // Every blob the session references is sealed and indexed before it commits.
     run.seal()?;
@@ -194,6 +226,8 @@ struct BlobRef {
     digest: Digest,
     volume: u16,
     revision: u64,
+    /// The message's size as the database records it (the blob's length).
+    size: u64,
 }
 
 /// What the snapshot holds, read from the snapshot file itself.
@@ -223,7 +257,7 @@ fn read_snapshot(path: &Path) -> Result<SnapshotContents> {
         .map_err(BackupError::sql(path))?;
     let mut st = conn
         .prepare(
-            "SELECT id, digest, volume_id, mod_content FROM item WHERE digest IS NOT NULL ORDER BY id",
+            "SELECT id, digest, volume_id, mod_content, size FROM item WHERE digest IS NOT NULL ORDER BY id",
         )
         .map_err(BackupError::sql(path))?;
     let rows = st
@@ -233,13 +267,14 @@ fn read_snapshot(path: &Path) -> Result<SnapshotContents> {
                 r.get::<_, Vec<u8>>(1)?,
                 r.get::<_, u16>(2)?,
                 r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
             ))
         })
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
         .map_err(sql)?;
     let mut seen = HashSet::new();
     let mut blobs = Vec::new();
-    for (item, d, volume, rev) in rows {
+    for (item, d, volume, rev, size) in rows {
         let digest = <[u8; 32]>::try_from(d.as_slice())
             .map(Digest)
             .map_err(|_| {
@@ -251,6 +286,7 @@ fn read_snapshot(path: &Path) -> Result<SnapshotContents> {
                 digest,
                 volume,
                 revision: rev as u64,
+                size: size.max(0) as u64,
             });
         }
     }
@@ -286,17 +322,45 @@ fn previous_blobs(run: &mut Run, account: &Account) -> HashSet<Digest> {
         .unwrap_or_default()
 }
 
-/// Backs up one account. The outer error is fatal to the session (the target
-/// failed); the inner one is the account's.
-fn backup_account(
-    run: &mut Run,
+/// An account whose snapshot is taken and whose blobs are being copied.
+struct Prepared<'s> {
+    scratch: PathBuf,
+    point: mv_store::snapshot::SnapshotPoint,
+    contents: SnapshotContents,
+    /// Every blob the snapshot references (and the session includes).
+    listed: Vec<Digest>,
+    /// Bytes of the listed blobs the target held already.
+    known_bytes: u64,
+    started: mv_types::UtcMillis,
+    /// Blobs deleted meanwhile stay on disk until the copy is done.
+    _hold: BlobHold<'s>,
+}
+
+enum Step<'s> {
+    /// Nothing to copy: the previous full's files were reused.
+    Done(SessionAccount),
+    Copy(Prepared<'s>, Vec<CopyJob>),
+}
+
+/// Removes a scratch snapshot and its side files.
+fn cleanup(p: &Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
+    }
+}
+
+/// First half of an account's backup: reuse of an unchanged previous full, or a
+/// snapshot of its database and the list of blobs to copy. The outer error is
+/// fatal to the session (the target failed); the inner one is the account's.
+fn prepare_account<'s>(
+    run: &mut Run<'s>,
     sb: &mut SessionBuilder,
     label: Label,
     a: &Account,
     stats: &mut crate::session::SessionStats,
-) -> Result<Result<SessionAccount, AccountEnd>> {
+) -> Result<Result<Step<'s>, AccountEnd>> {
     let started = run.now();
-    let store = run.source.store;
+    let store: &'s mv_store::Store = run.source.store;
     let mbox = a.mailbox_id;
     let fail = |e: BackupError| Ok(Err(AccountEnd::Failed(e)));
     match store.mailbox(mbox).info() {
@@ -319,7 +383,7 @@ fn backup_account(
     };
     run.catalog = catalog;
     match reused {
-        Ok(Some(e)) => return Ok(Ok(e)),
+        Ok(Some(e)) => return Ok(Ok(Step::Done(e))),
         Ok(None) => {}
         Err(e) => {
             // Whatever was linked goes; the account is backed up the normal way.
@@ -331,11 +395,6 @@ fn backup_account(
         .target
         .scratch_dir()?
         .join(format!("{label}-{}.sqlite", mbox.0));
-    let cleanup = |p: &Path| {
-        for suffix in ["", "-wal", "-shm", "-journal"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
-        }
-    };
     let hold = store.blobs().hold();
     let point = match store.snapshot_mailbox(mbox, &scratch) {
         Ok(p) => p,
@@ -353,10 +412,11 @@ fn backup_account(
     };
     let per_account: Option<HashSet<Digest>> = (!run.shared_blobs).then(|| previous_blobs(run, a));
     let mut listed = Vec::new();
-    let (mut blob_bytes, mut new_blobs, mut new_bytes) = (0u64, 0u64, 0u64);
+    let mut known_bytes = 0u64;
+    let mut jobs = Vec::new();
     if run.opts.blobs {
         // Blobs the pool lacks, in snapshot order (digests are distinct here).
-        let mut todo: Vec<(&BlobRef, std::path::PathBuf)> = Vec::new();
+        let email: std::sync::Arc<str> = a.email.as_str().into();
         for b in &contents.blobs {
             if b.volume == 2 && !run.opts.hsm_blobs {
                 continue;
@@ -366,69 +426,86 @@ fn backup_account(
                 None => run.have_blob(&b.digest),
                 Some(prev) => prev.contains(&b.digest) && run.have_blob(&b.digest),
             };
-            let path = store
-                .blobs()
-                .blob_path(b.volume, mbox, ItemId(b.item), b.revision);
             if known {
                 stats.blobs_shared += 1;
-                if let Ok(md) = std::fs::metadata(&path) {
-                    blob_bytes += md.len();
-                }
+                known_bytes += b.size;
                 continue;
             }
-            todo.push((b, path));
-        }
-        // Worker threads read each blob, check it against its digest and write it
-        // into a pack (see crate::copier).
-        let email: std::sync::Arc<str> = a.email.as_str().into();
-        let jobs = todo
-            .into_iter()
-            .map(|(b, path)| CopyJob {
+            jobs.push(CopyJob {
                 digest: b.digest,
-                path,
+                path: store
+                    .blobs()
+                    .blob_path(b.volume, mbox, ItemId(b.item), b.revision),
                 item: b.item,
                 email: email.clone(),
-            })
-            .collect();
-        let copied = match run.copy_blobs(jobs) {
-            Ok(c) => c,
-            Err(e) => {
-                cleanup(&scratch);
-                return Err(e);
-            }
-        };
-        blob_bytes += copied.bytes;
-        new_blobs = copied.blobs;
-        new_bytes = copied.bytes;
-        let end = if copied.aborted {
-            Some(AccountEnd::Aborted)
-        } else {
-            copied.failed.map(AccountEnd::Failed)
-        };
-        if let Some(end) = end {
-            cleanup(&scratch);
-            return Ok(Err(end));
+            });
         }
     }
-    // Every blob the snapshot needs is copied: deleted blobs may go now.
-    drop(hold);
-    stats.blobs_new += new_blobs;
-    stats.blob_bytes_new += new_bytes;
+    Ok(Ok(Step::Copy(
+        Prepared {
+            scratch,
+            point,
+            contents,
+            listed,
+            known_bytes,
+            started,
+            _hold: hold,
+        },
+        jobs,
+    )))
+}
+
+/// Second half, once the account's blobs are copied: the database snapshot, the
+/// blob list, the LDIF, the search index and `meta.xml` go into the session.
+fn finish_account(
+    run: &mut Run,
+    sb: &mut SessionBuilder,
+    label: Label,
+    a: &Account,
+    p: Prepared,
+    copied: CopyOutcome,
+    stats: &mut crate::session::SessionStats,
+) -> Result<Result<SessionAccount, AccountEnd>> {
+    let Prepared {
+        scratch,
+        point,
+        contents,
+        listed,
+        known_bytes,
+        started,
+        _hold,
+    } = p;
+    // Every blob the snapshot needs is copied (or the account failed): deleted
+    // blobs may go now.
+    drop(_hold);
+    let end = if copied.aborted {
+        Some(AccountEnd::Aborted)
+    } else {
+        copied.failed.map(AccountEnd::Failed)
+    };
+    if let Some(end) = end {
+        cleanup(&scratch);
+        return Ok(Err(end));
+    }
+    stats.blobs_new += copied.blobs;
+    stats.blob_bytes_new += copied.bytes;
     let ldif = match run.source.dir().export_account_ldif(&a.id) {
         Ok(l) => l,
         Err(e) => {
             cleanup(&scratch);
-            return fail(e.into());
+            return Ok(Err(AccountEnd::Failed(e.into())));
         }
     };
+    let mbox = a.mailbox_id;
     let dir = account_dir(&a.id);
-    let db_bytes = sb.put_file(&format!("{dir}/db/mailbox.sqlite"), &scratch)?;
+    let db_bytes = sb.put_file(&format!("{dir}/db/mailbox.sqlite"), &scratch);
     cleanup(&scratch);
+    let db_bytes = db_bytes?;
     run.progress.bytes(db_bytes);
     sb.put(&format!("{dir}/blobs.lst"), &encode_blob_list(&listed))?;
     sb.put(&format!("{dir}/ldap.ldif"), ldif.as_bytes())?;
     if run.opts.search_index {
-        let index = store.home().mailbox_index_dir(mbox.0);
+        let index = run.source.store.home().mailbox_index_dir(mbox.0);
         match crate::index_files::put_index(sb, &index, &format!("{dir}/index"))? {
             Ok(bytes) => run.progress.bytes(bytes),
             Err(note) => tracing::info!("{}: {note}", a.email),
@@ -448,9 +525,9 @@ fn backup_account(
         items: contents.items,
         messages: contents.messages,
         blobs: listed.len() as u64,
-        blob_bytes,
-        new_blobs,
-        new_blob_bytes: new_bytes,
+        blob_bytes: known_bytes + copied.bytes,
+        new_blobs: copied.blobs,
+        new_blob_bytes: copied.bytes,
         db_bytes,
         blobs_included: run.opts.blobs,
         hsm_blobs_included: run.opts.blobs && run.opts.hsm_blobs,

@@ -499,12 +499,11 @@ impl Run<'_> {
         self.pending.contains(d) || self.pool.contains(d)
     }
 
-    /// Copies one account's blobs (distinct digests the target lacks) into packs;
-    /// each one copied counts as held from then on ([`Run::have_blob`]). The outer
-    /// error is fatal (the target failed).
-    pub fn copy_blobs(&mut self, jobs: Vec<CopyJob>) -> Result<CopyOutcome> {
+    /// Queues one account's blobs (distinct digests the target lacks) for copying
+    /// into packs; [`Run::wait_blobs`] collects the outcome.
+    pub fn submit_blobs(&mut self, jobs: Vec<CopyJob>) -> Result<()> {
         if jobs.is_empty() {
-            return Ok(CopyOutcome::default());
+            return Ok(());
         }
         if self.copier.is_none() {
             self.copier = Some(BlobCopier::start(
@@ -514,15 +513,23 @@ impl Run<'_> {
                 BlobCopier::default_workers(),
             )?);
         }
-        let copier = self.copier.as_mut().expect("just started");
+        self.copier.as_mut().expect("just started").submit(jobs)
+    }
+
+    /// Waits for the blobs submitted; each one copied counts as held from then on
+    /// ([`Run::have_blob`]). The outer error is fatal (the target failed).
+    pub fn wait_blobs(&mut self) -> Result<CopyOutcome> {
+        let Some(copier) = self.copier.as_mut() else {
+            return Ok(CopyOutcome::default());
+        };
         let (pending, pool, sealed) = (&mut self.pending, &mut self.pool, &mut self.sealed);
         let aborter = &mut self.aborter;
-        let out = copier.copy(
-            jobs,
-            self.progress,
-            &mut || aborter.requested(),
-            &mut |(id, index)| add_sealed(pending, pool, sealed, id, &index),
-        )?;
+        let out = copier.wait(self.progress, &mut || aborter.requested(), &mut |(
+            id,
+            index,
+        )| {
+            add_sealed(pending, pool, sealed, id, &index)
+        })?;
         // (A blob whose pack was sealed already is in the pool too: harmless.)
         self.pending.extend(out.digests.iter().copied());
         Ok(out)

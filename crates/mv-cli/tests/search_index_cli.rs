@@ -233,7 +233,12 @@ fn full_backups_carry_the_index_unless_excluded() {
         files.iter().any(|f| f.ends_with("/index/meta.json")),
         "{files:?}"
     );
-    assert!(files.len() > 1, "segment files missing: {files:?}");
+    // meta.json beside one zip of the segment files.
+    assert_eq!(files.len(), 2, "{files:?}");
+    let zip_path = files.iter().find(|f| f.ends_with("/index/segments.zip"));
+    let zip_path = zip_path.expect("segments.zip");
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(zip_path).unwrap()).unwrap();
+    let names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
     // The copied index is consistent: every segment meta.json lists is there.
     let meta_path = files.iter().find(|f| f.ends_with("meta.json")).unwrap();
     let meta: serde_json::Value =
@@ -241,9 +246,20 @@ fn full_backups_carry_the_index_unless_excluded() {
     for seg in meta["segments"].as_array().unwrap() {
         let id = seg["segment_id"].as_str().unwrap().replace('-', "");
         assert!(
-            files.iter().any(|f| f.contains(&format!("/index/{id}."))),
-            "segment {id} not copied: {files:?}"
+            names.iter().any(|f| f.starts_with(&format!("{id}."))),
+            "segment {id} not copied: {names:?}"
         );
+    }
+    let first = names.first().expect("segment files").clone();
+    let mut entry = zip.by_name(&first).unwrap();
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+    let live = env.home.join("index");
+    let original = common::walk(&live)
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy() == first));
+    if let Some(original) = original {
+        assert_eq!(bytes, std::fs::read(original).unwrap(), "{first}");
     }
     // Verification covers the index files like any other session file.
     let v = env.run(Path::new(BIN), &["backup", "verify", "--read-data"]);

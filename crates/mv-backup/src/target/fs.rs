@@ -480,8 +480,10 @@ impl Target for FsTarget {
                 remove_tree(&entry.path())?;
             }
         }
+        // Temp names appear where objects are put: packs/ and the root. Committed
+        // sessions are never written in place (tmp/<label> is renamed whole), so
+        // their trees, which grow with every session, are not walked.
         self.remove_temp_files(&self.root.join("packs"))?;
-        self.remove_temp_files(&self.root.join("sessions"))?;
         for entry in fs::read_dir(&self.root).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') && name.contains(".tmp-") {

@@ -19,7 +19,7 @@
 use crate::copier::{CopyJob, CopyOutcome};
 use crate::error::{BackupError, Result};
 use crate::label::Label;
-use crate::run::{Run, SessionBuilder, SessionReport};
+use crate::run::{FileIndex, Run, SessionBuilder, SessionReport};
 use crate::session::{
     AccountMeta, AccountState, FileEntry, Session, SessionAccount, SessionError, SessionOptions,
     SessionStats, SessionStatus, account_dir, encode_blob_list, parse_blob_list,
@@ -363,9 +363,9 @@ fn prepare_account<'s>(
     let store: &'s mv_store::Store = run.source.store;
     let mbox = a.mailbox_id;
     let fail = |e: BackupError| Ok(Err(AccountEnd::Failed(e)));
-    match store.mailbox(mbox).info() {
-        Ok(Some(i)) if !i.deleted => {}
-        Ok(_) => {
+    match store.mailbox(mbox).is_live() {
+        Ok(true) => {}
+        Ok(false) => {
             return fail(BackupError::Invalid(format!(
                 "mailbox {mbox} of account {} does not exist",
                 a.email
@@ -573,11 +573,18 @@ fn reuse_unchanged(
         return Ok(None);
     }
     let dir = account_dir(&a.id);
+    if run
+        .prev_files
+        .as_ref()
+        .is_none_or(|(l, _)| *l != prev.label)
+    {
+        run.prev_files = Some((prev.label, FileIndex::new(&prev.files)));
+    }
+    let by_path = &run.prev_files.as_ref().expect("just set").1;
     let prev_file = |rel: &str| {
-        prev.files
-            .iter()
-            .find(|f| f.path == rel)
-            .cloned()
+        by_path
+            .get(rel)
+            .map(|i| prev.files[i].clone())
             .ok_or_else(|| BackupError::NotFound(format!("{rel} in session {}", prev.label)))
     };
     let prev_path = |rel: &str| format!("sessions/{}/{rel}", prev.label);
@@ -597,7 +604,17 @@ fn reuse_unchanged(
     let ldif = run.source.dir().export_account_ldif(&a.id)?;
     sb.copy_from(&db_rel, prev.label, &db)?;
     sb.copy_from(&lst_rel, prev.label, &lst)?;
-    sb.put(&format!("{dir}/ldap.ldif"), ldif.as_bytes())?;
+    // The entry usually did not change either: linked when it is the same.
+    let ldif_rel = format!("{dir}/ldap.ldif");
+    match prev_file(&ldif_rel) {
+        Ok(f)
+            if f.size == ldif.len() as u64
+                && f.blake3 == blake3::hash(ldif.as_bytes()).to_hex().as_str() =>
+        {
+            sb.copy_from(&ldif_rel, prev.label, &f)?;
+        }
+        _ => sb.put(&ldif_rel, ldif.as_bytes())?,
+    }
     if run.opts.search_index {
         reuse_or_put_index(run, sb, prev, &dir, a)?;
     }
@@ -635,11 +652,16 @@ fn reuse_or_put_index(
     let index_dir = run.source.store.home().mailbox_index_dir(a.mailbox_id.0);
     let prefix = format!("{dir}/index/");
     let meta_rel = format!("{prefix}meta.json");
-    let prev_files: Vec<&FileEntry> = prev
-        .files
-        .iter()
-        .filter(|f| f.path.starts_with(&prefix))
-        .collect();
+    let prev_files: Vec<&FileEntry> = match &run.prev_files {
+        Some((l, by_path)) if *l == prev.label => {
+            by_path.under(&prefix).map(|i| &prev.files[i]).collect()
+        }
+        _ => prev
+            .files
+            .iter()
+            .filter(|f| f.path.starts_with(&prefix))
+            .collect(),
+    };
     let unchanged = match std::fs::read(index_dir.join("meta.json")) {
         Ok(now) => prev_files.iter().any(|f| {
             f.path == meta_rel

@@ -345,6 +345,7 @@ impl Prepared {
             shared_blobs,
             keep_time,
             catalog: None,
+            prev_files: None,
         };
         let mut reports = Vec::new();
         let result = (|| {
@@ -452,6 +453,39 @@ pub fn abort_flag_path(label: &str) -> String {
     format!("tmp/{label}.abort")
 }
 
+/// A session's files by path, for lookups per account (a session lists a few
+/// files per account: a linear search per account grows with the square).
+pub(crate) struct FileIndex(Vec<(String, usize)>);
+
+impl FileIndex {
+    pub fn new(files: &[FileEntry]) -> FileIndex {
+        let mut v: Vec<(String, usize)> = files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.path.clone(), i))
+            .collect();
+        v.sort();
+        FileIndex(v)
+    }
+
+    /// The position in `files` of the file at `path`.
+    pub fn get(&self, path: &str) -> Option<usize> {
+        self.0
+            .binary_search_by(|(p, _)| p.as_str().cmp(path))
+            .ok()
+            .map(|i| self.0[i].1)
+    }
+
+    /// Positions of the files whose path starts with `prefix`.
+    pub fn under<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = usize> + 'a {
+        let start = self.0.partition_point(|(p, _)| p.as_str() < prefix);
+        self.0[start..]
+            .iter()
+            .take_while(move |(p, _)| p.starts_with(prefix))
+            .map(|(_, i)| *i)
+    }
+}
+
 /// A pack is sealed: its blobs move from pending to the pool.
 fn add_sealed(
     pending: &mut HashSet<Digest>,
@@ -487,6 +521,8 @@ pub(crate) struct Run<'a> {
     pub keep_time: Duration,
     /// The target's sessions as they were when the run started (loaded on demand).
     pub catalog: Option<Catalog>,
+    /// The files of the session an unchanged account's files are reused from.
+    pub prev_files: Option<(Label, FileIndex)>,
 }
 
 impl Run<'_> {
@@ -721,5 +757,36 @@ pub fn default_target(directory: &Directory, server: &str, home: &mv_home::Home)
         configured
     } else {
         home.root().join(configured).display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_index_finds_by_path_and_by_prefix() {
+        let files: Vec<FileEntry> = [
+            "a/index/meta.json",
+            "a/db/mailbox.sqlite",
+            "ab/x",
+            "a/index/segments.zip",
+            "b/meta.xml",
+        ]
+        .iter()
+        .map(|p| FileEntry {
+            path: p.to_string(),
+            size: 1,
+            blake3: String::new(),
+        })
+        .collect();
+        let ix = FileIndex::new(&files);
+        assert_eq!(ix.get("a/db/mailbox.sqlite"), Some(1));
+        assert_eq!(ix.get("a/db"), None);
+        let mut under: Vec<usize> = ix.under("a/index/").collect();
+        under.sort();
+        assert_eq!(under, vec![0, 3]);
+        assert_eq!(ix.under("c/").count(), 0);
+        assert_eq!(ix.under("a").count(), 4);
     }
 }

@@ -61,6 +61,16 @@ impl Mailbox {
         *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
+    /// Whether the mailbox exists and is not deleted: [`Mailbox::info`] without
+    /// counting the messages (a scan of every item).
+    pub fn is_live(&self) -> Result<bool, StoreError> {
+        self.read(|c| {
+            c.query_row("SELECT deleted FROM meta", [], |r| r.get::<_, i64>(0))
+                .optional()
+        })
+        .map(|d| d == Some(0))
+    }
+
     pub fn info(&self) -> Result<Option<MailboxInfo>, StoreError> {
         self.read(|c| {
             c.query_row(

@@ -77,6 +77,17 @@ impl Replayer<'_> {
         Ok(())
     }
 
+    /// Whether [`Replayer::apply`] would apply the record (its change is above the
+    /// mailbox's applied change), so that its content is worth staging first.
+    pub fn will_apply(&mut self, rec: &Record) -> Result<bool, StoreError> {
+        let g = self.store.mailbox(rec.mailbox);
+        let g = g.lock()?;
+        let applied = g
+            .applied_change()
+            .map_err(|e| StoreError::sql_msg(rec.mailbox, e))?;
+        Ok(rec.change.0 > applied)
+    }
+
     /// Applies one mailbox record iff its change is the mailbox's next one
     /// (skipped when already applied; an error when changes are missing before it).
     pub fn apply(&mut self, rec: &Record, staged: &Staged) -> Result<(), StoreError> {

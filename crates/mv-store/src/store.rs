@@ -45,6 +45,9 @@ pub struct ReplayReport {
     pub applied: u64,
     pub skipped_already_applied: u64,
     pub skipped_filtered: u64,
+    /// Messages whose content was staged from the log (only those of records
+    /// applied need it).
+    pub staged: u64,
     pub mailboxes: Vec<u32>,
 }
 
@@ -361,15 +364,28 @@ impl Store {
         // Crash recovery runs before the start-up sweep of every mailbox.
         replayer.sweep = !recovering;
         let mut skipped_filtered = 0;
+        // Content records are staged only when a record that will be applied uses
+        // them: after a clean stop, the current log's records are all applied
+        // already, and staging their messages would write them all again.
+        let mut content: HashMap<[u8; 32], &Record> = HashMap::new();
         let result = (|| -> Result<(), StoreError> {
             for rec in records {
                 if rec.mailbox.0 == 0 {
-                    replayer.stage(rec, &mut staged)?;
+                    if let Op::PutBlob(p) = &rec.op {
+                        content.insert(p.digest, rec);
+                    }
                     continue;
                 }
                 if !filter(rec.mailbox) {
                     skipped_filtered += 1;
                     continue;
+                }
+                if let Some(d) = rec.op.referenced_digest()
+                    && !staged.contains(&Digest(d))
+                    && let Some(c) = content.get(&d)
+                    && replayer.will_apply(rec)?
+                {
+                    replayer.stage(c, &mut staged)?;
                 }
                 replayer.apply(rec, &staged)?;
             }
@@ -377,12 +393,15 @@ impl Store {
         })();
         // What was applied is committed whether or not a later record failed.
         let finished = replayer.finish();
+        let mut staged_count = 0;
         for p in staged.paths() {
+            staged_count += 1;
             let _ = self.blobs.remove(p);
         }
         result?;
         let mut report = finished?;
         report.skipped_filtered = skipped_filtered;
+        report.staged = staged_count;
         Ok(report)
     }
 

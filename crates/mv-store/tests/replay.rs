@@ -377,6 +377,33 @@ proptest! {
 }
 
 #[test]
+fn replaying_records_already_applied_stages_no_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let store = open(&home, 100 << 20);
+    let ids = setup(&store);
+    for n in 0..5 {
+        store
+            .deliver(&message(n, 2000), &ids, &DeliverOptions::default())
+            .unwrap();
+    }
+    // What a start-up after a clean stop does with the current log: every record
+    // is applied already, so no message is written again.
+    let records = all_records(&home);
+    let r = store.replay(records.iter(), &|_| true).unwrap();
+    assert_eq!(r.applied, 0);
+    assert!(r.skipped_already_applied >= 5, "{r:?}");
+    assert_eq!(r.staged, 0, "{r:?}");
+    // Into a fresh store the same records stage each message once.
+    let dir2 = tempfile::tempdir().unwrap();
+    let home2 = Home::at(dir2.path());
+    let fresh = open(&home2, 100 << 20);
+    let r = fresh.replay(records.iter(), &|_| true).unwrap();
+    assert_eq!(r.staged, 5, "{r:?}");
+    assert!(r.applied > 0);
+}
+
+#[test]
 fn message_to_three_local_recipients_is_one_inode_with_three_links() {
     let dir = tempfile::tempdir().unwrap();
     let home = Home::at(dir.path());

@@ -20,7 +20,7 @@ mod write;
 pub use blob::{BlobError, BlobStore, Volume};
 pub use mailbox::{Changes, Folder, Item, Mailbox, MailboxInfo, Tag, Tombstone};
 pub use replay::Replayer;
-pub use store::{OpenReport, ReplayReport, Store, StoreOptions};
+pub use store::{GC_CLEAN, OpenReport, ReplayReport, Store, StoreOptions};
 pub use write::{CalendarImport, DeliverOptions, FlagChange};
 
 use mv_types::{Digest, MailboxId};

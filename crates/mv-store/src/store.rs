@@ -51,6 +51,10 @@ pub struct ReplayReport {
     pub mailboxes: Vec<u32>,
 }
 
+/// In the mailbox database directory: no mailbox had a blob removal queued when
+/// the store last closed cleanly (see `Store::sweep_at_open`).
+pub const GC_CLEAN: &str = ".gc-clean";
+
 /// A mail store opened on a home.
 pub struct Store {
     home: Home,
@@ -88,7 +92,7 @@ impl Store {
         let replay = store.replay_records(recovery.records.iter(), &|_| true, true)?;
         report.reapplied = replay.applied;
         report.blobs_repaired = store.repair_blobs(&recovery.records)?;
-        store.sweep_all()?;
+        store.sweep_at_open(report.reapplied > 0)?;
         if report.reapplied > 0 || report.truncated_bytes > 0 || report.blobs_repaired > 0 {
             tracing::warn!(
                 truncated_bytes = report.truncated_bytes,
@@ -330,6 +334,60 @@ impl Store {
         Ok(())
     }
 
+    /// The start-up sweep: every mailbox, unless the last close left none with
+    /// blob removals queued ([`GC_CLEAN`]) and recovery applied nothing (records it
+    /// applies queue removals it does not sweep). Skipping it spares opening every
+    /// mailbox database at every start. The marker is removed durably first: from
+    /// now on removals may be queued, and only a clean close says they are not.
+    fn sweep_at_open(&self, recovered: bool) -> Result<(), StoreError> {
+        let dir = self.home.mailbox_db_dir();
+        let marker = dir.join(GC_CLEAN);
+        let clean = marker.exists();
+        if clean {
+            std::fs::remove_file(&marker).map_err(|e| StoreError::io(&marker, e))?;
+            mv_home::fsync_dir(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        }
+        if recovered || !clean {
+            self.sweep_all()?;
+        }
+        Ok(())
+    }
+
+    /// At a clean close: sweeps the mailboxes this process used (the others are as
+    /// the start-up found them: swept) and, if none has a removal left queued,
+    /// leaves [`GC_CLEAN`] for the next start. Nothing is lost without it: the next
+    /// start sweeps every mailbox.
+    fn mark_clean_at_close(&self) -> Result<(), StoreError> {
+        if self.blobs.oldest_hold().is_some() {
+            return Ok(());
+        }
+        let used: Vec<Arc<Mailbox>> = self
+            .mailboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for mbox in used {
+            if !mbox.db_path().exists() {
+                continue;
+            }
+            let mut g = mbox.lock()?;
+            self.sweep(&mut g)?;
+            let left: i64 = g
+                .conn()
+                .query_row("SELECT COUNT(*) FROM blob_gc", [], |r| r.get(0))
+                .map_err(|e| StoreError::sql(mbox.db_path(), e))?;
+            if left > 0 {
+                return Ok(());
+            }
+        }
+        let dir = self.home.mailbox_db_dir();
+        let marker = dir.join(GC_CLEAN);
+        std::fs::write(&marker, b"").map_err(|e| StoreError::io(&marker, e))?;
+        Ok(())
+    }
+
     /// Sweeps every mailbox (at start-up and when a backup releases its hold).
     pub fn sweep_all(&self) -> Result<(), StoreError> {
         for id in self.mailbox_ids()? {
@@ -524,6 +582,10 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
+        if let Err(e) = self.mark_clean_at_close() {
+            tracing::warn!("the next start will sweep every mailbox: {e}");
+        }
+        // Makes the marker durable too (one syncfs of the home's filesystem).
         if let Err(e) = self.checkpoint() {
             tracing::error!("checkpoint at close failed: {e}");
         }

@@ -453,6 +453,54 @@ fn deleted_blobs_wait_for_a_running_backup() {
 }
 
 #[test]
+fn a_clean_close_spares_the_next_start_its_sweep_and_a_crash_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let marker = home.mailbox_db_dir().join(mv_store::GC_CLEAN);
+    let (ids, path) = {
+        let store = open(&home, 100 << 20);
+        let ids = setup(&store);
+        let item = store
+            .add_message(ids[0], &message(3, 100), &DeliverOptions::default())
+            .unwrap();
+        let row = store.mailbox(ids[0]).item(item).unwrap().unwrap();
+        let path = store.blob_path(ids[0], &row);
+        // Deleted while a backup holds blobs: the removal stays queued...
+        let hold = store.blobs().hold();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        store.delete_items(ids[0], &[item]).unwrap();
+        drop(hold);
+        assert!(path.exists());
+        (ids, path)
+        // ...until the close sweeps what this process used, then marks clean.
+    };
+    assert!(!path.exists(), "swept at close");
+    assert!(marker.exists(), "nothing queued at close");
+    {
+        let store = open(&home, 100 << 20);
+        // The start consumed the marker: removals may be queued from now on.
+        assert!(!marker.exists());
+        let item = store
+            .add_message(ids[1], &message(4, 100), &DeliverOptions::default())
+            .unwrap();
+        let row = store.mailbox(ids[1]).item(item).unwrap().unwrap();
+        let path = store.blob_path(ids[1], &row);
+        let hold = store.blobs().hold();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        store.delete_items(ids[1], &[item]).unwrap();
+        drop(hold);
+        // A crash: no close, no marker; the queued removal is still there.
+        std::mem::forget(store);
+        assert!(path.exists());
+        assert!(!marker.exists());
+        // The next start sweeps every mailbox.
+        let store = open(&home, 100 << 20);
+        assert!(!path.exists(), "swept at the start after a crash");
+        drop(store);
+    }
+}
+
+#[test]
 fn calendar_import_replaces_only_newer_versions() {
     let dir = tempfile::tempdir().unwrap();
     let home = Home::at(dir.path());

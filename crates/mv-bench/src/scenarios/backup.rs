@@ -40,7 +40,8 @@ use std::sync::Arc;
 /// The home's directories the peers back up (what mailvault's backup reads).
 pub const DATA_DIRS: [&str; 2] = ["db", "store"];
 /// Goals of issue 5 (backup) and issue 6 (restore).
-pub const GOAL_FULL_VS_TAR: f64 = 1.2;
+/// The first full may take at most this many times tar's wall time.
+pub const GOAL_FULL_TIME_VS_TAR: f64 = 1.2;
 pub const GOAL_FULL_VS_DEDUP: f64 = 2.0;
 pub const GOAL_SECOND_FULL_SHARE: f64 = 0.10;
 pub const GOAL_RESTORE_VS_RESTIC: f64 = 1.5;
@@ -648,13 +649,16 @@ impl BackupScenario {
             &peer_full,
             s.copies,
         );
-        for (peer, goal) in [
-            ("tar", GOAL_FULL_VS_TAR),
-            ("restic", GOAL_FULL_VS_DEDUP),
-            ("borg", GOAL_FULL_VS_DEDUP),
-        ] {
+        // "≤ 1.2× tar's wall time" is a speed at least 1/1.2 of tar's.
+        if peers.iter().any(|a| a.name() == "tar") {
+            let mut g = ratio_goal(&f, "tar", 1.0 / GOAL_FULL_TIME_VS_TAR, "speed");
+            g.text = format!("wall time ≤ {GOAL_FULL_TIME_VS_TAR}× tar's");
+            f.goals.push(g);
+        }
+        for peer in ["restic", "borg"] {
             if peers.iter().any(|a| a.name() == peer) {
-                f.goals.push(ratio_goal(&f, peer, goal, "speed"));
+                f.goals
+                    .push(ratio_goal(&f, peer, GOAL_FULL_VS_DEDUP, "speed"));
             }
         }
         // Memory must not grow with the blobs beyond a small index entry each: a

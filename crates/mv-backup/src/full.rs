@@ -466,18 +466,10 @@ fn finish_account(
     copied: CopyOutcome,
     stats: &mut crate::session::SessionStats,
 ) -> Result<Result<SessionAccount, AccountEnd>> {
-    let Prepared {
-        scratch,
-        point,
-        contents,
-        listed,
-        known_bytes,
-        started,
-        _hold,
-    } = p;
     // Every blob the snapshot needs is copied (or the account failed): deleted
     // blobs may go now.
-    drop(_hold);
+    drop(p._hold);
+    let scratch = p.scratch;
     let end = if copied.aborted {
         Some(AccountEnd::Aborted)
     } else {
@@ -502,7 +494,7 @@ fn finish_account(
     cleanup(&scratch);
     let db_bytes = db_bytes?;
     run.progress.bytes(db_bytes);
-    sb.put(&format!("{dir}/blobs.lst"), &encode_blob_list(&listed))?;
+    sb.put(&format!("{dir}/blobs.lst"), &encode_blob_list(&p.listed))?;
     sb.put(&format!("{dir}/ldap.ldif"), ldif.as_bytes())?;
     if run.opts.search_index {
         let index = run.source.store.home().mailbox_index_dir(mbox.0);
@@ -516,16 +508,16 @@ fn finish_account(
         zimbra_id: a.id.clone(),
         mailbox_id: mbox.0,
         label: label.to_string(),
-        change: point.change,
-        redo_seq: point.redo.sequence,
-        redo_lsn: point.redo.lsn.0,
-        snapshot_at: point.taken_at,
-        started,
+        change: p.point.change,
+        redo_seq: p.point.redo.sequence,
+        redo_lsn: p.point.redo.lsn.0,
+        snapshot_at: p.point.taken_at,
+        started: p.started,
         ended: run.now(),
-        items: contents.items,
-        messages: contents.messages,
-        blobs: listed.len() as u64,
-        blob_bytes: known_bytes + copied.bytes,
+        items: p.contents.items,
+        messages: p.contents.messages,
+        blobs: p.listed.len() as u64,
+        blob_bytes: p.known_bytes + copied.bytes,
         new_blobs: copied.blobs,
         new_blob_bytes: copied.bytes,
         db_bytes,
@@ -536,7 +528,7 @@ fn finish_account(
     Ok(Ok(entry(
         a,
         AccountState::Completed,
-        Some((point.change, point.redo.sequence, point.redo.lsn.0)),
+        Some((p.point.change, p.point.redo.sequence, p.point.redo.lsn.0)),
     )))
 }
 

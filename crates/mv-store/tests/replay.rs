@@ -429,25 +429,32 @@ fn message_to_three_local_recipients_is_one_inode_with_three_links() {
     assert_eq!(puts, 1);
 }
 
+/// Adds message `n` to `mbox` and deletes it while a backup holds blobs (released
+/// right after): the removal of its blob file stays queued. Returns the file.
+fn delete_during_backup(store: &Store, mbox: MailboxId, n: usize) -> PathBuf {
+    let item = store
+        .add_message(mbox, &message(n, 100), &DeliverOptions::default())
+        .unwrap();
+    let row = store.mailbox(mbox).item(item).unwrap().unwrap();
+    let path = store.blob_path(mbox, &row);
+    let hold = store.blobs().hold();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    store.delete_items(mbox, &[item]).unwrap();
+    drop(hold);
+    path
+}
+
 #[test]
 fn deleted_blobs_wait_for_a_running_backup() {
     let dir = tempfile::tempdir().unwrap();
     let home = Home::at(dir.path());
     let store = open(&home, 100 << 20);
     let ids = setup(&store);
-    let item = store
-        .add_message(ids[0], &message(2, 100), &DeliverOptions::default())
-        .unwrap();
-    let row = store.mailbox(ids[0]).item(item).unwrap().unwrap();
-    let path = store.blob_path(ids[0], &row);
-    let hold = store.blobs().hold();
-    std::thread::sleep(std::time::Duration::from_millis(5));
-    store.delete_items(ids[0], &[item]).unwrap();
+    let path = delete_during_backup(&store, ids[0], 2);
     assert!(
         path.exists(),
         "a backup that started before the delete may still need the blob"
     );
-    drop(hold);
     store.sweep_all().unwrap();
     assert!(!path.exists());
 }
@@ -460,16 +467,8 @@ fn a_clean_close_spares_the_next_start_its_sweep_and_a_crash_does_not() {
     let (ids, path) = {
         let store = open(&home, 100 << 20);
         let ids = setup(&store);
-        let item = store
-            .add_message(ids[0], &message(3, 100), &DeliverOptions::default())
-            .unwrap();
-        let row = store.mailbox(ids[0]).item(item).unwrap().unwrap();
-        let path = store.blob_path(ids[0], &row);
         // Deleted while a backup holds blobs: the removal stays queued...
-        let hold = store.blobs().hold();
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        store.delete_items(ids[0], &[item]).unwrap();
-        drop(hold);
+        let path = delete_during_backup(&store, ids[0], 3);
         assert!(path.exists());
         (ids, path)
         // ...until the close sweeps what this process used, then marks clean.
@@ -480,15 +479,7 @@ fn a_clean_close_spares_the_next_start_its_sweep_and_a_crash_does_not() {
         let store = open(&home, 100 << 20);
         // The start consumed the marker: removals may be queued from now on.
         assert!(!marker.exists());
-        let item = store
-            .add_message(ids[1], &message(4, 100), &DeliverOptions::default())
-            .unwrap();
-        let row = store.mailbox(ids[1]).item(item).unwrap().unwrap();
-        let path = store.blob_path(ids[1], &row);
-        let hold = store.blobs().hold();
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        store.delete_items(ids[1], &[item]).unwrap();
-        drop(hold);
+        let path = delete_during_backup(&store, ids[1], 4);
         // A crash: no close, no marker; the queued removal is still there.
         std::mem::forget(store);
         assert!(path.exists());

@@ -102,7 +102,6 @@ pub(crate) fn run_full(
             }
             Ok(Step::Copy(prep, jobs)) => (prep, jobs),
             Err(end) => {
-                aborted |= matches!(end, AccountEnd::Aborted);
                 settle(run, &mut sb, i, Err(end));
                 continue;
             }
@@ -608,7 +607,7 @@ fn reuse_unchanged(
         _ => sb.put(&ldif_rel, ldif.as_bytes())?,
     }
     if run.opts.search_index {
-        reuse_or_put_index(run, sb, prev, &dir, a)?;
+        reuse_or_put_index(run, sb, prev, by_path, &dir, a)?;
     }
     stats.blobs_shared += listed.len() as u64;
     let meta = AccountMeta {
@@ -634,26 +633,19 @@ fn reuse_unchanged(
 /// The search index of a reused account: the previous full's files when the
 /// index's `meta.json` is unchanged (the indexer runs behind the mailbox, so the
 /// index may have changed while the mailbox did not), else a fresh copy.
+/// `prev_index`: `prev`'s files by path.
 fn reuse_or_put_index(
     run: &Run,
     sb: &mut SessionBuilder,
     prev: &Session,
+    prev_index: &FileIndex,
     dir: &str,
     a: &Account,
 ) -> Result<()> {
     let index_dir = run.source.store.home().mailbox_index_dir(a.mailbox_id.0);
     let prefix = format!("{dir}/index/");
     let meta_rel = format!("{prefix}meta.json");
-    let prev_files: Vec<&FileEntry> = match &run.prev_files {
-        Some((l, by_path)) if *l == prev.label => {
-            by_path.under(&prefix).map(|i| &prev.files[i]).collect()
-        }
-        _ => prev
-            .files
-            .iter()
-            .filter(|f| f.path.starts_with(&prefix))
-            .collect(),
-    };
+    let prev_files: Vec<&FileEntry> = prev_index.under(&prefix).map(|i| &prev.files[i]).collect();
     let unchanged = match std::fs::read(index_dir.join("meta.json")) {
         Ok(now) => prev_files.iter().any(|f| {
             f.path == meta_rel

@@ -38,7 +38,7 @@
 use crate::catalog::Catalog;
 use crate::error::{BackupError, Result};
 use crate::label::{Label, SessionKind};
-use crate::pack::Pool;
+use crate::pack::{Pool, read_at};
 use crate::run::Source;
 use crate::session::{AccountMeta, AccountState, Session, account_dir};
 use crate::target::Target;
@@ -147,6 +147,65 @@ impl RestoreRun {
             self.pool = Some(Pool::load(target)?);
         }
         Ok(self.pool.as_ref().expect("loaded above"))
+    }
+
+    /// Writes blobs this run has not restored yet from the pool, on worker threads
+    /// in pack order, and remembers where each went.
+    fn write_blobs(
+        &mut self,
+        source: &Source,
+        target: &dyn Target,
+        blobs: &[(Digest, PathBuf)],
+    ) -> Result<()> {
+        if blobs.is_empty() {
+            return Ok(());
+        }
+        let pool = self.pool(target)?;
+        let mut jobs = Vec::with_capacity(blobs.len());
+        for (digest, dest) in blobs {
+            jobs.push((pool.find(digest)?, digest, dest));
+        }
+        // Packs are read front to back, as they were written.
+        jobs.sort_by(|a, b| (&a.0.pack, a.0.offset).cmp(&(&b.0.pack, b.0.offset)));
+        let dirs: std::collections::BTreeSet<&std::path::Path> =
+            blobs.iter().filter_map(|(_, p)| p.parent()).collect();
+        for dir in dirs {
+            std::fs::create_dir_all(dir).map_err(BackupError::io(dir.display()))?;
+        }
+        let store = source.store.blobs();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failed = std::sync::Mutex::new(None);
+        let workers = crate::copier::BlobCopier::default_workers().min(jobs.len());
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((loc, digest, dest)) = jobs.get(i) else {
+                            return;
+                        };
+                        let written = read_at(target, loc, digest).and_then(|data| {
+                            store
+                                .write_unpublished(dest, &data)
+                                .map_err(|e| mv_store::StoreError::from(e).into())
+                        });
+                        if let Err(e) = written {
+                            failed.lock().expect("no panic holds it").get_or_insert(e);
+                            // The others stop at their next blob.
+                            next.store(jobs.len(), std::sync::atomic::Ordering::Relaxed);
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(e) = failed.into_inner().expect("no panic holds it") {
+            return Err(e);
+        }
+        for (digest, dest) in blobs {
+            self.restored.insert(*digest, dest.clone());
+        }
+        Ok(())
     }
 
     /// Puts the blob `digest` at `dest`: a hard link to a file this run already
@@ -499,7 +558,12 @@ fn build_mailbox(
             .and_then(|rows| rows.collect())
             .map_err(BackupError::sql(&tmp))?
     };
-    // Blobs from the pool (or linked to one this run already wrote).
+    // Blobs: each content this run has not written yet is written once, from the
+    // pool, by several threads (reading packs and writing files overlap); every
+    // other copy is a link to it.
+    let mut fresh: Vec<(Digest, PathBuf)> = Vec::new();
+    let mut copies: Vec<(Digest, PathBuf)> = Vec::new();
+    let mut fresh_digests = std::collections::HashSet::new();
     for (item, d, volume, rev) in rows {
         let digest = <[u8; 32]>::try_from(d.as_slice())
             .map(Digest)
@@ -508,7 +572,15 @@ fn build_mailbox(
             .blobs()
             .blob_path(volume, to, ItemId(item), rev as u64);
         written.push(path.clone());
-        run.place_blob(source, target, &digest, &path)?;
+        if run.restored.contains_key(&digest) || !fresh_digests.insert(digest) {
+            copies.push((digest, path));
+        } else {
+            fresh.push((digest, path));
+        }
+    }
+    run.write_blobs(source, target, &fresh)?;
+    for (digest, path) in &copies {
+        run.place_blob(source, target, digest, path)?;
     }
     written.push(final_path.clone());
     std::fs::rename(&tmp, &final_path).map_err(BackupError::io(final_path.display()))?;

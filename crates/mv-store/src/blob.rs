@@ -175,6 +175,17 @@ impl BlobStore {
         fs::rename(&tmp, dest).map_err(io_err(dest))
     }
 
+    /// Writes `bytes` at `dest`, whose directory exists, for a mailbox nothing points
+    /// at yet (a restore builds it whole, syncs the filesystem, then makes it live; a
+    /// failure removes it): no temporary name is needed. Writeback starts at once so
+    /// that the sync before going live finds most of it on disk already.
+    pub fn write_unpublished(&self, dest: &Path, bytes: &[u8]) -> Result<(), BlobError> {
+        let mut f = fs::File::create(dest).map_err(io_err(dest))?;
+        f.write_all(bytes).map_err(io_err(dest))?;
+        start_writeback(&f);
+        Ok(())
+    }
+
     /// Reads a blob and checks it against its digest.
     pub fn read_verified(&self, path: &Path, digest: &Digest) -> Result<Vec<u8>, BlobError> {
         let bytes = fs::read(path).map_err(io_err(path))?;
@@ -425,4 +436,19 @@ mod tests {
             Err(BlobError::Damaged { .. })
         ));
     }
+}
+
+/// Asks the kernel to start writing a file's dirty pages now, without waiting: a
+/// hint only (a later sync is what makes them durable), so its result is ignored.
+fn start_writeback(f: &fs::File) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid descriptor for the call's duration; no memory is passed.
+        unsafe {
+            libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = f;
 }

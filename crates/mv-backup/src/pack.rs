@@ -236,7 +236,10 @@ impl PackIndex {
 pub struct PackWriter {
     id: String,
     scratch: PathBuf,
-    zip: zip::ZipWriter<BufWriter<File>>,
+    /// Written as a stream (sizes in data descriptors after each entry), so every
+    /// byte goes out once, in order, and is hashed on the way: sealing needs no
+    /// read-back of the pack.
+    zip: zip::ZipWriter<zip::write::StreamWriter<Hashing<BufWriter<File>>>>,
     compression: Compression,
     added: Vec<(Digest, u64)>,
     raw_bytes: u64,
@@ -257,7 +260,7 @@ impl PackWriter {
         Ok(PackWriter {
             id,
             scratch,
-            zip: zip::ZipWriter::new(BufWriter::with_capacity(1 << 20, file)),
+            zip: zip::ZipWriter::new_stream(Hashing::new(BufWriter::with_capacity(1 << 20, file))),
             compression,
             added: Vec::new(),
             raw_bytes: 0,
@@ -303,13 +306,15 @@ impl PackWriter {
     /// index. Returns the index (for the in-memory pool).
     pub fn seal(self, target: &dyn Target) -> Result<(String, PackIndex)> {
         let path = self.scratch.display().to_string();
-        let writer = self.zip.finish().map_err(zip_err(&path))?;
-        let file = writer
+        let hashing = self.zip.finish().map_err(zip_err(&path))?.into_inner();
+        let (zip_size, zip_blake3) = (hashing.len, *hashing.hasher.finalize().as_bytes());
+        let file = hashing
+            .inner
             .into_inner()
             .map_err(|e| BackupError::io(&path)(e.into_error()))?;
         file.sync_all().map_err(BackupError::io(&path))?;
         drop(file);
-        let index = index_zip(&self.scratch, &self.added)?;
+        let index = index_zip(&self.scratch, &self.added, zip_size, zip_blake3)?;
         target.put_file(&pack_path(&self.id, "zip"), &self.scratch)?;
         target.put(&pack_path(&self.id, "idx"), &index.encode())?;
         Ok((self.id, index))
@@ -322,18 +327,53 @@ impl PackWriter {
     }
 }
 
-/// Reads a finished zip back and derives its index, checking that it holds exactly
-/// the blobs added.
-fn index_zip(path: &std::path::Path, added: &[(Digest, u64)]) -> Result<PackIndex> {
+/// Passes writes through to `inner`, counting and hashing them.
+struct Hashing<W> {
+    inner: W,
+    hasher: blake3::Hasher,
+    len: u64,
+}
+
+impl<W> Hashing<W> {
+    fn new(inner: W) -> Hashing<W> {
+        Hashing {
+            inner,
+            hasher: blake3::Hasher::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Reads a finished zip's directory back and derives its index, checking that it
+/// holds exactly the blobs added and has the size written.
+fn index_zip(
+    path: &std::path::Path,
+    added: &[(Digest, u64)],
+    zip_size: u64,
+    zip_blake3: [u8; 32],
+) -> Result<PackIndex> {
     let p = path.display().to_string();
-    let (zip_size, hex) = crate::run::hash_file(path)?;
-    let mut zip_blake3 = [0u8; 32];
-    zip_blake3.copy_from_slice(
-        blake3::Hash::from_hex(&hex)
-            .map_err(|e| BackupError::corrupt(&p, e.to_string()))?
-            .as_bytes(),
-    );
     let file = File::open(path).map_err(BackupError::io(&p))?;
+    let on_disk = file.metadata().map_err(BackupError::io(&p))?.len();
+    if on_disk != zip_size {
+        return Err(BackupError::Zip {
+            path: p,
+            reason: format!("{zip_size} bytes written, {on_disk} on disk"),
+        });
+    }
     let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(zip_err(&p))?;
     if archive.len() != added.len() {
         return Err(BackupError::Zip {
@@ -568,9 +608,14 @@ impl Pool {
 
     /// Reads a blob and checks it against its digest.
     pub fn read(&self, target: &dyn Target, d: &Digest) -> Result<Vec<u8>> {
-        let Some(loc) = self.locate(d) else {
+        read_at(target, &self.find(d)?, d)
+    }
+
+    /// Where a blob is; an error saying why when no pack of the pool holds it.
+    pub fn find(&self, d: &Digest) -> Result<BlobLocation> {
+        self.locate(d).ok_or_else(|| {
             // Most likely in a pack the pool had to leave out: say which.
-            return Err(match self.problems.first() {
+            match self.problems.first() {
                 Some(p) => BackupError::corrupt(
                     &p.path,
                     format!(
@@ -580,9 +625,8 @@ impl Pool {
                     ),
                 ),
                 None => BackupError::NotFound(format!("blob {d}")),
-            });
-        };
-        read_at(target, &loc, d)
+            }
+        })
     }
 }
 

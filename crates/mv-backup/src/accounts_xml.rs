@@ -91,8 +91,16 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<Vec<AccountRecord>> {
 
 /// Rewrites accounts.xml from the target's sessions (atomically).
 pub fn rebuild_accounts_xml(target: &dyn Target, now: UtcMillis) -> Result<Vec<AccountRecord>> {
-    let catalog = Catalog::load(target)?;
-    let records = derive(&catalog);
+    write_accounts_xml(target, &Catalog::load(target)?, now)
+}
+
+/// Rewrites accounts.xml from `catalog`, the target's sessions as they are.
+pub(crate) fn write_accounts_xml(
+    target: &dyn Target,
+    catalog: &Catalog,
+    now: UtcMillis,
+) -> Result<Vec<AccountRecord>> {
+    let records = derive(catalog);
     target.put(PATH, &encode(&records, now))?;
     Ok(records)
 }

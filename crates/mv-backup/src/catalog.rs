@@ -89,8 +89,24 @@ impl Catalog {
         Ok(Catalog { entries })
     }
 
+    /// Records a session this process just committed (a catalog kept for a run
+    /// stays what loading the target again would give).
+    pub(crate) fn add_committed(&mut self, session: Session) {
+        let entry = CatalogEntry {
+            name: session.label.to_string(),
+            label: session.label,
+            state: EntryState::Valid(Box::new(session)),
+        };
+        let at = self.entries.partition_point(|e| e.label < entry.label);
+        if self.entries.get(at).is_some_and(|e| e.label == entry.label) {
+            self.entries[at] = entry;
+        } else {
+            self.entries.insert(at, entry);
+        }
+    }
+
     /// Valid sessions, oldest first.
-    pub fn sessions(&self) -> impl Iterator<Item = &Session> {
+    pub fn sessions(&self) -> impl DoubleEndedIterator<Item = &Session> {
         self.entries.iter().filter_map(|e| e.session())
     }
 

@@ -299,14 +299,7 @@ fn read_snapshot(path: &Path) -> Result<SnapshotContents> {
 /// Digests of the account's latest full in this target (per-account dedup when
 /// shared blobs are disabled).
 fn previous_blobs(run: &mut Run, account: &Account) -> HashSet<Digest> {
-    if run.catalog.is_none() {
-        run.catalog = crate::catalog::Catalog::load(run.target).ok();
-    }
-    let Some((s, _)) = run
-        .catalog
-        .as_ref()
-        .and_then(|c| c.latest_full(&account.id))
-    else {
+    let Some((s, _)) = run.catalog.latest_full(&account.id) else {
         return HashSet::new();
     };
     let path = format!(
@@ -372,11 +365,8 @@ fn prepare_account<'s>(
         }
         Err(e) => return fail(e.into()),
     }
-    if run.catalog.is_none() {
-        run.catalog = crate::catalog::Catalog::load(run.target).ok();
-    }
-    let catalog = run.catalog.take();
-    let reused = match catalog.as_ref().and_then(|c| c.latest_full(&a.id)) {
+    let catalog = std::mem::take(&mut run.catalog);
+    let reused = match catalog.latest_full(&a.id) {
         Some(prev) => reuse_unchanged(run, sb, label, a, started, stats, prev),
         None => Ok(None),
     };

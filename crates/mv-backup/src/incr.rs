@@ -17,10 +17,10 @@
 use crate::catalog::Catalog;
 use crate::error::{BackupError, Result};
 use crate::label::Label;
-use crate::run::{Run, SessionBuilder, SessionReport};
+use crate::run::{FileIndex, Run, SessionBuilder, SessionReport};
 use crate::session::{
-    AccountState, RedoLogFile, Session, SessionError, SessionOptions, SessionStats, SessionStatus,
-    account_dir,
+    AccountState, FileEntry, RedoLogFile, Session, SessionError, SessionOptions, SessionStats,
+    SessionStatus, account_dir,
 };
 use mv_directory::Account;
 use mv_redo::RedoFileReader;
@@ -71,6 +71,7 @@ pub(crate) fn run_incremental(
     let mut entries = Vec::new();
     let mut errors = Vec::new();
     let mut aborted = false;
+    let mut recorded = RecordedFiles::default();
     for a in accounts {
         if aborted || run.aborter.requested_now() {
             aborted = true;
@@ -79,10 +80,17 @@ pub(crate) fn run_incremental(
         }
         match run.source.dir().export_account_ldif(&a.id) {
             Ok(ldif) => {
-                sb.put(
-                    &format!("{}/ldap.ldif", account_dir(&a.id)),
-                    ldif.as_bytes(),
-                )?;
+                // Only an entry that changed since the target last recorded it is
+                // written: an unchanged account costs an incremental nothing (the
+                // whole directory is in ldap/ldap.bak all the same).
+                let rel = format!("{}/ldap.ldif", account_dir(&a.id));
+                let same = recorded.latest(&run.catalog, &rel).is_some_and(|f| {
+                    f.size == ldif.len() as u64
+                        && f.blake3 == blake3::hash(ldif.as_bytes()).to_hex().as_str()
+                });
+                if !same {
+                    sb.put(&rel, ldif.as_bytes())?;
+                }
                 entries.push(crate::full::entry(a, AccountState::Completed, None));
                 run.progress.account_done(&a.email, true);
             }
@@ -145,6 +153,28 @@ pub(crate) fn run_incremental(
     Ok(crate::full::report(&session))
 }
 
+/// The files of the target's sessions, looked up by path, newest session first.
+#[derive(Default)]
+struct RecordedFiles {
+    /// Per session (newest first), built when first needed.
+    indexes: Vec<FileIndex>,
+}
+
+impl RecordedFiles {
+    /// The newest session's copy of the file at `rel`.
+    fn latest<'c>(&mut self, catalog: &'c Catalog, rel: &str) -> Option<&'c FileEntry> {
+        for (i, s) in catalog.sessions().rev().enumerate() {
+            if self.indexes.len() == i {
+                self.indexes.push(FileIndex::new(&s.files));
+            }
+            if let Some(at) = self.indexes[i].get(rel) {
+                return Some(&s.files[at]);
+            }
+        }
+        None
+    }
+}
+
 /// What [`copy_redo_logs`] did.
 #[derive(Default)]
 pub(crate) struct RedoCopy {
@@ -175,10 +205,9 @@ pub(crate) fn copy_redo_logs(
     let last_archived = store.redo().position().sequence.checked_sub(1);
     let archive_dir = store.redo().config().archive_dir.clone();
     let archive = mv_redo::list_archive(&archive_dir)?;
-    let catalog = Catalog::load(run.target)?;
-    let stored = catalog.stored_redo_sequences();
+    let stored = run.catalog.stored_redo_sequences();
     in_target.extend(stored.iter().copied());
-    let needed = needed_from(&catalog, account_ids);
+    let needed = needed_from(&run.catalog, account_ids);
     let start = match (stored.last(), needed) {
         (Some(last), _) => Some(last + 1),
         (None, n) => n,

@@ -15,7 +15,9 @@
 //!     sys/config.xml                      global and server config (explicit values)
 //!     sys/localconfig.conf                the local configuration
 //!     accounts/<id[0:3]>/<id[3:6]>/<zimbraId>/
-//!       ldap.ldif                         the account's directory entry
+//!       ldap.ldif                         the account's directory entry (an
+//!                                         incremental: only if it changed since
+//!                                         the target last recorded it)
 //!       meta.xml                          (full) snapshot change number, redo position, counts
 //!       db/mailbox.sqlite                 (full) the mailbox database, consistent snapshot
 //!       blobs.lst                         (full) digests the snapshot references, sorted

@@ -175,6 +175,9 @@ pub struct Prepared {
     /// the redo logs that roll their fulls forward).
     autogroup_ids: Option<Vec<String>>,
     job: Arc<Job>,
+    /// The target's sessions, read once under the lock: nothing else changes them
+    /// until the run ends, and the run adds what it commits.
+    catalog: Catalog,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -261,6 +264,7 @@ pub fn prepare(source: &Source, target: Arc<dyn Target>, opts: BackupOptions) ->
         incr,
         autogroup_ids,
         job,
+        catalog,
     })
 }
 
@@ -344,7 +348,7 @@ impl Prepared {
             sealed: Vec::new(),
             shared_blobs,
             keep_time,
-            catalog: None,
+            catalog: self.catalog,
             prev_files: None,
         };
         let mut reports = Vec::new();
@@ -519,8 +523,9 @@ pub(crate) struct Run<'a> {
     pub sealed: Vec<String>,
     pub shared_blobs: bool,
     pub keep_time: Duration,
-    /// The target's sessions as they were when the run started (loaded on demand).
-    pub catalog: Option<Catalog>,
+    /// The target's sessions: as they were when the run started, plus those it
+    /// committed.
+    pub catalog: Catalog,
     /// The files of the session an unchanged account's files are reused from.
     pub prev_files: Option<(Label, FileIndex)>,
 }
@@ -634,7 +639,10 @@ impl Run<'_> {
     pub fn commit(&mut self, sb: SessionBuilder, session: &crate::Session) -> Result<()> {
         self.target
             .commit_session(&sb.label.to_string(), &session.to_xml())?;
-        if let Err(e) = crate::accounts_xml::rebuild_accounts_xml(self.target, self.now()) {
+        self.catalog.add_committed(session.clone());
+        if let Err(e) =
+            crate::accounts_xml::write_accounts_xml(self.target, &self.catalog, self.now())
+        {
             tracing::error!("accounts.xml could not be rewritten (it is rebuilt later): {e}");
         }
         Ok(())

@@ -422,18 +422,37 @@ fn incremental_copies_exactly_the_new_logs_and_reports_gaps(fx: Fx) {
         archive_seqs(&fx).contains(&current),
         "younger than keep time: copied, not moved"
     );
+    // Neither entry changed since the full: only the whole-directory dump.
     for acct in [&a, &b] {
         assert!(
-            fx.session_path(&incr.label, &format!("{}/ldap.ldif", account_dir(&acct.id)))
+            !fx.session_path(&incr.label, &account_dir(&acct.id))
                 .exists()
         );
     }
     assert!(fx.session_path(&incr.label, "ldap/ldap.bak").exists());
 
     // Nothing new: nothing copied, and the later run removes what is now expired.
+    // b's entry changed: the run records it, and only it.
+    fx.directory
+        .lock()
+        .unwrap()
+        .modify_account(
+            &b.email,
+            &[mv_directory::Modification::set("displayName", "B, renamed")],
+        )
+        .unwrap();
     let r = fx.backup(SessionKind::Incremental);
     assert!(r.ok());
     assert_eq!(r.sessions[0].redo, None);
+    let entry_of = |acct: &mv_directory::Account| {
+        fx.session_path(
+            &r.sessions[0].label,
+            &format!("{}/ldap.ldif", account_dir(&acct.id)),
+        )
+    };
+    assert!(!entry_of(&a).exists());
+    let recorded = std::fs::read_to_string(entry_of(&b)).unwrap();
+    assert!(recorded.contains("displayName: B, renamed"), "{recorded}");
     assert!(
         archive_seqs(&fx).iter().all(|s| *s < full_seq),
         "{:?}",

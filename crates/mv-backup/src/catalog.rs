@@ -117,13 +117,13 @@ impl Catalog {
     /// The newest full session in which the account completed, with its entry.
     pub fn latest_full(&self, zimbra_id: &str) -> Option<(&Session, &SessionAccount)> {
         self.sessions()
+            .rev()
             .filter(|s| s.kind() == SessionKind::Full)
-            .filter_map(|s| {
+            .find_map(|s| {
                 s.account(zimbra_id)
                     .filter(|a| a.state == AccountState::Completed)
                     .map(|a| (s, a))
             })
-            .last()
     }
 
     /// Redo log sequences held by incremental sessions.

@@ -59,6 +59,7 @@ pub(crate) fn run_full(
         tracing::warn!("redo log rollover at the start of the full backup failed: {e}");
     }
     run.write_system(&mut sb)?;
+    prefetch_account_files(run, accounts);
     let mut entries: Vec<SessionAccount> = accounts
         .iter()
         .map(|a| entry(a, AccountState::Skipped, None))
@@ -294,6 +295,52 @@ fn read_snapshot(path: &Path) -> Result<SnapshotContents> {
         messages: messages as u64,
         blobs,
     })
+}
+
+/// Starts reading, ahead of the backup thread, the small files each account's turn
+/// begins with: its mailbox database's first pages, its search index's `meta.json`,
+/// and its latest full's `meta.xml` and `blobs.lst` (which decide whether the
+/// account changed). From a cold cache each is a random read; issued together by
+/// two threads that run ahead, they overlap instead of each waiting in turn (an
+/// unchanged full of 200 accounts spent half its time in those waits).
+fn prefetch_account_files(run: &Run, accounts: &[Account]) {
+    /// Enough for the database header, its schema and the small tables read first.
+    const DB_HEAD: u64 = 128 << 10;
+    let store = run.source.store;
+    let mut paths: Vec<(std::path::PathBuf, u64)> = Vec::with_capacity(accounts.len() * 5);
+    for a in accounts {
+        let db = store.mailbox(a.mailbox_id).db_path().to_path_buf();
+        let mut wal = db.clone().into_os_string();
+        wal.push("-wal");
+        paths.push((db, DB_HEAD));
+        paths.push((wal.into(), 0));
+        let index = store.home().mailbox_index_dir(a.mailbox_id.0);
+        paths.push((index.join("meta.json"), 0));
+        if let Some((s, _)) = run.catalog.latest_full(&a.id) {
+            let dir = account_dir(&a.id);
+            for f in ["meta.xml", "blobs.lst"] {
+                let rel = format!("sessions/{}/{dir}/{f}", s.label);
+                paths.extend(run.target.local_path(&rel).map(|p| (p, 0)));
+            }
+        }
+    }
+    // Alternate runs of a few files between the two threads, accounts in order.
+    let (odd, even): (Vec<_>, Vec<_>) = paths
+        .into_iter()
+        .enumerate()
+        .partition(|(i, _)| (i / 5) % 2 == 1);
+    for half in [odd, even] {
+        let spawned = std::thread::Builder::new()
+            .name("backup-prefetch".into())
+            .spawn(move || {
+                for (_, (path, len)) in half {
+                    mv_home::durable::will_need(&path, len);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::debug!("no prefetch thread: {e}");
+        }
+    }
 }
 
 /// Digests of the account's latest full in this target (per-account dedup when

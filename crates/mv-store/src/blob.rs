@@ -350,6 +350,21 @@ fn header_end_after(b: &[u8]) -> Option<usize> {
     None
 }
 
+/// Asks the kernel to start writing a file's dirty pages now, without waiting: a
+/// hint only (a later sync is what makes them durable), so its result is ignored.
+fn start_writeback(f: &fs::File) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid descriptor for the call's duration; no memory is passed.
+        unsafe {
+            libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = f;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,19 +451,4 @@ mod tests {
             Err(BlobError::Damaged { .. })
         ));
     }
-}
-
-/// Asks the kernel to start writing a file's dirty pages now, without waiting: a
-/// hint only (a later sync is what makes them durable), so its result is ignored.
-fn start_writeback(f: &fs::File) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: a valid descriptor for the call's duration; no memory is passed.
-        unsafe {
-            libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = f;
 }

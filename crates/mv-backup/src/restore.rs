@@ -99,6 +99,9 @@ pub struct AccountRestoreReport {
     pub notes: Vec<String>,
 }
 
+/// About how many bytes of restored content one background `syncfs` covers.
+pub const SYNC_GROUP_BYTES: u64 = 64 << 20;
+
 fn rel(label: &Label, path: &str) -> String {
     format!("sessions/{label}/{path}")
 }
@@ -134,6 +137,12 @@ pub struct RestoreRun {
     pool: Option<Pool>,
     /// digest → a blob file this run wrote.
     restored: std::collections::HashMap<Digest, PathBuf>,
+    /// Accounts built by [`RestoreRun::restore_next`] and not being synced yet,
+    /// with their bytes.
+    building: Vec<Built>,
+    building_bytes: u64,
+    /// A group of built accounts whose sync is under way.
+    syncing: Option<(Vec<Built>, mv_store::SyncInFlight)>,
     rolled_over: bool,
 }
 
@@ -150,15 +159,15 @@ impl RestoreRun {
     }
 
     /// Writes blobs this run has not restored yet from the pool, on worker threads
-    /// in pack order, and remembers where each went.
+    /// in pack order, and remembers where each went. Returns the bytes written.
     fn write_blobs(
         &mut self,
         source: &Source,
         target: &dyn Target,
         blobs: &[(Digest, PathBuf)],
-    ) -> Result<()> {
+    ) -> Result<u64> {
         if blobs.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let pool = self.pool(target)?;
         let mut jobs = Vec::with_capacity(blobs.len());
@@ -174,6 +183,7 @@ impl RestoreRun {
         }
         let store = source.store.blobs();
         let next = std::sync::atomic::AtomicUsize::new(0);
+        let bytes = std::sync::atomic::AtomicU64::new(0);
         let failed = std::sync::Mutex::new(None);
         let workers = crate::copier::BlobCopier::default_workers().min(jobs.len());
         std::thread::scope(|scope| {
@@ -185,6 +195,8 @@ impl RestoreRun {
                             return;
                         };
                         let written = read_at(target, loc, digest).and_then(|data| {
+                            bytes
+                                .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
                             store
                                 .write_unpublished(dest, &data)
                                 .map_err(|e| mv_store::StoreError::from(e).into())
@@ -205,7 +217,7 @@ impl RestoreRun {
         for (digest, dest) in blobs {
             self.restored.insert(*digest, dest.clone());
         }
-        Ok(())
+        Ok(bytes.into_inner())
     }
 
     /// Puts the blob `digest` at `dest`: a hard link to a file this run already
@@ -253,23 +265,172 @@ pub fn restore_account_in(
     email: &str,
     opts: &RestoreOptions,
 ) -> Result<AccountRestoreReport> {
-    if run.catalog.is_none() {
-        run.catalog = Some(Catalog::load(target)?);
-    }
-    let catalog = run.catalog.take().expect("loaded above");
-    let r = restore_with_catalog(run, &catalog, source, target, email, opts);
-    run.catalog = Some(catalog);
-    r
+    let built = run.build(source, target, email, opts)?;
+    publish(source, built, false)
 }
 
-fn restore_with_catalog(
+impl RestoreRun {
+    /// Restores `email` as the next account of a run of several. Built mailboxes
+    /// are made durable in groups of about [`SYNC_GROUP_BYTES`], each group's
+    /// `syncfs` running in the background while the next group is built, and go
+    /// live once their group is durable (each account still either fully restored
+    /// or untouched). One `syncfs` per account rewrote the filesystem's shared
+    /// metadata blocks each time (10 % more device writes than `tar -xf` for a
+    /// 200-account restore) and left the disk idle while the next account was read.
+    /// Returns the accounts that ended in this call (made live, or failed).
+    pub fn restore_next(
+        &mut self,
+        source: &Source,
+        target: &dyn Target,
+        email: &str,
+        opts: &RestoreOptions,
+    ) -> Vec<(String, Result<AccountRestoreReport>)> {
+        let mut ended = Vec::new();
+        match self.build(source, target, email, opts) {
+            Ok(b) => {
+                self.building_bytes += b.bytes;
+                self.building.push(b);
+            }
+            Err(e) => ended.push((email.to_string(), Err(e))),
+        }
+        if self.building_bytes >= SYNC_GROUP_BYTES {
+            ended.extend(self.publish_synced(source));
+            self.start_sync(source);
+        }
+        ended
+    }
+
+    /// Makes every account [`Self::restore_next`] built live, once durable; call
+    /// it after the last account (and before stopping early).
+    pub fn finish(&mut self, source: &Source) -> Vec<(String, Result<AccountRestoreReport>)> {
+        let mut ended = self.publish_synced(source);
+        self.start_sync(source);
+        ended.extend(self.publish_synced(source));
+        ended
+    }
+
+    /// Starts making the accounts built since the last group durable.
+    fn start_sync(&mut self, source: &Source) {
+        if self.building.is_empty() {
+            return;
+        }
+        let group = std::mem::take(&mut self.building);
+        self.building_bytes = 0;
+        self.syncing = Some((group, source.store.blobs().checkpoint_in_background()));
+    }
+
+    /// Waits for the group being synced and makes its accounts live.
+    fn publish_synced(&mut self, source: &Source) -> Vec<(String, Result<AccountRestoreReport>)> {
+        let Some((group, sync)) = self.syncing.take() else {
+            return Vec::new();
+        };
+        let synced = sync.wait();
+        group
+            .into_iter()
+            .map(|built| {
+                let email = built.report.email.clone();
+                let r = match &synced {
+                    Ok(()) => publish(source, built, true),
+                    Err(e) => {
+                        built.discard(source);
+                        Err(BackupError::Invalid(format!(
+                            "the restored mailbox could not be made durable: {e}"
+                        )))
+                    }
+                };
+                (email, r)
+            })
+            .collect()
+    }
+
+    /// Builds an account's mailbox where nothing points at it yet.
+    fn build(
+        &mut self,
+        source: &Source,
+        target: &dyn Target,
+        email: &str,
+        opts: &RestoreOptions,
+    ) -> Result<Built> {
+        if self.catalog.is_none() {
+            self.catalog = Some(Catalog::load(target)?);
+        }
+        let catalog = self.catalog.take().expect("loaded above");
+        let r = build_with_catalog(self, &catalog, source, target, email, opts);
+        self.catalog = Some(catalog);
+        r
+    }
+}
+
+/// An account's mailbox, built and not live yet.
+struct Built {
+    dest: Destination,
+    entry: mv_directory::ldif::Entry,
+    collector: Collector,
+    report: AccountRestoreReport,
+    /// Files written, removed if the account fails.
+    written: Vec<PathBuf>,
+    /// Content bytes written (what its sync has to write out).
+    bytes: u64,
+}
+
+impl Built {
+    /// Removes what building it wrote (and the entry it created).
+    fn discard(self, source: &Source) {
+        source.store.mailbox(self.dest.account().mailbox_id).close();
+        for p in &self.written {
+            let _ = std::fs::remove_file(p);
+        }
+        match &self.dest {
+            Destination::NewAccount(a)
+            | Destination::Recreate {
+                account: a,
+                created: true,
+            } => {
+                let _ = source.dir().delete_account(&a.id);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Makes a built mailbox the account's (`synced`: it is durable already).
+fn publish(source: &Source, mut built: Built, synced: bool) -> Result<AccountRestoreReport> {
+    let live = if synced {
+        Ok(())
+    } else {
+        source.store.checkpoint().map_err(BackupError::from)
+    }
+    .and_then(|()| {
+        go_live(
+            source,
+            &built.dest,
+            &built.entry,
+            &mut built.collector,
+            &mut built.report,
+        )
+    });
+    built.report.skipped_deletes = built.collector.skipped_deletes;
+    if let Err(e) = live {
+        built.discard(source);
+        return Err(e);
+    }
+    if let Some(t) = built.collector.note_time() {
+        built
+            .report
+            .notes
+            .push(format!("using restore to time of {}", t.display_local()));
+    }
+    Ok(built.report)
+}
+
+fn build_with_catalog(
     run: &mut RestoreRun,
     catalog: &Catalog,
     source: &Source,
     target: &dyn Target,
     email: &str,
     opts: &RestoreOptions,
-) -> Result<AccountRestoreReport> {
+) -> Result<Built> {
     if let Some(l) = opts.label
         && let Some(e) = catalog.get(&l)
         && let crate::catalog::EntryState::Invalid(reason) = &e.state
@@ -355,7 +516,8 @@ fn restore_with_catalog(
     report.restored_as = dest.account().email.clone();
     report.mailbox_id = to.0;
     let mut written: Vec<PathBuf> = Vec::new();
-    let built = build_mailbox(
+    let records = collector.take();
+    let result = build_mailbox(
         run,
         source,
         target,
@@ -363,35 +525,25 @@ fn restore_with_catalog(
         &dir,
         &meta,
         dest.account(),
-        collector.take(),
+        records,
         &mut written,
         &mut report,
-    )
-    .and_then(|()| go_live(source, &dest, &entry, opts, &mut collector, &mut report));
-    report.skipped_deletes = collector.skipped_deletes;
-    if let Err(e) = built {
-        source.store.mailbox(to).close();
-        for p in &written {
-            let _ = std::fs::remove_file(p);
+    );
+    let built = Built {
+        dest,
+        entry,
+        collector,
+        report,
+        written,
+        bytes: 0,
+    };
+    match result {
+        Ok(bytes) => Ok(Built { bytes, ..built }),
+        Err(e) => {
+            built.discard(source);
+            Err(e)
         }
-        match &dest {
-            Destination::NewAccount(a)
-            | Destination::Recreate {
-                account: a,
-                created: true,
-            } => {
-                let _ = source.dir().delete_account(&a.id);
-            }
-            _ => {}
-        }
-        return Err(e);
     }
-    if let Some(t) = collector.note_time(opts) {
-        report
-            .notes
-            .push(format!("using restore to time of {}", t.display_local()));
-    }
-    Ok(report)
 }
 
 fn choose_full<'s>(
@@ -519,7 +671,7 @@ fn build_mailbox(
     records: Vec<Record>,
     written: &mut Vec<PathBuf>,
     report: &mut AccountRestoreReport,
-) -> Result<()> {
+) -> Result<u64> {
     let store = source.store;
     let to = account.mailbox_id;
     let db_rel = rel(&full.label, &format!("{dir}/db/mailbox.sqlite"));
@@ -578,14 +730,14 @@ fn build_mailbox(
             fresh.push((digest, path));
         }
     }
-    run.write_blobs(source, target, &fresh)?;
+    let blob_bytes = run.write_blobs(source, target, &fresh)?;
     for (digest, path) in &copies {
         run.place_blob(source, target, digest, path)?;
     }
     written.push(final_path.clone());
     std::fs::rename(&tmp, &final_path).map_err(BackupError::io(final_path.display()))?;
     report.applied += replay_into(source, records, MailboxId(meta.mailbox_id), to)?;
-    Ok(())
+    Ok(bytes.len() as u64 + blob_bytes)
 }
 
 /// Replays the original mailbox's records into mailbox `to`.
@@ -609,17 +761,17 @@ fn replay_into(
 
 /// Step 4: makes the built mailbox the account's.
 #[allow(clippy::too_many_arguments)]
+/// The rebuilt mailbox is durable before anything points at it: the caller has
+/// synced it.
 fn go_live(
     source: &Source,
     dest: &Destination,
     entry: &mv_directory::ldif::Entry,
-    opts: &RestoreOptions,
     collector: &mut Collector,
     report: &mut AccountRestoreReport,
 ) -> Result<()> {
     let store = source.store;
-    // The rebuilt mailbox is durable before anything points at it.
-    store.checkpoint()?;
+    let opts = collector.opts.clone();
     let replace_entry = |id: MailboxId| -> Result<()> {
         source.dir().import_account_entry(
             entry,
@@ -674,11 +826,11 @@ fn go_live(
 }
 
 /// Gathers the records of one mailbox to replay into the restored one.
-struct Collector<'o> {
+struct Collector {
     from: MailboxId,
     /// Records with a change at or below this are in the snapshot.
     after_change: u64,
-    opts: &'o RestoreOptions,
+    opts: RestoreOptions,
     /// Deletes left out so far (`--skipDeletes`): later changes move down by it so
     /// they stay consecutive.
     renumber: u64,
@@ -697,12 +849,12 @@ struct Collector<'o> {
     out: Vec<Record>,
 }
 
-impl<'o> Collector<'o> {
-    fn new(from: MailboxId, after_change: u64, opts: &'o RestoreOptions) -> Collector<'o> {
+impl Collector {
+    fn new(from: MailboxId, after_change: u64, opts: &RestoreOptions) -> Collector {
         Collector {
             from,
             after_change,
-            opts,
+            opts: opts.clone(),
             renumber: 0,
             skipped_deletes: 0,
             last_time: None,
@@ -785,7 +937,8 @@ impl<'o> Collector<'o> {
     }
 
     /// With several restore points, the time actually used.
-    fn note_time(&self, opts: &RestoreOptions) -> Option<UtcMillis> {
+    fn note_time(&self) -> Option<UtcMillis> {
+        let opts = &self.opts;
         let points = [
             opts.to_time.is_some(),
             opts.to_redo_seq.is_some(),

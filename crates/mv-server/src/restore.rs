@@ -196,13 +196,33 @@ impl Service {
                 target.url()
             )));
         }
-        // One run: the catalog, the pool and the blobs already restored are shared.
+        // One run: the catalog, the pool and the blobs already restored are shared,
+        // and each account is made durable while the next one is built.
         let mut run = mv_backup::RestoreRun::new();
         let mut emails = emails.into_iter();
+        // Records what ended; true if an account failed.
+        let settle = |ended: Vec<(String, Result<_, mv_backup::BackupError>)>,
+                      report: &mut RestoreReport| {
+            let mut failed = false;
+            for (email, r) in ended {
+                match r {
+                    Ok(a) => report.accounts.push(a),
+                    Err(e) => {
+                        failed = true;
+                        report.failures.push(RestoreFailure {
+                            email,
+                            error: e.to_string(),
+                        });
+                    }
+                }
+            }
+            failed
+        };
         while let Some(email) = emails.next() {
             // zmbackupabort -r: stop between accounts, so that each one is either
             // fully restored or untouched.
             if mv_backup::restore_abort_requested(target.as_ref()) {
+                settle(run.finish(&src), &mut report);
                 report.not_restored.push(email);
                 report.not_restored.extend(emails.by_ref());
                 report.notes.push(format!(
@@ -215,19 +235,16 @@ impl Service {
                 "{} {email}",
                 mv_backup::abort::RESTORE_LOCK_PREFIX
             ));
-            match mv_backup::restore_account_in(&mut run, &src, target.as_ref(), &email, &opts) {
-                Ok(a) => report.accounts.push(a),
-                Err(e) => {
-                    report.failures.push(RestoreFailure {
-                        email,
-                        error: e.to_string(),
-                    });
-                    if !r.continue_on_error {
-                        break;
-                    }
-                }
+            let failed = settle(
+                run.restore_next(&src, target.as_ref(), &email, &opts),
+                &mut report,
+            );
+            if failed && !r.continue_on_error {
+                break;
             }
         }
+        // The last account built (after a failure without -c too: it is whole).
+        settle(run.finish(&src), &mut report);
         let _ = target.delete(mv_backup::abort::RESTORE_ABORT_FLAG);
         Ok(report)
     }

@@ -232,20 +232,45 @@ impl BlobStore {
     /// the store (metadata databases share the home's filesystem in the default
     /// layout; the caller syncs other roots it owns).
     pub fn checkpoint(&self) -> Result<(), BlobError> {
+        sync_each(&self.filesystem_roots()?)
+    }
+
+    /// [`Self::checkpoint`] on a thread of its own, so the caller can go on with
+    /// other work meanwhile; [`SyncInFlight::wait`] says when it is done.
+    pub fn checkpoint_in_background(&self) -> SyncInFlight {
+        let roots = match self.filesystem_roots() {
+            Ok(r) => r,
+            Err(e) => return SyncInFlight::Done(Err(e)),
+        };
+        let spawned = std::thread::Builder::new()
+            .name("store-sync".into())
+            .spawn({
+                let roots = roots.clone();
+                move || sync_each(&roots)
+            });
+        match spawned {
+            Ok(handle) => SyncInFlight::Running(handle),
+            Err(_) => SyncInFlight::Done(sync_each(&roots)),
+        }
+    }
+
+    /// One directory per filesystem holding the store. Volumes usually share the
+    /// store's filesystem: a second syncfs there would only cost another journal
+    /// commit and disk cache flush.
+    fn filesystem_roots(&self) -> Result<Vec<PathBuf>, BlobError> {
         use std::os::unix::fs::MetadataExt;
-        // Volumes usually share the store's filesystem: a second syncfs there
-        // would only cost another journal commit and disk cache flush.
-        let mut synced = Vec::new();
+        let mut devices = Vec::new();
+        let mut roots = Vec::new();
         for root in std::iter::once(self.store_dir.as_path())
             .chain(self.volumes.iter().map(|v| v.path.as_path()))
         {
             let dev = fs::metadata(root).map_err(io_err(root))?.dev();
-            if !synced.contains(&dev) {
-                syncfs(root).map_err(io_err(root))?;
-                synced.push(dev);
+            if !devices.contains(&dev) {
+                devices.push(dev);
+                roots.push(root.to_path_buf());
             }
         }
-        Ok(())
+        Ok(roots)
     }
 
     /// Registers a running backup: blobs deleted from now on are kept until the
@@ -348,6 +373,35 @@ fn header_end_after(b: &[u8]) -> Option<usize> {
         }
     }
     None
+}
+
+fn sync_each(roots: &[PathBuf]) -> Result<(), BlobError> {
+    for root in roots {
+        syncfs(root).map_err(io_err(root))?;
+    }
+    Ok(())
+}
+
+/// A [`BlobStore::checkpoint_in_background`] under way.
+pub enum SyncInFlight {
+    Running(std::thread::JoinHandle<Result<(), BlobError>>),
+    /// It could not start a thread, or failed before: ran (or failed) at once.
+    Done(Result<(), BlobError>),
+}
+
+impl SyncInFlight {
+    /// Waits for it: `Ok` once everything written before it began is durable.
+    pub fn wait(self) -> Result<(), BlobError> {
+        match self {
+            SyncInFlight::Running(handle) => handle.join().unwrap_or_else(|_| {
+                Err(BlobError::Io {
+                    path: PathBuf::new(),
+                    source: io::Error::other("the thread syncing the store panicked"),
+                })
+            }),
+            SyncInFlight::Done(r) => r,
+        }
+    }
 }
 
 /// Asks the kernel to start writing a file's dirty pages now, without waiting: a

@@ -17,7 +17,7 @@ pub mod snapshot;
 mod store;
 mod write;
 
-pub use blob::{BlobError, BlobStore, Volume};
+pub use blob::{BlobError, BlobStore, SyncInFlight, Volume};
 pub use mailbox::{Changes, Folder, Item, Mailbox, MailboxInfo, Tag, Tombstone};
 pub use replay::Replayer;
 pub use store::{GC_CLEAN, OpenReport, ReplayReport, Store, StoreOptions};

@@ -164,31 +164,69 @@ impl Mailvault {
 pub type MessageDigests = BTreeMap<String, Vec<(String, String)>>;
 
 pub fn message_digests(home: &Home) -> anyhow::Result<MessageDigests> {
+    per_account_messages(home, |read, items| {
+        let mut v = Vec::with_capacity(items.len());
+        for i in items {
+            let bytes = read(i)?;
+            v.push((
+                i.message_id.trim_matches(['<', '>']).to_string(),
+                blake3::hash(&bytes).to_hex().to_string(),
+            ));
+        }
+        Ok(v)
+    })
+}
+
+/// Where every message of every account of a stopped home is and how it is
+/// marked: account address -> sorted (folder id, IMAP UID, Message-ID, flags,
+/// tags). Two homes whose mailboxes went through the same changes have equal maps.
+pub type MailboxStates = BTreeMap<String, Vec<(u32, u32, String, u32, Vec<u32>)>>;
+
+pub fn mailbox_states(home: &Home) -> anyhow::Result<MailboxStates> {
+    per_account_messages(home, |_, items| {
+        Ok(items
+            .iter()
+            .map(|i| {
+                (
+                    i.folder_id,
+                    i.imap_uid,
+                    i.message_id.clone(),
+                    i.flags,
+                    i.tags.clone(),
+                )
+            })
+            .collect())
+    })
+}
+
+/// A message's stored bytes.
+type ReadBlob<'a> = &'a dyn Fn(&mv_store::Item) -> anyhow::Result<Vec<u8>>;
+
+/// `f` over the messages of each account of a stopped home (with a reader of
+/// their bytes); its results sorted.
+fn per_account_messages<T: Ord>(
+    home: &Home,
+    mut f: impl FnMut(ReadBlob, &[mv_store::Item]) -> anyhow::Result<Vec<T>>,
+) -> anyhow::Result<BTreeMap<String, Vec<T>>> {
     let _lock = HomeLock::acquire(home.root())?;
     let (svc, _) = Service::open(home).map_err(|e| anyhow::anyhow!("{e}"))?;
     let accounts = svc
         .directory()
         .list_accounts(None)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut out = MessageDigests::new();
+    let mut out = BTreeMap::new();
     for a in accounts {
-        let mbox = a.mailbox_id;
         let items = svc
             .store()
-            .mailbox(mbox)
+            .mailbox(a.mailbox_id)
             .items(None, Some(mv_store::apply::TYPE_MESSAGE))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut v = Vec::with_capacity(items.len());
-        for i in &items {
-            let bytes = svc
-                .store()
-                .read_blob(mbox, i)
-                .map_err(|e| anyhow::anyhow!("{}: item {}: {e}", a.email, i.id))?;
-            v.push((
-                i.message_id.trim_matches(['<', '>']).to_string(),
-                blake3::hash(&bytes).to_hex().to_string(),
-            ));
-        }
+        let read = |i: &mv_store::Item| {
+            svc.store()
+                .read_blob(a.mailbox_id, i)
+                .map_err(|e| anyhow::anyhow!("{}: item {}: {e}", a.email, i.id))
+        };
+        let mut v = f(&read, &items)?;
         v.sort();
         out.insert(a.email.clone(), v);
     }

@@ -20,10 +20,13 @@
 //! the original messages byte for byte, each peer's restored tree equals the source.
 
 use crate::corpus::{Corpus, Scale};
+use crate::imap_client::ImapConnection;
 use crate::lmtp_client::{self, Job};
 use crate::measure::{self, Measured, tree_bytes, tree_digests};
 use crate::peers::archivers::{Archiver, Kind};
-use crate::peers::mailvault::{Mailvault, MessageDigests, message_digests};
+use crate::peers::mailvault::{
+    MailboxStates, Mailvault, MessageDigests, mailbox_states, message_digests,
+};
 use crate::peers::{LmtpTarget, RunningServer};
 use crate::scenario::{
     Figure, Goal, Measurement, PeerFigure, PeerInfo, PeerResult, ResourceSummary, RunContext,
@@ -55,6 +58,8 @@ pub const GOAL_FULL_RSS_FIXED: u64 = 128 << 20;
 /// ...plus an index entry per blob ("a few dozen bytes each").
 pub const GOAL_FULL_RSS_PER_BLOB: u64 = 64;
 pub const GOAL_REPLAY_OPS: f64 = 20_000.0;
+/// The accounts' password (the mailbox-change load logs in over IMAP).
+const PASSWORD: &str = "bench";
 /// Prefix of the accounts a restore creates.
 pub const RESTORE_PREFIX: &str = "r_";
 
@@ -168,6 +173,111 @@ fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The home's archived redo logs (`redolog/archive/redo-<time>-seq<N>.log`), in
+/// sequence order.
+fn archived_redo_logs(home: &Path) -> anyhow::Result<Vec<(u64, PathBuf)>> {
+    let dir = home.join("redolog/archive");
+    let mut logs = Vec::new();
+    for e in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = e?.path();
+        let seq = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".log"))
+            .and_then(|n| n.rsplit_once("-seq"))
+            .and_then(|(_, seq)| seq.parse::<u64>().ok());
+        if let Some(seq) = seq {
+            logs.push((seq, path));
+        }
+    }
+    logs.sort();
+    Ok(logs)
+}
+
+/// A copy of a stopped home whose message files are hard links to the original's:
+/// the store never changes a message file in place (new content gets a new file,
+/// a deletion removes only the copy's link), and copying 1 GiB for each replay run
+/// would cost more than the replay.
+fn copy_home(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let link = e.file_name() == "store";
+        let st = Command::new("cp")
+            .arg(if link { "-al" } else { "-a" })
+            .arg(e.path())
+            .arg(to)
+            .status()
+            .context("cp")?;
+        if !st.success() {
+            bail!(
+                "copying {} into {} failed",
+                e.path().display(),
+                to.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What IMAP clients do to delivered mail, in every account's INBOX from the last
+/// message down (so that the sequence numbers still to visit do not move): of
+/// every 20 messages, 12 are marked \Seen, 2 \Seen and \Flagged, 1 is moved to
+/// "Archive", 1 is deleted (\Deleted, then EXPUNGE), 4 stay untouched. Each
+/// command is one commit (one redo record) on the server, as when a user reads
+/// mail. Returns the number of commands that changed something.
+fn mailbox_changes(
+    addr: std::net::SocketAddr,
+    accounts: &[String],
+    connections: usize,
+) -> anyhow::Result<u64> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let counts: Vec<anyhow::Result<u64>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..connections.max(1))
+            .map(|_| {
+                scope.spawn(|| -> anyhow::Result<u64> {
+                    let mut commands = 0;
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(user) = accounts.get(i) else {
+                            return Ok(commands);
+                        };
+                        let mut c = ImapConnection::login(addr, user, PASSWORD)?;
+                        c.command("CREATE Archive")?;
+                        c.command("SELECT INBOX")?;
+                        let n = c.command("SEARCH ALL")?.search_hits;
+                        for seq in (1..=n).rev() {
+                            let cmds: Vec<String> = match seq % 20 {
+                                0..=11 => vec![format!("STORE {seq} +FLAGS (\\Seen)")],
+                                12 | 13 => vec![format!("STORE {seq} +FLAGS (\\Seen \\Flagged)")],
+                                14 => vec![format!("MOVE {seq} Archive")],
+                                15 => vec![
+                                    format!("STORE {seq} +FLAGS (\\Deleted)"),
+                                    "EXPUNGE".to_string(),
+                                ],
+                                _ => vec![],
+                            };
+                            for cmd in &cmds {
+                                c.command(cmd).with_context(|| format!("{user}: {cmd}"))?;
+                                commands += 1;
+                            }
+                        }
+                        c.logout();
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("an IMAP worker panicked")))
+            })
+            .collect()
+    });
+    counts.into_iter().sum()
+}
+
 fn remove(p: &Path) {
     let _ = std::fs::remove_dir_all(p);
 }
@@ -251,6 +361,18 @@ struct Setup {
     /// What a replay to that point must hold.
     replay_digests: MessageDigests,
     replay_messages: usize,
+    /// What the load delivered (what a replay of the delivery logs must hold).
+    delivered: MessageDigests,
+    /// The redo logs of the deliveries.
+    delivery_logs: Vec<PathBuf>,
+    /// A copy of the home after the deliveries: the base of the mailbox-change
+    /// replay.
+    pre_changes: PathBuf,
+    /// The redo logs of the mailbox changes.
+    change_logs: Vec<PathBuf>,
+    /// Where every message is and how it is marked after the changes.
+    changed: MailboxStates,
+    /// The home's messages at the end of the load (deliveries and changes).
     digests: MessageDigests,
     data_bytes: u64,
     copies: usize,
@@ -295,7 +417,7 @@ impl BackupScenario {
         let accounts: Vec<String> = corpus.accounts.iter().map(|a| a.email.clone()).collect();
         let src = work.join("src");
         std::fs::create_dir_all(&src)?;
-        let home = mv.provision(&src, &accounts)?;
+        let home = mv.provision_with_password(&src, &accounts, Some(PASSWORD))?;
         let pre_load = work.join("pre-load");
         copy_tree(home.root(), &pre_load)?;
         ctx.progress(&format!(
@@ -322,11 +444,50 @@ impl BackupScenario {
             .stop_and_verify(&expected)
             .context("checking the loaded corpus")?;
         let digests = message_digests(&home)?;
+        // The mailbox changes IMAP clients make, in redo logs of their own: a full
+        // backup of one account rolls the redo log over first.
+        std::fs::create_dir_all(work.join("rollover"))?;
+        let o = mv
+            .command(home.root())
+            .args(["backup", "-f", "-sync", "-a", &accounts[0], "-t"])
+            .arg(work.join("rollover"))
+            .output()
+            .context("mailvault backup (to roll the redo log over)")?;
+        if !o.status.success() {
+            bail!(
+                "rolling the redo log over: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+        }
+        remove(&work.join("rollover"));
+        let delivery_logs: Vec<(u64, PathBuf)> = archived_redo_logs(home.root())?;
+        let pre_changes = work.join("pre-changes");
+        copy_home(home.root(), &pre_changes)?;
+        let changing = std::time::Instant::now();
+        let server = mv.serve(&home, &src)?;
+        let commands = mailbox_changes(server.imap_addr(), &accounts, p.connections)
+            .context("changing the mailboxes over IMAP")?;
+        server.stop()?;
+        let last_delivery_log = delivery_logs.last().map_or(0, |(seq, _)| *seq);
+        let mut change_logs: Vec<PathBuf> = archived_redo_logs(home.root())?
+            .into_iter()
+            .filter(|(seq, _)| *seq > last_delivery_log)
+            .map(|(_, p)| p)
+            .collect();
+        change_logs.push(home.root().join("redolog/redo.log"));
+        let delivery_logs: Vec<PathBuf> = delivery_logs.into_iter().map(|(_, p)| p).collect();
+        let changed = mailbox_states(&home)?;
+        ctx.progress(&format!(
+            "backup: {commands} IMAP commands changed flags, folders and messages in {:.1} s",
+            changing.elapsed().as_secs_f64()
+        ));
+        let delivered = digests;
+        let digests = message_digests(&home)?;
         let early: std::collections::HashSet<&str> = corpus.messages[..k]
             .iter()
             .map(|m| m.message_id.as_str())
             .collect();
-        let replay_digests: MessageDigests = digests
+        let replay_digests: MessageDigests = delivered
             .iter()
             .map(|(a, v)| {
                 let v: Vec<(String, String)> = v
@@ -353,6 +514,11 @@ impl BackupScenario {
             replay_to,
             replay_digests,
             replay_messages: k,
+            delivered,
+            delivery_logs,
+            pre_changes,
+            change_logs,
+            changed,
             digests,
             data_bytes,
             copies,
@@ -474,20 +640,18 @@ impl BackupScenario {
     ) -> anyhow::Result<ScenarioReport> {
         let home_root = s.home.root().to_path_buf();
         let data_mb = s.data_bytes as f64 / MB;
+        // Messages the home holds after the load (the changes deleted some).
+        let held: usize = s.digests.values().map(Vec::len).sum();
         let np = peers.len();
         let fresh = || -> Vec<Series> { (0..np).map(|_| Ok(Vec::new())).collect() };
         let mut figures = Vec::new();
 
         // 1. Point-in-time replay of the load's redo logs into the pre-load copy.
-        let logs: Vec<PathBuf> = ["redolog/archive", "redolog/redo.log"]
-            .iter()
-            .map(|r| home_root.join(r))
-            .filter(|p| p.exists())
-            .collect();
+        let logs = &s.delivery_logs;
         // Two kinds of replay: the whole load (the replay throughput the goal is
         // about), and a point in time early in the load (what a user's restore to a
         // time does: it still reads the logs past that time, applying nothing).
-        let whole: (Option<&str>, &MessageDigests, usize) = (None, &s.digests, s.messages);
+        let whole: (Option<&str>, &MessageDigests, usize) = (None, &s.delivered, s.messages);
         let early: (Option<&str>, &MessageDigests, usize) = (
             Some(s.replay_to.as_str()),
             &s.replay_digests,
@@ -515,7 +679,7 @@ impl BackupScenario {
                     if let Some(t) = to_time {
                         c.arg("--toTime").arg(t);
                     }
-                    c.arg("--json").arg("--logfiles").args(&logs);
+                    c.arg("--json").arg("--logfiles").args(logs);
                     let m = measure::run(&mut c, "mailvault playredo", Some(&r))?;
                     let v: serde_json::Value =
                         serde_json::from_str(&m.stdout).context("playredo --json output")?;
@@ -571,6 +735,73 @@ impl BackupScenario {
                 }
                 figures.push(f);
             }
+        }
+
+        // The mailbox changes (flags, moves, deletes) into a copy of the home as
+        // the deliveries left it: records that carry no message, most of a real
+        // server's redo log.
+        for &threads in &p.replay_threads {
+            let mut samples = Vec::new();
+            for run in 0..runs {
+                ctx.progress(&format!(
+                    "backup: replay (mailbox changes) with {threads} thread(s), run {}/{runs}",
+                    run + 1
+                ));
+                let r = s.work.join("replay-changes");
+                remove(&r);
+                copy_home(&s.pre_changes, &r)?;
+                quiet_disk();
+                let mut c = s.mv.command(&r);
+                c.args(["playredo", "--threads", &threads.to_string()])
+                    .arg("--json")
+                    .arg("--logfiles")
+                    .args(&s.change_logs);
+                let m = measure::run(&mut c, "mailvault playredo", Some(&r))?;
+                let v: serde_json::Value =
+                    serde_json::from_str(&m.stdout).context("playredo --json output")?;
+                let applied = v["applied"]
+                    .as_u64()
+                    .context("playredo: no applied count")?;
+                let got = mailbox_states(&Home::at(&r))?;
+                if got != s.changed {
+                    let account = s
+                        .changed
+                        .iter()
+                        .find(|(a, v)| got.get(*a) != Some(v))
+                        .map(|(a, _)| a.clone())
+                        .unwrap_or_else(|| "an account too many".into());
+                    bail!("the replayed mailbox changes differ from the original's: {account}");
+                }
+                let ops = applied as f64 / m.secs;
+                ctx.progress(&format!(
+                    "backup:   {applied} ops in {:.2} s: {ops:.0} ops/s (replayed flags, folders and messages checked)",
+                    m.secs
+                ));
+                samples.push(Sample {
+                    value: ops,
+                    m,
+                    growth: None,
+                });
+                remove(&r);
+            }
+            let plural = if threads == 1 { "" } else { "s" };
+            let mut f = Figure {
+                name: format!(
+                    "replay of mailbox changes from IMAP (flags, moves, deletes), {threads} thread{plural}"
+                ),
+                unit: "ops/s".into(),
+                subject: measurement(&samples, 0),
+                peers: vec![],
+                goals: vec![],
+            };
+            let med = f.subject.median;
+            f.goals.push(Goal::evaluate(
+                format!("≥ {GOAL_REPLAY_OPS:.0} ops/s"),
+                Some(med),
+                |v| v >= GOAL_REPLAY_OPS,
+                None,
+            ));
+            figures.push(f);
         }
 
         // 2. First full backup, fresh target / repository in every run.
@@ -647,7 +878,7 @@ impl BackupScenario {
             &mv_full,
             peers,
             &peer_full,
-            s.copies,
+            held,
         );
         // "≤ 1.2× tar's wall time" is a speed at least 1/1.2 of tar's.
         if peers.iter().any(|a| a.name() == "tar") {
@@ -906,7 +1137,7 @@ impl BackupScenario {
             &mv_second,
             peers,
             &peer_second,
-            s.copies,
+            held,
         );
         let time_share = median_secs(&mv_second) / median_secs(&mv_full).max(1e-9);
         f.goals.push(Goal::evaluate(
@@ -942,16 +1173,16 @@ impl BackupScenario {
             &mv_restore,
             peers,
             &peer_restore,
-            s.copies,
+            held,
         );
         if peers.iter().any(|a| a.name() == "restic") {
             f.goals
                 .push(ratio_goal(&f, "restic", GOAL_RESTORE_VS_RESTIC, "speed"));
         }
         figures.push(f);
-        // Replay figures (whole load, then to a time; each per thread count) were
-        // pushed first; move them after the restore.
-        let replay: Vec<Figure> = figures.drain(..2 * p.replay_threads.len()).collect();
+        // Replay figures (whole load, to a time, mailbox changes; each per thread
+        // count) were pushed first; move them after the restore.
+        let replay: Vec<Figure> = figures.drain(..3 * p.replay_threads.len()).collect();
         figures.extend(replay);
         figures.push(figure(
             "verify every byte of the backup (`backup verify --read-data`)",
@@ -959,7 +1190,7 @@ impl BackupScenario {
             &mv_verify,
             peers,
             &peer_verify,
-            s.copies,
+            held,
         ));
 
         let settings: Vec<String> = peers
@@ -972,7 +1203,12 @@ impl BackupScenario {
             description: format!(
                 "The {scale} corpus (seed {seed}: {msgs} messages, {copies} copies once \
                  delivered to their recipients' Inbox) is delivered over LMTP into one home by \
-                 `mailvault serve` and checked; everything below then runs with no server. \
+                 `mailvault serve` and checked; then IMAP clients change the mailboxes \
+                 (`mailvault serve` again, {connections} connections; in each Inbox, of every \
+                 20 messages 12 are marked \\Seen, 2 \\Seen and \\Flagged, 1 is moved to a \
+                 folder and 1 is deleted and expunged, one command each), in redo logs of \
+                 their own (a one-account full backup rolls the log over before). \
+                 Everything below then runs with no server. \
                  The data set is the home's `db/` (directory and per-mailbox metadata) and \
                  `store/` (message blobs): {bytes} in total, the bytes mailvault's backup reads; \
                  the peers back up exactly these two directories of the same home, in the same \
@@ -984,8 +1220,10 @@ impl BackupScenario {
                  Steps, in order: replay of the load's redo logs into a copy of the home \
                  taken before the load, whole (`mailvault playredo --threads N`) and to a \
                  point in time (`--toTime T`, T = the moment {rp}% of the corpus had been \
-                 delivered; it still reads every log to the end); ops = redo records \
-                 applied; first full backup into a fresh target or \
+                 delivered; it still reads every delivery log to the end), and of the \
+                 mailbox changes' redo logs into a copy of the home taken after the \
+                 deliveries (checked: every message in the same folder, with the same UID, \
+                 flags and tags); ops = redo records applied; first full backup into a fresh target or \
                  repository per run (`mailvault backup -f -a all -sync --zipStore -t DIR`); \
                  verify of that backup (`mailvault backup verify --read-data`); restore of \
                  every account from it into an empty place (see the note for the command); \
@@ -1000,6 +1238,7 @@ impl BackupScenario {
                 scale = ctx.scale.name(),
                 seed = ctx.seed,
                 seed1 = ctx.seed.wrapping_add(1),
+                connections = p.connections,
                 msgs = s.messages,
                 copies = s.copies,
                 bytes = human_bytes(s.data_bytes),
@@ -1026,7 +1265,7 @@ impl BackupScenario {
                     restore_how
                         .replace(&target.display().to_string(), "TARGET")
                         .replace(&s.work.display().to_string(), "WORK"),
-                    s.copies,
+                    held,
                     s.digests.len()
                 ),
                 second_note,

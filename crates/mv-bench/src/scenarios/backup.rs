@@ -527,6 +527,99 @@ impl BackupScenario {
     }
 }
 
+/// A measured `playredo`: `base` copied (by `copy`) into a scratch home, `logs`
+/// replayed there with `threads` threads (up to `to_time`), once per run.
+struct Replay<'a> {
+    /// For the progress lines.
+    what: &'a str,
+    base: &'a Path,
+    copy: fn(&Path, &Path) -> anyhow::Result<()>,
+    logs: &'a [PathBuf],
+    threads: usize,
+    to_time: Option<&'a str>,
+}
+
+impl Replay<'_> {
+    /// Runs it `runs` times, each with an empty page cache, checks each result
+    /// with `check`, and returns the records applied per second.
+    fn measure(
+        &self,
+        ctx: &RunContext,
+        s: &Setup,
+        runs: usize,
+        checked: &str,
+        check: impl Fn(&Home) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Vec<Sample>> {
+        (1..=runs)
+            .map(|run| {
+                ctx.progress(&format!(
+                    "backup: replay ({}) with {} thread(s), run {run}/{runs}",
+                    self.what, self.threads
+                ));
+                self.measure_once(ctx, s, checked, &check)
+            })
+            .collect()
+    }
+
+    fn measure_once(
+        &self,
+        ctx: &RunContext,
+        s: &Setup,
+        checked: &str,
+        check: &impl Fn(&Home) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Sample> {
+        let r = s.work.join("replay");
+        remove(&r);
+        (self.copy)(self.base, &r)?;
+        quiet_disk();
+        let mut c = s.mv.command(&r);
+        c.args(["playredo", "--threads", &self.threads.to_string()]);
+        if let Some(t) = self.to_time {
+            c.arg("--toTime").arg(t);
+        }
+        c.arg("--json").arg("--logfiles").args(self.logs);
+        let m = measure::run(&mut c, "mailvault playredo", Some(&r))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&m.stdout).context("playredo --json output")?;
+        let applied = v["applied"]
+            .as_u64()
+            .context("playredo: no applied count")?;
+        check(&Home::at(&r))?;
+        remove(&r);
+        let ops = applied as f64 / m.secs;
+        ctx.progress(&format!(
+            "backup:   {applied} ops in {:.2} s: {ops:.0} ops/s ({checked})",
+            m.secs
+        ));
+        Ok(Sample {
+            value: ops,
+            m,
+            growth: None,
+        })
+    }
+}
+
+/// A replay figure in ops/s, judged against the replay goal when `judged`.
+fn replay_figure(name: String, samples: &[Sample], messages: usize, judged: bool) -> Figure {
+    let mut f = Figure {
+        name,
+        unit: "ops/s".into(),
+        subject: measurement(samples, messages),
+        peers: vec![],
+        goals: vec![],
+    };
+    if judged {
+        let med = f.subject.median;
+        f.goals.push(Goal::evaluate(
+            format!("≥ {GOAL_REPLAY_OPS:.0} ops/s"),
+            Some(med),
+            |v| v >= GOAL_REPLAY_OPS,
+            None,
+        ));
+    }
+    f
+}
+
 /// Runs one peer step unless the peer is already out; a failure takes it out.
 fn peer_step(
     broken: &mut Option<String>,
@@ -659,52 +752,29 @@ impl BackupScenario {
         );
         for (to_time, expected, messages) in [whole, early] {
             for &threads in &p.replay_threads {
-                let mut samples = Vec::new();
-                for run in 0..runs {
-                    ctx.progress(&format!(
-                        "backup: replay ({}) with {threads} thread(s), run {}/{runs}",
-                        if to_time.is_some() {
-                            "to a time"
-                        } else {
-                            "whole load"
-                        },
-                        run + 1
-                    ));
-                    let r = s.work.join("replay");
-                    remove(&r);
-                    copy_tree(&s.pre_load, &r)?;
-                    quiet_disk();
-                    let mut c = s.mv.command(&r);
-                    c.args(["playredo", "--threads", &threads.to_string()]);
-                    if let Some(t) = to_time {
-                        c.arg("--toTime").arg(t);
-                    }
-                    c.arg("--json").arg("--logfiles").args(logs);
-                    let m = measure::run(&mut c, "mailvault playredo", Some(&r))?;
-                    let v: serde_json::Value =
-                        serde_json::from_str(&m.stdout).context("playredo --json output")?;
-                    let applied = v["applied"]
-                        .as_u64()
-                        .context("playredo: no applied count")?;
-                    let got = message_digests(&Home::at(&r))?;
+                let what = if to_time.is_some() {
+                    "to a time"
+                } else {
+                    "whole load"
+                };
+                let replay = Replay {
+                    what,
+                    base: &s.pre_load,
+                    copy: copy_tree,
+                    logs,
+                    threads,
+                    to_time,
+                };
+                let samples = replay.measure(ctx, s, runs, "replayed home checked", |home| {
+                    let got = message_digests(home)?;
                     if &got != expected {
                         bail!(
                             "the replayed home differs from the original at that point: {}",
                             first_diff(expected, &got)
                         );
                     }
-                    let ops = applied as f64 / m.secs;
-                    ctx.progress(&format!(
-                        "backup:   {applied} ops in {:.2} s: {ops:.0} ops/s (replayed home checked)",
-                        m.secs
-                    ));
-                    samples.push(Sample {
-                        value: ops,
-                        m,
-                        growth: None,
-                    });
-                    remove(&r);
-                }
+                    Ok(())
+                })?;
                 let plural = if threads == 1 { "" } else { "s" };
                 let name = match to_time {
                     None => {
@@ -715,25 +785,9 @@ impl BackupScenario {
                         p.replay_percent
                     ),
                 };
-                let mut f = Figure {
-                    name,
-                    unit: "ops/s".into(),
-                    subject: measurement(&samples, messages),
-                    peers: vec![],
-                    goals: vec![],
-                };
-                // The goal is replay throughput: judged on the whole load, where
-                // every record read is applied.
-                if to_time.is_none() {
-                    let med = f.subject.median;
-                    f.goals.push(Goal::evaluate(
-                        format!("≥ {GOAL_REPLAY_OPS:.0} ops/s"),
-                        Some(med),
-                        |v| v >= GOAL_REPLAY_OPS,
-                        None,
-                    ));
-                }
-                figures.push(f);
+                // The goal is replay throughput: judged on the loads where every
+                // record read is applied.
+                figures.push(replay_figure(name, &samples, messages, to_time.is_none()));
             }
         }
 
@@ -741,67 +795,36 @@ impl BackupScenario {
         // the deliveries left it: records that carry no message, most of a real
         // server's redo log.
         for &threads in &p.replay_threads {
-            let mut samples = Vec::new();
-            for run in 0..runs {
-                ctx.progress(&format!(
-                    "backup: replay (mailbox changes) with {threads} thread(s), run {}/{runs}",
-                    run + 1
-                ));
-                let r = s.work.join("replay-changes");
-                remove(&r);
-                copy_home(&s.pre_changes, &r)?;
-                quiet_disk();
-                let mut c = s.mv.command(&r);
-                c.args(["playredo", "--threads", &threads.to_string()])
-                    .arg("--json")
-                    .arg("--logfiles")
-                    .args(&s.change_logs);
-                let m = measure::run(&mut c, "mailvault playredo", Some(&r))?;
-                let v: serde_json::Value =
-                    serde_json::from_str(&m.stdout).context("playredo --json output")?;
-                let applied = v["applied"]
-                    .as_u64()
-                    .context("playredo: no applied count")?;
-                let got = mailbox_states(&Home::at(&r))?;
-                if got != s.changed {
-                    let account = s
-                        .changed
-                        .iter()
-                        .find(|(a, v)| got.get(*a) != Some(v))
-                        .map(|(a, _)| a.clone())
-                        .unwrap_or_else(|| "an account too many".into());
+            let replay = Replay {
+                what: "mailbox changes",
+                base: &s.pre_changes,
+                copy: copy_home,
+                logs: &s.change_logs,
+                threads,
+                to_time: None,
+            };
+            let checked = "replayed flags, folders and messages checked";
+            let samples = replay.measure(ctx, s, runs, checked, |home| {
+                let got = mailbox_states(home)?;
+                if let Some(account) = s
+                    .changed
+                    .keys()
+                    .chain(got.keys())
+                    .find(|a| got.get(*a) != s.changed.get(*a))
+                {
                     bail!("the replayed mailbox changes differ from the original's: {account}");
                 }
-                let ops = applied as f64 / m.secs;
-                ctx.progress(&format!(
-                    "backup:   {applied} ops in {:.2} s: {ops:.0} ops/s (replayed flags, folders and messages checked)",
-                    m.secs
-                ));
-                samples.push(Sample {
-                    value: ops,
-                    m,
-                    growth: None,
-                });
-                remove(&r);
-            }
+                Ok(())
+            })?;
             let plural = if threads == 1 { "" } else { "s" };
-            let mut f = Figure {
-                name: format!(
+            figures.push(replay_figure(
+                format!(
                     "replay of mailbox changes from IMAP (flags, moves, deletes), {threads} thread{plural}"
                 ),
-                unit: "ops/s".into(),
-                subject: measurement(&samples, 0),
-                peers: vec![],
-                goals: vec![],
-            };
-            let med = f.subject.median;
-            f.goals.push(Goal::evaluate(
-                format!("≥ {GOAL_REPLAY_OPS:.0} ops/s"),
-                Some(med),
-                |v| v >= GOAL_REPLAY_OPS,
-                None,
+                &samples,
+                0,
+                true,
             ));
-            figures.push(f);
         }
 
         // 2. First full backup, fresh target / repository in every run.

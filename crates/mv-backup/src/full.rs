@@ -305,11 +305,13 @@ fn read_snapshot(path: &Path) -> Result<SnapshotContents> {
 /// overlap instead of each waiting in turn (an unchanged full of 200 accounts
 /// spent half its time in those waits).
 fn prefetch_account_files(run: &Run, accounts: &[Account]) {
-    /// Enough for the database header, its schema and the small tables read first.
-    const DB_HEAD: u64 = 128 << 10;
+    /// The database's header page and its `meta` table's page: enough to tell
+    /// whether the mailbox changed ([`mv_store::Store::mailbox_point`]). A changed
+    /// mailbox's snapshot reads the whole file anyway, sequentially.
+    const DB_HEAD: u64 = 8 << 10;
     /// For a file only linked: its directory entry and inode come with it.
     const ONE_PAGE: u64 = 4096;
-    const THREADS: usize = 4;
+    const THREADS: usize = std_threads();
     let store = run.source.store;
     let mut per_thread: Vec<Vec<(std::path::PathBuf, u64)>> = vec![Vec::new(); THREADS];
     for (i, a) in accounts.iter().enumerate() {
@@ -410,19 +412,20 @@ fn prepare_account<'s>(
     let store: &'s mv_store::Store = run.source.store;
     let mbox = a.mailbox_id;
     let fail = |e: BackupError| Ok(Err(AccountEnd::Failed(e)));
-    match store.mailbox(mbox).is_live() {
-        Ok(true) => {}
-        Ok(false) => {
+    // Where the mailbox stands now: whether it changed since its latest full.
+    let point = match store.mailbox_point(mbox) {
+        Ok(Some(p)) => p,
+        Ok(None) => {
             return fail(BackupError::Invalid(format!(
                 "mailbox {mbox} of account {} does not exist",
                 a.email
             )));
         }
         Err(e) => return fail(e.into()),
-    }
+    };
     let catalog = std::mem::take(&mut run.catalog);
     let reused = match catalog.latest_full(&a.id) {
-        Some(prev) => reuse_unchanged(run, sb, label, a, started, stats, prev),
+        Some(prev) => reuse_unchanged(run, sb, label, a, (started, point), stats, prev),
         None => Ok(None),
     };
     run.catalog = catalog;
@@ -590,7 +593,7 @@ fn reuse_unchanged(
     sb: &mut SessionBuilder,
     label: Label,
     a: &Account,
-    started: mv_types::UtcMillis,
+    (started, point): (mv_types::UtcMillis, mv_store::snapshot::SnapshotPoint),
     stats: &mut SessionStats,
     (prev, pa): (&Session, &SessionAccount),
 ) -> Result<Option<SessionAccount>> {
@@ -603,8 +606,6 @@ fn reuse_unchanged(
     {
         return Ok(None);
     }
-    let store = run.source.store;
-    let point = store.mailbox_point(a.mailbox_id)?;
     if pa.change != Some(point.change) {
         return Ok(None);
     }
@@ -710,4 +711,7 @@ fn reuse_or_put_index(
         Err(note) => tracing::info!("{}: {note}", a.email),
     }
     Ok(())
+}
+const fn std_threads() -> usize {
+    16
 }

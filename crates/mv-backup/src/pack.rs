@@ -35,7 +35,9 @@
 //! removed before its zip.
 //!
 //! In memory, [`Pool`] keeps one 48-byte record per blob (32-byte digest, pack
-//! number, offset, length, method) in a sorted vector: 48 MB for a million blobs.
+//! number, offset, length, method) in a sorted vector, and a table of where each
+//! run of records sharing their digest's first bits starts (at most 4 bytes per
+//! blob): 52 MB for a million blobs.
 
 use crate::error::{BackupError, Result};
 use crate::target::{Target, pack_path};
@@ -471,6 +473,10 @@ pub struct BlobLocation {
 pub struct Pool {
     packs: Vec<PackInfo>,
     sorted: Vec<(Digest, Loc)>,
+    /// Where in `sorted` the digests with each value of their first
+    /// `bucket_bits` bits start ([`Pool::index_buckets`]).
+    buckets: Vec<u32>,
+    bucket_bits: u32,
     added: HashMap<Digest, Loc>,
     /// Damaged or dangling indexes (their blobs count as absent).
     pub problems: Vec<PoolProblem>,
@@ -539,7 +545,34 @@ impl Pool {
         pool.sorted.sort_unstable_by_key(|(d, _)| *d);
         pool.sorted.dedup_by_key(|(d, _)| *d);
         pool.sorted.shrink_to_fit();
+        pool.index_buckets();
         Ok(pool)
+    }
+
+    /// Digests are uniformly distributed, so their first bits split `sorted` into
+    /// runs of about one record each. A lookup reads the run's bounds and the
+    /// record or two in it instead of binary-searching the whole vector: an
+    /// unchanged full looks up every blob of every account, and the cache misses
+    /// of 16 probes each took a tenth of its time.
+    fn index_buckets(&mut self) {
+        let n = self.sorted.len();
+        // At most one bucket per record: 4 bytes per blob at most.
+        self.bucket_bits = n.checked_ilog2().unwrap_or(0);
+        let buckets = 1usize << self.bucket_bits;
+        self.buckets = Vec::with_capacity(buckets + 1);
+        let mut i = 0;
+        for b in 0..buckets {
+            while i < n && Self::bucket_of(&self.sorted[i].0, self.bucket_bits) < b {
+                i += 1;
+            }
+            self.buckets.push(i as u32);
+        }
+        self.buckets.push(n as u32);
+    }
+
+    fn bucket_of(d: &Digest, bits: u32) -> usize {
+        let head = u64::from_be_bytes(d.0[..8].try_into().expect("8 bytes"));
+        head.checked_shr(64 - bits).unwrap_or(0) as usize
     }
 
     fn insert_pack(&mut self, id: String, index: &PackIndex, into_added: bool) {
@@ -571,8 +604,12 @@ impl Pool {
     }
 
     fn loc(&self, d: &Digest) -> Option<Loc> {
-        if let Ok(i) = self.sorted.binary_search_by_key(d, |(k, _)| *k) {
-            return Some(self.sorted[i].1);
+        let b = Self::bucket_of(d, self.bucket_bits);
+        if let (Some(&start), Some(&end)) = (self.buckets.get(b), self.buckets.get(b + 1)) {
+            let run = &self.sorted[start as usize..end as usize];
+            if let Ok(i) = run.binary_search_by_key(d, |(k, _)| *k) {
+                return Some(run[i].1);
+            }
         }
         self.added.get(d).copied()
     }
@@ -663,6 +700,61 @@ mod tests {
     #[test]
     fn memory_per_blob_is_48_bytes() {
         assert_eq!(std::mem::size_of::<(Digest, Loc)>(), 48);
+    }
+
+    /// The bucket table finds every digest the pool holds, and none it does not,
+    /// whatever the count (powers of two and their neighbours) and however the
+    /// digests cluster (all sharing their first bytes, as no real digest does).
+    #[test]
+    fn every_blob_is_found_through_the_bucket_table() {
+        fn pool_of(digests: &[Digest]) -> Pool {
+            let index = PackIndex {
+                zip_size: 0,
+                zip_blake3: [0; 32],
+                entries: digests
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| IdxEntry {
+                        digest: *d,
+                        offset: i as u64,
+                        stored_len: 1,
+                        raw_len: 1,
+                        crc32: 0,
+                        compression: Compression::Stored,
+                    })
+                    .collect(),
+            };
+            let mut pool = Pool::default();
+            pool.insert_pack("p".into(), &index, false);
+            pool.sorted.sort_unstable_by_key(|(d, _)| *d);
+            pool.index_buckets();
+            pool
+        }
+        for n in [0usize, 1, 2, 3, 4, 5, 127, 128, 129, 1000] {
+            let spread: Vec<Digest> = (0..n).map(|i| Digest::of(&i.to_le_bytes())).collect();
+            let clustered: Vec<Digest> = (0..n)
+                .map(|i| {
+                    let mut d = [0xAB; 32];
+                    d[24..].copy_from_slice(&(i as u64).to_be_bytes());
+                    Digest(d)
+                })
+                .collect();
+            for digests in [spread, clustered] {
+                let pool = pool_of(&digests);
+                assert!(pool.buckets.len() <= n.max(1) + 1, "n = {n}");
+                for (i, d) in digests.iter().enumerate() {
+                    let loc = pool
+                        .loc(d)
+                        .unwrap_or_else(|| panic!("n = {n}: #{i} not found"));
+                    assert_eq!(loc.offset as usize, i);
+                }
+                for i in n..n + 50 {
+                    assert!(!pool.contains(&Digest::of(&i.to_le_bytes())), "n = {n}");
+                }
+                assert!(!pool.contains(&Digest([0xAB; 32])));
+                assert!(!pool.contains(&Digest([0xFF; 32])));
+            }
+        }
     }
 
     #[test]

@@ -107,6 +107,28 @@ pub enum SchemaError {
     },
 }
 
+/// A read-only connection to a database file that nothing writes to while it is
+/// open: SQLite's `immutable` URI parameter (no locks, no `-wal`/`-shm`). `None`
+/// when it cannot be opened (a missing file, say): the caller opens it the normal
+/// way and reports any error from there.
+pub fn open_immutable(path: &std::path::Path) -> Option<Connection> {
+    use rusqlite::OpenFlags;
+    use std::os::unix::ffi::OsStrExt;
+    let mut uri = String::from("file:");
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/._-~".contains(&b) {
+            uri.push(b as char);
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_with_flags(uri, flags).ok()
+}
+
 /// Sets the connection up and brings the schema to the current version.
 pub fn prepare(conn: &mut Connection, path: &str) -> Result<(), SchemaError> {
     let sql = |source| SchemaError::Sql {

@@ -4,6 +4,7 @@
 
 use crate::{Folder, Item, MailboxInfo, Store, StoreError, Tag, Tombstone};
 use mv_types::MailboxId;
+use rusqlite::OptionalExtension;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailboxState {
@@ -84,16 +85,23 @@ impl Store {
     /// mailbox: the same change number means the same content (every change to a
     /// mailbox goes through an op that raises it), so that snapshot can be reused
     /// with this (newer) redo position.
-    pub fn mailbox_point(&self, id: MailboxId) -> Result<SnapshotPoint, StoreError> {
-        let mbox = self.mailbox(id);
-        let path = mbox.db_path().to_path_buf();
-        let g = mbox.lock()?;
-        let change = g.applied_change().map_err(|e| StoreError::sql(&path, e))?;
-        Ok(SnapshotPoint {
-            mailbox: id,
-            change,
-            redo: self.redo().position(),
-            taken_at: mv_types::UtcMillis::now(),
+    /// `None` when the mailbox does not exist or is deleted.
+    pub fn mailbox_point(&self, id: MailboxId) -> Result<Option<SnapshotPoint>, StoreError> {
+        // The redo position is read while the lock is held: no op of the mailbox
+        // is then logged but not applied.
+        self.mailbox(id).peek(|c| {
+            let live_change = c
+                .query_row("SELECT applied_change, deleted FROM meta", [], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                })
+                .optional()?
+                .filter(|(_, deleted)| *deleted == 0);
+            Ok(live_change.map(|(change, _)| SnapshotPoint {
+                mailbox: id,
+                change: change as u64,
+                redo: self.redo().position(),
+                taken_at: mv_types::UtcMillis::now(),
+            }))
         })
     }
 }

@@ -312,7 +312,13 @@ impl Store {
     }
 
     /// Removes queued blob files no running backup can still need.
+    /// Not inside an open transaction: the rows it queued may yet be rolled back
+    /// (a batch replay that never finished), and their blobs are then still
+    /// referenced; they wait for a sweep after the commit.
     pub(crate) fn sweep(&self, g: &mut MailboxGuard<'_>) -> Result<(), StoreError> {
+        if !g.conn().is_autocommit() {
+            return Ok(());
+        }
         let db = self.mailbox(g.id).db_path.clone();
         let rows: Vec<(String, i64)> = {
             let mut st = g
@@ -353,10 +359,10 @@ impl Store {
         Ok(())
     }
 
-    /// At a clean close: sweeps the mailboxes this process used (the others are as
-    /// the start-up found them: swept) and, if none has a removal left queued,
-    /// leaves [`GC_CLEAN`] for the next start. Nothing is lost without it: the next
-    /// start sweeps every mailbox.
+    /// At a clean close: sweeps the mailboxes this process wrote to or replaced
+    /// (the others are as the start-up found them: swept) and, if none has a
+    /// removal left queued, leaves [`GC_CLEAN`] for the next start. Nothing is
+    /// lost without it: the next start sweeps every mailbox.
     fn mark_clean_at_close(&self) -> Result<(), StoreError> {
         if self.blobs.oldest_hold().is_some() {
             return Ok(());
@@ -369,10 +375,14 @@ impl Store {
             .cloned()
             .collect();
         for mbox in used {
-            if !mbox.db_path().exists() {
+            if !mbox.was_written() || !mbox.db_path().exists() {
                 continue;
             }
             let mut g = mbox.lock()?;
+            if !g.conn().is_autocommit() {
+                // Not swept (see `sweep`): the next start sweeps every mailbox.
+                return Ok(());
+            }
             self.sweep(&mut g)?;
             let left: i64 = g
                 .conn()

@@ -616,6 +616,54 @@ fn snapshot_taken_during_writes_matches_its_change_number() {
     );
 }
 
+/// A backup asks every mailbox where it stands; one this process has not opened
+/// is read without being opened for writing (no `-wal`/`-shm` created, nothing
+/// swept at close), and still gives its true change number, also when a crash
+/// left changes in a `-wal` that was never checkpointed.
+#[test]
+fn mailbox_point_of_a_closed_mailbox_is_exact_and_leaves_no_side_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let side = |id: MailboxId, suffix: &str| {
+        home.mailbox_db_dir()
+            .join(format!("{}.sqlite{suffix}", id.0))
+    };
+    let (ids, change) = {
+        let store = open(&home, 100 << 20);
+        let ids = setup(&store);
+        for n in 0..5 {
+            store
+                .add_message(ids[0], &message(n, 300), &DeliverOptions::default())
+                .unwrap();
+        }
+        let p = store.mailbox_point(ids[0]).unwrap().expect("live");
+        // As a backup leaves it: the next start finds nothing to replay, so it
+        // opens no mailbox.
+        store.redo().rollover().unwrap();
+        (ids, p.change)
+    };
+    assert!(!side(ids[0], "-wal").exists(), "a clean close checkpoints");
+    {
+        let store = open(&home, 100 << 20);
+        let p = store.mailbox_point(ids[0]).unwrap().expect("live");
+        assert_eq!(p.change, change);
+        assert!(!side(ids[0], "-wal").exists());
+        assert!(!side(ids[0], "-shm").exists());
+        assert_eq!(store.mailbox_point(MailboxId(77)).unwrap(), None);
+        for n in 0..3 {
+            store
+                .add_message(ids[0], &message(n, 300), &DeliverOptions::default())
+                .unwrap();
+        }
+        // A crash: the last changes are only in the -wal.
+        std::mem::forget(store);
+    }
+    assert!(side(ids[0], "-wal").exists());
+    let store = open(&home, 100 << 20);
+    let p = store.mailbox_point(ids[0]).unwrap().expect("live");
+    assert_eq!(p.change, change + 3);
+}
+
 fn rusqlite_open(p: &std::path::Path) -> rusqlite::Connection {
     rusqlite::Connection::open(p).unwrap()
 }

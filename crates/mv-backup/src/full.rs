@@ -528,7 +528,7 @@ fn finish_account(
     }
     stats.blobs_new += copied.blobs;
     stats.blob_bytes_new += copied.bytes;
-    let ldif = match run.source.dir().export_account_ldif(&a.id) {
+    let ldif = match run.source.dir().account_ldif(a) {
         Ok(l) => l,
         Err(e) => {
             cleanup(&scratch);
@@ -638,7 +638,7 @@ fn reuse_unchanged(
         return Ok(None);
     }
     let db = prev_file(&db_rel)?;
-    let ldif = run.source.dir().export_account_ldif(&a.id)?;
+    let ldif = run.source.dir().account_ldif(a)?;
     sb.copy_from(&db_rel, prev.label, &db)?;
     sb.copy_from(&lst_rel, prev.label, &lst)?;
     // The entry usually did not change either: linked when it is the same.

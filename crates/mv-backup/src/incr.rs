@@ -78,7 +78,7 @@ pub(crate) fn run_incremental(
             entries.push(crate::full::entry(a, AccountState::Skipped, None));
             continue;
         }
-        match run.source.dir().export_account_ldif(&a.id) {
+        match run.source.dir().account_ldif(a) {
             Ok(ldif) => {
                 // Only an entry that changed since the target last recorded it is
                 // written: an unchanged account costs an incremental nothing (the

@@ -277,6 +277,15 @@ impl Directory {
     pub fn export_account_ldif(&self, key: &str) -> Result<String> {
         Ok(self.account_entry(key)?.to_ldif())
     }
+
+    /// [`Directory::export_account_ldif`] of an account already read (a backup
+    /// lists every account it covers at its start, as `ldap/ldap.bak` does): only
+    /// the password hash is read again. Reading the whole account again was a
+    /// tenth of an unchanged full's time.
+    pub fn account_ldif(&self, a: &Account) -> Result<String> {
+        let hash = self.read(|conn| account::password_hash(conn, &a.id))?;
+        Ok(account_entry(a, hash.as_deref()).to_ldif())
+    }
 }
 
 #[cfg(test)]

@@ -355,6 +355,7 @@ fn account_entry_restores() {
     let mut d = sample();
     let alice = d.get_account("alice@example.com").unwrap();
     let text = d.export_account_ldif("alice@example.com").unwrap();
+    assert_eq!(d.account_ldif(&alice).unwrap(), text);
     let entries = ldif::parse(text.as_bytes()).unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0], d.account_entry(&alice.id).unwrap());

@@ -5,15 +5,17 @@
 //! order then `redo.log`. Records are grouped by transaction; the content records
 //! (`PutBlob`) a transaction's selected records use are staged once, and each
 //! mailbox's records go, with the staged files they use, to the worker owning the
-//! mailbox (`mailbox % threads`), through a bounded queue (`--queueCapacity`
-//! batches). So mailboxes replay in parallel and each mailbox serially, in log
-//! order, many records per database transaction ([`mv_store::Replayer`]).
+//! mailbox (`mailbox % threads`), in batches of up to [`HAND_OVER_RECORDS`]
+//! through a bounded queue (`--queueCapacity` batches). So mailboxes replay in
+//! parallel and each mailbox serially, in log order, many records per database
+//! transaction ([`mv_store::Replayer`]). Each mailbox's database is read ahead
+//! (`posix_fadvise`) when the reader first meets it.
 
 use crate::error::{BackupError, Result};
 use mv_redo::{Op, Record};
 use mv_store::Store;
 use mv_store::apply::Staged;
-use mv_types::{Digest, UtcMillis};
+use mv_types::{Digest, MailboxId, UtcMillis};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, mpsc};
@@ -86,11 +88,17 @@ pub fn input_files(store: &Store, logfiles: &[PathBuf]) -> Result<Vec<PathBuf>> 
     Ok(out)
 }
 
-/// A transaction's records for one mailbox, with the staged content they use.
+/// Records for one worker, in log order, with the staged content they use.
+#[derive(Default)]
 struct Batch {
     records: Vec<Record>,
     content: Vec<(Digest, PathBuf)>,
 }
+
+/// Records gathered for a worker before they are handed over: most transactions
+/// hold one record (a flag change, a move), and a hand-over per record cost a
+/// thread wake-up on each side, about as much as applying the record.
+const HAND_OVER_RECORDS: usize = 256;
 
 /// Replays the selected records. With `stop_on_error` the first error ends the run
 /// (and is returned); otherwise errors are collected in the report and replay goes on.
@@ -146,10 +154,16 @@ pub fn playredo(store: &Store, opts: &PlayRedoOptions) -> Result<PlayRedoReport>
                     for (d, p) in batch.content {
                         staged.insert(d, p);
                     }
+                    // A failed record skips the rest of its transaction in its
+                    // mailbox; the batch's other transactions go on.
+                    let mut failed: Option<(u32, mv_types::TxnId)> = None;
                     for rec in &batch.records {
+                        if failed == Some((rec.mailbox.0, rec.txn)) {
+                            continue;
+                        }
                         if let Err(e) = replayer.apply(rec, &staged) {
                             fail(e.to_string());
-                            break;
+                            failed = Some((rec.mailbox.0, rec.txn));
                         }
                     }
                 }
@@ -165,7 +179,9 @@ pub fn playredo(store: &Store, opts: &PlayRedoOptions) -> Result<PlayRedoReport>
             });
         }
         let mut txn_records: Vec<Record> = Vec::new();
-        let mut flush = |recs: &mut Vec<Record>| {
+        let mut pending: Vec<Batch> = (0..threads).map(|_| Batch::default()).collect();
+        let mut seen_mailboxes = std::collections::HashSet::new();
+        let mut flush = |recs: &mut Vec<Record>, pending: &mut Vec<Batch>| {
             let all = std::mem::take(recs);
             let (content, ops): (Vec<Record>, Vec<Record>) =
                 all.into_iter().partition(|r| r.mailbox.0 == 0);
@@ -177,6 +193,11 @@ pub fn playredo(store: &Store, opts: &PlayRedoOptions) -> Result<PlayRedoReport>
                 }
             }
             for (mbox, records) in by_mbox {
+                if seen_mailboxes.insert(mbox) {
+                    // The worker reads the mailbox's database page by page as its
+                    // records need them: started now, the reads overlap.
+                    mv_home::durable::will_need(store.mailbox(MailboxId(mbox)).db_path(), 0);
+                }
                 let mut used = Vec::new();
                 let mut staged_all = true;
                 for c in &content {
@@ -200,10 +221,13 @@ pub fn playredo(store: &Store, opts: &PlayRedoOptions) -> Result<PlayRedoReport>
                 if !staged_all {
                     continue; // the records that needed it fail with it
                 }
-                let _ = senders[mbox as usize % threads].send(Batch {
-                    records,
-                    content: used,
-                });
+                let worker = mbox as usize % threads;
+                let batch = &mut pending[worker];
+                batch.records.extend(records);
+                batch.content.extend(used);
+                if batch.records.len() >= HAND_OVER_RECORDS {
+                    let _ = senders[worker].send(std::mem::take(batch));
+                }
             }
         };
         for item in mv_redo::read_files(&files) {
@@ -229,11 +253,16 @@ pub fn playredo(store: &Store, opts: &PlayRedoOptions) -> Result<PlayRedoReport>
                 continue;
             }
             if txn_records.first().is_some_and(|f| f.txn != rec.txn) {
-                flush(&mut txn_records);
+                flush(&mut txn_records, &mut pending);
             }
             txn_records.push(rec);
         }
-        flush(&mut txn_records);
+        flush(&mut txn_records, &mut pending);
+        for (worker, batch) in pending.into_iter().enumerate() {
+            if !batch.records.is_empty() {
+                let _ = senders[worker].send(batch);
+            }
+        }
         drop(senders);
     });
     drop(stager);

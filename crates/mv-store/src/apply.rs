@@ -16,6 +16,35 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+/// The apply path's statements, prepared once per connection and reused
+/// (rusqlite's `execute`/`query_row` parse the SQL on every call: for a replayed
+/// flag change, parsing its five statements cost more than running them).
+/// [`crate::schema::prepare`] sizes the connection's cache for all of them.
+trait Cached {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn row<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
 pub const TYPE_FOLDER: i64 = 1;
 pub const TYPE_TAG: i64 = 3;
 pub const TYPE_MESSAGE: i64 = 5;
@@ -82,7 +111,7 @@ impl ApplyCtx<'_> {
 /// The change number a mailbox database has applied, or None for a mailbox whose
 /// database holds no mailbox yet.
 pub fn applied_change(tx: &Connection) -> rusqlite::Result<Option<u64>> {
-    tx.query_row("SELECT applied_change FROM meta", [], |r| {
+    tx.row("SELECT applied_change FROM meta", [], |r| {
         r.get::<_, i64>(0)
     })
     .optional()
@@ -99,7 +128,7 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
             if applied_change(tx)?.is_some() {
                 return Err(ctx.inconsistent(op, "the mailbox already exists"));
             }
-            tx.execute(
+            tx.exec(
                 "INSERT INTO meta (mailbox_id, account_id, email, applied_change, next_item_id, created_ms) \
                  VALUES (?1, ?2, ?3, 0, ?4, ?5)",
                 params![ctx.mailbox.0, c.account_id, c.email, ops::folders::FIRST_USER_ID, ctx.timestamp.0],
@@ -132,11 +161,11 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
             for p in paths {
                 queue_blob_removal(tx, &p, ctx.timestamp)?;
             }
-            tx.execute("DELETE FROM item", [])?;
-            tx.execute("UPDATE meta SET deleted = 1, size_used = 0", [])?;
+            tx.exec("DELETE FROM item", [])?;
+            tx.exec("UPDATE meta SET deleted = 1, size_used = 0", [])?;
         }
         Op::RenameMailbox(r) => {
-            tx.execute("UPDATE meta SET email = ?1", [&r.new_email])?;
+            tx.exec("UPDATE meta SET email = ?1", [&r.new_email])?;
         }
         Op::CreateFolder(f) => {
             require_folder(tx, ctx, op, f.parent_id)?;
@@ -154,7 +183,7 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
         Op::RenameFolder(r) => {
             require_folder(tx, ctx, op, r.id)?;
             require_folder(tx, ctx, op, r.new_parent_id)?;
-            tx.execute(
+            tx.exec(
                 "UPDATE folder SET name = ?1, parent_id = ?2, change = ?3, modseq = ?3 WHERE id = ?4",
                 params![r.new_name, r.new_parent_id, change, r.id],
             )?;
@@ -162,22 +191,22 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
         Op::DeleteFolder(d) => {
             remove_items(tx, ctx, &d.item_ids)?;
             for id in &d.folder_ids {
-                tx.execute("DELETE FROM folder WHERE id = ?1", [id])?;
-                tx.execute(
+                tx.exec("DELETE FROM folder WHERE id = ?1", [id])?;
+                tx.exec(
                     "INSERT INTO tombstone (change, id, type, folder_id, imap_uid) VALUES (?1, ?2, ?3, 0, 0)",
                     params![change, id, TYPE_FOLDER],
                 )?;
             }
         }
         Op::CreateTag(t) => {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO tag (id, name, color, change) VALUES (?1, ?2, ?3, ?4)",
                 params![t.id, t.name, t.color, change],
             )?;
             bump_next_id(tx, t.id)?;
         }
         Op::RenameTag(t) => {
-            let n = tx.execute(
+            let n = tx.exec(
                 "UPDATE tag SET name = ?1, change = ?2 WHERE id = ?3",
                 params![t.new_name, change, t.id],
             )?;
@@ -186,9 +215,10 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
             }
         }
         Op::DeleteTag(t) => {
-            tx.execute("DELETE FROM tag WHERE id = ?1", [t.id])?;
+            tx.exec("DELETE FROM tag WHERE id = ?1", [t.id])?;
             let tagged: Vec<(i64, String, u32)> = {
-                let mut st = tx.prepare("SELECT id, tags, folder_id FROM item WHERE tags != ''")?;
+                let mut st =
+                    tx.prepare_cached("SELECT id, tags, folder_id FROM item WHERE tags != ''")?;
                 st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                     .collect::<Result<_, _>>()?
             };
@@ -196,14 +226,14 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
                 let mut list = parse_tags(&tags);
                 if list.contains(&t.id) {
                     list.retain(|x| *x != t.id);
-                    tx.execute(
+                    tx.exec(
                         "UPDATE item SET tags = ?1, change = ?2 WHERE id = ?3",
                         params![format_tags(&list), change, id],
                     )?;
                     touch_folder(tx, folder, change)?;
                 }
             }
-            tx.execute(
+            tx.exec(
                 "INSERT INTO tombstone (change, id, type, folder_id, imap_uid) VALUES (?1, ?2, ?3, 0, 0)",
                 params![change, t.id, TYPE_TAG],
             )?;
@@ -221,7 +251,7 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
                 }
             };
             ctx.blobs.link_or_copy(&source, &dest)?;
-            tx.execute(
+            tx.exec(
                 "INSERT INTO item (id, type, folder_id, imap_uid, digest, size, received_ms, flags, tags, subject, \
                  sender, recipients, cc, message_id, date_ms, volume_id, mod_content, change) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 1, ?16, ?16)",
@@ -246,7 +276,7 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
             )?;
             take_uid(tx, m.folder_id, m.imap_uid, change)?;
             bump_next_id(tx, m.id)?;
-            tx.execute(
+            tx.exec(
                 "UPDATE meta SET size_used = size_used + ?1",
                 [m.size as i64],
             )?;
@@ -254,7 +284,7 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
         Op::SetFlags(s) => {
             for (id, flags) in &s.items {
                 let folder = require_item(tx, ctx, op, *id)?;
-                tx.execute(
+                tx.exec(
                     "UPDATE item SET flags = ?1, change = ?2 WHERE id = ?3",
                     params![flags, change, id],
                 )?;
@@ -264,7 +294,7 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
         Op::SetTags(s) => {
             for (id, tags) in &s.items {
                 let folder = require_item(tx, ctx, op, *id)?;
-                tx.execute(
+                tx.exec(
                     "UPDATE item SET tags = ?1, change = ?2 WHERE id = ?3",
                     params![format_tags(tags), change, id],
                 )?;
@@ -276,13 +306,13 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
             for (id, uid) in &m.items {
                 let from = require_item(tx, ctx, op, *id)?;
                 // The old folder sees an expunge of the old UID.
-                tx.execute(
+                tx.exec(
                     "INSERT INTO tombstone (change, id, type, folder_id, imap_uid) \
                      SELECT ?1, id, type, folder_id, imap_uid FROM item WHERE id = ?2",
                     params![change, id],
                 )?;
                 touch_folder(tx, from, change)?;
-                tx.execute(
+                tx.exec(
                     "UPDATE item SET folder_id = ?1, imap_uid = ?2, change = ?3 WHERE id = ?4",
                     params![m.to_folder_id, uid, change, id],
                 )?;
@@ -293,12 +323,12 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
             require_folder(tx, ctx, op, c.to_folder_id)?;
             for (src, new_id, uid) in &c.items {
                 require_item(tx, ctx, op, *src)?;
-                let (digest, mod_content, volume): (Option<Vec<u8>>, i64, i64) = tx.query_row(
+                let (digest, mod_content, volume): (Option<Vec<u8>>, i64, i64) = tx.row(
                     "SELECT digest, mod_content, volume_id FROM item WHERE id = ?1",
                     [src],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )?;
-                tx.execute(
+                tx.exec(
                     "INSERT INTO item (id, type, folder_id, imap_uid, digest, size, received_ms, flags, tags, subject, \
                      sender, recipients, cc, message_id, date_ms, content, cal_uid, sequence, dtstamp_ms, volume_id, \
                      mod_content, change) \
@@ -318,10 +348,10 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
                         .blob_path(1, ctx.mailbox, ItemId(*new_id), change as u64);
                     ctx.blobs.link_or_copy(&from, &to)?;
                     let size: i64 =
-                        tx.query_row("SELECT size FROM item WHERE id = ?1", [new_id], |r| {
+                        tx.row("SELECT size FROM item WHERE id = ?1", [new_id], |r| {
                             r.get(0)
                         })?;
-                    tx.execute("UPDATE meta SET size_used = size_used + ?1", [size])?;
+                    tx.exec("UPDATE meta SET size_used = size_used + ?1", [size])?;
                 }
                 take_uid(tx, c.to_folder_id, *uid, change)?;
                 bump_next_id(tx, *new_id)?;
@@ -367,7 +397,7 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
             )?;
         }
     }
-    tx.execute("UPDATE meta SET applied_change = ?1", [change])?;
+    tx.exec("UPDATE meta SET applied_change = ?1", [change])?;
     Ok(())
 }
 
@@ -385,14 +415,14 @@ fn upsert_pim_item(
     change: i64,
 ) -> Result<(), ApplyError> {
     let existing: Option<i64> = tx
-        .query_row("SELECT folder_id FROM item WHERE id = ?1", [id], |r| {
+        .row("SELECT folder_id FROM item WHERE id = ?1", [id], |r| {
             r.get(0)
         })
         .optional()?;
     let size = content.len() as i64;
     match existing {
         Some(old_folder) => {
-            tx.execute(
+            tx.exec(
                 "UPDATE item SET subject = ?1, content = ?2, size = ?3, sequence = ?4, dtstamp_ms = ?5, \
                  mod_content = ?6, change = ?6 WHERE id = ?7",
                 params![name, content, size, sequence, dtstamp, change, id],
@@ -400,11 +430,10 @@ fn upsert_pim_item(
             touch_folder(tx, old_folder as u32, change)?;
         }
         None => {
-            let uid: i64 =
-                tx.query_row("SELECT uid_next FROM folder WHERE id = ?1", [folder], |r| {
-                    r.get(0)
-                })?;
-            tx.execute(
+            let uid: i64 = tx.row("SELECT uid_next FROM folder WHERE id = ?1", [folder], |r| {
+                r.get(0)
+            })?;
+            tx.exec(
                 "INSERT INTO item (id, type, folder_id, imap_uid, size, received_ms, flags, subject, content, cal_uid, \
                  sequence, dtstamp_ms, mod_content, change) VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
                 params![id, kind, folder, uid, size, name, content, cal_uid, sequence, dtstamp, change],
@@ -425,7 +454,7 @@ fn insert_folder(
     uid_validity: u32,
     change: i64,
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.exec(
         "INSERT INTO folder (id, parent_id, name, view, uid_validity, uid_next, modseq, change) \
          VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)",
         params![id, parent, name, view, uid_validity, change],
@@ -435,7 +464,7 @@ fn insert_folder(
 
 fn require_folder(tx: &Connection, ctx: &ApplyCtx, op: &Op, id: u32) -> Result<(), ApplyError> {
     let found: Option<i64> = tx
-        .query_row("SELECT id FROM folder WHERE id = ?1", [id], |r| r.get(0))
+        .row("SELECT id FROM folder WHERE id = ?1", [id], |r| r.get(0))
         .optional()?;
     found
         .map(|_| ())
@@ -445,7 +474,7 @@ fn require_folder(tx: &Connection, ctx: &ApplyCtx, op: &Op, id: u32) -> Result<(
 /// Checks the item exists and returns its folder.
 fn require_item(tx: &Connection, ctx: &ApplyCtx, op: &Op, id: u32) -> Result<u32, ApplyError> {
     let found: Option<i64> = tx
-        .query_row("SELECT folder_id FROM item WHERE id = ?1", [id], |r| {
+        .row("SELECT folder_id FROM item WHERE id = ?1", [id], |r| {
             r.get(0)
         })
         .optional()?;
@@ -455,7 +484,7 @@ fn require_item(tx: &Connection, ctx: &ApplyCtx, op: &Op, id: u32) -> Result<u32
 }
 
 fn bump_next_id(tx: &Connection, used: u32) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.exec(
         "UPDATE meta SET next_item_id = MAX(next_item_id, ?1)",
         [used as i64 + 1],
     )?;
@@ -464,7 +493,7 @@ fn bump_next_id(tx: &Connection, used: u32) -> rusqlite::Result<()> {
 
 /// Records that `uid` is taken in `folder`: UIDs only grow.
 fn take_uid(tx: &Connection, folder: u32, uid: u32, change: i64) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.exec(
         "UPDATE folder SET uid_next = MAX(uid_next, ?1), modseq = MAX(modseq, ?2) WHERE id = ?3",
         params![uid as i64 + 1, change, folder],
     )?;
@@ -472,7 +501,7 @@ fn take_uid(tx: &Connection, folder: u32, uid: u32, change: i64) -> rusqlite::Re
 }
 
 fn touch_folder(tx: &Connection, folder: u32, change: i64) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.exec(
         "UPDATE folder SET modseq = MAX(modseq, ?1) WHERE id = ?2",
         params![change, folder],
     )?;
@@ -495,7 +524,7 @@ fn remove_items(tx: &Connection, ctx: &ApplyCtx, ids: &[u32]) -> Result<(), Appl
     let change = ctx.change.0 as i64;
     for id in ids {
         let row: Option<Removed> = tx
-            .query_row(
+            .row(
                 "SELECT type, folder_id, imap_uid, digest, size, mod_content, volume_id FROM item WHERE id = ?1",
                 [id],
                 |r| {
@@ -528,14 +557,14 @@ fn remove_items(tx: &Connection, ctx: &ApplyCtx, ids: &[u32]) -> Result<(), Appl
                 reason: format!("no item {id}"),
             });
         };
-        tx.execute(
+        tx.exec(
             "INSERT INTO tombstone (change, id, type, folder_id, imap_uid) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![change, id, kind, folder, uid],
         )?;
-        tx.execute("DELETE FROM item WHERE id = ?1", [id])?;
+        tx.exec("DELETE FROM item WHERE id = ?1", [id])?;
         touch_folder(tx, folder as u32, change)?;
         if digest.is_some() {
-            tx.execute("UPDATE meta SET size_used = size_used - ?1", [size])?;
+            tx.exec("UPDATE meta SET size_used = size_used - ?1", [size])?;
             let path = ctx
                 .blobs
                 .blob_path(volume as u16, ctx.mailbox, ItemId(*id), rev as u64);
@@ -550,7 +579,7 @@ fn queue_blob_removal(
     path: &std::path::Path,
     at: UtcMillis,
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.exec(
         "INSERT OR REPLACE INTO blob_gc (path, deleted_ms) VALUES (?1, ?2)",
         params![path.to_string_lossy(), at.0],
     )?;
@@ -563,7 +592,7 @@ fn item_blob_paths(
     ctx: &ApplyCtx,
     folder: Option<u32>,
 ) -> rusqlite::Result<Vec<PathBuf>> {
-    let mut st = tx.prepare(
+    let mut st = tx.prepare_cached(
         "SELECT id, mod_content, volume_id FROM item WHERE digest IS NOT NULL AND (?1 IS NULL OR folder_id = ?1)",
     )?;
     let rows = st.query_map([folder], |r| {
@@ -589,7 +618,8 @@ fn existing_blob(
     ctx: &ApplyCtx,
     digest: &Digest,
 ) -> rusqlite::Result<Option<PathBuf>> {
-    let mut st = tx.prepare("SELECT id, mod_content, volume_id FROM item WHERE digest = ?1")?;
+    let mut st =
+        tx.prepare_cached("SELECT id, mod_content, volume_id FROM item WHERE digest = ?1")?;
     let rows = st.query_map([&digest.0[..]], |r| {
         Ok((
             r.get::<_, i64>(0)?,

@@ -338,16 +338,12 @@ impl MailboxGuard<'_> {
     pub(crate) fn conn(&self) -> &Connection {
         self.guard.as_ref().expect("opened by lock()")
     }
-    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
-        self.guard.as_mut().expect("opened by lock()")
-    }
     /// The mailbox's applied change number, 0 before CreateMailbox.
     pub(crate) fn applied_change(&self) -> rusqlite::Result<u64> {
         Ok(self
             .conn()
-            .query_row("SELECT applied_change FROM meta", [], |r| {
-                r.get::<_, i64>(0)
-            })
+            .prepare_cached("SELECT applied_change FROM meta")?
+            .query_row([], |r| r.get::<_, i64>(0))
             .optional()?
             .unwrap_or(0) as u64)
     }

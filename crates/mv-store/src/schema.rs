@@ -87,6 +87,10 @@ const MIGRATIONS: &[&str] = &[
     ",
 ];
 
+/// Prepared statements kept per mailbox connection: more than the apply path and
+/// the protocol reads use.
+const STATEMENT_CACHE: usize = 96;
+
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
@@ -141,6 +145,8 @@ pub fn prepare(conn: &mut Connection, path: &str) -> Result<(), SchemaError> {
         .map_err(sql)?;
     conn.busy_timeout(std::time::Duration::from_secs(30))
         .map_err(sql)?;
+    // Every statement of the apply path stays prepared (see `apply::Cached`).
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     let found: u32 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .map_err(sql)?;

@@ -297,8 +297,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let id = g.id;
         let db = self.mailbox(id).db_path.clone();
-        let conn = g.conn_mut();
-        let sp = conn.savepoint().map_err(|e| StoreError::sql(&db, e))?;
+        let sp = RecordSavepoint::begin(g.conn()).map_err(|e| StoreError::sql(&db, e))?;
         let ctx = ApplyCtx {
             mailbox: id,
             change,
@@ -306,8 +305,8 @@ impl Store {
             blobs: &self.blobs,
             staged,
         };
-        apply::apply(&sp, &ctx, op)?;
-        sp.commit().map_err(|e| StoreError::sql(&db, e))?;
+        apply::apply(sp.conn, &ctx, op)?;
+        sp.release().map_err(|e| StoreError::sql(&db, e))?;
         Ok(())
     }
 
@@ -587,6 +586,43 @@ impl Store {
     pub fn blob_path(&self, mailbox: MailboxId, item: &crate::Item) -> PathBuf {
         self.blobs
             .blob_path(item.volume_id, mailbox, ItemId(item.id), item.mod_content)
+    }
+}
+
+/// The savepoint of one record, through statements prepared once per connection
+/// (rusqlite's `Savepoint` parses its `SAVEPOINT`/`RELEASE` on every record).
+/// Dropped without [`RecordSavepoint::release`] (an error or a panic in apply),
+/// it rolls the record back.
+struct RecordSavepoint<'c> {
+    conn: &'c rusqlite::Connection,
+    released: bool,
+}
+
+impl<'c> RecordSavepoint<'c> {
+    fn run(conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<()> {
+        conn.prepare_cached(sql)?.execute([]).map(|_| ())
+    }
+
+    fn begin(conn: &'c rusqlite::Connection) -> rusqlite::Result<Self> {
+        Self::run(conn, "SAVEPOINT apply_record")?;
+        Ok(RecordSavepoint {
+            conn,
+            released: false,
+        })
+    }
+
+    fn release(mut self) -> rusqlite::Result<()> {
+        self.released = true;
+        Self::run(self.conn, "RELEASE apply_record")
+    }
+}
+
+impl Drop for RecordSavepoint<'_> {
+    fn drop(&mut self) {
+        if !self.released {
+            let _ = Self::run(self.conn, "ROLLBACK TO apply_record");
+            let _ = Self::run(self.conn, "RELEASE apply_record");
+        }
     }
 }
 

@@ -328,14 +328,31 @@ impl Store {
                 .and_then(|rows| rows.collect())
                 .map_err(|e| StoreError::sql(&db, e))?
         };
-        for (path, deleted_ms) in rows {
-            if self.blobs.may_remove(UtcMillis(deleted_ms)) {
-                self.blobs.remove(std::path::Path::new(&path))?;
-                g.conn()
-                    .execute("DELETE FROM blob_gc WHERE path = ?1", [&path])
-                    .map_err(|e| StoreError::sql(&db, e))?;
+        let removable: Vec<String> = rows
+            .into_iter()
+            .filter(|(_, deleted_ms)| self.blobs.may_remove(UtcMillis(*deleted_ms)))
+            .map(|(path, _)| path)
+            .collect();
+        if removable.is_empty() {
+            return Ok(());
+        }
+        // One transaction for the rows (one commit each was one write-ahead log
+        // append each). The files go first: a crash in between leaves rows whose
+        // files are gone, which the next sweep removes without complaint.
+        for path in &removable {
+            self.blobs.remove(std::path::Path::new(path))?;
+        }
+        let sql = |e| StoreError::sql(&db, e);
+        let tx = g.conn().unchecked_transaction().map_err(sql)?;
+        {
+            let mut st = tx
+                .prepare_cached("DELETE FROM blob_gc WHERE path = ?1")
+                .map_err(sql)?;
+            for path in &removable {
+                st.execute([path]).map_err(sql)?;
             }
         }
+        tx.commit().map_err(sql)?;
         Ok(())
     }
 

@@ -151,6 +151,53 @@ fn playredo_rebuilds_every_mailbox_in_parallel_and_filters() {
     assert!(e.to_string().contains("--stopOnError"), "{e}");
 }
 
+/// One worker, so every hand-over batch mixes the mailboxes' records: a mailbox
+/// whose records all fail (its database file is not a database) is reported, and
+/// every other mailbox is still replayed whole.
+#[test]
+fn playredo_goes_on_past_a_failing_mailbox_in_the_same_batch() {
+    let fx = Fx::new();
+    let accounts: Vec<_> = (0..3)
+        .map(|i| fx.account(&format!("u{i}@d.test")))
+        .collect();
+    for round in 0..4 {
+        for (i, a) in accounts.iter().enumerate() {
+            fx.deliver(&message(&format!("r{round}-{i}"), 1500 + i * 13), &[a]);
+        }
+    }
+    let logs = vec![fx.home.redo_archive_dir(), fx.home.redolog_dir()];
+    let dir = tempfile::tempdir().unwrap();
+    let (home, store) = fresh_store(dir.path());
+    let broken = accounts[1].mailbox_id;
+    std::fs::write(
+        home.mailbox_db_dir().join(format!("{}.sqlite", broken.0)),
+        vec![0x55; 8192],
+    )
+    .unwrap();
+    let r = playredo(
+        &store,
+        &PlayRedoOptions {
+            logfiles: logs,
+            threads: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(
+        r.errors.iter().any(|e| e.contains("not a database")),
+        "{:?}",
+        r.errors
+    );
+    for a in accounts.iter().filter(|a| a.mailbox_id != broken) {
+        assert_eq!(
+            store.mailbox_state(a.mailbox_id).unwrap(),
+            fx.store.mailbox_state(a.mailbox_id).unwrap(),
+            "{}",
+            a.email
+        );
+    }
+}
+
 // ---- zmrestore -ca -pre ------------------------------------------------------
 
 use mv_backup::{RestoreOptions, SessionKind, restore_account};

@@ -340,12 +340,7 @@ impl MailboxGuard<'_> {
     }
     /// The mailbox's applied change number, 0 before CreateMailbox.
     pub(crate) fn applied_change(&self) -> rusqlite::Result<u64> {
-        Ok(self
-            .conn()
-            .prepare_cached("SELECT applied_change FROM meta")?
-            .query_row([], |r| r.get::<_, i64>(0))
-            .optional()?
-            .unwrap_or(0) as u64)
+        Ok(crate::apply::applied_change(self.conn())?.unwrap_or(0))
     }
 }
 

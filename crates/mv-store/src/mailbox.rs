@@ -102,6 +102,33 @@ impl Mailbox {
         self.read(f)
     }
 
+    /// Copies the open connection's write-ahead log into the database file
+    /// without syncing either, and leaves the connection at `synchronous=OFF`,
+    /// so that closing it syncs nothing. Only for a store that is closing, with
+    /// its filesystem synced after this and before the close (see
+    /// `Store::backfill_before_close`). A connection inside a transaction is
+    /// left as it is.
+    pub(crate) fn backfill_unsynced(&self) -> rusqlite::Result<()> {
+        let guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(conn) = guard.as_ref() else {
+            return Ok(());
+        };
+        if !conn.is_autocommit() {
+            return Ok(());
+        }
+        conn.pragma_update(None, "synchronous", "OFF")?;
+        let (busy, frames, copied): (i64, i64, i64) =
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+        if busy != 0 || copied != frames {
+            // Not all copied (another connection reads an old snapshot): the
+            // close copies the rest after the syncfs, so it must sync it itself.
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
+        Ok(())
+    }
+
     /// Closes the database (a restore is about to replace the file).
     pub fn close(&self) {
         self.written.store(true, Ordering::Relaxed);

@@ -32,12 +32,24 @@ pub const COMMIT_EVERY: u32 = 5000;
 /// [`Replayer::finish`] (or, failing that, when the replayer is dropped).
 pub struct Replayer<'s> {
     store: &'s Store,
-    /// Mailboxes with an open batch transaction → records applied in it.
-    open: HashMap<MailboxId, u32>,
+    /// Mailboxes with an open batch transaction.
+    open: HashMap<MailboxId, OpenBatch>,
     touched: BTreeSet<u32>,
     report: ReplayReport,
     /// Sweep the touched mailboxes' deferred blob deletions at the end.
     pub(crate) sweep: bool,
+}
+
+/// A mailbox's open batch transaction.
+struct OpenBatch {
+    /// Records applied in it.
+    records: u32,
+    /// The mailbox's applied change number, read when the transaction began and
+    /// then moved by each record applied in it: nothing else writes the mailbox
+    /// while its transaction is open (`BEGIN IMMEDIATE` holds SQLite's write lock
+    /// and the replay owns the mailbox), so reading it back per record, a
+    /// statement each, is not needed.
+    applied: u64,
 }
 
 impl Store {
@@ -94,21 +106,32 @@ impl Replayer<'_> {
         let id = rec.mailbox;
         let mbox = self.store.mailbox(id);
         let mut g = mbox.lock()?;
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.open.entry(id) {
-            g.conn()
-                .execute_batch("BEGIN IMMEDIATE")
-                .map_err(|e| StoreError::sql(mbox.db_path(), e))?;
-            slot.insert(0);
-        }
-        let applied = g.applied_change().map_err(|e| StoreError::sql_msg(id, e))?;
-        if rec.change.0 <= applied {
+        let batch = match self.open.entry(id) {
+            std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                begin_batch(g.conn()).map_err(|e| StoreError::sql(mbox.db_path(), e))?;
+                let applied = match g.applied_change() {
+                    Ok(applied) => applied,
+                    Err(e) => {
+                        let _ = g.conn().execute_batch("ROLLBACK");
+                        let _ = end_batch(g.conn());
+                        return Err(StoreError::sql_msg(id, e));
+                    }
+                };
+                slot.insert(OpenBatch {
+                    records: 0,
+                    applied,
+                })
+            }
+        };
+        if rec.change.0 <= batch.applied {
             self.report.skipped_already_applied += 1;
             return Ok(());
         }
-        if rec.change.0 != applied + 1 && !matches!(rec.op, Op::CreateMailbox(_)) {
+        if rec.change.0 != batch.applied + 1 && !matches!(rec.op, Op::CreateMailbox(_)) {
             return Err(StoreError::ChangeGap {
                 mailbox: id,
-                expected: applied + 1,
+                expected: batch.applied + 1,
                 found: rec.change.0,
                 lsn: rec.lsn.0,
             });
@@ -118,20 +141,31 @@ impl Replayer<'_> {
             .apply_one(&mut g, rec.change, rec.timestamp, &rec.op, staged)
         {
             // Some SQLite errors end the whole transaction: the batch is gone with
-            // it (a re-run applies it again), and the next record begins a new one.
+            // it (a re-run applies it again), and the next record begins a new one
+            // that reads the applied change again.
             if g.conn().is_autocommit() {
                 self.open.remove(&id);
+                let _ = end_batch(g.conn());
             }
             return Err(e);
         }
+        // A record that applied leaves its change as the mailbox's applied one
+        // (`apply::apply` ends with that update).
+        batch.applied = rec.change.0;
+        batch.records += 1;
         self.report.applied += 1;
         self.touched.insert(id.0);
-        let n = self.open.get_mut(&id).expect("opened above");
-        *n += 1;
-        if *n >= COMMIT_EVERY {
+        if batch.records >= COMMIT_EVERY {
             self.open.remove(&id);
+            // A long replay of one mailbox: its log is copied into the database
+            // (synced) every batch, as SQLite's own checkpoints would have.
             g.conn()
                 .execute_batch("COMMIT")
+                .and_then(|()| end_batch(g.conn()))
+                .and_then(|()| {
+                    g.conn()
+                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                })
                 .map_err(|e| StoreError::sql(mbox.db_path(), e))?;
         }
         Ok(())
@@ -143,10 +177,12 @@ impl Replayer<'_> {
         for (id, _) in std::mem::take(&mut self.open) {
             let mbox = self.store.mailbox(id);
             let g = mbox.lock()?;
-            if g.conn().is_autocommit() {
-                continue;
-            }
-            if let Err(e) = g.conn().execute_batch("COMMIT") {
+            let committed = if g.conn().is_autocommit() {
+                Ok(())
+            } else {
+                g.conn().execute_batch("COMMIT")
+            };
+            if let Err(e) = committed.and_then(|()| end_batch(g.conn())) {
                 first_err.get_or_insert(StoreError::sql(mbox.db_path(), e));
             }
         }
@@ -169,6 +205,32 @@ impl Replayer<'_> {
         Ok(report)
     }
 }
+
+/// Begins a mailbox's batch transaction. Its commits write the mailbox's
+/// write-ahead log without a sync (`synchronous=OFF`): the replay is made durable
+/// as a whole when it ends (the caller's checkpoint), and a crash before that
+/// leaves each database at a whole earlier commit (the log's frames carry
+/// checksums; recovery stops at the first torn one), from which a re-run goes
+/// on. With `synchronous=NORMAL` the first commit into a new log synced the log's
+/// header and its directory: two fsyncs per mailbox, a tenth of a replay of
+/// small changes across many mailboxes. SQLite's automatic checkpoints are off
+/// meanwhile: a checkpoint must sync the log before it copies it into the
+/// database, and one at `synchronous=OFF` would not.
+fn begin_batch(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    conn.execute_batch("BEGIN IMMEDIATE")
+}
+
+/// After a batch's commit (or rollback): the connection's usual settings, with
+/// which any later checkpoint syncs the log first.
+fn end_batch(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)
+}
+
+/// SQLite's default automatic checkpoint threshold, in log pages.
+const WAL_AUTOCHECKPOINT: u32 = 1000;
 
 impl Drop for Replayer<'_> {
     fn drop(&mut self) {

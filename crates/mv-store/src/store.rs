@@ -296,8 +296,8 @@ impl Store {
         staged: &Staged,
     ) -> Result<(), StoreError> {
         let id = g.id;
-        let db = self.mailbox(id).db_path.clone();
-        let sp = RecordSavepoint::begin(g.conn()).map_err(|e| StoreError::sql(&db, e))?;
+        let sql = |e| StoreError::sql(&self.mailbox(id).db_path, e);
+        let sp = RecordSavepoint::begin(g.conn()).map_err(sql)?;
         let ctx = ApplyCtx {
             mailbox: id,
             change,
@@ -306,7 +306,7 @@ impl Store {
             staged,
         };
         apply::apply(sp.conn, &ctx, op)?;
-        sp.release().map_err(|e| StoreError::sql(&db, e))?;
+        sp.release().map_err(sql)?;
         Ok(())
     }
 
@@ -412,6 +412,33 @@ impl Store {
         let marker = dir.join(GC_CLEAN);
         std::fs::write(&marker, b"").map_err(|e| StoreError::io(&marker, e))?;
         Ok(())
+    }
+
+    /// Before the close's checkpoint: copies each open mailbox's write-ahead log
+    /// into its database without a sync of its own. Closing a connection
+    /// checkpoints its log and deletes it, and with `synchronous=NORMAL` that
+    /// checkpoint syncs the log and the database, one journal commit of the
+    /// filesystem each: after a replay into 200 mailboxes, 800 fsyncs that took
+    /// longer than the replay's writes. Here the pages are copied unsynced (the log
+    /// stays whole, so a crash before the syncfs still recovers from it), the
+    /// close's syncfs makes them durable at once, and the connections, closed
+    /// after it, find nothing left to copy and delete their logs without a sync.
+    /// Only at close: nothing else writes then, so no writer can restart a log
+    /// whose pages are not yet durable in the database.
+    fn backfill_before_close(&self) {
+        let open: Vec<Arc<Mailbox>> = self
+            .mailboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for mbox in open {
+            if let Err(e) = mbox.backfill_unsynced() {
+                // Harmless: its close checkpoints with syncs as before.
+                tracing::debug!("{}: {e}", mbox.db_path().display());
+            }
+        }
     }
 
     /// Sweeps every mailbox (at start-up and when a backup releases its hold).
@@ -648,7 +675,9 @@ impl Drop for Store {
         if let Err(e) = self.mark_clean_at_close() {
             tracing::warn!("the next start will sweep every mailbox: {e}");
         }
-        // Makes the marker durable too (one syncfs of the home's filesystem).
+        self.backfill_before_close();
+        // Makes the marker durable too (one syncfs of the home's filesystem), and
+        // the databases' backfilled pages.
         if let Err(e) = self.checkpoint() {
             tracing::error!("checkpoint at close failed: {e}");
         }

@@ -701,3 +701,51 @@ fn emptying_the_root_keeps_system_folders() {
     );
     assert!(!names.contains(&"mine".to_string()));
 }
+
+/// A replay writes its batches without syncs and the close copies the logs into
+/// the databases before its one syncfs: afterwards every mailbox connection is
+/// back at its usual settings (a later checkpoint syncs the log first), the close
+/// leaves no `-wal` behind, and the reopened store equals the live one.
+#[test]
+fn a_replayed_store_keeps_its_sync_settings_and_closes_without_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let live_home = Home::at(&dir.path().join("live"));
+    let live = open(&live_home, 100 << 20);
+    let ids = setup(&live);
+    for n in 0..40 {
+        let to = [ids[n % ids.len()]];
+        live.deliver(&message(n, 500), &to, &DeliverOptions::default())
+            .unwrap();
+    }
+    let records = all_records(&live_home);
+    let home = Home::at(&dir.path().join("replay"));
+    {
+        let replayed = open(&home, 100 << 20);
+        let r = replayed.replay(records.iter(), &|_| true).unwrap();
+        assert!(r.applied > 40, "{r:?}");
+        for id in &ids {
+            let (sync, autockpt): (i64, i64) = replayed
+                .mailbox(*id)
+                .read(|c| {
+                    Ok((
+                        c.query_row("PRAGMA synchronous", [], |r| r.get(0))?,
+                        c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))?,
+                    ))
+                })
+                .unwrap();
+            assert_eq!(
+                (sync, autockpt),
+                (1, 1000),
+                "mailbox {id}: NORMAL, 1000 pages"
+            );
+        }
+    }
+    let left: Vec<_> = std::fs::read_dir(home.mailbox_db_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with("-wal") || n.ends_with("-shm"))
+        .collect();
+    assert!(left.is_empty(), "left after the close: {left:?}");
+    let replayed = open(&home, 100 << 20);
+    assert_same(&live, &replayed, &ids);
+}

@@ -100,6 +100,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if !matches!(cli.command, Command::Serve(_)) {
+        // A reader that goes away (`mailvault backupquery | head`) ends the
+        // command quietly, as it ends any Unix tool, instead of a panic on the
+        // next line printed. The server keeps Rust's default (ignored): its
+        // sockets report a closed peer as an error to its connection.
+        // SAFETY: at start-up, before any other thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match cli.command {
         Command::Demo(a) => cmd::demo::run(a),
         Command::Init(a) => cmd::init::run(&home, a),

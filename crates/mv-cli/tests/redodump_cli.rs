@@ -90,3 +90,50 @@ fn zmredodump_prints_filters_and_reports_damage() {
     assert!(out.contains("Files with errors"), "{out}");
     assert!(out.contains("redo.log"), "{out}");
 }
+
+/// `zmredodump | head`: when the reader goes away the dump ends as any Unix tool
+/// does (SIGPIPE), with no panic message on stderr.
+#[test]
+fn zmredodump_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(&dir.path().join("home"));
+    {
+        let _lock =
+            HomeLock::acquire_waiting(home.root(), std::time::Duration::from_secs(10)).unwrap();
+        let (svc, _) = Service::open(&home).unwrap();
+        svc.directory().create_domain("example.com", &[]).unwrap();
+        let a = svc.create_account("alice@example.com", None, &[]).unwrap();
+        // More lines than a pipe buffers (64 KiB), so the dump must block or fail.
+        let msgs: Vec<Vec<u8>> = (0..800)
+            .map(|n| format!("Subject: m{n}\r\n\r\n{n}\r\n").into_bytes())
+            .collect();
+        for m in &msgs {
+            svc.store()
+                .add_message(a.mailbox_id, m, &Default::default())
+                .unwrap();
+        }
+    }
+    let link = dir.path().join("zmredodump");
+    std::os::unix::fs::symlink(BIN, &link).unwrap();
+    let mut child = Command::new(&link)
+        .arg(home.redolog_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one line's worth, then close the pipe, as `head -1` does.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 64];
+    std::io::Read::read(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?} {stderr}",
+        out.status
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -40,8 +40,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-/// The home's directories the peers back up (what mailvault's backup reads).
-pub const DATA_DIRS: [&str; 2] = ["db", "store"];
+/// The home's directories the peers back up: what mailvault's full backup reads
+/// and copies (the search indexes too: a full backup carries them unless
+/// `--exclude SearchIndex`, so the peers copy them as well).
+pub const DATA_DIRS: [&str; 3] = ["db", "index", "store"];
 /// Goals of issue 5 (backup) and issue 6 (restore).
 /// The first full may take at most this many times tar's wall time.
 pub const GOAL_FULL_TIME_VS_TAR: f64 = 1.2;
@@ -1232,10 +1234,11 @@ impl BackupScenario {
                  folder and 1 is deleted and expunged, one command each), in redo logs of \
                  their own (a one-account full backup rolls the log over before). \
                  Everything below then runs with no server. \
-                 The data set is the home's `db/` (directory and per-mailbox metadata) and \
-                 `store/` (message blobs): {bytes} in total, the bytes mailvault's backup reads; \
-                 the peers back up exactly these two directories of the same home, in the same \
-                 run, right after mailvault. MB/s = data set size / wall time (so ratios are \
+                 The data set is the home's `db/` (directory and per-mailbox metadata), \
+                 `index/` (per-mailbox search indexes) and `store/` (message blobs): {bytes} in \
+                 total, the bytes mailvault's full backup reads and copies; the peers back up \
+                 exactly these three directories of the same home, in the same run, right \
+                 after mailvault. MB/s = data set size / wall time (so ratios are \
                  ratios of speed: above 1× mailvault is faster); rows in s: lower is better, \
                  a ratio below 1× means mailvault took less time. Each time includes a \
                  `syncfs` of the destination after the tool exits (mailvault and borg fsync \

@@ -33,6 +33,10 @@ pub struct PlayRedoOptions {
     pub threads: usize,
     pub queue_capacity: usize,
     pub stop_on_error: bool,
+    /// Records applied in one mailbox transaction before it commits (no
+    /// `zmplayredo` option: the default, [`mv_store::replay::COMMIT_EVERY`],
+    /// bounds what a crash makes the re-run apply again).
+    pub commit_every: u32,
 }
 
 impl Default for PlayRedoOptions {
@@ -47,6 +51,7 @@ impl Default for PlayRedoOptions {
             threads: 50,
             queue_capacity: 100,
             stop_on_error: false,
+            commit_every: mv_store::replay::COMMIT_EVERY,
         }
     }
 }
@@ -146,6 +151,7 @@ pub fn playredo(store: &Store, opts: &PlayRedoOptions) -> Result<PlayRedoReport>
             let (stop, totals, fail) = (&stop, &totals, &fail);
             scope.spawn(move || {
                 let mut replayer = store.replayer();
+                replayer.set_commit_every(opts.commit_every);
                 let mut staged = Staged::default();
                 for batch in rx {
                     if stop.load(Ordering::SeqCst) {

@@ -38,6 +38,8 @@ pub struct Replayer<'s> {
     report: ReplayReport,
     /// Sweep the touched mailboxes' deferred blob deletions at the end.
     pub(crate) sweep: bool,
+    /// Records per mailbox transaction ([`COMMIT_EVERY`] unless set).
+    commit_every: u32,
 }
 
 /// A mailbox's open batch transaction.
@@ -61,11 +63,19 @@ impl Store {
             touched: BTreeSet::new(),
             report: ReplayReport::default(),
             sweep: true,
+            commit_every: COMMIT_EVERY,
         }
     }
 }
 
 impl Replayer<'_> {
+    /// Commits each mailbox's transaction after `n` records (at least 1) instead
+    /// of [`COMMIT_EVERY`]: smaller batches bound what a crash makes a re-run
+    /// apply again, at the cost of more commits.
+    pub fn set_commit_every(&mut self, n: u32) {
+        self.commit_every = n.max(1);
+    }
+
     /// Writes a content record (`PutBlob`) to the staging area, once per digest,
     /// after checking its bytes against its digest. Other mailbox-0 records are
     /// ignored. The caller removes the staged files when the replay is over.
@@ -155,7 +165,7 @@ impl Replayer<'_> {
         batch.records += 1;
         self.report.applied += 1;
         self.touched.insert(id.0);
-        if batch.records >= COMMIT_EVERY {
+        if batch.records >= self.commit_every {
             self.open.remove(&id);
             // A long replay of one mailbox: its log is copied into the database
             // (synced) every batch, as SQLite's own checkpoints would have.

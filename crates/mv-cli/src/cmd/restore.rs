@@ -78,6 +78,7 @@ pub fn playredo(home: &Home, args: PlayRedoArgs) -> anyhow::Result<ExitCode> {
         threads: args.threads,
         queue_capacity: args.queue_capacity,
         stop_on_error: args.stop_on_error,
+        ..Default::default()
     };
     let report = match mv_backup::playredo(&store, &opts) {
         Ok(r) => r,

@@ -116,6 +116,16 @@ impl Store {
         &self.blobs
     }
 
+    /// The mailbox handles made so far (opened or not), outside the map's lock.
+    fn handles(&self) -> Vec<Arc<Mailbox>> {
+        self.mailboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// The handle of a mailbox (its database is opened on first use).
     pub fn mailbox(&self, id: MailboxId) -> Arc<Mailbox> {
         let mut map = self.mailboxes.lock().unwrap_or_else(|p| p.into_inner());
@@ -383,14 +393,7 @@ impl Store {
         if self.blobs.oldest_hold().is_some() {
             return Ok(());
         }
-        let used: Vec<Arc<Mailbox>> = self
-            .mailboxes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for mbox in used {
+        for mbox in self.handles() {
             if !mbox.was_written() || !mbox.db_path().exists() {
                 continue;
             }
@@ -426,14 +429,7 @@ impl Store {
     /// Only at close: nothing else writes then, so no writer can restart a log
     /// whose pages are not yet durable in the database.
     fn backfill_before_close(&self) {
-        let open: Vec<Arc<Mailbox>> = self
-            .mailboxes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for mbox in open {
+        for mbox in self.handles() {
             if let Err(e) = mbox.backfill_unsynced() {
                 // Harmless: its close checkpoints with syncs as before.
                 tracing::debug!("{}: {e}", mbox.db_path().display());

@@ -129,6 +129,15 @@ impl Mailbox {
         Ok(())
     }
 
+    /// Undoes [`Mailbox::backfill_unsynced`]'s `synchronous=OFF`: the close
+    /// then syncs the database before it deletes the log.
+    pub(crate) fn sync_at_close(&self) {
+        let guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(conn) = guard.as_ref() {
+            let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+        }
+    }
+
     /// Closes the database (a restore is about to replace the file).
     pub fn close(&self) {
         self.written.store(true, Ordering::Relaxed);

@@ -417,17 +417,19 @@ impl Store {
         Ok(())
     }
 
-    /// Before the close's checkpoint: copies each open mailbox's write-ahead log
-    /// into its database without a sync of its own. Closing a connection
-    /// checkpoints its log and deletes it, and with `synchronous=NORMAL` that
-    /// checkpoint syncs the log and the database, one journal commit of the
-    /// filesystem each: after a replay into 200 mailboxes, 800 fsyncs that took
-    /// longer than the replay's writes. Here the pages are copied unsynced (the log
-    /// stays whole, so a crash before the syncfs still recovers from it), the
-    /// close's syncfs makes them durable at once, and the connections, closed
-    /// after it, find nothing left to copy and delete their logs without a sync.
-    /// Only at close: nothing else writes then, so no writer can restart a log
-    /// whose pages are not yet durable in the database.
+    /// Between the close's two checkpoints: copies each open mailbox's
+    /// write-ahead log into its database without a sync of its own. Closing a
+    /// connection checkpoints its log and deletes it, and with
+    /// `synchronous=NORMAL` that checkpoint syncs the log and the database, one
+    /// journal commit of the filesystem each: after a replay into 200 mailboxes,
+    /// 800 fsyncs that took longer than the replay's writes. Here the logs are
+    /// already durable (the first `syncfs`: a database page may only be
+    /// overwritten once the log frames that rebuild it survive a crash), the pages
+    /// are copied unsynced (the logs stay whole), the second `syncfs` makes the
+    /// copies durable at once, and the connections, closed after it, find nothing
+    /// left to copy and delete their logs without a sync. Only at close: nothing
+    /// else writes then, so no writer can restart a log whose pages are not yet
+    /// durable in the database.
     fn backfill_before_close(&self) {
         for mbox in self.handles() {
             if let Err(e) = mbox.backfill_unsynced() {
@@ -671,11 +673,20 @@ impl Drop for Store {
         if let Err(e) = self.mark_clean_at_close() {
             tracing::warn!("the next start will sweep every mailbox: {e}");
         }
-        self.backfill_before_close();
-        // Makes the marker durable too (one syncfs of the home's filesystem), and
-        // the databases' backfilled pages.
+        // The logs first (see `backfill_before_close`), then the copies of their
+        // pages and the marker: one syncfs of the home's filesystem each.
         if let Err(e) = self.checkpoint() {
             tracing::error!("checkpoint at close failed: {e}");
+            return; // the connections close with their own syncs
+        }
+        self.backfill_before_close();
+        if let Err(e) = self.checkpoint() {
+            tracing::error!("checkpoint at close failed: {e}");
+            // The copies may not be durable: each close must sync its own
+            // before it deletes the log.
+            for mbox in self.handles() {
+                mbox.sync_at_close();
+            }
         }
     }
 }

@@ -59,6 +59,9 @@ pub struct BlobStore {
     /// Start times of running backups: blobs deleted after the oldest of these must stay.
     holds: Mutex<Vec<(u64, UtcMillis)>>,
     next_hold: AtomicU64,
+    /// Directories outside the store whose filesystems a checkpoint syncs too
+    /// (the mailbox databases: a checkpoint must cover them wherever they live).
+    synced_with: Vec<PathBuf>,
 }
 
 impl BlobStore {
@@ -93,7 +96,15 @@ impl BlobStore {
             staging_seq: AtomicU64::new(0),
             holds: Mutex::new(Vec::new()),
             next_hold: AtomicU64::new(1),
+            synced_with: Vec::new(),
         })
+    }
+
+    /// Makes [`Self::checkpoint`] sync `dir`'s filesystem too (once, when it is
+    /// not one the store's directories are on already).
+    pub fn sync_with(mut self, dir: &Path) -> BlobStore {
+        self.synced_with.push(dir.to_path_buf());
+        self
     }
 
     pub fn volumes(&self) -> &[Volume] {
@@ -263,6 +274,7 @@ impl BlobStore {
         let mut roots = Vec::new();
         for root in std::iter::once(self.store_dir.as_path())
             .chain(self.volumes.iter().map(|v| v.path.as_path()))
+            .chain(self.synced_with.iter().map(|d| d.as_path()))
         {
             let dev = fs::metadata(root).map_err(io_err(root))?.dev();
             if !devices.contains(&dev) {
@@ -423,6 +435,30 @@ fn start_writeback(f: &fs::File) {
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    /// A checkpoint syncs the filesystem of every directory it is told to sync
+    /// with, once per filesystem: the mailbox databases on a filesystem of
+    /// their own are synced too.
+    #[test]
+    fn checkpoint_covers_each_filesystem_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        fs::create_dir_all(&db).unwrap();
+        let bs = BlobStore::open(&dir.path().join("store"))
+            .unwrap()
+            .sync_with(&db);
+        assert_eq!(bs.filesystem_roots().unwrap().len(), 1, "one filesystem");
+        // Linux's /dev/shm is a tmpfs: another filesystem than the temp dir's.
+        let shm = Path::new("/dev/shm");
+        let other = tempfile::tempdir_in(shm).unwrap();
+        let bs = bs.sync_with(other.path());
+        let roots = bs.filesystem_roots().unwrap();
+        if fs::metadata(shm).unwrap().dev() != fs::metadata(dir.path()).unwrap().dev() {
+            assert_eq!(roots.len(), 2, "{roots:?}");
+            assert_eq!(roots[1], other.path());
+        }
+        bs.checkpoint().unwrap();
+    }
 
     #[test]
     fn zimbra_path_layout() {

@@ -69,7 +69,9 @@ impl Store {
     /// records and repairs blobs lost with unsynced data.
     pub fn open(home: &Home, options: StoreOptions) -> Result<(Store, OpenReport), StoreError> {
         home.init()?;
-        let blobs = Arc::new(BlobStore::open(&home.store_dir())?);
+        // The mailbox databases may sit on another filesystem than the blobs
+        // (a home whose store/ is a mount of its own): checkpoints sync both.
+        let blobs = Arc::new(BlobStore::open(&home.store_dir())?.sync_with(&home.mailbox_db_dir()));
         let checkpoint_blobs = blobs.clone();
         let (redo, recovery) = RedoLog::open(options.redo)?;
         let redo = Arc::new(redo);

@@ -121,10 +121,11 @@ impl Mailbox {
             conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })?;
+        drop(guard);
         if busy != 0 || copied != frames {
             // Not all copied (another connection reads an old snapshot): the
             // close copies the rest after the syncfs, so it must sync it itself.
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            self.sync_at_close();
         }
         Ok(())
     }
@@ -134,7 +135,7 @@ impl Mailbox {
     pub(crate) fn sync_at_close(&self) {
         let guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(conn) = guard.as_ref() {
-            let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+            let _ = conn.pragma_update(None, "synchronous", schema::SYNCHRONOUS);
         }
     }
 

@@ -169,9 +169,11 @@ impl Replayer<'_> {
             self.open.remove(&id);
             // A long replay of one mailbox: its log is copied into the database
             // (synced) every batch, as SQLite's own checkpoints would have.
-            g.conn()
-                .execute_batch("COMMIT")
-                .and_then(|()| end_batch(g.conn()))
+            // (The usual settings come back whether the commit worked or not.)
+            let committed = g.conn().execute_batch("COMMIT");
+            let ended = end_batch(g.conn());
+            committed
+                .and(ended)
                 .and_then(|()| {
                     g.conn()
                         .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
@@ -227,15 +229,21 @@ impl Replayer<'_> {
 /// meanwhile: a checkpoint must sync the log before it copies it into the
 /// database, and one at `synchronous=OFF` would not.
 fn begin_batch(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-    conn.pragma_update(None, "synchronous", "OFF")?;
-    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-    conn.execute_batch("BEGIN IMMEDIATE")
+    let begun = conn
+        .pragma_update(None, "synchronous", "OFF")
+        .and_then(|()| conn.pragma_update(None, "wal_autocheckpoint", 0))
+        .and_then(|()| conn.execute_batch("BEGIN IMMEDIATE"));
+    if begun.is_err() {
+        // No batch: the connection must not stay at `OFF` for later writes.
+        let _ = end_batch(conn);
+    }
+    begun
 }
 
 /// After a batch's commit (or rollback): the connection's usual settings, with
 /// which any later checkpoint syncs the log first.
 fn end_batch(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "synchronous", crate::schema::SYNCHRONOUS)?;
     conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)
 }
 

@@ -91,6 +91,11 @@ const MIGRATIONS: &[&str] = &[
 /// the protocol reads use.
 const STATEMENT_CACHE: usize = 96;
 
+/// A mailbox connection's usual `synchronous` level (see the module
+/// documentation); replay batches and the close leave it for a while and come
+/// back to it.
+pub(crate) const SYNCHRONOUS: &str = "NORMAL";
+
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
@@ -141,7 +146,7 @@ pub fn prepare(conn: &mut Connection, path: &str) -> Result<(), SchemaError> {
     };
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(sql)?;
-    conn.pragma_update(None, "synchronous", "NORMAL")
+    conn.pragma_update(None, "synchronous", SYNCHRONOUS)
         .map_err(sql)?;
     conn.busy_timeout(std::time::Duration::from_secs(30))
         .map_err(sql)?;

@@ -27,7 +27,12 @@ const KILLS: usize = 10;
 
 fn replay(home: &Path, logfiles: Vec<PathBuf>) -> mv_backup::PlayRedoReport {
     let home = Home::at(home);
-    let (store, _) = Store::open(&home, StoreOptions::for_home(&home)).unwrap();
+    // As `zmplayredo` opens it: each database held by its one connection.
+    let opts = StoreOptions {
+        exclusive_databases: true,
+        ..StoreOptions::for_home(&home)
+    };
+    let (store, _) = Store::open(&home, opts).unwrap();
     let r = playredo(
         &store,
         &PlayRedoOptions {

@@ -21,16 +21,25 @@ pub struct Mailbox {
     /// only then can blob removals have been queued in it since the start-up
     /// sweep (a mailbox only [`Mailbox::peek`]ed needs no sweep at close).
     written: AtomicBool,
+    /// Opened in SQLite's exclusive locking mode (see
+    /// [`crate::StoreOptions::exclusive_databases`]).
+    exclusive: bool,
 }
 
 impl Mailbox {
-    pub(crate) fn new(id: MailboxId, db_dir: &Path) -> Mailbox {
+    pub(crate) fn new(id: MailboxId, db_dir: &Path, exclusive: bool) -> Mailbox {
         Mailbox {
             id,
             db_path: db_dir.join(format!("{}.sqlite", id.0)),
             conn: Mutex::new(None),
             written: AtomicBool::new(false),
+            exclusive,
         }
+    }
+
+    /// Whether the database is opened in exclusive locking mode.
+    pub(crate) fn is_exclusive(&self) -> bool {
+        self.exclusive
     }
 
     pub fn id(&self) -> MailboxId {
@@ -46,8 +55,14 @@ impl Mailbox {
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
             self.written.store(true, Ordering::Relaxed);
-            let mut conn =
-                Connection::open(&self.db_path).map_err(|e| StoreError::sql(&self.db_path, e))?;
+            let sql = |e| StoreError::sql(&self.db_path, e);
+            let mut conn = Connection::open(&self.db_path).map_err(sql)?;
+            if self.exclusive {
+                // Before the first read: only then does SQLite keep the log's
+                // index in memory rather than in a `-shm` file.
+                conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
+                    .map_err(sql)?;
+            }
             schema::prepare(&mut conn, &self.db_path.to_string_lossy())?;
             *guard = Some(conn);
         }

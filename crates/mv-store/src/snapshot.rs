@@ -120,6 +120,11 @@ impl Store {
         dest: &std::path::Path,
     ) -> Result<SnapshotPoint, StoreError> {
         let mbox = self.mailbox(id);
+        if mbox.is_exclusive() {
+            return Err(StoreError::Invalid(format!(
+                "mailbox {id}: a snapshot needs a second connection to its database, and this store holds each database exclusively (an offline replay); take backups through the server"
+            )));
+        }
         let path = mbox.db_path().to_path_buf();
         let sql = |e| StoreError::sql(&path, e);
         let src = rusqlite::Connection::open_with_flags(

@@ -17,12 +17,22 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     pub redo: RedoConfig,
+    /// Each mailbox database is opened in SQLite's exclusive locking mode: its
+    /// one connection keeps the database's file lock from first use to close and
+    /// holds the log's index in its own memory, so no `-shm` file is created,
+    /// mapped and deleted per mailbox and no lock is taken per transaction. For an
+    /// offline tool that reads and writes mailboxes only through the store
+    /// (`playredo`): a replay into a few hundred mailboxes spent a quarter of its
+    /// time on those files and locks. A second connection to a database (a backup's
+    /// snapshot) cannot read it meanwhile, so the server never sets this.
+    pub exclusive_databases: bool,
 }
 
 impl StoreOptions {
     pub fn for_home(home: &Home) -> StoreOptions {
         StoreOptions {
             redo: RedoConfig::for_dir(&home.redolog_dir()),
+            exclusive_databases: false,
         }
     }
 }
@@ -61,6 +71,8 @@ pub struct Store {
     redo: Arc<RedoLog>,
     blobs: Arc<BlobStore>,
     mailboxes: Mutex<HashMap<MailboxId, Arc<Mailbox>>>,
+    /// See [`StoreOptions::exclusive_databases`].
+    exclusive_databases: bool,
 }
 
 impl Store {
@@ -73,6 +85,7 @@ impl Store {
         // (a home whose store/ is a mount of its own): checkpoints sync both.
         let blobs = Arc::new(BlobStore::open(&home.store_dir())?.sync_with(&home.mailbox_db_dir()));
         let checkpoint_blobs = blobs.clone();
+        let exclusive_databases = options.exclusive_databases;
         let (redo, recovery) = RedoLog::open(options.redo)?;
         let redo = Arc::new(redo);
         redo.set_checkpoint_hook(Box::new(move || {
@@ -85,6 +98,7 @@ impl Store {
             redo,
             blobs,
             mailboxes: Mutex::new(HashMap::new()),
+            exclusive_databases,
         };
         store.blobs.clear_staging()?;
         let mut report = OpenReport {
@@ -132,7 +146,13 @@ impl Store {
     pub fn mailbox(&self, id: MailboxId) -> Arc<Mailbox> {
         let mut map = self.mailboxes.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(id)
-            .or_insert_with(|| Arc::new(Mailbox::new(id, &self.home.mailbox_db_dir())))
+            .or_insert_with(|| {
+                Arc::new(Mailbox::new(
+                    id,
+                    &self.home.mailbox_db_dir(),
+                    self.exclusive_databases,
+                ))
+            })
             .clone()
     }
 

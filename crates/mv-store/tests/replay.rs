@@ -749,3 +749,60 @@ fn a_replayed_store_keeps_its_sync_settings_and_closes_without_logs() {
     let replayed = open(&home, 100 << 20);
     assert_same(&live, &replayed, &ids);
 }
+
+/// The side files of a home's mailbox databases (`-wal`, `-shm`), by suffix.
+fn side_files(home: &Home, suffix: &str) -> Vec<String> {
+    std::fs::read_dir(home.mailbox_db_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(suffix))
+        .collect()
+}
+
+/// An offline replay's store (`exclusive_databases`, as `playredo` opens it)
+/// writes each mailbox through its write-ahead log with the log's index in
+/// memory: no `-shm` file while it runs, where the server's store has one per
+/// open mailbox; it refuses a snapshot (a second connection could not read the
+/// database) with an error that says so; and after its close a normal store
+/// reads exactly the live state.
+#[test]
+fn an_exclusive_store_replays_without_shared_memory_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let live_home = Home::at(&dir.path().join("live"));
+    let live = open(&live_home, 100 << 20);
+    let ids = setup(&live);
+    for n in 0..30 {
+        let to = [ids[n % ids.len()], ids[(n + 1) % ids.len()]];
+        live.deliver(&message(n, 800), &to, &DeliverOptions::default())
+            .unwrap();
+    }
+    let records = all_records(&live_home);
+    // The server's store, for contrast: an open mailbox has its `-shm`.
+    assert!(!side_files(&live_home, "-shm").is_empty());
+
+    let home = Home::at(&dir.path().join("replay"));
+    {
+        let mut opts = StoreOptions::for_home(&home);
+        opts.exclusive_databases = true;
+        let replayed = Store::open(&home, opts).unwrap().0;
+        let r = replayed.replay(records.iter(), &|_| true).unwrap();
+        assert!(r.applied > 30, "{r:?}");
+        assert_eq!(
+            side_files(&home, "-wal").len(),
+            ids.len(),
+            "each written mailbox has its log open"
+        );
+        assert_eq!(side_files(&home, "-shm"), Vec::<String>::new());
+        let err = replayed
+            .snapshot_mailbox(ids[0], &dir.path().join("snap.sqlite"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("exclusively") && err.contains("through the server"),
+            "{err}"
+        );
+    }
+    assert_eq!(side_files(&home, "-wal"), Vec::<String>::new());
+    let replayed = open(&home, 100 << 20);
+    assert_same(&live, &replayed, &ids);
+}

@@ -67,7 +67,13 @@ pub fn playredo(home: &Home, args: PlayRedoArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let (store, _) = mv_store::Store::open(home, mv_store::StoreOptions::for_home(home))?;
+    // The replay is the store's only user while it runs: one connection per
+    // mailbox database, no shared-memory index or per-transaction file locks.
+    let store_options = mv_store::StoreOptions {
+        exclusive_databases: true,
+        ..mv_store::StoreOptions::for_home(home)
+    };
+    let (store, _) = mv_store::Store::open(home, store_options)?;
     let opts = mv_backup::PlayRedoOptions {
         from_seq: args.from_seq,
         to_seq: args.to_seq,

@@ -240,6 +240,10 @@ fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let started = now_utc();
+    // The revision the binaries were just built from: read now, not when the
+    // report is written, so that editing the tree during a long run does not
+    // mark the figures as coming from uncommitted changes.
+    let revision = revision(workspace.as_deref());
     let load_before = sysinfo::load_average();
     let mut reports = Vec::new();
     for s in &selected {
@@ -252,7 +256,7 @@ fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
     let report = Report {
         machine,
         command,
-        revision: revision(workspace.as_deref()),
+        revision,
         started_utc: started,
         finished_utc: now_utc(),
         load_before,

@@ -87,7 +87,7 @@ impl Replayer<'_> {
         if staged.contains(&digest) {
             return Ok(());
         }
-        let (found, path) = self.store.blobs().stage(&p.data)?;
+        let (found, path) = self.store.blobs().stage_for_replay(&p.data)?;
         if found != digest {
             let _ = self.store.blobs().remove(&path);
             return Err(StoreError::CorruptContent {

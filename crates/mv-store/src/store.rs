@@ -22,8 +22,8 @@ pub struct StoreOptions {
     /// holds the log's index in its own memory, so no `-shm` file is created,
     /// mapped and deleted per mailbox and no lock is taken per transaction. For an
     /// offline tool that reads and writes mailboxes only through the store
-    /// (`playredo`): a replay into a few hundred mailboxes spent a quarter of its
-    /// time on those files and locks. A second connection to a database (a backup's
+    /// (`playredo`): a replay of small changes into 200 mailboxes spent about a
+    /// tenth of its time on those files and locks. A second connection to a database (a backup's
     /// snapshot) cannot read it meanwhile, so the server never sets this.
     pub exclusive_databases: bool,
 }

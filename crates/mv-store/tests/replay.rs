@@ -740,11 +740,8 @@ fn a_replayed_store_keeps_its_sync_settings_and_closes_without_logs() {
             );
         }
     }
-    let left: Vec<_> = std::fs::read_dir(home.mailbox_db_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with("-wal") || n.ends_with("-shm"))
-        .collect();
+    let mut left = side_files(&home, "-wal");
+    left.extend(side_files(&home, "-shm"));
     assert!(left.is_empty(), "left after the close: {left:?}");
     let replayed = open(&home, 100 << 20);
     assert_same(&live, &replayed, &ids);

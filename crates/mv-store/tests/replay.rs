@@ -803,3 +803,75 @@ fn an_exclusive_store_replays_without_shared_memory_files() {
     let replayed = open(&home, 100 << 20);
     assert_same(&live, &replayed, &ids);
 }
+
+/// Copies a directory tree (files and directories only).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// A server that crashed leaves each open mailbox's `-wal` and `-shm`; the
+/// offline replay that follows opens the databases exclusively, with the log's
+/// index in memory, and never touches the stale `-shm`. The server opened after it
+/// must then read the replayed state, not the stale index.
+#[test]
+fn an_exclusive_store_after_a_crashed_server_leaves_the_next_start_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let live_home = Home::at(&dir.path().join("live"));
+    let live = open(&live_home, 100 << 20);
+    let ids = setup(&live);
+    for n in 0..20 {
+        live.deliver(
+            &message(n, 600),
+            &[ids[n % ids.len()]],
+            &DeliverOptions::default(),
+        )
+        .unwrap();
+    }
+    // The files as a crash of the server would leave them: copied while open.
+    let crashed = Home::at(&dir.path().join("crashed"));
+    copy_tree(live_home.root(), crashed.root());
+    assert!(!side_files(&crashed, "-shm").is_empty());
+    let _ = std::fs::remove_file(crashed.root().join("mailvault.lock"));
+    // More history on the live side, replayed offline into the crashed copy.
+    for n in 20..40 {
+        live.deliver(
+            &message(n, 600),
+            &[ids[n % ids.len()]],
+            &DeliverOptions::default(),
+        )
+        .unwrap();
+    }
+    let id = ids[0];
+    let first = live
+        .mailbox_state(id)
+        .unwrap()
+        .unwrap()
+        .items
+        .last()
+        .unwrap()
+        .id;
+    live.set_flags(id, &[ItemId(first)], FlagChange::Add(flags::SEEN))
+        .unwrap();
+    {
+        let mut opts = StoreOptions::for_home(&crashed);
+        opts.redo.rollover_size_bytes = 100 << 20;
+        opts.exclusive_databases = true;
+        let offline = Store::open(&crashed, opts).unwrap().0;
+        offline
+            .replay(all_records(&live_home).iter(), &|_| true)
+            .unwrap();
+    }
+    // The stale index files are still there for the next start to meet.
+    assert!(!side_files(&crashed, "-shm").is_empty());
+    let started = open(&crashed, 100 << 20);
+    assert_same(&live, &started, &ids);
+}

@@ -702,6 +702,24 @@ fn emptying_the_root_keeps_system_folders() {
     assert!(!names.contains(&"mine".to_string()));
 }
 
+/// A live home under `dir` with the three mailboxes of [`setup`] and `count`
+/// deliveries of `size`-byte messages, message `n` to the mailboxes `to(n, ids)`.
+fn live_with_mail(
+    dir: &std::path::Path,
+    count: usize,
+    size: usize,
+    to: impl Fn(usize, &[MailboxId]) -> Vec<MailboxId>,
+) -> (Home, Store, Vec<MailboxId>) {
+    let home = Home::at(&dir.join("live"));
+    let live = open(&home, 100 << 20);
+    let ids = setup(&live);
+    for n in 0..count {
+        live.deliver(&message(n, size), &to(n, &ids), &DeliverOptions::default())
+            .unwrap();
+    }
+    (home, live, ids)
+}
+
 /// A replay writes its batches without syncs and the close copies the logs into
 /// the databases before its one syncfs: afterwards every mailbox connection is
 /// back at its usual settings (a later checkpoint syncs the log first), the close
@@ -709,14 +727,8 @@ fn emptying_the_root_keeps_system_folders() {
 #[test]
 fn a_replayed_store_keeps_its_sync_settings_and_closes_without_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let live_home = Home::at(&dir.path().join("live"));
-    let live = open(&live_home, 100 << 20);
-    let ids = setup(&live);
-    for n in 0..40 {
-        let to = [ids[n % ids.len()]];
-        live.deliver(&message(n, 500), &to, &DeliverOptions::default())
-            .unwrap();
-    }
+    let (live_home, live, ids) =
+        live_with_mail(dir.path(), 40, 500, |n, ids| vec![ids[n % ids.len()]]);
     let records = all_records(&live_home);
     let home = Home::at(&dir.path().join("replay"));
     {
@@ -765,14 +777,9 @@ fn side_files(home: &Home, suffix: &str) -> Vec<String> {
 #[test]
 fn an_exclusive_store_replays_without_shared_memory_files() {
     let dir = tempfile::tempdir().unwrap();
-    let live_home = Home::at(&dir.path().join("live"));
-    let live = open(&live_home, 100 << 20);
-    let ids = setup(&live);
-    for n in 0..30 {
-        let to = [ids[n % ids.len()], ids[(n + 1) % ids.len()]];
-        live.deliver(&message(n, 800), &to, &DeliverOptions::default())
-            .unwrap();
-    }
+    let (live_home, live, ids) = live_with_mail(dir.path(), 30, 800, |n, ids| {
+        vec![ids[n % ids.len()], ids[(n + 1) % ids.len()]]
+    });
     let records = all_records(&live_home);
     // The server's store, for contrast: an open mailbox has its `-shm`.
     assert!(!side_files(&live_home, "-shm").is_empty());
@@ -825,17 +832,8 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
 #[test]
 fn an_exclusive_store_after_a_crashed_server_leaves_the_next_start_exact() {
     let dir = tempfile::tempdir().unwrap();
-    let live_home = Home::at(&dir.path().join("live"));
-    let live = open(&live_home, 100 << 20);
-    let ids = setup(&live);
-    for n in 0..20 {
-        live.deliver(
-            &message(n, 600),
-            &[ids[n % ids.len()]],
-            &DeliverOptions::default(),
-        )
-        .unwrap();
-    }
+    let (live_home, live, ids) =
+        live_with_mail(dir.path(), 20, 600, |n, ids| vec![ids[n % ids.len()]]);
     // The files as a crash of the server would leave them: copied while open.
     let crashed = Home::at(&dir.path().join("crashed"));
     copy_tree(live_home.root(), crashed.root());
@@ -851,7 +849,7 @@ fn an_exclusive_store_after_a_crashed_server_leaves_the_next_start_exact() {
         .unwrap();
     }
     let id = ids[0];
-    let first = live
+    let newest = live
         .mailbox_state(id)
         .unwrap()
         .unwrap()
@@ -859,7 +857,7 @@ fn an_exclusive_store_after_a_crashed_server_leaves_the_next_start_exact() {
         .last()
         .unwrap()
         .id;
-    live.set_flags(id, &[ItemId(first)], FlagChange::Add(flags::SEEN))
+    live.set_flags(id, &[ItemId(newest)], FlagChange::Add(flags::SEEN))
         .unwrap();
     {
         let mut opts = StoreOptions::for_home(&crashed);

@@ -79,13 +79,7 @@ fn sigkill_during_backups_leaves_earlier_sessions_intact() {
         assert!(fx.backup(SessionKind::Full).ok());
     }
     let exe = std::env::current_exe().unwrap();
-    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15 ^ std::process::id() as u64;
-    let mut rand = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rand = common::kill_timer(0x9E37_79B9_7F4A_7C15);
     let mut interrupted = 0;
     let started = Instant::now();
     for round in 0..20 {

@@ -127,13 +127,7 @@ fn sigkill_during_playredo_then_a_rerun_gives_the_live_state() {
     );
     assert!(child(&scratch).wait().unwrap().success());
     let whole_ms = (timed.elapsed().as_millis() as u64).max(20);
-    let mut seed: u64 = 0x2545_F491_4F6C_DD1D ^ std::process::id() as u64;
-    let mut rand = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rand = common::kill_timer(0x2545_F491_4F6C_DD1D);
     let changes = |store: &Store| -> u64 {
         accounts
             .iter()

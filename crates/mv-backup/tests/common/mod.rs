@@ -221,3 +221,15 @@ pub fn du(dir: &std::path::Path) -> u64 {
     }
     total
 }
+
+/// A small xorshift generator for kill timings: `rand(n)` is in `0..n`. Seeded
+/// with the process id, so each run of a crash test kills at other moments.
+pub fn kill_timer(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut state = seed ^ std::process::id() as u64;
+    move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    }
+}

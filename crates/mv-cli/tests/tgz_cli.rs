@@ -380,11 +380,7 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    mv_home::ports::free_loopback_port().unwrap()
 }
 
 fn serve(home: &Path) -> Server {

@@ -6,6 +6,7 @@ pub mod durable;
 pub mod layout;
 pub mod localconfig;
 pub mod lock;
+pub mod ports;
 
 pub use durable::{fsync_dir, write_atomic};
 pub use layout::{Home, HomeError};

@@ -1,4 +1,4 @@
-//! End-to-end tests: a real TCP client against `serve` on 127.0.0.1:0 with an
+//! End-to-end tests: a real TCP client against `serve` on a free loopback port with an
 //! in-memory backend that records every call.
 
 use std::collections::HashMap;
@@ -109,7 +109,8 @@ struct Server {
 
 impl Server {
     async fn start(backend: MemBackend, cfg: LmtpConfig) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = mv_home::ports::free_loopback_port().unwrap();
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let backend = Arc::new(backend);
         let (tx, rx) = oneshot::channel::<()>();

@@ -256,11 +256,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let home = Home::at(tmp.path());
         // A port nobody listens on: connections are refused at once.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = mv_home::ports::free_loopback_port().unwrap();
         let cfg = ReportConfig {
             server: "localhost".into(),
             subject_prefix: "ZCS Backup Report".into(),

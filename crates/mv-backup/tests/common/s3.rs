@@ -31,7 +31,10 @@ impl S3Server {
         b.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let service = b.build();
         let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .block_on(tokio::net::TcpListener::bind((
+                "127.0.0.1",
+                mv_home::ports::free_loopback_port().unwrap(),
+            )))
             .unwrap();
         let addr = listener.local_addr().unwrap();
         rt.spawn(async move {

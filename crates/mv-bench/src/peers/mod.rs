@@ -66,9 +66,7 @@ pub trait RunningServer {
 
 /// A free TCP port on the loopback interface (bound and released).
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(mv_home::ports::free_loopback_port()?)
 }
 
 /// `name` on PATH, or in the sbin directories root's PATH would have.

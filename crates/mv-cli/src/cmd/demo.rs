@@ -20,9 +20,7 @@ pub struct Args {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(mv_home::ports::free_loopback_port()?)
 }
 
 /// A minimal LMTP client: one transaction, returning the per-recipient replies.

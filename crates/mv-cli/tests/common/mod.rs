@@ -79,10 +79,7 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// A free loopback port below the ephemeral range (see `mv_home::ports`).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    mv_home::ports::free_loopback_port().unwrap()
 }

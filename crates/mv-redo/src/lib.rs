@@ -20,6 +20,7 @@
 //! Never call `append` or `rollover` while holding an unreleased ticket.
 
 pub mod archive;
+pub mod continuation;
 pub mod dump;
 pub mod error;
 pub mod format;
@@ -39,7 +40,7 @@ pub use error::RedoError;
 pub use format::{DecodeError, FileHeader, Record, decode_record, encode_record};
 pub use ops::Op;
 pub use reader::{Located, RedoFileReader, read_files};
-pub use recovery::{Continuation, continue_after};
+pub use continuation::{Continuation, continue_at};
 pub use writer::{
     AppendTicket, CheckpointHook, NewRecord, RecoveryReport, RedoConfig, RedoLog, RedoPosition,
 };

@@ -55,7 +55,8 @@ pub fn derive(catalog: &Catalog) -> Vec<AccountRecord> {
                 });
             if !r.email.eq_ignore_ascii_case(&a.email) {
                 let old = std::mem::replace(&mut r.email, a.email.clone());
-                r.former_emails.retain(|e| !e.eq_ignore_ascii_case(&a.email));
+                r.former_emails
+                    .retain(|e| !e.eq_ignore_ascii_case(&a.email));
                 if !r.former_emails.contains(&old) {
                     r.former_emails.push(old);
                 }

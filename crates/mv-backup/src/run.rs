@@ -629,7 +629,6 @@ impl Run<'_> {
         }
         sb.put("sys/config.xml", &w.finish())?;
         crate::identity::back_up(self.source.store.home(), sb)
-
     }
 
     /// Writes session.xml and makes the session visible, then updates accounts.xml.

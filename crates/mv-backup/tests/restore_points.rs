@@ -487,10 +487,8 @@ fn play(fx: &Fx, accounts: &[Account], steps: &[Step]) -> History {
         let mut restored = None;
         match s {
             Step::Op(a) => {
-                let ids: Vec<MailboxId> = current(fx, accounts)
-                    .iter()
-                    .map(|a| a.mailbox_id)
-                    .collect();
+                let ids: Vec<MailboxId> =
+                    current(fx, accounts).iter().map(|a| a.mailbox_id).collect();
                 run(&fx.store, &ids, a, n)
             }
             Step::Full | Step::Incremental => {
@@ -530,8 +528,7 @@ fn play(fx: &Fx, accounts: &[Account], steps: &[Step]) -> History {
         }
         let records = records_since(fx, before);
         assert!(
-            records.is_none()
-                || matches!(s, Step::Op(_) | Step::Rename(_) | Step::InPlace { .. }),
+            records.is_none() || matches!(s, Step::Op(_) | Step::Rename(_) | Step::InPlace { .. }),
             "only ops, renames and restores write redo records"
         );
         let end = UtcMillis::now();

@@ -99,10 +99,7 @@ fn an_offline_and_an_in_place_restore_keep_the_redo_chain_whole() {
     let full = full.stdout.trim().to_string();
     assert!(full.starts_with("full-"), "{full}");
 
-    let o = env.ok(
-        "zmrestoreoffline",
-        &["-a", u, "-ca", "-pre", "r_", "-t", t],
-    );
+    let o = env.ok("zmrestoreoffline", &["-a", u, "-ca", "-pre", "r_", "-t", t]);
     no_jump("zmrestoreoffline", &o);
     assert_eq!(env.subjects("r_u1@ex4.com"), ["m0"]);
     // The next command opening the home starts no new log either.
@@ -126,13 +123,37 @@ fn an_offline_and_an_in_place_restore_keep_the_redo_chain_whole() {
     // no --ignoreRedoErrors.
     let o = env.ok(
         "zmrestore",
-        &["-a", u, "-ca", "-pre", "a_", "-lb", &full, "-restoreToTime", &before_m2, "-t", t],
+        &[
+            "-a",
+            u,
+            "-ca",
+            "-pre",
+            "a_",
+            "-lb",
+            &full,
+            "-restoreToTime",
+            &before_m2,
+            "-t",
+            t,
+        ],
     );
     no_jump("zmrestore", &o);
     assert_eq!(env.subjects("a_u1@ex4.com"), ["m0", "m1"]);
     env.ok(
         "zmrestore",
-        &["-a", u, "-ca", "-pre", "b_", "-lb", &full, "-restoreToIncrLabel", &incr, "-t", t],
+        &[
+            "-a",
+            u,
+            "-ca",
+            "-pre",
+            "b_",
+            "-lb",
+            &full,
+            "-restoreToIncrLabel",
+            &incr,
+            "-t",
+            t,
+        ],
     );
     assert_eq!(env.subjects("b_u1@ex4.com"), ["m0", "m1", "m2"]);
     // The latest point: the account as it is now (from the full the incremental
@@ -194,12 +215,36 @@ fn a_rebuilt_home_after_a_full_continues_the_targets_redo_chain() {
     assert_eq!(env.subjects("x_a@dr4.test"), ["a0", "a1", "a2", "a3"]);
     env.ok(
         "zmrestore",
-        &["-a", a, "-ca", "-pre", "y_", "-lb", &f2, "-restoreToTime", &after_dr, "-t", t],
+        &[
+            "-a",
+            a,
+            "-ca",
+            "-pre",
+            "y_",
+            "-lb",
+            &f2,
+            "-restoreToTime",
+            &after_dr,
+            "-t",
+            t,
+        ],
     );
     assert_eq!(env.subjects("y_a@dr4.test"), ["a0", "a1", "a2"]);
     env.ok(
         "zmrestore",
-        &["-a", a, "-ca", "-pre", "z_", "-lb", &f1, "-restoreToIncrLabel", &i1, "-t", t],
+        &[
+            "-a",
+            a,
+            "-ca",
+            "-pre",
+            "z_",
+            "-lb",
+            &f1,
+            "-restoreToIncrLabel",
+            &i1,
+            "-t",
+            t,
+        ],
     );
     assert_eq!(env.subjects("z_a@dr4.test"), ["a0", "a1"]);
     // A real hole stays one: the log holding a2 was archived on the dead server
@@ -250,8 +295,16 @@ fn renamed_and_deleted_accounts_through_query_restore_and_disaster_recovery() {
     // The history under either address, saying which address it had when.
     for name in [dave, dave2] {
         let q = env.ok("zmbackupquery", &["-a", name]);
-        assert!(!q.stdout.contains("No backup found"), "{name}: {}", q.stdout);
-        assert!(q.stdout.contains(&full) && q.stdout.contains(&incr), "{}", q.stdout);
+        assert!(
+            !q.stdout.contains("No backup found"),
+            "{name}: {}",
+            q.stdout
+        );
+        assert!(
+            q.stdout.contains(&full) && q.stdout.contains(&incr),
+            "{}",
+            q.stdout
+        );
         assert_eq!(q.stdout.matches(&format!("Acct ID: {id}")).count(), 2);
         let other = if name == dave { dave2 } else { dave };
         assert!(
@@ -264,14 +317,26 @@ fn renamed_and_deleted_accounts_through_query_restore_and_disaster_recovery() {
     let xml = std::fs::read_to_string(Path::new(t).join("accounts.xml")).unwrap();
     let line = xml.lines().find(|l| l.contains(&id)).unwrap();
     assert!(
-        line.contains(&format!("email=\"{dave2}\"")) && line.contains(&format!("formerEmails=\"{dave}\"")),
+        line.contains(&format!("email=\"{dave2}\""))
+            && line.contains(&format!("formerEmails=\"{dave}\"")),
         "{line}"
     );
     // Restores under the new address (in place) and the former one (new account).
     env.deliver(dave2, "dave-2");
     env.ok("zmrestore", &["-a", dave2, "-lb", &full, "-rf"]);
     assert_eq!(env.subjects(dave2), ["dave-0"]);
-    env.ok("zmrestore", &["-a", dave, "-ca", "-pre", "old_", "-restoreToIncrLabel", &incr]);
+    env.ok(
+        "zmrestore",
+        &[
+            "-a",
+            dave,
+            "-ca",
+            "-pre",
+            "old_",
+            "-restoreToIncrLabel",
+            &incr,
+        ],
+    );
     assert_eq!(env.subjects("old_dave@ex.test"), ["dave-0", "dave-1"]);
 
     // The README's recovery onto a fresh home: the deleted account is skipped and
@@ -281,7 +346,8 @@ fn renamed_and_deleted_accounts_through_query_restore_and_disaster_recovery() {
     env.ok("zmrestoreldap", &["-t", t]);
     let o = env.ok("zmrestoreoffline", &["-a", "all", "-t", t]);
     assert!(
-        o.stdout.contains(&format!("{erin}: skipped, not in the directory")),
+        o.stdout
+            .contains(&format!("{erin}: skipped, not in the directory")),
         "{}{}",
         o.stdout,
         o.stderr
@@ -322,10 +388,18 @@ fn a_rebuilt_home_keeps_the_servers_identity_and_its_backup_target() {
     let t = env.root.join("target");
     let t = t.to_str().unwrap();
     let mut ports = Vec::new();
-    for key in ["admin_bind_port", "lmtp_bind_port", "imap_bind_port", "imaps_bind_port"] {
+    for key in [
+        "admin_bind_port",
+        "lmtp_bind_port",
+        "imap_bind_port",
+        "imaps_bind_port",
+    ] {
         let p = free_low_port(&ports);
         ports.push(p);
-        let o = env.run(Path::new(BIN), &["localconfig", "-e", &format!("{key}={p}")]);
+        let o = env.run(
+            Path::new(BIN),
+            &["localconfig", "-e", &format!("{key}={p}")],
+        );
         assert_eq!(o.code, 0, "{}", o.stderr);
     }
     env.ok("zmprov", &["cd", "id.test"]);
@@ -335,10 +409,11 @@ fn a_rebuilt_home_keeps_the_servers_identity_and_its_backup_target() {
     env.ok("zmcontrol", &["start"]);
     env.ok("zmcontrol", &["stop"]);
     let conf = |name: &str| std::fs::read(env.home.join("conf").join(name)).unwrap();
-    let identity: Vec<(&str, Vec<u8>)> = ["imap.crt", "imap.key", "admin.token", "localconfig.conf"]
-        .into_iter()
-        .map(|n| (n, conf(n)))
-        .collect();
+    let identity: Vec<(&str, Vec<u8>)> =
+        ["imap.crt", "imap.key", "admin.token", "localconfig.conf"]
+            .into_iter()
+            .map(|n| (n, conf(n)))
+            .collect();
     let full = env.ok("zmbackup", &["-f", "-a", "all", "-sync", "-t", t]);
     let full = full.stdout.trim().to_string();
     // The secrets are the owner's alone in the target too.
@@ -360,9 +435,17 @@ fn a_rebuilt_home_keeps_the_servers_identity_and_its_backup_target() {
     std::fs::remove_dir_all(&env.home).unwrap();
     let o = env.ok("zmrestoreldap", &["-t", t]);
     assert!(o.stdout.contains("conf/imap.key"), "{}", o.stdout);
-    assert!(o.stdout.contains(&format!("zimbraBackupTarget of this server is now {t}")), "{}", o.stdout);
+    assert!(
+        o.stdout
+            .contains(&format!("zimbraBackupTarget of this server is now {t}")),
+        "{}",
+        o.stdout
+    );
     for (name, bytes) in &identity {
-        assert!(conf(name) == *bytes, "conf/{name} differs after the rebuild");
+        assert!(
+            conf(name) == *bytes,
+            "conf/{name} differs after the rebuild"
+        );
     }
     for f in ["imap.key", "admin.token", "localconfig.conf"] {
         assert_eq!(mode(&env.home.join("conf").join(f)), 0o600, "{f}");
@@ -381,8 +464,16 @@ fn a_rebuilt_home_keeps_the_servers_identity_and_its_backup_target() {
     assert_eq!(listening, [true; 4], "ports {ports:?}");
     assert_eq!(full.code, 0, "{}{}", full.stdout, full.stderr);
     let label = full.stdout.split_whitespace().last().unwrap().to_string();
-    assert!(Path::new(t).join("sessions").join(&label).is_dir(), "{}", full.stdout);
-    assert!(before.stdout.contains("redo chain: OK (") , "{}", before.stdout);
+    assert!(
+        Path::new(t).join("sessions").join(&label).is_dir(),
+        "{}",
+        full.stdout
+    );
+    assert!(
+        before.stdout.contains("redo chain: OK ("),
+        "{}",
+        before.stdout
+    );
     assert!(
         before.stdout.contains(
             "full backup since the last restore: FAILED (no full backup since a restore or disaster recovery"
@@ -390,9 +481,15 @@ fn a_rebuilt_home_keeps_the_servers_identity_and_its_backup_target() {
         "{}",
         before.stdout
     );
-    assert!(after.stdout.contains("redo chain: OK ("), "{}", after.stdout);
     assert!(
-        after.stdout.contains("full backup since the last restore: OK"),
+        after.stdout.contains("redo chain: OK ("),
+        "{}",
+        after.stdout
+    );
+    assert!(
+        after
+            .stdout
+            .contains("full backup since the last restore: OK"),
         "{}",
         after.stdout
     );

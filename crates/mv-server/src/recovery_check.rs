@@ -69,11 +69,7 @@ pub fn items(service: &Service, url: &str, catalog: &Catalog) -> Vec<CheckItem> 
                 true,
                 format!("{url}: intact from sequence {from} through the live log {live}"),
             ),
-            Some(gap) => item(
-                "redo chain",
-                false,
-                format!("{url}: real gap: {gap}"),
-            ),
+            Some(gap) => item("redo chain", false, format!("{url}: real gap: {gap}")),
         },
     });
     if let Some((at, what)) = last_restore(home) {

@@ -13,7 +13,9 @@
 //! rebuilt (its full deleted, its records gone), the restore fails and says so:
 //! it never builds a state the account never had.
 
-use super::{AccountRestoreReport, Collector, RestoreOptions, RestoreRun, choose_full, collect_records};
+use super::{
+    AccountRestoreReport, Collector, RestoreOptions, RestoreRun, choose_full, collect_records,
+};
 use crate::catalog::{Catalog, EntryState};
 use crate::error::{BackupError, Result};
 use crate::label::Label;

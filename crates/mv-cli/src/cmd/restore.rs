@@ -532,7 +532,9 @@ pub fn restore_ldap(home: &Home, args: RestoreLdapArgs) -> anyhow::Result<ExitCo
                 );
             }
             if let Some(t) = &backup_target {
-                println!("zimbraBackupTarget of this server is now {t}, the target it was rebuilt from");
+                println!(
+                    "zimbraBackupTarget of this server is now {t}, the target it was rebuilt from"
+                );
             }
         }
         Ok(ExitCode::SUCCESS)

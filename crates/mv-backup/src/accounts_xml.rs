@@ -5,9 +5,14 @@
 //!
 //! ```xml
 //! <accounts formatVersion="1" updated="1401955262144">
-//!   <account email="u@d" zimbraId="..." latestFull="full-20140605.080023.296"/>
+//!   <account email="u@d" zimbraId="..." latestFull="full-20140605.080023.296"
+//!            formerEmails="old@d"/>
 //! </accounts>
 //! ```
+//!
+//! An account is its zimbraId: `email` is the address its newest session (full or
+//! incremental) recorded, `formerEmails` (comma-separated, oldest first, only when
+//! renamed) the addresses older sessions recorded.
 
 use crate::catalog::Catalog;
 use crate::error::Result;
@@ -26,28 +31,45 @@ pub struct AccountRecord {
     pub email: String,
     pub zimbra_id: String,
     pub latest_full: String,
+    /// Addresses the account had in older sessions (renames), oldest first.
+    pub former_emails: Vec<String>,
 }
 
 /// What accounts.xml should say, derived from the sessions.
 pub fn derive(catalog: &Catalog) -> Vec<AccountRecord> {
     let mut by_id: BTreeMap<String, AccountRecord> = BTreeMap::new();
-    for s in catalog.sessions().filter(|s| s.kind() == SessionKind::Full) {
+    for s in catalog.sessions() {
+        let full = s.kind() == SessionKind::Full;
         for a in s
             .accounts
             .iter()
             .filter(|a| a.state == AccountState::Completed)
         {
-            by_id.insert(
-                a.zimbra_id.clone(),
-                AccountRecord {
+            let r = by_id
+                .entry(a.zimbra_id.clone())
+                .or_insert_with(|| AccountRecord {
                     email: a.email.clone(),
                     zimbra_id: a.zimbra_id.clone(),
-                    latest_full: s.label.to_string(),
-                },
-            );
+                    latest_full: String::new(),
+                    former_emails: Vec::new(),
+                });
+            if !r.email.eq_ignore_ascii_case(&a.email) {
+                let old = std::mem::replace(&mut r.email, a.email.clone());
+                r.former_emails
+                    .retain(|e| !e.eq_ignore_ascii_case(&a.email));
+                if !r.former_emails.contains(&old) {
+                    r.former_emails.push(old);
+                }
+            }
+            if full {
+                r.latest_full = s.label.to_string();
+            }
         }
     }
-    let mut v: Vec<AccountRecord> = by_id.into_values().collect();
+    let mut v: Vec<AccountRecord> = by_id
+        .into_values()
+        .filter(|r| !r.latest_full.is_empty())
+        .collect();
     v.sort_by(|a, b| a.email.cmp(&b.email));
     v
 }
@@ -62,14 +84,15 @@ pub fn encode(records: &[AccountRecord], updated: UtcMillis) -> Vec<u8> {
         ],
     );
     for r in records {
-        w.leaf(
-            "account",
-            &[
-                ("email", r.email.clone()),
-                ("zimbraId", r.zimbra_id.clone()),
-                ("latestFull", r.latest_full.clone()),
-            ],
-        );
+        let mut attrs = vec![
+            ("email", r.email.clone()),
+            ("zimbraId", r.zimbra_id.clone()),
+            ("latestFull", r.latest_full.clone()),
+        ];
+        if !r.former_emails.is_empty() {
+            attrs.push(("formerEmails", r.former_emails.join(",")));
+        }
+        w.leaf("account", &attrs);
     }
     w.finish()
 }
@@ -84,6 +107,13 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<Vec<AccountRecord>> {
                 email: f.req(a, "email")?.to_string(),
                 zimbra_id: f.req(a, "zimbraId")?.to_string(),
                 latest_full: f.req(a, "latestFull")?.to_string(),
+                former_emails: a
+                    .attr("formerEmails")
+                    .unwrap_or("")
+                    .split(',')
+                    .filter(|e| !e.is_empty())
+                    .map(str::to_string)
+                    .collect(),
             })
         })
         .collect()

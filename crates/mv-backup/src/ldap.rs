@@ -81,30 +81,48 @@ pub fn ldap_accounts(entries: &[Entry]) -> Vec<LdapAccount> {
         .collect()
 }
 
-/// The highest redo sequence and LSN a target knows of: a server rebuilt from it
-/// continues after them ([`mv_redo::continue_after`]), so the next incremental
-/// finds neither a gap nor a sequence used twice.
-pub fn redo_floor(target: &dyn Target) -> Result<(u64, u64)> {
+/// Where a home restored from a target continues the target's redo history: the
+/// sequence its next log must have and the highest LSN the target knows.
+///
+/// The sequence is one past the newest log the target holds, or the sequence a
+/// full's snapshot position lies in when that is later: the target holds no copy
+/// of the log that was live during that full (its records after the snapshot were
+/// never backed up), so a rebuilt server's first log takes that number, and the
+/// next incremental copies it after the logs the target holds, with no hole. The
+/// home that took the backup is at or past that sequence already and is left alone
+/// ([`mv_redo::continue_at`]). `None` when the target knows no redo history.
+pub fn redo_floor(target: &dyn Target) -> Result<Option<(u64, u64)>> {
     let catalog = Catalog::load(target)?;
-    let mut seq = 0;
+    let mut held = 0;
+    let mut position = 0;
+    let mut lsn = 0;
     let mut newest_log: Option<(u64, String)> = None;
     for s in catalog.sessions() {
-        if let Some((_, last)) = s.redo {
-            seq = seq.max(last);
+        for a in &s.accounts {
+            position = position.max(a.redo_seq.unwrap_or(0));
+            lsn = lsn.max(a.redo_lsn.unwrap_or(0));
+        }
+        if s.redo_logs.is_empty()
+            && let Some((_, last)) = s.redo
+        {
+            // A full's range of snapshot positions.
+            position = position.max(last);
         }
         for l in &s.redo_logs {
-            seq = seq.max(l.seq);
+            held = held.max(l.seq);
             if newest_log.as_ref().is_none_or(|(n, _)| l.seq > *n) {
                 newest_log = Some((l.seq, format!("sessions/{}/redologs/{}", s.label, l.name)));
             }
         }
     }
-    let mut lsn = 0;
     if let Some((_, rel)) = newest_log {
         let head = target.get_range(&rel, 0, mv_redo::format::HEADER_LEN as u64)?;
         let h = mv_redo::FileHeader::decode(&head)
             .map_err(|reason| BackupError::corrupt(format!("{}/{rel}", target.url()), reason))?;
-        lsn = h.last_lsn.0;
+        lsn = lsn.max(h.last_lsn.0);
     }
-    Ok((seq, lsn))
+    if held == 0 && position == 0 {
+        return Ok(None);
+    }
+    Ok(Some(((held + 1).max(position), lsn)))
 }

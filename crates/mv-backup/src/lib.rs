@@ -75,6 +75,7 @@ pub mod clock;
 mod copier;
 pub mod error;
 mod full;
+pub mod identity;
 pub mod incr;
 mod index_files;
 pub mod label;

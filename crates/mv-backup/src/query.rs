@@ -37,6 +37,9 @@ pub struct QueryOptions {
     pub to: Option<UtcMillis>,
     /// `-v`
     pub verbose: bool,
+    /// (name, zimbraId) pairs the live directory gives for names in `accounts`: a
+    /// renamed account's new address finds its backups under its older ones.
+    pub resolved: Vec<(String, String)>,
 }
 
 /// An account of a session, as listed.
@@ -65,6 +68,9 @@ pub struct SessionLine {
     pub errors: Vec<SessionError>,
     /// Why a session is "missing, incomplete, or invalid".
     pub problem: Option<String>,
+    /// With `-a`: the address the account had in this backup (renames).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 /// An account's backups (`-a`).
@@ -100,6 +106,7 @@ fn line(e: &crate::catalog::CatalogEntry, verbose: bool) -> SessionLine {
         accounts: Vec::new(),
         errors: Vec::new(),
         problem: None,
+        address: None,
     };
     match &e.state {
         EntryState::InProgress => SessionLine {
@@ -158,40 +165,76 @@ pub fn query(target: &dyn Target, opts: &QueryOptions) -> Result<QueryResult> {
         result.sessions = selected.iter().map(|e| line(e, opts.verbose)).collect();
         return Ok(result);
     }
+    // Backups are keyed by zimbraId: a name is every account that ever had it
+    // (a renamed account's current and former addresses find its whole history).
     let all = opts.accounts.iter().any(|a| a.eq_ignore_ascii_case("all"));
-    let mut wanted: Vec<String> = if all {
-        let mut v: Vec<String> = catalog
-            .sessions()
-            .flat_map(|s| s.accounts.iter().map(|a| a.email.clone()))
-            .collect();
-        v.sort();
-        v.dedup();
-        v
-    } else {
-        opts.accounts
-            .iter()
-            .map(|a| a.to_ascii_lowercase())
-            .collect()
-    };
-    wanted.dedup();
-    for name in wanted {
-        let mut backups = Vec::new();
-        let mut zimbra_id = None;
-        for e in &selected {
-            let Some(s) = e.session() else { continue };
-            let Some(a) = s.accounts.iter().find(|a| {
-                a.state == AccountState::Completed && (a.email == name || a.zimbra_id == name)
-            }) else {
-                continue;
-            };
-            zimbra_id.get_or_insert_with(|| a.zimbra_id.clone());
-            backups.push(line(e, opts.verbose));
+    let mut wanted: Vec<(String, Vec<String>)> = Vec::new();
+    if all {
+        let mut newest: Vec<(String, String)> = Vec::new();
+        for s in catalog.sessions() {
+            for a in &s.accounts {
+                match newest.iter_mut().find(|(id, _)| *id == a.zimbra_id) {
+                    Some(e) => e.1 = a.email.clone(),
+                    None => newest.push((a.zimbra_id.clone(), a.email.clone())),
+                }
+            }
         }
-        result.accounts.push(AccountBackups {
-            account: name,
-            zimbra_id,
-            backups,
-        });
+        newest.sort_by(|a, b| a.1.cmp(&b.1));
+        wanted.extend(newest.into_iter().map(|(id, email)| (email, vec![id])));
+    } else {
+        for name in &opts.accounts {
+            let name = name.to_ascii_lowercase();
+            if wanted.iter().any(|(n, _)| *n == name) {
+                continue;
+            }
+            let mut ids: Vec<String> = opts
+                .resolved
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(&name))
+                .map(|(_, id)| id.clone())
+                .collect();
+            for s in catalog.sessions().rev() {
+                for a in &s.accounts {
+                    if (a.email.eq_ignore_ascii_case(&name) || a.zimbra_id == name)
+                        && !ids.contains(&a.zimbra_id)
+                    {
+                        ids.push(a.zimbra_id.clone());
+                    }
+                }
+            }
+            wanted.push((name, ids));
+        }
+    }
+    for (name, ids) in wanted {
+        if ids.is_empty() {
+            result.accounts.push(AccountBackups {
+                account: name,
+                zimbra_id: None,
+                backups: Vec::new(),
+            });
+            continue;
+        }
+        for id in ids {
+            let mut backups = Vec::new();
+            for e in &selected {
+                let Some(s) = e.session() else { continue };
+                let Some(a) = s
+                    .accounts
+                    .iter()
+                    .find(|a| a.state == AccountState::Completed && a.zimbra_id == id)
+                else {
+                    continue;
+                };
+                let mut l = line(e, opts.verbose);
+                l.address = Some(a.email.clone());
+                backups.push(l);
+            }
+            result.accounts.push(AccountBackups {
+                account: name.clone(),
+                zimbra_id: Some(id),
+                backups,
+            });
+        }
     }
     Ok(result)
 }
@@ -288,6 +331,11 @@ pub fn format_text(r: &QueryResult, verbose: bool) -> String {
             }
             if let Some(id) = &a.zimbra_id {
                 let _ = writeln!(out, "  Acct ID: {id}");
+            }
+            if let Some(addr) = &s.address
+                && !addr.eq_ignore_ascii_case(&a.account)
+            {
+                let _ = writeln!(out, "  Address: {addr} (at the time of this backup)");
             }
         }
     }

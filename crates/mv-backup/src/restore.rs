@@ -23,9 +23,12 @@
 //!      MTA), the changes committed since step 2 are replayed too (restore to the
 //!      latest point only), the account is pointed at the new mailbox (and, with
 //!      `-ra`, its directory entry replaced by the backup's), and the old mailbox's
-//!      deletion is logged. Only this account is unavailable, and only for that
-//!      moment. The old mailbox id's history ends there, so the next backup of
-//!      the account is a full (see `run::prepare`).
+//!      deletion is logged with what replaced it (the new mailbox, the full it was
+//!      restored from and how far that full's records were replayed). Only this
+//!      account is unavailable, and only for that moment. The old mailbox id's
+//!      history ends there, so the next backup of the account is a full (see
+//!      `run::prepare`); a point-in-time restore to a moment after it rebuilds the
+//!      restore's source and goes on with the new mailbox's records ([`history`]).
 //!    - In place, when the mailbox does not exist (a server rebuilt by
 //!      `zmrestoreldap` + `zmrestoreoffline`, or `-ra` of a deleted account): it
 //!      is built at the account's own mailbox id when that id was never used here,
@@ -47,6 +50,8 @@ use mv_redo::{Op, Record};
 use mv_types::{ChangeNumber, Digest, ItemId, MailboxId, TxnId, UtcMillis};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+mod history;
 
 /// What and how to restore one account.
 #[derive(Debug, Clone, Default)]
@@ -440,13 +445,10 @@ fn build_with_catalog(
         )));
     }
     let sessions: Vec<&Session> = catalog.sessions().collect();
-    // The live account, when restoring in place (it may have been renamed since).
-    let live = if opts.new_account_prefix.is_none() {
-        source.dir().find_account(email)?
-    } else {
-        None
-    };
-    let zimbra_id = match &live {
+    // The account is its zimbraId: a current address (the directory's), else any
+    // address the target recorded for it (a former name, or a deleted account).
+    let current = source.dir().find_account(email)?;
+    let zimbra_id = match &current {
         Some(a) => a.id.clone(),
         None => sessions
             .iter()
@@ -459,46 +461,44 @@ fn build_with_catalog(
             .map(|a| a.zimbra_id.clone())
             .ok_or_else(|| BackupError::Invalid(format!("{email}: no backup of this account")))?,
     };
+    // The live account, when restoring in place (found by its id: it may have been
+    // renamed since the address given).
+    let live = if opts.new_account_prefix.is_none() {
+        match current {
+            Some(a) => Some(a),
+            None => source.dir().find_account(&zimbra_id)?,
+        }
+    } else {
+        None
+    };
     let dir = account_dir(&zimbra_id);
-    // 1. The full.
-    let (full, meta) = choose_full(target, &sessions, &zimbra_id, &dir, email, opts)?;
     let mut report = AccountRestoreReport {
         email: email.to_string(),
-        full_label: full.label.to_string(),
         ..Default::default()
     };
-    // A damaged session after the full: its redo logs cannot be read.
-    if !opts.full_only {
-        for e in catalog.entries.iter().filter(|e| e.label > full.label) {
-            if let crate::catalog::EntryState::Invalid(reason) = &e.state {
-                if !opts.ignore_redo_errors {
-                    return Err(BackupError::Invalid(format!(
-                        "{reason}; restore with --ignoreRedoErrors to skip its redo logs, \
-                         or -rf to restore the full {} only",
-                        full.label
-                    )));
-                }
-                report
-                    .skipped
-                    .push(format!("{reason}; its redo logs were skipped"));
-            }
-        }
-    }
-    // 2. The redo records (read before anything is written).
-    let mut collector = Collector::new(MailboxId(meta.mailbox_id), meta.change, opts);
-    if !opts.full_only {
-        collect_records(
-            run,
-            source,
-            target,
-            &sessions,
-            full,
-            &meta,
-            opts,
-            &mut collector,
-            &mut report,
-        )?;
-    }
+    // 1. and 2.: the full and the redo records (read before anything is written),
+    // through the in-place restores the restore point lies after.
+    let history::Plan {
+        full,
+        meta,
+        records,
+        collector,
+    } = history::plan(
+        run,
+        source,
+        target,
+        catalog,
+        &sessions,
+        &history::Account {
+            zimbra_id: &zimbra_id,
+            dir: &dir,
+            email,
+        },
+        opts,
+        None,
+        &mut report,
+    )?;
+    report.full_label = full.label.to_string();
     // 3. Where it goes, and the directory entry of a new account.
     let ldif_path = rel(&full.label, &format!("{dir}/ldap.ldif"));
     let entry = {
@@ -516,7 +516,6 @@ fn build_with_catalog(
     report.restored_as = dest.account().email.clone();
     report.mailbox_id = to.0;
     let mut written: Vec<PathBuf> = Vec::new();
-    let records = collector.take();
     let result = build_mailbox(
         run,
         source,
@@ -798,7 +797,7 @@ fn go_live(
         Destination::Replace { account, old } => {
             let new = account.mailbox_id;
             report.replaced_mailbox_id = Some(old.0);
-            store.retire_mailbox(*old, &account.id, || -> Result<()> {
+            store.retire_mailbox(*old, || -> Result<((), mv_redo::ops::DeleteMailbox)> {
                 if opts.to_latest() {
                     // Nothing can commit to the old mailbox now: what it got since
                     // the records were read is in the archive after this rollover.
@@ -814,12 +813,24 @@ fn go_live(
                     report.applied += replay_into(source, collector.take(), from, new)?;
                     store.checkpoint()?;
                 }
+                // What replaced the old mailbox, for the redo log: a later
+                // point-in-time restore rebuilds this state from it.
+                let restored_change = store.mailbox_point(new)?.map_or(0, |p| p.change);
+                let deleted = mv_redo::ops::DeleteMailbox {
+                    account_id: account.id.clone(),
+                    replaced_by: Some(new.0),
+                    restored_from: Some(report.full_label.clone()),
+                    restored_to_mailbox: Some(collector.from.0),
+                    restored_to_change: Some(collector.after_change),
+                    restored_change: Some(restored_change),
+                    skip_deletes: Some(opts.skip_deletes),
+                };
                 if opts.restore_entry {
-                    replace_entry(new)
+                    replace_entry(new)?;
                 } else {
                     source.dir().set_mailbox_id(&account.id, new)?;
-                    Ok(())
                 }
+                Ok(((), deleted))
             })
         }
     }
@@ -847,6 +858,11 @@ struct Collector {
     txn: Option<TxnId>,
     blobs: Vec<Record>,
     out: Vec<Record>,
+    /// The mailbox's history ended in an in-place restore that replaced it: the
+    /// deletion record, which names the replacement and the restore's source.
+    replaced: Option<mv_redo::ops::DeleteMailbox>,
+    /// Rebuilding an in-place restore's source: its records up to this change.
+    stop_at: Option<u64>,
 }
 
 impl Collector {
@@ -863,6 +879,8 @@ impl Collector {
             txn: None,
             blobs: Vec::new(),
             out: Vec::new(),
+            replaced: None,
+            stop_at: None,
         }
     }
 
@@ -910,9 +928,17 @@ impl Collector {
         if r.mailbox != self.from || r.change.0 <= self.after_change {
             return;
         }
+        if self.stop_at.is_some_and(|c| r.change.0 > c) {
+            self.done = true;
+            return;
+        }
         self.after_change = r.change.0;
-        if matches!(r.op, Op::DeleteMailbox(_)) {
-            // The mailbox's history ends: what is restored is its state just before.
+        if let Op::DeleteMailbox(d) = &r.op {
+            // The mailbox's history ends: what is restored is its state just before,
+            // unless an in-place restore replaced it (history goes on from there).
+            if d.replaced_by.is_some() {
+                self.replaced = Some(d.clone());
+            }
             self.done = true;
             return;
         }
@@ -969,7 +995,7 @@ fn collect_records(
     opts: &RestoreOptions,
     collector: &mut Collector,
     report: &mut AccountRestoreReport,
-) -> Result<()> {
+) -> Result<Vec<PathBuf>> {
     // sequence → file, first source wins.
     let mut files: BTreeMap<u64, PathBuf> = BTreeMap::new();
     let mut incr_last: BTreeMap<Label, u64> = BTreeMap::new();
@@ -1028,31 +1054,6 @@ fn collect_records(
         }),
         _ => mv_redo::check_chain(&seqs),
     };
-    if let Err(e) = chain {
-        if !opts.ignore_redo_errors {
-            if let Some(first) = missing.first() {
-                return Err(BackupError::Corrupt {
-                    path: first.clone(),
-                    reason: format!(
-                        "missing from the backup target; {e} \
-                         (restore with --ignoreRedoErrors to skip the missing range)"
-                    ),
-                });
-            }
-            return Err(e.into());
-        }
-        if let mv_redo::RedoError::Gap {
-            first_missing,
-            last_missing,
-        } = e
-        {
-            report.skipped.push(format!(
-                "redo log sequences {first_missing} through {last_missing} are missing; \
-                 records from sequence {first_missing} on were not replayed"
-            ));
-            files.retain(|s, _| *s < first_missing);
-        }
-    }
     // Restore points: the earliest wins.
     let mut seq_limit = opts.to_redo_seq;
     if let Some(l) = opts.to_incr_label {
@@ -1061,6 +1062,50 @@ fn collect_records(
         })?;
         seq_limit = Some(seq_limit.map_or(last, |s| s.min(last)));
     }
+    let missing_error = |e: mv_redo::RedoError| -> BackupError {
+        match missing.first() {
+            Some(first) => BackupError::Corrupt {
+                path: first.clone(),
+                reason: format!(
+                    "missing from the backup target; {e} \
+                     (restore with --ignoreRedoErrors to skip the missing range)"
+                ),
+            },
+            None => e.into(),
+        }
+    };
+    // A hole that only a restore point by time may lie before: replay up to it,
+    // and fail only if the point was not reached there.
+    let mut hole_after = None;
+    if let Err(e) = chain {
+        let first_missing = match &e {
+            mv_redo::RedoError::Gap { first_missing, .. } => Some(*first_missing),
+            _ => None,
+        };
+        match first_missing {
+            // Past the restore point (a redo sequence or an incremental's end):
+            // nothing there is replayed anyway.
+            Some(g) if seq_limit.is_some_and(|l| l < g) => files.retain(|s, _| *s < g),
+            Some(g) if opts.to_time.is_some() && !opts.ignore_redo_errors => {
+                files.retain(|s, _| *s < g);
+                hole_after = Some(e);
+            }
+            _ if !opts.ignore_redo_errors => return Err(missing_error(e)),
+            _ => {
+                if let mv_redo::RedoError::Gap {
+                    first_missing,
+                    last_missing,
+                } = e
+                {
+                    report.skipped.push(format!(
+                        "redo log sequences {first_missing} through {last_missing} are \
+                         missing; records from sequence {first_missing} on were not replayed"
+                    ));
+                    files.retain(|s, _| *s < first_missing);
+                }
+            }
+        }
+    }
     let paths: Vec<PathBuf> = files
         .iter()
         .filter(|(s, _)| seq_limit.is_none_or(|l| **s <= l))
@@ -1068,9 +1113,14 @@ fn collect_records(
         .collect();
     report.redo_files = paths.len() as u64;
     collector.read(&paths, report)?;
+    if let Some(e) = hole_after
+        && !collector.done
+    {
+        return Err(missing_error(e));
+    }
     // Nothing after the newest sequence looked at (even when none held a record).
     if let Some(&s) = files.keys().next_back() {
         collector.last_seq = Some(collector.last_seq.map_or(s, |l| l.max(s)));
     }
-    Ok(())
+    Ok(paths)
 }

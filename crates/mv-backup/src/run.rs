@@ -628,11 +628,7 @@ impl Run<'_> {
             w.close();
         }
         sb.put("sys/config.xml", &w.finish())?;
-        let lc = self.source.store.home().localconfig_path();
-        if let Ok(bytes) = std::fs::read(&lc) {
-            sb.put("sys/localconfig.conf", &bytes)?;
-        }
-        Ok(())
+        crate::identity::back_up(self.source.store.home(), sb)
     }
 
     /// Writes session.xml and makes the session visible, then updates accounts.xml.
@@ -670,12 +666,24 @@ impl<'t> SessionBuilder<'t> {
     pub fn put(&mut self, rel: &str, data: &[u8]) -> Result<()> {
         self.target
             .session_put(&self.label.to_string(), rel, data)?;
+        self.record(rel, data);
+        Ok(())
+    }
+
+    /// Like `put` for a secret ([`Target::session_put_private`]).
+    pub fn put_private(&mut self, rel: &str, data: &[u8]) -> Result<()> {
+        self.target
+            .session_put_private(&self.label.to_string(), rel, data)?;
+        self.record(rel, data);
+        Ok(())
+    }
+
+    fn record(&mut self, rel: &str, data: &[u8]) {
         self.files.push(FileEntry {
             path: rel.to_string(),
             size: data.len() as u64,
             blake3: blake3::hash(data).to_hex().to_string(),
         });
-        Ok(())
     }
 
     /// Moves a local file into the session (hashing it first).

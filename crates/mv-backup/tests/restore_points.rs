@@ -1,9 +1,14 @@
 //! Restore points, by property: a random history of mailbox operations with full
-//! and incremental backups and redo rollovers at random places; restoring an
-//! account (into a new one, `-ca -pre`) to any op's time, to any redo sequence,
-//! to any incremental's label, or to the latest state gives exactly the live
-//! state the account had at that point. A point before every usable full is
-//! refused and leaves nothing behind.
+//! and incremental backups, redo rollovers, account renames and in-place restores
+//! (to an earlier op's time, or from a full alone) at random places; each in-place
+//! restore gives the state of its point, and restoring an account (into a new
+//! one, `-ca -pre`) to any op's time, to any redo sequence, to any incremental's
+//! label, or to the latest state gives exactly the live state the account had at
+//! that point — across the in-place restores, which are part of the history. A
+//! point before every usable full is refused and leaves nothing behind.
+//!
+//! The suite runs 8 cases; `MV_RESTORE_PROPTEST_CASES=200 cargo test -p mv-backup
+//! --test restore_points` runs a longer soak.
 //!
 //! Consecutive steps are kept in distinct milliseconds (each waits for the clock
 //! to tick past the previous one), so a time cut between two ops is unambiguous.
@@ -272,6 +277,15 @@ enum Step {
     Full,
     Incremental,
     Rollover,
+    /// `zmprov ra`: the account gets a new address.
+    Rename(usize),
+    /// `zmrestore -a ACCOUNT` in place: to the time of an earlier op (the index
+    /// picks it), or from a full alone (`-rf`, the index picks the full).
+    InPlace {
+        which: usize,
+        to: Index,
+        full_only: bool,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -280,6 +294,9 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::Full),
         2 => Just(Step::Incremental),
         1 => Just(Step::Rollover),
+        1 => (0..ACCOUNTS).prop_map(Step::Rename),
+        2 => (0..ACCOUNTS, any::<Index>(), any::<bool>())
+            .prop_map(|(which, to, full_only)| Step::InPlace { which, to, full_only }),
     ]
 }
 
@@ -368,32 +385,97 @@ fn tick_past(t: UtcMillis) {
     }
 }
 
-/// Timestamps of the records written after `after` (all in the current log).
+/// Timestamps of the records written after `after` (in the current log, or, for
+/// an in-place restore that rolled the log over, the archive too).
 fn records_since(fx: &Fx, after: mv_redo::RedoPosition) -> Option<(UtcMillis, UtcMillis)> {
     let now = fx.store.redo().position();
     if now.lsn <= after.lsn {
         return None;
     }
-    assert_eq!(now.sequence, after.sequence, "no rollover inside an op");
-    let log = fx
-        .home
-        .redolog_dir()
-        .join(mv_redo::archive::CURRENT_LOG_NAME);
-    let times: Vec<UtcMillis> = mv_redo::read_files(&[log])
+    let mut files: Vec<std::path::PathBuf> = mv_redo::list_archive(&fx.home.redo_archive_dir())
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.sequence >= after.sequence)
+        .map(|l| l.path)
+        .collect();
+    files.push(
+        fx.home
+            .redolog_dir()
+            .join(mv_redo::archive::CURRENT_LOG_NAME),
+    );
+    let times: Vec<UtcMillis> = mv_redo::read_files(&files)
         .map(|r| r.unwrap())
         .filter(|l| l.record.lsn > after.lsn)
-        .map(|l| {
-            assert_eq!(l.sequence, now.sequence);
-            l.record.timestamp
-        })
+        .map(|l| l.record.timestamp)
         .collect();
     assert_eq!(times.len() as u64, now.lsn.0 - after.lsn.0);
     Some((*times.iter().min()?, *times.iter().max()?))
 }
 
+/// The accounts as the directory has them now (renames, restored mailboxes).
+fn current(fx: &Fx, accounts: &[Account]) -> Vec<Account> {
+    let d = fx.directory.lock().unwrap();
+    accounts
+        .iter()
+        .map(|a| d.get_account(&a.id).unwrap())
+        .collect()
+}
+
+/// An in-place restore of account `which` to a point of the history so far;
+/// returns the step count whose state it must give (`None`: nothing to restore
+/// to, and nothing done).
+fn in_place(
+    fx: &Fx,
+    accounts: &[Account],
+    h: &History,
+    which: usize,
+    to: &Index,
+    full_only: bool,
+) -> Option<usize> {
+    let mut o = RestoreOptions::default();
+    let expect = if full_only {
+        let fulls: Vec<(usize, Label)> = (0..h.steps.len())
+            .filter_map(|k| match h.steps[k].session {
+                Some((SessionKind::Full, l)) => Some((k, l)),
+                _ => None,
+            })
+            .collect();
+        if fulls.is_empty() {
+            return None;
+        }
+        let (k, l) = *to.get(&fulls);
+        o.label = Some(l);
+        o.full_only = true;
+        k
+    } else {
+        let ops: Vec<usize> = (0..h.steps.len())
+            .filter(|k| {
+                h.steps[*k]
+                    .records
+                    .is_some_and(|(_, last)| h.fulls().any(|f| f.end <= last))
+            })
+            .collect();
+        if ops.is_empty() {
+            return None;
+        }
+        let (_, t) = h.steps[*to.get(&ops)].records.unwrap();
+        o.to_time = Some(t);
+        h.at_time(t)
+    };
+    let email = &current(fx, accounts)[which].email;
+    let r = restore_account(&fx.source(), fx.target().as_ref(), email, &o)
+        .unwrap_or_else(|e| panic!("in-place restore of {email} ({o:?}) failed: {e}"));
+    assert_eq!(&r.restored_as, email);
+    Some(expect)
+}
+
 fn play(fx: &Fx, accounts: &[Account], steps: &[Step]) -> History {
-    let ids: Vec<MailboxId> = accounts.iter().map(|a| a.mailbox_id).collect();
-    let states_now = || ids.iter().map(|m| state(&fx.store, *m)).collect::<Vec<_>>();
+    let states_now = || {
+        current(fx, accounts)
+            .iter()
+            .map(|a| state(&fx.store, a.mailbox_id))
+            .collect::<Vec<_>>()
+    };
     let mut h = History {
         states: vec![states_now()],
         steps: Vec::new(),
@@ -402,8 +484,13 @@ fn play(fx: &Fx, accounts: &[Account], steps: &[Step]) -> History {
     for (n, s) in steps.iter().enumerate() {
         let before = fx.store.redo().position();
         let mut session = None;
+        let mut restored = None;
         match s {
-            Step::Op(a) => run(&fx.store, &ids, a, n),
+            Step::Op(a) => {
+                let ids: Vec<MailboxId> =
+                    current(fx, accounts).iter().map(|a| a.mailbox_id).collect();
+                run(&fx.store, &ids, a, n)
+            }
             Step::Full | Step::Incremental => {
                 let kind = match s {
                     Step::Full => SessionKind::Full,
@@ -411,16 +498,38 @@ fn play(fx: &Fx, accounts: &[Account], steps: &[Step]) -> History {
                 };
                 let r = fx.backup(kind);
                 assert!(r.ok(), "{r:?}");
-                session = Some((kind, r.sessions[0].label));
+                // An incremental after an in-place restore takes that account's
+                // full first: the incremental is the last session.
+                session = r.sessions.last().map(|s| (kind, s.label));
             }
             Step::Rollover => {
                 fx.store.redo().rollover().unwrap();
             }
+            Step::Rename(which) => {
+                let a = &current(fx, accounts)[*which];
+                let new_email = format!("user{which}-{n}@d.test");
+                let renamed = fx
+                    .directory
+                    .lock()
+                    .unwrap()
+                    .rename_account(&a.id, &new_email)
+                    .unwrap();
+                fx.store
+                    .rename_mailbox(renamed.mailbox_id, &renamed.email)
+                    .unwrap();
+            }
+            Step::InPlace {
+                which,
+                to,
+                full_only,
+            } => {
+                restored = in_place(fx, accounts, &h, *which, to, *full_only).map(|k| (*which, k));
+            }
         }
         let records = records_since(fx, before);
         assert!(
-            records.is_none() || matches!(s, Step::Op(_)),
-            "only ops write redo records"
+            records.is_none() || matches!(s, Step::Op(_) | Step::Rename(_) | Step::InPlace { .. }),
+            "only ops, renames and restores write redo records"
         );
         let end = UtcMillis::now();
         h.steps.push(Done {
@@ -429,7 +538,17 @@ fn play(fx: &Fx, accounts: &[Account], steps: &[Step]) -> History {
             end,
             session,
         });
-        h.states.push(states_now());
+        let now = states_now();
+        if let Some((which, k)) = restored {
+            assert!(
+                now[which] == h.states[k][which],
+                "step {n}: the in-place restore of account {which} is not the state after \
+                 step {k}\nrestored: {:#?}\nexpected: {:#?}",
+                now[which],
+                h.states[k][which]
+            );
+        }
+        h.states.push(now);
         tick_past(end);
     }
     h
@@ -499,7 +618,7 @@ fn check(fx: &Fx, accounts: &[Account], h: &History, which: usize, n: usize, p: 
     };
     let prefix = format!("r{n}_");
     o.new_account_prefix = Some(prefix.clone());
-    let email = &accounts[which].email;
+    let email = &current(fx, accounts)[which].email;
     let r = restore_account(&fx.source(), fx.target().as_ref(), email, &o);
     let new_email = format!("{prefix}{email}");
     match expect {
@@ -524,7 +643,10 @@ fn check(fx: &Fx, accounts: &[Account], h: &History, which: usize, n: usize, p: 
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 8,
+        cases: std::env::var("MV_RESTORE_PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(8),
         // A case takes about a second: keep a failing run's shrinking bounded.
         max_shrink_iters: 64,
         ..ProptestConfig::default()
@@ -554,7 +676,7 @@ proptest! {
             check(&fx, &accounts, &h, *which, n, p);
         }
         // No point: the latest state, for every account.
-        for (which, a) in accounts.iter().enumerate() {
+        for (which, a) in current(&fx, &accounts).iter().enumerate() {
             let o = RestoreOptions {
                 new_account_prefix: Some("latest_".into()),
                 ..Default::default()
@@ -562,8 +684,8 @@ proptest! {
             let r = restore_account(&fx.source(), fx.target().as_ref(), &a.email, &o).unwrap();
             prop_assert_eq!(&state(&fx.store, MailboxId(r.mailbox_id)), &live[which]);
         }
-        // The originals were not touched by any restore.
-        for (which, a) in accounts.iter().enumerate() {
+        // The originals were not touched by any restore into a new account.
+        for (which, a) in current(&fx, &accounts).iter().enumerate() {
             prop_assert_eq!(&state(&fx.store, a.mailbox_id), &live[which]);
         }
     }

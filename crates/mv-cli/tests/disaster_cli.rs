@@ -251,8 +251,8 @@ fn disaster_drill_rebuilds_a_server_from_its_backups() {
     // The disk dies.
     std::fs::remove_dir_all(&env.home).unwrap();
 
-    // A fresh home: the directory first, then every mailbox.
-    let lmtp = env.ports();
+    // A fresh home: the directory first (with the old server's local config, so
+    // the listeners come back on their ports), then every mailbox.
     let labels = env.ok("zmrestoreldap", &["-lbs", "-t", &t]);
     assert_eq!(labels.stdout.lines().count(), 3, "{}", labels.stdout);
     let listed = env.ok("zmrestoreldap", &["-l", "-t", &t]);

@@ -233,7 +233,23 @@ pub fn op_fields(op: &Op) -> String {
             "account={}, email={}, uidvalidity={}",
             m.account_id, m.email, m.uid_validity
         ),
-        Op::DeleteMailbox(m) => format!("account={}", m.account_id),
+        Op::DeleteMailbox(m) => match m.replaced_by {
+            Some(by) => format!(
+                "account={}, replacedBy={by}, restoredFrom={}, toMailbox={}, toChange={}, \
+                 restoredChange={}{}",
+                m.account_id,
+                m.restored_from.as_deref().unwrap_or("?"),
+                m.restored_to_mailbox.unwrap_or(0),
+                m.restored_to_change.unwrap_or(0),
+                m.restored_change.unwrap_or(0),
+                if m.skip_deletes == Some(true) {
+                    ", skipDeletes"
+                } else {
+                    ""
+                }
+            ),
+            None => format!("account={}", m.account_id),
+        },
         Op::RenameMailbox(m) => format!("email={}", m.new_email),
         Op::CreateFolder(f) => format!(
             "id={}, parent={}, name={:?}, view={}, uidvalidity={}",

@@ -5,6 +5,8 @@
 //!   open ([`recovery`]): torn tails are truncated, damage elsewhere is an error.
 //! - [`RedoFileReader`], [`read_files`] ([`reader`]): reading files back, validated.
 //! - [`archive`]: archived file names, [`list_archive`], [`check_chain`].
+//! - [`continuation`]: a home restored from a backup target continuing its
+//!   sequence numbers ([`continue_at`]).
 //! - [`dump`] (`zmredodump`).
 //! - [`ops`]: what a record carries.
 //!
@@ -20,6 +22,7 @@
 //! Never call `append` or `rollover` while holding an unreleased ticket.
 
 pub mod archive;
+pub mod continuation;
 pub mod dump;
 pub mod error;
 pub mod format;
@@ -34,12 +37,12 @@ mod tests;
 mod testutil;
 
 pub use archive::{ArchivedLog, check_chain, list_archive, logs_in_dir};
+pub use continuation::{Continuation, continue_at};
 pub use dump::DumpOptions;
 pub use error::RedoError;
 pub use format::{DecodeError, FileHeader, Record, decode_record, encode_record};
 pub use ops::Op;
 pub use reader::{Located, RedoFileReader, read_files};
-pub use recovery::{Continuation, continue_after};
 pub use writer::{
     AppendTicket, CheckpointHook, NewRecord, RecoveryReport, RedoConfig, RedoLog, RedoPosition,
 };

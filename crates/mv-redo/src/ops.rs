@@ -44,10 +44,33 @@ pub struct CreateMailbox {
     pub uid_validity: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+/// A mailbox's history ends. When an in-place restore replaced it, the record
+/// also says by what: the new mailbox and the restore's source (the full backup
+/// and how far its records were replayed), so that a later point-in-time restore
+/// to a moment after it rebuilds that source and goes on with the new mailbox's
+/// records instead of the replaced mailbox's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
 pub struct DeleteMailbox {
     #[n(0)]
     pub account_id: String,
+    /// The mailbox that replaced this one (an in-place restore).
+    #[n(1)]
+    pub replaced_by: Option<u32>,
+    /// The full backup the replacement was restored from.
+    #[n(2)]
+    pub restored_from: Option<String>,
+    /// The mailbox (as its records name it) whose records the restore replayed
+    /// last, and the last change of it replayed (the snapshot's when none).
+    #[n(3)]
+    pub restored_to_mailbox: Option<u32>,
+    #[n(4)]
+    pub restored_to_change: Option<u64>,
+    /// The replacement's change number when it went live.
+    #[n(5)]
+    pub restored_change: Option<u64>,
+    /// The restore left out delete ops (`--skipDeletes`).
+    #[n(6)]
+    pub skip_deletes: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]

@@ -566,15 +566,16 @@ fn rollover_under_16_concurrent_writers_loses_and_duplicates_nothing() {
 }
 
 #[test]
-fn a_rebuilt_home_continues_after_the_backups_sequences() {
+fn a_rebuilt_home_continues_at_the_backups_next_sequence() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = cfg(dir.path());
     // A fresh home: opening it made an empty redo.log with sequence 1.
     drop(open(&cfg));
     assert_eq!(
-        continue_after(&cfg, 57, 9_000).unwrap(),
+        continue_at(&cfg, 58, 9_000).unwrap(),
         Continuation::Advanced { next_sequence: 58 }
     );
+    // The log is there already: the next open starts no other (no hole at 58).
     let (log, report) = open(&cfg);
     assert_eq!(report.sequence, 58);
     let t = log.append(vec![rec(17, 1, folder("x"))]).unwrap();
@@ -582,13 +583,18 @@ fn a_rebuilt_home_continues_after_the_backups_sequences() {
     log.wait_durable(&t).unwrap();
     drop(t);
     drop(log);
-    // Already past: nothing changes.
+    // The same history (an offline restore on the home that took the backup, whose
+    // live log is the one the backup's position lies in): nothing changes.
     assert_eq!(
-        continue_after(&cfg, 40, 10).unwrap(),
+        continue_at(&cfg, 58, 9_000).unwrap(),
+        Continuation::AlreadyPast { next_sequence: 58 }
+    );
+    assert_eq!(
+        continue_at(&cfg, 40, 10).unwrap(),
         Continuation::AlreadyPast { next_sequence: 58 }
     );
     // Its own records are never renumbered.
-    let err = continue_after(&cfg, 70, 0).unwrap_err().to_string();
+    let err = continue_at(&cfg, 70, 0).unwrap_err().to_string();
     assert!(err.contains("holds records"), "{err}");
     assert_eq!(open(&cfg).1.sequence, 58);
 }

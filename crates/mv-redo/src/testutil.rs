@@ -44,6 +44,7 @@ pub fn sample_ops() -> Vec<Op> {
         }),
         Op::DeleteMailbox(DeleteMailbox {
             account_id: "5b2d-acct".into(),
+            ..Default::default()
         }),
         Op::RenameMailbox(RenameMailbox {
             new_email: "user2@example.com".into(),
@@ -220,7 +221,22 @@ pub fn arb_op() -> impl Strategy<Value = Op> {
                 uid_validity,
             })
         }),
-        s().prop_map(|account_id| Op::DeleteMailbox(DeleteMailbox { account_id })),
+        (
+            s(),
+            proptest::option::of((any::<u32>(), s(), any::<u32>(), any::<u64>(), any::<u64>())),
+            proptest::option::of(any::<bool>()),
+        )
+            .prop_map(|(account_id, by, skip_deletes)| {
+                Op::DeleteMailbox(DeleteMailbox {
+                    account_id,
+                    replaced_by: by.as_ref().map(|b| b.0),
+                    restored_from: by.as_ref().map(|b| b.1.clone()),
+                    restored_to_mailbox: by.as_ref().map(|b| b.2),
+                    restored_to_change: by.as_ref().map(|b| b.3),
+                    restored_change: by.as_ref().map(|b| b.4),
+                    skip_deletes,
+                })
+            }),
         s().prop_map(|new_email| Op::RenameMailbox(RenameMailbox { new_email })),
         (any::<u32>(), any::<u32>(), s(), any::<u32>(), s()).prop_map(
             |(id, parent_id, name, uid_validity, view)| Op::CreateFolder(CreateFolder {

@@ -309,6 +309,7 @@ pub fn query_options(q: &QueryRequest) -> Result<mv_backup::QueryOptions, Servic
         from: time(&q.from)?,
         to: time(&q.to)?,
         verbose: q.verbose,
+        resolved: Vec::new(),
     })
 }
 

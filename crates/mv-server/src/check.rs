@@ -239,6 +239,9 @@ pub fn run(service: &Service) -> CheckReport {
         Some(Err(e)) => checks.push(item("backup catalog", false, e.clone())),
         _ => {}
     }
+    if let (Ok(t), Some(Ok(cat))) = (&target, &catalog) {
+        checks.extend(crate::recovery_check::items(service, &t.url(), cat));
+    }
 
     // Redo logs waiting in the archive for an incremental backup.
     let archive = home.redo_archive_dir();

@@ -14,6 +14,7 @@ pub mod imap_backend;
 pub mod lmtp_backend;
 pub mod ops;
 pub mod outbox;
+pub mod recovery_check;
 pub mod report;
 pub mod restore;
 pub mod run;

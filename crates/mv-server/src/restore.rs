@@ -74,6 +74,10 @@ pub struct RestoreReport {
     /// `-sys`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub system: Option<mv_backup::SystemRestoreReport>,
+    /// `-a all`: accounts of the target that are no longer in the directory (deleted
+    /// before the restore point), each with why and how to bring it back.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped_accounts: Vec<String>,
     /// Stopped by `zmbackupabort -r`: these accounts were left untouched.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub not_restored: Vec<String>,
@@ -174,23 +178,13 @@ impl Service {
         let all = r.accounts.iter().any(|a| a.eq_ignore_ascii_case("all"));
         let emails: Vec<String> = if all {
             let catalog = Catalog::load(target.as_ref())?;
-            let mut v: Vec<String> = Vec::new();
-            for s in catalog.sessions() {
-                for a in &s.accounts {
-                    if !v.iter().any(|e| e.eq_ignore_ascii_case(&a.email)) {
-                        v.push(a.email.clone());
-                    }
-                }
-            }
-            if r.skip_deleted_accounts {
-                let dir = self.directory();
-                v.retain(|e| dir.get_account(e).is_ok());
-            }
+            let (v, skipped) = self.all_accounts(&catalog, r)?;
+            report.skipped_accounts = skipped;
             v
         } else {
             r.accounts.clone()
         };
-        if emails.is_empty() {
+        if emails.is_empty() && report.skipped_accounts.is_empty() {
             return Err(ServiceError::NotFound(format!(
                 "no account to restore in {}",
                 target.url()
@@ -245,8 +239,55 @@ impl Service {
         }
         // The last account built (after a failure without -c too: it is whole).
         settle(run.finish(&src), &mut report);
+        if !report.accounts.is_empty() {
+            crate::recovery_check::note_restore(
+                self.store().home(),
+                &format!("restore of {} account(s)", report.accounts.len()),
+            );
+        }
         let _ = target.delete(mv_backup::abort::RESTORE_ABORT_FLAG);
         Ok(report)
+    }
+}
+
+impl Service {
+    /// `-a all`: every account the target holds, once per zimbraId (a renamed
+    /// account is one account, restored under the address the directory gives it
+    /// now, which `zmrestoreldap` took from the backup). An account the directory no
+    /// longer holds was deleted: it is skipped and listed (Zimbra's
+    /// `-skipDeletedAccounts`), unless `-ra` (recreate its entry) or `-ca` (restore
+    /// it as a new account) asks for it.
+    fn all_accounts(
+        &self,
+        catalog: &Catalog,
+        r: &RestoreRequest,
+    ) -> Result<(Vec<String>, Vec<String>), ServiceError> {
+        // zimbraId → the newest address the target knows, in first-seen order.
+        let mut ids: Vec<(String, String)> = Vec::new();
+        for s in catalog.sessions() {
+            for a in &s.accounts {
+                match ids.iter_mut().find(|(id, _)| *id == a.zimbra_id) {
+                    Some(e) => e.1 = a.email.clone(),
+                    None => ids.push((a.zimbra_id.clone(), a.email.clone())),
+                }
+            }
+        }
+        let dir = self.directory();
+        let mut out = Vec::new();
+        let mut skipped = Vec::new();
+        for (id, email) in ids {
+            match dir.find_account(&id)? {
+                Some(a) if !r.create_account => out.push(a.email),
+                _ if (r.create_account || r.restore_account) && !r.skip_deleted_accounts => {
+                    out.push(email)
+                }
+                _ => skipped.push(format!(
+                    "{email}: skipped, not in the directory (deleted); restore it with \
+                     -a {email} -ra to recreate it, or -a {email} -ca -pre PREFIX"
+                )),
+            }
+        }
+        Ok((out, skipped))
     }
 }
 
@@ -295,6 +336,10 @@ impl Service {
                      (mailvault init --home DIR); use -a ADDR... to restore some accounts"
                 ))
             })?;
+            crate::recovery_check::note_restore(
+                self.store().home(),
+                "disaster recovery (zmrestoreldap)",
+            );
             return Ok(DirectoryRestoreSummary {
                 domains: s.domains,
                 cos: s.cos,

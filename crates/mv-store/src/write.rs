@@ -211,6 +211,7 @@ impl Store {
     pub fn delete_mailbox(&self, id: MailboxId, account_id: &str) -> Result<(), StoreError> {
         let op = Op::DeleteMailbox(ops::DeleteMailbox {
             account_id: account_id.to_string(),
+            ..Default::default()
         });
         self.with_mailbox(id, |_| Ok((vec![op], ())))
     }
@@ -218,24 +219,22 @@ impl Store {
     /// Replaces a mailbox by another one (an in-place restore). Under the old
     /// mailbox's write lock, so that nothing commits to it meanwhile (a delivery
     /// waits, then fails temporarily and is retried), runs `switch`, which
-    /// catches the replacement up and points the account at it; then logs the old
-    /// mailbox's deletion. If `switch` fails, the old mailbox stays as it was.
-    /// Once `switch` has succeeded the account uses the new mailbox: failing to
-    /// log the old one's deletion only leaves it unreferenced, so that is a
-    /// warning, not an error.
+    /// catches the replacement up, points the account at it and says what
+    /// replaced the old mailbox; then logs the old mailbox's deletion with that
+    /// (the restore becomes part of the account's history). If `switch` fails,
+    /// the old mailbox stays as it was. Once `switch` has succeeded the account
+    /// uses the new mailbox: failing to log the old one's deletion only leaves it
+    /// unreferenced, so that is a warning, not an error.
     pub fn retire_mailbox<T, E: From<StoreError>>(
         &self,
         id: MailboxId,
-        account_id: &str,
-        switch: impl FnOnce() -> Result<T, E>,
+        switch: impl FnOnce() -> Result<(T, ops::DeleteMailbox), E>,
     ) -> Result<T, E> {
         let mbox = self.mailbox(id);
         let mut g = mbox.lock()?;
         require_live(&g)?;
-        let out = switch()?;
-        let op = Op::DeleteMailbox(ops::DeleteMailbox {
-            account_id: account_id.to_string(),
-        });
+        let (out, deleted) = switch()?;
+        let op = Op::DeleteMailbox(deleted);
         if let Err(e) = self.commit(
             std::slice::from_mut(&mut g),
             vec![],

@@ -398,6 +398,30 @@ impl Target for FsTarget {
         Ok(())
     }
 
+    fn session_put_private(&self, label: &str, rel: &str, data: &[u8]) -> Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        let full = self.full(&format!("tmp/{label}/{rel}"))?;
+        let parent = full.parent().unwrap_or(&self.root).to_path_buf();
+        self.make_parent(&parent)?;
+        match fs::DirBuilder::new().mode(0o700).create(&parent) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(BackupError::io(parent.display())(e)),
+        }
+        // Whatever the umask or an older directory said.
+        fs::set_permissions(&parent, fs::Permissions::from_mode(0o700))
+            .map_err(BackupError::io(parent.display()))?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&full)
+            .map_err(BackupError::io(full.display()))?;
+        f.write_all(data).map_err(BackupError::io(full.display()))?;
+        self.written.fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
     fn session_put_file(&self, label: &str, rel: &str, local: &Path) -> Result<()> {
         let full = self.full(&format!("tmp/{label}/{rel}"))?;
         self.move_into(local, &full, false)

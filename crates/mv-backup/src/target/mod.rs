@@ -103,6 +103,13 @@ pub trait Target: Send + Sync {
     /// Writes a file of the uncommitted session `label` (`rel` is relative to the
     /// session root, e.g. `accounts/abc/def/<id>/meta.xml`).
     fn session_put(&self, label: &str, rel: &str, data: &[u8]) -> Result<()>;
+    /// Like `session_put` for a secret (the server's TLS key, its admin token): a
+    /// filesystem target makes the file readable by its owner only (0600) in a
+    /// directory only its owner can enter (0700), so the target never becomes the
+    /// easy place to steal them. An object store relies on its own access control.
+    fn session_put_private(&self, label: &str, rel: &str, data: &[u8]) -> Result<()> {
+        self.session_put(label, rel, data)
+    }
     /// Like `session_put` from a local file, which may be moved.
     fn session_put_file(&self, label: &str, rel: &str, local: &Path) -> Result<()>;
     /// Puts into the uncommitted session `label`, under `rel`, the committed object

@@ -491,10 +491,21 @@ pub fn query(home: &Home, q: QueryArgs) -> anyhow::Result<ExitCode> {
         to: q.to.clone(),
         verbose: q.verbose,
     };
-    let opts = match mv_server::backup::query_options(&req) {
+    let mut opts = match mv_server::backup::query_options(&req) {
         Ok(o) => o,
         Err(e) => return usage(e),
     };
+    // A current address the target may know only under an older one: the
+    // directory gives its zimbraId (the target is read without the home otherwise).
+    if home.directory_db_path().exists()
+        && let Ok(dir) = mv_directory::Directory::open_home(home)
+    {
+        for name in q.accounts.iter().filter(|a| !a.eq_ignore_ascii_case("all")) {
+            if let Ok(Some(a)) = dir.find_account(name) {
+                opts.resolved.push((name.clone(), a.id));
+            }
+        }
+    }
     let target = open_target(home, q.target.as_deref())?;
     let result = match mv_backup::query(target.as_ref(), &opts) {
         Ok(r) => r,

@@ -147,7 +147,8 @@ pub struct RestoreArgs {
     /// Leave out delete operations while replaying.
     #[arg(long = "skipDeletes")]
     skip_deletes: bool,
-    /// With `-a all`: leave out accounts no longer in the directory.
+    /// With `-a all` and -ra or -ca: still leave out accounts no longer in the
+    /// directory (without either, they are always skipped and listed).
     #[arg(long = "skipDeletedAccounts")]
     skip_deleted_accounts: bool,
     /// Restore into a new account (needs -pre).
@@ -280,22 +281,25 @@ pub fn restore_offline(home: &Home, args: RestoreArgs) -> anyhow::Result<ExitCod
     print_report(&report, args.json)
 }
 
-/// Moves this home's redo log past the target's sequences (see
-/// [`mv_redo::continue_after`]). Call with the home lock held and no store open.
+/// Makes this home's redo log continue the target's history (see
+/// [`mv_backup::ldap::redo_floor`], [`mv_redo::continue_at`]): a fresh home's next
+/// log takes the sequence the target needs next; the home that took the backups is
+/// already there and is left alone. Call with the home lock held and no store open.
 fn continue_redo_after_target(home: &Home, target: Option<&str>) -> anyhow::Result<()> {
-    let (seq, lsn) = {
+    let floor = {
         let (service, _) = mv_server::Service::open(home)?;
         let target = mv_server::backup::target_for(&service, target)?;
         mv_backup::ldap::redo_floor(target.as_ref())?
     };
-    if seq == 0 {
+    let Some((next, lsn)) = floor else {
         return Ok(());
-    }
+    };
     let cfg = mv_redo::RedoConfig::for_dir(&home.redolog_dir());
-    match mv_redo::continue_after(&cfg, seq, lsn) {
+    match mv_redo::continue_at(&cfg, next, lsn) {
         Ok(mv_redo::Continuation::Advanced { next_sequence }) => {
             eprintln!(
-                "note: the redo log continues at sequence {next_sequence}, after the backup's {seq}"
+                "note: the redo log continues the backup target's history at sequence \
+                 {next_sequence}"
             );
         }
         Ok(mv_redo::Continuation::AlreadyPast { .. }) => {}
@@ -359,6 +363,9 @@ fn print_report(report: &serde_json::Value, json: bool) -> anyhow::Result<ExitCo
         for n in report["notes"].as_array().into_iter().flatten() {
             println!("{}", n.as_str().unwrap_or(""));
         }
+        for n in report["skipped_accounts"].as_array().into_iter().flatten() {
+            println!("{}", n.as_str().unwrap_or(""));
+        }
         if !not_restored.is_empty() {
             let names: Vec<&str> = not_restored.iter().filter_map(|v| v.as_str()).collect();
             eprintln!("Not restored (untouched): {}", names.join(" "));
@@ -399,6 +406,10 @@ pub struct RestoreLdapArgs {
     /// A directory holding ldap.bak, instead of a session of the target.
     #[arg(short = 'o', value_name = "DIR")]
     from_dir: Option<PathBuf>,
+    /// Do not restore the session's local config, IMAP certificate and key and
+    /// admin token into conf/ (a whole-directory restore does by default).
+    #[arg(long = "skipConf")]
+    skip_conf: bool,
     /// Backup target (default: zimbraBackupTarget, else <home>/backup).
     #[arg(short = 't', long = "target", value_name = "DIR")]
     target: Option<String>,
@@ -475,14 +486,56 @@ pub fn restore_ldap(home: &Home, args: RestoreLdapArgs) -> anyhow::Result<ExitCo
             return Ok(ExitCode::SUCCESS);
         }
         let summary = service.restore_directory(&entries, &args.accounts)?;
+        // A rebuilt server: its identity, and its backups go on into the target it
+        // was rebuilt from.
+        let rebuilt = args.accounts.is_empty() && args.from_dir.is_none();
+        let mut backup_target = None;
+        if rebuilt && args.target.is_some() {
+            let url = target.url();
+            let current =
+                mv_backup::default_target(&service.directory(), service.server_name(), home);
+            if current != url {
+                service.directory().modify_server(
+                    service.server_name(),
+                    &[mv_directory::Modification::Replace {
+                        name: "zimbraBackupTarget".into(),
+                        values: vec![url.clone()],
+                    }],
+                )?;
+                backup_target = Some(url);
+            }
+        }
         drop(service);
+        let identity = if rebuilt && !args.skip_conf {
+            let label: mv_backup::Label = source.parse()?;
+            Some(mv_backup::identity::restore(target.as_ref(), &label, home)?)
+        } else {
+            None
+        };
         if args.json {
             println!(
                 "{}",
-                serde_json::json!({ "source": source, "restored": summary })
+                serde_json::json!({
+                    "source": source,
+                    "restored": summary,
+                    "conf": identity,
+                    "zimbraBackupTarget": backup_target,
+                })
             );
         } else {
             println!("Restored the directory from {source}: {summary}");
+            if let Some(i) = &identity {
+                println!(
+                    "Restored from {source}: {} (the files replaced are kept as \
+                     *.before-restore; --skipConf leaves conf/ alone)",
+                    i.restored.join(", ")
+                );
+            }
+            if let Some(t) = &backup_target {
+                println!(
+                    "zimbraBackupTarget of this server is now {t}, the target it was rebuilt from"
+                );
+            }
         }
         Ok(ExitCode::SUCCESS)
     })();

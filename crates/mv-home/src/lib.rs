@@ -8,6 +8,6 @@ pub mod localconfig;
 pub mod lock;
 
 pub use durable::{fsync_dir, write_atomic};
-pub use layout::{Home, HomeError};
+pub use layout::{Exposure, Home, HomeError};
 pub use localconfig::{LocalConfig, LocalConfigError};
 pub use lock::{HomeLock, LockError};

@@ -79,7 +79,10 @@ impl BackupError {
             let dir = to.parent().unwrap_or(&to).display().to_string();
             BackupError::Io {
                 path: if full {
-                    format!("no space for {} on the filesystem of {dir} (copying {from})", to.display())
+                    format!(
+                        "no space for {} on the filesystem of {dir} (copying {from})",
+                        to.display()
+                    )
                 } else {
                     format!("copying {from} to {}", to.display())
                 },

@@ -79,7 +79,14 @@ fn home_and_target_hold_nothing_for_others_under_umask_022() {
     std::fs::write(&msg, "From: x@y.test\r\nSubject: private\r\n\r\nbody\r\n").unwrap();
     ok(
         "zmmailbox",
-        &["-z", "-m", "a@d.test", "am", "/Inbox", msg.to_str().unwrap()],
+        &[
+            "-z",
+            "-m",
+            "a@d.test",
+            "am",
+            "/Inbox",
+            msg.to_str().unwrap(),
+        ],
     );
     // A relative -t is the caller's: the target lands beside the caller.
     ok("zmbackup", &["-f", "-a", "all", "-t", "tgt", "-sync"]);
@@ -114,7 +121,10 @@ fn home_and_target_hold_nothing_for_others_under_umask_022() {
     let line = check_line(&env, "home permissions");
     assert!(line.contains("FAILED"), "{line}");
     assert!(line.contains(&blob.display().to_string()), "{line}");
-    assert!(line.contains("0644") && line.contains("chmod -R go-rwx"), "{line}");
+    assert!(
+        line.contains("0644") && line.contains("chmod -R go-rwx"),
+        "{line}"
+    );
 }
 
 /// A raw HTTP/1.1 POST: (status, body).
@@ -243,7 +253,10 @@ fn admin_api_checks_the_token_and_limits_before_reading_and_never_makes_targets(
     );
     let (status, body) = post(admin, "/v1/op", Some(token), &big);
     assert_eq!(status, 413, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("/v1/op/<op>"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("/v1/op/<op>"),
+        "{body}"
+    );
     let (status, body) = post(admin, "/v1/op/ping", Some(token), r#"{"op":"check"}"#);
     assert_eq!(status, 400, "{body}");
     // The CLI names the operation: a 2 MB message goes through the server.
@@ -255,7 +268,14 @@ fn admin_api_checks_the_token_and_limits_before_reading_and_never_makes_targets(
     std::fs::write(&msg, &text).unwrap();
     env.ok(
         "zmmailbox",
-        &["-z", "-m", "a@d.test", "am", "/Inbox", msg.to_str().unwrap()],
+        &[
+            "-z",
+            "-m",
+            "a@d.test",
+            "am",
+            "/Inbox",
+            msg.to_str().unwrap(),
+        ],
     );
 
     // Targets: never a relative path, never a skeleton outside a target.
@@ -271,22 +291,39 @@ fn admin_api_checks_the_token_and_limits_before_reading_and_never_makes_targets(
         assert_eq!(names, vec!["passwd"], "after {what}");
     };
     for (what, body) in [
-        ("relative restore", r#"{"op":"restore","accounts":["all"],"target":"../../etc"}"#.to_string()),
-        ("restore", format!(r#"{{"op":"restore","accounts":["all"],"target":"{etc_s}"}}"#)),
-        ("verify", format!(r#"{{"op":"backup_verify","target":"{etc_s}"}}"#)),
-        ("abort", format!(r#"{{"op":"backup_abort","label":"full-20260101.000000.000","target":"{etc_s}"}}"#)),
-        ("query", format!(r#"{{"op":"backup_query","target":"{etc_s}"}}"#)),
-        ("backup into a directory holding files", format!(r#"{{"op":"backup","kind":"full","accounts":["all"],"target":"{etc_s}"}}"#)),
+        (
+            "relative restore",
+            r#"{"op":"restore","accounts":["all"],"target":"../../etc"}"#.to_string(),
+        ),
+        (
+            "restore",
+            format!(r#"{{"op":"restore","accounts":["all"],"target":"{etc_s}"}}"#),
+        ),
+        (
+            "verify",
+            format!(r#"{{"op":"backup_verify","target":"{etc_s}"}}"#),
+        ),
+        (
+            "abort",
+            format!(
+                r#"{{"op":"backup_abort","label":"full-20260101.000000.000","target":"{etc_s}"}}"#
+            ),
+        ),
+        (
+            "query",
+            format!(r#"{{"op":"backup_query","target":"{etc_s}"}}"#),
+        ),
+        (
+            "backup into a directory holding files",
+            format!(r#"{{"op":"backup","kind":"full","accounts":["all"],"target":"{etc_s}"}}"#),
+        ),
     ] {
         let op = serde_json::from_str::<serde_json::Value>(&body).unwrap()["op"]
             .as_str()
             .unwrap()
             .to_string();
         let (status, answer) = post(admin, &format!("/v1/op/{op}"), Some(token), &body);
-        assert!(
-            (400..500).contains(&status),
-            "{what}: {status} {answer}"
-        );
+        assert!((400..500).contains(&status), "{what}: {status} {answer}");
         untouched(what);
     }
     let (_, answer) = post(
@@ -295,10 +332,19 @@ fn admin_api_checks_the_token_and_limits_before_reading_and_never_makes_targets(
         Some(token),
         r#"{"op":"restore","accounts":["all"],"target":"../../etc"}"#,
     );
-    assert!(answer["error"].as_str().unwrap().contains("relative"), "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("relative"),
+        "{answer}"
+    );
 
     // A backup may make a new target, under backup_target_roots once set.
-    env.ok("zmlocalconfig", &["-e", &format!("backup_target_roots={}", env.root.join("backups").display())]);
+    env.ok(
+        "zmlocalconfig",
+        &[
+            "-e",
+            &format!("backup_target_roots={}", env.root.join("backups").display()),
+        ],
+    );
     let outside = env.root.join("elsewhere");
     let o = env.zm(
         "zmbackup",
@@ -367,7 +413,14 @@ fn a_full_target_disk_is_named_as_the_target_not_the_home() {
         std::fs::write(&msg, format!("X-N: {i}\r\n{text}")).unwrap();
         env.ok(
             "zmmailbox",
-            &["-z", "-m", "a@d.test", "am", "/Inbox", msg.to_str().unwrap()],
+            &[
+                "-z",
+                "-m",
+                "a@d.test",
+                "am",
+                "/Inbox",
+                msg.to_str().unwrap(),
+            ],
         );
     }
     // Fill the target's filesystem: room for the session's small files, not
@@ -522,7 +575,10 @@ fn a_stopped_redo_log_fails_check_until_the_restart_that_recovers_it() {
     let reply = lmtp_deliver(lmtp, "a@d.test", &msg);
     assert!(reply.starts_with('4'), "{reply}");
     let line = check_line(&env, "redo log");
-    assert!(line.contains("FAILED") && line.contains("restart"), "{line}");
+    assert!(
+        line.contains("FAILED") && line.contains("restart"),
+        "{line}"
+    );
     // Space back: still said, until the restart.
     std::fs::remove_file(&filler).unwrap();
     let line = check_line(&env, "redo log");

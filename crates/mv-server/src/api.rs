@@ -238,7 +238,10 @@ mod tests {
         assert!(e.contains("add_message"), "{e}");
         let e = decode(br#"{"op":"nope"}"#, None).unwrap_err();
         assert!(e.starts_with("malformed request"), "{e}");
-        assert_eq!(op_name(br#"{"key":"x","op":"get_account"}"#).as_deref(), Some("get_account"));
+        assert_eq!(
+            op_name(br#"{"key":"x","op":"get_account"}"#).as_deref(),
+            Some("get_account")
+        );
     }
 
     proptest::proptest! {

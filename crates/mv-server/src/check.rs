@@ -463,7 +463,8 @@ fn listeners(home: &mv_home::Home) -> CheckItem {
         let s = std::net::TcpStream::connect_timeout(&addr, timeout)
             .map_err(|e| format!("{addr}: {e}"))?;
         if let Some(want) = greeting {
-            s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+            s.set_read_timeout(Some(timeout))
+                .map_err(|e| e.to_string())?;
             let mut line = String::new();
             std::io::BufReader::new(&s)
                 .read_line(&mut line)
@@ -539,7 +540,11 @@ fn home_permissions(home: &mv_home::Home) -> CheckItem {
             "{} of {scope} readable or writable by group or others ({}{}): chmod -R go-rwx {}",
             e.count,
             examples.join(", "),
-            if e.count > examples.len() as u64 { ", ..." } else { "" },
+            if e.count > examples.len() as u64 {
+                ", ..."
+            } else {
+                ""
+            },
             home.root().display()
         ),
     )

@@ -58,12 +58,12 @@ pub fn ensure_certificate(home: &Home) -> Result<bool, TlsError> {
     })?;
     // Public, but in the home like everything else: private (a wider mode is
     // what `mailvault check` reports).
-    mv_home::durable::write_atomic(&cert, generated.cert.pem().as_bytes()).map_err(
-        |source| TlsError::Write {
+    mv_home::durable::write_atomic(&cert, generated.cert.pem().as_bytes()).map_err(|source| {
+        TlsError::Write {
             path: cert.clone(),
             source,
-        },
-    )?;
+        }
+    })?;
     Ok(true)
 }
 

@@ -18,10 +18,10 @@
 use super::{ObjectInfo, Space, Target, TargetLock};
 use crate::error::{BackupError, Result};
 use mv_home::durable::{FILE_MODE, create_dir_all_durable, create_dir_all_private, fsync_dir};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -173,8 +173,7 @@ pub fn open(spec: &str, home: &mv_home::Home) -> Result<Arc<dyn Target>> {
 /// under one of `backup_target_roots` when that key is set (the home's own
 /// `backup/` always). So no request can scatter a target skeleton into `/etc`.
 fn may_become_target(path: &Path, home: &mv_home::Home) -> Result<()> {
-    let abs = resolve_existing_prefix(path)
-        .map_err(crate::BackupError::io(path.display()))?;
+    let abs = resolve_existing_prefix(path).map_err(crate::BackupError::io(path.display()))?;
     if abs == resolve_existing_prefix(&home.backup_dir()).unwrap_or_else(|_| home.backup_dir()) {
         return Ok(());
     }

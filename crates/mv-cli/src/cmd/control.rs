@@ -52,7 +52,9 @@ fn start(home: &Home) -> anyhow::Result<ExitCode> {
         }
         // It holds the home but does not serve: a server still recovering, one
         // killed whose process has not gone yet, or a tool working offline.
-        println!("pid {pid} holds the home but does not answer; waiting for it to come up or to exit...");
+        println!(
+            "pid {pid} holds the home but does not answer; waiting for it to come up or to exit..."
+        );
         let deadline = Instant::now() + START_PATIENCE;
         loop {
             match HomeLock::holder(home.root()) {
@@ -149,9 +151,7 @@ fn echo_new_lines(path: &std::path::Path, from: u64) -> u64 {
         return from;
     };
     let mut buf = Vec::new();
-    if f.seek(SeekFrom::Start(from)).is_err()
-        || f.take(1 << 20).read_to_end(&mut buf).is_err()
-    {
+    if f.seek(SeekFrom::Start(from)).is_err() || f.take(1 << 20).read_to_end(&mut buf).is_err() {
         return from;
     }
     let Some(end) = buf.iter().rposition(|&b| b == b'\n') else {

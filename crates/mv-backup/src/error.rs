@@ -65,6 +65,32 @@ impl BackupError {
         move |source| BackupError::Io { path, source }
     }
 
+    /// The error of copying `from` to `to`: a full disk or quota is the
+    /// destination's, and is named as such (not the source's path, which only
+    /// was read); other errors name both.
+    pub(crate) fn copy(
+        from: &std::path::Path,
+        to: &std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> BackupError {
+        let (from, to) = (from.display().to_string(), to.to_path_buf());
+        move |source| {
+            let full = source.kind() == std::io::ErrorKind::StorageFull
+                || source.kind() == std::io::ErrorKind::QuotaExceeded;
+            let dir = to.parent().unwrap_or(&to).display().to_string();
+            BackupError::Io {
+                path: if full {
+                    format!(
+                        "no space for {} on the filesystem of {dir} (copying {from})",
+                        to.display()
+                    )
+                } else {
+                    format!("copying {from} to {}", to.display())
+                },
+                source,
+            }
+        }
+    }
+
     pub(crate) fn sql(path: &std::path::Path) -> impl FnOnce(rusqlite::Error) -> BackupError + '_ {
         move |source| BackupError::Sql {
             path: path.to_path_buf(),

@@ -189,7 +189,33 @@ pub(crate) fn run_full(
 }
 
 pub(crate) fn report(s: &Session) -> SessionReport {
+    let missing: Vec<String> = s
+        .accounts
+        .iter()
+        .filter(|a| a.state == AccountState::Skipped)
+        .map(|a| a.email.clone())
+        .collect();
+    let mut errors = s.errors.clone();
+    // An aborted session is no success with nothing to say: it says what it
+    // left out, in the report people and scripts read (session.xml keeps the
+    // accounts' states).
+    if s.status == SessionStatus::Aborted {
+        errors.push(SessionError {
+            account: None,
+            message: if missing.is_empty() {
+                "aborted by command".to_string()
+            } else {
+                format!(
+                    "aborted by command: {} of {} accounts not backed up: {}",
+                    missing.len(),
+                    s.accounts.len(),
+                    missing.join(", ")
+                )
+            },
+        });
+    }
     SessionReport {
+        missing,
         label: s.label,
         kind: s.label.kind,
         status: s.status,
@@ -199,7 +225,7 @@ pub(crate) fn report(s: &Session) -> SessionReport {
         accounts: s.accounts.len() as u64,
         accounts_completed: s.completed_accounts().count() as u64,
         redo: s.redo,
-        errors: s.errors.clone(),
+        errors,
         stats: s.stats.clone(),
     }
 }

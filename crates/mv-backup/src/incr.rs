@@ -231,7 +231,7 @@ pub(crate) fn copy_redo_logs(
                 continue;
             }
             let scratch = run.target.scratch_dir()?.join(format!("{label}-{name}"));
-            std::fs::copy(&log.path, &scratch).map_err(BackupError::io(log.path.display()))?;
+            std::fs::copy(&log.path, &scratch).map_err(BackupError::copy(&log.path, &scratch))?;
             let rel = format!("redologs/{name}");
             let size = sb.put_file(&rel, &scratch)?;
             run.progress.bytes(size);

@@ -381,9 +381,20 @@ struct Built {
 impl Built {
     /// Removes what building it wrote (and the entry it created).
     fn discard(self, source: &Source) {
-        source.store.mailbox(self.dest.account().mailbox_id).close();
+        let to = self.dest.account().mailbox_id;
+        source.store.mailbox(to).close();
         for p in &self.written {
             let _ = std::fs::remove_file(p);
+        }
+        // The mailbox is a new one (`destination`): its directory on each volume
+        // holds only what this restore wrote, the blobs of replayed records too
+        // (not in `written`). Nothing of a failed restore stays behind.
+        let blobs = source.store.blobs();
+        for v in blobs.volumes() {
+            let one = blobs.blob_path(v.id, to, ItemId(0), 0);
+            if let Some(mailbox_dir) = one.ancestors().nth(3) {
+                let _ = std::fs::remove_dir_all(mailbox_dir);
+            }
         }
         match &self.dest {
             Destination::NewAccount(a)

@@ -140,6 +140,8 @@ pub struct SessionReport {
     pub accounts_completed: u64,
     pub redo: Option<(u64, u64)>,
     pub errors: Vec<SessionError>,
+    /// Accounts the session did not back up because it was aborted.
+    pub missing: Vec<String>,
     pub stats: SessionStats,
 }
 

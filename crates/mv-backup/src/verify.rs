@@ -390,6 +390,47 @@ pub fn verify(target: &dyn Target, opts: &VerifyOptions) -> Result<VerifyReport>
     for p in v.pool.problems.clone() {
         v.problem(None, Some(p.path), p.message, Vec::new());
     }
+    for zip in v.pool.orphans.clone() {
+        let idx = format!("{}.idx", zip.strip_suffix(".zip").unwrap_or(&zip));
+        v.problem(
+            None,
+            Some(idx),
+            format!(
+                "pack index is missing: the blobs of {zip} cannot be found (an interrupted \
+                 backup leaves such a pack and the next one removes it; otherwise run a full \
+                 backup, which writes the blobs again)"
+            ),
+            Vec::new(),
+        );
+    }
+    // accounts.xml is derived from the sessions, but it is what people and the
+    // tools read first: damage to it is said, with what repairs it.
+    match target.get(crate::accounts_xml::PATH) {
+        Ok(bytes) => {
+            if let Err(e) = crate::accounts_xml::parse(
+                &format!("{}/{}", target.url(), crate::accounts_xml::PATH),
+                &bytes,
+            ) {
+                v.problem(
+                    None,
+                    Some(crate::accounts_xml::PATH.to_string()),
+                    format!("{e} (the next backup or zmbackup -del rewrites it from the sessions)"),
+                    Vec::new(),
+                );
+            }
+        }
+        Err(BackupError::NotFound(_)) if catalog.sessions().next().is_some() => {
+            v.problem(
+                None,
+                Some(crate::accounts_xml::PATH.to_string()),
+                "accounts.xml is missing (the next backup or zmbackup -del rewrites it from the sessions)"
+                    .to_string(),
+                Vec::new(),
+            );
+        }
+        Err(BackupError::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
     let entries: Vec<_> = catalog
         .entries
         .iter()

@@ -704,6 +704,15 @@ fn abort_stops_between_accounts_and_keeps_what_completed(fx: Fx) {
     assert_eq!(s.status, SessionStatus::Aborted);
     assert_eq!(s.status_text, "completed (aborted by command)");
     assert_eq!(s.accounts_completed, 1);
+    // Unmistakable for scripts: the accounts left out, and an error naming them.
+    assert_eq!(s.missing.len(), 2, "{:?}", s.missing);
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["sessions"][0]["status"], "aborted");
+    let msg = json["sessions"][0]["errors"][0]["message"]
+        .as_str()
+        .unwrap();
+    assert!(msg.contains("2 of 3 accounts not backed up"), "{msg}");
+    assert!(!r.ok());
     let v = verify(&fx, ReadData::All);
     assert!(v.ok(), "{:?}", v.problems);
     let text = mv_backup::query::format_text(
@@ -900,4 +909,57 @@ fn compression_options_and_shared_blobs_off(fx: Fx) {
     );
     let v = verify(&fx, ReadData::All);
     assert!(v.ok(), "{:?}", v.problems);
+}
+
+/// `verify` names a pack whose index went missing, and a damaged or missing
+/// accounts.xml, each with what repairs it.
+#[test]
+fn verify_names_a_missing_pack_index_and_a_damaged_accounts_xml() {
+    let fx = Fx::new();
+    let a = fx.account("alice@d.test");
+    fx.deliver(&message("one", 3000), &[&a]);
+    fx.backup(SessionKind::Full);
+    assert!(verify(&fx, ReadData::None).ok());
+
+    let idx: Vec<std::path::PathBuf> = std::fs::read_dir(fx.target_dir.join("packs"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "idx"))
+        .collect();
+    assert_eq!(idx.len(), 1, "{idx:?}");
+    let saved = std::fs::read(&idx[0]).unwrap();
+    std::fs::remove_file(&idx[0]).unwrap();
+    let v = verify(&fx, ReadData::None);
+    let name = idx[0].file_name().unwrap().to_str().unwrap();
+    assert!(
+        v.problems
+            .iter()
+            .any(|p| p.path.as_deref().is_some_and(|x| x.ends_with(name))
+                && p.message.contains("pack index is missing")),
+        "{:?}",
+        v.problems
+    );
+    std::fs::write(&idx[0], saved).unwrap();
+    assert!(verify(&fx, ReadData::None).ok());
+
+    let xml = fx.target_dir.join("accounts.xml");
+    let bytes = std::fs::read(&xml).unwrap();
+    std::fs::write(&xml, &bytes[..bytes.len() / 2]).unwrap();
+    let v = verify(&fx, ReadData::None);
+    assert!(
+        v.problems.iter().any(|p| p.path.as_deref() == Some("accounts.xml")
+            && p.message.contains("rewrites it")),
+        "{:?}",
+        v.problems
+    );
+    std::fs::remove_file(&xml).unwrap();
+    let v = verify(&fx, ReadData::None);
+    assert!(
+        v.problems
+            .iter()
+            .any(|p| p.message.contains("accounts.xml is missing")),
+        "{:?}",
+        v.problems
+    );
 }

@@ -603,3 +603,54 @@ fn first_incremental_after_a_full_copies_only_what_followed_it(fx: Fx) {
         state(&fx.store, a.mailbox_id)
     );
 }
+
+/// A restore that fails on a damaged database after the blobs were written and
+/// while redo records were replayed (their content too) leaves no file behind:
+/// no blob, no database, nothing under the new mailbox's id.
+#[test]
+fn a_restore_failing_on_a_damaged_database_leaves_no_orphan_file() {
+    let fx = Fx::new();
+    let user = fx.account("user@d.test");
+    for i in 0..3 {
+        fx.deliver(&message(&format!("a{i}"), 3000 + i), &[&user]);
+    }
+    fx.backup(SessionKind::Full);
+    // Replayed on top of the full: their content is written by the replay.
+    for i in 0..2 {
+        fx.deliver(&message(&format!("b{i}"), 2000 + i), &[&user]);
+    }
+    let db = files_under(&fx.target_dir.join("sessions"), "sqlite")[0].clone();
+    {
+        // The item table reads (blobs are restored), the folders do not (the
+        // replay fails).
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch("DROP TABLE folder;").unwrap();
+    }
+    let before_store = files_under(&fx.home.store_dir(), "msg");
+    let all_files = |dir: &std::path::Path| {
+        let mut v: Vec<_> = ["msg", "sqlite", "restoring", "wal", "shm"]
+            .iter()
+            .flat_map(|e| files_under(dir, e))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = (
+        all_files(&fx.home.store_dir()),
+        all_files(&fx.home.db_dir()),
+    );
+    let err = restore_account(
+        &fx.source(),
+        fx.target().as_ref(),
+        "user@d.test",
+        &RestoreOptions::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("folder"), "{err}");
+    let after = (
+        all_files(&fx.home.store_dir()),
+        all_files(&fx.home.db_dir()),
+    );
+    assert_eq!(after, before, "files left by the failed restore");
+    assert_eq!(before_store.len(), 5);
+}

@@ -218,3 +218,67 @@ fn two_contenders_never_hold_the_lock_together() {
     assert_eq!(wins.load(std::sync::atomic::Ordering::SeqCst), 12);
     assert_eq!(max.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// What an S3 target says when it cannot work: no credentials (never asking the
+/// cloud's metadata service), a missing bucket, a store that does not answer
+/// (retried for the configured budget, not a few seconds).
+#[test]
+fn no_credentials_missing_bucket_and_outages_are_said_plainly() {
+    let fx = Fx::new_s3();
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        let mut s = fx.s3_settings();
+        s.access_key = None;
+        s.secret_key = None;
+        let e = S3Target::open(&server(&fx).url("t"), s).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no S3 endpoint or credentials configured"),
+            "{e}"
+        );
+    }
+
+    let t = S3Target::open("s3://no-such-bucket/t", fx.s3_settings()).unwrap();
+    let e = t.exists().unwrap_err().to_string();
+    assert!(e.contains("bucket does not exist"), "{e}");
+
+    // Nothing listens: retried with backoff for the whole budget.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut s = fx.s3_settings();
+    s.endpoint = Some(format!("http://127.0.0.1:{port}"));
+    s.retry_budget = Duration::from_secs(4);
+    let t = S3Target::open(&server(&fx).url("t"), s).unwrap();
+    let started = Instant::now();
+    assert!(t.get("accounts.xml").is_err());
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(40),
+        "{took:?}"
+    );
+}
+
+/// A lock whose lease cannot be renewed in time stops the run's requests at
+/// once (not after the retry budget): another host may take the lock then.
+#[test]
+fn a_lease_that_cannot_be_renewed_stops_the_run() {
+    let mut fx = Fx::new_s3();
+    let mut s = fx.s3_settings();
+    s.lease = Duration::from_secs(3);
+    s.retry_budget = Duration::from_secs(120);
+    let t = S3Target::open(&server(&fx).url("t"), s).unwrap();
+    let _held = t.lock("Backup full-x", Duration::ZERO).unwrap();
+    t.put("probe", b"1").unwrap();
+    // The store goes away: renewals fail, retried, while the lease runs out.
+    drop(fx.s3.take());
+    let started = Instant::now();
+    let e = t.put("probe", b"2").unwrap_err().to_string();
+    assert!(e.contains("lease could not be renewed"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}

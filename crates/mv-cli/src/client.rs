@@ -65,10 +65,16 @@ impl Client {
                     .timeout_global(Some(std::time::Duration::from_secs(600)))
                     .build()
                     .into();
+                // Named in the path: the server picks the body limit of the
+                // operation (content operations take more) before reading it.
+                let body = serde_json::to_vec(&req).context("encoding the request")?;
+                let op = mv_server::api::op_name(&body).unwrap_or_default();
+                let url = format!("{url}/{op}");
                 let mut resp = agent
-                    .post(url)
+                    .post(&url)
                     .header("Authorization", &format!("Bearer {token}"))
-                    .send_json(&req)
+                    .header("Content-Type", "application/json")
+                    .send(&body[..])
                     .with_context(|| {
                         format!(
                             "contacting the running server at {url} (is it up? zmcontrol status)"

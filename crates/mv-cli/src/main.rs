@@ -69,6 +69,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before anything can create a file: the home, its databases, blobs, logs and
+    // local backup targets are the owner's alone, whatever umask we inherited.
+    mv_home::durable::private_umask();
     let mut args: Vec<String> = std::env::args().collect();
     let program = args.first().cloned().unwrap_or_default();
     if let Some(tool) = zimbra::tool_for_program(&program) {

@@ -38,9 +38,42 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()>
     result
 }
 
-/// Writes `bytes` to `path` atomically and durably with mode 0644.
+/// Writes `bytes` to `path` atomically and durably, readable by the owner only
+/// ([`FILE_MODE`]): what mailvault writes holds mail, hashes or secrets.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_atomic_mode(path, bytes, 0o644)
+    write_atomic_mode(path, bytes, FILE_MODE)
+}
+
+/// The mode of every file mailvault creates in a home or a local backup target.
+pub const FILE_MODE: u32 = 0o600;
+/// The mode of every directory mailvault creates in a home or a local target.
+pub const DIR_MODE: u32 = 0o700;
+
+/// Makes every file and directory this process creates from now on private to
+/// its owner, whatever umask it was started with (as Postfix and Dovecot do for
+/// their queues and mail): SQLite, tantivy and `File::create` take their modes
+/// from the umask. Call first thing in every entry point; affects the whole
+/// process (the umask is per process, not per thread).
+pub fn private_umask() {
+    // SAFETY: umask only sets the calling process's file mode creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+/// Creates one directory with [`DIR_MODE`] (the umask can only narrow it).
+pub fn create_dir_private(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new().mode(DIR_MODE).create(dir)
+}
+
+/// `create_dir_all` with [`DIR_MODE`] for each directory made (no fsyncs).
+pub fn create_dir_all_private(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .mode(DIR_MODE)
+        .recursive(true)
+        .create(dir)
 }
 
 /// Fsyncs a directory so that entries created, renamed or removed in it are durable.
@@ -59,8 +92,9 @@ pub fn rename_durable(from: &Path, to: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Creates a directory and its missing parents, fsyncing each parent that gained an
-/// entry, so a crash cannot lose a directory a later durable write relies on.
+/// Creates a directory and its missing parents (mode [`DIR_MODE`]), fsyncing each
+/// parent that gained an entry, so a crash cannot lose a directory a later
+/// durable write relies on.
 pub fn create_dir_all_durable(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
@@ -70,7 +104,7 @@ pub fn create_dir_all_durable(dir: &Path) -> io::Result<()> {
     {
         create_dir_all_durable(parent)?;
     }
-    match fs::create_dir(dir) {
+    match create_dir_private(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(e),

@@ -129,8 +129,21 @@ impl Home {
                 source,
             })
         };
+        create(self.root.clone())?;
+        if fresh {
+            // A directory made for the home beforehand (mkdir, a volume's mount
+            // point) keeps the mode it was made with: the home is private.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                &self.root,
+                std::fs::Permissions::from_mode(crate::durable::DIR_MODE),
+            )
+            .map_err(|source| HomeError::Create {
+                path: self.root.clone(),
+                source,
+            })?;
+        }
         for dir in [
-            self.root.clone(),
             self.conf_dir(),
             self.db_dir(),
             self.mailbox_db_dir(),
@@ -175,6 +188,54 @@ impl Home {
     }
 }
 
+/// Files and directories in a home that group or others may read, write or
+/// enter ([`Home::exposed`]).
+#[derive(Debug, Clone, Default)]
+pub struct Exposure {
+    /// The first few exposed paths with their modes (permission bits).
+    pub examples: Vec<(PathBuf, u32)>,
+    /// How many exposed paths were found.
+    pub count: u64,
+    /// How many entries were looked at.
+    pub scanned: u64,
+    /// True when the scan stopped at its budget before seeing everything.
+    pub truncated: bool,
+}
+
+impl Home {
+    /// Walks the home (symlinks are not followed; at most `budget` entries) for
+    /// anything with group or other permission bits: everything in a home holds
+    /// mail, password hashes or secrets.
+    pub fn exposed(&self, budget: u64) -> Exposure {
+        use std::os::unix::fs::PermissionsExt;
+        let mut out = Exposure::default();
+        let mut stack = vec![self.root.clone()];
+        while let Some(path) = stack.pop() {
+            if out.scanned >= budget {
+                out.truncated = true;
+                break;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue; // removed while we looked
+            };
+            out.scanned += 1;
+            let mode = meta.permissions().mode() & 0o7777;
+            if !meta.file_type().is_symlink() && mode & 0o077 != 0 {
+                out.count += 1;
+                if out.examples.len() < 5 {
+                    out.examples.push((path.clone(), mode));
+                }
+            }
+            if meta.is_dir()
+                && let Ok(entries) = std::fs::read_dir(&path)
+            {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        }
+        out
+    }
+}
+
 fn random_token() -> String {
     use rand::Rng;
     let mut rng = rand::rng();
@@ -214,6 +275,35 @@ mod tests {
         );
         let cfg = home.open().unwrap();
         assert_eq!(cfg.get("backup_archived_redolog_keep_time"), Some("3600"));
+    }
+
+    #[test]
+    fn init_makes_a_private_home_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("h");
+        // Made beforehand, open to everyone, as `mkdir` under umask 022 would.
+        std::fs::create_dir(&root).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let home = Home::at(&root);
+        home.init().unwrap();
+        let exposed = home.exposed(10_000);
+        assert_eq!(exposed.count, 0, "{:?}", exposed.examples);
+        assert!(exposed.scanned > 8, "{exposed:?}");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root), 0o700);
+        assert_eq!(mode(&home.localconfig_path()), 0o600);
+
+        // A file someone opened up is found and named.
+        let loose = home.log_dir().join("mailbox.log");
+        std::fs::write(&loose, b"x").unwrap();
+        std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let exposed = home.exposed(10_000);
+        assert_eq!(exposed.count, 1);
+        assert_eq!(exposed.examples, vec![(loose, 0o644)]);
+        // The budget bounds the walk and says so.
+        let partial = home.exposed(3);
+        assert!(partial.truncated && partial.scanned == 3, "{partial:?}");
     }
 
     #[test]

@@ -9,6 +9,6 @@ pub mod lock;
 pub mod ports;
 
 pub use durable::{fsync_dir, write_atomic};
-pub use layout::{Home, HomeError};
+pub use layout::{Exposure, Home, HomeError};
 pub use localconfig::{LocalConfig, LocalConfigError};
 pub use lock::{HomeLock, LockError};

@@ -34,6 +34,12 @@ pub const KNOWN_KEYS: &[KeyInfo] = &[
         description: "store every blob per account instead of once per target",
     },
     KeyInfo {
+        name: "backup_target_roots",
+        default: "",
+        secret: false,
+        description: "colon-separated directories under which a backup may make a new local target (empty: anywhere not already holding files)",
+    },
+    KeyInfo {
         name: "zmdisklog_warn_threshold",
         default: "85",
         secret: false,
@@ -176,6 +182,12 @@ pub const KNOWN_KEYS: &[KeyInfo] = &[
         default: "2000",
         secret: false,
         description: "how long a backup waits after writing an s3:// lock lease before reading it back; must exceed the slowest PUT",
+    },
+    KeyInfo {
+        name: "s3_retry_seconds",
+        default: "300",
+        secret: false,
+        description: "how long one s3:// request is retried (exponential backoff, up to 15 s apart) before the backup or restore fails",
     },
     KeyInfo {
         name: "s3_part_size_mb",

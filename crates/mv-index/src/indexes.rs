@@ -245,7 +245,7 @@ impl Indexes {
     /// logged and retried on the next round; mail delivery never waits on this.
     pub fn run_background(&self, store: &Store, interval: Duration, stop: &dyn Fn() -> bool) {
         while !stop() {
-            self.update_all(store);
+            self.update_all_until(store, stop);
             let (lock, cv) = &self.wake;
             let mut woken = lock.lock().unwrap_or_else(|p| p.into_inner());
             if !*woken {
@@ -260,6 +260,12 @@ impl Indexes {
 
     /// One round of the background indexer over every live mailbox.
     pub fn update_all(&self, store: &Store) {
+        self.update_all_until(store, &|| false)
+    }
+
+    /// [`Indexes::update_all`] that stops between mailboxes and between batches
+    /// once `stop` says so (see `MailboxIndex::update_until`).
+    pub fn update_all_until(&self, store: &Store, stop: &dyn Fn() -> bool) {
         let ids = match store.mailbox_ids() {
             Ok(ids) => ids,
             Err(e) => {
@@ -268,11 +274,14 @@ impl Indexes {
             }
         };
         for id in ids {
+            if stop() {
+                return;
+            }
             match store.mailbox(id).info() {
                 Ok(Some(i)) if !i.deleted => {}
                 _ => continue,
             }
-            if let Err(e) = self.update(store, id) {
+            if let Err(e) = self.mailbox(id).update_until(store, stop) {
                 tracing::warn!("search indexer: mailbox {id}: {e}");
             }
         }

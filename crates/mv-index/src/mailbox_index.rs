@@ -151,14 +151,22 @@ impl MailboxIndex {
     /// Brings the index up to the mailbox's current change number (incremental;
     /// a missing, damaged or foreign index is rebuilt). Returns the indexed change.
     pub fn update(&self, store: &Store) -> Result<u64, IndexError> {
+        self.update_until(store, &|| false)
+    }
+
+    /// [`MailboxIndex::update`] that gives up between batches once `stop` says
+    /// so (a server shutting down): what was added since the last commit is
+    /// dropped, the index stays at its last committed change (the next run goes
+    /// on from there), and no segment merge is started.
+    pub fn update_until(&self, store: &Store, stop: &dyn Fn() -> bool) -> Result<u64, IndexError> {
         let mut g = self.lock();
-        self.update_locked(&mut g, store, false)
+        self.update_locked(&mut g, store, false, stop)
     }
 
     /// Drops the index and indexes the mailbox from scratch.
     pub fn rebuild(&self, store: &Store) -> Result<u64, IndexError> {
         let mut g = self.lock();
-        self.update_locked(&mut g, store, true)
+        self.update_locked(&mut g, store, true, &|| false)
     }
 
     /// One retry after dropping the index: an index fault is never fatal while the
@@ -168,17 +176,18 @@ impl MailboxIndex {
         g: &mut Option<Open>,
         store: &Store,
         rebuild: bool,
+        stop: &dyn Fn() -> bool,
     ) -> Result<u64, IndexError> {
         if rebuild {
             self.drop_index(g)?;
         }
-        let r = self.try_update(g, store);
+        let r = self.try_update(g, store, stop);
         let r = match r {
             Err(e) if e.is_index_fault() => {
                 tracing::warn!("mailbox {}: {e}; rebuilding the search index", self.id);
                 self.set_status(|s| s.last_error = Some(e.to_string()));
                 self.drop_index(g)?;
-                self.try_update(g, store)
+                self.try_update(g, store, stop)
             }
             r => r,
         };
@@ -208,7 +217,12 @@ impl MailboxIndex {
         Ok(())
     }
 
-    fn try_update(&self, g: &mut Option<Open>, store: &Store) -> Result<u64, IndexError> {
+    fn try_update(
+        &self,
+        g: &mut Option<Open>,
+        store: &Store,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<u64, IndexError> {
         // The index directory vanished under an open index (a restore swapped the
         // mailbox in and dropped it): reopen, which rebuilds.
         if g.is_some() && !self.dir.join("meta.json").is_file() {
@@ -261,6 +275,11 @@ impl MailboxIndex {
             writer.delete_term(self.fields.id_term(*id));
         }
         for chunk in messages.chunks(BATCH) {
+            if stop() {
+                // Uncommitted: dropping the writer discards the batch.
+                drop(writer);
+                return Ok(from);
+            }
             let (mut ok, mut failed) = (0, 0);
             for item in chunk {
                 writer.delete_term(self.fields.id_term(item.id));
@@ -296,6 +315,10 @@ impl MailboxIndex {
             change: changes.applied_change,
         })
         .expect("payload serializes");
+        if stop() {
+            // Commit what is done, but start no merge the shutdown would wait for.
+            writer.set_merge_policy(Box::new(tantivy::merge_policy::NoMergePolicy));
+        }
         let mut prepared = writer.prepare_commit().map_err(&err)?;
         prepared.set_payload(&payload);
         prepared.commit().map_err(&err)?;
@@ -396,12 +419,12 @@ impl MailboxIndex {
         query: &dyn Query,
     ) -> Result<(HashSet<u32>, u64), IndexError> {
         let mut g = self.lock();
-        self.update_locked(&mut g, store, false)?;
+        self.update_locked(&mut g, store, false, &|| false)?;
         match self.run(g.as_ref().expect("updated"), query) {
             Ok(r) => Ok(r),
             Err(e) => {
                 tracing::warn!("mailbox {}: {e}; rebuilding the search index", self.id);
-                self.update_locked(&mut g, store, true)?;
+                self.update_locked(&mut g, store, true, &|| false)?;
                 self.run(g.as_ref().expect("rebuilt"), query)
             }
         }
@@ -415,7 +438,7 @@ impl MailboxIndex {
         queries: &[&dyn Query],
     ) -> Result<(Vec<HashSet<u32>>, u64), IndexError> {
         let mut g = self.lock();
-        self.update_locked(&mut g, store, false)?;
+        self.update_locked(&mut g, store, false, &|| false)?;
         let run_all = |open: &Open| -> Result<(Vec<HashSet<u32>>, u64), IndexError> {
             let mut out = Vec::with_capacity(queries.len());
             for q in queries {
@@ -427,7 +450,7 @@ impl MailboxIndex {
             Ok(r) => Ok(r),
             Err(e) => {
                 tracing::warn!("mailbox {}: {e}; rebuilding the search index", self.id);
-                self.update_locked(&mut g, store, true)?;
+                self.update_locked(&mut g, store, true, &|| false)?;
                 run_all(g.as_ref().expect("rebuilt"))
             }
         }
@@ -438,7 +461,7 @@ impl MailboxIndex {
     /// diagnostics; searches go through [`crate::Indexes`].)
     pub fn documents(&self, store: &Store) -> Result<(Vec<IndexedDoc>, u64), IndexError> {
         let mut g = self.lock();
-        self.update_locked(&mut g, store, false)?;
+        self.update_locked(&mut g, store, false, &|| false)?;
         let open = g.as_ref().expect("updated");
         let err = IndexError::tantivy(&self.dir);
         let searcher = open.reader.searcher();

@@ -515,3 +515,25 @@ proptest! {
         prop_assert_eq!(ids(&via), ids(&scan), "query {}", q);
     }
 }
+
+/// A shutdown stops the indexer between batches: nothing half-done is
+/// committed, the index stays at its last commit, and the next run goes on.
+#[test]
+fn indexing_stops_between_batches_when_asked() {
+    let f = fixture(250);
+    let idx = Indexes::new(&f.home);
+    let checks = std::sync::atomic::AtomicUsize::new(0);
+    // Asked to stop after the first batch of 200.
+    let stop = || checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 1;
+    let change = idx.mailbox(MBOX).update_until(&f.store, &stop).unwrap();
+    assert_eq!(change, 0, "nothing committed");
+    assert_eq!(checks.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(idx.mailbox(MBOX).disk_change().unwrap_or(0), 0);
+    // Stopped before it started: no mailbox is looked at.
+    idx.update_all_until(&f.store, &|| true);
+    assert_eq!(idx.mailbox(MBOX).disk_change().unwrap_or(0), 0);
+    // The next run indexes everything.
+    idx.update_all(&f.store);
+    let (docs, _) = idx.mailbox(MBOX).documents(&f.store).unwrap();
+    assert_eq!(docs.len(), 250);
+}

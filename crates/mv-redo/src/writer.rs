@@ -322,6 +322,11 @@ impl RedoLog {
         }
     }
 
+    /// Why the log stopped taking records (see "Failures" above), if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failed.get().cloned()
+    }
+
     /// Every record up to this LSN is on disk.
     pub fn durable_lsn(&self) -> Lsn {
         Lsn(self.shared.durable.load(Ordering::Acquire))

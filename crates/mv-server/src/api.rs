@@ -4,10 +4,15 @@
 //! `POST /v1/op` runs one [`Request`] (the same requests the CLI runs in-process)
 //! and answers `{"result": ...}` or `{"error": "..."}` with a meaningful status:
 //! 401 without the right token, 400 for a malformed or invalid request, 404 for
-//! something that does not exist, 500 for a server-side failure.
+//! something that does not exist, 413 for a body over the operation's limit,
+//! 500 for a server-side failure. `POST /v1/op/<op>` is the same with the
+//! operation named in the path, which operations carrying content must use:
+//! the token is checked on the headers and the limit chosen from the path before
+//! any of the body is read.
 
 use crate::{Request, Service};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,17 +26,84 @@ struct ApiState {
     token: Arc<String>,
 }
 
+/// Body limit of an operation that carries no content (everything but
+/// [`CONTENT_OPS`]): a request of a few fields and lists.
+pub const MAX_BODY: usize = 1 << 20;
+/// Body limit of an operation in [`CONTENT_OPS`]: messages and archives travel
+/// base64-encoded, so the LMTP size limit plus a third.
+pub const MAX_CONTENT_BODY: usize = 128 << 20;
+/// Operations whose request carries content (base64 messages, archives,
+/// calendars, contacts). They are posted to `/v1/op/<op>` so that the limit is
+/// known before the body is read.
+pub const CONTENT_OPS: &[&str] = &[
+    "add_message",
+    "import_tgz",
+    "import_calendar",
+    "import_contacts",
+];
+
 /// The API's routes.
 pub fn router(service: Arc<Service>, token: String) -> Router {
     Router::new()
         .route("/v1/op", post(op))
+        .route("/v1/op/{name}", post(op_named))
         .route("/v1/health", get(health))
-        // Messages travel base64-encoded: allow the LMTP size limit plus overhead.
-        .layer(DefaultBodyLimit::max(128 << 20))
+        // The handlers take the body unread and apply their own limit, per
+        // operation, only once the token is checked.
+        .layer(DefaultBodyLimit::disable())
         .with_state(ApiState {
             service,
             token: Arc::new(token),
         })
+}
+
+/// The body limit of an operation by name: `None` for an unknown name.
+pub fn body_limit(op: &str) -> Option<usize> {
+    if CONTENT_OPS.contains(&op) {
+        Some(MAX_CONTENT_BODY)
+    } else if is_op_name(op) {
+        Some(MAX_BODY)
+    } else {
+        None
+    }
+}
+
+/// Whether `op` is spelled like an operation (`snake_case`, short): the
+/// request's decoding says whether it exists.
+fn is_op_name(op: &str) -> bool {
+    !op.is_empty()
+        && op.len() <= 64
+        && op
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// The `op` field of a JSON request, without decoding the rest into memory.
+pub fn op_name(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Tag {
+        op: String,
+    }
+    serde_json::from_slice::<Tag>(body).ok().map(|t| t.op)
+}
+
+/// Decodes a request body that arrived on the route for `named` (None: the
+/// plain `/v1/op`). The error is the answer's message.
+pub fn decode(body: &[u8], named: Option<&str>) -> Result<Request, String> {
+    let req: Request =
+        serde_json::from_slice(body).map_err(|e| format!("malformed request: {e}"))?;
+    if let Some(name) = named {
+        match op_name(body) {
+            Some(op) if op == name => {}
+            other => {
+                return Err(format!(
+                    "the request's op {:?} is not the {name:?} of its path /v1/op/{name}",
+                    other.unwrap_or_default()
+                ));
+            }
+        }
+    }
+    Ok(req)
 }
 
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -64,21 +136,72 @@ async fn health(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     Json(json!({"result": {"ok": true, "server": state.service.server_name()}})).into_response()
 }
 
-async fn op(
+async fn op(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Response {
+    run(state, headers, body, None).await
+}
+
+async fn op_named(
     State(state): State<ApiState>,
+    Path(name): Path<String>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Body,
 ) -> Response {
+    run(state, headers, body, Some(name)).await
+}
+
+/// Token first, from the headers alone: an unauthenticated request is answered
+/// without a byte of its body read. Then the operation's limit, from the path
+/// (`Content-Length` checked before reading, the bytes counted while reading).
+async fn run(state: ApiState, headers: HeaderMap, body: Body, named: Option<String>) -> Response {
     if !authorized(&headers, &state.token) {
         return error(
             StatusCode::UNAUTHORIZED,
             "missing or wrong admin token (see conf/admin.token)",
         );
     }
-    let req: Request = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed request: {e}")),
+    let limit = match named.as_deref() {
+        None => MAX_BODY,
+        Some(name) => match body_limit(name) {
+            Some(l) => l,
+            None => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    format!("no operation {name:?}: POST /v1/op/<op> with the request's op"),
+                );
+            }
+        },
     };
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            if named.is_none() {
+                format!(
+                    "request body over {} bytes: {} take up to {} bytes when posted to /v1/op/<op>",
+                    MAX_BODY,
+                    CONTENT_OPS.join(", "),
+                    MAX_CONTENT_BODY
+                )
+            } else {
+                format!("request body over {limit} bytes, the limit of this operation")
+            },
+        )
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
+    let body = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => return too_large(),
+    };
+    let req = match decode(&body, named.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    drop(body);
     let service = state.service.clone();
     match tokio::task::spawn_blocking(move || service.execute_shared(req)).await {
         Ok(Ok(result)) => Json(json!({"result": result})).into_response(),
@@ -91,5 +214,60 @@ async fn op(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("request failed: {e}"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_follow_the_operation() {
+        assert_eq!(body_limit("add_message"), Some(MAX_CONTENT_BODY));
+        assert_eq!(body_limit("import_tgz"), Some(MAX_CONTENT_BODY));
+        assert_eq!(body_limit("ping"), Some(MAX_BODY));
+        assert_eq!(body_limit("../etc"), None);
+        assert_eq!(body_limit(""), None);
+    }
+
+    #[test]
+    fn decoding_checks_the_path_against_the_op() {
+        assert!(decode(br#"{"op":"ping"}"#, None).is_ok());
+        assert!(decode(br#"{"op":"ping"}"#, Some("ping")).is_ok());
+        let e = decode(br#"{"op":"ping"}"#, Some("add_message")).unwrap_err();
+        assert!(e.contains("add_message"), "{e}");
+        let e = decode(br#"{"op":"nope"}"#, None).unwrap_err();
+        assert!(e.starts_with("malformed request"), "{e}");
+        assert_eq!(
+            op_name(br#"{"key":"x","op":"get_account"}"#).as_deref(),
+            Some("get_account")
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// Whatever arrives, decoding answers (a request or an error), never
+        /// panics, and agrees with the op it reads.
+        #[test]
+        fn decoding_never_panics(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+                                 name in "[a-z_]{0,12}") {
+            let named = decode(&body, Some(&name));
+            if named.is_ok() {
+                proptest::prop_assert_eq!(op_name(&body), Some(name));
+            }
+            let _ = decode(&body, None);
+        }
+
+        /// Every request that serializes decodes back on its own path.
+        #[test]
+        fn json_shaped_requests_decode(op in "(ping|get_account|get_all_domains|check|disk_status|backup_query)",
+                                       key in "[ -~]{0,40}") {
+            let body = serde_json::json!({"op": op, "key": key, "target": key}).to_string();
+            if let Ok(req) = decode(body.as_bytes(), Some(&op)) {
+                let again = serde_json::to_vec(&req).unwrap();
+                proptest::prop_assert_eq!(op_name(&again), Some(op.clone()));
+                proptest::prop_assert!(decode(&again, Some(&op)).is_ok());
+            }
+        }
     }
 }

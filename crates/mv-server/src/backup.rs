@@ -94,20 +94,57 @@ impl From<BackupError> for ServiceError {
     }
 }
 
-/// Which target a request means.
+/// Which target a backup means: an explicit one may be made by it (a new or
+/// empty directory, see `mv_backup::target::open`).
 pub fn target_for(
     service: &Service,
     explicit: Option<&str>,
 ) -> Result<Arc<dyn Target>, ServiceError> {
-    let spec = match explicit {
-        Some(t) if !t.is_empty() => t.to_string(),
-        _ => mv_backup::default_target(
-            &service.directory(),
-            service.server_name(),
-            service.store().home(),
-        ),
+    let spec = match explicit_target(explicit)? {
+        Some(t) => t.to_string(),
+        None => default_spec(service),
     };
     Ok(mv_backup::target::open(&spec, service.store().home())?)
+}
+
+/// Which target a reading or restoring request means (query, verify, abort,
+/// delete, restore): an explicit one must already be a backup target; nothing
+/// is created anywhere for it.
+pub fn existing_target_for(
+    service: &Service,
+    explicit: Option<&str>,
+) -> Result<Arc<dyn Target>, ServiceError> {
+    match explicit_target(explicit)? {
+        Some(t) => Ok(mv_backup::target::open_existing(t, service.store().home())?),
+        None => Ok(mv_backup::target::open(
+            &default_spec(service),
+            service.store().home(),
+        )?),
+    }
+}
+
+fn default_spec(service: &Service) -> String {
+    mv_backup::default_target(
+        &service.directory(),
+        service.server_name(),
+        service.store().home(),
+    )
+}
+
+/// An explicit target, refused when it is a relative path: the server's working
+/// directory means nothing to its caller (the CLI sends absolute paths).
+fn explicit_target(explicit: Option<&str>) -> Result<Option<&str>, ServiceError> {
+    match explicit {
+        Some(t) if !t.is_empty() => {
+            if !t.starts_with("s3://") && !std::path::Path::new(t).is_absolute() {
+                return Err(ServiceError::BadRequest(format!(
+                    "backup target {t:?} is a relative path: give an absolute one (or s3://BUCKET/PREFIX)"
+                )));
+            }
+            Ok(Some(t))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Backup options from a request (validated: conflicting or unknown options are
@@ -225,17 +262,17 @@ pub fn execute(service: &Service, req: crate::Request) -> Result<Value, ServiceE
             to(&job.status())
         }
         Request::BackupAbort { label, target } => {
-            let t = target_for(service, target.as_deref())?;
+            let t = existing_target_for(service, target.as_deref())?;
             mv_backup::request_abort(t.as_ref(), &label)?;
             json!({"ok": true, "label": label})
         }
         Request::BackupQuery(q) => {
-            let t = target_for(service, q.target.as_deref())?;
+            let t = existing_target_for(service, q.target.as_deref())?;
             to(&mv_backup::query(t.as_ref(), &query_options(&q)?)?)
         }
         Request::BackupDelete(d) => delete_noted(service, &d, &crate::report::Note::default())?,
         Request::BackupVerify(v) => {
-            let t = target_for(service, v.target.as_deref())?;
+            let t = existing_target_for(service, v.target.as_deref())?;
             to(&mv_backup::verify(t.as_ref(), &verify_options(&v)?)?)
         }
         other => {
@@ -253,7 +290,7 @@ pub fn delete_noted(
     note: &crate::report::Note,
 ) -> Result<Value, ServiceError> {
     let run = || -> Result<mv_backup::DeleteReport, ServiceError> {
-        let t = target_for(service, d.target.as_deref())?;
+        let t = existing_target_for(service, d.target.as_deref())?;
         let live = service
             .directory()
             .list_accounts(None)?

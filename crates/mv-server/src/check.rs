@@ -108,6 +108,26 @@ pub fn run(service: &Service) -> CheckReport {
         )
     });
 
+    checks.push(home_permissions(home));
+    if crate::run::is_serving() {
+        checks.push(listeners(home));
+    }
+    checks.push(match service.store().redo().failure() {
+        None => item(
+            "redo log",
+            true,
+            format!("sequence {}", service.store().redo().position().sequence),
+        ),
+        Some(reason) => item(
+            "redo log",
+            false,
+            format!(
+                "stopped, nothing is written or delivered ({reason}): make room on {}, then restart the server (zmcontrol stop; zmcontrol start) — the restart recovers the log",
+                home.redolog_dir().display()
+            ),
+        ),
+    });
+
     match service
         .directory()
         .effective_bool(&server, "zimbraRedoLogEnabled")
@@ -421,6 +441,116 @@ pub fn run(service: &Service) -> CheckReport {
         server,
         checks,
     }
+}
+
+/// Every listener of this server answers: LMTP and IMAP with their greeting,
+/// IMAPS and the admin API by accepting. A listener that died while the process
+/// lives is what this catches.
+fn listeners(home: &mv_home::Home) -> CheckItem {
+    use std::io::{BufRead, Write};
+    use std::time::Duration;
+    let opts = match home
+        .open()
+        .map_err(|e| e.to_string())
+        .and_then(|c| crate::ServeOptions::from_config(&c).map_err(|e| e.to_string()))
+    {
+        Ok(o) => o,
+        Err(e) => return item("listeners", false, e),
+    };
+    let probe = |addr: std::net::SocketAddr, greeting: Option<&str>| -> Result<(), String> {
+        let mut addr = addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let timeout = Duration::from_secs(3);
+        let s = std::net::TcpStream::connect_timeout(&addr, timeout)
+            .map_err(|e| format!("{addr}: {e}"))?;
+        if let Some(want) = greeting {
+            s.set_read_timeout(Some(timeout))
+                .map_err(|e| e.to_string())?;
+            let mut line = String::new();
+            std::io::BufReader::new(&s)
+                .read_line(&mut line)
+                .map_err(|e| format!("{addr}: no greeting: {e}"))?;
+            if !line.starts_with(want) {
+                return Err(format!("{addr}: greeting {:?}", line.trim_end()));
+            }
+            let bye: &[u8] = if want == "220" {
+                b"QUIT\r\n"
+            } else {
+                b"a LOGOUT\r\n"
+            };
+            let _ = (&s).write_all(bye);
+        }
+        Ok(())
+    };
+    let mut down = Vec::new();
+    let mut up = Vec::new();
+    for (name, addr, greeting) in [
+        ("LMTP", opts.lmtp, Some("220")),
+        ("IMAP", opts.imap, Some("* OK")),
+        ("IMAPS", opts.imaps, None),
+        ("admin API", opts.admin, None),
+    ] {
+        match probe(addr, greeting) {
+            Ok(()) => up.push(format!("{name} {addr}")),
+            Err(e) => down.push(format!("{name} {e}")),
+        }
+    }
+    if down.is_empty() {
+        item("listeners", true, up.join(", "))
+    } else {
+        item(
+            "listeners",
+            false,
+            format!(
+                "not answering: {} (restart the server: zmcontrol stop; zmcontrol start)",
+                down.join("; ")
+            ),
+        )
+    }
+}
+
+/// Entries looked at before `home permissions` stops (a stat each: a few
+/// hundred milliseconds on a cold cache, much less warm).
+const PERMISSION_SCAN_BUDGET: u64 = 200_000;
+
+/// Everything in a home holds mail, password hashes or secrets: nothing in it
+/// may be open to group or others.
+fn home_permissions(home: &mv_home::Home) -> CheckItem {
+    let e = home.exposed(PERMISSION_SCAN_BUDGET);
+    let scope = if e.truncated {
+        format!("the first {} entries", e.scanned)
+    } else {
+        format!("{} entries", e.scanned)
+    };
+    if e.count == 0 {
+        return item(
+            "home permissions",
+            true,
+            format!("{scope} private to the owner"),
+        );
+    }
+    let examples: Vec<String> = e
+        .examples
+        .iter()
+        .map(|(p, m)| format!("{} {m:04o}", p.display()))
+        .collect();
+    item(
+        "home permissions",
+        false,
+        format!(
+            "{} of {scope} readable or writable by group or others ({}{}): chmod -R go-rwx {}",
+            e.count,
+            examples.join(", "),
+            if e.count > examples.len() as u64 {
+                ", ..."
+            } else {
+                ""
+            },
+            home.root().display()
+        ),
+    )
 }
 
 /// The checklist as text.

@@ -415,6 +415,7 @@ mod tests {
                 accounts_completed: 8,
                 redo: Some((53, 57)),
                 errors,
+                missing: Vec::new(),
                 stats: SessionStats::default(),
             }],
         };

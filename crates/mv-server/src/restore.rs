@@ -153,7 +153,7 @@ impl Service {
     /// account is listed in the report (and, without `-c`, ends the run).
     pub fn restore(&self, r: &RestoreRequest) -> Result<RestoreReport, ServiceError> {
         let opts = options(r)?;
-        let target = crate::backup::target_for(self, r.target.as_deref())?;
+        let target = crate::backup::existing_target_for(self, r.target.as_deref())?;
         // One backup, delete or restore at a time on a target.
         let lock = target.lock(
             mv_backup::abort::RESTORE_LOCK_PREFIX,

@@ -120,6 +120,7 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
         .enable_all()
         .build()?;
     let served = service.clone();
+    let stop_indexer = index_stop.clone();
     runtime.block_on(async move {
         let service = served;
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -198,10 +199,18 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
         println!("mailvault ready (pid {})", std::process::id());
         terminated.await;
         tracing::info!("shutting down: finishing in-flight deliveries");
+        // The indexer gives up between batches (its work is derived data, redone
+        // after the restart) while the listeners drain.
+        stop_indexer.store(true, Ordering::Relaxed);
+        service.indexes().wake();
         let _ = stop_tx.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(40), lmtp).await;
-        let _ = tokio::time::timeout(Duration::from_secs(15), imap).await;
-        let _ = tokio::time::timeout(Duration::from_secs(10), admin).await;
+        // Side by side: the whole drain is bounded by the longest of them, and
+        // only LMTP waits long (a delivery in flight is being acknowledged).
+        let _ = tokio::join!(
+            tokio::time::timeout(Duration::from_secs(40), lmtp),
+            tokio::time::timeout(Duration::from_secs(5), imap),
+            tokio::time::timeout(Duration::from_secs(5), admin),
+        );
         Ok::<(), ServeError>(())
     })?;
     background_stop.store(true, Ordering::Relaxed);

@@ -146,7 +146,16 @@ impl Entry {
                     .ok_or_else(|| bad(format!("schedule option {opt} needs a value")))
             };
             match (self.kind, name) {
-                (_, "t" | "target") => target = Some(value()?),
+                (_, "t" | "target") => {
+                    let t = value()?;
+                    // Run by the server later, from its own working directory.
+                    if !t.starts_with("s3://") && !std::path::Path::new(&t).is_absolute() {
+                        return Err(bad(format!(
+                            "schedule option -t {t}: give an absolute path (or s3://BUCKET/PREFIX)"
+                        )));
+                    }
+                    target = Some(t);
+                }
                 (EntryKind::Delete, _) => {
                     return Err(bad(format!(
                         "schedule option {opt} does not apply to d entries (only -t)"

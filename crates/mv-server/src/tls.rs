@@ -56,12 +56,14 @@ pub fn ensure_certificate(home: &Home) -> Result<bool, TlsError> {
         path: key.clone(),
         source,
     })?;
-    mv_home::durable::write_atomic_mode(&cert, generated.cert.pem().as_bytes(), 0o644).map_err(
-        |source| TlsError::Write {
+    // Public, but in the home like everything else: private (a wider mode is
+    // what `mailvault check` reports).
+    mv_home::durable::write_atomic(&cert, generated.cert.pem().as_bytes()).map_err(|source| {
+        TlsError::Write {
             path: cert.clone(),
             source,
-        },
-    )?;
+        }
+    })?;
     Ok(true)
 }
 

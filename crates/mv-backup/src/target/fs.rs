@@ -17,10 +17,11 @@
 
 use super::{ObjectInfo, Space, Target, TargetLock};
 use crate::error::{BackupError, Result};
-use mv_home::durable::{create_dir_all_durable, fsync_dir};
+use mv_home::durable::{FILE_MODE, create_dir_all_durable, create_dir_all_private, fsync_dir};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -51,7 +52,7 @@ impl FsTarget {
         };
         let mut made = self.made_dirs.lock().unwrap_or_else(|p| p.into_inner());
         if !made.contains(parent) {
-            fs::create_dir_all(parent).map_err(BackupError::io(parent.display()))?;
+            create_dir_all_private(parent).map_err(BackupError::io(parent.display()))?;
             made.insert(parent.to_path_buf());
         }
         Ok(())
@@ -132,9 +133,14 @@ impl FsTarget {
         } else {
             self.make_parent(dest)?;
         }
-        let size = fs::metadata(local)
-            .map_err(BackupError::io(local.display()))?
-            .len();
+        let meta = fs::metadata(local).map_err(BackupError::io(local.display()))?;
+        let size = meta.len();
+        // Snapshots, packs and redo logs are made elsewhere (a scratch directory,
+        // the home): in the target they hold mail and hashes like everything else.
+        if meta.permissions().mode() & 0o077 != 0 {
+            fs::set_permissions(local, fs::Permissions::from_mode(FILE_MODE))
+                .map_err(BackupError::io(local.display()))?;
+        }
         if fs::rename(local, dest).is_err() {
             // Another filesystem: copy through a temp name.
             let tmp = self.temp_beside(dest);
@@ -229,6 +235,18 @@ impl FsTarget {
     }
 }
 
+/// Writes a new file readable by the owner only (a target holds mail, hashes and
+/// the home's secrets).
+fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(path)?
+        .write_all(data)
+}
+
 fn remove_file(path: &Path) -> Result<()> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
@@ -289,7 +307,11 @@ impl Target for FsTarget {
         create_dir_all_durable(&parent).map_err(BackupError::io(parent.display()))?;
         let tmp = self.temp_beside(&full);
         let result = (|| {
-            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(FILE_MODE)
+                .open(&tmp)?;
             f.write_all(data)?;
             f.sync_all()?;
             drop(f);
@@ -387,13 +409,13 @@ impl Target for FsTarget {
 
     fn begin_session(&self, label: &str) -> Result<()> {
         let dir = self.session_dir(label)?;
-        fs::create_dir_all(&dir).map_err(BackupError::io(dir.display()))
+        create_dir_all_private(&dir).map_err(BackupError::io(dir.display()))
     }
 
     fn session_put(&self, label: &str, rel: &str, data: &[u8]) -> Result<()> {
         let full = self.full(&format!("tmp/{label}/{rel}"))?;
         self.make_parent(&full)?;
-        fs::write(&full, data).map_err(BackupError::io(full.display()))?;
+        write_private(&full, data).map_err(BackupError::io(full.display()))?;
         self.written.fetch_add(data.len() as u64, Ordering::Relaxed);
         Ok(())
     }
@@ -458,9 +480,9 @@ impl Target for FsTarget {
     fn commit_session(&self, label: &str, session_xml: &[u8]) -> Result<()> {
         self.forget_made_dirs();
         let dir = self.session_dir(label)?;
-        fs::create_dir_all(&dir).map_err(BackupError::io(dir.display()))?;
+        create_dir_all_private(&dir).map_err(BackupError::io(dir.display()))?;
         let xml = dir.join("session.xml");
-        fs::write(&xml, session_xml).map_err(BackupError::io(xml.display()))?;
+        write_private(&xml, session_xml).map_err(BackupError::io(xml.display()))?;
         self.written
             .fetch_add(session_xml.len() as u64, Ordering::Relaxed);
         // Everything written into tmp/<label> (and the packs) becomes durable here.
@@ -551,6 +573,7 @@ impl Target for FsTarget {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(FILE_MODE)
             .open(&path)
             .map_err(BackupError::io(path.display()))?;
         let deadline = Instant::now() + wait;
@@ -599,7 +622,7 @@ impl Target for FsTarget {
 
     fn scratch_dir(&self) -> Result<PathBuf> {
         let dir = self.root.join("tmp").join(SCRATCH);
-        fs::create_dir_all(&dir).map_err(BackupError::io(dir.display()))?;
+        create_dir_all_private(&dir).map_err(BackupError::io(dir.display()))?;
         Ok(dir)
     }
 

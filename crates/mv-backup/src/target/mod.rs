@@ -168,7 +168,87 @@ pub fn open(spec: &str, home: &mv_home::Home) -> Result<Arc<dyn Target>> {
     if spec.starts_with("s3://") {
         return Ok(Arc::new(open_s3(spec, home)?));
     }
-    Ok(Arc::new(FsTarget::open(Path::new(spec))?))
+    let path = Path::new(spec);
+    if !path.join("sessions").is_dir() {
+        may_become_target(path, home)?;
+    }
+    Ok(Arc::new(FsTarget::open(path)?))
+}
+
+/// Whether a backup may make a new local target at `path` (the only operation
+/// that makes one; [`open_existing`] for the others): a new or empty directory,
+/// under one of `backup_target_roots` when that key is set (the home's own
+/// `backup/` always). So no request can scatter a target skeleton into `/etc`.
+fn may_become_target(path: &Path, home: &mv_home::Home) -> Result<()> {
+    let abs = resolve_existing_prefix(path).map_err(crate::BackupError::io(path.display()))?;
+    if abs == resolve_existing_prefix(&home.backup_dir()).unwrap_or_else(|_| home.backup_dir()) {
+        return Ok(());
+    }
+    match std::fs::read_dir(&abs) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(crate::BackupError::Invalid(format!(
+                    "{} is not a backup target (no sessions/ directory) and is not empty: a backup makes a new target only in a new or empty directory",
+                    abs.display()
+                )));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(crate::BackupError::io(abs.display())(e)),
+    }
+    let cfg = mv_home::LocalConfig::load(&home.localconfig_path()).ok();
+    let roots: Vec<PathBuf> = cfg
+        .as_ref()
+        .and_then(|c| c.get("backup_target_roots"))
+        .unwrap_or("")
+        .split(':')
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| resolve_existing_prefix(Path::new(r.trim())).unwrap_or_else(|_| r.into()))
+        .collect();
+    if !roots.is_empty() && !roots.iter().any(|r| abs.starts_with(r)) {
+        return Err(crate::BackupError::Invalid(format!(
+            "{} is outside backup_target_roots ({}): a backup makes a new target only under one of them (zmlocalconfig -e backup_target_roots=...)",
+            abs.display(),
+            roots
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":")
+        )));
+    }
+    Ok(())
+}
+
+/// `path` made absolute with its longest existing ancestor canonicalized (links
+/// and `..` resolved) and the rest, which must hold no `..`, appended.
+fn resolve_existing_prefix(path: &Path) -> std::io::Result<PathBuf> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
+    let mut rest = Vec::new();
+    let mut cur = abs.as_path();
+    loop {
+        match cur.canonicalize() {
+            Ok(mut c) => {
+                for part in rest.iter().rev() {
+                    c.push(part);
+                }
+                return Ok(c);
+            }
+            Err(_) => {
+                let (Some(parent), Some(name)) = (cur.parent(), cur.file_name()) else {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "no existing directory on the path (or a '..' after one that does not exist)",
+                    ));
+                };
+                rest.push(name.to_os_string());
+                cur = parent;
+            }
+        }
+    }
 }
 
 fn open_s3(spec: &str, home: &mv_home::Home) -> Result<S3Target> {

@@ -69,6 +69,9 @@ pub struct S3Settings {
     pub settle: Duration,
     /// Multipart part size; files up to this size go up in one PUT.
     pub part_size: usize,
+    /// How long one request is retried (with exponential backoff) before the
+    /// operation fails: an outage shorter than this costs time, not the backup.
+    pub retry_budget: Duration,
 }
 
 impl std::fmt::Debug for S3Settings {
@@ -81,9 +84,13 @@ impl std::fmt::Debug for S3Settings {
             .field("lease", &self.lease)
             .field("settle", &self.settle)
             .field("part_size", &self.part_size)
+            .field("retry_budget", &self.retry_budget)
             .finish_non_exhaustive()
     }
 }
+
+/// `s3_retry_seconds` when not set: five minutes of retries per request.
+const DEFAULT_RETRY_SECONDS: u64 = 300;
 
 /// S3's smallest part (except the last one of an upload).
 pub const MIN_PART_SIZE: usize = 5 << 20;
@@ -104,6 +111,7 @@ impl S3Settings {
             lease: Duration::from_secs(60),
             settle: Duration::from_secs(2),
             part_size: 8 << 20,
+            retry_budget: Duration::from_secs(DEFAULT_RETRY_SECONDS),
         }
     }
 
@@ -140,6 +148,9 @@ impl S3Settings {
             }
             s.lease = Duration::from_secs(secs);
         }
+        if let Some(secs) = num("s3_retry_seconds")? {
+            s.retry_budget = Duration::from_secs(secs);
+        }
         if let Some(ms) = num("s3_lock_settle_ms")? {
             s.settle = Duration::from_millis(ms);
         }
@@ -161,9 +172,16 @@ impl S3Settings {
     }
 }
 
+/// Why a run stops when its lock could not be renewed in time.
+const LEASE_RAN_OUT: &str = "the lock's lease could not be renewed in time (the S3 store did not answer); the run stops writing so that no other run can overlap it — run it again";
+
 /// Shared by the target and its lock's heartbeat thread.
 pub(super) struct Client {
     pub(super) store: Arc<dyn ObjectStore>,
+    /// While this process holds the target's lock: when its lease runs out
+    /// (UNIX milliseconds; 0 when no lock is held). No request of the run may
+    /// outlive it: once another host may take the lock over, this one stops.
+    pub(super) lease_until: std::sync::atomic::AtomicU64,
     /// `None` only while dropping.
     rt: Option<tokio::runtime::Runtime>,
     url: String,
@@ -187,9 +205,22 @@ impl Client {
         F: Future<Output = object_store::Result<T>> + Send + 'static,
     {
         let rt = self.rt.as_ref().expect("runtime present until drop");
+        // Renewals and the release too: past the lease they cannot help, and a
+        // release must not wait out the retry budget.
+        let left = self.lease_left()?;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         rt.spawn(async move {
-            let _ = tx.send(fut.await);
+            let r = match left {
+                None => fut.await,
+                Some(left) => match tokio::time::timeout(left, fut).await {
+                    Ok(r) => r,
+                    Err(_) => Err(object_store::Error::Generic {
+                        store: "S3",
+                        source: LEASE_RAN_OUT.into(),
+                    }),
+                },
+            };
+            let _ = tx.send(r);
         });
         match rx.recv() {
             Ok(r) => r.map_err(|e| self.error(what, e)),
@@ -203,7 +234,37 @@ impl Client {
         }
     }
 
+    /// How long the lock's lease still runs (`None`: no lock held), or the
+    /// error that stops the run once it ran out.
+    fn lease_left(&self) -> Result<Option<Duration>> {
+        let until = self.lease_until.load(std::sync::atomic::Ordering::Acquire);
+        if until == 0 {
+            return Ok(None);
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        if now >= until {
+            return Err(BackupError::Invalid(format!(
+                "{}: {LEASE_RAN_OUT}",
+                self.url
+            )));
+        }
+        Ok(Some(Duration::from_millis(until - now)))
+    }
+
     fn error(&self, what: &str, e: object_store::Error) -> BackupError {
+        let text = format!("{e} {:?}", e);
+        if text.contains("NoSuchBucket") {
+            return BackupError::Invalid(format!(
+                "{}: the bucket does not exist (create it, or fix the bucket name in the s3:// URL)",
+                self.url
+            ));
+        }
+        if text.contains(LEASE_RAN_OUT) {
+            return BackupError::Invalid(format!("{}: {LEASE_RAN_OUT}", self.url));
+        }
         match e {
             object_store::Error::NotFound { .. } => BackupError::NotFound(what.to_string()),
             e => BackupError::Io {
@@ -446,6 +507,34 @@ impl S3Target {
         if settings.allow_http {
             builder = builder.with_allow_http(true);
         }
+        // Without credentials the client would ask the cloud's instance metadata
+        // service (169.254.169.254) for some: say what is missing instead.
+        let has_key = builder
+            .get_config_value(&AmazonS3ConfigKey::AccessKeyId)
+            .is_some_and(|k| !k.is_empty());
+        let other_source = [
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        ]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
+        if !has_key && !other_source {
+            return Err(BackupError::Invalid(format!(
+                "{spec}: no S3 endpoint or credentials configured: set s3_endpoint, \
+                 s3_access_key_id and s3_secret_access_key with mailvault localconfig -e \
+                 (or the AWS_* environment variables)"
+            )));
+        }
+        builder = builder.with_retry(object_store::RetryConfig {
+            backoff: object_store::BackoffConfig {
+                init_backoff: Duration::from_millis(200),
+                max_backoff: Duration::from_secs(15),
+                base: 2.0,
+            },
+            max_retries: usize::MAX,
+            retry_timeout: settings.retry_budget,
+        });
         let endpoint = builder
             .get_config_value(&AmazonS3ConfigKey::Endpoint)
             .unwrap_or_default();
@@ -481,6 +570,7 @@ impl S3Target {
         Ok(S3Target {
             client: Arc::new(Client {
                 store: Arc::new(store),
+                lease_until: std::sync::atomic::AtomicU64::new(0),
                 rt: Some(rt),
                 url,
                 prefix,

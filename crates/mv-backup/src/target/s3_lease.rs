@@ -33,13 +33,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const LEASE_OBJECT: &str = "backup.lock";
+pub(super) const LEASE_OBJECT: &str = "backup.lock";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct LeaseInfo {
     what: String,
     holder: String,
     expires_ms: u64,
+    /// The host and process that wrote it.
+    host: Option<String>,
+    pid: Option<u32>,
 }
 
 impl LeaseInfo {
@@ -48,18 +51,49 @@ impl LeaseInfo {
         let what = lines.next()?.trim().to_string();
         let mut holder = None;
         let mut expires = None;
+        let (mut host, mut pid) = (None, None);
         for l in lines {
             if let Some(h) = l.strip_prefix("holder ") {
                 holder = Some(h.trim().to_string());
             } else if let Some(e) = l.strip_prefix("expires ") {
                 expires = e.trim().parse().ok();
+            } else if let Some(rest) = l.strip_prefix("host ")
+                && let Some((h, p)) = rest.rsplit_once(" pid ")
+            {
+                host = Some(h.trim().to_string());
+                pid = p.trim().parse().ok();
             }
         }
         Some(LeaseInfo {
             what,
             holder: holder?,
             expires_ms: expires?,
+            host,
+            pid,
         })
+    }
+
+    /// Written by a process of this host that no longer exists: a run that died
+    /// (killed, crashed) without releasing its lease. No need to wait for the
+    /// lease to expire.
+    fn owner_gone(&self) -> bool {
+        let (Some(host), Some(pid)) = (&self.host, self.pid) else {
+            return false;
+        };
+        if *host != hostname() || pid == 0 || pid == std::process::id() {
+            return false;
+        }
+        let Ok(pid) = i32::try_from(pid) else {
+            return false;
+        };
+        // SAFETY: signal 0 only checks that the process exists.
+        let rc = unsafe { libc::kill(pid, 0) };
+        rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    }
+
+    /// Holds the lock: not expired, and its owner not known to be gone.
+    fn holds(&self) -> bool {
+        self.live() && !self.owner_gone()
     }
 
     fn render(&self) -> String {
@@ -98,18 +132,31 @@ fn read(client: &Client) -> Result<Option<LeaseInfo>> {
         .and_then(|b| LeaseInfo::parse(&String::from_utf8_lossy(&b))))
 }
 
-fn write(client: &Client, what: &str, holder: &str, lease: Duration) -> Result<()> {
+/// Writes a lease; returns when it expires (UNIX milliseconds).
+fn write(client: &Client, what: &str, holder: &str, lease: Duration) -> Result<u64> {
     let info = LeaseInfo {
         what: what.to_string(),
         holder: holder.to_string(),
         expires_ms: now_ms() + lease.as_millis() as u64,
+        host: None,
+        pid: None,
     };
-    client.put(LEASE_OBJECT, info.render().into_bytes())
+    client.put(LEASE_OBJECT, info.render().into_bytes())?;
+    Ok(info.expires_ms)
+}
+
+/// Until when this process may go on writing under a lease that expires at
+/// `expires_ms`: a margin short of it, for clocks that differ between hosts.
+fn hold_until(client: &Client, expires_ms: u64, lease: Duration) {
+    let margin = (lease.as_millis() as u64 / 10).max(1000);
+    client
+        .lease_until
+        .store(expires_ms.saturating_sub(margin).max(1), Ordering::Release);
 }
 
 /// What holds the lock now (a live lease), if anything.
 pub(super) fn current_holder(client: &Client) -> Result<Option<String>> {
-    Ok(read(client)?.filter(LeaseInfo::live).map(|l| l.what))
+    Ok(read(client)?.filter(LeaseInfo::holds).map(|l| l.what))
 }
 
 fn in_progress(what: Option<String>) -> BackupError {
@@ -146,7 +193,9 @@ impl Shared {
             return Err(self.lost_error());
         }
         let what = self.what.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        write(&self.client, &what, &self.id, self.lease)
+        let expires = write(&self.client, &what, &self.id, self.lease)?;
+        hold_until(&self.client, expires, self.lease);
+        Ok(())
     }
 
     fn lost_error(&self) -> BackupError {
@@ -159,6 +208,15 @@ impl Shared {
 }
 
 /// A held lease; its heartbeat runs until drop, which releases it.
+/// Lifts the lease's bound on the client's requests when dropped.
+struct Unbound<'a>(&'a Client);
+
+impl Drop for Unbound<'_> {
+    fn drop(&mut self) {
+        self.0.lease_until.store(0, Ordering::Release);
+    }
+}
+
 pub(super) struct Lease {
     shared: Arc<Shared>,
     heartbeat: Option<std::thread::JoinHandle<()>>,
@@ -180,22 +238,31 @@ impl Lease {
         loop {
             let started = Instant::now();
             let current = read(&client)?;
-            if let Some(l) = current.as_ref().filter(|l| l.live() && l.holder != id) {
+            if let Some(l) = current.as_ref().filter(|l| l.live() && l.owner_gone()) {
+                tracing::warn!(
+                    "the backup target's lock was held by {} (pid {} on this host), which \
+                     is gone without releasing it: taking the lock over",
+                    l.what,
+                    l.pid.unwrap_or(0)
+                );
+            }
+            if let Some(l) = current.as_ref().filter(|l| l.holds() && l.holder != id) {
                 if Instant::now() >= deadline {
                     return Err(give_up(Some(l.clone())));
                 }
                 std::thread::sleep(Duration::from_millis(200).min(deadline - Instant::now()));
                 continue;
             }
-            write(&client, what, &id, lease)?;
+            let expires = write(&client, what, &id, lease)?;
             let slow = started.elapsed() > settle / 2;
             std::thread::sleep(settle);
             let back = read(&client)?;
             let ours = back.as_ref().is_some_and(|l| l.holder == id);
             if ours && !slow {
+                hold_until(&client, expires, lease);
                 return Ok(Lease::start(client, id, what, lease));
             }
-            let rival = back.filter(|l| l.holder != id && l.live());
+            let rival = back.filter(|l| l.holder != id && l.holds());
             if ours {
                 // Too slow to be sure no rival read back before our PUT landed.
                 client.delete(LEASE_OBJECT)?;
@@ -246,6 +313,8 @@ impl Lease {
                     match s.refresh() {
                         Ok(()) => {}
                         Err(e) if s.lost.load(Ordering::Relaxed) => {
+                            // Stop the run's requests now, not at the deadline.
+                            s.client.lease_until.store(1, Ordering::Release);
                             tracing::error!("{e}");
                             return;
                         }
@@ -275,6 +344,8 @@ impl Drop for Lease {
         if let Some(h) = self.heartbeat.take() {
             let _ = h.join();
         }
+        // Requests made while releasing stay bounded by the lease; then none is.
+        let _unbound = Unbound(&self.shared.client);
         if self.shared.lost.load(Ordering::Relaxed) {
             return;
         }
@@ -304,9 +375,32 @@ mod tests {
             what: "Backup full-20140605.080023.296".into(),
             holder: "abc".into(),
             expires_ms: 42,
+            host: Some(hostname()),
+            pid: Some(std::process::id()),
         };
         assert_eq!(LeaseInfo::parse(&l.render()), Some(l.clone()));
         assert!(!l.live());
         assert_eq!(LeaseInfo::parse("garbage"), None);
+    }
+
+    #[test]
+    fn a_lease_of_a_process_gone_from_this_host_holds_nothing() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let mut l = LeaseInfo {
+            what: "Backup full-20990101.000000.000".into(),
+            holder: "abc".into(),
+            expires_ms: now_ms() + 60_000,
+            host: Some(hostname()),
+            pid: Some(dead),
+        };
+        assert!(l.live() && l.owner_gone() && !l.holds());
+        // Alive (this process), or on another host: it holds until it expires.
+        l.pid = Some(std::process::id());
+        assert!(l.holds());
+        l.pid = Some(dead);
+        l.host = Some("elsewhere.example".into());
+        assert!(l.holds());
     }
 }

@@ -44,7 +44,7 @@ pub struct Args {
     #[arg(short = 'a', long = "account", num_args = 1.., value_name = "ADDR")]
     accounts: Vec<String>,
     /// Backup target: a directory or s3://BUCKET/PREFIX (default: zimbraBackupTarget, else <home>/backup).
-    #[arg(short = 't', long = "target", value_name = "TARGET")]
+    #[arg(short = 't', long = "target", value_name = "TARGET", value_parser = target_arg)]
     target: Option<String>,
     /// Wait for the backup to end (and show its progress).
     #[arg(long = "sync")]
@@ -102,7 +102,7 @@ pub struct VerifyArgs {
     /// Read this share of the blobs (a deterministic sample), e.g. 10%.
     #[arg(long = "read-data-subset", value_name = "N%")]
     subset: Option<String>,
-    #[arg(short = 't', long = "target", value_name = "TARGET")]
+    #[arg(short = 't', long = "target", value_name = "TARGET", value_parser = target_arg)]
     target: Option<String>,
     #[arg(long)]
     json: bool,
@@ -129,7 +129,7 @@ pub struct QueryArgs {
     /// Accounts and errors of each session.
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
-    #[arg(short = 't', long = "target", value_name = "TARGET")]
+    #[arg(short = 't', long = "target", value_name = "TARGET", value_parser = target_arg)]
     target: Option<String>,
     #[arg(short = 's', long = "server", value_name = "HOST")]
     server: Option<String>,
@@ -146,7 +146,7 @@ pub struct AbortArgs {
     /// Abort the restore in progress.
     #[arg(short = 'r')]
     restore: bool,
-    #[arg(short = 't', long = "target", value_name = "TARGET")]
+    #[arg(short = 't', long = "target", value_name = "TARGET", value_parser = target_arg)]
     target: Option<String>,
     #[arg(short = 's', long = "server", value_name = "HOST")]
     server: Option<String>,
@@ -155,6 +155,18 @@ pub struct AbortArgs {
 fn usage(msg: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
     eprintln!("error: {msg}");
     Ok(ExitCode::from(2))
+}
+
+/// A `-t` value as the server must get it: a relative directory is taken from
+/// the caller's working directory (the server's would be another), so it is
+/// made absolute here, before any request is built.
+pub fn target_arg(t: &str) -> Result<String, String> {
+    if t.is_empty() || t.starts_with("s3://") || std::path::Path::new(t).is_absolute() {
+        return Ok(t.to_string());
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|e| format!("cannot resolve the relative target {t}: {e}"))?;
+    Ok(cwd.join(t).to_string_lossy().into_owned())
 }
 
 /// The target a command means, without opening the store. An explicit `-t` must

@@ -40,10 +40,41 @@ fn status(home: &Home) -> ExitCode {
     }
 }
 
+/// How long `start` waits for a server to come up (crash recovery included),
+/// and for a process holding the home without serving it to go away.
+const START_PATIENCE: Duration = Duration::from_secs(300);
+
 fn start(home: &Home) -> anyhow::Result<ExitCode> {
     if let Some(pid) = HomeLock::holder(home.root()) {
-        println!("mailvault is already running (pid {pid})");
-        return Ok(ExitCode::SUCCESS);
+        if admin_answers(home) {
+            println!("mailvault is already running (pid {pid})");
+            return Ok(ExitCode::SUCCESS);
+        }
+        // It holds the home but does not serve: a server still recovering, one
+        // killed whose process has not gone yet, or a tool working offline.
+        println!(
+            "pid {pid} holds the home but does not answer; waiting for it to come up or to exit..."
+        );
+        let deadline = Instant::now() + START_PATIENCE;
+        loop {
+            match HomeLock::holder(home.root()) {
+                None => break,
+                Some(p) if admin_answers(home) => {
+                    println!("mailvault is running (pid {p})");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Some(_) => {}
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "pid {pid} still holds the home {} after {} s without serving it: stop it \
+                     (zmcontrol stop, or kill {pid}), then run zmcontrol start again",
+                    home.root().display(),
+                    START_PATIENCE.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
     home.init()?;
     let log_path = home.log_dir().join("mailbox.log");
@@ -71,9 +102,15 @@ fn start(home: &Home) -> anyhow::Result<ExitCode> {
             Ok(())
         });
     }
+    let log_start = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
     let mut child = cmd.spawn().context("starting the server")?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
+    let started = Instant::now();
+    let mut shown = log_start;
+    let mut said = Instant::now();
+    println!("Starting mailbox...");
+    while started.elapsed() < START_PATIENCE {
+        // What the server says while it starts (crash recovery among it).
+        shown = echo_new_lines(&log_path, shown);
         if let Some(status) = child.try_wait()? {
             bail!(
                 "the server exited at start ({status}); see {}",
@@ -84,12 +121,46 @@ fn start(home: &Home) -> anyhow::Result<ExitCode> {
             println!("Starting mailbox...Done. (pid {})", child.id());
             return Ok(ExitCode::SUCCESS);
         }
+        if said.elapsed() >= Duration::from_secs(5) {
+            let redo = std::fs::metadata(home.redolog_dir().join("redo.log"))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            println!(
+                "  still starting after {} s (pid {}; recovering a redo.log of {} bytes takes a while)",
+                started.elapsed().as_secs(),
+                child.id(),
+                redo
+            );
+            said = Instant::now();
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
     bail!(
-        "the server did not become ready within 60 s; see {}",
+        "the server (pid {}) did not become ready within {} s; see {}",
+        child.id(),
+        START_PATIENCE.as_secs(),
         log_path.display()
     )
+}
+
+/// Prints the log's complete lines after `from`; returns where the next read
+/// starts.
+fn echo_new_lines(path: &std::path::Path, from: u64) -> u64 {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return from;
+    };
+    let mut buf = Vec::new();
+    if f.seek(SeekFrom::Start(from)).is_err() || f.take(1 << 20).read_to_end(&mut buf).is_err() {
+        return from;
+    }
+    let Some(end) = buf.iter().rposition(|&b| b == b'\n') else {
+        return from;
+    };
+    for line in String::from_utf8_lossy(&buf[..end]).lines() {
+        println!("  {line}");
+    }
+    from + end as u64 + 1
 }
 
 fn admin_answers(home: &Home) -> bool {

@@ -173,7 +173,7 @@ pub struct RestoreArgs {
     #[arg(long = "excludeBlobs")]
     exclude_blobs: bool,
     /// Backup target: a directory or s3://BUCKET/PREFIX (default: zimbraBackupTarget, else <home>/backup).
-    #[arg(short = 't', long = "target", value_name = "TARGET")]
+    #[arg(short = 't', long = "target", value_name = "TARGET", value_parser = super::backup::target_arg)]
     target: Option<String>,
     /// Server (accepted for compatibility: this server).
     #[arg(short = 's', long = "server", value_name = "HOST")]
@@ -411,7 +411,7 @@ pub struct RestoreLdapArgs {
     #[arg(long = "skipConf")]
     skip_conf: bool,
     /// Backup target (default: zimbraBackupTarget, else <home>/backup).
-    #[arg(short = 't', long = "target", value_name = "DIR")]
+    #[arg(short = 't', long = "target", value_name = "DIR", value_parser = super::backup::target_arg)]
     target: Option<String>,
     /// Machine-readable output.
     #[arg(long = "json")]

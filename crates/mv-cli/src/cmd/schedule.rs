@@ -47,7 +47,7 @@ pub struct Args {
     #[arg(short = 'a', long = "account", value_name = "ADDR")]
     accounts: Vec<String>,
     /// Backup target of the scheduled runs.
-    #[arg(short = 't', long = "target", value_name = "DIR")]
+    #[arg(short = 't', long = "target", value_name = "DIR", value_parser = super::backup::target_arg)]
     target: Option<String>,
     #[arg(long)]
     json: bool,

@@ -1,0 +1,648 @@
+//! What the home, a backup target and the admin API give away to others: file
+//! modes under a permissive umask, unauthenticated and oversized API bodies,
+//! and target paths the API or the CLI must not turn into new targets.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Runs a tool under umask 022, the usual login default, from `cwd`.
+fn run_022(env: &Env, tool: &str, args: &[&str], cwd: &Path) -> Out {
+    let mut cmd = Command::new(env.links.join(tool));
+    cmd.env("MAILVAULT_HOME", &env.home)
+        .env("TZ", "UTC")
+        .current_dir(cwd)
+        .args(args);
+    // SAFETY: umask is async-signal-safe and touches only the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o022);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Every path below `dir` (directories too) with group or other bits set.
+fn exposed(dir: &Path) -> Vec<(PathBuf, u32)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            out.push((p.clone(), mode));
+        }
+        if meta.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    out
+}
+
+fn check_line(env: &Env, name: &str) -> String {
+    let o = env.run(Path::new(BIN), &["check"]);
+    o.stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} line in {}", o.stdout))
+        .to_string()
+}
+
+#[test]
+fn home_and_target_hold_nothing_for_others_under_umask_022() {
+    let env = Env::new();
+    let root = env.root.clone();
+    let ok = |tool: &str, args: &[&str]| {
+        let o = run_022(&env, tool, args, &root);
+        assert_eq!(o.code, 0, "{tool} {args:?}: {}{}", o.stdout, o.stderr);
+        o
+    };
+    ok("zmprov", &["cd", "d.test"]);
+    ok("zmprov", &["ca", "a@d.test", "secret"]);
+    ok(
+        "zmlocalconfig",
+        &["-e", "s3_secret_access_key=not-for-others"],
+    );
+    let msg = root.join("m.eml");
+    std::fs::write(&msg, "From: x@y.test\r\nSubject: private\r\n\r\nbody\r\n").unwrap();
+    ok(
+        "zmmailbox",
+        &[
+            "-z",
+            "-m",
+            "a@d.test",
+            "am",
+            "/Inbox",
+            msg.to_str().unwrap(),
+        ],
+    );
+    // A relative -t is the caller's: the target lands beside the caller.
+    ok("zmbackup", &["-f", "-a", "all", "-t", "tgt", "-sync"]);
+    let target = root.join("tgt");
+    assert!(target.join("sessions").is_dir());
+    assert!(
+        common::walk(&target)
+            .iter()
+            .any(|p| p.ends_with("sys/localconfig.conf")),
+        "the backup carries the local config (and its secret)"
+    );
+    assert!(
+        common::walk(&target)
+            .iter()
+            .any(|p| p.ends_with("ldap/ldap.bak")),
+        "the backup carries the directory (and its hashes)"
+    );
+
+    for dir in [&env.home, &target] {
+        let open = exposed(dir);
+        assert!(open.is_empty(), "open to group/others: {open:#?}");
+    }
+    let line = check_line(&env, "home permissions");
+    assert!(line.contains("OK"), "{line}");
+
+    // Someone opens a blob up: check names it and says what to do.
+    let blob = common::walk(&env.home.join("store"))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "msg"))
+        .expect("a stored message");
+    std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let line = check_line(&env, "home permissions");
+    assert!(line.contains("FAILED"), "{line}");
+    assert!(line.contains(&blob.display().to_string()), "{line}");
+    assert!(
+        line.contains("0644") && line.contains("chmod -R go-rwx"),
+        "{line}"
+    );
+}
+
+/// A raw HTTP/1.1 POST: (status, body).
+fn post(port: u16, path: &str, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp[9..12].parse().unwrap();
+    let json = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (
+        status,
+        serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn rss_kib(pid: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Sends headers announcing `len` bytes and then the bytes, from another
+/// thread, while this one waits for the answer. Returns (status line, bytes
+/// the server let us send before answering and closing).
+fn post_huge(port: u16, path: &str, auth: Option<&str>, len: u64) -> (String, u64) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let auth = auth
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{auth}Content-Length: {len}\r\n\r\n"
+    )
+    .unwrap();
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b' '; 64 << 10];
+        let mut sent = 0u64;
+        while sent < len {
+            let n = chunk.len().min((len - sent) as usize);
+            if w.write_all(&chunk[..n]).is_err() {
+                break;
+            }
+            sent += n as u64;
+        }
+        sent
+    });
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    let _ = s.shutdown(std::net::Shutdown::Both);
+    let sent = writer.join().unwrap();
+    (String::from_utf8_lossy(&head).trim().to_string(), sent)
+}
+
+#[test]
+fn admin_api_checks_the_token_and_limits_before_reading_and_never_makes_targets() {
+    let env = Env::new();
+    let admin = free_port();
+    env.ok(
+        "zmlocalconfig",
+        &[
+            "-e",
+            &format!("admin_bind_port={admin}"),
+            "-e",
+            &format!("lmtp_bind_port={}", free_port()),
+            "-e",
+            &format!("imap_bind_port={}", free_port()),
+            "-e",
+            &format!("imaps_bind_port={}", free_port()),
+        ],
+    );
+    env.ok("zmprov", &["cd", "d.test"]);
+    env.ok("zmprov", &["ca", "a@d.test", "secret"]);
+    env.ok("zmcontrol", &["start"]);
+    struct Stop<'a>(&'a Env);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.zm("zmcontrol", &["stop"]);
+        }
+    }
+    let _stop = Stop(&env);
+    let pid = std::fs::read_to_string(env.home.join("mailvault.lock"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let token = std::fs::read_to_string(env.home.join("conf/admin.token")).unwrap();
+    let token = token.trim();
+
+    // 100 MB without a token: answered from the headers, the body never read.
+    let before = rss_kib(&pid);
+    let started = Instant::now();
+    let (status, sent) = post_huge(admin, "/v1/op/add_message", None, 100_000_000);
+    assert!(status.contains(" 401 "), "{status}");
+    assert!(sent < 100_000_000, "the whole body was taken in");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let grown = rss_kib(&pid).saturating_sub(before);
+    assert!(grown < 10 << 10, "server RSS grew {grown} KiB");
+    // With the token, the operation's limit: announced too large, refused at once.
+    let (status, sent) = post_huge(admin, "/v1/op/get_account", Some(token), 100_000_000);
+    assert!(status.contains(" 413 "), "{status}");
+    assert!(sent < 100_000_000);
+    let grown = rss_kib(&pid).saturating_sub(before);
+    assert!(grown < 10 << 10, "server RSS grew {grown} KiB");
+    let big = format!(
+        r#"{{"op":"add_message","account":"a@d.test","folder":"/Inbox","data":"{}"}}"#,
+        "QUFB".repeat(400_000)
+    );
+    let (status, body) = post(admin, "/v1/op", Some(token), &big);
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("/v1/op/<op>"),
+        "{body}"
+    );
+    let (status, body) = post(admin, "/v1/op/ping", Some(token), r#"{"op":"check"}"#);
+    assert_eq!(status, 400, "{body}");
+    // The CLI names the operation: a 2 MB message goes through the server.
+    let msg = env.root.join("big.eml");
+    let mut text = String::from("From: x@y.test\r\nSubject: big\r\n\r\n");
+    while text.len() < 2 << 20 {
+        text.push_str("a line of a big message body, long enough\r\n");
+    }
+    std::fs::write(&msg, &text).unwrap();
+    env.ok(
+        "zmmailbox",
+        &[
+            "-z",
+            "-m",
+            "a@d.test",
+            "am",
+            "/Inbox",
+            msg.to_str().unwrap(),
+        ],
+    );
+
+    // Targets: never a relative path, never a skeleton outside a target.
+    let etc = env.root.join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    std::fs::write(etc.join("passwd"), "root:x:0:0\n").unwrap();
+    let etc_s = etc.to_str().unwrap();
+    let untouched = |what: &str| {
+        let names: Vec<_> = std::fs::read_dir(&etc)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, vec!["passwd"], "after {what}");
+    };
+    for (what, body) in [
+        (
+            "relative restore",
+            r#"{"op":"restore","accounts":["all"],"target":"../../etc"}"#.to_string(),
+        ),
+        (
+            "restore",
+            format!(r#"{{"op":"restore","accounts":["all"],"target":"{etc_s}"}}"#),
+        ),
+        (
+            "verify",
+            format!(r#"{{"op":"backup_verify","target":"{etc_s}"}}"#),
+        ),
+        (
+            "abort",
+            format!(
+                r#"{{"op":"backup_abort","label":"full-20260101.000000.000","target":"{etc_s}"}}"#
+            ),
+        ),
+        (
+            "query",
+            format!(r#"{{"op":"backup_query","target":"{etc_s}"}}"#),
+        ),
+        (
+            "backup into a directory holding files",
+            format!(r#"{{"op":"backup","kind":"full","accounts":["all"],"target":"{etc_s}"}}"#),
+        ),
+    ] {
+        let op = serde_json::from_str::<serde_json::Value>(&body).unwrap()["op"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (status, answer) = post(admin, &format!("/v1/op/{op}"), Some(token), &body);
+        assert!((400..500).contains(&status), "{what}: {status} {answer}");
+        untouched(what);
+    }
+    let (_, answer) = post(
+        admin,
+        "/v1/op/restore",
+        Some(token),
+        r#"{"op":"restore","accounts":["all"],"target":"../../etc"}"#,
+    );
+    assert!(
+        answer["error"].as_str().unwrap().contains("relative"),
+        "{answer}"
+    );
+
+    // A backup may make a new target, under backup_target_roots once set.
+    env.ok(
+        "zmlocalconfig",
+        &[
+            "-e",
+            &format!("backup_target_roots={}", env.root.join("backups").display()),
+        ],
+    );
+    let outside = env.root.join("elsewhere");
+    let o = env.zm(
+        "zmbackup",
+        &["-f", "-a", "all", "-sync", "-t", outside.to_str().unwrap()],
+    );
+    assert_ne!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(o.stderr.contains("backup_target_roots"), "{}", o.stderr);
+    assert!(!outside.exists());
+    // The CLI resolves a relative -t in its own working directory, not the
+    // server's.
+    std::fs::create_dir(env.root.join("backups")).unwrap();
+    let mut cmd = Command::new(env.links.join("zmbackup"));
+    let o = cmd
+        .env("MAILVAULT_HOME", &env.home)
+        .current_dir(env.root.join("backups"))
+        .args(["-f", "-a", "all", "-sync", "-t", "t1"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(env.root.join("backups/t1/sessions").is_dir());
+}
+
+/// A tmpfs mounted for the test (root only, as CI runs), unmounted at the end.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        let o = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .expect("running mount");
+        assert!(
+            o.status.success(),
+            "cannot mount a tmpfs at {} (this test needs root): {}",
+            at.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Tmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_target_disk_is_named_as_the_target_not_the_home() {
+    let env = Env::new();
+    let fs = Tmpfs::mount(&env.root.join("tfs"), "4m");
+    let target = fs.0.join("target");
+    let t = target.to_str().unwrap();
+    env.ok("zmprov", &["cd", "d.test"]);
+    env.ok("zmprov", &["ca", "a@d.test", "secret"]);
+    env.ok("zmbackup", &["-f", "-a", "all", "-t", t, "-sync"]);
+    // Redo records for the incremental: about 1.5 MB of mail.
+    let msg = env.root.join("m.eml");
+    let mut text = String::from("From: x@y.test\r\nSubject: fill\r\n\r\n");
+    while text.len() < 300_000 {
+        text.push_str("some words that make up a body line of a message\r\n");
+    }
+    for i in 0..5 {
+        std::fs::write(&msg, format!("X-N: {i}\r\n{text}")).unwrap();
+        env.ok(
+            "zmmailbox",
+            &[
+                "-z",
+                "-m",
+                "a@d.test",
+                "am",
+                "/Inbox",
+                msg.to_str().unwrap(),
+            ],
+        );
+    }
+    // Fill the target's filesystem: room for the session's small files, not
+    // for the redo logs the incremental copies from the home's archive.
+    let filler = fs.0.join("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 << 10];
+        while f.write_all(&block).is_ok() {}
+        let len = f.metadata().unwrap().len();
+        f.set_len(len - (256 << 10)).unwrap();
+    }
+    let o = env.zm("zmbackup", &["-i", "-t", t, "-sync"]);
+    assert_ne!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    let err = o.stderr.to_lowercase();
+    assert!(
+        err.contains("no space for")
+            && err.contains(&fs.0.to_str().unwrap().to_lowercase())
+            && err.contains("(copying"),
+        "{}",
+        o.stderr
+    );
+    let home = env.home.to_str().unwrap().to_lowercase();
+    let first_path = err
+        .split_whitespace()
+        .find(|w| w.starts_with('/'))
+        .unwrap_or_default();
+    assert!(
+        !first_path.starts_with(&home),
+        "the home is named first: {}",
+        o.stderr
+    );
+    // Space back: the next incremental takes the logs.
+    std::fs::remove_file(&filler).unwrap();
+    env.ok("zmbackup", &["-i", "-t", t, "-sync"]);
+}
+
+/// One LMTP delivery; returns the reply to the final dot.
+fn lmtp_deliver(port: u16, rcpt: &str, message: &str) -> String {
+    use std::io::BufRead;
+    let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    let mut line = String::new();
+    let mut reply = |r: &mut std::io::BufReader<std::net::TcpStream>| -> String {
+        // The last line of a (possibly multi-line) reply.
+        loop {
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return line.trim_end().to_string();
+            }
+        }
+    };
+    reply(&mut r);
+    write!(w, "LHLO test\r\n").unwrap();
+    reply(&mut r);
+    write!(w, "MAIL FROM:<x@y.test>\r\n").unwrap();
+    reply(&mut r);
+    write!(w, "RCPT TO:<{rcpt}>\r\n").unwrap();
+    let rc = reply(&mut r);
+    if !rc.starts_with('2') {
+        return rc;
+    }
+    write!(w, "DATA\r\n").unwrap();
+    reply(&mut r);
+    w.write_all(message.as_bytes()).unwrap();
+    write!(w, ".\r\n").unwrap();
+    let end = reply(&mut r);
+    let _ = write!(w, "QUIT\r\n");
+    end
+}
+
+struct Server(std::process::Child);
+
+impl Server {
+    fn start(env: &Env, lmtp: u16) -> Server {
+        let child = Command::new(BIN)
+            .env("MAILVAULT_HOME", &env.home)
+            .arg("serve")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", lmtp)).is_err() {
+            assert!(Instant::now() < deadline, "the server did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Server(child)
+    }
+
+    fn stop(mut self) {
+        // SAFETY: a signal to our own child.
+        unsafe {
+            libc::kill(self.0.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A full home's redo log stops: `check` says so, and what to do, until the
+/// restart that recovers it; delivery works again after it.
+#[test]
+fn a_stopped_redo_log_fails_check_until_the_restart_that_recovers_it() {
+    let env = Env::new();
+    let fs = Tmpfs::mount(&env.home, "24m");
+    let lmtp = free_port();
+    env.ok(
+        "zmlocalconfig",
+        &[
+            "-e",
+            &format!("admin_bind_port={}", free_port()),
+            "-e",
+            &format!("lmtp_bind_port={lmtp}"),
+            "-e",
+            &format!("imap_bind_port={}", free_port()),
+            "-e",
+            &format!("imaps_bind_port={}", free_port()),
+        ],
+    );
+    env.ok("zmprov", &["cd", "d.test"]);
+    env.ok("zmprov", &["ca", "a@d.test", "secret"]);
+    let server = Server::start(&env, lmtp);
+    let mut msg = String::from("From: x@y.test\r\nSubject: big\r\n\r\n");
+    while msg.len() < 200_000 {
+        msg.push_str("a body line of a message that fills the disk\r\n");
+    }
+    assert!(lmtp_deliver(lmtp, "a@d.test", &msg).starts_with("250"));
+    let line = check_line(&env, "redo log");
+    assert!(line.contains("OK"), "{line}");
+    let line = check_line(&env, "listeners");
+    assert!(line.contains("OK") && line.contains("LMTP"), "{line}");
+
+    // Room for the staged content but not for its redo record as well.
+    let filler = fs.0.join("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 << 10];
+        while f.write_all(&block).is_ok() {}
+        let len = f.metadata().unwrap().len();
+        f.set_len(len - 300_000).unwrap();
+    }
+    let reply = lmtp_deliver(lmtp, "a@d.test", &msg);
+    assert!(reply.starts_with('4'), "{reply}");
+    let line = check_line(&env, "redo log");
+    assert!(
+        line.contains("FAILED") && line.contains("restart"),
+        "{line}"
+    );
+    // Space back: still said, until the restart.
+    std::fs::remove_file(&filler).unwrap();
+    let line = check_line(&env, "redo log");
+    assert!(line.contains("FAILED"), "{line}");
+    server.stop();
+
+    let server = Server::start(&env, lmtp);
+    let line = check_line(&env, "redo log");
+    assert!(line.contains("OK"), "{line}");
+    assert!(lmtp_deliver(lmtp, "a@d.test", &msg).starts_with("250"));
+    server.stop();
+}
+
+/// `zmcontrol start` while something holds the home without serving it (a
+/// killed server whose process has not gone yet): it waits for it to go, then
+/// starts a server that answers. A server that cannot come up is an error.
+#[test]
+fn zmcontrol_start_waits_for_a_lingering_holder_and_fails_when_nothing_comes_up() {
+    let env = Env::new();
+    let admin = free_port();
+    let lmtp = free_port();
+    env.ok(
+        "zmlocalconfig",
+        &[
+            "-e",
+            &format!("admin_bind_port={admin}"),
+            "-e",
+            &format!("lmtp_bind_port={lmtp}"),
+            "-e",
+            &format!("imap_bind_port={}", free_port()),
+            "-e",
+            &format!("imaps_bind_port={}", free_port()),
+        ],
+    );
+    let lock = env.home.join("mailvault.lock");
+    std::fs::write(&lock, "424242").unwrap();
+    let mut holder = Command::new("flock")
+        .arg("-x")
+        .arg(&lock)
+        .args(["sleep", "3"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while env.zm("zmcontrol", &["status"]).code != 0 {
+        assert!(Instant::now() < deadline, "flock did not take the lock");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = env.zm("zmcontrol", &["start"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(o.stdout.contains("waiting"), "{}", o.stdout);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", admin)).is_ok(),
+        "start said {} but nothing listens",
+        o.stdout
+    );
+    let _ = holder.wait();
+    // Running and answering: start says so.
+    let o = env.ok("zmcontrol", &["start"]);
+    assert!(o.stdout.contains("already running"), "{}", o.stdout);
+    env.ok("zmcontrol", &["stop"]);
+
+    // The LMTP port is taken: the server cannot come up, start says so.
+    let _squatter = std::net::TcpListener::bind(("127.0.0.1", lmtp)).unwrap();
+    let o = env.zm("zmcontrol", &["start"]);
+    assert_ne!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(o.stderr.contains("exited at start"), "{}", o.stderr);
+}

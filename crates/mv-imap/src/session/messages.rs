@@ -69,37 +69,66 @@ impl<B: Backend> Session<B> {
         Ok(())
     }
 
-    pub(super) async fn search(&mut self, keys: &[SearchKey<'_>], uid: bool) -> Res {
+    /// UIDs of the selected mailbox's messages matching every key, sorted.
+    pub(super) async fn search_uids(&mut self, keys: &[SearchKey<'_>]) -> Result<Vec<u32>, Reply> {
         let (acct, id, _) = self.sel()?;
         let sel = self.selected.as_ref().expect("sel");
         let seq_uids: Vec<u32> = sel.msgs.iter().map(|m| m.uid).collect();
-        let max_uid = seq_uids.last().copied().unwrap_or(0);
+        let cx = convert::SearchContext {
+            seq_uids: &seq_uids,
+            max_uid: seq_uids.last().copied().unwrap_or(0),
+            recent: &sel.recent,
+        };
         let mut criteria = Vec::new();
-        let mut modseq_asked = false;
         for k in keys {
-            modseq_asked |= mentions_modseq(k);
-            criteria.push(convert::criterion(k, &seq_uids, max_uid).map_err(bad)?);
+            criteria.push(convert::criterion(k, &cx).map_err(bad)?);
         }
         let mut found = self.call(move |b| b.search(&acct, id, &criteria)).await?;
         found.sort_unstable();
+        Ok(found)
+    }
+
+    pub(super) async fn search(&mut self, tag: &str, keys: &[SearchKey<'_>], uid: bool) -> Res {
+        let modseq_asked = keys.iter().any(mentions_modseq);
+        let found = self.search_uids(keys).await?;
         let sel = self.selected.as_ref().expect("sel");
         let mut nums = Vec::new();
-        let mut top_modseq = 0;
+        let mut modseqs = Vec::new();
         for (i, m) in sel.msgs.iter().enumerate() {
             if found.binary_search(&m.uid).is_ok() {
                 nums.push(if uid { m.uid } else { i as u32 + 1 });
-                top_modseq = top_modseq.max(m.modseq);
+                modseqs.push(m.modseq);
             }
         }
+        if modseq_asked {
+            self.enable_condstore();
+        }
+        if let Some(opts) = self.returning.take() {
+            // MODSEQ of what is returned: all matches, or only the MIN/MAX ones
+            // (RFC 4731 §3.2).
+            let modseq = modseq_asked.then(|| {
+                if opts.all || opts.count {
+                    modseqs.iter().copied().max().unwrap_or(0)
+                } else {
+                    let first = opts.min.then(|| modseqs.first().copied()).flatten();
+                    let last = opts.max.then(|| modseqs.last().copied()).flatten();
+                    first.max(last).unwrap_or(0)
+                }
+            });
+            let line = crate::esearch::response(tag, uid, &opts, &nums, modseq);
+            self.untagged(&line);
+            if uid {
+                self.refresh(true).await;
+            }
+            return Ok(());
+        }
+        let top_modseq = modseqs.iter().copied().max().unwrap_or(0);
         let mut line = String::from("SEARCH");
         for n in &nums {
             line.push_str(&format!(" {n}"));
         }
         if modseq_asked && !nums.is_empty() {
             line.push_str(&format!(" (MODSEQ {top_modseq})"));
-        }
-        if modseq_asked {
-            self.condstore = true;
         }
         self.untagged(&line);
         if uid {
@@ -133,8 +162,12 @@ impl<B: Backend> Session<B> {
                 }
             }
         }
-        if changed_since.is_some() {
-            self.condstore = true;
+        if changed_since.is_some()
+            || names
+                .iter()
+                .any(|n| matches!(n, MessageDataItemName::ModSeq))
+        {
+            self.enable_condstore();
         }
         if uid && !names.iter().any(|n| matches!(n, MessageDataItemName::Uid)) {
             names.insert(0, MessageDataItemName::Uid);
@@ -155,11 +188,11 @@ impl<B: Backend> Session<B> {
             {
                 return Ok(Err(bad("section path is too deep")));
             }
-            if matches!(
-                n,
-                MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
-            ) {
-                return Ok(Err(bad("BINARY is not supported")));
+            if let MessageDataItemName::Binary { section, .. }
+            | MessageDataItemName::BinarySize { section } = n
+                && section.len() > mime::MAX_DEPTH
+            {
+                return Ok(Err(bad("section path is too deep")));
             }
         }
         let idx = match self.indexes(set, uid) {
@@ -171,6 +204,7 @@ impl<B: Backend> Session<B> {
                 matches!(
                     n,
                     MessageDataItemName::BodyExt { peek: false, .. }
+                        | MessageDataItemName::Binary { peek: false, .. }
                         | MessageDataItemName::Rfc822
                         | MessageDataItemName::Rfc822Text
                 )
@@ -296,7 +330,7 @@ impl<B: Backend> Session<B> {
                     self.flush(s).await?;
                 }
             }
-            self.cache.put_many(fresh);
+            self.shared.cache.put_many(fresh);
         }
         if uid {
             self.refresh(true).await;
@@ -332,7 +366,7 @@ impl<B: Backend> Session<B> {
         let cached = if lookups.is_empty() {
             Vec::new()
         } else {
-            self.cache.get_many(&lookups)
+            self.shared.cache.get_many(&lookups)
         };
         let per = plan.rendered.len();
         let needs_read: Vec<bool> = (0..metas.len())
@@ -369,6 +403,12 @@ impl<B: Backend> Session<B> {
                 *m = snap.messages[j].clone();
             }
         }
+        sel.highest_modseq = snap.highest_modseq.max(1);
+        Selected::mark_recent(&sel.recent, &mut sel.msgs);
+        // A keyword this session just used is announced before it is shown.
+        if sel.new_keywords() {
+            self.announce_flags();
+        }
         Ok(())
     }
 
@@ -396,7 +436,7 @@ impl<B: Backend> Session<B> {
             })
             .next();
         if unchanged_since.is_some() {
-            self.condstore = true;
+            self.enable_condstore();
         }
         let idx = self.indexes(set, uid)?;
         let sel = self.selected.as_ref().expect("sel");
@@ -554,6 +594,8 @@ impl FetchPlan {
                 matches!(
                     n,
                     MessageDataItemName::BodyExt { .. }
+                        | MessageDataItemName::Binary { .. }
+                        | MessageDataItemName::BinarySize { .. }
                         | MessageDataItemName::Rfc822
                         | MessageDataItemName::Rfc822Header
                         | MessageDataItemName::Rfc822Text
@@ -657,6 +699,34 @@ fn fetch_item<'a>(
             out.extend_from_slice(b"RFC822.TEXT ");
             return literal(out, Cow::Borrowed(mime::parse(raw).body));
         }
+        MessageDataItemName::Binary {
+            section, partial, ..
+        } => {
+            let part: Vec<u32> = section.iter().map(|n| n.get()).collect();
+            let data = mime::binary(raw, &part).unwrap_or_default();
+            let _ = write!(out, "BINARY[{}]", join_parts(&part));
+            let data = match partial {
+                Some((origin, len)) => {
+                    let _ = write!(out, "<{origin}>");
+                    let start = (*origin as usize).min(data.len());
+                    let end = start.saturating_add(len.get() as usize).min(data.len());
+                    data[start..end].to_vec()
+                }
+                None => data,
+            };
+            out.push(b' ');
+            // Decoded content that is not text (NUL, a bare CR or LF) goes as
+            // a literal8 (RFC 3516 §4.3).
+            if wire::needs_literal8(&data) {
+                out.push(b'~');
+            }
+            return literal(out, Cow::Owned(data));
+        }
+        MessageDataItemName::BinarySize { section } => {
+            let part: Vec<u32> = section.iter().map(|n| n.get()).collect();
+            let size = mime::binary(raw, &part).map_or(0, |d| d.len());
+            let _ = write!(out, "BINARY.SIZE[{}] {size}", join_parts(&part));
+        }
         MessageDataItemName::BodyExt {
             section, partial, ..
         } => {
@@ -683,7 +753,6 @@ fn fetch_item<'a>(
             out.push(b' ');
             return literal(out, data);
         }
-        _ => {}
     }
     None
 }
@@ -781,6 +850,10 @@ fn mentions_modseq(k: &SearchKey<'_>) -> bool {
         SearchKey::And(v) => v.as_ref().iter().any(mentions_modseq),
         _ => false,
     }
+}
+
+fn join_parts(p: &[u32]) -> String {
+    p.iter().map(u32::to_string).collect::<Vec<_>>().join(".")
 }
 
 fn join_uids(u: &[u32]) -> String {

@@ -31,6 +31,10 @@ impl Shared {
     /// RFC 3501 §2.3.2: recent in exactly one session).
     pub fn claim_recent(&self, key: (u64, u32, u32), max_uid: u32) -> u32 {
         let mut m = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: forgetting makes messages recent once more, nothing worse.
+        if m.len() >= MAX_ENTRIES && !m.contains_key(&key) {
+            m.clear();
+        }
         let e = m.entry(key).or_insert(0);
         let before = *e;
         *e = before.max(max_uid);
@@ -77,7 +81,8 @@ enum Key {
     Account(String),
 }
 
-/// Entries kept at most; past it expired ones go, then the oldest.
+/// Entries kept at most in each map: past it, failure counts lose expired
+/// entries, then the older half; \Recent claims are forgotten.
 const MAX_ENTRIES: usize = 100_000;
 
 #[derive(Default)]

@@ -78,17 +78,12 @@ pub async fn serve<B: Backend>(
         );
         tasks.spawn(async move {
             let _permit = permit;
-            if let Err(e) = connection(
+            let accepted = Accepted {
                 stream,
-                peer.ip(),
+                peer: peer.ip(),
                 implicit_tls,
-                acceptor,
-                backend,
-                session_cfg,
-                shared,
-                stop,
-            )
-            .await
+            };
+            if let Err(e) = connection(accepted, acceptor, backend, session_cfg, shared, stop).await
             {
                 tracing::debug!("imap connection ended: {e}");
             }
@@ -103,16 +98,27 @@ pub async fn serve<B: Backend>(
     tasks.abort_all();
 }
 
-async fn connection<B: Backend>(
-    mut stream: TcpStream,
+/// A connection as accepted: the stream, the client's address, and whether it
+/// came in on the implicit-TLS listener.
+struct Accepted {
+    stream: TcpStream,
     peer: std::net::IpAddr,
     implicit_tls: bool,
+}
+
+async fn connection<B: Backend>(
+    accepted: Accepted,
     acceptor: Option<TlsAcceptor>,
     backend: Arc<B>,
     cfg: Arc<SessionConfig>,
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let Accepted {
+        mut stream,
+        peer,
+        implicit_tls,
+    } = accepted;
     let _ = stream.set_nodelay(true);
     if implicit_tls {
         let acceptor = acceptor.expect("a TLS listener exists only with a TLS configuration");

@@ -747,6 +747,7 @@ fn is_atom(s: &str) -> bool {
 }
 
 mod auth;
+mod items;
 mod mailboxes;
 mod messages;
 mod ordering;
@@ -757,7 +758,6 @@ mod tests {
     use super::auth::decode_b64;
     use super::mailboxes::wildcard;
     use super::messages::compress_set;
-    use super::*;
 
     #[test]
     fn wildcards() {

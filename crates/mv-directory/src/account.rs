@@ -496,18 +496,17 @@ impl Directory {
     /// True if `password` matches; false if not or if the account has none.
     pub fn verify_password(&self, key: &str, password: &str) -> Result<bool> {
         let a = self.get_account(key)?;
-        let Some(hash) = password_hash(&self.conn, &a.id)? else {
-            return Ok(false);
-        };
-        let parsed = PasswordHash::new(&hash).map_err(|e| {
-            DirectoryError::Password(format!(
-                "the stored password hash of {} is unreadable ({e}); set a new password (zmprov sp)",
-                a.email
-            ))
-        })?;
-        Ok(Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok())
+        match self.stored_password_hash(&a.id)? {
+            Some(hash) => password_matches(&a.email, &hash, password),
+            None => Ok(false),
+        }
+    }
+
+    /// The account's stored password hash (PHC string), if it has a password:
+    /// read under the directory's lock, checked with [`password_matches`]
+    /// outside it, so one slow Argon2 check does not hold up other lookups.
+    pub fn stored_password_hash(&self, account_id: &str) -> Result<Option<String>> {
+        password_hash(&self.conn, account_id)
     }
 
     /// `zmprov ra OLD NEW`: changes the primary address; zimbraId, mailbox id and
@@ -666,3 +665,16 @@ impl Directory {
 
 #[cfg(test)]
 mod tests;
+
+/// Whether `password` matches a stored hash of `email`'s account (Argon2,
+/// parameters as stored). Takes no lock: callers read the hash first.
+pub fn password_matches(email: &str, hash: &str, password: &str) -> Result<bool> {
+    let parsed = PasswordHash::new(hash).map_err(|e| {
+        DirectoryError::Password(format!(
+            "the stored password hash of {email} is unreadable ({e}); set a new password (zmprov sp)"
+        ))
+    })?;
+    Ok(Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok())
+}

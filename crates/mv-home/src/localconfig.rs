@@ -130,6 +130,30 @@ pub const KNOWN_KEYS: &[KeyInfo] = &[
         description: "largest literal (APPENDed message) IMAP accepts, in bytes",
     },
     KeyInfo {
+        name: "imap_login_free_failures",
+        default: "3",
+        secret: false,
+        description: "failed IMAP logins (per client address and per account, 10 min) before each further attempt is delayed",
+    },
+    KeyInfo {
+        name: "imap_login_failure_delay_ms",
+        default: "1000",
+        secret: false,
+        description: "first IMAP login delay after the free failures; doubles per further failure",
+    },
+    KeyInfo {
+        name: "imap_login_failure_max_delay_ms",
+        default: "15000",
+        secret: false,
+        description: "longest IMAP login delay after failed logins",
+    },
+    KeyInfo {
+        name: "imap_login_failures_per_connection",
+        default: "3",
+        secret: false,
+        description: "failed logins after which an IMAP connection is closed",
+    },
+    KeyInfo {
         name: "mailbox_lmtp_max_message_size",
         default: "52428800",
         secret: false,

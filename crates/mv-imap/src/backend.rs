@@ -9,6 +9,9 @@ pub mod flags {
     pub const DELETED: u32 = 8;
     pub const DRAFT: u32 = 16;
     pub const ALL: u32 = SEEN | ANSWERED | FLAGGED | DELETED | DRAFT;
+    /// `\Recent`: set by the session on its own copy of a listing, never stored
+    /// (a message is recent in the one session that first saw it).
+    pub const RECENT: u32 = 1 << 31;
 }
 
 /// A logged-in user, as the backend identifies it.
@@ -78,8 +81,6 @@ pub struct Snapshot {
     pub uid_next: u32,
     pub highest_modseq: u64,
     pub messages: Vec<MessageMeta>,
-    /// Keywords defined in the account (for FLAGS / PERMANENTFLAGS).
-    pub keywords: Vec<String>,
 }
 
 /// How STORE changes flags.
@@ -166,6 +167,12 @@ pub trait Backend: Send + Sync + 'static {
         }
         Ok(out)
     }
+
+    /// The account's subscribed mailbox names (which need not exist).
+    fn subscriptions(&self, account: &Account) -> BResult<Vec<String>>;
+    /// Subscribes or unsubscribes a name; unsubscribing a name that is not
+    /// subscribed is [`ErrorKind::NotFound`].
+    fn subscribe(&self, account: &Account, name: &str, on: bool) -> BResult<()>;
 
     fn create(&self, account: &Account, name: &str) -> BResult<()>;
     fn delete(&self, account: &Account, name: &str) -> BResult<()>;

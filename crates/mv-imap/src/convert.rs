@@ -66,6 +66,7 @@ pub fn flags_of(list: &[Flag<'_>]) -> (u32, Vec<String>) {
 /// "\Seen \Answered ..." for a flag word plus keywords.
 pub fn flag_list(bits: u32, keywords: &[String]) -> String {
     let mut parts: Vec<String> = [
+        (flags::RECENT, "\\Recent"),
         (flags::ANSWERED, "\\Answered"),
         (flags::FLAGGED, "\\Flagged"),
         (flags::DELETED, "\\Deleted"),
@@ -104,8 +105,18 @@ pub fn ranges(set: &SequenceSet, max: u32, strict: bool) -> Option<Vec<(u32, u32
     Some(out)
 }
 
-/// A search key with sequence numbers resolved through `seq_to_uid`.
-pub fn criterion(k: &SearchKey<'_>, seq_uids: &[u32], max_uid: u32) -> Result<Criterion, String> {
+/// What a search key is resolved against: the UIDs by sequence number and the
+/// UIDs that are recent in this session (RECENT, NEW, OLD).
+pub struct SearchContext<'a> {
+    pub seq_uids: &'a [u32],
+    pub max_uid: u32,
+    pub recent: &'a [u32],
+}
+
+/// A search key with sequence numbers and \Recent resolved through `cx`.
+pub fn criterion(k: &SearchKey<'_>, cx: &SearchContext<'_>) -> Result<Criterion, String> {
+    let (seq_uids, max_uid) = (cx.seq_uids, cx.max_uid);
+    let recent = || Criterion::Uids(cx.recent.iter().map(|u| (*u, *u)).collect());
     let seq_set = |set: &SequenceSet| -> Criterion {
         let n = seq_uids.len() as u32;
         let r = ranges(set, n, false).unwrap_or_default();
@@ -123,7 +134,7 @@ pub fn criterion(k: &SearchKey<'_>, seq_uids: &[u32], max_uid: u32) -> Result<Cr
         SearchKey::And(v) => Criterion::And(
             v.as_ref()
                 .iter()
-                .map(|k| criterion(k, seq_uids, max_uid))
+                .map(|k| criterion(k, cx))
                 .collect::<Result<_, _>>()?,
         ),
         SearchKey::SequenceSet(s) => seq_set(s),
@@ -139,9 +150,9 @@ pub fn criterion(k: &SearchKey<'_>, seq_uids: &[u32], max_uid: u32) -> Result<Cr
         SearchKey::Undraft => Criterion::FlagsClear(flags::DRAFT),
         SearchKey::Unflagged => Criterion::FlagsClear(flags::FLAGGED),
         SearchKey::Unseen => Criterion::FlagsClear(flags::SEEN),
-        // No \Recent: no message is recent, every message is old.
-        SearchKey::New | SearchKey::Recent => Criterion::Not(Box::new(Criterion::All)),
-        SearchKey::Old => Criterion::All,
+        SearchKey::Recent => recent(),
+        SearchKey::New => Criterion::And(vec![recent(), Criterion::FlagsClear(flags::SEEN)]),
+        SearchKey::Old => Criterion::Not(Box::new(recent())),
         SearchKey::Keyword(a) => Criterion::Keyword(a.as_ref().to_string()),
         SearchKey::Unkeyword(a) => Criterion::Unkeyword(a.as_ref().to_string()),
         SearchKey::Before(d) => Criterion::Before(date(d)),
@@ -160,11 +171,10 @@ pub fn criterion(k: &SearchKey<'_>, seq_uids: &[u32], max_uid: u32) -> Result<Cr
         SearchKey::Header(n, v) => Criterion::Header(astring(n), astring(v)),
         SearchKey::Body(s) => Criterion::Body(astring(s)),
         SearchKey::Text(s) => Criterion::Text(astring(s)),
-        SearchKey::Not(k) => Criterion::Not(Box::new(criterion(k, seq_uids, max_uid)?)),
-        SearchKey::Or(a, b) => Criterion::Or(
-            Box::new(criterion(a, seq_uids, max_uid)?),
-            Box::new(criterion(b, seq_uids, max_uid)?),
-        ),
+        SearchKey::Not(k) => Criterion::Not(Box::new(criterion(k, cx)?)),
+        SearchKey::Or(a, b) => {
+            Criterion::Or(Box::new(criterion(a, cx)?), Box::new(criterion(b, cx)?))
+        }
         SearchKey::ModSequence { modseq, .. } => Criterion::ModSeq(*modseq),
         #[allow(unreachable_patterns)]
         _ => return Err("search key not supported".into()),

@@ -30,6 +30,20 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// Before login: literals of a few KiB, enough for any LOGIN or
+    /// AUTHENTICATE, so that an unauthenticated client pins tens of KiB, not a
+    /// message's worth (as Dovecot's imap-login does). Lines stay as long as
+    /// after login: ID sends long ones.
+    pub fn pre_auth() -> Limits {
+        Limits {
+            max_line: 64 * 1024,
+            max_literal: 8 * 1024,
+            max_command: 64 * 1024 + 8 * 1024,
+        }
+    }
+}
+
 /// Why a command was refused by the framer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FrameError {
@@ -82,6 +96,15 @@ impl Framer {
             state: State::Line,
             refused: None,
         }
+    }
+
+    /// Limits for the commands after the current one (login raises them).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Adds received bytes; call [`Framer::next_frame`] until it returns None.

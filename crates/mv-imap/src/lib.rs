@@ -8,11 +8,14 @@
 //! - [`serve`] (feature `server`): the tokio listeners with STARTTLS and IMAPS.
 //!
 //! Extensions: LITERAL+, SASL-IR, AUTH=PLAIN, ID, ENABLE, IDLE, NAMESPACE,
-//! UIDPLUS, MOVE, UNSELECT, SPECIAL-USE, CONDSTORE.
+//! UIDPLUS, MOVE, UNSELECT, SPECIAL-USE, CONDSTORE, BINARY, CHILDREN, ESEARCH,
+//! SORT, SORT=DISPLAY, ESORT, THREAD=ORDEREDSUBJECT, THREAD=REFERENCES.
 
+pub mod address;
 pub mod backend;
 pub mod cache;
 pub mod convert;
+pub mod esearch;
 pub mod framing;
 pub mod mime;
 pub mod search;
@@ -20,6 +23,9 @@ pub mod search;
 mod server;
 #[cfg(feature = "server")]
 pub mod session;
+#[cfg(feature = "server")]
+pub mod shared;
+pub mod sort;
 pub mod utf7;
 pub mod wire;
 
@@ -31,6 +37,8 @@ pub use backend::{
 pub use server::{ImapConfig, serve, tls_config};
 #[cfg(feature = "server")]
 pub use session::SessionConfig;
+#[cfg(feature = "server")]
+pub use shared::ThrottleConfig;
 
 /// Parses one framed command the way the server does; for the fuzz target.
 pub fn parse_command(bytes: &[u8]) -> bool {

@@ -235,18 +235,21 @@ pub fn envelope(out: &mut Vec<u8>, header: &[u8]) {
     nstring(out, field(&f, "date"));
     out.push(b' ');
     nstring(out, field(&f, "subject"));
-    let from = field(&f, "from");
-    for (name, fallback) in [
-        ("from", None),
-        ("sender", from),
-        ("reply-to", from),
-        ("to", None),
-        ("cc", None),
-        ("bcc", None),
-    ] {
+    let parse = |name: &str| {
+        field(&f, name)
+            .map(crate::address::parse)
+            .unwrap_or_default()
+    };
+    let from = parse("from");
+    for name in ["from", "sender", "reply-to", "to", "cc", "bcc"] {
         out.push(b' ');
-        let v = field(&f, name).filter(|v| !v.is_empty()).or(fallback);
-        addresses(out, v);
+        let list = parse(name);
+        // An empty or missing Sender or Reply-To is the From (RFC 3501 §7.4.2).
+        if list.is_empty() && matches!(name, "sender" | "reply-to") {
+            addresses(out, &from);
+        } else {
+            addresses(out, &list);
+        }
     }
     out.push(b' ');
     nstring(out, field(&f, "in-reply-to"));
@@ -255,76 +258,24 @@ pub fn envelope(out: &mut Vec<u8>, header: &[u8]) {
     out.push(b')');
 }
 
-fn addresses(out: &mut Vec<u8>, v: Option<&[u8]>) {
-    let list = v.map(parse_addresses).unwrap_or_default();
+fn addresses(out: &mut Vec<u8>, list: &[crate::address::Address]) {
     if list.is_empty() {
         out.extend_from_slice(b"NIL");
         return;
     }
     out.push(b'(');
-    for (name, mailbox, host) in list {
+    for a in list {
         out.push(b'(');
-        nstring(out, name.as_deref().map(str::as_bytes));
-        out.extend_from_slice(b" NIL ");
-        nstring(out, Some(mailbox.as_bytes()));
+        nstring(out, a.name.as_deref().map(str::as_bytes));
         out.push(b' ');
-        nstring(out, host.as_deref().map(str::as_bytes));
+        nstring(out, a.route.as_deref().map(str::as_bytes));
+        out.push(b' ');
+        nstring(out, a.mailbox.as_deref().map(str::as_bytes));
+        out.push(b' ');
+        nstring(out, a.host.as_deref().map(str::as_bytes));
         out.push(b')');
     }
     out.push(b')');
-}
-
-/// A simple RFC 5322 address-list reader: `Name <a@b>, c@d, "Q, R" <e@f>`.
-/// Groups are flattened to their members.
-fn parse_addresses(v: &[u8]) -> Vec<(Option<String>, String, Option<String>)> {
-    let s = String::from_utf8_lossy(v);
-    let mut items = Vec::new();
-    let mut cur = String::new();
-    let (mut quoted, mut angle, mut escaped) = (false, false, false);
-    for c in s.chars() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            '<' if !quoted => angle = true,
-            '>' if !quoted => angle = false,
-            ',' | ';' if !quoted && !angle => {
-                items.push(std::mem::take(&mut cur));
-                continue;
-            }
-            ':' if !quoted && !angle => {
-                cur.clear();
-                continue;
-            }
-            _ => {}
-        }
-        cur.push(c);
-    }
-    items.push(cur);
-    items
-        .into_iter()
-        .filter_map(|item| {
-            let item = item.trim();
-            if item.is_empty() {
-                return None;
-            }
-            let (name, addr) = match (item.rfind('<'), item.rfind('>')) {
-                (Some(a), Some(b)) if a < b => {
-                    let name = item[..a].trim().trim_matches('"').trim();
-                    (
-                        (!name.is_empty()).then(|| name.replace("\\\"", "\"")),
-                        item[a + 1..b].trim(),
-                    )
-                }
-                _ => (None, item),
-            };
-            let (mailbox, host) = match addr.rsplit_once('@') {
-                Some((m, h)) => (m.to_string(), Some(h.to_string())),
-                None => (addr.to_string(), None),
-            };
-            Some((name, mailbox, host))
-        })
-        .collect()
 }
 
 /// BODY / BODYSTRUCTURE of an entity.
@@ -400,9 +351,121 @@ pub enum SectionText {
 /// The bytes of BODY[part.part...TEXT-ish]. `part` empty = the whole message.
 /// None if the part does not exist (the caller answers with an empty string,
 /// as most servers do).
-pub fn section(raw: &[u8], part: &[u32], what: &SectionText) -> Option<Vec<u8>> {
+/// An APPENDed message with NUL bytes (a literal8, RFC 3516 §4.4) made fit
+/// for BODY[] and plain literals: each part whose body holds a NUL is
+/// re-encoded as base64 (its Content-Transfer-Encoding replaced), so BINARY[]
+/// still gives back the original bytes. None when there is no NUL.
+pub fn encode_binary_parts(raw: &[u8]) -> Option<Vec<u8>> {
+    if !raw.contains(&0) {
+        return None;
+    }
     let top = parse(raw);
-    let mut e = &top;
+    let mut leaves: Vec<(&[u8], &[u8])> = Vec::new();
+    fn collect<'a>(e: &Entity<'a>, out: &mut Vec<(&'a [u8], &'a [u8])>) {
+        if let Some(inner) = e.inner.as_deref() {
+            collect(inner, out);
+        } else if !e.parts.is_empty() {
+            for p in &e.parts {
+                collect(p, out);
+            }
+        } else if e.body.contains(&0) {
+            out.push((e.header, e.body));
+        }
+    }
+    collect(&top, &mut leaves);
+    let offset = |s: &[u8]| s.as_ptr() as usize - raw.as_ptr() as usize;
+    let mut out = Vec::with_capacity(raw.len() * 4 / 3 + 256);
+    let mut at = 0;
+    for (header, body) in leaves {
+        let h = offset(header);
+        if h < at {
+            continue;
+        }
+        out.extend_from_slice(&raw[at..h]);
+        let mut skipping = false;
+        let mut ended = false;
+        for line in header.split_inclusive(|&b| b == b'\n') {
+            let bare = line.trim_ascii_end();
+            if bare.is_empty() {
+                out.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n");
+                out.extend_from_slice(line);
+                ended = true;
+                continue;
+            }
+            if line[0] != b' ' && line[0] != b'\t' {
+                let name = line.split(|&b| b == b':').next().unwrap_or_default();
+                skipping = name
+                    .trim_ascii()
+                    .eq_ignore_ascii_case(b"content-transfer-encoding");
+            }
+            if !skipping {
+                out.extend_from_slice(line);
+            }
+        }
+        if !ended {
+            out.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n\r\n");
+        }
+        let encoded = base64(body);
+        for chunk in encoded.chunks(76) {
+            out.extend_from_slice(chunk);
+            out.extend_from_slice(b"\r\n");
+        }
+        at = offset(body) + body.len();
+    }
+    out.extend_from_slice(&raw[at..]);
+    Some(out)
+}
+
+fn base64(data: &[u8]) -> Vec<u8> {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(data.len().div_ceil(3) * 4);
+    for ch in data.chunks(3) {
+        let n = ch.iter().fold(0u32, |a, b| a << 8 | *b as u32) << (8 * (3 - ch.len()));
+        for i in 0..4 {
+            out.push(if i <= ch.len() {
+                A[(n >> (18 - 6 * i) & 63) as usize]
+            } else {
+                b'='
+            });
+        }
+    }
+    out
+}
+
+/// BINARY[part] (RFC 3516): the part's body with its Content-Transfer-Encoding
+/// undone; the whole message as it is for an empty part. An encoding other than
+/// 7bit, 8bit, binary, base64 and quoted-printable leaves the body as it is.
+pub fn binary(raw: &[u8], part: &[u32]) -> Option<Vec<u8>> {
+    if part.is_empty() {
+        return Some(raw.to_vec());
+    }
+    let top = parse(raw);
+    let e = entity(&top, part)?;
+    let f = fields(e.header);
+    let cte = field(&f, "content-transfer-encoding")
+        .map(|v| String::from_utf8_lossy(v).trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    Some(match cte.as_str() {
+        "base64" => {
+            let clean: Vec<u8> = e
+                .body
+                .iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
+            mail_parser::decoders::base64::base64_decode(&clean).unwrap_or_default()
+        }
+        "quoted-printable" => {
+            mail_parser::decoders::quoted_printable::quoted_printable_decode(e.body)
+                .unwrap_or_else(|| e.body.to_vec())
+        }
+        _ => e.body.to_vec(),
+    })
+}
+
+/// The entity a part number addresses.
+fn entity<'e, 'a>(top: &'e Entity<'a>, part: &[u32]) -> Option<&'e Entity<'a>> {
+    let mut e = top;
     for (i, &n) in part.iter().enumerate() {
         let n = n as usize;
         // Inside a message/rfc822 part, numbers address the inner message's parts.
@@ -417,6 +480,12 @@ pub fn section(raw: &[u8], part: &[u32], what: &SectionText) -> Option<Vec<u8>> 
             return None;
         }
     }
+    Some(e)
+}
+
+pub fn section(raw: &[u8], part: &[u32], what: &SectionText) -> Option<Vec<u8>> {
+    let top = parse(raw);
+    let e = entity(&top, part)?;
     // HEADER/TEXT of a message/rfc822 part are those of the inner message.
     let target = match (what, e.inner.as_deref()) {
         (
@@ -511,6 +580,19 @@ mod tests {
                 || env.contains("(\"Carol, C\" NIL \"carol\" \"example.com\")"),
             "{env}"
         );
+    }
+
+    #[test]
+    fn binary_parts_become_base64_and_decode_back() {
+        let raw = b"From: a@b\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n\0\xe4\r\n\r\n--x--\r\n";
+        assert!(encode_binary_parts(b"From: a\r\n\r\ntext").is_none());
+        let enc = encode_binary_parts(raw).unwrap();
+        assert!(!enc.contains(&0));
+        let text = String::from_utf8_lossy(&enc);
+        assert!(text.contains("Content-Transfer-Encoding: base64"), "{text}");
+        assert!(!text.contains("binary"), "{text}");
+        assert_eq!(binary(&enc, &[1]).unwrap(), b"\0\xe4\r\n");
+        assert_eq!(binary(raw, &[1]).unwrap(), b"\0\xe4\r\n");
     }
 
     #[test]

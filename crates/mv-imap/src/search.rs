@@ -73,14 +73,13 @@ fn date_of(ms: i64) -> Option<NaiveDate> {
     chrono::DateTime::from_timestamp_millis(ms).map(|d| d.date_naive())
 }
 
+/// The day of the Date: header as its writer wrote it (RFC 3501 §6.4.4:
+/// "disregarding time and timezone"), not converted to UTC.
 fn sent_date(raw: &[u8]) -> Option<NaiveDate> {
     let (header, _) = raw.split_at(header_len(raw));
-    let f = mime::fields(header);
-    let v = mime::field(&f, "date")?;
-    let s = String::from_utf8_lossy(v);
-    chrono::DateTime::parse_from_rfc2822(s.trim())
-        .ok()
-        .map(|d| d.with_timezone(&chrono::Utc).date_naive())
+    let msg = mail_parser::MessageParser::default().parse_headers(header)?;
+    let d = msg.date().filter(|d| d.is_valid())?;
+    NaiveDate::from_ymd_opt(d.year as i32, d.month as u32, d.day as u32)
 }
 
 fn header_len(raw: &[u8]) -> usize {

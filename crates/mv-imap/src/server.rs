@@ -2,8 +2,8 @@
 //! connection limit, and graceful shutdown.
 
 use crate::backend::Backend;
-use crate::cache::FetchCache;
 use crate::session::{Ending, Session, SessionConfig};
+use crate::shared::{Shared, ThrottleConfig};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +21,7 @@ pub struct ImapConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// How long shutdown waits for sessions to say BYE.
     pub shutdown_grace: Duration,
+    pub throttle: ThrottleConfig,
 }
 
 /// Serves IMAP on `plain` (STARTTLS when TLS is configured) and on `tls`
@@ -35,7 +36,7 @@ pub async fn serve<B: Backend>(
     let mut session_cfg = cfg.session.clone();
     session_cfg.starttls = cfg.tls.is_some();
     let session_cfg = Arc::new(session_cfg);
-    let cache = Arc::new(FetchCache::default());
+    let shared = Arc::new(Shared::new(cfg.throttle.clone()));
     let acceptor = cfg.tls.clone().map(TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -44,15 +45,15 @@ pub async fn serve<B: Backend>(
     loop {
         let accepted = tokio::select! {
             _ = &mut shutdown => break,
-            r = plain.accept() => r.map(|(s, _)| (s, false)),
+            r = plain.accept() => r.map(|(s, a)| (s, a, false)),
             r = async {
                 match &tls {
                     Some(l) => l.accept().await,
                     None => std::future::pending().await,
                 }
-            } => r.map(|(s, _)| (s, true)),
+            } => r.map(|(s, a)| (s, a, true)),
         };
-        let (mut stream, implicit_tls) = match accepted {
+        let (mut stream, peer, implicit_tls) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!("imap accept failed: {e}");
@@ -68,25 +69,21 @@ pub async fn serve<B: Backend>(
             });
             continue;
         };
-        let (backend, session_cfg, cache, acceptor, stop) = (
+        let (backend, session_cfg, shared, acceptor, stop) = (
             backend.clone(),
             session_cfg.clone(),
-            cache.clone(),
+            shared.clone(),
             acceptor.clone(),
             stop_rx.clone(),
         );
         tasks.spawn(async move {
             let _permit = permit;
-            if let Err(e) = connection(
+            let accepted = Accepted {
                 stream,
+                peer: peer.ip(),
                 implicit_tls,
-                acceptor,
-                backend,
-                session_cfg,
-                cache,
-                stop,
-            )
-            .await
+            };
+            if let Err(e) = connection(accepted, acceptor, backend, session_cfg, shared, stop).await
             {
                 tracing::debug!("imap connection ended: {e}");
             }
@@ -101,20 +98,32 @@ pub async fn serve<B: Backend>(
     tasks.abort_all();
 }
 
-async fn connection<B: Backend>(
-    mut stream: TcpStream,
+/// A connection as accepted: the stream, the client's address, and whether it
+/// came in on the implicit-TLS listener.
+struct Accepted {
+    stream: TcpStream,
+    peer: std::net::IpAddr,
     implicit_tls: bool,
+}
+
+async fn connection<B: Backend>(
+    accepted: Accepted,
     acceptor: Option<TlsAcceptor>,
     backend: Arc<B>,
     cfg: Arc<SessionConfig>,
-    cache: Arc<FetchCache>,
+    shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let Accepted {
+        mut stream,
+        peer,
+        implicit_tls,
+    } = accepted;
     let _ = stream.set_nodelay(true);
     if implicit_tls {
         let acceptor = acceptor.expect("a TLS listener exists only with a TLS configuration");
         let mut tls = handshake(&acceptor, stream).await?;
-        Session::new(backend, cfg, cache, true, stop)
+        Session::new(backend, cfg, shared, Some(peer), true, stop)
             .run(&mut tls, true)
             .await?;
         return Ok(());
@@ -122,7 +131,8 @@ async fn connection<B: Backend>(
     let mut session = Session::new(
         backend.clone(),
         cfg.clone(),
-        cache.clone(),
+        shared.clone(),
+        Some(peer),
         false,
         stop.clone(),
     );
@@ -133,7 +143,7 @@ async fn connection<B: Backend>(
             // session (RFC 3501 §6.2.1: no command injection across the switch).
             let acceptor = acceptor.expect("STARTTLS is offered only with a TLS configuration");
             let mut tls = handshake(&acceptor, stream).await?;
-            Session::new(backend, cfg, cache, true, stop)
+            Session::new(backend, cfg, shared, Some(peer), true, stop)
                 .run(&mut tls, false)
                 .await?;
             Ok(())

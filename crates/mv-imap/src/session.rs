@@ -9,10 +9,10 @@
 //! reported and sends EXPUNGE, FETCH (FLAGS) and EXISTS.
 
 use crate::backend::{Account, Backend, BackendError, ErrorKind, FlagOp, LoginResult, MessageMeta};
-use crate::cache::FetchCache;
 use crate::convert::{self, flag_list, flags_of, mailbox_name, ranges};
 use crate::framing::{Frame, FrameError, Framer, tag_of};
 use crate::mime::{self, SectionText};
+use crate::shared::Shared;
 use crate::wire;
 use imap_codec::CommandCodec;
 use imap_codec::decode::Decoder;
@@ -37,6 +37,7 @@ use tokio::sync::watch;
 /// Settings of every session.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
+    /// Limits after login; before it, [`crate::framing::Limits::pre_auth`].
     pub limits: crate::framing::Limits,
     /// LOGIN / AUTHENTICATE allowed without TLS.
     pub cleartext_login: bool,
@@ -72,20 +73,65 @@ struct Selected {
     name: String,
     read_only: bool,
     uid_validity: u32,
-    /// Messages as last reported to the client, in UID (= sequence) order.
+    /// Messages as last reported to the client, in UID (= sequence) order,
+    /// with [`crate::backend::flags::RECENT`] set on those recent here.
     msgs: Vec<MessageMeta>,
     marker: u64,
+    /// UIDs recent in this session, sorted.
+    recent: Vec<u32>,
+    /// HIGHESTMODSEQ as of the last listing.
+    highest_modseq: u64,
+    /// Keywords announced in FLAGS (RFC 3501 §7.2.6: a client may rely on it
+    /// listing every keyword it sees in this mailbox).
+    keywords: Vec<String>,
+}
+
+impl Selected {
+    /// Key of the mailbox in the shared \Recent claims.
+    fn recent_key(&self, account: &Account) -> (u64, u32, u32) {
+        (account.id, self.id, self.uid_validity)
+    }
+
+    /// Sets the \Recent bit on `msgs` from `recent`.
+    fn mark_recent(recent: &[u32], msgs: &mut [MessageMeta]) {
+        for m in msgs {
+            if recent.binary_search(&m.uid).is_ok() {
+                m.flags |= crate::backend::flags::RECENT;
+            }
+        }
+    }
+
+    /// Keywords of `msgs` not yet announced; adds them to the announced list.
+    fn new_keywords(&mut self) -> bool {
+        let mut grew = false;
+        for m in &self.msgs {
+            for k in &m.keywords {
+                if is_atom(k) && !self.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                    self.keywords.push(k.clone());
+                    grew = true;
+                }
+            }
+        }
+        grew
+    }
 }
 
 pub struct Session<B: Backend> {
     backend: Arc<B>,
     cfg: Arc<SessionConfig>,
-    /// Rendered FETCH answers, shared by the server's sessions.
-    cache: Arc<FetchCache>,
+    /// The parsed-message cache, \Recent claims and the login throttle,
+    /// shared by the server's sessions.
+    shared: Arc<Shared>,
+    /// The client's address (for the login throttle).
+    peer: Option<std::net::IpAddr>,
+    /// Failed logins on this connection.
+    login_failures: u32,
     secure: bool,
     account: Option<Account>,
     selected: Option<Selected>,
     condstore: bool,
+    /// The RETURN options of the SEARCH or SORT being run (ESEARCH, ESORT).
+    returning: Option<crate::esearch::ReturnOptions>,
     framer: Framer,
     out: Vec<u8>,
     shutdown: watch::Receiver<bool>,
@@ -155,19 +201,23 @@ impl<B: Backend> Session<B> {
     pub fn new(
         backend: Arc<B>,
         cfg: Arc<SessionConfig>,
-        cache: Arc<FetchCache>,
+        shared: Arc<Shared>,
+        peer: Option<std::net::IpAddr>,
         secure: bool,
         shutdown: watch::Receiver<bool>,
     ) -> Session<B> {
-        let limits = cfg.limits.clone();
+        let limits = crate::framing::Limits::pre_auth();
         Session {
             backend,
             cfg,
-            cache,
+            shared,
+            peer,
+            login_failures: 0,
             secure,
             account: None,
             selected: None,
             condstore: false,
+            returning: None,
             framer: Framer::new(limits),
             out: Vec::new(),
             shutdown,
@@ -176,7 +226,7 @@ impl<B: Backend> Session<B> {
 
     fn capabilities(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CONDSTORE",
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CONDSTORE BINARY CHILDREN ESEARCH SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
         );
         if self.account.is_none() {
             if self.cfg.starttls && !self.secure {
@@ -250,7 +300,7 @@ impl<B: Backend> Session<B> {
                             Some("TOOBIG"),
                             &format!(
                                 "literal of {size} bytes is over the limit of {} bytes",
-                                self.cfg.limits.max_literal
+                                self.framer.limits().max_literal
                             ),
                         ),
                     }
@@ -317,6 +367,21 @@ impl<B: Backend> Session<B> {
         s: &mut S,
         bytes: &[u8],
     ) -> std::io::Result<Next> {
+        let mut bytes = std::borrow::Cow::Borrowed(bytes);
+        self.returning = None;
+        match crate::esearch::split_return(&bytes) {
+            None => {}
+            Some(Ok((rest, opts))) => {
+                bytes = std::borrow::Cow::Owned(rest);
+                self.returning = Some(opts);
+            }
+            Some(Err(e)) => {
+                let tag = tag_of(&bytes).unwrap_or_else(|| "*".into());
+                self.tagged(&tag, "BAD", None, &e);
+                return Ok(Next::Continue);
+            }
+        }
+        let bytes: &[u8] = &bytes;
         let cmd = match CommandCodec::default().decode(bytes) {
             Ok((_, c)) => c,
             Err(_) => {
@@ -400,40 +465,10 @@ impl<B: Backend> Session<B> {
                 mechanism,
                 initial_response,
             } => {
-                if !matches!(mechanism, AuthMechanism::Plain) {
-                    Err(no(None, "only AUTHENTICATE PLAIN is supported"))
-                } else {
-                    let data = match initial_response {
-                        Some(r) => Some(r.declassify().to_vec()),
-                        None => {
-                            self.out.extend_from_slice(b"+ \r\n");
-                            self.flush(s).await?;
-                            match self.next_frame(s, Duration::from_secs(120)).await? {
-                                Some(Frame::Command(line)) => {
-                                    let l = line.trim_ascii();
-                                    if l == b"*" {
-                                        None
-                                    } else {
-                                        Some(decode_b64(l).unwrap_or_default())
-                                    }
-                                }
-                                _ => return Ok(Ok(Next::Logout)),
-                            }
-                        }
-                    };
-                    match data {
-                        None => Err(bad("authentication cancelled")),
-                        Some(d) => {
-                            let parts: Vec<&[u8]> = d.split(|&b| b == 0).collect();
-                            if parts.len() != 3 {
-                                Err(bad("malformed PLAIN credentials"))
-                            } else {
-                                let user = String::from_utf8_lossy(parts[1]).into_owned();
-                                let pass = String::from_utf8_lossy(parts[2]).into_owned();
-                                self.login(tag, user, pass).await
-                            }
-                        }
-                    }
+                let ir = initial_response.map(|r| r.declassify().to_vec());
+                match self.authenticate(s, tag, &mechanism, ir).await? {
+                    Some(r) => r,
+                    None => return Ok(Ok(Next::Logout)),
                 }
             }
             CommandBody::Id { .. } => {
@@ -519,23 +554,17 @@ impl<B: Backend> Session<B> {
             CommandBody::List {
                 reference,
                 mailbox_wildcard,
-            } => self
-                .list(&reference, &mailbox_wildcard, "LIST")
-                .await
-                .map(|()| {
-                    self.tagged(tag, "OK", None, "LIST completed");
-                    Next::Continue
-                }),
+            } => self.list(&reference, &mailbox_wildcard).await.map(|()| {
+                self.tagged(tag, "OK", None, "LIST completed");
+                Next::Continue
+            }),
             CommandBody::Lsub {
                 reference,
                 mailbox_wildcard,
-            } => self
-                .list(&reference, &mailbox_wildcard, "LSUB")
-                .await
-                .map(|()| {
-                    self.tagged(tag, "OK", None, "LSUB completed");
-                    Next::Continue
-                }),
+            } => self.lsub(&reference, &mailbox_wildcard).await.map(|()| {
+                self.tagged(tag, "OK", None, "LSUB completed");
+                Next::Continue
+            }),
             CommandBody::Status {
                 mailbox,
                 item_names,
@@ -592,12 +621,42 @@ impl<B: Backend> Session<B> {
                         "unsupported charset",
                     ))
                 } else {
-                    self.search(criteria.as_ref(), uid).await.map(|()| {
+                    self.search(tag, criteria.as_ref(), uid).await.map(|()| {
                         self.tagged(tag, "OK", None, "SEARCH completed");
                         Next::Continue
                     })
                 }
             }
+            CommandBody::Sort {
+                sort_criteria,
+                charset,
+                search_criteria,
+                uid,
+            } => self
+                .sort(
+                    tag,
+                    sort_criteria.as_ref(),
+                    charset.as_ref(),
+                    search_criteria.as_ref(),
+                    uid,
+                )
+                .await
+                .map(|()| {
+                    self.tagged(tag, "OK", None, "SORT completed");
+                    Next::Continue
+                }),
+            CommandBody::Thread {
+                algorithm,
+                charset,
+                search_criteria,
+                uid,
+            } => self
+                .thread(&algorithm, charset.as_ref(), search_criteria.as_ref(), uid)
+                .await
+                .map(|()| {
+                    self.tagged(tag, "OK", None, "THREAD completed");
+                    Next::Continue
+                }),
             CommandBody::Fetch {
                 sequence_set,
                 macro_or_item_names,
@@ -663,34 +722,11 @@ impl<B: Backend> Session<B> {
         Ok(r)
     }
 
-    async fn login(&mut self, tag: &str, user: String, pass: String) -> Result<Next, Reply> {
-        if self.account.is_some() {
-            return Err(bad("already authenticated"));
-        }
-        if !self.login_allowed() {
-            return Err(no(
-                Some("PRIVACYREQUIRED"),
-                "login is refused on an unencrypted connection; use STARTTLS or IMAPS",
-            ));
-        }
-        match self.call(move |b| b.login(&user, &pass)).await {
-            LoginResult::Ok(a) => {
-                self.account = Some(a);
-                let caps = self.capabilities();
-                self.tagged(tag, "OK", Some(&format!("CAPABILITY {caps}")), "logged in");
-                Ok(Next::Continue)
-            }
-            LoginResult::Refused => {
-                // Slows down password guessing on one connection.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                Err(no(Some("AUTHENTICATIONFAILED"), "invalid credentials"))
-            }
-            LoginResult::Unavailable(msg) => Err(no(Some("UNAVAILABLE"), msg)),
-        }
-    }
-
+    /// A mailbox argument's name; a name that is not valid modified UTF-7 is
+    /// refused with NO (the command parsed, so BAD would be wrong, and clients
+    /// drop the connection after BAD).
     fn name_of(m: &Mailbox<'_>) -> Result<String, Reply> {
-        mailbox_name(m).map_err(|e| bad(e.to_string()))
+        mailbox_name(m).map_err(|e| no(Some("CANNOT"), format!("invalid mailbox name: {e}")))
     }
 
     async fn resolve(&self, acct: &Account, name: &str) -> Result<crate::MailboxEntry, Reply> {
@@ -699,183 +735,6 @@ impl<B: Backend> Session<B> {
         list.into_iter()
             .find(|m| m.name.eq_ignore_ascii_case(name))
             .ok_or_else(|| no(Some("NONEXISTENT"), format!("no mailbox named {name:?}")))
-    }
-
-    async fn select(
-        &mut self,
-        tag: &str,
-        mailbox: &Mailbox<'_>,
-        read_only: bool,
-        params: &[SelectParameter],
-    ) -> Result<Next, Reply> {
-        let acct = self.need_auth()?;
-        // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
-        self.selected = None;
-        let name = Self::name_of(mailbox)?;
-        if params
-            .iter()
-            .any(|p| matches!(p, SelectParameter::CondStore))
-        {
-            self.condstore = true;
-        }
-        let entry = self.resolve(&acct, &name).await?;
-        let (a, id) = (acct.clone(), entry.id);
-        let marker = self.call(move |b| b.change_marker(&a)).await?;
-        let a = acct.clone();
-        let snap = self.call(move |b| b.snapshot(&a, id)).await?;
-        let mut kw = snap.keywords.clone();
-        kw.retain(|k| is_atom(k));
-        let flags = flag_list(crate::backend::flags::ALL, &kw);
-        self.untagged(&format!("FLAGS {flags}"));
-        let perm = flag_list(crate::backend::flags::ALL, &kw);
-        let perm = if read_only {
-            "()".to_string()
-        } else {
-            format!("{} \\*)", perm.trim_end_matches(')'))
-        };
-        self.untagged(&format!("OK [PERMANENTFLAGS {perm}] flags"));
-        self.untagged(&format!("{} EXISTS", snap.messages.len()));
-        self.untagged("0 RECENT");
-        if let Some(i) = snap
-            .messages
-            .iter()
-            .position(|m| m.flags & crate::backend::flags::SEEN == 0)
-        {
-            self.untagged(&format!("OK [UNSEEN {}] first unseen", i + 1));
-        }
-        self.untagged(&format!(
-            "OK [UIDVALIDITY {}] UIDs valid",
-            snap.uid_validity
-        ));
-        self.untagged(&format!(
-            "OK [UIDNEXT {}] predicted next UID",
-            snap.uid_next
-        ));
-        self.untagged(&format!(
-            "OK [HIGHESTMODSEQ {}] highest",
-            snap.highest_modseq.max(1)
-        ));
-        self.selected = Some(Selected {
-            id,
-            name: entry.name,
-            read_only,
-            uid_validity: snap.uid_validity,
-            msgs: snap.messages,
-            marker,
-        });
-        let (code, verb) = if read_only {
-            ("READ-ONLY", "EXAMINE")
-        } else {
-            ("READ-WRITE", "SELECT")
-        };
-        self.tagged(tag, "OK", Some(code), &format!("{verb} completed"));
-        Ok(Next::Continue)
-    }
-
-    /// Reports other sessions' changes to the selected mailbox.
-    async fn refresh(&mut self, allow_expunge: bool) {
-        if !allow_expunge {
-            return;
-        }
-        let (Some(acct), Some(sel)) = (self.account.clone(), self.selected.as_ref()) else {
-            return;
-        };
-        let (a, id, old_marker) = (acct.clone(), sel.id, sel.marker);
-        let Ok(marker) = self.call(move |b| b.change_marker(&a)).await else {
-            return;
-        };
-        if marker == old_marker {
-            return;
-        }
-        let snap = match self.call(move |b| b.snapshot(&acct, id)).await {
-            Ok(s) => s,
-            Err(e) if e.kind == ErrorKind::NotFound => {
-                self.untagged("BYE the selected mailbox was deleted");
-                self.selected = None;
-                return;
-            }
-            Err(_) => return,
-        };
-        let condstore = self.condstore;
-        let sel = self.selected.as_mut().expect("checked");
-        let mut lines = Vec::new();
-        if snap.uid_validity != sel.uid_validity {
-            // The mailbox was replaced under us: the client must resynchronise.
-            lines.push("BYE the selected mailbox was replaced".to_string());
-            self.selected = None;
-            for l in lines {
-                self.untagged(&l);
-            }
-            return;
-        }
-        let new_uids: std::collections::HashSet<u32> =
-            snap.messages.iter().map(|m| m.uid).collect();
-        for i in (0..sel.msgs.len()).rev() {
-            if !new_uids.contains(&sel.msgs[i].uid) {
-                lines.push(format!("{} EXPUNGE", i + 1));
-                sel.msgs.remove(i);
-            }
-        }
-        for (i, m) in sel.msgs.iter().enumerate() {
-            if let Ok(j) = snap.messages.binary_search_by_key(&m.uid, |x| x.uid) {
-                let n = &snap.messages[j];
-                if n.flags != m.flags || n.keywords != m.keywords {
-                    let ms = if condstore {
-                        format!(" MODSEQ ({})", n.modseq)
-                    } else {
-                        String::new()
-                    };
-                    lines.push(format!(
-                        "{} FETCH (UID {} FLAGS {}{ms})",
-                        i + 1,
-                        n.uid,
-                        flag_list(n.flags, &n.keywords)
-                    ));
-                }
-            }
-        }
-        let grew = snap.messages.len() != sel.msgs.len();
-        sel.msgs = snap.messages;
-        sel.marker = marker;
-        if grew {
-            lines.push(format!("{} EXISTS", sel.msgs.len()));
-        }
-        for l in lines {
-            self.untagged(&l);
-        }
-    }
-
-    async fn idle<S: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        s: &mut S,
-        tag: &str,
-    ) -> std::io::Result<Next> {
-        self.out.extend_from_slice(b"+ idling\r\n");
-        self.refresh(true).await;
-        self.flush(s).await?;
-        let poll = self.cfg.idle_poll;
-        loop {
-            match tokio::time::timeout(poll, self.next_frame(s, self.cfg.autologout)).await {
-                Err(_) => {
-                    self.refresh(true).await;
-                    self.flush(s).await?;
-                }
-                Ok(Ok(None)) => return Ok(Next::Logout),
-                Ok(Err(e)) => return Err(e),
-                Ok(Ok(Some(Frame::Command(line)))) => {
-                    if line.trim_ascii().eq_ignore_ascii_case(b"DONE") {
-                        self.tagged(tag, "OK", None, "IDLE terminated");
-                    } else {
-                        self.tagged(tag, "BAD", None, "expected DONE");
-                    }
-                    return Ok(Next::Continue);
-                }
-                Ok(Ok(Some(_))) => {
-                    self.tagged(tag, "BAD", None, "expected DONE");
-                    return Ok(Next::Continue);
-                }
-            }
-        }
     }
 }
 
@@ -887,32 +746,18 @@ fn is_atom(s: &str) -> bool {
         })
 }
 
-fn decode_b64(s: &[u8]) -> Option<Vec<u8>> {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let s: Vec<u8> = s.iter().copied().filter(|&b| b != b'=').collect();
-    let mut out = Vec::new();
-    let (mut bits, mut n) = (0u32, 0);
-    for b in s {
-        let v = A.iter().position(|&x| x == b)? as u32;
-        bits = bits << 6 | v;
-        n += 6;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-            bits &= (1 << n) - 1;
-        }
-    }
-    Some(out)
-}
-
+mod auth;
+mod items;
 mod mailboxes;
 mod messages;
+mod ordering;
+mod selected;
 
 #[cfg(test)]
 mod tests {
+    use super::auth::decode_b64;
     use super::mailboxes::wildcard;
     use super::messages::compress_set;
-    use super::*;
 
     #[test]
     fn wildcards() {

@@ -37,6 +37,17 @@ pub fn literal_announcement(out: &mut Vec<u8>, len: usize) {
     out.extend_from_slice(format!("{{{len}}}\r\n").as_bytes());
 }
 
+/// Whether bytes cannot go in a plain literal: a NUL, or a CR or LF that is
+/// not part of a CRLF.
+pub fn needs_literal8(d: &[u8]) -> bool {
+    d.iter().enumerate().any(|(i, &b)| match b {
+        0 => true,
+        b'\r' => d.get(i + 1) != Some(&b'\n'),
+        b'\n' => i == 0 || d[i - 1] != b'\r',
+        _ => false,
+    })
+}
+
 /// A mailbox name (already modified-UTF-7 encoded): an atom when it is one, else quoted.
 pub fn mailbox(out: &mut Vec<u8>, name: &str) {
     let atom = !name.is_empty()

@@ -349,6 +349,7 @@ pub fn op_fields(op: &Op) -> String {
             a.replaces,
             a.ics.len()
         ),
+        Op::SetSubscription(sub) => format!("name={:?}, subscribed={}", sub.name, sub.subscribed),
     }
 }
 
@@ -515,6 +516,17 @@ mod tests {
         let msg = lines[11];
         assert!(msg.contains("size=33, received=1290187290852, flags=5(\\Seen \\Flagged), tags=[64], subject=\"hi\", from=\"a@b\""), "{msg}");
         assert!(lines[1].ends_with(", size=33"));
+    }
+
+    #[test]
+    fn subscription_fields() {
+        let op = Op::SetSubscription(crate::ops::SetSubscription {
+            name: "Projects/2026".into(),
+            subscribed: false,
+        });
+        assert_eq!(op_fields(&op), "name=\"Projects/2026\", subscribed=false");
+        let back = Op::decode_payload(op.op_type(), &op.encode_payload()).unwrap();
+        assert_eq!(back, op);
     }
 
     #[test]

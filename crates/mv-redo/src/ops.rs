@@ -284,6 +284,16 @@ pub struct SetCalendarItem {
     pub replaces: u32,
 }
 
+/// IMAP SUBSCRIBE / UNSUBSCRIBE of a mailbox name (RFC 3501 §6.3.6): the
+/// account's subscription list, which may name mailboxes that do not exist.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct SetSubscription {
+    #[n(0)]
+    pub name: String,
+    #[n(1)]
+    pub subscribed: bool,
+}
+
 /// One redo operation. The numeric op type (see [`Op::op_type`]) is stored in the
 /// record header; the variant's struct is the CBOR payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,6 +316,7 @@ pub enum Op {
     DeleteItems(DeleteItems),
     PutContact(PutContact),
     SetCalendarItem(SetCalendarItem),
+    SetSubscription(SetSubscription),
 }
 
 /// Errors decoding an op payload.
@@ -368,6 +379,7 @@ op_table! {
     16 => DeleteItems,
     17 => PutContact,
     18 => SetCalendarItem,
+    19 => SetSubscription,
 }
 
 /// Zimbra's system folder ids.

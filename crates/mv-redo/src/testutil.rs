@@ -340,5 +340,9 @@ pub fn arb_op() -> impl Strategy<Value = Op> {
                     })
                 }
             ),
+        (s(), any::<bool>()).prop_map(|(name, subscribed)| Op::SetSubscription(SetSubscription {
+            name,
+            subscribed
+        })),
     ]
 }

@@ -151,14 +151,25 @@ fn cannot(msg: impl Into<String>) -> BackendError {
 
 impl Backend for ImapBackend {
     fn login(&self, user: &str, password: &str) -> LoginResult {
-        let dir = self.service.directory();
-        let account = match dir.find_account(user) {
-            Ok(Some(a)) => a,
-            _ => return LoginResult::Refused,
+        // Under the directory lock only for the lookup: the Argon2 check below
+        // takes tens of milliseconds, and LMTP recipient checks and other
+        // logins need the directory meanwhile.
+        let (account, hash) = {
+            let dir = self.service.directory();
+            let account = match dir.find_account(user) {
+                Ok(Some(a)) => a,
+                _ => return LoginResult::Refused,
+            };
+            match dir.stored_password_hash(&account.id) {
+                Ok(Some(h)) => (account, h),
+                _ => return LoginResult::Refused,
+            }
         };
         // The password first: an account's status is no business of someone
         // who does not know its password.
-        if !dir.verify_password(&account.id, password).unwrap_or(false) {
+        if !mv_directory::account::password_matches(&account.email, &hash, password)
+            .unwrap_or(false)
+        {
             return LoginResult::Refused;
         }
         match account.status {
@@ -231,7 +242,6 @@ impl Backend for ImapBackend {
             uid_next: f.uid_next,
             highest_modseq: highest,
             messages,
-            keywords: tags.iter().map(|t| t.name.clone()).collect(),
         })
     }
 
@@ -277,6 +287,21 @@ impl Backend for ImapBackend {
             out.push((*uid, raw.map_err(err)?));
         }
         Ok(out)
+    }
+
+    fn subscriptions(&self, a: &Account) -> BResult<Vec<String>> {
+        self.service
+            .store()
+            .mailbox(Self::mbox(a))
+            .subscriptions()
+            .map_err(err)
+    }
+
+    fn subscribe(&self, a: &Account, name: &str, on: bool) -> BResult<()> {
+        self.service
+            .store()
+            .set_subscription(Self::mbox(a), name, on)
+            .map_err(err)
     }
 
     fn create(&self, a: &Account, name: &str) -> BResult<()> {
@@ -473,15 +498,12 @@ impl Backend for ImapBackend {
 
     fn move_messages(&self, a: &Account, from: u32, uids: &[u32], to: u32) -> BResult<CopyResult> {
         let dest = self.folder(a, to)?;
-        if from == to {
-            return Err(cannot("source and destination are the same mailbox"));
-        }
         let items = self.items_of(a, from, uids)?;
         let ids: Vec<ItemId> = items.iter().map(|(_, i)| ItemId(i.id)).collect();
         let new_uids = self
             .service
             .store()
-            .move_items(Self::mbox(a), &ids, to)
+            .move_items_renumbering(Self::mbox(a), &ids, to)
             .map_err(err)?;
         Ok(CopyResult {
             uid_validity: dest.uid_validity,

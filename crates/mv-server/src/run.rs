@@ -51,6 +51,7 @@ pub struct ServeOptions {
     pub imap_cleartext_login: bool,
     pub imap_max_connections: usize,
     pub imap_max_message_size: u64,
+    pub imap_throttle: mv_imap::ThrottleConfig,
 }
 
 impl ServeOptions {
@@ -72,6 +73,15 @@ impl ServeOptions {
             imap_cleartext_login: cfg.get("imap_cleartext_login_enabled") == Some("true"),
             imap_max_connections: cfg.get_u64("imap_max_connections").max(1) as usize,
             imap_max_message_size: cfg.get_u64("imap_max_message_size").max(1),
+            imap_throttle: mv_imap::ThrottleConfig {
+                free_failures: cfg.get_u64("imap_login_free_failures").min(1_000_000) as u32,
+                base_delay: Duration::from_millis(cfg.get_u64("imap_login_failure_delay_ms")),
+                max_delay: Duration::from_millis(cfg.get_u64("imap_login_failure_max_delay_ms")),
+                window: Duration::from_secs(600),
+                failures_per_connection: cfg
+                    .get_u64("imap_login_failures_per_connection")
+                    .clamp(1, 1_000_000) as u32,
+            },
         })
     }
 }
@@ -174,6 +184,7 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
             max_connections: options.imap_max_connections,
             tls: Some(imap_tls),
             shutdown_grace: Duration::from_secs(10),
+            throttle: options.imap_throttle.clone(),
         };
         let imap = tokio::spawn(mv_imap::serve(
             imap_listener,

@@ -179,6 +179,13 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
                 change,
             )?;
             bump_next_id(tx, f.id)?;
+            // The root folder remembers the highest UIDVALIDITY given out, so
+            // that it outlives the folder that had it (see write.rs,
+            // next_uid_validity).
+            tx.exec(
+                "UPDATE folder SET uid_validity = MAX(uid_validity, ?1) WHERE id = ?2",
+                params![f.uid_validity, ops::folders::ROOT],
+            )?;
         }
         Op::RenameFolder(r) => {
             require_folder(tx, ctx, op, r.id)?;
@@ -204,6 +211,16 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
                 params![t.id, t.name, t.color, change],
             )?;
             bump_next_id(tx, t.id)?;
+        }
+        Op::SetSubscription(sub) => {
+            if sub.subscribed {
+                tx.exec(
+                    "INSERT OR REPLACE INTO subscription (name, change) VALUES (?1, ?2)",
+                    params![sub.name, change],
+                )?;
+            } else {
+                tx.exec("DELETE FROM subscription WHERE name = ?1", [&sub.name])?;
+            }
         }
         Op::RenameTag(t) => {
             let n = tx.exec(

@@ -240,6 +240,15 @@ impl Mailbox {
         })
     }
 
+    /// IMAP subscriptions, sorted by name.
+    pub fn subscriptions(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare("SELECT name FROM subscription ORDER BY name")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
     /// Items, optionally of one folder and/or one type, ordered by id.
     pub fn items(&self, folder: Option<u32>, kind: Option<i64>) -> Result<Vec<Item>, StoreError> {
         self.read(|c| {

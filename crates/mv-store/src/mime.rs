@@ -12,18 +12,29 @@ pub fn extract_envelope(raw: &[u8]) -> Envelope {
     let Some(msg) = mail_parser::MessageParser::default().parse_headers(raw) else {
         return Envelope::default();
     };
+    let one = |addr: &mail_parser::Addr<'_>| match (addr.name(), addr.address()) {
+        (Some(n), Some(e)) => format!("{n} <{e}>"),
+        (None, Some(e)) => e.to_string(),
+        (Some(n), None) => n.to_string(),
+        (None, None) => String::new(),
+    };
     let addresses = |a: Option<&mail_parser::Address<'_>>| -> String {
-        let Some(a) = a else { return String::new() };
-        let list: Vec<String> = a
-            .iter()
-            .map(|addr| match (addr.name(), addr.address()) {
-                (Some(n), Some(e)) => format!("{n} <{e}>"),
-                (None, Some(e)) => e.to_string(),
-                (Some(n), None) => n.to_string(),
-                (None, None) => String::new(),
-            })
-            .filter(|s| !s.is_empty())
-            .collect();
+        let list: Vec<String> = match a {
+            None => return String::new(),
+            Some(mail_parser::Address::List(l)) => l.iter().map(one).collect(),
+            // Groups keep their name (`team: a@b, c@d;`): IMAP SEARCH TO matches it.
+            Some(mail_parser::Address::Group(groups)) => groups
+                .iter()
+                .map(|g| {
+                    let members: Vec<String> = g.addresses.iter().map(one).collect();
+                    match &g.name {
+                        Some(name) => format!("{name}: {};", members.join(", ")),
+                        None => members.join(", "),
+                    }
+                })
+                .collect(),
+        };
+        let list: Vec<String> = list.into_iter().filter(|s| !s.is_empty()).collect();
         clip(&list.join(", "))
     };
     Envelope {

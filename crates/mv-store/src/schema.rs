@@ -85,6 +85,13 @@ const MIGRATIONS: &[&str] = &[
         deleted_ms INTEGER NOT NULL
     );
     ",
+    // 2: IMAP subscriptions (names, which need not exist as folders).
+    "
+    CREATE TABLE subscription (
+        name   TEXT PRIMARY KEY,
+        change INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// Prepared statements kept per mailbox connection: more than the apply path and

@@ -13,6 +13,7 @@ pub struct MailboxState {
     pub tags: Vec<Tag>,
     pub items: Vec<Item>,
     pub tombstones: Vec<Tombstone>,
+    pub subscriptions: Vec<String>,
 }
 
 /// [`MailboxInfo`] without what is not part of the mailbox's content (the
@@ -64,6 +65,7 @@ impl Store {
             tags: mbox.tags()?,
             items,
             tombstones: mbox.tombstones_since(0)?,
+            subscriptions: mbox.subscriptions()?,
         }))
     }
 }

@@ -399,11 +399,12 @@ impl Store {
                 )));
             }
             let fid = next_item_id(g)?;
+            let uid_validity = next_uid_validity(g)?;
             let op = Op::CreateFolder(ops::CreateFolder {
                 id: fid,
                 parent_id,
                 name: name.to_string(),
-                uid_validity: uid_validity_now(),
+                uid_validity,
                 view: view.to_string(),
             });
             Ok((vec![op], fid))
@@ -567,6 +568,46 @@ impl Store {
         })
     }
 
+    /// Adds a name to the IMAP subscription list or removes it; the name need
+    /// not be a folder (RFC 3501 §6.3.6). Removing a name that is not there is
+    /// `NotFound`; adding one that is there changes nothing.
+    pub fn set_subscription(
+        &self,
+        id: MailboxId,
+        name: &str,
+        subscribed: bool,
+    ) -> Result<(), StoreError> {
+        if name.is_empty() || name.len() > 1024 || name.chars().any(char::is_control) {
+            return Err(StoreError::Invalid(format!(
+                "invalid subscription name {name:?}: 1-1024 bytes without control characters"
+            )));
+        }
+        self.with_mailbox(id, |g| {
+            let present = q(
+                g,
+                g.conn()
+                    .query_row("SELECT 1 FROM subscription WHERE name = ?1", [name], |_| {
+                        Ok(())
+                    })
+                    .optional(),
+            )?
+            .is_some();
+            if present == subscribed {
+                if subscribed {
+                    return Ok((vec![], ()));
+                }
+                return Err(StoreError::NotFound(format!("{name:?} is not subscribed")));
+            }
+            Ok((
+                vec![Op::SetSubscription(ops::SetSubscription {
+                    name: name.to_string(),
+                    subscribed,
+                })],
+                (),
+            ))
+        })
+    }
+
     pub fn rename_tag(&self, id: MailboxId, tag: u32, new_name: &str) -> Result<(), StoreError> {
         validate_name("tag", new_name)?;
         self.with_mailbox(id, |g| {
@@ -683,12 +724,34 @@ impl Store {
         items: &[ItemId],
         to_folder: u32,
     ) -> Result<Vec<u32>, StoreError> {
+        self.move_items_with(id, items, to_folder, false)
+    }
+
+    /// Like [`Store::move_items`], but an item already in `to_folder` moves
+    /// too: it gets the folder's next UID and its old UID is expunged (IMAP
+    /// MOVE into the selected mailbox, RFC 6851 §3.3).
+    pub fn move_items_renumbering(
+        &self,
+        id: MailboxId,
+        items: &[ItemId],
+        to_folder: u32,
+    ) -> Result<Vec<u32>, StoreError> {
+        self.move_items_with(id, items, to_folder, true)
+    }
+
+    fn move_items_with(
+        &self,
+        id: MailboxId,
+        items: &[ItemId],
+        to_folder: u32,
+        renumber: bool,
+    ) -> Result<Vec<u32>, StoreError> {
         self.with_mailbox(id, |g| {
             let (_, _, mut uid) = folder_row(g, to_folder)?;
             let mut moved = Vec::new();
             for item in items {
                 let (from, _, _) = item_exists(g, item.0)?;
-                if from == to_folder {
+                if from == to_folder && !renumber {
                     continue;
                 }
                 moved.push((item.0, uid));
@@ -887,7 +950,25 @@ impl Store {
     }
 }
 
-/// IMAP UIDVALIDITY for a new folder: seconds since the epoch, as most servers do.
+/// IMAP UIDVALIDITY for a new mailbox: seconds since the epoch, as most servers do.
 fn uid_validity_now() -> u32 {
     (UtcMillis::now().0 / 1000).clamp(1, u32::MAX as i64) as u32
+}
+
+/// UIDVALIDITY for a new folder: above every value the mailbox ever gave out,
+/// so a name deleted and created again (even within one second, or after a
+/// restart) never comes back with its old UIDVALIDITY and the new folder's
+/// UIDs never pass for the old one's (RFC 3501 §2.3.1.1). The root folder,
+/// never an IMAP mailbox, holds the highest value given out (kept by the apply
+/// path, so it replays); folders made before it did are looked at too.
+fn next_uid_validity(g: &MailboxGuard<'_>) -> Result<u32, StoreError> {
+    let highest: u32 = q(
+        g,
+        g.conn().query_row(
+            "SELECT COALESCE(MAX(uid_validity), 0) FROM folder",
+            [],
+            |r| r.get(0),
+        ),
+    )?;
+    Ok(uid_validity_now().max(highest.saturating_add(1)))
 }

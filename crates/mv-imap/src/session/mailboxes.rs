@@ -1,4 +1,4 @@
-//! Mailbox commands: CREATE, DELETE, RENAME, SUBSCRIBE, LIST/LSUB, STATUS, APPEND.
+//! Mailbox commands: CREATE, DELETE, RENAME, SUBSCRIBE/UNSUBSCRIBE, LIST, LSUB, STATUS, APPEND.
 
 use super::*;
 
@@ -41,38 +41,74 @@ impl<B: Backend> Session<B> {
         Ok(())
     }
 
-    /// Every mailbox is subscribed: the store keeps no subscription list, so
-    /// SUBSCRIBE of an existing mailbox succeeds and UNSUBSCRIBE is refused.
+    /// SUBSCRIBE / UNSUBSCRIBE: the subscription list is the account's own
+    /// (redo-logged); a name may be subscribed whether or not it exists.
     pub(super) async fn subscribe(&mut self, mailbox: &Mailbox<'_>, on: bool) -> Res {
         let acct = self.need_auth()?;
         let name = Self::name_of(mailbox)?;
-        self.resolve(&acct, &name).await?;
+        let name = name.trim_end_matches('/').to_string();
         if on {
-            Ok(())
-        } else {
-            Err(no(
-                Some("CANNOT"),
-                "every mailbox is subscribed on this server",
-            ))
+            check_name(&name)?;
         }
+        self.call(move |b| b.subscribe(&acct, &name, on)).await?;
+        Ok(())
     }
 
-    pub(super) async fn list(
-        &mut self,
-        reference: &Mailbox<'_>,
-        pattern: &ListMailbox<'_>,
-        verb: &str,
-    ) -> Res {
+    /// LSUB: subscribed names matching the pattern; a name hidden by `%` shows
+    /// its matching ancestor as `\Noselect` (RFC 3501 §6.3.9).
+    pub(super) async fn lsub(&mut self, reference: &Mailbox<'_>, pattern: &ListMailbox<'_>) -> Res {
         let acct = self.need_auth()?;
+        let full = Self::pattern(reference, pattern)?;
+        if full.is_empty() {
+            self.untagged("LSUB (\\Noselect) \"/\" \"\"");
+            return Ok(());
+        }
+        let subs = self.call(move |b| b.subscriptions(&acct)).await?;
+        let mut shown: Vec<(String, bool)> = Vec::new();
+        for s in &subs {
+            if wildcard(&full, s) {
+                shown.push((s.clone(), false));
+                continue;
+            }
+            let mut prefix = String::new();
+            for level in s.split('/') {
+                if !prefix.is_empty() {
+                    prefix.push('/');
+                }
+                prefix.push_str(level);
+                if prefix.len() < s.len() && wildcard(&full, &prefix) && !subs.contains(&prefix) {
+                    shown.push((prefix.clone(), true));
+                    break;
+                }
+            }
+        }
+        shown.sort();
+        shown.dedup();
+        for (name, noselect) in shown {
+            let attrs = if noselect { "\\Noselect" } else { "" };
+            let mut line = format!("LSUB ({attrs}) \"/\" ").into_bytes();
+            wire::mailbox(&mut line, &crate::utf7::encode(&name));
+            self.out.extend_from_slice(b"* ");
+            self.out.extend_from_slice(&line);
+            self.out.extend_from_slice(b"\r\n");
+        }
+        Ok(())
+    }
+
+    /// A LIST/LSUB reference and pattern as one UTF-8 pattern ("" for the
+    /// delimiter query).
+    fn pattern(reference: &Mailbox<'_>, pattern: &ListMailbox<'_>) -> Result<String, Reply> {
         let reference = Self::name_of(reference)?;
         let pat_bytes: &[u8] = match pattern {
             ListMailbox::Token(t) => t.as_ref(),
             ListMailbox::String(s) => s.as_ref(),
         };
-        let pat = crate::utf7::decode(pat_bytes).map_err(|e| bad(e.to_string()))?;
+        // A pattern that is not valid modified UTF-7 matches no mailbox (every
+        // name is valid), which LIST answers with an empty OK.
+        let pat = crate::utf7::decode(pat_bytes)
+            .unwrap_or_else(|_| String::from_utf8_lossy(pat_bytes).into_owned());
         if pat.is_empty() {
-            self.untagged(&format!("{verb} (\\Noselect) \"/\" \"\""));
-            return Ok(());
+            return Ok(String::new());
         }
         let full = if reference.is_empty() || pat.starts_with('/') {
             pat
@@ -81,7 +117,16 @@ impl<B: Backend> Session<B> {
         } else {
             format!("{reference}/{pat}")
         };
-        let full = convert::normalize_inbox(&full);
+        Ok(convert::normalize_inbox(&full))
+    }
+
+    pub(super) async fn list(&mut self, reference: &Mailbox<'_>, pattern: &ListMailbox<'_>) -> Res {
+        let acct = self.need_auth()?;
+        let full = Self::pattern(reference, pattern)?;
+        if full.is_empty() {
+            self.untagged("LIST (\\Noselect) \"/\" \"\"");
+            return Ok(());
+        }
         let list = self.call(move |b| b.mailboxes(&acct)).await?;
         for m in list {
             if !wildcard(&full, &m.name) {
@@ -95,7 +140,7 @@ impl<B: Backend> Session<B> {
             if let Some(su) = m.special_use {
                 attrs.push(su.attribute());
             }
-            let mut line = format!("{verb} ({}) \"/\" ", attrs.join(" ")).into_bytes();
+            let mut line = format!("LIST ({}) \"/\" ", attrs.join(" ")).into_bytes();
             wire::mailbox(&mut line, &crate::utf7::encode(&m.name));
             self.out.extend_from_slice(b"* ");
             self.out.extend_from_slice(&line);
@@ -113,12 +158,17 @@ impl<B: Backend> Session<B> {
         let name = Self::name_of(mailbox)?;
         let entry = self.resolve(&acct, &name).await?;
         let id = entry.id;
-        let snap = self.call(move |b| b.snapshot(&acct, id)).await?;
+        let a = acct.clone();
+        let snap = self.call(move |b| b.snapshot(&a, id)).await?;
+        let floor = self.shared.recent_floor((acct.id, id, snap.uid_validity));
         let mut parts = Vec::new();
         for i in items {
             parts.push(match i {
                 StatusDataItemName::Messages => format!("MESSAGES {}", snap.messages.len()),
-                StatusDataItemName::Recent => "RECENT 0".into(),
+                StatusDataItemName::Recent => format!(
+                    "RECENT {}",
+                    snap.messages.iter().filter(|m| m.uid > floor).count()
+                ),
                 StatusDataItemName::UidNext => format!("UIDNEXT {}", snap.uid_next),
                 StatusDataItemName::UidValidity => format!("UIDVALIDITY {}", snap.uid_validity),
                 StatusDataItemName::Unseen => format!(
@@ -158,25 +208,40 @@ impl<B: Backend> Session<B> {
             .await
             .map_err(|_| no(Some("TRYCREATE"), format!("no mailbox named {name:?}")))?;
         let id = entry.id;
+        let data = crate::mime::encode_binary_parts(&data).unwrap_or(data);
         Ok(self
             .call(move |b| b.append(&acct, id, &data, bits, &kw, date_ms))
             .await?)
     }
 }
 
-/// Mailbox names the store can hold: no empty levels, no control characters.
+/// Mailbox names the store can hold: no empty levels, no `.` or `..` levels
+/// (a name must never read as a path step), no control characters, no LIST
+/// wildcards. Refused with NO: the command was well formed, the name is not
+/// acceptable here (RFC 3501 §6.3.3).
 pub(super) fn check_name(name: &str) -> Res {
-    if name.is_empty()
-        || name
-            .split('/')
-            .any(|p| p.is_empty() || p != p.trim() || p.len() > 128)
-        || name.chars().any(char::is_control)
-        || name.contains('*')
-        || name.contains('%')
-    {
-        return Err(bad(format!("invalid mailbox name {name:?}")));
+    let why = if name.is_empty() {
+        Some("it is empty")
+    } else if name.chars().any(char::is_control) {
+        Some("it contains a control character")
+    } else if name.contains('*') || name.contains('%') {
+        Some("it contains a LIST wildcard (* or %)")
+    } else if name.split('/').any(|p| p == "." || p == "..") {
+        Some("it has a . or .. level")
+    } else if name.split('/').any(|p| p.is_empty() || p != p.trim()) {
+        Some("it has an empty level or a level with leading or trailing spaces")
+    } else if name.split('/').any(|p| p.len() > 128) {
+        Some("a level is longer than 128 bytes")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(no(
+            Some("CANNOT"),
+            format!("invalid mailbox name {name:?}: {why}"),
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// LIST pattern match: `*` matches anything, `%` anything but the delimiter.

@@ -1,5 +1,6 @@
 //! Commands of the selected state: EXPUNGE, SEARCH, FETCH, STORE, COPY, MOVE.
 
+use super::items::{DIRECT_WRITE_MIN, fetch_item, section_depth};
 use super::*;
 use crate::cache::{CacheKey, MessageKey, Rendered};
 use std::io::Write as _;
@@ -69,37 +70,66 @@ impl<B: Backend> Session<B> {
         Ok(())
     }
 
-    pub(super) async fn search(&mut self, keys: &[SearchKey<'_>], uid: bool) -> Res {
+    /// UIDs of the selected mailbox's messages matching every key, sorted.
+    pub(super) async fn search_uids(&mut self, keys: &[SearchKey<'_>]) -> Result<Vec<u32>, Reply> {
         let (acct, id, _) = self.sel()?;
         let sel = self.selected.as_ref().expect("sel");
         let seq_uids: Vec<u32> = sel.msgs.iter().map(|m| m.uid).collect();
-        let max_uid = seq_uids.last().copied().unwrap_or(0);
+        let cx = convert::SearchContext {
+            seq_uids: &seq_uids,
+            max_uid: seq_uids.last().copied().unwrap_or(0),
+            recent: &sel.recent,
+        };
         let mut criteria = Vec::new();
-        let mut modseq_asked = false;
         for k in keys {
-            modseq_asked |= mentions_modseq(k);
-            criteria.push(convert::criterion(k, &seq_uids, max_uid).map_err(bad)?);
+            criteria.push(convert::criterion(k, &cx).map_err(bad)?);
         }
         let mut found = self.call(move |b| b.search(&acct, id, &criteria)).await?;
         found.sort_unstable();
+        Ok(found)
+    }
+
+    pub(super) async fn search(&mut self, tag: &str, keys: &[SearchKey<'_>], uid: bool) -> Res {
+        let modseq_asked = keys.iter().any(mentions_modseq);
+        let found = self.search_uids(keys).await?;
         let sel = self.selected.as_ref().expect("sel");
         let mut nums = Vec::new();
-        let mut top_modseq = 0;
+        let mut modseqs = Vec::new();
         for (i, m) in sel.msgs.iter().enumerate() {
             if found.binary_search(&m.uid).is_ok() {
                 nums.push(if uid { m.uid } else { i as u32 + 1 });
-                top_modseq = top_modseq.max(m.modseq);
+                modseqs.push(m.modseq);
             }
         }
+        if modseq_asked {
+            self.enable_condstore();
+        }
+        if let Some(opts) = self.returning.take() {
+            // MODSEQ of what is returned: all matches, or only the MIN/MAX ones
+            // (RFC 4731 §3.2).
+            let modseq = modseq_asked.then(|| {
+                if opts.all || opts.count {
+                    modseqs.iter().copied().max().unwrap_or(0)
+                } else {
+                    let first = opts.min.then(|| modseqs.first().copied()).flatten();
+                    let last = opts.max.then(|| modseqs.last().copied()).flatten();
+                    first.max(last).unwrap_or(0)
+                }
+            });
+            let line = crate::esearch::response(tag, uid, &opts, &nums, modseq);
+            self.untagged(&line);
+            if uid {
+                self.refresh(true).await;
+            }
+            return Ok(());
+        }
+        let top_modseq = modseqs.iter().copied().max().unwrap_or(0);
         let mut line = String::from("SEARCH");
         for n in &nums {
             line.push_str(&format!(" {n}"));
         }
         if modseq_asked && !nums.is_empty() {
             line.push_str(&format!(" (MODSEQ {top_modseq})"));
-        }
-        if modseq_asked {
-            self.condstore = true;
         }
         self.untagged(&line);
         if uid {
@@ -133,8 +163,12 @@ impl<B: Backend> Session<B> {
                 }
             }
         }
-        if changed_since.is_some() {
-            self.condstore = true;
+        if changed_since.is_some()
+            || names
+                .iter()
+                .any(|n| matches!(n, MessageDataItemName::ModSeq))
+        {
+            self.enable_condstore();
         }
         if uid && !names.iter().any(|n| matches!(n, MessageDataItemName::Uid)) {
             names.insert(0, MessageDataItemName::Uid);
@@ -155,11 +189,11 @@ impl<B: Backend> Session<B> {
             {
                 return Ok(Err(bad("section path is too deep")));
             }
-            if matches!(
-                n,
-                MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
-            ) {
-                return Ok(Err(bad("BINARY is not supported")));
+            if let MessageDataItemName::Binary { section, .. }
+            | MessageDataItemName::BinarySize { section } = n
+                && section.len() > mime::MAX_DEPTH
+            {
+                return Ok(Err(bad("section path is too deep")));
             }
         }
         let idx = match self.indexes(set, uid) {
@@ -171,6 +205,7 @@ impl<B: Backend> Session<B> {
                 matches!(
                     n,
                     MessageDataItemName::BodyExt { peek: false, .. }
+                        | MessageDataItemName::Binary { peek: false, .. }
                         | MessageDataItemName::Rfc822
                         | MessageDataItemName::Rfc822Text
                 )
@@ -296,7 +331,7 @@ impl<B: Backend> Session<B> {
                     self.flush(s).await?;
                 }
             }
-            self.cache.put_many(fresh);
+            self.shared.cache.put_many(fresh);
         }
         if uid {
             self.refresh(true).await;
@@ -332,7 +367,7 @@ impl<B: Backend> Session<B> {
         let cached = if lookups.is_empty() {
             Vec::new()
         } else {
-            self.cache.get_many(&lookups)
+            self.shared.cache.get_many(&lookups)
         };
         let per = plan.rendered.len();
         let needs_read: Vec<bool> = (0..metas.len())
@@ -369,6 +404,12 @@ impl<B: Backend> Session<B> {
                 *m = snap.messages[j].clone();
             }
         }
+        sel.highest_modseq = snap.highest_modseq.max(1);
+        Selected::mark_recent(&sel.recent, &mut sel.msgs);
+        // A keyword this session just used is announced before it is shown.
+        if sel.new_keywords() {
+            self.announce_flags();
+        }
         Ok(())
     }
 
@@ -396,7 +437,7 @@ impl<B: Backend> Session<B> {
             })
             .next();
         if unchanged_since.is_some() {
-            self.condstore = true;
+            self.enable_condstore();
         }
         let idx = self.indexes(set, uid)?;
         let sel = self.selected.as_ref().expect("sel");
@@ -554,6 +595,8 @@ impl FetchPlan {
                 matches!(
                     n,
                     MessageDataItemName::BodyExt { .. }
+                        | MessageDataItemName::Binary { .. }
+                        | MessageDataItemName::BinarySize { .. }
                         | MessageDataItemName::Rfc822
                         | MessageDataItemName::Rfc822Header
                         | MessageDataItemName::Rfc822Text
@@ -587,182 +630,6 @@ fn render(kind: Rendered, raw: &[u8]) -> Arc<[u8]> {
         Rendered::BodyStructure => mime::body_structure(&mut out, &e, true),
     }
     out.into()
-}
-
-/// Literals at least this long are written straight to the client.
-const DIRECT_WRITE_MIN: usize = 16 << 10;
-
-/// Writes one FETCH item. A literal's bytes are returned, not written, after
-/// their `{n}` announcement: the caller sends them on.
-fn fetch_item<'a>(
-    out: &mut Vec<u8>,
-    n: &MessageDataItemName<'_>,
-    m: &MessageMeta,
-    raw: Option<&'a [u8]>,
-    rendered: &[(Rendered, Arc<[u8]>)],
-) -> Option<std::borrow::Cow<'a, [u8]>> {
-    use std::borrow::Cow;
-    let raw = raw.unwrap_or(b"");
-    let answer = |kind: Rendered| -> &[u8] {
-        rendered
-            .iter()
-            .find(|(k, _)| *k == kind)
-            .map(|(_, b)| &b[..])
-            .unwrap_or(b"NIL")
-    };
-    let literal = |out: &mut Vec<u8>, data: Cow<'a, [u8]>| {
-        wire::literal_announcement(out, data.len());
-        Some(data)
-    };
-    match n {
-        MessageDataItemName::Uid => {
-            let _ = write!(out, "UID {}", m.uid);
-        }
-        MessageDataItemName::Flags => {
-            out.extend_from_slice(format!("FLAGS {}", flag_list(m.flags, &m.keywords)).as_bytes())
-        }
-        MessageDataItemName::ModSeq => {
-            let _ = write!(out, "MODSEQ ({})", m.modseq.max(1));
-        }
-        MessageDataItemName::Rfc822Size => {
-            let _ = write!(out, "RFC822.SIZE {}", m.size);
-        }
-        MessageDataItemName::InternalDate => {
-            let d = chrono::DateTime::from_timestamp_millis(m.internal_date_ms)
-                .unwrap_or_default()
-                .format("%d-%b-%Y %H:%M:%S +0000");
-            let _ = write!(out, "INTERNALDATE \"{d}\"");
-        }
-        MessageDataItemName::Envelope => {
-            out.extend_from_slice(b"ENVELOPE ");
-            out.extend_from_slice(answer(Rendered::Envelope));
-        }
-        MessageDataItemName::Body => {
-            out.extend_from_slice(b"BODY ");
-            out.extend_from_slice(answer(Rendered::Body));
-        }
-        MessageDataItemName::BodyStructure => {
-            out.extend_from_slice(b"BODYSTRUCTURE ");
-            out.extend_from_slice(answer(Rendered::BodyStructure));
-        }
-        MessageDataItemName::Rfc822 => {
-            out.extend_from_slice(b"RFC822 ");
-            return literal(out, Cow::Borrowed(raw));
-        }
-        MessageDataItemName::Rfc822Header => {
-            out.extend_from_slice(b"RFC822.HEADER ");
-            return literal(out, Cow::Borrowed(mime::parse(raw).header));
-        }
-        MessageDataItemName::Rfc822Text => {
-            out.extend_from_slice(b"RFC822.TEXT ");
-            return literal(out, Cow::Borrowed(mime::parse(raw).body));
-        }
-        MessageDataItemName::BodyExt {
-            section, partial, ..
-        } => {
-            let (part, what, spec) = section_of(section.as_ref());
-            let data: Cow<'a, [u8]> = if part.is_empty() && what == SectionText::Full {
-                // BODY[]: the stored bytes as they are, without parsing them.
-                Cow::Borrowed(raw)
-            } else {
-                Cow::Owned(mime::section(raw, &part, &what).unwrap_or_default())
-            };
-            let _ = write!(out, "BODY[{spec}]");
-            let data = match partial {
-                Some((origin, len)) => {
-                    let _ = write!(out, "<{origin}>");
-                    let start = (*origin as usize).min(data.len());
-                    let end = start.saturating_add(len.get() as usize).min(data.len());
-                    match data {
-                        Cow::Borrowed(d) => Cow::Borrowed(&d[start..end]),
-                        Cow::Owned(d) => Cow::Owned(d[start..end].to_vec()),
-                    }
-                }
-                None => data,
-            };
-            out.push(b' ');
-            return literal(out, data);
-        }
-        _ => {}
-    }
-    None
-}
-
-fn part_vec(p: &imap_codec::imap_types::fetch::Part) -> Vec<u32> {
-    p.0.as_ref().iter().map(|n| n.get()).collect()
-}
-
-fn section_depth(s: &Section<'_>) -> usize {
-    match s {
-        Section::Part(p) | Section::Mime(p) => p.0.as_ref().len(),
-        Section::Header(p) | Section::Text(p) => p.as_ref().map_or(0, |p| p.0.as_ref().len()),
-        Section::HeaderFields(p, _) | Section::HeaderFieldsNot(p, _) => {
-            p.as_ref().map_or(0, |p| p.0.as_ref().len())
-        }
-    }
-}
-
-/// (part path, what, the section spec as echoed in the response).
-fn section_of(s: Option<&Section<'_>>) -> (Vec<u32>, SectionText, String) {
-    let dotted = |p: &[u32]| {
-        p.iter()
-            .map(|n| n.to_string())
-            .collect::<Vec<_>>()
-            .join(".")
-    };
-    let prefix = |p: &[u32]| {
-        if p.is_empty() {
-            String::new()
-        } else {
-            format!("{}.", dotted(p))
-        }
-    };
-    let names = |v: &Vec1<imap_codec::imap_types::core::AString<'_>>| {
-        v.as_ref().iter().map(convert::astring).collect::<Vec<_>>()
-    };
-    match s {
-        None => (vec![], SectionText::Full, String::new()),
-        Some(Section::Part(p)) => {
-            let p = part_vec(p);
-            let spec = dotted(&p);
-            (p, SectionText::Full, spec)
-        }
-        Some(Section::Header(p)) => {
-            let p = p.as_ref().map(part_vec).unwrap_or_default();
-            let spec = format!("{}HEADER", prefix(&p));
-            (p, SectionText::Header, spec)
-        }
-        Some(Section::Text(p)) => {
-            let p = p.as_ref().map(part_vec).unwrap_or_default();
-            let spec = format!("{}TEXT", prefix(&p));
-            (p, SectionText::Text, spec)
-        }
-        Some(Section::Mime(p)) => {
-            let p = part_vec(p);
-            let spec = format!("{}MIME", prefix(&p));
-            (p, SectionText::Mime, spec)
-        }
-        Some(Section::HeaderFields(p, f)) | Some(Section::HeaderFieldsNot(p, f)) => {
-            let not = matches!(s, Some(Section::HeaderFieldsNot(..)));
-            let p = p.as_ref().map(part_vec).unwrap_or_default();
-            let n = names(f);
-            let quoted: Vec<String> = n
-                .iter()
-                .map(|x| {
-                    let mut o = Vec::new();
-                    wire::mailbox(&mut o, x);
-                    String::from_utf8_lossy(&o).into_owned()
-                })
-                .collect();
-            let spec = format!(
-                "{}HEADER.FIELDS{} ({})",
-                prefix(&p),
-                if not { ".NOT" } else { "" },
-                quoted.join(" ")
-            );
-            (p, SectionText::HeaderFields { names: n, not }, spec)
-        }
-    }
 }
 
 fn has_asterisk(s: &imap_codec::imap_types::sequence::Sequence) -> bool {

@@ -6,8 +6,10 @@ pub mod durable;
 pub mod layout;
 pub mod localconfig;
 pub mod lock;
+pub mod syncmode;
 
 pub use durable::{fsync_dir, write_atomic};
 pub use layout::{Home, HomeError};
 pub use localconfig::{LocalConfig, LocalConfigError};
 pub use lock::{HomeLock, LockError};
+pub use syncmode::{FsKind, SyncMode, fs_kind};

@@ -20,6 +20,7 @@
 //! Never call `append` or `rollover` while holding an unreleased ticket.
 
 pub mod archive;
+pub mod checkpoint;
 pub mod dump;
 pub mod error;
 pub mod format;
@@ -33,6 +34,7 @@ mod tests;
 #[cfg(test)]
 mod testutil;
 
+pub use checkpoint::Checkpoint;
 pub use archive::{ArchivedLog, check_chain, list_archive, logs_in_dir};
 pub use dump::DumpOptions;
 pub use error::RedoError;

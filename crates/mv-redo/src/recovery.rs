@@ -444,6 +444,7 @@ pub fn continue_after(
             last_lsn: own_lsn,
         },
     )?;
+    crate::checkpoint::skip_to(cfg, own_seq, own_lsn)?;
     Ok(Continuation::Advanced {
         next_sequence: own_seq + 1,
     })

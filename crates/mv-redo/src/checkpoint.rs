@@ -171,8 +171,8 @@ mod tests {
     use crate::testutil::*;
     use crate::{RedoLog, RedoPosition};
     use mv_types::Lsn;
-    use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
 
     /// A log whose rollovers checkpoint (counted) and record a checkpoint.
     fn open_with_hook(cfg: &RedoConfig) -> (RedoLog, RecoveryReport, Arc<AtomicU32>) {

@@ -34,8 +34,8 @@ mod tests;
 #[cfg(test)]
 mod testutil;
 
-pub use checkpoint::Checkpoint;
 pub use archive::{ArchivedLog, check_chain, list_archive, logs_in_dir};
+pub use checkpoint::Checkpoint;
 pub use dump::DumpOptions;
 pub use error::RedoError;
 pub use format::{DecodeError, FileHeader, Record, decode_record, encode_record};

@@ -206,7 +206,9 @@ impl BlobStore {
         d.files.insert(file.to_path_buf());
         let mut dir = file.parent();
         while let Some(p) = dir {
-            if !d.dirs.insert(p.to_path_buf()) || !p.starts_with(&self.store_dir) || p == self.store_dir
+            if !d.dirs.insert(p.to_path_buf())
+                || !p.starts_with(&self.store_dir)
+                || p == self.store_dir
             {
                 break;
             }
@@ -647,7 +649,11 @@ mod tests {
         {
             let d = bs.dirty.lock().unwrap();
             assert_eq!(d.files.iter().collect::<Vec<_>>(), [&p]);
-            let mut want: Vec<&Path> = p.ancestors().skip(1).take_while(|a| a.starts_with(&store)).collect();
+            let mut want: Vec<&Path> = p
+                .ancestors()
+                .skip(1)
+                .take_while(|a| a.starts_with(&store))
+                .collect();
             let mut got: Vec<&Path> = d.dirs.iter().map(|p| p.as_path()).collect();
             want.sort();
             got.sort();

@@ -83,7 +83,8 @@ impl Store {
         home.init()?;
         // The mailbox databases may sit on another filesystem than the blobs
         // (a home whose store/ is a mount of its own): checkpoints sync both.
-        let blobs = Arc::new(BlobStore::open(&home.store_dir())?.sync_with(&home.mailbox_db_dir())?);
+        let blobs =
+            Arc::new(BlobStore::open(&home.store_dir())?.sync_with(&home.mailbox_db_dir())?);
         blobs.log_durability();
         let mailboxes = Arc::new(Mutex::new(HashMap::new()));
         let exclusive_databases = options.exclusive_databases;

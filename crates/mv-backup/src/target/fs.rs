@@ -271,7 +271,10 @@ fn fsync_tree(dir: &Path) -> Result<()> {
         for e in fs::read_dir(&d).map_err(BackupError::io(d.display()))? {
             let e = e.map_err(BackupError::io(d.display()))?;
             let p = e.path();
-            if e.file_type().map_err(BackupError::io(p.display()))?.is_dir() {
+            if e.file_type()
+                .map_err(BackupError::io(p.display()))?
+                .is_dir()
+            {
                 dirs.push(p);
             } else {
                 File::open(&p)

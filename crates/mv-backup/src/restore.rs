@@ -747,6 +747,12 @@ fn build_mailbox(
     written.push(final_path.clone());
     std::fs::rename(&tmp, &final_path).map_err(BackupError::io(final_path.display()))?;
     report.applied += replay_into(source, records, MailboxId(meta.mailbox_id), to)?;
+    // Where checkpoints fsync file by file, the sync before going live must
+    // cover this database and the log its replay wrote (not synced by itself).
+    let mut wal = final_path.clone().into_os_string();
+    wal.push("-wal");
+    store.blobs().note_written(&final_path);
+    store.blobs().note_written(std::path::Path::new(&wal));
     Ok(bytes.len() as u64 + blob_bytes)
 }
 

@@ -7,8 +7,10 @@ pub mod layout;
 pub mod localconfig;
 pub mod lock;
 pub mod ports;
+pub mod syncmode;
 
 pub use durable::{fsync_dir, write_atomic};
 pub use layout::{Exposure, Home, HomeError};
 pub use localconfig::{LocalConfig, LocalConfigError};
 pub use lock::{HomeLock, LockError};
+pub use syncmode::{FsKind, SyncMode, fs_kind};

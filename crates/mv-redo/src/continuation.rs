@@ -110,5 +110,7 @@ pub fn continue_at(
             last_lsn,
         },
     )?;
+    // The LSNs skipped were never this home's: recovery must not look for them.
+    crate::checkpoint::skip_to(cfg, next_sequence - 1, last_lsn)?;
     Ok(Continuation::Advanced { next_sequence })
 }

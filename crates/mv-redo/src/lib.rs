@@ -23,6 +23,7 @@
 
 pub mod archive;
 pub mod continuation;
+pub mod checkpoint;
 pub mod dump;
 pub mod error;
 pub mod format;
@@ -38,6 +39,7 @@ mod testutil;
 
 pub use archive::{ArchivedLog, check_chain, list_archive, logs_in_dir};
 pub use continuation::{Continuation, continue_at};
+pub use checkpoint::Checkpoint;
 pub use dump::DumpOptions;
 pub use error::RedoError;
 pub use format::{DecodeError, FileHeader, Record, decode_record, encode_record};

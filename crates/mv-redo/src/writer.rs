@@ -31,8 +31,9 @@
 //! (header rewritten with the closed flag, last LSN and close time, fsync), moves it
 //! to `archive/redo-<yyyyMMdd.HHmmss.SSS>-seq<N>.log` (or deletes it), creates the next
 //! `redo.log` and records the new sequence in the state file. Because of the barrier,
-//! everything in an archived log has been applied, and crash recovery needs only the
-//! current `redo.log`.
+//! everything in an archived log has been applied; once the store's checkpoint (run
+//! between the barrier and the close) has made its effects durable, the checkpoint
+//! record says so ([`crate::checkpoint`]) and crash recovery starts after it.
 //!
 //! A size-triggered rollover runs at the start of an `append` (before LSNs are
 //! assigned), on the appending thread. Hence the one rule for callers: **do not hold
@@ -59,6 +60,7 @@ use std::time::{Duration, Instant};
 use mv_types::{ChangeNumber, Lsn, MailboxId, TxnId, UtcMillis};
 
 use crate::archive::{ArchivedLog, CURRENT_LOG_NAME};
+use crate::checkpoint::{self, Checkpoint};
 use crate::error::RedoError;
 use crate::format::{self, FileHeader, HEADER_LEN, Record};
 use crate::ops::Op;
@@ -126,8 +128,10 @@ pub struct RecoveryReport {
     pub truncated_at: Option<u64>,
     /// How many bytes were cut off.
     pub truncated_bytes: u64,
-    /// Every record of the current redo.log after recovery (all durable now), for
-    /// the store to re-apply those it had not applied (change > applied change).
+    /// Every record after the last recorded checkpoint (archived logs' and the
+    /// current redo.log's; all of redo.log's without a checkpoint), all durable
+    /// now, for the store to re-apply those it had not applied (change > applied
+    /// change) and to repair the blobs they created.
     pub records: Vec<Record>,
 }
 
@@ -201,7 +205,7 @@ struct Shared {
     next_txn: AtomicU64,
     slow_fsync_warned: Mutex<Option<Instant>>,
     /// Run before a log is archived: the store makes every write that the log
-    /// could rebuild durable, since recovery replays only the current redo.log.
+    /// could rebuild durable, then the checkpoint is recorded (see [`crate::checkpoint`]).
     checkpoint: Mutex<Option<CheckpointHook>>,
 }
 
@@ -249,7 +253,8 @@ impl RedoLog {
     /// the sequence and LSNs continue after everything known, a torn tail is
     /// truncated, damage in the middle is an error naming the file and offset.
     pub fn open(cfg: RedoConfig) -> Result<(RedoLog, RecoveryReport), RedoError> {
-        let rec = recovery::recover(&cfg)?;
+        let mut rec = recovery::recover(&cfg)?;
+        checkpoint::records_since_checkpoint(&cfg, &rec.header, &mut rec.report)?;
         // Transaction ids: milliseconds * 1000 + a counter, and above any id in the
         // current log, so they stay unique across restarts as long as the clock does
         // not go back and fewer than 1000 transactions per millisecond are started on
@@ -350,6 +355,44 @@ impl RedoLog {
     /// current, nothing is lost) and is reported.
     pub fn set_checkpoint_hook(&self, hook: CheckpointHook) {
         *lock(&self.shared.checkpoint) = Some(hook);
+    }
+
+    /// The position a checkpoint starting now may claim: the last LSN assigned,
+    /// if every record up to it is durable and applied (no append outstanding).
+    /// `None` while an append is in flight or after a failure. Read it *before*
+    /// the syncs, then [`Self::record_checkpoint`] it after they succeed.
+    pub fn applied_position(&self) -> Option<RedoPosition> {
+        if self.shared.failed.get().is_some() {
+            return None;
+        }
+        let g = lock(&self.shared.log);
+        let lsn = g.next_lsn - 1;
+        (g.outstanding == 0 && self.shared.durable.load(Ordering::Acquire) >= lsn).then_some(
+            RedoPosition {
+                sequence: g.sequence,
+                lsn: Lsn(lsn),
+            },
+        )
+    }
+
+    /// Records durably that every record up to `pos` is applied and its effects
+    /// durable: crash recovery replays only what follows. Call only after the
+    /// syncs covering everything applied when `pos` was read
+    /// ([`Self::applied_position`]) have returned.
+    pub fn record_checkpoint(&self, pos: RedoPosition) -> Result<(), RedoError> {
+        let _one_at_a_time = lock(&self.shared.checkpoint);
+        checkpoint::write_checkpoint(
+            &self.shared.cfg,
+            Checkpoint {
+                sequence: pos.sequence,
+                lsn: pos.lsn.0,
+            },
+        )
+    }
+
+    /// The last recorded checkpoint.
+    pub fn last_checkpoint(&self) -> Result<Option<Checkpoint>, RedoError> {
+        checkpoint::read_checkpoint(&self.shared.cfg)
     }
 }
 
@@ -558,13 +601,25 @@ impl Shared {
                 );
             }
         }
-        // 3. Checkpoint: what these records produced becomes durable on its own.
-        if let Some(hook) = lock(&self.checkpoint).as_ref()
-            && let Err(e) = hook()
+        // 3. Checkpoint: what these records produced becomes durable on its own,
+        //    and the record of it says recovery need not read this log again.
         {
-            return Err(RedoError::Failed {
-                reason: format!("checkpoint before rollover failed: {e}"),
-            });
+            let hook = lock(&self.checkpoint);
+            if let Some(hook) = hook.as_ref() {
+                if let Err(e) = hook() {
+                    return Err(RedoError::Failed {
+                        reason: format!("checkpoint before rollover failed: {e}"),
+                    });
+                }
+                let cp = Checkpoint {
+                    sequence: g.sequence,
+                    lsn: last,
+                };
+                if let Err(e) = checkpoint::write_checkpoint(&self.cfg, cp) {
+                    self.fail(&e);
+                    return Err(e);
+                }
+            }
         }
         // 4. Close and switch, under the mutex (appends are held off anyway).
         match self.close_and_switch(&mut g, last) {

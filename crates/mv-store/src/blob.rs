@@ -7,10 +7,15 @@
 //!
 //! Blob files are not fsynced one by one: the redo log holds every new blob's bytes
 //! and is fsynced before anything is acknowledged. Recovery rewrites any blob that
-//! a crash lost from the current redo log, and [`BlobStore::checkpoint`] makes all
-//! files durable (syncfs) before a redo log is archived.
+//! a crash lost from the redo records after the last checkpoint, and
+//! [`BlobStore::checkpoint`] makes all files durable before a checkpoint is
+//! recorded: one `syncfs` per filesystem known to honour it, else an fsync of
+//! every file and directory written since the last checkpoint
+//! ([`mv_home::SyncMode`]).
 
+use mv_home::{FsKind, SyncMode};
 use mv_types::{Digest, ItemId, MailboxId, UtcMillis};
+use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -62,6 +67,38 @@ pub struct BlobStore {
     /// Directories outside the store whose filesystems a checkpoint syncs too
     /// (the mailbox databases: a checkpoint must cover them wherever they live).
     synced_with: Vec<PathBuf>,
+    /// One directory per filesystem the store uses, with its kind and mode.
+    roots: Vec<(PathBuf, FsKind)>,
+    /// Some root is not synced by `syncfs`: what is written is noted in `dirty`
+    /// and fsynced by name at the next checkpoint.
+    per_file: bool,
+    dirty: Mutex<Dirty>,
+}
+
+/// Files and directories written since the last checkpoint ([`SyncMode::PerFile`]).
+#[derive(Default)]
+struct Dirty {
+    files: HashSet<PathBuf>,
+    dirs: HashSet<PathBuf>,
+}
+
+impl Dirty {
+    fn merge(&mut self, other: Dirty) {
+        self.files.extend(other.files);
+        self.dirs.extend(other.dirs);
+    }
+
+    /// Files first, then their directories (a new name is durable only once its
+    /// directory is, and only worth it once the file's bytes are).
+    fn sync(&self) -> Result<(), BlobError> {
+        for f in &self.files {
+            mv_home::syncmode::fsync_path(f).map_err(io_err(f))?;
+        }
+        for d in &self.dirs {
+            mv_home::syncmode::fsync_path(d).map_err(io_err(d))?;
+        }
+        Ok(())
+    }
 }
 
 impl BlobStore {
@@ -90,21 +127,120 @@ impl BlobStore {
         {
             mv_home::durable::create_dir_all_durable(&dir).map_err(io_err(&dir))?;
         }
-        Ok(BlobStore {
+        let mut bs = BlobStore {
             store_dir: store_dir.to_path_buf(),
             volumes,
             staging_seq: AtomicU64::new(0),
             holds: Mutex::new(Vec::new()),
             next_hold: AtomicU64::new(1),
             synced_with: Vec::new(),
-        })
+            roots: Vec::new(),
+            per_file: false,
+            dirty: Mutex::new(Dirty::default()),
+        };
+        bs.classify()?;
+        Ok(bs)
     }
 
     /// Makes [`Self::checkpoint`] sync `dir`'s filesystem too (once, when it is
     /// not one the store's directories are on already).
-    pub fn sync_with(mut self, dir: &Path) -> BlobStore {
+    pub fn sync_with(mut self, dir: &Path) -> Result<BlobStore, BlobError> {
         self.synced_with.push(dir.to_path_buf());
+        self.classify()?;
+        Ok(self)
+    }
+
+    /// Makes every checkpoint fsync what was written file by file, whatever the
+    /// filesystems are (tests of [`SyncMode::PerFile`] on a local filesystem).
+    #[doc(hidden)]
+    pub fn per_file_everywhere(mut self) -> BlobStore {
+        for (_, kind) in &mut self.roots {
+            kind.mode = SyncMode::PerFile;
+        }
+        self.per_file = true;
         self
+    }
+
+    fn classify(&mut self) -> Result<(), BlobError> {
+        let mut roots = Vec::new();
+        for root in self.filesystem_roots()? {
+            let kind = mv_home::fs_kind(&root).map_err(io_err(&root))?;
+            roots.push((root, kind));
+        }
+        self.per_file = roots.iter().any(|(_, k)| k.mode == SyncMode::PerFile);
+        self.roots = roots;
+        Ok(())
+    }
+
+    /// Each filesystem the store uses (one directory on it) and how checkpoints
+    /// make it durable.
+    pub fn durability(&self) -> &[(PathBuf, FsKind)] {
+        &self.roots
+    }
+
+    /// Logs how each root is made durable (at start-up).
+    pub fn log_durability(&self) {
+        for (root, kind) in &self.roots {
+            tracing::info!(
+                root = %root.display(),
+                filesystem = kind.name,
+                mode = kind.mode.as_str(),
+                "durability of the store's writes at checkpoints"
+            );
+        }
+    }
+
+    /// Whether checkpoints fsync file by file (see [`SyncMode::PerFile`]).
+    pub fn per_file(&self) -> bool {
+        self.per_file
+    }
+
+    /// Notes a file written since the last checkpoint (and, for the store's own
+    /// files, every directory between it and the store, which it may have created):
+    /// in [`SyncMode::PerFile`] the next checkpoint fsyncs them by name.
+    pub fn note_written(&self, file: &Path) {
+        if !self.per_file {
+            return;
+        }
+        let mut d = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+        d.files.insert(file.to_path_buf());
+        let mut dir = file.parent();
+        while let Some(p) = dir {
+            if !d.dirs.insert(p.to_path_buf())
+                || !p.starts_with(&self.store_dir)
+                || p == self.store_dir
+            {
+                break;
+            }
+            dir = p.parent();
+        }
+    }
+
+    /// Notes a directory whose entries changed (a file removed or renamed).
+    pub fn note_dir(&self, dir: &Path) {
+        if self.per_file {
+            let mut d = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+            d.dirs.insert(dir.to_path_buf());
+        }
+    }
+
+    fn take_dirty(&self) -> Dirty {
+        std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn put_back(&self, dirty: Dirty) {
+        self.dirty
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .merge(dirty);
+    }
+
+    fn syncfs_roots(&self) -> Vec<PathBuf> {
+        self.roots
+            .iter()
+            .filter(|(_, k)| k.mode == SyncMode::Syncfs)
+            .map(|(r, _)| r.clone())
+            .collect()
     }
 
     pub fn volumes(&self) -> &[Volume] {
@@ -176,7 +312,10 @@ impl BlobStore {
             fs::create_dir_all(parent).map_err(io_err(parent))?;
         }
         match fs::hard_link(source, dest) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.note_written(dest);
+                Ok(())
+            }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 fs::remove_file(dest).map_err(io_err(dest))?;
                 self.link_or_copy(source, dest)
@@ -186,7 +325,9 @@ impl BlobStore {
                 // Cross-device or a filesystem without links: copy through a temp name.
                 let tmp = dest.with_extension("msg.tmp");
                 fs::copy(source, &tmp).map_err(io_err(&tmp))?;
-                fs::rename(&tmp, dest).map_err(io_err(dest))
+                fs::rename(&tmp, dest).map_err(io_err(dest))?;
+                self.note_written(dest);
+                Ok(())
             }
         }
     }
@@ -198,7 +339,9 @@ impl BlobStore {
         }
         let tmp = dest.with_extension("msg.tmp");
         fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
-        fs::rename(&tmp, dest).map_err(io_err(dest))
+        fs::rename(&tmp, dest).map_err(io_err(dest))?;
+        self.note_written(dest);
+        Ok(())
     }
 
     /// Writes `bytes` at `dest`, whose directory exists, for a mailbox nothing points
@@ -209,6 +352,7 @@ impl BlobStore {
         let mut f = fs::File::create(dest).map_err(io_err(dest))?;
         f.write_all(bytes).map_err(io_err(dest))?;
         start_writeback(&f);
+        self.note_written(dest);
         Ok(())
     }
 
@@ -255,28 +399,36 @@ impl BlobStore {
     }
 
     /// Makes every file written so far durable: one `syncfs` per filesystem holding
-    /// the store (metadata databases share the home's filesystem in the default
-    /// layout; the caller syncs other roots it owns).
+    /// the store that honours it, and an fsync of each file and directory noted
+    /// since the last checkpoint ([`Self::note_written`]) where one does not. On
+    /// failure the noted files stay noted for the next checkpoint.
     pub fn checkpoint(&self) -> Result<(), BlobError> {
-        sync_each(&self.filesystem_roots()?)
+        let dirty = self.take_dirty();
+        let res = dirty.sync().and_then(|()| sync_each(&self.syncfs_roots()));
+        if res.is_err() {
+            self.put_back(dirty);
+        }
+        res
     }
 
     /// [`Self::checkpoint`] on a thread of its own, so the caller can go on with
     /// other work meanwhile; [`SyncInFlight::wait`] says when it is done.
     pub fn checkpoint_in_background(&self) -> SyncInFlight {
-        let roots = match self.filesystem_roots() {
-            Ok(r) => r,
-            Err(e) => return SyncInFlight::Done(Err(e)),
-        };
+        let roots = self.syncfs_roots();
+        // Taken now: files noted later are the next checkpoint's. A failure is
+        // reported to the waiter, who treats the whole work as not durable.
+        let dirty = std::sync::Arc::new(self.take_dirty());
+        let run = |dirty: &Dirty, roots: &[PathBuf]| dirty.sync().and_then(|()| sync_each(roots));
         let spawned = std::thread::Builder::new()
             .name("store-sync".into())
             .spawn({
                 let roots = roots.clone();
-                move || sync_each(&roots)
+                let dirty = dirty.clone();
+                move || run(&dirty, &roots)
             });
         match spawned {
             Ok(handle) => SyncInFlight::Running(handle),
-            Err(_) => SyncInFlight::Done(sync_each(&roots)),
+            Err(_) => SyncInFlight::Done(run(&dirty, &roots)),
         }
     }
 
@@ -329,7 +481,12 @@ impl BlobStore {
     /// Removes a blob file; a file already gone is fine (replay, repeated sweeps).
     pub fn remove(&self, path: &Path) -> Result<(), BlobError> {
         match fs::remove_file(path) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if let Some(dir) = path.parent() {
+                    self.note_dir(dir);
+                }
+                Ok(())
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err(path)(e)),
         }
@@ -461,18 +618,60 @@ mod tests {
         fs::create_dir_all(&db).unwrap();
         let bs = BlobStore::open(&dir.path().join("store"))
             .unwrap()
-            .sync_with(&db);
+            .sync_with(&db)
+            .unwrap();
         assert_eq!(bs.filesystem_roots().unwrap().len(), 1, "one filesystem");
         // Linux's /dev/shm is a tmpfs: another filesystem than the temp dir's.
         let shm = Path::new("/dev/shm");
         let other = tempfile::tempdir_in(shm).unwrap();
-        let bs = bs.sync_with(other.path());
+        let bs = bs.sync_with(other.path()).unwrap();
         let roots = bs.filesystem_roots().unwrap();
         if fs::metadata(shm).unwrap().dev() != fs::metadata(dir.path()).unwrap().dev() {
             assert_eq!(roots.len(), 2, "{roots:?}");
             assert_eq!(roots[1], other.path());
         }
         bs.checkpoint().unwrap();
+    }
+
+    /// Where syncfs cannot be trusted, a checkpoint fsyncs by name every file
+    /// written since the last one and every directory up to the store that may
+    /// have gained an entry (new directories included), then forgets them.
+    #[test]
+    fn per_file_checkpoints_cover_each_written_file_and_its_new_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store");
+        let bs = BlobStore::open(&store).unwrap().per_file_everywhere();
+        assert!(bs.per_file());
+        let p = bs.blob_path(1, MailboxId(7), ItemId(300), 1);
+        bs.write_at(&p, b"hello").unwrap();
+        let removed = bs.blob_path(1, MailboxId(8), ItemId(1), 1);
+        bs.remove(&removed).unwrap(); // never existed: nothing changed
+        {
+            let d = bs.dirty.lock().unwrap();
+            assert_eq!(d.files.iter().collect::<Vec<_>>(), [&p]);
+            let mut want: Vec<&Path> = p
+                .ancestors()
+                .skip(1)
+                .take_while(|a| a.starts_with(&store))
+                .collect();
+            let mut got: Vec<&Path> = d.dirs.iter().map(|p| p.as_path()).collect();
+            want.sort();
+            got.sort();
+            assert_eq!(got, want, "every directory from the blob's up to the store");
+        }
+        bs.checkpoint().unwrap();
+        assert!(bs.dirty.lock().unwrap().files.is_empty());
+        // A file gone before the checkpoint (removed, renamed) is no error.
+        bs.write_at(&p, b"again").unwrap();
+        bs.remove(&p).unwrap();
+        bs.checkpoint().unwrap();
+        // In syncfs mode nothing is noted.
+        let fast = BlobStore::open(&dir.path().join("other")).unwrap();
+        if !fast.per_file() {
+            fast.write_at(&fast.blob_path(1, MailboxId(1), ItemId(1), 1), b"x")
+                .unwrap();
+            assert!(fast.dirty.lock().unwrap().files.is_empty());
+        }
     }
 
     #[test]

@@ -24,6 +24,11 @@ pub struct Mailbox {
     /// Opened in SQLite's exclusive locking mode (see
     /// [`crate::StoreOptions::exclusive_databases`]).
     exclusive: bool,
+    /// The database may hold writes no checkpoint has fsynced yet (set when the
+    /// lock is taken and again when it is released, so a write that ends after
+    /// a checkpoint took the flag is left for the next one; see
+    /// [`Mailbox::sync_if_written`]).
+    unsynced: AtomicBool,
 }
 
 impl Mailbox {
@@ -34,6 +39,7 @@ impl Mailbox {
             conn: Mutex::new(None),
             written: AtomicBool::new(false),
             exclusive,
+            unsynced: AtomicBool::new(false),
         }
     }
 
@@ -66,7 +72,30 @@ impl Mailbox {
             schema::prepare(&mut conn, &self.db_path.to_string_lossy())?;
             *guard = Some(conn);
         }
-        Ok(MailboxGuard { id: self.id, guard })
+        self.unsynced.store(true, Ordering::Release);
+        Ok(MailboxGuard {
+            id: self.id,
+            guard,
+            unsynced: &self.unsynced,
+        })
+    }
+
+    /// For a checkpoint that fsyncs file by file: if the database was locked
+    /// since the last one, fsyncs its write-ahead log and its file (the log
+    /// holds the commits SQLite's `synchronous=NORMAL` and a replay's `OFF` did
+    /// not sync; the file, pages copied into it). Returns whether it did.
+    pub(crate) fn sync_if_written(&self) -> std::io::Result<bool> {
+        if !self.unsynced.swap(false, Ordering::AcqRel) {
+            return Ok(false);
+        }
+        let mut wal = self.db_path.clone().into_os_string();
+        wal.push("-wal");
+        let res = mv_home::syncmode::fsync_path(Path::new(&wal))
+            .and_then(|()| mv_home::syncmode::fsync_path(&self.db_path));
+        if res.is_err() {
+            self.unsynced.store(true, Ordering::Release);
+        }
+        res.map(|()| true)
     }
 
     /// Runs a read query under the mailbox lock.
@@ -137,6 +166,8 @@ impl Mailbox {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })?;
         drop(guard);
+        // Pages copied into the database file unsynced: the next checkpoint's.
+        self.unsynced.store(true, Ordering::Release);
         if busy != 0 || copied != frames {
             // Not all copied (another connection reads an old snapshot): the
             // close copies the rest after the syncfs, so it must sync it itself.
@@ -393,6 +424,14 @@ impl Mailbox {
 pub(crate) struct MailboxGuard<'a> {
     pub(crate) id: MailboxId,
     guard: MutexGuard<'a, Option<Connection>>,
+    unsynced: &'a AtomicBool,
+}
+
+impl Drop for MailboxGuard<'_> {
+    fn drop(&mut self) {
+        // After the last write under this lock: see `Mailbox::unsynced`.
+        self.unsynced.store(true, Ordering::Release);
+    }
 }
 
 impl MailboxGuard<'_> {

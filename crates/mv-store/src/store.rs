@@ -70,7 +70,7 @@ pub struct Store {
     home: Home,
     redo: Arc<RedoLog>,
     blobs: Arc<BlobStore>,
-    mailboxes: Mutex<HashMap<MailboxId, Arc<Mailbox>>>,
+    mailboxes: Arc<Mutex<HashMap<MailboxId, Arc<Mailbox>>>>,
     /// See [`StoreOptions::exclusive_databases`].
     exclusive_databases: bool,
 }
@@ -83,21 +83,26 @@ impl Store {
         home.init()?;
         // The mailbox databases may sit on another filesystem than the blobs
         // (a home whose store/ is a mount of its own): checkpoints sync both.
-        let blobs = Arc::new(BlobStore::open(&home.store_dir())?.sync_with(&home.mailbox_db_dir()));
-        let checkpoint_blobs = blobs.clone();
+        let blobs =
+            Arc::new(BlobStore::open(&home.store_dir())?.sync_with(&home.mailbox_db_dir())?);
+        blobs.log_durability();
+        let mailboxes = Arc::new(Mutex::new(HashMap::new()));
         let exclusive_databases = options.exclusive_databases;
         let (redo, recovery) = RedoLog::open(options.redo)?;
         let redo = Arc::new(redo);
-        redo.set_checkpoint_hook(Box::new(move || {
-            checkpoint_blobs
-                .checkpoint()
-                .map_err(|e| std::io::Error::other(e.to_string()))
+        redo.set_checkpoint_hook(Box::new({
+            let (blobs, mailboxes) = (blobs.clone(), mailboxes.clone());
+            let db_dir = home.mailbox_db_dir();
+            move || {
+                sync_store(&blobs, &mailboxes, &db_dir)
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            }
         }));
         let store = Store {
             home: home.clone(),
             redo,
             blobs,
-            mailboxes: Mutex::new(HashMap::new()),
+            mailboxes,
             exclusive_databases,
         };
         store.blobs.clear_staging()?;
@@ -200,6 +205,10 @@ impl Store {
                 Err(e) => return Err(StoreError::io(&f, e)),
             }
         }
+        if self.blobs.per_file() {
+            // Its writer relied on a checkpoint of the whole filesystem.
+            mv_home::syncmode::fsync_path(new_db).map_err(|e| StoreError::io(new_db, e))?;
+        }
         std::fs::rename(new_db, &path).map_err(|e| StoreError::io(&path, e))?;
         if let Some(dir) = path.parent() {
             mv_home::fsync_dir(dir).map_err(|e| StoreError::io(dir, e))?;
@@ -233,9 +242,16 @@ impl Store {
     }
 
     /// Makes everything written so far durable (blobs and metadata), as before a
-    /// redo log is archived. Called at shutdown too.
+    /// redo log is archived, and, when no write was in flight as it began, records
+    /// the redo position it covers (crash recovery starts there). Called at
+    /// shutdown too.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        Ok(self.blobs.checkpoint()?)
+        let covered = self.redo.applied_position();
+        sync_store(&self.blobs, &self.mailboxes, &self.home.mailbox_db_dir())?;
+        if let Some(pos) = covered {
+            self.redo.record_checkpoint(pos)?;
+        }
+        Ok(())
     }
 
     // ---- the write path ----------------------------------------------------
@@ -436,6 +452,7 @@ impl Store {
         let dir = self.home.mailbox_db_dir();
         let marker = dir.join(GC_CLEAN);
         std::fs::write(&marker, b"").map_err(|e| StoreError::io(&marker, e))?;
+        self.blobs.note_written(&marker);
         Ok(())
     }
 
@@ -537,7 +554,7 @@ impl Store {
     }
 
     /// After a crash, blob files written since the last checkpoint may be missing
-    /// or short. Every message created by a record of the current redo log that
+    /// or short. Every message created by a record after the last checkpoint that
     /// still exists is checked and, if damaged, rewritten from the log.
     fn repair_blobs(&self, records: &[Record]) -> Result<u64, StoreError> {
         let content: HashMap<[u8; 32], &[u8]> = records
@@ -688,6 +705,34 @@ impl Drop for RecordSavepoint<'_> {
             let _ = Self::run(self.conn, "RELEASE apply_record");
         }
     }
+}
+
+/// A checkpoint's syncs: the blob store's (`syncfs`, or each file written), and
+/// where the store fsyncs file by file, each mailbox database locked since the
+/// last checkpoint and the directory holding them.
+fn sync_store(
+    blobs: &BlobStore,
+    mailboxes: &Mutex<HashMap<MailboxId, Arc<Mailbox>>>,
+    db_dir: &Path,
+) -> Result<(), StoreError> {
+    if blobs.per_file() {
+        let handles: Vec<Arc<Mailbox>> = mailboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut any = false;
+        for m in handles {
+            any |= m
+                .sync_if_written()
+                .map_err(|e| StoreError::io(m.db_path(), e))?;
+        }
+        if any {
+            mv_home::fsync_dir(db_dir).map_err(|e| StoreError::io(db_dir, e))?;
+        }
+    }
+    Ok(blobs.checkpoint()?)
 }
 
 impl Drop for Store {

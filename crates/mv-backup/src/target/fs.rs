@@ -13,7 +13,9 @@
 //! Objects are written to `.<name>.tmp-<pid>-<n>` beside their final name, fsynced,
 //! renamed, and the directory fsynced. Session files are written without fsync;
 //! `commit_session` runs one `syncfs` on the target's filesystem before renaming
-//! `tmp/<label>` to `sessions/<label>` (one sync instead of thousands of fsyncs).
+//! `tmp/<label>` to `sessions/<label>` (one sync instead of thousands of fsyncs),
+//! or, on a filesystem whose `syncfs` cannot be trusted ([`mv_home::SyncMode`]),
+//! fsyncs every file and directory of `tmp/<label>`.
 
 use super::{ObjectInfo, Space, Target, TargetLock};
 use crate::error::{BackupError, Result};
@@ -41,6 +43,8 @@ pub struct FsTarget {
     /// each file (a failed `mkdir` and a `stat`) cost an unchanged full a few
     /// percent of its time. Forgotten when part of a session is removed.
     made_dirs: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
+    /// How `commit_session` makes a session durable on this filesystem.
+    sync_mode: mv_home::SyncMode,
 }
 
 impl FsTarget {
@@ -82,11 +86,19 @@ impl FsTarget {
         ] {
             create_dir_all_durable(&dir).map_err(BackupError::io(dir.display()))?;
         }
+        let kind = mv_home::fs_kind(&root).map_err(BackupError::io(root.display()))?;
+        tracing::debug!(
+            target_root = %root.display(),
+            filesystem = kind.name,
+            mode = kind.mode.as_str(),
+            "durability of backup sessions"
+        );
         Ok(FsTarget {
             root,
             written: AtomicU64::new(0),
             seq: AtomicU64::new(0),
             made_dirs: Default::default(),
+            sync_mode: kind.mode,
         })
     }
 
@@ -266,6 +278,34 @@ fn remove_tree(path: &Path) -> Result<()> {
         },
         Ok(_) => remove_file(path),
     }
+}
+
+/// Fsyncs every file and directory below `dir` (and `dir`), files first.
+fn fsync_tree(dir: &Path) -> Result<()> {
+    let mut dirs = vec![dir.to_path_buf()];
+    let mut i = 0;
+    while i < dirs.len() {
+        let d = dirs[i].clone();
+        for e in fs::read_dir(&d).map_err(BackupError::io(d.display()))? {
+            let e = e.map_err(BackupError::io(d.display()))?;
+            let p = e.path();
+            if e.file_type()
+                .map_err(BackupError::io(p.display()))?
+                .is_dir()
+            {
+                dirs.push(p);
+            } else {
+                File::open(&p)
+                    .and_then(|f| f.sync_all())
+                    .map_err(BackupError::io(p.display()))?;
+            }
+        }
+        i += 1;
+    }
+    for d in dirs.iter().rev() {
+        fsync_dir(d).map_err(BackupError::io(d.display()))?;
+    }
+    Ok(())
 }
 
 fn syncfs(path: &Path) -> io::Result<()> {
@@ -486,7 +526,12 @@ impl Target for FsTarget {
         self.written
             .fetch_add(session_xml.len() as u64, Ordering::Relaxed);
         // Everything written into tmp/<label> (and the packs) becomes durable here.
-        syncfs(&self.root).map_err(BackupError::io(self.root.display()))?;
+        match self.sync_mode {
+            mv_home::SyncMode::Syncfs => {
+                syncfs(&self.root).map_err(BackupError::io(self.root.display()))?
+            }
+            mv_home::SyncMode::PerFile => fsync_tree(&dir)?,
+        }
         let sessions = self.root.join("sessions");
         create_dir_all_durable(&sessions).map_err(BackupError::io(sessions.display()))?;
         let dest = sessions.join(label);

@@ -252,6 +252,7 @@ fn disaster_drill_rebuilds_a_server_from_its_backups() {
     std::fs::remove_dir_all(&env.home).unwrap();
 
     // A fresh home: the directory first, then every mailbox.
+    env.init();
     let lmtp = env.ports();
     let labels = env.ok("zmrestoreldap", &["-lbs", "-t", &t]);
     assert_eq!(labels.stdout.lines().count(), 3, "{}", labels.stdout);

@@ -44,16 +44,19 @@ pub async fn serve<B: Backend>(
     loop {
         let accepted = tokio::select! {
             _ = &mut shutdown => break,
-            r = plain.accept() => r.map(|(s, _)| (s, false)),
+            r = plain.accept() => r.map(|(s, peer)| (s, peer, false)),
             r = async {
                 match &tls {
                     Some(l) => l.accept().await,
                     None => std::future::pending().await,
                 }
-            } => r.map(|(s, _)| (s, true)),
+            } => r.map(|(s, peer)| (s, peer, true)),
         };
-        let (mut stream, implicit_tls) = match accepted {
-            Ok(x) => x,
+        let (mut stream, peer, implicit_tls) = match accepted {
+            Ok(x) => {
+                CONNECTIONS_TOTAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                x
+            }
             Err(e) => {
                 tracing::warn!("imap accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -75,7 +78,8 @@ pub async fn serve<B: Backend>(
             acceptor.clone(),
             stop_rx.clone(),
         );
-        tasks.spawn(async move {
+        let span = tracing::info_span!("imap", %peer);
+        tasks.spawn(tracing::Instrument::instrument(async move {
             let _permit = permit;
             if let Err(e) = connection(
                 stream,
@@ -90,7 +94,7 @@ pub async fn serve<B: Backend>(
             {
                 tracing::debug!("imap connection ended: {e}");
             }
-        });
+        }, span));
         while tasks.try_join_next().is_some() {}
     }
     let _ = stop_tx.send(true);
@@ -171,3 +175,7 @@ pub fn tls_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<rustls::ServerC
         .map_err(|e| format!("certificate and key do not fit: {e}"))?;
     Ok(Arc::new(cfg))
 }
+
+/// Connections accepted by this process, IMAP and IMAPS
+/// (`mailvault_imap_connections_total`).
+pub static CONNECTIONS_TOTAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -97,6 +97,7 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
         crate::scheduler::spawn(service.clone(), background_stop.clone())?,
         crate::outbox::spawn(service.clone(), background_stop.clone())?,
         crate::diskmon::spawn(service.clone(), background_stop.clone())?,
+        crate::homewatch::spawn(service.clone(), background_stop.clone())?,
     ];
     let token = home.admin_token()?;
     crate::tls::ensure_certificate(home)?;
@@ -183,7 +184,10 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
         ));
         let app = api::router(service.clone(), token);
         let admin = tokio::spawn(async move {
-            axum::serve(admin_listener, app)
+            axum::serve(
+                admin_listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
                 .with_graceful_shutdown(wait_for(stop_rx))
                 .await
         });

@@ -49,6 +49,7 @@ pub struct Args {
     /// Backup target of the scheduled runs.
     #[arg(short = 't', long = "target", value_name = "DIR")]
     target: Option<String>,
+    /// Machine-readable output.
     #[arg(long)]
     json: bool,
     /// f "CRON" | i "CRON" | d PERIOD "CRON", repeated.

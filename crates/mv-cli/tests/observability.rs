@@ -149,6 +149,7 @@ fn python() -> &'static str {
     for p in ["python3", "/usr/bin/python3"] {
         let ok = Command::new(p)
             .args(["-c", "import prometheus_client"])
+            .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
         if ok {

@@ -60,7 +60,7 @@ pub struct QueryError(pub String);
 enum Tok {
     Open,
     Close,
-    /// A word, and whether it was (partly) quoted: quoted words are never
+    /// A word, and whether it started with a quote: such words are never
     /// operators or fields.
     Word(String, bool),
 }
@@ -79,8 +79,11 @@ fn tokens(q: &str) -> Result<Vec<Tok>, QueryError> {
     for c in q.chars() {
         match c {
             '"' => {
+                // A value quoted after its field (`subject:"a b"`) keeps the field.
+                if !quoted && cur.is_empty() {
+                    was_quoted = true;
+                }
                 quoted = !quoted;
-                was_quoted = true;
             }
             c if quoted => cur.push(c),
             c if c.is_whitespace() => flush(&mut cur, &mut was_quoted, &mut out),

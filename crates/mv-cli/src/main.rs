@@ -211,7 +211,8 @@ mod tests {
                 let (text, code, stderr) = run(&format!("/opt/bin/{zm}"), &[flag]).unwrap_err();
                 assert_eq!((code, stderr), (0, false), "{zm} {flag}");
                 assert!(
-                    text.starts_with(&format!("Usage: {zm} ")) || text.starts_with(&format!("Usage: {zm}\n")),
+                    text.starts_with(&format!("Usage: {zm} "))
+                        || text.starts_with(&format!("Usage: {zm}\n")),
                     "{zm} {flag}:\n{text}"
                 );
             }
@@ -221,7 +222,10 @@ mod tests {
         assert!(text.contains("Usage: zmcontrol <ACTION>"), "{text}");
         // Zimbra's single-dash spellings in help; its double-dash ones kept.
         let (text, _, _) = run("zmrestore", &["-h"]).unwrap_err();
-        assert!(text.contains("-lb <LABEL>") && !text.contains("--lb"), "{text}");
+        assert!(
+            text.contains("-lb <LABEL>") && !text.contains("--lb"),
+            "{text}"
+        );
         assert!(text.contains("-restoreToTime <TIME>"), "{text}");
         assert!(text.contains("--skipDeletes"), "{text}");
         // The date formats the field notes quote.
@@ -248,14 +252,30 @@ mod tests {
     #[test]
     fn zimbra_long_spellings_mean_the_short_ones() {
         let same = |zm: &str, long: &[&str], short: &[&str]| {
-            assert_eq!(parsed(zm, long), parsed(zm, short), "{zm} {long:?} vs {short:?}");
+            assert_eq!(
+                parsed(zm, long),
+                parsed(zm, short),
+                "{zm} {long:?} vs {short:?}"
+            );
         };
-        same("zmbackup", &["--fullBackup", "-a", "all"], &["-f", "-a", "all"]);
+        same(
+            "zmbackup",
+            &["--fullBackup", "-a", "all"],
+            &["-f", "-a", "all"],
+        );
         same("zmbackup", &["--incrementalBackup"], &["-i"]);
         same("zmbackup", &["--delete", "1m"], &["-del", "1m"]);
         same(
             "zmbackup",
-            &["-f", "--account", "a@d.test", "--server", "h", "--target", "/t"],
+            &[
+                "-f",
+                "--account",
+                "a@d.test",
+                "--server",
+                "h",
+                "--target",
+                "/t",
+            ],
             &["-f", "-a", "a@d.test", "-s", "h", "-t", "/t"],
         );
         same("zmbackup", &["-f", "--debug"], &["-f", "-d"]);

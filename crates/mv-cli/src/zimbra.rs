@@ -93,7 +93,9 @@ pub fn prepare(
             sub.bin_name(zm)
                 .display_name(zm)
                 .override_usage(usage)
-                .help_template("{usage-heading} {usage}\n\n{about-with-newline}\n{all-args}{after-help}")
+                .help_template(
+                    "{usage-heading} {usage}\n\n{about-with-newline}\n{all-args}{after-help}",
+                )
         });
     }
     let longs = long_names(&command);
@@ -256,9 +258,18 @@ mod tests {
         let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let all = || "ALL".to_string();
         let usage = "usage: createAccount(ca) {name@domain} {password}\n";
-        assert_eq!(help_text(T, &w(&["ca", "--help"]), all).as_deref(), Some(usage));
-        assert_eq!(help_text(T, &w(&["ca", "u@d", "--help"]), all).as_deref(), Some(usage));
-        assert_eq!(help_text(T, &w(&["help", "createAccount"]), all).as_deref(), Some(usage));
+        assert_eq!(
+            help_text(T, &w(&["ca", "--help"]), all).as_deref(),
+            Some(usage)
+        );
+        assert_eq!(
+            help_text(T, &w(&["ca", "u@d", "--help"]), all).as_deref(),
+            Some(usage)
+        );
+        assert_eq!(
+            help_text(T, &w(&["help", "createAccount"]), all).as_deref(),
+            Some(usage)
+        );
         assert_eq!(help_text(T, &w(&["help"]), all).as_deref(), Some("ALL"));
         assert_eq!(help_text(T, &w(&["ca", "u@d", "pw"]), all), None);
     }

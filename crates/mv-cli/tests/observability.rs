@@ -243,7 +243,11 @@ fn audit_lines_and_metrics_say_what_happened() {
         env.ok("zmprov", &["ca", "alice@d.test", "Corr3ct-Horse"]);
         let mut lmtp = Lmtp::connect(ports.lmtp);
         for i in 0..3 {
-            let r = lmtp.deliver("a@remote.test", &["alice@d.test"], &message(&format!("m{i}")));
+            let r = lmtp.deliver(
+                "a@remote.test",
+                &["alice@d.test"],
+                &message(&format!("m{i}")),
+            );
             assert!(r.iter().all(|r| r.starts_with("250")), "{r:?}");
         }
         let r = lmtp.deliver("b@remote.test", &["nobody@d.test"], &message("x"));
@@ -300,7 +304,10 @@ fn audit_lines_and_metrics_say_what_happened() {
         ],
     );
     line_with(&log, &["create_account started", "email=alice@d.test"]);
-    line_with(&log, &["admin login", "peer=127.0.0.1:", "wrong admin token"]);
+    line_with(
+        &log,
+        &["admin login", "peer=127.0.0.1:", "wrong admin token"],
+    );
     assert!(!log.contains("Corr3ct-Horse"), "a password in the log");
 }
 
@@ -310,7 +317,13 @@ struct Tmpfs(PathBuf);
 impl Tmpfs {
     fn mount(at: &Path, size: &str) -> Tmpfs {
         let o = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(at)
             .output()
             .expect("running mount");
@@ -381,4 +394,52 @@ fn a_full_log_disk_never_stops_delivery() {
         let m = scrape(ports.admin);
         assert_eq!(m["mailvault_lmtp_deliveries_total"], 3.0, "{m:?}");
     });
+}
+
+#[test]
+fn a_server_whose_home_vanishes_stops_and_says_why() {
+    let env = Env::new();
+    setup(&env);
+    let mut server = Command::new(BIN)
+        .arg("--home")
+        .arg(&env.home)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    for l in lines.by_ref() {
+        if l.unwrap().starts_with("mailvault ready") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    // Gone from its path, as after `rm -rf` or an unmount (a rename cannot race
+    // with the server's own writes the way a recursive delete does).
+    std::fs::rename(&env.home, env.root.join("moved-away")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = server.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = server.kill();
+            let mut err = String::new();
+            let _ = server.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("the server kept running without its home: {err}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    server
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        err.contains(&format!("the home {} is gone", env.home.display())),
+        "{status}: {err}"
+    );
 }

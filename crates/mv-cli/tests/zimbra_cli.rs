@@ -38,14 +38,25 @@ fn zmprov_help_never_runs_the_command() {
         &["help", "ca"],
     ] {
         let o = env.ok("zmprov", args);
-        assert!(o.stdout.starts_with("usage: createAccount(ca)"), "{args:?}: {}", o.stdout);
+        assert!(
+            o.stdout.starts_with("usage: createAccount(ca)"),
+            "{args:?}: {}",
+            o.stdout
+        );
     }
     let o = env.ok("zmprov", &["help"]);
     assert!(o.stdout.contains("getConfig(gcf)"), "{}", o.stdout);
     let o = env.ok("zmprov", &["gaa"]);
-    assert!(!o.stdout.contains("user@d.test"), "an account was created: {}", o.stdout);
+    assert!(
+        !o.stdout.contains("user@d.test"),
+        "an account was created: {}",
+        o.stdout
+    );
 
-    env.ok("zmprov", &["mcf", "zimbraBackupReportEmailSender", "backup@d.test"]);
+    env.ok(
+        "zmprov",
+        &["mcf", "zimbraBackupReportEmailSender", "backup@d.test"],
+    );
     let o = env.ok("zmprov", &["gcf", "zimbraBackupReportEmailSender"]);
     assert_eq!(o.stdout, "zimbraBackupReportEmailSender: backup@d.test\n");
     assert_eq!(env.zm("zmprov", &["gcf"]).code, 2);
@@ -59,7 +70,10 @@ fn zmhostname_names_the_server_zmcontrol_reports() {
     let name = o.stdout.trim();
     assert!(!name.is_empty());
     let status = env.zm("zmcontrol", &["status"]);
-    assert_eq!(status.stdout.lines().next(), Some(format!("Host {name}").as_str()));
+    assert_eq!(
+        status.stdout.lines().next(),
+        Some(format!("Host {name}").as_str())
+    );
 }
 
 #[test]
@@ -73,7 +87,11 @@ fn zmredodump_takes_space_separated_mailbox_ids() {
     assert_eq!(spaced.stdout, commas.stdout);
     let o = env.zm("zmredodump", &["--m", "1 x", dir]);
     assert_eq!(o.code, 2);
-    assert!(o.stderr.contains("\"x\" is not a mailbox id"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("\"x\" is not a mailbox id"),
+        "{}",
+        o.stderr
+    );
 }
 
 #[test]
@@ -106,11 +124,7 @@ fn install_links_writes_man_pages_and_completions() {
         ))
         .output()
         .unwrap();
-    assert!(
-        o.status.success(),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("zmbackup"));
     assert!(comp.join("zsh/_zmprov").is_file());
     assert!(comp.join("fish/zmcontrol.fish").is_file());
@@ -164,9 +178,5 @@ fn a_restore_without_a_backup_names_the_account_once_and_the_target() {
     assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
     assert_eq!(o.stderr.matches("a@d.test").count(), 1, "{}", o.stderr);
     let target = env.home.join("backup");
-    assert!(
-        o.stderr.contains(target.to_str().unwrap()),
-        "{}",
-        o.stderr
-    );
+    assert!(o.stderr.contains(target.to_str().unwrap()), "{}", o.stderr);
 }

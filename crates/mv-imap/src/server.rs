@@ -79,22 +79,25 @@ pub async fn serve<B: Backend>(
             stop_rx.clone(),
         );
         let span = tracing::info_span!("imap", %peer);
-        tasks.spawn(tracing::Instrument::instrument(async move {
-            let _permit = permit;
-            if let Err(e) = connection(
-                stream,
-                implicit_tls,
-                acceptor,
-                backend,
-                session_cfg,
-                cache,
-                stop,
-            )
-            .await
-            {
-                tracing::debug!("imap connection ended: {e}");
-            }
-        }, span));
+        tasks.spawn(tracing::Instrument::instrument(
+            async move {
+                let _permit = permit;
+                if let Err(e) = connection(
+                    stream,
+                    implicit_tls,
+                    acceptor,
+                    backend,
+                    session_cfg,
+                    cache,
+                    stop,
+                )
+                .await
+                {
+                    tracing::debug!("imap connection ended: {e}");
+                }
+            },
+            span,
+        ));
         while tasks.try_join_next().is_some() {}
     }
     let _ = stop_tx.send(true);

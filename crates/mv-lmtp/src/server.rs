@@ -200,7 +200,11 @@ async fn handle_connection<B: Backend>(
                 let span = tracing::Span::current();
                 let outcomes = tokio::task::spawn_blocking(move || {
                     span.in_scope(|| {
-                        backend.deliver(&delivery.mail_from, &delivery.recipients, &delivery.message)
+                        backend.deliver(
+                            &delivery.mail_from,
+                            &delivery.recipients,
+                            &delivery.message,
+                        )
                     })
                 })
                 .await

@@ -61,14 +61,15 @@ pub fn run(opts: &DumpOptions, inputs: &[PathBuf], out: &mut dyn Write) -> Resul
             // The redolog directory: its archive/ first (older sequences), as
             // `zmredodump /opt/zimbra/redolog/` finds every record there.
             let archive = input.join("archive");
-            let listed = if archive.is_dir() && input.join(crate::archive::CURRENT_LOG_NAME).is_file() {
-                logs_in_dir(&archive).and_then(|mut a| {
-                    a.extend(logs_in_dir(input)?);
-                    Ok(a)
-                })
-            } else {
-                logs_in_dir(input)
-            };
+            let listed =
+                if archive.is_dir() && input.join(crate::archive::CURRENT_LOG_NAME).is_file() {
+                    logs_in_dir(&archive).and_then(|mut a| {
+                        a.extend(logs_in_dir(input)?);
+                        Ok(a)
+                    })
+                } else {
+                    logs_in_dir(input)
+                };
             match listed {
                 Ok(f) => {
                     if f.is_empty() {
@@ -449,7 +450,10 @@ mod tests {
         assert!(clean, "{text}");
         // The redolog dir: its archive/ (sequence 1) first, then redo.log.
         let all: Vec<&str> = text.lines().collect();
-        assert!(all[0].starts_with("File: ") && all[0].ends_with("(sequence 1)"), "{text}");
+        assert!(
+            all[0].starts_with("File: ") && all[0].ends_with("(sequence 1)"),
+            "{text}"
+        );
         let at = all
             .iter()
             .position(|l| *l == format!("File: {} (sequence 2)", cfg.log_path.display()))
@@ -557,7 +561,9 @@ mod tests {
         let (_, text) = run_to_string(&m0, &inputs);
         assert!(text.contains("[PutBlob]"));
         assert!(
-            text.contains("<START OF BLOB>\nSubject: hi\r\nFrom: a@b\r\n\r\nhello\r\n\n<END OF BLOB>\n"),
+            text.contains(
+                "<START OF BLOB>\nSubject: hi\r\nFrom: a@b\r\n\r\nhello\r\n\n<END OF BLOB>\n"
+            ),
             "{text}"
         );
         // Filtered by mailbox, the content comes with the message stored from it.
@@ -567,7 +573,9 @@ mod tests {
             ..Default::default()
         };
         let (_, text) = run_to_string(&m17_blob, &inputs);
-        let create = text.find("[CreateMessage]").expect("a CreateMessage of mailbox 17");
+        let create = text
+            .find("[CreateMessage]")
+            .expect("a CreateMessage of mailbox 17");
         assert!(
             text[create..].contains("\n<START OF BLOB>\nSubject: hi\r\n"),
             "{text}"

@@ -39,7 +39,9 @@ const READS: &[&str] = &[
 ];
 
 /// Fields left out of the line: secrets and payloads.
-const HIDDEN: &[&str] = &["password", "message", "data", "content", "input", "ics", "vcf"];
+const HIDDEN: &[&str] = &[
+    "password", "message", "data", "content", "input", "ics", "vcf",
+];
 
 /// One request being audited.
 pub struct Audit {
@@ -134,7 +136,10 @@ fn redact_attrs(v: &Value) -> String {
             let mut out = Vec::new();
             let mut it = items.iter();
             while let Some(name) = it.next() {
-                let name_s = name.as_str().map(str::to_string).unwrap_or(name.to_string());
+                let name_s = name
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or(name.to_string());
                 match name {
                     Value::Array(pair) => {
                         let n = pair.first().and_then(Value::as_str).unwrap_or("");
@@ -147,7 +152,11 @@ fn redact_attrs(v: &Value) -> String {
                     }
                     _ => {
                         let val = it.next().map(value_text).unwrap_or_default();
-                        let val = if hide(&name_s) { "***".to_string() } else { val };
+                        let val = if hide(&name_s) {
+                            "***".to_string()
+                        } else {
+                            val
+                        };
                         out.push(format!("{name_s}={val}"));
                     }
                 }
@@ -158,7 +167,11 @@ fn redact_attrs(v: &Value) -> String {
             let out: Vec<String> = map
                 .iter()
                 .map(|(k, val)| {
-                    let val = if hide(k) { "***".to_string() } else { value_text(val) };
+                    let val = if hide(k) {
+                        "***".to_string()
+                    } else {
+                        value_text(val)
+                    };
                     format!("{k}={val}")
                 })
                 .collect();

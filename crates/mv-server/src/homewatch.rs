@@ -17,16 +17,22 @@ pub fn spawn(
         .name("home watch".into())
         .spawn(move || {
             let home = service.store().home().clone();
+            // The directory itself, not just its name: code that re-creates a
+            // missing home on the fly (`Home::open`) must not hide the loss.
+            let identity = |p: &std::path::Path| {
+                use std::os::unix::fs::MetadataExt;
+                std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
+            };
+            let original = identity(home.root());
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(200));
                 if !crate::run::is_serving() {
                     continue;
                 }
-                if !home.localconfig_path().is_file() {
+                if !home.localconfig_path().is_file() || identity(home.root()) != original {
                     tracing::error!(
-                        "the home {} is gone ({} is missing): stopping the server; restore the home from a backup (zmrestoreldap, zmrestoreoffline) or run `mailvault init`, then zmcontrol start",
-                        home.root().display(),
-                        home.localconfig_path().display()
+                        "the home {} is gone (removed, moved or unmounted while the server ran): stopping the server; restore the home from a backup (zmrestoreldap, zmrestoreoffline) or run `mailvault init`, then zmcontrol start",
+                        home.root().display()
                     );
                     // SAFETY: signalling this process has no memory effects here.
                     unsafe {

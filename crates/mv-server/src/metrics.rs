@@ -119,7 +119,11 @@ pub fn render(service: &Service) -> String {
         "IMAP and IMAPS connections accepted.",
         n(&mv_imap::CONNECTIONS_TOTAL),
     );
-    o.head("mailvault_imap_logins_total", "counter", "IMAP logins, by result.");
+    o.head(
+        "mailvault_imap_logins_total",
+        "counter",
+        "IMAP logins, by result.",
+    );
     let _ = writeln!(
         o.0,
         "mailvault_imap_logins_total{{result=\"ok\"}} {}\nmailvault_imap_logins_total{{result=\"failed\"}} {}",
@@ -135,7 +139,10 @@ pub fn render(service: &Service) -> String {
     );
     for (le, c) in buckets {
         let le = le.map_or("+Inf".to_string(), |b| b.to_string());
-        let _ = writeln!(o.0, "mailvault_redo_fsync_seconds_bucket{{le=\"{le}\"}} {c}");
+        let _ = writeln!(
+            o.0,
+            "mailvault_redo_fsync_seconds_bucket{{le=\"{le}\"}} {c}"
+        );
     }
     let _ = writeln!(
         o.0,
@@ -197,7 +204,11 @@ pub fn render(service: &Service) -> String {
         "Backup sessions that failed or were aborted.",
         n(&BACKUPS_FAILED),
     );
-    o.head("mailvault_restores_total", "counter", "Restore runs, by result.");
+    o.head(
+        "mailvault_restores_total",
+        "counter",
+        "Restore runs, by result.",
+    );
     let _ = writeln!(
         o.0,
         "mailvault_restores_total{{result=\"ok\"}} {}\nmailvault_restores_total{{result=\"failed\"}} {}",

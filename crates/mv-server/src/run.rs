@@ -188,8 +188,8 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
                 admin_listener,
                 app.into_make_service_with_connect_info::<SocketAddr>(),
             )
-                .with_graceful_shutdown(wait_for(stop_rx))
-                .await
+            .with_graceful_shutdown(wait_for(stop_rx))
+            .await
         });
         // Handlers first: a SIGTERM right after "ready" must be a clean shutdown.
         let terminated = terminated()?;

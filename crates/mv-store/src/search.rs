@@ -142,7 +142,11 @@ fn parse_size(v: &str) -> Result<u64, QueryError> {
         "k" | "kb" => 1 << 10,
         "m" | "mb" => 1 << 20,
         "g" | "gb" => 1 << 30,
-        _ => return Err(QueryError(format!("{v:?} is not a size (use 500, 10kb, 2mb)"))),
+        _ => {
+            return Err(QueryError(format!(
+                "{v:?} is not a size (use 500, 10kb, 2mb)"
+            )));
+        }
     };
     Ok(n.saturating_mul(unit))
 }
@@ -166,7 +170,10 @@ fn field_term(key: &str, value: &str) -> Result<Term, QueryError> {
         }
         "size" => {
             let n = parse_size(value)?;
-            Term::Or(vec![vec![Term::Larger(n.saturating_sub(1)), Term::Smaller(n + 1)]])
+            Term::Or(vec![vec![
+                Term::Larger(n.saturating_sub(1)),
+                Term::Smaller(n + 1),
+            ]])
         }
         "larger" => Term::Larger(parse_size(value)?),
         "smaller" => Term::Smaller(parse_size(value)?),
@@ -206,7 +213,9 @@ struct Parser {
 impl Parser {
     fn peek_op(&self) -> Option<&str> {
         match self.toks.get(self.at) {
-            Some(Tok::Word(w, false)) if ["and", "or", "not"].contains(&w.to_ascii_lowercase().as_str()) => {
+            Some(Tok::Word(w, false))
+                if ["and", "or", "not"].contains(&w.to_ascii_lowercase().as_str()) =>
+            {
                 Some(w.as_str())
             }
             _ => None,
@@ -230,7 +239,10 @@ impl Parser {
             match self.toks.get(self.at) {
                 None | Some(Tok::Close) => break,
                 _ if self.peek_op().is_some_and(|o| o.eq_ignore_ascii_case("or")) => break,
-                _ if self.peek_op().is_some_and(|o| o.eq_ignore_ascii_case("and")) => {
+                _ if self
+                    .peek_op()
+                    .is_some_and(|o| o.eq_ignore_ascii_case("and")) =>
+                {
                     self.at += 1;
                     if terms.is_empty() {
                         return Err(QueryError("AND with nothing before it".into()));
@@ -249,7 +261,10 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Term, QueryError> {
-        if self.peek_op().is_some_and(|o| o.eq_ignore_ascii_case("not")) {
+        if self
+            .peek_op()
+            .is_some_and(|o| o.eq_ignore_ascii_case("not"))
+        {
             self.at += 1;
             return Ok(Term::Not(Box::new(self.unary()?)));
         }
@@ -562,7 +577,12 @@ mod tests {
     fn rejects_bad_queries_clearly() {
         assert!(parse("\"open").unwrap_err().0.contains("quote"));
         assert!(parse("is:weird").unwrap_err().0.contains("is:weird"));
-        assert!(parse("before:someday").unwrap_err().0.contains("not a date"));
+        assert!(
+            parse("before:someday")
+                .unwrap_err()
+                .0
+                .contains("not a date")
+        );
         assert!(parse("color:red").unwrap_err().0.contains("color"));
         assert!(parse("(from:a").unwrap_err().0.contains("parenthesis"));
         assert!(parse("from:a)").unwrap_err().0.contains("parenthesis"));

@@ -24,7 +24,9 @@ fn fixture() -> (tempfile::TempDir, Store, MailboxId) {
             },
         )
         .unwrap();
-    let sub = store.create_folder_path(m, "/Projects/Sub", "message").unwrap();
+    let sub = store
+        .create_folder_path(m, "/Projects/Sub", "message")
+        .unwrap();
     let big = format!(
         "From: dave@d.test\r\nTo: alice@d.test\r\nSubject: batch1\r\nMIME-Version: 1.0\r\n\
          Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n{}\r\n\
@@ -71,10 +73,19 @@ fn zimbra_queries_on_a_fixture_mailbox() {
     let all = ["batch1", "batch2 report", "old news"];
     for (q, want) in [
         ("Subject: batch2", &["batch2 report"][..]),
-        ("subject:batch AND after:01/01/2025", &["batch1", "batch2 report"]),
-        ("subject:batch and after:2025/01/01", &["batch1", "batch2 report"]),
+        (
+            "subject:batch AND after:01/01/2025",
+            &["batch1", "batch2 report"],
+        ),
+        (
+            "subject:batch and after:2025/01/01",
+            &["batch1", "batch2 report"],
+        ),
         ("from:bob OR from:dave", &["batch1", "batch2 report"]),
-        ("(from:bob OR from:dave) -subject:batch1", &["batch2 report"]),
+        (
+            "(from:bob OR from:dave) -subject:batch1",
+            &["batch2 report"],
+        ),
         ("(from:bob OR from:eve) AND NOT is:read", &["batch2 report"]),
         ("NOT is:flagged", &["batch1", "old news"]),
         ("is:unread", &["batch1", "batch2 report"]),

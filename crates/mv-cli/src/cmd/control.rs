@@ -1,8 +1,8 @@
 //! `zmcontrol start|stop|status`: the server as a background process.
 
 use anyhow::{Context, bail};
-use std::os::unix::fs::OpenOptionsExt;
 use mv_home::{Home, HomeLock};
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -43,7 +43,11 @@ fn orphan_server(root: &std::path::Path) -> Option<u32> {
     let me = std::process::id();
     let root = root.as_os_str().as_encoded_bytes();
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         if pid == me {
@@ -56,9 +60,7 @@ fn orphan_server(root: &std::path::Path) -> Option<u32> {
         if !args.iter().any(|a| *a == b"serve") {
             continue;
         }
-        let by_flag = args
-            .windows(2)
-            .any(|w| w[0] == b"--home" && w[1] == root);
+        let by_flag = args.windows(2).any(|w| w[0] == b"--home" && w[1] == root);
         let by_env = || {
             std::fs::read(entry.path().join("environ")).is_ok_and(|env| {
                 env.split(|b| *b == 0)

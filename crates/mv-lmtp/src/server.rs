@@ -98,11 +98,10 @@ pub async fn serve<B: Backend>(
                     tracing::error!(%err, "LMTP session task failed");
                 }
             }
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => match {
-                    CONNECTIONS_TOTAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    Arc::clone(&permits).try_acquire_owned()
-                } {
+            accepted = listener.accept() => match accepted.inspect(|_| {
+                CONNECTIONS_TOTAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }) {
+                Ok((stream, peer)) => match Arc::clone(&permits).try_acquire_owned() {
                     Ok(permit) => {
                         let (cfg, backend, stop) = (Arc::clone(&cfg), Arc::clone(&backend), stop_rx.clone());
                         // Every line logged for this connection, the backend's

@@ -3,9 +3,12 @@
 
 mod client;
 mod cmd;
+mod logging;
+mod logjson;
 mod zimbra;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -66,48 +69,92 @@ enum Command {
     Disk(cmd::disk::Args),
     /// Health checklist: server, redo log, backups against the schedule, space (exit 1 on failure).
     Check(cmd::check::Args),
+    /// Print this server's name (zmhostname).
+    Hostname(cmd::hostname::Args),
+}
+
+/// The parsed command line, or clap's answer (help, version, a usage error)
+/// already rendered, with the exit code it means.
+fn parse(args: Vec<String>) -> Result<Cli, (String, u8, bool)> {
+    let program = args.first().cloned().unwrap_or_default();
+    let (command, args) = zimbra::prepare(Cli::command(), &program, args);
+    let render = |e: clap::Error| {
+        let mut text = e.render().to_string();
+        if zimbra::zimbra_name(&program).is_some() {
+            text = zimbra::single_dash_text(&text);
+        }
+        let stderr = e.use_stderr();
+        (text, if stderr { 2 } else { 0 }, stderr)
+    };
+    let matches = command.try_get_matches_from(&args).map_err(render)?;
+    Cli::from_arg_matches(&matches).map_err(|e| {
+        let (text, _, _) = render(e);
+        (text, 2, true)
+    })
 }
 
 fn main() -> ExitCode {
     // Before anything can create a file: the home, its databases, blobs, logs and
     // local backup targets are the owner's alone, whatever umask we inherited.
     mv_home::durable::private_umask();
-    let mut args: Vec<String> = std::env::args().collect();
-    let program = args.first().cloned().unwrap_or_default();
-    if let Some(tool) = zimbra::tool_for_program(&program) {
-        args.insert(1, tool.to_string());
-    }
-    let command = Cli::command();
-    let longs = zimbra::long_names(&command);
-    let args = zimbra::normalize_single_dash(args, &longs);
-    let matches = match command.try_get_matches_from(&args) {
-        Ok(m) => m,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
+    let cli = match parse(std::env::args().collect()) {
+        Ok(c) => c,
+        Err((text, code, stderr)) => {
+            if stderr {
+                eprint!("{text}");
+            } else {
+                print!("{text}");
+            }
             return ExitCode::from(code);
         }
     };
-    let cli = match Cli::from_arg_matches(&matches) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(2);
-        }
-    };
-    init_tracing();
     let home = match mv_home::Home::resolve(cli.home.as_deref()) {
         Ok(h) => h,
         Err(e) => {
+            logging::init(logging::Setup {
+                log_dir: None,
+                config: None,
+                server: false,
+            });
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    if !matches!(cli.command, Command::Serve(_)) {
+    // Only init (and demo, in a home of its own) create a home, and zmrestoreldap
+    // rebuilding one from a named backup after a disaster: a mistyped
+    // MAILVAULT_HOME must not become a new, empty one.
+    let needs_home = match &cli.command {
+        Command::Demo(_)
+        | Command::Init(_)
+        | Command::InstallLinks(_)
+        | Command::Hostname(_)
+        | Command::Control(_) => false,
+        Command::Redodump(a) => a.needs_home(),
+        Command::Restoreldap(a) => !a.builds_a_home(),
+        _ => true,
+    };
+    if needs_home && !home.is_initialized() {
+        eprintln!("error: {}", cmd::no_home(&home));
+        return ExitCode::from(1);
+    }
+    // The log file of an existing home only: logging never creates a home.
+    let log_dir = home.log_dir();
+    let config = home
+        .is_initialized()
+        .then(|| mv_home::LocalConfig::load(&home.localconfig_path()).ok())
+        .flatten();
+    logging::init(logging::Setup {
+        log_dir: home.is_initialized().then_some(log_dir.as_path()),
+        config: config.as_ref(),
+        server: matches!(cli.command, Command::Serve(_)),
+    });
+    if !matches!(cli.command, Command::Serve(_) | Command::Demo(_)) {
         // A reader that goes away (`mailvault backupquery | head`) ends the
         // command quietly, as it ends any Unix tool, instead of a panic on the
         // next line printed. The server keeps Rust's default (ignored): its
-        // sockets report a closed peer as an error to its connection.
+        // sockets report a closed peer as an error to its connection. So does
+        // the demo: its failed print unwinds, which stops its server and
+        // removes its home.
         // SAFETY: at start-up, before any other thread exists.
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
@@ -134,6 +181,7 @@ fn main() -> ExitCode {
         Command::Schedule(a) => cmd::schedule::run(&home, a),
         Command::Disk(a) => cmd::disk::run(&home, a),
         Command::Check(a) => cmd::check::run(&home, a),
+        Command::Hostname(a) => cmd::hostname::run(a),
     };
     match result {
         Ok(code) => code,
@@ -144,11 +192,128 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MAILVAULT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(program: &str, args: &[&str]) -> Result<Cli, (String, u8, bool)> {
+        let mut v = vec![program.to_string()];
+        v.extend(args.iter().map(|s| s.to_string()));
+        parse(v)
+    }
+
+    fn parsed(program: &str, args: &[&str]) -> String {
+        match run(program, args) {
+            Ok(cli) => format!("{:?}", cli.command),
+            Err((text, code, _)) => panic!("{program} {args:?}: exit {code}: {text}"),
+        }
+    }
+
+    #[test]
+    fn help_and_usage_carry_the_zimbra_name() {
+        for (zm, _) in zimbra::TOOLS {
+            for flag in ["-h", "--help"] {
+                let (text, code, stderr) = run(&format!("/opt/bin/{zm}"), &[flag]).unwrap_err();
+                assert_eq!((code, stderr), (0, false), "{zm} {flag}");
+                assert!(
+                    text.starts_with(&format!("Usage: {zm} "))
+                        || text.starts_with(&format!("Usage: {zm}\n")),
+                    "{zm} {flag}:\n{text}"
+                );
+            }
+        }
+        let (text, code, _) = run("zmcontrol", &["bogus", "extra"]).unwrap_err();
+        assert_eq!(code, 2);
+        assert!(text.contains("Usage: zmcontrol <ACTION>"), "{text}");
+        // Zimbra's single-dash spellings in help; its double-dash ones kept.
+        let (text, _, _) = run("zmrestore", &["-h"]).unwrap_err();
+        assert!(
+            text.contains("-lb <LABEL>") && !text.contains("--lb"),
+            "{text}"
+        );
+        assert!(text.contains("-restoreToTime <TIME>"), "{text}");
+        assert!(text.contains("--skipDeletes"), "{text}");
+        // The date formats the field notes quote.
+        assert!(text.contains("20101119135508"), "{text}");
+        let (text, _, _) = run("zmbackupquery", &["-h"]).unwrap_err();
+        assert!(text.contains("2010/11/19 13:55:08"), "{text}");
+    }
+
+    #[test]
+    fn every_option_is_described() {
+        let cmd = Cli::command();
+        let mut missing = Vec::new();
+        for sub in cmd.get_subcommands() {
+            for a in sub.get_arguments() {
+                let id = a.get_id().as_str();
+                if id != "help" && id != "version" && a.get_help().is_none() {
+                    missing.push(format!("{} {id}", sub.get_name()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "no description: {missing:?}");
+    }
+
+    #[test]
+    fn zimbra_long_spellings_mean_the_short_ones() {
+        let same = |zm: &str, long: &[&str], short: &[&str]| {
+            assert_eq!(
+                parsed(zm, long),
+                parsed(zm, short),
+                "{zm} {long:?} vs {short:?}"
+            );
+        };
+        same(
+            "zmbackup",
+            &["--fullBackup", "-a", "all"],
+            &["-f", "-a", "all"],
+        );
+        same("zmbackup", &["--incrementalBackup"], &["-i"]);
+        same("zmbackup", &["--delete", "1m"], &["-del", "1m"]);
+        same(
+            "zmbackup",
+            &[
+                "-f",
+                "--account",
+                "a@d.test",
+                "--server",
+                "h",
+                "--target",
+                "/t",
+            ],
+            &["-f", "-a", "a@d.test", "-s", "h", "-t", "/t"],
+        );
+        same("zmbackup", &["-f", "--debug"], &["-f", "-d"]);
+        let a = ["-a", "a@d.test"];
+        for (long, short) in [
+            ("--label", "-lb"),
+            ("--restoreFullBackupOnly", "-rf"),
+            ("--backedupRedologsOnly", "-br"),
+            ("--exclude-search-index", "--excludeSearchIndex"),
+            ("--exclude-blobs", "--excludeBlobs"),
+            ("--exclude-hsm-blobs", "--excludeHsmBlobs"),
+            ("--debug", "-d"),
+            ("--systemData", "-sys"),
+        ] {
+            let with = |flag: &'static str| {
+                let mut v = a.to_vec();
+                v.push(flag);
+                if flag.ends_with("label") || flag == "-lb" {
+                    v.push("full-20261205.010000.000");
+                }
+                v
+            };
+            for zm in ["zmrestore", "zmrestoreoffline"] {
+                same(zm, &with(long), &with(short));
+            }
+        }
+        for zm in ["zmbackupquery", "zmbackupabort"] {
+            same(zm, &["--label", "full-1"], &["-lb", "full-1"]);
+            same(zm, &["--debug"], &["-d"]);
+        }
+        same("zmbackupabort", &["--restore"], &["-r"]);
+        same("zmredodump", &["--quiet", "x"], &["-q", "x"]);
+        same("zmredodump", &["--m", "1 3", "x"], &["--m", "1,3", "x"]);
+        assert!(run("zmredodump", &["--m", "1 x"]).is_err());
+    }
 }

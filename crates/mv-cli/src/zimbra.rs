@@ -19,12 +19,88 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("zmrestoreldap", "restoreldap"),
     ("zmschedulebackup", "schedule"),
     ("zmdisklog", "disk"),
+    ("zmhostname", "hostname"),
 ];
 
-/// The subcommand a program name stands for, if it is a Zimbra tool name.
-pub fn tool_for_program(program: &str) -> Option<&'static str> {
+/// (Zimbra name, subcommand) of a program name such as `/opt/bin/zmbackup`.
+pub fn zimbra_name(program: &str) -> Option<(&'static str, &'static str)> {
     let base = std::path::Path::new(program).file_name()?.to_str()?;
-    TOOLS.iter().find(|(z, _)| *z == base).map(|(_, t)| *t)
+    TOOLS.iter().find(|(z, _)| *z == base).copied()
+}
+
+/// Long options Zimbra's tools spell with one dash; help and usage show them so.
+/// (Others, such as `--skipDeletes` or `--fromSeq`, have two dashes there too.)
+pub const SINGLE_DASH: &[&str] = &[
+    "lb",
+    "lbs",
+    "del",
+    "rf",
+    "br",
+    "sys",
+    "sync",
+    "restoreToTime",
+    "restoreToIncrLabel",
+    "restoreToRedoSeq",
+    "skipDeletedAccounts",
+    "ca",
+    "pre",
+    "ra",
+];
+
+/// `--lb` → `-lb` for the names of [`SINGLE_DASH`], whole names only.
+pub fn single_dash_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("--") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let name_len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .unwrap_or(after.len());
+        let name = &after[..name_len];
+        let preceded_ok = out
+            .chars()
+            .last()
+            .is_none_or(|c| c.is_whitespace() || matches!(c, '[' | '(' | ',' | '|' | '\'' | '`'));
+        if preceded_ok && SINGLE_DASH.contains(&name) {
+            out.push('-');
+        } else {
+            out.push_str("--");
+        }
+        out.push_str(name);
+        rest = &after[name_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The clap command and the arguments to parse for a program name: under a
+/// Zimbra name the tool's subcommand is inserted, its usage line and help carry
+/// that name (`Usage: zmcontrol ...`, usage first as in Zimbra's tools), and
+/// single-dash long options are rewritten for clap.
+pub fn prepare(
+    command: clap::Command,
+    program: &str,
+    mut args: Vec<String>,
+) -> (clap::Command, Vec<String>) {
+    let mut command = command;
+    if let Some((zm, tool)) = zimbra_name(program) {
+        args.insert(1, tool.to_string());
+        command = command.mut_subcommand(tool, |sub| {
+            let usage = sub.clone().bin_name(zm).render_usage().to_string();
+            let usage = usage.strip_prefix("Usage: ").unwrap_or(&usage).trim_end();
+            let usage = single_dash_text(usage);
+            sub.bin_name(zm)
+                .display_name(zm)
+                .override_usage(usage)
+                .help_template(
+                    "{usage-heading} {usage}\n\n{about-with-newline}\n{all-args}{after-help}",
+                )
+        });
+    }
+    let longs = long_names(&command);
+    let args = normalize_single_dash(args, &longs);
+    (command, args)
 }
 
 /// Rewrites single-dash long options into clap's double-dash form: `-sync` becomes
@@ -93,6 +169,36 @@ pub fn find_cmd(table: &'static [Cmd], name: &str) -> Option<&'static Cmd> {
         .find(|c| c.short.eq_ignore_ascii_case(name) || c.long.eq_ignore_ascii_case(name))
 }
 
+/// Says, once, that a Zimbra option was accepted but changes nothing here.
+pub fn note_ignored(option: &str, why: &str) {
+    eprintln!("note: {option} is accepted for compatibility and has no effect here: {why}");
+}
+
+/// `-d/--debug` of the backup tools.
+pub const DEBUG_NOTE: &str = "debug lines go to log/mailbox.log with MAILVAULT_LOG=debug";
+
+/// What `help`, `help CMD`, `CMD --help` or `CMD -h` asks for, as text to print
+/// instead of running anything (`zmprov ca user --help` must never create an
+/// account with the password "--help"). `None`: the words are a command to run.
+pub fn help_text(
+    table: &'static [Cmd],
+    words: &[String],
+    all: impl FnOnce() -> String,
+) -> Option<String> {
+    let first = words.first()?.to_ascii_lowercase();
+    if matches!(first.as_str(), "help" | "-h" | "--help" | "-help" | "?") {
+        return Some(match words.get(1).and_then(|w| find_cmd(table, w)) {
+            Some(c) => format!("usage: {}\n", c.usage_line()),
+            None => all(),
+        });
+    }
+    let cmd = find_cmd(table, &first)?;
+    let asks = words[1..]
+        .iter()
+        .any(|w| matches!(w.as_str(), "--help" | "-help" | "-h"));
+    asks.then(|| format!("usage: {}\n", cmd.usage_line()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,7 +241,36 @@ mod tests {
 
     #[test]
     fn program_names() {
-        assert_eq!(tool_for_program("/opt/bin/zmredodump"), Some("redodump"));
-        assert_eq!(tool_for_program("mailvault"), None);
+        assert_eq!(
+            zimbra_name("/opt/bin/zmredodump"),
+            Some(("zmredodump", "redodump"))
+        );
+        assert_eq!(zimbra_name("mailvault"), None);
+    }
+
+    #[test]
+    fn help_words_never_run_a_command() {
+        const T: &[Cmd] = &[Cmd {
+            short: "ca",
+            long: "createAccount",
+            args: "{name@domain} {password}",
+        }];
+        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let all = || "ALL".to_string();
+        let usage = "usage: createAccount(ca) {name@domain} {password}\n";
+        assert_eq!(
+            help_text(T, &w(&["ca", "--help"]), all).as_deref(),
+            Some(usage)
+        );
+        assert_eq!(
+            help_text(T, &w(&["ca", "u@d", "--help"]), all).as_deref(),
+            Some(usage)
+        );
+        assert_eq!(
+            help_text(T, &w(&["help", "createAccount"]), all).as_deref(),
+            Some(usage)
+        );
+        assert_eq!(help_text(T, &w(&["help"]), all).as_deref(), Some("ALL"));
+        assert_eq!(help_text(T, &w(&["ca", "u@d", "pw"]), all), None);
     }
 }

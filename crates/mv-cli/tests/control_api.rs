@@ -58,6 +58,8 @@ fn zmcontrol_and_admin_api() {
     assert_eq!(code, 0, "{err}");
     let zmcontrol = bin.join("zmcontrol");
     let zmprov = bin.join("zmprov");
+    let (code, _, err) = run(Path::new(BIN), &home, &["init"]);
+    assert_eq!(code, 0, "{err}");
     let admin = free_port();
     let lmtp = free_port();
     let (code, _, err) = run(

@@ -84,6 +84,7 @@ fn one_alert_per_threshold_crossing_on_a_tmpfs() {
     let env = Env::new();
     // The whole home (and so the default backup target) on a 16 MB tmpfs.
     let fs = Tmpfs::mount(&env.home, "16m");
+    env.init();
     let mount = std::fs::canonicalize(&fs.0).unwrap().display().to_string();
     let smtp = Smtp::start(&env.root.join("maildir"), free_port());
     configure_ports(&env);

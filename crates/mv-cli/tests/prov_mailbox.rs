@@ -54,11 +54,18 @@ impl Env {
         for name in ["zmprov", "zmmailbox"] {
             std::os::unix::fs::symlink(BIN, links.path().join(name)).unwrap();
         }
-        Env {
+        let env = Env {
             home: tempfile::tempdir().unwrap(),
             links,
             files: tempfile::tempdir().unwrap(),
-        }
+        };
+        let init = Command::new(BIN)
+            .arg("init")
+            .env("MAILVAULT_HOME", env.home.path())
+            .output()
+            .unwrap();
+        assert!(init.status.success(), "{init:?}");
+        env
     }
 
     fn run_program(&self, program: &Path, args: &[&str], stdin: Option<&str>) -> Out {

@@ -56,11 +56,18 @@ impl Env {
         let links = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(BIN, links.path().join("zmmailbox")).unwrap();
         std::os::unix::fs::symlink(BIN, links.path().join("zmprov")).unwrap();
-        Env {
+        let env = Env {
             home: tempfile::tempdir().unwrap(),
             links,
             files: tempfile::tempdir().unwrap(),
-        }
+        };
+        let init = Command::new(BIN)
+            .arg("init")
+            .env("MAILVAULT_HOME", env.home.path())
+            .output()
+            .unwrap();
+        assert!(init.status.success(), "{init:?}");
+        env
     }
 
     fn run(&self, tool: &str, args: &[&str], stdin: Option<&str>) -> Out {

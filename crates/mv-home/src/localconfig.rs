@@ -219,6 +219,30 @@ pub const KNOWN_KEYS: &[KeyInfo] = &[
         secret: false,
         description: "multipart upload part size for s3:// targets, in MiB (5 to 512)",
     },
+    KeyInfo {
+        name: "log_level",
+        default: "info",
+        secret: false,
+        description: "what log/mailbox.log records: error, warn, info (audit lines) or debug, or a filter such as info,mv_redo=debug; MAILVAULT_LOG overrides it",
+    },
+    KeyInfo {
+        name: "log_format",
+        default: "text",
+        secret: false,
+        description: "log/mailbox.log lines as text or json (one JSON object per line)",
+    },
+    KeyInfo {
+        name: "log_max_size_mb",
+        default: "100",
+        secret: false,
+        description: "the server starts a new log/mailbox.log past this size in MiB, and every day (0: by day only)",
+    },
+    KeyInfo {
+        name: "log_keep",
+        default: "7",
+        secret: false,
+        description: "rotated log files kept (mailbox.log.YYYY-MM-DD); older ones are removed",
+    },
 ];
 
 pub fn key_info(name: &str) -> Option<&'static KeyInfo> {

@@ -34,7 +34,7 @@ pub use backend::{
     MailboxEntry, MessageMeta, Snapshot, SpecialUse,
 };
 #[cfg(feature = "server")]
-pub use server::{ImapConfig, serve, tls_config};
+pub use server::{CONNECTIONS_TOTAL, ImapConfig, serve, tls_config};
 #[cfg(feature = "server")]
 pub use session::SessionConfig;
 #[cfg(feature = "server")]

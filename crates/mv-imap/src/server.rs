@@ -54,7 +54,10 @@ pub async fn serve<B: Backend>(
             } => r.map(|(s, a)| (s, a, true)),
         };
         let (mut stream, peer, implicit_tls) = match accepted {
-            Ok(x) => x,
+            Ok(x) => {
+                CONNECTIONS_TOTAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                x
+            }
             Err(e) => {
                 tracing::warn!("imap accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -76,18 +79,23 @@ pub async fn serve<B: Backend>(
             acceptor.clone(),
             stop_rx.clone(),
         );
-        tasks.spawn(async move {
-            let _permit = permit;
-            let accepted = Accepted {
-                stream,
-                peer: peer.ip(),
-                implicit_tls,
-            };
-            if let Err(e) = connection(accepted, acceptor, backend, session_cfg, shared, stop).await
-            {
-                tracing::debug!("imap connection ended: {e}");
-            }
-        });
+        let span = tracing::info_span!("imap", %peer);
+        tasks.spawn(tracing::Instrument::instrument(
+            async move {
+                let _permit = permit;
+                let accepted = Accepted {
+                    stream,
+                    peer: peer.ip(),
+                    implicit_tls,
+                };
+                if let Err(e) =
+                    connection(accepted, acceptor, backend, session_cfg, shared, stop).await
+                {
+                    tracing::debug!("imap connection ended: {e}");
+                }
+            },
+            span,
+        ));
         while tasks.try_join_next().is_some() {}
     }
     let _ = stop_tx.send(true);
@@ -181,3 +189,7 @@ pub fn tls_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<rustls::ServerC
         .map_err(|e| format!("certificate and key do not fit: {e}"))?;
     Ok(Arc::new(cfg))
 }
+
+/// Connections accepted by this process, IMAP and IMAPS
+/// (`mailvault_imap_connections_total`).
+pub static CONNECTIONS_TOTAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

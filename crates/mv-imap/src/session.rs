@@ -357,7 +357,9 @@ impl<B: Backend> Session<B> {
 
     async fn call<T: Send + 'static>(&self, f: impl FnOnce(&B) -> T + Send + 'static) -> T {
         let b = self.backend.clone();
-        tokio::task::spawn_blocking(move || f(&b))
+        // The connection's span (the client's address) follows the call.
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| f(&b)))
             .await
             .expect("backend call panicked")
     }

@@ -38,5 +38,5 @@ mod session;
 pub use backend::{Backend, DeliveryOutcome, RcptVerdict};
 pub use reply::Reply;
 #[cfg(feature = "server")]
-pub use server::{LmtpConfig, serve};
+pub use server::{CONNECTIONS_TOTAL, LmtpConfig, serve};
 pub use session::{Delivery, Event, RecipientCheck, Session, SessionConfig, SessionError};

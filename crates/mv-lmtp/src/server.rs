@@ -98,17 +98,22 @@ pub async fn serve<B: Backend>(
                     tracing::error!(%err, "LMTP session task failed");
                 }
             }
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept() => match accepted.inspect(|_| {
+                CONNECTIONS_TOTAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }) {
                 Ok((stream, peer)) => match Arc::clone(&permits).try_acquire_owned() {
                     Ok(permit) => {
                         let (cfg, backend, stop) = (Arc::clone(&cfg), Arc::clone(&backend), stop_rx.clone());
-                        sessions.spawn(async move {
+                        // Every line logged for this connection, the backend's
+                        // included, names the peer.
+                        let span = tracing::info_span!("lmtp", %peer);
+                        sessions.spawn(tracing::Instrument::instrument(async move {
                             let _permit = permit;
-                            tracing::debug!(%peer, "LMTP connection");
+                            tracing::debug!("LMTP connection");
                             if let Err(err) = handle_connection(stream, &cfg, backend, stop).await {
-                                tracing::debug!(%peer, %err, "LMTP connection ended with an error");
+                                tracing::debug!(%err, "LMTP connection ended with an error");
                             }
-                        });
+                        }, span));
                     }
                     Err(_) => {
                         tracing::warn!(%peer, "LMTP connection refused: too many connections");
@@ -155,6 +160,9 @@ fn refuse(stream: TcpStream, hostname: &str) {
     }
 }
 
+/// Connections accepted by this process (`mailvault_lmtp_connections_total`).
+pub static CONNECTIONS_TOTAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Drives one session over one connection.
 async fn handle_connection<B: Backend>(
     stream: TcpStream,
@@ -173,8 +181,9 @@ async fn handle_connection<B: Backend>(
             Event::Reply(reply) => reply.write_to(&mut out),
             Event::CheckRecipient(check) => {
                 let backend = Arc::clone(&backend);
+                let span = tracing::Span::current();
                 let verdict = tokio::task::spawn_blocking(move || {
-                    backend.check_recipient(&check.address, check.size_hint)
+                    span.in_scope(|| backend.check_recipient(&check.address, check.size_hint))
                 })
                 .await
                 .unwrap_or_else(|err| RcptVerdict::TempFail(format!("backend panicked: {err}")));
@@ -187,8 +196,15 @@ async fn handle_connection<B: Backend>(
                 let count = delivery.recipients.len();
                 // Not raced against shutdown or the idle timer: once the
                 // message is complete it is stored and answered.
+                let span = tracing::Span::current();
                 let outcomes = tokio::task::spawn_blocking(move || {
-                    backend.deliver(&delivery.mail_from, &delivery.recipients, &delivery.message)
+                    span.in_scope(|| {
+                        backend.deliver(
+                            &delivery.mail_from,
+                            &delivery.recipients,
+                            &delivery.message,
+                        )
+                    })
                 })
                 .await
                 .unwrap_or_else(|err| {

@@ -368,7 +368,7 @@ impl<R> Core<R> {
         let reply = match verdict {
             RcptVerdict::Accept(token) => {
                 let reply = Reply::status(250, "2.1.5", format_args!("<{address}> recipient ok"));
-                txn.rcpts.push((address, token));
+                txn.rcpts.push((address.clone(), token));
                 reply
             }
             RcptVerdict::Unknown => Reply::status(
@@ -386,6 +386,9 @@ impl<R> Core<R> {
                 )
             }
         };
+        if reply.code() >= 400 {
+            audit_rejected(&txn.from, &address, &reply);
+        }
         self.state = State::Mail(txn);
         self.reply(reply);
         Ok(())
@@ -434,10 +437,16 @@ impl<R> Core<R> {
                 Some(DeliveryOutcome::Delivered) => {
                     Reply::status(250, "2.0.0", format_args!("<{address}> delivered"))
                 }
-                Some(DeliveryOutcome::OverQuota { permanent }) => quota_reply(&address, permanent),
+                Some(DeliveryOutcome::OverQuota { permanent }) => {
+                    let reply = quota_reply(&address, permanent);
+                    audit_rejected("", &address, &reply);
+                    reply
+                }
                 Some(DeliveryOutcome::Failed(why)) => {
                     tracing::warn!(%address, %why, "delivery failed");
-                    storage_failure(&address)
+                    let reply = storage_failure(&address);
+                    audit_rejected("", &address, &reply);
+                    reply
                 }
                 None => storage_failure(&address),
             };
@@ -445,6 +454,19 @@ impl<R> Core<R> {
         }
         Ok(())
     }
+}
+
+/// The audit line of a recipient refused (at RCPT, or after DATA); the
+/// connection's span adds the client's address.
+fn audit_rejected(from: &str, address: &str, reply: &Reply) {
+    let reply = reply.to_string();
+    tracing::info!(
+        target: "audit",
+        from = %from,
+        rcpt = %address,
+        reply = %reply.trim_end(),
+        "lmtp recipient rejected"
+    );
 }
 
 fn quota_reply(address: &str, permanent: bool) -> Reply {

@@ -25,6 +25,7 @@
 //! end, if any file had errors, `Files with errors:` and their list; `run` then
 //! returns `Ok(false)` (the CLI exits 1).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
@@ -57,7 +58,19 @@ pub fn run(opts: &DumpOptions, inputs: &[PathBuf], out: &mut dyn Write) -> Resul
     let mut bad: Vec<PathBuf> = Vec::new();
     for input in inputs {
         let files = if input.is_dir() {
-            match logs_in_dir(input) {
+            // The redolog directory: its archive/ first (older sequences), as
+            // `zmredodump /opt/zimbra/redolog/` finds every record there.
+            let archive = input.join("archive");
+            let listed =
+                if archive.is_dir() && input.join(crate::archive::CURRENT_LOG_NAME).is_file() {
+                    logs_in_dir(&archive).and_then(|mut a| {
+                        a.extend(logs_in_dir(input)?);
+                        Ok(a)
+                    })
+                } else {
+                    logs_in_dir(input)
+                };
+            match listed {
                 Ok(f) => {
                     if f.is_empty() {
                         writeln!(out, "No redo log files in {}", input.display())?;
@@ -104,20 +117,41 @@ fn dump_file(opts: &DumpOptions, path: &Path, out: &mut dyn Write) -> io::Result
         path.display(),
         reader.header().sequence
     )?;
+    // With a mailbox filter a message's content (a PutBlob of mailbox 0) is
+    // shown under the selected CreateMessage that stores it, as Zimbra shows an
+    // item's blob with its op.
+    let mut blobs: HashMap<[u8; 32], Vec<u8>> = HashMap::new();
+    let mut blob_txn = None;
     for item in reader {
         match item {
             Ok(l) => {
                 if opts.quiet {
                     continue;
                 }
-                if let Some(m) = &opts.mailboxes
-                    && !m.contains(&l.record.mailbox.0)
-                {
-                    continue;
+                if let Some(m) = &opts.mailboxes {
+                    if opts.show_blob {
+                        if blob_txn != Some(l.record.txn) {
+                            blobs.clear();
+                            blob_txn = Some(l.record.txn);
+                        }
+                        if let Op::PutBlob(b) = &l.record.op {
+                            blobs.insert(b.digest, b.data.clone());
+                        }
+                    }
+                    if !m.contains(&l.record.mailbox.0) {
+                        continue;
+                    }
                 }
                 writeln!(out, "{}", op_line(&l, opts.no_offset))?;
                 if opts.show_blob {
-                    write_content(out, &l.record.op)?;
+                    match &l.record.op {
+                        Op::CreateMessage(c) if opts.mailboxes.is_some() => {
+                            if let Some(data) = blobs.get(&c.digest) {
+                                write_blob(out, data)?;
+                            }
+                        }
+                        op => write_content(out, op)?,
+                    }
                 }
             }
             Err(e) => {
@@ -381,39 +415,17 @@ fn write_content(out: &mut dyn Write, op: &Op) -> io::Result<()> {
         Op::SetCalendarItem(a) => a.ics.as_bytes(),
         _ => return Ok(()),
     };
-    match std::str::from_utf8(bytes) {
-        Ok(text)
-            if !text
-                .chars()
-                .any(|c| c.is_control() && !matches!(c, '\r' | '\n' | '\t')) =>
-        {
-            writeln!(out, "    content ({} bytes, text):", bytes.len())?;
-            for line in text.split_inclusive('\n') {
-                writeln!(out, "    | {}", escape_line(line))?;
-            }
-        }
-        _ => {
-            writeln!(out, "    content ({} bytes, binary):", bytes.len())?;
-            write_hexdump(out, bytes, 0, None)?;
-        }
-    }
-    Ok(())
+    write_blob(out, bytes)
 }
 
-/// Escapes one line of text content; the final `\n` is implied by the line break.
-fn escape_line(line: &str) -> String {
-    let line = line.strip_suffix('\n').unwrap_or(line);
-    let mut s = String::with_capacity(line.len() + 4);
-    for c in line.chars() {
-        match c {
-            '\r' => s.push_str("\\r"),
-            '\t' => s.push_str("\\t"),
-            '\\' => s.push_str("\\\\"),
-            c if c.is_control() => s.push_str(&format!("\\x{:02x}", c as u32)),
-            c => s.push(c),
-        }
-    }
-    s
+/// The content as it was stored, byte for byte, between Zimbra's markers: cut
+/// it out and it can be delivered again (`zmlmtpinject`, or any LMTP client).
+/// The newline before the end marker is not part of the content.
+fn write_blob(out: &mut dyn Write, bytes: &[u8]) -> io::Result<()> {
+    writeln!(out, "<START OF BLOB>")?;
+    out.write_all(bytes)?;
+    writeln!(out)?;
+    writeln!(out, "<END OF BLOB>")
 }
 
 #[cfg(test)]
@@ -453,13 +465,18 @@ mod tests {
         let redolog = cfg.log_path.parent().unwrap().to_path_buf();
         let (clean, text) = run_to_string(&DumpOptions::default(), std::slice::from_ref(&redolog));
         assert!(clean, "{text}");
-        // The redolog dir holds only redo.log (the archive is a subdirectory).
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2, "{text}");
-        assert_eq!(
-            lines[0],
-            format!("File: {} (sequence 2)", cfg.log_path.display())
+        // The redolog dir: its archive/ (sequence 1) first, then redo.log.
+        let all: Vec<&str> = text.lines().collect();
+        assert!(
+            all[0].starts_with("File: ") && all[0].ends_with("(sequence 1)"),
+            "{text}"
         );
+        let at = all
+            .iter()
+            .position(|l| *l == format!("File: {} (sequence 2)", cfg.log_path.display()))
+            .unwrap_or_else(|| panic!("no redo.log in {text}"));
+        let lines = &all[at..];
+        assert_eq!(lines.len(), 2, "{text}");
         let ts = UtcMillis(T0).display_local();
         let len = 48 + sample_ops()[15].encode_payload().len();
         assert_eq!(
@@ -477,7 +494,7 @@ mod tests {
             },
             &[redolog],
         );
-        assert!(text.lines().nth(1).unwrap().starts_with(&format!(
+        assert!(text.lines().last().unwrap().starts_with(&format!(
             "[tstamp: {ts}] txn 2544 [DeleteItem] ver=1, lsn=20, tstamp=1290187290852"
         )));
 
@@ -571,27 +588,51 @@ mod tests {
         };
         let (_, text) = run_to_string(&m0, &inputs);
         assert!(text.contains("[PutBlob]"));
-        assert!(text.contains("    content (33 bytes, text):\n    | Subject: hi\\r\n    | From: a@b\\r\n    | \\r\n    | hello\\r\n"), "{text}");
+        assert!(
+            text.contains(
+                "<START OF BLOB>\nSubject: hi\r\nFrom: a@b\r\n\r\nhello\r\n\n<END OF BLOB>\n"
+            ),
+            "{text}"
+        );
+        // Filtered by mailbox, the content comes with the message stored from it.
+        let m17_blob = DumpOptions {
+            mailboxes: Some(vec![17]),
+            show_blob: true,
+            ..Default::default()
+        };
+        let (_, text) = run_to_string(&m17_blob, &inputs);
+        let create = text
+            .find("[CreateMessage]")
+            .expect("a CreateMessage of mailbox 17");
+        assert!(
+            text[create..].contains("\n<START OF BLOB>\nSubject: hi\r\n"),
+            "{text}"
+        );
+        assert!(!text.contains("[PutBlob]"));
     }
 
     #[test]
-    fn binary_blobs_are_hexdumped() {
+    fn binary_blobs_come_out_byte_for_byte() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = cfg(dir.path());
         let (log, _) = RedoLog::open(cfg.clone()).unwrap();
         put(&log, vec![rec(0, 0, blob(&[0, 1, 2, 0xff, b'A']))]);
-        let (_, text) = run_to_string(
+        let mut bytes = Vec::new();
+        run(
             &DumpOptions {
                 show_blob: true,
                 ..Default::default()
             },
             std::slice::from_ref(&cfg.log_path),
-        );
+            &mut bytes,
+        )
+        .unwrap();
+        let block = b"<START OF BLOB>\n\x00\x01\x02\xff\x41\n<END OF BLOB>\n";
         assert!(
-            text.contains("    content (5 bytes, binary):\n  00000000  00 01 02 ff 41"),
-            "{text}"
+            bytes.windows(block.len()).any(|w| w == block),
+            "{}",
+            String::from_utf8_lossy(&bytes)
         );
-        assert!(text.contains("|....A|"), "{text}");
     }
 
     #[test]

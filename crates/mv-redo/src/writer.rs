@@ -112,6 +112,10 @@ pub struct NewRecord {
     pub op: Op,
 }
 
+/// Redo log fsync durations of this process (`mailvault_redo_fsync_seconds`).
+pub static FSYNC_SECONDS: mv_types::metrics::Histogram =
+    mv_types::metrics::Histogram::new(mv_types::metrics::FSYNC_BOUNDS);
+
 /// Where the log is: the current file's sequence and the last LSN assigned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RedoPosition {
@@ -530,6 +534,7 @@ impl Shared {
     }
 
     fn note_fsync_time(&self, took: Duration) {
+        FSYNC_SECONDS.observe(took);
         // A disk that is briefly busy overshoots now and then; what an operator
         // must hear about is fsyncs several intervals long (rate-limited below).
         if took <= self.cfg.fsync_interval * 5 {

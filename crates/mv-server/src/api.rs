@@ -48,9 +48,13 @@ pub fn router(service: Arc<Service>, token: String) -> Router {
         .route("/v1/op", post(op))
         .route("/v1/op/{name}", post(op_named))
         .route("/v1/health", get(health))
+        // Without the token: counts only, no mail, no names.
+        .route("/metrics", get(metrics))
+        .route("/health", get(live))
         // The handlers take the body unread and apply their own limit, per
         // operation, only once the token is checked.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(audit_auth))
         .with_state(ApiState {
             service,
             token: Arc::new(token),
@@ -104,6 +108,58 @@ pub fn decode(body: &[u8], named: Option<&str>) -> Result<Request, String> {
         }
     }
     Ok(req)
+}
+
+/// A request refused for its token leaves an audit line naming the client.
+async fn audit_auth(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    if resp.status() == StatusCode::UNAUTHORIZED {
+        tracing::warn!(
+            target: "audit",
+            peer = %peer,
+            path = %path,
+            result = "failed: missing or wrong admin token",
+            "admin login"
+        );
+    } else if path.starts_with("/v1/") {
+        tracing::debug!(target: "audit", peer = %peer, path = %path, status = resp.status().as_u16(), "admin request");
+    }
+    resp
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    let service = state.service.clone();
+    match tokio::task::spawn_blocking(move || crate::metrics::render(&service)).await {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("metrics: {e}")),
+    }
+}
+
+/// Liveness: the admin listener answers and the home is still there.
+async fn live(State(state): State<ApiState>) -> Response {
+    let home = state.service.store().home();
+    if home.localconfig_path().is_file() {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("home {} is gone\n", home.root().display()),
+        )
+            .into_response()
+    }
 }
 
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {

@@ -213,17 +213,19 @@ pub fn start_async_noted(
     let target = target_for(&service, r.target.as_deref())?;
     let prepared = mv_backup::prepare(&service.backup_source(), target.clone(), options(r)?)?;
     let labels: Vec<String> = prepared.labels().iter().map(|l| l.to_string()).collect();
+    tracing::info!(
+        target: "audit",
+        op = "backup",
+        "backup started: {} to {}",
+        labels.join(" "),
+        target.url()
+    );
     let worker = service.clone();
     std::thread::Builder::new()
         .name(format!("backup {}", labels.join(" ")))
         .spawn(move || {
             let src = worker.backup_source();
             let result = prepared.run(&src, &NoProgress);
-            match &result {
-                Ok(r) if r.ok() => tracing::info!("backup {:?} completed", r.labels()),
-                Ok(r) => tracing::warn!("backup {:?} completed with errors", r.labels()),
-                Err(e) => tracing::error!("backup failed: {e}"),
-            }
             let error = result.as_ref().err().map(|e| e.to_string());
             let outcome = match (&result, &error) {
                 (Ok(r), _) => Ok(r),

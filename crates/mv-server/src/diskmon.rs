@@ -117,7 +117,7 @@ fn mount_of(path: &Path, table: &[(PathBuf, String)]) -> (String, String) {
         .unwrap_or_else(|| ("/".into(), "?".into()))
 }
 
-fn statvfs(path: &Path) -> std::io::Result<(u64, u64, u64)> {
+pub(crate) fn statvfs(path: &Path) -> std::io::Result<(u64, u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::other("path contains NUL"))?;

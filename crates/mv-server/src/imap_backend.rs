@@ -17,6 +17,7 @@ use mv_redo::ops::{flags, folders};
 use mv_store::{DeliverOptions, FlagChange, Folder, StoreError};
 use mv_types::{ItemId, MailboxId, UtcMillis};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 // The IMAP layer's flag bits are the store's, so no translation table is needed.
 const _: () = assert!(
@@ -32,6 +33,52 @@ pub struct ImapBackend {
 }
 
 impl ImapBackend {
+    /// The login's result and, when refused, why (for the log only: the client
+    /// hears "invalid credentials" whatever the reason).
+    fn check_login(&self, user: &str, password: &str) -> (LoginResult, Option<&'static str>) {
+        // Under the directory lock only for the lookup: the Argon2 check below
+        // takes tens of milliseconds, and LMTP recipient checks and other
+        // logins need the directory meanwhile.
+        let (account, hash) = {
+            let dir = self.service.directory();
+            let account = match dir.find_account(user) {
+                Ok(Some(a)) => a,
+                Ok(None) => return (LoginResult::Refused, Some("no such account")),
+                Err(_) => return (LoginResult::Refused, Some("directory error")),
+            };
+            match dir.stored_password_hash(&account.id) {
+                Ok(Some(h)) => (account, h),
+                Ok(None) => return (LoginResult::Refused, Some("no password set")),
+                Err(_) => return (LoginResult::Refused, Some("directory error")),
+            }
+        };
+        // The password first: an account's status is no business of someone
+        // who does not know its password.
+        if !mv_directory::account::password_matches(&account.email, &hash, password)
+            .unwrap_or(false)
+        {
+            return (LoginResult::Refused, Some("wrong password"));
+        }
+        match account.status {
+            AccountStatus::Active => (
+                LoginResult::Ok(Account {
+                    id: account.mailbox_id.0 as u64,
+                    name: account.email,
+                }),
+                None,
+            ),
+            AccountStatus::Maintenance => (
+                LoginResult::Unavailable(format!(
+                    "{} is in maintenance; try again later",
+                    account.email
+                )),
+                Some("account in maintenance"),
+            ),
+            AccountStatus::Locked => (LoginResult::Refused, Some("account locked")),
+            AccountStatus::Closed => (LoginResult::Refused, Some("account closed")),
+        }
+    }
+
     pub fn new(service: Arc<Service>) -> ImapBackend {
         ImapBackend { service }
     }
@@ -151,38 +198,25 @@ fn cannot(msg: impl Into<String>) -> BackendError {
 
 impl Backend for ImapBackend {
     fn login(&self, user: &str, password: &str) -> LoginResult {
-        // Under the directory lock only for the lookup: the Argon2 check below
-        // takes tens of milliseconds, and LMTP recipient checks and other
-        // logins need the directory meanwhile.
-        let (account, hash) = {
-            let dir = self.service.directory();
-            let account = match dir.find_account(user) {
-                Ok(Some(a)) => a,
-                _ => return LoginResult::Refused,
-            };
-            match dir.stored_password_hash(&account.id) {
-                Ok(Some(h)) => (account, h),
-                _ => return LoginResult::Refused,
+        let (result, why) = self.check_login(user, password);
+        // The name as typed, bounded: it comes from the client.
+        let account: String = user.chars().take(256).collect();
+        match why {
+            None => {
+                crate::metrics::IMAP_LOGINS_OK.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(target: "audit", account = %account, result = "ok", "imap login")
             }
-        };
-        // The password first: an account's status is no business of someone
-        // who does not know its password.
-        if !mv_directory::account::password_matches(&account.email, &hash, password)
-            .unwrap_or(false)
-        {
-            return LoginResult::Refused;
+            Some(why) => {
+                crate::metrics::IMAP_LOGINS_FAILED.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                target: "audit",
+                account = %account,
+                result = %format!("failed: {why}"),
+                "imap login"
+                )
+            }
         }
-        match account.status {
-            AccountStatus::Active => LoginResult::Ok(Account {
-                id: account.mailbox_id.0 as u64,
-                name: account.email,
-            }),
-            AccountStatus::Maintenance => LoginResult::Unavailable(format!(
-                "{} is in maintenance; try again later",
-                account.email
-            )),
-            AccountStatus::Locked | AccountStatus::Closed => LoginResult::Refused,
-        }
+        result
     }
 
     fn change_marker(&self, a: &Account) -> BResult<u64> {

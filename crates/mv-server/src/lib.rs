@@ -7,11 +7,14 @@
 //! work, so both paths behave the same.
 
 pub mod api;
+pub mod audit;
 pub mod backup;
 pub mod check;
 pub mod diskmon;
+pub mod homewatch;
 pub mod imap_backend;
 pub mod lmtp_backend;
+pub mod metrics;
 pub mod ops;
 pub mod outbox;
 pub mod recovery_check;

@@ -3,6 +3,7 @@
 //! store write per message for all local recipients.
 
 use crate::Service;
+use crate::metrics::{self, Rejection};
 use mv_directory::AccountStatus;
 use mv_lmtp::{Backend, DeliveryOutcome, RcptVerdict};
 use mv_store::DeliverOptions;
@@ -47,10 +48,113 @@ impl StoreBackend {
     }
 }
 
+impl StoreBackend {
+    /// One audit line per mailbox the message went to (or failed to): who sent
+    /// what to whom, where it is stored. The LMTP span adds the client's address.
+    fn audit(
+        &self,
+        from: &str,
+        message: &[u8],
+        mailboxes: &[MailboxId],
+        result: &Result<Vec<mv_types::ItemId>, mv_store::StoreError>,
+    ) {
+        let message_id = header_value(message, "message-id").unwrap_or_default();
+        let size = message.len();
+        for (i, mbox) in mailboxes.iter().enumerate() {
+            let account = match self.service.directory().account_by_mailbox_id(*mbox) {
+                Ok(Some(a)) => a.email,
+                _ => format!("mailbox {}", mbox.0),
+            };
+            match result {
+                Ok(items) => {
+                    metrics::DELIVERIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::info!(
+                    target: "audit",
+                    from = %from,
+                    account = %account,
+                    message_id = %message_id,
+                    size,
+                    mailbox = mbox.0,
+                    item = items.get(i).map(|it| it.0).unwrap_or_default(),
+                    result = "delivered",
+                    "lmtp delivery"
+                    )
+                }
+                Err(e) => tracing::warn!(
+                    target: "audit",
+                    from = %from,
+                    account = %account,
+                    message_id = %message_id,
+                    size,
+                    mailbox = mbox.0,
+                    result = %format!("failed: {e}"),
+                    "lmtp delivery"
+                ),
+            }
+        }
+    }
+}
+
+/// A header's value from a raw message (first occurrence, unfolded, at most
+/// 256 characters: it only names the message in the log).
+fn header_value(message: &[u8], name: &str) -> Option<String> {
+    let head_end = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(message.len().min(64 * 1024));
+    let head = String::from_utf8_lossy(&message[..head_end]);
+    let mut lines = head.split("\r\n").peekable();
+    while let Some(line) = lines.next() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        if !key.trim().eq_ignore_ascii_case(name) {
+            continue;
+        }
+        let mut value = value.trim().to_string();
+        while let Some(next) = lines.next_if(|l| l.starts_with([' ', '\t'])) {
+            value.push(' ');
+            value.push_str(next.trim());
+        }
+        return Some(value.chars().take(256).collect());
+    }
+    None
+}
+
 impl Backend for StoreBackend {
     type Recipient = Recipient;
 
     fn check_recipient(&self, address: &str, size_hint: Option<u64>) -> RcptVerdict<Recipient> {
+        let verdict = self.verdict(address, size_hint);
+        match &verdict {
+            RcptVerdict::Accept(_) => {}
+            RcptVerdict::Unknown => metrics::rejected(Rejection::UnknownUser),
+            RcptVerdict::OverQuota { .. } => metrics::rejected(Rejection::OverQuota),
+            RcptVerdict::TempFail(_) => metrics::rejected(Rejection::TempFail),
+        }
+        verdict
+    }
+
+    fn deliver(
+        &self,
+        mail_from: &str,
+        recipients: &[Recipient],
+        message: &[u8],
+    ) -> Vec<DeliveryOutcome> {
+        let outcomes = self.store_message(mail_from, recipients, message);
+        for o in &outcomes {
+            match o {
+                DeliveryOutcome::Delivered => {}
+                DeliveryOutcome::OverQuota { .. } => metrics::rejected(Rejection::OverQuota),
+                DeliveryOutcome::Failed(_) => metrics::rejected(Rejection::StorageFailure),
+            }
+        }
+        outcomes
+    }
+}
+
+impl StoreBackend {
+    fn verdict(&self, address: &str, size_hint: Option<u64>) -> RcptVerdict<Recipient> {
         let accounts = match self.service.directory().resolve_recipient(address) {
             Ok(a) => a,
             Err(mv_directory::DirectoryError::InvalidAddress { .. }) => {
@@ -88,9 +192,9 @@ impl Backend for StoreBackend {
         }
     }
 
-    fn deliver(
+    fn store_message(
         &self,
-        _mail_from: &str,
+        mail_from: &str,
         recipients: &[Recipient],
         message: &[u8],
     ) -> Vec<DeliveryOutcome> {
@@ -119,6 +223,7 @@ impl Backend for StoreBackend {
             // Indexing is deferred: only a signal to the background indexer here.
             self.service.indexes().wake();
         }
+        self.audit(mail_from, message, &all, &result);
         accepted
             .iter()
             .map(|mboxes| match (&result, mboxes.is_empty()) {

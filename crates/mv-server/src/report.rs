@@ -309,6 +309,8 @@ pub fn record(home: &Home, cfg: &ReportConfig, mut report: RunReport) -> RunRepo
 
 /// Reports a finished (or failed) backup run of a service.
 pub fn backup_finished(service: &Service, note: &Note, result: Result<&BackupReport, &str>) {
+    crate::metrics::backup_finished(result);
+    audit_backup_end(result);
     match ReportConfig::of(service) {
         Ok(cfg) => {
             record(
@@ -318,6 +320,36 @@ pub fn backup_finished(service: &Service, note: &Note, result: Result<&BackupRep
             );
         }
         Err(e) => tracing::error!("cannot report the backup: {e}"),
+    }
+}
+
+/// The audit line of a finished backup: each session's label, kind, accounts,
+/// bytes written, duration and status.
+fn audit_backup_end(result: Result<&BackupReport, &str>) {
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(target: "audit", op = "backup", "backup failed: {e}");
+            return;
+        }
+    };
+    for s in &report.sessions {
+        let line = format!(
+            "backup {} ({}) {}: {}/{} accounts, {} bytes written, {:.1} s, target {}",
+            s.label,
+            s.kind.as_str(),
+            s.status_text,
+            s.accounts_completed,
+            s.accounts,
+            s.stats.bytes_written,
+            (s.ended.0 - s.started.0) as f64 / 1000.0,
+            report.target
+        );
+        if s.status == mv_backup::session::SessionStatus::Completed {
+            tracing::info!(target: "audit", op = "backup", "{line}");
+        } else {
+            tracing::warn!(target: "audit", op = "backup", "{line}");
+        }
     }
 }
 

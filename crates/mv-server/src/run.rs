@@ -107,6 +107,7 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
         crate::scheduler::spawn(service.clone(), background_stop.clone())?,
         crate::outbox::spawn(service.clone(), background_stop.clone())?,
         crate::diskmon::spawn(service.clone(), background_stop.clone())?,
+        crate::homewatch::spawn(service.clone(), background_stop.clone())?,
     ];
     let token = home.admin_token()?;
     crate::tls::ensure_certificate(home)?;
@@ -195,9 +196,12 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
         ));
         let app = api::router(service.clone(), token);
         let admin = tokio::spawn(async move {
-            axum::serve(admin_listener, app)
-                .with_graceful_shutdown(wait_for(stop_rx))
-                .await
+            axum::serve(
+                admin_listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(wait_for(stop_rx))
+            .await
         });
         // Handlers first: a SIGTERM right after "ready" must be a clean shutdown.
         let terminated = terminated()?;

@@ -533,8 +533,15 @@ impl Service {
         }
     }
 
-    /// Runs a request and returns its JSON result.
+    /// Runs a request and returns its JSON result; changes leave audit lines.
     pub fn execute(&self, req: Request) -> Result<Value, ServiceError> {
+        let audit = crate::audit::begin(&req);
+        let result = self.execute_unaudited(req);
+        audit.end(&result);
+        result
+    }
+
+    fn execute_unaudited(&self, req: Request) -> Result<Value, ServiceError> {
         let to = |v: &dyn erased::Ser| v.to_value();
         Ok(match req {
             Request::ReindexMailbox { account, action } => {

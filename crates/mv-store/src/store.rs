@@ -147,6 +147,14 @@ impl Store {
             .collect()
     }
 
+    /// How many mailbox handles this store holds (`mailvault_mailbox_handles`).
+    pub fn handle_count(&self) -> usize {
+        self.mailboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
     /// The handle of a mailbox (its database is opened on first use).
     pub fn mailbox(&self, id: MailboxId) -> Arc<Mailbox> {
         let mut map = self.mailboxes.lock().unwrap_or_else(|p| p.into_inner());

@@ -6,6 +6,7 @@
 
 pub mod digest;
 pub mod ids;
+pub mod metrics;
 pub mod time;
 
 pub use digest::{Digest, DigestParseError};

@@ -10,6 +10,12 @@
 use chrono::{DateTime, Local, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use std::fmt;
 
+/// The accepted formats, for the help of every tool taking a time.
+pub const FORMATS_HELP: &str = "Times are local time, in any of these forms:
+  2010/11/19 13:55:08       2010/11/19 13:55:08 802    2010/11/19 13:55:08.802
+  2010/11/19-13:55:08-802   2010/11/19-13:55:08        20101119.135508.802
+  20101119.135508           20101119135508802          20101119135508";
+
 /// A point in time: milliseconds since 1970-01-01T00:00:00Z.
 #[derive(
     Debug,
@@ -96,6 +102,56 @@ impl UtcMillis {
             }),
         }
     }
+}
+
+/// A day as Zimbra's search takes it (`after:`, `before:`, `date:`): `MM/DD/YYYY`,
+/// `YYYY/MM/DD`, `today`, `yesterday`, or relative to `today` such as `-1day`,
+/// `+2weeks`, `-3months`, `-1year` (units `d`/`day`/`days`, `w`/`week`/`weeks`,
+/// `m`/`month`/`months`, `y`/`year`/`years`).
+pub fn search_day(s: &str, today: NaiveDate) -> Option<NaiveDate> {
+    let s = s.trim().to_ascii_lowercase();
+    match s.as_str() {
+        "today" => return Some(today),
+        "yesterday" => return today.pred_opt(),
+        _ => {}
+    }
+    if let Some(rest) = s.strip_prefix(['-', '+']) {
+        let sign: i64 = if s.starts_with('-') { -1 } else { 1 };
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let n: i64 = rest[..digits].parse().ok()?;
+        let n = sign * n;
+        return match &rest[digits..] {
+            "d" | "day" | "days" => today.checked_add_signed(chrono::Duration::days(n)),
+            "w" | "week" | "weeks" => today.checked_add_signed(chrono::Duration::weeks(n)),
+            "m" | "month" | "months" => add_months(today, n),
+            "y" | "year" | "years" => add_months(today, n.checked_mul(12)?),
+            _ => None,
+        };
+    }
+    let parts: Vec<&str> = s.split('/').collect();
+    if parts.len() != 3 {
+        return None;
+    }
+    let (y, m, d) = if parts[0].len() == 4 {
+        (parts[0], parts[1], parts[2])
+    } else {
+        (parts[2], parts[0], parts[1])
+    };
+    NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)
+}
+
+fn add_months(d: NaiveDate, n: i64) -> Option<NaiveDate> {
+    let m = chrono::Months::new(u32::try_from(n.unsigned_abs()).ok()?);
+    if n < 0 {
+        d.checked_sub_months(m)
+    } else {
+        d.checked_add_months(m)
+    }
+}
+
+/// The instant a local day starts.
+pub fn local_midnight(day: NaiveDate) -> Option<UtcMillis> {
+    UtcMillis::parse_local(&day.format("%Y/%m/%d 00:00:00").to_string()).ok()
 }
 
 impl fmt::Display for UtcMillis {
@@ -278,5 +334,26 @@ mod tests {
         let cst = chrono::FixedOffset::west_opt(6 * 3600).unwrap();
         let t = UtcMillis::parse_in("2010/11/19 11:21:30.852", &cst).unwrap();
         assert_eq!(t.0, 1_290_187_290_852);
+    }
+}
+
+#[cfg(test)]
+mod search_day_tests {
+    use super::*;
+
+    #[test]
+    fn relative_and_absolute_search_days() {
+        let today = NaiveDate::from_ymd_opt(2026, 3, 31).unwrap();
+        let d = |s: &str| search_day(s, today).map(|d| d.to_string());
+        assert_eq!(d("today").as_deref(), Some("2026-03-31"));
+        assert_eq!(d("yesterday").as_deref(), Some("2026-03-30"));
+        assert_eq!(d("-1day").as_deref(), Some("2026-03-30"));
+        assert_eq!(d("-2weeks").as_deref(), Some("2026-03-17"));
+        assert_eq!(d("-1month").as_deref(), Some("2026-02-28"));
+        assert_eq!(d("+1y").as_deref(), Some("2027-03-31"));
+        assert_eq!(d("12/05/2026").as_deref(), Some("2026-12-05"));
+        assert_eq!(d("2026/12/05").as_deref(), Some("2026-12-05"));
+        assert_eq!(d("-1fortnight"), None);
+        assert_eq!(d("13/45/2026"), None);
     }
 }

@@ -32,13 +32,13 @@ pub struct Args {
     #[command(subcommand)]
     sub: Option<Sub>,
     /// Full backup.
-    #[arg(short = 'f', conflicts_with_all = ["incremental", "del"])]
+    #[arg(short = 'f', long = "fullBackup", conflicts_with_all = ["incremental", "del"])]
     full: bool,
     /// Incremental backup (accounts without a full backup get one in the same run).
-    #[arg(short = 'i', conflicts_with = "del")]
+    #[arg(short = 'i', long = "incrementalBackup", conflicts_with = "del")]
     incremental: bool,
     /// Delete backups: a label (it and everything older), YYYY/MM/DD[-hh:mm:ss], or Nd / Nm (months) / Ny.
-    #[arg(long = "del", value_name = "ARG")]
+    #[arg(long = "del", visible_alias = "delete", value_name = "ARG")]
     del: Option<String>,
     /// Accounts (addresses) or `all`.
     #[arg(short = 'a', long = "account", num_args = 1.., value_name = "ADDR")]
@@ -77,7 +77,7 @@ pub struct Args {
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
-    /// More output.
+    /// Debug output (accepted; MAILVAULT_LOG=debug turns on debug lines).
     #[arg(short = 'd', long = "debug")]
     debug: bool,
 }
@@ -110,12 +110,13 @@ pub struct VerifyArgs {
 
 /// List backup sessions (zmbackupquery).
 #[derive(clap::Args, Debug)]
+#[command(after_help = mv_types::time::FORMATS_HELP)]
 pub struct QueryArgs {
     /// Accounts whose backups to list (or `all`).
     #[arg(short = 'a', long = "account", num_args = 1.., value_name = "ADDR")]
     accounts: Vec<String>,
     /// Only this session.
-    #[arg(long = "lb", value_name = "LABEL")]
+    #[arg(long = "lb", visible_alias = "label", value_name = "LABEL")]
     label: Option<String>,
     /// full or incremental.
     #[arg(long = "type", value_name = "TYPE")]
@@ -129,10 +130,16 @@ pub struct QueryArgs {
     /// Accounts and errors of each session.
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
+    /// Backup target: a directory or s3://BUCKET/PREFIX (default: zimbraBackupTarget, else <home>/backup).
     #[arg(short = 't', long = "target", value_name = "TARGET", value_parser = target_arg)]
     target: Option<String>,
+    /// Server (accepted for compatibility: this server).
     #[arg(short = 's', long = "server", value_name = "HOST")]
     server: Option<String>,
+    /// Debug output (accepted; MAILVAULT_LOG=debug turns on debug lines).
+    #[arg(short = 'd', long = "debug")]
+    debug: bool,
+    /// Machine-readable output.
     #[arg(long)]
     json: bool,
 }
@@ -141,15 +148,20 @@ pub struct QueryArgs {
 #[derive(clap::Args, Debug)]
 pub struct AbortArgs {
     /// The running backup's label.
-    #[arg(long = "lb", value_name = "LABEL")]
+    #[arg(long = "lb", visible_alias = "label", value_name = "LABEL")]
     label: Option<String>,
     /// Abort the restore in progress.
-    #[arg(short = 'r')]
+    #[arg(short = 'r', long = "restore")]
     restore: bool,
+    /// Backup target: a directory or s3://BUCKET/PREFIX (default: zimbraBackupTarget, else <home>/backup).
     #[arg(short = 't', long = "target", value_name = "TARGET", value_parser = target_arg)]
     target: Option<String>,
+    /// Server (accepted for compatibility: this server).
     #[arg(short = 's', long = "server", value_name = "HOST")]
     server: Option<String>,
+    /// Debug output (accepted; MAILVAULT_LOG=debug turns on debug lines).
+    #[arg(short = 'd', long = "debug")]
+    debug: bool,
 }
 
 fn usage(msg: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
@@ -197,7 +209,10 @@ pub fn run(home: &Home, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(Sub::Report(r)) = args.sub {
         return crate::cmd::report::run(home, r);
     }
-    let _ = (&args.server, args.debug);
+    let _ = &args.server;
+    if args.debug {
+        crate::zimbra::note_ignored("-d/--debug", crate::zimbra::DEBUG_NOTE);
+    }
     if let Some(arg) = &args.del {
         return delete(home, &args, arg);
     }
@@ -494,6 +509,9 @@ fn verify(home: &Home, v: VerifyArgs) -> anyhow::Result<ExitCode> {
 
 pub fn query(home: &Home, q: QueryArgs) -> anyhow::Result<ExitCode> {
     let _ = &q.server;
+    if q.debug {
+        crate::zimbra::note_ignored("-d/--debug", crate::zimbra::DEBUG_NOTE);
+    }
     let req = QueryRequest {
         target: None,
         label: q.label.clone(),
@@ -537,6 +555,9 @@ pub fn query(home: &Home, q: QueryArgs) -> anyhow::Result<ExitCode> {
 
 pub fn abort(home: &Home, a: AbortArgs) -> anyhow::Result<ExitCode> {
     let _ = &a.server;
+    if a.debug {
+        crate::zimbra::note_ignored("-d/--debug", crate::zimbra::DEBUG_NOTE);
+    }
     if a.restore {
         let target = open_target(home, a.target.as_deref()).context("opening the backup target")?;
         return match mv_backup::request_restore_abort(target.as_ref()) {

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 /// target, space, last runs, report email, disks. Exit 1 if any check fails.
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// Machine-readable output.
     #[arg(long)]
     json: bool,
 }

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, bail};
 use mv_home::{Home, HomeLock};
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,67 @@ pub fn run(home: &Home, args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The server of this home: the lock's holder, or, when the home (and so its
+/// lock file) is gone, a `mailvault serve` process still running for it.
+fn server_pid(home: &Home) -> Option<u32> {
+    HomeLock::holder(home.root()).or_else(|| {
+        if home.root().exists() {
+            None
+        } else {
+            orphan_server(home.root())
+        }
+    })
+}
+
+/// Looks through /proc for `mailvault [--home ROOT] serve` (or `serve` with
+/// MAILVAULT_HOME=ROOT), other than this process.
+fn orphan_server(root: &std::path::Path) -> Option<u32> {
+    let me = std::process::id();
+    let root = root.as_os_str().as_encoded_bytes();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if !args.iter().any(|a| *a == b"serve") {
+            continue;
+        }
+        let by_flag = args.windows(2).any(|w| w[0] == b"--home" && w[1] == root);
+        let by_env = || {
+            std::fs::read(entry.path().join("environ")).is_ok_and(|env| {
+                env.split(|b| *b == 0)
+                    .any(|v| v.strip_prefix(b"MAILVAULT_HOME=") == Some(root))
+            })
+        };
+        if by_flag || by_env() {
+            return Some(pid);
+        }
+    }
+    None
+}
+
 fn status(home: &Home) -> ExitCode {
+    if !home.root().exists()
+        && let Some(pid) = orphan_server(home.root())
+    {
+        println!("Host {}", mv_directory::config::local_server_name());
+        println!("\tmailbox                 Running (pid {pid})");
+        println!(
+            "its home {} is gone: the server stops by itself within seconds, or: zmcontrol stop",
+            home.root().display()
+        );
+        return ExitCode::SUCCESS;
+    }
     match HomeLock::holder(home.root()) {
         Some(pid) => {
             println!("Host {}", mv_directory::config::local_server_name());
@@ -76,11 +137,16 @@ fn start(home: &Home) -> anyhow::Result<ExitCode> {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    home.init()?;
-    let log_path = home.log_dir().join("mailbox.log");
+    if !home.is_initialized() {
+        bail!("{}", super::no_home(home));
+    }
+    // The server writes log/mailbox.log itself; what it prints (the listener
+    // lines, a panic) goes to zmmailboxd.out, as Zimbra's mailboxd does.
+    let log_path = home.log_dir().join("zmmailboxd.out");
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(&log_path)
         .with_context(|| format!("opening {}", log_path.display()))?;
     let exe = std::env::current_exe().context("finding this binary")?;
@@ -113,8 +179,9 @@ fn start(home: &Home) -> anyhow::Result<ExitCode> {
         shown = echo_new_lines(&log_path, shown);
         if let Some(status) = child.try_wait()? {
             bail!(
-                "the server exited at start ({status}); see {}",
-                log_path.display()
+                "the server exited at start ({status}); see {} and {}",
+                log_path.display(),
+                home.log_dir().join("mailbox.log").display()
             );
         }
         if HomeLock::holder(home.root()) == Some(child.id()) && admin_answers(home) {
@@ -136,10 +203,11 @@ fn start(home: &Home) -> anyhow::Result<ExitCode> {
         std::thread::sleep(Duration::from_millis(100));
     }
     bail!(
-        "the server (pid {}) did not become ready within {} s; see {}",
+        "the server (pid {}) did not become ready within {} s; see {} and {}",
         child.id(),
         START_PATIENCE.as_secs(),
-        log_path.display()
+        log_path.display(),
+        home.log_dir().join("mailbox.log").display()
     )
 }
 
@@ -175,7 +243,7 @@ fn admin_answers(home: &Home) -> bool {
 }
 
 fn stop(home: &Home) -> anyhow::Result<ExitCode> {
-    let Some(pid) = HomeLock::holder(home.root()) else {
+    let Some(pid) = server_pid(home) else {
         println!("mailvault is not running");
         return Ok(ExitCode::SUCCESS);
     };
@@ -187,8 +255,19 @@ fn stop(home: &Home) -> anyhow::Result<ExitCode> {
         );
     }
     let deadline = Instant::now() + Duration::from_secs(90);
+    // With its home, the server is gone once the lock is free; without, once
+    // the process has exited (a zombie waiting for its parent counts as gone).
+    let gone = || {
+        if home.root().exists() {
+            HomeLock::holder(home.root()) != Some(pid)
+        } else {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|st| st.rsplit(") ").next().is_some_and(|r| r.starts_with('Z')))
+                .unwrap_or(true)
+        }
+    };
     while Instant::now() < deadline {
-        if HomeLock::holder(home.root()).is_none() {
+        if gone() {
             println!("Stopping mailbox...Done.");
             return Ok(ExitCode::SUCCESS);
         }

@@ -9,7 +9,11 @@ use mv_home::Home;
 use mv_server::Request;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
@@ -70,6 +74,71 @@ fn lmtp_send(port: u16, from: &str, rcpts: &[&str], message: &str) -> anyhow::Re
     Ok(results)
 }
 
+/// The demo's server: stopped (SIGTERM, then waited for) however the demo ends,
+/// a panic on a closed stdout included.
+struct ServerGuard(Option<std::process::Child>);
+
+impl ServerGuard {
+    fn stop(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        let mut child = self.0.take().expect("stopped once");
+        // SAFETY: sending a signal has no memory effects in this process.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait()
+    }
+}
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        if self.0.is_some() {
+            let _ = self.stop();
+        }
+    }
+}
+
+/// The signal set blocked in this process and waited for by the cleanup thread.
+#[derive(Clone, Copy)]
+struct Blocked(libc::sigset_t);
+
+/// Ctrl-C, SIGTERM or SIGHUP (a closed terminal): stop the server, remove the
+/// demo home, exit 130. The signals are blocked here and taken by one thread
+/// with sigwait, so the cleanup runs as ordinary code, not in a handler.
+fn cleanup_on_signal(dir: PathBuf, server: Arc<AtomicU32>) -> Blocked {
+    // SAFETY: sigset_t is plain data; the calls only fill it and set this
+    // thread's mask (no other thread exists yet that must see these signals).
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    let blocked = Blocked(set);
+    std::thread::spawn(move || {
+        let mut sig = 0;
+        // SAFETY: waits for one of the blocked signals; `sig` receives its number.
+        if unsafe { libc::sigwait(&blocked.0, &mut sig) } != 0 {
+            return;
+        }
+        let pid = server.load(Ordering::SeqCst);
+        if pid != 0 {
+            // SAFETY: signalling and reaping our own child; no memory effects here.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGTERM);
+                libc::waitpid(pid as i32, std::ptr::null_mut(), 0);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        eprintln!(
+            "\ndemo interrupted: the server is stopped and {} removed",
+            dir.display()
+        );
+        std::process::exit(130);
+    });
+    blocked
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let dir = tempfile::Builder::new()
         .prefix("mailvault-demo-")
@@ -85,15 +154,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     cfg.save(&home.localconfig_path())?;
     println!("== A fresh home: {}", home.root().display());
 
+    let server_pid = Arc::new(AtomicU32::new(0));
+    let blocked = cleanup_on_signal(dir.path().to_path_buf(), server_pid.clone());
     let exe = std::env::current_exe()?;
-    let mut server = std::process::Command::new(exe)
+    let mut command = std::process::Command::new(exe);
+    command
         .arg("--home")
         .arg(home.root())
         .arg("serve")
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("starting the server")?;
-    let mut lines = BufReader::new(server.stdout.take().expect("piped")).lines();
+        .stdout(Stdio::piped());
+    unsafe {
+        // SAFETY: pthread_sigmask is async-signal-safe and touches only this
+        // (child) thread's mask: the server must get the signals this process waits for.
+        command.pre_exec(move || {
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &blocked.0, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    let mut server = ServerGuard(Some(command.spawn().context("starting the server")?));
+    let child = server.0.as_mut().expect("just spawned");
+    server_pid.store(child.id(), Ordering::SeqCst);
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match lines.next() {
@@ -236,8 +317,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     // Stop the server cleanly, then show the journal that makes it all restorable.
     // SAFETY: sending a signal has no memory effects in this process.
-    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
-    let status = server.wait()?;
+    let status = server.stop()?;
+    server_pid.store(0, Ordering::SeqCst);
     result?;
     println!("\n== Server stopped ({status}). The redo log journals every change (zmredodump):");
     let opts = mv_redo::dump::DumpOptions {

@@ -13,6 +13,7 @@ pub struct Args {
     /// Days of history to show.
     #[arg(long, default_value_t = 14)]
     days: usize,
+    /// Machine-readable output.
     #[arg(long)]
     json: bool,
 }

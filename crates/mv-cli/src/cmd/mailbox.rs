@@ -123,11 +123,8 @@ fn run_command(
     let Some(name) = words.first().cloned() else {
         return Err(Fail::Usage(usage_all()));
     };
-    if matches!(
-        name.to_ascii_lowercase().as_str(),
-        "help" | "-h" | "--help" | "?"
-    ) {
-        out.extend_from_slice(usage_all().as_bytes());
+    if let Some(text) = crate::zimbra::help_text(COMMANDS, &words, usage_all) {
+        out.extend_from_slice(text.as_bytes());
         return Ok(());
     }
     let Some(cmd) = find_cmd(&name) else {

@@ -3,6 +3,7 @@ pub mod check;
 pub mod control;
 pub mod demo;
 pub mod disk;
+pub mod hostname;
 pub mod init;
 pub mod links;
 pub mod localconfig;
@@ -14,3 +15,11 @@ pub mod restore;
 pub mod schedule;
 pub mod serve;
 pub mod volume;
+
+/// What a command says when its home does not exist.
+pub fn no_home(home: &mv_home::Home) -> String {
+    format!(
+        "no mailvault home at {} (MAILVAULT_HOME / --home): run `mailvault init` first",
+        home.root().display()
+    )
+}

@@ -350,6 +350,7 @@ const COMMANDS: &[Cmd] = &[
     Cmd { short: "mc",   long: "modifyCos",                    args: "{name|id} attr1 value1 [attr2 value2...]" },
     Cmd { short: "dc",   long: "deleteCos",                    args: "{name|id}" },
     Cmd { short: "gacf", long: "getAllConfig",                 args: "[attr1 [attr2...]]" },
+    Cmd { short: "gcf",  long: "getConfig",                    args: "{name}" },
     Cmd { short: "mcf",  long: "modifyConfig",                 args: "attr1 value1 [attr2 value2...]" },
     Cmd { short: "gs",   long: "getServer",                    args: "[{name}] [attr1 [attr2...]]" },
     Cmd { short: "gas",  long: "getAllServers",                args: "[-v]" },
@@ -407,11 +408,8 @@ fn run_command(
     let Some(name) = words.first().cloned() else {
         return Err(Fail::Usage(usage_all()));
     };
-    if matches!(
-        name.to_ascii_lowercase().as_str(),
-        "help" | "-h" | "--help" | "?"
-    ) {
-        out.extend_from_slice(usage_all().as_bytes());
+    if let Some(text) = crate::zimbra::help_text(COMMANDS, &words, usage_all) {
+        out.extend_from_slice(text.as_bytes());
         return Ok(());
     }
     let Some(cmd) = find_cmd(&name) else {
@@ -732,7 +730,10 @@ fn run_command(
             count(1, 1)?;
             show(out, &s.exec(Request::DeleteCos { name: one(&a[0]) })?);
         }
-        "getAllConfig" => {
+        "getAllConfig" | "getConfig" => {
+            if cmd.short == "gcf" {
+                count(1, 1)?;
+            }
             let v = s.exec(Request::GetAllConfig)?;
             if json {
                 json_out(out, &v);

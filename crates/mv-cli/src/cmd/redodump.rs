@@ -6,11 +6,11 @@ use std::process::ExitCode;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Verify only: print file names and errors.
-    #[arg(short = 'q')]
+    #[arg(short = 'q', long = "quiet")]
     quiet: bool,
-    /// Only operations of these mailbox ids (comma-separated).
-    #[arg(long = "m", value_delimiter = ',', value_name = "IDS")]
-    mailboxes: Option<Vec<u32>>,
+    /// Only operations of these mailbox ids (separated by commas or spaces: `--m "1 3"`).
+    #[arg(long = "m", value_name = "IDS", value_parser = mailbox_ids)]
+    mailboxes: Option<MailboxIds>,
     /// Do not print file offsets.
     #[arg(long)]
     no_offset: bool,
@@ -21,6 +21,36 @@ pub struct Args {
     files: Vec<PathBuf>,
 }
 
+/// The mailbox ids of `--m`.
+#[derive(Clone, Debug)]
+pub struct MailboxIds(Vec<u32>);
+
+/// `1,3`, `"1 3"`, `1, 3`: the mailbox ids of `--m`.
+fn mailbox_ids(v: &str) -> Result<MailboxIds, String> {
+    let ids: Result<Vec<u32>, String> = v
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse()
+                .map_err(|_| format!("{p:?} is not a mailbox id (ids are numbers: --m \"1 3\")"))
+        })
+        .collect();
+    ids.and_then(|i| {
+        if i.is_empty() {
+            Err("no mailbox id given".into())
+        } else {
+            Ok(MailboxIds(i))
+        }
+    })
+}
+
+impl Args {
+    /// Without files, the home's redo logs are dumped.
+    pub fn needs_home(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
 pub fn run(home: &Home, args: Args) -> anyhow::Result<ExitCode> {
     let inputs = if args.files.is_empty() {
         vec![home.redo_archive_dir(), home.redolog_dir()]
@@ -29,7 +59,7 @@ pub fn run(home: &Home, args: Args) -> anyhow::Result<ExitCode> {
     };
     let opts = mv_redo::dump::DumpOptions {
         quiet: args.quiet,
-        mailboxes: args.mailboxes,
+        mailboxes: args.mailboxes.map(|m| m.0),
         no_offset: args.no_offset,
         show_blob: args.show_blob,
     };

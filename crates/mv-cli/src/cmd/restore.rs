@@ -118,19 +118,20 @@ pub fn playredo(home: &Home, args: PlayRedoArgs) -> anyhow::Result<ExitCode> {
 
 /// Restore accounts from backups (zmrestore).
 #[derive(clap::Args, Debug)]
+#[command(after_help = mv_types::time::FORMATS_HELP)]
 pub struct RestoreArgs {
     /// Accounts (addresses) or `all`.
     #[arg(short = 'a', long = "account", num_args = 1.., value_name = "ADDR")]
     accounts: Vec<String>,
     /// The full backup to start from (default: the newest before the restore point).
-    #[arg(long = "lb", value_name = "LABEL")]
+    #[arg(long = "lb", visible_alias = "label", value_name = "LABEL")]
     label: Option<String>,
     /// Restore the full backup only (no redo replay).
-    #[arg(long = "rf")]
+    #[arg(long = "rf", visible_alias = "restoreFullBackupOnly")]
     full_only: bool,
     /// Replay only the redo logs held in the backup target (not the server's
     /// archive and current redo.log).
-    #[arg(long = "br")]
+    #[arg(long = "br", visible_alias = "backedupRedologsOnly")]
     backup_redo_only: bool,
     /// Restore to this time (local time; repeatable: the earliest point wins).
     #[arg(long = "restoreToTime", value_name = "TIME")]
@@ -164,14 +165,20 @@ pub struct RestoreArgs {
     #[arg(short = 'c', long = "continue")]
     continue_on_error: bool,
     /// Restore the system tables.
-    #[arg(long = "sys")]
+    #[arg(long = "sys", visible_alias = "systemData")]
     sys: bool,
     /// Do not restore the search index (accepted: it is rebuilt from the messages).
-    #[arg(long = "excludeSearchIndex")]
+    #[arg(long = "excludeSearchIndex", visible_alias = "exclude-search-index")]
     exclude_search_index: bool,
     /// Do not restore blobs (accepted; blobs are restored anyway).
-    #[arg(long = "excludeBlobs")]
+    #[arg(long = "excludeBlobs", visible_alias = "exclude-blobs")]
     exclude_blobs: bool,
+    /// Do not restore HSM blobs (accepted; there is no HSM volume here).
+    #[arg(long = "excludeHsmBlobs", visible_alias = "exclude-hsm-blobs")]
+    exclude_hsm_blobs: bool,
+    /// Debug output (accepted; MAILVAULT_LOG=debug turns on debug lines).
+    #[arg(short = 'd', long = "debug")]
+    debug: bool,
     /// Backup target: a directory or s3://BUCKET/PREFIX (default: zimbraBackupTarget, else <home>/backup).
     #[arg(short = 't', long = "target", value_name = "TARGET", value_parser = super::backup::target_arg)]
     target: Option<String>,
@@ -208,7 +215,13 @@ impl RestoreArgs {
     /// Usage errors (exit 2) and a mistyped target (exit 1), before anything runs.
     fn check(&self, home: &Home) -> Option<ExitCode> {
         if self.exclude_blobs {
-            eprintln!("note: --excludeBlobs is accepted, but blobs are restored anyway");
+            crate::zimbra::note_ignored("--excludeBlobs", "blobs are restored anyway");
+        }
+        if self.exclude_hsm_blobs {
+            crate::zimbra::note_ignored("--excludeHsmBlobs", "there are no HSM volumes");
+        }
+        if self.debug {
+            crate::zimbra::note_ignored("-d/--debug", crate::zimbra::DEBUG_NOTE);
         }
         if let Err(e) = mv_server::restore::options(&self.request()) {
             eprintln!("error: {e}");
@@ -371,13 +384,19 @@ fn print_report(report: &serde_json::Value, json: bool) -> anyhow::Result<ExitCo
             eprintln!("Not restored (untouched): {}", names.join(" "));
         }
         if !failures.is_empty() {
-            eprintln!("Failed accounts:");
+            eprintln!(
+                "Failed accounts (backup target {}):",
+                report["target"].as_str().unwrap_or("?")
+            );
             for f in &failures {
-                eprintln!(
-                    "error: {}: {}",
-                    f["email"].as_str().unwrap_or(""),
-                    f["error"].as_str().unwrap_or("")
-                );
+                let email = f["email"].as_str().unwrap_or("");
+                let error = f["error"].as_str().unwrap_or("");
+                // Errors from the restore often name the account already.
+                let error = error
+                    .strip_prefix(email)
+                    .and_then(|e| e.strip_prefix(": "))
+                    .unwrap_or(error);
+                eprintln!("error: {email}: {error}");
             }
         }
     }
@@ -416,6 +435,17 @@ pub struct RestoreLdapArgs {
     /// Machine-readable output.
     #[arg(long = "json")]
     json: bool,
+}
+
+impl RestoreLdapArgs {
+    /// A restore of the directory from a named source (`-t` or `-o`) is how a
+    /// fresh home is rebuilt after a disaster: it may make the home, as `init`
+    /// does. Listing, or reading the home's own default target, never does.
+    pub fn builds_a_home(&self) -> bool {
+        (self.target.is_some() || self.from_dir.is_some())
+            && !self.list_labels
+            && !self.list_accounts
+    }
 }
 
 pub fn restore_ldap(home: &Home, args: RestoreLdapArgs) -> anyhow::Result<ExitCode> {

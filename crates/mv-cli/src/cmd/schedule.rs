@@ -49,6 +49,7 @@ pub struct Args {
     /// Backup target of the scheduled runs.
     #[arg(short = 't', long = "target", value_name = "DIR", value_parser = super::backup::target_arg)]
     target: Option<String>,
+    /// Machine-readable output.
     #[arg(long)]
     json: bool,
     /// f "CRON" | i "CRON" | d PERIOD "CRON", repeated.

@@ -1,5 +1,5 @@
-//! Helpers shared by the CLI integration tests: a temporary home with the zm*
-//! symlinks installed, running the real binary, free loopback ports.
+//! Helpers shared by the CLI integration tests: a temporary, initialized home
+//! with the zm* symlinks installed, running the real binary, free loopback ports.
 // Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
 
@@ -38,7 +38,14 @@ impl Env {
             &["install-links", e.links.to_str().unwrap()],
         );
         assert_eq!(out.code, 0, "{}", out.stderr);
+        e.init();
         e
+    }
+
+    /// `mailvault init`: every tool but init refuses a home that does not exist.
+    pub fn init(&self) {
+        let out = self.run(Path::new(BIN), &["init"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
     }
 
     pub fn run(&self, program: &Path, args: &[&str]) -> Out {

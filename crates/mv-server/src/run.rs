@@ -51,6 +51,9 @@ pub struct ServeOptions {
     pub imap_cleartext_login: bool,
     pub imap_max_connections: usize,
     pub imap_max_message_size: u64,
+    /// Postfix lookup tables (`socketmap_enabled`), and their connection limit.
+    pub socketmap: Option<SocketAddr>,
+    pub socketmap_max_connections: usize,
 }
 
 impl ServeOptions {
@@ -72,6 +75,11 @@ impl ServeOptions {
             imap_cleartext_login: cfg.get("imap_cleartext_login_enabled") == Some("true"),
             imap_max_connections: cfg.get_u64("imap_max_connections").max(1) as usize,
             imap_max_message_size: cfg.get_u64("imap_max_message_size").max(1),
+            socketmap: match cfg.get("socketmap_enabled") {
+                Some("true") => Some(addr("socketmap_bind_address", "socketmap_bind_port")?),
+                _ => None,
+            },
+            socketmap_max_connections: cfg.get_u64("socketmap_max_connections").max(1) as usize,
         })
     }
 }
@@ -146,6 +154,10 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
         };
         let imap_listener = bind(options.imap, "imap_bind_port").await?;
         let imaps_listener = bind(options.imaps, "imaps_bind_port").await?;
+        let socketmap_listener = match options.socketmap {
+            Some(addr) => Some(bind(addr, "socketmap_bind_port").await?),
+            None => None,
+        };
         let lmtp_cfg = mv_lmtp::LmtpConfig {
             bind: options.lmtp,
             hostname: mv_directory::config::local_server_name(),
@@ -181,6 +193,21 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
             Arc::new(crate::imap_backend::ImapBackend::new(service.clone())),
             wait_for(stop_rx.clone()),
         ));
+        let socketmap = socketmap_listener
+            .zip(options.socketmap)
+            .map(|(listener, bind)| {
+                let cfg = mv_socketmap::SocketmapConfig {
+                    bind,
+                    max_connections: options.socketmap_max_connections,
+                    ..Default::default()
+                };
+                tokio::spawn(mv_socketmap::serve(
+                    listener,
+                    cfg,
+                    Arc::new(crate::socketmap::DirectoryLookup::new(service.clone())),
+                    wait_for(stop_rx.clone()),
+                ))
+            });
         let app = api::router(service.clone(), token);
         let admin = tokio::spawn(async move {
             axum::serve(admin_listener, app)
@@ -195,12 +222,18 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
             "imap listening on {} (imaps on {})",
             options.imap, options.imaps
         );
+        if let Some(addr) = options.socketmap {
+            println!("socketmap listening on {addr}");
+        }
         println!("mailvault ready (pid {})", std::process::id());
         terminated.await;
         tracing::info!("shutting down: finishing in-flight deliveries");
         let _ = stop_tx.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(40), lmtp).await;
         let _ = tokio::time::timeout(Duration::from_secs(15), imap).await;
+        if let Some(socketmap) = socketmap {
+            let _ = tokio::time::timeout(Duration::from_secs(5), socketmap).await;
+        }
         let _ = tokio::time::timeout(Duration::from_secs(10), admin).await;
         Ok::<(), ServeError>(())
     })?;

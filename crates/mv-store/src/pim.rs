@@ -501,8 +501,14 @@ DTSTART;TZID=Europe/Berlin:20261102T093000\r\nRRULE:FREQ=DAILY\r\nEND:VEVENT\r\n
         assert!(merged.ics.contains("moved again"));
         assert!(!merged.ics.contains("(moved)\r\n"));
         assert_eq!((merged.sequence, merged.summary.as_str()), (5, "Stand-up"));
-        // An older copy of the instance changes nothing.
-        assert_eq!(merge_series(&merged.ics, &evs[0]).unwrap(), None);
+        // A re-import of the original series refreshes the master (equal
+        // SEQUENCE and DTSTAMP) but not the newer instance.
+        let refreshed = merge_series(&merged.ics, &evs[0]).unwrap().unwrap();
+        assert_eq!(refreshed.ics, merged.ics);
+        // An import whose master and instance are both older changes nothing.
+        let older = SERIES.replace("UID:standup\r\nSEQUENCE:1", "UID:standup\r\nSEQUENCE:0");
+        let older = &split_calendar(&older).unwrap()[0];
+        assert_eq!(merge_series(&merged.ics, older).unwrap(), None);
         // A new instance is added beside the others.
         let extra = SERIES
             .replace("20261104T093000", "20261105T093000")

@@ -20,6 +20,7 @@ pub mod error;
 mod export;
 mod import;
 pub mod ldif;
+mod lookup;
 mod schema;
 
 pub use account::{Account, AccountStatus};

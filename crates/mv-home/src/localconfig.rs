@@ -82,6 +82,30 @@ pub const KNOWN_KEYS: &[KeyInfo] = &[
         description: "LMTP port",
     },
     KeyInfo {
+        name: "socketmap_enabled",
+        default: "false",
+        secret: false,
+        description: "serve Postfix lookup tables (socketmap: domain, mailbox, alias) so Postfix refuses unknown recipients and expands lists itself",
+    },
+    KeyInfo {
+        name: "socketmap_bind_address",
+        default: "127.0.0.1",
+        secret: false,
+        description: "address the Postfix socketmap listener binds",
+    },
+    KeyInfo {
+        name: "socketmap_bind_port",
+        default: "7026",
+        secret: false,
+        description: "Postfix socketmap port",
+    },
+    KeyInfo {
+        name: "socketmap_max_connections",
+        default: "100",
+        secret: false,
+        description: "concurrent socketmap connections; one more is closed at once",
+    },
+    KeyInfo {
         name: "admin_bind_address",
         default: "127.0.0.1",
         secret: false,

@@ -24,6 +24,7 @@ pub mod run;
 pub mod schedule;
 pub mod scheduler;
 pub mod service;
+pub mod socketmap;
 pub mod tgz;
 pub mod tls;
 

@@ -1,20 +1,57 @@
 //! LMTP delivery into the store: recipients resolved through the directory
 //! (accounts, aliases, distribution lists), quota checked per mailbox, and one
 //! store write per message for all local recipients.
+//!
+//! **A list member that cannot take a message now** (over quota, mailbox in
+//! maintenance) never loses it. The list's recipient is accepted at RCPT when
+//! at least one member can take the message; at the final dot every member
+//! that can take it gets it, and the list's recipient is answered 452 4.2.2
+//! (or 451 4.3.0 for maintenance) when any member was refused, so the client
+//! (Postfix) keeps the message queued for that recipient and retries. On a
+//! retry, a member whose mailbox already holds a message with the same
+//! content digest received within [`LIST_REDELIVERY_WINDOW_MS`] is skipped, so
+//! every member ends with exactly one copy. Each member's fate is logged.
 
 use crate::Service;
 use crate::metrics::{self, Rejection};
 use mv_directory::AccountStatus;
 use mv_lmtp::{Backend, DeliveryOutcome, RcptVerdict};
 use mv_store::DeliverOptions;
-use mv_types::MailboxId;
+use mv_types::{Digest, MailboxId, UtcMillis};
 use std::sync::Arc;
 
-/// The mailbox ids one RCPT TO expands to (several for a distribution list).
-pub type Recipient = Vec<MailboxId>;
+/// How far back a retried list delivery looks for a copy a member already
+/// got: longer than Postfix's `maximal_queue_lifetime` (5 days by default).
+pub const LIST_REDELIVERY_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// One local mailbox an RCPT TO reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub mailbox: MailboxId,
+    /// The account's primary address, for the log.
+    pub email: String,
+}
+
+/// What one RCPT TO resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// The address as the client wrote it.
+    pub address: String,
+    pub members: Vec<Member>,
+    /// Reached through a distribution list: a retry may find members that
+    /// already hold the message.
+    pub list: bool,
+}
 
 pub struct StoreBackend {
     service: Arc<Service>,
+}
+
+/// Why a member cannot take a message now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    OverQuota,
+    Maintenance,
 }
 
 impl StoreBackend {
@@ -39,11 +76,22 @@ impl StoreBackend {
         used.saturating_add(extra) <= quota
     }
 
-    fn quota_of(&self, mbox: MailboxId) -> u64 {
-        let d = self.service.directory();
-        match d.account_by_mailbox_id(mbox) {
-            Ok(Some(a)) => d.effective_quota(&a).unwrap_or(0),
-            _ => 0,
+    /// Whether the member can take `size` bytes now, with the account's
+    /// current status and quota (both may have changed since RCPT).
+    fn refusal(&self, mbox: MailboxId, size: u64) -> Option<Refusal> {
+        let (status, quota) = {
+            let d = self.service.directory();
+            match d.account_by_mailbox_id(mbox) {
+                Ok(Some(a)) => (a.status, d.effective_quota(&a).unwrap_or(0)),
+                _ => (AccountStatus::Active, 0),
+            }
+        };
+        if status == AccountStatus::Maintenance {
+            Some(Refusal::Maintenance)
+        } else if !self.fits(mbox, quota, size) {
+            Some(Refusal::OverQuota)
+        } else {
+            None
         }
     }
 }
@@ -155,36 +203,43 @@ impl Backend for StoreBackend {
 
 impl StoreBackend {
     fn verdict(&self, address: &str, size_hint: Option<u64>) -> RcptVerdict<Recipient> {
-        let accounts = match self.service.directory().resolve_recipient(address) {
-            Ok(a) => a,
-            Err(mv_directory::DirectoryError::InvalidAddress { .. }) => {
-                return RcptVerdict::Unknown;
-            }
-            Err(e) => return RcptVerdict::TempFail(e.to_string()),
-        };
-        let mut mailboxes = Vec::new();
-        let mut over_quota = false;
-        for a in accounts {
-            match a.status {
-                AccountStatus::Closed => continue,
-                // An account being restored or repaired: the sender retries later.
-                AccountStatus::Maintenance => {
-                    return RcptVerdict::TempFail(format!(
-                        "{} is in maintenance; try again later",
-                        a.email
-                    ));
+        let (accounts, list) = {
+            let d = self.service.directory();
+            let accounts = match d.resolve_recipient(address) {
+                Ok(a) => a,
+                Err(mv_directory::DirectoryError::InvalidAddress { .. }) => {
+                    return RcptVerdict::Unknown;
                 }
-                AccountStatus::Active | AccountStatus::Locked => {}
-            }
-            let quota = self.service.directory().effective_quota(&a).unwrap_or(0);
-            if !self.fits(a.mailbox_id, quota, size_hint.unwrap_or(0)) {
-                over_quota = true;
+                Err(e) => return RcptVerdict::TempFail(e.to_string()),
+            };
+            let list = d.get_dl(address.trim()).is_ok();
+            (accounts, list)
+        };
+        let mut members = Vec::new();
+        let (mut over_quota, mut maintenance, mut takers) = (false, None, 0);
+        for a in accounts {
+            if a.status == AccountStatus::Closed {
                 continue;
             }
-            mailboxes.push(a.mailbox_id);
+            match self.refusal(a.mailbox_id, size_hint.unwrap_or(0)) {
+                None => takers += 1,
+                Some(Refusal::OverQuota) => over_quota = true,
+                Some(Refusal::Maintenance) => maintenance = Some(a.email.clone()),
+            }
+            members.push(Member {
+                mailbox: a.mailbox_id,
+                email: a.email,
+            });
         }
-        if !mailboxes.is_empty() {
-            RcptVerdict::Accept(mailboxes)
+        if takers > 0 {
+            RcptVerdict::Accept(Recipient {
+                address: address.to_owned(),
+                members,
+                list,
+            })
+        } else if let Some(email) = maintenance {
+            // An account being restored or repaired: the sender retries later.
+            RcptVerdict::TempFail(format!("{email} is in maintenance; try again later"))
         } else if over_quota {
             RcptVerdict::OverQuota { permanent: false }
         } else {
@@ -199,17 +254,52 @@ impl StoreBackend {
         message: &[u8],
     ) -> Vec<DeliveryOutcome> {
         let size = message.len() as u64;
-        // Quota with the real size now: a recipient whose every mailbox is full is refused.
-        let accepted: Vec<Vec<MailboxId>> = recipients
-            .iter()
-            .map(|r| {
-                r.iter()
-                    .copied()
-                    .filter(|m| self.fits(*m, self.quota_of(*m), size))
-                    .collect()
-            })
-            .collect();
-        let mut all: Vec<MailboxId> = accepted.iter().flatten().copied().collect();
+        let digest = Digest::of(message);
+        let since = UtcMillis(UtcMillis::now().0 - LIST_REDELIVERY_WINDOW_MS);
+        // Per recipient: the members to store into now, and the worst refusal.
+        let mut plans: Vec<(Vec<MailboxId>, Option<Refusal>)> = Vec::new();
+        for r in recipients {
+            let (mut take, mut refused) = (Vec::new(), None);
+            for m in &r.members {
+                if r.list {
+                    match self
+                        .service
+                        .store()
+                        .mailbox(m.mailbox)
+                        .holds_message_since(&digest, since)
+                    {
+                        Ok(true) => {
+                            tracing::info!(list = %r.address, member = %m.email, %digest,
+                                "list member already holds this message; not delivered again");
+                            continue;
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            // Unknown whether it holds a copy: defer rather than duplicate.
+                            tracing::warn!(list = %r.address, member = %m.email, %e,
+                                "duplicate check failed; deferring this member");
+                            refused = Some(Refusal::Maintenance);
+                            continue;
+                        }
+                    }
+                }
+                match self.refusal(m.mailbox, size) {
+                    None => take.push(m.mailbox),
+                    Some(why) => {
+                        if r.list {
+                            tracing::warn!(list = %r.address, member = %m.email, reason = ?why,
+                                "list member cannot take the message now; the list recipient is deferred so the sender retries");
+                        }
+                        // Maintenance (451) outranks quota (452): both are retried.
+                        if refused != Some(Refusal::Maintenance) {
+                            refused = Some(why);
+                        }
+                    }
+                }
+            }
+            plans.push((take, refused));
+        }
+        let mut all: Vec<MailboxId> = plans.iter().flat_map(|p| p.0.iter().copied()).collect();
         all.sort();
         all.dedup();
         let result = if all.is_empty() {
@@ -224,14 +314,28 @@ impl StoreBackend {
             self.service.indexes().wake();
         }
         self.audit(mail_from, message, &all, &result);
-        accepted
+        recipients
             .iter()
-            .map(|mboxes| match (&result, mboxes.is_empty()) {
-                (_, true) => DeliveryOutcome::OverQuota { permanent: false },
-                (Ok(_), false) => DeliveryOutcome::Delivered,
-                (Err(e), false) => {
-                    tracing::error!("delivery failed: {e}");
-                    DeliveryOutcome::Failed(e.to_string())
+            .zip(&plans)
+            .map(|(r, (take, refused))| {
+                if let Err(e) = &result
+                    && !take.is_empty()
+                {
+                    tracing::error!(recipient = %r.address, "delivery failed: {e}");
+                    return DeliveryOutcome::Failed(e.to_string());
+                }
+                if r.list {
+                    for m in r.members.iter().filter(|m| take.contains(&m.mailbox)) {
+                        tracing::info!(list = %r.address, member = %m.email, "delivered to list member");
+                    }
+                }
+                match refused {
+                    None => DeliveryOutcome::Delivered,
+                    Some(Refusal::OverQuota) => DeliveryOutcome::OverQuota { permanent: false },
+                    Some(Refusal::Maintenance) => DeliveryOutcome::Failed(format!(
+                        "a member of {} cannot take mail now (maintenance)",
+                        r.address
+                    )),
                 }
             })
             .collect()

@@ -52,6 +52,9 @@ pub struct ServeOptions {
     pub imap_max_connections: usize,
     pub imap_max_message_size: u64,
     pub imap_throttle: mv_imap::ThrottleConfig,
+    /// Postfix lookup tables (`socketmap_enabled`), and their connection limit.
+    pub socketmap: Option<SocketAddr>,
+    pub socketmap_max_connections: usize,
 }
 
 impl ServeOptions {
@@ -82,6 +85,11 @@ impl ServeOptions {
                     .get_u64("imap_login_failures_per_connection")
                     .clamp(1, 1_000_000) as u32,
             },
+            socketmap: match cfg.get("socketmap_enabled") {
+                Some("true") => Some(addr("socketmap_bind_address", "socketmap_bind_port")?),
+                _ => None,
+            },
+            socketmap_max_connections: cfg.get_u64("socketmap_max_connections").max(1) as usize,
         })
     }
 }
@@ -158,6 +166,10 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
         };
         let imap_listener = bind(options.imap, "imap_bind_port").await?;
         let imaps_listener = bind(options.imaps, "imaps_bind_port").await?;
+        let socketmap_listener = match options.socketmap {
+            Some(addr) => Some(bind(addr, "socketmap_bind_port").await?),
+            None => None,
+        };
         let lmtp_cfg = mv_lmtp::LmtpConfig {
             bind: options.lmtp,
             hostname: mv_directory::config::local_server_name(),
@@ -194,6 +206,21 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
             Arc::new(crate::imap_backend::ImapBackend::new(service.clone())),
             wait_for(stop_rx.clone()),
         ));
+        let socketmap = socketmap_listener
+            .zip(options.socketmap)
+            .map(|(listener, bind)| {
+                let cfg = mv_socketmap::SocketmapConfig {
+                    bind,
+                    max_connections: options.socketmap_max_connections,
+                    ..Default::default()
+                };
+                tokio::spawn(mv_socketmap::serve(
+                    listener,
+                    cfg,
+                    Arc::new(crate::socketmap::DirectoryLookup::new(service.clone())),
+                    wait_for(stop_rx.clone()),
+                ))
+            });
         let app = api::router(service.clone(), token);
         let admin = tokio::spawn(async move {
             axum::serve(
@@ -211,6 +238,9 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
             "imap listening on {} (imaps on {})",
             options.imap, options.imaps
         );
+        if let Some(addr) = options.socketmap {
+            println!("socketmap listening on {addr}");
+        }
         println!("mailvault ready (pid {})", std::process::id());
         terminated.await;
         tracing::info!("shutting down: finishing in-flight deliveries");
@@ -221,10 +251,16 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
         let _ = stop_tx.send(true);
         // Side by side: the whole drain is bounded by the longest of them, and
         // only LMTP waits long (a delivery in flight is being acknowledged).
+        let socketmap = async {
+            if let Some(socketmap) = socketmap {
+                let _ = tokio::time::timeout(Duration::from_secs(5), socketmap).await;
+            }
+        };
         let _ = tokio::join!(
             tokio::time::timeout(Duration::from_secs(40), lmtp),
             tokio::time::timeout(Duration::from_secs(5), imap),
             tokio::time::timeout(Duration::from_secs(5), admin),
+            socketmap,
         );
         Ok::<(), ServeError>(())
     })?;

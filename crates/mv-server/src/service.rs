@@ -842,7 +842,7 @@ impl Service {
                     .store
                     .mailbox(mbox)
                     .items(Some(f), Some(mv_store::apply::TYPE_APPOINTMENT))?;
-                json!({"ics": merge_calendars(items.iter().filter_map(|i| i.content.as_deref()))})
+                json!({"ics": mv_store::pim::merge_calendars(items.iter().filter_map(|i| i.content.as_deref()))})
             }
             Request::ImportContacts {
                 account,
@@ -908,29 +908,6 @@ impl From<tgz::TgzError> for ServiceError {
             tgz::TgzError::Io { .. } => ServiceError::Io(e.to_string()),
         }
     }
-}
-
-/// Joins single-event calendars into one VCALENDAR (for `gru /Calendar`).
-fn merge_calendars<'a>(calendars: impl Iterator<Item = &'a str>) -> String {
-    let mut out = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//mailvault//EN\r\n");
-    for cal in calendars {
-        let mut depth = 0;
-        for line in cal.lines() {
-            let upper = line.to_ascii_uppercase();
-            if upper.starts_with("BEGIN:") && upper != "BEGIN:VCALENDAR" {
-                depth += 1;
-            }
-            if depth > 0 {
-                out.push_str(line);
-                out.push_str("\r\n");
-            }
-            if upper.starts_with("END:") && upper != "END:VCALENDAR" {
-                depth -= 1;
-            }
-        }
-    }
-    out.push_str("END:VCALENDAR\r\n");
-    out
 }
 
 /// Object-safe serialization to JSON values (so `execute` can convert results of

@@ -315,6 +315,25 @@ impl Mailbox {
         })
     }
 
+    /// Whether a message with this content digest was received at or after
+    /// `since`: LMTP asks before delivering a list's message to a member again
+    /// (a retry after some members could not take it), so a member gets one copy.
+    pub fn holds_message_since(
+        &self,
+        digest: &mv_types::Digest,
+        since: mv_types::UtcMillis,
+    ) -> Result<bool, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT 1 FROM item WHERE digest = ?1 AND type = ?2 AND received_ms >= ?3 LIMIT 1",
+                params![&digest.0[..], TYPE_MESSAGE, since.0],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|r| r.is_some())
+        })
+    }
+
     /// The mailbox's change number: it moves with every applied change, so a
     /// protocol session polls it to notice other sessions' writes.
     pub fn change_number(&self) -> Result<u64, StoreError> {

@@ -904,32 +904,45 @@ impl Store {
         self.with_mailbox(id, |g| {
             let (_, view, _) = folder_row(g, folder)?;
             if view != "appointment" && view != "task" {
-                return Err(StoreError::Invalid(format!("folder {folder} holds {view}s, not appointments")));
+                return Err(StoreError::Invalid(format!(
+                    "folder {folder} holds {view}s, not appointments"
+                )));
             }
             let mut next = next_item_id(g)?;
             let mut ops = Vec::new();
             let mut result = CalendarImport::default();
             for ev in events {
-                let existing: Option<(u32, i64, i64)> = q(
+                let existing: Option<(u32, Option<String>)> = q(
                     g,
                     g.conn()
                         .query_row(
-                            "SELECT id, sequence, dtstamp_ms FROM item WHERE cal_uid = ?1 AND type = ?2",
+                            "SELECT id, content FROM item WHERE cal_uid = ?1 AND type = ?2",
                             params![ev.uid, TYPE_APPOINTMENT],
-                            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                            |r| Ok((r.get(0)?, r.get(1)?)),
                         )
                         .optional(),
                 )?;
-                let replaces = match existing {
-                    Some((old, seq, stamp)) => {
-                        if !pim::supersedes((ev.sequence, ev.dtstamp), (seq, UtcMillis(stamp))) {
-                            result.kept_existing.push(ev.uid.clone());
-                            continue;
+                // A series is merged instance by instance: an import of one
+                // changed occurrence replaces that occurrence only.
+                let (replaces, ev) = match existing {
+                    Some((old, content)) => {
+                        match pim::merge_series(content.as_deref().unwrap_or(""), &ev) {
+                            Ok(Some(merged)) => {
+                                result.replaced.push(old);
+                                (old, merged)
+                            }
+                            Ok(None) => {
+                                result.kept_existing.push(ev.uid.clone());
+                                continue;
+                            }
+                            // Stored text that is not a calendar: the import replaces it.
+                            Err(_) => {
+                                result.replaced.push(old);
+                                (old, ev)
+                            }
                         }
-                        result.replaced.push(old);
-                        old
                     }
-                    None => 0,
+                    None => (0, ev),
                 };
                 let new_id = next;
                 next += 1;

@@ -92,6 +92,8 @@ struct Verifier<'a> {
     report: VerifyReport,
     /// Digests to read → where they are referenced (session, email).
     to_read: HashMap<Digest, Vec<(String, String)>>,
+    /// Blob references found in no sound pack, over every session checked.
+    missing_blobs: u64,
 }
 
 impl Verifier<'_> {
@@ -217,6 +219,7 @@ impl Verifier<'_> {
             }
         }
         if missing > 0 {
+            self.missing_blobs += missing;
             self.problem(
                 Some(&label),
                 Some(lst),
@@ -386,22 +389,10 @@ pub fn verify(target: &dyn Target, opts: &VerifyOptions) -> Result<VerifyReport>
         },
         pool,
         to_read: HashMap::new(),
+        missing_blobs: 0,
     };
     for p in v.pool.problems.clone() {
         v.problem(None, Some(p.path), p.message, Vec::new());
-    }
-    for zip in v.pool.orphans.clone() {
-        let idx = format!("{}.idx", zip.strip_suffix(".zip").unwrap_or(&zip));
-        v.problem(
-            None,
-            Some(idx),
-            format!(
-                "pack index is missing: the blobs of {zip} cannot be found (an interrupted \
-                 backup leaves such a pack and the next one removes it; otherwise run a full \
-                 backup, which writes the blobs again)"
-            ),
-            Vec::new(),
-        );
     }
     // accounts.xml is derived from the sessions, but it is what people and the
     // tools read first: damage to it is said, with what repairs it.
@@ -495,6 +486,24 @@ pub fn verify(target: &dyn Target, opts: &VerifyOptions) -> Result<VerifyReport>
             .collect();
         who.sort();
         v.problem(None, None, gap.to_string(), who);
+    }
+    // A pack without its index is what an interrupted backup leaves (the next
+    // one removes it): harmless while every blob the sessions reference is
+    // found. When some are not, the missing index is the likely cause: name it.
+    if v.missing_blobs > 0 {
+        for zip in v.pool.orphans.clone() {
+            let idx = format!("{}.idx", zip.strip_suffix(".zip").unwrap_or(&zip));
+            v.problem(
+                None,
+                Some(idx),
+                format!(
+                    "pack index is missing: the blobs of {zip} cannot be found (an interrupted \
+                     backup leaves such a pack and the next one removes it; otherwise run a full \
+                     backup, which writes the blobs again)"
+                ),
+                Vec::new(),
+            );
+        }
     }
     v.read_blobs();
     Ok(v.report)

@@ -121,8 +121,8 @@ fn main() -> ExitCode {
         }
     };
     // Only init (and demo, in a home of its own) create a home, and zmrestoreldap
-    // rebuilding one from a named backup after a disaster: a mistyped
-    // MAILVAULT_HOME must not become a new, empty one.
+    // rebuilding one from a named backup after a disaster (its listings of a named
+    // source need none): a mistyped MAILVAULT_HOME must not become a new, empty one.
     let needs_home = match &cli.command {
         Command::Demo(_)
         | Command::Init(_)
@@ -130,7 +130,7 @@ fn main() -> ExitCode {
         | Command::Hostname(_)
         | Command::Control(_) => false,
         Command::Redodump(a) => a.needs_home(),
-        Command::Restoreldap(a) => !a.builds_a_home(),
+        Command::Restoreldap(a) => a.needs_a_home(),
         _ => true,
     };
     if needs_home && !home.is_initialized() {

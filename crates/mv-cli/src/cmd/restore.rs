@@ -438,14 +438,70 @@ pub struct RestoreLdapArgs {
 }
 
 impl RestoreLdapArgs {
-    /// A restore of the directory from a named source (`-t` or `-o`) is how a
-    /// fresh home is rebuilt after a disaster: it may make the home, as `init`
-    /// does. Listing, or reading the home's own default target, never does.
-    pub fn builds_a_home(&self) -> bool {
-        (self.target.is_some() || self.from_dir.is_some())
-            && !self.list_labels
-            && !self.list_accounts
+    /// With a named source (`-t` or `-o`) zmrestoreldap needs no home: a listing
+    /// reads only the source, and a restore is how a fresh home is rebuilt after
+    /// a disaster (it makes the home, as `init` does). Without one it reads the
+    /// home's own default target, so the home must exist.
+    pub fn needs_a_home(&self) -> bool {
+        self.target.is_none() && self.from_dir.is_none()
     }
+
+    fn listing(&self) -> bool {
+        self.list_labels || self.list_accounts
+    }
+}
+
+/// The directory entries of `-o DIR` (a directory holding ldap.bak), or of a
+/// session of `target`; with the name to show for them.
+fn ldap_source(
+    args: &RestoreLdapArgs,
+    target: &dyn mv_backup::target::Target,
+    label: Option<mv_backup::Label>,
+) -> anyhow::Result<(String, Vec<mv_directory::Entry>)> {
+    match &args.from_dir {
+        Some(dir) => {
+            let path = if dir.join("ldap.bak").is_file() {
+                dir.join("ldap.bak")
+            } else {
+                dir.join("ldap").join("ldap.bak")
+            };
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("reading {} (-o DIR holds ldap.bak)", path.display()))?;
+            let shown = path.display().to_string();
+            let entries = mv_backup::ldap::parse_ldap(&shown, &bytes)?;
+            Ok((shown, entries))
+        }
+        None => Ok(mv_backup::ldap::read_ldap(target, label)?),
+    }
+}
+
+/// `-lbs` and `-l`: what a source holds, read and printed, nothing written.
+fn list_ldap(
+    args: &RestoreLdapArgs,
+    target: &dyn mv_backup::target::Target,
+    label: Option<mv_backup::Label>,
+) -> anyhow::Result<ExitCode> {
+    if args.list_labels {
+        let sessions = mv_backup::ldap::ldap_sessions(target)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&sessions)?);
+        } else {
+            for s in &sessions {
+                println!("{}", s.label);
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (_, entries) = ldap_source(args, target, label)?;
+    let accounts = mv_backup::ldap::ldap_accounts(&entries);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&accounts)?);
+    } else {
+        for a in &accounts {
+            println!("{}", a.email);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn restore_ldap(home: &Home, args: RestoreLdapArgs) -> anyhow::Result<ExitCode> {
@@ -460,11 +516,22 @@ pub fn restore_ldap(home: &Home, args: RestoreLdapArgs) -> anyhow::Result<ExitCo
         }
         None => None,
     };
-    if let Some(t) = &args.target
-        && let Err(e) = mv_backup::target::open_existing(t, home)
+    let named = match &args.target {
+        Some(t) => match mv_backup::target::open_existing(t, home) {
+            Ok(target) => Some(target),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        },
+        None => None,
+    };
+    // A listing of a named target reads only the target: it neither makes nor
+    // locks the home, so it works on a fresh machine and beside a running server.
+    if args.listing()
+        && let Some(target) = &named
     {
-        eprintln!("error: {e}");
-        return Ok(ExitCode::from(1));
+        return list_ldap(&args, target.as_ref(), label);
     }
     home.open()?;
     let _lock = match HomeLock::acquire(home.root()) {
@@ -477,44 +544,10 @@ pub fn restore_ldap(home: &Home, args: RestoreLdapArgs) -> anyhow::Result<ExitCo
     let result = (|| -> anyhow::Result<ExitCode> {
         let (service, _) = mv_server::Service::open(home)?;
         let target = mv_server::backup::target_for(&service, args.target.as_deref())?;
-        if args.list_labels {
-            let sessions = mv_backup::ldap::ldap_sessions(target.as_ref())?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&sessions)?);
-            } else {
-                for s in &sessions {
-                    println!("{}", s.label);
-                }
-            }
-            return Ok(ExitCode::SUCCESS);
+        if args.listing() {
+            return list_ldap(&args, target.as_ref(), label);
         }
-        let (source, entries) = match &args.from_dir {
-            Some(dir) => {
-                let path = if dir.join("ldap.bak").is_file() {
-                    dir.join("ldap.bak")
-                } else {
-                    dir.join("ldap").join("ldap.bak")
-                };
-                let bytes = std::fs::read(&path).with_context(|| {
-                    format!("reading {} (-o DIR holds ldap.bak)", path.display())
-                })?;
-                let shown = path.display().to_string();
-                let entries = mv_backup::ldap::parse_ldap(&shown, &bytes)?;
-                (shown, entries)
-            }
-            None => mv_backup::ldap::read_ldap(target.as_ref(), label)?,
-        };
-        if args.list_accounts {
-            let accounts = mv_backup::ldap::ldap_accounts(&entries);
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&accounts)?);
-            } else {
-                for a in &accounts {
-                    println!("{}", a.email);
-                }
-            }
-            return Ok(ExitCode::SUCCESS);
-        }
+        let (source, entries) = ldap_source(&args, target.as_ref(), label)?;
         let summary = service.restore_directory(&entries, &args.accounts)?;
         // A rebuilt server: its identity, and its backups go on into the target it
         // was rebuilt from.

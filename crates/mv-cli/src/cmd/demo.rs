@@ -99,6 +99,11 @@ impl Drop for ServerGuard {
 #[derive(Clone, Copy)]
 struct Blocked(libc::sigset_t);
 
+/// Set by the cleanup thread as soon as a signal arrives: a step that fails
+/// because the server is being stopped is not the demo's failure, and the
+/// process must end with the cleanup's exit status, not that step's.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Ctrl-C, SIGTERM or SIGHUP (a closed terminal): stop the server, remove the
 /// demo home, exit 130. The signals are blocked here and taken by one thread
 /// with sigwait, so the cleanup runs as ordinary code, not in a handler.
@@ -121,6 +126,7 @@ fn cleanup_on_signal(dir: PathBuf, server: Arc<AtomicU32>) -> Blocked {
         if unsafe { libc::sigwait(&blocked.0, &mut sig) } != 0 {
             return;
         }
+        INTERRUPTED.store(true, Ordering::SeqCst);
         let pid = server.load(Ordering::SeqCst);
         if pid != 0 {
             // SAFETY: signalling and reaping our own child; no memory effects here.
@@ -140,6 +146,17 @@ fn cleanup_on_signal(dir: PathBuf, server: Arc<AtomicU32>) -> Blocked {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let result = run_demo(args);
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        // The cleanup thread stops the server, removes the home and exits 130.
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+    result
+}
+
+fn run_demo(args: Args) -> anyhow::Result<ExitCode> {
     let dir = tempfile::Builder::new()
         .prefix("mailvault-demo-")
         .tempdir()?;

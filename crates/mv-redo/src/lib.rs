@@ -22,8 +22,8 @@
 //! Never call `append` or `rollover` while holding an unreleased ticket.
 
 pub mod archive;
-pub mod continuation;
 pub mod checkpoint;
+pub mod continuation;
 pub mod dump;
 pub mod error;
 pub mod format;
@@ -38,8 +38,8 @@ mod tests;
 mod testutil;
 
 pub use archive::{ArchivedLog, check_chain, list_archive, logs_in_dir};
-pub use continuation::{Continuation, continue_at};
 pub use checkpoint::Checkpoint;
+pub use continuation::{Continuation, continue_at};
 pub use dump::DumpOptions;
 pub use error::RedoError;
 pub use format::{DecodeError, FileHeader, Record, decode_record, encode_record};

@@ -667,6 +667,26 @@ impl Pool {
     }
 }
 
+/// Removes the pack files without an index: a backup writes a pack's zip, then
+/// its index ([`PackWriter::seal`]), so a zip alone was left by a backup
+/// interrupted between the two (or by a power cut that kept the one and not the
+/// other) and no session refers to its blobs. Call with the target's lock held,
+/// before writing packs. Returns the removed paths.
+pub fn remove_orphans(target: &dyn Target) -> Result<Vec<String>> {
+    let objects = target.list("packs/")?;
+    let names: std::collections::HashSet<&str> = objects.iter().map(|o| o.path.as_str()).collect();
+    let mut removed = Vec::new();
+    for o in &objects {
+        if let Some(stem) = o.path.strip_suffix(".zip")
+            && !names.contains(format!("{stem}.idx").as_str())
+        {
+            target.delete(&o.path)?;
+            removed.push(o.path.clone());
+        }
+    }
+    Ok(removed)
+}
+
 /// Reads, decompresses and checks one blob at a known location.
 pub fn read_at(target: &dyn Target, loc: &BlobLocation, d: &Digest) -> Result<Vec<u8>> {
     let stored = target.get_range(&loc.path, loc.offset, loc.stored_len)?;

@@ -210,6 +210,9 @@ pub fn prepare(source: &Source, target: Arc<dyn Target>, opts: BackupOptions) ->
         tracing::warn!("removed tmp/{label}, left by an interrupted backup");
     }
     target.purge_retired()?;
+    for zip in crate::pack::remove_orphans(target.as_ref())? {
+        tracing::warn!("removed {zip}, a pack without an index left by an interrupted backup");
+    }
     let accounts = resolve_accounts(source, &opts.accounts)?;
     let catalog = Catalog::load(target.as_ref())?;
     let now = opts.clock.now();

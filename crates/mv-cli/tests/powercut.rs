@@ -17,9 +17,10 @@
 //! `MAILVAULT_POWERCUT_ROUNDS=200 cargo test -p mv-cli --test powercut -- --nocapture`,
 //! `MAILVAULT_POWERCUT_SEED` to repeat a run's timings). They are not on by
 //! default yet: about one run in five still fails — a server that refuses to
-//! start with a change gap (the recorded checkpoint is past a database commit
-//! that did not survive the cut), or an IMAP connection dropped while fetching
-//! every message after a restart.
+//! start with a change gap (a database commit below the checkpoint recorded at
+//! a rollover did not survive the cut; the checkpoint and state files printed
+//! are those recovery started from: a failed start records none), or an IMAP
+//! connection dropped while fetching every message after a restart.
 
 mod common;
 mod lazyfs;
@@ -381,7 +382,10 @@ impl Imap {
                 break;
             }
             if let Some(rest) = u.text.strip_prefix(&format!("{tag} ")) {
-                return Ok((out, rest.starts_with("OK")));
+                let ok = rest.starts_with("OK");
+                // Last, so that a failure can say what the server answered.
+                out.push(u);
+                return Ok((out, ok));
             }
             out.push(u);
         }
@@ -483,7 +487,12 @@ fn fetch_all(port: u16, server: &Server) -> Seen {
         let (all, okd) = imap
             .cmd("UID FETCH 1:* (FLAGS BODY.PEEK[])")
             .unwrap_or_else(|e| fail("FETCH", e));
-        assert!(okd, "FETCH in {folder}");
+        assert!(
+            okd,
+            "FETCH in {folder} after a restart: {:?}; the server's stderr:\n{}",
+            all.last().map(|u| &u.text),
+            server.stderr.lock().unwrap()
+        );
         for u in all {
             let Some(body) = u.literals.first() else {
                 continue;

@@ -19,8 +19,8 @@ use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// A storage volume (`zmvolume -l`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -73,6 +73,12 @@ pub struct BlobStore {
     /// and fsynced by name at the next checkpoint.
     per_file: bool,
     dirty: Mutex<Dirty>,
+    /// Held by every checkpoint from the moment it takes what is noted as
+    /// unsynced (here and in the mailboxes) until its syncs have returned: a
+    /// second checkpoint finds the notes already taken, and without this wait it
+    /// would record a checkpoint over writes whose fsyncs were still running
+    /// (a power cut then loses writes the record says are durable).
+    sync_lock: Arc<SyncLock>,
 }
 
 /// Files and directories written since the last checkpoint ([`SyncMode::PerFile`]).
@@ -137,6 +143,7 @@ impl BlobStore {
             roots: Vec::new(),
             per_file: false,
             dirty: Mutex::new(Dirty::default()),
+            sync_lock: Arc::new(SyncLock::default()),
         };
         bs.classify()?;
         Ok(bs)
@@ -403,6 +410,20 @@ impl BlobStore {
     /// since the last checkpoint ([`Self::note_written`]) where one does not. On
     /// failure the noted files stay noted for the next checkpoint.
     pub fn checkpoint(&self) -> Result<(), BlobError> {
+        let held = self.sync_lock();
+        self.checkpoint_holding(&held)
+    }
+
+    /// Waits for any checkpoint's syncs under way and keeps others from
+    /// starting: hold it from taking what is noted as unsynced (the files here,
+    /// the mailbox databases' flags) until the syncs have returned, then call
+    /// [`Self::checkpoint_holding`].
+    pub fn sync_lock(&self) -> SyncHeld {
+        SyncLock::acquire(&self.sync_lock)
+    }
+
+    /// [`Self::checkpoint`] for a caller holding [`Self::sync_lock`].
+    pub fn checkpoint_holding(&self, _held: &SyncHeld) -> Result<(), BlobError> {
         let dirty = self.take_dirty();
         let res = dirty.sync().and_then(|()| sync_each(&self.syncfs_roots()));
         if res.is_err() {
@@ -415,20 +436,29 @@ impl BlobStore {
     /// other work meanwhile; [`SyncInFlight::wait`] says when it is done.
     pub fn checkpoint_in_background(&self) -> SyncInFlight {
         let roots = self.syncfs_roots();
-        // Taken now: files noted later are the next checkpoint's. A failure is
-        // reported to the waiter, who treats the whole work as not durable.
-        let dirty = std::sync::Arc::new(self.take_dirty());
+        // Taken now, under the sync lock the thread keeps until its syncs are
+        // done (see `sync_lock`): files noted later are the next checkpoint's.
+        // A failure is reported to the waiter, who treats the whole work as not
+        // durable.
+        let held = self.sync_lock();
+        let dirty = Arc::new(self.take_dirty());
         let run = |dirty: &Dirty, roots: &[PathBuf]| dirty.sync().and_then(|()| sync_each(roots));
         let spawned = std::thread::Builder::new()
             .name("store-sync".into())
             .spawn({
                 let roots = roots.clone();
                 let dirty = dirty.clone();
-                move || run(&dirty, &roots)
+                move || {
+                    let _held = held;
+                    run(&dirty, &roots)
+                }
             });
         match spawned {
             Ok(handle) => SyncInFlight::Running(handle),
-            Err(_) => SyncInFlight::Done(run(&dirty, &roots)),
+            Err(_) => {
+                let _held = self.sync_lock();
+                SyncInFlight::Done(run(&dirty, &roots))
+            }
         }
     }
 
@@ -566,6 +596,35 @@ fn sync_each(roots: &[PathBuf]) -> Result<(), BlobError> {
     Ok(())
 }
 
+/// See [`BlobStore::sync_lock`]: a lock whose holding can move to the thread
+/// that runs the syncs.
+#[derive(Default)]
+struct SyncLock {
+    busy: Mutex<bool>,
+    freed: Condvar,
+}
+
+impl SyncLock {
+    fn acquire(lock: &Arc<SyncLock>) -> SyncHeld {
+        let mut busy = lock.busy.lock().unwrap_or_else(|p| p.into_inner());
+        while *busy {
+            busy = lock.freed.wait(busy).unwrap_or_else(|p| p.into_inner());
+        }
+        *busy = true;
+        SyncHeld(lock.clone())
+    }
+}
+
+/// [`BlobStore::sync_lock`] held; released when dropped.
+pub struct SyncHeld(Arc<SyncLock>);
+
+impl Drop for SyncHeld {
+    fn drop(&mut self) {
+        *self.0.busy.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.0.freed.notify_one();
+    }
+}
+
 /// A [`BlobStore::checkpoint_in_background`] under way.
 pub enum SyncInFlight {
     Running(std::thread::JoinHandle<Result<(), BlobError>>),
@@ -672,6 +731,40 @@ mod tests {
                 .unwrap();
             assert!(fast.dirty.lock().unwrap().files.is_empty());
         }
+    }
+
+    /// A checkpoint waits for one whose syncs are under way (it would find the
+    /// notes of what is unsynced already taken and return before those fsyncs
+    /// did), including one run in the background.
+    #[test]
+    fn a_checkpoint_waits_for_the_syncs_of_one_under_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let bs = Arc::new(
+            BlobStore::open(&dir.path().join("store"))
+                .unwrap()
+                .per_file_everywhere(),
+        );
+        let held = bs.sync_lock();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let t = std::thread::spawn({
+            let (bs, done) = (bs.clone(), done.clone());
+            move || {
+                bs.checkpoint().unwrap();
+                done.store(true, Ordering::SeqCst);
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(
+            !done.load(Ordering::SeqCst),
+            "returned during another's syncs"
+        );
+        drop(held);
+        t.join().unwrap();
+        assert!(done.load(Ordering::SeqCst));
+        // The background one holds the lock until its syncs returned.
+        let running = bs.checkpoint_in_background();
+        running.wait().unwrap();
+        let _again = bs.sync_lock();
     }
 
     #[test]

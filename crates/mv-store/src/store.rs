@@ -73,6 +73,12 @@ pub struct Store {
     mailboxes: Arc<Mutex<HashMap<MailboxId, Arc<Mailbox>>>>,
     /// See [`StoreOptions::exclusive_databases`].
     exclusive_databases: bool,
+    /// Crash recovery finished: until then no checkpoint is recorded. A
+    /// recovery that failed (a change gap) drops the store, and a checkpoint
+    /// recorded at that close would claim the records it could not apply, so
+    /// that the next start skipped them (and hid which checkpoint recovery had
+    /// started from).
+    recovered: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -104,6 +110,7 @@ impl Store {
             blobs,
             mailboxes,
             exclusive_databases,
+            recovered: std::sync::atomic::AtomicBool::new(false),
         };
         store.blobs.clear_staging()?;
         let mut report = OpenReport {
@@ -114,6 +121,9 @@ impl Store {
         report.reapplied = replay.applied;
         report.blobs_repaired = store.repair_blobs(&recovery.records)?;
         store.sweep_at_open(report.reapplied > 0)?;
+        store
+            .recovered
+            .store(true, std::sync::atomic::Ordering::Release);
         if report.reapplied > 0 || report.truncated_bytes > 0 || report.blobs_repaired > 0 {
             tracing::warn!(
                 truncated_bytes = report.truncated_bytes,
@@ -254,7 +264,11 @@ impl Store {
     /// the redo position it covers (crash recovery starts there). Called at
     /// shutdown too.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        let covered = self.redo.applied_position();
+        let covered = self
+            .recovered
+            .load(std::sync::atomic::Ordering::Acquire)
+            .then(|| self.redo.applied_position())
+            .flatten();
         sync_store(&self.blobs, &self.mailboxes, &self.home.mailbox_db_dir())?;
         if let Some(pos) = covered {
             self.redo.record_checkpoint(pos)?;
@@ -717,12 +731,18 @@ impl Drop for RecordSavepoint<'_> {
 
 /// A checkpoint's syncs: the blob store's (`syncfs`, or each file written), and
 /// where the store fsyncs file by file, each mailbox database locked since the
-/// last checkpoint and the directory holding them.
+/// last checkpoint and the directory holding them. One at a time (the blob
+/// store's sync lock, held until the syncs return): the rollover's checkpoint
+/// and [`Store::checkpoint`] (shutdown, replays) run on different threads, and
+/// one that found the unsynced notes already taken by the other returned at
+/// once, so a checkpoint was recorded while the fsyncs it relied on were still
+/// running.
 fn sync_store(
     blobs: &BlobStore,
     mailboxes: &Mutex<HashMap<MailboxId, Arc<Mailbox>>>,
     db_dir: &Path,
 ) -> Result<(), StoreError> {
+    let held = blobs.sync_lock();
     if blobs.per_file() {
         let handles: Vec<Arc<Mailbox>> = mailboxes
             .lock()
@@ -740,11 +760,16 @@ fn sync_store(
             mv_home::fsync_dir(db_dir).map_err(|e| StoreError::io(db_dir, e))?;
         }
     }
-    Ok(blobs.checkpoint()?)
+    Ok(blobs.checkpoint_holding(&held)?)
 }
 
 impl Drop for Store {
     fn drop(&mut self) {
+        if !self.recovered.load(std::sync::atomic::Ordering::Acquire) {
+            // Crash recovery failed: nothing is claimed clean or checkpointed;
+            // the connections close with their own syncs.
+            return;
+        }
         if let Err(e) = self.mark_clean_at_close() {
             tracing::warn!("the next start will sweep every mailbox: {e}");
         }

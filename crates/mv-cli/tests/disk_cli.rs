@@ -9,36 +9,8 @@ mod opsutil;
 use common::*;
 use opsutil::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
-
-/// A tmpfs mounted for the test, unmounted at the end.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(at).unwrap();
-        let o = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .output()
-            .expect("running mount");
-        assert!(
-            o.status.success(),
-            "cannot mount a tmpfs at {} (the disk monitor test needs root): {}",
-            at.display(),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        Tmpfs(at.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 fn disk_json(env: &Env) -> Value {
     let o = mailvault(env, &["disk", "--json"]);

@@ -383,33 +383,6 @@ fn admin_api_checks_the_token_and_limits_before_reading_and_never_makes_targets(
     assert!(env.root.join("backups/t1/sessions").is_dir());
 }
 
-/// A tmpfs mounted for the test (root only, as CI runs), unmounted at the end.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(at).unwrap();
-        let o = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .output()
-            .expect("running mount");
-        assert!(
-            o.status.success(),
-            "cannot mount a tmpfs at {} (this test needs root): {}",
-            at.display(),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        Tmpfs(at.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_full_target_disk_is_named_as_the_target_not_the_home() {
     let env = Env::new();

@@ -11,7 +11,6 @@ use opsutil::*;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -309,47 +308,6 @@ fn audit_lines_and_metrics_say_what_happened() {
         &["admin login", "peer=127.0.0.1:", "wrong admin token"],
     );
     assert!(!log.contains("Corr3ct-Horse"), "a password in the log");
-}
-
-/// A tmpfs mounted for the test, unmounted at the end.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Tmpfs {
-        let o = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(at)
-            .output()
-            .expect("running mount");
-        assert!(
-            o.status.success(),
-            "cannot mount a tmpfs at {} (this test needs root): {}",
-            at.display(),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        Tmpfs(at.to_path_buf())
-    }
-
-    fn resize(&self, size: &str) {
-        let o = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.0)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 #[test]

@@ -90,3 +90,47 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
 pub fn free_port() -> u16 {
     mv_home::ports::free_loopback_port().unwrap()
 }
+
+/// A tmpfs mounted for a test (root only, as CI runs), owner-only like a home,
+/// unmounted at the end.
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    pub fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        let o = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .output()
+            .expect("running mount");
+        assert!(
+            o.status.success(),
+            "cannot mount a tmpfs at {} (this test needs root): {}",
+            at.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Tmpfs(at.to_path_buf())
+    }
+
+    /// A new size for the mounted filesystem (a disk that fills, then has room).
+    pub fn resize(&self, size: &str) {
+        let o = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}

@@ -1,0 +1,298 @@
+//! The redo records a restore replays into the mailbox it rebuilds: those of
+//! the source mailbox after its snapshot, up to the restore point, read from
+//! the target's logs and the home's archive.
+
+use super::*;
+
+/// Gathers the records of one mailbox to replay into the restored one.
+pub(super) struct Collector {
+    pub(super) from: MailboxId,
+    /// Records with a change at or below this are in the snapshot.
+    pub(super) after_change: u64,
+    pub(super) opts: RestoreOptions,
+    /// Deletes left out so far (`--skipDeletes`): later changes move down by it so
+    /// they stay consecutive.
+    pub(super) renumber: u64,
+    pub(super) skipped_deletes: u64,
+    /// The time of the last record kept.
+    pub(super) last_time: Option<UtcMillis>,
+    /// The highest sequence read so far.
+    pub(super) last_seq: Option<u64>,
+    /// The restore point or the mailbox's deletion was reached.
+    pub(super) done: bool,
+    /// Content records of the transaction being read: kept only if a kept record
+    /// of the same transaction uses them (every CreateMessage is logged with its
+    /// PutBlob in one commit).
+    pub(super) txn: Option<TxnId>,
+    pub(super) blobs: Vec<Record>,
+    pub(super) out: Vec<Record>,
+    /// The mailbox's history ended in an in-place restore that replaced it: the
+    /// deletion record, which names the replacement and the restore's source.
+    pub(super) replaced: Option<mv_redo::ops::DeleteMailbox>,
+    /// Rebuilding an in-place restore's source: its records up to this change.
+    pub(super) stop_at: Option<u64>,
+}
+
+impl Collector {
+    pub(super) fn new(from: MailboxId, after_change: u64, opts: &RestoreOptions) -> Collector {
+        Collector {
+            from,
+            after_change,
+            opts: opts.clone(),
+            renumber: 0,
+            skipped_deletes: 0,
+            last_time: None,
+            last_seq: None,
+            done: false,
+            txn: None,
+            blobs: Vec::new(),
+            out: Vec::new(),
+            replaced: None,
+            stop_at: None,
+        }
+    }
+
+    pub(super) fn take(&mut self) -> Vec<Record> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Reads files in order (already cut to the restore point by sequence).
+    /// Errors end the read with `--ignoreRedoErrors` (and are reported).
+    pub(super) fn read(
+        &mut self,
+        files: &[PathBuf],
+        report: &mut AccountRestoreReport,
+    ) -> Result<()> {
+        for item in mv_redo::read_files(files) {
+            if self.done {
+                break;
+            }
+            let l = match item {
+                Ok(l) => l,
+                Err(e) if self.opts.ignore_redo_errors => {
+                    report.skipped.push(e.to_string());
+                    self.done = true;
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            self.last_seq = Some(self.last_seq.map_or(l.sequence, |s| s.max(l.sequence)));
+            self.push(l.record);
+        }
+        Ok(())
+    }
+
+    pub(super) fn push(&mut self, mut r: Record) {
+        if self.opts.to_time.is_some_and(|t| r.timestamp > t) {
+            self.done = true;
+            return;
+        }
+        if self.txn != Some(r.txn) {
+            self.txn = Some(r.txn);
+            self.blobs.clear();
+        }
+        if r.mailbox.0 == 0 {
+            if matches!(r.op, Op::PutBlob(_)) {
+                self.blobs.push(r);
+            }
+            return;
+        }
+        if r.mailbox != self.from || r.change.0 <= self.after_change {
+            return;
+        }
+        if self.stop_at.is_some_and(|c| r.change.0 > c) {
+            self.done = true;
+            return;
+        }
+        self.after_change = r.change.0;
+        if let Op::DeleteMailbox(d) = &r.op {
+            // The mailbox's history ends: what is restored is its state just before,
+            // unless an in-place restore replaced it (history goes on from there).
+            if d.replaced_by.is_some() {
+                self.replaced = Some(d.clone());
+            }
+            self.done = true;
+            return;
+        }
+        if self.opts.skip_deletes && r.op.is_delete() {
+            self.skipped_deletes += 1;
+            self.renumber += 1;
+            return;
+        }
+        if let Some(d) = r.op.referenced_digest()
+            && let Some(i) = self
+                .blobs
+                .iter()
+                .position(|b| matches!(&b.op, Op::PutBlob(p) if p.digest == d))
+        {
+            let blob = self.blobs.swap_remove(i);
+            self.out.push(blob);
+        }
+        // Changes stay consecutive when deletes are left out.
+        r.change = ChangeNumber(r.change.0 - self.renumber);
+        self.last_time = Some(r.timestamp);
+        self.out.push(r);
+    }
+
+    /// With several restore points, the time actually used.
+    pub(super) fn note_time(&self) -> Option<UtcMillis> {
+        let opts = &self.opts;
+        let points = [
+            opts.to_time.is_some(),
+            opts.to_redo_seq.is_some(),
+            opts.to_incr_label.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count()
+        .max(opts.restore_points);
+        (points > 1).then(|| {
+            opts.to_time
+                .into_iter()
+                .chain(self.last_time)
+                .min()
+                .unwrap_or(UtcMillis(0))
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn collect_records(
+    run: &mut RestoreRun,
+    source: &Source,
+    target: &dyn Target,
+    sessions: &[&Session],
+    full: &Session,
+    meta: &AccountMeta,
+    opts: &RestoreOptions,
+    collector: &mut Collector,
+    report: &mut AccountRestoreReport,
+) -> Result<Vec<PathBuf>> {
+    // sequence → file, first source wins.
+    let mut files: BTreeMap<u64, PathBuf> = BTreeMap::new();
+    let mut incr_last: BTreeMap<Label, u64> = BTreeMap::new();
+    // Redo logs a session lists that are not in the target.
+    let mut missing: Vec<String> = Vec::new();
+    // Downloaded copies (object-store targets), kept until the logs are read.
+    let mut fetched = Vec::new();
+    // Incrementals hold redo logs; so do auto-grouped fulls, the full itself
+    // included (logs archived after its snapshots).
+    for s in sessions.iter().filter(|s| s.label >= full.label) {
+        for l in &s.redo_logs {
+            if l.seq < meta.redo_seq || files.contains_key(&l.seq) {
+                continue;
+            }
+            let r = rel(&s.label, &format!("redologs/{}", l.name));
+            let Some(local) = crate::target::fetch_local(target, &r)? else {
+                missing.push(format!("{}/{r}", target.url()));
+                continue;
+            };
+            files.insert(l.seq, local.path().to_path_buf());
+            fetched.push(local);
+            let e = incr_last.entry(s.label).or_insert(l.seq);
+            *e = (*e).max(l.seq);
+        }
+        // No new log since the session before (the current log was empty): it holds
+        // what that one held, or the full alone.
+        let held = files
+            .keys()
+            .next_back()
+            .map_or(meta.redo_seq.saturating_sub(1), |q| *q);
+        incr_last.entry(s.label).or_insert(held);
+    }
+    if !opts.backup_redo_only {
+        // Everything committed before the restore run began goes to closed files
+        // (once per run: later accounts read the same archive).
+        if !run.rolled_over {
+            source.store.redo().rollover()?;
+            run.rolled_over = true;
+        }
+        let archive = source.store.home().redo_archive_dir();
+        if archive.is_dir() {
+            for l in mv_redo::list_archive(&archive)? {
+                files.entry(l.sequence).or_insert(l.path);
+            }
+        }
+    }
+    files.retain(|s, _| *s >= meta.redo_seq);
+    // The chain from the snapshot's sequence.
+    // The snapshot's own log holds the records right after it: it must be there too
+    // (unless there is nothing to replay at all).
+    let seqs: Vec<u64> = files.keys().copied().collect();
+    let chain = match seqs.first() {
+        Some(&first) if first > meta.redo_seq => Err(mv_redo::RedoError::Gap {
+            first_missing: meta.redo_seq,
+            last_missing: first - 1,
+        }),
+        _ => mv_redo::check_chain(&seqs),
+    };
+    // Restore points: the earliest wins.
+    let mut seq_limit = opts.to_redo_seq;
+    if let Some(l) = opts.to_incr_label {
+        let last = incr_last.get(&l).copied().ok_or_else(|| {
+            BackupError::Invalid(format!("{l}: not an incremental after {}", full.label))
+        })?;
+        seq_limit = Some(seq_limit.map_or(last, |s| s.min(last)));
+    }
+    let missing_error = |e: mv_redo::RedoError| -> BackupError {
+        match missing.first() {
+            Some(first) => BackupError::Corrupt {
+                path: first.clone(),
+                reason: format!(
+                    "missing from the backup target; {e} \
+                     (restore with --ignoreRedoErrors to skip the missing range)"
+                ),
+            },
+            None => e.into(),
+        }
+    };
+    // A hole that only a restore point by time may lie before: replay up to it,
+    // and fail only if the point was not reached there.
+    let mut hole_after = None;
+    if let Err(e) = chain {
+        let first_missing = match &e {
+            mv_redo::RedoError::Gap { first_missing, .. } => Some(*first_missing),
+            _ => None,
+        };
+        match first_missing {
+            // Past the restore point (a redo sequence or an incremental's end):
+            // nothing there is replayed anyway.
+            Some(g) if seq_limit.is_some_and(|l| l < g) => files.retain(|s, _| *s < g),
+            Some(g) if opts.to_time.is_some() && !opts.ignore_redo_errors => {
+                files.retain(|s, _| *s < g);
+                hole_after = Some(e);
+            }
+            _ if !opts.ignore_redo_errors => return Err(missing_error(e)),
+            _ => {
+                if let mv_redo::RedoError::Gap {
+                    first_missing,
+                    last_missing,
+                } = e
+                {
+                    report.skipped.push(format!(
+                        "redo log sequences {first_missing} through {last_missing} are \
+                         missing; records from sequence {first_missing} on were not replayed"
+                    ));
+                    files.retain(|s, _| *s < first_missing);
+                }
+            }
+        }
+    }
+    let paths: Vec<PathBuf> = files
+        .iter()
+        .filter(|(s, _)| seq_limit.is_none_or(|l| **s <= l))
+        .map(|(_, p)| p.clone())
+        .collect();
+    report.redo_files = paths.len() as u64;
+    collector.read(&paths, report)?;
+    if let Some(e) = hole_after
+        && !collector.done
+    {
+        return Err(missing_error(e));
+    }
+    // Nothing after the newest sequence looked at (even when none held a record).
+    if let Some(&s) = files.keys().next_back() {
+        collector.last_seq = Some(collector.last_seq.map_or(s, |l| l.max(s)));
+    }
+    Ok(paths)
+}

@@ -52,18 +52,8 @@ fn parse(path: &Path, text: &str) -> Result<Checkpoint, RedoError> {
         reason,
     };
     let (mut sequence, mut lsn) = (None, None);
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (k, v) = line
-            .split_once('=')
-            .ok_or_else(|| bad(format!("line {line:?} is not key=value")))?;
-        let v: u64 = v
-            .trim()
-            .parse()
-            .map_err(|_| bad(format!("{k}: {v:?} is not a number")))?;
-        match k.trim() {
+    for (k, v) in crate::recovery::numeric_fields(text, bad)? {
+        match k {
             "sequence" => sequence = Some(v),
             "lsn" => lsn = Some(v),
             _ => {}

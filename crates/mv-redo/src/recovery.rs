@@ -26,6 +26,29 @@ pub(crate) struct State {
     pub last_lsn: u64,
 }
 
+/// The `key = number` lines of a small state file (`redolog/state`,
+/// `redolog/checkpoint`); blank lines and `#` comments are skipped.
+pub(crate) fn numeric_fields(
+    text: &str,
+    bad: impl Fn(String) -> RedoError,
+) -> Result<Vec<(&str, u64)>, RedoError> {
+    let mut fields = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (k, v) = line
+            .split_once('=')
+            .ok_or_else(|| bad(format!("line {line:?} is not key=value")))?;
+        let v: u64 = v
+            .trim()
+            .parse()
+            .map_err(|_| bad(format!("{k}: {v:?} is not a number")))?;
+        fields.push((k.trim(), v));
+    }
+    Ok(fields)
+}
+
 pub(crate) fn read_state(path: &Path) -> Result<Option<State>, RedoError> {
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
@@ -37,19 +60,8 @@ pub(crate) fn read_state(path: &Path) -> Result<Option<State>, RedoError> {
         reason,
     };
     let (mut sequence, mut last_lsn) = (None, None);
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (k, v) = line
-            .split_once('=')
-            .ok_or_else(|| bad(format!("line {line:?} is not key=value")))?;
-        let v: u64 = v
-            .trim()
-            .parse()
-            .map_err(|_| bad(format!("{k}: {v:?} is not a number")))?;
-        match k.trim() {
+    for (k, v) in numeric_fields(&text, bad)? {
+        match k {
             "sequence" => sequence = Some(v),
             "last_lsn" => last_lsn = Some(v),
             // Unknown keys are from a newer version; what we need is there.

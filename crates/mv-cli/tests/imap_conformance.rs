@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::BIN;
+use common::spawn_server;
 use mv_home::{Home, HomeLock};
 use mv_server::Service;
 use std::io::{BufRead, BufReader, Write};
@@ -70,27 +70,9 @@ fn setup(home: &Home, users: &[&str], extra: &[(&str, &str)]) -> u16 {
 }
 
 fn start(home: &Home) -> Server {
-    let mut child = Command::new(BIN)
-        .arg("--home")
-        .arg(home.root())
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        assert!(Instant::now() < deadline, "server did not start");
-        match lines.next() {
-            Some(Ok(l)) if l.starts_with("mailvault ready") => break,
-            Some(Ok(_)) => continue,
-            _ => panic!("server exited before it was ready"),
-        }
+    Server {
+        child: spawn_server(home.root(), Stdio::null()),
     }
-    std::thread::spawn(move || for _ in lines {});
-    Server { child }
 }
 
 fn stop(mut s: Server) {

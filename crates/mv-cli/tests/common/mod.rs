@@ -134,3 +134,30 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
+
+/// `mailvault --home HOME serve`, returned once it says it is ready; its
+/// stdout keeps being drained so the server never blocks on a full pipe.
+pub fn spawn_server(home: &Path, stderr: std::process::Stdio) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .arg("--home")
+        .arg(home)
+        .arg("serve")
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "server did not start");
+        match lines.next() {
+            Some(Ok(l)) if l.starts_with("mailvault ready") => break,
+            Some(Ok(_)) => continue,
+            _ => panic!("server exited before it was ready"),
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    child
+}

@@ -190,6 +190,24 @@ pub const KNOWN_KEYS: &[KeyInfo] = &[
         description: "concurrent LMTP connections",
     },
     KeyInfo {
+        name: "lmtp_add_return_path",
+        default: "true",
+        secret: false,
+        description: "LMTP delivery puts a Return-Path: header with the envelope sender before the message",
+    },
+    KeyInfo {
+        name: "lmtp_add_delivered_to",
+        default: "true",
+        secret: false,
+        description: "LMTP delivery puts a Delivered-To: header with the recipient before the message",
+    },
+    KeyInfo {
+        name: "lmtp_add_received",
+        default: "true",
+        secret: false,
+        description: "LMTP delivery puts a Received: header (client, this server, id, recipient, date) before the message",
+    },
+    KeyInfo {
         name: "s3_access_key_id",
         default: "",
         secret: true,

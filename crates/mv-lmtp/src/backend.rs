@@ -25,6 +25,15 @@ pub enum DeliveryOutcome {
     Failed(String),
 }
 
+/// Where a message came from, for the trace header (`Received:`) a backend adds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The client's name from LHLO, as sent (unchecked: sanitise before use).
+    pub lhlo: String,
+    /// The client's address, when the driver knows it.
+    pub peer: Option<std::net::IpAddr>,
+}
+
 /// Mail storage behind the LMTP server. Synchronous on purpose: the store is;
 /// the server calls it through `tokio::task::spawn_blocking`.
 pub trait Backend: Send + Sync + 'static {
@@ -42,11 +51,13 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Stores one message for all accepted recipients at once (the store keeps
     /// one copy for all) and returns one outcome per recipient, in order.
-    /// Must return only after the message is durable. `mail_from` is `""` for
+    /// Must return only after the message is durable. `origin` names the
+    /// client (LHLO name, address) for trace headers. `mail_from` is `""` for
     /// the null reverse path. A result of the wrong length is a backend bug:
     /// missing outcomes are reported to the client as temporary failures.
     fn deliver(
         &self,
+        origin: &Origin,
         mail_from: &str,
         recipients: &[Self::Recipient],
         message: &[u8],

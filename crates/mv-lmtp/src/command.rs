@@ -7,7 +7,10 @@ use crate::reply::Reply;
 /// A parsed command line. Addresses are owned: the session keeps them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Command {
-    Lhlo,
+    /// The client's name for itself: the first word of the argument.
+    Lhlo {
+        name: String,
+    },
     /// HELO or EHLO: valid SMTP, wrong protocol (RFC 2033 §4.1).
     HeloOrEhlo,
     Mail {
@@ -74,7 +77,10 @@ pub(crate) fn parse(line: &[u8]) -> Result<Command, CommandError> {
         if arg.trim().is_empty() {
             return Err(CommandError::Syntax("LHLO requires a domain"));
         }
-        Ok(Command::Lhlo)
+        let name = arg.split_ascii_whitespace().next().unwrap_or_default();
+        Ok(Command::Lhlo {
+            name: name.to_owned(),
+        })
     } else if is("HELO") || is("EHLO") {
         Ok(Command::HeloOrEhlo)
     } else if is("MAIL") {
@@ -175,8 +181,10 @@ mod tests {
 
     #[test]
     fn verbs_case_insensitive() {
-        assert_eq!(p("lhlo x"), Ok(Command::Lhlo));
-        assert_eq!(p("LhLo x.y "), Ok(Command::Lhlo));
+        let lhlo = |n: &str| Command::Lhlo { name: n.to_owned() };
+        assert_eq!(p("lhlo x"), Ok(lhlo("x")));
+        assert_eq!(p("LhLo x.y "), Ok(lhlo("x.y")));
+        assert_eq!(p("LHLO  [127.0.0.1] extra"), Ok(lhlo("[127.0.0.1]")));
         assert_eq!(p("ehlo x"), Ok(Command::HeloOrEhlo));
         assert_eq!(p("data"), Ok(Command::Data));
         assert_eq!(p("NOOP anything"), Ok(Command::Noop));

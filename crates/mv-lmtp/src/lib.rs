@@ -35,7 +35,7 @@ mod reply;
 mod server;
 mod session;
 
-pub use backend::{Backend, DeliveryOutcome, RcptVerdict};
+pub use backend::{Backend, DeliveryOutcome, Origin, RcptVerdict};
 pub use reply::Reply;
 #[cfg(feature = "server")]
 pub use server::{CONNECTIONS_TOTAL, LmtpConfig, serve};

@@ -13,7 +13,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 
-use crate::backend::{Backend, DeliveryOutcome, RcptVerdict};
+use crate::backend::{Backend, DeliveryOutcome, Origin, RcptVerdict};
 use crate::reply::Reply;
 use crate::session::{Event, Session, SessionConfig};
 
@@ -110,7 +110,7 @@ pub async fn serve<B: Backend>(
                         sessions.spawn(tracing::Instrument::instrument(async move {
                             let _permit = permit;
                             tracing::debug!("LMTP connection");
-                            if let Err(err) = handle_connection(stream, &cfg, backend, stop).await {
+                            if let Err(err) = handle_connection(stream, peer, &cfg, backend, stop).await {
                                 tracing::debug!(%err, "LMTP connection ended with an error");
                             }
                         }, span));
@@ -166,6 +166,7 @@ pub static CONNECTIONS_TOTAL: std::sync::atomic::AtomicU64 = std::sync::atomic::
 /// Drives one session over one connection.
 async fn handle_connection<B: Backend>(
     stream: TcpStream,
+    peer: SocketAddr,
     cfg: &LmtpConfig,
     backend: Arc<B>,
     mut stop: watch::Receiver<bool>,
@@ -199,7 +200,12 @@ async fn handle_connection<B: Backend>(
                 let span = tracing::Span::current();
                 let outcomes = tokio::task::spawn_blocking(move || {
                     span.in_scope(|| {
+                        let origin = Origin {
+                            lhlo: delivery.lhlo,
+                            peer: Some(peer.ip()),
+                        };
                         backend.deliver(
+                            &origin,
                             &delivery.mail_from,
                             &delivery.recipients,
                             &delivery.message,

@@ -67,6 +67,8 @@ pub struct RecipientCheck {
 /// A complete message to store for every accepted recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery<R> {
+    /// The client's name from LHLO (first word, as sent), for trace headers.
+    pub lhlo: String,
     /// `""` for the null reverse path `<>`.
     pub mail_from: String,
     /// The accepted recipients' tokens, in RCPT order.
@@ -113,6 +115,8 @@ pub struct Session<R> {
 #[derive(Debug)]
 struct Core<R> {
     cfg: SessionConfig,
+    /// The name given with the last LHLO.
+    lhlo: String,
     state: State<R>,
     events: VecDeque<Event<R>>,
 }
@@ -147,6 +151,7 @@ impl<R> Session<R> {
             lines: LineBuf::default(),
             core: Core {
                 cfg,
+                lhlo: String::new(),
                 state: State::Greeted,
                 events: VecDeque::new(),
             },
@@ -259,7 +264,10 @@ impl<R> Core<R> {
         let state = mem::replace(&mut self.state, State::Closed);
         let (next, reply) = match cmd {
             // LHLO is allowed any time and, like EHLO, resets the transaction.
-            Command::Lhlo => (State::Ready, self.lhlo_reply()),
+            Command::Lhlo { name } => {
+                self.lhlo = name;
+                (State::Ready, self.lhlo_reply())
+            }
             Command::HeloOrEhlo => (state, Reply::status(500, "5.5.1", "this is LMTP, use LHLO")),
             Command::Noop => (state, Reply::status(250, "2.0.0", "OK")),
             Command::Vrfy => (
@@ -402,6 +410,7 @@ impl<R> Core<R> {
             Ok(message) => {
                 let (addresses, recipients) = txn.rcpts.into_iter().unzip();
                 self.events.push_back(Event::Deliver(Delivery {
+                    lhlo: self.lhlo.clone(),
                     mail_from: txn.from,
                     recipients,
                     message,

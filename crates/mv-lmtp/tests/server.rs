@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mv_lmtp::{Backend, DeliveryOutcome, LmtpConfig, RcptVerdict, serve};
+use mv_lmtp::{Backend, DeliveryOutcome, LmtpConfig, Origin, RcptVerdict, serve};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -35,6 +35,8 @@ struct MemBackend {
     users: HashMap<String, (u32, User)>,
     checks: Mutex<Vec<(String, Option<u64>)>>,
     stored: Mutex<Vec<Stored>>,
+    /// The origin each delivery was handed.
+    origins: Mutex<Vec<Origin>>,
     /// Slows `deliver` down, to observe shutdown during a delivery.
     deliver_delay: Duration,
 }
@@ -69,7 +71,14 @@ impl Backend for MemBackend {
         }
     }
 
-    fn deliver(&self, from: &str, rcpts: &[u32], message: &[u8]) -> Vec<DeliveryOutcome> {
+    fn deliver(
+        &self,
+        origin: &Origin,
+        from: &str,
+        rcpts: &[u32],
+        message: &[u8],
+    ) -> Vec<DeliveryOutcome> {
+        self.origins.lock().unwrap().push(origin.clone());
         std::thread::sleep(self.deliver_delay);
         self.stored.lock().unwrap().push(Stored {
             from: from.into(),
@@ -262,6 +271,14 @@ async fn happy_path_three_recipients() {
             from: "sender@x".into(),
             rcpts: vec![0, 1, 2],
             message: b"Subject: hi\r\n\r\nHello\r\n".to_vec()
+        }]
+    );
+    // The backend learns who sent it, for its Received: line.
+    assert_eq!(
+        *srv.backend.origins.lock().unwrap(),
+        [Origin {
+            lhlo: "client.test".into(),
+            peer: Some(std::net::Ipv4Addr::LOCALHOST.into()),
         }]
     );
     assert!(

@@ -143,6 +143,7 @@ fn message_op(thread: usize, i: u64, content: &[u8]) -> Vec<NewRecord> {
                     from: "bench@example.com".into(),
                     ..Default::default()
                 },
+                prefix: None,
             }),
         },
     ]

@@ -147,7 +147,10 @@ fn dump_file(opts: &DumpOptions, path: &Path, out: &mut dyn Write) -> io::Result
                     match &l.record.op {
                         Op::CreateMessage(c) if opts.mailboxes.is_some() => {
                             if let Some(data) = blobs.get(&c.digest) {
-                                write_blob(out, data)?;
+                                match &c.prefix {
+                                    Some(p) => write_blob(out, &[p.as_slice(), data].concat())?,
+                                    None => write_blob(out, data)?,
+                                }
                             }
                         }
                         op => write_content(out, op)?,
@@ -323,6 +326,9 @@ pub fn op_fields(op: &Op) -> String {
             }
             if e.date_ms != 0 {
                 s.push_str(&format!(", date={}", e.date_ms));
+            }
+            if let Some(p) = &m.prefix {
+                s.push_str(&format!(", prefix={}", p.len()));
             }
             s
         }

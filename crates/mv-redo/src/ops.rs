@@ -162,6 +162,9 @@ pub struct Envelope {
 
 /// A message stored in a folder (delivery, APPEND, `zmmailbox am`, import, draft).
 /// The content is found by digest: in an earlier `PutBlob` or in the blob store.
+/// The stored message is `prefix` (the trace header lines delivery adds for this
+/// recipient, absent otherwise and in records from before it existed) followed
+/// by that content; `size` counts both.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct CreateMessage {
     #[n(0)]
@@ -183,6 +186,8 @@ pub struct CreateMessage {
     pub tags: Vec<u32>,
     #[n(8)]
     pub envelope: Envelope,
+    #[cbor(n(9), with = "minicbor::bytes")]
+    pub prefix: Option<Vec<u8>>,
 }
 
 /// Flags of items after a flag change (Zimbra's AlterItemTag for flags).
@@ -475,6 +480,7 @@ mod tests {
                     subject: "hi".into(),
                     ..Default::default()
                 },
+                prefix: Some(b"Delivered-To: <u@d>\r\n".to_vec()),
             }),
             Op::DeleteItems(DeleteItems {
                 kind: DeleteKind::EmptyFolder,

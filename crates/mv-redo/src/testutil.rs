@@ -83,6 +83,7 @@ pub fn sample_ops() -> Vec<Op> {
                 from: "a@b".into(),
                 ..Default::default()
             },
+            prefix: Some(b"Return-Path: <a@b>\r\n".to_vec()),
         }),
         Op::SetFlags(SetFlags {
             items: vec![(256, flags::SEEN), (257, 0)],
@@ -267,12 +268,14 @@ pub fn arb_op() -> impl Strategy<Value = Op> {
         any::<u32>().prop_map(|id| Op::DeleteTag(DeleteTag { id })),
         (
             (any::<u32>(), any::<u32>(), any::<u32>(), digest()),
-            (any::<u64>(), any::<i64>(), any::<u32>(), ids(), envelope)
+            (any::<u64>(), any::<i64>(), any::<u32>(), ids(), envelope),
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64))
         )
             .prop_map(
                 |(
                     (id, folder_id, imap_uid, digest),
                     (size, received_ms, flags, tags, envelope),
+                    prefix,
                 )| {
                     Op::CreateMessage(CreateMessage {
                         id,
@@ -284,6 +287,7 @@ pub fn arb_op() -> impl Strategy<Value = Op> {
                         flags,
                         tags,
                         envelope,
+                        prefix,
                     })
                 }
             ),

@@ -77,6 +77,7 @@ fn crash_child() {
                                     subject: tag.clone(),
                                     ..Default::default()
                                 },
+                                prefix: None,
                             }),
                         },
                     ];

@@ -27,6 +27,7 @@ pub mod service;
 pub mod socketmap;
 pub mod tgz;
 pub mod tls;
+pub mod trace;
 
 pub use run::{ServeOptions, serve};
 pub use service::{Request, Service, ServiceError};

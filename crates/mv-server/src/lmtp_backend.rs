@@ -11,11 +11,16 @@
 //! retry, a member whose mailbox already holds a message with the same
 //! content digest received within [`LIST_REDELIVERY_WINDOW_MS`] is skipped, so
 //! every member ends with exactly one copy. Each member's fate is logged.
+//!
+//! **Trace headers** ([`crate::trace`]) go before the received bytes, one set
+//! per mailbox; the received bytes are stored once for all and are what the
+//! duplicate check above digests.
 
 use crate::Service;
 use crate::metrics::{self, Rejection};
+use crate::trace::{TraceFor, TraceHeaders};
 use mv_directory::AccountStatus;
-use mv_lmtp::{Backend, DeliveryOutcome, RcptVerdict};
+use mv_lmtp::{Backend, DeliveryOutcome, Origin, RcptVerdict};
 use mv_store::DeliverOptions;
 use mv_types::{Digest, MailboxId, UtcMillis};
 use std::sync::Arc;
@@ -45,6 +50,7 @@ pub struct Recipient {
 
 pub struct StoreBackend {
     service: Arc<Service>,
+    trace: TraceHeaders,
 }
 
 /// Why a member cannot take a message now.
@@ -55,8 +61,15 @@ enum Refusal {
 }
 
 impl StoreBackend {
+    /// A backend adding every trace header, signed with the service's server name.
     pub fn new(service: Arc<Service>) -> StoreBackend {
-        StoreBackend { service }
+        let trace = TraceHeaders::all(service.server_name());
+        StoreBackend { service, trace }
+    }
+
+    /// A backend adding the trace headers `trace` names.
+    pub fn with_trace(service: Arc<Service>, trace: TraceHeaders) -> StoreBackend {
+        StoreBackend { service, trace }
     }
 
     /// Whether `extra` more bytes fit in the mailbox's quota (0 = unlimited).
@@ -103,6 +116,7 @@ impl StoreBackend {
         &self,
         from: &str,
         message: &[u8],
+        delivery_id: &str,
         mailboxes: &[MailboxId],
         result: &Result<Vec<mv_types::ItemId>, mv_store::StoreError>,
     ) {
@@ -121,6 +135,7 @@ impl StoreBackend {
                     from = %from,
                     account = %account,
                     message_id = %message_id,
+                    delivery_id,
                     size,
                     mailbox = mbox.0,
                     item = items.get(i).map(|it| it.0).unwrap_or_default(),
@@ -133,6 +148,7 @@ impl StoreBackend {
                     from = %from,
                     account = %account,
                     message_id = %message_id,
+                    delivery_id,
                     size,
                     mailbox = mbox.0,
                     result = %format!("failed: {e}"),
@@ -185,11 +201,12 @@ impl Backend for StoreBackend {
 
     fn deliver(
         &self,
+        origin: &Origin,
         mail_from: &str,
         recipients: &[Recipient],
         message: &[u8],
     ) -> Vec<DeliveryOutcome> {
-        let outcomes = self.store_message(mail_from, recipients, message);
+        let outcomes = self.store_message(origin, mail_from, recipients, message);
         for o in &outcomes {
             match o {
                 DeliveryOutcome::Delivered => {}
@@ -249,13 +266,22 @@ impl StoreBackend {
 
     fn store_message(
         &self,
+        origin: &Origin,
         mail_from: &str,
         recipients: &[Recipient],
         message: &[u8],
     ) -> Vec<DeliveryOutcome> {
-        let size = message.len() as u64;
+        let now = UtcMillis::now();
+        let delivery_id = crate::trace::delivery_id(now);
+        // The duplicate check digests the received bytes, which every copy
+        // shares, not a mailbox's trace headers.
         let digest = Digest::of(message);
-        let since = UtcMillis(UtcMillis::now().0 - LIST_REDELIVERY_WINDOW_MS);
+        let since = UtcMillis(now.0 - LIST_REDELIVERY_WINDOW_MS);
+        // One message per mailbox, with the trace headers of the first
+        // recipient that reached it: a list's member is Delivered-To its own
+        // address, a direct recipient the address the client gave.
+        let mut targets: Vec<(MailboxId, Vec<u8>)> = Vec::new();
+        let mut targeted = std::collections::HashSet::new();
         // Per recipient: the members to store into now, and the worst refusal.
         let mut plans: Vec<(Vec<MailboxId>, Option<Refusal>)> = Vec::new();
         for r in recipients {
@@ -283,8 +309,22 @@ impl StoreBackend {
                         }
                     }
                 }
-                match self.refusal(m.mailbox, size) {
-                    None => take.push(m.mailbox),
+                if targeted.contains(&m.mailbox) {
+                    take.push(m.mailbox);
+                    continue;
+                }
+                let to = TraceFor {
+                    delivered_to: if r.list { &m.email } else { &r.address },
+                    rcpt: &r.address,
+                };
+                let prefix = self.trace.prefix(origin, mail_from, to, &delivery_id, now);
+                // Quota counts what is stored: the trace headers and the message.
+                match self.refusal(m.mailbox, (prefix.len() + message.len()) as u64) {
+                    None => {
+                        take.push(m.mailbox);
+                        targeted.insert(m.mailbox);
+                        targets.push((m.mailbox, prefix));
+                    }
                     Some(why) => {
                         if r.list {
                             tracing::warn!(list = %r.address, member = %m.email, reason = ?why,
@@ -299,21 +339,24 @@ impl StoreBackend {
             }
             plans.push((take, refused));
         }
-        let mut all: Vec<MailboxId> = plans.iter().flat_map(|p| p.0.iter().copied()).collect();
-        all.sort();
-        all.dedup();
+        targets.sort_by_key(|(id, _)| *id);
+        let all: Vec<MailboxId> = targets.iter().map(|(id, _)| *id).collect();
+        let options = DeliverOptions {
+            received: Some(now),
+            ..DeliverOptions::default()
+        };
         let result = if all.is_empty() {
             Ok(Vec::new())
         } else {
             self.service
                 .store()
-                .deliver(message, &all, &DeliverOptions::default())
+                .deliver_with_prefixes(message, &targets, &options)
         };
         if result.is_ok() {
             // Indexing is deferred: only a signal to the background indexer here.
             self.service.indexes().wake();
         }
-        self.audit(mail_from, message, &all, &result);
+        self.audit(mail_from, message, &delivery_id, &all, &result);
         recipients
             .iter()
             .zip(&plans)

@@ -55,6 +55,8 @@ pub struct ServeOptions {
     /// Postfix lookup tables (`socketmap_enabled`), and their connection limit.
     pub socketmap: Option<SocketAddr>,
     pub socketmap_max_connections: usize,
+    /// Which trace headers LMTP delivery adds (`lmtp_add_*`).
+    pub trace: crate::trace::TraceHeaders,
 }
 
 impl ServeOptions {
@@ -90,6 +92,10 @@ impl ServeOptions {
                 _ => None,
             },
             socketmap_max_connections: cfg.get_u64("socketmap_max_connections").max(1) as usize,
+            trace: crate::trace::TraceHeaders::from_config(
+                cfg,
+                &mv_directory::config::local_server_name(),
+            ),
         })
     }
 }
@@ -177,7 +183,10 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
             max_connections: options.max_connections,
             ..Default::default()
         };
-        let backend = Arc::new(StoreBackend::new(service.clone()));
+        let backend = Arc::new(StoreBackend::with_trace(
+            service.clone(),
+            options.trace.clone(),
+        ));
         let lmtp = tokio::spawn(mv_lmtp::serve(
             lmtp_listener,
             lmtp_cfg,

@@ -84,6 +84,37 @@ fn copies(svc: &Service, who: &str, message_id: &str) -> usize {
         .count()
 }
 
+/// The one stored copy of a message in `who`'s mailbox.
+fn stored(svc: &Service, who: &str, message_id: &str) -> Vec<u8> {
+    let mbox = svc.mailbox_of(who).unwrap();
+    let items = svc
+        .store()
+        .mailbox(mbox)
+        .items(None, Some(mv_store::apply::TYPE_MESSAGE))
+        .unwrap();
+    let item = items.iter().find(|i| i.message_id == message_id).unwrap();
+    svc.store().read_blob(mbox, item).unwrap()
+}
+
+/// Trace headers for a member reached through `list`, then the sent bytes.
+fn assert_traced(bytes: &[u8], sent: &str, member: &str, list: &str) {
+    assert!(
+        bytes.ends_with(sent.as_bytes()),
+        "received bytes unchanged at the end"
+    );
+    let prefix = std::str::from_utf8(&bytes[..bytes.len() - sent.len()]).unwrap();
+    let lines: Vec<&str> = prefix.split_terminator("\r\n").collect();
+    assert_eq!(lines.len(), 5, "{prefix:?}");
+    assert_eq!(lines[0], "Return-Path: <sender@else.test>");
+    assert_eq!(lines[1], format!("Delivered-To: {member}"));
+    assert_eq!(lines[2], "Received: from client.test ([127.0.0.1])");
+    assert!(lines[3].starts_with("\tby ") && lines[3].contains(" (mailvault) with LMTP id "));
+    assert!(
+        lines[4].starts_with(&format!("\tfor <{list}>; ")),
+        "{prefix:?}"
+    );
+}
+
 #[test]
 fn list_member_over_quota_gets_exactly_one_copy_after_retries() {
     let dir = tempfile::tempdir().unwrap();
@@ -168,6 +199,32 @@ fn list_member_over_quota_gets_exactly_one_copy_after_retries() {
         (0, 1, 1),
         "members who can take it get it at once"
     );
+    // Each copy has its member's trace headers before the one shared body;
+    // u2, reached by the list first, is traced as the list's member.
+    for u in ["u2@example.com", "u3@example.com"] {
+        assert_traced(
+            &stored(&svc, u, "dl-1@else.test"),
+            &msg,
+            u,
+            "team@example.com",
+        );
+    }
+    let id_of = |u: &str| {
+        let b = stored(&svc, u, "dl-1@else.test");
+        let p = String::from_utf8_lossy(&b[..b.len() - msg.len()]).into_owned();
+        p.split(" with LMTP id ")
+            .nth(1)
+            .unwrap()
+            .split('\r')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        id_of("u2@example.com"),
+        id_of("u3@example.com"),
+        "one delivery id"
+    );
 
     // The client retries the list recipient: still deferred, no second copies.
     let (_, data) = c.send(&["team@example.com"], &msg);
@@ -198,6 +255,17 @@ fn list_member_over_quota_gets_exactly_one_copy_after_retries() {
         ),
         (1, 1, 1),
         "every member ends with exactly one copy"
+    );
+    assert_traced(
+        &stored(&svc, "u1@example.com", "dl-1@else.test"),
+        &msg,
+        "u1@example.com",
+        "team@example.com",
+    );
+    assert_ne!(
+        id_of("u1@example.com"),
+        id_of("u2@example.com"),
+        "a later delivery"
     );
     // A retry after a lost 250 changes nothing.
     let (_, data) = c.send(&["team@example.com"], &msg);

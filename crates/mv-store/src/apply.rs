@@ -270,8 +270,8 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
             ctx.blobs.link_or_copy(&source, &dest)?;
             tx.exec(
                 "INSERT INTO item (id, type, folder_id, imap_uid, digest, size, received_ms, flags, tags, subject, \
-                 sender, recipients, cc, message_id, date_ms, volume_id, mod_content, change) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 1, ?16, ?16)",
+                 sender, recipients, cc, message_id, date_ms, volume_id, mod_content, change, prefix) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 1, ?16, ?16, ?17)",
                 params![
                     m.id,
                     TYPE_MESSAGE,
@@ -288,7 +288,8 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
                     m.envelope.cc,
                     m.envelope.message_id,
                     m.envelope.date_ms,
-                    change
+                    change,
+                    m.prefix.as_deref().filter(|p| !p.is_empty()),
                 ],
             )?;
             take_uid(tx, m.folder_id, m.imap_uid, change)?;
@@ -348,9 +349,9 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
                 tx.exec(
                     "INSERT INTO item (id, type, folder_id, imap_uid, digest, size, received_ms, flags, tags, subject, \
                      sender, recipients, cc, message_id, date_ms, content, cal_uid, sequence, dtstamp_ms, volume_id, \
-                     mod_content, change) \
+                     mod_content, change, prefix) \
                      SELECT ?1, type, ?2, ?3, digest, size, received_ms, flags, tags, subject, sender, recipients, cc, \
-                     message_id, date_ms, content, cal_uid, sequence, dtstamp_ms, 1, ?4, ?4 FROM item WHERE id = ?5",
+                     message_id, date_ms, content, cal_uid, sequence, dtstamp_ms, 1, ?4, ?4, prefix FROM item WHERE id = ?5",
                     params![new_id, c.to_folder_id, uid, change, src],
                 )?;
                 if digest.is_some() {

@@ -21,7 +21,7 @@ pub use blob::{BlobError, BlobStore, SyncInFlight, Volume};
 pub use mailbox::{Changes, Folder, Item, Mailbox, MailboxInfo, Tag, Tombstone};
 pub use replay::Replayer;
 pub use store::{GC_CLEAN, OpenReport, ReplayReport, Store, StoreOptions};
-pub use write::{CalendarImport, DeliverOptions, FlagChange};
+pub use write::{CalendarImport, DeliverOptions, FlagChange, MAX_PREFIX};
 
 use mv_types::{Digest, MailboxId};
 use std::path::{Path, PathBuf};

@@ -535,6 +535,11 @@ pub struct Item {
     pub volume_id: u16,
     pub mod_content: u64,
     pub change: u64,
+    /// Header lines stored in the database before the blob's bytes (the trace
+    /// headers of a delivery, per recipient): the message is `prefix` followed
+    /// by the blob, and `size` counts both. Empty for most messages.
+    #[serde(skip)]
+    pub prefix: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -547,7 +552,7 @@ pub struct Tombstone {
 }
 
 const ITEM_COLUMNS: &str = "id, type, folder_id, imap_uid, digest, size, received_ms, flags, tags, subject, sender, \
-    recipients, cc, message_id, date_ms, content, cal_uid, sequence, dtstamp_ms, volume_id, mod_content, change";
+    recipients, cc, message_id, date_ms, content, cal_uid, sequence, dtstamp_ms, volume_id, mod_content, change, prefix";
 
 fn item_from_row(r: &rusqlite::Row) -> rusqlite::Result<Item> {
     let digest: Option<Vec<u8>> = r.get(4)?;
@@ -576,6 +581,7 @@ fn item_from_row(r: &rusqlite::Row) -> rusqlite::Result<Item> {
         volume_id: r.get(19)?,
         mod_content: r.get::<_, i64>(20)? as u64,
         change: r.get::<_, i64>(21)? as u64,
+        prefix: r.get::<_, Option<Vec<u8>>>(22)?.unwrap_or_default(),
     })
 }
 

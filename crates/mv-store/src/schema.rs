@@ -92,6 +92,11 @@ const MIGRATIONS: &[&str] = &[
         change INTEGER NOT NULL
     );
     ",
+    // 3: the per-recipient header lines a delivery puts before the shared blob
+    // (NULL for every message stored before, and for messages without them).
+    "
+    ALTER TABLE item ADD COLUMN prefix BLOB;
+    ",
 ];
 
 /// Prepared statements kept per mailbox connection: more than the apply path and

@@ -601,8 +601,12 @@ impl Store {
             let path =
                 self.blobs
                     .blob_path(item.volume_id, rec.mailbox, ItemId(m.id), item.mod_content);
+            // The blob holds the content; the prefix is in the database.
+            let blob_len = m
+                .size
+                .saturating_sub(m.prefix.as_ref().map_or(0, |p| p.len() as u64));
             let ok = std::fs::metadata(&path)
-                .map(|md| md.len() == m.size)
+                .map(|md| md.len() == blob_len)
                 .unwrap_or(false);
             if ok {
                 continue;
@@ -623,7 +627,8 @@ impl Store {
         Ok(repaired)
     }
 
-    /// Reads a message's bytes, verified against its digest.
+    /// Reads a message's bytes: its prefix (see [`crate::Item::prefix`]) and
+    /// then its blob, verified against its digest.
     pub fn read_blob(&self, mailbox: MailboxId, item: &crate::Item) -> Result<Vec<u8>, StoreError> {
         let digest: Digest =
             item.digest
@@ -636,7 +641,8 @@ impl Store {
         let path = self
             .blobs
             .blob_path(item.volume_id, mailbox, ItemId(item.id), item.mod_content);
-        Ok(self.blobs.read_verified(&path, &digest)?)
+        let body = self.blobs.read_verified(&path, &digest)?;
+        Ok(with_prefix(&item.prefix, body))
     }
 
     /// A message's header section (up to and including the empty line; the whole
@@ -658,7 +664,8 @@ impl Store {
         let path = self
             .blobs
             .blob_path(item.volume_id, mailbox, ItemId(item.id), item.mod_content);
-        Ok(self.blobs.read_header(&path)?)
+        // The prefix is header lines: the header section starts with it.
+        Ok(with_prefix(&item.prefix, self.blobs.read_header(&path)?))
     }
 
     /// The searchable text of a message ([`crate::mime::message_text`]). A message
@@ -690,6 +697,17 @@ impl Store {
         self.blobs
             .blob_path(item.volume_id, mailbox, ItemId(item.id), item.mod_content)
     }
+}
+
+/// `prefix` followed by `body`, without a copy when there is no prefix.
+fn with_prefix(prefix: &[u8], body: Vec<u8>) -> Vec<u8> {
+    if prefix.is_empty() {
+        return body;
+    }
+    let mut out = Vec::with_capacity(prefix.len() + body.len());
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(&body);
+    out
 }
 
 /// The savepoint of one record, through statements prepared once per connection

@@ -183,9 +183,18 @@ fn run(store: &Store, mboxes: &[MailboxId], a: &Action, n: usize) {
     };
     let _ = match a {
         Action::Deliver { to, size } => {
-            let rcpts: Vec<MailboxId> = to.iter().map(|i| mb(*i)).collect();
+            // Every other delivery carries per-recipient trace headers.
+            let rcpts: Vec<(MailboxId, Vec<u8>)> = to
+                .iter()
+                .map(|i| {
+                    (
+                        mb(*i),
+                        trace(n, mb(*i)).filter(|_| n % 2 == 1).unwrap_or_default(),
+                    )
+                })
+                .collect();
             store
-                .deliver(&message(n, *size), &rcpts, &DeliverOptions::default())
+                .deliver_with_prefixes(&message(n, *size), &rcpts, &DeliverOptions::default())
                 .map(|_| ())
         }
         Action::CreateFolder { mbox, parent, name } => {
@@ -299,11 +308,32 @@ fn setup(store: &Store) -> Vec<MailboxId> {
     ids
 }
 
+/// Header lines of a delivery's own for one recipient.
+fn trace(n: usize, to: MailboxId) -> Option<Vec<u8>> {
+    Some(
+        format!("Delivered-To: user{to}@example.com\r\nReceived: from x\r\n\tid {n}\r\n")
+            .into_bytes(),
+    )
+}
+
 fn assert_same(live: &Store, other: &Store, ids: &[MailboxId]) {
     for id in ids {
         let a = live.mailbox_state(*id).unwrap();
         let b = other.mailbox_state(*id).unwrap();
         assert_eq!(a, b, "mailbox {id} differs");
+        // Byte for byte, trace headers included.
+        for item in a
+            .iter()
+            .flat_map(|s| &s.items)
+            .filter(|i| i.digest.is_some())
+        {
+            assert_eq!(
+                live.read_blob(*id, item).unwrap(),
+                other.read_blob(*id, item).unwrap(),
+                "mailbox {id} item {} differs",
+                item.id
+            );
+        }
     }
 }
 
@@ -427,6 +457,90 @@ fn message_to_three_local_recipients_is_one_inode_with_three_links() {
         .filter(|r| matches!(r.op, mv_redo::Op::PutBlob(_)))
         .count();
     assert_eq!(puts, 1);
+}
+
+#[test]
+fn trace_headers_per_recipient_share_one_blob_and_replay_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(&dir.path().join("live"));
+    let store = open(&home, 100 << 20);
+    let ids = setup(&store);
+    // A message from before trace headers: no prefix, read as stored.
+    let old = message(0, 300);
+    let old_item = store
+        .add_message(ids[0], &old, &DeliverOptions::default())
+        .unwrap();
+    let raw = message(1, 5000);
+    let rcpts: Vec<(MailboxId, Vec<u8>)> =
+        ids.iter().map(|m| (*m, trace(1, *m).unwrap())).collect();
+    let items = store
+        .deliver_with_prefixes(&raw, &rcpts, &DeliverOptions::default())
+        .unwrap();
+    let mut inodes = Vec::new();
+    for ((m, prefix), i) in rcpts.iter().zip(&items) {
+        let item = store.mailbox(*m).item(*i).unwrap().unwrap();
+        // The stored message is the recipient's lines, then the received bytes.
+        let bytes = store.read_blob(*m, &item).unwrap();
+        assert_eq!(bytes, [prefix.as_slice(), &raw].concat());
+        assert_eq!(item.size, bytes.len() as u64, "size counts the prefix");
+        let header = store.read_blob_header(*m, &item).unwrap();
+        assert!(header.starts_with(prefix) && bytes.starts_with(&header));
+        assert!(header.ends_with(b"\r\n\r\n"));
+        // ... while the blob file holds the received bytes, shared by all.
+        let path = store.blob_path(*m, &item);
+        assert_eq!(std::fs::read(&path).unwrap(), raw);
+        let md = std::fs::metadata(&path).unwrap();
+        assert_eq!(md.nlink(), 3);
+        inodes.push(md.ino());
+    }
+    inodes.dedup();
+    assert_eq!(inodes.len(), 1, "one file shared by all recipients");
+    let item = store.mailbox(ids[0]).item(old_item).unwrap().unwrap();
+    assert_eq!(store.read_blob(ids[0], &item).unwrap(), old);
+    // Copies keep their prefix.
+    let copied = store
+        .copy_items(ids[0], &[items[0]], folders::TRASH)
+        .unwrap();
+    let copy = store.mailbox(ids[0]).item(copied[0]).unwrap().unwrap();
+    assert_eq!(
+        store.read_blob(ids[0], &copy).unwrap(),
+        [rcpts[0].1.as_slice(), &raw].concat()
+    );
+    // The content is logged once; replay rebuilds the same bytes.
+    let records = all_records(&home);
+    let puts = records
+        .iter()
+        .filter(|r| matches!(r.op, mv_redo::Op::PutBlob(_)))
+        .count();
+    assert_eq!(puts, 2);
+    let replayed = open(&Home::at(&dir.path().join("replay")), 100 << 20);
+    replayed.replay(records.iter(), &|_| true).unwrap();
+    assert_same(&store, &replayed, &ids);
+
+    // A prefix must be whole header lines.
+    for bad in [
+        &b"X: no line end"[..],
+        b"X: a\r\n\r\n",
+        b"X: bare\nY: lf\r\n",
+        b"X: bare\rcr\r\n",
+        b" continued\r\n",
+        b"X: \0\r\n",
+    ] {
+        let err = store
+            .deliver_with_prefixes(&raw, &[(ids[0], bad.to_vec())], &DeliverOptions::default())
+            .unwrap_err();
+        assert!(err.to_string().contains("prefix"), "{err}");
+    }
+    let huge = format!("X: {}\r\n", "y".repeat(mv_store::MAX_PREFIX));
+    assert!(
+        store
+            .deliver_with_prefixes(
+                &raw,
+                &[(ids[0], huge.into_bytes())],
+                &DeliverOptions::default()
+            )
+            .is_err()
+    );
 }
 
 /// Adds message `n` to `mbox` and deletes it while a backup holds blobs (released

@@ -74,6 +74,12 @@ impl UtcMillis {
             .to_string()
     }
 
+    /// `Mon, 07 Dec 2026 04:05:06 +0100` in local time: RFC 5322's date-time,
+    /// as trace headers carry it.
+    pub fn rfc5322(self) -> String {
+        self.local().format("%a, %d %b %Y %H:%M:%S %z").to_string()
+    }
+
     /// RFC 3339 in UTC, for JSON output.
     pub fn rfc3339(self) -> String {
         self.utc()

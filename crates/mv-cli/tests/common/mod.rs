@@ -161,3 +161,30 @@ pub fn spawn_server(home: &Path, stderr: std::process::Stdio) -> std::process::C
     std::thread::spawn(move || for _ in lines {});
     child
 }
+
+/// Checks a message LMTP delivery stored: mailvault's trace headers for this
+/// recipient (Return-Path, Delivered-To, a Received line with LMTP, our peer
+/// address and `for <rcpt>`), then `received` byte for byte.
+#[allow(dead_code)]
+pub fn assert_traced(stored: &[u8], received: &[u8], from: &str, delivered_to: &str, rcpt: &str) {
+    assert!(
+        stored.ends_with(received),
+        "the received bytes must follow the trace headers unchanged"
+    );
+    let prefix = String::from_utf8_lossy(&stored[..stored.len() - received.len()]).into_owned();
+    let head = format!("Return-Path: <{from}>\r\nDelivered-To: {delivered_to}\r\nReceived: from ");
+    assert!(
+        prefix.starts_with(&head),
+        "{prefix:?} must start with {head:?}"
+    );
+    assert!(prefix.contains(" ([127.0.0.1])\r\n\tby "), "{prefix:?}");
+    assert!(prefix.contains(" (mailvault) with LMTP id "), "{prefix:?}");
+    assert!(
+        prefix.contains(&format!("\r\n\tfor <{rcpt}>; ")),
+        "{prefix:?}"
+    );
+    assert!(
+        prefix.ends_with("\r\n") && prefix.matches("\r\n").count() == 5,
+        "{prefix:?}"
+    );
+}

@@ -537,7 +537,7 @@ mod tests {
             assert!(line.contains(want), "{line}\n  should contain\n{want}");
         }
         let msg = lines[11];
-        assert!(msg.contains("size=33, received=1290187290852, flags=5(\\Seen \\Flagged), tags=[64], subject=\"hi\", from=\"a@b\""), "{msg}");
+        assert!(msg.contains("size=53, received=1290187290852, flags=5(\\Seen \\Flagged), tags=[64], subject=\"hi\", from=\"a@b\", prefix=20"), "{msg}");
         assert!(lines[1].ends_with(", size=33"));
     }
 
@@ -610,8 +610,9 @@ mod tests {
         let create = text
             .find("[CreateMessage]")
             .expect("a CreateMessage of mailbox 17");
+        // The message's own header lines come first, as it is stored.
         assert!(
-            text[create..].contains("\n<START OF BLOB>\nSubject: hi\r\n"),
+            text[create..].contains("\n<START OF BLOB>\nReturn-Path: <a@b>\r\nSubject: hi\r\n"),
             "{text}"
         );
         assert!(!text.contains("[PutBlob]"));

@@ -74,7 +74,7 @@ pub fn sample_ops() -> Vec<Op> {
             folder_id: folders::INBOX,
             imap_uid: 1,
             digest,
-            size: body.len() as u64,
+            size: (b"Return-Path: <a@b>\r\n".len() + body.len()) as u64,
             received_ms: T0,
             flags: flags::SEEN | flags::FLAGGED,
             tags: vec![64],

@@ -18,6 +18,16 @@ fn body(n: u64) -> Vec<u8> {
     format!("Subject: crash {n}\r\nMessage-ID: <{n}@crash>\r\n\r\n{filler}\r\n").into_bytes()
 }
 
+/// Odd messages carry per-recipient header lines (trace headers) before the
+/// shared body: those must survive a kill as well.
+fn prefix(n: u64, m: u32) -> Vec<u8> {
+    if n % 2 == 1 {
+        format!("Delivered-To: u{m}@x\r\n").into_bytes()
+    } else {
+        Vec::new()
+    }
+}
+
 fn open(home: &Home) -> Store {
     let mut opts = StoreOptions::for_home(home);
     opts.redo.rollover_size_bytes = 32 * 1024;
@@ -45,8 +55,10 @@ fn child(home: &Home) {
                         MailboxId(1 + (n % 3) as u32),
                         MailboxId(1 + ((n + 1) % 3) as u32),
                     ];
+                    let to: Vec<(MailboxId, Vec<u8>)> =
+                        rcpts.iter().map(|m| (*m, prefix(n, m.0))).collect();
                     let ids = store
-                        .deliver(&body(n), &rcpts, &DeliverOptions::default())
+                        .deliver_with_prefixes(&body(n), &to, &DeliverOptions::default())
                         .unwrap();
                     let mut out = std::io::stdout().lock();
                     for (m, id) in rcpts.iter().zip(ids) {
@@ -123,7 +135,7 @@ fn sigkill_during_deliveries_loses_nothing_acknowledged() {
             });
         assert_eq!(
             store.read_blob(MailboxId(*m), &item).unwrap(),
-            body(*n),
+            [prefix(*n, *m), body(*n)].concat(),
             "message {n} differs"
         );
     }

@@ -200,4 +200,31 @@ mod tests {
         let err = prepare(&mut c, "m").unwrap_err();
         assert!(err.to_string().contains("upgrade mailvault"), "{err}");
     }
+
+    /// A database from before trace headers keeps its messages: they get no
+    /// prefix (NULL), so they read as they were stored.
+    #[test]
+    fn messages_from_schema_2_get_no_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Connection::open(dir.path().join("old.sqlite")).unwrap();
+        c.execute_batch(MIGRATIONS[0]).unwrap();
+        c.execute_batch(MIGRATIONS[1]).unwrap();
+        c.pragma_update(None, "user_version", 2).unwrap();
+        c.execute(
+            "INSERT INTO item (id, type, folder_id, imap_uid, digest, size, received_ms, flags, \
+             mod_content, change) VALUES (256, 5, 2, 1, x'00', 10, 0, 0, 1, 1)",
+            [],
+        )
+        .unwrap();
+        let mut c = c;
+        prepare(&mut c, "old").unwrap();
+        let (version, prefix, size): (u32, Option<Vec<u8>>, i64) = c
+            .query_row(
+                "SELECT (SELECT user_version FROM pragma_user_version), prefix, size FROM item",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((version, prefix, size), (SCHEMA_VERSION, None, 10));
+    }
 }

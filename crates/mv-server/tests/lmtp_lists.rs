@@ -267,6 +267,38 @@ fn list_member_over_quota_gets_exactly_one_copy_after_retries() {
         id_of("u2@example.com"),
         "a later delivery"
     );
+
+    // IMAP sees one message: its size (RFC822.SIZE) counts the trace headers,
+    // the whole read and the header-only read (ENVELOPE, BODYSTRUCTURE,
+    // partial fetches work on these bytes) start with them.
+    {
+        use mv_imap::Backend as _;
+        let imap = mv_server::imap_backend::ImapBackend::new(svc.clone());
+        let who = mv_imap::Account {
+            id: u64::from(svc.mailbox_of("u1@example.com").unwrap().0),
+            name: "u1@example.com".into(),
+        };
+        let inbox = mv_redo::ops::folders::INBOX;
+        let snap = imap.snapshot(&who, inbox).unwrap();
+        let uids: Vec<u32> = snap.messages.iter().map(|m| m.uid).collect();
+        let whole = imap.messages(&who, inbox, &uids, false).unwrap();
+        let heads = imap.messages(&who, inbox, &uids, true).unwrap();
+        let listed = stored(&svc, "u1@example.com", "dl-1@else.test");
+        let mut seen = 0;
+        for ((meta, (_, bytes)), (_, head)) in snap.messages.iter().zip(&whole).zip(&heads) {
+            assert_eq!(
+                meta.size,
+                bytes.len() as u64,
+                "RFC822.SIZE is what BODY[] sends"
+            );
+            assert!(bytes.starts_with(head) && head.ends_with(b"\r\n\r\n"));
+            if *bytes == listed {
+                assert!(head.starts_with(b"Return-Path: <sender@else.test>\r\n"));
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 1);
+    }
     // A retry after a lost 250 changes nothing.
     let (_, data) = c.send(&["team@example.com"], &msg);
     assert!(data[0].starts_with("250"), "{data:?}");

@@ -10,6 +10,7 @@ pub mod blob;
 pub mod mailbox;
 pub mod mime;
 pub mod pim;
+mod prefix;
 pub mod replay;
 pub mod schema;
 pub mod search;
@@ -19,9 +20,10 @@ mod write;
 
 pub use blob::{BlobError, BlobStore, SyncInFlight, Volume};
 pub use mailbox::{Changes, Folder, Item, Mailbox, MailboxInfo, Tag, Tombstone};
+pub use prefix::MAX_PREFIX;
 pub use replay::Replayer;
 pub use store::{GC_CLEAN, OpenReport, ReplayReport, Store, StoreOptions};
-pub use write::{CalendarImport, DeliverOptions, FlagChange, MAX_PREFIX};
+pub use write::{CalendarImport, DeliverOptions, FlagChange};
 
 use mv_types::{Digest, MailboxId};
 use std::path::{Path, PathBuf};

@@ -642,7 +642,7 @@ impl Store {
             .blobs
             .blob_path(item.volume_id, mailbox, ItemId(item.id), item.mod_content);
         let body = self.blobs.read_verified(&path, &digest)?;
-        Ok(with_prefix(&item.prefix, body))
+        Ok(crate::prefix::join(&item.prefix, body))
     }
 
     /// A message's header section (up to and including the empty line; the whole
@@ -665,7 +665,10 @@ impl Store {
             .blobs
             .blob_path(item.volume_id, mailbox, ItemId(item.id), item.mod_content);
         // The prefix is header lines: the header section starts with it.
-        Ok(with_prefix(&item.prefix, self.blobs.read_header(&path)?))
+        Ok(crate::prefix::join(
+            &item.prefix,
+            self.blobs.read_header(&path)?,
+        ))
     }
 
     /// The searchable text of a message ([`crate::mime::message_text`]). A message
@@ -697,17 +700,6 @@ impl Store {
         self.blobs
             .blob_path(item.volume_id, mailbox, ItemId(item.id), item.mod_content)
     }
-}
-
-/// `prefix` followed by `body`, without a copy when there is no prefix.
-fn with_prefix(prefix: &[u8], body: Vec<u8>) -> Vec<u8> {
-    if prefix.is_empty() {
-        return body;
-    }
-    let mut out = Vec::with_capacity(prefix.len() + body.len());
-    out.extend_from_slice(prefix);
-    out.extend_from_slice(&body);
-    out
 }
 
 /// The savepoint of one record, through statements prepared once per connection

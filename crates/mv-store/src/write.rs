@@ -49,55 +49,6 @@ pub struct CalendarImport {
     pub kept_existing: Vec<String>,
 }
 
-/// The largest per-recipient prefix [`Store::deliver_with_prefixes`] stores:
-/// trace headers take a few hundred bytes.
-pub const MAX_PREFIX: usize = 16 * 1024;
-
-/// A prefix is empty or whole header lines: each ends in CRLF, none is empty
-/// (that would end the header section), no NUL and no bare CR or LF.
-fn check_prefix(prefix: &[u8]) -> Result<(), StoreError> {
-    if prefix.is_empty() {
-        return Ok(());
-    }
-    let bad = |why: &str| {
-        Err(StoreError::Invalid(format!(
-            "message prefix of {} bytes refused: {why}",
-            prefix.len()
-        )))
-    };
-    if prefix.len() > MAX_PREFIX {
-        return bad(&format!("over {MAX_PREFIX} bytes"));
-    }
-    if !prefix.ends_with(b"\r\n") {
-        return bad("it does not end in CRLF");
-    }
-    if prefix.contains(&0) {
-        return bad("it holds a NUL");
-    }
-    if prefix.starts_with(b" ") || prefix.starts_with(b"\t") {
-        return bad("it starts with a continuation line");
-    }
-    let lines: Vec<&[u8]> = prefix[..prefix.len() - 2].split(|&b| b == b'\n').collect();
-    for (i, line) in lines.iter().enumerate() {
-        // Every line but the last had its CRLF split at the LF.
-        let text = if i + 1 < lines.len() {
-            match line.strip_suffix(b"\r") {
-                Some(t) => t,
-                None => return bad("it holds a bare LF"),
-            }
-        } else {
-            line
-        };
-        if text.is_empty() {
-            return bad("it holds an empty line");
-        }
-        if text.contains(&b'\r') {
-            return bad("it holds a bare CR");
-        }
-    }
-    Ok(())
-}
-
 /// Names of folders and tags: not empty, no `/`, no control characters, ≤ 128 chars.
 fn validate_name(what: &str, name: &str) -> Result<(), StoreError> {
     let bad = name.trim().is_empty()
@@ -348,7 +299,7 @@ impl Store {
     /// once; each prefix is kept in its mailbox's database and logged in its
     /// `CreateMessage` record, so replay and restore rebuild the same bytes.
     /// A prefix is empty or complete header lines (each ending in CRLF, none
-    /// empty, no NUL), at most [`MAX_PREFIX`] bytes. A mailbox named twice
+    /// empty, no NUL), at most [`crate::MAX_PREFIX`] bytes. A mailbox named twice
     /// gets one message, with the first prefix given for it.
     pub fn deliver_with_prefixes(
         &self,
@@ -365,7 +316,7 @@ impl Store {
         let mut prefixes: std::collections::HashMap<MailboxId, &[u8]> =
             std::collections::HashMap::new();
         for (id, prefix) in recipients {
-            check_prefix(prefix)?;
+            crate::prefix::check(prefix)?;
             prefixes.entry(*id).or_insert(prefix);
         }
         let mut unique: Vec<MailboxId> = prefixes.keys().copied().collect();

@@ -46,15 +46,26 @@
 //! A failed write, fsync or rollover step leaves the log in a state we cannot vouch
 //! for (after a failed fsync the kernel may have dropped the dirty pages), so the log
 //! stops: every later `append`/`rollover`, and every `wait_durable` for a record not
-//! yet durable, returns [`RedoError::Failed`]. Reopening recovers (torn tail truncated,
-//! interrupted rollover completed).
+//! yet durable, returns [`RedoError::Failed`]. Nothing past the last durable record
+//! was acknowledged or applied (its writers got the error), so the log can resume
+//! without a restart once the cause is gone (a full disk has room again):
+//! [`RedoLog::resume`], tried by `append` at most once a second and by the server
+//! every few seconds, waits for every ticket to be released, cuts the file back to
+//! the end of the last durable record (a partial record a failed write left, and
+//! records whose fsync failed, go), then reopens it the way `open` does (torn tail,
+//! interrupted rollover), checks that it ends exactly at the durable LSN and that
+//! the disk has room again — it takes a write of twice the one that failed, and
+//! at least 1 MiB (written past the end, then cut off again; a delivery needs
+//! room for its staged content as well as its record). Only then are appends taken again; the LSNs that were cut are assigned again, which is
+//! safe because no caller ever saw them durable. Reopening after a restart does the
+//! same.
 
 use std::fs::File;
 use std::ops::RangeInclusive;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use mv_types::{ChangeNumber, Lsn, MailboxId, TxnId, UtcMillis};
@@ -204,8 +215,13 @@ struct Shared {
     sync_cv: Condvar,
     /// Mirror of `SyncState::durable` for lock-free reads.
     durable: AtomicU64,
-    /// Set once by the first failure; see the module docs.
-    failed: OnceLock<String>,
+    /// Set by the first failure, cleared by a resume; see the module docs.
+    failed: Mutex<Option<String>>,
+    /// When `append` last tried to resume a failed log.
+    resume_tried: Mutex<Option<Instant>>,
+    /// The size of the write that failed, if one did: a resume first checks that
+    /// the disk takes that much.
+    failed_write_len: AtomicU64,
     next_txn: AtomicU64,
     slow_fsync_warned: Mutex<Option<Instant>>,
     /// Run before a log is archived: the store makes every write that the log
@@ -240,7 +256,16 @@ impl LogState {
 struct SyncState {
     syncing: bool,
     durable: u64,
+    /// Where the last durable record ends: (sequence of the file, byte offset). A
+    /// resume cuts the file back to it.
+    durable_end: (u64, u64),
 }
+
+/// How often `append` retries a failed log (see [`RedoLog::resume`]).
+const RESUME_RETRY: Duration = Duration::from_secs(1);
+
+/// The least room a resume asks of the disk (a failed fsync has no size).
+const RESUME_PROBE_BYTES: u64 = 1 << 20;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic elsewhere while holding a lock leaves consistent state here (every
@@ -281,10 +306,13 @@ impl RedoLog {
             sync: Mutex::new(SyncState {
                 syncing: false,
                 durable,
+                durable_end: (rec.header.sequence, rec.size),
             }),
             sync_cv: Condvar::new(),
             durable: AtomicU64::new(durable),
-            failed: OnceLock::new(),
+            failed: Mutex::new(None),
+            resume_tried: Mutex::new(None),
+            failed_write_len: AtomicU64::new(0),
             next_txn: AtomicU64::new(txn_seed),
             slow_fsync_warned: Mutex::new(None),
             checkpoint: Mutex::new(None),
@@ -333,7 +361,15 @@ impl RedoLog {
 
     /// Why the log stopped taking records (see "Failures" above), if it did.
     pub fn failure(&self) -> Option<String> {
-        self.shared.failed.get().cloned()
+        lock(&self.shared.failed).clone()
+    }
+
+    /// Takes appends again after a failure, once that is safe (see "Failures"
+    /// above): `Ok` when the log is usable (it was, or it resumed), otherwise why
+    /// not yet (the disk is still full, a ticket is still held). Call it again
+    /// later; it changes nothing while it cannot succeed.
+    pub fn resume(&self) -> Result<(), RedoError> {
+        self.shared.resume()
     }
 
     /// Every record up to this LSN is on disk.
@@ -366,7 +402,7 @@ impl RedoLog {
     /// `None` while an append is in flight or after a failure. Read it *before*
     /// the syncs, then [`Self::record_checkpoint`] it after they succeed.
     pub fn applied_position(&self) -> Option<RedoPosition> {
-        if self.shared.failed.get().is_some() {
+        if lock(&self.shared.failed).is_some() {
             return None;
         }
         let g = lock(&self.shared.log);
@@ -402,7 +438,7 @@ impl RedoLog {
 
 impl Shared {
     fn check_failed(&self) -> Result<(), RedoError> {
-        match self.failed.get() {
+        match lock(&self.failed).as_ref() {
             Some(reason) => Err(RedoError::Failed {
                 reason: reason.clone(),
             }),
@@ -411,8 +447,106 @@ impl Shared {
     }
 
     fn fail(&self, e: &RedoError) {
-        tracing::error!("redo log stopped: {e}");
-        let _ = self.failed.set(e.to_string());
+        let mut failed = lock(&self.failed);
+        if failed.is_none() {
+            tracing::error!("redo log stopped: {e}");
+            *failed = Some(e.to_string());
+        }
+    }
+
+    /// [`Self::resume`], at most once per [`RESUME_RETRY`]: appends arriving at a
+    /// stopped log must not each reread it.
+    fn resume_now_and_then(&self) -> Result<(), RedoError> {
+        {
+            let mut tried = lock(&self.resume_tried);
+            if tried.is_some_and(|t| t.elapsed() < RESUME_RETRY) {
+                return self.check_failed();
+            }
+            *tried = Some(Instant::now());
+        }
+        self.resume()
+    }
+
+    fn resume(&self) -> Result<(), RedoError> {
+        let mut g = lock(&self.log);
+        let Some(reason) = lock(&self.failed).clone() else {
+            return Ok(());
+        };
+        let not_yet = |why: String| RedoError::Failed {
+            reason: format!("{reason}; not resumed yet: {why}"),
+        };
+        if g.rolling || g.outstanding > 0 {
+            // A writer still holds a ticket: one whose records are durable is
+            // applying them, one whose are not is about to learn it failed. Cutting
+            // the file under either would be wrong.
+            return Err(not_yet(format!(
+                "{} appends not yet released",
+                g.outstanding
+            )));
+        }
+        let mut s = lock(&self.sync);
+        if s.syncing {
+            return Err(not_yet("an fsync is in flight".into()));
+        }
+        let (durable_seq, durable_size) = s.durable_end;
+        let path = &self.cfg.log_path;
+        if durable_seq == g.sequence && g.size >= durable_size {
+            // Past this point nothing was acknowledged or applied.
+            g.file
+                .set_len(durable_size)
+                .map_err(|e| not_yet(format!("cannot cut {}: {e}", path.display())))?;
+        }
+        let rec = recovery::recover(&self.cfg).map_err(|e| not_yet(e.to_string()))?;
+        // Room for what failed (a full disk that has some room again may not have
+        // enough, and a delivery writes its content besides): a write past the
+        // end, cut off again.
+        let probe = self
+            .failed_write_len
+            .load(Ordering::Relaxed)
+            .saturating_mul(2)
+            .max(RESUME_PROBE_BYTES);
+        let probed = rec
+            .file
+            .write_all_at(&vec![0u8; probe as usize], rec.size)
+            .and_then(|()| rec.file.set_len(rec.size));
+        if let Err(e) = probed {
+            let _ = rec.file.set_len(rec.size);
+            return Err(not_yet(format!(
+                "{} does not take {probe} bytes yet: {e}",
+                path.display()
+            )));
+        }
+        let last_in_file = rec.report.records.last().map(|r| r.lsn.0);
+        let found = rec.next_lsn - 1;
+        if found < s.durable || last_in_file.is_some_and(|l| l > s.durable) {
+            // Either a durable record is missing or one nobody saw durable is
+            // there: only a restart's recovery (with its replay) may judge that.
+            return Err(not_yet(format!(
+                "reopened {} ends at LSN {found} (last record {last_in_file:?}), not at the durable LSN {}: restart the server",
+                path.display(),
+                s.durable
+            )));
+        }
+        g.file = Arc::new(rec.file);
+        g.sequence = rec.header.sequence;
+        g.created_at = rec.header.created_at;
+        g.first_lsn = rec.header.first_lsn.0;
+        g.size = rec.size;
+        g.next_lsn = rec.next_lsn;
+        s.durable = found;
+        s.durable_end = (g.sequence, g.size);
+        self.durable.store(found, Ordering::Release);
+        self.failed_write_len.store(0, Ordering::Relaxed);
+        *lock(&self.failed) = None;
+        drop(s);
+        drop(g);
+        self.log_cv.notify_all();
+        tracing::warn!(
+            sequence = rec.header.sequence,
+            durable_lsn = found,
+            "redo log resumed after an earlier failure ({reason}): taking records again"
+        );
+        Ok(())
     }
 
     fn append(self: &Arc<Self>, recs: Vec<NewRecord>) -> Result<AppendTicket, RedoError> {
@@ -435,6 +569,8 @@ impl Shared {
             && let Err(source) = g.file.write_all_at(&buf, g.size)
         {
             // Part of the buffer may be in the file: nothing may follow it.
+            self.failed_write_len
+                .fetch_max(buf.len() as u64, Ordering::Relaxed);
             let e = RedoError::Io {
                 path: self.cfg.log_path.clone(),
                 source,
@@ -460,7 +596,11 @@ impl Shared {
             while g.rolling {
                 g = wait(&self.log_cv, g);
             }
-            self.check_failed()?;
+            if self.check_failed().is_err() {
+                drop(g);
+                self.resume_now_and_then()?;
+                continue;
+            }
             if !self.size_rollover_due(&g) {
                 return Ok(g);
             }
@@ -501,9 +641,10 @@ impl Shared {
             s = lock(&self.sync);
             s.syncing = false;
             let res = match res {
-                Ok(upto) => {
+                Ok((upto, end)) => {
                     if upto > s.durable {
                         s.durable = upto;
+                        s.durable_end = end;
                         self.durable.store(upto, Ordering::Release);
                     }
                     Ok(())
@@ -518,19 +659,20 @@ impl Shared {
         }
     }
 
-    /// One fsync covering every record written so far; returns the LSN it covers.
-    fn fsync_written(&self) -> Result<u64, RedoError> {
-        // Read the file and the LSN together: a rollover may switch files, and the
-        // LSN must be one written to the file we sync.
-        let (file, upto) = {
+    /// One fsync covering every record written so far; returns the LSN it covers
+    /// and where its record ends (file sequence, offset).
+    fn fsync_written(&self) -> Result<(u64, (u64, u64)), RedoError> {
+        // Read the file, the LSN and the end together: a rollover may switch files,
+        // and the LSN must be one written to the file we sync.
+        let (file, upto, end) = {
             let g = lock(&self.log);
-            (Arc::clone(&g.file), g.next_lsn - 1)
+            (Arc::clone(&g.file), g.next_lsn - 1, (g.sequence, g.size))
         };
         let t0 = Instant::now();
         file.sync_data()
             .map_err(RedoError::io(&self.cfg.log_path))?;
         self.note_fsync_time(t0.elapsed());
-        Ok(upto)
+        Ok((upto, end))
     }
 
     fn note_fsync_time(&self, took: Duration) {
@@ -667,6 +809,9 @@ impl Shared {
         g.created_at = header.created_at;
         g.first_lsn = last + 1;
         g.size = HEADER_LEN as u64;
+        // Every record up to `last` is durable (the barrier): the new file's
+        // durable end is its header.
+        lock(&self.sync).durable_end = (sequence, g.size);
         tracing::info!(
             sequence = archived.sequence,
             first_lsn = archived.first_lsn.0,

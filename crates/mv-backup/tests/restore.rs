@@ -676,3 +676,101 @@ fn a_restore_failing_on_a_damaged_database_leaves_no_orphan_file() {
     );
     assert_eq!(after, before, "files left by the failed restore");
 }
+
+/// One rule for an incremental's redo log in the target: the copy whose size
+/// and checksum match session.xml is used. A target copy deleted and one
+/// damaged are both replaced by the intact copy in the home's archive, and the
+/// report says so; with no intact copy (or with -br, which reads only the
+/// target) the restore fails naming the target's file and what is wrong.
+#[test]
+fn a_missing_or_damaged_redo_log_in_the_target_is_read_from_the_intact_copy_in_the_archive() {
+    let fx = Fx::new();
+    let a = fx.account("a@d.test");
+    fx.deliver(&message("a0", 2000), &[&a]);
+    fx.backup(SessionKind::Full);
+    fx.deliver(&message("a1", 2100), &[&a]);
+    fx.deliver(&message("a2", 2200), &[&a]);
+    // The home keeps its archived logs for a while after they are copied.
+    let mut opts = fx.opts(SessionKind::Incremental);
+    opts.keep_time = Some(std::time::Duration::from_secs(3600));
+    let r = fx.backup_with(opts);
+    assert!(r.ok(), "{:?}", r.sessions);
+    let label = r.sessions[0].label;
+    let catalog = mv_backup::Catalog::load(fx.target().as_ref()).unwrap();
+    let incr = catalog.get(&label).unwrap().session().unwrap().clone();
+    let log = incr.redo_logs.last().unwrap().clone();
+    let in_target = fx.session_path(&label, &format!("redologs/{}", log.name));
+    let in_archive = fx.home.redo_archive_dir().join(&log.name);
+    let intact = std::fs::read(&in_target).unwrap();
+    assert_eq!(std::fs::read(&in_archive).unwrap(), intact);
+    let mut damaged = intact.clone();
+    let mid = damaged.len() / 2;
+    damaged[mid] ^= 0x55;
+
+    let restore = |prefix: &str, br: bool| {
+        restore_account(
+            &fx.source(),
+            fx.target().as_ref(),
+            "a@d.test",
+            &RestoreOptions {
+                new_account_prefix: Some(prefix.into()),
+                backup_redo_only: br,
+                ..Default::default()
+            },
+        )
+    };
+    let same = |r: &mv_backup::AccountRestoreReport| {
+        let restored = fx.find_account(&r.restored_as);
+        assert_eq!(
+            state(&fx.store, restored.mailbox_id),
+            state(&fx.store, a.mailbox_id)
+        );
+    };
+    let used_archive = |r: &mv_backup::AccountRestoreReport, what: &str| {
+        assert!(
+            r.notes.iter().any(|n| n.contains(&log.name)
+                && n.contains(what)
+                && n.contains(&in_archive.display().to_string())),
+            "{:?}",
+            r.notes
+        );
+    };
+
+    // Intact: the target's copy, nothing said.
+    let r = restore("i_", false).unwrap();
+    same(&r);
+    assert!(
+        !r.notes.iter().any(|n| n.contains("redo log")),
+        "{:?}",
+        r.notes
+    );
+
+    // Deleted from the target.
+    std::fs::remove_file(&in_target).unwrap();
+    let r = restore("d_", false).unwrap();
+    same(&r);
+    used_archive(&r, "missing");
+
+    // Damaged in the target: handled alike.
+    std::fs::write(&in_target, &damaged).unwrap();
+    let r = restore("x_", false).unwrap();
+    same(&r);
+    used_archive(&r, "damaged");
+
+    // -br reads the target only: the damage is an error naming the file.
+    let e = restore("b_", true).unwrap_err().to_string();
+    assert!(
+        e.contains(&log.name) && e.contains("damaged") && e.contains("-br"),
+        "{e}"
+    );
+
+    // No intact copy anywhere: an error naming the target's file.
+    std::fs::write(&in_archive, &damaged).unwrap();
+    let e = restore("n_", false).unwrap_err().to_string();
+    assert!(
+        e.contains(&log.name) && e.contains("damaged") && e.contains("no intact copy"),
+        "{e}"
+    );
+    std::fs::write(&in_archive, &intact).unwrap();
+    std::fs::write(&in_target, &intact).unwrap();
+}

@@ -434,6 +434,15 @@ impl RedoLog {
     pub fn last_checkpoint(&self) -> Result<Option<Checkpoint>, RedoError> {
         checkpoint::read_checkpoint(&self.shared.cfg)
     }
+
+    /// Puts `file` in place of the current log's handle (a disk that refuses
+    /// writes: `/dev/full`), returning the handle it replaced.
+    #[cfg(test)]
+    pub(crate) fn swap_file_for_test(&self, file: File) -> File {
+        let mut g = lock(&self.shared.log);
+        let old = std::mem::replace(&mut g.file, Arc::new(file));
+        Arc::try_unwrap(old).expect("no fsync in flight")
+    }
 }
 
 impl Shared {

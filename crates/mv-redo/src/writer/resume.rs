@@ -53,31 +53,39 @@ impl Shared {
         }
         let (durable_seq, durable_size) = s.durable_end;
         let path = &self.cfg.log_path;
-        if durable_seq == g.sequence && g.size >= durable_size {
-            // Past this point nothing was acknowledged or applied.
-            g.file
-                .set_len(durable_size)
-                .map_err(|e| not_yet(format!("cannot cut {}: {e}", path.display())))?;
-        }
-        let rec = recovery::recover(&self.cfg).map_err(|e| not_yet(e.to_string()))?;
         // Room for what failed (a full disk that has some room again may not have
         // enough, and a delivery writes its content besides): a write past the
-        // end, cut off again.
+        // end, cut off again. Tried before the log is reread, so that a disk
+        // still full costs a failed write, not a read of the whole log.
         let probe = self
             .failed_write_len
             .load(Ordering::Relaxed)
             .saturating_mul(2)
             .max(RESUME_PROBE_BYTES);
-        let probed = rec
-            .file
-            .write_all_at(&vec![0u8; probe as usize], rec.size)
-            .and_then(|()| rec.file.set_len(rec.size));
-        if let Err(e) = probed {
-            let _ = rec.file.set_len(rec.size);
-            return Err(not_yet(format!(
-                "{} does not take {probe} bytes yet: {e}",
-                path.display()
-            )));
+        let room = |file: &std::fs::File, end: u64| {
+            let probed = file
+                .write_all_at(&vec![0u8; probe as usize], end)
+                .and_then(|()| file.set_len(end));
+            probed.map_err(|e| {
+                let _ = file.set_len(end);
+                not_yet(format!(
+                    "{} does not take {probe} bytes yet: {e}",
+                    path.display()
+                ))
+            })
+        };
+        let current = durable_seq == g.sequence && g.size >= durable_size;
+        if current {
+            // Past this point nothing was acknowledged or applied.
+            g.file
+                .set_len(durable_size)
+                .map_err(|e| not_yet(format!("cannot cut {}: {e}", path.display())))?;
+            room(&g.file, durable_size)?;
+        }
+        let rec = recovery::recover(&self.cfg).map_err(|e| not_yet(e.to_string()))?;
+        if !current {
+            // A rollover failed part way: the file is the one reopened.
+            room(&rec.file, rec.size)?;
         }
         let last_in_file = rec.report.records.last().map(|r| r.lsn.0);
         let found = rec.next_lsn - 1;

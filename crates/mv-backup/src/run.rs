@@ -98,10 +98,10 @@ pub struct BackupOptions {
     /// `zimbraBackupMinFreeSpace`; `None`: from the directory.
     pub min_free_space: Option<String>,
     /// Put the server's secrets (secret local config values, the admin token,
-    /// the TLS key and its certificate) into `sys/` of a target that cannot keep
-    /// files to their owner (an object store); `None`: localconfig
-    /// `backup_object_store_secrets` (default false). Filesystem targets always
-    /// hold them, owner-only.
+    /// the TLS key and its certificate) into `sys/` (`--include/--exclude
+    /// Secrets`); `None`: yes on a filesystem target (owner-only files), on a
+    /// target that cannot keep files to their owner (an object store) only with
+    /// localconfig `backup_object_store_secrets`.
     pub secrets: Option<bool>,
 }
 
@@ -347,11 +347,9 @@ impl Prepared {
             .opts
             .shared_blobs
             .unwrap_or_else(|| !cfg.get_bool("backup_disable_shared_blobs"));
-        let secrets = self.target.keeps_files_private()
-            || self
-                .opts
-                .secrets
-                .unwrap_or_else(|| cfg.get_bool("backup_object_store_secrets"));
+        let secrets = self.opts.secrets.unwrap_or_else(|| {
+            self.target.keeps_files_private() || cfg.get_bool("backup_object_store_secrets")
+        });
         let mut run = Run {
             source,
             target: self.target.as_ref(),

@@ -403,4 +403,15 @@ fn secrets_stay_out_of_an_s3_backup_unless_asked() {
         .get(&format!("sessions/{label}/sys/conf/admin.token"))
         .unwrap();
     assert_eq!(String::from_utf8(got).unwrap().trim(), token.trim());
+
+    // The local config key asks for them too.
+    let mut cfg = mv_home::LocalConfig::load(&fx.home.localconfig_path()).unwrap();
+    cfg.set("backup_object_store_secrets", "true").unwrap();
+    cfg.save(&fx.home.localconfig_path()).unwrap();
+    let r = fx.backup(SessionKind::Incremental);
+    let label = r.sessions[0].label;
+    assert!(
+        t.get(&format!("sessions/{label}/sys/conf/imap.key"))
+            .is_ok_and(|k| contains(&k, b"tls-secret-key"))
+    );
 }

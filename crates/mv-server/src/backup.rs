@@ -26,7 +26,7 @@ pub struct BackupRequest {
     /// `stored` (default), `deflate` or `zstd`.
     #[serde(default)]
     pub compression: Option<String>,
-    /// `SearchIndex`, `Blobs`, `HsmBlobs`.
+    /// `SearchIndex`, `Blobs`, `HsmBlobs`, `Secrets`.
     #[serde(default)]
     pub exclude: Vec<String>,
     #[serde(default)]

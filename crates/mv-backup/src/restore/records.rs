@@ -276,8 +276,11 @@ pub(super) fn collect_records(
     };
     // A listed log with no intact copy after the last file found is a hole too
     // (the chain of what was found alone can look whole).
-    let chain = chain.and_then(|()| match unusable.range(meta.redo_seq..).next() {
-        Some(&u) if !files.contains_key(&u) => Err(mv_redo::RedoError::Gap {
+    let first_unusable = unusable
+        .range(meta.redo_seq..)
+        .find(|u| !files.contains_key(u));
+    let chain = chain.and_then(|()| match first_unusable {
+        Some(&u) => Err(mv_redo::RedoError::Gap {
             first_missing: u,
             last_missing: files
                 .range(u..)

@@ -152,11 +152,34 @@ pub struct RestoreRun {
     /// A group of built accounts whose sync is under way.
     syncing: Option<(Vec<Built>, mv_store::SyncInFlight)>,
     rolled_over: bool,
+    /// Redo log files already checked against a session's checksum, and the
+    /// outcome: every account of a run reads the same logs.
+    checked_logs: std::collections::HashMap<(PathBuf, String), bool>,
 }
 
 impl RestoreRun {
     pub fn new() -> RestoreRun {
         RestoreRun::default()
+    }
+
+    /// Whether the file at `path` is the log `l` a session recorded: same size,
+    /// same BLAKE3 (sessions from before checksums were recorded: size only).
+    fn intact_log(&mut self, path: &std::path::Path, l: &crate::session::RedoLogFile) -> bool {
+        let key = (path.to_path_buf(), l.blake3.clone());
+        if let Some(ok) = self.checked_logs.get(&key) {
+            return *ok;
+        }
+        let ok = std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == l.size)
+            && (l.blake3.is_empty()
+                || std::fs::File::open(path)
+                    .and_then(|mut f| {
+                        let mut h = blake3::Hasher::new();
+                        std::io::copy(&mut f, &mut h)?;
+                        Ok(h.finalize().to_hex().as_str() == l.blake3)
+                    })
+                    .unwrap_or(false));
+        self.checked_logs.insert(key, ok);
+        ok
     }
 
     fn pool(&mut self, target: &dyn Target) -> Result<&Pool> {

@@ -97,6 +97,12 @@ pub struct BackupOptions {
     pub shared_blobs: Option<bool>,
     /// `zimbraBackupMinFreeSpace`; `None`: from the directory.
     pub min_free_space: Option<String>,
+    /// Put the server's secrets (secret local config values, the admin token,
+    /// the TLS key and its certificate) into `sys/` (`--include/--exclude
+    /// Secrets`); `None`: yes on a filesystem target (owner-only files), on a
+    /// target that cannot keep files to their owner (an object store) only with
+    /// localconfig `backup_object_store_secrets`.
+    pub secrets: Option<bool>,
 }
 
 impl BackupOptions {
@@ -114,6 +120,7 @@ impl BackupOptions {
             keep_time: None,
             shared_blobs: None,
             min_free_space: None,
+            secrets: None,
         }
     }
 
@@ -340,6 +347,9 @@ impl Prepared {
             .opts
             .shared_blobs
             .unwrap_or_else(|| !cfg.get_bool("backup_disable_shared_blobs"));
+        let secrets = self.opts.secrets.unwrap_or_else(|| {
+            self.target.keeps_files_private() || cfg.get_bool("backup_object_store_secrets")
+        });
         let mut run = Run {
             source,
             target: self.target.as_ref(),
@@ -353,6 +363,7 @@ impl Prepared {
             sealed: Vec::new(),
             shared_blobs,
             keep_time,
+            secrets,
             catalog: self.catalog,
             prev_files: None,
         };
@@ -528,6 +539,8 @@ pub(crate) struct Run<'a> {
     pub sealed: Vec<String>,
     pub shared_blobs: bool,
     pub keep_time: Duration,
+    /// `sys/` holds the server's secrets (see `BackupOptions::secrets`).
+    pub secrets: bool,
     /// The target's sessions: as they were when the run started, plus those it
     /// committed.
     pub catalog: Catalog,
@@ -633,7 +646,7 @@ impl Run<'_> {
             w.close();
         }
         sb.put("sys/config.xml", &w.finish())?;
-        crate::identity::back_up(self.source.store.home(), sb)
+        crate::identity::back_up(self.source.store.home(), sb, self.secrets)
     }
 
     /// Writes session.xml and makes the session visible, then updates accounts.xml.

@@ -108,11 +108,7 @@ pub fn restore_system(
         Ok(bytes) => {
             let path = source.store.home().localconfig_path();
             let shown = format!("{}/{lc_rel}", target.url());
-            mv_home::LocalConfig::parse(
-                &String::from_utf8_lossy(&bytes),
-                std::path::Path::new(&shown),
-            )
-            .map_err(|e| BackupError::corrupt(&shown, e.to_string()))?;
+            let bytes = crate::identity::restored_localconfig(&bytes, &shown, source.store.home())?;
             if let Ok(old) = std::fs::read(&path) {
                 let keep = path.with_extension("conf.before-restore");
                 mv_home::durable::write_atomic(&keep, &old)

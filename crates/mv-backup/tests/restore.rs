@@ -347,6 +347,20 @@ fn seed_scenario_restore_to_before_the_delete_into_a_new_account(fx: Fx) {
     assert!(sb.info.applied_change > full_state.info.applied_change);
 }
 
+/// Every file below `dir`, whatever its name.
+fn all_files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(all_files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 fn files_under(dir: &std::path::Path, ext: &str) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
@@ -605,8 +619,10 @@ fn first_incremental_after_a_full_copies_only_what_followed_it(fx: Fx) {
 }
 
 /// A restore that fails on a damaged database after the blobs were written and
-/// while redo records were replayed (their content too) leaves no file behind:
-/// no blob, no database, nothing under the new mailbox's id.
+/// after its replay had already put content in place (a record with a message
+/// applied, a later one failing) leaves no file behind: no blob, no database,
+/// nothing under the new mailbox's id, nothing staged. Every file of the store,
+/// whatever its name, is compared.
 #[test]
 fn a_restore_failing_on_a_damaged_database_leaves_no_orphan_file() {
     let fx = Fx::new();
@@ -614,31 +630,38 @@ fn a_restore_failing_on_a_damaged_database_leaves_no_orphan_file() {
     for i in 0..3 {
         fx.deliver(&message(&format!("a{i}"), 3000 + i), &[&user]);
     }
+    let work = fx
+        .store
+        .create_folder_path(user.mailbox_id, "/Work", "message")
+        .unwrap();
     fx.backup(SessionKind::Full);
-    // Replayed on top of the full: their content is written by the replay.
-    for i in 0..2 {
-        fx.deliver(&message(&format!("b{i}"), 2000 + i), &[&user]);
-    }
+    // Replayed on top of the full: the first delivery applies (its content is
+    // linked into the new mailbox), then the move into /Work fails, because
+    // the damaged database has lost that folder.
+    fx.deliver(&message("b0", 2000), &[&user]);
+    let b1 = fx
+        .store
+        .add_message(user.mailbox_id, &message("b1", 2001), &Default::default())
+        .unwrap();
+    fx.store.move_items(user.mailbox_id, &[b1], work).unwrap();
     let db = files_under(&fx.target_dir.join("sessions"), "sqlite")[0].clone();
     {
-        // The item table reads (blobs are restored), the folders do not (the
-        // replay fails).
         let c = rusqlite::Connection::open(&db).unwrap();
-        c.execute_batch("DROP TABLE folder;").unwrap();
+        let n = c
+            .execute("DELETE FROM folder WHERE id = ?1", [work])
+            .unwrap();
+        assert_eq!(n, 1);
     }
-    let before_store = files_under(&fx.home.store_dir(), "msg");
-    let all_files = |dir: &std::path::Path| {
-        let mut v: Vec<_> = ["msg", "sqlite", "restoring", "wal", "shm"]
-            .iter()
-            .flat_map(|e| files_under(dir, e))
-            .collect();
+    let everything = |dir: &std::path::Path| {
+        let mut v = all_files_under(dir);
         v.sort();
         v
     };
     let before = (
-        all_files(&fx.home.store_dir()),
-        all_files(&fx.home.db_dir()),
+        everything(&fx.home.store_dir()),
+        everything(&fx.home.db_dir()),
     );
+    assert_eq!(files_under(&fx.home.store_dir(), "msg").len(), 5);
     let err = restore_account(
         &fx.source(),
         fx.target().as_ref(),
@@ -648,9 +671,106 @@ fn a_restore_failing_on_a_damaged_database_leaves_no_orphan_file() {
     .unwrap_err();
     assert!(err.to_string().contains("folder"), "{err}");
     let after = (
-        all_files(&fx.home.store_dir()),
-        all_files(&fx.home.db_dir()),
+        everything(&fx.home.store_dir()),
+        everything(&fx.home.db_dir()),
     );
     assert_eq!(after, before, "files left by the failed restore");
-    assert_eq!(before_store.len(), 5);
+}
+
+/// One rule for an incremental's redo log in the target: the copy whose size
+/// and checksum match session.xml is used. A target copy deleted and one
+/// damaged are both replaced by the intact copy in the home's archive, and the
+/// report says so; with no intact copy (or with -br, which reads only the
+/// target) the restore fails naming the target's file and what is wrong.
+#[test]
+fn a_missing_or_damaged_redo_log_in_the_target_is_read_from_the_intact_copy_in_the_archive() {
+    let fx = Fx::new();
+    let a = fx.account("a@d.test");
+    fx.deliver(&message("a0", 2000), &[&a]);
+    fx.backup(SessionKind::Full);
+    fx.deliver(&message("a1", 2100), &[&a]);
+    fx.deliver(&message("a2", 2200), &[&a]);
+    // The home keeps its archived logs for a while after they are copied.
+    let mut opts = fx.opts(SessionKind::Incremental);
+    opts.keep_time = Some(std::time::Duration::from_secs(3600));
+    let r = fx.backup_with(opts);
+    assert!(r.ok(), "{:?}", r.sessions);
+    let label = r.sessions[0].label;
+    let catalog = mv_backup::Catalog::load(fx.target().as_ref()).unwrap();
+    let incr = catalog.get(&label).unwrap().session().unwrap().clone();
+    let log = incr.redo_logs.last().unwrap().clone();
+    let in_target = fx.session_path(&label, &format!("redologs/{}", log.name));
+    let in_archive = fx.home.redo_archive_dir().join(&log.name);
+    let intact = std::fs::read(&in_target).unwrap();
+    assert_eq!(std::fs::read(&in_archive).unwrap(), intact);
+    let mut damaged = intact.clone();
+    let mid = damaged.len() / 2;
+    damaged[mid] ^= 0x55;
+
+    let restore = |prefix: &str, br: bool| {
+        restore_account(
+            &fx.source(),
+            fx.target().as_ref(),
+            "a@d.test",
+            &RestoreOptions {
+                new_account_prefix: Some(prefix.into()),
+                backup_redo_only: br,
+                ..Default::default()
+            },
+        )
+    };
+    let same = |r: &mv_backup::AccountRestoreReport| {
+        let restored = fx.find_account(&r.restored_as);
+        assert_eq!(
+            state(&fx.store, restored.mailbox_id),
+            state(&fx.store, a.mailbox_id)
+        );
+    };
+    let used_archive = |r: &mv_backup::AccountRestoreReport, what: &str| {
+        assert!(
+            r.notes.iter().any(|n| n.contains(&log.name)
+                && n.contains(what)
+                && n.contains(&in_archive.display().to_string())),
+            "{:?}",
+            r.notes
+        );
+    };
+
+    // Intact: the target's copy, nothing said.
+    let r = restore("i_", false).unwrap();
+    same(&r);
+    assert!(
+        !r.notes.iter().any(|n| n.contains("redo log")),
+        "{:?}",
+        r.notes
+    );
+
+    // Deleted from the target.
+    std::fs::remove_file(&in_target).unwrap();
+    let r = restore("d_", false).unwrap();
+    same(&r);
+    used_archive(&r, "missing");
+
+    // Damaged in the target: handled alike.
+    std::fs::write(&in_target, &damaged).unwrap();
+    let r = restore("x_", false).unwrap();
+    same(&r);
+    used_archive(&r, "damaged");
+
+    // -br reads the target only: the damage is an error naming the file.
+    let e = restore("b_", true).unwrap_err().to_string();
+    assert!(
+        e.contains(&log.name) && e.contains("damaged") && e.contains("-br"),
+        "{e}"
+    );
+
+    // No intact copy anywhere: an error naming the target's file.
+    std::fs::write(&in_archive, &damaged).unwrap();
+    let e = restore("n_", false).unwrap_err().to_string();
+    assert!(
+        e.contains(&log.name) && e.contains("damaged") && e.contains("no intact copy"),
+        "{e}"
+    );
+    std::fs::write(&in_archive, &intact).unwrap();
+    std::fs::write(&in_target, &intact).unwrap();
 }

@@ -282,3 +282,136 @@ fn a_lease_that_cannot_be_renewed_stops_the_run() {
         started.elapsed()
     );
 }
+
+/// Every file stored for the bucket, with its bytes.
+fn stored_objects(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(stored_objects(&p));
+        } else {
+            out.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A backup to an object store leaves the server's secrets out by default:
+/// no object holds the S3 keys, the admin token or the TLS key, and the local
+/// config says what was left out. A restore of that local config keeps this
+/// server's secrets. Asked for (`secrets`), they go with the backup.
+#[test]
+fn secrets_stay_out_of_an_s3_backup_unless_asked() {
+    use common::s3::{ACCESS_KEY, SECRET_KEY};
+    use mv_backup::SessionKind;
+    let fx = Fx::new_s3();
+    let mut cfg = mv_home::LocalConfig::load(&fx.home.localconfig_path()).unwrap();
+    for (k, v) in server(&fx).local_config() {
+        cfg.set(k, &v).unwrap();
+    }
+    cfg.set("zimbra_server_hostname_test_marker", "kept")
+        .unwrap();
+    cfg.save(&fx.home.localconfig_path()).unwrap();
+    let conf = fx.home.conf_dir();
+    std::fs::write(
+        conf.join("imap.key"),
+        "-----BEGIN PRIVATE KEY----- tls-secret-key",
+    )
+    .unwrap();
+    std::fs::write(
+        conf.join("imap.crt"),
+        "-----BEGIN CERTIFICATE----- tls-cert",
+    )
+    .unwrap();
+    let token = fx.home.admin_token().unwrap();
+    assert!(token.len() >= 32);
+    let a = fx.account("a@d.test");
+    fx.deliver(&common::message("m", 2000), &[&a]);
+
+    let r = fx.backup(SessionKind::Full);
+    assert!(r.ok(), "{:?}", r.sessions);
+    let label = r.sessions[0].label;
+    let objects = stored_objects(&fx.target_dir);
+    assert!(objects.len() > 5, "{objects:?}");
+    for (path, bytes) in &objects {
+        for secret in [
+            SECRET_KEY.as_bytes(),
+            ACCESS_KEY.as_bytes(),
+            token.trim().as_bytes(),
+            b"tls-secret-key",
+        ] {
+            assert!(
+                !contains(bytes, secret),
+                "{} holds a secret ({})",
+                path.display(),
+                String::from_utf8_lossy(secret)
+            );
+        }
+    }
+    let t = fx.target();
+    let lc = String::from_utf8(
+        t.get(&format!("sessions/{label}/sys/localconfig.conf"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        lc.contains("s3_secret_access_key: a secret, left out")
+            && lc.contains("zimbra_server_hostname_test_marker = kept")
+            && lc.contains("s3_endpoint = "),
+        "{lc}"
+    );
+    for name in ["admin.token", "imap.key", "imap.crt"] {
+        assert!(
+            matches!(
+                t.get(&format!("sessions/{label}/sys/conf/{name}")),
+                Err(BackupError::NotFound(_))
+            ),
+            "{name}"
+        );
+    }
+
+    // Restoring that local config keeps this server's secrets; the rest is
+    // the backup's.
+    let mut changed = mv_home::LocalConfig::load(&fx.home.localconfig_path()).unwrap();
+    changed
+        .set("zimbra_server_hostname_test_marker", "changed")
+        .unwrap();
+    changed.save(&fx.home.localconfig_path()).unwrap();
+    mv_backup::identity::restore(t.as_ref(), &label, &fx.home).unwrap();
+    let now = mv_home::LocalConfig::load(&fx.home.localconfig_path()).unwrap();
+    assert_eq!(now.get("s3_secret_access_key"), Some(SECRET_KEY));
+    assert_eq!(now.get("s3_access_key_id"), Some(ACCESS_KEY));
+    assert_eq!(now.get("zimbra_server_hostname_test_marker"), Some("kept"));
+    assert_eq!(fx.home.admin_token().unwrap(), token);
+
+    // Asked for: they go too.
+    let mut opts = fx.opts(SessionKind::Incremental);
+    opts.secrets = Some(true);
+    let r = fx.backup_with(opts);
+    assert!(r.ok(), "{:?}", r.sessions);
+    let label = r.sessions[0].label;
+    let lc = t
+        .get(&format!("sessions/{label}/sys/localconfig.conf"))
+        .unwrap();
+    assert!(contains(&lc, SECRET_KEY.as_bytes()));
+    let got = t
+        .get(&format!("sessions/{label}/sys/conf/admin.token"))
+        .unwrap();
+    assert_eq!(String::from_utf8(got).unwrap().trim(), token.trim());
+
+    // The local config key asks for them too.
+    let mut cfg = mv_home::LocalConfig::load(&fx.home.localconfig_path()).unwrap();
+    cfg.set("backup_object_store_secrets", "true").unwrap();
+    cfg.save(&fx.home.localconfig_path()).unwrap();
+    let r = fx.backup(SessionKind::Incremental);
+    let label = r.sessions[0].label;
+    assert!(
+        t.get(&format!("sessions/{label}/sys/conf/imap.key"))
+            .is_ok_and(|k| contains(&k, b"tls-secret-key"))
+    );
+}

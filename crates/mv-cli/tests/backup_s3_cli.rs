@@ -108,9 +108,20 @@ fn backup_query_verify_and_restore_through_s3() {
     assert!(!server.object_file("mail/backups/backup.lock").exists());
 
     files.push(deliver(&env, "a@d.test", "a2", 250));
-    let o = env.ok("zmbackup", &["-i", "-t", &url, "-sync"]);
+    let o = env.ok(
+        "zmbackup",
+        &["-i", "-t", &url, "--include", "Secrets", "-sync"],
+    );
     let incr = o.stdout.trim().to_string();
     assert!(incr.starts_with("incr-"), "{}", o.stdout);
+    // The server's secrets stay out of the bucket unless asked for.
+    let token = |label: &str| {
+        server.object_file(&format!(
+            "mail/backups/sessions/{label}/sys/conf/admin.token"
+        ))
+    };
+    assert!(!token(&full).exists());
+    assert!(token(&incr).is_file());
 
     let q = env.ok("zmbackupquery", &["-t", &url]).stdout;
     let blocks: Vec<&str> = q.split("\n\n").collect();

@@ -34,6 +34,12 @@ pub const KNOWN_KEYS: &[KeyInfo] = &[
         description: "store every blob per account instead of once per target",
     },
     KeyInfo {
+        name: "backup_object_store_secrets",
+        default: "false",
+        secret: false,
+        description: "put the server's secrets (secret local config values, admin token, TLS key) into backups on an s3:// target too",
+    },
+    KeyInfo {
         name: "backup_target_roots",
         default: "",
         secret: false,

@@ -53,10 +53,13 @@ pub enum RedoError {
     #[error("undecodable redo record: {0}")]
     Decode(#[from] DecodeError),
 
-    /// An earlier write, fsync or rollover failed; after that nothing can be known to
-    /// be on disk, so the log refuses further work until it is reopened (open() then
-    /// recovers: truncates the torn tail or completes the interrupted rollover).
-    #[error("redo log unusable after an earlier failure ({reason}); restart to recover")]
+    /// An earlier write, fsync or rollover failed; after that nothing past the last
+    /// durable record can be vouched for, so the log refuses further work until it
+    /// resumes (`RedoLog::resume`: cut back to the durable end and reopened, tried
+    /// every few seconds) or is reopened by a restart.
+    #[error(
+        "redo log stopped after a failure ({reason}); it resumes by itself once the cause (a full disk) is gone"
+    )]
     Failed { reason: String },
 }
 

@@ -598,3 +598,53 @@ fn a_rebuilt_home_continues_at_the_backups_next_sequence() {
     assert!(err.contains("holds records"), "{err}");
     assert_eq!(open(&cfg).1.sequence, 58);
 }
+
+/// A write the disk refuses stops the log; once the disk takes writes again,
+/// `resume` (no reopen) cuts the file back to its last durable record — a
+/// partial record and a record written but never made durable go — and the
+/// log goes on from there, readable to its end.
+#[test]
+fn a_log_stopped_by_a_refused_write_resumes_at_its_durable_end() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cfg(dir.path());
+    let (log, _) = open(&cfg);
+    put(&log, vec![rec(17, 1, folder("a"))]);
+    let durable_len = fs::metadata(&cfg.log_path).unwrap().len();
+    // Written, not durable, not released: never acknowledged.
+    let unacknowledged = log.append(vec![rec(17, 2, folder("b"))]).unwrap();
+    // A partial record past the end, then a disk that refuses writes.
+    let rw = fs::OpenOptions::new()
+        .write(true)
+        .open(&cfg.log_path)
+        .unwrap();
+    let end = fs::metadata(&cfg.log_path).unwrap().len();
+    rw.write_all_at(&[0xA5; 40], end).unwrap();
+    let good = log.swap_file_for_test(fs::File::open("/dev/full").unwrap());
+    let e = log.append(vec![rec(17, 3, folder("c"))]).unwrap_err();
+    assert!(e.to_string().contains("redo.log"), "{e}");
+    assert!(log.failure().is_some());
+    assert!(matches!(
+        log.wait_durable(&unacknowledged),
+        Err(RedoError::Failed { .. })
+    ));
+    // Not while a ticket is held, nor while the disk refuses.
+    let e = log.resume().unwrap_err().to_string();
+    assert!(e.contains("not yet released"), "{e}");
+    drop(unacknowledged);
+    assert!(log.resume().is_err());
+    assert!(log.failure().is_some());
+
+    // Room again.
+    log.swap_file_for_test(good);
+    log.resume().unwrap();
+    assert!(log.failure().is_none());
+    assert_eq!(fs::metadata(&cfg.log_path).unwrap().len(), durable_len);
+    assert_eq!(put(&log, vec![rec(17, 2, folder("b2"))]), [Lsn(2)]);
+    drop(log);
+    let (_, report) = open(&cfg);
+    assert_eq!(report.truncated_at, None);
+    let all = read_everything(&cfg);
+    assert_eq!(lsns(&all), [1, 2]);
+    assert!(matches!(&all[1].record.op, Op::CreateFolder(f) if f.name == "b2"));
+}

@@ -46,15 +46,26 @@
 //! A failed write, fsync or rollover step leaves the log in a state we cannot vouch
 //! for (after a failed fsync the kernel may have dropped the dirty pages), so the log
 //! stops: every later `append`/`rollover`, and every `wait_durable` for a record not
-//! yet durable, returns [`RedoError::Failed`]. Reopening recovers (torn tail truncated,
-//! interrupted rollover completed).
+//! yet durable, returns [`RedoError::Failed`]. Nothing past the last durable record
+//! was acknowledged or applied (its writers got the error), so the log can resume
+//! without a restart once the cause is gone (a full disk has room again):
+//! [`RedoLog::resume`], tried by `append` at most once a second and by the server
+//! every few seconds, waits for every ticket to be released, cuts the file back to
+//! the end of the last durable record (a partial record a failed write left, and
+//! records whose fsync failed, go), then reopens it the way `open` does (torn tail,
+//! interrupted rollover), checks that it ends exactly at the durable LSN and that
+//! the disk has room again — it takes a write of twice the one that failed, and
+//! at least 1 MiB (written past the end, then cut off again; a delivery needs
+//! room for its staged content as well as its record). Only then are appends taken again; the LSNs that were cut are assigned again, which is
+//! safe because no caller ever saw them durable. Reopening after a restart does the
+//! same.
 
 use std::fs::File;
 use std::ops::RangeInclusive;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use mv_types::{ChangeNumber, Lsn, MailboxId, TxnId, UtcMillis};
@@ -65,6 +76,8 @@ use crate::error::RedoError;
 use crate::format::{self, FileHeader, HEADER_LEN, Record};
 use crate::ops::Op;
 use crate::recovery::{self, State, create_log_file, retire_closed_log, write_state};
+
+mod resume;
 
 /// Where the log lives and how it rolls over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,8 +217,13 @@ struct Shared {
     sync_cv: Condvar,
     /// Mirror of `SyncState::durable` for lock-free reads.
     durable: AtomicU64,
-    /// Set once by the first failure; see the module docs.
-    failed: OnceLock<String>,
+    /// Set by the first failure, cleared by a resume; see the module docs.
+    failed: Mutex<Option<String>>,
+    /// When `append` last tried to resume a failed log.
+    resume_tried: Mutex<Option<Instant>>,
+    /// The size of the write that failed, if one did: a resume first checks that
+    /// the disk takes that much.
+    failed_write_len: AtomicU64,
     next_txn: AtomicU64,
     slow_fsync_warned: Mutex<Option<Instant>>,
     /// Run before a log is archived: the store makes every write that the log
@@ -240,6 +258,9 @@ impl LogState {
 struct SyncState {
     syncing: bool,
     durable: u64,
+    /// Where the last durable record ends: (sequence of the file, byte offset). A
+    /// resume cuts the file back to it.
+    durable_end: (u64, u64),
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -281,10 +302,13 @@ impl RedoLog {
             sync: Mutex::new(SyncState {
                 syncing: false,
                 durable,
+                durable_end: (rec.header.sequence, rec.size),
             }),
             sync_cv: Condvar::new(),
             durable: AtomicU64::new(durable),
-            failed: OnceLock::new(),
+            failed: Mutex::new(None),
+            resume_tried: Mutex::new(None),
+            failed_write_len: AtomicU64::new(0),
             next_txn: AtomicU64::new(txn_seed),
             slow_fsync_warned: Mutex::new(None),
             checkpoint: Mutex::new(None),
@@ -333,7 +357,15 @@ impl RedoLog {
 
     /// Why the log stopped taking records (see "Failures" above), if it did.
     pub fn failure(&self) -> Option<String> {
-        self.shared.failed.get().cloned()
+        lock(&self.shared.failed).clone()
+    }
+
+    /// Takes appends again after a failure, once that is safe (see "Failures"
+    /// above): `Ok` when the log is usable (it was, or it resumed), otherwise why
+    /// not yet (the disk is still full, a ticket is still held). Call it again
+    /// later; it changes nothing while it cannot succeed.
+    pub fn resume(&self) -> Result<(), RedoError> {
+        self.shared.resume()
     }
 
     /// Every record up to this LSN is on disk.
@@ -366,7 +398,7 @@ impl RedoLog {
     /// `None` while an append is in flight or after a failure. Read it *before*
     /// the syncs, then [`Self::record_checkpoint`] it after they succeed.
     pub fn applied_position(&self) -> Option<RedoPosition> {
-        if self.shared.failed.get().is_some() {
+        if lock(&self.shared.failed).is_some() {
             return None;
         }
         let g = lock(&self.shared.log);
@@ -398,11 +430,20 @@ impl RedoLog {
     pub fn last_checkpoint(&self) -> Result<Option<Checkpoint>, RedoError> {
         checkpoint::read_checkpoint(&self.shared.cfg)
     }
+
+    /// Puts `file` in place of the current log's handle (a disk that refuses
+    /// writes: `/dev/full`), returning the handle it replaced.
+    #[cfg(test)]
+    pub(crate) fn swap_file_for_test(&self, file: File) -> File {
+        let mut g = lock(&self.shared.log);
+        let old = std::mem::replace(&mut g.file, Arc::new(file));
+        Arc::try_unwrap(old).expect("no fsync in flight")
+    }
 }
 
 impl Shared {
     fn check_failed(&self) -> Result<(), RedoError> {
-        match self.failed.get() {
+        match lock(&self.failed).as_ref() {
             Some(reason) => Err(RedoError::Failed {
                 reason: reason.clone(),
             }),
@@ -411,8 +452,11 @@ impl Shared {
     }
 
     fn fail(&self, e: &RedoError) {
-        tracing::error!("redo log stopped: {e}");
-        let _ = self.failed.set(e.to_string());
+        let mut failed = lock(&self.failed);
+        if failed.is_none() {
+            tracing::error!("redo log stopped: {e}");
+            *failed = Some(e.to_string());
+        }
     }
 
     fn append(self: &Arc<Self>, recs: Vec<NewRecord>) -> Result<AppendTicket, RedoError> {
@@ -435,6 +479,8 @@ impl Shared {
             && let Err(source) = g.file.write_all_at(&buf, g.size)
         {
             // Part of the buffer may be in the file: nothing may follow it.
+            self.failed_write_len
+                .fetch_max(buf.len() as u64, Ordering::Relaxed);
             let e = RedoError::Io {
                 path: self.cfg.log_path.clone(),
                 source,
@@ -460,7 +506,11 @@ impl Shared {
             while g.rolling {
                 g = wait(&self.log_cv, g);
             }
-            self.check_failed()?;
+            if self.check_failed().is_err() {
+                drop(g);
+                self.resume_now_and_then()?;
+                continue;
+            }
             if !self.size_rollover_due(&g) {
                 return Ok(g);
             }
@@ -501,9 +551,10 @@ impl Shared {
             s = lock(&self.sync);
             s.syncing = false;
             let res = match res {
-                Ok(upto) => {
+                Ok((upto, end)) => {
                     if upto > s.durable {
                         s.durable = upto;
+                        s.durable_end = end;
                         self.durable.store(upto, Ordering::Release);
                     }
                     Ok(())
@@ -518,19 +569,20 @@ impl Shared {
         }
     }
 
-    /// One fsync covering every record written so far; returns the LSN it covers.
-    fn fsync_written(&self) -> Result<u64, RedoError> {
-        // Read the file and the LSN together: a rollover may switch files, and the
-        // LSN must be one written to the file we sync.
-        let (file, upto) = {
+    /// One fsync covering every record written so far; returns the LSN it covers
+    /// and where its record ends (file sequence, offset).
+    fn fsync_written(&self) -> Result<(u64, (u64, u64)), RedoError> {
+        // Read the file, the LSN and the end together: a rollover may switch files,
+        // and the LSN must be one written to the file we sync.
+        let (file, upto, end) = {
             let g = lock(&self.log);
-            (Arc::clone(&g.file), g.next_lsn - 1)
+            (Arc::clone(&g.file), g.next_lsn - 1, (g.sequence, g.size))
         };
         let t0 = Instant::now();
         file.sync_data()
             .map_err(RedoError::io(&self.cfg.log_path))?;
         self.note_fsync_time(t0.elapsed());
-        Ok(upto)
+        Ok((upto, end))
     }
 
     fn note_fsync_time(&self, took: Duration) {
@@ -667,6 +719,9 @@ impl Shared {
         g.created_at = header.created_at;
         g.first_lsn = last + 1;
         g.size = HEADER_LEN as u64;
+        // Every record up to `last` is durable (the barrier): the new file's
+        // durable end is its header.
+        lock(&self.sync).durable_end = (sequence, g.size);
         tracing::info!(
             sequence = archived.sequence,
             first_lsn = archived.first_lsn.0,

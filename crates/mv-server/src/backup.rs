@@ -26,7 +26,7 @@ pub struct BackupRequest {
     /// `stored` (default), `deflate` or `zstd`.
     #[serde(default)]
     pub compression: Option<String>,
-    /// `SearchIndex`, `Blobs`, `HsmBlobs`.
+    /// `SearchIndex`, `Blobs`, `HsmBlobs`, `Secrets`.
     #[serde(default)]
     pub exclude: Vec<String>,
     #[serde(default)]
@@ -166,9 +166,10 @@ pub fn options(r: &BackupRequest) -> Result<BackupOptions, ServiceError> {
                 "searchindex" => o.search_index = include,
                 "blobs" => o.blobs = include,
                 "hsmblobs" => o.hsm_blobs = include,
+                "secrets" => o.secrets = Some(include),
                 _ => {
                     return Err(ServiceError::BadRequest(format!(
-                        "cannot include or exclude {what:?}: use SearchIndex, Blobs or HsmBlobs"
+                        "cannot include or exclude {what:?}: use SearchIndex, Blobs, HsmBlobs or Secrets"
                     )));
                 }
             }

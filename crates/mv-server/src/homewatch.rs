@@ -1,6 +1,9 @@
-//! The server notices its home vanishing (deleted, or its filesystem unmounted):
-//! it logs why and stops through the normal SIGTERM path, instead of serving
-//! from open file handles into a directory nobody can see any more.
+//! The server watches its home: it notices the home vanishing (deleted, or its
+//! filesystem unmounted) and then logs why and stops through the normal SIGTERM
+//! path, instead of serving from open file handles into a directory nobody can
+//! see any more; and it resumes a redo log a failure stopped (a full disk) as
+//! soon as that is safe, so delivery comes back without a restart even when no
+//! delivery is tried meanwhile.
 
 use crate::Service;
 use std::sync::Arc;
@@ -39,6 +42,12 @@ pub fn spawn(
                         libc::kill(libc::getpid(), libc::SIGTERM);
                     }
                     return;
+                }
+                let redo = service.store().redo();
+                if redo.failure().is_some()
+                    && let Err(e) = redo.resume()
+                {
+                    tracing::debug!("redo log not resumed yet: {e}");
                 }
                 for _ in 0..(INTERVAL.as_millis() / 200) {
                     if stop.load(Ordering::Relaxed) {

@@ -1,6 +1,14 @@
 //! The redo records a restore replays into the mailbox it rebuilds: those of
 //! the source mailbox after its snapshot, up to the restore point, read from
 //! the target's logs and the home's archive.
+//!
+//! One rule for a log a session lists: the copy used is one whose size and
+//! checksum match what the session recorded — the target's if intact, else the
+//! home's archived copy of the same file (not with `-br`), and the report says
+//! so. A target copy that is missing and one that is damaged are handled alike;
+//! with no intact copy anywhere the log counts as missing and the restore fails
+//! naming it (with `--ignoreRedoErrors`: what is readable of a damaged copy is
+//! replayed, and nothing after the damage or the hole, in the live log either).
 
 use super::*;
 
@@ -171,8 +179,11 @@ pub(super) fn collect_records(
     // sequence → file, first source wins.
     let mut files: BTreeMap<u64, PathBuf> = BTreeMap::new();
     let mut incr_last: BTreeMap<Label, u64> = BTreeMap::new();
-    // Redo logs a session lists that are not in the target.
-    let mut missing: Vec<String> = Vec::new();
+    // Redo logs a session lists with no intact copy: where, and what is wrong.
+    let mut missing: Vec<(String, String)> = Vec::new();
+    // Their sequences: the home's archive must not stand in for them unchecked.
+    let mut unusable: std::collections::BTreeSet<u64> = Default::default();
+    let archive = source.store.home().redo_archive_dir();
     // Downloaded copies (object-store targets), kept until the logs are read.
     let mut fetched = Vec::new();
     // Incrementals hold redo logs; so do auto-grouped fulls, the full itself
@@ -183,12 +194,48 @@ pub(super) fn collect_records(
                 continue;
             }
             let r = rel(&s.label, &format!("redologs/{}", l.name));
-            let Some(local) = crate::target::fetch_local(target, &r)? else {
-                missing.push(format!("{}/{r}", target.url()));
-                continue;
+            let local = crate::target::fetch_local(target, &r)?;
+            let state = match &local {
+                None => "missing",
+                Some(f) if run.intact_log(f.path(), l) => "intact",
+                Some(_) => "damaged (its size or checksum does not match session.xml)",
             };
-            files.insert(l.seq, local.path().to_path_buf());
-            fetched.push(local);
+            if state == "intact" {
+                let local = local.expect("intact");
+                files.insert(l.seq, local.path().to_path_buf());
+                fetched.push(local);
+            } else {
+                let home_copy = archive.join(&l.name);
+                if !opts.backup_redo_only && run.intact_log(&home_copy, l) {
+                    report.notes.push(format!(
+                        "redo log {} (sequence {}) is {state} in the target ({}/{r}): used the \
+                         intact copy in the home's archive, {}",
+                        l.name,
+                        l.seq,
+                        target.url(),
+                        home_copy.display()
+                    ));
+                    files.insert(l.seq, home_copy);
+                } else if let Some(local) = local.filter(|_| opts.ignore_redo_errors) {
+                    // --ignoreRedoErrors: what is readable of the damaged copy is
+                    // replayed, up to the damage (reported in `skipped`).
+                    files.insert(l.seq, local.path().to_path_buf());
+                    fetched.push(local);
+                } else {
+                    let why = if opts.backup_redo_only {
+                        format!(
+                            "{state} in the backup target (-br: the home's archive is not read)"
+                        )
+                    } else {
+                        format!(
+                            "{state} in the backup target, and the home's archive holds no intact copy"
+                        )
+                    };
+                    missing.push((format!("{}/{r}", target.url()), why));
+                    unusable.insert(l.seq);
+                    continue;
+                }
+            }
             let e = incr_last.entry(s.label).or_insert(l.seq);
             *e = (*e).max(l.seq);
         }
@@ -207,10 +254,11 @@ pub(super) fn collect_records(
             source.store.redo().rollover()?;
             run.rolled_over = true;
         }
-        let archive = source.store.home().redo_archive_dir();
         if archive.is_dir() {
             for l in mv_redo::list_archive(&archive)? {
-                files.entry(l.sequence).or_insert(l.path);
+                if !unusable.contains(&l.sequence) {
+                    files.entry(l.sequence).or_insert(l.path);
+                }
             }
         }
     }
@@ -226,6 +274,21 @@ pub(super) fn collect_records(
         }),
         _ => mv_redo::check_chain(&seqs),
     };
+    // A listed log with no intact copy after the last file found is a hole too
+    // (the chain of what was found alone can look whole).
+    let first_unusable = unusable
+        .range(meta.redo_seq..)
+        .find(|u| !files.contains_key(u));
+    let chain = chain.and_then(|()| match first_unusable {
+        Some(&u) => Err(mv_redo::RedoError::Gap {
+            first_missing: u,
+            last_missing: files
+                .range(u..)
+                .next()
+                .map_or_else(|| *unusable.last().unwrap_or(&u), |(k, _)| k - 1),
+        }),
+        _ => Ok(()),
+    });
     // Restore points: the earliest wins.
     let mut seq_limit = opts.to_redo_seq;
     if let Some(l) = opts.to_incr_label {
@@ -236,11 +299,10 @@ pub(super) fn collect_records(
     }
     let missing_error = |e: mv_redo::RedoError| -> BackupError {
         match missing.first() {
-            Some(first) => BackupError::Corrupt {
+            Some((first, why)) => BackupError::Corrupt {
                 path: first.clone(),
                 reason: format!(
-                    "missing from the backup target; {e} \
-                     (restore with --ignoreRedoErrors to skip the missing range)"
+                    "{why}; {e} (restore with --ignoreRedoErrors to skip the missing range)"
                 ),
             },
             None => e.into(),
@@ -249,6 +311,9 @@ pub(super) fn collect_records(
     // A hole that only a restore point by time may lie before: replay up to it,
     // and fail only if the point was not reached there.
     let mut hole_after = None;
+    // A hole skipped with --ignoreRedoErrors: nothing after it is replayed,
+    // not even what an in-place restore reads from the live log at the end.
+    let mut stop_after_read = false;
     if let Err(e) = chain {
         let first_missing = match &e {
             mv_redo::RedoError::Gap { first_missing, .. } => Some(*first_missing),
@@ -274,6 +339,7 @@ pub(super) fn collect_records(
                          missing; records from sequence {first_missing} on were not replayed"
                     ));
                     files.retain(|s, _| *s < first_missing);
+                    stop_after_read = true;
                 }
             }
         }
@@ -285,6 +351,9 @@ pub(super) fn collect_records(
         .collect();
     report.redo_files = paths.len() as u64;
     collector.read(&paths, report)?;
+    if stop_after_read {
+        collector.done = true;
+    }
     if let Some(e) = hole_after
         && !collector.done
     {

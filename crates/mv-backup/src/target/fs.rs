@@ -460,6 +460,10 @@ impl Target for FsTarget {
         Ok(())
     }
 
+    fn keeps_files_private(&self) -> bool {
+        true
+    }
+
     fn session_put_private(&self, label: &str, rel: &str, data: &[u8]) -> Result<()> {
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
         let full = self.full(&format!("tmp/{label}/{rel}"))?;

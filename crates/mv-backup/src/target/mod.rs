@@ -110,6 +110,13 @@ pub trait Target: Send + Sync {
     fn session_put_private(&self, label: &str, rel: &str, data: &[u8]) -> Result<()> {
         self.session_put(label, rel, data)
     }
+    /// Whether [`Target::session_put_private`] keeps a file to its owner (a
+    /// filesystem target). Where it cannot (an object store, whose access is
+    /// the bucket's policy), a backup leaves the server's secrets out unless
+    /// asked (`BackupOptions::secrets`).
+    fn keeps_files_private(&self) -> bool {
+        false
+    }
     /// Like `session_put` from a local file, which may be moved.
     fn session_put_file(&self, label: &str, rel: &str, local: &Path) -> Result<()>;
     /// Puts into the uncommitted session `label`, under `rel`, the committed object

@@ -62,10 +62,10 @@ pub struct Args {
     /// Compress blobs with zstd (smaller and faster than --zip; needs a zstd-aware unzip).
     #[arg(long = "zstd", group = "compression")]
     zstd: bool,
-    /// Include SearchIndex, Blobs or HsmBlobs.
+    /// Include SearchIndex, Blobs, HsmBlobs or Secrets.
     #[arg(long = "include", value_name = "WHAT")]
     include: Vec<String>,
-    /// Exclude SearchIndex, Blobs or HsmBlobs.
+    /// Exclude SearchIndex, Blobs, HsmBlobs or Secrets.
     #[arg(long = "exclude", value_name = "WHAT")]
     exclude: Vec<String>,
     /// Server (accepted for compatibility: this server).

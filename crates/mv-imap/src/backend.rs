@@ -83,6 +83,16 @@ pub struct Snapshot {
     pub messages: Vec<MessageMeta>,
 }
 
+/// One message of an APPEND.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub raw: Vec<u8>,
+    /// [`flags`] bits.
+    pub flags: u32,
+    pub keywords: Vec<String>,
+    pub internal_date_ms: Option<i64>,
+}
+
 /// How STORE changes flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlagOp {
@@ -188,6 +198,15 @@ pub trait Backend: Send + Sync + 'static {
         keywords: &[String],
         internal_date_ms: Option<i64>,
     ) -> BResult<(u32, u32)>;
+
+    /// Appends several messages as one (MULTIAPPEND, RFC 3502): all of them or,
+    /// when any fails, none. Returns the UIDVALIDITY and the new UIDs in order.
+    fn append_many(
+        &self,
+        account: &Account,
+        mailbox: u32,
+        messages: &[NewMessage],
+    ) -> BResult<(u32, Vec<u32>)>;
 
     fn store(
         &self,

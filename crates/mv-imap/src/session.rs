@@ -226,7 +226,7 @@ impl<B: Backend> Session<B> {
 
     fn capabilities(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CONDSTORE BINARY CHILDREN ESEARCH SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CONDSTORE BINARY MULTIAPPEND CATENATE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
         );
         if self.account.is_none() {
             if self.cfg.starttls && !self.secure {
@@ -369,6 +369,39 @@ impl<B: Backend> Session<B> {
         s: &mut S,
         bytes: &[u8],
     ) -> std::io::Result<Next> {
+        if let Some(parsed) = crate::append::parse(bytes) {
+            let tag = tag_of(bytes).unwrap_or_else(|| "*".into());
+            let r = match parsed {
+                Err(e) => Err(bad(e)),
+                Ok(a) => self.append_ext(&a).await,
+            };
+            match r {
+                Ok(code) => {
+                    self.refresh(true).await;
+                    self.tagged(&tag, "OK", Some(&code), "APPEND completed");
+                }
+                Err(reply) => {
+                    let text = format!("APPEND {}", reply.text);
+                    self.tagged(&tag, reply.kind, reply.code.as_deref(), &text);
+                }
+            }
+            return Ok(Next::Continue);
+        }
+        if let Some(parsed) = crate::list_ext::parse(bytes) {
+            let tag = tag_of(bytes).unwrap_or_else(|| "*".into());
+            let r = match parsed {
+                Err(e) => Err(bad(e)),
+                Ok(x) => self.list_ext(&x).await,
+            };
+            match r {
+                Ok(()) => self.tagged(&tag, "OK", None, "LIST completed"),
+                Err(reply) => {
+                    let text = format!("LIST {}", reply.text);
+                    self.tagged(&tag, reply.kind, reply.code.as_deref(), &text);
+                }
+            }
+            return Ok(Next::Continue);
+        }
         let mut bytes = std::borrow::Cow::Borrowed(bytes);
         self.returning = None;
         match crate::esearch::split_return(&bytes) {
@@ -748,8 +781,10 @@ fn is_atom(s: &str) -> bool {
         })
 }
 
+mod append;
 mod auth;
 mod items;
+mod list_ext;
 mod mailboxes;
 mod messages;
 mod ordering;

@@ -11,7 +11,7 @@ use crate::Service;
 use mv_directory::AccountStatus;
 use mv_imap::{
     Account, BResult, Backend, BackendError, CopyResult, ErrorKind, FlagOp, LoginResult,
-    MailboxEntry, MessageMeta, Snapshot, SpecialUse,
+    MailboxEntry, MessageMeta, NewMessage, Snapshot, SpecialUse,
 };
 use mv_redo::ops::{flags, folders};
 use mv_store::{DeliverOptions, FlagChange, Folder, StoreError};
@@ -138,6 +138,42 @@ impl ImapBackend {
     }
 
     /// Tag ids for keywords, creating missing tags when `create`.
+    /// Adds one message; its item id and IMAP UID.
+    fn add_one(
+        &self,
+        a: &Account,
+        mailbox: u32,
+        raw: &[u8],
+        flag_bits: u32,
+        keywords: &[String],
+        internal_date_ms: Option<i64>,
+    ) -> BResult<(ItemId, u32)> {
+        let tags = self.tag_ids(a, keywords, true)?;
+        let m = Self::mbox(a);
+        let id = self
+            .service
+            .store()
+            .add_message(
+                m,
+                raw,
+                &DeliverOptions {
+                    folder_id: mailbox,
+                    flags: flag_bits & flags::ALL,
+                    tags,
+                    received: internal_date_ms.map(UtcMillis),
+                },
+            )
+            .map_err(err)?;
+        let item = self
+            .service
+            .store()
+            .mailbox(m)
+            .item(id)
+            .map_err(err)?
+            .ok_or_else(|| BackendError::new(ErrorKind::Internal, "appended message vanished"))?;
+        Ok((id, item.imap_uid))
+    }
+
     fn tag_ids(&self, a: &Account, keywords: &[String], create: bool) -> BResult<Vec<u32>> {
         let m = Self::mbox(a);
         let store = self.service.store();
@@ -429,30 +465,46 @@ impl Backend for ImapBackend {
         internal_date_ms: Option<i64>,
     ) -> BResult<(u32, u32)> {
         let f = self.folder(a, mailbox)?;
-        let tags = self.tag_ids(a, keywords, true)?;
-        let m = Self::mbox(a);
-        let id = self
-            .service
-            .store()
-            .add_message(
-                m,
-                raw,
-                &DeliverOptions {
-                    folder_id: mailbox,
-                    flags: flag_bits & flags::ALL,
-                    tags,
-                    received: internal_date_ms.map(UtcMillis),
-                },
-            )
-            .map_err(err)?;
-        let item = self
-            .service
-            .store()
-            .mailbox(m)
-            .item(id)
-            .map_err(err)?
-            .ok_or_else(|| BackendError::new(ErrorKind::Internal, "appended message vanished"))?;
-        Ok((f.uid_validity, item.imap_uid))
+        let (_, uid) = self.add_one(a, mailbox, raw, flag_bits, keywords, internal_date_ms)?;
+        Ok((f.uid_validity, uid))
+    }
+
+    fn append_many(
+        &self,
+        a: &Account,
+        mailbox: u32,
+        messages: &[NewMessage],
+    ) -> BResult<(u32, Vec<u32>)> {
+        let f = self.folder(a, mailbox)?;
+        let mut added = Vec::with_capacity(messages.len());
+        for msg in messages {
+            match self.add_one(
+                a,
+                mailbox,
+                &msg.raw,
+                msg.flags,
+                &msg.keywords,
+                msg.internal_date_ms,
+            ) {
+                Ok(x) => added.push(x),
+                Err(e) => {
+                    // All or none: take back what this command added.
+                    let ids: Vec<ItemId> = added.iter().map(|(id, _)| *id).collect();
+                    if let Err(undo) = self.service.store().delete_items(Self::mbox(a), &ids) {
+                        tracing::error!(
+                            "APPEND of {} messages failed ({e}) and {} added ones could not be removed: {undo}",
+                            messages.len(),
+                            ids.len()
+                        );
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok((
+            f.uid_validity,
+            added.into_iter().map(|(_, uid)| uid).collect(),
+        ))
     }
 
     fn store(

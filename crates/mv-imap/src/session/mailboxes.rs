@@ -103,21 +103,7 @@ impl<B: Backend> Session<B> {
             ListMailbox::Token(t) => t.as_ref(),
             ListMailbox::String(s) => s.as_ref(),
         };
-        // A pattern that is not valid modified UTF-7 matches no mailbox (every
-        // name is valid), which LIST answers with an empty OK.
-        let pat = crate::utf7::decode(pat_bytes)
-            .unwrap_or_else(|_| String::from_utf8_lossy(pat_bytes).into_owned());
-        if pat.is_empty() {
-            return Ok(String::new());
-        }
-        let full = if reference.is_empty() || pat.starts_with('/') {
-            pat
-        } else if reference.ends_with('/') {
-            format!("{reference}{pat}")
-        } else {
-            format!("{reference}/{pat}")
-        };
-        Ok(convert::normalize_inbox(&full))
+        Ok(full_pattern(&reference, pat_bytes))
     }
 
     pub(super) async fn list(&mut self, reference: &Mailbox<'_>, pattern: &ListMailbox<'_>) -> Res {
@@ -157,6 +143,17 @@ impl<B: Backend> Session<B> {
         let acct = self.need_auth()?;
         let name = Self::name_of(mailbox)?;
         let entry = self.resolve(&acct, &name).await?;
+        self.status_of(&acct, &entry, items).await
+    }
+
+    /// The STATUS response of one mailbox (STATUS, LIST-STATUS).
+    pub(super) async fn status_of(
+        &mut self,
+        acct: &Account,
+        entry: &crate::MailboxEntry,
+        items: &[StatusDataItemName],
+    ) -> Res {
+        let acct = acct.clone();
         let id = entry.id;
         let a = acct.clone();
         let snap = self.call(move |b| b.snapshot(&a, id)).await?;
@@ -242,6 +239,26 @@ pub(super) fn check_name(name: &str) -> Res {
         )),
         None => Ok(()),
     }
+}
+
+/// A reference (UTF-8) and a pattern as sent (modified UTF-7) as one UTF-8
+/// pattern; "" for the delimiter query.
+pub(super) fn full_pattern(reference: &str, pat_bytes: &[u8]) -> String {
+    // A pattern that is not valid modified UTF-7 matches no mailbox (every
+    // name is valid), which LIST answers with an empty OK.
+    let pat = crate::utf7::decode(pat_bytes)
+        .unwrap_or_else(|_| String::from_utf8_lossy(pat_bytes).into_owned());
+    if pat.is_empty() {
+        return String::new();
+    }
+    let full = if reference.is_empty() || pat.starts_with('/') {
+        pat
+    } else if reference.ends_with('/') {
+        format!("{reference}{pat}")
+    } else {
+        format!("{reference}/{pat}")
+    };
+    convert::normalize_inbox(&full)
 }
 
 /// LIST pattern match: `*` matches anything, `%` anything but the delimiter.

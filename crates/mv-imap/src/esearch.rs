@@ -19,7 +19,12 @@ pub struct ReturnOptions {
 impl ReturnOptions {
     fn normalized(mut self) -> ReturnOptions {
         // RETURN () means ALL; RETURN (UPDATE) alone returns no data yet.
-        if !(self.min || self.max || self.all || self.count || self.partial.is_some() || self.update)
+        if !(self.min
+            || self.max
+            || self.all
+            || self.count
+            || self.partial.is_some()
+            || self.update)
         {
             self.all = true;
         }
@@ -76,7 +81,9 @@ pub fn split_return(cmd: &[u8]) -> Option<Result<(Vec<u8>, ReturnOptions), Strin
         return Some(Err("RETURN list is not closed".into()));
     };
     let mut opts = ReturnOptions::default();
-    let mut words = list[1..close].split(|&b| b == b' ').filter(|o| !o.is_empty());
+    let mut words = list[1..close]
+        .split(|&b| b == b' ')
+        .filter(|o| !o.is_empty());
     while let Some(o) = words.next() {
         match o.to_ascii_uppercase().as_slice() {
             b"MIN" => opts.min = true,

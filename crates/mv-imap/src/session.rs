@@ -132,6 +132,10 @@ pub struct Session<B: Backend> {
     condstore: bool,
     /// The RETURN options of the SEARCH or SORT being run (ESEARCH, ESORT).
     returning: Option<crate::esearch::ReturnOptions>,
+    /// The SEARCH being run, without RETURN, when it asked for UPDATE.
+    update_command: Option<Vec<u8>>,
+    /// SEARCH results kept up to date (CONTEXT=SEARCH).
+    contexts: Vec<context::UpdateContext>,
     framer: Framer,
     out: Vec<u8>,
     shutdown: watch::Receiver<bool>,
@@ -218,6 +222,8 @@ impl<B: Backend> Session<B> {
             selected: None,
             condstore: false,
             returning: None,
+            update_command: None,
+            contexts: Vec::new(),
             framer: Framer::new(limits),
             out: Vec::new(),
             shutdown,
@@ -226,7 +232,7 @@ impl<B: Backend> Session<B> {
 
     fn capabilities(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CONDSTORE BINARY MULTIAPPEND CATENATE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CONDSTORE BINARY MULTIAPPEND CATENATE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH CONTEXT=SEARCH SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
         );
         if self.account.is_none() {
             if self.cfg.starttls && !self.secure {
@@ -402,11 +408,23 @@ impl<B: Backend> Session<B> {
             }
             return Ok(Next::Continue);
         }
+        if let Some(r) = self.cancel_update(bytes) {
+            let tag = tag_of(bytes).unwrap_or_else(|| "*".into());
+            match r {
+                Ok(()) => self.tagged(&tag, "OK", None, "CANCELUPDATE completed"),
+                Err(reply) => self.tagged(&tag, reply.kind, None, &reply.text),
+            }
+            return Ok(Next::Continue);
+        }
         let mut bytes = std::borrow::Cow::Borrowed(bytes);
         self.returning = None;
+        self.update_command = None;
         match crate::esearch::split_return(&bytes) {
             None => {}
             Some(Ok((rest, opts))) => {
+                if opts.update {
+                    self.update_command = Some(rest.clone());
+                }
                 bytes = std::borrow::Cow::Owned(rest);
                 self.returning = Some(opts);
             }
@@ -427,7 +445,25 @@ impl<B: Backend> Session<B> {
         };
         let tag = cmd.tag.as_ref().to_string();
         let name = cmd.body.name();
+        if matches!(name, "SELECT" | "EXAMINE" | "UNSELECT" | "CLOSE") {
+            // Contexts live as long as the mailbox stays selected.
+            self.contexts.clear();
+        }
         let r = self.dispatch(s, &tag, cmd).await?;
+        if !self.contexts.is_empty() {
+            // Context updates go before the command's tagged reply (if it
+            // is written already), so they belong to this command.
+            let start = format!("{tag} ");
+            let tail_at = self
+                .out
+                .windows(start.len() + 2)
+                .rposition(|w| w.starts_with(b"\r\n") && w[2..] == *start.as_bytes())
+                .map(|i| i + 2)
+                .or_else(|| self.out.starts_with(start.as_bytes()).then_some(0));
+            let tail = tail_at.map(|i| self.out.split_off(i)).unwrap_or_default();
+            self.update_contexts().await;
+            self.out.extend_from_slice(&tail);
+        }
         match r {
             Ok(next) => Ok(next),
             Err(reply) => {
@@ -783,6 +819,7 @@ fn is_atom(s: &str) -> bool {
 
 mod append;
 mod auth;
+mod context;
 mod items;
 mod list_ext;
 mod mailboxes;

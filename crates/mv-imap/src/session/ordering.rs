@@ -80,6 +80,9 @@ impl<B: Backend> Session<B> {
             })
             .collect();
         let returning = self.returning.take();
+        if returning.as_ref().is_some_and(|o| o.update) {
+            return Err(bad("UPDATE is offered for SEARCH only (CONTEXT=SEARCH)"));
+        }
         let msgs = self.matching_fields(charset, keys).await?;
         let fields: Vec<Fields> = msgs.iter().map(|(_, f)| f.clone()).collect();
         let nums: Vec<u32> = sort::sort(&fields, &order)

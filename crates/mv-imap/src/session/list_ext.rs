@@ -103,10 +103,10 @@ impl<B: Backend> Session<B> {
             self.out.extend_from_slice(b"\r\n");
             // LIST-STATUS: a STATUS after the LIST of each selectable mailbox;
             // one that cannot be read is left out (RFC 5819 §2).
-            if let (Some(items), Some(m)) = (&status_items, mailbox) {
-                if let Err(e) = self.status_of(&acct, &m, items).await {
-                    tracing::debug!("LIST-STATUS of {:?} left out: {}", m.name, e.text);
-                }
+            if let (Some(items), Some(m)) = (&status_items, mailbox)
+                && let Err(e) = self.status_of(&acct, &m, items).await
+            {
+                tracing::debug!("LIST-STATUS of {:?} left out: {}", m.name, e.text);
             }
         }
         Ok(())

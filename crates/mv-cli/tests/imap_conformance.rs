@@ -733,3 +733,69 @@ fn search_contexts_follow_changes_from_any_session() {
     let r = c.cmd("SORT RETURN (UPDATE) (ARRIVAL) UTF-8 ALL");
     assert!(tagged(&r).contains(" BAD "), "{r:?}");
 }
+
+#[test]
+fn quota_status_size_and_within() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let port = setup(&home, &["alice"], &[]);
+    {
+        let _lock = HomeLock::acquire_waiting(home.root(), Duration::from_secs(10)).unwrap();
+        let (svc, _) = Service::open(&home).unwrap();
+        let quota = ["zimbraMailQuota".to_string(), "3000".to_string()];
+        svc.create_account("carol@example.com", Some("secret"), &quota)
+            .unwrap();
+    }
+    let _server = start(&home);
+    let mut c = Client::login(port, "carol");
+    let caps = c.ok("CAPABILITY");
+    for cap in [" QUOTA ", " QUOTA=RES-STORAGE", " WITHIN ", " STATUS=SIZE "] {
+        assert!(caps[0].contains(cap), "{cap}: {caps:?}");
+    }
+    let msg = format!("Subject: q\r\n\r\n{}\r\n", "x".repeat(1000));
+    c.append("INBOX", &msg);
+    c.append("INBOX", &msg);
+    let r = c.ok("GETQUOTAROOT INBOX");
+    assert_eq!(
+        r[..2],
+        ["* QUOTAROOT INBOX \"\"", "* QUOTA \"\" (STORAGE 2 2)"]
+    );
+    let r = c.ok("GETQUOTA \"\"");
+    assert_eq!(r[0], "* QUOTA \"\" (STORAGE 2 2)");
+    let r = c.cmd("GETQUOTA \"other\"");
+    assert!(tagged(&r).contains(" NO [NONEXISTENT]"), "{r:?}");
+    let r = c.cmd("SETQUOTA \"\" (STORAGE 100)");
+    assert!(tagged(&r).contains(" NO [NOPERM]"), "{r:?}");
+    // APPEND stays within the quota, a MULTIAPPEND as a whole.
+    let r = c.cmd(&format!("APPEND INBOX {{{}+}}\r\n{msg}", msg.len()));
+    assert!(tagged(&r).contains(" NO [OVERQUOTA]"), "{r:?}");
+    let size = 2 * msg.len();
+    let r = c.ok("STATUS INBOX (SIZE MESSAGES)");
+    assert_eq!(r[0], format!("* STATUS INBOX (SIZE {size} MESSAGES 2)"));
+    c.ok("SELECT INBOX");
+    c.ok("STORE 1 +FLAGS (\\Deleted)");
+    let r = c.ok("STATUS INBOX (DELETED DELETED-STORAGE)");
+    assert_eq!(
+        r[0],
+        format!("* STATUS INBOX (DELETED 1 DELETED-STORAGE {})", msg.len())
+    );
+    // WITHIN: by the internal date, relative to the server's clock.
+    let r = c.ok("SEARCH YOUNGER 3600");
+    assert_eq!(r[0], "* SEARCH 1 2");
+    let r = c.ok("SEARCH OLDER 3600");
+    assert_eq!(r[0], "* SEARCH");
+    let r = c.cmd("SEARCH OLDER 0");
+    assert!(tagged(&r).contains(" BAD "), "{r:?}");
+    // An account without a limit has no quota root.
+    let mut a = Client::login(port, "alice");
+    let r = a.ok("GETQUOTAROOT INBOX");
+    assert_eq!(r[0], "* QUOTAROOT INBOX");
+    a.ok(&format!(
+        "APPEND INBOX \"01-Jan-2001 00:00:00 +0000\" {{{}+}}\r\n{msg}",
+        msg.len()
+    ));
+    a.append("INBOX", &msg);
+    a.ok("SELECT INBOX");
+    let r = a.ok("SEARCH OLDER 86400");
+    assert_eq!(r[0], "* SEARCH 1");
+}

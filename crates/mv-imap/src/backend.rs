@@ -83,6 +83,15 @@ pub struct Snapshot {
     pub messages: Vec<MessageMeta>,
 }
 
+/// The account's storage quota (QUOTA, RFC 9208): one root for the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Bytes the account's messages take.
+    pub used: u64,
+    /// The limit in bytes.
+    pub limit: u64,
+}
+
 /// One message of an APPEND.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {
@@ -177,6 +186,9 @@ pub trait Backend: Send + Sync + 'static {
         }
         Ok(out)
     }
+
+    /// The account's storage quota; None when it has no limit.
+    fn quota(&self, account: &Account) -> BResult<Option<Quota>>;
 
     /// The account's subscribed mailbox names (which need not exist).
     fn subscriptions(&self, account: &Account) -> BResult<Vec<String>>;

@@ -9,8 +9,9 @@
 //!
 //! Extensions: LITERAL+, SASL-IR, AUTH=PLAIN, ID, ENABLE, IDLE, NAMESPACE,
 //! UIDPLUS, MOVE, UNSELECT, SPECIAL-USE, CONDSTORE, BINARY, MULTIAPPEND, CATENATE,
-//! CHILDREN, LIST-EXTENDED, LIST-STATUS, ESEARCH, SORT, SORT=DISPLAY, ESORT, THREAD=ORDEREDSUBJECT,
-//! THREAD=REFERENCES.
+//! CHILDREN, LIST-EXTENDED, LIST-STATUS, ESEARCH, CONTEXT=SEARCH, SORT,
+//! SORT=DISPLAY, ESORT, THREAD=ORDEREDSUBJECT, THREAD=REFERENCES, WITHIN,
+//! STATUS=SIZE, QUOTA.
 
 pub mod address;
 pub mod append;
@@ -35,7 +36,7 @@ pub mod wire;
 
 pub use backend::{
     Account, BResult, Backend, BackendError, CopyResult, ErrorKind, FlagOp, LoginResult,
-    MailboxEntry, MessageMeta, NewMessage, Snapshot, SpecialUse,
+    MailboxEntry, MessageMeta, NewMessage, Quota, Snapshot, SpecialUse,
 };
 #[cfg(feature = "server")]
 pub use server::{CONNECTIONS_TOTAL, ImapConfig, serve, tls_config};

@@ -232,7 +232,7 @@ impl<B: Backend> Session<B> {
 
     fn capabilities(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CONDSTORE BINARY MULTIAPPEND CATENATE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH CONTEXT=SEARCH SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CONDSTORE BINARY MULTIAPPEND CATENATE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH CONTEXT=SEARCH SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES WITHIN STATUS=SIZE QUOTA QUOTA=RES-STORAGE",
         );
         if self.account.is_none() {
             if self.cfg.starttls && !self.secure {
@@ -782,6 +782,21 @@ impl<B: Backend> Session<B> {
                     ok(self, None, "MOVE completed")
                 }
                 Err(e) => Err(e),
+            },
+            CommandBody::GetQuotaRoot { mailbox } => self.quota_root(&mailbox).await.map(|()| {
+                self.tagged(tag, "OK", None, "GETQUOTAROOT completed");
+                Next::Continue
+            }),
+            CommandBody::GetQuota { root } => self.quota(root.as_ref()).await.map(|()| {
+                self.tagged(tag, "OK", None, "GETQUOTA completed");
+                Next::Continue
+            }),
+            CommandBody::SetQuota { .. } => match self.need_auth() {
+                Err(e) => Err(e),
+                Ok(_) => Err(no(
+                    Some("NOPERM"),
+                    "quotas are set by the administrator (zimbraMailQuota)",
+                )),
             },
             CommandBody::Idle => match self.need_auth() {
                 Err(e) => Err(e),

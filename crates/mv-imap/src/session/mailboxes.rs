@@ -1,6 +1,7 @@
 //! Mailbox commands: CREATE, DELETE, RENAME, SUBSCRIBE/UNSUBSCRIBE, LIST, LSUB, STATUS, APPEND.
 
 use super::*;
+use crate::backend::flags::DELETED;
 
 impl<B: Backend> Session<B> {
     pub(super) async fn create(&mut self, mailbox: &Mailbox<'_>) -> Res {
@@ -175,10 +176,27 @@ impl<B: Backend> Session<B> {
                         .filter(|m| m.flags & crate::backend::flags::SEEN == 0)
                         .count()
                 ),
+                StatusDataItemName::Deleted => format!(
+                    "DELETED {}",
+                    snap.messages
+                        .iter()
+                        .filter(|m| m.flags & DELETED != 0)
+                        .count()
+                ),
+                StatusDataItemName::DeletedStorage => format!(
+                    "DELETED-STORAGE {}",
+                    snap.messages
+                        .iter()
+                        .filter(|m| m.flags & DELETED != 0)
+                        .map(|m| m.size)
+                        .sum::<u64>()
+                ),
+                StatusDataItemName::Size => {
+                    format!("SIZE {}", snap.messages.iter().map(|m| m.size).sum::<u64>())
+                }
                 StatusDataItemName::HighestModSeq => {
                     format!("HIGHESTMODSEQ {}", snap.highest_modseq.max(1))
                 }
-                _ => continue,
             });
         }
         let mut line = b"STATUS ".to_vec();
@@ -282,4 +300,47 @@ pub(super) fn wildcard(pattern: &str, name: &str) -> bool {
     let n: Vec<char> = name.chars().collect();
     // Bounded: patterns come from clients.
     p.len() <= 256 && p.iter().filter(|c| **c == '*' || **c == '%').count() <= 8 && go(&p, &n)
+}
+
+impl<B: Backend> Session<B> {
+    /// GETQUOTAROOT: the account's one quota root, "", when it has a limit
+    /// (RFC 9208 §4.3).
+    pub(super) async fn quota_root(&mut self, mailbox: &Mailbox<'_>) -> Res {
+        let acct = self.need_auth()?;
+        let name = Self::name_of(mailbox)?;
+        let entry = self.resolve(&acct, &name).await?;
+        let quota = self.call(move |b| b.quota(&acct)).await?;
+        let mut line = b"QUOTAROOT ".to_vec();
+        wire::mailbox(&mut line, &crate::utf7::encode(&entry.name));
+        if quota.is_some() {
+            line.extend_from_slice(b" \"\"");
+        }
+        self.untagged(&String::from_utf8_lossy(&line));
+        if let Some(q) = quota {
+            self.untagged(&quota_line(q));
+        }
+        Ok(())
+    }
+
+    /// GETQUOTA: only the root "" exists, and only with a limit.
+    pub(super) async fn quota(&mut self, root: &[u8]) -> Res {
+        let acct = self.need_auth()?;
+        let quota = self.call(move |b| b.quota(&acct)).await?;
+        match quota {
+            Some(q) if root.is_empty() => {
+                self.untagged(&quota_line(q));
+                Ok(())
+            }
+            _ => Err(no(Some("NONEXISTENT"), "no such quota root")),
+        }
+    }
+}
+
+/// `QUOTA "" (STORAGE used limit)`, in units of 1024 octets (used rounded up).
+fn quota_line(q: crate::Quota) -> String {
+    format!(
+        "QUOTA \"\" (STORAGE {} {})",
+        q.used.div_ceil(1024),
+        q.limit / 1024
+    )
 }

@@ -799,3 +799,25 @@ fn quota_status_size_and_within() {
     let r = a.ok("SEARCH OLDER 86400");
     assert_eq!(r[0], "* SEARCH 1");
 }
+
+#[test]
+fn catenate_is_bounded_by_the_command_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let port = setup(&home, &["alice"], &[("imap_max_message_size", "100000")]);
+    let _server = start(&home);
+    let mut c = Client::login(port, "alice");
+    let big = format!("Subject: big\r\n\r\n{}\r\n", "y".repeat(60_000));
+    c.append("INBOX", &big);
+    let url = "CATENATE (URL \"/INBOX/;UID=1\")";
+    // Two copies fit in one command's 164 KB; a third would not, though each
+    // message alone is within the 100 KB message limit.
+    let r = c.ok(&format!("APPEND INBOX {url} {url}"));
+    assert!(tagged(&r).contains(" 2:3]"), "{r:?}");
+    let r = c.cmd(&format!("APPEND INBOX {url} {url} {url}"));
+    assert!(tagged(&r).contains(" NO [TOOBIG]"), "{r:?}");
+    let r = c.cmd("APPEND INBOX CATENATE (URL \"/INBOX/;UID=1\" URL \"/INBOX/;UID=1\")");
+    assert!(tagged(&r).contains(" NO [TOOBIG]"), "{r:?}");
+    let r = c.ok("STATUS INBOX (MESSAGES)");
+    assert!(r[0].ends_with("(MESSAGES 3)"), "{r:?}");
+}

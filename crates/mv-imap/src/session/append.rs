@@ -46,12 +46,16 @@ impl<B: Backend> Session<B> {
             .await
             .map_err(|_| no(Some("TRYCREATE"), format!("no mailbox named {name:?}")))?;
         let max = self.framer.limits().max_literal;
+        // URL parts can repeat a large message: the messages built together
+        // stay within what one command may carry.
+        let mut total_left = self.framer.limits().max_command;
         let mut messages = Vec::with_capacity(a.messages.len());
         for (m, (flags, keywords, internal_date_ms)) in a.messages.iter().zip(options) {
             let raw = match &m.body {
                 Body::Literal { data, .. } => data.to_vec(),
-                Body::Catenate(parts) => self.catenate(&acct, parts, max).await?,
+                Body::Catenate(parts) => self.catenate(&acct, parts, max.min(total_left)).await?,
             };
+            total_left = total_left.saturating_sub(raw.len() as u64);
             if raw.is_empty() {
                 return Err(no(None, "a message is empty"));
             }
@@ -89,7 +93,7 @@ impl<B: Backend> Session<B> {
             if out.len() as u64 > max {
                 return Err(no(
                     Some("TOOBIG"),
-                    format!("the message is over the limit of {max} bytes"),
+                    format!("the message is over the limit of {max} bytes (left for this APPEND)"),
                 ));
             }
         }

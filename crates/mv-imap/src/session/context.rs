@@ -126,6 +126,9 @@ impl<B: Backend> Session<B> {
         if tags.is_empty() || !l.at_end() {
             return Some(Err(bad("CANCELUPDATE takes the tags of searches")));
         }
+        if self.selected.is_none() {
+            return Some(Err(bad("CANCELUPDATE select a mailbox first")));
+        }
         self.contexts.retain(|c| !tags.contains(&c.tag));
         Some(Ok(()))
     }

@@ -821,3 +821,44 @@ fn catenate_is_bounded_by_the_command_limit() {
     let r = c.ok("STATUS INBOX (MESSAGES)");
     assert!(r[0].ends_with("(MESSAGES 3)"), "{r:?}");
 }
+
+#[test]
+fn searchres_dollar_is_the_saved_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let port = setup(&home, &["alice"], &[]);
+    let _server = start(&home);
+    let mut c = Client::login(port, "alice");
+    assert!(c.ok("CAPABILITY")[0].contains(" SEARCHRES"));
+    for i in 1..=4 {
+        c.append("INBOX", &format!("Subject: m{i}\r\n\r\nbody\r\n"));
+    }
+    c.ok("SELECT INBOX");
+    c.ok("STORE 2,3 +FLAGS.SILENT (\\Flagged)");
+    // SAVE alone answers nothing but OK.
+    let r = c.ok("SEARCH RETURN (SAVE) FLAGGED");
+    assert_eq!(r.len(), 1, "{r:?}");
+    let r = c.ok("FETCH $ (UID)");
+    assert_eq!(r[..2], ["* 2 FETCH (UID 2)", "* 3 FETCH (UID 3)"]);
+    let r = c.ok("SEARCH OR $ SUBJECT m4");
+    assert_eq!(r[0], "* SEARCH 2 3 4");
+    // `$` as a string argument is just text.
+    let r = c.ok("SEARCH SUBJECT $");
+    assert_eq!(r[0], "* SEARCH");
+    // SAVE with MIN keeps only the minimum.
+    let r = c.ok("UID SEARCH RETURN (SAVE MIN) FLAGGED");
+    assert!(r[0].ends_with(" UID MIN 2"), "{r:?}");
+    let r = c.ok("UID FETCH $ (FLAGS)");
+    assert_eq!(lines_with(&r, "* ").len(), 1, "{r:?}");
+    // An empty result: commands on $ do nothing.
+    c.ok("SEARCH RETURN (SAVE) SUBJECT nothing-matches");
+    let r = c.ok("FETCH $ (UID)");
+    assert_eq!(r.len(), 1, "{r:?}");
+    let r = c.ok("SEARCH $");
+    assert_eq!(r[0], "* SEARCH");
+    // Selecting again forgets it.
+    c.ok("SEARCH RETURN (SAVE) ALL");
+    c.ok("SELECT INBOX");
+    let r = c.ok("FETCH $ (UID)");
+    assert_eq!(r.len(), 1, "{r:?}");
+}

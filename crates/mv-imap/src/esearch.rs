@@ -14,17 +14,43 @@ pub struct ReturnOptions {
     pub partial: Option<(u32, u32)>,
     /// UPDATE: keep the result up to date with ADDTO / REMOVEFROM.
     pub update: bool,
+    /// SAVE: keep the result for `$` (SEARCHRES, RFC 5182).
+    pub save: bool,
 }
 
 impl ReturnOptions {
+    /// Only SAVE: the result is kept, not sent (RFC 5182 §2.4).
+    pub fn save_only(&self) -> bool {
+        self.save && !(self.min || self.max || self.all || self.count || self.partial.is_some())
+    }
+
+    /// The results SAVE keeps: only MIN/MAX when those alone are asked for.
+    pub fn saved(&self, nums: &[u32]) -> Vec<u32> {
+        if (self.min || self.max) && !(self.all || self.count || self.partial.is_some()) {
+            let mut v: Vec<u32> = Vec::new();
+            if self.min {
+                v.extend(nums.first());
+            }
+            if self.max {
+                v.extend(nums.last());
+            }
+            v.sort_unstable();
+            v.dedup();
+            v
+        } else {
+            nums.to_vec()
+        }
+    }
+
     fn normalized(mut self) -> ReturnOptions {
-        // RETURN () means ALL; RETURN (UPDATE) alone returns no data yet.
+        // RETURN () means ALL; RETURN (UPDATE) or (SAVE) alone return no data.
         if !(self.min
             || self.max
             || self.all
             || self.count
             || self.partial.is_some()
-            || self.update)
+            || self.update
+            || self.save)
         {
             self.all = true;
         }
@@ -91,6 +117,7 @@ pub fn split_return(cmd: &[u8]) -> Option<Result<(Vec<u8>, ReturnOptions), Strin
             b"ALL" => opts.all = true,
             b"COUNT" => opts.count = true,
             b"UPDATE" => opts.update = true,
+            b"SAVE" => opts.save = true,
             b"PARTIAL" => match partial_range(words.next().unwrap_or_default()) {
                 Ok(r) => opts.partial = Some(r),
                 Err(e) => return Some(Err(e)),
@@ -204,7 +231,7 @@ mod tests {
         assert!(split_return(b"a SEARCH ALL\r\n").is_none());
         assert!(split_return(b"a FETCH 1 RETURN\r\n").is_none());
         assert!(
-            split_return(b"a SEARCH RETURN (SAVE) ALL\r\n")
+            split_return(b"a SEARCH RETURN (BOGUS) ALL\r\n")
                 .unwrap()
                 .is_err()
         );

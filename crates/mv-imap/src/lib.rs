@@ -11,7 +11,7 @@
 //! UIDPLUS, MOVE, UNSELECT, SPECIAL-USE, CONDSTORE, BINARY, MULTIAPPEND, CATENATE,
 //! CHILDREN, LIST-EXTENDED, LIST-STATUS, ESEARCH, CONTEXT=SEARCH, SORT,
 //! SORT=DISPLAY, ESORT, THREAD=ORDEREDSUBJECT, THREAD=REFERENCES, WITHIN,
-//! STATUS=SIZE, QUOTA.
+//! STATUS=SIZE, QUOTA, SEARCHRES.
 
 pub mod address;
 pub mod append;
@@ -24,6 +24,7 @@ pub mod lexer;
 pub mod list_ext;
 pub mod mime;
 pub mod search;
+pub mod searchres;
 #[cfg(feature = "server")]
 mod server;
 #[cfg(feature = "server")]

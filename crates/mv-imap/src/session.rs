@@ -136,6 +136,8 @@ pub struct Session<B: Backend> {
     update_command: Option<Vec<u8>>,
     /// SEARCH results kept up to date (CONTEXT=SEARCH).
     contexts: Vec<context::UpdateContext>,
+    /// UIDs a `SEARCH RETURN (SAVE)` kept for `$` (SEARCHRES), sorted.
+    saved: Vec<u32>,
     framer: Framer,
     out: Vec<u8>,
     shutdown: watch::Receiver<bool>,
@@ -224,6 +226,7 @@ impl<B: Backend> Session<B> {
             returning: None,
             update_command: None,
             contexts: Vec::new(),
+            saved: Vec::new(),
             framer: Framer::new(limits),
             out: Vec::new(),
             shutdown,
@@ -232,7 +235,7 @@ impl<B: Backend> Session<B> {
 
     fn capabilities(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CONDSTORE BINARY MULTIAPPEND CATENATE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH CONTEXT=SEARCH SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES WITHIN STATUS=SIZE QUOTA QUOTA=RES-STORAGE",
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CONDSTORE BINARY MULTIAPPEND CATENATE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH CONTEXT=SEARCH SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES WITHIN STATUS=SIZE QUOTA QUOTA=RES-STORAGE SEARCHRES",
         );
         if self.account.is_none() {
             if self.cfg.starttls && !self.secure {
@@ -417,11 +420,37 @@ impl<B: Backend> Session<B> {
             return Ok(Next::Continue);
         }
         let mut bytes = std::borrow::Cow::Borrowed(bytes);
+        if let Some(sel) = self.selected.as_ref() {
+            let saved = &self.saved;
+            let set = |uid: bool| -> Option<String> {
+                let nums: Vec<u32> = sel
+                    .msgs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| saved.binary_search(&m.uid).is_ok())
+                    .map(|(i, m)| if uid { m.uid } else { i as u32 + 1 })
+                    .collect();
+                (!nums.is_empty()).then(|| messages::compress_set(&nums))
+            };
+            match crate::searchres::rewrite(&bytes, &set) {
+                None => {}
+                Some(crate::searchres::Rewrite::Command(c)) => bytes = std::borrow::Cow::Owned(c),
+                Some(crate::searchres::Rewrite::Nothing) => {
+                    let tag = tag_of(&bytes).unwrap_or_else(|| "*".into());
+                    self.tagged(&tag, "OK", None, "completed: the saved result ($) is empty");
+                    return Ok(Next::Continue);
+                }
+            }
+        }
         self.returning = None;
         self.update_command = None;
         match crate::esearch::split_return(&bytes) {
             None => {}
             Some(Ok((rest, opts))) => {
+                if opts.save {
+                    // A SEARCH that fails leaves $ empty (RFC 5182 §2.1).
+                    self.saved.clear();
+                }
                 if opts.update {
                     self.update_command = Some(rest.clone());
                 }
@@ -446,8 +475,9 @@ impl<B: Backend> Session<B> {
         let tag = cmd.tag.as_ref().to_string();
         let name = cmd.body.name();
         if matches!(name, "SELECT" | "EXAMINE" | "UNSELECT" | "CLOSE") {
-            // Contexts live as long as the mailbox stays selected.
+            // Contexts and $ live as long as the mailbox stays selected.
             self.contexts.clear();
+            self.saved.clear();
         }
         let r = self.dispatch(s, &tag, cmd).await?;
         if !self.contexts.is_empty() {

@@ -103,6 +103,9 @@ impl<B: Backend> Session<B> {
                 uids.push(m.uid);
             }
         }
+        if let Some(opts) = self.returning.as_ref().filter(|o| o.save) {
+            self.saved = opts.saved(&uids);
+        }
         if self.returning.as_ref().is_some_and(|o| o.update) {
             self.add_context(tag, uid, uids)?;
         }
@@ -121,8 +124,10 @@ impl<B: Backend> Session<B> {
                     first.max(last).unwrap_or(0)
                 }
             });
-            let line = crate::esearch::response(tag, uid, &opts, &nums, modseq);
-            self.untagged(&line);
+            if !opts.save_only() {
+                let line = crate::esearch::response(tag, uid, &opts, &nums, modseq);
+                self.untagged(&line);
+            }
             if uid {
                 self.refresh(true).await;
             }

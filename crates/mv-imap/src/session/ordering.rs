@@ -89,7 +89,19 @@ impl<B: Backend> Session<B> {
             .into_iter()
             .map(|k| self.number(msgs[k].0, uid))
             .collect();
+        if let Some(opts) = returning.as_ref().filter(|o| o.save) {
+            // MIN/MAX of a SORT are its first and last in sort order.
+            let sel = self.selected.as_ref().expect("sel");
+            let order: Vec<u32> = sort::sort(&fields, &order)
+                .into_iter()
+                .map(|k| sel.msgs[msgs[k].0].uid)
+                .collect();
+            let mut uids = opts.saved(&order);
+            uids.sort_unstable();
+            self.saved = uids;
+        }
         let line = match returning {
+            Some(opts) if opts.save_only() => String::new(),
             Some(opts) => crate::esearch::response(tag, uid, &opts, &nums, None),
             None => {
                 let mut line = String::from("SORT");
@@ -99,7 +111,9 @@ impl<B: Backend> Session<B> {
                 line
             }
         };
-        self.untagged(&line);
+        if !line.is_empty() {
+            self.untagged(&line);
+        }
         if uid {
             self.refresh(true).await;
         }

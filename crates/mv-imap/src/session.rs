@@ -378,69 +378,14 @@ impl<B: Backend> Session<B> {
         s: &mut S,
         bytes: &[u8],
     ) -> std::io::Result<Next> {
-        if let Some(parsed) = crate::append::parse(bytes) {
-            let tag = tag_of(bytes).unwrap_or_else(|| "*".into());
-            let r = match parsed {
-                Err(e) => Err(bad(e)),
-                Ok(a) => self.append_ext(&a).await,
-            };
-            match r {
-                Ok(code) => {
-                    self.refresh(true).await;
-                    self.tagged(&tag, "OK", Some(&code), "APPEND completed");
-                }
-                Err(reply) => {
-                    let text = format!("APPEND {}", reply.text);
-                    self.tagged(&tag, reply.kind, reply.code.as_deref(), &text);
-                }
-            }
-            return Ok(Next::Continue);
-        }
-        if let Some(parsed) = crate::list_ext::parse(bytes) {
-            let tag = tag_of(bytes).unwrap_or_else(|| "*".into());
-            let r = match parsed {
-                Err(e) => Err(bad(e)),
-                Ok(x) => self.list_ext(&x).await,
-            };
-            match r {
-                Ok(()) => self.tagged(&tag, "OK", None, "LIST completed"),
-                Err(reply) => {
-                    let text = format!("LIST {}", reply.text);
-                    self.tagged(&tag, reply.kind, reply.code.as_deref(), &text);
-                }
-            }
-            return Ok(Next::Continue);
-        }
-        if let Some(r) = self.cancel_update(bytes) {
-            let tag = tag_of(bytes).unwrap_or_else(|| "*".into());
-            match r {
-                Ok(()) => self.tagged(&tag, "OK", None, "CANCELUPDATE completed"),
-                Err(reply) => self.tagged(&tag, reply.kind, None, &reply.text),
-            }
+        if self.own_command(bytes).await {
             return Ok(Next::Continue);
         }
         let mut bytes = std::borrow::Cow::Borrowed(bytes);
-        if let Some(sel) = self.selected.as_ref() {
-            let saved = &self.saved;
-            let set = |uid: bool| -> Option<String> {
-                let nums: Vec<u32> = sel
-                    .msgs
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, m)| saved.binary_search(&m.uid).is_ok())
-                    .map(|(i, m)| if uid { m.uid } else { i as u32 + 1 })
-                    .collect();
-                (!nums.is_empty()).then(|| messages::compress_set(&nums))
-            };
-            match crate::searchres::rewrite(&bytes, &set) {
-                None => {}
-                Some(crate::searchres::Rewrite::Command(c)) => bytes = std::borrow::Cow::Owned(c),
-                Some(crate::searchres::Rewrite::Nothing) => {
-                    let tag = tag_of(&bytes).unwrap_or_else(|| "*".into());
-                    self.tagged(&tag, "OK", None, "completed: the saved result ($) is empty");
-                    return Ok(Next::Continue);
-                }
-            }
+        match self.with_saved_result(&bytes) {
+            Ok(None) => {}
+            Ok(Some(c)) => bytes = std::borrow::Cow::Owned(c),
+            Err(()) => return Ok(Next::Continue),
         }
         self.returning = None;
         self.update_command = None;
@@ -480,20 +425,7 @@ impl<B: Backend> Session<B> {
             self.saved.clear();
         }
         let r = self.dispatch(s, &tag, cmd).await?;
-        if !self.contexts.is_empty() {
-            // Context updates go before the command's tagged reply (if it
-            // is written already), so they belong to this command.
-            let start = format!("{tag} ");
-            let tail_at = self
-                .out
-                .windows(start.len() + 2)
-                .rposition(|w| w.starts_with(b"\r\n") && w[2..] == *start.as_bytes())
-                .map(|i| i + 2)
-                .or_else(|| self.out.starts_with(start.as_bytes()).then_some(0));
-            let tail = tail_at.map(|i| self.out.split_off(i)).unwrap_or_default();
-            self.update_contexts().await;
-            self.out.extend_from_slice(&tail);
-        }
+        self.update_contexts_before(&tag).await;
         match r {
             Ok(next) => Ok(next),
             Err(reply) => {
@@ -870,6 +802,7 @@ mod list_ext;
 mod mailboxes;
 mod messages;
 mod ordering;
+mod own;
 mod selected;
 
 #[cfg(test)]

@@ -48,6 +48,24 @@ impl<B: Backend> Session<B> {
         Ok(())
     }
 
+    /// Context updates of the command just run, before its tagged reply if
+    /// that is written already, so that they belong to this command.
+    pub(super) async fn update_contexts_before(&mut self, tag: &str) {
+        if self.contexts.is_empty() {
+            return;
+        }
+        let start = format!("{tag} ");
+        let tail_at = self
+            .out
+            .windows(start.len() + 2)
+            .rposition(|w| w.starts_with(b"\r\n") && w[2..] == *start.as_bytes())
+            .map(|i| i + 2)
+            .or_else(|| self.out.starts_with(start.as_bytes()).then_some(0));
+        let tail = tail_at.map(|i| self.out.split_off(i)).unwrap_or_default();
+        self.update_contexts().await;
+        self.out.extend_from_slice(&tail);
+    }
+
     /// Runs each context's search again and reports the changes.
     pub(super) async fn update_contexts(&mut self) {
         if self.contexts.is_empty() {

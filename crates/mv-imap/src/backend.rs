@@ -83,6 +83,25 @@ pub struct Snapshot {
     pub messages: Vec<MessageMeta>,
 }
 
+/// The account's storage quota (QUOTA, RFC 9208): one root for the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Bytes the account's messages take.
+    pub used: u64,
+    /// The limit in bytes.
+    pub limit: u64,
+}
+
+/// One message of an APPEND.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub raw: Vec<u8>,
+    /// [`flags`] bits.
+    pub flags: u32,
+    pub keywords: Vec<String>,
+    pub internal_date_ms: Option<i64>,
+}
+
 /// How STORE changes flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlagOp {
@@ -168,6 +187,9 @@ pub trait Backend: Send + Sync + 'static {
         Ok(out)
     }
 
+    /// The account's storage quota; None when it has no limit.
+    fn quota(&self, account: &Account) -> BResult<Option<Quota>>;
+
     /// The account's subscribed mailbox names (which need not exist).
     fn subscriptions(&self, account: &Account) -> BResult<Vec<String>>;
     /// Subscribes or unsubscribes a name; unsubscribing a name that is not
@@ -188,6 +210,15 @@ pub trait Backend: Send + Sync + 'static {
         keywords: &[String],
         internal_date_ms: Option<i64>,
     ) -> BResult<(u32, u32)>;
+
+    /// Appends several messages as one (MULTIAPPEND, RFC 3502): all of them or,
+    /// when any fails, none. Returns the UIDVALIDITY and the new UIDs in order.
+    fn append_many(
+        &self,
+        account: &Account,
+        mailbox: u32,
+        messages: &[NewMessage],
+    ) -> BResult<(u32, Vec<u32>)>;
 
     fn store(
         &self,

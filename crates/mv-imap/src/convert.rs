@@ -161,6 +161,8 @@ pub fn criterion(k: &SearchKey<'_>, cx: &SearchContext<'_>) -> Result<Criterion,
         SearchKey::SentBefore(d) => Criterion::SentBefore(date(d)),
         SearchKey::SentOn(d) => Criterion::SentOn(date(d)),
         SearchKey::SentSince(d) => Criterion::SentSince(date(d)),
+        SearchKey::Older(secs) => Criterion::AddedUntil(now_ms() - i64::from(secs.get()) * 1000),
+        SearchKey::Younger(secs) => Criterion::AddedFrom(now_ms() - i64::from(secs.get()) * 1000),
         SearchKey::Larger(n) => Criterion::Larger(*n as u64),
         SearchKey::Smaller(n) => Criterion::Smaller(*n as u64),
         SearchKey::Bcc(s) => Criterion::Header("bcc".into(), astring(s)),
@@ -179,4 +181,9 @@ pub fn criterion(k: &SearchKey<'_>, cx: &SearchContext<'_>) -> Result<Criterion,
         #[allow(unreachable_patterns)]
         _ => return Err("search key not supported".into()),
     })
+}
+
+/// The server's clock, for WITHIN's intervals.
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }

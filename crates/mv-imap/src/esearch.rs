@@ -1,6 +1,7 @@
-//! ESEARCH (RFC 4731) and ESORT (RFC 5267) result options. imap-codec does not
-//! parse `SEARCH RETURN (...)`, so the options are taken off the command here
-//! and the rest is parsed as a plain SEARCH or SORT.
+//! ESEARCH (RFC 4731), ESORT and CONTEXT=SEARCH (RFC 5267: PARTIAL, UPDATE)
+//! result options. imap-codec does not parse `SEARCH RETURN (...)`, so the
+//! options are taken off the command here and the rest is parsed as a plain
+//! SEARCH or SORT.
 
 /// Which results a `RETURN (...)` asks for; none set means ALL.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -9,15 +10,63 @@ pub struct ReturnOptions {
     pub max: bool,
     pub all: bool,
     pub count: bool,
+    /// PARTIAL low:high: the results at these positions (1-based, inclusive).
+    pub partial: Option<(u32, u32)>,
+    /// UPDATE: keep the result up to date with ADDTO / REMOVEFROM.
+    pub update: bool,
+    /// SAVE: keep the result for `$` (SEARCHRES, RFC 5182).
+    pub save: bool,
 }
 
 impl ReturnOptions {
+    /// Only SAVE: the result is kept, not sent (RFC 5182 §2.4).
+    pub fn save_only(&self) -> bool {
+        self.save && !(self.min || self.max || self.all || self.count || self.partial.is_some())
+    }
+
+    /// The results SAVE keeps: only MIN/MAX when those alone are asked for.
+    pub fn saved(&self, nums: &[u32]) -> Vec<u32> {
+        if (self.min || self.max) && !(self.all || self.count || self.partial.is_some()) {
+            let mut v: Vec<u32> = Vec::new();
+            if self.min {
+                v.extend(nums.first());
+            }
+            if self.max {
+                v.extend(nums.last());
+            }
+            v.sort_unstable();
+            v.dedup();
+            v
+        } else {
+            nums.to_vec()
+        }
+    }
+
     fn normalized(mut self) -> ReturnOptions {
-        if !(self.min || self.max || self.all || self.count) {
+        // RETURN () means ALL; RETURN (UPDATE) or (SAVE) alone return no data.
+        if !(self.min
+            || self.max
+            || self.all
+            || self.count
+            || self.partial.is_some()
+            || self.update
+            || self.save)
+        {
             self.all = true;
         }
         self
     }
+}
+
+/// `low:high` of PARTIAL: two positions from 1, in either order; `*` has no
+/// meaning for a position.
+fn partial_range(v: &[u8]) -> Result<(u32, u32), String> {
+    let text = String::from_utf8_lossy(v);
+    let bad = || format!("PARTIAL needs a range of positions like 1:100, not {text}");
+    let (a, b) = text.split_once(':').ok_or_else(bad)?;
+    let pos = |x: &str| x.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(bad);
+    let (a, b) = (pos(a)?, pos(b)?);
+    Ok((a.min(b), a.max(b)))
 }
 
 /// `tag [UID] SEARCH|SORT RETURN (opts) rest` → (`tag [UID] SEARCH|SORT rest`,
@@ -58,15 +107,21 @@ pub fn split_return(cmd: &[u8]) -> Option<Result<(Vec<u8>, ReturnOptions), Strin
         return Some(Err("RETURN list is not closed".into()));
     };
     let mut opts = ReturnOptions::default();
-    for o in list[1..close]
+    let mut words = list[1..close]
         .split(|&b| b == b' ')
-        .filter(|o| !o.is_empty())
-    {
+        .filter(|o| !o.is_empty());
+    while let Some(o) = words.next() {
         match o.to_ascii_uppercase().as_slice() {
             b"MIN" => opts.min = true,
             b"MAX" => opts.max = true,
             b"ALL" => opts.all = true,
             b"COUNT" => opts.count = true,
+            b"UPDATE" => opts.update = true,
+            b"SAVE" => opts.save = true,
+            b"PARTIAL" => match partial_range(words.next().unwrap_or_default()) {
+                Ok(r) => opts.partial = Some(r),
+                Err(e) => return Some(Err(e)),
+            },
             other => {
                 return Some(Err(format!(
                     "unknown RETURN option {}",
@@ -109,15 +164,37 @@ pub fn response(
     if opts.count {
         line.push_str(&format!(" COUNT {}", nums.len()));
     }
+    if let Some((low, high)) = opts.partial {
+        let from = (low as usize - 1).min(nums.len());
+        let to = (high as usize).min(nums.len());
+        let part = &nums[from..to];
+        let set = if part.is_empty() {
+            "NIL".to_string()
+        } else {
+            ordered_set(part)
+        };
+        line.push_str(&format!(" PARTIAL ({low}:{high} {set})"));
+    }
     if let Some(m) = modseq.filter(|_| !nums.is_empty()) {
         line.push_str(&format!(" MODSEQ {m}"));
     }
     line
 }
 
+/// `* ESEARCH (TAG "t") [UID] ADDTO|REMOVEFROM (position set)`: a change of
+/// an UPDATE result (RFC 5267 §4.3).
+pub fn update_response(tag: &str, uid: bool, added: bool, position: usize, nums: &[u32]) -> String {
+    format!(
+        "ESEARCH (TAG \"{tag}\"){} {} ({position} {})",
+        if uid { " UID" } else { "" },
+        if added { "ADDTO" } else { "REMOVEFROM" },
+        ordered_set(nums)
+    )
+}
+
 /// A sequence set keeping the given order: runs of consecutive ascending
 /// numbers become ranges (`1:3,7,5`).
-fn ordered_set(nums: &[u32]) -> String {
+pub fn ordered_set(nums: &[u32]) -> String {
     let mut parts = Vec::new();
     let mut i = 0;
     while i < nums.len() {
@@ -154,10 +231,19 @@ mod tests {
         assert!(split_return(b"a SEARCH ALL\r\n").is_none());
         assert!(split_return(b"a FETCH 1 RETURN\r\n").is_none());
         assert!(
-            split_return(b"a SEARCH RETURN (SAVE) ALL\r\n")
+            split_return(b"a SEARCH RETURN (BOGUS) ALL\r\n")
                 .unwrap()
                 .is_err()
         );
+        let (_, o) = split_return(b"a SEARCH RETURN (PARTIAL 4:2 UPDATE) ALL\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.partial, Some((2, 4)));
+        assert!(o.update && !o.all);
+        for bad in ["1", "1:*", "*:1", "0:3"] {
+            let cmd = format!("a SEARCH RETURN (PARTIAL {bad}) ALL\r\n");
+            assert!(split_return(cmd.as_bytes()).unwrap().is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -176,5 +262,21 @@ mod tests {
             "ESEARCH (TAG \"t\") COUNT 0"
         );
         assert_eq!(ordered_set(&[5, 1, 2, 3]), "5,1:3");
+        let partial = ReturnOptions {
+            partial: Some((2, 4)),
+            ..Default::default()
+        };
+        assert_eq!(
+            response("t", false, &partial, &[1, 2, 4, 5], None),
+            "ESEARCH (TAG \"t\") PARTIAL (2:4 2,4:5)"
+        );
+        assert_eq!(
+            response("t", false, &partial, &[1], None),
+            "ESEARCH (TAG \"t\") PARTIAL (2:4 NIL)"
+        );
+        assert_eq!(
+            update_response("t", true, true, 2, &[3, 4, 9]),
+            "ESEARCH (TAG \"t\") UID ADDTO (2 3:4,9)"
+        );
     }
 }

@@ -8,17 +8,23 @@
 //! - [`serve`] (feature `server`): the tokio listeners with STARTTLS and IMAPS.
 //!
 //! Extensions: LITERAL+, SASL-IR, AUTH=PLAIN, ID, ENABLE, IDLE, NAMESPACE,
-//! UIDPLUS, MOVE, UNSELECT, SPECIAL-USE, CONDSTORE, BINARY, CHILDREN, ESEARCH,
-//! SORT, SORT=DISPLAY, ESORT, THREAD=ORDEREDSUBJECT, THREAD=REFERENCES.
+//! UIDPLUS, MOVE, UNSELECT, SPECIAL-USE, CONDSTORE, BINARY, MULTIAPPEND, CATENATE,
+//! CHILDREN, LIST-EXTENDED, LIST-STATUS, ESEARCH, CONTEXT=SEARCH, SORT,
+//! SORT=DISPLAY, ESORT, THREAD=ORDEREDSUBJECT, THREAD=REFERENCES, WITHIN,
+//! STATUS=SIZE, QUOTA, SEARCHRES.
 
 pub mod address;
+pub mod append;
 pub mod backend;
 pub mod cache;
 pub mod convert;
 pub mod esearch;
 pub mod framing;
+pub mod lexer;
+pub mod list_ext;
 pub mod mime;
 pub mod search;
+pub mod searchres;
 #[cfg(feature = "server")]
 mod server;
 #[cfg(feature = "server")]
@@ -31,7 +37,7 @@ pub mod wire;
 
 pub use backend::{
     Account, BResult, Backend, BackendError, CopyResult, ErrorKind, FlagOp, LoginResult,
-    MailboxEntry, MessageMeta, Snapshot, SpecialUse,
+    MailboxEntry, MessageMeta, NewMessage, Quota, Snapshot, SpecialUse,
 };
 #[cfg(feature = "server")]
 pub use server::{CONNECTIONS_TOTAL, ImapConfig, serve, tls_config};

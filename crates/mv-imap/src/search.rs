@@ -23,6 +23,10 @@ pub enum Criterion {
     Before(NaiveDate),
     On(NaiveDate),
     Since(NaiveDate),
+    /// Internal date at or before / at or after this instant, in ms since the
+    /// epoch (WITHIN's OLDER and YOUNGER, RFC 5032).
+    AddedUntil(i64),
+    AddedFrom(i64),
     /// Date: header.
     SentBefore(NaiveDate),
     SentOn(NaiveDate),
@@ -112,6 +116,8 @@ fn eval(c: &Criterion, m: &MessageMeta, raw: &mut dyn FnMut(()) -> Option<Vec<u8
         Criterion::SentBefore(d) => raw(()).and_then(|r| sent_date(&r)).is_some_and(|x| x < *d),
         Criterion::SentOn(d) => raw(()).and_then(|r| sent_date(&r)).is_some_and(|x| x == *d),
         Criterion::SentSince(d) => raw(()).and_then(|r| sent_date(&r)).is_some_and(|x| x >= *d),
+        Criterion::AddedUntil(t) => m.internal_date_ms <= *t,
+        Criterion::AddedFrom(t) => m.internal_date_ms >= *t,
         Criterion::Larger(n) => m.size > *n,
         Criterion::Smaller(n) => m.size < *n,
         Criterion::ModSeq(n) => m.modseq >= *n,

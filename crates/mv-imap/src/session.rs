@@ -132,6 +132,12 @@ pub struct Session<B: Backend> {
     condstore: bool,
     /// The RETURN options of the SEARCH or SORT being run (ESEARCH, ESORT).
     returning: Option<crate::esearch::ReturnOptions>,
+    /// The SEARCH being run, without RETURN, when it asked for UPDATE.
+    update_command: Option<Vec<u8>>,
+    /// SEARCH results kept up to date (CONTEXT=SEARCH).
+    contexts: Vec<context::UpdateContext>,
+    /// UIDs a `SEARCH RETURN (SAVE)` kept for `$` (SEARCHRES), sorted.
+    saved: Vec<u32>,
     framer: Framer,
     out: Vec<u8>,
     shutdown: watch::Receiver<bool>,
@@ -218,6 +224,9 @@ impl<B: Backend> Session<B> {
             selected: None,
             condstore: false,
             returning: None,
+            update_command: None,
+            contexts: Vec::new(),
+            saved: Vec::new(),
             framer: Framer::new(limits),
             out: Vec::new(),
             shutdown,
@@ -226,7 +235,7 @@ impl<B: Backend> Session<B> {
 
     fn capabilities(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CONDSTORE BINARY CHILDREN ESEARCH SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CONDSTORE BINARY MULTIAPPEND CATENATE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH CONTEXT=SEARCH SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES WITHIN STATUS=SIZE QUOTA QUOTA=RES-STORAGE SEARCHRES",
         );
         if self.account.is_none() {
             if self.cfg.starttls && !self.secure {
@@ -369,11 +378,27 @@ impl<B: Backend> Session<B> {
         s: &mut S,
         bytes: &[u8],
     ) -> std::io::Result<Next> {
+        if self.own_command(bytes).await {
+            return Ok(Next::Continue);
+        }
         let mut bytes = std::borrow::Cow::Borrowed(bytes);
+        match self.with_saved_result(&bytes) {
+            Ok(None) => {}
+            Ok(Some(c)) => bytes = std::borrow::Cow::Owned(c),
+            Err(()) => return Ok(Next::Continue),
+        }
         self.returning = None;
+        self.update_command = None;
         match crate::esearch::split_return(&bytes) {
             None => {}
             Some(Ok((rest, opts))) => {
+                if opts.save {
+                    // A SEARCH that fails leaves $ empty (RFC 5182 §2.1).
+                    self.saved.clear();
+                }
+                if opts.update {
+                    self.update_command = Some(rest.clone());
+                }
                 bytes = std::borrow::Cow::Owned(rest);
                 self.returning = Some(opts);
             }
@@ -394,7 +419,13 @@ impl<B: Backend> Session<B> {
         };
         let tag = cmd.tag.as_ref().to_string();
         let name = cmd.body.name();
+        if matches!(name, "SELECT" | "EXAMINE" | "UNSELECT" | "CLOSE") {
+            // Contexts and $ live as long as the mailbox stays selected.
+            self.contexts.clear();
+            self.saved.clear();
+        }
         let r = self.dispatch(s, &tag, cmd).await?;
+        self.update_contexts_before(&tag).await;
         match r {
             Ok(next) => Ok(next),
             Err(reply) => {
@@ -714,6 +745,21 @@ impl<B: Backend> Session<B> {
                 }
                 Err(e) => Err(e),
             },
+            CommandBody::GetQuotaRoot { mailbox } => self.quota_root(&mailbox).await.map(|()| {
+                self.tagged(tag, "OK", None, "GETQUOTAROOT completed");
+                Next::Continue
+            }),
+            CommandBody::GetQuota { root } => self.quota(root.as_ref()).await.map(|()| {
+                self.tagged(tag, "OK", None, "GETQUOTA completed");
+                Next::Continue
+            }),
+            CommandBody::SetQuota { .. } => match self.need_auth() {
+                Err(e) => Err(e),
+                Ok(_) => Err(no(
+                    Some("NOPERM"),
+                    "quotas are set by the administrator (zimbraMailQuota)",
+                )),
+            },
             CommandBody::Idle => match self.need_auth() {
                 Err(e) => Err(e),
                 Ok(_) => return self.idle(s, tag).await.map(Ok),
@@ -748,11 +794,15 @@ fn is_atom(s: &str) -> bool {
         })
 }
 
+mod append;
 mod auth;
+mod context;
 mod items;
+mod list_ext;
 mod mailboxes;
 mod messages;
 mod ordering;
+mod own;
 mod selected;
 
 #[cfg(test)]

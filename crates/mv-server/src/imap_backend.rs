@@ -11,7 +11,7 @@ use crate::Service;
 use mv_directory::AccountStatus;
 use mv_imap::{
     Account, BResult, Backend, BackendError, CopyResult, ErrorKind, FlagOp, LoginResult,
-    MailboxEntry, MessageMeta, Snapshot, SpecialUse,
+    MailboxEntry, MessageMeta, NewMessage, Quota, Snapshot, SpecialUse,
 };
 use mv_redo::ops::{flags, folders};
 use mv_store::{DeliverOptions, FlagChange, Folder, StoreError};
@@ -138,6 +138,56 @@ impl ImapBackend {
     }
 
     /// Tag ids for keywords, creating missing tags when `create`.
+    /// APPEND stays within zimbraMailQuota, as LMTP delivery does.
+    fn check_quota(&self, a: &Account, adding: u64) -> BResult<()> {
+        match self.quota(a)? {
+            Some(q) if q.used.saturating_add(adding) > q.limit => Err(BackendError::new(
+                ErrorKind::OverQuota,
+                format!(
+                    "the account's quota of {} bytes would be exceeded ({} used, {adding} more)",
+                    q.limit, q.used
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds one message; its item id and IMAP UID.
+    fn add_one(
+        &self,
+        a: &Account,
+        mailbox: u32,
+        raw: &[u8],
+        flag_bits: u32,
+        keywords: &[String],
+        internal_date_ms: Option<i64>,
+    ) -> BResult<(ItemId, u32)> {
+        let tags = self.tag_ids(a, keywords, true)?;
+        let m = Self::mbox(a);
+        let id = self
+            .service
+            .store()
+            .add_message(
+                m,
+                raw,
+                &DeliverOptions {
+                    folder_id: mailbox,
+                    flags: flag_bits & flags::ALL,
+                    tags,
+                    received: internal_date_ms.map(UtcMillis),
+                },
+            )
+            .map_err(err)?;
+        let item = self
+            .service
+            .store()
+            .mailbox(m)
+            .item(id)
+            .map_err(err)?
+            .ok_or_else(|| BackendError::new(ErrorKind::Internal, "appended message vanished"))?;
+        Ok((id, item.imap_uid))
+    }
+
     fn tag_ids(&self, a: &Account, keywords: &[String], create: bool) -> BResult<Vec<u32>> {
         let m = Self::mbox(a);
         let store = self.service.store();
@@ -323,6 +373,27 @@ impl Backend for ImapBackend {
         Ok(out)
     }
 
+    fn quota(&self, a: &Account) -> BResult<Option<Quota>> {
+        let m = Self::mbox(a);
+        let limit = {
+            let d = self.service.directory();
+            match d.account_by_mailbox_id(m) {
+                Ok(Some(acct)) => d
+                    .effective_quota(&acct)
+                    .map_err(|e| BackendError::new(ErrorKind::Internal, format!("quota: {e}")))?,
+                _ => 0,
+            }
+        };
+        if limit == 0 {
+            return Ok(None);
+        }
+        let info = self.service.store().mailbox(m).info().map_err(err)?;
+        Ok(Some(Quota {
+            used: info.map_or(0, |i| i.size_used),
+            limit,
+        }))
+    }
+
     fn subscriptions(&self, a: &Account) -> BResult<Vec<String>> {
         self.service
             .store()
@@ -429,30 +500,48 @@ impl Backend for ImapBackend {
         internal_date_ms: Option<i64>,
     ) -> BResult<(u32, u32)> {
         let f = self.folder(a, mailbox)?;
-        let tags = self.tag_ids(a, keywords, true)?;
-        let m = Self::mbox(a);
-        let id = self
-            .service
-            .store()
-            .add_message(
-                m,
-                raw,
-                &DeliverOptions {
-                    folder_id: mailbox,
-                    flags: flag_bits & flags::ALL,
-                    tags,
-                    received: internal_date_ms.map(UtcMillis),
-                },
-            )
-            .map_err(err)?;
-        let item = self
-            .service
-            .store()
-            .mailbox(m)
-            .item(id)
-            .map_err(err)?
-            .ok_or_else(|| BackendError::new(ErrorKind::Internal, "appended message vanished"))?;
-        Ok((f.uid_validity, item.imap_uid))
+        self.check_quota(a, raw.len() as u64)?;
+        let (_, uid) = self.add_one(a, mailbox, raw, flag_bits, keywords, internal_date_ms)?;
+        Ok((f.uid_validity, uid))
+    }
+
+    fn append_many(
+        &self,
+        a: &Account,
+        mailbox: u32,
+        messages: &[NewMessage],
+    ) -> BResult<(u32, Vec<u32>)> {
+        let f = self.folder(a, mailbox)?;
+        self.check_quota(a, messages.iter().map(|m| m.raw.len() as u64).sum())?;
+        let mut added = Vec::with_capacity(messages.len());
+        for msg in messages {
+            match self.add_one(
+                a,
+                mailbox,
+                &msg.raw,
+                msg.flags,
+                &msg.keywords,
+                msg.internal_date_ms,
+            ) {
+                Ok(x) => added.push(x),
+                Err(e) => {
+                    // All or none: take back what this command added.
+                    let ids: Vec<ItemId> = added.iter().map(|(id, _)| *id).collect();
+                    if let Err(undo) = self.service.store().delete_items(Self::mbox(a), &ids) {
+                        tracing::error!(
+                            "APPEND of {} messages failed ({e}) and {} added ones could not be removed: {undo}",
+                            messages.len(),
+                            ids.len()
+                        );
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok((
+            f.uid_validity,
+            added.into_iter().map(|(_, uid)| uid).collect(),
+        ))
     }
 
     fn store(

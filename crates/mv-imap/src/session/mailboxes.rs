@@ -1,6 +1,7 @@
 //! Mailbox commands: CREATE, DELETE, RENAME, SUBSCRIBE/UNSUBSCRIBE, LIST, LSUB, STATUS, APPEND.
 
 use super::*;
+use crate::backend::flags::DELETED;
 
 impl<B: Backend> Session<B> {
     pub(super) async fn create(&mut self, mailbox: &Mailbox<'_>) -> Res {
@@ -103,21 +104,7 @@ impl<B: Backend> Session<B> {
             ListMailbox::Token(t) => t.as_ref(),
             ListMailbox::String(s) => s.as_ref(),
         };
-        // A pattern that is not valid modified UTF-7 matches no mailbox (every
-        // name is valid), which LIST answers with an empty OK.
-        let pat = crate::utf7::decode(pat_bytes)
-            .unwrap_or_else(|_| String::from_utf8_lossy(pat_bytes).into_owned());
-        if pat.is_empty() {
-            return Ok(String::new());
-        }
-        let full = if reference.is_empty() || pat.starts_with('/') {
-            pat
-        } else if reference.ends_with('/') {
-            format!("{reference}{pat}")
-        } else {
-            format!("{reference}/{pat}")
-        };
-        Ok(convert::normalize_inbox(&full))
+        Ok(full_pattern(&reference, pat_bytes))
     }
 
     pub(super) async fn list(&mut self, reference: &Mailbox<'_>, pattern: &ListMailbox<'_>) -> Res {
@@ -157,6 +144,17 @@ impl<B: Backend> Session<B> {
         let acct = self.need_auth()?;
         let name = Self::name_of(mailbox)?;
         let entry = self.resolve(&acct, &name).await?;
+        self.status_of(&acct, &entry, items).await
+    }
+
+    /// The STATUS response of one mailbox (STATUS, LIST-STATUS).
+    pub(super) async fn status_of(
+        &mut self,
+        acct: &Account,
+        entry: &crate::MailboxEntry,
+        items: &[StatusDataItemName],
+    ) -> Res {
+        let acct = acct.clone();
         let id = entry.id;
         let a = acct.clone();
         let snap = self.call(move |b| b.snapshot(&a, id)).await?;
@@ -178,10 +176,27 @@ impl<B: Backend> Session<B> {
                         .filter(|m| m.flags & crate::backend::flags::SEEN == 0)
                         .count()
                 ),
+                StatusDataItemName::Deleted => format!(
+                    "DELETED {}",
+                    snap.messages
+                        .iter()
+                        .filter(|m| m.flags & DELETED != 0)
+                        .count()
+                ),
+                StatusDataItemName::DeletedStorage => format!(
+                    "DELETED-STORAGE {}",
+                    snap.messages
+                        .iter()
+                        .filter(|m| m.flags & DELETED != 0)
+                        .map(|m| m.size)
+                        .sum::<u64>()
+                ),
+                StatusDataItemName::Size => {
+                    format!("SIZE {}", snap.messages.iter().map(|m| m.size).sum::<u64>())
+                }
                 StatusDataItemName::HighestModSeq => {
                     format!("HIGHESTMODSEQ {}", snap.highest_modseq.max(1))
                 }
-                _ => continue,
             });
         }
         let mut line = b"STATUS ".to_vec();
@@ -244,6 +259,26 @@ pub(super) fn check_name(name: &str) -> Res {
     }
 }
 
+/// A reference (UTF-8) and a pattern as sent (modified UTF-7) as one UTF-8
+/// pattern; "" for the delimiter query.
+pub(super) fn full_pattern(reference: &str, pat_bytes: &[u8]) -> String {
+    // A pattern that is not valid modified UTF-7 matches no mailbox (every
+    // name is valid), which LIST answers with an empty OK.
+    let pat = crate::utf7::decode(pat_bytes)
+        .unwrap_or_else(|_| String::from_utf8_lossy(pat_bytes).into_owned());
+    if pat.is_empty() {
+        return String::new();
+    }
+    let full = if reference.is_empty() || pat.starts_with('/') {
+        pat
+    } else if reference.ends_with('/') {
+        format!("{reference}{pat}")
+    } else {
+        format!("{reference}/{pat}")
+    };
+    convert::normalize_inbox(&full)
+}
+
 /// LIST pattern match: `*` matches anything, `%` anything but the delimiter.
 /// Case-insensitive only for the INBOX prefix, as names are unique regardless of case.
 pub(super) fn wildcard(pattern: &str, name: &str) -> bool {
@@ -265,4 +300,47 @@ pub(super) fn wildcard(pattern: &str, name: &str) -> bool {
     let n: Vec<char> = name.chars().collect();
     // Bounded: patterns come from clients.
     p.len() <= 256 && p.iter().filter(|c| **c == '*' || **c == '%').count() <= 8 && go(&p, &n)
+}
+
+impl<B: Backend> Session<B> {
+    /// GETQUOTAROOT: the account's one quota root, "", when it has a limit
+    /// (RFC 9208 §4.3).
+    pub(super) async fn quota_root(&mut self, mailbox: &Mailbox<'_>) -> Res {
+        let acct = self.need_auth()?;
+        let name = Self::name_of(mailbox)?;
+        let entry = self.resolve(&acct, &name).await?;
+        let quota = self.call(move |b| b.quota(&acct)).await?;
+        let mut line = b"QUOTAROOT ".to_vec();
+        wire::mailbox(&mut line, &crate::utf7::encode(&entry.name));
+        if quota.is_some() {
+            line.extend_from_slice(b" \"\"");
+        }
+        self.untagged(&String::from_utf8_lossy(&line));
+        if let Some(q) = quota {
+            self.untagged(&quota_line(q));
+        }
+        Ok(())
+    }
+
+    /// GETQUOTA: only the root "" exists, and only with a limit.
+    pub(super) async fn quota(&mut self, root: &[u8]) -> Res {
+        let acct = self.need_auth()?;
+        let quota = self.call(move |b| b.quota(&acct)).await?;
+        match quota {
+            Some(q) if root.is_empty() => {
+                self.untagged(&quota_line(q));
+                Ok(())
+            }
+            _ => Err(no(Some("NONEXISTENT"), "no such quota root")),
+        }
+    }
+}
+
+/// `QUOTA "" (STORAGE used limit)`, in units of 1024 octets (used rounded up).
+fn quota_line(q: crate::Quota) -> String {
+    format!(
+        "QUOTA \"\" (STORAGE {} {})",
+        q.used.div_ceil(1024),
+        q.limit / 1024
+    )
 }

@@ -95,11 +95,19 @@ impl<B: Backend> Session<B> {
         let sel = self.selected.as_ref().expect("sel");
         let mut nums = Vec::new();
         let mut modseqs = Vec::new();
+        let mut uids = Vec::new();
         for (i, m) in sel.msgs.iter().enumerate() {
             if found.binary_search(&m.uid).is_ok() {
                 nums.push(if uid { m.uid } else { i as u32 + 1 });
                 modseqs.push(m.modseq);
+                uids.push(m.uid);
             }
+        }
+        if let Some(opts) = self.returning.as_ref().filter(|o| o.save) {
+            self.saved = opts.saved(&uids);
+        }
+        if self.returning.as_ref().is_some_and(|o| o.update) {
+            self.add_context(tag, uid, uids)?;
         }
         if modseq_asked {
             self.enable_condstore();
@@ -116,8 +124,10 @@ impl<B: Backend> Session<B> {
                     first.max(last).unwrap_or(0)
                 }
             });
-            let line = crate::esearch::response(tag, uid, &opts, &nums, modseq);
-            self.untagged(&line);
+            if !opts.save_only() {
+                let line = crate::esearch::response(tag, uid, &opts, &nums, modseq);
+                self.untagged(&line);
+            }
             if uid {
                 self.refresh(true).await;
             }

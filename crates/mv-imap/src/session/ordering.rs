@@ -80,13 +80,28 @@ impl<B: Backend> Session<B> {
             })
             .collect();
         let returning = self.returning.take();
+        if returning.as_ref().is_some_and(|o| o.update) {
+            return Err(bad("UPDATE is offered for SEARCH only (CONTEXT=SEARCH)"));
+        }
         let msgs = self.matching_fields(charset, keys).await?;
         let fields: Vec<Fields> = msgs.iter().map(|(_, f)| f.clone()).collect();
         let nums: Vec<u32> = sort::sort(&fields, &order)
             .into_iter()
             .map(|k| self.number(msgs[k].0, uid))
             .collect();
+        if let Some(opts) = returning.as_ref().filter(|o| o.save) {
+            // MIN/MAX of a SORT are its first and last in sort order.
+            let sel = self.selected.as_ref().expect("sel");
+            let order: Vec<u32> = sort::sort(&fields, &order)
+                .into_iter()
+                .map(|k| sel.msgs[msgs[k].0].uid)
+                .collect();
+            let mut uids = opts.saved(&order);
+            uids.sort_unstable();
+            self.saved = uids;
+        }
         let line = match returning {
+            Some(opts) if opts.save_only() => String::new(),
             Some(opts) => crate::esearch::response(tag, uid, &opts, &nums, None),
             None => {
                 let mut line = String::from("SORT");
@@ -96,7 +111,9 @@ impl<B: Backend> Session<B> {
                 line
             }
         };
-        self.untagged(&line);
+        if !line.is_empty() {
+            self.untagged(&line);
+        }
         if uid {
             self.refresh(true).await;
         }

@@ -168,6 +168,13 @@ impl<B: Backend> Session<B> {
             snap.messages.iter().map(|m| m.uid).collect();
         sel.recent.retain(|u| new_uids.contains(u));
         Selected::mark_recent(&sel.recent, &mut snap.messages);
+        super::context::expunged_from_contexts(
+            &mut self.contexts,
+            sel.id,
+            &sel.msgs,
+            |u| !new_uids.contains(&u),
+            &mut lines,
+        );
         for i in (0..sel.msgs.len()).rev() {
             if !new_uids.contains(&sel.msgs[i].uid) {
                 lines.push(format!("{} EXPUNGE", i + 1));

@@ -4,9 +4,9 @@
 //! an earlier op's time, or from a full alone), offline restores (the server
 //! stopped: one account to an earlier op's time, or `-a all` to the latest
 //! point), `-del` of old backups, and, at a random place in the middle, a
-//! disaster recovery onto a fresh home (`zmrestoreldap -t T` then
-//! `zmrestoreoffline -a all -t T`, after which the history goes on in the rebuilt
-//! home). Each restore in place gives the state of its point; the rebuilt home
+//! disaster recovery onto a fresh home right after an incremental
+//! (`zmrestoreldap -t T` then `zmrestoreoffline -a all -t T`, after which the
+//! history goes on in the rebuilt home). Each restore in place gives the state of its point; the rebuilt home
 //! gives every account the state it had at the last backup. Then, for random
 //! points and accounts (deleted ones too, by zimbraId), restoring into a new
 //! account (`-ca -pre`) to an op's time, to a redo sequence or to an

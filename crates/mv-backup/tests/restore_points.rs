@@ -223,8 +223,10 @@ impl History {
             })
     }
 
-    /// What restoring account `e` to the point whose state is `k` must give:
-    /// `None` when it did not exist then (not asked), `Some(Err)` when refused.
+    /// What restoring account `e` to the point whose state is `k` must give: the
+    /// state after that many steps (a deleted account's as it was just before its
+    /// deletion), `None` when it did not exist yet (not asked), `Some(Err)` when
+    /// refused.
     fn expect(
         &self,
         ids: &[String],
@@ -232,7 +234,7 @@ impl History {
         k: usize,
         usable: &dyn Fn(&Sess, u64) -> bool,
     ) -> Option<Result<usize, ()>> {
-        self.state(k, e)?;
+        let k = (0..=k).rev().find(|j| self.state(*j, e).is_some())?;
         let id = &ids[e];
         Some(match self.full_for(id, usable) {
             Some(f) if self.rebuildable(id, f, k) => Ok(k),

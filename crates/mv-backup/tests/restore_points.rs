@@ -2,20 +2,21 @@
 //! and incremental backups, redo rollovers, account renames, deletions and
 //! re-creations under an address some account had before, in-place restores (to
 //! an earlier op's time, or from a full alone), offline restores (the server
-//! stopped: one account to an earlier op's time, or `-a all` to the latest
-//! point), `-del` of old backups, and, at a random place in the middle, a
-//! disaster recovery onto a fresh home right after an incremental
-//! (`zmrestoreldap -t T` then `zmrestoreoffline -a all -t T`, after which the
-//! history goes on in the rebuilt home). Each restore in place gives the state of its point; the rebuilt home
-//! gives every account the state it had at the last backup. Then, for random
-//! points and accounts (deleted ones too, by zimbraId), restoring into a new
-//! account (`-ca -pre`) to an op's time, to a redo sequence or to an
-//! incremental's label gives exactly the live state the account had at that
-//! point — across in-place restores and the disaster recovery — or is refused
-//! when the backups to build it from are gone (no full before the point, or the
-//! full an in-place restore on the way came from was deleted by `-del`), leaving
-//! nothing behind. Restoring every live account to the latest point gives its
-//! live state, and `verify` finds the target whole (the redo chain included).
+//! stopped: one account to an earlier op's time, in place or into a new account
+//! that lives on, or `-a all` to the latest point), `-del` of old backups, and,
+//! at a random place in the middle, a disaster recovery onto a fresh home right
+//! after an incremental (`zmrestoreldap -t T` then `zmrestoreoffline -a all -t
+//! T`, after which the history goes on in the rebuilt home). Each restore gives
+//! the state of its point; the rebuilt home gives every account the state it had
+//! at the last backup. Then, for random points and accounts (deleted ones too, by
+//! zimbraId), restoring into a new account (`-ca -pre`) to an op's time, to a
+//! redo sequence or to an incremental's label gives exactly the live state the
+//! account had at that point (a deleted account's as it was just before its
+//! deletion) — across in-place restores and the disaster recovery — or is
+//! refused when the backups to build it from are gone (no full before the point,
+//! or the full an in-place restore on the way came from was deleted by `-del`),
+//! leaving nothing behind. Restoring every live account to the latest point gives
+//! its live state, and `verify` finds the target whole (the redo chain included).
 //!
 //! The suite runs 8 cases; `MV_RESTORE_PROPTEST_CASES=200 cargo test -p mv-backup
 //! --test restore_points` runs a longer soak.
@@ -82,11 +83,12 @@ enum Step {
     /// `zmprov ca` under an address some account had before and none has now.
     Recreate(Pick),
     /// `zmrestoreoffline`: the server stopped, the home reopened by the tool; one
-    /// account in place to an earlier op's time, or (`None`) `-a all` to the
-    /// latest point.
+    /// account to an earlier op's time, in place or (`beside`) into a new account
+    /// `-ca -pre o<step>_` that lives on, or (`None`) `-a all` to the latest point.
     Offline {
         which: Option<usize>,
         to: Pick,
+        beside: bool,
     },
     /// `zmbackup -del LABEL`: that session and older ones, as retention allows.
     DeleteBackups(Pick),
@@ -108,8 +110,8 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(which, to, full_only)| Step::InPlace { which, to, full_only }),
         1 => (0..ACCOUNTS).prop_map(Step::Delete),
         1 => pick().prop_map(Step::Recreate),
-        1 => (proptest::option::of(0..ACCOUNTS), pick())
-            .prop_map(|(which, to)| Step::Offline { which, to }),
+        1 => (proptest::option::of(0..ACCOUNTS), pick(), any::<bool>())
+            .prop_map(|(which, to, beside)| Step::Offline { which, to, beside }),
         1 => pick().prop_map(Step::DeleteBackups),
     ]
 }
@@ -461,9 +463,10 @@ fn note_sessions(w: &World, h: &mut History, n: usize) {
     }
 }
 
-/// A restore of account `e` in place to a point of the history so far; returns
-/// the step count whose state it must give (`None`: nothing to restore to, and
-/// nothing done).
+/// A restore of account `e` in place (or, with `beside`, into the new account
+/// PREFIX+address) to a point of the history so far; returns the step count whose
+/// state it must give and the address restored to (`None`: nothing to restore
+/// to, and nothing done).
 fn in_place(
     w: &World,
     h: &mut History,
@@ -471,7 +474,8 @@ fn in_place(
     e: usize,
     to: &Pick,
     full_only: bool,
-) -> Option<usize> {
+    beside: Option<&str>,
+) -> Option<(usize, String)> {
     let id = &w.ids[e];
     let mut o = RestoreOptions::default();
     let expect = if full_only {
@@ -505,17 +509,23 @@ fn in_place(
     };
     let fx = w.fx();
     let email = w.key(e);
+    o.new_account_prefix = beside.map(str::to_string);
     let r = restore_account(&fx.source(), fx.target().as_ref(), &email, &o)
-        .unwrap_or_else(|err| panic!("in-place restore of {email} ({o:?}) failed: {err}"));
-    assert_eq!(r.restored_as, email);
-    h.restores.push(Restored {
-        id: id.clone(),
-        step: n,
-        full: r.full_label.parse().unwrap(),
-        full_only,
-        upto: expect,
-    });
-    Some(expect)
+        .unwrap_or_else(|err| panic!("restore of {email} ({o:?}) failed: {err}"));
+    match beside {
+        Some(prefix) => assert_eq!(r.restored_as, format!("{prefix}{email}")),
+        None => {
+            assert_eq!(r.restored_as, email);
+            h.restores.push(Restored {
+                id: id.clone(),
+                step: n,
+                full: r.full_label.parse().unwrap(),
+                full_only,
+                upto: expect,
+            });
+        }
+    }
+    Some((expect, r.restored_as))
 }
 
 /// `zmrestoreoffline -a all` to the latest point: every live account whose
@@ -584,7 +594,9 @@ fn play(w: &mut World, steps: &[Step]) -> History {
     for (n, s) in steps.iter().enumerate() {
         let before = w.fx().store.redo().position();
         // Accounts whose state after the step must be the state after that many steps.
-        let mut restored: Vec<(usize, usize)> = Vec::new();
+        // (account, k, account'): the account's state after the step must be
+        // account''s after k steps.
+        let mut restored: Vec<(usize, usize, usize)> = Vec::new();
         let mut rebuilt = false;
         match s {
             Step::Op(a) => {
@@ -610,7 +622,7 @@ fn play(w: &mut World, steps: &[Step]) -> History {
                 if let Step::Disaster { .. } = s {
                     w.rebuild();
                     rebuilt = true;
-                    restored = (0..w.ids.len()).map(|e| (e, n)).collect();
+                    restored = (0..w.ids.len()).map(|e| (e, n, e)).collect();
                 }
             }
             Step::Rollover => {
@@ -639,8 +651,8 @@ fn play(w: &mut World, steps: &[Step]) -> History {
             } => {
                 let live = w.live();
                 let (e, _) = live[which % live.len()];
-                if let Some(k) = in_place(w, &mut h, n, e, to, *full_only) {
-                    restored.push((e, k));
+                if let Some((k, _)) = in_place(w, &mut h, n, e, to, *full_only, None) {
+                    restored.push((e, k, e));
                 }
             }
             Step::Delete(which) => {
@@ -668,20 +680,29 @@ fn play(w: &mut World, steps: &[Step]) -> History {
                     w.create(&i.get(&free).clone());
                 }
             }
-            Step::Offline { which, to } => {
+            Step::Offline { which, to, beside } => {
                 w.reopen();
                 match which {
                     Some(which) => {
                         let live = w.live();
                         let (e, _) = live[which % live.len()];
-                        if let Some(k) = in_place(w, &mut h, n, e, to, false) {
-                            restored.push((e, k));
+                        let prefix = format!("o{n}_");
+                        let prefix = beside.then_some(prefix.as_str());
+                        if let Some((k, email)) = in_place(w, &mut h, n, e, to, false, prefix) {
+                            if *beside {
+                                // The new account is one more account from here on.
+                                w.ids.push(w.fx().find_account(&email).id);
+                                w.names.push(email);
+                                restored.push((w.ids.len() - 1, k, e));
+                            } else {
+                                restored.push((e, k, e));
+                            }
                         }
                     }
                     None => {
                         restored = offline_all(w, &mut h, n)
                             .into_iter()
-                            .map(|e| (e, n))
+                            .map(|e| (e, n, e))
                             .collect();
                     }
                 }
@@ -711,13 +732,13 @@ fn play(w: &mut World, steps: &[Step]) -> History {
             seq: w.fx().store.redo().position().sequence,
         });
         let now = w.states_now();
-        for (e, k) in restored {
+        for (e, k, then) in restored {
             assert!(
-                now[e].as_ref() == h.state(k, e),
-                "step {n} ({s:?}): account {e} is not the state after step {k}\n\
-                 now: {:#?}\nexpected: {:#?}",
+                now[e].as_ref() == h.state(k, then),
+                "step {n} ({s:?}): account {e} is not account {then}'s state after step \
+                 {k}\nnow: {:#?}\nexpected: {:#?}",
                 now[e],
-                h.state(k, e)
+                h.state(k, then)
             );
         }
         h.states.push(now);
@@ -940,6 +961,7 @@ fn the_first_incremental_keeps_the_logs_every_full_needs() {
             Step::Offline {
                 which: None,
                 to: Pick(1854914588),
+                beside: false,
             },
             Step::Op(Deliver {
                 to: vec![2],

@@ -993,3 +993,31 @@ fn the_first_incremental_keeps_the_logs_every_full_needs() {
         ],
     );
 }
+
+/// A deleted account whose address another account took: restored by its
+/// zimbraId (its address now names the other account), to a point before its
+/// deletion and to one after it (as it was just before), under its own address
+/// with the prefix. By address only, it could not be reached at all.
+#[test]
+fn a_deleted_account_whose_address_was_taken_is_restored_by_its_zimbra_id() {
+    use actions::Action::Deliver;
+    let deliver = |size| Deliver {
+        to: vec![0, 1],
+        size,
+    };
+    run_case(
+        vec![deliver(10)],
+        vec![
+            Step::Op(deliver(20)),
+            Step::Incremental,
+            Step::Delete(0),
+            Step::Recreate(Pick(0)),
+            Step::Op(deliver(30)),
+        ],
+        &[
+            (Point::OpTime(Pick(u64::MAX / 3)), 0),
+            (Point::OpTime(Pick(u64::MAX)), 0),
+            (Point::IncrLabel(Pick(0)), 0),
+        ],
+    );
+}

@@ -6,10 +6,10 @@
 //! session of the target holds (or, when no incremental holds logs yet, from the
 //! oldest sequence any full of the target needs: an older full, or a deleted
 //! account's, is rolled forward by the same logs). The chain from the oldest
-//! sequence the accounts' latest fulls need through the newest is then checked; a hole is reported with the
-//! original's text ("Found gap in redo log sequence; missing A through B; ...") as
-//! an error of the session. Each copied log is read through first (every record's
-//! CRC), so a damaged log is reported, not stored.
+//! sequence the accounts' latest fulls need through the newest is then checked;
+//! a hole is reported with the original's text ("Found gap in redo log sequence;
+//! missing A through B; ...") as an error of the session. Each copied log is read
+//! through first (every record's CRC), so a damaged log is reported, not stored.
 //!
 //! After the session commits, archived logs the target holds and that are older
 //! than `backup_archived_redolog_keep_time` are removed from `redolog/archive`

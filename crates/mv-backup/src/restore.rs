@@ -478,7 +478,6 @@ fn build_with_catalog(
                     .find(|a| a.email.eq_ignore_ascii_case(email) || a.zimbra_id == email)
             })
             .map(|a| (a.zimbra_id.clone(), a.email.clone()))
-            .filter(|(_, recorded)| !recorded.is_empty())
             .ok_or_else(|| BackupError::Invalid(format!("{email}: no backup of this account")))?,
     };
     let email = email.as_str();

@@ -126,6 +126,18 @@ impl Catalog {
             })
     }
 
+    /// The oldest redo sequence a full of the target needs to be rolled forward:
+    /// the lowest snapshot sequence of any completed account of any full (deleted
+    /// accounts' and older fulls too: a restore to any point after any full the
+    /// target keeps replays the logs from there).
+    pub fn oldest_full_redo_seq(&self) -> Option<u64> {
+        self.sessions()
+            .filter(|s| s.kind() == SessionKind::Full)
+            .flat_map(|s| s.completed_accounts())
+            .filter_map(|a| a.redo_seq)
+            .min()
+    }
+
     /// Redo log sequences held by incremental sessions.
     pub fn stored_redo_sequences(&self) -> Vec<u64> {
         let mut v: Vec<u64> = self

@@ -4,11 +4,12 @@
 //! The current redo log is rolled over first, so everything committed before the
 //! start is in an archived log. Copied are the logs after the highest sequence any
 //! session of the target holds (or, when no incremental holds logs yet, from the
-//! oldest sequence the accounts' latest fulls need). The chain from that oldest
-//! needed sequence through the newest is then checked; a hole is reported with the
-//! original's text ("Found gap in redo log sequence; missing A through B; ...") as
-//! an error of the session. Each copied log is read through first (every record's
-//! CRC), so a damaged log is reported, not stored.
+//! oldest sequence any full of the target needs: an older full, or a deleted
+//! account's, is rolled forward by the same logs). The chain from the oldest
+//! sequence the accounts' latest fulls need through the newest is then checked;
+//! a hole is reported with the original's text ("Found gap in redo log sequence;
+//! missing A through B; ...") as an error of the session. Each copied log is read
+//! through first (every record's CRC), so a damaged log is reported, not stored.
 //!
 //! After the session commits, archived logs the target holds and that are older
 //! than `backup_archived_redolog_keep_time` are removed from `redolog/archive`
@@ -187,7 +188,10 @@ pub(crate) struct RedoCopy {
 
 /// Rolls the redo log over and copies into the session `redologs/` every archived
 /// log after the newest one the target holds (or, when it holds none, from the
-/// oldest sequence the latest fulls of `account_ids` need), then checks the chain.
+/// oldest sequence any of its fulls needs: [`Catalog::oldest_full_redo_seq`]),
+/// then checks the chain from the oldest sequence the latest fulls of
+/// `account_ids` need. (A hole before that, which only a disaster leaves, cuts off
+/// older fulls from later points: a restore across it says so.)
 /// Incremental sessions do this; so do auto-grouped full sessions.
 pub(crate) fn copy_redo_logs(
     run: &mut Run,
@@ -208,9 +212,9 @@ pub(crate) fn copy_redo_logs(
     let stored = run.catalog.stored_redo_sequences();
     in_target.extend(stored.iter().copied());
     let needed = needed_from(&run.catalog, account_ids);
-    let start = match (stored.last(), needed) {
-        (Some(last), _) => Some(last + 1),
-        (None, n) => n,
+    let start = match stored.last() {
+        Some(last) => Some(last + 1),
+        None => run.catalog.oldest_full_redo_seq(),
     };
     if let Some(start) = start {
         for log in archive.iter().filter(|l| l.sequence >= start) {

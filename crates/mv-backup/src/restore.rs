@@ -482,22 +482,28 @@ fn build_with_catalog(
         )));
     }
     let sessions: Vec<&Session> = catalog.sessions().collect();
-    // The account is its zimbraId: a current address (the directory's), else any
-    // address the target recorded for it (a former name, or a deleted account).
+    // The account is its zimbraId: a current address or zimbraId (the
+    // directory's), else any address the target recorded for it (a former name,
+    // or a deleted account), or its zimbraId (a deleted account whose address
+    // another account has now). Given a zimbraId, the account is named by its
+    // address (the live one, else the newest the target recorded): a new account
+    // of `-ca -pre` is PREFIX+address.
     let current = source.dir().find_account(email)?;
-    let zimbra_id = match &current {
-        Some(a) => a.id.clone(),
+    let (zimbra_id, email) = match &current {
+        Some(a) if a.id == email => (a.id.clone(), a.email.clone()),
+        Some(a) => (a.id.clone(), email.to_string()),
         None => sessions
             .iter()
             .rev()
             .find_map(|s| {
                 s.accounts
                     .iter()
-                    .find(|a| a.email.eq_ignore_ascii_case(email))
+                    .find(|a| a.email.eq_ignore_ascii_case(email) || a.zimbra_id == email)
             })
-            .map(|a| a.zimbra_id.clone())
+            .map(|a| (a.zimbra_id.clone(), a.email.clone()))
             .ok_or_else(|| BackupError::Invalid(format!("{email}: no backup of this account")))?,
     };
+    let email = email.as_str();
     // The live account, when restoring in place (found by its id: it may have been
     // renamed since the address given).
     let live = if opts.new_account_prefix.is_none() {

@@ -310,6 +310,21 @@ pub enum Request {
         account: String,
         action: ReindexAction,
     },
+    /// `zmprov aal ACCOUNT CATEGORY LEVEL`: an account logger (server memory only).
+    AddAccountLogger {
+        account: String,
+        category: String,
+        level: String,
+    },
+    /// `zmprov ral [ACCOUNT [CATEGORY]]`: removes account loggers.
+    RemoveAccountLogger {
+        account: Option<String>,
+        category: Option<String>,
+    },
+    /// `zmprov gal ACCOUNT` / `zmprov gaal`: the account loggers set.
+    GetAccountLoggers {
+        account: Option<String>,
+    },
     // --- health ---
     Ping,
 }
@@ -555,6 +570,9 @@ impl Service {
                 to(&self.indexes.status(&self.store, mbox)?)
             }
             Request::Ping => json!({"ok": true, "server": self.server_name}),
+            r @ (Request::AddAccountLogger { .. }
+            | Request::RemoveAccountLogger { .. }
+            | Request::GetAccountLoggers { .. }) => crate::account_log::execute(self, r)?,
             r @ (Request::Backup(_)
             | Request::BackupStatus { .. }
             | Request::BackupAbort { .. }

@@ -252,6 +252,9 @@ fn zmbackup_runs_in_the_server_asynchronously_or_with_sync() {
         let o = env.ok("zmbackup", &["-i", "-sync"]);
         assert_eq!(o.stdout.lines().count(), 2, "{}", o.stdout);
         assert!(!o.stderr.contains("/3"), "{}", o.stderr);
+        // A listing writes nothing: it works beside the running server.
+        let o = env.ok("zmrestoreldap", &["-lbs"]);
+        assert!(o.stdout.lines().any(|l| l == full), "{}", o.stdout);
     });
     env.ok("zmcontrol", &["stop"]);
     if let Err(e) = result {

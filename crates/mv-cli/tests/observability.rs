@@ -459,6 +459,7 @@ fn account_loggers_add_and_remove_debug_lines_at_run_time() {
         let r = imap_login(ports.imap, "alice@d.test", "guess1");
         assert!(r.starts_with("a NO"), "{r}");
         env.ok("zmbackup", &["-f", "-a", "alice@d.test", "-sync"]);
+        env.ok("zmrestore", &["-a", "alice@d.test", "-ca", "-pre", "r_"]);
 
         env.ok("zmprov", &["ral", "alice@d.test", "zimbra.lmtp"]);
         let o = env.ok("zmprov", &["gaal"]);
@@ -501,6 +502,15 @@ fn account_loggers_add_and_remove_debug_lines_at_run_time() {
             "zimbra.backup: ",
             "account=alice@d.test",
             "completed",
+        ],
+    );
+    line_with(
+        &log,
+        &[
+            "DEBUG",
+            "zimbra.backup: ",
+            "account=alice@d.test",
+            "restore: account restored",
         ],
     );
     let lines = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();

@@ -35,6 +35,12 @@ pub struct JobStatus {
     pub accounts_total: u64,
     pub accounts_done: u64,
     pub accounts_failed: u64,
+    /// The session being written (a run may write a full, then an incremental
+    /// of the same accounts) and its own account counts: what a progress line
+    /// shows.
+    pub session: Option<String>,
+    pub session_accounts_total: u64,
+    pub session_accounts_done: u64,
     pub bytes: u64,
     pub abort_requested: bool,
     /// The final report (JSON of [`crate::BackupReport`]) once finished.
@@ -51,6 +57,8 @@ pub struct Job {
     accounts_total: AtomicU64,
     accounts_done: AtomicU64,
     accounts_failed: AtomicU64,
+    /// The current session: (label, accounts, accounts done).
+    session: Mutex<Option<(String, u64, u64)>>,
     bytes: AtomicU64,
     abort: AtomicBool,
     running: AtomicBool,
@@ -65,6 +73,7 @@ impl Job {
             accounts_total: AtomicU64::new(0),
             accounts_done: AtomicU64::new(0),
             accounts_failed: AtomicU64::new(0),
+            session: Mutex::new(None),
             bytes: AtomicU64::new(0),
             abort: AtomicBool::new(false),
             running: AtomicBool::new(true),
@@ -92,6 +101,11 @@ impl Job {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let session = self
+            .session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         JobStatus {
             labels: self
                 .labels
@@ -103,6 +117,9 @@ impl Job {
             accounts_total: self.accounts_total.load(Ordering::Relaxed),
             accounts_done: self.accounts_done.load(Ordering::Relaxed),
             accounts_failed: self.accounts_failed.load(Ordering::Relaxed),
+            session: session.as_ref().map(|s| s.0.clone()),
+            session_accounts_total: session.as_ref().map_or(0, |s| s.1),
+            session_accounts_done: session.as_ref().map_or(0, |s| s.2),
             bytes: self.bytes.load(Ordering::Relaxed),
             abort_requested: self.abort_requested(),
             report,
@@ -115,7 +132,19 @@ impl Progress for Job {
     fn started(&self, _labels: &[Label], accounts: u64) {
         self.accounts_total.store(accounts, Ordering::Relaxed);
     }
+    fn session_started(&self, label: &Label, accounts: u64) {
+        *self.session.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((label.to_string(), accounts, 0));
+    }
     fn account_done(&self, _email: &str, ok: bool) {
+        if let Some(s) = self
+            .session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            s.2 += 1;
+        }
         self.accounts_done.fetch_add(1, Ordering::Relaxed);
         if !ok {
             self.accounts_failed.fetch_add(1, Ordering::Relaxed);

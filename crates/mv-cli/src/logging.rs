@@ -15,6 +15,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
+use tracing_subscriber::filter::{FilterExt, filter_fn};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -255,12 +256,18 @@ pub fn init(setup: Setup<'_>) {
             .with_writer(log)
             .with_ansi(false)
             .log_internal_errors(false);
+        // Account logger lines pass whatever the level: only a logger set with
+        // `zmprov aal` emits them (mv_server::account_log).
+        let file_filter = filter(&level).or(filter_fn(|m| {
+            m.target()
+                .starts_with(mv_server::account_log::TARGET_PREFIX)
+        }));
         if json {
             base.event_format(crate::logjson::JsonLines)
-                .with_filter(filter(&level))
+                .with_filter(file_filter)
                 .boxed()
         } else {
-            base.with_filter(filter(&level)).boxed()
+            base.with_filter(file_filter).boxed()
         }
     });
     let _ = tracing_subscriber::registry()

@@ -175,6 +175,31 @@ fn zmbackup_query_verify_and_delete_through_symlinks() {
     );
 }
 
+/// An incremental run that first gives never-backed-up accounts a full counts
+/// each session's own accounts (`account 2/2` twice), not both sessions' sum.
+#[test]
+fn progress_lines_count_each_sessions_accounts() {
+    let env = Env::new();
+    env.ok("zmprov", &["cd", "d.test"]);
+    for u in ["a", "b"] {
+        env.ok("zmprov", &["ca", &format!("{u}@d.test"), "secret"]);
+    }
+    let o = env.ok("zmbackup", &["-i", "-a", "all", "-sync"]);
+    let labels: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(labels.len(), 2, "{}", o.stdout);
+    assert!(is_label(labels[0], "full") && is_label(labels[1], "incr"));
+    for l in &labels {
+        for line in [
+            format!("{l}: 2 accounts\n"),
+            format!("{l}: account 1/2 a@d.test: done ("),
+            format!("{l}: account 2/2 b@d.test: done ("),
+        ] {
+            assert!(o.stderr.contains(&line), "{line:?} in:\n{}", o.stderr);
+        }
+    }
+    assert!(!o.stderr.contains("/4"), "{}", o.stderr);
+}
+
 #[test]
 fn zmbackup_runs_in_the_server_asynchronously_or_with_sync() {
     let env = Env::new();
@@ -221,6 +246,15 @@ fn zmbackup_runs_in_the_server_asynchronously_or_with_sync() {
         assert_eq!(j["sessions"][0]["status"], "completed");
         let v = env.run(Path::new(BIN), &["backup", "verify", "--read-data"]);
         assert_eq!(v.code, 0, "{}", v.stdout);
+        // A new account: a full for it, then an incremental of both; progress
+        // counts per session (never out of the 3 both sessions hold together).
+        env.ok("zmprov", &["ca", "b@d.test", "secret"]);
+        let o = env.ok("zmbackup", &["-i", "-sync"]);
+        assert_eq!(o.stdout.lines().count(), 2, "{}", o.stdout);
+        assert!(!o.stderr.contains("/3"), "{}", o.stderr);
+        // A listing writes nothing: it works beside the running server.
+        let o = env.ok("zmrestoreldap", &["-lbs"]);
+        assert!(o.stdout.lines().any(|l| l == full), "{}", o.stdout);
     });
     env.ok("zmcontrol", &["stop"]);
     if let Err(e) = result {

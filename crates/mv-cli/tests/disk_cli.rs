@@ -124,8 +124,13 @@ fn one_alert_per_threshold_crossing_on_a_tmpfs() {
         // check reports the critical level.
         let o = mailvault(&env, &["check"]);
         assert!(
+            o.stdout.contains(&format!("\tdisk: FAILED ({mount} ")),
+            "{}",
             o.stdout
-                .contains("\tdisk usage: FAILED (above zmdisklog_critical_threshold 80%"),
+        );
+        assert!(
+            o.stdout
+                .contains("% used (past the critical level); warn at 50%, critical at 80%)"),
             "{}",
             o.stdout
         );

@@ -264,6 +264,22 @@ fn audit_lines_and_metrics_say_what_happened() {
         assert!(m["mailvault_lmtp_connections_total"].as_f64().unwrap() >= 1.0);
         assert!(m["mailvault_redo_fsync_seconds_count"].as_f64().unwrap() >= 3.0);
         assert!(m.contains_key("mailvault_home_disk_free_bytes"));
+        // Alice's mailbox is open; the indexer catches up with her three messages.
+        assert!(
+            m["mailvault_mailbox_handles"].as_f64().unwrap() >= 1.0,
+            "{m:?}"
+        );
+        let mut lag = m;
+        for _ in 0..100 {
+            if lag["mailvault_search_index_lag_mailboxes"] == 0.0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            lag = scrape(ports.admin);
+        }
+        assert_eq!(lag["mailvault_search_index_lag_mailboxes"], 0.0, "{lag:?}");
+        assert_eq!(lag["mailvault_search_index_lag_changes"], 0.0);
+        assert_eq!(lag["mailvault_search_index_lag_seconds"], 0.0);
         let (status, body) = get(ports.admin, "/health");
         assert_eq!((status, body.trim()), (200, "ok"));
         // Everything else still wants the token, and a wrong one is audited.
@@ -399,5 +415,122 @@ fn a_server_whose_home_vanishes_stops_and_says_why() {
     assert!(
         err.contains(&format!("the home {} is gone", env.home.display())),
         "{status}: {err}"
+    );
+}
+
+/// `zmprov aal` as the field notes use it: debug lines for one account and one
+/// category in the running server's log at once, none for other accounts, none
+/// once `zmprov ral` removed the logger; without a server there is nothing to set.
+#[test]
+fn account_loggers_add_and_remove_debug_lines_at_run_time() {
+    let env = Env::new();
+    let ports = setup(&env);
+    env.ok("zmprov", &["cd", "d.test"]);
+    env.ok("zmprov", &["ca", "alice@d.test", "Corr3ct-Horse"]);
+    env.ok("zmprov", &["ca", "bob@d.test", "Corr3ct-Horse"]);
+    let o = env.zm("zmprov", &["aal", "alice@d.test", "zimbra.lmtp", "debug"]);
+    assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
+    assert!(o.stderr.contains("no server runs"), "{}", o.stderr);
+    with_server(&env, || {
+        let o = env.zm("zmprov", &["aal", "alice@d.test", "zimbra.nope", "debug"]);
+        assert_eq!(o.code, 1);
+        assert!(
+            o.stderr.contains("zimbra.backup, zimbra.lmtp, zimbra.imap"),
+            "{}",
+            o.stderr
+        );
+        for cat in ["zimbra.lmtp", "zimbra.imap", "zimbra.backup"] {
+            env.ok("zmprov", &["aal", "alice@d.test", cat, "debug"]);
+        }
+        let o = env.ok("zmprov", &["gal", "alice@d.test"]);
+        assert_eq!(
+            o.stdout,
+            "# name alice@d.test\nzimbra.backup=debug\nzimbra.lmtp=debug\nzimbra.imap=debug\n"
+        );
+        assert_eq!(env.ok("zmprov", &["gal", "bob@d.test"]).stdout, "");
+
+        let mut lmtp = Lmtp::connect(ports.lmtp);
+        let r = lmtp.deliver(
+            "a@remote.test",
+            &["alice@d.test", "bob@d.test"],
+            &message("before"),
+        );
+        assert!(r.iter().all(|r| r.starts_with("250")), "{r:?}");
+        let r = imap_login(ports.imap, "alice@d.test", "guess1");
+        assert!(r.starts_with("a NO"), "{r}");
+        env.ok("zmbackup", &["-f", "-a", "alice@d.test", "-sync"]);
+        env.ok("zmrestore", &["-a", "alice@d.test", "-ca", "-pre", "r_"]);
+
+        env.ok("zmprov", &["ral", "alice@d.test", "zimbra.lmtp"]);
+        let o = env.ok("zmprov", &["gaal"]);
+        assert_eq!(
+            o.stdout,
+            "# name alice@d.test\nzimbra.backup=debug\nzimbra.imap=debug\n"
+        );
+        let r = lmtp.deliver("a@remote.test", &["alice@d.test"], &message("after"));
+        assert!(r[0].starts_with("250"), "{r:?}");
+        env.ok("zmprov", &["ral"]);
+        assert_eq!(env.ok("zmprov", &["gaal"]).stdout, "");
+        let r = imap_login(ports.imap, "alice@d.test", "guess2");
+        assert!(r.starts_with("a NO"), "{r}");
+    });
+    let log = log_text(&env);
+    let delivery = line_with(
+        &log,
+        &[
+            "DEBUG",
+            "zimbra.lmtp: ",
+            "account=alice@d.test",
+            "<before@remote.test>",
+        ],
+    );
+    assert!(delivery.contains("stored as item"), "{delivery}");
+    assert!(delivery.contains("peer=127.0.0.1:"), "{delivery}");
+    line_with(
+        &log,
+        &[
+            "DEBUG",
+            "zimbra.imap: ",
+            "account=alice@d.test",
+            "wrong password",
+        ],
+    );
+    line_with(
+        &log,
+        &[
+            "DEBUG",
+            "zimbra.backup: ",
+            "account=alice@d.test",
+            "completed",
+        ],
+    );
+    line_with(
+        &log,
+        &[
+            "DEBUG",
+            "zimbra.backup: ",
+            "account=alice@d.test",
+            "restore: account restored",
+        ],
+    );
+    let lines = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("zimbra.") && l.contains("account=bob@d.test"))
+            .count(),
+        0,
+        "no logger for bob:\n{log}"
+    );
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("zimbra.lmtp: ") && l.contains("<after@remote.test>"))
+            .count(),
+        0,
+        "ral removed the lmtp logger:\n{log}"
+    );
+    assert_eq!(
+        lines("zimbra.imap: "),
+        1,
+        "one login while the logger was set:\n{log}"
     );
 }

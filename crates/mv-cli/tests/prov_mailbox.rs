@@ -402,6 +402,34 @@ fn zimbra_names_mailbox_and_calendar() {
     );
     assert_eq!(search(&env, u, "subject:hello").1, [id1.as_str()]);
     assert_eq!(search(&env, u, "is:unread").1, [id2.as_str()]);
+    // Conversations list their messages; other item types are named as such.
+    let conv = env
+        .zmmailbox(u, &["s", "-t", "conversation", "subject:hello"])
+        .ok();
+    assert!(conv.contains(&id1), "{conv}");
+    for (t, hint) in [
+        ("appointment", "/Calendar?fmt=ics"),
+        ("task", "/Calendar?fmt=ics"),
+        ("contact", "/Contacts?fmt=vcf"),
+    ] {
+        let o = env.zmmailbox(u, &["s", "-t", t, "lunch"]);
+        o.failed();
+        assert!(
+            o.stderr.contains(&format!(
+                "search -t {t}: only messages are searched here; -t takes message, conversation"
+            )) && o.stderr.contains(hint),
+            "{}",
+            o.stderr
+        );
+    }
+    let o = env.zmmailbox(u, &["s", "-t", "blob", "lunch"]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("search -t blob: unknown type; -t takes message, conversation"),
+        "{}",
+        o.stderr
+    );
     let s2 = env.zmmailbox(u, &["s", "in:work"]).ok();
     assert!(s2.contains("11/19/10 13:55"), "-d sets the date: {s2}");
     let json: serde_json::Value =

@@ -12,7 +12,7 @@ use mv_types::{ItemId, MailboxId};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The field of an IMAP `SEARCH` text key (RFC 3501 6.4.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +31,21 @@ pub struct Indexes {
     home: Home,
     open: Mutex<HashMap<MailboxId, Arc<MailboxIndex>>>,
     wake: (Mutex<bool>, Condvar),
+    /// Mailboxes the indexer found behind their mailbox: changes not yet
+    /// indexed, and since when it has seen them behind.
+    behind: Mutex<HashMap<MailboxId, (u64, Instant)>>,
+}
+
+/// How far the search indexes trail the mailboxes, as the background indexer
+/// last saw it (`/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexLag {
+    /// Mailboxes with changes their index does not hold yet.
+    pub mailboxes: u64,
+    /// Those changes, summed over the mailboxes (change numbers behind).
+    pub changes: u64,
+    /// How long the longest-waiting of them has been behind.
+    pub oldest: Duration,
 }
 
 impl Indexes {
@@ -39,6 +54,7 @@ impl Indexes {
             home: home.clone(),
             open: Mutex::new(HashMap::new()),
             wake: (Mutex::new(false), Condvar::new()),
+            behind: Mutex::new(HashMap::new()),
         }
     }
 
@@ -277,13 +293,50 @@ impl Indexes {
             if stop() {
                 return;
             }
-            match store.mailbox(id).info() {
-                Ok(Some(i)) if !i.deleted => {}
-                _ => continue,
+            let applied = match store.mailbox(id).info() {
+                Ok(Some(i)) if !i.deleted => i.applied_change,
+                _ => {
+                    self.note_lag(id, 0);
+                    continue;
+                }
+            };
+            let index = self.mailbox(id);
+            let indexed = match index.status().indexed_change {
+                0 => index.disk_change().unwrap_or(0),
+                c => c,
+            };
+            self.note_lag(id, applied.saturating_sub(indexed));
+            match index.update_until(store, stop) {
+                Ok(now) => self.note_lag(id, applied.saturating_sub(now)),
+                Err(e) => tracing::warn!("search indexer: mailbox {id}: {e}"),
             }
-            if let Err(e) = self.mailbox(id).update_until(store, stop) {
-                tracing::warn!("search indexer: mailbox {id}: {e}");
-            }
+        }
+    }
+
+    /// Records how many changes a mailbox's index trails by (0: none).
+    fn note_lag(&self, id: MailboxId, changes: u64) {
+        let mut behind = self.behind.lock().unwrap_or_else(|p| p.into_inner());
+        if changes == 0 {
+            behind.remove(&id);
+        } else {
+            behind
+                .entry(id)
+                .and_modify(|e| e.0 = changes)
+                .or_insert((changes, Instant::now()));
+        }
+    }
+
+    /// The indexes' lag as the background indexer last measured it.
+    pub fn lag(&self) -> IndexLag {
+        let behind = self.behind.lock().unwrap_or_else(|p| p.into_inner());
+        IndexLag {
+            mailboxes: behind.len() as u64,
+            changes: behind.values().map(|(c, _)| c).sum(),
+            oldest: behind
+                .values()
+                .map(|(_, since)| since.elapsed())
+                .max()
+                .unwrap_or_default(),
         }
     }
 }

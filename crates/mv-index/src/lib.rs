@@ -31,5 +31,5 @@ mod mailbox_index;
 mod query;
 
 pub use error::IndexError;
-pub use indexes::{Indexes, TextField};
+pub use indexes::{IndexLag, Indexes, TextField};
 pub use mailbox_index::{IndexedDoc, MailboxIndex, ReindexState, ReindexStatus};

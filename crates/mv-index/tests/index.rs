@@ -532,8 +532,22 @@ fn indexing_stops_between_batches_when_asked() {
     // Stopped before it started: no mailbox is looked at.
     idx.update_all_until(&f.store, &|| true);
     assert_eq!(idx.mailbox(MBOX).disk_change().unwrap_or(0), 0);
-    // The next run indexes everything.
+    assert_eq!(
+        idx.lag(),
+        mv_index::IndexLag::default(),
+        "not looked at yet"
+    );
+    // Stopped inside the mailbox: the lag (/metrics) says it is behind.
+    let checks = std::sync::atomic::AtomicUsize::new(0);
+    idx.update_all_until(&f.store, &|| {
+        checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 1
+    });
+    let lag = idx.lag();
+    assert_eq!(lag.mailboxes, 1, "{lag:?}");
+    assert!(lag.changes >= 250, "{lag:?}");
+    // The next run indexes everything, and the lag is gone.
     idx.update_all(&f.store);
     let (docs, _) = idx.mailbox(MBOX).documents(&f.store).unwrap();
     assert_eq!(docs.len(), 250);
+    assert_eq!(idx.lag(), mv_index::IndexLag::default());
 }

@@ -18,6 +18,7 @@ const READS: &[&str] = &[
     "get_all_cos",
     "get_mailbox_info",
     "get_all_config",
+    "get_account_loggers",
     "get_server",
     "get_all_servers",
     "get_distribution_list",
@@ -57,6 +58,13 @@ pub fn begin(req: &Request) -> Audit {
     let op = value["op"].as_str().unwrap_or("unknown").to_string();
     let what = describe(&value);
     let change = !READS.contains(&op.as_str());
+    if let Some(account) = value["account"].as_str() {
+        crate::account_log::debug(
+            account,
+            crate::account_log::Category::Mailbox,
+            format_args!("{op}: {what}"),
+        );
+    }
     if change {
         tracing::info!(target: "audit", op = %op, "{op} started: {what}");
     } else {

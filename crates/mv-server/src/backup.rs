@@ -5,9 +5,7 @@
 //! the labels at once; `BackupStatus` follows the run).
 
 use crate::{Service, ServiceError};
-use mv_backup::{
-    AccountSelection, BackupError, BackupOptions, Compression, NoProgress, SessionKind, Target,
-};
+use mv_backup::{AccountSelection, BackupError, BackupOptions, Compression, SessionKind, Target};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -226,7 +224,7 @@ pub fn start_async_noted(
         .name(format!("backup {}", labels.join(" ")))
         .spawn(move || {
             let src = worker.backup_source();
-            let result = prepared.run(&src, &NoProgress);
+            let result = prepared.run(&src, &crate::account_log::BackupWatch::new());
             let error = result.as_ref().err().map(|e| e.to_string());
             let outcome = match (&result, &error) {
                 (Ok(r), _) => Ok(r),
@@ -248,7 +246,7 @@ pub fn execute(service: &Service, req: crate::Request) -> Result<Value, ServiceE
         // here (the CLI without a server). The server goes through
         // `Service::execute_shared`, which starts asynchronous runs on a thread.
         Request::Backup(r) => {
-            let result = service.backup_sync(&r, &NoProgress);
+            let result = service.backup_sync(&r, &crate::account_log::BackupWatch::new());
             let error = result.as_ref().err().map(|e| e.to_string());
             let note = crate::report::Note::default();
             match (&result, &error) {

@@ -406,43 +406,39 @@ pub fn run(service: &Service) -> CheckReport {
 
     let t = crate::diskmon::Thresholds::load(home);
     let fs = crate::diskmon::usage(&crate::diskmon::watched_paths(service), &t);
-    let critical: Vec<String> = fs
-        .iter()
-        .filter(|u| u.level == crate::diskmon::Level::Critical)
-        .map(|u| format!("{} at {}%", u.mount, u.use_percent))
-        .collect();
-    checks.push(if critical.is_empty() {
-        item(
-            "disk usage",
-            true,
-            fs.iter()
-                .map(|u| match u.level {
-                    crate::diskmon::Level::Warning => format!(
-                        "{} {}%, above zmdisklog_warn_threshold {}%",
-                        u.mount, u.use_percent, t.warn
-                    ),
-                    _ => format!("{} {}%", u.mount, u.use_percent),
-                })
-                .collect::<Vec<_>>()
-                .join(", "),
-        )
-    } else {
-        item(
-            "disk usage",
-            false,
-            format!(
-                "above zmdisklog_critical_threshold {}%: {}",
-                t.critical,
-                critical.join(", ")
-            ),
-        )
-    });
+    checks.push(disk_item(&fs, &t));
 
     CheckReport {
         ok: checks.iter().all(|c| c.ok),
         server,
         checks,
     }
+}
+
+/// The disk line: each filesystem's use against the thresholds, which are
+/// percentages *used* (zmdisklog warns when a filesystem is that full):
+/// `disk: OK (/ 18% used; warn at 85%, critical at 95%)`.
+fn disk_item(fs: &[crate::diskmon::FsUsage], t: &crate::diskmon::Thresholds) -> CheckItem {
+    use crate::diskmon::Level;
+    let limits = format!("warn at {}%, critical at {}%", t.warn, t.critical);
+    let each = fs
+        .iter()
+        .map(|u| {
+            let state = match u.level {
+                _ if u.excluded => " (not monitored: zmstat_df_excludes)",
+                Level::Ok => "",
+                Level::Warning => " (past the warning level)",
+                Level::Critical => " (past the critical level)",
+            };
+            format!("{} {}% used{state}", u.mount, u.use_percent)
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let ok = !fs.iter().any(|u| u.level == Level::Critical);
+    if fs.is_empty() {
+        return item("disk", false, "no filesystem could be measured");
+    }
+    item("disk", ok, format!("{each}; {limits}"))
 }
 
 /// Every listener of this server answers: LMTP and IMAP with their greeting,
@@ -598,5 +594,54 @@ mod tests {
         assert_eq!(due_at(&daily, at(2, 0)).unwrap(), at(1, 0));
         assert_eq!(human_age(90_061_000), "1d 1h");
         assert_eq!(human_age(61_000), "1m 1s");
+    }
+
+    fn fs(mount: &str, percent: u64, level: crate::diskmon::Level) -> crate::diskmon::FsUsage {
+        crate::diskmon::FsUsage {
+            mount: mount.to_string(),
+            device: "tmpfs".to_string(),
+            holds: vec!["home".to_string()],
+            total_bytes: 100,
+            used_bytes: percent,
+            available_bytes: 100 - percent,
+            use_percent: percent,
+            level,
+            excluded: false,
+        }
+    }
+
+    #[test]
+    fn the_disk_line_says_how_full_and_where_the_thresholds_are() {
+        use crate::diskmon::{Level, Thresholds};
+        let t = Thresholds {
+            warn: 85,
+            critical: 95,
+            excludes: vec![],
+            interval_secs: 600,
+        };
+        let line = |fs: &[crate::diskmon::FsUsage]| {
+            let c = disk_item(fs, &t);
+            format_text(&CheckReport {
+                server: "s".to_string(),
+                ok: c.ok,
+                checks: vec![c],
+            })
+        };
+        assert_eq!(
+            line(&[fs("/", 18, Level::Ok)]),
+            "Server s:\n\tdisk: OK (/ 18% used; warn at 85%, critical at 95%)\n"
+        );
+        assert_eq!(
+            line(&[fs("/", 18, Level::Ok), fs("/backup", 88, Level::Warning)]),
+            "Server s:\n\tdisk: OK (/ 18% used, /backup 88% used (past the warning level); \
+             warn at 85%, critical at 95%)\n"
+        );
+        let critical = disk_item(&[fs("/", 97, Level::Critical)], &t);
+        assert!(!critical.ok);
+        assert_eq!(
+            critical.detail,
+            "/ 97% used (past the critical level); warn at 85%, critical at 95%"
+        );
+        assert!(!disk_item(&[], &t).ok);
     }
 }

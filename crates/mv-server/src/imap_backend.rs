@@ -251,6 +251,15 @@ impl Backend for ImapBackend {
         let (result, why) = self.check_login(user, password);
         // The name as typed, bounded: it comes from the client.
         let account: String = user.chars().take(256).collect();
+        let name = match &result {
+            LoginResult::Ok(a) => a.name.as_str(),
+            _ => account.as_str(),
+        };
+        crate::account_log::debug(
+            name,
+            crate::account_log::Category::Imap,
+            format_args!("imap login: {}", why.unwrap_or("ok")),
+        );
         match why {
             None => {
                 crate::metrics::IMAP_LOGINS_OK.fetch_add(1, Ordering::Relaxed);

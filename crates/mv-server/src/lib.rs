@@ -6,6 +6,7 @@
 //! (`POST /v1/op`) when one does. Either way [`service::Service::execute`] does the
 //! work, so both paths behave the same.
 
+pub mod account_log;
 pub mod api;
 pub mod audit;
 pub mod backup;

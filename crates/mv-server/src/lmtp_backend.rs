@@ -127,6 +127,24 @@ impl StoreBackend {
                 Ok(Some(a)) => a.email,
                 _ => format!("mailbox {}", mbox.0),
             };
+            let item = result
+                .as_ref()
+                .ok()
+                .and_then(|items| items.get(i))
+                .map(|it| it.0);
+            crate::account_log::debug(
+                &account,
+                crate::account_log::Category::Lmtp,
+                format_args!(
+                    "lmtp delivery from {from}, message-id {message_id}, {size} bytes, mailbox {}: {}",
+                    mbox.0,
+                    match (result, item) {
+                        (Ok(_), Some(item)) => format!("stored as item {item}"),
+                        (Ok(_), None) => "stored".to_string(),
+                        (Err(e), _) => format!("failed: {e}"),
+                    }
+                ),
+            );
             match result {
                 Ok(items) => {
                     metrics::DELIVERIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -238,7 +256,20 @@ impl StoreBackend {
             if a.status == AccountStatus::Closed {
                 continue;
             }
-            match self.refusal(a.mailbox_id, size_hint.unwrap_or(0)) {
+            let refusal = self.refusal(a.mailbox_id, size_hint.unwrap_or(0));
+            crate::account_log::debug(
+                &a.email,
+                crate::account_log::Category::Lmtp,
+                format_args!(
+                    "lmtp recipient {address}: {}",
+                    match refusal {
+                        None => "accepted",
+                        Some(Refusal::OverQuota) => "over quota",
+                        Some(Refusal::Maintenance) => "in maintenance",
+                    }
+                ),
+            );
+            match refusal {
                 None => takers += 1,
                 Some(Refusal::OverQuota) => over_quota = true,
                 Some(Refusal::Maintenance) => maintenance = Some(a.email.clone()),

@@ -221,6 +221,25 @@ pub fn render(service: &Service) -> String {
         "Mailbox handles the store holds.",
         service.store().handle_count(),
     );
+    let lag = service.indexes().lag();
+    o.one(
+        "mailvault_search_index_lag_mailboxes",
+        "gauge",
+        "Mailboxes whose search index does not hold their latest changes yet (as the background indexer last saw them).",
+        lag.mailboxes,
+    );
+    o.one(
+        "mailvault_search_index_lag_changes",
+        "gauge",
+        "Changes not yet in the search indexes, summed over those mailboxes.",
+        lag.changes,
+    );
+    o.one(
+        "mailvault_search_index_lag_seconds",
+        "gauge",
+        "How long the longest-waiting mailbox has had changes its search index does not hold (0: none).",
+        lag.oldest.as_secs_f64(),
+    );
     if let Ok((_, _, free)) = crate::diskmon::statvfs(service.store().home().root()) {
         o.one(
             "mailvault_home_disk_free_bytes",

@@ -199,6 +199,17 @@ impl Service {
                       report: &mut RestoreReport| {
             let mut failed = false;
             for (email, r) in ended {
+                crate::account_log::debug(
+                    &email,
+                    crate::account_log::Category::Backup,
+                    format_args!(
+                        "restore: {}",
+                        match &r {
+                            Ok(_) => "account restored".to_string(),
+                            Err(e) => format!("account failed: {e}"),
+                        }
+                    ),
+                );
                 match r {
                     Ok(a) => report.accounts.push(a),
                     Err(e) => {

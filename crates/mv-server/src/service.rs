@@ -11,13 +11,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::{Mutex, MutexGuard};
 
+/// Errors of the layers below pass through as they are (`transparent`): with
+/// their own text as this error's text *and* as its source, `{:#}` printed
+/// every such message twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    #[error("{0}")]
+    #[error(transparent)]
     Home(#[from] mv_home::HomeError),
-    #[error("{0}")]
+    #[error(transparent)]
     Directory(#[from] mv_directory::DirectoryError),
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] mv_store::StoreError),
     #[error("{0}")]
     BadRequest(String),
@@ -310,6 +313,21 @@ pub enum Request {
         account: String,
         action: ReindexAction,
     },
+    /// `zmprov aal ACCOUNT CATEGORY LEVEL`: an account logger (server memory only).
+    AddAccountLogger {
+        account: String,
+        category: String,
+        level: String,
+    },
+    /// `zmprov ral [ACCOUNT [CATEGORY]]`: removes account loggers.
+    RemoveAccountLogger {
+        account: Option<String>,
+        category: Option<String>,
+    },
+    /// `zmprov gal ACCOUNT` / `zmprov gaal`: the account loggers set.
+    GetAccountLoggers {
+        account: Option<String>,
+    },
     // --- health ---
     Ping,
 }
@@ -555,6 +573,9 @@ impl Service {
                 to(&self.indexes.status(&self.store, mbox)?)
             }
             Request::Ping => json!({"ok": true, "server": self.server_name}),
+            r @ (Request::AddAccountLogger { .. }
+            | Request::RemoveAccountLogger { .. }
+            | Request::GetAccountLoggers { .. }) => crate::account_log::execute(self, r)?,
             r @ (Request::Backup(_)
             | Request::BackupStatus { .. }
             | Request::BackupAbort { .. }
@@ -920,5 +941,28 @@ mod erased {
         fn to_value(&self) -> serde_json::Value {
             serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `{:#}` (anyhow, the CLI's `error: ...`) prints the source chain: a
+    /// wrapped error must not appear as its own source.
+    #[test]
+    fn an_error_from_below_is_printed_once() {
+        let e = ServiceError::from(mv_directory::DirectoryError::AccountExists {
+            id: "id-1".into(),
+            email: "a@d.test".into(),
+        });
+        let mut chain = vec![e.to_string()];
+        let mut next = std::error::Error::source(&e);
+        while let Some(s) = next {
+            chain.push(s.to_string());
+            next = s.source();
+        }
+        assert_eq!(chain.len(), 1, "{chain:?}");
+        assert!(chain[0].starts_with("an account with zimbraId id-1 already exists"));
     }
 }

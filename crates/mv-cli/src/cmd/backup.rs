@@ -325,24 +325,26 @@ fn run_remote(
         anyhow::bail!("the server started no backup");
     };
     let bar = Bar::new(!json);
-    let mut announced = false;
+    let mut session = String::new();
     let mut last_bytes = 0;
     let mut last_done = 0;
     let status = loop {
         let st = client.execute(mv_server::Request::BackupStatus {
             label: first.clone(),
         })?;
-        if !announced {
-            let total = st["accounts_total"].as_u64().unwrap_or(0);
-            if total > 0 {
-                bar.started(&[], total);
-                announced = true;
-            }
-        }
         let bytes = st["bytes"].as_u64().unwrap_or(0);
         bar.bytes(bytes.saturating_sub(last_bytes));
         last_bytes = bytes;
-        let done = st["accounts_done"].as_u64().unwrap_or(0);
+        // Per session, as the local run shows it. A session that went by
+        // between two polls is not shown.
+        if let Some(now) = st["session"].as_str()
+            && now != session
+        {
+            session = now.to_string();
+            last_done = 0;
+            bar.begin_session(now, st["session_accounts_total"].as_u64().unwrap_or(0));
+        }
+        let done = st["session_accounts_done"].as_u64().unwrap_or(0);
         for _ in last_done..done {
             bar.account_done("", true);
         }
@@ -588,9 +590,14 @@ pub fn abort(home: &Home, a: AbortArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Progress on stderr: a bar on a terminal, a line per account otherwise.
+/// Counts are per session: an incremental run that first gives new accounts a
+/// full shows `account 3/3` twice (once per session, each labelled), never the
+/// sum of both sessions.
 struct Bar {
     bar: Option<indicatif::ProgressBar>,
     plain: bool,
+    /// The session being written (its label; empty before the first).
+    session: std::sync::Mutex<String>,
     total: AtomicU64,
     done: AtomicU64,
     bytes: AtomicU64,
@@ -604,7 +611,7 @@ impl Bar {
             let b = indicatif::ProgressBar::new(0);
             b.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} accounts  {msg}",
+                    "{spinner} [{elapsed_precise}] {prefix} {bar:30} {pos}/{len} accounts  {msg}",
                 )
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
@@ -614,6 +621,7 @@ impl Bar {
         Bar {
             bar,
             plain: show && !tty,
+            session: std::sync::Mutex::new(String::new()),
             total: AtomicU64::new(0),
             done: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -636,14 +644,28 @@ impl Bar {
             b.finish_and_clear();
         }
     }
+
+    /// A session starts: its own account count from here on.
+    fn begin_session(&self, label: &str, accounts: u64) {
+        *self.session.lock().unwrap_or_else(|p| p.into_inner()) = label.to_string();
+        self.total.store(accounts, Ordering::Relaxed);
+        self.done.store(0, Ordering::Relaxed);
+        if let Some(b) = &self.bar {
+            b.set_length(accounts);
+            b.set_position(0);
+            b.set_prefix(label.to_string());
+        } else if self.plain {
+            eprintln!(
+                "{label}: {accounts} account{}",
+                if accounts == 1 { "" } else { "s" }
+            );
+        }
+    }
 }
 
 impl Progress for Bar {
-    fn started(&self, _labels: &[Label], accounts: u64) {
-        self.total.store(accounts, Ordering::Relaxed);
-        if let Some(b) = &self.bar {
-            b.set_length(accounts);
-        }
+    fn session_started(&self, label: &Label, accounts: u64) {
+        self.begin_session(&label.to_string(), accounts);
     }
     fn account_done(&self, email: &str, ok: bool) {
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
@@ -657,8 +679,9 @@ impl Progress for Bar {
             } else {
                 format!(" {email}")
             };
+            let session = self.session.lock().unwrap_or_else(|p| p.into_inner());
             eprintln!(
-                "account {done}/{total}{who}: {} ({})",
+                "{session}: account {done}/{total}{who}: {} ({})",
                 if ok { "done" } else { "FAILED" },
                 self.rate()
             );

@@ -56,7 +56,7 @@ use crate::zimbra::Cmd;
 
 #[rustfmt::skip]
 const COMMANDS: &[Cmd] = &[
-    Cmd { short: "s",   long: "search",          args: "[-t message] [-l limit] [-v] {query}   (default query: in:inbox)" },
+    Cmd { short: "s",   long: "search",          args: "[-t message|conversation] [-l limit] [-v] {query}   (default query: in:inbox)" },
     Cmd { short: "gaf", long: "getAllFolders",   args: "[-v]" },
     Cmd { short: "cf",  long: "createFolder",    args: "[-V view] {folder-path}" },
     Cmd { short: "rf",  long: "renameFolder",    args: "{folder-path} {new-folder-path}" },
@@ -160,14 +160,7 @@ fn run_command(
             ];
             let (o, pos) = positional(spec, 0, usize::MAX)?;
             for t in o.value("types").unwrap_or("message").split(',') {
-                if !matches!(
-                    t.trim().to_ascii_lowercase().as_str(),
-                    "message" | "conversation" | ""
-                ) {
-                    return Err(op_err(format!(
-                        "search -t {t}: only messages can be searched for now (-t message)"
-                    )));
-                }
+                search_type(t)?;
             }
             let limit = match o.value("limit") {
                 Some(l) => l.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
@@ -883,6 +876,27 @@ fn join_values(v: &Value) -> String {
         .map(scalar)
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// A `search -t` type: messages (conversations are listed as their messages).
+/// Zimbra's other item types are refused by name, with where to find them.
+fn search_type(t: &str) -> Res<()> {
+    const SUPPORTED: &str = "message, conversation";
+    let t = t.trim().to_ascii_lowercase();
+    let elsewhere = match t.as_str() {
+        "" | "message" | "conversation" => return Ok(()),
+        "appointment" | "task" => "export the calendar with getRestURL /Calendar?fmt=ics",
+        "contact" => "export the contacts with getRestURL /Contacts?fmt=vcf",
+        "document" | "wiki" => "this store keeps no documents",
+        _ => {
+            return Err(Fail::Usage(format!(
+                "search -t {t}: unknown type; -t takes {SUPPORTED}"
+            )));
+        }
+    };
+    Err(op_err(format!(
+        "search -t {t}: only messages are searched here; -t takes {SUPPORTED} ({elsewhere})"
+    )))
 }
 
 /// What a calendar import did: new appointments, the older versions they replaced,

@@ -9,6 +9,7 @@ pub mod links;
 pub mod localconfig;
 pub mod mailbox;
 pub mod prov;
+pub mod prov_loggers;
 pub mod redodump;
 pub mod report;
 pub mod restore;

@@ -361,6 +361,10 @@ const COMMANDS: &[Cmd] = &[
     Cmd { short: "adlm", long: "addDistributionListMember",    args: "{list@domain|id} {member@domain} [member@domain...]" },
     Cmd { short: "rdlm", long: "removeDistributionListMember", args: "{list@domain|id} {member@domain} [member@domain...]" },
     Cmd { short: "ddl",  long: "deleteDistributionList",       args: "{list@domain|id}" },
+    Cmd { short: "aal",  long: "addAccountLogger",             args: "[-s/--server hostname] {name@domain|id} {zimbra.backup|zimbra.lmtp|zimbra.imap|zimbra.mailbox} {trace|debug|info|warn|error}  (running server only; a restart clears it)" },
+    Cmd { short: "ral",  long: "removeAccountLogger",          args: "[-s/--server hostname] [{name@domain|id} [{logging-category}]]  (none: every account logger)" },
+    Cmd { short: "gal",  long: "getAccountLoggers",            args: "[-s/--server hostname] {name@domain|id}" },
+    Cmd { short: "gaal", long: "getAllAccountLoggers",         args: "[-s/--server hostname]" },
 ];
 
 fn find_cmd(name: &str) -> Option<&'static Cmd> {
@@ -889,6 +893,12 @@ fn run_command(
                 out,
                 &s.exec(Request::DeleteDistributionList { email: one(&a[0]) })?,
             );
+        }
+        "addAccountLogger"
+        | "removeAccountLogger"
+        | "getAccountLoggers"
+        | "getAllAccountLoggers" => {
+            super::prov_loggers::run(s, cmd.long, &usage, a, json, out)?;
         }
         other => unreachable!("command {other} is in COMMANDS but not dispatched"),
     }

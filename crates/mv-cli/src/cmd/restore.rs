@@ -504,6 +504,32 @@ fn list_ldap(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `-lbs` / `-l` of the home's target while the server runs: the server says
+/// which target that is (zimbraBackupTarget), the listing reads it directly.
+fn list_beside_the_server(
+    home: &Home,
+    args: &RestoreLdapArgs,
+    label: Option<mv_backup::Label>,
+) -> anyhow::Result<ExitCode> {
+    let client = crate::client::Client::connect(home)?;
+    let q = client.execute(mv_server::Request::BackupQuery(
+        mv_server::backup::QueryRequest {
+            target: None,
+            label: None,
+            accounts: Vec::new(),
+            kind: None,
+            from: None,
+            to: None,
+            verbose: false,
+        },
+    ))?;
+    let url = q["target"]
+        .as_str()
+        .context("the server named no backup target")?;
+    let target = mv_backup::target::open_existing(url, home)?;
+    list_ldap(args, target.as_ref(), label)
+}
+
 pub fn restore_ldap(home: &Home, args: RestoreLdapArgs) -> anyhow::Result<ExitCode> {
     let label = match args.label.as_deref().map(str::parse::<mv_backup::Label>) {
         Some(Ok(l)) => Some(l),
@@ -536,6 +562,17 @@ pub fn restore_ldap(home: &Home, args: RestoreLdapArgs) -> anyhow::Result<ExitCo
     home.open()?;
     let _lock = match HomeLock::acquire(home.root()) {
         Ok(l) => l,
+        // A listing writes nothing: beside a running server it reads the
+        // target the server names.
+        Err(mv_home::LockError::Held { .. }) if args.listing() && args.from_dir.is_none() => {
+            return match list_beside_the_server(home, &args, label) {
+                Ok(code) => Ok(code),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    Ok(ExitCode::from(1))
+                }
+            };
+        }
         Err(e) => {
             eprintln!("error: zmrestoreldap needs the server stopped (zmcontrol stop): {e}");
             return Ok(ExitCode::from(1));

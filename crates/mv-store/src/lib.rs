@@ -17,6 +17,9 @@ pub mod snapshot;
 mod store;
 mod write;
 
+#[cfg(test)]
+mod sync_marks;
+
 pub use blob::{BlobError, BlobStore, SyncInFlight, Volume};
 pub use mailbox::{Changes, Folder, Item, Mailbox, MailboxInfo, Tag, Tombstone};
 pub use replay::Replayer;

@@ -377,6 +377,7 @@ impl Store {
         };
         apply::apply(sp.conn, &ctx, op)?;
         sp.release().map_err(sql)?;
+        g.mark_written();
         Ok(())
     }
 

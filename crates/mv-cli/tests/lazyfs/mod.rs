@@ -8,7 +8,8 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The LazyFS binary: `$MAILVAULT_LAZYFS`, else `<target>/lazyfs/lazyfs`, built
@@ -72,7 +73,116 @@ pub struct LazyFs {
     config: PathBuf,
     /// LazyFS's "fault done" fifo, read to know a cut is complete.
     done: File,
+    watchdog: Arc<Watchdog>,
     _dir: tempfile::TempDir,
+}
+
+/// Keeps a test from hanging on LazyFS. LazyFS can stop answering requests (a
+/// lock of its cache left held: seen under renames over files others read), and
+/// then every process using the mount, the test's own included, waits for ever.
+/// Two checks: a probe (a lookup on the mount every [`PROBE_EVERY`]) that gets
+/// no answer within [`PROBE_LIMIT`] means LazyFS hung; a step past its limit
+/// ([`LazyFs::watch`]) means something hung. Either way LazyFS is killed, which
+/// fails every pending request of the mount (the processes waiting on it can
+/// die), and the mount is detached.
+struct Watchdog {
+    /// The step under way and when it must be over.
+    step: Mutex<Option<(String, Instant)>>,
+    pid: u32,
+    mnt: PathBuf,
+    log: PathBuf,
+    /// Set once it fired: what hung, and whether it was LazyFS itself.
+    fired: Mutex<Option<(String, bool)>>,
+    /// [`PROBE_LIMIT`] unless a test of the watchdog sets it.
+    probe_limit: Mutex<Duration>,
+    stop: AtomicBool,
+}
+
+/// How often the watchdog checks that LazyFS answers.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// A probe unanswered this long: LazyFS hung (its answers take milliseconds;
+/// an fsync of a large file under load, a few seconds).
+const PROBE_LIMIT: Duration = Duration::from_secs(20);
+
+impl Watchdog {
+    fn start(pid: u32, mnt: &Path, log: &Path) -> Arc<Watchdog> {
+        let w = Arc::new(Watchdog {
+            step: Mutex::new(None),
+            pid,
+            mnt: mnt.to_path_buf(),
+            log: log.to_path_buf(),
+            fired: Mutex::new(None),
+            probe_limit: Mutex::new(PROBE_LIMIT),
+            stop: AtomicBool::new(false),
+        });
+        std::thread::spawn({
+            let w = w.clone();
+            move || w.run()
+        });
+        w
+    }
+
+    fn run(&self) {
+        // When the probe under way was sent (None: answered).
+        let sent: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+        let mut last_probe = Instant::now();
+        while !self.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(200));
+            if self.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let due = self.step.lock().unwrap().clone();
+            if let Some((step, deadline)) = &due
+                && Instant::now() > *deadline
+            {
+                self.fire(format!("{step} did not finish in time"), false);
+                return;
+            }
+            let pending = *sent.lock().unwrap();
+            let limit = *self.probe_limit.lock().unwrap();
+            match pending {
+                Some(t) if t.elapsed() > limit => {
+                    let during = due.map_or("no step".to_string(), |(step, _)| step);
+                    self.fire(
+                        format!("LazyFS answered no request for {limit:?} ({during})"),
+                        true,
+                    );
+                    return;
+                }
+                Some(_) => {}
+                None if last_probe.elapsed() >= PROBE_EVERY => {
+                    last_probe = Instant::now();
+                    *sent.lock().unwrap() = Some(last_probe);
+                    // A name that does not exist: LazyFS answers each lookup
+                    // (nothing cached answers for it).
+                    let probe = self.mnt.join(".watchdog-probe");
+                    let sent = sent.clone();
+                    std::thread::spawn(move || {
+                        let _ = std::fs::symlink_metadata(probe);
+                        *sent.lock().unwrap() = None;
+                    });
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn fire(&self, what: String, lazyfs_hung: bool) {
+        let what = format!(
+            "{what}: LazyFS (pid {}) was killed and its mount detached; the end of its log:\n{}",
+            self.pid,
+            log_tail(&self.log)
+        );
+        eprintln!("LazyFS watchdog: {what}");
+        *self.fired.lock().unwrap() = Some((what, lazyfs_hung));
+        // SAFETY: kill(2) on the process id of our own child (not yet waited for).
+        unsafe { libc::kill(self.pid as i32, libc::SIGKILL) };
+        let _ = Command::new("fusermount3")
+            .args(["-u", "-z"])
+            .arg(&self.mnt)
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 impl LazyFs {
@@ -108,6 +218,7 @@ impl LazyFs {
         )
         .unwrap();
         let child = Self::spawn(bin, &root, &mnt, &config);
+        let watchdog = Watchdog::start(child.id(), &mnt, &config.with_extension("log"));
         let mut fs = LazyFs {
             bin: bin.to_path_buf(),
             child,
@@ -116,10 +227,48 @@ impl LazyFs {
             fifo,
             config,
             done,
+            watchdog,
             _dir: dir,
         };
         fs.wait_mounted();
         fs
+    }
+
+    /// Starts a step that must be over within `limit` (the next call ends it):
+    /// past that, the watchdog kills LazyFS and unmounts it.
+    pub fn watch(&self, step: &str, limit: Duration) {
+        self.check_watchdog();
+        *self.watchdog.step.lock().unwrap() = Some((step.to_string(), Instant::now() + limit));
+    }
+
+    /// How long the watchdog's probe may wait for LazyFS's answer.
+    pub fn set_probe_limit(&self, limit: Duration) {
+        *self.watchdog.probe_limit.lock().unwrap() = limit;
+    }
+
+    /// Fails the test, saying which step hung, if the watchdog fired.
+    pub fn check_watchdog(&self) {
+        let fired = self.watchdog.fired.lock().unwrap().clone();
+        if let Some((what, _)) = fired {
+            panic!("LazyFS watchdog: {what}");
+        }
+    }
+
+    /// After the watchdog found LazyFS itself hung (not a step too slow): what
+    /// it said, with LazyFS mounted again. Killing LazyFS dropped every write no
+    /// fsync had made durable, as a power cut does, so a test may go on as
+    /// after a cut.
+    pub fn recover_from_hang(&mut self) -> Option<String> {
+        let (what, lazyfs_hung) = self.watchdog.fired.lock().unwrap().clone()?;
+        if !lazyfs_hung {
+            return None;
+        }
+        self.remount();
+        Some(what)
+    }
+
+    fn log(&self) -> PathBuf {
+        self.config.with_extension("log")
     }
 
     fn spawn(bin: &Path, root: &Path, mnt: &Path, config: &Path) -> Child {
@@ -149,21 +298,36 @@ impl LazyFs {
         }
     }
 
-    /// After LazyFS crashed itself (a torn write): unmount, mount again.
+    /// After LazyFS crashed itself (a torn write) or was killed: unmount, mount
+    /// again, with a watchdog of its own (the step under way still watched).
     pub fn remount(&mut self) {
+        self.watchdog.stop.store(true, Ordering::Relaxed);
         self.unmount();
         self.child = Self::spawn(&self.bin, &self.root, &self.mnt, &self.config);
+        let step = self.watchdog.step.lock().unwrap().clone();
+        self.watchdog = Watchdog::start(self.child.id(), &self.mnt, &self.log());
+        *self.watchdog.step.lock().unwrap() = step;
         self.wait_mounted();
     }
 
     fn unmount(&mut self) {
-        let _ = Command::new("fusermount3")
+        let unmounted = Command::new("fusermount3")
             .arg("-u")
             .arg(&self.mnt)
             .stderr(Stdio::null())
-            .status();
+            .status()
+            .is_ok_and(|s| s.success());
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !unmounted && self.mounted() {
+            // Busy (a process still uses it) or LazyFS gone: detached now,
+            // released when the last user lets go.
+            let _ = Command::new("fusermount3")
+                .args(["-u", "-z"])
+                .arg(&self.mnt)
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 
     /// Sends a fault command (LazyFS must be running: a fifo without its reader
@@ -187,9 +351,7 @@ impl LazyFs {
 
     /// The end of LazyFS's own log.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.config.with_extension("log")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(15)..].join("\n")
+        log_tail(&self.log())
     }
 
     fn mounted(&self) -> bool {
@@ -226,8 +388,15 @@ impl LazyFs {
     }
 }
 
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
 impl Drop for LazyFs {
     fn drop(&mut self) {
+        self.watchdog.stop.store(true, Ordering::Relaxed);
         self.unmount();
     }
 }

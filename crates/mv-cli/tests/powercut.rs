@@ -7,8 +7,9 @@
 //! (`-del`) on the target, kills the server with
 //! SIGKILL at a random moment (sometimes while it closes after SIGTERM), then
 //! cuts the power. Small redo rollovers put cuts inside rollovers and
-//! checkpoints. At the end the redo logs dump clean, the target verifies and
-//! the next backups succeed.
+//! checkpoints. After a cut that hit a backup or a `-del` the target verifies
+//! clean or names the damage; at the end the redo logs dump clean, the next
+//! backups succeed and the target verifies with every pack read.
 //!
 //! Needs root and /dev/fuse; LazyFS is built from `../shared/tools/lazyfs` into
 //! the target directory (`scripts/install-test-deps` does it first) and the
@@ -620,6 +621,8 @@ fn power_cuts_under_load_lose_nothing_acknowledged() {
     let t0 = Instant::now();
     let (mut reapplied, mut repaired) = (0, 0);
     let mut hangs = 0;
+    // The last round's cut may have hit the target.
+    let mut target_cut = false;
     for round in 0..rounds {
         fs.watch(&format!("round {round}"), ROUND_LIMIT);
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -628,8 +631,9 @@ fn power_cuts_under_load_lose_nothing_acknowledged() {
             repaired += recovered(&server, "blobs");
             let seen = fetch_all(ports.imap, &server);
             check(&ledger.lock().unwrap(), &seen, round);
-            // What a cut did to the target: verified, damage named, never a crash.
-            if round > 0 && round % 5 == 0 {
+            // What a cut inside a backup or a `-del` did to the target: it
+            // verifies clean or names the damage, never a crash.
+            if target_cut {
                 let v = mailvault(&home, &["backup", "verify"]);
                 let text = String::from_utf8_lossy(&v.stdout).into_owned()
                     + &String::from_utf8_lossy(&v.stderr);
@@ -637,6 +641,9 @@ fn power_cuts_under_load_lose_nothing_acknowledged() {
                     v.status.code() == Some(0) || (v.status.code() == Some(1) && !text.is_empty()),
                     "round {round}: verify after a cut: {text}"
                 );
+                if v.status.code() == Some(1) {
+                    eprintln!("round {round}: verify named damage: {text}");
+                }
             }
             let stop = Arc::new(AtomicBool::new(false));
             let mut workers = Vec::new();
@@ -661,6 +668,7 @@ fn power_cuts_under_load_lose_nothing_acknowledged() {
                 2 => Some(&["backup", "-del", "0d"]),
                 _ => None,
             };
+            target_cut = backup.is_some();
             // Killed with the server: `-del` runs in its own process, on the target.
             let mut backup = backup.map(|args| {
                 Command::new(BIN)
@@ -839,9 +847,9 @@ fn a_torn_mailbox_database_write_is_repaired_from_the_redo_log() {
 }
 
 /// The watchdog: LazyFS stopped (it answers no request, as when it hung) does
-/// not hang the test. Found by its probe, LazyFS is killed and mounted again
-/// (what the rounds take as a power cut); a step past its limit is ended and
-/// named.
+/// not hang the test. Found by a child's thread waiting for it or by a lookup
+/// unanswered, LazyFS is killed and mounted again (what the rounds take as a
+/// power cut); a step past its limit is ended and named.
 #[test]
 fn a_hung_lazyfs_is_killed_and_named_not_waited_for() {
     let Some(bin) = lazyfs_binary() else {
@@ -849,32 +857,59 @@ fn a_hung_lazyfs_is_killed_and_named_not_waited_for() {
     };
     let mut fs = LazyFs::mount(&bin);
     let stop = |fs: &LazyFs| {
+        let pid = fs.child.id();
         // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(fs.child.id() as i32, libc::SIGSTOP) };
+        unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+        // Each thread stops on its own time: one running may still answer.
+        let stopped = || {
+            std::fs::read_dir(format!("/proc/{pid}/task"))
+                .unwrap()
+                .flatten()
+                .all(|t| {
+                    let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+                    let state = stat.rsplit_once(')').map(|(_, r)| r.trim_start());
+                    state.is_some_and(|r| r.starts_with('T'))
+                })
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !stopped() {
+            assert!(Instant::now() < deadline, "LazyFS did not stop");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     };
-    std::fs::write(fs.mnt.join("before"), b"answered").unwrap();
-
-    // No step watched: the probe finds it.
-    fs.set_probe_limit(Duration::from_secs(1));
-    stop(&fs);
+    let works = |fs: &LazyFs, name: &str| {
+        std::fs::write(fs.mnt.join(name), name).unwrap();
+        assert_eq!(std::fs::read(fs.mnt.join(name)).unwrap(), name.as_bytes());
+    };
+    works(&fs, "before");
     let t = Instant::now();
-    // A new name: the kernel must ask LazyFS (nothing cached answers it).
-    let created = std::fs::write(fs.mnt.join("during"), b"never answered");
-    assert!(created.is_err(), "a stopped LazyFS answered");
-    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
-    let what = fs.recover_from_hang().expect("the probe found no hang");
+
+    // A child process waits for it (new names: the kernel must ask LazyFS).
+    fs.set_probe(Duration::from_secs(2), false);
+    stop(&fs);
+    // (Each call below returns once LazyFS is killed: failed, or done in the
+    // directory under the detached mount.)
+    let _ = Command::new("touch")
+        .arg(fs.mnt.join("by-a-child"))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let what = fs.recover_from_hang().expect("no hang found");
+    assert!(what.contains("waited") && what.contains("touch"), "{what}");
+    works(&fs, "after-a-child");
+
+    // The test itself waits: the lookups find it.
+    fs.set_probe(Duration::from_secs(2), true);
+    stop(&fs);
+    let _ = std::fs::write(fs.mnt.join("by-the-test"), b"never answered");
+    let what = fs.recover_from_hang().expect("no hang found");
     assert!(what.contains("answered no request"), "{what}");
-    std::fs::write(fs.mnt.join("after"), b"answered again").unwrap();
-    assert_eq!(
-        std::fs::read(fs.mnt.join("after")).unwrap(),
-        b"answered again"
-    );
+    works(&fs, "after-the-test");
 
     // A step past its limit: ended and named; not taken for a LazyFS hang.
     fs.watch("creating a file", Duration::from_secs(2));
     stop(&fs);
-    let created = std::fs::write(fs.mnt.join("during2"), b"never answered");
-    assert!(created.is_err(), "a stopped LazyFS answered");
+    let _ = std::fs::write(fs.mnt.join("during-a-step"), b"never answered");
     let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fs.check_watchdog()));
     let message = failed
         .expect_err("the watchdog did not report the hang")
@@ -885,4 +920,6 @@ fn a_hung_lazyfs_is_killed_and_named_not_waited_for() {
         "{message}"
     );
     assert!(fs.recover_from_hang().is_none());
+    // Three hangs of 2 s, each found within a second or two.
+    assert!(t.elapsed() < Duration::from_secs(40), "{:?}", t.elapsed());
 }

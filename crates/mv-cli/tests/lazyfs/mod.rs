@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use crate::common::BIN;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -78,10 +79,13 @@ pub struct LazyFs {
 }
 
 /// Keeps a test from hanging on LazyFS. LazyFS can stop answering requests (a
-/// lock of its cache left held: seen under renames over files others read), and
-/// then every process using the mount, the test's own included, waits for ever.
-/// Two checks: a probe (a lookup on the mount every [`PROBE_EVERY`]) that gets
-/// no answer within [`PROBE_LIMIT`] means LazyFS hung; a step past its limit
+/// lock of its cache left held: seen under renames over files others read) —
+/// all of them, or only those about one file — and then every process waiting
+/// for an answer, the test's own included, waits for ever. Three checks: a
+/// probe (a lookup on the mount every [`PROBE_EVERY`]) unanswered within the
+/// probe limit ([`PROBE_LIMIT`]), or a thread of a child process working on the
+/// mount (the server, a tool) waiting that long for an answer without a read or
+/// write syscall in between, means LazyFS hung; a step past its limit
 /// ([`LazyFs::watch`]) means something hung. Either way LazyFS is killed, which
 /// fails every pending request of the mount (the processes waiting on it can
 /// die), and the mount is detached.
@@ -95,6 +99,11 @@ struct Watchdog {
     fired: Mutex<Option<(String, bool)>>,
     /// [`PROBE_LIMIT`] unless a test of the watchdog sets it.
     probe_limit: Mutex<Duration>,
+    /// Whether it probes with lookups (a test of the watchdog turns them off).
+    lookups: AtomicBool,
+    /// Set when it starts killing LazyFS (a process waiting on it may return
+    /// before `fired` is set).
+    firing: AtomicBool,
     stop: AtomicBool,
 }
 
@@ -113,6 +122,8 @@ impl Watchdog {
             log: log.to_path_buf(),
             fired: Mutex::new(None),
             probe_limit: Mutex::new(PROBE_LIMIT),
+            lookups: AtomicBool::new(true),
+            firing: AtomicBool::new(false),
             stop: AtomicBool::new(false),
         });
         std::thread::spawn({
@@ -126,6 +137,8 @@ impl Watchdog {
         // When the probe under way was sent (None: answered).
         let sent: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
         let mut last_probe = Instant::now();
+        // Children's threads waiting for LazyFS: their syscall count, and since when.
+        let mut waiting: HashMap<(u32, u32), (u64, Instant)> = HashMap::new();
         while !self.stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(200));
             if self.stop.load(Ordering::Relaxed) {
@@ -142,7 +155,7 @@ impl Watchdog {
             let limit = *self.probe_limit.lock().unwrap();
             match pending {
                 Some(t) if t.elapsed() > limit => {
-                    let during = due.map_or("no step".to_string(), |(step, _)| step);
+                    let during = due.as_ref().map_or("no step", |(step, _)| step);
                     self.fire(
                         format!("LazyFS answered no request for {limit:?} ({during})"),
                         true,
@@ -152,6 +165,29 @@ impl Watchdog {
                 Some(_) => {}
                 None if last_probe.elapsed() >= PROBE_EVERY => {
                     last_probe = Instant::now();
+                    let now = waiting_threads(&self.mnt);
+                    waiting.retain(|k, _| now.iter().any(|(t, _)| t == k));
+                    for (thread, calls) in now {
+                        let since = waiting.entry(thread).or_insert((calls, last_probe));
+                        if since.0 != calls {
+                            *since = (calls, last_probe);
+                        } else if since.1.elapsed() > limit {
+                            let during = due.as_ref().map_or("no step", |(step, _)| step);
+                            self.fire(
+                                format!(
+                                    "thread {} of process {} ({}) waited {limit:?} for LazyFS ({during})",
+                                    thread.1,
+                                    thread.0,
+                                    command(thread.0)
+                                ),
+                                true,
+                            );
+                            return;
+                        }
+                    }
+                    if !self.lookups.load(Ordering::Relaxed) {
+                        continue;
+                    }
                     *sent.lock().unwrap() = Some(last_probe);
                     // A name that does not exist: LazyFS answers each lookup
                     // (nothing cached answers for it).
@@ -174,7 +210,7 @@ impl Watchdog {
             log_tail(&self.log)
         );
         eprintln!("LazyFS watchdog: {what}");
-        *self.fired.lock().unwrap() = Some((what, lazyfs_hung));
+        self.firing.store(true, Ordering::Release);
         // SAFETY: kill(2) on the process id of our own child (not yet waited for).
         unsafe { libc::kill(self.pid as i32, libc::SIGKILL) };
         let _ = Command::new("fusermount3")
@@ -182,6 +218,20 @@ impl Watchdog {
             .arg(&self.mnt)
             .stderr(Stdio::null())
             .status();
+        // Only now: a remount must not race the detach (it could detach the new mount).
+        *self.fired.lock().unwrap() = Some((what, lazyfs_hung));
+    }
+
+    /// What it fired for, once it has finished (killed LazyFS and detached
+    /// the mount); `None` if it did not fire.
+    fn fired(&self) -> Option<(String, bool)> {
+        loop {
+            let fired = self.fired.lock().unwrap().clone();
+            if fired.is_some() || !self.firing.load(Ordering::Acquire) {
+                return fired;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
@@ -241,15 +291,16 @@ impl LazyFs {
         *self.watchdog.step.lock().unwrap() = Some((step.to_string(), Instant::now() + limit));
     }
 
-    /// How long the watchdog's probe may wait for LazyFS's answer.
-    pub fn set_probe_limit(&self, limit: Duration) {
+    /// How long the watchdog's probes may wait for LazyFS's answer, and
+    /// whether it looks names up (or only watches the children's threads).
+    pub fn set_probe(&self, limit: Duration, lookups: bool) {
         *self.watchdog.probe_limit.lock().unwrap() = limit;
+        self.watchdog.lookups.store(lookups, Ordering::Relaxed);
     }
 
     /// Fails the test, saying which step hung, if the watchdog fired.
     pub fn check_watchdog(&self) {
-        let fired = self.watchdog.fired.lock().unwrap().clone();
-        if let Some((what, _)) = fired {
+        if let Some((what, _)) = self.watchdog.fired() {
             panic!("LazyFS watchdog: {what}");
         }
     }
@@ -259,7 +310,7 @@ impl LazyFs {
     /// fsync had made durable, as a power cut does, so a test may go on as
     /// after a cut.
     pub fn recover_from_hang(&mut self) -> Option<String> {
-        let (what, lazyfs_hung) = self.watchdog.fired.lock().unwrap().clone()?;
+        let (what, lazyfs_hung) = self.watchdog.fired()?;
         if !lazyfs_hung {
             return None;
         }
@@ -328,6 +379,16 @@ impl LazyFs {
                 .stderr(Stdio::null())
                 .status();
         }
+        // A mount seen after this is the next LazyFS's.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.mounted() {
+            assert!(
+                Instant::now() < deadline,
+                "{} stays mounted",
+                self.mnt.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Sends a fault command (LazyFS must be running: a fifo without its reader
@@ -386,6 +447,62 @@ impl LazyFs {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+}
+
+/// The threads of this process's children that run on `mnt` (their command
+/// line names it) and wait for a FUSE answer, with their count of read and
+/// write syscalls (unchanged while one request waits).
+fn waiting_threads(mnt: &Path) -> Vec<((u32, u32), u64)> {
+    let me = std::process::id();
+    let mnt = mnt.to_string_lossy();
+    let mut out = Vec::new();
+    for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        // The parent is the second field after the command name's ")".
+        let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|s| s.parse::<u32>().ok());
+        if ppid != Some(me) || !command(pid).contains(mnt.as_ref()) {
+            continue;
+        }
+        for t in std::fs::read_dir(p.path().join("task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Ok(tid) = t.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let wchan = std::fs::read_to_string(t.path().join("wchan")).unwrap_or_default();
+            if !wchan.contains("wait_answer") {
+                continue;
+            }
+            let io = std::fs::read_to_string(t.path().join("io")).unwrap_or_default();
+            let calls = io
+                .lines()
+                .filter(|l| l.starts_with("syscr:") || l.starts_with("syscw:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum();
+            out.push(((pid, tid), calls));
+        }
+    }
+    out
+}
+
+/// A process's command line, spaces between its arguments.
+fn command(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| {
+            String::from_utf8_lossy(&c)
+                .replace('\0', " ")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default()
 }
 
 fn log_tail(log: &Path) -> String {

@@ -110,8 +110,8 @@ struct Watchdog {
 /// How often the watchdog checks that LazyFS answers.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// A probe unanswered this long: LazyFS hung (its answers take milliseconds;
-/// an fsync of a large file under load, a few seconds).
-const PROBE_LIMIT: Duration = Duration::from_secs(20);
+/// an fsync of a large file under load, a second or two).
+const PROBE_LIMIT: Duration = Duration::from_secs(10);
 
 impl Watchdog {
     fn start(pid: u32, mnt: &Path, log: &Path) -> Arc<Watchdog> {
@@ -175,8 +175,15 @@ impl Watchdog {
                             let during = due.as_ref().map_or("no step", |(step, _)| step);
                             self.fire(
                                 format!(
-                                    "thread {} of process {} ({}) waited {limit:?} for LazyFS ({during})",
+                                    "thread {} ({}) of process {} ({}) waited {limit:?} for LazyFS \
+                                     ({during})",
                                     thread.1,
+                                    std::fs::read_to_string(format!(
+                                        "/proc/{}/task/{}/comm",
+                                        thread.0, thread.1
+                                    ))
+                                    .unwrap_or_default()
+                                    .trim(),
                                     thread.0,
                                     command(thread.0)
                                 ),

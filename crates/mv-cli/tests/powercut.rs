@@ -17,8 +17,8 @@
 //! step LazyFS stops answering in (it kills LazyFS and unmounts it, and the
 //! test fails naming the step) rather than letting it hang.
 //!
-//! 20 randomized rounds run in the suite (50 to 60 s on 2 cores; the whole file 60 to 90 s). More with
-//! `MAILVAULT_POWERCUT_ROUNDS=N` — a soak:
+//! 20 randomized rounds run in the suite (50 to 60 s on 2 cores; the whole
+//! file 60 to 90 s). More with `MAILVAULT_POWERCUT_ROUNDS=N` — a soak:
 //! `MAILVAULT_POWERCUT_ROUNDS=200 cargo test -p mv-cli --test powercut -- --nocapture`;
 //! a failure prints its `MAILVAULT_POWERCUT_SEED`, which repeats the run's
 //! timings (kill moments, backups, closes; not the threads' interleaving).

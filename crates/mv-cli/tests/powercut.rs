@@ -220,9 +220,9 @@ fn rounds() -> usize {
         .unwrap_or(20)
 }
 
-/// LazyFS hangs a run of `rounds` may recover from (one round in 15 to 60
-/// hangs): past that, too little of the run tested the store.
-fn max_hangs(rounds: usize) -> usize {
+/// LazyFS hangs and crashes a run of `rounds` may recover from (one round in
+/// 15 to 60 has one): past that, too little of the run tested the store.
+fn max_failures(rounds: usize) -> usize {
     3 + rounds / 20
 }
 
@@ -257,7 +257,7 @@ fn power_cuts_under_load_lose_nothing_acknowledged() {
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let t0 = Instant::now();
     let (mut reapplied, mut repaired) = (0, 0);
-    let mut hangs = 0;
+    let mut failures = 0;
     // The last round's cut may have hit the target.
     let mut target_cut = false;
     for round in 0..rounds {
@@ -346,11 +346,11 @@ fn power_cuts_under_load_lose_nothing_acknowledged() {
             );
         }));
         if let Err(panic) = ran {
-            // LazyFS hung and was killed: its unsynced writes are gone, as at a
-            // power cut, so the next round starts as after one.
-            match fs.recover_from_hang() {
-                Some(what) if hangs < max_hangs(rounds) => {
-                    hangs += 1;
+            // LazyFS hung and was killed, or crashed: its unsynced writes are
+            // gone, as at a power cut, so the next round starts as after one.
+            match fs.recover_from_failure() {
+                Some(what) if failures < max_failures(rounds) => {
+                    failures += 1;
                     eprintln!("round {round}: taken as a power cut: {what}");
                 }
                 _ => std::panic::resume_unwind(panic),
@@ -369,7 +369,7 @@ fn power_cuts_under_load_lose_nothing_acknowledged() {
     eprintln!(
         "{} rounds: {} deliveries acknowledged, {} IMAP changes answered OK, all there; \
          recoveries re-applied {reapplied} operations and repaired {repaired} blobs; \
-         {archived} redo logs archived; LazyFS hung {hangs} times",
+         {archived} redo logs archived; LazyFS hung or crashed {failures} times",
         rounds,
         l.acked.len(),
         l.done.values().filter(|d| d.0.is_some()).count(),
@@ -531,7 +531,7 @@ fn a_hung_lazyfs_is_killed_and_named_not_waited_for() {
         .stderr(Stdio::null())
         .status()
         .unwrap();
-    let what = fs.recover_from_hang().expect("no hang found");
+    let what = fs.recover_from_failure().expect("no hang found");
     assert!(what.contains("waited") && what.contains("touch"), "{what}");
     works(&fs, "after-a-child");
 
@@ -539,7 +539,7 @@ fn a_hung_lazyfs_is_killed_and_named_not_waited_for() {
     fs.set_probe(Duration::from_secs(2), true);
     stop(&fs);
     let _ = std::fs::write(fs.mnt.join("by-the-test"), b"never answered");
-    let what = fs.recover_from_hang().expect("no hang found");
+    let what = fs.recover_from_failure().expect("no hang found");
     assert!(what.contains("answered no request"), "{what}");
     works(&fs, "after-the-test");
 
@@ -556,7 +556,7 @@ fn a_hung_lazyfs_is_killed_and_named_not_waited_for() {
         message.contains("creating a file did not finish in time"),
         "{message}"
     );
-    assert!(fs.recover_from_hang().is_none());
+    assert!(fs.recover_from_failure().is_none());
     // Three hangs of 2 s, each found within a second or two.
     assert!(t.elapsed() < Duration::from_secs(40), "{:?}", t.elapsed());
 }

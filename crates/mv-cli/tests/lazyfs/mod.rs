@@ -312,15 +312,23 @@ impl LazyFs {
         }
     }
 
-    /// After the watchdog found LazyFS itself hung (not a step too slow): what
-    /// it said, with LazyFS mounted again. Killing LazyFS dropped every write no
-    /// fsync had made durable, as a power cut does, so a test may go on as
-    /// after a cut.
-    pub fn recover_from_hang(&mut self) -> Option<String> {
-        let (what, lazyfs_hung) = self.watchdog.fired()?;
-        if !lazyfs_hung {
-            return None;
-        }
+    /// After LazyFS failed — the watchdog found it hung (not a step too slow),
+    /// or it crashed (its cache's races end in a segfault too) — what happened,
+    /// with LazyFS mounted again. Its death dropped every write no fsync had
+    /// made durable, as a power cut does, so a test may go on as after a cut.
+    /// `None` while it runs as it should.
+    pub fn recover_from_failure(&mut self) -> Option<String> {
+        let what = match self.watchdog.fired() {
+            Some((what, true)) => what,
+            Some((_, false)) => return None,
+            None => {
+                let status = self.child.try_wait().ok()??;
+                format!(
+                    "LazyFS exited by itself ({status}); the end of its log:\n{}",
+                    self.log_tail()
+                )
+            }
+        };
         self.remount();
         Some(what)
     }

@@ -10,6 +10,7 @@ pub mod blob;
 pub mod mailbox;
 pub mod mime;
 pub mod pim;
+mod repair;
 pub mod replay;
 pub mod schema;
 pub mod search;

@@ -439,7 +439,7 @@ fn torn_write(bin: &Path, file: &dyn Fn(&Path) -> PathBuf) -> (u64, u64, Server)
     let _ = server.child.kill();
     let _ = server.child.wait();
     assert!(
-        fs.child.try_wait().unwrap().is_some(),
+        fs.exit_status().is_some(),
         "LazyFS did not tear a write to {}",
         torn.display()
     );

@@ -75,6 +75,8 @@ pub struct LazyFs {
     /// LazyFS's "fault done" fifo, read to know a cut is complete.
     done: File,
     watchdog: Arc<Watchdog>,
+    /// See [`LazyFs::exit_status`].
+    exited: Option<std::process::ExitStatus>,
     _dir: tempfile::TempDir,
 }
 
@@ -285,6 +287,7 @@ impl LazyFs {
             config,
             done,
             watchdog,
+            exited: None,
             _dir: dir,
         };
         fs.wait_mounted();
@@ -322,7 +325,7 @@ impl LazyFs {
             Some((what, true)) => what,
             Some((_, false)) => return None,
             None => {
-                let status = self.child.try_wait().ok()??;
+                let status = self.exit_status()?;
                 format!(
                     "LazyFS exited by itself ({status}); the end of its log:\n{}",
                     self.log_tail()
@@ -356,8 +359,9 @@ impl LazyFs {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !self.mounted() {
             assert!(
-                self.child.try_wait().unwrap().is_none(),
-                "LazyFS exited at start"
+                self.exit_status().is_none(),
+                "LazyFS exited at start; its log:\n{}",
+                self.log_tail()
             );
             assert!(Instant::now() < deadline, "LazyFS did not mount");
             std::thread::sleep(Duration::from_millis(50));
@@ -370,6 +374,7 @@ impl LazyFs {
         self.watchdog.stop.store(true, Ordering::Relaxed);
         self.unmount();
         self.child = Self::spawn(&self.bin, &self.root, &self.mnt, &self.config);
+        self.exited = None;
         let step = self.watchdog.step.lock().unwrap().clone();
         self.watchdog = Watchdog::start(self.child.id(), &self.mnt, &self.log());
         *self.watchdog.step.lock().unwrap() = step;
@@ -419,10 +424,20 @@ impl LazyFs {
             Ok(mut f) => f.write_all(format!("{command}\n").as_bytes()).unwrap(),
             Err(e) => panic!(
                 "LazyFS is not running ({e}; exit {:?}); its log:\n{}",
-                self.child.try_wait(),
+                self.exit_status(),
                 self.log_tail()
             ),
         }
+    }
+
+    /// How LazyFS exited, if it did (kept: a process is reaped once).
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        if self.exited.is_none()
+            && let Ok(Some(status)) = self.child.try_wait()
+        {
+            self.exited = Some(status);
+        }
+        self.exited
     }
 
     /// The end of LazyFS's own log.
@@ -441,7 +456,7 @@ impl LazyFs {
     /// The power cut: every write no fsync made durable is gone.
     pub fn cut(&mut self) {
         assert!(
-            self.child.try_wait().unwrap().is_none(),
+            self.exit_status().is_none(),
             "LazyFS stopped before the cut; its log:\n{}",
             self.log_tail()
         );

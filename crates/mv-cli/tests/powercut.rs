@@ -212,7 +212,7 @@ impl Rng {
     }
 }
 
-/// `MAILVAULT_POWERCUT_ROUNDS`, 20 unset.
+/// `MAILVAULT_POWERCUT_ROUNDS`, 20 unset (0 skips the rounds).
 fn rounds() -> usize {
     std::env::var("MAILVAULT_POWERCUT_ROUNDS")
         .ok()
@@ -233,6 +233,10 @@ const ROUND_LIMIT: Duration = Duration::from_secs(180);
 #[test]
 fn power_cuts_under_load_lose_nothing_acknowledged() {
     let rounds = rounds();
+    if rounds == 0 {
+        eprintln!("SKIPPED: MAILVAULT_POWERCUT_ROUNDS=0");
+        return;
+    }
     let Some(bin) = lazyfs_binary() else {
         return;
     };

@@ -289,7 +289,12 @@ pub fn fetch_all(port: u16, stderr: &Mutex<String>) -> Seen {
         let (sel, okd) = imap
             .cmd(&format!("SELECT {folder}"))
             .unwrap_or_else(|e| fail("SELECT", e));
-        assert!(okd, "SELECT {folder}");
+        assert!(
+            okd,
+            "SELECT {folder} after a restart: {:?}; the server's stderr:\n{}",
+            sel.last().map(|u| &u.text),
+            stderr.lock().unwrap()
+        );
         let exists = sel
             .iter()
             .find_map(|u| u.text.strip_suffix(" EXISTS"))

@@ -186,15 +186,57 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::from(1)
         }
     }
 }
 
+/// An error and its causes, `: `-separated, each said once: the library
+/// errors that wrap another one (`#[error("{0}")]` with `#[from]`) show its text
+/// and name it as their source too, and `{:#}` printed it once per layer.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_wrapped_in_layers_that_repeat_it_is_said_once() {
+        /// A library error wrapping another: its text, and it as its source.
+        #[derive(Debug)]
+        struct Layer(Box<dyn std::error::Error + Send + Sync>);
+        impl std::fmt::Display for Layer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+        impl std::error::Error for Layer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(self.0.as_ref())
+            }
+        }
+        let gap = "redo records of mailbox 1 skip from change 5 to 7";
+        let inner: Box<dyn std::error::Error + Send + Sync> = gap.into();
+        let e = anyhow::Error::from(Layer(Box::new(Layer(inner))));
+        assert_eq!(format!("{e:#}"), format!("{gap}: {gap}: {gap}"));
+        assert_eq!(error_chain(&e), gap);
+        let e = e.context("starting the server");
+        assert_eq!(error_chain(&e), format!("starting the server: {gap}"));
+    }
 
     fn run(program: &str, args: &[&str]) -> Result<Cli, (String, u8, bool)> {
         let mut v = vec![program.to_string()];

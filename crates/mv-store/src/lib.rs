@@ -11,12 +11,16 @@ pub mod mailbox;
 pub mod mime;
 pub mod pim;
 mod prefix;
+mod repair;
 pub mod replay;
 pub mod schema;
 pub mod search;
 pub mod snapshot;
 mod store;
 mod write;
+
+#[cfg(test)]
+mod sync_marks;
 
 pub use blob::{BlobError, BlobStore, SyncInFlight, Volume};
 pub use mailbox::{Changes, Folder, Item, Mailbox, MailboxInfo, Tag, Tombstone};

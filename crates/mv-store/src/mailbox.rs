@@ -24,10 +24,12 @@ pub struct Mailbox {
     /// Opened in SQLite's exclusive locking mode (see
     /// [`crate::StoreOptions::exclusive_databases`]).
     exclusive: bool,
-    /// The database may hold writes no checkpoint has fsynced yet (set when the
-    /// lock is taken and again when it is released, so a write that ends after
-    /// a checkpoint took the flag is left for the next one; see
-    /// [`Mailbox::sync_if_written`]).
+    /// The database may hold writes no checkpoint has fsynced yet (see
+    /// [`Mailbox::sync_if_written`]). Set after each write, before the write's
+    /// redo ticket is released ([`MailboxGuard::mark_written`]): a checkpoint
+    /// that claims the write's record reads its position after that release,
+    /// so it finds the flag set or a checkpoint that took it after the write is
+    /// still syncing. Set when the lock is taken and released too.
     unsynced: AtomicBool,
 }
 
@@ -456,6 +458,16 @@ impl Drop for MailboxGuard<'_> {
 impl MailboxGuard<'_> {
     pub(crate) fn conn(&self) -> &Connection {
         self.guard.as_ref().expect("opened by lock()")
+    }
+
+    /// After a write into the database, before its redo ticket is released:
+    /// the next checkpoint must fsync it. Marking only when the lock was taken
+    /// and released was not enough: a rollover's checkpoint run by the writer's
+    /// own append (the lock held, nothing written yet) took the mark, and a
+    /// checkpoint between the write and the release of the lock (a backup's
+    /// rollover) then skipped the database while it claimed the write's record.
+    pub(crate) fn mark_written(&self) {
+        self.unsynced.store(true, Ordering::Release);
     }
     /// The mailbox's applied change number, 0 before CreateMailbox.
     pub(crate) fn applied_change(&self) -> rusqlite::Result<u64> {

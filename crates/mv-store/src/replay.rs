@@ -171,6 +171,7 @@ impl Replayer<'_> {
             // (synced) every batch, as SQLite's own checkpoints would have.
             // (The usual settings come back whether the commit worked or not.)
             let committed = g.conn().execute_batch("COMMIT");
+            g.mark_written();
             let ended = end_batch(g.conn());
             committed
                 .and(ended)
@@ -194,6 +195,7 @@ impl Replayer<'_> {
             } else {
                 g.conn().execute_batch("COMMIT")
             };
+            g.mark_written();
             if let Err(e) = committed.and_then(|()| end_batch(g.conn())) {
                 first_err.get_or_insert(StoreError::sql(mbox.db_path(), e));
             }

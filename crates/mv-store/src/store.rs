@@ -377,6 +377,7 @@ impl Store {
         };
         apply::apply(sp.conn, &ctx, op)?;
         sp.release().map_err(sql)?;
+        g.mark_written();
         Ok(())
     }
 
@@ -573,58 +574,6 @@ impl Store {
         report.skipped_filtered = skipped_filtered;
         report.staged = staged_count;
         Ok(report)
-    }
-
-    /// After a crash, blob files written since the last checkpoint may be missing
-    /// or short. Every message created by a record after the last checkpoint that
-    /// still exists is checked and, if damaged, rewritten from the log.
-    fn repair_blobs(&self, records: &[Record]) -> Result<u64, StoreError> {
-        let content: HashMap<[u8; 32], &[u8]> = records
-            .iter()
-            .filter_map(|r| match &r.op {
-                Op::PutBlob(p) => Some((p.digest, p.data.as_slice())),
-                _ => None,
-            })
-            .collect();
-        let mut repaired = 0;
-        for rec in records {
-            let Op::CreateMessage(m) = &rec.op else {
-                continue;
-            };
-            let mbox = self.mailbox(rec.mailbox);
-            let Some(item) = mbox.item(ItemId(m.id))? else {
-                continue;
-            };
-            if item.mod_content != rec.change.0 {
-                continue;
-            }
-            let path =
-                self.blobs
-                    .blob_path(item.volume_id, rec.mailbox, ItemId(m.id), item.mod_content);
-            // The blob holds the content; the prefix is in the database.
-            let blob_len = m
-                .size
-                .saturating_sub(m.prefix.as_ref().map_or(0, |p| p.len() as u64));
-            let ok = std::fs::metadata(&path)
-                .map(|md| md.len() == blob_len)
-                .unwrap_or(false);
-            if ok {
-                continue;
-            }
-            let Some(bytes) = content.get(&m.digest) else {
-                return Err(StoreError::MissingBlob {
-                    mailbox: rec.mailbox,
-                    item: m.id,
-                    path,
-                });
-            };
-            self.blobs.write_at(&path, bytes)?;
-            repaired += 1;
-        }
-        if repaired > 0 {
-            self.checkpoint()?;
-        }
-        Ok(repaired)
     }
 
     /// Reads a message's bytes: its prefix (see [`crate::Item::prefix`]) and

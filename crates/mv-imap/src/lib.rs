@@ -30,7 +30,7 @@ pub mod utf7;
 pub mod wire;
 
 pub use backend::{
-    Account, BResult, Backend, BackendError, CopyResult, ErrorKind, FlagOp, LoginResult,
+    Account, BResult, Backend, BackendError, CopyResult, ErrorKind, FlagOp, Hold, LoginResult,
     MailboxEntry, MessageMeta, Snapshot, SpecialUse,
 };
 #[cfg(feature = "server")]

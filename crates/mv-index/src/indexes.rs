@@ -7,7 +7,7 @@ use crate::query::{all_of, candidates, exact_token, flagged};
 use crate::{IndexError, ReindexStatus};
 use mv_home::Home;
 use mv_store::search::{Candidates, Term};
-use mv_store::{Item, Store, StoreError};
+use mv_store::{Item, Pending, Store, StoreError};
 use mv_types::{ItemId, MailboxId};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -240,12 +240,16 @@ impl Indexes {
         cv.notify_one();
     }
 
-    /// The deferred indexer: brings every mailbox's index up to date, then waits for
-    /// [`Indexes::wake`] or `interval`, until `stop` returns true. Failures are
-    /// logged and retried on the next round; mail delivery never waits on this.
+    /// The deferred indexer: brings the index of every mailbox changed since the
+    /// last round up to date (every mailbox the first time after a crash: see
+    /// [`Store::take_pending`]), closes the indexes idle for a while, then waits
+    /// for [`Indexes::wake`] or `interval`, until `stop` returns true. Failures
+    /// are logged and retried on the next round; mail delivery never waits on
+    /// this.
     pub fn run_background(&self, store: &Store, interval: Duration, stop: &dyn Fn() -> bool) {
         while !stop() {
             self.update_all_until(store, stop);
+            self.close_idle(IDLE_CLOSE);
             let (lock, cv) = &self.wake;
             let mut woken = lock.lock().unwrap_or_else(|p| p.into_inner());
             if !*woken {
@@ -258,32 +262,107 @@ impl Indexes {
         }
     }
 
-    /// One round of the background indexer over every live mailbox.
+    /// One round of the background indexer over the mailboxes with changes
+    /// pending.
     pub fn update_all(&self, store: &Store) {
         self.update_all_until(store, &|| false)
     }
 
     /// [`Indexes::update_all`] that stops between mailboxes and between batches
-    /// once `stop` says so (see `MailboxIndex::update_until`).
+    /// once `stop` says so (see `MailboxIndex::update_until`). What it does not
+    /// finish — stopped, or failed — goes back on the store's pending list.
     pub fn update_all_until(&self, store: &Store, stop: &dyn Fn() -> bool) {
-        let ids = match store.mailbox_ids() {
-            Ok(ids) => ids,
-            Err(e) => {
-                tracing::warn!("search indexer: cannot list mailboxes: {e}");
-                return;
-            }
+        let ids = match store.take_pending() {
+            Pending::Some(ids) => ids,
+            Pending::All => match store.mailbox_ids() {
+                Ok(ids) => ids,
+                Err(e) => {
+                    tracing::warn!("search indexer: cannot list mailboxes: {e}");
+                    store.give_back_pending(Pending::All);
+                    return;
+                }
+            },
         };
-        for id in ids {
+        let mut left = Vec::new();
+        for (n, id) in ids.iter().enumerate() {
             if stop() {
-                return;
+                left.extend_from_slice(&ids[n..]);
+                break;
             }
-            match store.mailbox(id).info() {
-                Ok(Some(i)) if !i.deleted => {}
-                _ => continue,
+            match self.update_if_behind(store, *id, stop) {
+                Ok(true) => {}
+                Ok(false) => left.push(*id),
+                Err(e) => {
+                    tracing::warn!("search indexer: mailbox {id}: {e}");
+                    left.push(*id);
+                }
             }
-            if let Err(e) = self.mailbox(id).update_until(store, stop) {
-                tracing::warn!("search indexer: mailbox {id}: {e}");
+        }
+        if !left.is_empty() {
+            store.give_back_pending(Pending::Some(left));
+        }
+    }
+
+    /// Brings one mailbox's index up to date if it is behind, looking first
+    /// without opening the mailbox or its index; an index the update had to open
+    /// is closed again. A mailbox without messages and without an index gets
+    /// none yet (a search or its first message makes it). Returns false when
+    /// `stop` cut the update short.
+    fn update_if_behind(
+        &self,
+        store: &Store,
+        id: MailboxId,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<bool, IndexError> {
+        let info = match store.mailbox(id).peek_info()? {
+            Some(i) if !i.deleted => i,
+            _ => return Ok(true),
+        };
+        let dir = Indexes::dir(&self.home, id);
+        match crate::mailbox_index::disk_change(&dir, id) {
+            Some(c) if c == info.applied_change => return Ok(true),
+            None if info.message_count == 0 && !dir.exists() => return Ok(true),
+            _ => {}
+        }
+        let index = self.mailbox(id);
+        let was_open = index.is_open();
+        index.update_until(store, stop)?;
+        if !was_open {
+            index.close();
+        }
+        Ok(!stop())
+    }
+
+    /// Closes the indexes no search or update used for `idle` (each holds a
+    /// reader and its mapped segments); they reopen on next use.
+    pub fn close_idle(&self, idle: Duration) {
+        let now = mv_types::UtcMillis::now().0.max(0) as u64;
+        let limit = idle.as_millis() as u64;
+        let open: Vec<Arc<MailboxIndex>> = self
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for index in open {
+            if now.saturating_sub(index.last_used()) >= limit {
+                index.close();
             }
         }
     }
+
+    /// How many indexes are open now.
+    pub fn open_count(&self) -> usize {
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|i| i.is_open())
+            .count()
+    }
 }
+
+/// An index no search or update used for this long is closed by the background
+/// indexer.
+const IDLE_CLOSE: Duration = Duration::from_secs(60);

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 const HANDLES: usize = 16;
 
 /// Runs `zmprov` with `lines` on stdin; returns its peak RSS in KiB.
+// Reaped by wait4 below, which also gives its resource usage.
+#[allow(clippy::zombie_processes)]
 fn zmprov_batch(env: &Env, lines: &str) -> u64 {
     let mut child = Command::new(env.links.join("zmprov"))
         .env("MAILVAULT_HOME", &env.home)

@@ -268,6 +268,12 @@ pub const KNOWN_KEYS: &[KeyInfo] = &[
         description: "multipart upload part size for s3:// targets, in MiB (5 to 512)",
     },
     KeyInfo {
+        name: "mailbox_open_handles",
+        default: "256",
+        secret: false,
+        description: "mailbox databases kept open at once (three files each); past it the least recently used idle ones are closed",
+    },
+    KeyInfo {
         name: "log_level",
         default: "info",
         secret: false,

@@ -19,7 +19,39 @@ pub mod flags {
 pub struct Account {
     pub id: u64,
     pub name: String,
+    /// Whatever the backend keeps while the session is logged in (the
+    /// mailbox's pin in its handle cache); dropped with the session.
+    pub hold: Hold,
 }
+
+/// An opaque value a backend ties to a logged-in session (see
+/// [`Account::hold`]). Not part of an account's identity: any two are equal.
+#[derive(Clone, Default)]
+pub struct Hold(Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>);
+
+impl Hold {
+    pub fn new(value: impl std::any::Any + Send + Sync) -> Hold {
+        Hold(Some(std::sync::Arc::new(value)))
+    }
+}
+
+impl std::fmt::Debug for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Hold(..)"
+        } else {
+            "Hold(None)"
+        })
+    }
+}
+
+impl PartialEq for Hold {
+    fn eq(&self, _: &Hold) -> bool {
+        true
+    }
+}
+
+impl Eq for Hold {}
 
 /// The backend's answer to LOGIN / AUTHENTICATE.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,7 +36,7 @@ pub mod utf7;
 pub mod wire;
 
 pub use backend::{
-    Account, BResult, Backend, BackendError, CopyResult, ErrorKind, FlagOp, LoginResult,
+    Account, BResult, Backend, BackendError, CopyResult, ErrorKind, FlagOp, Hold, LoginResult,
     MailboxEntry, MessageMeta, NewMessage, Quota, Snapshot, SpecialUse,
 };
 #[cfg(feature = "server")]

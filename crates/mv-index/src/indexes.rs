@@ -7,7 +7,7 @@ use crate::query::{all_of, candidates, exact_token, flagged};
 use crate::{IndexError, ReindexStatus};
 use mv_home::Home;
 use mv_store::search::{Candidates, Term};
-use mv_store::{Item, Store, StoreError};
+use mv_store::{Item, Pending, Store, StoreError};
 use mv_types::{ItemId, MailboxId};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -256,12 +256,16 @@ impl Indexes {
         cv.notify_one();
     }
 
-    /// The deferred indexer: brings every mailbox's index up to date, then waits for
-    /// [`Indexes::wake`] or `interval`, until `stop` returns true. Failures are
-    /// logged and retried on the next round; mail delivery never waits on this.
+    /// The deferred indexer: brings the index of every mailbox changed since the
+    /// last round up to date (every mailbox the first time after a crash: see
+    /// [`Store::take_pending`]), closes the indexes idle for a while, then waits
+    /// for [`Indexes::wake`] or `interval`, until `stop` returns true. Failures
+    /// are logged and retried on the next round; mail delivery never waits on
+    /// this.
     pub fn run_background(&self, store: &Store, interval: Duration, stop: &dyn Fn() -> bool) {
         while !stop() {
             self.update_all_until(store, stop);
+            self.close_idle(IDLE_CLOSE);
             let (lock, cv) = &self.wake;
             let mut woken = lock.lock().unwrap_or_else(|p| p.into_inner());
             if !*woken {
@@ -274,41 +278,104 @@ impl Indexes {
         }
     }
 
-    /// One round of the background indexer over every live mailbox.
+    /// One round of the background indexer over the mailboxes with changes
+    /// pending.
     pub fn update_all(&self, store: &Store) {
         self.update_all_until(store, &|| false)
     }
 
     /// [`Indexes::update_all`] that stops between mailboxes and between batches
-    /// once `stop` says so (see `MailboxIndex::update_until`).
+    /// once `stop` says so (see `MailboxIndex::update_until`). What it does not
+    /// finish — stopped, or failed — goes back on the store's pending list.
     pub fn update_all_until(&self, store: &Store, stop: &dyn Fn() -> bool) {
-        let ids = match store.mailbox_ids() {
-            Ok(ids) => ids,
-            Err(e) => {
-                tracing::warn!("search indexer: cannot list mailboxes: {e}");
-                return;
+        let ids = match store.take_pending() {
+            Pending::Some(ids) => ids,
+            Pending::All => match store.mailbox_ids() {
+                Ok(ids) => ids,
+                Err(e) => {
+                    tracing::warn!("search indexer: cannot list mailboxes: {e}");
+                    store.give_back_pending(Pending::All);
+                    return;
+                }
+            },
+        };
+        let mut left = Vec::new();
+        for (n, id) in ids.iter().enumerate() {
+            if stop() {
+                left.extend_from_slice(&ids[n..]);
+                break;
+            }
+            match self.update_if_behind(store, *id, stop) {
+                Ok(true) => {}
+                Ok(false) => left.push(*id),
+                Err(e) => {
+                    tracing::warn!("search indexer: mailbox {id}: {e}");
+                    left.push(*id);
+                }
+            }
+        }
+        if !left.is_empty() {
+            store.give_back_pending(Pending::Some(left));
+        }
+    }
+
+    /// Brings one mailbox's index up to date if it is behind, looking first
+    /// without opening the mailbox or its index; an index the update had to open
+    /// is closed again. A mailbox without messages and without an index gets
+    /// none yet (a search or its first message makes it). Returns false when
+    /// `stop` cut the update short.
+    fn update_if_behind(
+        &self,
+        store: &Store,
+        id: MailboxId,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<bool, IndexError> {
+        let info = match store.mailbox(id).peek_info()? {
+            Some(i) if !i.deleted => i,
+            _ => {
+                self.note_lag(id, 0);
+                return Ok(true);
             }
         };
-        for id in ids {
-            if stop() {
-                return;
+        let dir = Indexes::dir(&self.home, id);
+        let on_disk = crate::mailbox_index::disk_change(&dir, id);
+        match on_disk {
+            Some(c) if c == info.applied_change => {
+                self.note_lag(id, 0);
+                return Ok(true);
             }
-            let applied = match store.mailbox(id).info() {
-                Ok(Some(i)) if !i.deleted => i.applied_change,
-                _ => {
-                    self.note_lag(id, 0);
-                    continue;
-                }
-            };
-            let index = self.mailbox(id);
-            let indexed = match index.status().indexed_change {
-                0 => index.disk_change().unwrap_or(0),
-                c => c,
-            };
-            self.note_lag(id, applied.saturating_sub(indexed));
-            match index.update_until(store, stop) {
-                Ok(now) => self.note_lag(id, applied.saturating_sub(now)),
-                Err(e) => tracing::warn!("search indexer: mailbox {id}: {e}"),
+            None if info.message_count == 0 && !dir.exists() => {
+                self.note_lag(id, 0);
+                return Ok(true);
+            }
+            _ => {}
+        }
+        self.note_lag(id, info.applied_change.saturating_sub(on_disk.unwrap_or(0)));
+        let index = self.mailbox(id);
+        let was_open = index.is_open();
+        let now = index.update_until(store, stop)?;
+        self.note_lag(id, info.applied_change.saturating_sub(now));
+        if !was_open {
+            index.close();
+        }
+        Ok(!stop())
+    }
+
+    /// Closes the indexes no search or update used for `idle` (each holds a
+    /// reader and its mapped segments); they reopen on next use.
+    pub fn close_idle(&self, idle: Duration) {
+        let now = mv_types::UtcMillis::now().0.max(0) as u64;
+        let limit = idle.as_millis() as u64;
+        let open: Vec<Arc<MailboxIndex>> = self
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for index in open {
+            if now.saturating_sub(index.last_used()) >= limit {
+                index.close();
             }
         }
     }
@@ -339,4 +406,18 @@ impl Indexes {
                 .unwrap_or_default(),
         }
     }
+
+    /// How many indexes are open now.
+    pub fn open_count(&self) -> usize {
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|i| i.is_open())
+            .count()
+    }
 }
+
+/// An index no search or update used for this long is closed by the background
+/// indexer.
+const IDLE_CLOSE: Duration = Duration::from_secs(60);

@@ -81,6 +81,17 @@ pub struct MailboxIndex {
     fields: Fields,
     state: Mutex<Option<Open>>,
     status: Mutex<ReindexStatus>,
+    /// See [`MailboxIndex::last_used`].
+    last_used: std::sync::atomic::AtomicU64,
+}
+
+/// The change number of the index in `dir` (mailbox `id`), from its last commit
+/// record; None without a readable index of this format and mailbox.
+pub(crate) fn disk_change(dir: &Path, id: MailboxId) -> Option<u64> {
+    let meta = std::fs::read(dir.join("meta.json")).ok()?;
+    let meta: serde_json::Value = serde_json::from_slice(&meta).ok()?;
+    let payload: Payload = serde_json::from_str(meta.get("payload")?.as_str()?).ok()?;
+    (payload.format == FORMAT && payload.mailbox == id.0).then_some(payload.change)
 }
 
 impl MailboxIndex {
@@ -102,6 +113,7 @@ impl MailboxIndex {
                 rebuilds: 0,
                 last_error: None,
             }),
+            last_used: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -134,10 +146,33 @@ impl MailboxIndex {
     /// The change number the index on disk is at, from its last commit record
     /// (None without a readable index). Does not open or repair the index.
     pub fn disk_change(&self) -> Option<u64> {
-        let meta = std::fs::read(self.dir.join("meta.json")).ok()?;
-        let meta: serde_json::Value = serde_json::from_slice(&meta).ok()?;
-        let payload: Payload = serde_json::from_str(meta.get("payload")?.as_str()?).ok()?;
-        (payload.format == FORMAT && payload.mailbox == self.id.0).then_some(payload.change)
+        disk_change(&self.dir, self.id)
+    }
+
+    /// Whether the index is open in this process (a search or an update is
+    /// using it, or used it and it was not closed since).
+    pub fn is_open(&self) -> bool {
+        match self.state.try_lock() {
+            Ok(g) => g.is_some(),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().is_some(),
+            Err(std::sync::TryLockError::WouldBlock) => true,
+        }
+    }
+
+    /// Closes the index (its reader, mapped segments and files) unless it is in
+    /// use; the next search or update opens it again.
+    pub fn close(&self) {
+        let mut g = match self.state.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
+        *g = None;
+    }
+
+    /// When the index was last used (milliseconds since the Unix epoch).
+    pub(crate) fn last_used(&self) -> u64 {
+        self.last_used.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn set_status(&self, f: impl FnOnce(&mut ReindexStatus)) {
@@ -145,6 +180,10 @@ impl MailboxIndex {
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Open>> {
+        self.last_used.store(
+            mv_types::UtcMillis::now().0.max(0) as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -64,6 +64,8 @@ impl ImapBackend {
                 LoginResult::Ok(Account {
                     id: account.mailbox_id.0 as u64,
                     name: account.email,
+                    // The session's mailbox stays open while it is logged in.
+                    hold: mv_imap::Hold::new(self.service.store().pin(account.mailbox_id)),
                 }),
                 None,
             ),

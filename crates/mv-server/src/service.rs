@@ -402,7 +402,7 @@ impl Service {
         let mut directory = Directory::open_home(home)?;
         let server_name = mv_directory::config::local_server_name();
         directory.ensure_server(&server_name)?;
-        let mut options = StoreOptions::for_home(home);
+        let mut options = StoreOptions::from_home(home)?;
         let kb = directory.effective_u64(&server_name, "zimbraRedoLogRolloverFileSizeKB")?;
         if kb > 0 {
             options.redo.rollover_size_bytes = kb * 1024;

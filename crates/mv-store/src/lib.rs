@@ -7,8 +7,10 @@
 
 pub mod apply;
 pub mod blob;
+mod handles;
 pub mod mailbox;
 pub mod mime;
+mod pending;
 pub mod pim;
 mod prefix;
 mod repair;
@@ -23,8 +25,10 @@ mod write;
 mod sync_marks;
 
 pub use blob::{BlobError, BlobStore, SyncInFlight, Volume};
+pub use handles::{DEFAULT_OPEN_MAILBOXES, MailboxPin};
 pub use mailbox::{Changes, Folder, Item, Mailbox, MailboxInfo, Tag, Tombstone};
 pub use prefix::MAX_PREFIX;
+pub use pending::{PENDING_FILE, Pending};
 pub use replay::Replayer;
 pub use store::{GC_CLEAN, OpenReport, ReplayReport, Store, StoreOptions};
 pub use write::{CalendarImport, DeliverOptions, FlagChange};

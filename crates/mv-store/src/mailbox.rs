@@ -4,12 +4,13 @@
 
 use crate::StoreError;
 use crate::apply::{TYPE_APPOINTMENT, TYPE_CONTACT, TYPE_MESSAGE, parse_tags};
+use crate::handles::OpenHandles;
 use crate::schema;
 use mv_types::{ItemId, MailboxId};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 /// One mailbox. The mutex is the mailbox's write lock (design invariant 1: a
 /// change number is assigned, logged, made durable and applied under it).
@@ -31,10 +32,20 @@ pub struct Mailbox {
     /// so it finds the flag set or a checkpoint that took it after the write is
     /// still syncing. Set when the lock is taken and released too.
     unsynced: AtomicBool,
+    /// Live [`crate::MailboxPin`]s: while any, the handle cache leaves the
+    /// connection open.
+    pub(crate) pins: AtomicUsize,
+    /// The store's bound on open connections.
+    handles: Arc<OpenHandles>,
 }
 
 impl Mailbox {
-    pub(crate) fn new(id: MailboxId, db_dir: &Path, exclusive: bool) -> Mailbox {
+    pub(crate) fn new(
+        id: MailboxId,
+        db_dir: &Path,
+        exclusive: bool,
+        handles: Arc<OpenHandles>,
+    ) -> Mailbox {
         Mailbox {
             id,
             db_path: db_dir.join(format!("{}.sqlite", id.0)),
@@ -42,6 +53,8 @@ impl Mailbox {
             written: AtomicBool::new(false),
             exclusive,
             unsynced: AtomicBool::new(false),
+            pins: AtomicUsize::new(0),
+            handles,
         }
     }
 
@@ -75,6 +88,9 @@ impl Mailbox {
             *guard = Some(conn);
         }
         self.unsynced.store(true, Ordering::Release);
+        if self.handles.used(self.id) {
+            self.handles.evict(self.id);
+        }
         Ok(MailboxGuard {
             id: self.id,
             guard,
@@ -191,30 +207,58 @@ impl Mailbox {
     pub fn close(&self) {
         self.written.store(true, Ordering::Relaxed);
         *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.handles.closed(self.id);
+    }
+
+    /// Whether the database is open in this process now.
+    pub fn is_open(&self) -> bool {
+        match self.conn.try_lock() {
+            Ok(g) => g.is_some(),
+            Err(TryLockError::Poisoned(p)) => p.into_inner().is_some(),
+            Err(TryLockError::WouldBlock) => true,
+        }
+    }
+
+    /// For the handle cache: closes the connection if nobody uses it (its lock
+    /// is free, no pin, no open transaction). Returns whether it is closed.
+    /// The close runs at the usual `synchronous` level (not a replay's or a
+    /// closing store's `OFF`), so SQLite's checkpoint at close syncs the log
+    /// before it copies it into the database and syncs the database before it
+    /// deletes the log.
+    pub(crate) fn close_idle(&self) -> bool {
+        if self.pins.load(Ordering::Acquire) > 0 {
+            return false;
+        }
+        let mut guard = match self.conn.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return false,
+        };
+        if self.pins.load(Ordering::Acquire) > 0 {
+            return false;
+        }
+        if let Some(conn) = guard.as_ref() {
+            if !conn.is_autocommit() {
+                return false;
+            }
+            if let Err(e) = conn.pragma_update(None, "synchronous", schema::SYNCHRONOUS) {
+                tracing::warn!("{}: not closed: {e}", self.db_path.display());
+                return false;
+            }
+        }
+        *guard = None;
+        self.handles.closed(self.id);
+        true
     }
 
     pub fn info(&self) -> Result<Option<MailboxInfo>, StoreError> {
-        self.read(|c| {
-            c.query_row(
-                "SELECT mailbox_id, account_id, email, applied_change, next_item_id, size_used, created_ms, \
-                 deleted, (SELECT COUNT(*) FROM item WHERE type = 5) FROM meta",
-                [],
-                |r| {
-                    Ok(MailboxInfo {
-                        mailbox_id: r.get(0)?,
-                        account_id: r.get(1)?,
-                        email: r.get(2)?,
-                        applied_change: r.get::<_, i64>(3)? as u64,
-                        next_item_id: r.get(4)?,
-                        size_used: r.get::<_, i64>(5)? as u64,
-                        created_ms: r.get(6)?,
-                        deleted: r.get::<_, i64>(7)? != 0,
-                        message_count: r.get::<_, i64>(8)? as u64,
-                    })
-                },
-            )
-            .optional()
-        })
+        self.read(query_info)
+    }
+
+    /// [`Mailbox::info`] through [`Mailbox::peek`]: a look at a mailbox that
+    /// leaves it closed if it was (a background walk over many mailboxes).
+    pub fn peek_info(&self) -> Result<Option<MailboxInfo>, StoreError> {
+        self.peek(query_info)
     }
 
     pub fn folders(&self) -> Result<Vec<Folder>, StoreError> {
@@ -439,6 +483,29 @@ impl Mailbox {
             rows.collect()
         })
     }
+}
+
+/// The `meta` row and message count ([`Mailbox::info`], [`Mailbox::peek_info`]).
+fn query_info(c: &Connection) -> rusqlite::Result<Option<MailboxInfo>> {
+    c.query_row(
+        "SELECT mailbox_id, account_id, email, applied_change, next_item_id, size_used, created_ms, \
+         deleted, (SELECT COUNT(*) FROM item WHERE type = 5) FROM meta",
+        [],
+        |r| {
+            Ok(MailboxInfo {
+                mailbox_id: r.get(0)?,
+                account_id: r.get(1)?,
+                email: r.get(2)?,
+                applied_change: r.get::<_, i64>(3)? as u64,
+                next_item_id: r.get(4)?,
+                size_used: r.get::<_, i64>(5)? as u64,
+                created_ms: r.get(6)?,
+                deleted: r.get::<_, i64>(7)? != 0,
+                message_count: r.get::<_, i64>(8)? as u64,
+            })
+        },
+    )
+    .optional()
 }
 
 /// The write lock of one mailbox with its open database.

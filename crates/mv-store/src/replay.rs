@@ -40,6 +40,8 @@ pub struct Replayer<'s> {
     pub(crate) sweep: bool,
     /// Records per mailbox transaction ([`COMMIT_EVERY`] unless set).
     commit_every: u32,
+    /// Batches begun so far: orders the open ones by age.
+    begun: u64,
 }
 
 /// A mailbox's open batch transaction.
@@ -52,6 +54,8 @@ struct OpenBatch {
     /// and the replay owns the mailbox), so reading it back per record, a
     /// statement each, is not needed.
     applied: u64,
+    /// When it began (see [`Replayer::begun`]).
+    seq: u64,
 }
 
 impl Store {
@@ -64,6 +68,7 @@ impl Store {
             report: ReplayReport::default(),
             sweep: true,
             commit_every: COMMIT_EVERY,
+            begun: 0,
         }
     }
 }
@@ -114,6 +119,12 @@ impl Replayer<'_> {
     /// (skipped when already applied; an error when changes are missing before it).
     pub fn apply(&mut self, rec: &Record, staged: &Staged) -> Result<(), StoreError> {
         let id = rec.mailbox;
+        if !self.open.contains_key(&id) && self.open.len() >= self.store.open_capacity() {
+            // A connection with a transaction open cannot be closed: a replay
+            // across more mailboxes than the store keeps open commits its oldest
+            // batch first, so that the handle cache can close that mailbox.
+            self.commit_oldest()?;
+        }
         let mbox = self.store.mailbox(id);
         let mut g = mbox.lock()?;
         let batch = match self.open.entry(id) {
@@ -128,9 +139,11 @@ impl Replayer<'_> {
                         return Err(StoreError::sql_msg(id, e));
                     }
                 };
+                self.begun += 1;
                 slot.insert(OpenBatch {
                     records: 0,
                     applied,
+                    seq: self.begun,
                 })
             }
         };
@@ -188,19 +201,40 @@ impl Replayer<'_> {
     fn commit_all(&mut self) -> Result<(), StoreError> {
         let mut first_err = None;
         for (id, _) in std::mem::take(&mut self.open) {
-            let mbox = self.store.mailbox(id);
-            let g = mbox.lock()?;
-            let committed = if g.conn().is_autocommit() {
-                Ok(())
-            } else {
-                g.conn().execute_batch("COMMIT")
-            };
-            g.mark_written();
-            if let Err(e) = committed.and_then(|()| end_batch(g.conn())) {
-                first_err.get_or_insert(StoreError::sql(mbox.db_path(), e));
+            if let Err(e) = self.commit_batch(id) {
+                first_err.get_or_insert(e);
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// Commits the batch that began first.
+    fn commit_oldest(&mut self) -> Result<(), StoreError> {
+        let Some(id) = self
+            .open
+            .iter()
+            .min_by_key(|(_, b)| b.seq)
+            .map(|(id, _)| *id)
+        else {
+            return Ok(());
+        };
+        self.open.remove(&id);
+        self.commit_batch(id)
+    }
+
+    /// Commits one mailbox's batch (already taken out of `open`).
+    fn commit_batch(&self, id: MailboxId) -> Result<(), StoreError> {
+        let mbox = self.store.mailbox(id);
+        let g = mbox.lock()?;
+        let committed = if g.conn().is_autocommit() {
+            Ok(())
+        } else {
+            g.conn().execute_batch("COMMIT")
+        };
+        g.mark_written();
+        committed
+            .and_then(|()| end_batch(g.conn()))
+            .map_err(|e| StoreError::sql(mbox.db_path(), e))
     }
 
     /// Commits what was applied, sweeps the touched mailboxes and returns the

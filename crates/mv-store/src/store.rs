@@ -5,7 +5,9 @@
 use crate::StoreError;
 use crate::apply::{self, ApplyCtx, Staged};
 use crate::blob::BlobStore;
+use crate::handles::{MailboxMap, MailboxPin, OpenHandles};
 use crate::mailbox::{Mailbox, MailboxGuard};
+use crate::pending::{Pending, PendingWork};
 use mv_home::Home;
 use mv_redo::{NewRecord, Op, Record, RedoConfig, RedoLog};
 use mv_types::{ChangeNumber, Digest, ItemId, MailboxId, UtcMillis};
@@ -26,6 +28,9 @@ pub struct StoreOptions {
     /// tenth of its time on those files and locks. A second connection to a database (a backup's
     /// snapshot) cannot read it meanwhile, so the server never sets this.
     pub exclusive_databases: bool,
+    /// Mailbox databases kept open at once (see `handles`): past it, the least
+    /// recently used idle ones are closed.
+    pub open_mailboxes: usize,
 }
 
 impl StoreOptions {
@@ -33,9 +38,32 @@ impl StoreOptions {
         StoreOptions {
             redo: RedoConfig::for_dir(&home.redolog_dir()),
             exclusive_databases: false,
+            open_mailboxes: crate::handles::DEFAULT_OPEN_MAILBOXES,
         }
     }
+
+    /// [`StoreOptions::for_home`] with what the home's local config sets
+    /// (`mailbox_open_handles`), checked.
+    pub fn from_home(home: &Home) -> Result<StoreOptions, StoreError> {
+        let cfg = home.open()?;
+        let mut options = StoreOptions::for_home(home);
+        if let Some(v) = cfg.get(OPEN_HANDLES_KEY) {
+            options.open_mailboxes = v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| {
+                    StoreError::Invalid(format!(
+                        "local config {OPEN_HANDLES_KEY} = {v:?}: expected a whole number from 1 to 1000000"
+                    ))
+                })?;
+        }
+        Ok(options)
+    }
 }
+
+/// The local config key of [`StoreOptions::open_mailboxes`].
+const OPEN_HANDLES_KEY: &str = "mailbox_open_handles";
 
 /// What opening the store found and did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -70,7 +98,11 @@ pub struct Store {
     home: Home,
     redo: Arc<RedoLog>,
     blobs: Arc<BlobStore>,
-    mailboxes: Arc<Mutex<HashMap<MailboxId, Arc<Mailbox>>>>,
+    mailboxes: Arc<MailboxMap>,
+    /// The bound on open mailbox databases.
+    handles: Arc<OpenHandles>,
+    /// Mailboxes changed since the search indexer last looked (see `pending`).
+    pending: PendingWork,
     /// See [`StoreOptions::exclusive_databases`].
     exclusive_databases: bool,
     /// Crash recovery finished: until then no checkpoint is recorded. A
@@ -92,7 +124,12 @@ impl Store {
         let blobs =
             Arc::new(BlobStore::open(&home.store_dir())?.sync_with(&home.mailbox_db_dir())?);
         blobs.log_durability();
-        let mailboxes = Arc::new(Mutex::new(HashMap::new()));
+        let pending = PendingWork::load(&home.mailbox_db_dir())?;
+        let mailboxes: Arc<MailboxMap> = Arc::new(Mutex::new(HashMap::new()));
+        let handles = Arc::new(OpenHandles::new(
+            options.open_mailboxes,
+            Arc::downgrade(&mailboxes),
+        ));
         let exclusive_databases = options.exclusive_databases;
         let (redo, recovery) = RedoLog::open(options.redo)?;
         let redo = Arc::new(redo);
@@ -109,6 +146,8 @@ impl Store {
             redo,
             blobs,
             mailboxes,
+            handles,
+            pending,
             exclusive_databases,
             recovered: std::sync::atomic::AtomicBool::new(false),
         };
@@ -165,7 +204,24 @@ impl Store {
             .len()
     }
 
-    /// The handle of a mailbox (its database is opened on first use).
+    /// Mailbox databases open now (`mailvault_mailbox_open`), at most about
+    /// [`Store::open_capacity`] (pinned and busy ones may exceed it for a while).
+    pub fn open_mailbox_count(&self) -> usize {
+        self.handles.open_count()
+    }
+
+    /// The configured bound on open mailbox databases.
+    pub fn open_capacity(&self) -> usize {
+        self.handles.capacity()
+    }
+
+    /// Mailbox databases closed to stay within the bound since the store opened.
+    pub fn mailbox_evictions(&self) -> u64 {
+        self.handles.evictions()
+    }
+
+    /// The handle of a mailbox (its database is opened on first use, and closed
+    /// again by the handle cache when it has been idle the longest).
     pub fn mailbox(&self, id: MailboxId) -> Arc<Mailbox> {
         let mut map = self.mailboxes.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(id)
@@ -174,9 +230,29 @@ impl Store {
                     id,
                     &self.home.mailbox_db_dir(),
                     self.exclusive_databases,
+                    self.handles.clone(),
                 ))
             })
             .clone()
+    }
+
+    /// Takes the list of mailboxes changed since it was last taken (by the one
+    /// background consumer, the search indexer): [`Pending::All`] when unknown
+    /// (the first take after a crash). What the consumer does not finish it
+    /// gives back ([`Store::give_back_pending`]).
+    pub fn take_pending(&self) -> Pending {
+        self.pending.take()
+    }
+
+    /// Returns work taken with [`Store::take_pending`] and not done.
+    pub fn give_back_pending(&self, pending: Pending) {
+        self.pending.give_back(pending)
+    }
+
+    /// Keeps a mailbox's database open while the pin lives (an IMAP session's
+    /// account): the handle cache closes only unpinned ones.
+    pub fn pin(&self, id: MailboxId) -> MailboxPin {
+        MailboxPin::new(self.mailbox(id))
     }
 
     /// Replaces a mailbox's database with `new_db` (a restore built it beside the
@@ -210,6 +286,7 @@ impl Store {
         let mbox = self.mailbox(id);
         let mut guard = mbox.conn.lock().unwrap_or_else(|p| p.into_inner());
         *guard = None; // closes (and checkpoints) the old database
+        self.handles.closed(id);
         let path = mbox.db_path.clone();
         for f in [
             side(&path, "-wal"),
@@ -231,6 +308,7 @@ impl Store {
         if let Some(dir) = path.parent() {
             mv_home::fsync_dir(dir).map_err(|e| StoreError::io(dir, e))?;
         }
+        self.pending.note(id);
         // The mailbox's search index described the replaced history: dropped here,
         // under the lock, so that it is rebuilt from the new database.
         let index = self.home.mailbox_index_dir(id.0);
@@ -378,6 +456,7 @@ impl Store {
         apply::apply(sp.conn, &ctx, op)?;
         sp.release().map_err(sql)?;
         g.mark_written();
+        self.pending.note(id);
         Ok(())
     }
 
@@ -458,6 +537,15 @@ impl Store {
             if !mbox.was_written() || !mbox.db_path().exists() {
                 continue;
             }
+            // A look first: most have nothing queued, and one the handle cache
+            // closed is not reopened for it. (Inside a transaction the count
+            // is at least the committed one: only a sweep removes rows, never
+            // inside one.)
+            let queued: i64 =
+                mbox.peek(|c| c.query_row("SELECT COUNT(*) FROM blob_gc", [], |r| r.get(0)))?;
+            if queued == 0 {
+                continue;
+            }
             let mut g = mbox.lock()?;
             if !g.conn().is_autocommit() {
                 // Not swept (see `sweep`): the next start sweeps every mailbox.
@@ -502,9 +590,17 @@ impl Store {
     }
 
     /// Sweeps every mailbox (at start-up and when a backup releases its hold).
+    /// Each is first looked at without opening it ([`Mailbox::peek`]): only one
+    /// with removals queued is opened (through the handle cache), so the walk
+    /// neither keeps databases open nor creates their `-wal`/`-shm` files.
     pub fn sweep_all(&self) -> Result<(), StoreError> {
         for id in self.mailbox_ids()? {
             let mbox = self.mailbox(id);
+            let queued: i64 =
+                mbox.peek(|c| c.query_row("SELECT COUNT(*) FROM blob_gc", [], |r| r.get(0)))?;
+            if queued == 0 {
+                continue;
+            }
             let mut g = mbox.lock()?;
             self.sweep(&mut g)?;
         }
@@ -696,11 +792,7 @@ impl Drop for RecordSavepoint<'_> {
 /// one that found the unsynced notes already taken by the other returned at
 /// once, so a checkpoint was recorded while the fsyncs it relied on were still
 /// running.
-fn sync_store(
-    blobs: &BlobStore,
-    mailboxes: &Mutex<HashMap<MailboxId, Arc<Mailbox>>>,
-    db_dir: &Path,
-) -> Result<(), StoreError> {
+fn sync_store(blobs: &BlobStore, mailboxes: &MailboxMap, db_dir: &Path) -> Result<(), StoreError> {
     let held = blobs.sync_lock();
     if blobs.per_file() {
         let handles: Vec<Arc<Mailbox>> = mailboxes
@@ -731,6 +823,9 @@ impl Drop for Store {
         }
         if let Err(e) = self.mark_clean_at_close() {
             tracing::warn!("the next start will sweep every mailbox: {e}");
+        }
+        if let Err(e) = self.pending.save() {
+            tracing::warn!("the next start will check every mailbox's search index: {e}");
         }
         // The logs first (see `backfill_before_close`), then the copies of their
         // pages and the marker: one syncfs of the home's filesystem each.

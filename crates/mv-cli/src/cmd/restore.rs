@@ -71,7 +71,7 @@ pub fn playredo(home: &Home, args: PlayRedoArgs) -> anyhow::Result<ExitCode> {
     // mailbox database, no shared-memory index or per-transaction file locks.
     let store_options = mv_store::StoreOptions {
         exclusive_databases: true,
-        ..mv_store::StoreOptions::for_home(home)
+        ..mv_store::StoreOptions::from_home(home)?
     };
     let (store, _) = mv_store::Store::open(home, store_options)?;
     let opts = mv_backup::PlayRedoOptions {

@@ -1,0 +1,175 @@
+//! Scale at a small size: what a server of many accounts relies on, as
+//! behaviours rather than timings. A batch `zmprov` keeps flat memory whatever
+//! the number of lines (each password's Argon2 block is given back), and a
+//! server holding 300 accounts with a message each keeps its open files within
+//! a bound set by the handle cache (`mailbox_open_handles`), not by the number
+//! of accounts — at start, while the search indexer catches up, and after a
+//! crash, when every mailbox is checked.
+
+mod common;
+
+use common::{Env, free_port, spawn_server};
+use mv_home::{Home, HomeLock};
+use mv_server::Service;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Mailbox databases the server may keep open in this test.
+const HANDLES: usize = 16;
+
+/// Runs `zmprov` with `lines` on stdin; returns its peak RSS in KiB.
+// Reaped by wait4 below, which also gives its resource usage.
+#[allow(clippy::zombie_processes)]
+fn zmprov_batch(env: &Env, lines: &str) -> u64 {
+    let mut child = Command::new(env.links.join("zmprov"))
+        .env("MAILVAULT_HOME", &env.home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
+        s
+    });
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    let errors = errors.join().unwrap();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "zmprov failed: {errors}"
+    );
+    usage.ru_maxrss as u64
+}
+
+/// `count` account creations, the first `with_password` of them with a password.
+fn ca_lines(prefix: &str, count: usize, with_password: usize) -> String {
+    (0..count)
+        .map(|i| {
+            let pw = if i < with_password {
+                format!("pw-{i}-secret")
+            } else {
+                "\"\"".to_string()
+            };
+            format!("ca {prefix}{i}@example.com {pw}\n")
+        })
+        .collect()
+}
+
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// The most files the server held open, sampled every 50 ms until `done` or
+/// `limit`.
+fn max_open_files(pid: u32, limit: Duration, done: &dyn Fn() -> bool) -> usize {
+    let end = Instant::now() + limit;
+    let mut max = 0;
+    while Instant::now() < end {
+        max = max.max(open_files(pid));
+        if done() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    max.max(open_files(pid))
+}
+
+fn index_dirs(home: &Home) -> usize {
+    std::fs::read_dir(home.root().join("index"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn many_accounts_keep_zmprov_memory_and_server_files_flat() {
+    let env = Env::new();
+    let home = Home::at(&env.home);
+    let mut cfg = home.open().unwrap();
+    for key in [
+        "lmtp_bind_port",
+        "admin_bind_port",
+        "imap_bind_port",
+        "imaps_bind_port",
+    ] {
+        cfg.set(key, &free_port().to_string()).unwrap();
+    }
+    cfg.set("mailbox_open_handles", &HANDLES.to_string())
+        .unwrap();
+    cfg.save(&home.localconfig_path()).unwrap();
+    env.ok("zmprov", &["cd", "example.com"]);
+
+    // Flat memory: 250 lines (12 passwords) peak no higher than 50 (2
+    // passwords) plus a margin below one Argon2 block (19 MiB): each further
+    // password's block used to stay resident, and each further account's
+    // database open.
+    let small = zmprov_batch(&env, &ca_lines("a", 50, 2));
+    let large = zmprov_batch(&env, &ca_lines("b", 250, 12));
+    assert!(
+        large <= small + 12 * 1024,
+        "zmprov peak RSS grew with the batch: {small} KiB for 50 lines, {large} KiB for 250"
+    );
+
+    // One message each, through the store's own write path.
+    {
+        let _lock = HomeLock::acquire_waiting(home.root(), Duration::from_secs(10)).unwrap();
+        let (svc, _) = Service::open(&home).unwrap();
+        assert_eq!(svc.store().open_capacity(), HANDLES);
+        let accounts = svc.directory().list_accounts(None).unwrap();
+        assert_eq!(accounts.len(), 300);
+        // Ten recipients a delivery, as a small list would get.
+        for group in accounts.chunks(10) {
+            let rcpts: Vec<_> = group.iter().map(|a| a.mailbox_id).collect();
+            let msg = format!(
+                "From: x@example.org\r\nTo: {}\r\nSubject: hello\r\n\r\nbody\r\n",
+                group[0].email
+            );
+            svc.store()
+                .deliver(msg.as_bytes(), &rcpts, &Default::default())
+                .unwrap();
+            assert!(svc.store().open_mailbox_count() <= HANDLES);
+        }
+    }
+
+    // Descriptors a server holds whatever its size (listeners, redo log,
+    // directory, logs, one search index being written) plus three per open
+    // mailbox database. Without the handle cache, 300 accounts hold over 900.
+    let bound = HANDLES * 3 + 80;
+
+    let mut server = spawn_server(home.root(), Stdio::null());
+    let pid = server.id();
+    // The indexer works through the 300 changed mailboxes, one at a time.
+    let max = max_open_files(pid, Duration::from_secs(8), &|| index_dirs(&home) >= 300);
+    assert!(index_dirs(&home) > 0, "the indexer made no index");
+    assert!(
+        max <= bound,
+        "{max} open files while indexing 300 mailboxes (bound {bound})"
+    );
+
+    // A crash: the next start sweeps and checks every mailbox, and still
+    // keeps within the bound.
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let mut server = spawn_server(home.root(), Stdio::null());
+    let max = max_open_files(server.id(), Duration::from_secs(4), &|| false);
+    assert!(
+        max <= bound,
+        "{max} open files after a crash with 300 mailboxes (bound {bound})"
+    );
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    assert!(server.wait().unwrap().success());
+}

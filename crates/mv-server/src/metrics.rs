@@ -218,8 +218,14 @@ pub fn render(service: &Service) -> String {
     o.one(
         "mailvault_mailbox_handles",
         "gauge",
-        "Mailbox handles the store holds.",
-        service.store().handle_count(),
+        "Mailbox databases open now (bounded by mailbox_open_handles).",
+        service.store().open_mailbox_count(),
+    );
+    o.one(
+        "mailvault_mailbox_handle_evictions_total",
+        "counter",
+        "Idle mailbox databases closed to stay within mailbox_open_handles.",
+        service.store().mailbox_evictions(),
     );
     let lag = service.indexes().lag();
     o.one(

@@ -277,6 +277,7 @@ fn list_member_over_quota_gets_exactly_one_copy_after_retries() {
         let who = mv_imap::Account {
             id: u64::from(svc.mailbox_of("u1@example.com").unwrap().0),
             name: "u1@example.com".into(),
+            hold: mv_imap::Hold::default(),
         };
         let inbox = mv_redo::ops::folders::INBOX;
         let snap = imap.snapshot(&who, inbox).unwrap();

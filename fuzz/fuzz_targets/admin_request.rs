@@ -10,7 +10,7 @@
 use libfuzzer_sys::fuzz_target;
 use mv_server::api::{body_limit, decode, op_name};
 
-const NAMES: &[&str] = &["ping", "add_message", "restore", "backup_verify", "backup_abort", "import_tgz"];
+const NAMES: &[&str] = &["ping", "add_message", "restore", "backup_verify", "backup_abort", "import_calendar"];
 
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, body)) = data.split_first() else {

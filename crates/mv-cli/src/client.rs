@@ -1,11 +1,23 @@
 //! Running a service request: in-process when no server owns the home (the tool
 //! takes the home lock for its duration), or through the running server's admin
-//! API when one does. Both paths run the same `Service::execute`.
+//! API when one does. Both paths run the same `Service` methods, and every kind
+//! of call has both: plain requests ([`Client::execute`]), streamed bodies
+//! ([`Client::export`], [`Client::import`]) and long operations followed as
+//! jobs ([`Client::run_job`]).
 
 use anyhow::{Context, anyhow, bail};
 use mv_home::{Home, HomeLock};
+use mv_server::jobs::{JobState, JobStatus};
+use mv_server::stream::{BodyFormat, ExportParams, ImportParams};
 use mv_server::{Request, Service};
 use serde_json::Value;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+/// The localconfig key of the client's timeout.
+pub const TIMEOUT_KEY: &str = "admin_client_timeout_seconds";
+/// How often a followed job is asked how it is doing.
+const POLL: Duration = Duration::from_millis(250);
 
 pub enum Client {
     Local {
@@ -13,9 +25,20 @@ pub enum Client {
         _lock: HomeLock,
     },
     Remote {
-        url: String,
+        /// `http://ADDR:PORT`
+        base: String,
         token: String,
+        /// Longest wait for one answer (and, while following a job, for the
+        /// server to be reachable again).
+        timeout: Duration,
     },
+}
+
+/// An answer's `{"result": ...}` or `{"error": "..."}`.
+#[derive(serde::Deserialize)]
+struct Answer<T> {
+    result: Option<T>,
+    error: Option<String>,
 }
 
 impl Client {
@@ -35,66 +58,292 @@ impl Client {
                     .unwrap_or("127.0.0.1")
                     .to_string();
                 let port = cfg.get_u64("admin_bind_port");
+                let secs = match cfg.get(TIMEOUT_KEY) {
+                    None | Some("") => 600,
+                    Some(v) => v.trim().parse::<u64>().ok().filter(|s| *s > 0).ok_or_else(|| {
+                        anyhow!("localconfig {TIMEOUT_KEY} = {v:?}: expected a number of seconds above 0")
+                    })?,
+                };
                 let token = home
                     .admin_token()
                     .context("reading the admin token (conf/admin.token)")?;
                 Ok(Client::Remote {
-                    url: format!("http://{addr}:{port}/v1/op"),
+                    base: format!("http://{addr}:{port}"),
                     token,
+                    timeout: Duration::from_secs(secs),
                 })
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    /// The in-process service when no server owns the home: callers stream large
-    /// data (mailbox archives) through it instead of one JSON request.
-    pub fn local_service(&self) -> Option<&Service> {
-        match self {
-            Client::Local { service, .. } => Some(service),
-            Client::Remote { .. } => None,
-        }
+    /// Whether the requests run in this process (no server owns the home).
+    pub fn is_local(&self) -> bool {
+        matches!(self, Client::Local { .. })
+    }
+
+    /// An agent for one answer: the whole call within the timeout.
+    fn agent(timeout: Duration) -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .build()
+            .into()
+    }
+
+    /// An agent for a stream: no bound on the whole transfer, only on each
+    /// wait (connecting, each read and write, the answer's start).
+    fn stream_agent(timeout: Duration) -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(timeout))
+            .timeout_per_read(Some(timeout))
+            .timeout_per_write(Some(timeout))
+            .timeout_recv_response(Some(timeout))
+            .build()
+            .into()
     }
 
     pub fn execute(&self, req: Request) -> anyhow::Result<Value> {
         match self {
             Client::Local { service, .. } => service.execute(req).map_err(|e| anyhow!("{e}")),
-            Client::Remote { url, token } => {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .timeout_global(Some(std::time::Duration::from_secs(600)))
-                    .build()
-                    .into();
+            Client::Remote {
+                base,
+                token,
+                timeout,
+            } => {
                 // Named in the path: the server picks the body limit of the
                 // operation (content operations take more) before reading it.
                 let body = serde_json::to_vec(&req).context("encoding the request")?;
                 let op = mv_server::api::op_name(&body).unwrap_or_default();
-                let url = format!("{url}/{op}");
-                let mut resp = agent
+                let url = format!("{base}/v1/op/{op}");
+                let resp = Self::agent(*timeout)
                     .post(&url)
                     .header("Authorization", &format!("Bearer {token}"))
                     .header("Content-Type", "application/json")
                     .send(&body[..])
-                    .with_context(|| {
-                        format!(
-                            "contacting the running server at {url} (is it up? zmcontrol status)"
-                        )
-                    })?;
-                let status = resp.status().as_u16();
-                let body: Value = resp
-                    .body_mut()
-                    .read_json()
-                    .context("reading the server's answer")?;
-                if status == 200 {
-                    Ok(body.get("result").cloned().unwrap_or(Value::Null))
-                } else {
-                    let msg = body
-                        .get("error")
-                        .and_then(Value::as_str)
-                        .unwrap_or("unknown error");
-                    bail!("{msg}")
-                }
+                    .with_context(|| unreachable_server(&url))?;
+                answer(resp)
             }
         }
+    }
+
+    /// Writes an account's export (`getRestURL`) to `out` as it is produced;
+    /// answers with the export's report.
+    pub fn export(
+        &self,
+        account: &str,
+        params: &ExportParams,
+        out: &mut dyn Write,
+    ) -> anyhow::Result<Value> {
+        match self {
+            Client::Local { service, .. } => {
+                let r = service
+                    .export_to(account, params, out)
+                    .map_err(|e| anyhow!("{e}"))?;
+                Ok(serde_json::to_value(r)?)
+            }
+            Client::Remote {
+                base,
+                token,
+                timeout,
+            } => {
+                let url = rest_url(base, account);
+                let mut query = vec![("fmt", fmt_name(params.fmt))];
+                if let Some(f) = &params.folder {
+                    query.push(("folder", f));
+                }
+                if let Some(q) = &params.query {
+                    query.push(("query", q));
+                }
+                let resp = Self::stream_agent(*timeout)
+                    .get(&url)
+                    .query_pairs(query)
+                    .header("Authorization", &format!("Bearer {token}"))
+                    .call()
+                    .with_context(|| unreachable_server(&url))?;
+                if resp.status() != 200 {
+                    return answer(resp);
+                }
+                let job = resp
+                    .headers()
+                    .get(mv_server::api::stream::JOB_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                let copied = std::io::copy(&mut resp.into_body().into_reader(), out);
+                // The job says why a cut transfer was cut.
+                let status = match job {
+                    Some(id) => Some(self.job_status(id)?),
+                    None => None,
+                };
+                if let Some(JobStatus { error: Some(e), .. }) = &status {
+                    bail!("{e}");
+                }
+                copied.context("receiving the export from the server")?;
+                out.flush().context("writing the export")?;
+                Ok(status.and_then(|s| s.result).unwrap_or(Value::Null))
+            }
+        }
+    }
+
+    /// Imports `input` (`postRestURL`) into an account, streaming it to the
+    /// server when one runs; answers with the import's report.
+    pub fn import(
+        &self,
+        account: &str,
+        params: &ImportParams,
+        input: &mut dyn Read,
+    ) -> anyhow::Result<Value> {
+        match self {
+            Client::Local { service, .. } => {
+                let r = service
+                    .import_from(account, params, input)
+                    .map_err(|e| anyhow!("{e}"))?;
+                Ok(serde_json::to_value(r)?)
+            }
+            Client::Remote {
+                base,
+                token,
+                timeout,
+            } => {
+                let url = rest_url(base, account);
+                let mut query = vec![("fmt", fmt_name(params.fmt).to_string())];
+                if let Some(f) = &params.folder {
+                    query.push(("folder", f.clone()));
+                }
+                if let Some(r) = params.resolve {
+                    let r = serde_json::to_value(r)?;
+                    query.push(("resolve", r.as_str().unwrap_or_default().to_string()));
+                }
+                let resp = Self::stream_agent(*timeout)
+                    .post(&url)
+                    .query_pairs(query.iter().map(|(k, v)| (*k, v.as_str())))
+                    .header("Authorization", &format!("Bearer {token}"))
+                    .header("Content-Type", params.fmt.content_type())
+                    .send(ureq::SendBody::from_reader(input))
+                    .with_context(|| unreachable_server(&url))?;
+                answer(resp)
+            }
+        }
+    }
+
+    /// Runs a long request: in-process here, or as a job in the server, which
+    /// is followed (`progress` sees each status) until it ends, across lost
+    /// connections for up to the timeout each. Answers with its result.
+    pub fn run_job(
+        &self,
+        req: Request,
+        progress: &mut dyn FnMut(&JobStatus),
+    ) -> anyhow::Result<Value> {
+        let Client::Remote {
+            base,
+            token,
+            timeout,
+        } = self
+        else {
+            return self.execute(req);
+        };
+        let url = format!("{base}/v1/jobs");
+        let body = serde_json::to_vec(&req).context("encoding the request")?;
+        let resp = Self::agent(*timeout)
+            .post(&url)
+            .header("Authorization", &format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .send(&body[..])
+            .with_context(|| unreachable_server(&url))?;
+        let started: JobStatus =
+            serde_json::from_value(answer(resp)?).context("reading the server's answer")?;
+        let mut status = started;
+        loop {
+            progress(&status);
+            if status.state.is_finished() {
+                break;
+            }
+            std::thread::sleep(POLL);
+            status = self.job_status(status.id)?;
+        }
+        match status.state {
+            JobState::Succeeded | JobState::Cancelled if status.result.is_some() => {
+                Ok(status.result.unwrap_or(Value::Null))
+            }
+            _ => bail!(
+                "{}",
+                status
+                    .error
+                    .unwrap_or_else(|| format!("job {} ended without a result", status.id))
+            ),
+        }
+    }
+
+    /// A job's status, asked again while the server is unreachable (a restart,
+    /// a dropped connection) for up to the timeout.
+    pub fn job_status(&self, id: u64) -> anyhow::Result<JobStatus> {
+        let Client::Remote {
+            base,
+            token,
+            timeout,
+        } = self
+        else {
+            bail!("no server runs: jobs live in a running server");
+        };
+        let url = format!("{base}/v1/jobs/{id}");
+        let deadline = Instant::now() + *timeout;
+        loop {
+            let sent = Self::agent(*timeout)
+                .get(&url)
+                .header("Authorization", &format!("Bearer {token}"))
+                .call();
+            match sent {
+                Ok(resp) => {
+                    return serde_json::from_value(answer(resp)?)
+                        .context("reading the server's answer");
+                }
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!("following job {id}: {e}; asking again");
+                    std::thread::sleep(POLL * 4);
+                }
+                Err(e) => return Err(e).with_context(|| unreachable_server(&url)),
+            }
+        }
+    }
+}
+
+fn rest_url(base: &str, account: &str) -> String {
+    let mut enc = String::new();
+    for b in account.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~@+".contains(&b) {
+            enc.push(b as char);
+        } else {
+            enc.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("{base}/v1/accounts/{enc}/rest")
+}
+
+fn fmt_name(f: BodyFormat) -> &'static str {
+    match f {
+        BodyFormat::Tgz => "tgz",
+        BodyFormat::Ics => "ics",
+        BodyFormat::Vcf => "vcf",
+    }
+}
+
+fn unreachable_server(url: &str) -> String {
+    format!("contacting the running server at {url} (is it up? zmcontrol status)")
+}
+
+/// The result of an answer, or its error as this call's error.
+fn answer(mut resp: ureq::http::Response<ureq::Body>) -> anyhow::Result<Value> {
+    let status = resp.status().as_u16();
+    let body: Answer<Value> = resp
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_json()
+        .with_context(|| format!("reading the server's answer (HTTP {status})"))?;
+    if status < 300 {
+        Ok(body.result.unwrap_or(Value::Null))
+    } else {
+        bail!("{}", body.error.unwrap_or_else(|| format!("HTTP {status}")))
     }
 }

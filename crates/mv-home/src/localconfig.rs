@@ -124,6 +124,18 @@ pub const KNOWN_KEYS: &[KeyInfo] = &[
         description: "admin API port",
     },
     KeyInfo {
+        name: "admin_client_timeout_seconds",
+        default: "600",
+        secret: false,
+        description: "longest wait of a command-line tool for one answer of the running server (a long operation runs as a job and is followed without limit; a lost server is waited for this long)",
+    },
+    KeyInfo {
+        name: "mailbox_import_max_size_mb",
+        default: "65536",
+        secret: false,
+        description: "largest mailbox archive (postRestURL \"//?fmt=tgz\") an import accepts, in MiB; it is spooled to a private file under db/ while checked",
+    },
+    KeyInfo {
         name: "imap_bind_address",
         default: "127.0.0.1",
         secret: false,

@@ -9,6 +9,17 @@
 //! operation named in the path, which operations carrying content must use:
 //! the token is checked on the headers and the limit chosen from the path before
 //! any of the body is read.
+//!
+//! Bodies that are data rather than requests travel as plain byte streams
+//! ([`stream`]): `GET /v1/accounts/{account}/rest?fmt=tgz|ics|vcf` answers the
+//! export itself, `POST` to the same path imports its body. Long operations
+//! run as jobs ([`jobs`]): `POST /v1/jobs`, `GET|DELETE /v1/jobs/{id}`.
+//!
+//! Every answer on the wire is `{"result": ...}` or `{"error": "..."}`; field
+//! names are `snake_case` throughout (requests and results).
+
+mod jobs;
+pub mod stream;
 
 use crate::{Request, Service};
 use axum::body::Body;
@@ -17,6 +28,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -29,18 +41,14 @@ struct ApiState {
 /// Body limit of an operation that carries no content (everything but
 /// [`CONTENT_OPS`]): a request of a few fields and lists.
 pub const MAX_BODY: usize = 1 << 20;
-/// Body limit of an operation in [`CONTENT_OPS`]: messages and archives travel
-/// base64-encoded, so the LMTP size limit plus a third.
+/// Body limit of an operation in [`CONTENT_OPS`]: messages travel
+/// base64-encoded, so the LMTP size limit plus a third. Archives, calendars
+/// and contacts in bulk go through the streaming routes instead ([`stream`]).
 pub const MAX_CONTENT_BODY: usize = 128 << 20;
-/// Operations whose request carries content (base64 messages, archives,
-/// calendars, contacts). They are posted to `/v1/op/<op>` so that the limit is
-/// known before the body is read.
-pub const CONTENT_OPS: &[&str] = &[
-    "add_message",
-    "import_tgz",
-    "import_calendar",
-    "import_contacts",
-];
+/// Operations whose request carries content (base64 messages, calendars,
+/// contacts). They are posted to `/v1/op/<op>` so that the limit is known
+/// before the body is read.
+pub const CONTENT_OPS: &[&str] = &["add_message", "import_calendar", "import_contacts"];
 
 /// The API's routes.
 pub fn router(service: Arc<Service>, token: String) -> Router {
@@ -48,6 +56,12 @@ pub fn router(service: Arc<Service>, token: String) -> Router {
         .route("/v1/op", post(op))
         .route("/v1/op/{name}", post(op_named))
         .route("/v1/health", get(health))
+        .route(
+            "/v1/accounts/{account}/rest",
+            get(stream::export).post(stream::import),
+        )
+        .route("/v1/jobs", post(jobs::start).get(jobs::list))
+        .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
         // Without the token: counts only, no mail, no names.
         .route("/metrics", get(metrics))
         .route("/health", get(live))
@@ -166,6 +180,28 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(json!({"error": msg.into()}))).into_response()
 }
 
+/// `{"result": ...}` with 200.
+fn ok<T: Serialize>(result: &T) -> Response {
+    #[derive(Serialize)]
+    struct Answer<'a, T> {
+        result: &'a T,
+    }
+    Json(Answer { result }).into_response()
+}
+
+/// A service error with its status.
+fn service_error(e: crate::ServiceError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    error(status, e.to_string())
+}
+
+fn unauthorized() -> Response {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "missing or wrong admin token (see conf/admin.token)",
+    )
+}
+
 fn authorized(headers: &HeaderMap, token: &str) -> bool {
     let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
         return false;
@@ -280,7 +316,7 @@ mod tests {
     #[test]
     fn limits_follow_the_operation() {
         assert_eq!(body_limit("add_message"), Some(MAX_CONTENT_BODY));
-        assert_eq!(body_limit("import_tgz"), Some(MAX_CONTENT_BODY));
+        assert_eq!(body_limit("import_calendar"), Some(MAX_CONTENT_BODY));
         assert_eq!(body_limit("ping"), Some(MAX_BODY));
         assert_eq!(body_limit("../etc"), None);
         assert_eq!(body_limit(""), None);

@@ -29,7 +29,6 @@ const READS: &[&str] = &[
     "get_all_tags",
     "export_calendar",
     "export_contacts",
-    "export_tgz",
     "backup_status",
     "backup_query",
     "backup_verify",

@@ -7,6 +7,7 @@
 //! work, so both paths behave the same.
 
 pub mod account_log;
+mod accounts;
 pub mod api;
 pub mod audit;
 pub mod backup;
@@ -14,19 +15,23 @@ pub mod check;
 pub mod diskmon;
 pub mod homewatch;
 pub mod imap_backend;
+pub mod jobs;
 pub mod lmtp_backend;
+mod mail;
 pub mod metrics;
 pub mod ops;
 pub mod outbox;
+mod pim;
 pub mod recovery_check;
 pub mod report;
+pub mod request;
 pub mod restore;
 pub mod run;
 pub mod schedule;
 pub mod scheduler;
 pub mod service;
 pub mod socketmap;
-pub mod tgz;
+pub mod stream;
 pub mod tls;
 pub mod trace;
 

@@ -152,6 +152,18 @@ impl Service {
     /// blocking task). Usage errors and an unreadable target are errors; a failed
     /// account is listed in the report (and, without `-c`, ends the run).
     pub fn restore(&self, r: &RestoreRequest) -> Result<RestoreReport, ServiceError> {
+        self.restore_watched(r, &|_, _, _| true)
+    }
+
+    /// [`Service::restore`] telling `watch` (accounts done, accounts to do, a
+    /// log line) before each account and at the end; `watch` answering false
+    /// stops the run between accounts, as `zmbackupabort -r` does (a job's
+    /// cancel, see [`crate::jobs`]).
+    pub fn restore_watched(
+        &self,
+        r: &RestoreRequest,
+        watch: &dyn Fn(u64, u64, Option<String>) -> bool,
+    ) -> Result<RestoreReport, ServiceError> {
         let opts = options(r)?;
         let target = crate::backup::existing_target_for(self, r.target.as_deref())?;
         // One backup, delete or restore at a time on a target.
@@ -193,6 +205,8 @@ impl Service {
         // One run: the catalog, the pool and the blobs already restored are shared,
         // and each account is made durable while the next one is built.
         let mut run = mv_backup::RestoreRun::new();
+        let total = emails.len() as u64;
+        let mut done = 0u64;
         let mut emails = emails.into_iter();
         // Records what ended; true if an account failed.
         let settle = |ended: Vec<(String, Result<_, mv_backup::BackupError>)>,
@@ -226,12 +240,14 @@ impl Service {
         while let Some(email) = emails.next() {
             // zmbackupabort -r: stop between accounts, so that each one is either
             // fully restored or untouched.
-            if mv_backup::restore_abort_requested(target.as_ref()) {
+            let go_on = watch(done, total, Some(format!("restoring {email}")));
+            if !go_on || mv_backup::restore_abort_requested(target.as_ref()) {
                 settle(run.finish(&src), &mut report);
                 report.not_restored.push(email);
                 report.not_restored.extend(emails.by_ref());
                 report.notes.push(format!(
-                    "restore aborted by command; {} account(s) not restored",
+                    "restore {} by command; {} account(s) not restored",
+                    if go_on { "aborted" } else { "cancelled" },
                     report.not_restored.len()
                 ));
                 break;
@@ -244,6 +260,7 @@ impl Service {
                 run.restore_next(&src, target.as_ref(), &email, &opts),
                 &mut report,
             );
+            done += 1;
             if failed && !r.continue_on_error {
                 break;
             }
@@ -257,6 +274,11 @@ impl Service {
             );
         }
         let _ = target.delete(mv_backup::abort::RESTORE_ABORT_FLAG);
+        watch(
+            done,
+            total,
+            Some(format!("{done} of {total} account(s) done")),
+        );
         Ok(report)
     }
 }

@@ -1,13 +1,18 @@
 //! The service: a store and its directory, and the requests they answer.
 
-use crate::tgz;
-use base64::Engine;
-use mv_directory::{Directory, Modification};
+//!
+//! The requests are answered by concern: provisioning in `accounts.rs`,
+//! mailbox contents in `mail.rs`, calendars and contacts in `pim.rs`, backups
+//! in `backup.rs` and `restore.rs`, long ones as jobs in `jobs.rs`, streamed
+//! bodies in `stream.rs`.
+
+pub use crate::mail::flag_letters;
+pub use crate::request::{ReindexAction, Request};
+use mv_directory::Directory;
 use mv_home::Home;
-use mv_redo::ops::{flags, folders};
-use mv_store::{DeliverOptions, FlagChange, Store, StoreOptions};
-use mv_types::{ItemId, MailboxId, UtcMillis};
-use serde::{Deserialize, Serialize};
+use mv_store::tgz;
+use mv_store::{Store, StoreOptions};
+use mv_types::MailboxId;
 use serde_json::{Value, json};
 use std::sync::{Mutex, MutexGuard};
 
@@ -28,6 +33,9 @@ pub enum ServiceError {
     NotFound(String),
     #[error("{0}")]
     Io(String),
+    /// A body over the operation's limit.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 impl ServiceError {
@@ -39,6 +47,7 @@ impl ServiceError {
             ServiceError::BadRequest(_) => 400,
             ServiceError::NotFound(_) => 404,
             ServiceError::Io(_) => 500,
+            ServiceError::TooLarge(_) => 413,
             ServiceError::Directory(D::NoSuchAccount(_) | D::NoSuchDomain(_)) => 404,
             ServiceError::Directory(D::Db(_) | D::Open { .. }) => 500,
             ServiceError::Directory(_) => 400,
@@ -50,348 +59,14 @@ impl ServiceError {
     }
 }
 
-/// Every operation the CLI and the admin API offer. Attribute lists are Zimbra's
-/// `name value name value ...` (with `+name`/`-name` to add/remove values).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Request {
-    // --- provisioning (zmprov) ---
-    CreateAccount {
-        email: String,
-        password: Option<String>,
-        #[serde(default)]
-        attrs: Vec<String>,
-    },
-    GetAccount {
-        key: String,
-    },
-    GetAllAccounts {
-        domain: Option<String>,
-    },
-    ModifyAccount {
-        key: String,
-        attrs: Vec<String>,
-    },
-    RenameAccount {
-        key: String,
-        new_email: String,
-    },
-    DeleteAccount {
-        key: String,
-    },
-    SetPassword {
-        key: String,
-        password: String,
-    },
-    AddAccountAlias {
-        key: String,
-        alias: String,
-    },
-    RemoveAccountAlias {
-        key: String,
-        alias: String,
-    },
-    CreateDomain {
-        name: String,
-        #[serde(default)]
-        attrs: Vec<String>,
-    },
-    GetDomain {
-        name: String,
-    },
-    GetAllDomains,
-    ModifyDomain {
-        name: String,
-        attrs: Vec<String>,
-    },
-    DeleteDomain {
-        name: String,
-    },
-    CreateCos {
-        name: String,
-        #[serde(default)]
-        attrs: Vec<String>,
-    },
-    CopyCos {
-        source: String,
-        name: String,
-    },
-    GetCos {
-        name: String,
-    },
-    GetAllCos,
-    ModifyCos {
-        name: String,
-        attrs: Vec<String>,
-    },
-    DeleteCos {
-        name: String,
-    },
-    SetAccountCos {
-        key: String,
-        cos: String,
-    },
-    GetMailboxInfo {
-        key: String,
-    },
-    GetAllConfig,
-    ModifyConfig {
-        attrs: Vec<String>,
-    },
-    GetServer {
-        name: Option<String>,
-    },
-    GetAllServers,
-    ModifyServer {
-        name: Option<String>,
-        attrs: Vec<String>,
-    },
-    CreateDistributionList {
-        email: String,
-        #[serde(default)]
-        attrs: Vec<String>,
-    },
-    GetDistributionList {
-        email: String,
-    },
-    GetAllDistributionLists {
-        domain: Option<String>,
-    },
-    AddDistributionListMembers {
-        email: String,
-        members: Vec<String>,
-    },
-    RemoveDistributionListMembers {
-        email: String,
-        members: Vec<String>,
-    },
-    DeleteDistributionList {
-        email: String,
-    },
-    // --- mailbox (zmmailbox) ---
-    Search {
-        account: String,
-        query: String,
-        #[serde(default)]
-        limit: Option<usize>,
-    },
-    GetAllFolders {
-        account: String,
-    },
-    CreateFolder {
-        account: String,
-        path: String,
-        #[serde(default)]
-        view: Option<String>,
-    },
-    RenameFolder {
-        account: String,
-        path: String,
-        new_path: String,
-    },
-    DeleteFolder {
-        account: String,
-        path: String,
-    },
-    EmptyFolder {
-        account: String,
-        path: String,
-    },
-    /// `data` is the raw message, base64.
-    AddMessage {
-        account: String,
-        folder: String,
-        data: String,
-        #[serde(default)]
-        flags: String,
-        #[serde(default)]
-        tags: Vec<String>,
-        #[serde(default)]
-        received_ms: Option<i64>,
-    },
-    GetMessage {
-        account: String,
-        id: u32,
-    },
-    DeleteMessages {
-        account: String,
-        ids: Vec<u32>,
-    },
-    MoveMessages {
-        account: String,
-        ids: Vec<u32>,
-        folder: String,
-    },
-    FlagMessages {
-        account: String,
-        ids: Vec<u32>,
-        flags: String,
-        add: bool,
-    },
-    CreateTag {
-        account: String,
-        name: String,
-        #[serde(default)]
-        color: u32,
-    },
-    GetAllTags {
-        account: String,
-    },
-    ImportCalendar {
-        account: String,
-        folder: String,
-        ics: String,
-    },
-    ExportCalendar {
-        account: String,
-        folder: String,
-    },
-    ImportContacts {
-        account: String,
-        folder: String,
-        vcf: String,
-    },
-    ExportContacts {
-        account: String,
-        folder: String,
-    },
-    /// `zmmailbox getRestURL "//?fmt=tgz[&query=...]"`: the whole mailbox as a
-    /// gzip'd tar (see [`crate::tgz`]), answered as `{"data": BASE64, ...report}`.
-    /// Local callers stream with [`Service::export_tgz`] instead.
-    ExportTgz {
-        account: String,
-        #[serde(default)]
-        query: Option<String>,
-    },
-    /// `zmmailbox postRestURL "//?fmt=tgz&resolve=..."`: `data` is the archive,
-    /// base64; `resolve` is skip (default), modify, replace or reset. Local callers
-    /// stream with [`Service::import_tgz`] instead.
-    ImportTgz {
-        account: String,
-        data: String,
-        #[serde(default)]
-        resolve: Option<String>,
-    },
-    // --- backup (zmbackup, zmbackupquery, zmbackupabort; see crate::backup) ---
-    /// `zmbackup -f | -i`: answers `{"labels": [...]}` at once unless `sync`.
-    Backup(crate::backup::BackupRequest),
-    /// How a backup started by this server is doing (or how it ended).
-    BackupStatus {
-        label: String,
-    },
-    /// `zmbackupabort -lb LABEL`
-    BackupAbort {
-        label: String,
-        #[serde(default)]
-        target: Option<String>,
-    },
-    /// `zmbackupquery`
-    BackupQuery(crate::backup::QueryRequest),
-    /// `zmbackup -del ARG`
-    BackupDelete(crate::backup::DeleteRequest),
-    /// `mailvault backup verify`
-    BackupVerify(crate::backup::VerifyRequest),
-    /// `zmrestore`: runs synchronously (in the server, on a blocking task, so the
-    /// other accounts keep being served) and answers with the report.
-    Restore(crate::restore::RestoreRequest),
-    // --- schedule, reports, disk, health (crate::ops) ---
-    /// `zmschedulebackup`
-    Schedule(crate::schedule::ScheduleRequest),
-    /// `mailvault backup report`: the newest reports and the email outbox.
-    BackupReports {
-        #[serde(default)]
-        limit: Option<usize>,
-    },
-    /// `mailvault disk` (zmdisklog): usage, thresholds, trend.
-    DiskStatus,
-    /// `mailvault check`
-    Check,
-    /// `zmprov rim USER start|status` (reindexMailbox). `start` rebuilds the
-    /// account's search index from the store (in the background when a server
-    /// runs); `status` reports progress.
-    ReindexMailbox {
-        account: String,
-        action: ReindexAction,
-    },
-    /// `zmprov aal ACCOUNT CATEGORY LEVEL`: an account logger (server memory only).
-    AddAccountLogger {
-        account: String,
-        category: String,
-        level: String,
-    },
-    /// `zmprov ral [ACCOUNT [CATEGORY]]`: removes account loggers.
-    RemoveAccountLogger {
-        account: Option<String>,
-        category: Option<String>,
-    },
-    /// `zmprov gal ACCOUNT` / `zmprov gaal`: the account loggers set.
-    GetAccountLoggers {
-        account: Option<String>,
-    },
-    // --- health ---
-    Ping,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReindexAction {
-    Start,
-    Status,
-}
-
 /// A store with its directory: what a server (or an offline tool holding the home
 /// lock) works on.
 pub struct Service {
-    store: Store,
-    indexes: std::sync::Arc<mv_index::Indexes>,
-    directory: Mutex<Directory>,
-    server_name: String,
-}
-
-/// Zimbra's flag letters: u (unread), f (flagged), r (replied), d (draft), x (deleted).
-fn parse_flag_letters(s: &str) -> Result<(u32, bool), ServiceError> {
-    let mut bits = 0;
-    let mut unread = false;
-    for c in s.chars() {
-        match c {
-            'u' => unread = true,
-            'f' => bits |= flags::FLAGGED,
-            'r' => bits |= flags::ANSWERED,
-            'd' => bits |= flags::DRAFT,
-            'x' => bits |= flags::DELETED,
-            's' => bits |= flags::SEEN,
-            other => {
-                return Err(ServiceError::BadRequest(format!(
-                    "unknown flag {other:?}: use u (unread), f (flagged), r (replied), d (draft), x (deleted)"
-                )));
-            }
-        }
-    }
-    Ok((bits, unread))
-}
-
-pub fn flag_letters(bits: u32) -> String {
-    let mut s = String::new();
-    if bits & flags::SEEN == 0 {
-        s.push('u');
-    }
-    if bits & flags::FLAGGED != 0 {
-        s.push('f');
-    }
-    if bits & flags::ANSWERED != 0 {
-        s.push('r');
-    }
-    if bits & flags::DRAFT != 0 {
-        s.push('d');
-    }
-    if bits & flags::DELETED != 0 {
-        s.push('x');
-    }
-    s
-}
-
-fn mods(attrs: &[String]) -> Result<Vec<Modification>, ServiceError> {
-    Ok(Modification::parse_zmprov(attrs)?)
+    pub(crate) store: Store,
+    pub(crate) indexes: std::sync::Arc<mv_index::Indexes>,
+    pub(crate) directory: Mutex<Directory>,
+    pub(crate) server_name: String,
+    pub(crate) jobs: crate::jobs::Jobs,
 }
 
 impl Service {
@@ -418,6 +93,7 @@ impl Service {
                 indexes: std::sync::Arc::new(mv_index::Indexes::new(home)),
                 directory: Mutex::new(directory),
                 server_name,
+                jobs: Default::default(),
             },
             report,
         ))
@@ -445,57 +121,13 @@ impl Service {
         &self.server_name
     }
 
-    /// Creates an account and its mailbox; if the mailbox cannot be created the
-    /// account is removed again, so the two never disagree.
-    pub fn create_account(
-        &self,
-        email: &str,
-        password: Option<&str>,
-        attrs: &[String],
-    ) -> Result<mv_directory::Account, ServiceError> {
-        let m = mods(attrs)?;
-        let account = self.directory().create_account(email, password, &m)?;
-        if let Err(e) = self
-            .store
-            .create_mailbox(account.mailbox_id, &account.id, &account.email)
-        {
-            let _ = self.directory().delete_account(&account.id);
-            return Err(e.into());
-        }
-        Ok(account)
-    }
-
     /// The mailbox id of an account (by address, alias or id).
     pub fn mailbox_of(&self, key: &str) -> Result<MailboxId, ServiceError> {
         Ok(self.directory().get_account(key)?.mailbox_id)
     }
 
-    fn folder_id(&self, mbox: MailboxId, path: &str) -> Result<u32, ServiceError> {
-        if let Ok(id) = path.parse::<u32>() {
-            return Ok(id);
-        }
-        self.store
-            .mailbox(mbox)
-            .folder_by_path(path)?
-            .map(|f| f.id)
-            .ok_or_else(|| ServiceError::NotFound(format!("no such folder: {path}")))
-    }
-
-    fn tag_ids(&self, mbox: MailboxId, names: &[String]) -> Result<Vec<u32>, ServiceError> {
-        let tags = self.store.mailbox(mbox).tags()?;
-        names
-            .iter()
-            .map(|n| {
-                tags.iter()
-                    .find(|t| t.name.eq_ignore_ascii_case(n) || t.id.to_string() == *n)
-                    .map(|t| t.id)
-                    .ok_or_else(|| ServiceError::NotFound(format!("no such tag: {n}")))
-            })
-            .collect()
-    }
-
     /// Writes an account's mailbox to `out` as a tgz archive, streaming (see
-    /// [`crate::tgz`]); `query` selects the messages.
+    /// [`mv_store::tgz`]); `query` selects the messages.
     pub fn export_tgz(
         &self,
         account: &str,
@@ -587,353 +219,14 @@ impl Service {
             | Request::BackupReports { .. }
             | Request::DiskStatus
             | Request::Check) => crate::ops::execute(self, r)?,
-            Request::CreateAccount {
-                email,
-                password,
-                attrs,
-            } => to(&self.create_account(&email, password.as_deref(), &attrs)?),
-            Request::GetAccount { key } => to(&self.directory().get_account(&key)?),
-            Request::GetAllAccounts { domain } => {
-                to(&self.directory().list_accounts(domain.as_deref())?)
-            }
-            Request::ModifyAccount { key, attrs } => {
-                to(&self.directory().modify_account(&key, &mods(&attrs)?)?)
-            }
-            Request::RenameAccount { key, new_email } => {
-                let account = self.directory().rename_account(&key, &new_email)?;
-                self.store
-                    .rename_mailbox(account.mailbox_id, &account.email)?;
-                to(&account)
-            }
-            Request::DeleteAccount { key } => {
-                let account = self.directory().delete_account(&key)?;
-                self.store.delete_mailbox(account.mailbox_id, &account.id)?;
-                to(&account)
-            }
-            Request::SetPassword { key, password } => {
-                self.directory().set_password(&key, &password)?;
-                json!({"ok": true})
-            }
-            Request::AddAccountAlias { key, alias } => {
-                to(&self.directory().add_account_alias(&key, &alias)?)
-            }
-            Request::RemoveAccountAlias { key, alias } => {
-                to(&self.directory().remove_account_alias(&key, &alias)?)
-            }
-            Request::CreateDomain { name, attrs } => {
-                to(&self.directory().create_domain(&name, &mods(&attrs)?)?)
-            }
-            Request::GetDomain { name } => to(&self.directory().get_domain(&name)?),
-            Request::GetAllDomains => to(&self.directory().list_domains()?),
-            Request::ModifyDomain { name, attrs } => {
-                to(&self.directory().modify_domain(&name, &mods(&attrs)?)?)
-            }
-            Request::DeleteDomain { name } => to(&self.directory().delete_domain(&name, false)?),
-            Request::CreateCos { name, attrs } => {
-                to(&self.directory().create_cos(&name, &mods(&attrs)?)?)
-            }
-            Request::CopyCos { source, name } => to(&self.directory().copy_cos(&source, &name)?),
-            Request::GetCos { name } => to(&self.directory().get_cos(&name)?),
-            Request::GetAllCos => to(&self.directory().list_cos()?),
-            Request::ModifyCos { name, attrs } => {
-                to(&self.directory().modify_cos(&name, &mods(&attrs)?)?)
-            }
-            Request::DeleteCos { name } => {
-                self.directory().delete_cos(&name, false)?;
-                json!({"ok": true})
-            }
-            Request::SetAccountCos { key, cos } => {
-                to(&self.directory().set_account_cos(&key, &cos)?)
-            }
-            Request::GetMailboxInfo { key } => {
-                let (account, quota, last_backup_at) = {
-                    let d = self.directory();
-                    let a = d.get_account(&key)?;
-                    let q = d.effective_quota(&a)?;
-                    let b = d.last_backup_at(a.mailbox_id)?;
-                    (a, q, b)
-                };
-                let info = self.store.mailbox(account.mailbox_id).info()?;
-                json!({
-                    "mailboxId": account.mailbox_id.0,
-                    "quotaUsed": info.as_ref().map(|i| i.size_used).unwrap_or(0),
-                    "quota": quota,
-                    "messages": info.as_ref().map(|i| i.message_count).unwrap_or(0),
-                    "lastBackupAt": last_backup_at,
-                })
-            }
-            Request::GetAllConfig => to(&self.directory().get_global()?),
-            Request::ModifyConfig { attrs } => {
-                to(&self.directory().modify_global(&mods(&attrs)?)?)
-            }
-            Request::GetServer { name } => {
-                let name = name.unwrap_or_else(|| self.server_name.clone());
-                let d = self.directory();
-                let server = d.get_server(&name)?;
-                let effective = d.server_config(&name)?;
-                json!({"name": server.name, "attrs": effective})
-            }
-            Request::GetAllServers => to(&self.directory().list_servers()?),
-            Request::ModifyServer { name, attrs } => {
-                let name = name.unwrap_or_else(|| self.server_name.clone());
-                to(&self.directory().modify_server(&name, &mods(&attrs)?)?)
-            }
-            Request::CreateDistributionList { email, attrs } => {
-                to(&self.directory().create_dl(&email, &mods(&attrs)?)?)
-            }
-            Request::GetDistributionList { email } => to(&self.directory().get_dl(&email)?),
-            Request::GetAllDistributionLists { domain } => {
-                to(&self.directory().list_dls(domain.as_deref())?)
-            }
-            Request::AddDistributionListMembers { email, members } => {
-                to(&self.directory().add_dl_members(&email, &members)?)
-            }
-            Request::RemoveDistributionListMembers { email, members } => {
-                to(&self.directory().remove_dl_members(&email, &members)?)
-            }
-            Request::DeleteDistributionList { email } => to(&self.directory().delete_dl(&email)?),
-            Request::Search {
-                account,
-                query,
-                limit,
-            } => {
-                let mbox = self.mailbox_of(&account)?;
-                let mut items = self.indexes.search(&self.store, mbox, &query)?;
-                items.truncate(limit.unwrap_or(usize::MAX));
-                to(&items)
-            }
-            Request::GetAllFolders { account } => {
-                let mbox = self.mailbox_of(&account)?;
-                to(&self.store.mailbox(mbox).folders()?)
-            }
-            Request::CreateFolder {
-                account,
-                path,
-                view,
-            } => {
-                let mbox = self.mailbox_of(&account)?;
-                let id = self.store.create_folder_path(
-                    mbox,
-                    &path,
-                    view.as_deref().unwrap_or("message"),
-                )?;
-                json!({"id": id})
-            }
-            Request::RenameFolder {
-                account,
-                path,
-                new_path,
-            } => {
-                let mbox = self.mailbox_of(&account)?;
-                let id = self.folder_id(mbox, &path)?;
-                let (parent_path, name) = match new_path.trim_end_matches('/').rsplit_once('/') {
-                    Some((p, n)) => (
-                        if p.is_empty() {
-                            "/".to_string()
-                        } else {
-                            p.to_string()
-                        },
-                        n.to_string(),
-                    ),
-                    None => ("/".to_string(), new_path.clone()),
-                };
-                let parent = if parent_path == "/" {
-                    folders::ROOT
-                } else {
-                    self.folder_id(mbox, &parent_path)?
-                };
-                self.store.rename_folder(mbox, id, &name, parent)?;
-                json!({"id": id})
-            }
-            Request::DeleteFolder { account, path } => {
-                let mbox = self.mailbox_of(&account)?;
-                let id = self.folder_id(mbox, &path)?;
-                self.store.delete_folder(mbox, id)?;
-                json!({"ok": true})
-            }
-            Request::EmptyFolder { account, path } => {
-                let mbox = self.mailbox_of(&account)?;
-                let id = self.folder_id(mbox, &path)?;
-                json!({"deleted": self.store.empty_folder(mbox, id)?})
-            }
-            Request::AddMessage {
-                account,
-                folder,
-                data,
-                flags: letters,
-                tags,
-                received_ms,
-            } => {
-                let mbox = self.mailbox_of(&account)?;
-                let raw = base64::engine::general_purpose::STANDARD
-                    .decode(data.as_bytes())
-                    .map_err(|e| {
-                        ServiceError::BadRequest(format!("message data is not base64: {e}"))
-                    })?;
-                let (mut bits, unread) = parse_flag_letters(&letters)?;
-                if !unread {
-                    bits |= flags::SEEN;
-                }
-                let options = DeliverOptions {
-                    folder_id: self.folder_id(mbox, &folder)?,
-                    flags: bits,
-                    tags: self.tag_ids(mbox, &tags)?,
-                    received: received_ms.map(UtcMillis),
-                };
-                let id = self.store.add_message(mbox, &raw, &options)?;
-                json!({"id": id.0})
-            }
-            Request::GetMessage { account, id } => {
-                let mbox = self.mailbox_of(&account)?;
-                let item = self
-                    .store
-                    .mailbox(mbox)
-                    .item(ItemId(id))?
-                    .ok_or_else(|| ServiceError::NotFound(format!("no such message: {id}")))?;
-                let raw = self.store.read_blob(mbox, &item)?;
-                json!({"item": item, "data": base64::engine::general_purpose::STANDARD.encode(raw)})
-            }
-            Request::DeleteMessages { account, ids } => {
-                let mbox = self.mailbox_of(&account)?;
-                let ids: Vec<ItemId> = ids.into_iter().map(ItemId).collect();
-                self.store.delete_items(mbox, &ids)?;
-                json!({"deleted": ids.len()})
-            }
-            Request::MoveMessages {
-                account,
-                ids,
-                folder,
-            } => {
-                let mbox = self.mailbox_of(&account)?;
-                let to_folder = self.folder_id(mbox, &folder)?;
-                let ids: Vec<ItemId> = ids.into_iter().map(ItemId).collect();
-                self.store.move_items(mbox, &ids, to_folder)?;
-                json!({"moved": ids.len()})
-            }
-            Request::FlagMessages {
-                account,
-                ids,
-                flags: letters,
-                add,
-            } => {
-                let mbox = self.mailbox_of(&account)?;
-                let (bits, unread) = parse_flag_letters(&letters)?;
-                let ids: Vec<ItemId> = ids.into_iter().map(ItemId).collect();
-                // "unread" is the absence of \Seen.
-                let (set, clear) = match (add, unread) {
-                    (true, true) => (bits, flags::SEEN),
-                    (true, false) => (bits, 0),
-                    (false, true) => (flags::SEEN, bits),
-                    (false, false) => (0, bits),
-                };
-                if set != 0 {
-                    self.store.set_flags(mbox, &ids, FlagChange::Add(set))?;
-                }
-                if clear != 0 {
-                    self.store
-                        .set_flags(mbox, &ids, FlagChange::Remove(clear))?;
-                }
-                json!({"ok": true})
-            }
-            Request::CreateTag {
-                account,
-                name,
-                color,
-            } => {
-                let mbox = self.mailbox_of(&account)?;
-                json!({"id": self.store.create_tag(mbox, &name, color)?})
-            }
-            Request::GetAllTags { account } => {
-                let mbox = self.mailbox_of(&account)?;
-                to(&self.store.mailbox(mbox).tags()?)
-            }
-            Request::ImportCalendar {
-                account,
-                folder,
-                ics,
-            } => {
-                let mbox = self.mailbox_of(&account)?;
-                let f = self.folder_id(mbox, &folder)?;
-                to(&self.store.import_calendar(mbox, f, &ics)?)
-            }
-            Request::ExportCalendar { account, folder } => {
-                let mbox = self.mailbox_of(&account)?;
-                let f = self.folder_id(mbox, &folder)?;
-                let items = self
-                    .store
-                    .mailbox(mbox)
-                    .items(Some(f), Some(mv_store::apply::TYPE_APPOINTMENT))?;
-                json!({"ics": mv_store::pim::merge_calendars(items.iter().filter_map(|i| i.content.as_deref()))})
-            }
-            Request::ImportContacts {
-                account,
-                folder,
-                vcf,
-            } => {
-                let mbox = self.mailbox_of(&account)?;
-                let f = self.folder_id(mbox, &folder)?;
-                let cards = mv_store::pim::split_vcards(&vcf);
-                if cards.is_empty() {
-                    return Err(ServiceError::BadRequest(
-                        "no BEGIN:VCARD ... END:VCARD found in the input".into(),
-                    ));
-                }
-                let mut ids = Vec::new();
-                for card in cards {
-                    ids.push(self.store.put_contact(mbox, f, &card, None)?);
-                }
-                json!({"created": ids})
-            }
-            Request::ExportTgz { account, query } => {
-                let mut data = Vec::new();
-                let report = self.export_tgz(&account, query.as_deref(), &mut data)?;
-                let mut v = to(&report);
-                v["data"] = json!(base64::engine::general_purpose::STANDARD.encode(data));
-                v
-            }
-            Request::ImportTgz {
-                account,
-                data,
-                resolve,
-            } => {
-                let resolve = match resolve.as_deref() {
-                    None | Some("") => tgz::Resolve::default(),
-                    Some(r) => r.parse().map_err(ServiceError::BadRequest)?,
-                };
-                let raw = base64::engine::general_purpose::STANDARD
-                    .decode(data.as_bytes())
-                    .map_err(|e| {
-                        ServiceError::BadRequest(format!("archive data is not base64: {e}"))
-                    })?;
-                to(&self.import_tgz(&account, resolve, std::io::Cursor::new(raw))?)
-            }
-            Request::ExportContacts { account, folder } => {
-                let mbox = self.mailbox_of(&account)?;
-                let f = self.folder_id(mbox, &folder)?;
-                let items = self
-                    .store
-                    .mailbox(mbox)
-                    .items(Some(f), Some(mv_store::apply::TYPE_CONTACT))?;
-                let vcf: String = items.iter().filter_map(|i| i.content.clone()).collect();
-                json!({"vcf": vcf})
-            }
+            other => self.execute_accounts(other)?,
         })
-    }
-}
-
-impl From<tgz::TgzError> for ServiceError {
-    fn from(e: tgz::TgzError) -> Self {
-        match e {
-            tgz::TgzError::Invalid(_) => ServiceError::BadRequest(e.to_string()),
-            tgz::TgzError::Store(e) => ServiceError::Store(e),
-            tgz::TgzError::Io { .. } => ServiceError::Io(e.to_string()),
-        }
     }
 }
 
 /// Object-safe serialization to JSON values (so `execute` can convert results of
 /// many types with one helper).
-mod erased {
+pub(crate) mod erased {
     pub trait Ser {
         fn to_value(&self) -> serde_json::Value;
     }

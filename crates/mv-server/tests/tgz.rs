@@ -5,9 +5,10 @@
 
 use mv_home::Home;
 use mv_redo::ops::{flags, folders};
-use mv_server::tgz::{self, Resolve};
+use mv_server::stream::{BodyFormat, ExportParams, ExportResult, ImportParams, ImportResult};
 use mv_server::{Request, Service};
 use mv_store::apply::{TYPE_APPOINTMENT, TYPE_CONTACT, TYPE_MESSAGE};
+use mv_store::tgz::{self, Resolve};
 use mv_store::{DeliverOptions, FlagChange};
 use mv_types::{ItemId, MailboxId, UtcMillis};
 use std::io::{Cursor, Read, Write};
@@ -687,37 +688,49 @@ fn damaged_archives_are_refused_and_change_nothing() {
 }
 
 #[test]
-fn requests_carry_archives_as_base64() {
-    use base64::Engine;
+fn streams_carry_archives_and_refuse_more_than_the_limit() {
     let (_dir, s) = open();
     let m = populate(&s, U);
     let before = content(&s, m);
-    let v = s
-        .execute(Request::ExportTgz {
-            account: U.into(),
-            query: None,
-        })
-        .unwrap();
-    assert_eq!(v["messages"], 8);
-    let data = base64::engine::general_purpose::STANDARD
-        .decode(v["data"].as_str().unwrap())
-        .unwrap();
-    assert_eq!(v["bytes"], data.len() as u64);
-    let req: Request = serde_json::from_value(serde_json::json!({
-        "op": "import_tgz", "account": OTHER, "data": v["data"], "resolve": "reset",
-    }))
-    .unwrap();
-    let r = s.execute(req).unwrap();
-    assert_eq!(r["messages"]["added"], 8, "{r}");
-    assert_eq!(r["resolve"], "reset");
+    let mut data = Vec::new();
+    let params = ExportParams {
+        fmt: BodyFormat::Tgz,
+        folder: None,
+        query: None,
+    };
+    let ExportResult::Archive(report) = s.export_to(U, &params, &mut data).unwrap() else {
+        panic!("a tgz export answers with an archive report");
+    };
+    assert_eq!(report.messages, 8);
+    assert_eq!(report.bytes, data.len() as u64);
+    // Read once, as a network body is: spooled, then checked and imported.
+    let params = ImportParams {
+        fmt: BodyFormat::Tgz,
+        folder: None,
+        resolve: Some(Resolve::Reset),
+    };
+    let r = s.import_from(OTHER, &params, &mut &data[..]).unwrap();
+    let ImportResult::Archive(r) = r else {
+        panic!("a tgz import answers with an archive report");
+    };
+    assert_eq!(r.messages.added, 8);
     assert_eq!(content(&s, s.mailbox_of(OTHER).unwrap()), before);
 
-    let err = s
-        .execute(Request::ImportTgz {
-            account: U.into(),
-            data: v["data"].as_str().unwrap().into(),
-            resolve: Some("merge".into()),
-        })
-        .unwrap_err();
-    assert!(err.to_string().contains("unknown resolve"), "{err}");
+    // Over the limit: refused (413) before the mailbox changes.
+    let o = s.mailbox_of(OTHER).unwrap();
+    let state = content(&s, o);
+    let r = tgz::import_stream(
+        s.store(),
+        o,
+        Resolve::Reset,
+        &data[..],
+        data.len() as u64 - 1,
+    );
+    let err = mv_server::ServiceError::from(r.unwrap_err());
+    assert_eq!(err.status(), 413, "{err}");
+    assert_eq!(content(&s, o), state);
+
+    let bad: Result<ImportParams, _> =
+        serde_json::from_value(serde_json::json!({"fmt": "tgz", "resolve": "merge"}));
+    assert!(bad.is_err());
 }

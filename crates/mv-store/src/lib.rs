@@ -19,6 +19,7 @@ pub mod schema;
 pub mod search;
 pub mod snapshot;
 mod store;
+pub mod tgz;
 mod write;
 
 #[cfg(test)]

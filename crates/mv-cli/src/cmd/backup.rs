@@ -251,9 +251,11 @@ pub fn run(home: &Home, args: Args) -> anyhow::Result<ExitCode> {
         return usage(e);
     }
     let client = Client::connect(home)?;
-    match client.local_service() {
-        Some(service) => run_local(service, &req, args.json),
-        None => run_remote(&client, req, args.sync, args.json),
+    // No server: the backup runs here, with its progress bar; with one, it
+    // starts there and is followed.
+    match &client {
+        Client::Local { service, .. } => run_local(service, &req, args.json),
+        Client::Remote { .. } => run_remote(&client, req, args.sync, args.json),
     }
 }
 

@@ -10,9 +10,9 @@
 //!
 //! `getRestURL "//?fmt=tgz[&query=...]"` writes the whole mailbox as a tgz archive
 //! (to stdout or `-o FILE`) and `postRestURL "//?fmt=tgz&resolve=..." FILE` imports
-//! one (see `mv_server::tgz` for the layout and the resolve modes). Without a running
-//! server both stream through the in-process service; through the admin API the
-//! archive travels base64 in one request.
+//! one (see `mv_store::tgz` for the layout and the resolve modes). Archives,
+//! calendars and contacts stream: through the in-process service without a
+//! running server, as the body of the admin API's REST route with one.
 
 use super::prov::{
     Fail, OptSpec, Opts, Res, Session, batch, finish, json_out, line, op_err, parse_opts, scalar,
@@ -21,6 +21,7 @@ use super::prov::{
 use base64::Engine;
 use mv_home::Home;
 use mv_server::Request;
+use mv_server::stream::{BodyFormat, ExportParams, ImportParams};
 use mv_types::UtcMillis;
 use serde_json::Value;
 use std::io::{IsTerminal, Read, Write};
@@ -378,32 +379,30 @@ fn run_command(
             if format == "tgz" {
                 return export_tgz(s, account, &rest, o.value("output"), json, out);
             }
-            let (v, key) = match format.as_str() {
-                "ics" => (
-                    s.exec(Request::ExportCalendar {
-                        account,
-                        folder: rest.folder.clone(),
-                    })?,
-                    "ics",
-                ),
-                "vcf" => (
-                    s.exec(Request::ExportContacts {
-                        account,
-                        folder: rest.folder.clone(),
-                    })?,
-                    "vcf",
-                ),
+            let fmt = match format.as_str() {
+                "ics" => BodyFormat::Ics,
+                "vcf" => BodyFormat::Vcf,
                 other => return Err(unsupported_format(other)),
             };
+            let params = ExportParams {
+                fmt,
+                folder: Some(rest.folder.clone()),
+                query: None,
+            };
+            let mut text = Vec::new();
+            s.client()?.export(&account, &params, &mut text)?;
             if json {
-                json_out(out, &v);
+                let key = if fmt == BodyFormat::Ics { "ics" } else { "vcf" };
+                json_out(
+                    out,
+                    &serde_json::json!({ key: String::from_utf8_lossy(&text) }),
+                );
                 return Ok(());
             }
-            let text = scalar(&v[key]);
             match o.value("output") {
-                Some(file) => std::fs::write(file, text)
+                Some(file) => std::fs::write(file, &text)
                     .map_err(|e| op_err(format!("writing {file}: {e}")))?,
-                None => out.extend_from_slice(text.as_bytes()),
+                None => out.extend_from_slice(&text),
             }
         }
         "postRestURL" => {
@@ -426,29 +425,29 @@ fn run_command(
                 return Err(unsupported_format(&format));
             }
             let data = std::fs::read(file).map_err(read_err)?;
-            let text = String::from_utf8(data).map_err(|_| {
-                op_err(format!(
+            if std::str::from_utf8(&data).is_err() {
+                return Err(op_err(format!(
                     "{} is not UTF-8 text (expected .{format})",
                     file.display()
-                ))
-            })?;
+                )));
+            }
+            let params = ImportParams {
+                fmt: if format == "ics" {
+                    BodyFormat::Ics
+                } else {
+                    BodyFormat::Vcf
+                },
+                folder: Some(rest.folder.clone()),
+                resolve: None,
+            };
+            let v = s.client()?.import(&account, &params, &mut &data[..])?;
             if format == "ics" {
-                let v = s.exec(Request::ImportCalendar {
-                    account,
-                    folder: rest.folder.clone(),
-                    ics: text,
-                })?;
                 if json {
                     json_out(out, &v);
                 } else {
                     print_calendar_import(out, &v);
                 }
             } else {
-                let v = s.exec(Request::ImportContacts {
-                    account,
-                    folder: rest.folder.clone(),
-                    vcf: text,
-                })?;
                 if json {
                     json_out(out, &v);
                 } else {
@@ -744,32 +743,13 @@ fn export_tgz(
             }
         }
     };
-    let report = match s.client()?.local_service() {
-        Some(service) => write(&mut |w| {
-            let r = service
-                .export_tgz(&account, query.as_deref(), w)
-                .map_err(op_err)?;
-            Ok(serde_json::to_value(r).unwrap_or_default())
-        })?,
-        None => {
-            let mut v = s.exec(Request::ExportTgz {
-                account: account.clone(),
-                query: query.clone(),
-            })?;
-            let data = base64::engine::general_purpose::STANDARD
-                .decode(scalar(&v["data"]).as_bytes())
-                .map_err(|e| op_err(format!("unexpected answer from the server: {e}")))?;
-            write(&mut |w| {
-                w.write_all(&data)
-                    .map_err(|e| op_err(format!("writing the archive: {e}")))?;
-                Ok(Value::Null)
-            })?;
-            if let Some(o) = v.as_object_mut() {
-                o.remove("data");
-            }
-            v
-        }
+    let params = ExportParams {
+        fmt: BodyFormat::Tgz,
+        folder: None,
+        query,
     };
+    let client = s.client()?;
+    let report = write(&mut |w| Ok(client.export(&account, &params, w)?))?;
     if json {
         json_out(out, &report);
     }
@@ -790,31 +770,21 @@ fn import_tgz(
             "fmt=tgz imports a whole mailbox: use \"//?fmt=tgz&resolve=...\"",
         ));
     }
-    let resolve: mv_server::tgz::Resolve = match rest.param("resolve") {
+    let resolve: mv_store::tgz::Resolve = match rest.param("resolve") {
         None | Some("") => Default::default(),
         Some(r) => r.parse().map_err(Fail::Usage)?,
     };
     let read_err = |e: std::io::Error| op_err(format!("reading {}: {e}", file.display()));
-    let report = match s.client()?.local_service() {
-        Some(service) => {
-            let f = std::fs::File::open(file).map_err(read_err)?;
-            let r = service
-                .import_tgz(&account, resolve, f)
-                .map_err(|e| op_err(format!("{}: {e}", file.display())))?;
-            serde_json::to_value(r).unwrap_or_default()
-        }
-        None => {
-            let data = std::fs::read(file).map_err(read_err)?;
-            let resolve = serde_json::to_value(resolve)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string));
-            s.exec(Request::ImportTgz {
-                account,
-                data: base64::engine::general_purpose::STANDARD.encode(data),
-                resolve,
-            })?
-        }
+    let params = ImportParams {
+        fmt: BodyFormat::Tgz,
+        folder: None,
+        resolve: Some(resolve),
     };
+    let mut f = std::io::BufReader::new(std::fs::File::open(file).map_err(read_err)?);
+    let report = s
+        .client()?
+        .import(&account, &params, &mut f)
+        .map_err(|e| op_err(format!("{}: {e:#}", file.display())))?;
     if json {
         json_out(out, &report);
     } else {

@@ -53,7 +53,7 @@ pub(crate) fn run(
         ("getAllAccountLoggers", []) => Request::GetAccountLoggers { account: None },
         _ => return Err(usage()),
     };
-    if s.client()?.local_service().is_some() {
+    if s.client()?.is_local() {
         return Err(op_err(
             "account loggers live in the running server's memory and no server runs on this \
              home: start it first (zmcontrol start)",

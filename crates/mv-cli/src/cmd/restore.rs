@@ -244,21 +244,21 @@ pub fn restore(home: &Home, args: RestoreArgs) -> anyhow::Result<ExitCode> {
     }
     let req = args.request();
     let client = crate::client::Client::connect(home)?;
-    let report: serde_json::Value = match client.local_service() {
-        Some(service) => match service.restore(&req) {
-            Ok(r) => serde_json::to_value(&r)?,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(ExitCode::from(1));
-            }
-        },
-        None => match client.execute(mv_server::Request::Restore(req)) {
-            Ok(v) => v,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                return Ok(ExitCode::from(1));
-            }
-        },
+    // Through a running server the restore is a job, followed until it ends
+    // (however long that is): its log lines go to stderr as they come.
+    let mut shown = 0usize;
+    let mut follow = |status: &mv_server::jobs::JobStatus| {
+        for l in status.log.iter().skip(shown) {
+            eprintln!("restore: {l}");
+        }
+        shown = status.log.len();
+    };
+    let report = match client.run_job(mv_server::Request::Restore(req), &mut follow) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(1));
+        }
     };
     print_report(&report, args.json)
 }

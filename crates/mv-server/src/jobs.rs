@@ -263,27 +263,37 @@ impl Service {
         req: Request,
         job: &Job,
     ) -> Result<serde_json::Value, ServiceError> {
+        // The operations run here rather than through `execute` leave their
+        // audit lines here.
+        let audit = matches!(req, Request::Restore(_) | Request::Backup(_))
+            .then(|| crate::audit::begin(&req));
         // A cancel that came first is seen by the operation at its first
         // step (before its first account), so it ends as a cancelled run does.
-        match req {
-            Request::Restore(r) => {
-                let report = self.restore_watched(&r, &|done, total, line| {
+        let result = match req {
+            Request::Restore(r) => self
+                .restore_watched(&r, &|done, total, line| {
                     job.progress(done, total);
                     if let Some(line) = line {
                         job.log(line);
                     }
                     !job.cancel_requested()
-                })?;
-                serde_json::to_value(report).map_err(|e| ServiceError::Io(e.to_string()))
-            }
+                })
+                .and_then(|report| {
+                    serde_json::to_value(report).map_err(|e| ServiceError::Io(e.to_string()))
+                }),
             Request::Backup(r) => self.backup_job(&r, job),
             other => self.execute(other),
+        };
+        if let Some(audit) = audit {
+            audit.end(&result);
         }
+        result
     }
 
     /// A backup as a job: its cancel is `zmbackupabort` of its sessions, so a
-    /// cancelled backup leaves what an aborted one leaves (no session under
-    /// `sessions/`, its `tmp/<label>` removed, the catalog without it).
+    /// cancelled backup leaves what an aborted one leaves: it stops between
+    /// accounts, and its session keeps the accounts completed whole, listed as
+    /// "completed (aborted by command)" with the missing ones named.
     fn backup_job(
         &self,
         r: &crate::backup::BackupRequest,

@@ -11,7 +11,9 @@
 //! under `accounts/<id[0:3]>/<id[3:6]>/<zimbraId>/`. Accounts that completed get
 //! `last_backup_at` once the session is committed.
 //!
-//! The session starts with a redo log rollover (see `docs/ARCHITECTURE.md`, Backups).
+//! The session starts with a redo log rollover (see `docs/ARCHITECTURE.md`, Backups)
+//! and holds the redo logs archived since the target's newest one, as an
+//! incremental would ([`copy_redo_logs`]).
 //! Blobs are read, checked and written into packs by worker threads ([`crate::copier`]).
 //! An account whose mailbox did not change since its latest full in the target
 //! reuses that full's snapshot files ([`reuse_unchanged`]).
@@ -130,10 +132,10 @@ pub(crate) fn run_full(
     // Every blob the session references is sealed and indexed before it commits.
     run.seal()?;
     let mut copied = crate::incr::RedoCopy::default();
-    if let Some(ids) = redo_for.filter(|_| !aborted) {
-        copied = crate::incr::copy_redo_logs(run, &mut sb, label, ids)?;
+    if !aborted {
+        copied = copy_redo_logs(run, &mut sb, label, accounts, redo_for)?;
         aborted = copied.aborted;
-        errors.append(&mut copied.errors);
+        errors.append(&mut copied.take_errors());
     }
     let seqs: Vec<u64> = entries.iter().filter_map(|e| e.redo_seq).collect();
     let redo = match (seqs.iter().min(), seqs.iter().max()) {
@@ -173,9 +175,7 @@ pub(crate) fn run_full(
         stats,
     };
     run.commit(sb, &session)?;
-    if redo_for.is_some() {
-        crate::incr::remove_expired_archive(run, &copied.in_target);
-    }
+    crate::incr::remove_expired_archive(run, &copied.in_target);
     // last_backup_at only now, and only for accounts that completed: one
     // transaction for the whole session.
     let completed: Vec<MailboxId> = session
@@ -186,6 +186,40 @@ pub(crate) fn run_full(
         tracing::warn!("cannot record the accounts' last backup time: {e}");
     }
     Ok(report(&session))
+}
+
+/// The redo logs a full session holds ([`crate::incr::copy_redo_logs`]): those
+/// archived since the target's newest one. Auto-grouped (`redo_for`: every
+/// account of the server), the log is rolled over first and the session also
+/// rolls those accounts' latest fulls forward: a damaged log or a hole in their
+/// chain is an error of the session, as in an incremental. A plain full holds
+/// the logs archived up to its own start (the rollover it began with) so that
+/// older fulls can still be rolled forward to any point before it once the home
+/// is lost; it needs none of them itself, so a problem there is a warning and
+/// the full, the remedy for a broken chain, still completes.
+fn copy_redo_logs(
+    run: &mut Run,
+    sb: &mut SessionBuilder,
+    label: Label,
+    accounts: &[Account],
+    redo_for: Option<&[String]>,
+) -> Result<crate::incr::RedoCopy> {
+    if let Some(ids) = redo_for {
+        run.source.store.redo().rollover()?;
+        return crate::incr::copy_redo_logs(run, sb, label, ids);
+    }
+    let ids: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
+    let mut copied = crate::incr::copy_redo_logs(run, sb, label, &ids)?;
+    for e in copied.take_errors() {
+        let line = format!(
+            "{}; older backups cannot be rolled forward across it, this full backup is \
+             not affected",
+            e.message
+        );
+        tracing::warn!("{label}: {line}");
+        run.progress.note(&line);
+    }
+    Ok(copied)
 }
 
 pub(crate) fn report(s: &Session) -> SessionReport {

@@ -19,6 +19,8 @@ pub mod schema;
 pub mod search;
 pub mod snapshot;
 mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 mod write;
 
 #[cfg(test)]

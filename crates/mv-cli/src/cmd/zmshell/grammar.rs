@@ -80,7 +80,7 @@ impl Grammar {
     /// man page and shell completions (never for parsing: the words after the
     /// tool's options go through [`Grammar::parse`]).
     pub(crate) fn documented(&self, tool: clap::Command) -> clap::Command {
-        tool.subcommands(self.command.get_subcommands().cloned())
+        tool.subcommands(self.subcommands().cloned())
     }
 
     /// `usage: TOOL ...` then one usage line per command.
@@ -143,7 +143,16 @@ impl Grammar {
         }
         words[0] = sub.get_name().to_string();
         let words = crate::zimbra::normalize_single_dash(words, &crate::zimbra::long_names(sub));
-        let usage = |e: clap::Error| Fail::Usage(e.render().to_string());
+        // Some of clap's errors (a bad value) carry no usage line: add the command's.
+        let usage_line = usage_line(sub);
+        let usage = |e: clap::Error| {
+            let text = e.render().to_string();
+            Fail::Usage(if text.contains("Usage:") {
+                text
+            } else {
+                format!("{}\nusage: {usage_line}", text.trim_end())
+            })
+        };
         let matches = self
             .command
             .clone()

@@ -151,7 +151,7 @@ fn zmprov_and_zmmailbox_commands_are_in_help_man_pages_and_completions() {
     let o = env.zm("zmprov", &["rim", "a@d.test", "later"]);
     assert_eq!(o.code, 2);
     assert!(
-        o.stderr.contains("[possible values: start, status]"),
+        o.stderr.contains("'later'") && o.stderr.contains("use start or status"),
         "{}",
         o.stderr
     );

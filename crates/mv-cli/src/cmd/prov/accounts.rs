@@ -151,19 +151,28 @@ pub(super) enum Command {
     ReIndexMailbox {
         /// The account's address, alias or zimbraId.
         account: String,
-        /// Start a rebuild, or report its status.
-        #[arg(value_enum, ignore_case = true)]
+        /// start (rebuild the index) or status (report the rebuild's progress).
+        #[arg(value_parser = parse_action)]
         action: Action,
     },
 }
 
 /// `reIndexMailbox`'s action.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Action {
     /// Start rebuilding the index.
     Start,
     /// Report the rebuild's progress.
     Status,
+}
+
+/// `start` or `status`, in any case.
+fn parse_action(s: &str) -> Result<Action, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "start" => Ok(Action::Start),
+        "status" => Ok(Action::Status),
+        _ => Err("unknown reIndexMailbox action (use start or status)".into()),
+    }
 }
 
 pub(super) fn run(cmd: Command, o: &mut Out<'_, '_>) -> Res<()> {

@@ -226,6 +226,14 @@ mod tests {
         }
         for sub in g.subcommands() {
             assert!(sub.get_about().is_some(), "{}", sub.get_name());
+            for a in sub.get_arguments() {
+                let id = a.get_id().as_str();
+                assert!(
+                    id == "help" || a.get_help().is_some(),
+                    "{} {id}: no description",
+                    sub.get_name()
+                );
+            }
         }
     }
 

@@ -6,6 +6,8 @@ use crate::cmd::zmshell::{Res, decode};
 use mv_directory::Cos;
 use mv_server::Request;
 
+// The variants are Zimbra's command names, which all end in "Cos".
+#[allow(clippy::enum_variant_names)]
 #[derive(clap::Subcommand, Debug)]
 pub(super) enum Command {
     /// Create a class of service; prints its zimbraId.

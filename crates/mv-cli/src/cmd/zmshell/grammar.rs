@@ -142,7 +142,8 @@ impl Grammar {
             return Ok(Parsed::Help(command_help(sub)));
         }
         words[0] = sub.get_name().to_string();
-        let words = crate::zimbra::normalize_single_dash(words, &crate::zimbra::long_names(sub));
+        let longs = crate::zimbra::long_names(sub);
+        let words = crate::zimbra::normalize_single_dash(canonical_case(words, &longs), &longs);
         // Some of clap's errors (a bad value) carry no usage line: add the command's.
         let usage_line = usage_line(sub);
         let usage = |e: clap::Error| {
@@ -162,6 +163,39 @@ impl Grammar {
             .map(Parsed::Run)
             .map_err(usage)
     }
+}
+
+/// Long option names in any case (`-novalidation`, `--View`) as the command
+/// spells them; everything after `--` stays as it is.
+fn canonical_case(words: Vec<String>, longs: &[String]) -> Vec<String> {
+    let mut literal = false;
+    words
+        .into_iter()
+        .map(|w| {
+            literal |= w == "--";
+            let dashes = if w.starts_with("--") { 2 } else { 1 };
+            let body = w.get(dashes..).filter(|_| !literal && w.starts_with('-'));
+            let Some(body) = body else { return w };
+            let (name, value) = match body.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (body, None),
+            };
+            match longs
+                .iter()
+                .find(|l| l.len() > 1 && l.eq_ignore_ascii_case(name))
+            {
+                Some(l) => {
+                    let mut canon = format!("{}{l}", &w[..dashes]);
+                    if let Some(v) = value {
+                        canon.push('=');
+                        canon.push_str(v);
+                    }
+                    canon
+                }
+                None => w,
+            }
+        })
+        .collect()
 }
 
 fn is_help(word: &str) -> bool {
@@ -271,6 +305,19 @@ mod tests {
             folder: "/Inbox".into(),
         };
         assert_eq!(run(&["am", "/Inbox", "-F", "uf", "-noValidation"]), expect);
+        assert_eq!(
+            run(&["am", "/Inbox", "--FLAGS=uf", "-novalidation"]),
+            expect
+        );
+        // After `--`, words are values even when they look like options.
+        assert_eq!(
+            run(&["ca", "u@d", "pw", "--", "-NOVALIDATION", "x"]),
+            Demo::CreateAccount {
+                email: "u@d".into(),
+                password: "pw".into(),
+                attrs: words(&["-NOVALIDATION", "x"]),
+            }
+        );
         assert_eq!(
             run(&["am", "--noValidation", "--flags=uf", "/Inbox"]),
             expect

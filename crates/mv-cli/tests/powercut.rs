@@ -644,8 +644,9 @@ fn a_hung_lazyfs_is_killed_and_named_not_waited_for() {
 /// fsyncs the ones it linked. Without [`LazyFs::warm`] LazyFS shows a file's
 /// cache entry before it has filled in its size: some reads come back empty
 /// and some fsyncs truncate durable files to nothing on LazyFS's disk (here,
-/// with `cut_cold`: 31 of 4,000 reads short, 8 of 2,000 files truncated). Every file looked up first, one at a time (each
-/// cut and restart of the rounds does it), none is harmed.
+/// with [`LazyFs::cut_cold`] and 2,000 files: 31 of 4,000 reads short, 8 files
+/// truncated). Every file looked up first, one at a time (each cut and restart
+/// of the rounds does it), none is harmed.
 #[test]
 fn the_first_access_after_a_cut_races_nothing() {
     let Some(bin) = lazyfs_binary() else {

@@ -119,6 +119,13 @@ pub(crate) const SYNCHRONOUS: &str = "NORMAL";
 /// as they are); nothing depends on the size.
 pub const PAGE_SIZE: u32 = 1024;
 
+/// The most a mailbox connection keeps in its page cache, in KiB (SQLite's
+/// default is 2,000 KiB). Up to `mailbox_open_handles` (256) connections are
+/// open at once, so this bounds the caches together to 128 MiB rather than
+/// half a GiB; the pages of a small mailbox fit whole, a large one reads the
+/// rest from the system's page cache.
+pub const CACHE_KIB: u32 = 512;
+
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
@@ -173,6 +180,8 @@ pub fn prepare(conn: &mut Connection, path: &str) -> Result<(), SchemaError> {
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(sql)?;
     conn.pragma_update(None, "synchronous", SYNCHRONOUS)
+        .map_err(sql)?;
+    conn.pragma_update(None, "cache_size", -i64::from(CACHE_KIB))
         .map_err(sql)?;
     conn.busy_timeout(std::time::Duration::from_secs(30))
         .map_err(sql)?;

@@ -138,7 +138,7 @@ mod tests {
         while out.len() < n {
             i = i.wrapping_mul(2_654_435_761).wrapping_add(12345);
             out.extend_from_slice(words[(i >> 7) % words.len()].as_bytes());
-            out.push(if i % 11 == 0 { b'\n' } else { b' ' });
+            out.push(if i.is_multiple_of(11) { b'\n' } else { b' ' });
         }
         out.truncate(n);
         out

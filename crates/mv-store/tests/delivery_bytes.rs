@@ -24,7 +24,11 @@ fn message(n: u32) -> Vec<u8> {
     while out.len() < SIZE {
         i = i.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
         out.extend_from_slice(words[(i >> 33) % words.len()].as_bytes());
-        out.extend_from_slice(if (i >> 20) % 13 == 0 { b"\r\n" } else { b" " });
+        out.extend_from_slice(if (i >> 20).is_multiple_of(13) {
+            b"\r\n"
+        } else {
+            b" "
+        });
     }
     out
 }

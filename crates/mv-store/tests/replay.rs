@@ -166,7 +166,7 @@ fn run(store: &Store, mboxes: &[MailboxId], a: &Action, n: usize) {
     let messages = |m: MailboxId| -> Vec<u32> {
         store
             .mailbox(m)
-            .items(None, Some(mv_store::apply::TYPE_MESSAGE))
+            .items(None, Some(mv_store::ItemKind::Message))
             .unwrap()
             .into_iter()
             .map(|i| i.id)

@@ -135,7 +135,7 @@ pub fn run(store: &Store, mboxes: &[MailboxId], a: &Action, n: usize) {
     };
     let messages = |m: MailboxId| -> Vec<u32> {
         let all = store.mailbox(m);
-        let all = all.items(None, Some(mv_store::apply::TYPE_MESSAGE));
+        let all = all.items(None, Some(mv_store::ItemKind::Message));
         all.unwrap().into_iter().map(|i| i.id).collect()
     };
     let tags = |m: MailboxId| -> Vec<u32> {

@@ -28,7 +28,7 @@ use crate::session::{
 };
 use mv_directory::Account;
 use mv_store::blob::BlobHold;
-use mv_types::{Digest, ItemId, MailboxId};
+use mv_types::{Digest, MailboxId};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -280,79 +280,29 @@ pub(crate) fn entry(
     }
 }
 
-/// A blob the snapshot references.
-struct BlobRef {
-    item: u32,
-    digest: Digest,
-    volume: u16,
-    revision: u64,
-    /// The message's size as the database records it (the blob's length).
-    size: u64,
-}
-
 /// What the snapshot holds, read from the snapshot file itself.
 struct SnapshotContents {
     items: u64,
     messages: u64,
-    blobs: Vec<BlobRef>,
+    /// The blobs it references, each content once (the first item holding it).
+    blobs: Vec<mv_store::BlobRef>,
 }
 
 /// Makes the snapshot a self-contained file (rollback journal, no -wal) and lists
 /// the blobs it references.
 fn read_snapshot(path: &Path) -> Result<SnapshotContents> {
-    let sql = BackupError::sql(path);
-    let conn = rusqlite::Connection::open(path).map_err(BackupError::sql(path))?;
-    // A scratch file: the session's commit syncs it.
-    conn.pragma_update(None, "synchronous", "OFF")
-        .map_err(BackupError::sql(path))?;
-    let _: String = conn
-        .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
-        .map_err(BackupError::sql(path))?;
-    let (items, messages): (i64, i64) = conn
-        .query_row(
-            "SELECT COUNT(*), COALESCE(SUM(type = 5), 0) FROM item",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .map_err(BackupError::sql(path))?;
-    let mut st = conn
-        .prepare(
-            "SELECT id, digest, volume_id, mod_content, size FROM item WHERE digest IS NOT NULL ORDER BY id",
-        )
-        .map_err(BackupError::sql(path))?;
-    let rows = st
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, u32>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, u16>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
-        })
-        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-        .map_err(sql)?;
+    let file = mv_store::SnapshotFile::open(path)?;
+    file.make_self_contained()?;
+    let summary = file.summary()?;
     let mut seen = HashSet::new();
-    let mut blobs = Vec::new();
-    for (item, d, volume, rev, size) in rows {
-        let digest = <[u8; 32]>::try_from(d.as_slice())
-            .map(Digest)
-            .map_err(|_| {
-                BackupError::corrupt(path.display(), format!("item {item}: bad digest"))
-            })?;
-        if seen.insert(digest) {
-            blobs.push(BlobRef {
-                item,
-                digest,
-                volume,
-                revision: rev as u64,
-                size: size.max(0) as u64,
-            });
-        }
-    }
+    let blobs = file
+        .blob_refs()?
+        .into_iter()
+        .filter(|b| seen.insert(b.digest))
+        .collect();
     Ok(SnapshotContents {
-        items: items as u64,
-        messages: messages as u64,
+        items: summary.items,
+        messages: summary.messages,
         blobs,
     })
 }
@@ -545,10 +495,8 @@ fn prepare_account<'s>(
             }
             jobs.push(CopyJob {
                 digest: b.digest,
-                path: store
-                    .blobs()
-                    .blob_path(b.volume, mbox, ItemId(b.item), b.revision),
-                item: b.item,
+                path: store.blobs().blob_path(b.volume, mbox, b.item, b.revision),
+                item: b.item.0,
                 email: email.clone(),
             });
         }

@@ -598,7 +598,7 @@ fn postfix_in_front_rejects_unknown_expands_lists_and_loses_nothing() {
             who,
             svc.store()
                 .mailbox(mbox)
-                .items(None, Some(mv_store::apply::TYPE_MESSAGE))
+                .items(None, Some(mv_store::ItemKind::Message))
                 .unwrap(),
         );
     }

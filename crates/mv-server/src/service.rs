@@ -862,7 +862,7 @@ impl Service {
                 let items = self
                     .store
                     .mailbox(mbox)
-                    .items(Some(f), Some(mv_store::apply::TYPE_APPOINTMENT))?;
+                    .items(Some(f), Some(mv_store::ItemKind::Appointment))?;
                 json!({"ics": mv_store::pim::merge_calendars(items.iter().filter_map(|i| i.content.as_deref()))})
             }
             Request::ImportContacts {
@@ -913,7 +913,7 @@ impl Service {
                 let items = self
                     .store
                     .mailbox(mbox)
-                    .items(Some(f), Some(mv_store::apply::TYPE_CONTACT))?;
+                    .items(Some(f), Some(mv_store::ItemKind::Contact))?;
                 let vcf: String = items.iter().filter_map(|i| i.content.clone()).collect();
                 json!({"vcf": vcf})
             }

@@ -67,7 +67,6 @@
 //! exactly; item ids, IMAP UIDs and change numbers are new.
 
 use mv_redo::ops::{flags, folders};
-use mv_store::apply::{TYPE_APPOINTMENT, TYPE_CONTACT, TYPE_MESSAGE};
 use mv_store::{DeliverOptions, FlagChange, Folder, Store, StoreError};
 use mv_types::{Digest, ItemId, MailboxId, UtcMillis};
 use serde::{Deserialize, Serialize};
@@ -183,20 +182,26 @@ pub struct ManifestTag {
     pub id: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ItemKind {
-    Message,
-    Contact,
-    Appointment,
+/// An item's kind: the store's, by the same names in a `.meta`.
+pub use mv_store::ItemKind;
+
+/// What the archive format says about the kinds it holds as entries: messages
+/// (`.eml`), contacts (`.vcf`), appointments (`.ics`). Folders and tags are in
+/// the manifest and have no entry (no extension) of their own.
+trait ArchiveKind: Sized {
+    fn ext(self) -> &'static str;
+    fn from_ext(ext: &str) -> Option<Self>;
+    /// Whether a folder of this view can hold the item.
+    fn fits(self, view: &str) -> bool;
 }
 
-impl ItemKind {
+impl ArchiveKind for ItemKind {
     fn ext(self) -> &'static str {
         match self {
             ItemKind::Message => "eml",
             ItemKind::Contact => "vcf",
             ItemKind::Appointment => "ics",
+            ItemKind::Folder | ItemKind::Tag => "",
         }
     }
     fn from_ext(ext: &str) -> Option<ItemKind> {
@@ -207,19 +212,12 @@ impl ItemKind {
             _ => None,
         }
     }
-    fn name(self) -> &'static str {
-        match self {
-            ItemKind::Message => "message",
-            ItemKind::Contact => "contact",
-            ItemKind::Appointment => "appointment",
-        }
-    }
-    /// Whether a folder of this view can hold the item.
     fn fits(self, view: &str) -> bool {
         match self {
             ItemKind::Message => view == "message" || view == "unknown",
             ItemKind::Contact => view == "contact",
             ItemKind::Appointment => view == "appointment" || view == "task",
+            ItemKind::Folder | ItemKind::Tag => false,
         }
     }
 }
@@ -495,10 +493,8 @@ pub fn export<W: Write>(
     });
     for item in items {
         let kind = match item.kind {
-            TYPE_MESSAGE => ItemKind::Message,
-            TYPE_CONTACT => ItemKind::Contact,
-            TYPE_APPOINTMENT => ItemKind::Appointment,
-            _ => continue,
+            ItemKind::Folder | ItemKind::Tag => continue,
+            k => k,
         };
         if kind == ItemKind::Message && selected.as_ref().is_some_and(|s| !s.contains(&item.id)) {
             continue;
@@ -570,6 +566,7 @@ pub fn export<W: Write>(
                 report.appointments += 1;
                 (item.subject.clone(), "appointment", now)
             }
+            ItemKind::Folder | ItemKind::Tag => continue,
         };
         let path = format!(
             "{}{}.{}",
@@ -806,6 +803,7 @@ fn scan<R: Read>(input: R) -> Result<Scan, TgzError> {
                 let events = mv_store::pim::split_calendar(text).map_err(|e| bad(path, e))?;
                 s.cal_uids = events.into_iter().map(|e| e.uid).collect();
             }
+            ItemKind::Folder | ItemKind::Tag => {}
         }
         by_path.insert(path.to_string(), items.len());
         items.push(s);
@@ -931,7 +929,7 @@ fn scan<R: Read>(input: R) -> Result<Scan, TgzError> {
                     ));
                 }
             }
-            ItemKind::Contact => {}
+            ItemKind::Contact | ItemKind::Folder | ItemKind::Tag => {}
         }
         item.meta = Some(meta);
     }
@@ -1117,13 +1115,13 @@ pub fn import<R: Read + Seek>(
     if resolve != Resolve::Reset {
         for item in mailbox.items(None, None)? {
             match item.kind {
-                TYPE_MESSAGE => messages.add(
+                ItemKind::Message => messages.add(
                     item.id,
                     item.folder_id,
                     item.digest.as_deref().unwrap_or(""),
                     &item.message_id,
                 ),
-                TYPE_CONTACT => {
+                ItemKind::Contact => {
                     let text = item.content.as_deref().unwrap_or("");
                     contacts.add(
                         item.id,
@@ -1132,7 +1130,7 @@ pub fn import<R: Read + Seek>(
                         &mv_store::pim::vcard_display_name(text).to_lowercase(),
                     );
                 }
-                TYPE_APPOINTMENT => {
+                ItemKind::Appointment => {
                     if let Some(uid) = &item.cal_uid {
                         appointments.insert(uid.clone(), item.id);
                     }
@@ -1189,6 +1187,8 @@ pub fn import<R: Read + Seek>(
                 let found = appointments.remove(uid);
                 ctx.appointment(meta, &text, found, &mut report.appointments)
             }
+            // The scan makes entries of the three kinds above only.
+            ItemKind::Folder | ItemKind::Tag => Err(changed(path)),
         }
     })?;
     if let Some(i) = done.iter().position(|d| !d) {

@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod blob;
 mod handles;
+mod kind;
 pub mod mailbox;
 pub mod mime;
 mod pending;
@@ -18,6 +19,7 @@ pub mod replay;
 pub mod schema;
 pub mod search;
 pub mod snapshot;
+pub mod snapshot_file;
 mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -28,10 +30,12 @@ mod sync_marks;
 
 pub use blob::{BlobError, BlobStore, SyncInFlight, Volume};
 pub use handles::{DEFAULT_OPEN_MAILBOXES, MailboxPin};
+pub use kind::ItemKind;
 pub use mailbox::{Changes, Folder, Item, Mailbox, MailboxInfo, Tag, Tombstone};
 pub use pending::{PENDING_FILE, Pending};
 pub use prefix::MAX_PREFIX;
 pub use replay::Replayer;
+pub use snapshot_file::{BlobRef, SnapshotFile, SnapshotProblem, SnapshotSummary};
 pub use store::{GC_CLEAN, OpenReport, ReplayReport, Store, StoreOptions};
 pub use write::{CalendarImport, DeliverOptions, FlagChange};
 

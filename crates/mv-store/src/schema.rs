@@ -151,6 +151,11 @@ pub enum SchemaError {
 /// when it cannot be opened (a missing file, say): the caller opens it the normal
 /// way and reports any error from there.
 pub fn open_immutable(path: &std::path::Path) -> Option<Connection> {
+    try_open_immutable(path).ok()
+}
+
+/// [`open_immutable`], with the reason it could not be opened.
+pub(crate) fn try_open_immutable(path: &std::path::Path) -> rusqlite::Result<Connection> {
     use rusqlite::OpenFlags;
     use std::os::unix::ffi::OsStrExt;
     let mut uri = String::from("file:");
@@ -165,7 +170,7 @@ pub fn open_immutable(path: &std::path::Path) -> Option<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    Connection::open_with_flags(uri, flags).ok()
+    Connection::open_with_flags(uri, flags)
 }
 
 /// Sets the connection up and brings the schema to the current version.

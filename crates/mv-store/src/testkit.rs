@@ -149,7 +149,7 @@ impl Kit {
         };
         let messages = |m: MailboxId| -> Vec<u32> {
             let all = store.mailbox(m);
-            let all = all.items(None, Some(crate::apply::TYPE_MESSAGE));
+            let all = all.items(None, Some(crate::ItemKind::Message));
             all.unwrap().into_iter().map(|i| i.id).collect()
         };
         let tags = |m: MailboxId| -> Vec<u32> {

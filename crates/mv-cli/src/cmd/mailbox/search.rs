@@ -3,7 +3,9 @@
 use super::{Cx, clip};
 use crate::cmd::zmshell::{Fail, Res, line, op_err, scalar};
 use mv_server::Request;
+use mv_store::ItemKind;
 use mv_types::UtcMillis;
+use serde::Deserialize;
 use serde_json::Value;
 
 /// The arguments of `search`.
@@ -87,13 +89,16 @@ fn short_date(ms: i64) -> String {
     }
 }
 
-fn item_type(kind: i64) -> &'static str {
-    match kind {
-        5 => "mess",
-        6 => "cont",
-        11 => "appo",
-        15 => "task",
-        _ => "item",
+/// zmmailbox's four-letter type column; the API names an item's kind
+/// ([`ItemKind`], by its serde name).
+fn item_type(kind: &Value) -> &'static str {
+    match ItemKind::deserialize(kind) {
+        Ok(ItemKind::Message) => "mess",
+        Ok(ItemKind::Contact) => "cont",
+        Ok(ItemKind::Appointment) => "appo",
+        Ok(ItemKind::Folder) => "fold",
+        Ok(ItemKind::Tag) => "tag",
+        Err(_) => "item",
     }
 }
 
@@ -137,7 +142,7 @@ fn print_search(out: &mut Vec<u8>, items: &[Value], more: bool) {
             row(
                 &format!("{}.", n + 1),
                 &scalar(&i["id"]),
-                item_type(i["kind"].as_i64().unwrap_or(0)),
+                item_type(&i["kind"]),
                 &clip(&short_from(&scalar(&i["sender"])), 20),
                 &clip(&scalar(&i["subject"]), 50),
                 &short_date(date),

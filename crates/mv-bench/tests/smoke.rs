@@ -17,6 +17,7 @@ use mv_bench::peers::{Availability, LmtpTarget};
 use mv_bench::scenario::{PeerResult, RunContext, Scenario};
 use mv_bench::scenarios::backup::{BackupParams, BackupScenario};
 use mv_bench::scenarios::imap::{ImapParams, ImapScenario};
+use mv_bench::scenarios::imap_stress::{ImapStressScenario, StressParams};
 use mv_bench::scenarios::lmtp::{LmtpParams, LmtpScenario};
 use mv_bench::scenarios::redo::RedoScenario;
 use std::collections::BTreeMap;
@@ -318,8 +319,47 @@ fn imap_scenario_answers_every_fetch_and_search() {
             PeerResult::Measured(m) => assert!(m.median > 0.0),
             PeerResult::Skipped { reason } => assert!(!reason.is_empty()),
         }
-        assert_eq!(f.goals.len(), 1, "{}", f.name);
+        // One goal per peer: Dovecot, and Dovecot with fts-xapian.
+        assert_eq!(f.peers.len(), 2, "{}", f.name);
+        assert_eq!(f.goals.len(), 2, "{}", f.name);
     }
+}
+
+#[test]
+fn imap_stress_scenario_counts_operations_and_errors() {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    if let Err(why) = mv_bench::peers::imaptest::find(Some(&workspace)) {
+        eprintln!("SKIPPED imap-stress smoke: {why}");
+        return;
+    }
+    let bench = tempfile::tempdir().unwrap();
+    let mut ctx = small_context(bench.path(), 1);
+    ctx.workspace = Some(workspace);
+    let scenario = ImapStressScenario {
+        params: Some(StressParams {
+            clients: 3,
+            accounts: 2,
+            secs: 3,
+            runs: 1,
+        }),
+    };
+    let report = scenario.run(&ctx).expect("imap-stress scenario");
+    let names: Vec<&str> = report.figures.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    // imaptest's clients did work, the probe logged in, and the goals on
+    // mailvault alone (no protocol errors, bounded memory) are judged.
+    assert!(report.figures[0].subject.median > 0.0, "no operations");
+    assert!(report.figures[1].subject.median > 0.0, "no probe login");
+    for f in &report.figures[2..] {
+        assert_eq!(f.goals.len(), 1, "{}", f.name);
+        assert!(f.goals[0].met.is_some(), "{}: {:?}", f.name, f.goals[0]);
+    }
+    assert_eq!(
+        report.figures[2].goals[0].met,
+        Some(true),
+        "imaptest found protocol errors: {:?}",
+        report.notes
+    );
 }
 
 #[test]

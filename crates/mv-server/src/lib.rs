@@ -15,6 +15,7 @@ pub mod diskmon;
 pub mod homewatch;
 pub mod imap_backend;
 pub mod lmtp_backend;
+pub mod login_cache;
 pub mod metrics;
 pub mod ops;
 pub mod outbox;

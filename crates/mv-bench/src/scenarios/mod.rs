@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod imap;
+pub mod imap_stress;
 pub mod lmtp;
 pub mod redo;
 
@@ -14,6 +15,7 @@ pub fn registry() -> Vec<Box<dyn Scenario>> {
         Box::new(redo::RedoScenario::default()),
         Box::new(backup::BackupScenario::default()),
         Box::new(imap::ImapScenario::default()),
+        Box::new(imap_stress::ImapStressScenario::default()),
     ]
 }
 

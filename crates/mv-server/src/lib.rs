@@ -18,6 +18,7 @@ pub mod lmtp_backend;
 pub mod metrics;
 pub mod ops;
 pub mod outbox;
+pub mod provision;
 pub mod recovery_check;
 pub mod report;
 pub mod restore;

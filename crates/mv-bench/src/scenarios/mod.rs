@@ -4,6 +4,7 @@ pub mod backup;
 pub mod imap;
 pub mod lmtp;
 pub mod redo;
+pub mod scale;
 
 use crate::scenario::Scenario;
 
@@ -14,6 +15,7 @@ pub fn registry() -> Vec<Box<dyn Scenario>> {
         Box::new(redo::RedoScenario::default()),
         Box::new(backup::BackupScenario::default()),
         Box::new(imap::ImapScenario::default()),
+        Box::new(scale::ScaleScenario::default()),
     ]
 }
 

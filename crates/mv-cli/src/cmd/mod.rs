@@ -9,6 +9,7 @@ pub mod links;
 pub mod localconfig;
 pub mod mailbox;
 pub mod prov;
+mod prov_batch;
 pub mod prov_loggers;
 pub mod redodump;
 pub mod report;

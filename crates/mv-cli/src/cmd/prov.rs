@@ -393,9 +393,11 @@ pub fn run(home: &Home, args: Args) -> anyhow::Result<ExitCode> {
     let json = args.json;
     if args.args.is_empty() {
         session.batch = true;
-        return Ok(batch("prov> ", |words, out| {
-            run_command(&mut session, words, json, out)
-        }));
+        return Ok(super::prov_batch::run(
+            &mut session,
+            json,
+            |s, words, out| run_command(s, words, json, out),
+        ));
     }
     let mut out = Vec::new();
     let result = run_command(&mut session, args.args, json, &mut out);

@@ -144,7 +144,7 @@ impl Directory {
 
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<u32> {
-        self.read(|conn| schema::version(conn))
+        self.read(schema::version)
     }
 }
 

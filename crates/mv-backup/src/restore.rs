@@ -645,7 +645,7 @@ fn destination(
     let store = source.store;
     // A mailbox id is free for a rebuilt mailbox if no database was ever made for it.
     let never_used = |id: MailboxId| !store.mailbox(id).db_path().exists();
-    let mut dir = source.dir();
+    let dir = source.dir();
     if let Some(prefix) = &opts.new_account_prefix {
         let imported = dir.import_account_entry(
             entry,

@@ -589,3 +589,73 @@ fn backup_scenario_runs_every_step_and_restores_the_original() {
     // Nothing is left behind in the bench directory.
     assert_eq!(std::fs::read_dir(bench.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn scale_scenario_keeps_open_files_bounded_and_zmprov_memory_flat() {
+    use mv_bench::scenarios::scale::{self, ScaleParams, ScaleScenario};
+    let bench = tempfile::tempdir().unwrap();
+    let ctx = small_context(bench.path(), 9);
+
+    // Flat memory: a batch of 300 `ca` lines (12 passwords) peaks no higher
+    // than one of 30 (3 passwords), plus less than one Argon2 block (19 MiB):
+    // each password's block and each account's mailbox are given back.
+    let peak = |n: usize, passwords: usize| {
+        let home = bench.path().join(format!("flat-{n}"));
+        let init = std::process::Command::new(&ctx.mailvault)
+            .arg("--home")
+            .arg(&home)
+            .arg("init")
+            .output()
+            .unwrap();
+        assert!(init.status.success());
+        let accounts: Vec<String> = (0..n).map(scale::account).collect();
+        scale::batch_zmprov(
+            &ctx.mailvault,
+            &home,
+            &scale::ca_lines(&accounts, passwords),
+        )
+        .unwrap()
+        .peak_rss_bytes
+    };
+    let (small, large) = (peak(30, 3), peak(300, 12));
+    assert!(
+        large <= small + 12 * 1024 * 1024,
+        "zmprov peak RSS grew with the batch: {small} B for 30 lines, {large} B for 300"
+    );
+
+    // Open files bounded by the handle cache, not by the number of accounts:
+    // 300 accounts, each with mail, at most 32 mailbox databases open.
+    let handles = 32;
+    let scenario = ScaleScenario {
+        params: Some(ScaleParams {
+            accounts: 300,
+            passwords: 10,
+            messages: 300,
+            connections: 8,
+            message_size: 2 * 1024,
+            idle: std::time::Duration::from_secs(2),
+            open_handles: Some(handles),
+        }),
+        peers: Some(vec![Box::new(Dovecot::at(
+            Path::new("/nonexistent/dovecot"),
+            Path::new("/nonexistent/doveadm"),
+        ))]),
+    };
+    let report = scenario
+        .run(&ctx)
+        .expect("scale scenario against mailvault");
+    assert_eq!(report.figures.len(), 4);
+    let files = report.figures[2].subject.median;
+    assert!(
+        files > 0.0 && files <= (handles * 3 + 80) as f64,
+        "{files} files open, idle, with 300 accounts and {handles} handles"
+    );
+    assert!(
+        report.figures[3].subject.median > 0.0,
+        "no message delivered"
+    );
+    assert!(matches!(
+        report.figures[1].peers[0].result,
+        PeerResult::Skipped { .. }
+    ));
+}

@@ -37,9 +37,9 @@ impl ImapBackend {
     /// The login's result and, when refused, why (for the log only: the client
     /// hears "invalid credentials" whatever the reason).
     fn check_login(&self, user: &str, password: &str) -> (LoginResult, Option<&'static str>) {
-        // Under the directory lock only for the lookup: the Argon2 check below
-        // takes tens of milliseconds, and LMTP recipient checks and other
-        // logins need the directory meanwhile.
+        // The lookup runs on one of the directory's read connections and the
+        // Argon2 check below (tens of milliseconds) under no lock at all: LMTP
+        // recipient checks and other logins go on meanwhile.
         let (account, hash) = {
             let dir = self.service.directory();
             let account = match dir.find_account(user) {

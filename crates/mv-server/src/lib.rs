@@ -19,6 +19,7 @@ pub mod login_cache;
 pub mod metrics;
 pub mod ops;
 pub mod outbox;
+pub mod provision;
 pub mod recovery_check;
 pub mod report;
 pub mod restore;

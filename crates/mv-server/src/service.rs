@@ -9,7 +9,7 @@ use mv_store::{DeliverOptions, FlagChange, Store, StoreOptions};
 use mv_types::{ItemId, MailboxId, UtcMillis};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 /// Errors of the layers below pass through as they are (`transparent`): with
 /// their own text as this error's text *and* as its source, `{:#}` printed
@@ -61,6 +61,10 @@ pub enum Request {
         password: Option<String>,
         #[serde(default)]
         attrs: Vec<String>,
+    },
+    /// Several `ca` at once (a batch `zmprov`): one answer per entry.
+    CreateAccounts {
+        accounts: Vec<crate::provision::AccountSpec>,
     },
     GetAccount {
         key: String,
@@ -344,7 +348,12 @@ pub enum ReindexAction {
 pub struct Service {
     store: Store,
     indexes: std::sync::Arc<mv_index::Indexes>,
-    directory: Mutex<Directory>,
+    /// Shared by every request: lookups run in parallel on its read pool,
+    /// writes are serialized inside it.
+    directory: Directory,
+    /// A handle on the same directory for backups, which take it behind a
+    /// lock of their own (they serialize among themselves, not with requests).
+    backup_directory: Mutex<Directory>,
     server_name: String,
 }
 
@@ -399,7 +408,7 @@ impl Service {
     pub fn open(home: &Home) -> Result<(Service, mv_store::OpenReport), ServiceError> {
         // Implicit init on first use: a home that does not exist yet is created.
         home.init()?;
-        let mut directory = Directory::open_home(home)?;
+        let directory = Directory::open_home(home)?;
         let server_name = mv_directory::config::local_server_name();
         directory.ensure_server(&server_name)?;
         let mut options = StoreOptions::from_home(home)?;
@@ -416,7 +425,8 @@ impl Service {
             Service {
                 store,
                 indexes: std::sync::Arc::new(mv_index::Indexes::new(home)),
-                directory: Mutex::new(directory),
+                backup_directory: Mutex::new(directory.clone()),
+                directory,
                 server_name,
             },
             report,
@@ -432,13 +442,16 @@ impl Service {
         &self.indexes
     }
 
-    pub fn directory(&self) -> MutexGuard<'_, Directory> {
-        self.directory.lock().unwrap_or_else(|p| p.into_inner())
+    /// The directory. Takes no process-wide lock: reads run concurrently on
+    /// its pool of read connections, writes wait only for other writes.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
     }
 
-    /// The directory behind its lock (backups take it briefly, per export).
+    /// The directory behind a lock of the backups' own (`mv_backup::Source`
+    /// takes a `Mutex`); it does not hold up requests.
     pub fn directory_mutex(&self) -> &Mutex<Directory> {
-        &self.directory
+        &self.backup_directory
     }
 
     pub fn server_name(&self) -> &str {
@@ -592,6 +605,7 @@ impl Service {
                 password,
                 attrs,
             } => to(&self.create_account(&email, password.as_deref(), &attrs)?),
+            Request::CreateAccounts { accounts } => to(&self.create_accounts(&accounts)?),
             Request::GetAccount { key } => to(&self.directory().get_account(&key)?),
             Request::GetAllAccounts { domain } => {
                 to(&self.directory().list_accounts(domain.as_deref())?)

@@ -11,6 +11,7 @@ use mv_redo::ops::{self, DeleteKind, flags, folders};
 use mv_types::{ItemId, MailboxId, UtcMillis};
 use rusqlite::{OptionalExtension, params};
 
+mod bulk;
 mod pim_items;
 
 /// How a message is stored: folder, flags, tags, received date.

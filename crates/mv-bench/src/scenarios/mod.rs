@@ -5,6 +5,7 @@ pub mod imap;
 pub mod imap_stress;
 pub mod lmtp;
 pub mod redo;
+pub mod scale;
 
 use crate::scenario::Scenario;
 
@@ -16,6 +17,7 @@ pub fn registry() -> Vec<Box<dyn Scenario>> {
         Box::new(backup::BackupScenario::default()),
         Box::new(imap::ImapScenario::default()),
         Box::new(imap_stress::ImapStressScenario::default()),
+        Box::new(scale::ScaleScenario::default()),
     ]
 }
 

@@ -12,6 +12,7 @@
 //! (`ERROR: ...` on stderr), 2 bad usage.
 
 mod accounts;
+mod batch;
 mod config;
 mod cos;
 mod domains;
@@ -19,7 +20,7 @@ mod lists;
 mod logging;
 mod output;
 
-use super::zmshell::{Fail, Grammar, Parsed, Res, Session, batch, finish, json_out, take_json};
+use super::zmshell::{Fail, Grammar, Parsed, Res, Session, finish, json_out, take_json};
 use mv_directory::Modification;
 use mv_home::Home;
 use mv_server::Request;
@@ -92,9 +93,12 @@ pub fn run(home: &Home, args: Args) -> anyhow::Result<ExitCode> {
     let json = args.json;
     if args.args.is_empty() {
         session.batch = true;
-        return Ok(batch("prov> ", args.file.as_deref(), |words, out| {
-            run_line(&grammar, &mut session, words, json, out)
-        }));
+        return Ok(batch::run(
+            &mut session,
+            json,
+            args.file.as_deref(),
+            |s, words, out| run_line(&grammar, s, words, json, out),
+        ));
     }
     let mut out = Vec::new();
     let result = run_line(&grammar, &mut session, args.args, json, &mut out);

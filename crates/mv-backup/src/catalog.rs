@@ -138,7 +138,7 @@ impl Catalog {
             .min()
     }
 
-    /// Redo log sequences held by incremental sessions.
+    /// Redo log sequences held by the sessions (incrementals and fulls).
     pub fn stored_redo_sequences(&self) -> Vec<u64> {
         let mut v: Vec<u64> = self
             .sessions()

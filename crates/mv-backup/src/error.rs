@@ -1,7 +1,5 @@
 //! The one error type of the backup crate.
 
-use std::path::PathBuf;
-
 /// Everything that can go wrong taking, reading, deleting or verifying backups.
 /// Texts that administrators of the original know are kept word for word: the redo
 /// gap (from [`mv_redo::RedoError::Gap`]), "Unable to parse XML file", "Backup cannot
@@ -24,12 +22,6 @@ pub enum BackupError {
     Directory(#[from] mv_directory::DirectoryError),
     #[error("{0}")]
     Redo(#[from] mv_redo::RedoError),
-    #[error("database {path}: {source}")]
-    Sql {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
     /// A damaged or truncated XML file (the original's text, so it can be searched).
     #[error("Unable to parse XML file {path}: {reason}")]
     Xml { path: String, reason: String },
@@ -88,13 +80,6 @@ impl BackupError {
                 },
                 source,
             }
-        }
-    }
-
-    pub(crate) fn sql(path: &std::path::Path) -> impl FnOnce(rusqlite::Error) -> BackupError + '_ {
-        move |source| BackupError::Sql {
-            path: path.to_path_buf(),
-            source,
         }
     }
 

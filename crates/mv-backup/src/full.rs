@@ -11,7 +11,9 @@
 //! under `accounts/<id[0:3]>/<id[3:6]>/<zimbraId>/`. Accounts that completed get
 //! `last_backup_at` once the session is committed.
 //!
-//! The session starts with a redo log rollover (see `docs/ARCHITECTURE.md`, Backups).
+//! The session starts with a redo log rollover (see `docs/ARCHITECTURE.md`, Backups)
+//! and holds the redo logs archived since the target's newest one, as an
+//! incremental would ([`copy_redo_logs`]).
 //! Blobs are read, checked and written into packs by worker threads ([`crate::copier`]).
 //! An account whose mailbox did not change since its latest full in the target
 //! reuses that full's snapshot files ([`reuse_unchanged`]).
@@ -26,7 +28,7 @@ use crate::session::{
 };
 use mv_directory::Account;
 use mv_store::blob::BlobHold;
-use mv_types::{Digest, ItemId, MailboxId};
+use mv_types::{Digest, MailboxId};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -130,10 +132,10 @@ pub(crate) fn run_full(
     // Every blob the session references is sealed and indexed before it commits.
     run.seal()?;
     let mut copied = crate::incr::RedoCopy::default();
-    if let Some(ids) = redo_for.filter(|_| !aborted) {
-        copied = crate::incr::copy_redo_logs(run, &mut sb, label, ids)?;
+    if !aborted {
+        copied = copy_redo_logs(run, &mut sb, label, accounts, redo_for)?;
         aborted = copied.aborted;
-        errors.append(&mut copied.errors);
+        errors.append(&mut copied.take_errors());
     }
     let seqs: Vec<u64> = entries.iter().filter_map(|e| e.redo_seq).collect();
     let redo = match (seqs.iter().min(), seqs.iter().max()) {
@@ -173,9 +175,7 @@ pub(crate) fn run_full(
         stats,
     };
     run.commit(sb, &session)?;
-    if redo_for.is_some() {
-        crate::incr::remove_expired_archive(run, &copied.in_target);
-    }
+    crate::incr::remove_expired_archive(run, &copied.in_target);
     // last_backup_at only now, and only for accounts that completed: one
     // transaction for the whole session.
     let completed: Vec<MailboxId> = session
@@ -186,6 +186,40 @@ pub(crate) fn run_full(
         tracing::warn!("cannot record the accounts' last backup time: {e}");
     }
     Ok(report(&session))
+}
+
+/// The redo logs a full session holds ([`crate::incr::copy_redo_logs`]): those
+/// archived since the target's newest one. Auto-grouped (`redo_for`: every
+/// account of the server), the log is rolled over first and the session also
+/// rolls those accounts' latest fulls forward: a damaged log or a hole in their
+/// chain is an error of the session, as in an incremental. A plain full holds
+/// the logs archived up to its own start (the rollover it began with) so that
+/// older fulls can still be rolled forward to any point before it once the home
+/// is lost; it needs none of them itself, so a problem there is a warning and
+/// the full, the remedy for a broken chain, still completes.
+fn copy_redo_logs(
+    run: &mut Run,
+    sb: &mut SessionBuilder,
+    label: Label,
+    accounts: &[Account],
+    redo_for: Option<&[String]>,
+) -> Result<crate::incr::RedoCopy> {
+    if let Some(ids) = redo_for {
+        run.source.store.redo().rollover()?;
+        return crate::incr::copy_redo_logs(run, sb, label, ids);
+    }
+    let ids: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
+    let mut copied = crate::incr::copy_redo_logs(run, sb, label, &ids)?;
+    for e in copied.take_errors() {
+        let line = format!(
+            "{}; older backups cannot be rolled forward across it, this full backup is \
+             not affected",
+            e.message
+        );
+        tracing::warn!("{label}: {line}");
+        run.progress.note(&line);
+    }
+    Ok(copied)
 }
 
 pub(crate) fn report(s: &Session) -> SessionReport {
@@ -246,79 +280,29 @@ pub(crate) fn entry(
     }
 }
 
-/// A blob the snapshot references.
-struct BlobRef {
-    item: u32,
-    digest: Digest,
-    volume: u16,
-    revision: u64,
-    /// The message's size as the database records it (the blob's length).
-    size: u64,
-}
-
 /// What the snapshot holds, read from the snapshot file itself.
 struct SnapshotContents {
     items: u64,
     messages: u64,
-    blobs: Vec<BlobRef>,
+    /// The blobs it references, each content once (the first item holding it).
+    blobs: Vec<mv_store::BlobRef>,
 }
 
 /// Makes the snapshot a self-contained file (rollback journal, no -wal) and lists
 /// the blobs it references.
 fn read_snapshot(path: &Path) -> Result<SnapshotContents> {
-    let sql = BackupError::sql(path);
-    let conn = rusqlite::Connection::open(path).map_err(BackupError::sql(path))?;
-    // A scratch file: the session's commit syncs it.
-    conn.pragma_update(None, "synchronous", "OFF")
-        .map_err(BackupError::sql(path))?;
-    let _: String = conn
-        .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
-        .map_err(BackupError::sql(path))?;
-    let (items, messages): (i64, i64) = conn
-        .query_row(
-            "SELECT COUNT(*), COALESCE(SUM(type = 5), 0) FROM item",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .map_err(BackupError::sql(path))?;
-    let mut st = conn
-        .prepare(
-            "SELECT id, digest, volume_id, mod_content, size FROM item WHERE digest IS NOT NULL ORDER BY id",
-        )
-        .map_err(BackupError::sql(path))?;
-    let rows = st
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, u32>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, u16>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
-        })
-        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-        .map_err(sql)?;
+    let file = mv_store::SnapshotFile::open(path)?;
+    file.make_self_contained()?;
+    let summary = file.summary()?;
     let mut seen = HashSet::new();
-    let mut blobs = Vec::new();
-    for (item, d, volume, rev, size) in rows {
-        let digest = <[u8; 32]>::try_from(d.as_slice())
-            .map(Digest)
-            .map_err(|_| {
-                BackupError::corrupt(path.display(), format!("item {item}: bad digest"))
-            })?;
-        if seen.insert(digest) {
-            blobs.push(BlobRef {
-                item,
-                digest,
-                volume,
-                revision: rev as u64,
-                size: size.max(0) as u64,
-            });
-        }
-    }
+    let blobs = file
+        .blob_refs()?
+        .into_iter()
+        .filter(|b| seen.insert(b.digest))
+        .collect();
     Ok(SnapshotContents {
-        items: items as u64,
-        messages: messages as u64,
+        items: summary.items,
+        messages: summary.messages,
         blobs,
     })
 }
@@ -511,10 +495,8 @@ fn prepare_account<'s>(
             }
             jobs.push(CopyJob {
                 digest: b.digest,
-                path: store
-                    .blobs()
-                    .blob_path(b.volume, mbox, ItemId(b.item), b.revision),
-                item: b.item,
+                path: store.blobs().blob_path(b.volume, mbox, b.item, b.revision),
+                item: b.item.0,
                 email: email.clone(),
             });
         }

@@ -3,13 +3,15 @@
 //!
 //! The current redo log is rolled over first, so everything committed before the
 //! start is in an archived log. Copied are the logs after the highest sequence any
-//! session of the target holds (or, when no incremental holds logs yet, from the
+//! session of the target holds (or, when no session holds logs yet, from the
 //! oldest sequence any full of the target needs: an older full, or a deleted
 //! account's, is rolled forward by the same logs). The chain from the oldest
 //! sequence the accounts' latest fulls need through the newest is then checked;
 //! a hole is reported with the original's text ("Found gap in redo log sequence;
 //! missing A through B; ...") as an error of the session. Each copied log is read
 //! through first (every record's CRC), so a damaged log is reported, not stored.
+//! Full sessions copy the same way ([`copy_redo_logs`]), from the rollover that
+//! begins them.
 //!
 //! After the session commits, archived logs the target holds and that are older
 //! than `backup_archived_redolog_keep_time` are removed from `redolog/archive`
@@ -109,9 +111,11 @@ pub(crate) fn run_incremental(
     let mut copied = RedoCopy::default();
     if !aborted {
         let ids: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
+        // Everything committed before the session started goes into an archived log.
+        run.source.store.redo().rollover()?;
         copied = copy_redo_logs(run, &mut sb, label, &ids)?;
         aborted = copied.aborted;
-        errors.append(&mut copied.errors);
+        errors.append(&mut copied.take_errors());
     }
     let logs_copied = std::mem::take(&mut copied.logs);
     let redo = match (logs_copied.first(), logs_copied.last()) {
@@ -182,17 +186,38 @@ pub(crate) struct RedoCopy {
     pub logs: Vec<RedoLogFile>,
     /// Sequences the target holds now (those of committed sessions and these).
     pub in_target: BTreeSet<u64>,
+    /// Logs that could not be copied (damaged).
     pub errors: Vec<SessionError>,
+    /// The first hole in the chain the latest fulls of the accounts need.
+    pub gap: Option<mv_redo::RedoError>,
     pub aborted: bool,
 }
 
-/// Rolls the redo log over and copies into the session `redologs/` every archived
-/// log after the newest one the target holds (or, when it holds none, from the
-/// oldest sequence any of its fulls needs: [`Catalog::oldest_full_redo_seq`]),
-/// then checks the chain from the oldest sequence the latest fulls of
-/// `account_ids` need. (A hole before that, which only a disaster leaves, cuts off
-/// older fulls from later points: a restore across it says so.)
-/// Incremental sessions do this; so do auto-grouped full sessions.
+impl RedoCopy {
+    /// The problems as errors of the session (incrementals and auto-grouped
+    /// fulls: the chain is what they are for).
+    pub(crate) fn take_errors(&mut self) -> Vec<SessionError> {
+        let mut out = std::mem::take(&mut self.errors);
+        out.extend(self.gap.take().map(|gap| SessionError {
+            account: None,
+            message: gap.to_string(),
+        }));
+        out
+    }
+}
+
+/// Copies into the session's `redologs/` every archived log after the newest one
+/// the target holds (or, when it holds none, from the oldest sequence any of its
+/// fulls needs: [`Catalog::oldest_full_redo_seq`]), then checks the chain from
+/// the oldest sequence the latest fulls of `account_ids` need. (A hole before
+/// that, which only a disaster leaves, cuts off older fulls from later points: a
+/// restore across it says so.) The caller rolls the log over first when what is
+/// in the current log must go too.
+///
+/// Incremental sessions do this; so do full sessions, auto-grouped or not: a
+/// full copies the logs archived since the last backup, so that a disaster right
+/// after it (before the next incremental) still leaves in the target every log an
+/// older full needs to be rolled forward to a point before it.
 pub(crate) fn copy_redo_logs(
     run: &mut Run,
     sb: &mut SessionBuilder,
@@ -204,7 +229,6 @@ pub(crate) fn copy_redo_logs(
     let mut errors = Vec::new();
     let mut aborted = false;
     let store = run.source.store;
-    store.redo().rollover()?;
     // Everything before the current log is archived (or should be).
     let last_archived = store.redo().position().sequence.checked_sub(1);
     let archive_dir = store.redo().config().archive_dir.clone();
@@ -256,19 +280,15 @@ pub(crate) fn copy_redo_logs(
             in_target.insert(log.sequence);
         }
     }
-    if let Some(from) = needed {
+    let gap = needed.and_then(|from| {
         let all: Vec<u64> = in_target.iter().copied().collect();
-        if let Some(gap) = chain_gap(from, last_archived, &all) {
-            errors.push(SessionError {
-                account: None,
-                message: gap.to_string(),
-            });
-        }
-    }
+        chain_gap(from, last_archived, &all)
+    });
     Ok(RedoCopy {
         logs: logs_copied,
         in_target,
         errors,
+        gap,
         aborted,
     })
 }

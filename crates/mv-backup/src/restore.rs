@@ -645,7 +645,7 @@ fn destination(
     let store = source.store;
     // A mailbox id is free for a rebuilt mailbox if no database was ever made for it.
     let never_used = |id: MailboxId| !store.mailbox(id).db_path().exists();
-    let mut dir = source.dir();
+    let dir = source.dir();
     if let Some(prefix) = &opts.new_account_prefix {
         let imported = dir.import_account_entry(
             entry,
@@ -733,24 +733,13 @@ fn build_mailbox(
     let tmp = final_path.with_extension("sqlite.restoring");
     written.push(tmp.clone());
     std::fs::write(&tmp, &bytes).map_err(BackupError::io(tmp.display()))?;
-    let rows: Vec<(u32, Vec<u8>, u16, i64)> = {
-        let conn = rusqlite::Connection::open(&tmp).map_err(BackupError::sql(&tmp))?;
-        // A file of our own under a temporary name, made durable with the rest of
-        // the mailbox before anything points at it (go_live): no rollback journal
-        // and no fsyncs of its own (a failure removes it whole).
-        conn.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
-            .map_err(BackupError::sql(&tmp))?;
-        conn.execute(
-            "UPDATE meta SET mailbox_id = ?1, account_id = ?2, email = ?3",
-            rusqlite::params![to.0, account.id, account.email],
-        )
-        .map_err(BackupError::sql(&tmp))?;
-        let mut st = conn
-            .prepare("SELECT id, digest, volume_id, mod_content FROM item WHERE digest IS NOT NULL")
-            .map_err(BackupError::sql(&tmp))?;
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .and_then(|rows| rows.collect())
-            .map_err(BackupError::sql(&tmp))?
+    // A file of our own under a temporary name, made durable with the rest of
+    // the mailbox before anything points at it (go_live): adjusted without a
+    // journal or fsyncs of its own (a failure removes it whole).
+    let refs = {
+        let file = mv_store::SnapshotFile::open(&tmp)?;
+        file.rebind(to, &account.id, &account.email)?;
+        file.blob_refs()?
     };
     // Blobs: each content this run has not written yet is written once, from the
     // pool, by several threads (reading packs and writing files overlap); every
@@ -758,13 +747,9 @@ fn build_mailbox(
     let mut fresh: Vec<(Digest, PathBuf)> = Vec::new();
     let mut copies: Vec<(Digest, PathBuf)> = Vec::new();
     let mut fresh_digests = std::collections::HashSet::new();
-    for (item, d, volume, rev) in rows {
-        let digest = <[u8; 32]>::try_from(d.as_slice())
-            .map(Digest)
-            .map_err(|_| BackupError::corrupt(&db_rel, format!("item {item}: bad digest")))?;
-        let path = store
-            .blobs()
-            .blob_path(volume, to, ItemId(item), rev as u64);
+    for b in refs {
+        let digest = b.digest;
+        let path = store.blobs().blob_path(b.volume, to, b.item, b.revision);
         written.push(path.clone());
         if run.restored.contains_key(&digest) || !fresh_digests.insert(digest) {
             copies.push((digest, path));

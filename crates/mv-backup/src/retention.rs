@@ -11,7 +11,8 @@
 //!   incremental between that full and the kept incremental (the chain restore
 //!   replays);
 //! - it is an incremental needed to roll a kept full forward (up to the account's
-//!   next full).
+//!   next full, which is kept too when it holds redo logs: those archived before
+//!   it began).
 //!
 //! Kept sessions are listed with the reason. Deleted sessions are first renamed
 //! `sessions/TO_DELETE-<label>` (so a crash never leaves half a session looking
@@ -158,8 +159,8 @@ pub fn plan(catalog: &Catalog, opts: &DeleteOptions) -> (Vec<String>, Vec<Kept>)
             );
         }
     }
-    // Sessions that roll fulls forward: incrementals, and auto-grouped fulls (they
-    // carry the redo logs since the previous run for every account).
+    // Sessions that roll fulls forward: incrementals, and fulls that hold redo
+    // logs (those archived since the target's newest one).
     let carries_redo =
         |s: &Session| s.kind() == SessionKind::Incremental || !s.redo_logs.is_empty();
     // Close over what kept sessions need.
@@ -215,10 +216,12 @@ pub fn plan(catalog: &Catalog, opts: &DeleteOptions) -> (Vec<String>, Vec<Kept>)
                                     .is_some_and(|x| x.state == AccountState::Completed)
                             })
                             .map(|s| s.label);
+                        // Up to the next full included: the logs a full holds are
+                        // those archived before it began.
                         for i in sessions.iter().filter(|s| {
                             carries_redo(s)
                                 && s.label > k.label
-                                && next_full.is_none_or(|n| s.label < n)
+                                && next_full.is_none_or(|n| s.label <= n)
                         }) {
                             need(
                                 &mut keep,

@@ -97,7 +97,7 @@ pub fn restore_system(
         localconfig: false,
     };
     {
-        let mut dir = source.dir();
+        let dir = source.dir();
         let current = dir.global_explicit()?;
         dir.modify_global(&mods_to(&current, &global))?;
         let here = dir.ensure_server(source.server_name)?;

@@ -245,31 +245,8 @@ impl Verifier<'_> {
                 (p.clone(), Some(TempFile(p)))
             }
         };
-        let mut uri = String::from("file:");
-        for c in local.display().to_string().chars() {
-            match c {
-                '%' => uri.push_str("%25"),
-                '?' => uri.push_str("%3f"),
-                '#' => uri.push_str("%23"),
-                c => uri.push(c),
-            }
-        }
-        uri.push_str("?immutable=1");
-        let conn = rusqlite::Connection::open_with_flags(
-            &uri,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
-        )
-        .map_err(|e| format!("the snapshot does not open: {e}"))?;
-        let verdict: String = conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .map_err(|e| format!("the snapshot is not a sound database: {e}"))?;
-        if verdict != "ok" {
-            return Err(format!("integrity_check: {verdict}"));
-        }
-        let applied: i64 = conn
-            .query_row("SELECT applied_change FROM meta", [], |r| r.get(0))
-            .map_err(|e| format!("the snapshot has no mailbox: {e}"))?;
-        if change.is_some_and(|c| c != applied as u64) {
+        let applied = mv_store::SnapshotFile::check(&local).map_err(|e| e.to_string())?;
+        if change.is_some_and(|c| c != applied) {
             return Err(format!(
                 "the snapshot is at change {applied}, session.xml says {}",
                 change.unwrap_or_default()

@@ -282,7 +282,7 @@ fn seed_scenario_restore_to_before_the_delete_into_a_new_account(fx: Fx) {
     assert_eq!(state(&fx.store, restored.mailbox_id), before);
     // Byte-exact messages.
     let rm = fx.store.mailbox(restored.mailbox_id);
-    for item in rm.items(None, Some(5)).unwrap() {
+    for item in rm.items(None, Some(mv_store::ItemKind::Message)).unwrap() {
         let bytes = fx.store.read_blob(restored.mailbox_id, &item).unwrap();
         let orig = fx
             .store
@@ -311,7 +311,13 @@ fn seed_scenario_restore_to_before_the_delete_into_a_new_account(fx: Fx) {
     .unwrap();
     assert!(r.skipped_deletes > 0);
     let kept = fx.find_account("keep_user@d.test");
-    let n = |id| fx.store.mailbox(id).items(None, Some(5)).unwrap().len();
+    let n = |id| {
+        fx.store
+            .mailbox(id)
+            .items(None, Some(mv_store::ItemKind::Message))
+            .unwrap()
+            .len()
+    };
     assert_eq!(n(kept.mailbox_id), n(mb) + 4);
 
     // -rf: exactly the full.

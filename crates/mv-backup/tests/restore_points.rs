@@ -5,8 +5,10 @@
 //! stopped: one account to an earlier op's time, in place or into a new account
 //! that lives on, or `-a all` to the latest point), `-del` of old backups, and,
 //! at a random place in the middle, a disaster recovery onto a fresh home right
-//! after an incremental (`zmrestoreldap -t T` then `zmrestoreoffline -a all -t
-//! T`, after which the history goes on in the rebuilt home). Each restore gives
+//! after an incremental or right after a full (`zmrestoreldap -t T` then
+//! `zmrestoreoffline -a all -t T`, after which the history goes on in the rebuilt
+//! home; a full holds the redo logs archived since the last incremental, so no
+//! point before the disaster is lost with the home). Each restore gives
 //! the state of its point; the rebuilt home gives every account the state it had
 //! at the last backup. Then, for random points and accounts (deleted ones too, by
 //! zimbraId), restoring into a new account (`-ca -pre`) to an op's time, to a
@@ -90,8 +92,8 @@ enum Step {
     },
     /// `zmbackup -del LABEL`: that session and older ones, as retention allows.
     DeleteBackups(Pick),
-    /// An incremental (after a full, or not), then the home is lost: a fresh home
-    /// is rebuilt from the target.
+    /// A full or an incremental, then the home is lost: a fresh home is rebuilt
+    /// from the target.
     Disaster {
         full: bool,
     },
@@ -309,21 +311,16 @@ fn play(w: &mut World, steps: &[Step]) -> History {
                 actions::run(&w.fx().store, &ids, a, n)
             }
             Step::Full | Step::Incremental | Step::Disaster { .. } => {
-                // The disaster comes after an incremental (with a full before it
-                // or not): what the target holds is the whole history. (A disaster
-                // after a full alone loses the logs archived since the last
-                // incremental, and with them the points between that incremental
-                // and the full: recovery_cli's rebuilt-home test covers that.)
-                let kinds: &[SessionKind] = match s {
-                    Step::Full => &[SessionKind::Full],
-                    Step::Disaster { full: true } => &[SessionKind::Full, SessionKind::Incremental],
-                    _ => &[SessionKind::Incremental],
+                // The disaster comes right after a full or an incremental: either
+                // holds the redo logs archived since the target's newest one, so
+                // what the target holds is the whole history up to it.
+                let kind = match s {
+                    Step::Full | Step::Disaster { full: true } => SessionKind::Full,
+                    _ => SessionKind::Incremental,
                 };
-                for kind in kinds {
-                    let r = w.fx().backup(*kind);
-                    assert!(r.ok(), "{r:?}");
-                    note_sessions(w, &mut h, n);
-                }
+                let r = w.fx().backup(kind);
+                assert!(r.ok(), "{r:?}");
+                note_sessions(w, &mut h, n);
                 if let Step::Disaster { .. } = s {
                     w.rebuild();
                     rebuilt = true;

@@ -127,6 +127,20 @@ pub fn peak_rss(pid: u32) -> Option<u64> {
         .map(|kb| kb * 1024)
 }
 
+/// Resident set (VmRSS) now, summed over a process and its descendants, in bytes.
+pub fn tree_rss(root: u32) -> Option<u64> {
+    process_tree(root)
+        .into_iter()
+        .filter_map(|pid| {
+            let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .map(|kb| kb * 1024)
+        })
+        .reduce(|a, b| a + b)
+}
+
 /// Bytes the process caused to be written to storage (`write_bytes` of
 /// /proc/PID/io; needs the same user or root, and task I/O accounting).
 pub fn write_bytes(pid: u32) -> Option<u64> {

@@ -17,6 +17,7 @@ use mv_bench::peers::{Availability, LmtpTarget};
 use mv_bench::scenario::{PeerResult, RunContext, Scenario};
 use mv_bench::scenarios::backup::{BackupParams, BackupScenario};
 use mv_bench::scenarios::imap::{ImapParams, ImapScenario};
+use mv_bench::scenarios::imap_stress::{ImapStressScenario, StressParams};
 use mv_bench::scenarios::lmtp::{LmtpParams, LmtpScenario};
 use mv_bench::scenarios::redo::RedoScenario;
 use std::collections::BTreeMap;
@@ -318,8 +319,47 @@ fn imap_scenario_answers_every_fetch_and_search() {
             PeerResult::Measured(m) => assert!(m.median > 0.0),
             PeerResult::Skipped { reason } => assert!(!reason.is_empty()),
         }
-        assert_eq!(f.goals.len(), 1, "{}", f.name);
+        // One goal per peer: Dovecot, and Dovecot with fts-xapian.
+        assert_eq!(f.peers.len(), 2, "{}", f.name);
+        assert_eq!(f.goals.len(), 2, "{}", f.name);
     }
+}
+
+#[test]
+fn imap_stress_scenario_counts_operations_and_errors() {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    if let Err(why) = mv_bench::peers::imaptest::find(Some(&workspace)) {
+        eprintln!("SKIPPED imap-stress smoke: {why}");
+        return;
+    }
+    let bench = tempfile::tempdir().unwrap();
+    let mut ctx = small_context(bench.path(), 1);
+    ctx.workspace = Some(workspace);
+    let scenario = ImapStressScenario {
+        params: Some(StressParams {
+            clients: 3,
+            accounts: 2,
+            secs: 3,
+            runs: 1,
+        }),
+    };
+    let report = scenario.run(&ctx).expect("imap-stress scenario");
+    let names: Vec<&str> = report.figures.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    // imaptest's clients did work, the probe logged in, and the goals on
+    // mailvault alone (no protocol errors, bounded memory) are judged.
+    assert!(report.figures[0].subject.median > 0.0, "no operations");
+    assert!(report.figures[1].subject.median > 0.0, "no probe login");
+    for f in &report.figures[2..] {
+        assert_eq!(f.goals.len(), 1, "{}", f.name);
+        assert!(f.goals[0].met.is_some(), "{}: {:?}", f.name, f.goals[0]);
+    }
+    assert_eq!(
+        report.figures[2].goals[0].met,
+        Some(true),
+        "imaptest found protocol errors: {:?}",
+        report.notes
+    );
 }
 
 #[test]
@@ -548,4 +588,74 @@ fn backup_scenario_runs_every_step_and_restores_the_original() {
     );
     // Nothing is left behind in the bench directory.
     assert_eq!(std::fs::read_dir(bench.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn scale_scenario_keeps_open_files_bounded_and_zmprov_memory_flat() {
+    use mv_bench::scenarios::scale::{self, ScaleParams, ScaleScenario};
+    let bench = tempfile::tempdir().unwrap();
+    let ctx = small_context(bench.path(), 9);
+
+    // Flat memory: a batch of 300 `ca` lines (12 passwords) peaks no higher
+    // than one of 30 (3 passwords), plus less than one Argon2 block (19 MiB):
+    // each password's block and each account's mailbox are given back.
+    let peak = |n: usize, passwords: usize| {
+        let home = bench.path().join(format!("flat-{n}"));
+        let init = std::process::Command::new(&ctx.mailvault)
+            .arg("--home")
+            .arg(&home)
+            .arg("init")
+            .output()
+            .unwrap();
+        assert!(init.status.success());
+        let accounts: Vec<String> = (0..n).map(scale::account).collect();
+        scale::batch_zmprov(
+            &ctx.mailvault,
+            &home,
+            &scale::ca_lines(&accounts, passwords),
+        )
+        .unwrap()
+        .peak_rss_bytes
+    };
+    let (small, large) = (peak(30, 3), peak(300, 12));
+    assert!(
+        large <= small + 12 * 1024 * 1024,
+        "zmprov peak RSS grew with the batch: {small} B for 30 lines, {large} B for 300"
+    );
+
+    // Open files bounded by the handle cache, not by the number of accounts:
+    // 300 accounts, each with mail, at most 32 mailbox databases open.
+    let handles = 32;
+    let scenario = ScaleScenario {
+        params: Some(ScaleParams {
+            accounts: 300,
+            passwords: 10,
+            messages: 300,
+            connections: 8,
+            message_size: 2 * 1024,
+            idle: std::time::Duration::from_secs(2),
+            open_handles: Some(handles),
+        }),
+        peers: Some(vec![Box::new(Dovecot::at(
+            Path::new("/nonexistent/dovecot"),
+            Path::new("/nonexistent/doveadm"),
+        ))]),
+    };
+    let report = scenario
+        .run(&ctx)
+        .expect("scale scenario against mailvault");
+    assert_eq!(report.figures.len(), 4);
+    let files = report.figures[2].subject.median;
+    assert!(
+        files > 0.0 && files <= (handles * 3 + 80) as f64,
+        "{files} files open, idle, with 300 accounts and {handles} handles"
+    );
+    assert!(
+        report.figures[3].subject.median > 0.0,
+        "no message delivered"
+    );
+    assert!(matches!(
+        report.figures[1].peers[0].result,
+        PeerResult::Skipped { .. }
+    ));
 }

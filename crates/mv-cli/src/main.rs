@@ -73,11 +73,19 @@ enum Command {
     Hostname(cmd::hostname::Args),
 }
 
+/// The whole command-line definition: [`Cli`], with zmprov's and zmmailbox's
+/// command lists in their help.
+pub(crate) fn cli_command() -> clap::Command {
+    Cli::command()
+        .mut_subcommand("prov", |c| cmd::prov::grammar().listed_in(c))
+        .mut_subcommand("mailbox", |c| cmd::mailbox::grammar().listed_in(c))
+}
+
 /// The parsed command line, or clap's answer (help, version, a usage error)
 /// already rendered, with the exit code it means.
 fn parse(args: Vec<String>) -> Result<Cli, (String, u8, bool)> {
     let program = args.first().cloned().unwrap_or_default();
-    let (command, args) = zimbra::prepare(Cli::command(), &program, args);
+    let (command, args) = zimbra::prepare(cli_command(), &program, args);
     let render = |e: clap::Error| {
         let mut text = e.render().to_string();
         if zimbra::zimbra_name(&program).is_some() {

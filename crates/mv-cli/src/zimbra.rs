@@ -147,28 +147,6 @@ pub fn long_names(cmd: &clap::Command) -> Vec<String> {
     names
 }
 
-/// One command of a Zimbra-style tool that takes a command word (`zmprov ga`,
-/// `zmmailbox s`): its short and long names and its argument synopsis.
-pub struct Cmd {
-    pub short: &'static str,
-    pub long: &'static str,
-    pub args: &'static str,
-}
-
-impl Cmd {
-    /// `getAccount(ga) {name@domain|id} [attr1 [attr2...]]`
-    pub fn usage_line(&self) -> String {
-        format!("{}({}) {}", self.long, self.short, self.args)
-    }
-}
-
-/// The command a word names, by short or long name, case-insensitively.
-pub fn find_cmd(table: &'static [Cmd], name: &str) -> Option<&'static Cmd> {
-    table
-        .iter()
-        .find(|c| c.short.eq_ignore_ascii_case(name) || c.long.eq_ignore_ascii_case(name))
-}
-
 /// Says, once, that a Zimbra option was accepted but changes nothing here.
 pub fn note_ignored(option: &str, why: &str) {
     eprintln!("note: {option} is accepted for compatibility and has no effect here: {why}");
@@ -176,28 +154,6 @@ pub fn note_ignored(option: &str, why: &str) {
 
 /// `-d/--debug` of the backup tools.
 pub const DEBUG_NOTE: &str = "debug lines go to log/mailbox.log with MAILVAULT_LOG=debug";
-
-/// What `help`, `help CMD`, `CMD --help` or `CMD -h` asks for, as text to print
-/// instead of running anything (`zmprov ca user --help` must never create an
-/// account with the password "--help"). `None`: the words are a command to run.
-pub fn help_text(
-    table: &'static [Cmd],
-    words: &[String],
-    all: impl FnOnce() -> String,
-) -> Option<String> {
-    let first = words.first()?.to_ascii_lowercase();
-    if matches!(first.as_str(), "help" | "-h" | "--help" | "-help" | "?") {
-        return Some(match words.get(1).and_then(|w| find_cmd(table, w)) {
-            Some(c) => format!("usage: {}\n", c.usage_line()),
-            None => all(),
-        });
-    }
-    let cmd = find_cmd(table, &first)?;
-    let asks = words[1..]
-        .iter()
-        .any(|w| matches!(w.as_str(), "--help" | "-help" | "-h"));
-    asks.then(|| format!("usage: {}\n", cmd.usage_line()))
-}
 
 #[cfg(test)]
 mod tests {
@@ -246,31 +202,5 @@ mod tests {
             Some(("zmredodump", "redodump"))
         );
         assert_eq!(zimbra_name("mailvault"), None);
-    }
-
-    #[test]
-    fn help_words_never_run_a_command() {
-        const T: &[Cmd] = &[Cmd {
-            short: "ca",
-            long: "createAccount",
-            args: "{name@domain} {password}",
-        }];
-        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let all = || "ALL".to_string();
-        let usage = "usage: createAccount(ca) {name@domain} {password}\n";
-        assert_eq!(
-            help_text(T, &w(&["ca", "--help"]), all).as_deref(),
-            Some(usage)
-        );
-        assert_eq!(
-            help_text(T, &w(&["ca", "u@d", "--help"]), all).as_deref(),
-            Some(usage)
-        );
-        assert_eq!(
-            help_text(T, &w(&["help", "createAccount"]), all).as_deref(),
-            Some(usage)
-        );
-        assert_eq!(help_text(T, &w(&["help"]), all).as_deref(), Some("ALL"));
-        assert_eq!(help_text(T, &w(&["ca", "u@d", "pw"]), all), None);
     }
 }

@@ -64,7 +64,7 @@ fn setup_with(home: &Home, cleartext: bool, max_connections: usize) -> Ports {
         svc.create_account(&format!("{name}@example.com"), Some("secret"), &[])
             .unwrap();
     }
-    let mut d = svc.directory();
+    let d = svc.directory();
     d.set_account_status("locked@example.com", AccountStatus::Locked)
         .unwrap();
     d.set_account_status("maint@example.com", AccountStatus::Maintenance)

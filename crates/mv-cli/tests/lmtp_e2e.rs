@@ -99,7 +99,7 @@ fn verify_acked(home: &Home, outdir: &Path) -> usize {
             let mbox = svc.mailbox_of(rcpt).unwrap();
             svc.store()
                 .mailbox(mbox)
-                .items(None, Some(mv_store::apply::TYPE_MESSAGE))
+                .items(None, Some(mv_store::ItemKind::Message))
                 .unwrap()
         });
         let want = format!("{id}@load.test");
@@ -186,7 +186,7 @@ fn per_recipient_results_and_hostile_input() {
         .store()
         .mailbox(svc.mailbox_of("bob@example.com").unwrap());
     let subjects: Vec<String> = bob
-        .items(None, Some(5))
+        .items(None, Some(mv_store::ItemKind::Message))
         .unwrap()
         .into_iter()
         .map(|i| i.subject)
@@ -200,7 +200,7 @@ fn per_recipient_results_and_hostile_input() {
         .store()
         .mailbox(svc.mailbox_of("alice@example.com").unwrap());
     let two: Vec<_> = alice
-        .items(None, Some(5))
+        .items(None, Some(mv_store::ItemKind::Message))
         .unwrap()
         .into_iter()
         .filter(|i| i.subject == "two")

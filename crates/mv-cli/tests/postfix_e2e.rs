@@ -410,7 +410,7 @@ fn postfix_in_front_rejects_unknown_expands_lists_and_loses_nothing() {
                 &Default::default(),
             )
             .unwrap();
-        let mut d = svc.directory();
+        let d = svc.directory();
         d.add_account_alias(&format!("u2@{DOMAIN}"), &format!("al@{DOMAIN}"))
             .unwrap();
         d.create_dl(&format!("team@{DOMAIN}"), &[]).unwrap();
@@ -598,7 +598,7 @@ fn postfix_in_front_rejects_unknown_expands_lists_and_loses_nothing() {
             who,
             svc.store()
                 .mailbox(mbox)
-                .items(None, Some(mv_store::apply::TYPE_MESSAGE))
+                .items(None, Some(mv_store::ItemKind::Message))
                 .unwrap(),
         );
     }

@@ -1,7 +1,7 @@
 //! The redo chain stays whole across the restores an administrator runs, through
 //! the zm* names without a server: an offline restore on the home that took the
-//! backups, an in-place restore, and a disaster recovery onto a fresh home after a
-//! full backup. After each, the next `zmbackup -i` into the same target exits 0 and
+//! backups, an in-place restore, and a disaster recovery onto a fresh home right
+//! after a full backup. After each, the next `zmbackup -i` into the same target exits 0 and
 //! restores from backups taken before the event, to points before and after it,
 //! need no `--ignoreRedoErrors`; a hole that really is one is still reported.
 
@@ -12,10 +12,14 @@ use std::path::Path;
 
 impl Env {
     fn deliver(&self, user: &str, subject: &str) {
+        self.deliver_body(user, subject, &format!("body {subject}"));
+    }
+
+    fn deliver_body(&self, user: &str, subject: &str, body: &str) {
         let path = self.root.join(format!("{subject}.eml"));
         std::fs::write(
             &path,
-            format!("From: x@y.test\r\nTo: {user}\r\nSubject: {subject}\r\n\r\nbody {subject}\r\n"),
+            format!("From: x@y.test\r\nTo: {user}\r\nSubject: {subject}\r\n\r\n{body}\r\n"),
         )
         .unwrap();
         self.ok(
@@ -180,8 +184,8 @@ fn a_rebuilt_home_after_a_full_continues_the_targets_redo_chain() {
     env.deliver(a, "a1");
     let i1 = env.incremental(t);
     env.deliver(a, "a2");
-    // The last backup before the disaster is a full: the target holds no copy of
-    // the log that was live during it.
+    // The last backup before the disaster is a full: it holds the log archived
+    // when it began (a2's); the one live during it is lost with the home.
     let f2 = env.ok("zmbackup", &["-f", "-a", "all", "-sync", "-t", t]);
     let f2 = f2.stdout.trim().to_string();
     assert!(f2.starts_with("full-"), "{f2}");
@@ -247,11 +251,146 @@ fn a_rebuilt_home_after_a_full_continues_the_targets_redo_chain() {
         ],
     );
     assert_eq!(env.subjects("z_a@dr4.test"), ["a0", "a1"]);
-    // A real hole stays one: the log holding a2 was archived on the dead server
-    // when the second full began and never reached the target.
-    let o = env.zm(
+    // The first full rolls forward across the second one and the recovery.
+    env.ok(
         "zmrestore",
         &["-a", a, "-ca", "-pre", "g_", "-lb", &f1, "-t", t],
+    );
+    assert_eq!(env.subjects("g_a@dr4.test"), ["a0", "a1", "a2", "a3"]);
+}
+
+/// A disaster right after a full, with no incremental since the previous full:
+/// the second full holds the logs archived between the two, so the first one
+/// still rolls forward to any point between them on the rebuilt home. A log
+/// that really is lost is still a gap, for `mailvault check` and for a restore.
+#[test]
+fn a_disaster_right_after_a_full_keeps_the_points_between_the_fulls() {
+    let env = Env::new();
+    let t = env.root.join("target");
+    let t = t.to_str().unwrap();
+    let a = "a@dr5.test";
+    env.ok("zmprov", &["cd", "dr5.test"]);
+    env.ok("zmprov", &["ca", a, "secret"]);
+    env.ok("zmprov", &["mcf", "zimbraBackupTarget", t]);
+    // Each delivery fills a 1 KB log: the log rolls over after every one.
+    env.ok(
+        "zmprov",
+        &[
+            "mcf",
+            "zimbraRedoLogRolloverFileSizeKB",
+            "1",
+            "zimbraRedoLogRolloverMinFileAge",
+            "0",
+        ],
+    );
+    let archive = env.home.join("redolog/archive");
+    let archived = || std::fs::read_dir(&archive).map_or(0, |d| d.count());
+    let big = "x".repeat(1500);
+    let deliver = |s: &str| env.deliver_body(a, s, &big);
+    deliver("a0");
+    let f1 = env.ok("zmbackup", &["-f", "-a", "all", "-sync", "-t", t]);
+    let f1 = f1.stdout.trim().to_string();
+    let after_f1 = archived();
+    deliver("a1");
+    let between = moment();
+    deliver("a2");
+    deliver("a3");
+    // (A log rolls over before the next record goes in: a1's and a2's are
+    // archived now.)
+    assert!(
+        archived() >= after_f1 + 2,
+        "the deliveries rolled no log over"
+    );
+    let f2 = env.ok("zmbackup", &["-f", "-a", "all", "-sync", "-t", t]);
+    assert!(!f2.stderr.contains("gap"), "{}", f2.stderr);
+    let f2 = f2.stdout.trim().to_string();
+    assert!(f2.starts_with("full-"), "{f2}");
+
+    std::fs::remove_dir_all(&env.home).unwrap();
+    env.ok("zmrestoreldap", &["-t", t]);
+    let o = env.ok("zmrestoreoffline", &["-a", "all", "-t", t]);
+    no_jump("zmrestoreoffline", &o);
+    assert_eq!(env.subjects(a), ["a0", "a1", "a2", "a3"]);
+
+    // From the first full to a point between the fulls, without
+    // --ignoreRedoErrors: the state of that point, said plainly.
+    let o = env.ok(
+        "zmrestore",
+        &[
+            "-a",
+            a,
+            "-lb",
+            &f1,
+            "-restoreToTime",
+            &between,
+            "-ca",
+            "-pre",
+            "p_",
+            "-t",
+            t,
+        ],
+    );
+    assert!(
+        o.stdout
+            .contains(&format!("{a}: restored as p_{a} (mailbox ")),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains(&format!("from {f1}: ")), "{}", o.stdout);
+    for bad in ["warning", "gap", "skipped"] {
+        assert!(
+            !o.stderr.contains(bad) && !o.stdout.contains(bad),
+            "{}{}",
+            o.stdout,
+            o.stderr
+        );
+    }
+    assert_eq!(env.subjects(&format!("p_{a}")), ["a0", "a1"]);
+    env.verify(t);
+
+    // A log lost before any backup copied it is a real gap.
+    deliver("a4");
+    deliver("a5");
+    // a4's log (archived when a5 came): found by its content, which a redo
+    // record holds as it came.
+    let lost = std::fs::read_dir(&archive)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let bytes = std::fs::read(p).unwrap();
+            bytes.windows(11).any(|w| w == b"Subject: a4")
+        })
+        .expect("a4's archived log");
+    std::fs::remove_file(&lost).unwrap();
+    let check = env.run(Path::new(BIN), &["check"]);
+    assert!(
+        check.stdout.contains("redo chain: FAILED (")
+            && check
+                .stdout
+                .contains("real gap: Found gap in redo log sequence"),
+        "{}",
+        check.stdout
+    );
+    // A full is the remedy: it completes, saying what older backups lost.
+    let f3 = env.ok("zmbackup", &["-f", "-a", "all", "-sync", "-t", t]);
+    assert!(
+        f3.stderr.contains("Found gap in redo log sequence")
+            && f3
+                .stderr
+                .contains("older backups cannot be rolled forward across it"),
+        "{}",
+        f3.stderr
+    );
+    let check = env.run(Path::new(BIN), &["check"]);
+    assert!(
+        check.stdout.contains("redo chain: OK ("),
+        "{}",
+        check.stdout
+    );
+    // The second full cannot be rolled forward across the hole.
+    let o = env.zm(
+        "zmrestore",
+        &["-a", a, "-lb", &f2, "-ca", "-pre", "g_", "-t", t],
     );
     assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
     assert!(

@@ -173,3 +173,83 @@ fn many_accounts_keep_zmprov_memory_and_server_files_flat() {
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     assert!(server.wait().unwrap().success());
 }
+
+/// Runs `zmprov` with `input` on stdin (a pipe, so `ca` lines are grouped).
+fn zmprov_stdin(env: &Env, input: &str) -> (i32, String, String) {
+    let mut child = Command::new(env.links.join("zmprov"))
+        .env("MAILVAULT_HOME", &env.home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_batch_answers_each_line_in_order_as_it_would_alone() {
+    let env = Env::new();
+    let input = "\
+cd example.com
+ca a@example.com pw-a displayName 'Ann A'
+ca b@example.com ''
+ca a@example.com pw-again
+ca c@nosuch.org pw-c
+ca d@example.com pw-d zimbraCOSId nosuchcos
+ga a@example.com displayName
+ca e@example.com pw-e userPassword pw-e2
+ca f@example.com
+";
+    let (code, stdout, stderr) = zmprov_stdin(&env, input);
+    assert_eq!(code, 2, "the worst line was a usage error: {stderr}");
+    let out: Vec<&str> = stdout.lines().collect();
+    // cd, a, b, ga's two lines, e: each printed where its line was.
+    assert_eq!(out.len(), 6, "{stdout}");
+    let ids = [out[0], out[1], out[2], out[5]];
+    assert!(ids.iter().all(|id| id.len() == 36), "{stdout}");
+    assert_eq!(out[3], "# name a@example.com");
+    assert_eq!(out[4], "displayName: Ann A");
+    let errs: Vec<&str> = stderr.lines().collect();
+    assert_eq!(errs.len(), 4, "{stderr}");
+    assert!(
+        errs[0].starts_with("ERROR: ") && errs[0].contains("already used"),
+        "{stderr}"
+    );
+    assert!(errs[1].contains("no such domain: nosuch.org"), "{stderr}");
+    assert!(errs[2].contains("nosuchcos"), "{stderr}");
+    assert!(errs[3].starts_with("usage:"), "{stderr}");
+
+    // What was created is durable and whole: ids as printed, passwords as given.
+    let home = Home::at(&env.home);
+    let _lock = HomeLock::acquire_waiting(home.root(), Duration::from_secs(10)).unwrap();
+    let (svc, _) = Service::open(&home).unwrap();
+    let dir = svc.directory();
+    let emails: Vec<String> = dir
+        .list_accounts(None)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.email)
+        .collect();
+    assert_eq!(emails, ["a@example.com", "b@example.com", "e@example.com"]);
+    assert_eq!(dir.get_account("a@example.com").unwrap().id, out[1]);
+    assert_eq!(dir.get_account("e@example.com").unwrap().id, out[5]);
+    assert!(dir.verify_password("a@example.com", "pw-a").unwrap());
+    assert!(dir.verify_password("e@example.com", "pw-e2").unwrap());
+    assert!(!dir.verify_password("b@example.com", "").unwrap());
+    for email in ["a@example.com", "b@example.com", "e@example.com"] {
+        let a = dir.get_account(email).unwrap();
+        assert!(
+            svc.store().mailbox(a.mailbox_id).info().unwrap().is_some(),
+            "{email}: no mailbox"
+        );
+    }
+}

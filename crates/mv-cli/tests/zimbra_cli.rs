@@ -63,6 +63,147 @@ fn zmprov_help_never_runs_the_command() {
 }
 
 #[test]
+fn zmprov_and_zmmailbox_read_a_command_file_split_as_a_shell_does() {
+    let env = Env::new();
+    init(&env);
+    let file = env.root.join("provision.zmp");
+    std::fs::write(
+        &file,
+        "# a comment line, then commands in either spelling and any case\n\
+         createDomain d.test\n\
+         CA carol@d.test '' displayName \"Carol  Two Spaces\" description it\\'s\n\
+         frobnicate now\n\
+         ma carol@d.test +description second\n\
+         ga carol@d.test displayName description\n\
+         ma carol@d.test \"unbalanced\n",
+    )
+    .unwrap();
+    let o = env.zm("zmprov", &["-f", file.to_str().unwrap()]);
+    // The unknown command and the broken line are reported, the rest ran.
+    assert_eq!(o.code, 2, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stderr
+            .contains("unknown command: frobnicate (`help` lists the zmprov commands)"),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("unbalanced quote"), "{}", o.stderr);
+    let mut lines = o.stdout.lines();
+    let _zimbra_id_of_domain = lines.next();
+    let _zimbra_id_of_account = lines.next();
+    assert_eq!(
+        lines.collect::<Vec<_>>(),
+        [
+            "# name carol@d.test",
+            "description: it's",
+            "description: second",
+            "displayName: Carol  Two Spaces",
+        ]
+    );
+    // A file and a command are one too many.
+    assert_eq!(
+        env.zm("zmprov", &["-f", file.to_str().unwrap(), "gaa"])
+            .code,
+        2
+    );
+    let missing = env.zm("zmprov", &["-f", env.root.join("nope").to_str().unwrap()]);
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("reading commands from"),
+        "{}",
+        missing.stderr
+    );
+
+    let mbox = env.root.join("mailbox.zmm");
+    std::fs::write(&mbox, "cf '/Two Words'\nGETALLFOLDERS\ngm nope\n").unwrap();
+    let o = env.zm(
+        "zmmailbox",
+        &["-z", "-m", "carol@d.test", "-f", mbox.to_str().unwrap()],
+    );
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stdout.contains("  /Two Words\n"), "{}", o.stdout);
+    assert!(o.stderr.contains("'nope'"), "{}", o.stderr);
+}
+
+#[test]
+fn zmprov_and_zmmailbox_commands_are_in_help_man_pages_and_completions() {
+    let env = Env::new();
+    let o = env.ok("zmprov", &["--help"]);
+    assert!(
+        o.stdout.contains("  createAccount(ca) {name@domain}"),
+        "{}",
+        o.stdout
+    );
+    let o = env.ok("zmmailbox", &["--help"]);
+    assert!(
+        o.stdout.contains("  postRestURL(pru) {relative-path}"),
+        "{}",
+        o.stdout
+    );
+    let o = env.ok("zmmailbox", &["help", "AM"]);
+    assert!(
+        o.stdout.starts_with("usage: addMessage(am) [-F flags]"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("-T, --tags <TAGS>"), "{}", o.stdout);
+    // A bad value names the argument and the usage, exit 2 as before.
+    let o = env.zm("zmprov", &["rim", "a@d.test", "later"]);
+    assert_eq!(o.code, 2);
+    assert!(
+        o.stderr.contains("'later'") && o.stderr.contains("use start or status"),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("reIndexMailbox(rim)"), "{}", o.stderr);
+
+    let man = env.root.join("man1");
+    let comp = env.root.join("completions");
+    let o = env.run(
+        std::path::Path::new(BIN),
+        &[
+            "install-links",
+            env.links.to_str().unwrap(),
+            "--man",
+            man.to_str().unwrap(),
+            "--completions",
+            comp.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let page = std::fs::read_to_string(man.join("zmprov.1")).unwrap();
+    for name in [
+        "createAccount",
+        "getAllDistributionLists",
+        "addAccountLogger",
+    ] {
+        assert!(page.contains(name), "{name}: {page}");
+    }
+    let page = std::fs::read_to_string(man.join("zmmailbox.1")).unwrap();
+    assert!(page.contains("getRestURL"), "{page}");
+    // bash completes the command names, long and short.
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {} && COMP_WORDS=(zmprov createA) COMP_CWORD=1 COMP_LINE='zmprov createA' COMP_POINT=14 && _zmprov zmprov createA zmprov && echo \"${{COMPREPLY[@]}}\"",
+            comp.join("bash/zmprov").display()
+        ))
+        .output()
+        .unwrap();
+    let words = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        words.contains("createAccount"),
+        "{words}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let bash = std::fs::read_to_string(comp.join("bash/zmmailbox")).unwrap();
+    assert!(
+        bash.contains("getAllFolders") && bash.contains("gaf"),
+        "{bash}"
+    );
+}
+
+#[test]
 fn zmhostname_names_the_server_zmcontrol_reports() {
     let env = Env::new();
     init(&env);

@@ -8,7 +8,8 @@
 use crate::address::{self, Owner};
 use crate::attrs::{self, Attrs, MANAGED_HINT, Modification};
 use crate::error::{DirectoryError, Result};
-use crate::{Directory, cos, new_id, now};
+use crate::provision::Prepared;
+use crate::{Directory, cos};
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use mv_types::{MailboxId, UtcMillis};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -314,7 +315,7 @@ pub(crate) fn allocate_mailbox_id(conn: &Connection) -> Result<MailboxId> {
     Ok(id)
 }
 
-fn hash_password(password: &str) -> Result<String> {
+pub(crate) fn hash_password(password: &str) -> Result<String> {
     if password.is_empty() {
         return Err(DirectoryError::InvalidAttributeValue {
             name: PASSWORD.into(),
@@ -337,7 +338,7 @@ pub(crate) fn check_password_hash(hash: &str) -> std::result::Result<(), String>
 
 /// The single value a modification sets, for single-valued attributes: `None` when
 /// it removes the attribute.
-fn single_value(m: &Modification) -> Result<Option<&str>> {
+pub(crate) fn single_value(m: &Modification) -> Result<Option<&str>> {
     match m {
         Modification::Replace { name, values } => {
             let values: Vec<&String> = values.iter().filter(|v| !v.is_empty()).collect();
@@ -361,7 +362,7 @@ fn single_value(m: &Modification) -> Result<Option<&str>> {
 }
 
 /// Applies `ma`-style modifications in memory; the caller writes the result.
-fn apply_mods(
+pub(crate) fn apply_mods(
     conn: &Connection,
     a: &mut Account,
     hash: &mut Option<String>,
@@ -402,28 +403,19 @@ impl Directory {
     /// `zmprov ca EMAIL PASSWORD [attr value ...]`. The domain must exist. The
     /// account gets a new zimbraId, the default COS (unless `zimbraCOSId` is given)
     /// and the next mailbox id.
+    ///
+    /// The password is hashed before the directory's write lock is taken: a
+    /// 19 MiB, tens-of-milliseconds Argon2 computation holds up no one.
     pub fn create_account(
-        &mut self,
+        &self,
         email: &str,
         password: Option<&str>,
         mods: &[Modification],
     ) -> Result<Account> {
-        let email = address::normalize_address(email)?;
-        let tx = self.conn.transaction()?;
-        address::check_free(&tx, &email)?;
-        let mut a = Account {
-            id: new_id(),
-            email,
-            aliases: Vec::new(),
-            status: AccountStatus::Active,
-            cos_id: cos::default_id(&tx)?,
-            mailbox_id: allocate_mailbox_id(&tx)?,
-            created: now(),
-            attrs: Attrs::new(),
-        };
-        let mut hash = password.map(hash_password).transpose()?;
-        apply_mods(&tx, &mut a, &mut hash, mods)?;
-        insert(&tx, &a, hash.as_deref())?;
+        let prepared = Prepared::new(email, password, mods)?;
+        let mut w = self.writer();
+        let tx = w.transaction()?;
+        let a = prepared.insert(&tx)?;
         tx.commit()?;
         Ok(a)
     }
@@ -443,15 +435,16 @@ impl Directory {
 
     /// The account owning mailbox `id`, if any.
     pub fn account_by_mailbox_id(&self, id: MailboxId) -> Result<Option<Account>> {
-        let found: Option<String> = self
-            .conn
-            .prepare_cached("SELECT id FROM accounts WHERE mailbox_id = ?1")?
-            .query_row([id.0], |r| r.get(0))
-            .optional()?;
-        match found {
-            Some(account) => load(&self.conn, &account),
-            None => Ok(None),
-        }
+        self.read(|conn| {
+            let found: Option<String> = conn
+                .prepare_cached("SELECT id FROM accounts WHERE mailbox_id = ?1")?
+                .query_row([id.0], |r| r.get(0))
+                .optional()?;
+            match found {
+                Some(account) => load(conn, &account),
+                None => Ok(None),
+            }
+        })
     }
 
     /// `zmprov gaa [DOMAIN]`: accounts sorted by address.
@@ -462,8 +455,9 @@ impl Directory {
     /// `zmprov ma KEY attr value ...`. `zimbraAccountStatus` sets the status
     /// (validated), `userPassword` the password (stored hashed), `zimbraCOSId` the
     /// COS (id or name); `zimbraMailQuota` must be a byte count.
-    pub fn modify_account(&mut self, key: &str, mods: &[Modification]) -> Result<Account> {
-        let tx = self.conn.transaction()?;
+    pub fn modify_account(&self, key: &str, mods: &[Modification]) -> Result<Account> {
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         let mut a = require(&tx, key)?;
         let mut hash = password_hash(&tx, &a.id)?;
         apply_mods(&tx, &mut a, &mut hash, mods)?;
@@ -473,17 +467,17 @@ impl Directory {
     }
 
     /// `zmprov ma KEY zimbraAccountStatus STATUS`.
-    pub fn set_account_status(&mut self, key: &str, status: AccountStatus) -> Result<Account> {
+    pub fn set_account_status(&self, key: &str, status: AccountStatus) -> Result<Account> {
         self.modify_account(key, &[Modification::set(STATUS, status.as_str())])
     }
 
     /// `zmprov sac KEY COS`.
-    pub fn set_account_cos(&mut self, key: &str, cos: &str) -> Result<Account> {
+    pub fn set_account_cos(&self, key: &str, cos: &str) -> Result<Account> {
         self.modify_account(key, &[Modification::set(COS_ID, cos)])
     }
 
     /// `zmprov sp KEY PASSWORD`: stores an argon2id hash.
-    pub fn set_password(&mut self, key: &str, password: &str) -> Result<()> {
+    pub fn set_password(&self, key: &str, password: &str) -> Result<()> {
         // An empty value in a modification removes the attribute; here it is a
         // mistake, not a request to remove the password.
         if password.is_empty() {
@@ -506,14 +500,15 @@ impl Directory {
     /// read under the directory's lock, checked with [`password_matches`]
     /// outside it, so one slow Argon2 check does not hold up other lookups.
     pub fn stored_password_hash(&self, account_id: &str) -> Result<Option<String>> {
-        password_hash(&self.conn, account_id)
+        self.read(|conn| password_hash(conn, account_id))
     }
 
     /// `zmprov ra OLD NEW`: changes the primary address; zimbraId, mailbox id and
     /// aliases stay, and list memberships follow the new address.
-    pub fn rename_account(&mut self, key: &str, new_email: &str) -> Result<Account> {
+    pub fn rename_account(&self, key: &str, new_email: &str) -> Result<Account> {
         let new_email = address::normalize_address(new_email)?;
-        let tx = self.conn.transaction()?;
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         let a = require(&tx, key)?;
         if a.email != new_email {
             address::check_free(&tx, &new_email)?;
@@ -533,8 +528,9 @@ impl Directory {
 
     /// `zmprov da KEY`. Returns the deleted account so that the caller can delete
     /// its mailbox. Its mailbox id is never reused.
-    pub fn delete_account(&mut self, key: &str) -> Result<Account> {
-        let tx = self.conn.transaction()?;
+    pub fn delete_account(&self, key: &str) -> Result<Account> {
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         let a = require(&tx, key)?;
         let deleted = delete(&tx, &a.id)?;
         tx.commit()?;
@@ -543,9 +539,10 @@ impl Directory {
 
     /// `zmprov aaa KEY ALIAS`. The alias's domain must exist and the address be
     /// free (not an account, alias or list).
-    pub fn add_account_alias(&mut self, key: &str, alias: &str) -> Result<Account> {
+    pub fn add_account_alias(&self, key: &str, alias: &str) -> Result<Account> {
         let alias = address::normalize_address(alias)?;
-        let tx = self.conn.transaction()?;
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         let a = require(&tx, key)?;
         address::claim(&tx, &alias, &Owner::Alias(a.id.clone()))?;
         let a = load(&tx, &a.id)?.ok_or_else(|| DirectoryError::NoSuchAccount(a.id.clone()))?;
@@ -554,9 +551,10 @@ impl Directory {
     }
 
     /// `zmprov raa KEY ALIAS`. Lists that named the alias drop it.
-    pub fn remove_account_alias(&mut self, key: &str, alias: &str) -> Result<Account> {
+    pub fn remove_account_alias(&self, key: &str, alias: &str) -> Result<Account> {
         let normalized = alias.trim().to_ascii_lowercase();
-        let tx = self.conn.transaction()?;
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         let a = require(&tx, key)?;
         if !a.aliases.contains(&normalized) {
             return Err(DirectoryError::NoSuchAlias {
@@ -577,7 +575,7 @@ impl Directory {
         if !own.is_empty() {
             return Ok(own.to_vec());
         }
-        let cos = cos::load(&self.conn, &account.cos_id)?;
+        let cos = self.read(|conn| cos::load(conn, &account.cos_id))?;
         Ok(cos
             .map(|c| attrs::get(&c.attrs, name).to_vec())
             .unwrap_or_default())
@@ -594,8 +592,9 @@ impl Directory {
 
     /// Gives the account mailbox id `id` (a restore recreating the original
     /// mailbox). Fails if another account holds it; the counter moves past it.
-    pub fn set_mailbox_id(&mut self, key: &str, id: MailboxId) -> Result<Account> {
-        let tx = self.conn.transaction()?;
+    pub fn set_mailbox_id(&self, key: &str, id: MailboxId) -> Result<Account> {
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         let a = require(&tx, key)?;
         check_mailbox_id_free(&tx, id, Some(&a.id))?;
         tx.execute(
@@ -610,21 +609,23 @@ impl Directory {
 
     /// The highest mailbox id ever handed out or reserved (0 if none).
     pub fn max_mailbox_id(&self) -> Result<MailboxId> {
-        Ok(MailboxId(next_mailbox_id(&self.conn)?.saturating_sub(1)))
+        Ok(MailboxId(self.read(next_mailbox_id)?.saturating_sub(1)))
     }
 
     /// Marks every mailbox id up to `id` as used, so that new accounts get higher
     /// ones (a restore that will recreate mailbox `id`).
-    pub fn reserve_mailbox_id(&mut self, id: MailboxId) -> Result<()> {
-        let tx = self.conn.transaction()?;
+    pub fn reserve_mailbox_id(&self, id: MailboxId) -> Result<()> {
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         bump_mailbox_counter(&tx, id)?;
         tx.commit()?;
         Ok(())
     }
 
     /// Hands out a fresh mailbox id without creating an account.
-    pub fn allocate_mailbox_id(&mut self) -> Result<MailboxId> {
-        let tx = self.conn.transaction()?;
+    pub fn allocate_mailbox_id(&self) -> Result<MailboxId> {
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         let id = allocate_mailbox_id(&tx)?;
         tx.commit()?;
         Ok(id)

@@ -14,8 +14,9 @@ use rusqlite::OptionalExtension;
 
 impl Directory {
     /// Records that the mailboxes' backups completed at `at` (ms since the epoch).
-    pub fn record_backups(&mut self, mailboxes: &[MailboxId], at: i64) -> Result<()> {
-        let tx = self.conn.transaction()?;
+    pub fn record_backups(&self, mailboxes: &[MailboxId], at: i64) -> Result<()> {
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         {
             let mut st = tx.prepare(
                 "INSERT INTO backup_status (mailbox_id, last_backup_at) VALUES (?1, ?2)
@@ -31,14 +32,15 @@ impl Directory {
 
     /// When the mailbox's last completed backup ended, if it has one.
     pub fn last_backup_at(&self, mailbox: MailboxId) -> Result<Option<i64>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT last_backup_at FROM backup_status WHERE mailbox_id = ?1",
-                [mailbox.0],
-                |r| r.get(0),
-            )
-            .optional()?)
+        self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT last_backup_at FROM backup_status WHERE mailbox_id = ?1",
+                    [mailbox.0],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
     }
 }
 
@@ -48,7 +50,7 @@ mod tests {
 
     #[test]
     fn records_and_overwrites_per_mailbox() {
-        let mut d = Directory::open_in_memory().unwrap();
+        let d = Directory::open_in_memory().unwrap();
         assert_eq!(d.last_backup_at(MailboxId(1)).unwrap(), None);
         d.record_backups(&[MailboxId(1), MailboxId(2)], 1000)
             .unwrap();

@@ -375,31 +375,35 @@ impl Directory {
     /// plus any other explicitly stored attribute.
     pub fn get_global(&self) -> Result<Attrs> {
         let mut all = defaults();
-        all.extend(attrs::load(&self.conn, GLOBAL)?);
+        all.extend(self.global_explicit()?);
         Ok(all)
     }
 
     /// The global values set explicitly (what an LDIF export holds).
     pub fn global_explicit(&self) -> Result<Attrs> {
-        attrs::load(&self.conn, GLOBAL)
+        self.read(|conn| attrs::load(conn, GLOBAL))
     }
 
     /// `zmprov mcf attr value ...`; an empty value list reverts to the default.
     /// Returns the new `get_global()`.
-    pub fn modify_global(&mut self, mods: &[Modification]) -> Result<Attrs> {
-        let tx = self.conn.transaction()?;
+    pub fn modify_global(&self, mods: &[Modification]) -> Result<Attrs> {
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         let mut explicit = attrs::load(&tx, GLOBAL)?;
         apply_config_mods(&mut explicit, mods)?;
         attrs::store(&tx, GLOBAL, &explicit)?;
         tx.commit()?;
+        // Read back on a read connection (an in-memory directory's is the writer).
+        drop(w);
         self.get_global()
     }
 
     /// Creates the server entry `name` if it does not exist (the server does this
     /// at startup, with `local_server_name()`).
-    pub fn ensure_server(&mut self, name: &str) -> Result<Server> {
+    pub fn ensure_server(&self, name: &str) -> Result<Server> {
         let name = normalize_server_name(name)?;
-        let tx = self.conn.transaction()?;
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         let server = match load_server(&tx, &name)? {
             Some(s) => s,
             None => {
@@ -418,7 +422,7 @@ impl Directory {
 
     /// The server entry (explicit values only).
     pub fn get_server(&self, name: &str) -> Result<Server> {
-        require_server(&self.conn, name)
+        self.read(|conn| require_server(conn, name))
     }
 
     /// `zmprov gas`
@@ -428,8 +432,9 @@ impl Directory {
 
     /// `zmprov ms SERVER attr value ...`; an empty value list makes the server
     /// inherit the global value again.
-    pub fn modify_server(&mut self, name: &str, mods: &[Modification]) -> Result<Server> {
-        let tx = self.conn.transaction()?;
+    pub fn modify_server(&self, name: &str, mods: &[Modification]) -> Result<Server> {
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         let mut s = require_server(&tx, name)?;
         apply_config_mods(&mut s.attrs, mods)?;
         attrs::store(&tx, &s.id, &s.attrs)?;
@@ -438,8 +443,9 @@ impl Directory {
     }
 
     /// Removes a server entry.
-    pub fn delete_server(&mut self, name: &str) -> Result<Server> {
-        let tx = self.conn.transaction()?;
+    pub fn delete_server(&self, name: &str) -> Result<Server> {
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         let s = require_server(&tx, name)?;
         attrs::delete(&tx, &s.id)?;
         tx.execute("DELETE FROM servers WHERE id = ?1", [&s.id])?;
@@ -464,7 +470,7 @@ impl Directory {
         if !own.is_empty() {
             return Ok(own.to_vec());
         }
-        let global = attrs::load(&self.conn, GLOBAL)?;
+        let global = self.global_explicit()?;
         let g = attrs::get(&global, key);
         if !g.is_empty() {
             return Ok(g.to_vec());
@@ -553,7 +559,7 @@ mod tests {
 
     #[test]
     fn modify_global_validates_and_normalizes() {
-        let mut d = Directory::open_in_memory().unwrap();
+        let d = Directory::open_in_memory().unwrap();
         let g = d
             .modify_global(
                 &Modification::parse_zmprov(&[
@@ -632,7 +638,7 @@ mod tests {
 
     #[test]
     fn server_overrides_global_overrides_default() {
-        let mut d = Directory::open_in_memory().unwrap();
+        let d = Directory::open_in_memory().unwrap();
         let s = d.ensure_server("Mail.Example.com").unwrap();
         assert_eq!(s.name, "mail.example.com");
         assert_eq!(

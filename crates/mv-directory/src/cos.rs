@@ -100,12 +100,13 @@ fn apply_mods(attrs: &mut Attrs, mods: &[Modification]) -> Result<()> {
 }
 
 impl Directory {
-    pub(crate) fn ensure_default_cos(&mut self) -> Result<()> {
+    pub(crate) fn ensure_default_cos(&self) -> Result<()> {
         // Check before taking the write lock: every open does this.
-        if load(&self.conn, DEFAULT_COS)?.is_some() {
+        if self.read(|conn| load(conn, DEFAULT_COS))?.is_some() {
             return Ok(());
         }
-        let tx = self.conn.transaction()?;
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         if load(&tx, DEFAULT_COS)?.is_none() {
             insert(
                 &tx,
@@ -122,7 +123,7 @@ impl Directory {
     }
 
     /// `zmprov cc NAME [attr value ...]`
-    pub fn create_cos(&mut self, name: &str, mods: &[Modification]) -> Result<Cos> {
+    pub fn create_cos(&self, name: &str, mods: &[Modification]) -> Result<Cos> {
         let mut c = Cos {
             id: new_id(),
             name: name.trim().to_string(),
@@ -130,15 +131,17 @@ impl Directory {
             attrs: Attrs::new(),
         };
         apply_mods(&mut c.attrs, mods)?;
-        let tx = self.conn.transaction()?;
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         insert(&tx, &c)?;
         tx.commit()?;
         Ok(c)
     }
 
     /// `zmprov cpc SOURCE NEWNAME`: a new COS with the source's attributes.
-    pub fn copy_cos(&mut self, source: &str, new_name: &str) -> Result<Cos> {
-        let tx = self.conn.transaction()?;
+    pub fn copy_cos(&self, source: &str, new_name: &str) -> Result<Cos> {
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         let src = require(&tx, source)?;
         let c = Cos {
             id: new_id(),
@@ -152,8 +155,9 @@ impl Directory {
     }
 
     /// `zmprov mc NAME attr value ...`
-    pub fn modify_cos(&mut self, key: &str, mods: &[Modification]) -> Result<Cos> {
-        let tx = self.conn.transaction()?;
+    pub fn modify_cos(&self, key: &str, mods: &[Modification]) -> Result<Cos> {
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         let mut c = require(&tx, key)?;
         apply_mods(&mut c.attrs, mods)?;
         attrs::store(&tx, &c.id, &c.attrs)?;
@@ -163,7 +167,7 @@ impl Directory {
 
     /// `zmprov gc NAME|ID`
     pub fn get_cos(&self, key: &str) -> Result<Cos> {
-        require(&self.conn, key)
+        self.read(|conn| require(conn, key))
     }
 
     /// `zmprov gac`: every COS, by name.
@@ -173,13 +177,14 @@ impl Directory {
 
     /// The COS named `default`.
     pub fn default_cos(&self) -> Result<Cos> {
-        require(&self.conn, DEFAULT_COS)
+        self.read(|conn| require(conn, DEFAULT_COS))
     }
 
     /// `zmprov dc NAME`. Refuses while accounts use it unless `force`, which moves
     /// them to the default COS. The default COS itself cannot be deleted.
-    pub fn delete_cos(&mut self, key: &str, force: bool) -> Result<()> {
-        let tx = self.conn.transaction()?;
+    pub fn delete_cos(&self, key: &str, force: bool) -> Result<()> {
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         let c = require(&tx, key)?;
         if c.name.eq_ignore_ascii_case(DEFAULT_COS) {
             return Err(DirectoryError::DefaultCos);
@@ -213,7 +218,7 @@ mod tests {
 
     #[test]
     fn cos_crud_and_copy() {
-        let mut dir = Directory::open_in_memory().unwrap();
+        let dir = Directory::open_in_memory().unwrap();
         let default = dir.default_cos().unwrap();
         assert_eq!(default.name, DEFAULT_COS);
         assert_eq!(dir.get_cos(&default.id).unwrap(), default);
@@ -283,7 +288,7 @@ mod tests {
 
     #[test]
     fn delete_in_use_cos() {
-        let mut dir = Directory::open_in_memory().unwrap();
+        let dir = Directory::open_in_memory().unwrap();
         dir.create_domain("example.com", &[]).unwrap();
         dir.create_cos("gold", &[]).unwrap();
         let a = dir.create_account("u@example.com", None, &[]).unwrap();

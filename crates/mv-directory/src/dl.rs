@@ -141,7 +141,7 @@ fn apply_mods(attrs: &mut Attrs, mods: &[Modification]) -> Result<()> {
 
 impl Directory {
     /// `zmprov cdl EMAIL [attr value ...]`. The domain must exist.
-    pub fn create_dl(&mut self, email: &str, mods: &[Modification]) -> Result<DistributionList> {
+    pub fn create_dl(&self, email: &str, mods: &[Modification]) -> Result<DistributionList> {
         let mut l = DistributionList {
             id: new_id(),
             email: address::normalize_address(email)?,
@@ -150,7 +150,8 @@ impl Directory {
             attrs: Attrs::new(),
         };
         apply_mods(&mut l.attrs, mods)?;
-        let tx = self.conn.transaction()?;
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         insert(&tx, &l)?;
         tx.commit()?;
         Ok(l)
@@ -168,12 +169,13 @@ impl Directory {
 
     /// `zmprov adlm LIST MEMBER...`. Adding a present member is a no-op.
     pub fn add_dl_members<S: AsRef<str>>(
-        &mut self,
+        &self,
         key: &str,
         members: &[S],
     ) -> Result<DistributionList> {
         let members = normalize_members(members)?;
-        let tx = self.conn.transaction()?;
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         let l = require(&tx, key)?;
         add_members(&tx, &l.id, &members)?;
         let l = load(&tx, &l.id)?.ok_or_else(|| DirectoryError::NoSuchList(key.to_string()))?;
@@ -183,11 +185,12 @@ impl Directory {
 
     /// `zmprov rdlm LIST MEMBER...`. Fails (changing nothing) if one is not a member.
     pub fn remove_dl_members<S: AsRef<str>>(
-        &mut self,
+        &self,
         key: &str,
         members: &[S],
     ) -> Result<DistributionList> {
-        let tx = self.conn.transaction()?;
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         let l = require(&tx, key)?;
         for m in members {
             let normalized = m.as_ref().trim().to_ascii_lowercase();
@@ -208,8 +211,9 @@ impl Directory {
     }
 
     /// `zmprov mdl LIST attr value ...`
-    pub fn modify_dl(&mut self, key: &str, mods: &[Modification]) -> Result<DistributionList> {
-        let tx = self.conn.transaction()?;
+    pub fn modify_dl(&self, key: &str, mods: &[Modification]) -> Result<DistributionList> {
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         let mut l = require(&tx, key)?;
         apply_mods(&mut l.attrs, mods)?;
         attrs::store(&tx, &l.id, &l.attrs)?;
@@ -218,8 +222,9 @@ impl Directory {
     }
 
     /// `zmprov ddl LIST`. Lists that had it as a member drop it.
-    pub fn delete_dl(&mut self, key: &str) -> Result<DistributionList> {
-        let tx = self.conn.transaction()?;
+    pub fn delete_dl(&self, key: &str) -> Result<DistributionList> {
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         let l = require(&tx, key)?;
         let l = delete(&tx, &l.id)?;
         tx.commit()?;
@@ -233,7 +238,7 @@ mod tests {
 
     #[test]
     fn dl_crud() {
-        let mut d = Directory::open_in_memory().unwrap();
+        let d = Directory::open_in_memory().unwrap();
         d.create_domain("example.com", &[]).unwrap();
         let l = d
             .create_dl(

@@ -91,7 +91,7 @@ fn apply_mods(attrs: &mut Attrs, mods: &[Modification]) -> Result<()> {
 
 impl Directory {
     /// `zmprov cd NAME [attr value ...]`
-    pub fn create_domain(&mut self, name: &str, mods: &[Modification]) -> Result<Domain> {
+    pub fn create_domain(&self, name: &str, mods: &[Modification]) -> Result<Domain> {
         let mut d = Domain {
             id: new_id(),
             name: address::normalize_domain(name)?,
@@ -99,7 +99,8 @@ impl Directory {
             attrs: Attrs::new(),
         };
         apply_mods(&mut d.attrs, mods)?;
-        let tx = self.conn.transaction()?;
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         insert(&tx, &d)?;
         tx.commit()?;
         Ok(d)
@@ -107,7 +108,8 @@ impl Directory {
 
     /// `zmprov gd NAME|ID`
     pub fn get_domain(&self, key: &str) -> Result<Domain> {
-        load(&self.conn, key)?.ok_or_else(|| DirectoryError::NoSuchDomain(key.to_string()))
+        self.read(|conn| load(conn, key))?
+            .ok_or_else(|| DirectoryError::NoSuchDomain(key.to_string()))
     }
 
     /// `zmprov gad`: every domain, by name.
@@ -116,8 +118,9 @@ impl Directory {
     }
 
     /// `zmprov md NAME attr value ...`
-    pub fn modify_domain(&mut self, key: &str, mods: &[Modification]) -> Result<Domain> {
-        let tx = self.conn.transaction()?;
+    pub fn modify_domain(&self, key: &str, mods: &[Modification]) -> Result<Domain> {
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         let mut d = load(&tx, key)?.ok_or_else(|| DirectoryError::NoSuchDomain(key.to_string()))?;
         apply_mods(&mut d.attrs, mods)?;
         attrs::store(&tx, &d.id, &d.attrs)?;
@@ -128,8 +131,9 @@ impl Directory {
     /// `zmprov dd NAME`. Refuses while the domain holds addresses unless `force`,
     /// which deletes its accounts, lists and aliases too. Returns the deleted
     /// accounts so that the caller can delete their mailboxes.
-    pub fn delete_domain(&mut self, key: &str, force: bool) -> Result<Vec<Account>> {
-        let tx = self.conn.transaction()?;
+    pub fn delete_domain(&self, key: &str, force: bool) -> Result<Vec<Account>> {
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         let d = load(&tx, key)?.ok_or_else(|| DirectoryError::NoSuchDomain(key.to_string()))?;
         let count: i64 = tx.query_row(
             "SELECT count(*) FROM addresses WHERE domain = ?1",
@@ -179,7 +183,7 @@ mod tests {
 
     #[test]
     fn domain_crud() {
-        let mut dir = Directory::open_in_memory().unwrap();
+        let dir = Directory::open_in_memory().unwrap();
         let d = dir
             .create_domain(
                 "Example.COM",
@@ -230,7 +234,7 @@ mod tests {
 
     #[test]
     fn delete_refuses_a_non_empty_domain_unless_forced() {
-        let mut dir = Directory::open_in_memory().unwrap();
+        let dir = Directory::open_in_memory().unwrap();
         dir.create_domain("example.com", &[]).unwrap();
         dir.create_domain("other.org", &[]).unwrap();
         let a = dir.create_account("user@example.com", None, &[]).unwrap();

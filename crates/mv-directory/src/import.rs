@@ -510,14 +510,15 @@ pub struct ImportedAccount {
 impl Directory {
     /// Loads a whole-directory LDIF document into this directory, which must be
     /// empty (fresh). All or nothing.
-    pub fn import_ldif(&mut self, text: &str) -> Result<ImportSummary> {
+    pub fn import_ldif(&self, text: &str) -> Result<ImportSummary> {
         let entries = ldif::parse(text.as_bytes())?;
         self.import_entries(&entries)
     }
 
     /// Like `import_ldif`, from parsed entries.
-    pub fn import_entries(&mut self, entries: &[Entry]) -> Result<ImportSummary> {
-        let tx = self.conn.transaction()?;
+    pub fn import_entries(&self, entries: &[Entry]) -> Result<ImportSummary> {
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         let summary = import_all(&tx, entries)?;
         tx.commit()?;
         Ok(summary)
@@ -526,7 +527,7 @@ impl Directory {
     /// Recreates an account from its entry (restore). Its domain must exist; a COS
     /// that no longer exists is replaced by the default COS.
     pub fn import_account_entry(
-        &mut self,
+        &self,
         entry: &Entry,
         options: &AccountImport,
     ) -> Result<ImportedAccount> {
@@ -547,7 +548,8 @@ impl Directory {
         if options.drop_aliases {
             a.aliases.clear();
         }
-        let tx = self.conn.transaction()?;
+        let mut w = self.writer();
+        let tx = w.transaction()?;
         let replaced = match account::load(&tx, &a.id)? {
             Some(existing) if options.replace => {
                 Some(account::delete_keeping_memberships(&tx, &existing.id)?)
@@ -578,7 +580,7 @@ impl Directory {
 
     /// Parses a single-account LDIF document and imports its one entry.
     pub fn import_account_ldif(
-        &mut self,
+        &self,
         text: &str,
         options: &AccountImport,
     ) -> Result<ImportedAccount> {

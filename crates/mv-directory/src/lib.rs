@@ -21,6 +21,8 @@ mod export;
 mod import;
 pub mod ldif;
 mod lookup;
+mod pool;
+pub mod provision;
 mod schema;
 
 pub use account::{Account, AccountStatus};
@@ -34,15 +36,18 @@ pub use import::{
     AccountImport, ImportSummary, ImportedAccount, MailboxIdChoice, entry_mailbox_id,
 };
 pub use ldif::{Entry, LdifError};
+pub use provision::NewAccount;
 
 use mv_home::Home;
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, MutexGuard};
 
-/// An open directory database.
+/// An open directory database: a handle, cheap to clone and shared between
+/// threads (every clone uses the same writer and read pool, see `pool.rs`).
+#[derive(Clone)]
 pub struct Directory {
-    conn: Connection,
+    conns: Arc<pool::Conns>,
     path: PathBuf,
 }
 
@@ -92,7 +97,7 @@ impl Directory {
 
     fn init(mut conn: Connection, path: &Path) -> Result<Directory> {
         // Another process (the server, a CLI tool) may hold a write transaction.
-        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.busy_timeout(pool::BUSY_TIMEOUT)?;
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -100,8 +105,9 @@ impl Directory {
         // write lock can fail with SQLITE_BUSY regardless of the busy timeout.
         conn.set_transaction_behavior(TransactionBehavior::Immediate);
         schema::migrate(&mut conn, path, schema::MIGRATIONS)?;
-        let mut dir = Directory {
-            conn,
+        let on_disk = (path != Path::new(":memory:")).then_some(path);
+        let dir = Directory {
+            conns: Arc::new(pool::Conns::new(conn, on_disk)),
             path: path.to_path_buf(),
         };
         dir.ensure_default_cos()?;
@@ -114,17 +120,31 @@ impl Directory {
     }
 
     /// Runs several reads as one consistent snapshot (a deferred read
-    /// transaction), so that a concurrent writer cannot show half of its change.
+    /// transaction on a pooled connection), so that a concurrent writer cannot
+    /// show half of its change. `f` must not call back into the directory: it
+    /// would need a second connection while holding the first.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Deferred)?;
+        let conn = self.conns.reader()?;
+        let tx = rusqlite::Transaction::new_unchecked(&conn, TransactionBehavior::Deferred)?;
         let out = f(&tx)?;
         tx.finish()?;
         Ok(out)
     }
 
+    /// The one connection that writes; held for the length of a write
+    /// transaction, never while hashing a password.
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        self.conns.writer()
+    }
+
+    /// Read connections open now (at most 8; for tests and metrics).
+    pub fn read_connections(&self) -> usize {
+        self.conns.readers_open()
+    }
+
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<u32> {
-        schema::version(&self.conn)
+        self.read(schema::version)
     }
 }
 
@@ -147,17 +167,17 @@ mod tests {
         let path = tmp.path().join("directory.sqlite");
         let dir = Directory::open(&path).unwrap();
         let mode: String = dir
-            .conn
+            .writer()
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
         let sync: i64 = dir
-            .conn
+            .writer()
             .query_row("PRAGMA synchronous", [], |r| r.get(0))
             .unwrap();
         assert_eq!(sync, 2, "FULL");
         let fk: i64 = dir
-            .conn
+            .writer()
             .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
             .unwrap();
         assert_eq!(fk, 1);
@@ -212,6 +232,55 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn readers_do_not_wait_for_a_writer_and_the_pool_is_bounded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Directory::open(&tmp.path().join("directory.sqlite")).unwrap();
+        d.create_domain("before.test", &[]).unwrap();
+        // A write transaction held open (a batch in the middle of its inserts).
+        let mut w = d.writer();
+        let tx = w.transaction().unwrap();
+        tx.execute(
+            "INSERT INTO domains (id, name, created) VALUES ('x', 'during.test', 0)",
+            [],
+        )
+        .unwrap();
+        let reader = d.clone();
+        let (send, recv) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let names: Vec<String> = reader
+                .list_domains()
+                .unwrap()
+                .into_iter()
+                .map(|d| d.name)
+                .collect();
+            send.send(names).unwrap();
+        });
+        let names = recv
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("a read waited for the writer");
+        assert_eq!(names, ["before.test"], "the uncommitted domain is not seen");
+        tx.commit().unwrap();
+        drop(w);
+        assert_eq!(d.list_domains().unwrap().len(), 2);
+
+        // Many readers at once share at most MAX_READERS connections.
+        std::thread::scope(|s| {
+            for _ in 0..(pool::MAX_READERS * 3) {
+                s.spawn(|| {
+                    for _ in 0..20 {
+                        assert_eq!(d.list_domains().unwrap().len(), 2);
+                    }
+                });
+            }
+        });
+        let open = d.read_connections();
+        assert!(
+            (1..=pool::MAX_READERS).contains(&open),
+            "{open} read connections"
+        );
     }
 
     #[test]

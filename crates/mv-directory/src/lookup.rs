@@ -96,7 +96,7 @@ mod tests {
 
     #[test]
     fn lookups_for_the_mta() {
-        let mut d = Directory::open_in_memory().unwrap();
+        let d = Directory::open_in_memory().unwrap();
         d.create_domain("example.com", &[]).unwrap();
         for u in ["a", "b", "c", "gone"] {
             d.create_account(&format!("{u}@example.com"), None, &[])

@@ -19,7 +19,7 @@ pub const KNOWN_KEYS: &[KeyInfo] = &[
         name: "backup_archived_redolog_keep_time",
         default: "3600",
         secret: false,
-        description: "seconds an archived redo log stays in redolog/archive after an incremental backup copied it",
+        description: "seconds an archived redo log stays in redolog/archive after a backup (incremental or full) copied it",
     },
     KeyInfo {
         name: "backup_zip_copier_private_blob_zips",

@@ -275,6 +275,11 @@ pub trait Backend: Send + Sync + 'static {
     /// EXPUNGE); returns the removed UIDs.
     fn expunge(&self, account: &Account, mailbox: u32, only: Option<&[u32]>) -> BResult<Vec<u32>>;
 
+    /// UIDs that left `mailbox` (expunged, or moved out) in changes after
+    /// `since` (a MODSEQ), ascending, each once: QRESYNC's VANISHED. Exact for
+    /// any `since`: what a backend cannot tell exactly it reports as gone.
+    fn vanished(&self, account: &Account, mailbox: u32, since: u64) -> BResult<Vec<u32>>;
+
     /// UIDs of the mailbox's messages matching every criterion. A backend
     /// without an index can use [`crate::search::scan`].
     fn search(

@@ -19,6 +19,8 @@ pub enum Rendered {
     Envelope,
     Body,
     BodyStructure,
+    /// PREVIEW (RFC 8970).
+    Preview,
 }
 
 /// One message of one mailbox, as IMAP names it.

@@ -112,6 +112,12 @@ impl Framer {
         self.input.extend_from_slice(data);
     }
 
+    /// The bytes received and not yet framed (after COMPRESS they belong to the
+    /// compressed stream); the framer is left empty.
+    pub fn take_input(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.input)
+    }
+
     /// Whether bytes are buffered that do not yet make a command.
     pub fn is_idle(&self) -> bool {
         self.input.is_empty() && self.command.is_empty() && self.state == State::Line

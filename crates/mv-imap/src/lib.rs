@@ -11,18 +11,21 @@
 //! UIDPLUS, MOVE, UNSELECT, SPECIAL-USE, CONDSTORE, BINARY, MULTIAPPEND, CATENATE,
 //! CHILDREN, LIST-EXTENDED, LIST-STATUS, ESEARCH, CONTEXT=SEARCH, SORT,
 //! SORT=DISPLAY, ESORT, THREAD=ORDEREDSUBJECT, THREAD=REFERENCES, WITHIN,
-//! STATUS=SIZE, QUOTA, SEARCHRES.
+//! STATUS=SIZE, QUOTA, SEARCHRES, APPENDLIMIT, PREVIEW, COMPRESS=DEFLATE, QRESYNC.
 
 pub mod address;
 pub mod append;
 pub mod backend;
 pub mod cache;
+#[cfg(feature = "server")]
+pub mod compress;
 pub mod convert;
 pub mod esearch;
 pub mod framing;
 pub mod lexer;
 pub mod list_ext;
 pub mod mime;
+pub mod preview;
 pub mod search;
 pub mod searchres;
 #[cfg(feature = "server")]
@@ -32,6 +35,7 @@ pub mod session;
 #[cfg(feature = "server")]
 pub mod shared;
 pub mod sort;
+pub mod status_ext;
 pub mod utf7;
 pub mod wire;
 

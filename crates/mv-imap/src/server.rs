@@ -7,7 +7,7 @@ use crate::shared::{Shared, ThrottleConfig};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -131,9 +131,8 @@ async fn connection<B: Backend>(
     if implicit_tls {
         let acceptor = acceptor.expect("a TLS listener exists only with a TLS configuration");
         let mut tls = handshake(&acceptor, stream).await?;
-        Session::new(backend, cfg, shared, Some(peer), true, stop)
-            .run(&mut tls, true)
-            .await?;
+        let mut session = Session::new(backend, cfg, shared, Some(peer), true, stop);
+        run(&mut session, &mut tls, true).await?;
         return Ok(());
     }
     let mut session = Session::new(
@@ -144,18 +143,36 @@ async fn connection<B: Backend>(
         false,
         stop.clone(),
     );
-    match session.run(&mut stream, true).await? {
-        Ending::Closed => Ok(()),
+    match run(&mut session, &mut stream, true).await? {
+        Ending::Closed | Ending::Compress => Ok(()),
         Ending::StartTls => {
             // Bytes the client sent after STARTTLS were dropped with the old
             // session (RFC 3501 §6.2.1: no command injection across the switch).
             let acceptor = acceptor.expect("STARTTLS is offered only with a TLS configuration");
             let mut tls = handshake(&acceptor, stream).await?;
-            Session::new(backend, cfg, shared, Some(peer), true, stop)
-                .run(&mut tls, false)
-                .await?;
+            let mut session = Session::new(backend, cfg, shared, Some(peer), true, stop);
+            run(&mut session, &mut tls, false).await?;
             Ok(())
         }
+    }
+}
+
+/// Runs `session` on `stream`, and on in a DEFLATE stream after COMPRESS.
+/// STARTTLS is returned to the caller (it needs the plain TCP stream).
+async fn run<B: Backend, S: AsyncRead + AsyncWrite + Unpin>(
+    session: &mut Session<B>,
+    stream: &mut S,
+    greet: bool,
+) -> std::io::Result<Ending> {
+    match session.run(stream, greet).await? {
+        Ending::Compress => {
+            let pending = session.take_pending();
+            let mut z = crate::compress::DeflateStream::new(stream, &pending);
+            let end = session.run(&mut z, false).await;
+            let _ = z.shutdown().await;
+            end
+        }
+        other => Ok(other),
     }
 }
 

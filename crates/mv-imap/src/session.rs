@@ -29,6 +29,8 @@ use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::status::StatusDataItemName;
+use reply::{Reply, Res, bad, clean, no};
+use state::Selected;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -66,54 +68,10 @@ pub enum Ending {
     Closed,
     /// STARTTLS was accepted: the caller wraps the stream and runs a new session.
     StartTls,
-}
-
-struct Selected {
-    id: u32,
-    name: String,
-    read_only: bool,
-    uid_validity: u32,
-    /// Messages as last reported to the client, in UID (= sequence) order,
-    /// with [`crate::backend::flags::RECENT`] set on those recent here.
-    msgs: Vec<MessageMeta>,
-    marker: u64,
-    /// UIDs recent in this session, sorted.
-    recent: Vec<u32>,
-    /// HIGHESTMODSEQ as of the last listing.
-    highest_modseq: u64,
-    /// Keywords announced in FLAGS (RFC 3501 §7.2.6: a client may rely on it
-    /// listing every keyword it sees in this mailbox).
-    keywords: Vec<String>,
-}
-
-impl Selected {
-    /// Key of the mailbox in the shared \Recent claims.
-    fn recent_key(&self, account: &Account) -> (u64, u32, u32) {
-        (account.id, self.id, self.uid_validity)
-    }
-
-    /// Sets the \Recent bit on `msgs` from `recent`.
-    fn mark_recent(recent: &[u32], msgs: &mut [MessageMeta]) {
-        for m in msgs {
-            if recent.binary_search(&m.uid).is_ok() {
-                m.flags |= crate::backend::flags::RECENT;
-            }
-        }
-    }
-
-    /// Keywords of `msgs` not yet announced; adds them to the announced list.
-    fn new_keywords(&mut self) -> bool {
-        let mut grew = false;
-        for m in &self.msgs {
-            for k in &m.keywords {
-                if is_atom(k) && !self.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
-                    self.keywords.push(k.clone());
-                    grew = true;
-                }
-            }
-        }
-        grew
-    }
+    /// COMPRESS DEFLATE was accepted: the caller wraps the stream in
+    /// [`crate::compress::DeflateStream`] (with [`Session::take_pending`]) and
+    /// runs this session on.
+    Compress,
 }
 
 pub struct Session<B: Backend> {
@@ -138,6 +96,15 @@ pub struct Session<B: Backend> {
     contexts: Vec<context::UpdateContext>,
     /// UIDs a `SEARCH RETURN (SAVE)` kept for `$` (SEARCHRES), sorted.
     saved: Vec<u32>,
+    /// The STATUS item APPENDLIMIT of the command being run (imap-codec does not
+    /// parse it; [`crate::status_ext`]).
+    appendlimit: Option<crate::status_ext::AppendLimitItem>,
+    /// The FETCH item PREVIEW of the command being run ([`crate::preview`]).
+    preview: Option<crate::preview::PreviewItem>,
+    /// COMPRESS DEFLATE is active.
+    compressed: bool,
+    /// QRESYNC is enabled (RFC 7162 §3.2.3): expunges are reported as VANISHED.
+    qresync: bool,
     framer: Framer,
     out: Vec<u8>,
     shutdown: watch::Receiver<bool>,
@@ -148,59 +115,7 @@ enum Next {
     Continue,
     Logout,
     StartTls,
-}
-
-type Res = Result<(), Reply>;
-
-/// A tagged NO/BAD with an optional response code.
-struct Reply {
-    kind: &'static str,
-    code: Option<String>,
-    text: String,
-}
-
-fn no(code: Option<&str>, text: impl Into<String>) -> Reply {
-    Reply {
-        kind: "NO",
-        code: code.map(str::to_string),
-        text: text.into(),
-    }
-}
-
-fn bad(text: impl Into<String>) -> Reply {
-    Reply {
-        kind: "BAD",
-        code: None,
-        text: text.into(),
-    }
-}
-
-impl From<BackendError> for Reply {
-    fn from(e: BackendError) -> Reply {
-        let code = match e.kind {
-            ErrorKind::NotFound => "NONEXISTENT",
-            ErrorKind::Exists => "ALREADYEXISTS",
-            ErrorKind::Cannot => "CANNOT",
-            ErrorKind::OverQuota => "OVERQUOTA",
-            ErrorKind::Unavailable => "UNAVAILABLE",
-            ErrorKind::Internal => "SERVERBUG",
-        };
-        no(Some(code), e.message)
-    }
-}
-
-/// One line of response text: no CR/LF, bounded.
-fn clean(text: &str) -> String {
-    let t: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(300)
-        .collect();
-    if t.trim().is_empty() {
-        "failed".into()
-    } else {
-        t
-    }
+    Compress,
 }
 
 impl<B: Backend> Session<B> {
@@ -227,6 +142,10 @@ impl<B: Backend> Session<B> {
             update_command: None,
             contexts: Vec::new(),
             saved: Vec::new(),
+            appendlimit: None,
+            preview: None,
+            compressed: false,
+            qresync: false,
             framer: Framer::new(limits),
             out: Vec::new(),
             shutdown,
@@ -235,8 +154,10 @@ impl<B: Backend> Session<B> {
 
     fn capabilities(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CONDSTORE BINARY MULTIAPPEND CATENATE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH CONTEXT=SEARCH SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES WITHIN STATUS=SIZE QUOTA QUOTA=RES-STORAGE SEARCHRES",
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CONDSTORE BINARY MULTIAPPEND CATENATE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH CONTEXT=SEARCH SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES WITHIN STATUS=SIZE QUOTA QUOTA=RES-STORAGE SEARCHRES PREVIEW QRESYNC",
         );
+        // RFC 7889: one limit for every mailbox, the largest literal after login.
+        c.push_str(&format!(" APPENDLIMIT={}", self.append_limit()));
         if self.account.is_none() {
             if self.cfg.starttls && !self.secure {
                 c.push_str(" STARTTLS");
@@ -246,8 +167,15 @@ impl<B: Backend> Session<B> {
             } else {
                 c.push_str(" LOGINDISABLED");
             }
+        } else if !self.compressed {
+            c.push_str(" COMPRESS=DEFLATE");
         }
         c
+    }
+
+    /// The largest message APPEND accepts (APPENDLIMIT).
+    fn append_limit(&self) -> u64 {
+        self.cfg.limits.max_literal
     }
 
     fn login_allowed(&self) -> bool {
@@ -324,6 +252,10 @@ impl<B: Backend> Session<B> {
                         self.flush(s).await?;
                         return Ok(Ending::StartTls);
                     }
+                    Next::Compress => {
+                        self.flush(s).await?;
+                        return Ok(Ending::Compress);
+                    }
                 },
             }
             self.flush(s).await?;
@@ -378,10 +310,31 @@ impl<B: Backend> Session<B> {
         s: &mut S,
         bytes: &[u8],
     ) -> std::io::Result<Next> {
+        self.appendlimit = None;
+        self.preview = None;
+        if let Some(next) = self.compress_command(bytes) {
+            return Ok(next);
+        }
         if self.own_command(bytes).await {
             return Ok(Next::Continue);
         }
         let mut bytes = std::borrow::Cow::Borrowed(bytes);
+        if let Some((c, item)) = crate::status_ext::split_command(&bytes) {
+            bytes = std::borrow::Cow::Owned(c);
+            self.appendlimit = Some(item);
+        }
+        match crate::preview::split_command(&bytes) {
+            None => {}
+            Some(Ok((c, item))) => {
+                bytes = std::borrow::Cow::Owned(c);
+                self.preview = Some(item);
+            }
+            Some(Err(e)) => {
+                let tag = tag_of(&bytes).unwrap_or_else(|| "*".into());
+                self.tagged(&tag, "BAD", None, &e);
+                return Ok(Next::Continue);
+            }
+        }
         match self.with_saved_result(&bytes) {
             Ok(None) => {}
             Ok(Some(c)) => bytes = std::borrow::Cow::Owned(c),
@@ -516,6 +469,12 @@ impl<B: Backend> Session<B> {
                         if matches!(c, CapabilityEnable::CondStore) && !self.condstore {
                             self.condstore = true;
                             enabled.push("CONDSTORE");
+                        }
+                        // QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
+                        if c.to_string().eq_ignore_ascii_case("QRESYNC") && !self.qresync {
+                            self.qresync = true;
+                            self.condstore = true;
+                            enabled.push("QRESYNC");
                         }
                     }
                     self.untagged(format!("ENABLED {}", enabled.join(" ")).trim_end());
@@ -803,7 +762,10 @@ mod mailboxes;
 mod messages;
 mod ordering;
 mod own;
+mod qresync;
+mod reply;
 mod selected;
+mod state;
 
 #[cfg(test)]
 mod tests {

@@ -101,7 +101,7 @@ impl Fields {
         let mut doc = TantivyDocument::default();
         doc.add_u64(self.id, u64::from(item.id));
         doc.add_u64(self.folder, u64::from(item.folder_id));
-        doc.add_u64(self.kind, item.kind as u64);
+        doc.add_u64(self.kind, item.kind.code() as u64);
         doc.add_i64(self.date, mv_store::search::effective_date(item));
         doc.add_u64(self.size, item.size);
         doc.add_u64(self.flags, u64::from(item.flags));

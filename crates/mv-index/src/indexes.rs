@@ -205,7 +205,7 @@ impl Indexes {
         };
         let items = store
             .mailbox(id)
-            .items(folder, Some(mv_store::apply::TYPE_MESSAGE))?;
+            .items(folder, Some(mv_store::ItemKind::Message))?;
         let lower = |s: &str| s.to_lowercase().contains(&needle);
         let mut out = Vec::new();
         for i in items {

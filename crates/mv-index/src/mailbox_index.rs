@@ -3,7 +3,7 @@
 
 use crate::IndexError;
 use crate::fields::{FORMAT, Fields};
-use mv_store::apply::TYPE_MESSAGE;
+use mv_store::ItemKind;
 use mv_store::{Item, Store};
 use mv_types::MailboxId;
 use serde::{Deserialize, Serialize};
@@ -296,7 +296,7 @@ impl MailboxIndex {
         let messages: Vec<&Item> = changes
             .items
             .iter()
-            .filter(|i| i.kind == TYPE_MESSAGE)
+            .filter(|i| i.kind == ItemKind::Message)
             .collect();
         self.set_status(|s| {
             s.state = ReindexState::Running;

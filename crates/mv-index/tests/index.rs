@@ -199,7 +199,7 @@ fn imap_text_keys_are_case_insensitive_substrings() {
     let all: Vec<mv_store::Item> = f
         .store
         .mailbox(MBOX)
-        .items(None, Some(mv_store::apply::TYPE_MESSAGE))
+        .items(None, Some(mv_store::ItemKind::Message))
         .unwrap();
     let check = |field: TextField, needle: &str| {
         let got = idx
@@ -254,7 +254,7 @@ fn imap_text_keys_are_case_insensitive_substrings() {
     let all: Vec<mv_store::Item> = f
         .store
         .mailbox(MBOX)
-        .items(None, Some(mv_store::apply::TYPE_MESSAGE))
+        .items(None, Some(mv_store::ItemKind::Message))
         .unwrap();
     let check = |field: TextField, needle: &str| {
         let got = idx
@@ -496,7 +496,7 @@ proptest! {
             let idx = Indexes::new(&f.home);
             (f, idx)
         });
-        let items = f.store.mailbox(MBOX).items(None, Some(mv_store::apply::TYPE_MESSAGE)).unwrap();
+        let items = f.store.mailbox(MBOX).items(None, Some(mv_store::ItemKind::Message)).unwrap();
         let item = &items[pick % items.len()];
         let (prefix, text) = match field {
             0 => ("subject:", item.subject.clone()),

@@ -8,7 +8,7 @@
 //! - [`continuation`]: a home restored from a backup target continuing its
 //!   sequence numbers ([`continue_at`]).
 //! - [`dump`] (`zmredodump`).
-//! - [`ops`]: what a record carries.
+//! - [`ops`]: what a record carries; [`content`]: how a `PutBlob` carries its bytes.
 //!
 //! The contract with the store (see [`writer`] for the why):
 //!
@@ -23,6 +23,7 @@
 
 pub mod archive;
 pub mod checkpoint;
+pub mod content;
 pub mod continuation;
 pub mod dump;
 pub mod error;

@@ -23,13 +23,30 @@ pub mod flags {
 }
 
 /// New content: the bytes of a blob, logged once however many mailboxes refer to
-/// it (by digest) in the same or later records. Mailbox id 0, change 0.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+/// it (by digest) in the same or later records. Mailbox id 0, change 0. On disk
+/// the bytes are zstd-compressed when that pays ([`crate::content`]); here they
+/// are always the blob's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PutBlob {
-    #[cbor(n(0), with = "minicbor::bytes")]
     pub digest: [u8; 32],
-    #[cbor(n(1), with = "minicbor::bytes")]
     pub data: Vec<u8>,
+}
+
+impl<C> Encode<C> for PutBlob {
+    fn encode<W: minicbor::encode::Write>(
+        &self,
+        e: &mut minicbor::Encoder<W>,
+        _: &mut C,
+    ) -> Result<(), minicbor::encode::Error<W::Error>> {
+        crate::content::encode(e, &self.digest, &self.data)
+    }
+}
+
+impl<'b, C> Decode<'b, C> for PutBlob {
+    fn decode(d: &mut minicbor::Decoder<'b>, _: &mut C) -> Result<Self, minicbor::decode::Error> {
+        let (digest, data) = crate::content::decode(d)?;
+        Ok(PutBlob { digest, data })
+    }
 }
 
 /// A mailbox came into being for an account, with its system folders.

@@ -41,6 +41,7 @@ impl Service {
                 password,
                 attrs,
             } => to(&self.create_account(&email, password.as_deref(), &attrs)?),
+            Request::CreateAccounts { accounts } => to(&self.create_accounts(&accounts)?),
             Request::GetAccount { key } => to(&self.directory().get_account(&key)?),
             Request::GetAllAccounts { domain } => {
                 to(&self.directory().list_accounts(domain.as_deref())?)

@@ -126,6 +126,12 @@ fn describe(v: &Value) -> String {
         }
         let text = match (k.as_str(), val) {
             ("attrs", _) => redact_attrs(val),
+            // A batch of accounts: how many and their addresses, never their
+            // passwords or attributes.
+            ("accounts", Value::Array(list)) => {
+                let emails: Vec<&str> = list.iter().filter_map(|a| a["email"].as_str()).collect();
+                format!("{} ({})", list.len(), emails.join(", "))
+            }
             (_, Value::String(s)) => s.clone(),
             (_, other) => other.to_string(),
         };
@@ -219,6 +225,20 @@ mod tests {
         let d = describe(&v);
         assert!(d.contains("email=a@d.test"), "{d}");
         assert!(d.contains("displayName=A"), "{d}");
+        assert!(!d.contains("hunter2") && !d.contains("x1"), "{d}");
+    }
+
+    #[test]
+    fn a_batch_of_accounts_shows_addresses_only() {
+        let v = serde_json::json!({
+            "op": "create_accounts",
+            "accounts": [
+                {"email": "a@d.test", "password": "hunter2", "attrs": []},
+                {"email": "b@d.test", "password": null, "attrs": ["userPassword", "x1"]},
+            ],
+        });
+        let d = describe(&v);
+        assert!(d.contains("accounts=2 (a@d.test, b@d.test)"), "{d}");
         assert!(!d.contains("hunter2") && !d.contains("x1"), "{d}");
     }
 }

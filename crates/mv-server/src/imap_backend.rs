@@ -30,15 +30,16 @@ const _: () = assert!(
 
 pub struct ImapBackend {
     service: Arc<Service>,
+    logins: crate::login_cache::LoginCache,
 }
 
 impl ImapBackend {
     /// The login's result and, when refused, why (for the log only: the client
     /// hears "invalid credentials" whatever the reason).
     fn check_login(&self, user: &str, password: &str) -> (LoginResult, Option<&'static str>) {
-        // Under the directory lock only for the lookup: the Argon2 check below
-        // takes tens of milliseconds, and LMTP recipient checks and other
-        // logins need the directory meanwhile.
+        // The lookup runs on one of the directory's read connections and the
+        // Argon2 check below (tens of milliseconds) under no lock at all: LMTP
+        // recipient checks and other logins go on meanwhile.
         let (account, hash) = {
             let dir = self.service.directory();
             let account = match dir.find_account(user) {
@@ -54,9 +55,15 @@ impl ImapBackend {
         };
         // The password first: an account's status is no business of someone
         // who does not know its password.
-        if !mv_directory::account::password_matches(&account.email, &hash, password)
-            .unwrap_or(false)
-        {
+        let matches = self.logins.verified(&account.id, &hash, password) || {
+            let m = mv_directory::account::password_matches(&account.email, &hash, password)
+                .unwrap_or(false);
+            if m {
+                self.logins.remember(&account.id, &hash, password);
+            }
+            m
+        };
+        if !matches {
             return (LoginResult::Refused, Some("wrong password"));
         }
         match account.status {
@@ -82,7 +89,10 @@ impl ImapBackend {
     }
 
     pub fn new(service: Arc<Service>) -> ImapBackend {
-        ImapBackend { service }
+        ImapBackend {
+            service,
+            logins: Default::default(),
+        }
     }
 
     fn mbox(a: &Account) -> MailboxId {
@@ -278,6 +288,25 @@ impl Backend for ImapBackend {
             }
         }
         result
+    }
+
+    fn vanished(&self, a: &Account, mailbox: u32, since: u64) -> BResult<Vec<u32>> {
+        self.folder(a, mailbox)?;
+        // Tombstones are kept for the mailbox's life: the answer is exact.
+        let gone = self
+            .service
+            .store()
+            .mailbox(Self::mbox(a))
+            .tombstones_since(since)
+            .map_err(err)?;
+        let mut uids: Vec<u32> = gone
+            .iter()
+            .filter(|t| t.folder_id == mailbox && t.imap_uid != 0)
+            .map(|t| t.imap_uid)
+            .collect();
+        uids.sort_unstable();
+        uids.dedup();
+        Ok(uids)
     }
 
     fn change_marker(&self, a: &Account) -> BResult<u64> {

@@ -13,7 +13,7 @@ impl Service {
         let items = self
             .store
             .mailbox(mbox)
-            .items(Some(f), Some(mv_store::apply::TYPE_APPOINTMENT))?;
+            .items(Some(f), Some(mv_store::ItemKind::Appointment))?;
         Ok(mv_store::pim::merge_calendars(
             items.iter().filter_map(|i| i.content.as_deref()),
         ))
@@ -25,7 +25,7 @@ impl Service {
         let items = self
             .store
             .mailbox(mbox)
-            .items(Some(f), Some(mv_store::apply::TYPE_CONTACT))?;
+            .items(Some(f), Some(mv_store::ItemKind::Contact))?;
         Ok(items.iter().filter_map(|i| i.content.clone()).collect())
     }
 

@@ -15,6 +15,10 @@ pub enum Request {
         #[serde(default)]
         attrs: Vec<String>,
     },
+    /// Several `ca` at once (a batch `zmprov`): one answer per entry.
+    CreateAccounts {
+        accounts: Vec<crate::provision::AccountSpec>,
+    },
     GetAccount {
         key: String,
     },

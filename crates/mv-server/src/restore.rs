@@ -354,7 +354,7 @@ impl Service {
         entries: &[mv_directory::Entry],
         accounts: &[String],
     ) -> Result<DirectoryRestoreSummary, ServiceError> {
-        let mut dir = self.directory();
+        let dir = self.directory();
         if accounts.is_empty() {
             // The fresh home's own server entry makes way for the dump's servers.
             let here = dir.get_server(self.server_name())?;

@@ -14,7 +14,7 @@ use mv_store::tgz;
 use mv_store::{Store, StoreOptions};
 use mv_types::MailboxId;
 use serde_json::{Value, json};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 /// Errors of the layers below pass through as they are (`transparent`): with
 /// their own text as this error's text *and* as its source, `{:#}` printed
@@ -64,7 +64,12 @@ impl ServiceError {
 pub struct Service {
     pub(crate) store: Store,
     pub(crate) indexes: std::sync::Arc<mv_index::Indexes>,
-    pub(crate) directory: Mutex<Directory>,
+    /// Shared by every request: lookups run in parallel on its read pool,
+    /// writes are serialized inside it.
+    pub(crate) directory: Directory,
+    /// A handle on the same directory for backups, which take it behind a
+    /// lock of their own (they serialize among themselves, not with requests).
+    pub(crate) backup_directory: Mutex<Directory>,
     pub(crate) server_name: String,
     pub(crate) jobs: crate::jobs::Jobs,
 }
@@ -74,7 +79,7 @@ impl Service {
     pub fn open(home: &Home) -> Result<(Service, mv_store::OpenReport), ServiceError> {
         // Implicit init on first use: a home that does not exist yet is created.
         home.init()?;
-        let mut directory = Directory::open_home(home)?;
+        let directory = Directory::open_home(home)?;
         let server_name = mv_directory::config::local_server_name();
         directory.ensure_server(&server_name)?;
         let mut options = StoreOptions::from_home(home)?;
@@ -91,7 +96,8 @@ impl Service {
             Service {
                 store,
                 indexes: std::sync::Arc::new(mv_index::Indexes::new(home)),
-                directory: Mutex::new(directory),
+                backup_directory: Mutex::new(directory.clone()),
+                directory,
                 server_name,
                 jobs: Default::default(),
             },
@@ -108,13 +114,16 @@ impl Service {
         &self.indexes
     }
 
-    pub fn directory(&self) -> MutexGuard<'_, Directory> {
-        self.directory.lock().unwrap_or_else(|p| p.into_inner())
+    /// The directory. Takes no process-wide lock: reads run concurrently on
+    /// its pool of read connections, writes wait only for other writes.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
     }
 
-    /// The directory behind its lock (backups take it briefly, per export).
+    /// The directory behind a lock of the backups' own (`mv_backup::Source`
+    /// takes a `Mutex`); it does not hold up requests.
     pub fn directory_mutex(&self) -> &Mutex<Directory> {
-        &self.directory
+        &self.backup_directory
     }
 
     pub fn server_name(&self) -> &str {

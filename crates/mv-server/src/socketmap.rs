@@ -45,7 +45,6 @@ impl Lookup for DirectoryLookup {
                 ));
             }
         };
-        drop(d);
         let reply = match answer {
             Ok(Some(value)) => Reply::Ok(value),
             Ok(None) => Reply::NotFound,

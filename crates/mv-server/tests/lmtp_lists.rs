@@ -77,7 +77,7 @@ fn copies(svc: &Service, who: &str, message_id: &str) -> usize {
     let mbox = svc.mailbox_of(who).unwrap();
     svc.store()
         .mailbox(mbox)
-        .items(None, Some(mv_store::apply::TYPE_MESSAGE))
+        .items(None, Some(mv_store::ItemKind::Message))
         .unwrap()
         .iter()
         .filter(|i| i.message_id == message_id)
@@ -90,7 +90,7 @@ fn stored(svc: &Service, who: &str, message_id: &str) -> Vec<u8> {
     let items = svc
         .store()
         .mailbox(mbox)
-        .items(None, Some(mv_store::apply::TYPE_MESSAGE))
+        .items(None, Some(mv_store::ItemKind::Message))
         .unwrap();
     let item = items.iter().find(|i| i.message_id == message_id).unwrap();
     svc.store().read_blob(mbox, item).unwrap()
@@ -144,7 +144,7 @@ fn list_member_over_quota_gets_exactly_one_copy_after_retries() {
         )
         .unwrap();
     {
-        let mut d = svc.directory();
+        let d = svc.directory();
         d.create_dl("team@example.com", &[]).unwrap();
         d.create_dl("inner@example.com", &[]).unwrap();
         d.add_dl_members(

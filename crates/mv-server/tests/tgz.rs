@@ -7,7 +7,7 @@ use mv_home::Home;
 use mv_redo::ops::{flags, folders};
 use mv_server::stream::{BodyFormat, ExportParams, ExportResult, ImportParams, ImportResult};
 use mv_server::{Request, Service};
-use mv_store::apply::{TYPE_APPOINTMENT, TYPE_CONTACT, TYPE_MESSAGE};
+use mv_store::ItemKind;
 use mv_store::tgz::{self, Resolve};
 use mv_store::{DeliverOptions, FlagChange};
 use mv_types::{ItemId, MailboxId, UtcMillis};
@@ -218,20 +218,20 @@ fn content(s: &Service, m: MailboxId) -> Content {
     };
     for i in mb.items(None, None).unwrap() {
         match i.kind {
-            TYPE_MESSAGE => c.messages.push((
+            ItemKind::Message => c.messages.push((
                 path(i.folder_id),
                 s.store().read_blob(m, &i).unwrap(),
                 i.flags,
                 names(&i.tags),
                 i.received_ms,
             )),
-            TYPE_CONTACT => c.contacts.push((
+            ItemKind::Contact => c.contacts.push((
                 path(i.folder_id),
                 i.content.clone().unwrap(),
                 i.flags,
                 names(&i.tags),
             )),
-            TYPE_APPOINTMENT => c.appointments.push((
+            ItemKind::Appointment => c.appointments.push((
                 path(i.folder_id),
                 i.content.clone().unwrap(),
                 i.cal_uid.clone().unwrap(),
@@ -408,7 +408,7 @@ fn export_then_replace_or_reset_restores_the_same_mailbox() {
     st.create_tag(m, "extra", 0).unwrap();
     let all: Vec<ItemId> = st
         .mailbox(m)
-        .items(None, Some(TYPE_MESSAGE))
+        .items(None, Some(ItemKind::Message))
         .unwrap()
         .iter()
         .map(|i| ItemId(i.id))
@@ -453,7 +453,7 @@ fn skip_adds_only_what_is_missing_and_modify_updates_flags() {
     assert_eq!(st.mailbox_state(m).unwrap(), state);
 
     // A deleted message comes back with skip; changed flags stay.
-    let items = st.mailbox(m).items(None, Some(TYPE_MESSAGE)).unwrap();
+    let items = st.mailbox(m).items(None, Some(ItemKind::Message)).unwrap();
     let (gone, changed) = (&items[0], &items[1]);
     st.delete_items(m, &[ItemId(gone.id)]).unwrap();
     st.set_flags(

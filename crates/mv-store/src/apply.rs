@@ -9,6 +9,7 @@
 //! (many records per commit, see [`crate::Replayer`]). Either way the record's
 //! changes and its `applied_change` commit together.
 
+use crate::ItemKind;
 use crate::blob::{BlobError, BlobStore};
 use mv_redo::ops::{self, DeleteKind, Op};
 use mv_types::{ChangeNumber, Digest, ItemId, MailboxId, UtcMillis};
@@ -44,12 +45,6 @@ impl Cached for Connection {
         self.prepare_cached(sql)?.query_row(params, f)
     }
 }
-
-pub const TYPE_FOLDER: i64 = 1;
-pub const TYPE_TAG: i64 = 3;
-pub const TYPE_MESSAGE: i64 = 5;
-pub const TYPE_CONTACT: i64 = 6;
-pub const TYPE_APPOINTMENT: i64 = 11;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -201,7 +196,7 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
                 tx.exec("DELETE FROM folder WHERE id = ?1", [id])?;
                 tx.exec(
                     "INSERT INTO tombstone (change, id, type, folder_id, imap_uid) VALUES (?1, ?2, ?3, 0, 0)",
-                    params![change, id, TYPE_FOLDER],
+                    params![change, id, ItemKind::Folder],
                 )?;
             }
         }
@@ -252,7 +247,7 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
             }
             tx.exec(
                 "INSERT INTO tombstone (change, id, type, folder_id, imap_uid) VALUES (?1, ?2, ?3, 0, 0)",
-                params![change, t.id, TYPE_TAG],
+                params![change, t.id, ItemKind::Tag],
             )?;
         }
         Op::CreateMessage(m) => {
@@ -274,7 +269,7 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 1, ?16, ?16, ?17)",
                 params![
                     m.id,
-                    TYPE_MESSAGE,
+                    ItemKind::Message,
                     m.folder_id,
                     m.imap_uid,
                     &m.digest[..],
@@ -386,7 +381,7 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
             upsert_pim_item(
                 tx,
                 c.id,
-                TYPE_CONTACT,
+                ItemKind::Contact,
                 c.folder_id,
                 &c.name,
                 &c.vcard,
@@ -404,7 +399,7 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
             upsert_pim_item(
                 tx,
                 s.id,
-                TYPE_APPOINTMENT,
+                ItemKind::Appointment,
                 s.folder_id,
                 &s.summary,
                 &s.ics,
@@ -423,7 +418,7 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
 fn upsert_pim_item(
     tx: &Connection,
     id: u32,
-    kind: i64,
+    kind: ItemKind,
     folder: u32,
     name: &str,
     content: &str,
@@ -528,7 +523,7 @@ fn touch_folder(tx: &Connection, folder: u32, change: i64) -> rusqlite::Result<(
 
 /// What removing an item needs to know about it.
 struct Removed {
-    kind: i64,
+    kind: ItemKind,
     folder: i64,
     uid: i64,
     digest: Option<Vec<u8>>,
@@ -610,23 +605,14 @@ fn item_blob_paths(
     ctx: &ApplyCtx,
     folder: Option<u32>,
 ) -> rusqlite::Result<Vec<PathBuf>> {
-    let mut st = tx.prepare_cached(
-        "SELECT id, mod_content, volume_id FROM item WHERE digest IS NOT NULL AND (?1 IS NULL OR folder_id = ?1)",
-    )?;
-    let rows = st.query_map([folder], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })?;
-    rows.map(|r| {
-        r.map(|(id, rev, vol)| {
+    let refs = crate::snapshot_file::blob_refs(tx, folder)?;
+    Ok(refs
+        .into_iter()
+        .map(|b| {
             ctx.blobs
-                .blob_path(vol as u16, ctx.mailbox, ItemId(id as u32), rev as u64)
+                .blob_path(b.volume, ctx.mailbox, b.item, b.revision)
         })
-    })
-    .collect()
+        .collect())
 }
 
 /// A stored blob of this mailbox with the given digest (copies, and content whose

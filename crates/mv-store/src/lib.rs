@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod blob;
 mod handles;
+mod kind;
 pub mod mailbox;
 pub mod mime;
 mod pending;
@@ -18,7 +19,10 @@ pub mod replay;
 pub mod schema;
 pub mod search;
 pub mod snapshot;
+pub mod snapshot_file;
 mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod tgz;
 mod write;
 
@@ -27,10 +31,12 @@ mod sync_marks;
 
 pub use blob::{BlobError, BlobStore, SyncInFlight, Volume};
 pub use handles::{DEFAULT_OPEN_MAILBOXES, MailboxPin};
+pub use kind::ItemKind;
 pub use mailbox::{Changes, Folder, Item, Mailbox, MailboxInfo, Tag, Tombstone};
 pub use pending::{PENDING_FILE, Pending};
 pub use prefix::MAX_PREFIX;
 pub use replay::Replayer;
+pub use snapshot_file::{BlobRef, SnapshotFile, SnapshotProblem, SnapshotSummary};
 pub use store::{GC_CLEAN, OpenReport, ReplayReport, Store, StoreOptions};
 pub use write::{CalendarImport, DeliverOptions, FlagChange};
 

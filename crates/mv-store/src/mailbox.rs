@@ -2,8 +2,9 @@
 //! read queries the tools and protocols use. Writes go through [`crate::Store`],
 //! which logs them and then applies them with [`crate::apply::apply`].
 
+use crate::ItemKind;
 use crate::StoreError;
-use crate::apply::{TYPE_APPOINTMENT, TYPE_CONTACT, TYPE_MESSAGE, parse_tags};
+use crate::apply::parse_tags;
 use crate::handles::OpenHandles;
 use crate::schema;
 use mv_types::{ItemId, MailboxId};
@@ -327,7 +328,11 @@ impl Mailbox {
     }
 
     /// Items, optionally of one folder and/or one type, ordered by id.
-    pub fn items(&self, folder: Option<u32>, kind: Option<i64>) -> Result<Vec<Item>, StoreError> {
+    pub fn items(
+        &self,
+        folder: Option<u32>,
+        kind: Option<ItemKind>,
+    ) -> Result<Vec<Item>, StoreError> {
         self.read(|c| {
             let mut st = c.prepare(&format!(
                 "SELECT {ITEM_COLUMNS} FROM item WHERE (?1 IS NULL OR folder_id = ?1) AND (?2 IS NULL OR type = ?2) \
@@ -339,15 +344,15 @@ impl Mailbox {
     }
 
     pub fn messages(&self, folder: u32) -> Result<Vec<Item>, StoreError> {
-        self.items(Some(folder), Some(TYPE_MESSAGE))
+        self.items(Some(folder), Some(ItemKind::Message))
     }
 
     pub fn contacts(&self) -> Result<Vec<Item>, StoreError> {
-        self.items(None, Some(TYPE_CONTACT))
+        self.items(None, Some(ItemKind::Contact))
     }
 
     pub fn appointments(&self) -> Result<Vec<Item>, StoreError> {
-        self.items(None, Some(TYPE_APPOINTMENT))
+        self.items(None, Some(ItemKind::Appointment))
     }
 
     pub fn item(&self, id: ItemId) -> Result<Option<Item>, StoreError> {
@@ -372,7 +377,7 @@ impl Mailbox {
         self.read(|c| {
             c.query_row(
                 "SELECT 1 FROM item WHERE digest = ?1 AND type = ?2 AND received_ms >= ?3 LIMIT 1",
-                params![&digest.0[..], TYPE_MESSAGE, since.0],
+                params![&digest.0[..], ItemKind::Message, since.0],
                 |_| Ok(()),
             )
             .optional()
@@ -398,7 +403,7 @@ impl Mailbox {
             let mut st = c.prepare(&format!(
                 "SELECT {ITEM_COLUMNS} FROM item WHERE folder_id = ?1 AND type = ?2 ORDER BY imap_uid"
             ))?;
-            let rows = st.query_map(params![folder, TYPE_MESSAGE], item_from_row)?;
+            let rows = st.query_map(params![folder, ItemKind::Message], item_from_row)?;
             rows.collect()
         })
     }
@@ -416,7 +421,10 @@ impl Mailbox {
                 "SELECT {ITEM_COLUMNS} FROM item WHERE folder_id = ?1 AND type = ?2 \
                  AND imap_uid BETWEEN ?3 AND ?4 ORDER BY imap_uid"
             ))?;
-            let rows = st.query_map(params![folder, TYPE_MESSAGE, first, last], item_from_row)?;
+            let rows = st.query_map(
+                params![folder, ItemKind::Message, first, last],
+                item_from_row,
+            )?;
             rows.collect()
         })
     }
@@ -428,7 +436,7 @@ impl Mailbox {
                 &format!(
                     "SELECT {ITEM_COLUMNS} FROM item WHERE folder_id = ?1 AND imap_uid = ?2 AND type = ?3"
                 ),
-                params![folder, uid, TYPE_MESSAGE],
+                params![folder, uid, ItemKind::Message],
                 item_from_row,
             )
             .optional()
@@ -592,7 +600,7 @@ pub struct Tag {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Item {
     pub id: u32,
-    pub kind: i64,
+    pub kind: ItemKind,
     pub folder_id: u32,
     pub imap_uid: u32,
     pub digest: Option<String>,
@@ -625,7 +633,7 @@ pub struct Item {
 pub struct Tombstone {
     pub change: u64,
     pub id: u32,
-    pub kind: i64,
+    pub kind: ItemKind,
     pub folder_id: u32,
     pub imap_uid: u32,
 }

@@ -376,7 +376,7 @@ impl Mailbox {
                 folder_filter = places[&(name.clone(), false)].iter().next().copied();
             }
         }
-        let mut items = self.items(folder_filter, Some(crate::apply::TYPE_MESSAGE))?;
+        let mut items = self.items(folder_filter, Some(crate::ItemKind::Message))?;
         if let Some(c) = candidates {
             items.retain(|i| c.items.contains(&i.id) || i.change > c.indexed_change);
         }

@@ -2,7 +2,8 @@
 //! under the mailbox's write lock, then hands them to [`Store::commit`]: the
 //! results (ids, UIDs, flag words) are decided here, logged, and applied.
 
-use crate::apply::{Staged, TYPE_APPOINTMENT, TYPE_CONTACT, format_tags};
+use crate::ItemKind;
+use crate::apply::{Staged, format_tags};
 use crate::mailbox::{MailboxGuard, normalize_path};
 use crate::{Store, StoreError, mime, pim};
 use mv_redo::Op;
@@ -10,6 +11,7 @@ use mv_redo::ops::{self, DeleteKind, flags, folders};
 use mv_types::{ItemId, MailboxId, UtcMillis};
 use rusqlite::{OptionalExtension, params};
 
+mod bulk;
 mod pim_items;
 
 /// How a message is stored: folder, flags, tags, received date.
@@ -116,7 +118,7 @@ fn require_tag(g: &MailboxGuard<'_>, tag: u32) -> Result<(), StoreError> {
     found.ok_or_else(|| StoreError::NotFound(format!("no tag with id {tag} in mailbox {}", g.id)))
 }
 
-fn item_exists(g: &MailboxGuard<'_>, id: u32) -> Result<(u32, i64, u32), StoreError> {
+fn item_exists(g: &MailboxGuard<'_>, id: u32) -> Result<(u32, ItemKind, u32), StoreError> {
     let row = q(
         g,
         g.conn()

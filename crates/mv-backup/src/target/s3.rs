@@ -550,6 +550,10 @@ impl S3Target {
                  or use https"
             )));
         }
+        // The HTTP client takes rustls's process-wide provider, and the build
+        // links ring only (no aws-lc-rs): install it unless one is already
+        // (the error then says so, and the installed one serves).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let store = builder.build().map_err(|e| {
             BackupError::Invalid(format!(
                 "{spec}: cannot configure the S3 client: {e} (set s3_endpoint, s3_region, \

@@ -101,7 +101,7 @@ impl Fx {
     pub fn open(root: &std::path::Path) -> Fx {
         let home = Home::at(&root.join("home"));
         home.init().unwrap();
-        let mut directory = Directory::open_home(&home).unwrap();
+        let directory = Directory::open_home(&home).unwrap();
         directory.ensure_server(SERVER).unwrap();
         let (store, _) = Store::open(&home, StoreOptions::for_home(&home)).unwrap();
         let target_dir = root.join("target");

@@ -222,7 +222,7 @@ impl World {
         let target = FsTarget::open(&self.target_dir()).unwrap();
         let (_, entries) = mv_backup::ldap::read_ldap(&target, None).unwrap();
         {
-            let mut d = Directory::open_home(&home).unwrap();
+            let d = Directory::open_home(&home).unwrap();
             d.import_entries(&entries).unwrap();
             d.ensure_server(SERVER).unwrap();
         }

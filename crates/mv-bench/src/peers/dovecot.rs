@@ -22,6 +22,9 @@ pub const CONFIG_TEMPLATE: &str = include_str!("../../peers/dovecot-lmtp.conf.in
 pub const INSTALL: &str = "apt-get install -y dovecot-core dovecot-lmtpd";
 pub const IMAP_CONFIG_TEMPLATE: &str = include_str!("../../peers/dovecot-imap.conf.in");
 pub const IMAP_PACKAGE: &str = "dovecot-imapd";
+/// Appended to the IMAP config for the peer with full-text search.
+pub const FTS_XAPIAN_CONFIG: &str = include_str!("../../peers/dovecot-fts-xapian.conf.in");
+pub const FTS_XAPIAN_PACKAGE: &str = "dovecot-fts-xapian";
 const USER: &str = "vmail";
 
 pub struct Dovecot {
@@ -117,6 +120,52 @@ impl Dovecot {
     pub fn start_imap(&self, dir: &Path, accounts: &[String]) -> anyhow::Result<RunningDovecot> {
         self.launch(dir, accounts, IMAP_CONFIG_TEMPLATE, b"* OK")
     }
+
+    fn fts_xapian_installed() -> bool {
+        ["/usr/lib/dovecot/modules", "/usr/lib64/dovecot/modules"]
+            .iter()
+            .any(|d| Path::new(d).join("lib21_fts_xapian_plugin.so").is_file())
+    }
+
+    /// Whether Dovecot IMAP with the fts-xapian plugin can run here.
+    pub fn imap_fts_availability(&self) -> Availability {
+        match self.imap_availability() {
+            Availability::Available { .. } if !Dovecot::fts_xapian_installed() => {
+                Availability::NotInstalled {
+                    install: format!("apt-get install -y {FTS_XAPIAN_PACKAGE}"),
+                }
+            }
+            Availability::Available { version } => Availability::Available {
+                version: format!(
+                    "{version} with {FTS_XAPIAN_PACKAGE} {}",
+                    fts_xapian_version()
+                ),
+            },
+            other => other,
+        }
+    }
+
+    /// [`Dovecot::start_imap`] with full-text search by fts-xapian
+    /// (`peers/dovecot-fts-xapian.conf.in`).
+    pub fn start_imap_fts(
+        &self,
+        dir: &Path,
+        accounts: &[String],
+    ) -> anyhow::Result<RunningDovecot> {
+        let template = format!("{IMAP_CONFIG_TEMPLATE}{FTS_XAPIAN_CONFIG}");
+        self.launch(dir, accounts, &template, b"* OK")
+    }
+}
+
+/// The installed fts-xapian package's version (from dpkg), or "".
+fn fts_xapian_version() -> String {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Version}", FTS_XAPIAN_PACKAGE])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
 }
 
 fn ensure_vmail_user() -> anyhow::Result<()> {

@@ -219,7 +219,7 @@ fn per_account_messages<T: Ord>(
         let items = svc
             .store()
             .mailbox(a.mailbox_id)
-            .items(None, Some(mv_store::apply::TYPE_MESSAGE))
+            .items(None, Some(mv_store::ItemKind::Message))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let read = |i: &mv_store::Item| {
             svc.store()
@@ -299,7 +299,7 @@ impl RunningServer for RunningMailvault {
             let items = svc
                 .store()
                 .mailbox(mbox)
-                .items(None, Some(mv_store::apply::TYPE_MESSAGE))
+                .items(None, Some(mv_store::ItemKind::Message))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(items
                 .into_iter()

@@ -7,6 +7,7 @@
 
 pub mod archivers;
 pub mod dovecot;
+pub mod imaptest;
 pub mod mailvault;
 
 use serde::Serialize;

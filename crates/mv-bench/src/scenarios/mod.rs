@@ -2,8 +2,10 @@
 
 pub mod backup;
 pub mod imap;
+pub mod imap_stress;
 pub mod lmtp;
 pub mod redo;
+pub mod scale;
 
 use crate::scenario::Scenario;
 
@@ -14,6 +16,8 @@ pub fn registry() -> Vec<Box<dyn Scenario>> {
         Box::new(redo::RedoScenario::default()),
         Box::new(backup::BackupScenario::default()),
         Box::new(imap::ImapScenario::default()),
+        Box::new(imap_stress::ImapStressScenario::default()),
+        Box::new(scale::ScaleScenario::default()),
     ]
 }
 

@@ -2,7 +2,6 @@
 //! definitions a man page per tool and bash/zsh/fish completions.
 
 use anyhow::Context;
-use clap::CommandFactory;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -71,13 +70,20 @@ fn create_dir(dir: &Path) -> anyhow::Result<()> {
 /// `mailvault` and each Zimbra tool as its own command (its name in usage,
 /// options as the tool takes them).
 fn commands() -> Vec<(String, clap::Command)> {
-    let all = crate::Cli::command();
+    let all = crate::cli_command();
     let mut out = vec![("mailvault".to_string(), all.clone())];
     for (zm, tool) in crate::zimbra::TOOLS {
         if let Some(sub) = all.find_subcommand(tool) {
+            // zmprov's and zmmailbox's commands are words after their options,
+            // parsed by their own grammar; documented here as subcommands.
+            let sub = match *tool {
+                "prov" => crate::cmd::prov::grammar().documented(sub.clone()),
+                "mailbox" => crate::cmd::mailbox::grammar().documented(sub.clone()),
+                _ => sub.clone(),
+            };
             out.push((
                 zm.to_string(),
-                sub.clone().name(*zm).bin_name(*zm).display_name(*zm),
+                sub.name(*zm).bin_name(*zm).display_name(*zm),
             ));
         }
     }

@@ -9,13 +9,13 @@ pub mod links;
 pub mod localconfig;
 pub mod mailbox;
 pub mod prov;
-pub mod prov_loggers;
 pub mod redodump;
 pub mod report;
 pub mod restore;
 pub mod schedule;
 pub mod serve;
 pub mod volume;
+pub(crate) mod zmshell;
 
 /// What a command says when its home does not exist.
 pub fn no_home(home: &mv_home::Home) -> String {

@@ -341,7 +341,12 @@ impl LazyFs {
     }
 
     fn spawn(bin: &Path, root: &Path, mnt: &Path, config: &Path) -> Child {
-        let log = File::create(config.with_extension("log")).unwrap();
+        // Appended to: a restart of LazyFS keeps what the last one said.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(config.with_extension("log"))
+            .unwrap();
         Command::new(bin)
             .arg(mnt)
             .arg("--config-path")
@@ -379,6 +384,32 @@ impl LazyFs {
         self.watchdog = Watchdog::start(self.child.id(), &self.mnt, &self.log());
         *self.watchdog.step.lock().unwrap() = step;
         self.wait_mounted();
+        self.warm();
+    }
+
+    /// Looks up every file on the mount, one at a time, so that LazyFS has each
+    /// in its cache before anything else touches it. LazyFS takes a file into
+    /// its cache at the first access after a cut or a start, and shows the entry
+    /// to other requests before it has filled in the file's size (0 until
+    /// then): an fsync by name in that moment truncates the file on LazyFS's
+    /// disk to its cached size, nothing, and a read in it comes back empty
+    /// (`the_first_access_after_a_cut_races_nothing` shows both). A server
+    /// reading old messages while a checkpoint fsyncs others hit it about one
+    /// round in 100: a message made durable rounds before, found empty. Done
+    /// here, with nothing else running, no first access races another request.
+    pub fn warm(&self) -> usize {
+        let mut files = 0;
+        let mut todo = vec![self.mnt.clone()];
+        while let Some(dir) = todo.pop() {
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                match std::fs::symlink_metadata(e.path()) {
+                    Ok(m) if m.is_dir() => todo.push(e.path()),
+                    Ok(_) => files += 1,
+                    Err(_) => {}
+                }
+            }
+        }
+        files
     }
 
     fn unmount(&mut self) {
@@ -440,6 +471,74 @@ impl LazyFs {
         self.exited
     }
 
+    /// Starts LazyFS's log afresh, keeping the last one as `<log>.prev` (a
+    /// failure is explained by what the round before it did, too).
+    pub fn rotate_log(&self) {
+        let log = self.log();
+        let _ = std::fs::copy(&log, log.with_extension("log.prev"));
+        // LazyFS appends: it goes on at the new end.
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .map(|f| f.set_len(0));
+    }
+
+    /// Copies LazyFS's logs (this round's and the one before) into
+    /// `$MAILVAULT_POWERCUT_KEEP/<name>`, when that is set.
+    pub fn keep_logs(&self, name: &str) {
+        let Some(dir) = std::env::var_os("MAILVAULT_POWERCUT_KEEP") else {
+            return;
+        };
+        let dir = Path::new(&dir).join(name);
+        let _ = std::fs::create_dir_all(&dir);
+        let log = self.log();
+        for f in [log.with_extension("log.prev"), log] {
+            if let Some(n) = f.file_name() {
+                let _ = std::fs::copy(&f, dir.join(n));
+            }
+        }
+        eprintln!("LazyFS's logs kept in {}", dir.display());
+    }
+
+    /// Regular files below `dir` (under the mount) whose size on LazyFS's disk
+    /// differs from what LazyFS shows, or is 0: each with its inode number,
+    /// link count and both sizes.
+    pub fn suspect_files(&self, dir: &Path) -> Vec<String> {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(rel) = dir.strip_prefix(&self.mnt) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut todo = vec![self.root.join(rel)];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                let Ok(m) = std::fs::symlink_metadata(&p) else {
+                    continue;
+                };
+                if m.is_dir() {
+                    todo.push(p);
+                    continue;
+                }
+                let shown = p
+                    .strip_prefix(&self.root)
+                    .ok()
+                    .and_then(|r| std::fs::metadata(self.mnt.join(r)).ok())
+                    .map(|m| m.len());
+                if m.len() == 0 || shown != Some(m.len()) {
+                    out.push(format!(
+                        "{} (inode {}, {} links): {} bytes on disk, {shown:?} through LazyFS",
+                        p.display(),
+                        m.ino(),
+                        m.nlink(),
+                        m.len()
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     /// The end of LazyFS's own log.
     pub fn log_tail(&self) -> String {
         log_tail(&self.log())
@@ -453,8 +552,15 @@ impl LazyFs {
             .any(|l| l.split(' ').nth(4) == Some(mnt))
     }
 
-    /// The power cut: every write no fsync made durable is gone.
+    /// The power cut: every write no fsync made durable is gone; then every
+    /// file is taken into LazyFS's cache ([`Self::warm`]).
     pub fn cut(&mut self) {
+        self.cut_cold();
+        self.warm();
+    }
+
+    /// The power cut, without [`Self::warm`].
+    pub fn cut_cold(&mut self) {
         assert!(
             self.exit_status().is_none(),
             "LazyFS stopped before the cut; its log:\n{}",

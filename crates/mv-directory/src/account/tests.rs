@@ -1,14 +1,14 @@
 use super::*;
 
 fn dir() -> Directory {
-    let mut d = Directory::open_in_memory().unwrap();
+    let d = Directory::open_in_memory().unwrap();
     d.create_domain("example.com", &[]).unwrap();
     d
 }
 
 #[test]
 fn create_get_list_modify_delete() {
-    let mut d = dir();
+    let d = dir();
     let a = d
         .create_account(
             "Alice@Example.com",
@@ -124,7 +124,7 @@ fn create_get_list_modify_delete() {
 
 #[test]
 fn account_json() {
-    let mut d = dir();
+    let d = dir();
     let a = d
         .create_account("u@example.com", Some("secret"), &[])
         .unwrap();
@@ -137,14 +137,13 @@ fn account_json() {
 
 #[test]
 fn passwords() {
-    let mut d = dir();
+    let d = dir();
     d.create_account("u@example.com", Some("correct horse"), &[])
         .unwrap();
     assert!(d.verify_password("u@example.com", "correct horse").unwrap());
     assert!(!d.verify_password("u@example.com", "wrong").unwrap());
-    let hash = password_hash(&d.conn, &d.get_account("u@example.com").unwrap().id)
-        .unwrap()
-        .unwrap();
+    let id = d.get_account("u@example.com").unwrap().id;
+    let hash = password_hash(&d.writer(), &id).unwrap().unwrap();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     d.set_password("u@example.com", "new one").unwrap();
     assert!(d.verify_password("u@example.com", "new one").unwrap());
@@ -159,7 +158,7 @@ fn passwords() {
 
 #[test]
 fn quota_inherits_from_cos_and_account_overrides() {
-    let mut d = dir();
+    let d = dir();
     let a = d.create_account("u@example.com", None, &[]).unwrap();
     assert_eq!(d.effective_quota(&a).unwrap(), 0, "unlimited by default");
     d.modify_cos(crate::DEFAULT_COS, &[Modification::set(QUOTA, "1000")])
@@ -201,7 +200,7 @@ fn quota_inherits_from_cos_and_account_overrides() {
 
 #[test]
 fn rename_keeps_ids_and_aliases() {
-    let mut d = dir();
+    let d = dir();
     d.create_domain("new.org", &[]).unwrap();
     let a = d.create_account("old@example.com", None, &[]).unwrap();
     d.add_account_alias("old@example.com", "al@example.com")
@@ -235,7 +234,7 @@ fn rename_keeps_ids_and_aliases() {
 
 #[test]
 fn aliases_share_one_namespace() {
-    let mut d = dir();
+    let d = dir();
     let a = d.create_account("a@example.com", None, &[]).unwrap();
     d.create_account("b@example.com", None, &[]).unwrap();
     d.create_dl("list@example.com", &[]).unwrap();
@@ -278,7 +277,7 @@ fn aliases_share_one_namespace() {
 
 #[test]
 fn mailbox_ids_are_never_reused() {
-    let mut d = dir();
+    let d = dir();
     let a = d.create_account("a@example.com", None, &[]).unwrap();
     let b = d.create_account("b@example.com", None, &[]).unwrap();
     assert_eq!((a.mailbox_id.0, b.mailbox_id.0), (1, 2));
@@ -324,7 +323,7 @@ fn mailbox_ids_are_never_reused() {
 
 #[test]
 fn resolve_recipients() {
-    let mut d = dir();
+    let d = dir();
     let a = d.create_account("a@example.com", None, &[]).unwrap();
     let b = d.create_account("b@example.com", None, &[]).unwrap();
     let c = d.create_account("c@example.com", None, &[]).unwrap();

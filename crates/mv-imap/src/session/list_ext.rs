@@ -25,7 +25,16 @@ impl<B: Backend> Session<B> {
             .collect();
         let status_items = match &x.returns.status {
             None => None,
-            Some(items) => Some(status_items(items)?),
+            Some(items) => {
+                // status_of answers APPENDLIMIT itself, imap-codec the rest.
+                match crate::status_ext::split_list(items) {
+                    Some((rest, item)) => {
+                        self.appendlimit = Some(item);
+                        Some(status_items(&rest)?)
+                    }
+                    None => Some(status_items(items)?),
+                }
+            }
         };
         if patterns.iter().all(String::is_empty) && !x.selection.subscribed {
             self.untagged("LIST (\\Noselect) \"/\" \"\"");

@@ -199,6 +199,9 @@ impl<B: Backend> Session<B> {
                 }
             });
         }
+        if let Some(item) = self.appendlimit {
+            crate::status_ext::insert(&mut parts, item, self.append_limit());
+        }
         let mut line = b"STATUS ".to_vec();
         wire::mailbox(&mut line, &crate::utf7::encode(&entry.name));
         line.extend_from_slice(format!(" ({})", parts.join(" ")).as_bytes());

@@ -164,13 +164,29 @@ impl<B: Backend> Session<B> {
             MacroOrMessageDataItemNames::Macro(m) => m.expand(),
             MacroOrMessageDataItemNames::MessageDataItemNames(v) => v.clone(),
         };
+        let preview = self.preview.take();
+        if preview.is_some_and(|p| p.alone) && !uid {
+            // Only PREVIEW was asked for: the UID stood in for it.
+            names.clear();
+        }
         let mut changed_since = None;
+        let mut vanished = false;
         for m in modifiers {
             match m {
                 FetchModifier::ChangedSince(n) => changed_since = Some(n.get()),
-                FetchModifier::Vanished => {
-                    return Ok(Err(bad("VANISHED needs QRESYNC, which is not offered")));
-                }
+                FetchModifier::Vanished => vanished = true,
+            }
+        }
+        if vanished {
+            // RFC 7162 §3.2.6: UID FETCH with CHANGEDSINCE, QRESYNC enabled.
+            if !self.qresync || !uid || changed_since.is_none() {
+                return Ok(Err(bad(
+                    "VANISHED needs QRESYNC enabled, UID FETCH and CHANGEDSINCE",
+                )));
+            }
+            let since = changed_since.expect("checked");
+            if let Err(e) = self.vanished_earlier(since, Some(set)).await {
+                return Ok(Err(e));
             }
         }
         if changed_since.is_some()
@@ -257,7 +273,11 @@ impl<B: Backend> Session<B> {
                 }
             }
         }
-        let plan = FetchPlan::new(&names);
+        let mut plan = FetchPlan::new(&names);
+        if preview.is_some() {
+            plan.rendered.push(Rendered::Preview);
+            plan.header_only = false;
+        }
         let sel = self.selected.as_ref().expect("sel");
         let wanted: Vec<usize> = idx
             .into_iter()
@@ -335,6 +355,16 @@ impl<B: Backend> Session<B> {
                             self.out.extend_from_slice(&data);
                         }
                     }
+                }
+                if preview.is_some() {
+                    // After the other items: their order is free (RFC 3501 §7.4.2).
+                    if !names.is_empty() {
+                        self.out.push(b' ');
+                    }
+                    self.out.extend_from_slice(b"PREVIEW ");
+                    let p = rendered.iter().find(|(k, _)| *k == Rendered::Preview);
+                    self.out
+                        .extend_from_slice(p.map(|(_, b)| &b[..]).unwrap_or(b"NIL"));
                 }
                 self.out.extend_from_slice(b")\r\n");
                 if self.out.len() > 1 << 20 {
@@ -633,11 +663,11 @@ type Messages = Vec<(u32, Vec<u8>)>;
 
 fn render(kind: Rendered, raw: &[u8]) -> Arc<[u8]> {
     let mut out = Vec::new();
-    let e = mime::parse(raw);
     match kind {
-        Rendered::Envelope => mime::envelope(&mut out, e.header),
-        Rendered::Body => mime::body_structure(&mut out, &e, false),
-        Rendered::BodyStructure => mime::body_structure(&mut out, &e, true),
+        Rendered::Envelope => mime::envelope(&mut out, mime::parse(raw).header),
+        Rendered::Body => mime::body_structure(&mut out, &mime::parse(raw), false),
+        Rendered::BodyStructure => mime::body_structure(&mut out, &mime::parse(raw), true),
+        Rendered::Preview => out = crate::preview::answer(raw),
     }
     out.into()
 }

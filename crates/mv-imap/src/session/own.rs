@@ -1,6 +1,6 @@
 //! Commands and arguments imap-codec does not parse, handled before it runs:
 //! APPEND with several messages or CATENATE, extended LIST, CANCELUPDATE, and
-//! `$` (SEARCHRES) replaced by the saved result.
+//! `$` (SEARCHRES) replaced by the saved result, COMPRESS.
 
 use super::*;
 
@@ -47,6 +47,41 @@ impl<B: Backend> Session<B> {
             return true;
         }
         false
+    }
+
+    /// COMPRESS (RFC 4978), after login: Some(what next) when the command is one.
+    pub(super) fn compress_command(&mut self, bytes: &[u8]) -> Option<Next> {
+        let line = bytes.strip_suffix(b"\r\n").unwrap_or(bytes);
+        let mut words = line.split(|&b| b == b' ');
+        let tag = String::from_utf8_lossy(words.next()?).into_owned();
+        if !words.next()?.eq_ignore_ascii_case(b"COMPRESS") {
+            return None;
+        }
+        let alg = words.next();
+        let extra = words.next().is_some();
+        if self.account.is_none() {
+            self.tagged(&tag, "BAD", None, "COMPRESS: log in first");
+        } else if extra || !alg.is_some_and(|a| a.eq_ignore_ascii_case(b"DEFLATE")) {
+            self.tagged(&tag, "BAD", None, "COMPRESS: only DEFLATE is offered");
+        } else if self.compressed {
+            self.tagged(
+                &tag,
+                "NO",
+                Some("COMPRESSIONACTIVE"),
+                "COMPRESS: DEFLATE is already active",
+            );
+        } else {
+            self.compressed = true;
+            self.tagged(&tag, "OK", None, "DEFLATE active");
+            return Some(Next::Compress);
+        }
+        Some(Next::Continue)
+    }
+
+    /// The bytes the client sent after the command being answered and that
+    /// are not read yet (after COMPRESS: the first compressed ones).
+    pub fn take_pending(&mut self) -> Vec<u8> {
+        self.framer.take_input()
     }
 
     /// The command with `$` replaced by the saved result; None when it has

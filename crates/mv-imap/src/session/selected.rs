@@ -11,15 +11,34 @@ impl<B: Backend> Session<B> {
         params: &[SelectParameter],
     ) -> Result<Next, Reply> {
         let acct = self.need_auth()?;
+        let mut resync = None;
+        for p in params {
+            match p {
+                SelectParameter::CondStore => self.condstore = true,
+                SelectParameter::QResync {
+                    uid_validity,
+                    mod_sequence_value,
+                    known_uids,
+                    ..
+                } => {
+                    if !self.qresync {
+                        return Err(bad("QRESYNC is not enabled (ENABLE QRESYNC first)"));
+                    }
+                    resync = Some((
+                        uid_validity.get(),
+                        mod_sequence_value.get(),
+                        known_uids.clone(),
+                    ));
+                }
+            }
+        }
+        if self.qresync && self.selected.is_some() {
+            // RFC 7162 §3.2.11: where the old mailbox's responses end.
+            self.untagged("OK [CLOSED] previous mailbox closed");
+        }
         // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
         self.selected = None;
         let name = Self::name_of(mailbox)?;
-        if params
-            .iter()
-            .any(|p| matches!(p, SelectParameter::CondStore))
-        {
-            self.condstore = true;
-        }
         let entry = self.resolve(&acct, &name).await?;
         let (a, id) = (acct.clone(), entry.id);
         let marker = self.call(move |b| b.change_marker(&a)).await?;
@@ -74,6 +93,9 @@ impl<B: Backend> Session<B> {
         ));
         for l in lines {
             self.untagged(&l);
+        }
+        if let Some((v, m, known)) = resync {
+            self.qresync_select(v, m, known.as_ref()).await?;
         }
         let (code, verb) = if read_only {
             ("READ-ONLY", "EXAMINE")
@@ -175,12 +197,15 @@ impl<B: Backend> Session<B> {
             |u| !new_uids.contains(&u),
             &mut lines,
         );
-        for i in (0..sel.msgs.len()).rev() {
-            if !new_uids.contains(&sel.msgs[i].uid) {
-                lines.push(format!("{} EXPUNGE", i + 1));
-                sel.msgs.remove(i);
-            }
-        }
+        let gone: Vec<(usize, u32)> = sel
+            .msgs
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !new_uids.contains(&m.uid))
+            .map(|(i, m)| (i, m.uid))
+            .collect();
+        super::qresync::expunge_lines(self.qresync, &gone, &mut lines);
+        sel.msgs.retain(|m| new_uids.contains(&m.uid));
         for (i, m) in sel.msgs.iter().enumerate() {
             if let Ok(j) = snap.messages.binary_search_by_key(&m.uid, |x| x.uid) {
                 let n = &snap.messages[j];

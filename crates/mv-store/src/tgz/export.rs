@@ -145,7 +145,7 @@ pub fn export<W: Write>(
         pa.cmp(&pb).then(a.id.cmp(&b.id))
     });
     for item in items {
-        let Some(kind) = ItemKind::of_store(item.kind) else {
+        let Some(kind) = item.kind.entry() else {
             continue;
         };
         if kind == ItemKind::Message && selected.as_ref().is_some_and(|s| !s.contains(&item.id)) {
@@ -218,6 +218,7 @@ pub fn export<W: Write>(
                 report.appointments += 1;
                 (item.subject.clone(), "appointment", now)
             }
+            ItemKind::Folder | ItemKind::Tag => continue,
         };
         let path = format!(
             "{}{}.{}",

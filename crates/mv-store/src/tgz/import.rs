@@ -131,7 +131,7 @@ pub fn import<R: Read + Seek>(
     let mut appointments: HashMap<String, u32> = HashMap::new();
     if resolve != Resolve::Reset {
         for item in mailbox.items(None, None)? {
-            match ItemKind::of_store(item.kind) {
+            match item.kind.entry() {
                 Some(ItemKind::Message) => messages.add(
                     item.id,
                     item.folder_id,
@@ -152,7 +152,7 @@ pub fn import<R: Read + Seek>(
                         appointments.insert(uid.clone(), item.id);
                     }
                 }
-                None => {}
+                Some(ItemKind::Folder | ItemKind::Tag) | None => {}
             }
         }
     }
@@ -204,6 +204,8 @@ pub fn import<R: Read + Seek>(
                 let found = appointments.remove(uid);
                 ctx.appointment(meta, &text, found, &mut report.appointments)
             }
+            // The scan makes entries of the three kinds above only.
+            ItemKind::Folder | ItemKind::Tag => Err(changed(path)),
         }
     })?;
     if let Some(i) = done.iter().position(|d| !d) {

@@ -67,7 +67,6 @@
 //! exactly; item ids, IMAP UIDs and change numbers are new.
 
 use crate::StoreError;
-use crate::apply::{TYPE_APPOINTMENT, TYPE_CONTACT, TYPE_MESSAGE};
 use serde::{Deserialize, Serialize};
 use std::io;
 
@@ -190,33 +189,38 @@ pub struct ManifestTag {
     pub id: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ItemKind {
-    Message,
-    Contact,
-    Appointment,
+/// An item's kind: the store's, by the same names in a `.meta`.
+pub use crate::ItemKind;
+
+/// What the archive format says about the kinds it holds as entries: messages
+/// (`.eml`), contacts (`.vcf`), appointments (`.ics`). Folders and tags are in
+/// the manifest and have no entry of their own.
+pub(super) trait ArchiveKind: Sized {
+    /// The kind as an archive entry; `None` for kinds an archive does not
+    /// carry as entries (folders, tags).
+    fn entry(self) -> Option<Self>;
+    fn ext(self) -> &'static str;
+    fn from_ext(ext: &str) -> Option<Self>;
+    /// Whether a folder of this view can hold the item.
+    fn fits(self, view: &str) -> bool;
 }
 
-impl ItemKind {
-    /// The archive kind of a store item kind; `None` for kinds an archive does
-    /// not carry (folders, tags, ...). The one mapping between the two.
-    pub fn of_store(kind: i64) -> Option<ItemKind> {
-        match kind {
-            TYPE_MESSAGE => Some(ItemKind::Message),
-            TYPE_CONTACT => Some(ItemKind::Contact),
-            TYPE_APPOINTMENT => Some(ItemKind::Appointment),
-            _ => None,
+impl ArchiveKind for ItemKind {
+    fn entry(self) -> Option<ItemKind> {
+        match self {
+            ItemKind::Message | ItemKind::Contact | ItemKind::Appointment => Some(self),
+            ItemKind::Folder | ItemKind::Tag => None,
         }
     }
-    pub(super) fn ext(self) -> &'static str {
+    fn ext(self) -> &'static str {
         match self {
             ItemKind::Message => "eml",
             ItemKind::Contact => "vcf",
             ItemKind::Appointment => "ics",
+            ItemKind::Folder | ItemKind::Tag => "",
         }
     }
-    pub(super) fn from_ext(ext: &str) -> Option<ItemKind> {
+    fn from_ext(ext: &str) -> Option<ItemKind> {
         match ext {
             "eml" => Some(ItemKind::Message),
             "vcf" => Some(ItemKind::Contact),
@@ -224,19 +228,12 @@ impl ItemKind {
             _ => None,
         }
     }
-    pub(super) fn name(self) -> &'static str {
-        match self {
-            ItemKind::Message => "message",
-            ItemKind::Contact => "contact",
-            ItemKind::Appointment => "appointment",
-        }
-    }
-    /// Whether a folder of this view can hold the item.
-    pub(super) fn fits(self, view: &str) -> bool {
+    fn fits(self, view: &str) -> bool {
         match self {
             ItemKind::Message => view == "message" || view == "unknown",
             ItemKind::Contact => view == "contact",
             ItemKind::Appointment => view == "appointment" || view == "task",
+            ItemKind::Folder | ItemKind::Tag => false,
         }
     }
 }

@@ -224,6 +224,7 @@ pub(super) fn scan<R: Read>(input: R) -> Result<Scan, TgzError> {
                 let events = crate::pim::split_calendar(text).map_err(|e| bad(path, e))?;
                 s.cal_uids = events.into_iter().map(|e| e.uid).collect();
             }
+            ItemKind::Folder | ItemKind::Tag => {}
         }
         by_path.insert(path.to_string(), items.len());
         items.push(s);
@@ -349,7 +350,7 @@ pub(super) fn scan<R: Read>(input: R) -> Result<Scan, TgzError> {
                     ));
                 }
             }
-            ItemKind::Contact => {}
+            ItemKind::Contact | ItemKind::Folder | ItemKind::Tag => {}
         }
         item.meta = Some(meta);
     }

@@ -25,7 +25,7 @@ impl Store {
             let cid = match replace {
                 Some(r) => {
                     let (f, kind, _) = item_exists(g, r)?;
-                    if kind != TYPE_CONTACT || f != folder {
+                    if kind != ItemKind::Contact || f != folder {
                         return Err(StoreError::Invalid(format!(
                             "item {r} is not a contact in folder {folder}"
                         )));
@@ -70,7 +70,7 @@ impl Store {
                     g.conn()
                         .query_row(
                             "SELECT id, content FROM item WHERE cal_uid = ?1 AND type = ?2",
-                            params![ev.uid, TYPE_APPOINTMENT],
+                            params![ev.uid, ItemKind::Appointment],
                             |r| Ok((r.get(0)?, r.get(1)?)),
                         )
                         .optional(),

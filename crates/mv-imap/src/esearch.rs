@@ -1,5 +1,5 @@
-//! ESEARCH (RFC 4731), ESORT and CONTEXT=SEARCH (RFC 5267: PARTIAL, UPDATE)
-//! result options. imap-codec does not parse `SEARCH RETURN (...)`, so the
+//! ESEARCH (RFC 4731), ESORT and CONTEXT=SEARCH / CONTEXT=SORT (RFC 5267:
+//! CONTEXT, PARTIAL, UPDATE) result options. imap-codec does not parse `SEARCH RETURN (...)`, so the
 //! options are taken off the command here and the rest is parsed as a plain
 //! SEARCH or SORT.
 
@@ -118,6 +118,9 @@ pub fn split_return(cmd: &[u8]) -> Option<Result<(Vec<u8>, ReturnOptions), Strin
             b"COUNT" => opts.count = true,
             b"UPDATE" => opts.update = true,
             b"SAVE" => opts.save = true,
+            // A hint that the search will be used again (RFC 5267 §4.2); every
+            // result is computed afresh here, so it changes nothing.
+            b"CONTEXT" => {}
             b"PARTIAL" => match partial_range(words.next().unwrap_or_default()) {
                 Ok(r) => opts.partial = Some(r),
                 Err(e) => return Some(Err(e)),
@@ -181,14 +184,59 @@ pub fn response(
     line
 }
 
-/// `* ESEARCH (TAG "t") [UID] ADDTO|REMOVEFROM (position set)`: a change of
-/// an UPDATE result (RFC 5267 §4.3).
-pub fn update_response(tag: &str, uid: bool, added: bool, position: usize, nums: &[u32]) -> String {
+/// A context position (from 1) and the results placed there, in result order.
+pub type Placement = (usize, Vec<u32>);
+
+/// How a context's result `old` becomes `new` (both in result order; the
+/// results both hold keep their relative order): the REMOVEFROM placements,
+/// applied first, then the ADDTO placements. Each is applied in turn to the
+/// list the previous one left (RFC 5267 §4.3.2): a removal's position is
+/// where its first result stands at that moment, an addition's is where its
+/// first result will stand. Runs of neighbours share one placement.
+pub fn placements(old: &[u32], new: &[u32]) -> (Vec<Placement>, Vec<Placement>) {
+    let in_new: std::collections::HashSet<u32> = new.iter().copied().collect();
+    let in_old: std::collections::HashSet<u32> = old.iter().copied().collect();
+    let mut removed: Vec<Placement> = Vec::new();
+    let mut gone = 0;
+    let mut last_gone = None;
+    for (i, u) in old.iter().enumerate() {
+        if in_new.contains(u) {
+            continue;
+        }
+        match removed.last_mut() {
+            Some((_, run)) if last_gone == Some(i.wrapping_sub(1)) => run.push(*u),
+            _ => removed.push((i - gone + 1, vec![*u])),
+        }
+        gone += 1;
+        last_gone = Some(i);
+    }
+    let mut added: Vec<Placement> = Vec::new();
+    let mut last_added = None;
+    for (j, u) in new.iter().enumerate() {
+        if in_old.contains(u) {
+            continue;
+        }
+        match added.last_mut() {
+            Some((_, run)) if last_added == Some(j.wrapping_sub(1)) => run.push(*u),
+            _ => added.push((j + 1, vec![*u])),
+        }
+        last_added = Some(j);
+    }
+    (removed, added)
+}
+
+/// `* ESEARCH (TAG "t") [UID] ADDTO|REMOVEFROM (position set ...)`: a change
+/// of an UPDATE result (RFC 5267 §4.3).
+pub fn update_response(tag: &str, uid: bool, added: bool, placed: &[Placement]) -> String {
+    let pairs: Vec<String> = placed
+        .iter()
+        .map(|(pos, nums)| format!("{pos} {}", ordered_set(nums)))
+        .collect();
     format!(
-        "ESEARCH (TAG \"{tag}\"){} {} ({position} {})",
+        "ESEARCH (TAG \"{tag}\"){} {} ({})",
         if uid { " UID" } else { "" },
         if added { "ADDTO" } else { "REMOVEFROM" },
-        ordered_set(nums)
+        pairs.join(" ")
     )
 }
 
@@ -275,8 +323,70 @@ mod tests {
             "ESEARCH (TAG \"t\") PARTIAL (2:4 NIL)"
         );
         assert_eq!(
-            update_response("t", true, true, 2, &[3, 4, 9]),
+            update_response("t", true, true, &[(2, vec![3, 4, 9])]),
             "ESEARCH (TAG \"t\") UID ADDTO (2 3:4,9)"
         );
+        assert_eq!(
+            update_response("t", false, false, &[(1, vec![7]), (3, vec![5, 4])]),
+            "ESEARCH (TAG \"t\") REMOVEFROM (1 7 3 5,4)"
+        );
+    }
+
+    /// Applies placements as a client does (RFC 5267 §4.3.3, §4.3.4).
+    fn apply(mut list: Vec<u32>, removed: &[Placement], added: &[Placement]) -> Vec<u32> {
+        for (pos, run) in removed {
+            assert_eq!(&list[pos - 1..pos - 1 + run.len()], run.as_slice());
+            list.drain(pos - 1..pos - 1 + run.len());
+        }
+        for (pos, run) in added {
+            for (k, u) in run.iter().enumerate() {
+                list.insert(pos - 1 + k, *u);
+            }
+        }
+        list
+    }
+
+    #[test]
+    fn placements_turn_the_old_result_into_the_new() {
+        let cases: &[(&[u32], &[u32])] = &[
+            (&[], &[2, 4]),
+            (&[2, 4], &[]),
+            (&[5, 3, 4, 2, 1], &[5, 4, 2]),
+            (&[5, 4, 2], &[9, 5, 7, 8, 4, 2, 6]),
+            (&[1, 2, 3, 4, 5, 6], &[10, 2, 11, 4, 6, 12]),
+            (&[9, 8, 7], &[9, 8, 7]),
+        ];
+        for (old, new) in cases {
+            let (removed, added) = placements(old, new);
+            assert_eq!(
+                apply(old.to_vec(), &removed, &added),
+                new.to_vec(),
+                "{old:?} -> {new:?}"
+            );
+        }
+        // Neighbours share a placement.
+        assert_eq!(placements(&[], &[2, 4]).1, vec![(1, vec![2, 4])]);
+        assert_eq!(
+            placements(&[1, 2, 3, 4, 5, 6], &[1, 4]).0,
+            vec![(2, vec![2, 3]), (3, vec![5, 6])]
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn placements_hold_for_any_change(
+            old in proptest::sample::subsequence((1u32..60).collect::<Vec<_>>(), 0..40),
+            new in proptest::sample::subsequence((1u32..60).collect::<Vec<_>>(), 0..40),
+            reversed in proptest::bool::ANY,
+        ) {
+            // Any order both keep: ascending (SEARCH) or reversed (a SORT).
+            let (mut old, mut new) = (old, new);
+            if reversed {
+                old.reverse();
+                new.reverse();
+            }
+            let (removed, added) = placements(&old, &new);
+            proptest::prop_assert_eq!(apply(old, &removed, &added), new);
+        }
     }
 }

@@ -166,27 +166,71 @@ fn search_contexts_follow_changes_from_any_session() {
     let t = format!("t{}", c.n);
     assert_eq!(r[0], format!("* ESEARCH (TAG \"{t}\") UID"));
     let update = |what: &str| format!("* ESEARCH (TAG \"{t}\") UID {what}");
+    // A SEARCH result is in mailbox order: changes come at position 0.
     let r = c.ok("STORE 2,4 +FLAGS.SILENT (\\Flagged)");
-    assert!(r.contains(&update("ADDTO (1 2,4)")), "{r:?}");
+    assert!(r.contains(&update("ADDTO (0 2,4)")), "{r:?}");
     // Another session's expunge: REMOVEFROM before the EXPUNGE.
     let mut other = Client::login(port, "alice");
     other.ok("SELECT INBOX");
     other.ok("STORE 2 +FLAGS (\\Deleted)");
     other.ok("EXPUNGE");
     let r = c.ok("NOOP");
-    let removed = r.iter().position(|l| *l == update("REMOVEFROM (1 2)"));
+    let removed = r.iter().position(|l| *l == update("REMOVEFROM (0 2)"));
     let expunged = r.iter().position(|l| l == "* 2 EXPUNGE");
     assert!(removed.is_some() && removed < expunged, "{r:?}");
     other.append("INBOX", "Subject: new\r\n\r\nbody\r\n");
     other.ok("STORE 5 +FLAGS (\\Flagged)");
     let r = c.ok("NOOP");
-    assert!(r.contains(&update("ADDTO (2 6)")), "{r:?}");
+    assert!(r.contains(&update("ADDTO (0 6)")), "{r:?}");
     c.ok(&format!("CANCELUPDATE \"{t}\""));
     let r = c.ok("STORE 1 +FLAGS (\\Flagged)");
     assert!(!r.iter().any(|l| l.contains("ESEARCH")), "{r:?}");
-    // UPDATE is for SEARCH only; SORT contexts are not offered.
-    let r = c.cmd("SORT RETURN (UPDATE) (ARRIVAL) UTF-8 ALL");
+    // CONTEXT is a hint, accepted and answered as without it.
+    let r = c.ok("SEARCH RETURN (CONTEXT COUNT) ALL");
+    assert!(r[0].ends_with(" COUNT 5"), "{r:?}");
+}
+
+/// CONTEXT=SORT: a SORT result kept up to date stays in the requested order:
+/// a message joins where it sorts, leavers go from where they stand.
+#[test]
+fn sort_contexts_keep_the_requested_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let port = setup(&home, &["alice"], &[]);
+    let _server = start(&home);
+    let mut c = Client::login(port, "alice");
+    assert!(c.ok("CAPABILITY")[0].contains(" CONTEXT=SORT "));
+    // UIDs 1..5 by subject: a=2, b=4, c=1, d=5, e=3.
+    for s in ["c", "a", "e", "b", "d"] {
+        c.append("INBOX", &format!("Subject: {s}\r\n\r\nbody\r\n"));
+    }
+    c.ok("SELECT INBOX");
+    let r = c.ok("UID SORT RETURN (UPDATE ALL) (SUBJECT) UTF-8 UNDELETED");
+    let t = format!("t{}", c.n);
+    assert_eq!(r[0], format!("* ESEARCH (TAG \"{t}\") UID ALL 2,4,1,5,3"));
+    let update = |what: &str| format!("* ESEARCH (TAG \"{t}\") UID {what}");
+    // Another session's message joins between b and c, after its EXISTS.
+    let mut other = Client::login(port, "alice");
+    other.append("INBOX", "Subject: bb\r\n\r\nbody\r\n");
+    let r = c.ok("NOOP");
+    let added = r.iter().position(|l| *l == update("ADDTO (3 6)"));
+    let exists = r.iter().position(|l| l == "* 6 EXISTS");
+    assert!(exists.is_some() && added > exists, "{r:?}");
+    // b and c leave (no longer UNDELETED): b from position 2, then c from 3.
+    let r = c.ok("UID STORE 4,1 +FLAGS.SILENT (\\Deleted)");
+    assert!(r.contains(&update("REMOVEFROM (2 4 3 1)")), "{r:?}");
+    let r = c.ok("EXPUNGE");
+    assert!(!r.iter().any(|l| l.contains("ESEARCH")), "{r:?}");
+    // Sequence numbers now: a=1, e=2, d=3, bb=4. PARTIAL counts in sort order.
+    let r = c.ok("SORT RETURN (PARTIAL 1:2) (REVERSE SUBJECT) UTF-8 ALL");
+    let t2 = format!("t{}", c.n);
+    assert_eq!(r[0], format!("* ESEARCH (TAG \"{t2}\") PARTIAL (1:2 2:3)"));
+    let r = c.cmd("SORT RETURN (PARTIAL 1:*) (SUBJECT) UTF-8 ALL");
     assert!(tagged(&r).contains(" BAD "), "{r:?}");
+    c.ok(&format!("CANCELUPDATE \"{t}\""));
+    other.append("INBOX", "Subject: aa\r\n\r\nbody\r\n");
+    let r = c.ok("NOOP");
+    assert!(!r.iter().any(|l| l.contains("ESEARCH")), "{r:?}");
 }
 
 #[test]

@@ -1,13 +1,20 @@
-//! SEARCH results kept up to date (CONTEXT=SEARCH, RFC 5267 §4):
-//! `SEARCH RETURN (UPDATE)` leaves a context behind; after each command the
-//! session runs its search again and reports what joined (ADDTO) or left
-//! (REMOVEFROM) the result. Expunged messages leave it before their EXPUNGE
-//! is sent, so the numbers still name them. A context ends with CANCELUPDATE
-//! or when the mailbox is closed.
+//! SEARCH and SORT results kept up to date (CONTEXT=SEARCH, CONTEXT=SORT,
+//! RFC 5267 §4): `SEARCH|SORT RETURN (UPDATE)` leaves a context behind; after
+//! each command the session runs its search again and reports what left
+//! (REMOVEFROM) or joined (ADDTO) the result, as (position, set) pairs that
+//! keep the client's copy in the result's order: mailbox order for SEARCH,
+//! the requested order for SORT. Sort keys (header fields, size, arrival)
+//! never change, so a SORT result changes only by messages leaving and
+//! joining it; a context keeps its members' sort fields, and reads headers
+//! only for the messages that join. Expunged messages leave it before their
+//! EXPUNGE is sent, so the numbers still name them. A context ends with
+//! CANCELUPDATE or when the mailbox is closed.
 
 use super::*;
-use crate::esearch::update_response;
+use crate::esearch::{Placement, placements, update_response};
 use crate::lexer::Lexer;
+use crate::sort::{self, Fields, SortKey};
+use std::collections::HashMap;
 
 /// Contexts one session may keep at once (each re-runs its search per command).
 pub(super) const MAX_CONTEXTS: usize = 16;
@@ -18,13 +25,33 @@ pub(super) struct UpdateContext {
     mailbox: u32,
     /// The SEARCH command without its RETURN options, parsed again per update.
     command: Vec<u8>,
-    /// The result as last reported, UIDs ascending.
+    /// The result as last reported, as UIDs in result order.
     uids: Vec<u32>,
+    /// For a SORT context: its order and its members' sort fields.
+    sorted: Option<SortedContext>,
+}
+
+pub(super) struct SortedContext {
+    order: Vec<(SortKey, bool)>,
+    fields: HashMap<u32, Fields>,
+}
+
+impl SortedContext {
+    pub(super) fn new(order: Vec<(SortKey, bool)>, fields: HashMap<u32, Fields>) -> SortedContext {
+        SortedContext { order, fields }
+    }
 }
 
 impl<B: Backend> Session<B> {
-    /// Keeps the result of the SEARCH just answered as a context.
-    pub(super) fn add_context(&mut self, tag: &str, uid: bool, uids: Vec<u32>) -> Res {
+    /// Keeps the result of the SEARCH or SORT just answered as a context
+    /// (`uids` in result order).
+    pub(super) fn add_context(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        uids: Vec<u32>,
+        sorted: Option<SortedContext>,
+    ) -> Res {
         let (Some(command), Some(sel)) = (self.update_command.take(), self.selected.as_ref())
         else {
             return Ok(());
@@ -33,7 +60,7 @@ impl<B: Backend> Session<B> {
             return Err(no(
                 Some("LIMIT"),
                 format!(
-                    "at most {MAX_CONTEXTS} SEARCH results are kept up to date; CANCELUPDATE one"
+                    "at most {MAX_CONTEXTS} SEARCH or SORT results are kept up to date; CANCELUPDATE one"
                 ),
             ));
         }
@@ -44,6 +71,7 @@ impl<B: Backend> Session<B> {
             mailbox: sel.id,
             command,
             uids,
+            sorted,
         });
         Ok(())
     }
@@ -81,10 +109,14 @@ impl<B: Backend> Session<B> {
             let Ok((_, cmd)) = CommandCodec::default().decode(&c.command) else {
                 continue;
             };
-            let CommandBody::Search { criteria, .. } = cmd.body else {
-                continue;
+            let found = match &cmd.body {
+                CommandBody::Search { criteria, .. } => self.search_uids(criteria.as_ref()).await,
+                CommandBody::Sort {
+                    search_criteria, ..
+                } => self.search_uids(search_criteria.as_ref()).await,
+                _ => continue,
             };
-            let Ok(mut found) = self.search_uids(criteria.as_ref()).await else {
+            let Ok(mut found) = found else {
                 continue;
             };
             let sel = self.selected.as_ref().expect("checked");
@@ -96,28 +128,49 @@ impl<B: Backend> Session<B> {
             };
             // Only messages this session has been told about.
             found.retain(|u| seq(*u).is_some());
-            let removed: Vec<u32> = c
-                .uids
-                .iter()
-                .filter(|u| found.binary_search(u).is_err())
-                .copied()
-                .collect();
-            let added: Vec<u32> = found
-                .iter()
-                .filter(|u| c.uids.binary_search(u).is_err())
-                .copied()
-                .collect();
-            let number = |u: u32| if c.uid { Some(u) } else { seq(u) };
-            let mut lines = Vec::new();
-            if let Some(first) = removed.first() {
-                let pos = c.uids.binary_search(first).unwrap_or(0) + 1;
-                let nums: Vec<u32> = removed.iter().filter_map(|u| number(*u)).collect();
-                lines.push(update_response(&c.tag, c.uid, false, pos, &nums));
+            if let Some(s) = c.sorted.as_mut() {
+                s.fields.retain(|u, _| found.binary_search(u).is_ok());
+                let joining: Vec<u32> = found
+                    .iter()
+                    .copied()
+                    .filter(|u| !s.fields.contains_key(u))
+                    .collect();
+                if !joining.is_empty() {
+                    let Ok(read) = self.fields_of(&joining).await else {
+                        continue;
+                    };
+                    let sel = self.selected.as_ref().expect("checked");
+                    s.fields
+                        .extend(read.into_iter().map(|(i, f)| (sel.msgs[i].uid, f)));
+                }
+                // Ties go to mailbox order: the fields are listed UIDs ascending.
+                found.retain(|u| s.fields.contains_key(u));
+                let listed: Vec<Fields> = found.iter().map(|u| s.fields[u].clone()).collect();
+                found = sort::sort(&listed, &s.order)
+                    .into_iter()
+                    .map(|k| found[k])
+                    .collect();
             }
-            if let Some(first) = added.first() {
-                let pos = found.binary_search(first).unwrap_or(0) + 1;
-                let nums: Vec<u32> = added.iter().filter_map(|u| number(*u)).collect();
-                lines.push(update_response(&c.tag, c.uid, true, pos, &nums));
+            let sel = self.selected.as_ref().expect("checked");
+            let number = |u: u32| {
+                if c.uid {
+                    Some(u)
+                } else {
+                    sel.msgs
+                        .binary_search_by_key(&u, |m| m.uid)
+                        .ok()
+                        .map(|i| i as u32 + 1)
+                }
+            };
+            let (removed, added) = placements(&c.uids, &found);
+            let mut lines = Vec::new();
+            if !removed.is_empty() {
+                let removed = numbered(removed, c.sorted.is_some(), &number);
+                lines.push(update_response(&c.tag, c.uid, false, &removed));
+            }
+            if !added.is_empty() {
+                let added = numbered(added, c.sorted.is_some(), &number);
+                lines.push(update_response(&c.tag, c.uid, true, &added));
             }
             c.uids = found;
             for l in lines {
@@ -152,6 +205,29 @@ impl<B: Backend> Session<B> {
     }
 }
 
+/// Placements of UIDs as the numbers the context reports in. A SEARCH
+/// context's result is in mailbox order, so its changes go as one set at
+/// position 0, which a client places by mailbox order (RFC 5267 §4.3.3,
+/// §4.3.4); a SORT context's keep their positions.
+fn numbered(
+    placed: Vec<Placement>,
+    sorted: bool,
+    number: &impl Fn(u32) -> Option<u32>,
+) -> Vec<Placement> {
+    let placed = placed.into_iter().map(|(pos, uids)| {
+        (
+            pos,
+            uids.into_iter().filter_map(number).collect::<Vec<u32>>(),
+        )
+    });
+    if sorted {
+        return placed.collect();
+    }
+    let mut all: Vec<u32> = placed.flat_map(|(_, nums)| nums).collect();
+    all.sort_unstable();
+    vec![(0, all)]
+}
+
 /// REMOVEFROM for contexts holding messages about to be reported expunged,
 /// numbered as before the EXPUNGEs (`msgs` is the listing before them).
 pub(super) fn expunged_from_contexts(
@@ -162,24 +238,29 @@ pub(super) fn expunged_from_contexts(
     lines: &mut Vec<String>,
 ) {
     for c in contexts.iter_mut().filter(|c| c.mailbox == mailbox) {
-        let removed: Vec<u32> = c.uids.iter().copied().filter(|u| gone(*u)).collect();
-        let Some(first) = removed.first() else {
+        let kept: Vec<u32> = c.uids.iter().copied().filter(|u| !gone(*u)).collect();
+        if kept.len() == c.uids.len() {
             continue;
+        }
+        let (removed, _) = placements(&c.uids, &kept);
+        let number = |u: u32| {
+            if c.uid {
+                Some(u)
+            } else {
+                msgs.binary_search_by_key(&u, |m| m.uid)
+                    .ok()
+                    .map(|i| i as u32 + 1)
+            }
         };
-        let pos = c.uids.binary_search(first).unwrap_or(0) + 1;
-        let nums: Vec<u32> = removed
-            .iter()
-            .filter_map(|u| {
-                if c.uid {
-                    Some(*u)
-                } else {
-                    msgs.binary_search_by_key(u, |m| m.uid)
-                        .ok()
-                        .map(|i| i as u32 + 1)
-                }
-            })
-            .collect();
-        lines.push(update_response(&c.tag, c.uid, false, pos, &nums));
-        c.uids.retain(|u| !gone(*u));
+        lines.push(update_response(
+            &c.tag,
+            c.uid,
+            false,
+            &numbered(removed, c.sorted.is_some(), &number),
+        ));
+        if let Some(s) = c.sorted.as_mut() {
+            s.fields.retain(|u, _| !gone(*u));
+        }
+        c.uids = kept;
     }
 }

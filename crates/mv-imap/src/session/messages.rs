@@ -107,7 +107,7 @@ impl<B: Backend> Session<B> {
             self.saved = opts.saved(&uids);
         }
         if self.returning.as_ref().is_some_and(|o| o.update) {
-            self.add_context(tag, uid, uids)?;
+            self.add_context(tag, uid, uids, None)?;
         }
         if modseq_asked {
             self.enable_condstore();

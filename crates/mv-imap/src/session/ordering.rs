@@ -1,5 +1,6 @@
 //! SORT and THREAD (RFC 5256): SEARCH, then ordering by header fields.
 
+use super::context::SortedContext;
 use super::*;
 use crate::sort::{self, Fields, SortKey};
 use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey as Key};
@@ -10,7 +11,7 @@ const HEADER_BATCH: usize = 512;
 
 impl<B: Backend> Session<B> {
     /// The matching messages' sort fields with their sequence indexes, in
-    /// sequence order. Headers are read in batches and dropped once parsed.
+    /// sequence order.
     async fn matching_fields(
         &mut self,
         charset: &str,
@@ -24,13 +25,20 @@ impl<B: Backend> Session<B> {
             ));
         }
         let found = self.search_uids(keys).await?;
+        self.fields_of(&found).await
+    }
+
+    /// The sort fields of the listed messages (UIDs ascending) that the
+    /// session knows, with their sequence indexes, in sequence order. Headers
+    /// are read in batches and dropped once parsed.
+    pub(super) async fn fields_of(&mut self, uids: &[u32]) -> Result<Vec<(usize, Fields)>, Reply> {
         let (acct, id, _) = self.sel()?;
         let sel = self.selected.as_ref().expect("sel");
         let picked: Vec<(usize, MessageMeta)> = sel
             .msgs
             .iter()
             .enumerate()
-            .filter(|(_, m)| found.binary_search(&m.uid).is_ok())
+            .filter(|(_, m)| uids.binary_search(&m.uid).is_ok())
             .map(|(i, m)| (i, m.clone()))
             .collect();
         let mut out = Vec::with_capacity(picked.len());
@@ -62,43 +70,32 @@ impl<B: Backend> Session<B> {
         keys: &[SearchKey<'_>],
         uid: bool,
     ) -> Res {
-        let order: Vec<(SortKey, bool)> = criteria
-            .iter()
-            .map(|c| {
-                let k = match c.key {
-                    Key::Arrival => SortKey::Arrival,
-                    Key::Cc => SortKey::Cc,
-                    Key::Date => SortKey::Date,
-                    Key::From => SortKey::From,
-                    Key::Size => SortKey::Size,
-                    Key::Subject => SortKey::Subject,
-                    Key::To => SortKey::To,
-                    Key::DisplayFrom => SortKey::DisplayFrom,
-                    Key::DisplayTo => SortKey::DisplayTo,
-                };
-                (k, c.reverse)
-            })
-            .collect();
+        let order = sort_order(criteria);
         let returning = self.returning.take();
-        if returning.as_ref().is_some_and(|o| o.update) {
-            return Err(bad("UPDATE is offered for SEARCH only (CONTEXT=SEARCH)"));
-        }
         let msgs = self.matching_fields(charset, keys).await?;
         let fields: Vec<Fields> = msgs.iter().map(|(_, f)| f.clone()).collect();
-        let nums: Vec<u32> = sort::sort(&fields, &order)
-            .into_iter()
-            .map(|k| self.number(msgs[k].0, uid))
+        let sorted = sort::sort(&fields, &order);
+        let nums: Vec<u32> = sorted
+            .iter()
+            .map(|&k| self.number(msgs[k].0, uid))
             .collect();
+        let sel = self.selected.as_ref().expect("sel");
+        let sorted_uids: Vec<u32> = sorted.iter().map(|&k| sel.msgs[msgs[k].0].uid).collect();
+        let by_uid: Option<std::collections::HashMap<u32, Fields>> =
+            returning.as_ref().is_some_and(|o| o.update).then(|| {
+                msgs.into_iter()
+                    .map(|(i, f)| (sel.msgs[i].uid, f))
+                    .collect()
+            });
         if let Some(opts) = returning.as_ref().filter(|o| o.save) {
             // MIN/MAX of a SORT are its first and last in sort order.
-            let sel = self.selected.as_ref().expect("sel");
-            let order: Vec<u32> = sort::sort(&fields, &order)
-                .into_iter()
-                .map(|k| sel.msgs[msgs[k].0].uid)
-                .collect();
-            let mut uids = opts.saved(&order);
+            let mut uids = opts.saved(&sorted_uids);
             uids.sort_unstable();
             self.saved = uids;
+        }
+        if let Some(by_uid) = by_uid {
+            let sorted = SortedContext::new(order, by_uid);
+            self.add_context(tag, uid, sorted_uids, Some(sorted))?;
         }
         let line = match returning {
             Some(opts) if opts.save_only() => String::new(),
@@ -153,6 +150,27 @@ impl<B: Backend> Session<B> {
         }
         Ok(())
     }
+}
+
+/// The sort keys of a SORT command, each with whether it is reversed.
+pub(super) fn sort_order(criteria: &[SortCriterion]) -> Vec<(SortKey, bool)> {
+    criteria
+        .iter()
+        .map(|c| {
+            let k = match c.key {
+                Key::Arrival => SortKey::Arrival,
+                Key::Cc => SortKey::Cc,
+                Key::Date => SortKey::Date,
+                Key::From => SortKey::From,
+                Key::Size => SortKey::Size,
+                Key::Subject => SortKey::Subject,
+                Key::To => SortKey::To,
+                Key::DisplayFrom => SortKey::DisplayFrom,
+                Key::DisplayTo => SortKey::DisplayTo,
+            };
+            (k, c.reverse)
+        })
+        .collect()
 }
 
 /// Length of the header section (through the empty line), or all of it.

@@ -799,7 +799,7 @@ fn restore_time(ms: i64) -> String {
 #[test]
 fn a_disaster_right_after_a_full_keeps_the_points_inside_its_run() {
     // Accounts with mail, so that the full takes a while (a snapshot each).
-    const BULK: usize = 120;
+    const BULK: usize = 60;
     let env = Env::new();
     let t = env.root.join("target");
     let t = t.to_str().unwrap();
@@ -847,7 +847,8 @@ fn a_disaster_right_after_a_full_keeps_the_points_inside_its_run() {
                     let began = now_ms();
                     lmtp_deliver(lmtp, &[a], &format!("d{:03}", acked.len()), "during");
                     acked.push((began, now_ms()));
-                    std::thread::sleep(std::time::Duration::from_millis(15));
+                    // A pause, so that there is a moment between two deliveries.
+                    std::thread::sleep(std::time::Duration::from_millis(8));
                 }
                 acked
             });

@@ -670,8 +670,8 @@ fn a_full_covers_the_changes_made_while_it_runs(fx: Fx) {
         to: a.clone(),
         seen: Default::default(),
     };
-    let r = mv_backup::backup(&fx.source(), t.clone(), fx.opts(SessionKind::Full), &during)
-        .unwrap();
+    let r =
+        mv_backup::backup(&fx.source(), t.clone(), fx.opts(SessionKind::Full), &during).unwrap();
     assert!(r.ok(), "{:?}", r.sessions);
     let f2 = r.sessions[0].label;
     let seen = during.seen.into_inner().unwrap();

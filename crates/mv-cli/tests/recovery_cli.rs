@@ -768,8 +768,11 @@ fn lmtp_deliver(port: u16, rcpts: &[&str], subject: &str, body: &str) {
     }
     send("DATA\r\n", "354", &mut r);
     w.write_all(
-        format!("From: x@y.test\r\nTo: {}\r\nSubject: {subject}\r\n\r\n{body}\r\n.\r\n", rcpts[0])
-            .as_bytes(),
+        format!(
+            "From: x@y.test\r\nTo: {}\r\nSubject: {subject}\r\n\r\n{body}\r\n.\r\n",
+            rcpts[0]
+        )
+        .as_bytes(),
     )
     .unwrap();
     for rcpt in rcpts {
@@ -867,9 +870,11 @@ fn a_disaster_right_after_a_full_keeps_the_points_inside_its_run() {
         Err(e) => std::panic::resume_unwind(e),
     };
     assert!(f2.starts_with("full-"), "{f2}");
-    let q: serde_json::Value =
-        serde_json::from_str(&env.ok("zmbackupquery", &["--json", "-lb", &f2, "-t", t]).stdout)
-            .unwrap();
+    let q: serde_json::Value = serde_json::from_str(
+        &env.ok("zmbackupquery", &["--json", "-lb", &f2, "-t", t])
+            .stdout,
+    )
+    .unwrap();
     let started = q["sessions"][0]["started"].as_i64().unwrap();
     let ended = q["sessions"][0]["ended"].as_i64().unwrap();
     // Moments inside the run, each between two deliveries (k acknowledged,

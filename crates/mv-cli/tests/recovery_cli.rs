@@ -1,7 +1,9 @@
 //! The redo chain stays whole across the restores an administrator runs, through
 //! the zm* names without a server: an offline restore on the home that took the
 //! backups, an in-place restore, and a disaster recovery onto a fresh home right
-//! after a full backup. After each, the next `zmbackup -i` into the same target exits 0 and
+//! after a full backup (also, with the server running, after a full during which
+//! mail kept arriving: every moment of its run stays restorable). After each, the
+//! next `zmbackup -i` into the same target exits 0 and
 //! restores from backups taken before the event, to points before and after it,
 //! need no `--ignoreRedoErrors`; a hole that really is one is still reported.
 

@@ -458,7 +458,6 @@ fn compress_deflate_both_ways() {
     assert!(!r[0].contains("COMPRESS"), "{r:?}");
     let r = cmd("z5", "LOGOUT");
     assert!(r[0].starts_with("* BYE"), "{r:?}");
-    drop(cmd);
     // The 40 KB message crossed the wire compressed.
     let wire = zr.get_ref().get_ref().bytes;
     assert!(wire < body.len() as u64 / 4, "{wire} bytes on the wire");

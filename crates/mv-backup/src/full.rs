@@ -12,8 +12,9 @@
 //! `last_backup_at` once the session is committed.
 //!
 //! The session starts with a redo log rollover (see `docs/ARCHITECTURE.md`, Backups)
-//! and holds the redo logs archived since the target's newest one, as an
-//! incremental would ([`copy_redo_logs`]).
+//! and ends with another; it holds the redo logs archived since the target's
+//! newest one, as an incremental would, the log written during its own run
+//! included ([`copy_redo_logs`]).
 //! Blobs are read, checked and written into packs by worker threads ([`crate::copier`]).
 //! An account whose mailbox did not change since its latest full in the target
 //! reuses that full's snapshot files ([`reuse_unchanged`]).
@@ -188,15 +189,18 @@ pub(crate) fn run_full(
     Ok(report(&session))
 }
 
-/// The redo logs a full session holds ([`crate::incr::copy_redo_logs`]): those
-/// archived since the target's newest one. Auto-grouped (`redo_for`: every
-/// account of the server), the log is rolled over first and the session also
-/// rolls those accounts' latest fulls forward: a damaged log or a hole in their
-/// chain is an error of the session, as in an incremental. A plain full holds
-/// the logs archived up to its own start (the rollover it began with) so that
-/// older fulls can still be rolled forward to any point before it once the home
-/// is lost; it needs none of them itself, so a problem there is a warning and
-/// the full, the remedy for a broken chain, still completes.
+/// The redo logs a full session holds ([`crate::incr::copy_redo_logs`]): the log
+/// is rolled over once more (after the last account's snapshot) and every log
+/// archived since the target's newest one is copied, the one written during the
+/// run included. So the session covers its own run: once the home is lost, older
+/// fulls can still be rolled forward to any point before the end of this one, and
+/// this one's snapshots to any point after them, from the target alone; the next
+/// incremental starts after the last log copied here. Auto-grouped (`redo_for`:
+/// every account of the server), the session also rolls those accounts' latest
+/// fulls forward: a damaged log or a hole in their chain is an error of the
+/// session, as in an incremental. A plain full needs none of the logs archived
+/// before its start, so a problem there is a warning and the full, the remedy
+/// for a broken chain, still completes.
 fn copy_redo_logs(
     run: &mut Run,
     sb: &mut SessionBuilder,
@@ -207,6 +211,16 @@ fn copy_redo_logs(
     if let Some(ids) = redo_for {
         run.source.store.redo().rollover()?;
         return crate::incr::copy_redo_logs(run, sb, label, ids);
+    }
+    // Not fatal, like the rollover the session began with: the log written
+    // during the run then stays current and the next backup copies it.
+    if let Err(e) = run.source.store.redo().rollover() {
+        let line = format!(
+            "redo log rollover at the end of the full backup failed: {e}; the changes made \
+             during the backup are in the next backup's redo logs"
+        );
+        tracing::warn!("{label}: {line}");
+        run.progress.note(&line);
     }
     let ids: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
     let mut copied = crate::incr::copy_redo_logs(run, sb, label, &ids)?;

@@ -10,8 +10,8 @@
 //! a hole is reported with the original's text ("Found gap in redo log sequence;
 //! missing A through B; ...") as an error of the session. Each copied log is read
 //! through first (every record's CRC), so a damaged log is reported, not stored.
-//! Full sessions copy the same way ([`copy_redo_logs`]), from the rollover that
-//! begins them.
+//! Full sessions copy the same way ([`copy_redo_logs`]), after a rollover at
+//! their end, so they hold the log written during their own run too.
 //!
 //! After the session commits, archived logs the target holds and that are older
 //! than `backup_archived_redolog_keep_time` are removed from `redolog/archive`
@@ -215,9 +215,9 @@ impl RedoCopy {
 /// in the current log must go too.
 ///
 /// Incremental sessions do this; so do full sessions, auto-grouped or not: a
-/// full copies the logs archived since the last backup, so that a disaster right
-/// after it (before the next incremental) still leaves in the target every log an
-/// older full needs to be rolled forward to a point before it.
+/// full rolls the log over at its end and copies the logs archived since the last
+/// backup, so that a disaster right after it (before the next incremental) still
+/// leaves in the target every log needed to restore to a point up to its end.
 pub(crate) fn copy_redo_logs(
     run: &mut Run,
     sb: &mut SessionBuilder,

@@ -86,8 +86,9 @@ pub fn ldap_accounts(entries: &[Entry]) -> Vec<LdapAccount> {
 ///
 /// The sequence is one past the newest log the target holds, or the sequence a
 /// full's snapshot position lies in when that is later: the target holds no copy
-/// of the log that was live during that full (its records after the snapshot were
-/// never backed up), so a rebuilt server's first log takes that number, and the
+/// of the log that was live during that full (it held no record when the full
+/// rolled the log over at its end, so there was nothing to copy, or that rollover
+/// failed), so a rebuilt server's first log takes that number, and the
 /// next incremental copies it after the logs the target holds, with no hole. The
 /// home that took the backup is at or past that sequence already and is left alone
 /// ([`mv_redo::continue_at`]). `None` when the target knows no redo history.

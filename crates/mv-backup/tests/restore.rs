@@ -7,6 +7,7 @@ on_both_targets!(
     seed_scenario_restore_to_before_the_delete_into_a_new_account,
     unchanged_account_reuses_its_snapshot_and_restores_after_the_first_full_is_deleted,
     first_incremental_after_a_full_copies_only_what_followed_it,
+    a_full_covers_the_changes_made_while_it_runs,
 );
 
 use common::{Fx, message};
@@ -620,6 +621,138 @@ fn first_incremental_after_a_full_copies_only_what_followed_it(fx: Fx) {
     let restored = fx.find_account(&r.restored_as);
     assert_eq!(
         state(&fx.store, restored.mailbox_id),
+        state(&fx.store, a.mailbox_id)
+    );
+}
+
+/// Delivers a message to one account each time the backup finishes an account,
+/// and notes the moment after each delivery with the account's state then.
+struct DeliverDuring<'a> {
+    store: &'a Store,
+    to: mv_directory::Account,
+    seen: std::sync::Mutex<Vec<(mv_types::UtcMillis, MailboxState, u64)>>,
+}
+
+impl mv_backup::Progress for DeliverDuring<'_> {
+    fn account_done(&self, _email: &str, _ok: bool) {
+        let mut seen = self.seen.lock().unwrap();
+        let n = seen.len();
+        self.store
+            .deliver(
+                &message(&format!("during-{n}"), 3000),
+                &[self.to.mailbox_id],
+                &mv_store::DeliverOptions::default(),
+            )
+            .unwrap();
+        pause();
+        let at = mv_types::UtcMillis::now();
+        let sequence = self.store.redo().position().sequence;
+        seen.push((at, state(self.store, self.to.mailbox_id), sequence));
+        pause();
+    }
+}
+
+/// Mail keeps arriving while a full runs: the full rolls the redo log over at its
+/// end and holds the log written during its run, so every moment up to its end
+/// can be restored from the target alone (`-br`: the home's archive is not
+/// read), from this full or from the one before; the next incremental copies
+/// the logs after it, none twice, none skipped.
+fn a_full_covers_the_changes_made_while_it_runs(fx: Fx) {
+    let a = fx.account("a@d.test");
+    let b = fx.account("b@d.test");
+    let c = fx.account("c@d.test");
+    fx.deliver(&message("m0", 3000), &[&a, &b, &c]);
+    let t = fx.target();
+    let f1 = fx.backup(SessionKind::Full).sessions[0].label;
+    fx.deliver(&message("m1", 3000), &[&a]);
+    let during = DeliverDuring {
+        store: &fx.store,
+        to: a.clone(),
+        seen: Default::default(),
+    };
+    let r =
+        mv_backup::backup(&fx.source(), t.clone(), fx.opts(SessionKind::Full), &during).unwrap();
+    assert!(r.ok(), "{:?}", r.sessions);
+    let f2 = r.sessions[0].label;
+    let seen = during.seen.into_inner().unwrap();
+    assert_eq!(seen.len(), 3, "one delivery per account");
+    // The log that was current during the run is closed and in the session.
+    let run_seq = seen[2].2;
+    assert_eq!(fx.store.redo().position().sequence, run_seq + 1);
+    let catalog = mv_backup::Catalog::load(t.as_ref()).unwrap();
+    let logs_of = |c: &mv_backup::Catalog, l: &mv_backup::Label| -> Vec<u64> {
+        c.get(l)
+            .unwrap()
+            .session()
+            .unwrap()
+            .redo_logs
+            .iter()
+            .map(|l| l.seq)
+            .collect()
+    };
+    let held = logs_of(&catalog, &f2);
+    assert_eq!(held.last(), Some(&run_seq), "{held:?}");
+
+    let restore = |label: Option<mv_backup::Label>, at, prefix: &str| {
+        let r = restore_account(
+            &fx.source(),
+            t.as_ref(),
+            "a@d.test",
+            &RestoreOptions {
+                label,
+                to_time: Some(at),
+                new_account_prefix: Some(prefix.into()),
+                backup_redo_only: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(r.skipped.is_empty(), "{r:?}");
+        state(&fx.store, fx.find_account(&r.restored_as).mailbox_id)
+    };
+    for (i, (at, want, _)) in seen.iter().enumerate() {
+        assert_eq!(&restore(None, *at, &format!("n{i}_")), want, "point {i}");
+        assert_eq!(
+            &restore(Some(f1), *at, &format!("o{i}_")),
+            want,
+            "point {i} from {f1}"
+        );
+    }
+
+    // The next incremental (after a full of the accounts restored above, in the
+    // same run): the logs after the full's last, none twice, none skipped.
+    fx.deliver(&message("after", 3000), &[&a]);
+    let r = mv_backup::backup(
+        &fx.source(),
+        t.clone(),
+        fx.opts(SessionKind::Incremental),
+        &mv_backup::NoProgress,
+    )
+    .unwrap();
+    assert!(r.ok(), "{:?}", r.sessions);
+    let catalog = mv_backup::Catalog::load(t.as_ref()).unwrap();
+    let mut all: Vec<u64> = catalog
+        .sessions()
+        .flat_map(|s| s.redo_logs.iter().map(|l| l.seq))
+        .collect();
+    all.sort_unstable();
+    assert!(all.windows(2).all(|w| w[1] == w[0] + 1), "{all:?}");
+    assert!(all.contains(&(run_seq + 1)), "{all:?}");
+    assert_eq!(all.last(), Some(&(fx.store.redo().position().sequence - 1)));
+    let r = restore_account(
+        &fx.source(),
+        t.as_ref(),
+        "a@d.test",
+        &RestoreOptions {
+            label: Some(f1),
+            new_account_prefix: Some("latest_".into()),
+            backup_redo_only: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        state(&fx.store, fx.find_account(&r.restored_as).mailbox_id),
         state(&fx.store, a.mailbox_id)
     );
 }

@@ -1,7 +1,9 @@
 //! The redo chain stays whole across the restores an administrator runs, through
 //! the zm* names without a server: an offline restore on the home that took the
 //! backups, an in-place restore, and a disaster recovery onto a fresh home right
-//! after a full backup. After each, the next `zmbackup -i` into the same target exits 0 and
+//! after a full backup (also, with the server running, after a full during which
+//! mail kept arriving: every moment of its run stays restorable). After each, the
+//! next `zmbackup -i` into the same target exits 0 and
 //! restores from backups taken before the event, to points before and after it,
 //! need no `--ignoreRedoErrors`; a hole that really is one is still reported.
 
@@ -165,6 +167,34 @@ fn an_offline_and_an_in_place_restore_keep_the_redo_chain_whole() {
     env.ok("zmrestore", &["-a", u, "-ca", "-pre", "c_", "-t", t]);
     assert_eq!(env.subjects("c_u1@ex4.com"), env.subjects(u));
     assert_eq!(env.subjects(u), ["m0", "m3"]);
+
+    // An offline restore in place (no -ca), to the latest point: the chain goes
+    // on, and the pre-restore full still reaches its points.
+    let o = env.ok("zmrestoreoffline", &["-a", u, "-t", t]);
+    no_jump("zmrestoreoffline", &o);
+    assert_eq!(env.subjects(u), ["m0", "m3"]);
+    env.deliver(u, "m4");
+    env.incremental(t);
+    env.verify(t);
+    env.ok(
+        "zmrestore",
+        &[
+            "-a",
+            u,
+            "-ca",
+            "-pre",
+            "d_",
+            "-lb",
+            &full,
+            "-restoreToTime",
+            &before_m2,
+            "-t",
+            t,
+        ],
+    );
+    assert_eq!(env.subjects("d_u1@ex4.com"), ["m0", "m1"]);
+    env.ok("zmrestore", &["-a", u, "-ca", "-pre", "e_", "-t", t]);
+    assert_eq!(env.subjects("e_u1@ex4.com"), ["m0", "m3", "m4"]);
 }
 
 #[test]
@@ -185,7 +215,9 @@ fn a_rebuilt_home_after_a_full_continues_the_targets_redo_chain() {
     let i1 = env.incremental(t);
     env.deliver(a, "a2");
     // The last backup before the disaster is a full: it holds the log archived
-    // when it began (a2's); the one live during it is lost with the home.
+    // when it began (a2's); nothing was written during it, so the log it rolls
+    // over at its end is empty and stays (the rebuilt home's first log takes its
+    // number).
     let f2 = env.ok("zmbackup", &["-f", "-a", "all", "-sync", "-t", t]);
     let f2 = f2.stdout.trim().to_string();
     assert!(f2.starts_with("full-"), "{f2}");
@@ -705,5 +737,218 @@ fn a_point_in_time_restore_after_an_in_place_restore_rebuilds_what_it_restored()
     assert_eq!(pit("p4_", &after_b5), ["b0", "b1", "b5"]);
     // The next incremental takes the restored mailbox's full and chains on.
     env.incremental(t);
+    env.verify(t);
+}
+
+/// One LMTP transaction to `rcpts` (every reply 250), on the server at `port`.
+fn lmtp_deliver(port: u16, rcpts: &[&str], subject: &str, body: &str) {
+    use std::io::{BufRead, BufReader, Write};
+    fn reply(r: &mut impl BufRead) -> String {
+        let mut all = String::new();
+        loop {
+            let mut l = String::new();
+            assert!(r.read_line(&mut l).unwrap() > 0, "LMTP closed: {all}");
+            all.push_str(&l);
+            if l.as_bytes().get(3) != Some(&b'-') {
+                return all;
+            }
+        }
+    }
+    let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    let mut send = |line: &str, code: &str, r: &mut BufReader<std::net::TcpStream>| {
+        w.write_all(line.as_bytes()).unwrap();
+        let got = reply(r);
+        assert!(got.starts_with(code), "{line:?}: {got}");
+    };
+    assert!(reply(&mut r).starts_with("220"));
+    send("LHLO test\r\n", "250", &mut r);
+    send("MAIL FROM:<x@y.test>\r\n", "250", &mut r);
+    for rcpt in rcpts {
+        send(&format!("RCPT TO:<{rcpt}>\r\n"), "250", &mut r);
+    }
+    send("DATA\r\n", "354", &mut r);
+    w.write_all(
+        format!(
+            "From: x@y.test\r\nTo: {}\r\nSubject: {subject}\r\n\r\n{body}\r\n.\r\n",
+            rcpts[0]
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    for rcpt in rcpts {
+        let got = reply(&mut r);
+        assert!(got.starts_with("250"), "{rcpt}: {got}");
+    }
+    let _ = w.write_all(b"QUIT\r\n");
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A time in milliseconds as `-restoreToTime` takes it (the tests run in UTC).
+fn restore_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .format("%Y/%m/%d %H:%M:%S%.3f")
+        .to_string()
+}
+
+/// Mail keeps arriving while a full runs, and the home is lost right after it,
+/// before any incremental: the full holds the redo log written during its run,
+/// so on the home rebuilt from the target alone a restore to any moment inside
+/// the run gives exactly the messages acknowledged by then, from this full or
+/// from the one before.
+#[test]
+fn a_disaster_right_after_a_full_keeps_the_points_inside_its_run() {
+    // Accounts with mail, so that the full takes a while (a snapshot each).
+    const BULK: usize = 60;
+    let env = Env::new();
+    let t = env.root.join("target");
+    let t = t.to_str().unwrap();
+    let lmtp = free_port();
+    for (key, port) in [
+        ("admin_bind_port", free_port()),
+        ("lmtp_bind_port", lmtp),
+        ("imap_bind_port", free_port()),
+        ("imaps_bind_port", free_port()),
+    ] {
+        let o = env.run(
+            Path::new(BIN),
+            &["localconfig", "-e", &format!("{key}={port}")],
+        );
+        assert_eq!(o.code, 0, "{}", o.stderr);
+    }
+    let a = "a@dr6.test";
+    let bulk: Vec<String> = (0..BULK).map(|i| format!("b{i:03}@dr6.test")).collect();
+    let batch = env.root.join("accounts.zmp");
+    let mut lines = format!("cd dr6.test\nca {a} secret\n");
+    for b in &bulk {
+        lines.push_str(&format!("ca {b} secret\n"));
+    }
+    std::fs::write(&batch, lines).unwrap();
+    env.ok("zmprov", &["-f", batch.to_str().unwrap()]);
+    env.ok("zmprov", &["mcf", "zimbraBackupTarget", t]);
+    env.ok("zmcontrol", &["start"]);
+    let outcome = std::panic::catch_unwind(|| {
+        lmtp_deliver(lmtp, &[a], "a0", "before the fulls");
+        for (i, group) in bulk.chunks(40).enumerate() {
+            let rcpts: Vec<&str> = group.iter().map(|s| s.as_str()).collect();
+            for j in 0..3 {
+                lmtp_deliver(lmtp, &rcpts, &format!("bulk{i}-{j}"), &"x".repeat(4000));
+            }
+        }
+        let f1 = env.ok("zmbackup", &["-f", "-a", "all", "-sync", "-t", t]);
+        let f1 = f1.stdout.trim().to_string();
+        // Deliveries to `a` until the second full has finished: when each began
+        // and when it was acknowledged.
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let (acked, f2) = std::thread::scope(|s| {
+            let deliveries = s.spawn(|| {
+                let mut acked: Vec<(i64, i64)> = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let began = now_ms();
+                    lmtp_deliver(lmtp, &[a], &format!("d{:03}", acked.len()), "during");
+                    acked.push((began, now_ms()));
+                    // A pause, so that there is a moment between two deliveries.
+                    std::thread::sleep(std::time::Duration::from_millis(8));
+                }
+                acked
+            });
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let f2 = env.zm("zmbackup", &["-f", "-a", "all", "-sync", "-t", t]);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            (deliveries.join().unwrap(), f2)
+        });
+        assert_eq!(f2.code, 0, "{}{}", f2.stdout, f2.stderr);
+        (f1, f2.stdout.trim().to_string(), acked)
+    });
+    env.ok("zmcontrol", &["stop"]);
+    let (f1, f2, acked) = match outcome {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e),
+    };
+    assert!(f2.starts_with("full-"), "{f2}");
+    let q: serde_json::Value = serde_json::from_str(
+        &env.ok("zmbackupquery", &["--json", "-lb", &f2, "-t", t])
+            .stdout,
+    )
+    .unwrap();
+    let started = q["sessions"][0]["started"].as_i64().unwrap();
+    let ended = q["sessions"][0]["ended"].as_i64().unwrap();
+    // Moments inside the run, each between two deliveries (k acknowledged,
+    // k + 1 not begun).
+    let inside: Vec<(usize, i64)> = acked
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[0].1 > started && w[1].0 < ended && w[1].0 - w[0].1 >= 4)
+        .map(|(k, w)| (k, (w[0].1 + w[1].0) / 2))
+        .collect();
+    assert!(
+        inside.len() >= 2,
+        "only {} moments between deliveries inside the full's run of {} ms",
+        inside.len(),
+        ended - started
+    );
+    let expect = |k: usize| -> Vec<String> {
+        std::iter::once("a0".to_string())
+            .chain((0..=k).map(|i| format!("d{i:03}")))
+            .collect()
+    };
+
+    // The disk dies right after the full; the README's recovery, from the
+    // target alone.
+    std::fs::remove_dir_all(&env.home).unwrap();
+    env.ok("zmrestoreldap", &["-t", t]);
+    let o = env.ok("zmrestoreoffline", &["-a", "all", "-t", t]);
+    no_jump("zmrestoreoffline", &o);
+    // At least everything acknowledged before the last moment inside the run.
+    let (last_k, _) = *inside.last().unwrap();
+    let now = env.subjects(a);
+    assert!(now.len() >= last_k + 2, "{now:?}");
+    assert_eq!(now, expect(now.len() - 2));
+
+    // The first moment, the middle one and the last one, each into a new account;
+    // the last one also from the full before, rolled forward through the run.
+    let picks = [inside[0], inside[inside.len() / 2], *inside.last().unwrap()];
+    for (i, (k, at)) in picks.iter().enumerate() {
+        let mut runs: Vec<(String, Vec<&str>)> = vec![(format!("p{i}_"), vec![])];
+        if i == picks.len() - 1 {
+            runs.push((format!("q{i}_"), vec!["-lb", &f1]));
+        }
+        for (prefix, extra) in runs {
+            let when = restore_time(*at);
+            let mut args = vec![
+                "-a",
+                a,
+                "-restoreToTime",
+                &when,
+                "-ca",
+                "-pre",
+                &prefix,
+                "-t",
+                t,
+            ];
+            args.extend(extra.iter().copied());
+            let o = env.ok("zmrestore", &args);
+            for bad in ["warning", "gap", "skipped"] {
+                assert!(
+                    !o.stderr.contains(bad) && !o.stdout.contains(bad),
+                    "{}{}",
+                    o.stdout,
+                    o.stderr
+                );
+            }
+            assert_eq!(
+                env.subjects(&format!("{prefix}{a}")),
+                expect(*k),
+                "restored to {when} ({prefix}): {}",
+                o.stdout
+            );
+        }
+    }
     env.verify(t);
 }

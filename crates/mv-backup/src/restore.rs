@@ -123,6 +123,9 @@ enum Destination {
     /// The account has no mailbox (rebuilt server, or `-ra` of a deleted account).
     /// `created`: the entry was imported by this restore (removed on failure).
     Recreate { account: Account, created: bool },
+    /// Nowhere: a mailbox rebuilt at a restore point to be read (item-level
+    /// recovery, backup search) and thrown away; no account points at it.
+    Scratch(Account),
 }
 
 impl Destination {
@@ -130,7 +133,8 @@ impl Destination {
         match self {
             Destination::NewAccount(a)
             | Destination::Replace { account: a, .. }
-            | Destination::Recreate { account: a, .. } => a,
+            | Destination::Recreate { account: a, .. }
+            | Destination::Scratch(a) => a,
         }
     }
 }
@@ -386,9 +390,80 @@ impl RestoreRun {
             self.catalog = Some(Catalog::load(target)?);
         }
         let catalog = self.catalog.take().expect("loaded above");
-        let r = build_with_catalog(self, &catalog, source, target, email, opts);
+        let r = build_with_catalog(self, &catalog, source, target, email, opts, false);
         self.catalog = Some(catalog);
         r
+    }
+
+    /// The account's mailbox as it was at the restore point of `opts`, built at a
+    /// new mailbox id that no account points at, to be read and then thrown away
+    /// ([`PointMailbox::discard`]): item-level recovery and backup search. The
+    /// snapshot's blobs are not written (read them from the pool with
+    /// [`RestoreRun::read_pool_blob`]); replayed messages have their files.
+    pub fn build_point(
+        &mut self,
+        source: &Source,
+        target: &dyn Target,
+        email: &str,
+        opts: &RestoreOptions,
+    ) -> Result<PointMailbox> {
+        if self.catalog.is_none() {
+            self.catalog = Some(Catalog::load(target)?);
+        }
+        let catalog = self.catalog.take().expect("loaded above");
+        let r = build_with_catalog(self, &catalog, source, target, email, opts, true);
+        self.catalog = Some(catalog);
+        let built = r?;
+        let note_time = built.collector.note_time();
+        Ok(PointMailbox {
+            mailbox: built.dest.account().mailbox_id,
+            zimbra_id: built.dest.account().id.clone(),
+            full_label: built.report.full_label.clone(),
+            used_time: note_time.filter(|_| opts.restore_points > 1),
+            built: Some(built),
+        })
+    }
+
+    /// The target's catalog, as this run read it (loaded on first use).
+    pub fn catalog(&mut self, target: &dyn Target) -> Result<&Catalog> {
+        if self.catalog.is_none() {
+            self.catalog = Some(Catalog::load(target)?);
+        }
+        Ok(self.catalog.as_ref().expect("loaded above"))
+    }
+
+    /// A content from the target's blob pool, checked against its digest.
+    pub fn read_pool_blob(&mut self, target: &dyn Target, digest: &Digest) -> Result<Vec<u8>> {
+        self.pool(target)?.read(target, digest)
+    }
+}
+
+/// A mailbox rebuilt at a restore point, where nothing points at it
+/// ([`RestoreRun::build_point`]). Dropped without [`PointMailbox::discard`], its
+/// files stay until the next start's cleanup would find them: always discard.
+pub struct PointMailbox {
+    pub mailbox: MailboxId,
+    pub zimbra_id: String,
+    pub full_label: String,
+    /// With several restore points given, the time used.
+    pub used_time: Option<UtcMillis>,
+    built: Option<Built>,
+}
+
+impl PointMailbox {
+    /// Removes the rebuilt mailbox: its database, its files, its search index.
+    pub fn discard(mut self, source: &Source) {
+        if let Some(built) = self.built.take() {
+            let db = source.store.mailbox(self.mailbox).db_path().to_path_buf();
+            built.discard(source);
+            for suffix in ["-wal", "-shm"] {
+                let mut side = db.clone().into_os_string();
+                side.push(suffix);
+                let _ = std::fs::remove_file(std::path::PathBuf::from(side));
+            }
+            let index = source.store.home().mailbox_index_dir(self.mailbox.0);
+            let _ = std::fs::remove_dir_all(index);
+        }
     }
 }
 
@@ -472,6 +547,7 @@ fn build_with_catalog(
     target: &dyn Target,
     email: &str,
     opts: &RestoreOptions,
+    scratch: bool,
 ) -> Result<Built> {
     if let Some(l) = opts.label
         && let Some(e) = catalog.get(&l)
@@ -506,7 +582,7 @@ fn build_with_catalog(
     let email = email.as_str();
     // The live account, when restoring in place (found by its id: it may have been
     // renamed since the address given).
-    let live = if opts.new_account_prefix.is_none() {
+    let live = if opts.new_account_prefix.is_none() && !scratch {
         match current {
             Some(a) => Some(a),
             None => source.dir().find_account(&zimbra_id)?,
@@ -554,7 +630,20 @@ fn build_with_catalog(
             .next()
             .ok_or_else(|| BackupError::corrupt(&ldif_path, "no entry"))?
     };
-    let dest = destination(source, email, opts, live, &entry)?;
+    let dest = if scratch {
+        Destination::Scratch(Account {
+            id: zimbra_id.clone(),
+            email: email.to_string(),
+            aliases: Vec::new(),
+            status: Default::default(),
+            cos_id: String::new(),
+            mailbox_id: source.dir().allocate_mailbox_id()?,
+            created: UtcMillis(0),
+            attrs: Default::default(),
+        })
+    } else {
+        destination(source, email, opts, live, &entry)?
+    };
     let to = dest.account().mailbox_id;
     report.restored_as = dest.account().email.clone();
     report.mailbox_id = to.0;
@@ -568,6 +657,7 @@ fn build_with_catalog(
         &meta,
         dest.account(),
         records,
+        !scratch,
         &mut written,
         &mut report,
     );
@@ -711,6 +801,7 @@ fn build_mailbox(
     meta: &AccountMeta,
     account: &Account,
     records: Vec<Record>,
+    with_blobs: bool,
     written: &mut Vec<PathBuf>,
     report: &mut AccountRestoreReport,
 ) -> Result<u64> {
@@ -747,7 +838,7 @@ fn build_mailbox(
     let mut fresh: Vec<(Digest, PathBuf)> = Vec::new();
     let mut copies: Vec<(Digest, PathBuf)> = Vec::new();
     let mut fresh_digests = std::collections::HashSet::new();
-    for b in refs {
+    for b in refs.into_iter().filter(|_| with_blobs) {
         let digest = b.digest;
         let path = store.blobs().blob_path(b.volume, to, b.item, b.revision);
         written.push(path.clone());
@@ -817,7 +908,9 @@ fn go_live(
         Ok(())
     };
     match dest {
-        Destination::NewAccount(_) | Destination::Recreate { created: true, .. } => Ok(()),
+        Destination::NewAccount(_)
+        | Destination::Recreate { created: true, .. }
+        | Destination::Scratch(_) => Ok(()),
         Destination::Recreate { account, .. } => {
             if opts.restore_entry {
                 replace_entry(account.mailbox_id)

@@ -154,7 +154,12 @@ pub fn target_accounts(run: &mut RestoreRun, target: &dyn Target) -> Result<Vec<
 
 /// The account's zimbraId: the directory's for a current address or id, else the
 /// newest session that recorded the address (a former name, a deleted account).
-fn zimbra_id(run: &mut RestoreRun, source: &Source, target: &dyn Target, email: &str) -> Result<String> {
+fn zimbra_id(
+    run: &mut RestoreRun,
+    source: &Source,
+    target: &dyn Target,
+    email: &str,
+) -> Result<String> {
     if let Some(a) = source.dir().find_account(email)? {
         return Ok(a.id);
     }
@@ -257,20 +262,19 @@ fn body(
     mailbox: MailboxId,
     item: &Item,
 ) -> Result<Vec<u8>> {
-    let digest: Digest = item
-        .digest
-        .as_deref()
-        .and_then(|d| d.parse().ok())
-        .ok_or(StoreError::NoContent {
-            mailbox,
-            item: item.id,
-        })?;
-    let path = source.store.blobs().blob_path(
-        item.volume_id,
-        mailbox,
-        ItemId(item.id),
-        item.mod_content,
-    );
+    let digest: Digest =
+        item.digest
+            .as_deref()
+            .and_then(|d| d.parse().ok())
+            .ok_or(StoreError::NoContent {
+                mailbox,
+                item: item.id,
+            })?;
+    let path =
+        source
+            .store
+            .blobs()
+            .blob_path(item.volume_id, mailbox, ItemId(item.id), item.mod_content);
     if path.exists()
         && let Ok(b) = source.store.blobs().read_verified(&path, &digest)
     {
@@ -290,13 +294,13 @@ fn matching(
 ) -> Result<Vec<Item>> {
     let mbox = source.store.mailbox(pm.mailbox);
     let mut failed = None;
-    let found = mbox.search_with(terms, None, &mut |i| {
-        match body(run, source, target, pm.mailbox, i) {
-            Ok(b) => mv_store::mime::message_text(&[&i.prefix[..], &b[..]].concat()),
-            Err(e) => {
-                failed.get_or_insert(e);
-                mv_store::mime::MessageText::default()
-            }
+    let found = mbox.search_with(terms, None, &mut |i| match body(
+        run, source, target, pm.mailbox, i,
+    ) {
+        Ok(b) => mv_store::mime::message_text(&[&i.prefix[..], &b[..]].concat()),
+        Err(e) => {
+            failed.get_or_insert(e);
+            mv_store::mime::MessageText::default()
         }
     });
     if let Some(e) = failed {
@@ -552,14 +556,16 @@ pub fn restore_items(
     chosen.sort_by(|a, b| {
         (&a.folder, a.item.received_ms, a.item.id).cmp(&(&b.folder, b.item.received_ms, b.item.id))
     });
-    let restored_folder = format!(
-        "/Restored {}",
-        chrono::Local::now().format("%Y-%m-%d")
-    );
+    let restored_folder = format!("/Restored {}", chrono::Local::now().format("%Y-%m-%d"));
     for c in chosen {
         let dest_path = match &opts.into {
             Some(into) => normalize(into),
-            None if source.store.mailbox(live).folder_by_path(&c.folder)?.is_some() => {
+            None if source
+                .store
+                .mailbox(live)
+                .folder_by_path(&c.folder)?
+                .is_some() =>
+            {
                 c.folder.clone()
             }
             // Zimbra's habit: a folder that is gone comes back under a dated one.
@@ -582,9 +588,10 @@ pub fn restore_items(
         let mbox = source.store.mailbox(live);
         let existing = mbox.folder_by_path(&dest_path)?;
         if let Some(f) = &existing {
-            let present = mbox.messages(f.id)?.iter().any(|m| {
-                m.digest == c.item.digest && m.message_id == c.item.message_id
-            });
+            let present = mbox
+                .messages(f.id)?
+                .iter()
+                .any(|m| m.digest == c.item.digest && m.message_id == c.item.message_id);
             if present {
                 report.already_present.push(item);
                 continue;
@@ -597,7 +604,9 @@ pub fn restore_items(
         let folder_id = match existing {
             Some(f) => f.id,
             None => {
-                let id = source.store.create_folder_path(live, &dest_path, "message")?;
+                let id = source
+                    .store
+                    .create_folder_path(live, &dest_path, "message")?;
                 report.folders_created.push(dest_path.clone());
                 id
             }
@@ -619,9 +628,11 @@ pub fn restore_items(
             tags: tag_ids,
             received: Some(UtcMillis(c.item.received_ms)),
         };
-        let ids = source
-            .store
-            .deliver_with_prefixes(&c.body, &[(live, c.item.prefix.clone())], &options)?;
+        let ids = source.store.deliver_with_prefixes(
+            &c.body,
+            &[(live, c.item.prefix.clone())],
+            &options,
+        )?;
         item.new_item_id = ids.first().map(|i| i.0);
         report.restored.push(item);
     }

@@ -106,7 +106,8 @@ pub use playredo::{PlayRedoOptions, PlayRedoReport, playredo};
 pub use progress::{JobStatus, NoProgress, Progress};
 pub use query::{QueryOptions, QueryResult, query};
 pub use restore::{
-    AccountRestoreReport, PointMailbox, RestoreOptions, RestoreRun, restore_account, restore_account_in,
+    AccountRestoreReport, PointMailbox, RestoreOptions, RestoreRun, restore_account,
+    restore_account_in,
 };
 pub use retention::{DeleteOptions, DeleteReport, DeleteSpec, delete, parse_delete_arg};
 pub use run::{

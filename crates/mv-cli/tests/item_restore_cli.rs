@@ -80,11 +80,14 @@ fn deleted_messages_are_found_in_the_backups_and_restored_alone_once() {
     env.ok("zmmailbox", &["-z", "-m", USER, "ct", "-c", "3", "urgent"]);
     let (keep, _) = env.add("/Inbox", "keeper", "", "");
     let (a, a_bytes) = env.add("/Inbox", "alpha", "f", "urgent");
+    let a_was = env.found("subject:alpha")[0].clone();
     env.ok("zmbackup", &["-f", "-a", "all", "-sync"]);
     // Hard-deleted after the full: only the full holds it.
     env.ok("zmmailbox", &["-z", "-m", USER, "dm", &a]);
     let (b, b_bytes) = env.add("/Inbox", "bravo", "", "");
-    env.ok("zmmailbox", &["-z", "-m", USER, "mrm", &b, "1"]);
+    env.ok("zmmailbox", &["-z", "-m", USER, "mrm", &b, "0"]);
+    env.ok("zmmailbox", &["-z", "-m", USER, "fm", &b, "1"]);
+    let b_was = env.found("subject:bravo")[0].clone();
     env.ok("zmbackup", &["-i", "-a", "all", "-sync"]);
     // Deleted after the incremental: its redo logs hold it.
     env.ok("zmmailbox", &["-z", "-m", USER, "dm", &b]);
@@ -94,7 +97,13 @@ fn deleted_messages_are_found_in_the_backups_and_restored_alone_once() {
     // Search: nothing is restored, each message is found where it lived.
     let hits = env.json(
         "zmbackup",
-        &["search", "-a", USER, "--json", "subject:alpha OR subject:bravo"],
+        &[
+            "search",
+            "-a",
+            USER,
+            "--json",
+            "subject:alpha OR subject:bravo",
+        ],
     );
     let hits = hits["accounts"][0]["hits"].as_array().unwrap().clone();
     assert_eq!(hits.len(), 2, "{hits:#?}");
@@ -104,7 +113,10 @@ fn deleted_messages_are_found_in_the_backups_and_restored_alone_once() {
     assert_eq!(ha["present"], false);
     assert_eq!(ha["from"].as_str().unwrap(), "Sender <sender@y.test>");
     assert_eq!(ha["size"].as_u64().unwrap(), a_bytes.len() as u64);
-    assert_eq!(ha["digest"].as_str().unwrap(), mv_types::Digest::of(&a_bytes).to_hex().as_str());
+    assert_eq!(
+        ha["digest"].as_str().unwrap(),
+        mv_types::Digest::of(&a_bytes).to_hex().as_str()
+    );
     let labels = |h: &serde_json::Value| -> Vec<String> {
         h["labels"]
             .as_array()
@@ -114,23 +126,53 @@ fn deleted_messages_are_found_in_the_backups_and_restored_alone_once() {
             .collect()
     };
     // alpha: in the full only; bravo: in the incremental only.
-    assert!(labels(&ha).len() == 1 && labels(&ha)[0].starts_with("full-"), "{ha}");
-    assert!(labels(&hb).len() == 1 && labels(&hb)[0].starts_with("incr-"), "{hb}");
-    assert!(env.found("subject:alpha").is_empty(), "search restores nothing");
+    assert!(
+        labels(&ha).len() == 1 && labels(&ha)[0].starts_with("full-"),
+        "{ha}"
+    );
+    assert!(
+        labels(&hb).len() == 1 && labels(&hb)[0].starts_with("incr-"),
+        "{hb}"
+    );
+    assert!(
+        env.found("subject:alpha").is_empty(),
+        "search restores nothing"
+    );
     // The text form, and the exit code of a search that finds nothing.
-    let text = env.ok("zmbackup", &["search", "-a", USER, "content:\"bravo body line 7\""]);
-    assert!(text.stdout.contains("\"bravo\"") && text.stdout.contains("not in the mailbox now"), "{}", text.stdout);
+    let text = env.ok(
+        "zmbackup",
+        &["search", "-a", USER, "content:\"bravo body line 7\""],
+    );
+    assert!(
+        text.stdout.contains("\"bravo\"") && text.stdout.contains("not in the mailbox now"),
+        "{}",
+        text.stdout
+    );
     let none = env.zm("zmbackup", &["search", "-a", USER, "subject:nosuchthing"]);
     assert_eq!(none.code, 1, "{}{}", none.stdout, none.stderr);
-    assert_eq!(env.zm("zmbackup", &["search", "-a", USER, "color:red"]).code, 2);
+    assert_eq!(
+        env.zm("zmbackup", &["search", "-a", USER, "color:red"])
+            .code,
+        2
+    );
     // keeper is in the backups and in the mailbox.
-    let k = env.json("zmbackup", &["search", "-a", USER, "--json", "subject:keeper"]);
+    let k = env.json(
+        "zmbackup",
+        &["search", "-a", USER, "--json", "subject:keeper"],
+    );
     assert_eq!(k["accounts"][0]["hits"][0]["present"], true);
 
     // A dry run changes nothing.
     let dry = env.json(
         "zmrestore",
-        &["-a", USER, "--items", "subject:alpha", "--dry-run", "--json"],
+        &[
+            "-a",
+            USER,
+            "--items",
+            "subject:alpha",
+            "--dry-run",
+            "--json",
+        ],
     );
     assert_eq!(dry["restored"].as_array().unwrap().len(), 1);
     assert!(env.found("subject:alpha").is_empty());
@@ -140,24 +182,46 @@ fn deleted_messages_are_found_in_the_backups_and_restored_alone_once() {
         for (subject, bytes) in [("alpha", &a_bytes), ("bravo", &b_bytes)] {
             let r = env.json(
                 "zmrestore",
-                &["-a", USER, "--items", &format!("subject:{subject}"), "--json"],
+                &[
+                    "-a",
+                    USER,
+                    "--items",
+                    &format!("subject:{subject}"),
+                    "--json",
+                ],
             );
             let (restored, present) = (
                 r["restored"].as_array().unwrap().len(),
                 r["already_present"].as_array().unwrap().len(),
             );
-            assert_eq!((restored, present), if round == 0 { (1, 0) } else { (0, 1) }, "{r:#}");
+            assert_eq!(
+                (restored, present),
+                if round == 0 { (1, 0) } else { (0, 1) },
+                "{r:#}"
+            );
             let now = env.found(&format!("subject:{subject}"));
             assert_eq!(now.len(), 1, "{subject} exactly once after round {round}");
             let id = now[0]["id"].to_string();
             assert_eq!(&env.raw(&id), bytes, "{subject} byte for byte");
         }
     }
-    // Flags and tags as they were: alpha flagged and tagged, bravo read.
-    let alpha = &env.found("subject:alpha")[0];
-    assert_eq!(env.found("subject:alpha is:flagged tag:urgent").len(), 1, "{alpha}");
-    assert_eq!(env.found("subject:bravo is:read").len(), 1);
-    assert_eq!(env.found("subject:alpha is:read").len(), 0);
+    // Flags, tags and dates as they were: alpha flagged and tagged, bravo
+    // unread and flagged (changed after its delivery, before the incremental).
+    for (subject, was) in [("alpha", &a_was), ("bravo", &b_was)] {
+        let now = &env.found(&format!("subject:{subject}"))[0];
+        for k in [
+            "flags",
+            "received_ms",
+            "date_ms",
+            "size",
+            "digest",
+            "folder_id",
+        ] {
+            assert_eq!(now[k], was[k], "{subject} {k}: {now} vs {was}");
+        }
+    }
+    assert_eq!(env.found("subject:alpha is:flagged tag:urgent").len(), 1);
+    assert_eq!(env.found("subject:bravo is:unread is:flagged").len(), 1);
     // Nothing else came back, and the kept message is still the one there.
     let inbox = env.found("in:Inbox");
     assert_eq!(inbox.len(), 3, "{inbox:#?}");
@@ -165,14 +229,38 @@ fn deleted_messages_are_found_in_the_backups_and_restored_alone_once() {
 
     // At a restore point before bravo existed, only alpha is there.
     let full_label = labels(&ha)[0].clone();
-    let at = env.json(
+    let at = env.zm(
         "zmbackup",
-        &["search", "-a", USER, "--json", "-lb", &full_label, "subject:bravo"],
+        &[
+            "search",
+            "-a",
+            USER,
+            "--json",
+            "-lb",
+            &full_label,
+            "subject:bravo",
+        ],
     );
+    assert_eq!(at.code, 1, "nothing found: {}{}", at.stdout, at.stderr);
+    let at: serde_json::Value = serde_json::from_str(&at.stdout).unwrap();
     assert_eq!(at["accounts"][0]["hits"].as_array().unwrap().len(), 0);
     // Usage errors.
-    assert_eq!(env.zm("zmrestore", &["-a", USER, "--items", "x", "--folder", "/Inbox"]).code, 2);
-    assert_eq!(env.zm("zmrestore", &["-a", USER, "--items", "x", "-ca", "-pre", "p_"]).code, 2);
+    assert_eq!(
+        env.zm(
+            "zmrestore",
+            &["-a", USER, "--items", "x", "--folder", "/Inbox"]
+        )
+        .code,
+        2
+    );
+    assert_eq!(
+        env.zm(
+            "zmrestore",
+            &["-a", USER, "--items", "x", "-ca", "-pre", "p_"]
+        )
+        .code,
+        2
+    );
     assert_eq!(env.zm("zmrestore", &["-a", USER, "--into", "/X"]).code, 2);
 }
 
@@ -181,7 +269,10 @@ fn until(r: &mut BufReader<TcpStream>, tag: &str) -> Vec<String> {
     let mut out = Vec::new();
     loop {
         let mut l = String::new();
-        assert!(r.read_line(&mut l).unwrap() > 0, "connection closed: {out:?}");
+        assert!(
+            r.read_line(&mut l).unwrap() > 0,
+            "connection closed: {out:?}"
+        );
         let done = l.starts_with(tag);
         out.push(l.trim_end().to_string());
         if done {
@@ -214,8 +305,8 @@ fn an_emptied_folder_comes_back_while_the_server_runs_and_imap_sees_it() {
     sent.push(env.add("/Projects/Sub", "deep0", "f", "").1);
     env.add("/Inbox", "elsewhere", "", "");
     env.ok("zmbackup", &["-f", "-a", "all", "-sync"]);
+    // Emptying a folder removes its subfolders too.
     env.ok("zmmailbox", &["-z", "-m", USER, "ef", "/Projects"]);
-    env.ok("zmmailbox", &["-z", "-m", USER, "ef", "/Projects/Sub"]);
     assert!(env.found("under:/Projects").is_empty());
 
     struct Server(std::process::Child);
@@ -234,7 +325,8 @@ fn an_emptied_folder_comes_back_while_the_server_runs_and_imap_sees_it() {
     let mut r = BufReader::new(stream);
     let mut greeting = String::new();
     r.read_line(&mut greeting).unwrap();
-    w.write_all(format!("a1 LOGIN {USER} secret\r\n").as_bytes()).unwrap();
+    w.write_all(format!("a1 LOGIN {USER} secret\r\n").as_bytes())
+        .unwrap();
     assert!(until(&mut r, "a1 ").last().unwrap().starts_with("a1 OK"));
     w.write_all(b"a2 SELECT Projects\r\n").unwrap();
     let sel = until(&mut r, "a2 ");
@@ -248,17 +340,36 @@ fn an_emptied_folder_comes_back_while_the_server_runs_and_imap_sees_it() {
     assert!(noop.iter().any(|l| l == "* 3 EXISTS"), "{noop:?}");
     w.write_all(b"a4 LOGOUT\r\n").unwrap();
 
-    // The folder and its subfolder hold what they held, byte for byte.
-    let back = env.found("under:/Projects");
+    // The folder holds what it held; the subfolder, gone, comes back under a
+    // dated folder; byte for byte.
+    assert_eq!(env.found("under:/Projects").len(), 3);
+    let day = o
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{USER}: created folder ")))
+        .unwrap_or_else(|| panic!("{}", o.stdout))
+        .to_string();
+    assert!(
+        day.starts_with("/Restored 20") && day.ends_with("/Projects/Sub"),
+        "{day}"
+    );
+    let deep = env.found(&format!("in:\"{day}\" is:flagged"));
+    assert_eq!(deep.len(), 1, "{deep:?}");
+    let back = env.found("subject:proj OR subject:deep0");
     assert_eq!(back.len(), 4);
     let mut got: Vec<Vec<u8>> = back.iter().map(|m| env.raw(&m["id"].to_string())).collect();
     got.sort();
     sent.sort();
     assert_eq!(got, sent);
-    assert_eq!(env.found("in:/Projects/Sub is:flagged").len(), 1);
     assert_eq!(env.found("in:Inbox").len(), 1, "nothing else restored");
     // Again: nothing new.
     let again = env.ok("zmrestore", &["-a", USER, "--folder", "/Projects"]);
-    assert!(again.stdout.contains("0 item(s) restored, 4 already present"), "{}", again.stdout);
-    assert_eq!(env.found("under:/Projects").len(), 4);
+    assert!(
+        again
+            .stdout
+            .contains("0 item(s) restored, 4 already present"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(env.found("subject:proj OR subject:deep0").len(), 4);
 }

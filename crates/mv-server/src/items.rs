@@ -5,7 +5,9 @@
 
 use crate::restore::RestoreFailure;
 use crate::{Service, ServiceError};
-use mv_backup::items::{AccountSearch, ItemRestoreOptions, ItemRestoreReport, SearchOptions, Selection};
+use mv_backup::items::{
+    AccountSearch, ItemRestoreOptions, ItemRestoreReport, SearchOptions, Selection,
+};
 use mv_backup::{Label, RestoreOptions};
 use mv_types::UtcMillis;
 use serde::{Deserialize, Serialize};
@@ -74,13 +76,17 @@ fn bad<T>(m: String) -> Result<T, ServiceError> {
 fn time(name: &str, v: &Option<String>) -> Result<Option<UtcMillis>, ServiceError> {
     v.as_deref()
         .map(|t| {
-            UtcMillis::parse_local(t).map_err(|e| ServiceError::BadRequest(format!("{name} {t}: {e}")))
+            UtcMillis::parse_local(t)
+                .map_err(|e| ServiceError::BadRequest(format!("{name} {t}: {e}")))
         })
         .transpose()
 }
 
 /// The one restore point of `-restoreToTime T` or `-lb LABEL`, if given.
-fn point(to_time: &Option<String>, label: &Option<String>) -> Result<Option<RestoreOptions>, ServiceError> {
+fn point(
+    to_time: &Option<String>,
+    label: &Option<String>,
+) -> Result<Option<RestoreOptions>, ServiceError> {
     let t = time("-restoreToTime", to_time)?;
     let l = match label {
         Some(l) => match l.parse::<Label>() {
@@ -110,7 +116,9 @@ pub fn search_options(r: &BackupSearchRequest) -> Result<SearchOptions, ServiceE
     let point = point(&r.to_time, &r.label)?;
     let (from, to) = (time("--from", &r.from)?, time("--to", &r.to)?);
     if point.is_some() && (from.is_some() || to.is_some()) {
-        return bad("--from/--to choose sessions; -restoreToTime/-lb choose one point: not both".into());
+        return bad(
+            "--from/--to choose sessions; -restoreToTime/-lb choose one point: not both".into(),
+        );
     }
     if let (Some(a), Some(b)) = (from, to)
         && a > b
@@ -142,7 +150,10 @@ pub fn item_options(r: &ItemRestoreRequest) -> Result<ItemRestoreOptions, Servic
         (Some(_), Some(_)) => return bad("--items and --folder exclude each other".into()),
         (None, None) => return bad("--items QUERY or --folder /Path is required".into()),
     };
-    if r.into.as_deref().is_some_and(|i| i.trim_matches('/').trim().is_empty()) {
+    if r.into
+        .as_deref()
+        .is_some_and(|i| i.trim_matches('/').trim().is_empty())
+    {
         return bad("--into needs a folder path such as /Restored".into());
     }
     Ok(ItemRestoreOptions {
@@ -182,7 +193,14 @@ impl Service {
             if !watch(n as u64, total, Some(format!("searching {email}"))) {
                 break;
             }
-            match mv_backup::items::search_account(&mut run, &src, target.as_ref(), email, &r.query, &opts) {
+            match mv_backup::items::search_account(
+                &mut run,
+                &src,
+                target.as_ref(),
+                email,
+                &r.query,
+                &opts,
+            ) {
                 Ok(a) => report.accounts.push(a),
                 // One account named: its error is the answer.
                 Err(e) if total == 1 => return Err(e.into()),

@@ -271,7 +271,7 @@ impl Service {
             req,
             Request::Restore(_) | Request::Backup(_) | Request::BackupSearch(_)
         )
-            .then(|| crate::audit::begin(&req));
+        .then(|| crate::audit::begin(&req));
         // A cancel that came first is seen by the operation at its first
         // step (before its first account), so it ends as a cancelled run does.
         let result = match req {

@@ -269,7 +269,11 @@ pub fn restore_items(home: &Home, args: ItemArgs) -> anyhow::Result<ExitCode> {
     println!(
         "{email}: {} item(s) {}, {} already present",
         restored.len(),
-        if dry { "to restore (dry run)" } else { "restored" },
+        if dry {
+            "to restore (dry run)"
+        } else {
+            "restored"
+        },
         present.len()
     );
     Ok(ExitCode::SUCCESS)

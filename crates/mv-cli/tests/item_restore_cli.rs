@@ -81,6 +81,20 @@ fn deleted_messages_are_found_in_the_backups_and_restored_alone_once() {
     let (keep, _) = env.add("/Inbox", "keeper", "", "");
     let (a, a_bytes) = env.add("/Inbox", "alpha", "f", "urgent");
     let a_was = env.found("subject:alpha")[0].clone();
+    env.ok("zmprov", &["ca", "other@d.test", "secret"]);
+    let other = env.root.join("other.eml");
+    std::fs::write(&other, "Subject: keeper too\r\n\r\nother's\r\n").unwrap();
+    env.ok(
+        "zmmailbox",
+        &[
+            "-z",
+            "-m",
+            "other@d.test",
+            "am",
+            "/Inbox",
+            other.to_str().unwrap(),
+        ],
+    );
     env.ok("zmbackup", &["-f", "-a", "all", "-sync"]);
     // Hard-deleted after the full: only the full holds it.
     env.ok("zmmailbox", &["-z", "-m", USER, "dm", &a]);
@@ -161,6 +175,29 @@ fn deleted_messages_are_found_in_the_backups_and_restored_alone_once() {
         &["search", "-a", USER, "--json", "subject:keeper"],
     );
     assert_eq!(k["accounts"][0]["hits"][0]["present"], true);
+    // Every account of the target (e-discovery), with progress on stderr.
+    let all = env.ok(
+        "zmbackup",
+        &["search", "-a", "all", "--json", "subject:keeper"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&all.stdout).unwrap();
+    let mut owners: Vec<(String, usize)> = v["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["email"].as_str().unwrap().to_string(),
+                a["hits"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    owners.sort();
+    assert_eq!(
+        owners,
+        [("other@d.test".to_string(), 1), (USER.to_string(), 1)]
+    );
+    assert!(all.stderr.contains("[1/2] searching"), "{}", all.stderr);
 
     // A dry run changes nothing.
     let dry = env.json(
@@ -225,7 +262,8 @@ fn deleted_messages_are_found_in_the_backups_and_restored_alone_once() {
     // Nothing else came back, and the kept message is still the one there.
     let inbox = env.found("in:Inbox");
     assert_eq!(inbox.len(), 3, "{inbox:#?}");
-    assert!(inbox.iter().any(|m| m["id"].to_string() == keep));
+    let keep: u64 = keep.parse().unwrap();
+    assert!(inbox.iter().any(|m| m["id"] == keep));
 
     // At a restore point before bravo existed, only alpha is there.
     let full_label = labels(&ha)[0].clone();

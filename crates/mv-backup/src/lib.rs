@@ -78,6 +78,7 @@ mod full;
 pub mod identity;
 pub mod incr;
 mod index_files;
+pub mod items;
 pub mod label;
 pub mod ldap;
 pub mod pack;
@@ -105,7 +106,8 @@ pub use playredo::{PlayRedoOptions, PlayRedoReport, playredo};
 pub use progress::{JobStatus, NoProgress, Progress};
 pub use query::{QueryOptions, QueryResult, query};
 pub use restore::{
-    AccountRestoreReport, RestoreOptions, RestoreRun, restore_account, restore_account_in,
+    AccountRestoreReport, PointMailbox, RestoreOptions, RestoreRun, restore_account,
+    restore_account_in,
 };
 pub use retention::{DeleteOptions, DeleteReport, DeleteSpec, delete, parse_delete_arg};
 pub use run::{

@@ -52,7 +52,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 mod history;
+mod point;
 mod records;
+
+pub use point::PointMailbox;
 
 use records::{Collector, collect_records};
 
@@ -123,6 +126,9 @@ enum Destination {
     /// The account has no mailbox (rebuilt server, or `-ra` of a deleted account).
     /// `created`: the entry was imported by this restore (removed on failure).
     Recreate { account: Account, created: bool },
+    /// Nowhere: a mailbox rebuilt at a restore point to be read (item-level
+    /// recovery, backup search) and thrown away; no account points at it.
+    Scratch(Account),
 }
 
 impl Destination {
@@ -130,7 +136,8 @@ impl Destination {
         match self {
             Destination::NewAccount(a)
             | Destination::Replace { account: a, .. }
-            | Destination::Recreate { account: a, .. } => a,
+            | Destination::Recreate { account: a, .. }
+            | Destination::Scratch(a) => a,
         }
     }
 }
@@ -386,7 +393,7 @@ impl RestoreRun {
             self.catalog = Some(Catalog::load(target)?);
         }
         let catalog = self.catalog.take().expect("loaded above");
-        let r = build_with_catalog(self, &catalog, source, target, email, opts);
+        let r = build_with_catalog(self, &catalog, source, target, email, opts, false);
         self.catalog = Some(catalog);
         r
     }
@@ -472,6 +479,7 @@ fn build_with_catalog(
     target: &dyn Target,
     email: &str,
     opts: &RestoreOptions,
+    scratch: bool,
 ) -> Result<Built> {
     if let Some(l) = opts.label
         && let Some(e) = catalog.get(&l)
@@ -506,7 +514,7 @@ fn build_with_catalog(
     let email = email.as_str();
     // The live account, when restoring in place (found by its id: it may have been
     // renamed since the address given).
-    let live = if opts.new_account_prefix.is_none() {
+    let live = if opts.new_account_prefix.is_none() && !scratch {
         match current {
             Some(a) => Some(a),
             None => source.dir().find_account(&zimbra_id)?,
@@ -554,7 +562,20 @@ fn build_with_catalog(
             .next()
             .ok_or_else(|| BackupError::corrupt(&ldif_path, "no entry"))?
     };
-    let dest = destination(source, email, opts, live, &entry)?;
+    let dest = if scratch {
+        Destination::Scratch(Account {
+            id: zimbra_id.clone(),
+            email: email.to_string(),
+            aliases: Vec::new(),
+            status: Default::default(),
+            cos_id: String::new(),
+            mailbox_id: source.dir().allocate_mailbox_id()?,
+            created: UtcMillis(0),
+            attrs: Default::default(),
+        })
+    } else {
+        destination(source, email, opts, live, &entry)?
+    };
     let to = dest.account().mailbox_id;
     report.restored_as = dest.account().email.clone();
     report.mailbox_id = to.0;
@@ -568,6 +589,7 @@ fn build_with_catalog(
         &meta,
         dest.account(),
         records,
+        !scratch,
         &mut written,
         &mut report,
     );
@@ -711,6 +733,7 @@ fn build_mailbox(
     meta: &AccountMeta,
     account: &Account,
     records: Vec<Record>,
+    with_blobs: bool,
     written: &mut Vec<PathBuf>,
     report: &mut AccountRestoreReport,
 ) -> Result<u64> {
@@ -747,7 +770,7 @@ fn build_mailbox(
     let mut fresh: Vec<(Digest, PathBuf)> = Vec::new();
     let mut copies: Vec<(Digest, PathBuf)> = Vec::new();
     let mut fresh_digests = std::collections::HashSet::new();
-    for b in refs {
+    for b in refs.into_iter().filter(|_| with_blobs) {
         let digest = b.digest;
         let path = store.blobs().blob_path(b.volume, to, b.item, b.revision);
         written.push(path.clone());
@@ -817,7 +840,9 @@ fn go_live(
         Ok(())
     };
     match dest {
-        Destination::NewAccount(_) | Destination::Recreate { created: true, .. } => Ok(()),
+        Destination::NewAccount(_)
+        | Destination::Recreate { created: true, .. }
+        | Destination::Scratch(_) => Ok(()),
         Destination::Recreate { account, .. } => {
             if opts.restore_entry {
                 replace_entry(account.mailbox_id)

@@ -31,6 +31,7 @@ const READS: &[&str] = &[
     "export_contacts",
     "backup_status",
     "backup_query",
+    "backup_search",
     "backup_verify",
     "backup_reports",
     "disk_status",

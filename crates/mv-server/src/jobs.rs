@@ -210,6 +210,8 @@ pub fn is_long(req: &Request) -> bool {
         req,
         Request::Backup(_)
             | Request::Restore(_)
+            | Request::BackupSearch(_)
+            | Request::RestoreItems(_)
             | Request::BackupVerify(_)
             | Request::BackupDelete(_)
             | Request::ReindexMailbox { .. }
@@ -227,7 +229,7 @@ impl Service {
     pub fn start_job(self: &Arc<Self>, req: Request) -> Result<JobStatus, ServiceError> {
         if !is_long(&req) {
             return Err(ServiceError::BadRequest(format!(
-                "{} is not a long operation: POST it to /v1/op (jobs run backup, restore, \
+                "{} is not a long operation: POST it to /v1/op (jobs run backup, restore, backup_search, restore_items, \
                  backup_verify, backup_delete and reindex_mailbox)",
                 op_of(&req)
             )));
@@ -265,13 +267,27 @@ impl Service {
     ) -> Result<serde_json::Value, ServiceError> {
         // The operations run here rather than through `execute` leave their
         // audit lines here.
-        let audit = matches!(req, Request::Restore(_) | Request::Backup(_))
-            .then(|| crate::audit::begin(&req));
+        let audit = matches!(
+            req,
+            Request::Restore(_) | Request::Backup(_) | Request::BackupSearch(_)
+        )
+        .then(|| crate::audit::begin(&req));
         // A cancel that came first is seen by the operation at its first
         // step (before its first account), so it ends as a cancelled run does.
         let result = match req {
             Request::Restore(r) => self
                 .restore_watched(&r, &|done, total, line| {
+                    job.progress(done, total);
+                    if let Some(line) = line {
+                        job.log(line);
+                    }
+                    !job.cancel_requested()
+                })
+                .and_then(|report| {
+                    serde_json::to_value(report).map_err(|e| ServiceError::Io(e.to_string()))
+                }),
+            Request::BackupSearch(r) => self
+                .backup_search_watched(&r, &|done, total, line| {
                     job.progress(done, total);
                     if let Some(line) = line {
                         job.log(line);

@@ -15,6 +15,7 @@ pub mod check;
 pub mod diskmon;
 pub mod homewatch;
 pub mod imap_backend;
+pub mod items;
 pub mod jobs;
 pub mod lmtp_backend;
 pub mod login_cache;

@@ -234,6 +234,10 @@ pub enum Request {
     /// `zmrestore`: runs synchronously (in the server, on a blocking task, so the
     /// other accounts keep being served) and answers with the report.
     Restore(crate::restore::RestoreRequest),
+    /// `mailvault backup search`: messages matching a query in the backups.
+    BackupSearch(crate::items::BackupSearchRequest),
+    /// `zmrestore --items/--folder`: some messages back into the live account.
+    RestoreItems(crate::items::ItemRestoreRequest),
     // --- schedule, reports, disk, health (crate::ops) ---
     /// `zmschedulebackup`
     Schedule(crate::schedule::ScheduleRequest),

@@ -224,6 +224,8 @@ impl Service {
             | Request::BackupDelete(_)
             | Request::BackupVerify(_)) => crate::backup::execute(self, r)?,
             Request::Restore(r) => to(&self.restore(&r)?),
+            Request::BackupSearch(r) => to(&self.backup_search_watched(&r, &|_, _, _| true)?),
+            Request::RestoreItems(r) => to(&self.restore_items(&r)?),
             r @ (Request::Schedule(_)
             | Request::BackupReports { .. }
             | Request::DiskStatus

@@ -88,6 +88,8 @@ enum Sub {
     Verify(VerifyArgs),
     /// The reports of the latest backup and delete runs (mailvault).
     Report(crate::cmd::report::Args),
+    /// Find messages in the backups without restoring them (mailvault).
+    Search(crate::cmd::items::SearchArgs),
 }
 
 /// Check backups: files, checksums, snapshots, redo chain; with --read-data every blob.
@@ -208,6 +210,9 @@ pub fn run(home: &Home, args: Args) -> anyhow::Result<ExitCode> {
     }
     if let Some(Sub::Report(r)) = args.sub {
         return crate::cmd::report::run(home, r);
+    }
+    if let Some(Sub::Search(s)) = args.sub {
+        return crate::cmd::items::search(home, s);
     }
     let _ = &args.server;
     if args.debug {

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod disk;
 pub mod hostname;
 pub mod init;
+pub mod items;
 pub mod links;
 pub mod localconfig;
 pub mod mailbox;

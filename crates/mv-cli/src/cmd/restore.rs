@@ -185,12 +185,59 @@ pub struct RestoreArgs {
     /// Server (accepted for compatibility: this server).
     #[arg(short = 's', long = "server", value_name = "HOST")]
     server: Option<String>,
+    /// Restore only the messages matching this query (the grammar of `zmmailbox
+    /// s`) into the live account, while it runs.
+    #[arg(long = "items", value_name = "QUERY", conflicts_with = "folder")]
+    items: Option<String>,
+    /// Restore only this folder and its subfolders' messages into the live account.
+    #[arg(long = "folder", value_name = "PATH")]
+    folder: Option<String>,
+    /// With --items/--folder: put every restored message into this folder.
+    #[arg(long = "into", value_name = "PATH")]
+    into: Option<String>,
+    /// With --items/--folder: list what would be restored, change nothing.
+    #[arg(long = "dry-run")]
+    dry_run: bool,
     /// Machine-readable output.
     #[arg(long = "json")]
     json: bool,
 }
 
 impl RestoreArgs {
+    /// `--items`/`--folder`: an item restore rather than an account restore.
+    fn item_args(&self) -> Option<crate::cmd::items::ItemArgs<'_>> {
+        if self.items.is_none() && self.folder.is_none() {
+            return None;
+        }
+        let others = [
+            (self.full_only, "-rf"),
+            (self.backup_redo_only, "-br"),
+            (!self.to_incr_label.is_empty(), "-restoreToIncrLabel"),
+            (!self.to_redo_seq.is_empty(), "-restoreToRedoSeq"),
+            (self.create_account, "-ca"),
+            (self.prefix.is_some(), "-pre"),
+            (self.restore_account, "-ra"),
+            (self.sys, "-sys"),
+            (self.skip_deletes, "--skipDeletes"),
+            (self.ignore_redo_errors, "--ignoreRedoErrors"),
+        ]
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+        .collect();
+        Some(crate::cmd::items::ItemArgs {
+            accounts: &self.accounts,
+            items: self.items.clone(),
+            folder: self.folder.clone(),
+            into: self.into.clone(),
+            dry_run: self.dry_run,
+            to_time: &self.to_time,
+            label: self.label.clone(),
+            target: self.target.clone(),
+            json: self.json,
+            others,
+        })
+    }
+
     fn request(&self) -> mv_server::restore::RestoreRequest {
         mv_server::restore::RestoreRequest {
             accounts: self.accounts.clone(),
@@ -214,6 +261,10 @@ impl RestoreArgs {
 
     /// Usage errors (exit 2) and a mistyped target (exit 1), before anything runs.
     fn check(&self, home: &Home) -> Option<ExitCode> {
+        if self.into.is_some() || self.dry_run {
+            eprintln!("error: --into and --dry-run go with --items or --folder");
+            return Some(ExitCode::from(2));
+        }
         if self.exclude_blobs {
             crate::zimbra::note_ignored("--excludeBlobs", "blobs are restored anyway");
         }
@@ -239,6 +290,9 @@ impl RestoreArgs {
 
 pub fn restore(home: &Home, args: RestoreArgs) -> anyhow::Result<ExitCode> {
     let _ = (&args.server, args.exclude_search_index);
+    if let Some(items) = args.item_args() {
+        return crate::cmd::items::restore_items(home, items);
+    }
     if let Some(code) = args.check(home) {
         return Ok(code);
     }
@@ -268,6 +322,13 @@ pub fn restore(home: &Home, args: RestoreArgs) -> anyhow::Result<ExitCode> {
 /// holds, so the next incremental neither finds a gap nor sees a sequence twice.
 pub fn restore_offline(home: &Home, args: RestoreArgs) -> anyhow::Result<ExitCode> {
     let _ = (&args.server, args.exclude_search_index);
+    if args.item_args().is_some() {
+        eprintln!(
+            "error: --items/--folder restore into a running account: use zmrestore \
+             (it runs in this process when no server runs)"
+        );
+        return Ok(ExitCode::from(2));
+    }
     if let Some(code) = args.check(home) {
         return Ok(code);
     }

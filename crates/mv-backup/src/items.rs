@@ -1,0 +1,646 @@
+//! Item-level recovery: searching inside backups (`mailvault backup search`) and
+//! restoring single messages or a folder into the live account (`zmrestore
+//! --items QUERY`, `zmrestore --folder /Path`), without restoring the account.
+//!
+//! Both read a mailbox rebuilt at a restore point ([`RestoreRun::build_point`]:
+//! the full's snapshot database and the redo records up to the point, replayed by
+//! the one apply path into a mailbox no account points at), evaluate the query
+//! with the store's one evaluator ([`mv_store::Mailbox::search_with`], the grammar
+//! of `zmmailbox s`), and throw the rebuilt mailbox away. A message's content is
+//! read from the target's blob pool by digest (the snapshot's messages; their
+//! files are not written) or from the file its replayed record wrote.
+//!
+//! Without a restore point, every session of the target holding the account is a
+//! point of its own (a full: its snapshot; an incremental: the state at its end,
+//! from the redo logs the target holds), so a message that lived between two
+//! backups and was then deleted is found in the session that saw it.
+//!
+//! Restored messages are written to the live mailbox by
+//! [`mv_store::Store::deliver_with_prefixes`]: redo-logged and applied like any
+//! delivery, so they replay, are backed up and are seen over IMAP at once. Their
+//! bytes (stored header prefix included), flags, tags and received dates are the
+//! backup's; a message already in the destination folder with the same digest and
+//! Message-ID is left alone, so running the same restore twice restores once.
+
+use crate::error::{BackupError, Result};
+use crate::label::{Label, SessionKind};
+use crate::restore::{PointMailbox, RestoreOptions, RestoreRun};
+use crate::run::Source;
+use crate::session::AccountState;
+use crate::target::Target;
+use mv_redo::ops::flags;
+use mv_store::search::Term;
+use mv_store::{DeliverOptions, Item, StoreError};
+use mv_types::{Digest, ItemId, MailboxId, UtcMillis};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// One message found in a backup.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupHit {
+    pub email: String,
+    /// The sessions (or the restore point) holding it, oldest first.
+    pub labels: Vec<String>,
+    /// Its folder's path at the newest of those.
+    pub folder: String,
+    /// Its Date header (else when it arrived), ms since the epoch.
+    pub date_ms: i64,
+    pub from: String,
+    pub subject: String,
+    pub size: u64,
+    pub item_id: u32,
+    pub digest: String,
+    pub message_id: String,
+    pub flags: u32,
+    /// Whether the live mailbox holds a message with the same content now (None:
+    /// the account has no live mailbox here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub present: Option<bool>,
+}
+
+/// What `backup search` looks at.
+#[derive(Debug, Clone, Default)]
+pub struct SearchOptions {
+    /// One restore point (`-restoreToTime`, `-lb`); None: every session.
+    pub point: Option<RestoreOptions>,
+    /// Sessions started at or after this time only (without `point`).
+    pub from: Option<UtcMillis>,
+    /// Sessions started at or before this time only (without `point`).
+    pub to: Option<UtcMillis>,
+}
+
+/// What `backup search` found for one account.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AccountSearch {
+    pub email: String,
+    /// How many restore points were read.
+    pub points: usize,
+    pub hits: Vec<BackupHit>,
+    /// Points that could not be read, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// What to restore.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// `--items QUERY` (the grammar of `zmmailbox s`).
+    Query(String),
+    /// `--folder /Path`: the folder and its subfolders.
+    Folder(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ItemRestoreOptions {
+    pub selection: Selection,
+    /// One restore point; None: every session, each item in its newest version.
+    pub point: Option<RestoreOptions>,
+    /// `--into /Folder`: every item there (made when missing).
+    pub into: Option<String>,
+    pub dry_run: bool,
+}
+
+/// One restored (or, with `--dry-run`, restorable) message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RestoredItem {
+    /// Its id in the backup.
+    pub item_id: u32,
+    /// Its id in the live mailbox (None: a dry run, or already present).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_item_id: Option<u32>,
+    /// The session (or restore point) it was taken from.
+    pub label: String,
+    /// Its folder in the backup.
+    pub from_folder: String,
+    /// Where it is now.
+    pub folder: String,
+    pub date_ms: i64,
+    pub from: String,
+    pub subject: String,
+    pub size: u64,
+    pub digest: String,
+    pub flags: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// What `zmrestore --items/--folder` did for one account.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ItemRestoreReport {
+    pub email: String,
+    pub dry_run: bool,
+    pub restored: Vec<RestoredItem>,
+    /// Already in their destination folder (same digest and Message-ID): left alone.
+    pub already_present: Vec<RestoredItem>,
+    /// Folders this restore created.
+    pub folders_created: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// Every account the target holds: (zimbraId, newest address), first seen first.
+pub fn target_accounts(run: &mut RestoreRun, target: &dyn Target) -> Result<Vec<(String, String)>> {
+    let mut ids: Vec<(String, String)> = Vec::new();
+    for s in run.catalog(target)?.sessions() {
+        for a in &s.accounts {
+            match ids.iter_mut().find(|(id, _)| *id == a.zimbra_id) {
+                Some(e) => e.1 = a.email.clone(),
+                None => ids.push((a.zimbra_id.clone(), a.email.clone())),
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// The account's zimbraId: the directory's for a current address or id, else the
+/// newest session that recorded the address (a former name, a deleted account).
+fn zimbra_id(
+    run: &mut RestoreRun,
+    source: &Source,
+    target: &dyn Target,
+    email: &str,
+) -> Result<String> {
+    if let Some(a) = source.dir().find_account(email)? {
+        return Ok(a.id);
+    }
+    run.catalog(target)?
+        .sessions()
+        .rev()
+        .find_map(|s| {
+            s.accounts
+                .iter()
+                .find(|a| a.email.eq_ignore_ascii_case(email) || a.zimbra_id == email)
+        })
+        .map(|a| a.zimbra_id.clone())
+        .ok_or_else(|| BackupError::Invalid(format!("{email}: no backup of this account")))
+}
+
+/// The restore points of every session holding the account (completed), oldest
+/// first, within `from..=to`: (the session's label, options rebuilding its state).
+fn session_points(
+    run: &mut RestoreRun,
+    target: &dyn Target,
+    zimbra_id: &str,
+    from: Option<UtcMillis>,
+    to: Option<UtcMillis>,
+) -> Result<Vec<(String, RestoreOptions)>> {
+    let mut out = Vec::new();
+    let mut seen_full = false;
+    for s in run.catalog(target)?.sessions() {
+        let holds = s
+            .account(zimbra_id)
+            .is_some_and(|a| a.state == AccountState::Completed);
+        if !holds {
+            continue;
+        }
+        let full = s.label.kind == SessionKind::Full;
+        seen_full |= full;
+        if !seen_full
+            || from.is_some_and(|t| s.label.start < t)
+            || to.is_some_and(|t| s.label.start > t)
+        {
+            continue;
+        }
+        let opts = if full {
+            RestoreOptions {
+                label: Some(s.label),
+                full_only: true,
+                ..Default::default()
+            }
+        } else {
+            RestoreOptions {
+                to_incr_label: Some(s.label),
+                backup_redo_only: true,
+                restore_points: 1,
+                ..Default::default()
+            }
+        };
+        out.push((s.label.to_string(), opts));
+    }
+    Ok(out)
+}
+
+/// `-lb LABEL` for items: that session's own state (a full's snapshot, an
+/// incremental's end).
+pub fn point_of_label(label: Label) -> RestoreOptions {
+    match label.kind {
+        SessionKind::Full => RestoreOptions {
+            label: Some(label),
+            full_only: true,
+            ..Default::default()
+        },
+        _ => RestoreOptions {
+            to_incr_label: Some(label),
+            backup_redo_only: true,
+            restore_points: 1,
+            ..Default::default()
+        },
+    }
+}
+
+/// A name for a restore point given by options, for the report.
+fn point_name(opts: &RestoreOptions) -> String {
+    if let Some(t) = opts.to_time {
+        format!("at {}", t.display_local())
+    } else if let Some(l) = opts.to_incr_label {
+        l.to_string()
+    } else if let Some(l) = opts.label {
+        l.to_string()
+    } else if let Some(n) = opts.to_redo_seq {
+        format!("redo sequence {n}")
+    } else {
+        "latest".to_string()
+    }
+}
+
+/// A message's content (without its stored header prefix), checked against its
+/// digest: the file a replayed record wrote, else the pool's copy.
+fn body(
+    run: &mut RestoreRun,
+    source: &Source,
+    target: &dyn Target,
+    mailbox: MailboxId,
+    item: &Item,
+) -> Result<Vec<u8>> {
+    let digest: Digest =
+        item.digest
+            .as_deref()
+            .and_then(|d| d.parse().ok())
+            .ok_or(StoreError::NoContent {
+                mailbox,
+                item: item.id,
+            })?;
+    let path =
+        source
+            .store
+            .blobs()
+            .blob_path(item.volume_id, mailbox, ItemId(item.id), item.mod_content);
+    if path.exists()
+        && let Ok(b) = source.store.blobs().read_verified(&path, &digest)
+    {
+        return Ok(b);
+    }
+    run.read_pool_blob(target, &digest)
+}
+
+/// The messages of a rebuilt mailbox matching `terms`. A folder the query names
+/// that did not exist at that point matches nothing there.
+fn matching(
+    run: &mut RestoreRun,
+    source: &Source,
+    target: &dyn Target,
+    pm: &PointMailbox,
+    terms: &[Term],
+) -> Result<Vec<Item>> {
+    let mbox = source.store.mailbox(pm.mailbox);
+    let mut failed = None;
+    let found = mbox.search_with(terms, None, &mut |i| match body(
+        run, source, target, pm.mailbox, i,
+    ) {
+        Ok(b) => mv_store::mime::message_text(&[&i.prefix[..], &b[..]].concat()),
+        Err(e) => {
+            failed.get_or_insert(e);
+            mv_store::mime::MessageText::default()
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    match found {
+        Ok(items) => Ok(items.into_iter().filter(|i| i.digest.is_some()).collect()),
+        Err(StoreError::NotFound(_)) => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Folder id → path in a mailbox.
+fn folder_paths(source: &Source, mailbox: MailboxId) -> Result<HashMap<u32, String>> {
+    Ok(source
+        .store
+        .mailbox(mailbox)
+        .folders()?
+        .into_iter()
+        .map(|f| (f.id, f.path))
+        .collect())
+}
+
+/// The account's live mailbox, if it has one.
+fn live_mailbox(source: &Source, zimbra_id: &str) -> Result<Option<MailboxId>> {
+    let Some(account) = source.dir().find_account(zimbra_id)? else {
+        return Ok(None);
+    };
+    let mbox = source.store.mailbox(account.mailbox_id);
+    let live = mbox.db_path().exists() && mbox.info()?.is_some_and(|i| !i.deleted);
+    Ok(live.then_some(account.mailbox_id))
+}
+
+/// Builds each point in turn, hands the rebuilt mailbox to `each`, and throws it
+/// away again (also when `each` fails). A point that cannot be built is noted
+/// when there are several (another session may still hold the items), an error
+/// when it is the only one.
+fn for_each_point(
+    run: &mut RestoreRun,
+    source: &Source,
+    target: &dyn Target,
+    email: &str,
+    points: &[(String, RestoreOptions)],
+    notes: &mut Vec<String>,
+    each: &mut dyn FnMut(&mut RestoreRun, &str, &PointMailbox) -> Result<()>,
+) -> Result<usize> {
+    let mut read = 0;
+    for (name, opts) in points {
+        let pm = match run.build_point(source, target, email, opts) {
+            Ok(pm) => pm,
+            Err(e) if points.len() > 1 => {
+                notes.push(format!("{name}: not read: {e}"));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let r = each(run, name, &pm);
+        pm.discard(source);
+        r?;
+        read += 1;
+    }
+    Ok(read)
+}
+
+fn points_for(
+    run: &mut RestoreRun,
+    target: &dyn Target,
+    zimbra_id: &str,
+    point: &Option<RestoreOptions>,
+    from: Option<UtcMillis>,
+    to: Option<UtcMillis>,
+) -> Result<Vec<(String, RestoreOptions)>> {
+    Ok(match point {
+        Some(p) => vec![(point_name(p), p.clone())],
+        None => session_points(run, target, zimbra_id, from, to)?,
+    })
+}
+
+/// `mailvault backup search -a ACCOUNT QUERY`: every message matching `query` in
+/// the account's backups, one hit per (digest, item id), newest first.
+pub fn search_account(
+    run: &mut RestoreRun,
+    source: &Source,
+    target: &dyn Target,
+    email: &str,
+    query: &str,
+    opts: &SearchOptions,
+) -> Result<AccountSearch> {
+    let terms = mv_store::search::parse(query).map_err(|e| BackupError::Invalid(e.to_string()))?;
+    let zid = zimbra_id(run, source, target, email)?;
+    let points = points_for(run, target, &zid, &opts.point, opts.from, opts.to)?;
+    let mut out = AccountSearch {
+        email: email.to_string(),
+        ..Default::default()
+    };
+    let mut hits: BTreeMap<(String, u32), BackupHit> = BTreeMap::new();
+    out.points = for_each_point(
+        run,
+        source,
+        target,
+        email,
+        &points,
+        &mut out.notes,
+        &mut |run, name, pm| {
+            let folders = folder_paths(source, pm.mailbox)?;
+            for i in matching(run, source, target, pm, &terms)? {
+                let digest = i.digest.clone().unwrap_or_default();
+                let hit = hits
+                    .entry((digest.clone(), i.id))
+                    .or_insert_with(|| BackupHit {
+                        email: email.to_string(),
+                        labels: Vec::new(),
+                        folder: String::new(),
+                        date_ms: 0,
+                        from: String::new(),
+                        subject: String::new(),
+                        size: 0,
+                        item_id: i.id,
+                        digest,
+                        message_id: String::new(),
+                        flags: 0,
+                        present: None,
+                    });
+                hit.labels.push(name.to_string());
+                // The newest point describes it.
+                hit.folder = folders.get(&i.folder_id).cloned().unwrap_or_default();
+                hit.date_ms = mv_store::search::effective_date(&i);
+                hit.from = i.sender.clone();
+                hit.subject = i.subject.clone();
+                hit.size = i.size;
+                hit.message_id = i.message_id.clone();
+                hit.flags = i.flags;
+            }
+            Ok(())
+        },
+    )?;
+    let live: Option<HashSet<String>> = match live_mailbox(source, &zid)? {
+        Some(id) => Some(
+            source
+                .store
+                .mailbox(id)
+                .items(None, Some(mv_store::ItemKind::Message))?
+                .into_iter()
+                .filter_map(|i| i.digest)
+                .collect(),
+        ),
+        None => None,
+    };
+    out.hits = hits.into_values().collect();
+    for h in &mut out.hits {
+        h.present = live.as_ref().map(|l| l.contains(&h.digest));
+    }
+    out.hits
+        .sort_by(|a, b| b.date_ms.cmp(&a.date_ms).then(b.item_id.cmp(&a.item_id)));
+    Ok(out)
+}
+
+/// A message chosen from a backup, with what restoring it needs.
+struct Chosen {
+    item: Item,
+    body: Vec<u8>,
+    label: String,
+    folder: String,
+    /// Its tags' names and colours.
+    tags: Vec<(String, u32)>,
+}
+
+/// `zmrestore -a ACCOUNT --items QUERY | --folder /Path`: restores the selected
+/// messages into the account's live mailbox.
+pub fn restore_items(
+    run: &mut RestoreRun,
+    source: &Source,
+    target: &dyn Target,
+    email: &str,
+    opts: &ItemRestoreOptions,
+) -> Result<ItemRestoreReport> {
+    let terms = match &opts.selection {
+        Selection::Query(q) => {
+            mv_store::search::parse(q).map_err(|e| BackupError::Invalid(e.to_string()))?
+        }
+        Selection::Folder(p) => {
+            if p.trim_matches('/').is_empty() {
+                return Err(BackupError::Invalid(
+                    "--folder needs a folder path such as /Inbox/Projects (for the whole \
+                     account, restore the account)"
+                        .into(),
+                ));
+            }
+            vec![Term::Under(p.clone())]
+        }
+    };
+    if let Some(into) = &opts.into
+        && into.trim_matches('/').is_empty()
+    {
+        return Err(BackupError::Invalid(
+            "--into needs a folder path such as /Restored".into(),
+        ));
+    }
+    let zid = zimbra_id(run, source, target, email)?;
+    let live = live_mailbox(source, &zid)?.ok_or_else(|| {
+        BackupError::Invalid(format!(
+            "{email}: no live mailbox to restore items into; restore the account \
+             (zmrestore -a {email} -ra)"
+        ))
+    })?;
+    let points = points_for(run, target, &zid, &opts.point, None, None)?;
+    let mut report = ItemRestoreReport {
+        email: email.to_string(),
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
+    // Newest point first: each item is taken in its newest version.
+    let mut chosen: BTreeMap<(String, u32), Chosen> = BTreeMap::new();
+    let newest_first: Vec<_> = points.into_iter().rev().collect();
+    for_each_point(
+        run,
+        source,
+        target,
+        email,
+        &newest_first,
+        &mut report.notes,
+        &mut |run, name, pm| {
+            let folders = folder_paths(source, pm.mailbox)?;
+            let tags: HashMap<u32, (String, u32)> = source
+                .store
+                .mailbox(pm.mailbox)
+                .tags()?
+                .into_iter()
+                .map(|t| (t.id, (t.name, t.color)))
+                .collect();
+            for i in matching(run, source, target, pm, &terms)? {
+                let key = (i.digest.clone().unwrap_or_default(), i.id);
+                if chosen.contains_key(&key) {
+                    continue;
+                }
+                let body = body(run, source, target, pm.mailbox, &i)?;
+                chosen.insert(
+                    key,
+                    Chosen {
+                        label: name.to_string(),
+                        folder: folders.get(&i.folder_id).cloned().unwrap_or_default(),
+                        tags: i.tags.iter().filter_map(|t| tags.get(t).cloned()).collect(),
+                        body,
+                        item: i,
+                    },
+                );
+            }
+            Ok(())
+        },
+    )?;
+    let mut chosen: Vec<Chosen> = chosen.into_values().collect();
+    // Oldest first within each folder: IMAP UIDs follow the original order.
+    chosen.sort_by(|a, b| {
+        (&a.folder, a.item.received_ms, a.item.id).cmp(&(&b.folder, b.item.received_ms, b.item.id))
+    });
+    let restored_folder = format!("/Restored {}", chrono::Local::now().format("%Y-%m-%d"));
+    for c in chosen {
+        let dest_path = match &opts.into {
+            Some(into) => normalize(into),
+            None if source
+                .store
+                .mailbox(live)
+                .folder_by_path(&c.folder)?
+                .is_some() =>
+            {
+                c.folder.clone()
+            }
+            // Zimbra's habit: a folder that is gone comes back under a dated one.
+            None => format!("{restored_folder}{}", c.folder),
+        };
+        let mut item = RestoredItem {
+            item_id: c.item.id,
+            new_item_id: None,
+            label: c.label.clone(),
+            from_folder: c.folder.clone(),
+            folder: dest_path.clone(),
+            date_ms: mv_store::search::effective_date(&c.item),
+            from: c.item.sender.clone(),
+            subject: c.item.subject.clone(),
+            size: c.item.size,
+            digest: c.item.digest.clone().unwrap_or_default(),
+            flags: c.item.flags,
+            tags: c.tags.iter().map(|(n, _)| n.clone()).collect(),
+        };
+        let mbox = source.store.mailbox(live);
+        let existing = mbox.folder_by_path(&dest_path)?;
+        if let Some(f) = &existing {
+            let present = mbox
+                .messages(f.id)?
+                .iter()
+                .any(|m| m.digest == c.item.digest && m.message_id == c.item.message_id);
+            if present {
+                report.already_present.push(item);
+                continue;
+            }
+        }
+        if opts.dry_run {
+            report.restored.push(item);
+            continue;
+        }
+        let folder_id = match existing {
+            Some(f) => f.id,
+            None => {
+                let id = source
+                    .store
+                    .create_folder_path(live, &dest_path, "message")?;
+                report.folders_created.push(dest_path.clone());
+                id
+            }
+        };
+        let mut tag_ids = Vec::new();
+        for (name, color) in &c.tags {
+            let found = mbox
+                .tags()?
+                .into_iter()
+                .find(|t| t.name.eq_ignore_ascii_case(name));
+            tag_ids.push(match found {
+                Some(t) => t.id,
+                None => source.store.create_tag(live, name, *color)?,
+            });
+        }
+        let options = DeliverOptions {
+            folder_id,
+            flags: c.item.flags & flags::ALL,
+            tags: tag_ids,
+            received: Some(UtcMillis(c.item.received_ms)),
+        };
+        let ids = source.store.deliver_with_prefixes(
+            &c.body,
+            &[(live, c.item.prefix.clone())],
+            &options,
+        )?;
+        item.new_item_id = ids.first().map(|i| i.0);
+        report.restored.push(item);
+    }
+    report.folders_created.dedup();
+    Ok(report)
+}
+
+fn normalize(path: &str) -> String {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    format!("/{}", parts.join("/"))
+}

@@ -1,0 +1,280 @@
+//! Item-level recovery on the command line: `mailvault backup search` and the
+//! `--items`/`--folder` forms of `zmrestore`. Both run through the server's jobs
+//! API when a server runs (its log lines are the progress, on stderr), else in
+//! this process.
+
+use crate::client::Client;
+use mv_home::Home;
+use mv_server::Request;
+use mv_server::items::{BackupSearchRequest, ItemRestoreRequest};
+use mv_types::UtcMillis;
+use serde_json::Value;
+use std::process::ExitCode;
+
+/// Search the backups for messages, without restoring anything (exit 0: found,
+/// 1: nothing found or an error, 2: a usage error).
+#[derive(clap::Args, Debug)]
+#[command(after_help = mv_types::time::FORMATS_HELP)]
+pub struct SearchArgs {
+    /// The account (address or zimbraId), or `all` (every account of the target).
+    #[arg(short = 'a', long = "account", value_name = "ADDR")]
+    account: String,
+    /// Backup target: a directory or s3://BUCKET/PREFIX (default: zimbraBackupTarget, else <home>/backup).
+    #[arg(short = 't', long = "target", value_name = "TARGET", value_parser = super::backup::target_arg)]
+    target: Option<String>,
+    /// Sessions started at or after this time only.
+    #[arg(long = "from", value_name = "TIME")]
+    from: Option<String>,
+    /// Sessions started at or before this time only.
+    #[arg(long = "to", value_name = "TIME")]
+    to: Option<String>,
+    /// Search the account as it was at this time (one restore point) instead of
+    /// every session.
+    #[arg(long = "restoreToTime", value_name = "TIME")]
+    to_time: Option<String>,
+    /// Search this session's state only.
+    #[arg(long = "lb", visible_alias = "label", value_name = "LABEL")]
+    label: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+    /// The query, in the grammar of `zmmailbox s` (several words are one query).
+    #[arg(value_name = "QUERY", num_args = 1.., required = true)]
+    query: Vec<String>,
+}
+
+/// Follows a request as a job (through a server), or runs it here, printing its
+/// log lines to stderr as progress.
+fn run_followed(client: &Client, req: Request, what: &str) -> anyhow::Result<Value> {
+    let mut shown = 0usize;
+    let mut follow = |status: &mv_server::jobs::JobStatus| {
+        for l in status.log.iter().skip(shown) {
+            eprintln!("{what}: {l}");
+        }
+        shown = status.log.len();
+    };
+    match client {
+        Client::Local { service, .. } => match req {
+            Request::BackupSearch(r) => {
+                let report = service
+                    .backup_search_watched(&r, &|done, total, line| {
+                        if total > 1
+                            && let Some(l) = line
+                        {
+                            eprintln!("{what}: [{done}/{total}] {l}");
+                        }
+                        true
+                    })
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok(serde_json::to_value(report)?)
+            }
+            other => client.execute(other),
+        },
+        Client::Remote { .. } => client.run_job(req, &mut follow),
+    }
+}
+
+pub fn search(home: &Home, args: SearchArgs) -> anyhow::Result<ExitCode> {
+    let req = BackupSearchRequest {
+        account: args.account.clone(),
+        query: args.query.join(" "),
+        target: args.target.clone(),
+        from: args.from.clone(),
+        to: args.to.clone(),
+        to_time: args.to_time.clone(),
+        label: args.label.clone(),
+    };
+    if let Err(e) = mv_server::items::search_options(&req) {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(2));
+    }
+    if let Some(t) = &args.target
+        && let Err(e) = mv_backup::target::open_existing(t, home)
+    {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(1));
+    }
+    let client = Client::connect(home)?;
+    let report = match run_followed(&client, Request::BackupSearch(req), "search") {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let mut hits = 0usize;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    for a in report["accounts"].as_array().into_iter().flatten() {
+        let list = a["hits"].as_array().cloned().unwrap_or_default();
+        hits += list.len();
+        if args.json {
+            continue;
+        }
+        println!(
+            "{}: {} message(s) in {} restore point(s)",
+            a["email"].as_str().unwrap_or(""),
+            list.len(),
+            a["points"]
+        );
+        for h in &list {
+            let s = |k: &str| h[k].as_str().unwrap_or("").to_string();
+            let present = match h["present"].as_bool() {
+                Some(true) => "in the mailbox now",
+                Some(false) => "not in the mailbox now",
+                None => "no live mailbox",
+            };
+            let labels: Vec<&str> = h["labels"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l.as_str())
+                .collect();
+            println!(
+                "  item {}  {}  {}  from {}  \"{}\"  {} bytes  {present}",
+                h["item_id"],
+                UtcMillis(h["date_ms"].as_i64().unwrap_or(0)).display_local(),
+                s("folder"),
+                s("from"),
+                s("subject"),
+                h["size"],
+            );
+            println!("      digest {}  in {}", s("digest"), labels.join(", "));
+        }
+        for n in a["notes"].as_array().into_iter().flatten() {
+            eprintln!("note: {}", n.as_str().unwrap_or(""));
+        }
+    }
+    for f in report["failures"].as_array().into_iter().flatten() {
+        eprintln!(
+            "error: {}: {}",
+            f["email"].as_str().unwrap_or(""),
+            f["error"].as_str().unwrap_or("")
+        );
+    }
+    if hits == 0 && !args.json {
+        eprintln!("No matching messages found in the backups");
+    }
+    Ok(if hits > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The `--items`/`--folder` part of `zmrestore`'s arguments.
+pub struct ItemArgs<'a> {
+    pub accounts: &'a [String],
+    pub items: Option<String>,
+    pub folder: Option<String>,
+    pub into: Option<String>,
+    pub dry_run: bool,
+    pub to_time: &'a [String],
+    pub label: Option<String>,
+    pub target: Option<String>,
+    pub json: bool,
+    /// Other restore options given, which do not go with an item restore.
+    pub others: Vec<&'static str>,
+}
+
+pub fn restore_items(home: &Home, args: ItemArgs) -> anyhow::Result<ExitCode> {
+    if let Some(o) = args.others.first() {
+        eprintln!("error: {o} does not go with --items/--folder");
+        return Ok(ExitCode::from(2));
+    }
+    let [account] = args.accounts else {
+        eprintln!("error: --items/--folder restore into one account: -a ADDR");
+        return Ok(ExitCode::from(2));
+    };
+    if args.to_time.len() > 1 {
+        eprintln!("error: --items/--folder take one -restoreToTime");
+        return Ok(ExitCode::from(2));
+    }
+    let req = ItemRestoreRequest {
+        account: account.clone(),
+        items: args.items,
+        folder: args.folder,
+        target: args.target.clone(),
+        to_time: args.to_time.first().cloned(),
+        label: args.label,
+        into: args.into,
+        dry_run: args.dry_run,
+    };
+    if let Err(e) = mv_server::items::item_options(&req) {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(2));
+    }
+    if let Some(t) = &args.target
+        && let Err(e) = mv_backup::target::open_existing(t, home)
+    {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(1));
+    }
+    let client = Client::connect(home)?;
+    let report = match run_followed(&client, Request::RestoreItems(req), "restore") {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let dry = report["dry_run"].as_bool() == Some(true);
+    let email = report["email"].as_str().unwrap_or("");
+    for f in report["folders_created"].as_array().into_iter().flatten() {
+        println!("{email}: created folder {}", f.as_str().unwrap_or(""));
+    }
+    let line = |h: &Value| {
+        format!(
+            "item {} \"{}\" from {} ({} bytes, {}) {} -> {}{}",
+            h["item_id"],
+            h["subject"].as_str().unwrap_or(""),
+            h["from"].as_str().unwrap_or(""),
+            h["size"],
+            h["label"].as_str().unwrap_or(""),
+            h["from_folder"].as_str().unwrap_or(""),
+            h["folder"].as_str().unwrap_or(""),
+            match h["new_item_id"].as_u64() {
+                Some(n) => format!(" as item {n}"),
+                None => String::new(),
+            }
+        )
+    };
+    let restored = report["restored"].as_array().cloned().unwrap_or_default();
+    let present = report["already_present"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for h in &restored {
+        println!(
+            "{email}: {} {}",
+            if dry { "would restore" } else { "restored" },
+            line(h)
+        );
+    }
+    for h in &present {
+        println!("{email}: already present, left alone: {}", line(h));
+    }
+    for n in report["notes"].as_array().into_iter().flatten() {
+        eprintln!("note: {}", n.as_str().unwrap_or(""));
+    }
+    if restored.is_empty() && present.is_empty() {
+        eprintln!("{email}: no message in the backups matches");
+        return Ok(ExitCode::from(1));
+    }
+    println!(
+        "{email}: {} item(s) {}, {} already present",
+        restored.len(),
+        if dry {
+            "to restore (dry run)"
+        } else {
+            "restored"
+        },
+        present.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}

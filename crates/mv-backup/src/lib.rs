@@ -80,6 +80,7 @@ pub mod incr;
 mod index_files;
 pub mod label;
 pub mod ldap;
+pub mod live;
 pub mod pack;
 pub mod playredo;
 pub mod progress;

@@ -16,6 +16,7 @@ pub mod diskmon;
 pub mod homewatch;
 pub mod imap_backend;
 pub mod jobs;
+pub mod live;
 pub mod lmtp_backend;
 pub mod login_cache;
 mod mail;

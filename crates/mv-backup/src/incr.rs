@@ -316,7 +316,7 @@ fn copy_archived(
         )));
     }
     let scratch = run.target.scratch_dir()?.join(format!("{label}-{name}"));
-        std::fs::copy(&log.path, &scratch).map_err(BackupError::copy(&log.path, &scratch))?;
+    std::fs::copy(&log.path, &scratch).map_err(BackupError::copy(&log.path, &scratch))?;
     let rel = format!("redologs/{name}");
     let size = sb.put_file(&rel, &scratch)?;
     let blake3 = sb
@@ -345,7 +345,9 @@ fn adopt_shipped(
     let at = format!("{}/{}", run.target.url(), shipped.path);
     let mut go = || -> Result<std::result::Result<RedoLogFile, String>> {
         let Some(local) = crate::target::fetch_local(run.target, &shipped.path)? else {
-            return Ok(Err(format!("shipped redo log {at} vanished while being read")));
+            return Ok(Err(format!(
+                "shipped redo log {at} vanished while being read"
+            )));
         };
         let header = match mv_redo::archive::read_header(local.path()) {
             Ok(h) if h.sequence == shipped.sequence && h.closed => h,

@@ -291,9 +291,9 @@ pub struct Lag {
 /// Reads `live/state.json`, `None` when absent.
 pub fn read_state(target: &dyn Target) -> Result<Option<ShipState>> {
     match target.get(STATE_PATH) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map(Some)
-            .map_err(|e| BackupError::corrupt(format!("{}/{STATE_PATH}", target.url()), e.to_string())),
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+            BackupError::corrupt(format!("{}/{STATE_PATH}", target.url()), e.to_string())
+        }),
         Err(BackupError::NotFound(_)) => Ok(None),
         Err(e) => Err(e),
     }

@@ -129,10 +129,10 @@ impl Shipper {
             for r in mv_redo::RedoFileReader::open(&log.path)? {
                 r?;
             }
-            let scratch = self.target.scratch_dir()?.join(format!(
-                "ship-{}-{name}",
-                uuid::Uuid::new_v4().simple()
-            ));
+            let scratch = self
+                .target
+                .scratch_dir()?
+                .join(format!("ship-{}-{name}", uuid::Uuid::new_v4().simple()));
             std::fs::copy(&log.path, &scratch).map_err(BackupError::copy(&log.path, &scratch))?;
             let size = std::fs::metadata(&scratch).map(|m| m.len()).unwrap_or(0);
             let put = self

@@ -75,7 +75,11 @@ fn segments_of_the_open_log_rebuild_it_and_the_whole_log_replaces_them() {
     assert_eq!(s.lag(w.log.durable_lsn()).records, 2, "two records behind");
     let r = s.round(w.log.durable_lsn()).unwrap();
     assert_eq!(r.segments, 1);
-    assert_eq!(s.round(w.log.durable_lsn()).unwrap().segments, 0, "nothing new");
+    assert_eq!(
+        s.round(w.log.durable_lsn()).unwrap().segments,
+        0,
+        "nothing new"
+    );
 
     let seq = w.log.position().sequence;
     let listing = list(w.target.as_ref()).unwrap();
@@ -83,7 +87,11 @@ fn segments_of_the_open_log_rebuild_it_and_the_whole_log_replaces_them() {
     assert_eq!(segs.len(), 2);
     let a = assemble(w.target.as_ref(), segs).unwrap();
     assert_eq!(a.records, 5);
-    assert_eq!(lsns(a.file.path()), lsns(&w.cfg.log_path), "every record, in order");
+    assert_eq!(
+        lsns(a.file.path()),
+        lsns(&w.cfg.log_path),
+        "every record, in order"
+    );
     assert!(verify(w.target.as_ref()).unwrap().is_empty());
     let state = read_state(w.target.as_ref()).unwrap().unwrap();
     assert_eq!((state.sequence, state.lsn), (seq, a.last_lsn));

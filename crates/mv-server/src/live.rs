@@ -161,7 +161,7 @@ fn round(
     durable: mv_types::Lsn,
 ) -> Result<mv_backup::live::ship::Round, String> {
     let spec = mv_backup::default_target(
-        &service.directory(),
+        service.directory(),
         service.server_name(),
         service.store().home(),
     );

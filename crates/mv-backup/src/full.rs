@@ -177,6 +177,7 @@ pub(crate) fn run_full(
     };
     run.commit(sb, &session)?;
     crate::incr::remove_expired_archive(run, &copied.in_target);
+    crate::incr::prune_live(run, &copied.in_target);
     // last_backup_at only now, and only for accounts that completed: one
     // transaction for the whole session.
     let completed: Vec<MailboxId> = session

@@ -28,7 +28,7 @@ use crate::session::{
 use mv_directory::Account;
 use mv_redo::RedoFileReader;
 use mv_types::UtcMillis;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The first hole in the chain of sequences `from..=upto` given the sequences
 /// held (`seqs`; older ones do not matter). `upto` is the newest sequence that
@@ -155,6 +155,7 @@ pub(crate) fn run_incremental(
     };
     run.commit(sb, &session)?;
     remove_expired_archive(run, &copied.in_target);
+    prune_live(run, &copied.in_target);
     Ok(crate::full::report(&session))
 }
 
@@ -240,44 +241,47 @@ pub(crate) fn copy_redo_logs(
         Some(last) => Some(last + 1),
         None => run.catalog.oldest_full_redo_seq(),
     };
+    // Shipped logs and segments (live DR) count as held: a whole shipped log is
+    // adopted into the session (linked where the target can, not copied again
+    // from the home), and a sequence held only in segments that this home no
+    // longer has (a server rebuilt after a disaster) becomes one log rebuilt
+    // from them. `live/` keeps them until the session commits (`crate::live::prune`).
+    let live = crate::live::list(run.target)?;
+    let current = store.redo().position().sequence;
     if let Some(start) = start {
-        for log in archive.iter().filter(|l| l.sequence >= start) {
+        let by_seq: BTreeMap<u64, &mv_redo::ArchivedLog> =
+            archive.iter().map(|l| (l.sequence, l)).collect();
+        let newest = by_seq
+            .keys()
+            .next_back()
+            .copied()
+            .max(live.newest_sequence())
+            .unwrap_or(0);
+        for seq in start..=newest {
             if run.aborter.requested() {
                 aborted = true;
                 break;
             }
-            let name = log
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if let Err(e) = check_log(&log.path) {
-                errors.push(SessionError {
-                    account: None,
-                    message: format!("archived redo log {name} is damaged and was not copied: {e}"),
-                });
+            let outcome = if let Some(shipped) = live.logs.get(&seq) {
+                adopt_shipped(run, sb, shipped)
+            } else if let Some(log) = by_seq.get(&seq) {
+                copy_archived(run, sb, label, log)
+            } else if let Some(segs) = live.segments.get(&seq).filter(|_| seq < current) {
+                adopt_segments(run, sb, segs)
+            } else {
                 continue;
+            };
+            match outcome? {
+                Ok(l) => {
+                    run.progress.bytes(l.size);
+                    in_target.insert(l.seq);
+                    logs_copied.push(l);
+                }
+                Err(message) => errors.push(SessionError {
+                    account: None,
+                    message,
+                }),
             }
-            let scratch = run.target.scratch_dir()?.join(format!("{label}-{name}"));
-            std::fs::copy(&log.path, &scratch).map_err(BackupError::copy(&log.path, &scratch))?;
-            let rel = format!("redologs/{name}");
-            let size = sb.put_file(&rel, &scratch)?;
-            run.progress.bytes(size);
-            let blake3 = sb
-                .files
-                .last()
-                .map(|f| f.blake3.clone())
-                .unwrap_or_default();
-            logs_copied.push(RedoLogFile {
-                seq: log.sequence,
-                name,
-                first_lsn: log.first_lsn.0,
-                last_lsn: log.last_lsn.0,
-                closed: log.closed_at,
-                size,
-                blake3,
-            });
-            in_target.insert(log.sequence);
         }
     }
     let gap = needed.and_then(|from| {
@@ -293,12 +297,149 @@ pub(crate) fn copy_redo_logs(
     })
 }
 
+/// Copies an archived log of the home into the session. `Err` is a damaged log
+/// (not copied), as the session's error text; a failing target is fatal.
+fn copy_archived(
+    run: &mut Run,
+    sb: &mut SessionBuilder,
+    label: Label,
+    log: &mv_redo::ArchivedLog,
+) -> Result<std::result::Result<RedoLogFile, String>> {
+    let name = log
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Err(e) = check_log(&log.path) {
+        return Ok(Err(format!(
+            "archived redo log {name} is damaged and was not copied: {e}"
+        )));
+    }
+    let scratch = run.target.scratch_dir()?.join(format!("{label}-{name}"));
+    std::fs::copy(&log.path, &scratch).map_err(BackupError::copy(&log.path, &scratch))?;
+    let rel = format!("redologs/{name}");
+    let size = sb.put_file(&rel, &scratch)?;
+    let blake3 = sb
+        .files
+        .last()
+        .map(|f| f.blake3.clone())
+        .unwrap_or_default();
+    Ok(Ok(RedoLogFile {
+        seq: log.sequence,
+        name,
+        first_lsn: log.first_lsn.0,
+        last_lsn: log.last_lsn.0,
+        closed: log.closed_at,
+        size,
+        blake3,
+    }))
+}
+
+/// Puts a log the shipper put whole into `live/` into the session, checked
+/// first (every record, and its header against its name).
+fn adopt_shipped(
+    run: &mut Run,
+    sb: &mut SessionBuilder,
+    shipped: &crate::live::ShippedLog,
+) -> Result<std::result::Result<RedoLogFile, String>> {
+    let at = format!("{}/{}", run.target.url(), shipped.path);
+    let mut go = || -> Result<std::result::Result<RedoLogFile, String>> {
+        let Some(local) = crate::target::fetch_local(run.target, &shipped.path)? else {
+            return Ok(Err(format!(
+                "shipped redo log {at} vanished while being read"
+            )));
+        };
+        let header = match mv_redo::archive::read_header(local.path()) {
+            Ok(h) if h.sequence == shipped.sequence && h.closed => h,
+            Ok(_) => {
+                return Ok(Err(format!(
+                    "shipped redo log {at} is not the closed log its name says"
+                )));
+            }
+            Err(e) => return Ok(Err(format!("shipped redo log {at} is damaged: {e}"))),
+        };
+        if let Err(e) = check_log(local.path()) {
+            return Ok(Err(format!("shipped redo log {at} is damaged: {e}")));
+        }
+        let (size, blake3) = crate::run::hash_file(local.path())?;
+        let rel = format!("redologs/{}", shipped.name);
+        sb.copy_object(&rel, &shipped.path, size, &blake3)?;
+        Ok(Ok(RedoLogFile {
+            seq: shipped.sequence,
+            name: shipped.name.clone(),
+            first_lsn: header.first_lsn.0,
+            last_lsn: header.last_lsn.0,
+            closed: header.closed_at,
+            size,
+            blake3,
+        }))
+    };
+    go()
+}
+
+/// Puts into the session the log that a sequence's shipped segments make (the
+/// log of a lost server, up to its last shipped record), named as an archived
+/// log closed at its last record's time.
+fn adopt_segments(
+    run: &mut Run,
+    sb: &mut SessionBuilder,
+    segs: &[crate::live::SegmentObject],
+) -> Result<std::result::Result<RedoLogFile, String>> {
+    let mut go = || -> Result<RedoLogFile> {
+        let a = crate::live::assemble(run.target, segs)?;
+        let name = mv_redo::archive::archive_file_name(a.last_time, a.sequence);
+        let scratch = run
+            .target
+            .scratch_dir()?
+            .join(format!("adopt-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::copy(a.file.path(), &scratch)
+            .map_err(BackupError::copy(a.file.path(), &scratch))?;
+        let size = sb.put_file(&format!("redologs/{name}"), &scratch)?;
+        let blake3 = sb
+            .files
+            .last()
+            .map(|f| f.blake3.clone())
+            .unwrap_or_default();
+        Ok(RedoLogFile {
+            seq: a.sequence,
+            name,
+            first_lsn: a.first_lsn,
+            last_lsn: a.last_lsn,
+            closed: a.last_time,
+            size,
+            blake3,
+        })
+    };
+    match go() {
+        Ok(l) => Ok(Ok(l)),
+        Err(e @ BackupError::Corrupt { .. }) => Ok(Err(format!(
+            "shipped segments of redo sequence {} were not adopted: {e}",
+            segs.first().map_or(0, |s| s.sequence)
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads a whole redo log (every record's CRC and decoding).
 fn check_log(path: &std::path::Path) -> Result<(), mv_redo::RedoError> {
     for r in RedoFileReader::open(path)? {
         r?;
     }
     Ok(())
+}
+
+/// Removes from the target's `live/` what its sessions now hold (shipped logs
+/// and segments adopted by the session just committed, or older).
+pub(crate) fn prune_live(run: &Run, in_target: &BTreeSet<u64>) {
+    let Some(&held) = in_target.last() else {
+        return;
+    };
+    if let Err(e) = crate::live::prune(run.target, held) {
+        tracing::warn!(
+            "cannot remove shipped redo logs the sessions of {} now hold: {e}",
+            run.target.url()
+        );
+    }
 }
 
 /// Removes archived logs that the target holds and that are older than the keep

@@ -122,6 +122,32 @@ pub fn redo_floor(target: &dyn Target) -> Result<Option<(u64, u64)>> {
             .map_err(|reason| BackupError::corrupt(format!("{}/{rel}", target.url()), reason))?;
         lsn = lsn.max(h.last_lsn.0);
     }
+    // Shipped logs and segments (live DR) are part of the history: a home that
+    // continues it starts after the last shipped sequence, even one held only
+    // in segments (its records past them were lost with the server).
+    let live = crate::live::list(target)?;
+    for l in live.logs.values() {
+        if l.sequence > held {
+            held = l.sequence;
+            let head = target.get_range(&l.path, 0, mv_redo::format::HEADER_LEN as u64)?;
+            let h = mv_redo::FileHeader::decode(&head).map_err(|reason| {
+                BackupError::corrupt(format!("{}/{}", target.url(), l.path), reason)
+            })?;
+            lsn = lsn.max(h.last_lsn.0);
+        }
+    }
+    if let Some((seq, segs)) = live.segments.iter().next_back()
+        && *seq > held
+    {
+        held = *seq;
+        for s in segs {
+            let bytes = target.get(&s.path)?;
+            let (m, _) = crate::live::segment::decode(&bytes).map_err(|reason| {
+                BackupError::corrupt(format!("{}/{}", target.url(), s.path), reason)
+            })?;
+            lsn = lsn.max(m.last_lsn);
+        }
+    }
     if held == 0 && position == 0 {
         return Ok(None);
     }

@@ -25,6 +25,8 @@
 //!   packs/<xx>/<pack id>.zip              blob pool: zip entries named by digest
 //!   packs/<xx>/<pack id>.idx              where each blob's data is (see [`pack`])
 //!   tmp/<label>/                          a session being written
+//!   live/redologs/, live/segments/        the redo log shipped continuously
+//!                                         (live DR, [`live`])
 //! ```
 //!
 //! Labels are `full-YYYYMMDD.HHMMSS.mmm` / `incr-...` (UTC start). Every XML file
@@ -81,6 +83,7 @@ mod index_files;
 pub mod items;
 pub mod label;
 pub mod ldap;
+pub mod live;
 pub mod pack;
 pub mod playredo;
 pub mod progress;

@@ -87,6 +87,46 @@ pub struct QueryResult {
     pub sessions: Vec<SessionLine>,
     /// Filled with `-a`.
     pub accounts: Vec<AccountBackups>,
+    /// What continuous redo shipping holds in the target (live DR), when it
+    /// holds anything and no session filter was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shipping: Option<Shipping>,
+}
+
+/// The target's `live/`: what a restore can reach past the last session.
+#[derive(Debug, Clone, Serialize)]
+pub struct Shipping {
+    pub logs: usize,
+    /// Sequences held only as segments (the log that was open).
+    pub segment_sequences: Vec<u64>,
+    /// The shipper's last round (`live/state.json`).
+    pub last_round: Option<crate::live::ShipState>,
+    pub last_round_utc: Option<String>,
+    pub last_record_utc: Option<String>,
+}
+
+fn shipping(target: &dyn Target) -> Result<Option<Shipping>> {
+    let listing = crate::live::list(target)?;
+    let state = crate::live::read_state(target)?;
+    if listing.is_empty() && state.is_none() {
+        return Ok(None);
+    }
+    let utc = |ms: i64| mv_types::UtcMillis(ms).rfc3339();
+    Ok(Some(Shipping {
+        logs: listing.logs.len(),
+        segment_sequences: listing
+            .segments
+            .keys()
+            .filter(|s| !listing.logs.contains_key(s))
+            .copied()
+            .collect(),
+        last_round_utc: state.as_ref().map(|s| utc(s.written_at)),
+        last_record_utc: state
+            .as_ref()
+            .filter(|s| s.record_time > 0)
+            .map(|s| utc(s.record_time)),
+        last_round: state,
+    }))
 }
 
 pub const MISSING: &str = "missing, incomplete, or invalid";
@@ -160,7 +200,11 @@ pub fn query(target: &dyn Target, opts: &QueryOptions) -> Result<QueryResult> {
         target: target.url(),
         sessions: Vec::new(),
         accounts: Vec::new(),
+        shipping: None,
     };
+    if opts.label.is_none() && opts.kind.is_none() && opts.from.is_none() && opts.to.is_none() {
+        result.shipping = shipping(target)?;
+    }
     if opts.accounts.is_empty() {
         result.sessions = selected.iter().map(|e| line(e, opts.verbose)).collect();
         return Ok(result);
@@ -311,6 +355,12 @@ pub fn format_text(r: &QueryResult, verbose: bool) -> String {
             }
             session_block(&mut out, s, "", verbose);
         }
+        if let Some(sh) = &r.shipping {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            shipping_block(&mut out, sh);
+        }
         return out;
     }
     for (i, a) in r.accounts.iter().enumerate() {
@@ -340,4 +390,44 @@ pub fn format_text(r: &QueryResult, verbose: bool) -> String {
         }
     }
     out
+}
+
+/// The continuous shipping lines of the listing.
+fn shipping_block(out: &mut String, sh: &Shipping) {
+    let _ = writeln!(out, "Continuous redo shipping:");
+    let _ = writeln!(
+        out,
+        "  Shipped: {} closed logs; segments of sequence {}",
+        sh.logs,
+        if sh.segment_sequences.is_empty() {
+            "none".to_string()
+        } else {
+            sh.segment_sequences
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    if let Some(st) = &sh.last_round {
+        let _ = writeln!(
+            out,
+            "  Through: sequence {}, LSN {}{}",
+            st.sequence,
+            st.lsn,
+            sh.last_record_utc
+                .as_deref()
+                .map(|t| format!(" (record of {t})"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(
+            out,
+            "  Lag:     {} records, {} bytes, {:.0}s behind at {} (server {})",
+            st.lag.records,
+            st.lag.bytes,
+            st.lag.seconds,
+            sh.last_round_utc.as_deref().unwrap_or("?"),
+            st.server
+        );
+    }
 }

@@ -162,6 +162,10 @@ pub struct RestoreRun {
     /// Redo log files already checked against a session's checksum, and the
     /// outcome: every account of a run reads the same logs.
     checked_logs: std::collections::HashMap<(PathBuf, String), bool>,
+    /// Shipped segments laid end to end into a log, by sequence: once per run,
+    /// and kept until the run ends (an in-place restore's history reads its
+    /// files again).
+    assembled: std::collections::BTreeMap<u64, crate::live::Assembled>,
 }
 
 impl RestoreRun {

@@ -738,6 +738,27 @@ impl<'t> SessionBuilder<'t> {
         Ok(size)
     }
 
+    /// Puts the target's object `from` (outside any session: a shipped redo
+    /// log) into this session under `rel`, with its known size and BLAKE3
+    /// (linked where the target can).
+    pub fn copy_object(&mut self, rel: &str, from: &str, size: u64, blake3: &str) -> Result<u64> {
+        let got = self
+            .target
+            .session_copy(&self.label.to_string(), rel, from)?;
+        if got != size {
+            return Err(BackupError::corrupt(
+                from,
+                format!("{got} bytes, {size} when it was checked"),
+            ));
+        }
+        self.files.push(FileEntry {
+            path: rel.to_string(),
+            size,
+            blake3: blake3.to_string(),
+        });
+        Ok(size)
+    }
+
     /// Drops the files under `rel_prefix` (an account that failed).
     pub fn remove(&mut self, rel_prefix: &str) {
         let _ = self

@@ -447,7 +447,18 @@ pub fn verify(target: &dyn Target, opts: &VerifyOptions) -> Result<VerifyReport>
             }
         }
     }
-    let stored = catalog.stored_redo_sequences();
+    let mut stored = catalog.stored_redo_sequences();
+    // Shipped logs and segments (live DR) continue the chain after the sessions.
+    if opts.label.is_none() {
+        let live = crate::live::list(target)?;
+        v.report.redo_logs_checked += (live.logs.len() + live.segments.len()) as u64;
+        stored.extend(live.logs.keys().chain(live.segments.keys()));
+        stored.sort_unstable();
+        stored.dedup();
+        for p in crate::live::verify(target)? {
+            v.problem(None, Some("live/".to_string()), p, Vec::new());
+        }
+    }
     if let Some(from) = latest.values().map(|(s, _)| *s).min()
         && !stored.is_empty()
         && let Some(gap) = crate::incr::chain_gap(from, None, &stored)

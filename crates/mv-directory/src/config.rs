@@ -104,6 +104,25 @@ pub const KNOWN: &[AttrSpec] = &[
     spec("zimbraBackupMinFreeSpace", Syntax::Size, false, &["0"]),
     // Schedule lines as zmschedulebackup prints them (`f 0 1 * * 6 -a all`).
     spec("zimbraBackupSchedule", Syntax::Text, true, &[]),
+    // Live DR: the server ships its redo log into zimbraBackupTarget continuously.
+    spec(
+        "zimbraBackupContinuousEnabled",
+        Syntax::Bool,
+        false,
+        &["FALSE"],
+    ),
+    spec(
+        "zimbraBackupContinuousIntervalSeconds",
+        Syntax::Integer { min: 1 },
+        false,
+        &["2"],
+    ),
+    spec(
+        "zimbraBackupContinuousMaxLagSeconds",
+        Syntax::Integer { min: 1 },
+        false,
+        &["60"],
+    ),
     spec("zimbraRedoLogEnabled", Syntax::Bool, false, &["TRUE"]),
     spec(
         "zimbraRedoLogLogPath",

@@ -17,6 +17,7 @@ pub mod homewatch;
 pub mod imap_backend;
 pub mod items;
 pub mod jobs;
+pub mod live;
 pub mod lmtp_backend;
 pub mod login_cache;
 mod mail;

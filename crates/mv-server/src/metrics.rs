@@ -246,6 +246,32 @@ pub fn render(service: &Service) -> String {
         "How long the longest-waiting mailbox has had changes its search index does not hold (0: none).",
         lag.oldest.as_secs_f64(),
     );
+    if let Some(st) = crate::live::status().filter(|s| s.enabled) {
+        o.one(
+            "mailvault_redo_shipping_lag_records",
+            "gauge",
+            "Durable redo records not yet shipped to the backup target (continuous shipping).",
+            st.lag.records,
+        );
+        o.one(
+            "mailvault_redo_shipping_lag_bytes",
+            "gauge",
+            "Bytes of redo log not yet shipped to the backup target.",
+            st.lag.bytes,
+        );
+        o.one(
+            "mailvault_redo_shipping_lag_seconds",
+            "gauge",
+            "Seconds since shipping last held every durable redo record (0: caught up).",
+            st.lag.seconds,
+        );
+        o.one(
+            "mailvault_redo_shipped_bytes_total",
+            "counter",
+            "Bytes of redo log shipped to the backup target by this process.",
+            st.bytes_shipped,
+        );
+    }
     if let Ok((_, _, free)) = crate::diskmon::statvfs(service.store().home().root()) {
         o.one(
             "mailvault_home_disk_free_bytes",

@@ -247,6 +247,19 @@ pub(super) fn collect_records(
             .map_or(meta.redo_seq.saturating_sub(1), |q| *q);
         incr_last.entry(s.label).or_insert(held);
     }
+    // Shipped logs (live DR, `crate::live`): whole ones after the sessions'...
+    let live = crate::live::list(target)?;
+    let wanted = |seq: &u64, files: &BTreeMap<u64, PathBuf>| {
+        *seq >= meta.redo_seq && !files.contains_key(seq) && !unusable.contains(seq)
+    };
+    for (seq, l) in &live.logs {
+        if wanted(seq, &files)
+            && let Some(local) = crate::target::fetch_local(target, &l.path)?
+        {
+            files.insert(*seq, local.path().to_path_buf());
+            fetched.push(local);
+        }
+    }
     if !opts.backup_redo_only {
         // Everything committed before the restore run began goes to closed files
         // (once per run: later accounts read the same archive).
@@ -260,6 +273,28 @@ pub(super) fn collect_records(
                     files.entry(l.sequence).or_insert(l.path);
                 }
             }
+        }
+    }
+    // ...and the segments of a sequence nothing else holds whole: the log that
+    // was open when shipping last ran, up to its last shipped record.
+    for (seq, segs) in &live.segments {
+        if !wanted(seq, &files) {
+            continue;
+        }
+        if !run.assembled.contains_key(seq) {
+            match crate::live::assemble(target, segs) {
+                Ok(a) => {
+                    run.assembled.insert(*seq, a);
+                }
+                Err(e) if opts.ignore_redo_errors => {
+                    report.skipped.push(e.to_string());
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(a) = run.assembled.get(seq) {
+            files.insert(*seq, a.file.path().to_path_buf());
         }
     }
     files.retain(|s, _| *s >= meta.redo_seq);

@@ -298,6 +298,14 @@ pub struct LocalFile {
 }
 
 impl LocalFile {
+    /// A scratch file of ours, removed on drop.
+    pub(crate) fn temporary(path: PathBuf) -> LocalFile {
+        LocalFile {
+            path,
+            temporary: true,
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

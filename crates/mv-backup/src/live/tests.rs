@@ -1,0 +1,194 @@
+use super::ship::Shipper;
+use super::*;
+use crate::target::FsTarget;
+use mv_redo::ops::PutBlob;
+use mv_redo::{NewRecord, Op, RedoConfig, RedoLog};
+use mv_types::{ChangeNumber, MailboxId, UtcMillis};
+use std::sync::Arc;
+
+struct World {
+    _dir: tempfile::TempDir,
+    cfg: RedoConfig,
+    log: RedoLog,
+    target: Arc<dyn Target>,
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = RedoConfig::for_dir(&dir.path().join("redolog"));
+    let (log, _) = RedoLog::open(cfg.clone()).unwrap();
+    let target: Arc<dyn Target> = Arc::new(FsTarget::open(&dir.path().join("target")).unwrap());
+    World {
+        _dir: dir,
+        cfg,
+        log,
+        target,
+    }
+}
+
+/// Appends `n` content records and waits until they are durable.
+fn put(w: &World, n: usize, seed: u8) {
+    let recs = (0..n)
+        .map(|i| {
+            let data = vec![seed.wrapping_add(i as u8); 300 + i];
+            NewRecord {
+                txn: w.log.next_txn_id(),
+                timestamp: UtcMillis::now(),
+                mailbox: MailboxId(0),
+                change: ChangeNumber(0),
+                op: Op::PutBlob(PutBlob {
+                    digest: *blake3::hash(&data).as_bytes(),
+                    data,
+                }),
+            }
+        })
+        .collect();
+    let t = w.log.append(recs).unwrap();
+    w.log.wait_durable(&t).unwrap();
+}
+
+fn lsns(path: &std::path::Path) -> Vec<u64> {
+    mv_redo::RedoFileReader::open(path)
+        .unwrap()
+        .map(|r| r.unwrap().record.lsn.0)
+        .collect()
+}
+
+fn shipper(w: &World) -> Shipper {
+    Shipper::new(
+        w.target.clone(),
+        w.cfg.clone(),
+        "mail.example.com",
+        w.log.position().sequence,
+    )
+    .unwrap()
+}
+
+#[test]
+fn segments_of_the_open_log_rebuild_it_and_the_whole_log_replaces_them() {
+    let w = world();
+    let mut s = shipper(&w);
+    put(&w, 3, 1);
+    let r = s.round(w.log.durable_lsn()).unwrap();
+    assert_eq!((r.logs, r.segments, r.lag.records), (0, 1, 0));
+    put(&w, 2, 9);
+    assert_eq!(s.lag(w.log.durable_lsn()).records, 2, "two records behind");
+    let r = s.round(w.log.durable_lsn()).unwrap();
+    assert_eq!(r.segments, 1);
+    assert_eq!(
+        s.round(w.log.durable_lsn()).unwrap().segments,
+        0,
+        "nothing new"
+    );
+
+    let seq = w.log.position().sequence;
+    let listing = list(w.target.as_ref()).unwrap();
+    let segs = &listing.segments[&seq];
+    assert_eq!(segs.len(), 2);
+    let a = assemble(w.target.as_ref(), segs).unwrap();
+    assert_eq!(a.records, 5);
+    assert_eq!(
+        lsns(a.file.path()),
+        lsns(&w.cfg.log_path),
+        "every record, in order"
+    );
+    assert!(verify(w.target.as_ref()).unwrap().is_empty());
+    let state = read_state(w.target.as_ref()).unwrap().unwrap();
+    assert_eq!((state.sequence, state.lsn), (seq, a.last_lsn));
+
+    // A new shipper (a restarted server) goes on where the segments end.
+    let mut s = shipper(&w);
+    put(&w, 1, 20);
+    w.log.rollover().unwrap();
+    let r = s.round(w.log.durable_lsn()).unwrap();
+    assert_eq!(r.logs, 1, "the closed log, whole");
+    let listing = list(w.target.as_ref()).unwrap();
+    assert!(listing.logs.contains_key(&seq));
+    assert!(
+        !listing.segments.contains_key(&seq),
+        "its segments are removed once it is whole"
+    );
+    assert_eq!(prune(w.target.as_ref(), seq).unwrap(), 1);
+    assert!(list(w.target.as_ref()).unwrap().is_empty());
+}
+
+#[test]
+fn only_durable_records_are_shipped() {
+    let w = world();
+    let mut s = shipper(&w);
+    put(&w, 4, 1);
+    let durable = w.log.durable_lsn();
+    let r = s.round(mv_types::Lsn(durable.0 - 2)).unwrap();
+    assert_eq!(r.segments, 1);
+    assert_eq!(r.lag.records, 0);
+    let listing = list(w.target.as_ref()).unwrap();
+    let seq = w.log.position().sequence;
+    let a = assemble(w.target.as_ref(), &listing.segments[&seq]).unwrap();
+    assert_eq!(a.records, 2);
+    assert_eq!(a.last_lsn, durable.0 - 2);
+    assert_eq!(s.lag(durable).records, 2);
+}
+
+#[test]
+fn torn_truncated_and_missing_segments_are_named() {
+    let w = world();
+    let mut s = shipper(&w);
+    for i in 0..3 {
+        put(&w, 2, i * 10);
+        s.round(w.log.durable_lsn()).unwrap();
+    }
+    let seq = w.log.position().sequence;
+    let segs = list(w.target.as_ref()).unwrap().segments[&seq].clone();
+    assert_eq!(segs.len(), 3);
+    let file = |o: &SegmentObject| w.target.local_path(&o.path).unwrap();
+
+    // Torn: a byte of the range changed.
+    let mut bytes = std::fs::read(file(&segs[1])).unwrap();
+    let original = bytes.clone();
+    let last = bytes.len() - 5;
+    bytes[last] ^= 0x55;
+    std::fs::write(file(&segs[1]), &bytes).unwrap();
+    let problems = verify(w.target.as_ref()).unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains(&segs[1].path), "{problems:?}");
+    assert!(problems[0].contains("torn or damaged"), "{problems:?}");
+    assert!(assemble(w.target.as_ref(), &segs).is_err());
+
+    // Truncated.
+    std::fs::write(file(&segs[1]), &original[..original.len() - 7]).unwrap();
+    let problems = verify(w.target.as_ref()).unwrap();
+    assert!(problems[0].contains("truncated"), "{problems:?}");
+
+    // Missing in the middle: a hole in the byte ranges.
+    std::fs::remove_file(file(&segs[1])).unwrap();
+    let problems = verify(w.target.as_ref()).unwrap();
+    assert!(problems[0].contains("a segment is missing"), "{problems:?}");
+    assert!(problems[0].contains(&segs[2].path), "{problems:?}");
+
+    // Damaged manifest.
+    std::fs::write(file(&segs[1]), &original).unwrap();
+    let mut bytes = std::fs::read(file(&segs[0])).unwrap();
+    bytes[20] ^= 1;
+    std::fs::write(file(&segs[0]), &bytes).unwrap();
+    let problems = verify(w.target.as_ref()).unwrap();
+    assert!(problems[0].contains("manifest"), "{problems:?}");
+}
+
+#[test]
+fn a_shipped_log_that_is_damaged_is_named() {
+    let w = world();
+    let mut s = shipper(&w);
+    put(&w, 3, 1);
+    w.log.rollover().unwrap();
+    s.round(w.log.durable_lsn()).unwrap();
+    let listing = list(w.target.as_ref()).unwrap();
+    let log = listing.logs.values().next().unwrap();
+    let p = w.target.local_path(&log.path).unwrap();
+    let mut bytes = std::fs::read(&p).unwrap();
+    let n = bytes.len();
+    bytes[n - 10] ^= 0xff;
+    std::fs::write(&p, &bytes).unwrap();
+    let problems = verify(w.target.as_ref()).unwrap();
+    assert_eq!(problems.len(), 1);
+    assert!(problems[0].contains(&log.path), "{problems:?}");
+}

@@ -1,0 +1,222 @@
+//! Continuous redo shipping (live DR) in `mailvault serve`: with
+//! `zimbraBackupContinuousEnabled TRUE` a thread ships the redo log into the
+//! backup target (`zimbraBackupTarget`) every `zimbraBackupContinuousIntervalSeconds`
+//! (`mv_backup::live::ship`). It reads the log files after the fact, so delivery
+//! never waits for it; a target that fails makes it fall behind (one WARN line
+//! per outage, repeated every five minutes while it lasts) and it catches up from
+//! where it stopped once the target answers again (one INFO line). Its lag is
+//! on `/metrics` and in `mailvault check` (FAILED above
+//! `zimbraBackupContinuousMaxLagSeconds`).
+
+use crate::Service;
+use mv_backup::live::Lag;
+use mv_backup::live::ship::Shipper;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// What the shipping thread last measured, for `/metrics` and `check`.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    pub enabled: bool,
+    pub target: String,
+    pub lag: Lag,
+    /// The last round's failure, while it lasts.
+    pub error: Option<String>,
+    pub logs_shipped: u64,
+    pub segments_shipped: u64,
+    pub bytes_shipped: u64,
+}
+
+static STATUS: Mutex<Option<Status>> = Mutex::new(None);
+
+/// The shipping thread's status; `None` before its first round (or without a
+/// server in this process).
+pub fn status() -> Option<Status> {
+    STATUS.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+fn set_status(f: impl FnOnce(&mut Status)) {
+    let mut g = STATUS.lock().unwrap_or_else(|p| p.into_inner());
+    f(g.get_or_insert_with(Status::default));
+}
+
+/// The settings in force (server over global config).
+struct Settings {
+    enabled: bool,
+    interval: Duration,
+}
+
+fn settings(service: &Service) -> Settings {
+    let dir = service.directory();
+    let server = service.server_name();
+    Settings {
+        enabled: dir
+            .effective_bool(server, "zimbraBackupContinuousEnabled")
+            .unwrap_or(false),
+        interval: Duration::from_secs(
+            dir.effective_u64(server, "zimbraBackupContinuousIntervalSeconds")
+                .unwrap_or(2)
+                .max(1),
+        ),
+    }
+}
+
+/// `zimbraBackupContinuousMaxLagSeconds`.
+pub fn max_lag_seconds(service: &Service) -> u64 {
+    service
+        .directory()
+        .effective_u64(service.server_name(), "zimbraBackupContinuousMaxLagSeconds")
+        .unwrap_or(60)
+        .max(1)
+}
+
+pub fn spawn(
+    service: Arc<Service>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("redo shipping".into())
+        .spawn(move || run(&service, &stop))
+}
+
+fn run(service: &Service, stop: &AtomicBool) {
+    let mut shipper: Option<(String, Shipper)> = None;
+    // While failing: since when, and when the last WARN line went out.
+    let mut failing: Option<(Instant, Instant)> = None;
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if Instant::now() < next {
+            continue;
+        }
+        let s = settings(service);
+        next = Instant::now() + s.interval;
+        if !s.enabled {
+            if shipper.take().is_some() {
+                tracing::info!("continuous redo shipping stopped (zimbraBackupContinuousEnabled)");
+            }
+            set_status(|st| *st = Status::default());
+            continue;
+        }
+        let durable = service.store().redo().durable_lsn();
+        let result = round(service, &mut shipper, durable);
+        match result {
+            Ok(r) => {
+                if let Some((since, _)) = failing.take() {
+                    tracing::info!(
+                        "continuous redo shipping caught up after {}s behind",
+                        since.elapsed().as_secs()
+                    );
+                }
+                set_status(|st| {
+                    st.enabled = true;
+                    st.target = shipper.as_ref().map(|(t, _)| t.clone()).unwrap_or_default();
+                    st.lag = r.lag;
+                    st.error = None;
+                    st.logs_shipped += r.logs;
+                    st.segments_shipped += r.segments;
+                    st.bytes_shipped += r.bytes;
+                });
+            }
+            Err(e) => {
+                let lag = shipper
+                    .as_ref()
+                    .map(|(_, sh)| sh.lag(durable))
+                    .unwrap_or_default();
+                let now = Instant::now();
+                let warn = match &mut failing {
+                    None => {
+                        failing = Some((now, now));
+                        true
+                    }
+                    Some((_, last)) if now.duration_since(*last) >= Duration::from_secs(300) => {
+                        *last = now;
+                        true
+                    }
+                    Some(_) => false,
+                };
+                if warn {
+                    tracing::warn!(
+                        records = lag.records,
+                        bytes = lag.bytes,
+                        seconds = lag.seconds,
+                        "continuous redo shipping is falling behind (it catches up once the target answers): {e}"
+                    );
+                }
+                set_status(|st| {
+                    st.enabled = true;
+                    st.lag = lag;
+                    st.error = Some(e);
+                });
+            }
+        }
+    }
+}
+
+fn round(
+    service: &Service,
+    shipper: &mut Option<(String, Shipper)>,
+    durable: mv_types::Lsn,
+) -> Result<mv_backup::live::ship::Round, String> {
+    let spec = mv_backup::default_target(
+        service.directory(),
+        service.server_name(),
+        service.store().home(),
+    );
+    if shipper.as_ref().is_none_or(|(s, _)| *s != spec) {
+        let target = crate::backup::target_for(service, None).map_err(|e| e.to_string())?;
+        let sh = Shipper::new(
+            target,
+            service.store().redo().config().clone(),
+            service.server_name(),
+            service.store().redo().position().sequence,
+        )
+        .map_err(|e| e.to_string())?;
+        tracing::info!("continuous redo shipping into {spec}");
+        *shipper = Some((spec, sh));
+    }
+    let (_, sh) = shipper.as_mut().expect("set above");
+    sh.round(durable).map_err(|e| e.to_string())
+}
+
+/// The `mailvault check` line.
+pub fn check_item(service: &Service) -> Option<crate::check::CheckItem> {
+    let enabled = service
+        .directory()
+        .effective_bool(service.server_name(), "zimbraBackupContinuousEnabled")
+        .unwrap_or(false);
+    if !enabled {
+        return None;
+    }
+    let max = max_lag_seconds(service);
+    let name = "continuous redo shipping";
+    Some(match status() {
+        _ if !crate::run::is_serving() => crate::check::CheckItem {
+            name: name.into(),
+            ok: false,
+            detail: "enabled, but no server runs to ship the redo log".into(),
+        },
+        None => crate::check::CheckItem {
+            name: name.into(),
+            ok: true,
+            detail: "enabled, first round not done yet".into(),
+        },
+        Some(st) => {
+            let lag = st.lag;
+            let mut detail = format!(
+                "{} records, {} bytes, {:.0}s behind (zimbraBackupContinuousMaxLagSeconds {max}) into {}",
+                lag.records, lag.bytes, lag.seconds, st.target
+            );
+            if let Some(e) = &st.error {
+                detail.push_str(&format!("; last round failed: {e}"));
+            }
+            crate::check::CheckItem {
+                name: name.into(),
+                ok: lag.seconds <= max as f64,
+                detail,
+            }
+        }
+    })
+}

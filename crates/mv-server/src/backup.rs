@@ -123,7 +123,7 @@ pub fn existing_target_for(
 
 fn default_spec(service: &Service) -> String {
     mv_backup::default_target(
-        &service.directory(),
+        service.directory(),
         service.server_name(),
         service.store().home(),
     )

@@ -70,7 +70,7 @@ impl ReportConfig {
     }
 
     pub fn of(service: &Service) -> Result<ReportConfig, crate::ServiceError> {
-        ReportConfig::load(&service.directory(), service.server_name())
+        ReportConfig::load(service.directory(), service.server_name())
     }
 }
 

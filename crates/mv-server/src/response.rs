@@ -148,10 +148,10 @@ macro_rules! responses {
             }
 
             impl Reply for $ty {
-                fn from_response(r: Response) -> Result<Self, Response> {
+                fn from_response(r: Response) -> Result<Self, Box<Response>> {
                     match r {
                         Response::$variant(v) => Ok(v),
-                        other => Err(other),
+                        other => Err(Box::new(other)),
                     }
                 }
             }
@@ -212,7 +212,7 @@ responses! {
 /// deserialized from the `result` of the server's answer.
 pub trait Reply: Sized + serde::de::DeserializeOwned {
     /// The value, or the response given back when it is another kind.
-    fn from_response(r: Response) -> Result<Self, Response>;
+    fn from_response(r: Response) -> Result<Self, Box<Response>>;
 }
 
 /// An answer of the admin API: `{"result": ...}` or `{"error": "..."}`.
@@ -273,6 +273,6 @@ mod tests {
         let r = Response::from(Ack::OK);
         let back = ItemRef::from_response(r).unwrap_err();
         assert_eq!(back.kind(), "Ack");
-        assert_eq!(Ack::from_response(back).unwrap(), Ack::OK);
+        assert_eq!(Ack::from_response(*back).unwrap(), Ack::OK);
     }
 }

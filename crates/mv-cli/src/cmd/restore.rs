@@ -584,7 +584,7 @@ pub fn restore_ldap(home: &Home, args: RestoreLdapArgs) -> anyhow::Result<ExitCo
         if rebuilt && args.target.is_some() {
             let url = target.url();
             let current =
-                mv_backup::default_target(&service.directory(), service.server_name(), home);
+                mv_backup::default_target(service.directory(), service.server_name(), home);
             if current != url {
                 service.directory().modify_server(
                     service.server_name(),

@@ -324,6 +324,9 @@ impl Service {
     }
 }
 
+/// How a backup job's log announces a session: `session LABEL: N accounts`.
+pub const SESSION_LINE: &str = "session ";
+
 /// A backup's progress into its job, and the job's cancel into the backup.
 struct JobWatch<'a> {
     job: &'a Job,
@@ -351,6 +354,16 @@ impl mv_backup::Progress for JobWatch<'_> {
     fn started(&self, _labels: &[mv_backup::Label], accounts: u64) {
         self.total.store(accounts, Ordering::SeqCst);
         self.job.progress(0, accounts);
+        self.check_cancel();
+    }
+    /// A run may write a full, then an incremental: `done`/`total` count the
+    /// session being written, as zmbackup's progress does.
+    fn session_started(&self, label: &mv_backup::Label, accounts: u64) {
+        self.done.store(0, Ordering::SeqCst);
+        self.total.store(accounts, Ordering::SeqCst);
+        self.job.progress(0, accounts);
+        self.job
+            .log(format!("{SESSION_LINE}{label}: {accounts} accounts"));
         self.check_cancel();
     }
     fn account_done(&self, email: &str, ok: bool) {

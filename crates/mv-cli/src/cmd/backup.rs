@@ -319,13 +319,22 @@ fn run_remote(
         return Ok(ExitCode::SUCCESS);
     }
     let bar = Bar::new(!json);
+    let mut shown = 0usize;
     let mut last_done = 0;
-    let mut begun = false;
     let mut follow = |st: &JobStatus<BackupReport>| {
-        if !begun && st.total > 0 {
-            begun = true;
-            bar.begin_session(&st.op, st.total);
+        // Per session, as the local run shows it (the job's log announces
+        // each); a session that went by between two polls is not shown.
+        for l in st.log.iter().skip(shown) {
+            if let Some((label, n)) = l
+                .strip_prefix(mv_server::jobs::SESSION_LINE)
+                .and_then(|rest| rest.split_once(": "))
+            {
+                let accounts = n.trim_end_matches(" accounts").parse().unwrap_or(0);
+                bar.begin_session(label, accounts);
+                last_done = 0;
+            }
         }
+        shown = st.log.len();
         for _ in last_done..st.done {
             bar.account_done("", true);
         }

@@ -386,6 +386,41 @@ def idle(host, port, user, password):
     print(json.dumps({"push_ms": push_ms, "exists_before": exists}))
 
 
+def idle_delivery(host, port, lmtp_port, user, password, count):
+    """Deliveries over LMTP reach a session in IDLE: the time from each LMTP
+    reply to the idling session's EXISTS, in milliseconds."""
+    import smtplib
+
+    a = Raw(host, port)
+    assert b"OK" in a.cmd("a1", f"LOGIN {user} {password}")[-1]
+    sel = a.cmd("a2", "SELECT INBOX")
+    exists = [int(l.split()[1]) for l in sel if l.endswith(b" EXISTS")][0]
+    a.send(b"a3 IDLE\r\n")
+    assert a.line().startswith(b"+"), "IDLE continuation"
+    lmtp = smtplib.LMTP(host, int(lmtp_port))
+    lat = []
+    for i in range(int(count)):
+        refused = lmtp.sendmail("sender@example.net", [user], msg(500 + i, f"delivered {i}"))
+        assert not refused, refused
+        t0 = time.monotonic()
+        line = a.line(timeout=10)
+        lat.append((time.monotonic() - t0) * 1000)
+        assert line == f"* {exists + i + 1} EXISTS".encode(), line
+        line = a.line(timeout=10)
+        assert line.endswith(b" RECENT"), line
+        # Deliveries at uneven moments: a poll's phase would show in the mean.
+        time.sleep(0.013 * (i % 7))
+    lmtp.quit()
+    a.send(b"DONE\r\n")
+    assert a.until_tagged("a3")[-1].startswith(b"a3 OK"), "IDLE ends with OK"
+    a.cmd("a4", "LOGOUT")
+    print(json.dumps({
+        "count": len(lat),
+        "mean_ms": sum(lat) / len(lat),
+        "max_ms": max(lat),
+    }))
+
+
 def tls(host, port, imaps_port, user, password, locked, maint):
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
@@ -694,6 +729,7 @@ if __name__ == "__main__":
     {
         "commands": commands,
         "idle": idle,
+        "idle_delivery": idle_delivery,
         "tls": tls,
         "hostile": hostile,
         "search_index": search_index,

@@ -27,7 +27,7 @@ pub struct NoProgress;
 impl Progress for NoProgress {}
 
 /// A snapshot of a job, for `BackupStatus`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct JobStatus {
     pub labels: Vec<String>,
     pub target: String,
@@ -43,8 +43,8 @@ pub struct JobStatus {
     pub session_accounts_done: u64,
     pub bytes: u64,
     pub abort_requested: bool,
-    /// The final report (JSON of [`crate::BackupReport`]) once finished.
-    pub report: Option<serde_json::Value>,
+    /// The final report once finished.
+    pub report: Option<crate::BackupReport>,
     /// The error that stopped the backup, if one did.
     pub error: Option<String>,
 }
@@ -62,7 +62,7 @@ pub struct Job {
     bytes: AtomicU64,
     abort: AtomicBool,
     running: AtomicBool,
-    outcome: Mutex<(Option<serde_json::Value>, Option<String>)>,
+    outcome: Mutex<(Option<crate::BackupReport>, Option<String>)>,
 }
 
 impl Job {
@@ -90,7 +90,7 @@ impl Job {
     }
 
     /// Records the end of the run.
-    pub fn finish(&self, report: Option<serde_json::Value>, error: Option<String>) {
+    pub fn finish(&self, report: Option<crate::BackupReport>, error: Option<String>) {
         *self.outcome.lock().unwrap_or_else(|p| p.into_inner()) = (report, error);
         self.running.store(false, Ordering::SeqCst);
     }

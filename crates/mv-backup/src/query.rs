@@ -43,7 +43,7 @@ pub struct QueryOptions {
 }
 
 /// An account of a session, as listed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct AccountLine {
     pub email: String,
     pub zimbra_id: String,
@@ -51,7 +51,7 @@ pub struct AccountLine {
 }
 
 /// One session, as listed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SessionLine {
     pub label: String,
     #[serde(rename = "type")]
@@ -69,19 +69,19 @@ pub struct SessionLine {
     /// Why a session is "missing, incomplete, or invalid".
     pub problem: Option<String>,
     /// With `-a`: the address the account had in this backup (renames).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
 }
 
 /// An account's backups (`-a`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct AccountBackups {
     pub account: String,
     pub zimbra_id: Option<String>,
     pub backups: Vec<SessionLine>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct QueryResult {
     pub target: String,
     pub sessions: Vec<SessionLine>,
@@ -89,12 +89,12 @@ pub struct QueryResult {
     pub accounts: Vec<AccountBackups>,
     /// What continuous redo shipping holds in the target (live DR), when it
     /// holds anything and no session filter was given.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipping: Option<Shipping>,
 }
 
 /// The target's `live/`: what a restore can reach past the last session.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Shipping {
     pub logs: usize,
     /// Sequences held only as segments (the log that was open).

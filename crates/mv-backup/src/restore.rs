@@ -92,13 +92,13 @@ impl RestoreOptions {
 }
 
 /// What restoring one account did.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct AccountRestoreReport {
     pub email: String,
     pub restored_as: String,
     pub mailbox_id: u32,
     /// In place: the mailbox the restored one replaced (its deletion is logged).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaced_mailbox_id: Option<u32>,
     pub full_label: String,
     pub redo_files: u64,

@@ -79,14 +79,14 @@ pub fn parse_delete_arg(arg: &str, now: UtcMillis) -> Result<DeleteSpec> {
 }
 
 /// A session kept although the argument selected it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Kept {
     pub label: String,
     pub reason: String,
 }
 
 /// What pack garbage collection did (or would do).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct GcReport {
     pub packs_removed: Vec<String>,
     pub bytes_freed: u64,
@@ -97,7 +97,7 @@ pub struct GcReport {
     pub skipped: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct DeleteReport {
     pub dry_run: bool,
     pub target: String,

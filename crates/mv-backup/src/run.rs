@@ -134,7 +134,7 @@ impl BackupOptions {
 }
 
 /// The outcome of one session.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SessionReport {
     pub label: Label,
     #[serde(rename = "type")]
@@ -153,7 +153,7 @@ pub struct SessionReport {
 }
 
 /// The outcome of a backup run (one or two sessions).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct BackupReport {
     pub target: String,
     pub sessions: Vec<SessionReport>,
@@ -327,7 +327,7 @@ impl Prepared {
         let tee = Tee(job.as_ref(), progress);
         let result = self.run_inner(source, &tee);
         match &result {
-            Ok(r) => job.finish(serde_json::to_value(r).ok(), None),
+            Ok(r) => job.finish(Some(r.clone()), None),
             Err(e) => job.finish(None, Some(e.to_string())),
         }
         result

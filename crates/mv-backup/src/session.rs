@@ -33,7 +33,7 @@ use mv_types::UtcMillis;
 pub const FORMAT_VERSION: u32 = 1;
 
 /// How a session ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum SessionStatus {
     Completed,
@@ -70,7 +70,7 @@ impl SessionStatus {
 }
 
 /// One account's outcome in a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AccountState {
     /// Backed up; usable for restore.
@@ -132,7 +132,7 @@ pub struct FileEntry {
     pub blake3: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SessionError {
     pub account: Option<String>,
     pub message: String,
@@ -160,7 +160,7 @@ impl Default for SessionOptions {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SessionStats {
     pub blobs_new: u64,
     pub blobs_shared: u64,

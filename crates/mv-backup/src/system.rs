@@ -16,7 +16,7 @@ use crate::xml::{Element, XmlFile};
 use mv_directory::{Attrs, Modification};
 
 /// What `-sys` restored.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SystemRestoreReport {
     pub label: String,
     pub global_attrs: usize,

@@ -46,7 +46,7 @@ pub struct VerifyOptions {
 }
 
 /// One problem found.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Problem {
     pub session: Option<String>,
     pub path: Option<String>,
@@ -55,7 +55,7 @@ pub struct Problem {
     pub accounts: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct VerifyReport {
     pub target: String,
     pub sessions_checked: u64,

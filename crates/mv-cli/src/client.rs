@@ -1,16 +1,17 @@
 //! Running a service request: in-process when no server owns the home (the tool
 //! takes the home lock for its duration), or through the running server's admin
 //! API when one does. Both paths run the same `Service` methods, and every kind
-//! of call has both: plain requests ([`Client::execute`]), streamed bodies
+//! of call has both: plain requests ([`Client::call`]), streamed bodies
 //! ([`Client::export`], [`Client::import`]) and long operations followed as
 //! jobs ([`Client::run_job`]).
 
 use anyhow::{Context, anyhow, bail};
 use mv_home::{Home, HomeLock};
 use mv_server::jobs::{JobState, JobStatus};
-use mv_server::stream::{BodyFormat, ExportParams, ImportParams};
-use mv_server::{Request, Service};
-use serde_json::Value;
+use mv_server::response::Answer;
+use mv_server::stream::{BodyFormat, ExportParams, ExportResult, ImportParams, ImportResult};
+use mv_server::{Reply, Request, Service};
+use serde::de::DeserializeOwned;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
@@ -32,13 +33,6 @@ pub enum Client {
         /// server to be reachable again).
         timeout: Duration,
     },
-}
-
-/// An answer's `{"result": ...}` or `{"error": "..."}`.
-#[derive(serde::Deserialize)]
-struct Answer<T> {
-    result: Option<T>,
-    error: Option<String>,
 }
 
 impl Client {
@@ -104,9 +98,10 @@ impl Client {
             .into()
     }
 
-    pub fn execute(&self, req: Request) -> anyhow::Result<Value> {
+    /// Runs a request and reads its answer as the type `T` it answers with.
+    pub fn call<T: Reply>(&self, req: Request) -> anyhow::Result<T> {
         match self {
-            Client::Local { service, .. } => service.execute(req).map_err(|e| anyhow!("{e}")),
+            Client::Local { service, .. } => service.call(req).map_err(|e| anyhow!("{e}")),
             Client::Remote {
                 base,
                 token,
@@ -135,14 +130,11 @@ impl Client {
         account: &str,
         params: &ExportParams,
         out: &mut dyn Write,
-    ) -> anyhow::Result<Value> {
+    ) -> anyhow::Result<ExportResult> {
         match self {
-            Client::Local { service, .. } => {
-                let r = service
-                    .export_to(account, params, out)
-                    .map_err(|e| anyhow!("{e}"))?;
-                Ok(serde_json::to_value(r)?)
-            }
+            Client::Local { service, .. } => service
+                .export_to(account, params, out)
+                .map_err(|e| anyhow!("{e}")),
             Client::Remote {
                 base,
                 token,
@@ -172,7 +164,7 @@ impl Client {
                     .and_then(|v| v.parse::<u64>().ok());
                 let copied = std::io::copy(&mut resp.into_body().into_reader(), out);
                 // The job says why a cut transfer was cut.
-                let status = match job {
+                let status: Option<JobStatus<ExportResult>> = match job {
                     Some(id) => Some(self.job_status(id)?),
                     None => None,
                 };
@@ -181,7 +173,9 @@ impl Client {
                 }
                 copied.context("receiving the export from the server")?;
                 out.flush().context("writing the export")?;
-                Ok(status.and_then(|s| s.result).unwrap_or(Value::Null))
+                status
+                    .and_then(|s| s.result)
+                    .ok_or_else(|| anyhow!("the server kept no report of the export"))
             }
         }
     }
@@ -193,14 +187,11 @@ impl Client {
         account: &str,
         params: &ImportParams,
         input: &mut dyn Read,
-    ) -> anyhow::Result<Value> {
+    ) -> anyhow::Result<ImportResult> {
         match self {
-            Client::Local { service, .. } => {
-                let r = service
-                    .import_from(account, params, input)
-                    .map_err(|e| anyhow!("{e}"))?;
-                Ok(serde_json::to_value(r)?)
-            }
+            Client::Local { service, .. } => service
+                .import_from(account, params, input)
+                .map_err(|e| anyhow!("{e}")),
             Client::Remote {
                 base,
                 token,
@@ -212,8 +203,7 @@ impl Client {
                     query.push(("folder", f.clone()));
                 }
                 if let Some(r) = params.resolve {
-                    let r = serde_json::to_value(r)?;
-                    query.push(("resolve", r.as_str().unwrap_or_default().to_string()));
+                    query.push(("resolve", resolve_name(r).to_string()));
                 }
                 let resp = Self::stream_agent(*timeout)
                     .post(&url)
@@ -230,18 +220,18 @@ impl Client {
     /// Runs a long request: in-process here, or as a job in the server, which
     /// is followed (`progress` sees each status) until it ends, across lost
     /// connections for up to the timeout each. Answers with its result.
-    pub fn run_job(
+    pub fn run_job<T: Reply>(
         &self,
         req: Request,
-        progress: &mut dyn FnMut(&JobStatus),
-    ) -> anyhow::Result<Value> {
+        progress: &mut dyn FnMut(&JobStatus<T>),
+    ) -> anyhow::Result<T> {
         let Client::Remote {
             base,
             token,
             timeout,
         } = self
         else {
-            return self.execute(req);
+            return self.call(req);
         };
         let url = format!("{base}/v1/jobs");
         let body = serde_json::to_vec(&req).context("encoding the request")?;
@@ -251,9 +241,7 @@ impl Client {
             .header("Content-Type", "application/json")
             .send(&body[..])
             .with_context(|| unreachable_server(&url))?;
-        let started: JobStatus =
-            serde_json::from_value(answer(resp)?).context("reading the server's answer")?;
-        let mut status = started;
+        let mut status: JobStatus<T> = answer(resp)?;
         loop {
             progress(&status);
             if status.state.is_finished() {
@@ -262,10 +250,8 @@ impl Client {
             std::thread::sleep(POLL);
             status = self.job_status(status.id)?;
         }
-        match status.state {
-            JobState::Succeeded | JobState::Cancelled if status.result.is_some() => {
-                Ok(status.result.unwrap_or(Value::Null))
-            }
+        match (status.state, status.result) {
+            (JobState::Succeeded | JobState::Cancelled, Some(result)) => Ok(result),
             _ => bail!(
                 "{}",
                 status
@@ -277,7 +263,7 @@ impl Client {
 
     /// A job's status, asked again while the server is unreachable (a restart,
     /// a dropped connection) for up to the timeout.
-    pub fn job_status(&self, id: u64) -> anyhow::Result<JobStatus> {
+    pub fn job_status<T: DeserializeOwned>(&self, id: u64) -> anyhow::Result<JobStatus<T>> {
         let Client::Remote {
             base,
             token,
@@ -294,10 +280,7 @@ impl Client {
                 .header("Authorization", &format!("Bearer {token}"))
                 .call();
             match sent {
-                Ok(resp) => {
-                    return serde_json::from_value(answer(resp)?)
-                        .context("reading the server's answer");
-                }
+                Ok(resp) => return answer(resp),
                 Err(e) if Instant::now() < deadline => {
                     tracing::debug!("following job {id}: {e}; asking again");
                     std::thread::sleep(POLL * 4);
@@ -328,22 +311,42 @@ fn fmt_name(f: BodyFormat) -> &'static str {
     }
 }
 
+fn resolve_name(r: mv_store::tgz::Resolve) -> &'static str {
+    use mv_store::tgz::Resolve;
+    match r {
+        Resolve::Skip => "skip",
+        Resolve::Modify => "modify",
+        Resolve::Replace => "replace",
+        Resolve::Reset => "reset",
+    }
+}
+
 fn unreachable_server(url: &str) -> String {
     format!("contacting the running server at {url} (is it up? zmcontrol status)")
 }
 
-/// The result of an answer, or its error as this call's error.
-fn answer(mut resp: ureq::http::Response<ureq::Body>) -> anyhow::Result<Value> {
+/// The result of an answer as the type the request answers with, or its
+/// error as this call's error. An error answer is read for its message only,
+/// so it never fails on the result's type.
+fn answer<T: DeserializeOwned>(mut resp: ureq::http::Response<ureq::Body>) -> anyhow::Result<T> {
     let status = resp.status().as_u16();
-    let body: Answer<Value> = resp
+    let body = resp
         .body_mut()
         .with_config()
         .limit(64 << 20)
-        .read_json()
+        .read_to_vec()
         .with_context(|| format!("reading the server's answer (HTTP {status})"))?;
-    if status < 300 {
-        Ok(body.result.unwrap_or(Value::Null))
-    } else {
-        bail!("{}", body.error.unwrap_or_else(|| format!("HTTP {status}")))
+    if status >= 300 {
+        let e: Answer<serde::de::IgnoredAny> = serde_json::from_slice(&body)
+            .with_context(|| format!("reading the server's answer (HTTP {status})"))?;
+        bail!("{}", e.error.unwrap_or_else(|| format!("HTTP {status}")))
     }
+    let a: Answer<T> = serde_json::from_slice(&body).with_context(|| {
+        format!(
+            "reading the server's answer as {}",
+            std::any::type_name::<T>()
+        )
+    })?;
+    a.result
+        .ok_or_else(|| anyhow!("the server's answer (HTTP {status}) has no result"))
 }

@@ -32,6 +32,7 @@ impl Drop for Server {
 struct Ports {
     imap: u16,
     imaps: u16,
+    lmtp: u16,
 }
 
 /// A fresh home on free ports with alice (and locked/maintenance accounts).
@@ -43,11 +44,12 @@ fn setup_with(home: &Home, cleartext: bool, max_connections: usize) -> Ports {
     let ports = Ports {
         imap: free_port(),
         imaps: free_port(),
+        lmtp: free_port(),
     };
     home.init().unwrap();
     let mut cfg = home.open().unwrap();
     for (k, v) in [
-        ("lmtp_bind_port", free_port().to_string()),
+        ("lmtp_bind_port", ports.lmtp.to_string()),
         ("admin_bind_port", free_port().to_string()),
         ("imap_bind_port", ports.imap.to_string()),
         ("imaps_bind_port", ports.imaps.to_string()),
@@ -181,6 +183,38 @@ fn every_command_idle_pushes_hostile_input_and_replay() {
             "mailbox {id}: live differs from replayed"
         );
     }
+}
+
+/// IDLE waits on the store's change notification, not on a poll: a delivery
+/// reaches the idling session as soon as it is applied. With the old 250 ms
+/// poll the mean was about half the period (125 ms); the bound leaves room
+/// for a loaded machine and still fails a poll.
+#[test]
+fn a_delivery_reaches_an_idling_session_without_a_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let ports = setup(&home, true);
+    let server = start(&home);
+    let r = python(&[
+        "idle_delivery",
+        "127.0.0.1",
+        &ports.imap.to_string(),
+        &ports.lmtp.to_string(),
+        "alice@example.com",
+        "secret",
+        "20",
+    ]);
+    let mean = r["mean_ms"].as_f64().unwrap();
+    eprintln!(
+        "IDLE: {} LMTP deliveries reached the idling session in {mean:.1} ms on average (max {:.1} ms)",
+        r["count"], r["max_ms"]
+    );
+    assert_eq!(r["count"], 20, "{r}");
+    assert!(
+        mean < 60.0,
+        "deliveries reached IDLE in {mean:.1} ms on average: {r}"
+    );
+    stop(server);
 }
 
 #[test]

@@ -253,6 +253,49 @@ fn a_restore_longer_than_the_client_timeout_is_a_followed_job() {
     drop(server);
 }
 
+#[test]
+fn a_backup_longer_than_the_client_timeout_is_a_followed_job() {
+    let env = Env::new();
+    ports(&env, &[("admin_client_timeout_seconds", "1")]);
+    // 48 MiB that does not compress, deflated: longer than a second in a
+    // test build.
+    populate(&env, 48);
+    let target = env.root.join("target");
+    let t = target.to_str().unwrap();
+    let server = Server(spawn_server(&env.home, std::process::Stdio::inherit()));
+    let started = std::time::Instant::now();
+    let o = ok(
+        env.zm(
+            "zmbackup",
+            &["-f", "-a", "all", "-t", t, "-z", "-sync", "--json"],
+        ),
+        "zmbackup -sync through the server",
+    );
+    let took = started.elapsed();
+    assert!(
+        took > std::time::Duration::from_secs(1),
+        "the backup ({took:?}) must outlast the one-second client timeout to test following it"
+    );
+    // The outcome the CLI printed is the backup's report.
+    let report: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let session = &report["sessions"][0];
+    assert_eq!(session["status"], "completed", "{report}");
+    assert_eq!(session["accounts_completed"], 2, "{report}");
+    let label = session["label"].as_str().unwrap().to_string();
+    let q = ok(
+        env.zm("zmbackupquery", &["-t", t, "-lb", &label]),
+        "zmbackupquery",
+    );
+    assert!(q.stdout.contains("completed"), "{}", q.stdout);
+    // Without -sync the label is the answer, at once.
+    let o = ok(
+        env.zm("zmbackup", &["-i", "-a", "all", "-t", t]),
+        "zmbackup -i through the server",
+    );
+    assert!(o.stdout.trim().starts_with("incr-"), "{}", o.stdout);
+    drop(server);
+}
+
 /// The admin API's address and token.
 fn api(env: &Env) -> (String, String) {
     let h = Home::at(&env.home);

@@ -189,8 +189,17 @@ pub trait Backend: Send + Sync + 'static {
     fn login(&self, user: &str, password: &str) -> LoginResult;
 
     /// A number that changes whenever anything in the account changes (cheap:
-    /// sessions poll it to notice other sessions' changes).
+    /// sessions read it to notice other sessions' changes).
     fn change_marker(&self, account: &Account) -> BResult<u64>;
+
+    /// A channel whose value changes after every change to the account, for a
+    /// session in IDLE to wait on instead of polling [`Backend::change_marker`].
+    /// `None` (the default): the backend has none, and IDLE polls every
+    /// `SessionConfig::idle_poll`.
+    #[cfg(feature = "server")]
+    fn watch_changes(&self, _account: &Account) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 
     fn mailboxes(&self, account: &Account) -> BResult<Vec<MailboxEntry>>;
     fn snapshot(&self, account: &Account, mailbox: u32) -> BResult<Snapshot>;

@@ -2,11 +2,12 @@
 //! authenticated, selected, logout) over a byte stream, commands parsed by
 //! imap-codec and answered against the [`Backend`].
 //!
-//! Other sessions' changes reach a selected session by polling the account's
+//! Other sessions' changes reach a selected session through the account's
 //! change marker: after every command that may report expunges (RFC 3501 §7.4.1:
-//! not after FETCH, STORE or SEARCH by sequence number) and every
-//! `idle_poll` during IDLE, the session compares the mailbox with what it last
-//! reported and sends EXPUNGE, FETCH (FLAGS) and EXISTS.
+//! not after FETCH, STORE or SEARCH by sequence number), and during IDLE each
+//! time the backend's change channel says the account changed (every
+//! `idle_poll` for a backend without one), the session compares the mailbox
+//! with what it last reported and sends EXPUNGE, FETCH (FLAGS) and EXISTS.
 
 use crate::backend::{Account, Backend, BackendError, ErrorKind, FlagOp, LoginResult, MessageMeta};
 use crate::convert::{self, flag_list, flags_of, mailbox_name, ranges};
@@ -45,7 +46,8 @@ pub struct SessionConfig {
     pub cleartext_login: bool,
     /// STARTTLS offered (a TLS configuration exists).
     pub starttls: bool,
-    /// How often a session in IDLE looks for changes.
+    /// How often a session in IDLE looks for changes when the backend has no
+    /// change channel ([`crate::backend::Backend::watch_changes`]).
     pub idle_poll: Duration,
     /// Inactivity before the server closes the connection (RFC 3501: ≥ 30 min).
     pub autologout: Duration,

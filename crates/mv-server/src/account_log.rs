@@ -224,7 +224,7 @@ pub const TARGET_PREFIX: &str = "zimbra.";
 pub fn execute(
     service: &crate::Service,
     req: crate::Request,
-) -> Result<serde_json::Value, ServiceError> {
+) -> Result<Vec<AccountLogger>, ServiceError> {
     use crate::Request;
     let primary = |name: &str| -> Result<String, ServiceError> {
         service
@@ -233,9 +233,7 @@ pub fn execute(
             .map(|a| a.email)
             .ok_or_else(|| ServiceError::NotFound(format!("no such account: {name}")))
     };
-    let to = |v: Vec<AccountLogger>| {
-        serde_json::to_value(v).map_err(|e| ServiceError::Io(e.to_string()))
-    };
+    let to = Ok;
     match req {
         Request::AddAccountLogger {
             account,

@@ -29,7 +29,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use serde_json::json;
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -177,16 +176,12 @@ async fn live(State(state): State<ApiState>) -> Response {
 }
 
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {
-    (status, Json(json!({"error": msg.into()}))).into_response()
+    (status, Json(crate::response::Answer::error(msg))).into_response()
 }
 
 /// `{"result": ...}` with 200.
 fn ok<T: Serialize>(result: &T) -> Response {
-    #[derive(Serialize)]
-    struct Answer<'a, T> {
-        result: &'a T,
-    }
-    Json(Answer { result }).into_response()
+    Json(crate::response::Answer::ok(result)).into_response()
 }
 
 /// A service error with its status.
@@ -225,7 +220,10 @@ async fn health(State(state): State<ApiState>, headers: HeaderMap) -> Response {
             "missing or wrong admin token (see conf/admin.token)",
         );
     }
-    Json(json!({"result": {"ok": true, "server": state.service.server_name()}})).into_response()
+    ok(&crate::response::Pong {
+        ok: true,
+        server: state.service.server_name().to_string(),
+    })
 }
 
 async fn op(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Response {
@@ -296,7 +294,7 @@ async fn run(state: ApiState, headers: HeaderMap, body: Body, named: Option<Stri
     drop(body);
     let service = state.service.clone();
     match tokio::task::spawn_blocking(move || service.execute_shared(req)).await {
-        Ok(Ok(result)) => Json(json!({"result": result})).into_response(),
+        Ok(Ok(result)) => ok(&result),
         Ok(Err(e)) => {
             let status =
                 StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -81,11 +81,9 @@ pub fn begin(req: &Request) -> Audit {
 impl Audit {
     /// Logs how the request ended. A backup's end is logged by its report
     /// (labels, bytes), once for the synchronous and the background runs alike.
-    pub fn end(self, result: &Result<Value, ServiceError>) {
+    pub fn end(self, result: &Result<crate::Response, ServiceError>) {
         if self.op == "restore" {
-            let ok = result
-                .as_ref()
-                .is_ok_and(|v| v["failures"].as_array().is_none_or(Vec::is_empty));
+            let ok = matches!(result, Ok(crate::Response::Restore(r)) if r.failures.is_empty());
             let counter = if ok {
                 &crate::metrics::RESTORES_OK
             } else {
@@ -203,10 +201,13 @@ fn value_text(v: &Value) -> String {
 }
 
 /// A few words on a result: counts of restored and failed accounts, or ok.
-fn summary(v: &Value) -> String {
-    let count = |k: &str| v[k].as_array().map(Vec::len);
-    match (count("accounts"), count("failures")) {
-        (Some(a), Some(f)) => format!("{a} accounts restored, {f} failed"),
+fn summary(r: &crate::Response) -> String {
+    match r {
+        crate::Response::Restore(r) => format!(
+            "{} accounts restored, {} failed",
+            r.accounts.len(),
+            r.failures.len()
+        ),
         _ => "ok".to_string(),
     }
 }

@@ -4,10 +4,10 @@
 //! runs backups on their own thread (asynchronous by default: the answer carries
 //! the labels at once; `BackupStatus` follows the run).
 
+use crate::response::{AbortRequested, BackupStarted, Response};
 use crate::{Service, ServiceError};
 use mv_backup::{AccountSelection, BackupError, BackupOptions, Compression, SessionKind, Target};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// `zmbackup -f | -i`.
@@ -199,7 +199,10 @@ impl Service {
 }
 
 /// Starts a backup on its own thread and answers with its labels at once.
-pub fn start_async(service: Arc<Service>, r: &BackupRequest) -> Result<Value, ServiceError> {
+pub fn start_async(
+    service: Arc<Service>,
+    r: &BackupRequest,
+) -> Result<BackupStarted, ServiceError> {
     start_async_noted(service, r, crate::report::Note::default())
 }
 
@@ -208,7 +211,7 @@ pub fn start_async_noted(
     service: Arc<Service>,
     r: &BackupRequest,
     note: crate::report::Note,
-) -> Result<Value, ServiceError> {
+) -> Result<BackupStarted, ServiceError> {
     let target = target_for(&service, r.target.as_deref())?;
     let prepared = mv_backup::prepare(&service.backup_source(), target.clone(), options(r)?)?;
     let labels: Vec<String> = prepared.labels().iter().map(|l| l.to_string()).collect();
@@ -234,13 +237,16 @@ pub fn start_async_noted(
             crate::report::backup_finished(&worker, &note, outcome);
         })
         .map_err(|e| ServiceError::Io(format!("cannot start the backup thread: {e}")))?;
-    Ok(json!({"labels": labels, "target": target.url(), "async": true}))
+    Ok(BackupStarted {
+        labels,
+        target: target.url(),
+        is_async: true,
+    })
 }
 
 /// Answers the backup requests that do not start a backup.
-pub fn execute(service: &Service, req: crate::Request) -> Result<Value, ServiceError> {
+pub fn execute(service: &Service, req: crate::Request) -> Result<Response, ServiceError> {
     use crate::Request;
-    let to = |v: &dyn erased_json::Ser| v.to_value();
     Ok(match req {
         // Without an `Arc<Service>` there is no thread to hand the run to: it runs
         // here (the CLI without a server). The server goes through
@@ -254,27 +260,29 @@ pub fn execute(service: &Service, req: crate::Request) -> Result<Value, ServiceE
                 (Err(_), Some(e)) => crate::report::backup_failed(service, &note, e),
                 _ => {}
             }
-            to(&result?)
+            result?.into()
         }
         Request::BackupStatus { label } => {
             let job = mv_backup::progress::job(&label).ok_or_else(|| {
                 ServiceError::NotFound(format!("no backup {label} has run in this server"))
             })?;
-            to(&job.status())
+            job.status().into()
         }
         Request::BackupAbort { label, target } => {
             let t = existing_target_for(service, target.as_deref())?;
             mv_backup::request_abort(t.as_ref(), &label)?;
-            json!({"ok": true, "label": label})
+            AbortRequested { ok: true, label }.into()
         }
         Request::BackupQuery(q) => {
             let t = existing_target_for(service, q.target.as_deref())?;
-            to(&mv_backup::query(t.as_ref(), &query_options(&q)?)?)
+            mv_backup::query(t.as_ref(), &query_options(&q)?)?.into()
         }
-        Request::BackupDelete(d) => delete_noted(service, &d, &crate::report::Note::default())?,
+        Request::BackupDelete(d) => {
+            delete_noted(service, &d, &crate::report::Note::default())?.into()
+        }
         Request::BackupVerify(v) => {
             let t = existing_target_for(service, v.target.as_deref())?;
-            to(&mv_backup::verify(t.as_ref(), &verify_options(&v)?)?)
+            mv_backup::verify(t.as_ref(), &verify_options(&v)?)?.into()
         }
         other => {
             return Err(ServiceError::BadRequest(format!(
@@ -289,7 +297,7 @@ pub fn delete_noted(
     service: &Service,
     d: &DeleteRequest,
     note: &crate::report::Note,
-) -> Result<Value, ServiceError> {
+) -> Result<mv_backup::DeleteReport, ServiceError> {
     let run = || -> Result<mv_backup::DeleteReport, ServiceError> {
         let t = existing_target_for(service, d.target.as_deref())?;
         let live = service
@@ -329,7 +337,7 @@ pub fn delete_noted(
             Err(e) => tracing::error!("cannot report the delete: {e}"),
         }
     }
-    Ok(serde_json::to_value(result?).unwrap_or(Value::Null))
+    result
 }
 
 /// Query options from a request.
@@ -367,15 +375,4 @@ pub fn verify_options(v: &VerifyRequest) -> Result<mv_backup::VerifyOptions, Ser
         label: v.label.as_deref().map(str::parse).transpose()?,
         read_data,
     })
-}
-
-mod erased_json {
-    pub trait Ser {
-        fn to_value(&self) -> serde_json::Value;
-    }
-    impl<T: serde::Serialize> Ser for T {
-        fn to_value(&self) -> serde_json::Value {
-            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-        }
-    }
 }

@@ -32,7 +32,7 @@ pub enum Level {
 }
 
 /// One filesystem's usage.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FsUsage {
     pub mount: String,
     pub device: String,
@@ -48,7 +48,7 @@ pub struct FsUsage {
 }
 
 /// The thresholds in force.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Thresholds {
     pub warn: u64,
     pub critical: u64,
@@ -313,7 +313,7 @@ pub fn check_once(service: &Service) -> CheckOutcome {
 }
 
 /// A row of log/df.csv.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DayRow {
     pub date: String,
     pub mount: String,
@@ -385,7 +385,7 @@ fn record_daily(home: &Home, fs: &[FsUsage]) -> std::io::Result<()> {
 }
 
 /// A filesystem's trend over the recorded days.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Trend {
     pub mount: String,
     pub days: usize,
@@ -430,21 +430,34 @@ fn day_number(date: &str) -> i64 {
 
 use chrono::Datelike as _;
 
+/// `mailvault disk`'s answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DiskStatus {
+    pub thresholds: Thresholds,
+    pub filesystems: Vec<FsUsage>,
+    /// The level each filesystem was last alerted at.
+    pub alerted_levels: BTreeMap<String, Level>,
+    pub history: Vec<DayRow>,
+    pub trends: Vec<Trend>,
+    /// When this was measured (RFC 3339).
+    pub checked: String,
+}
+
 /// `mailvault disk`: current usage, levels, history and trend.
-pub fn status(service: &Service) -> serde_json::Value {
+pub fn status(service: &Service) -> DiskStatus {
     let home = service.store().home();
     let t = Thresholds::load(home);
     let fs = usage(&watched_paths(service), &t);
     let state = load_state(home);
     let rows = history(home);
-    serde_json::json!({
-        "thresholds": t,
-        "filesystems": fs,
-        "alerted_levels": state.levels,
-        "history": rows,
-        "trends": trends(&rows),
-        "checked": UtcMillis::now().rfc3339(),
-    })
+    DiskStatus {
+        thresholds: t,
+        filesystems: fs,
+        alerted_levels: state.levels,
+        trends: trends(&rows),
+        history: rows,
+        checked: UtcMillis::now().rfc3339(),
+    }
 }
 
 /// Starts the monitor thread; it stops when `stop` is set.

@@ -309,6 +309,12 @@ impl Backend for ImapBackend {
         Ok(uids)
     }
 
+    /// The mailbox's channel of the store's change feed: every change goes
+    /// through the apply path, which feeds it, so IDLE needs no poll.
+    fn watch_changes(&self, a: &Account) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.service.changes().subscribe(Self::mbox(a)))
+    }
+
     fn change_marker(&self, a: &Account) -> BResult<u64> {
         self.service
             .store()

@@ -8,7 +8,7 @@
 //! The server keeps the newest [`KEEP_FINISHED`] finished jobs (results and
 //! log lines included) besides every running one; older ones are forgotten.
 
-use crate::{Request, Service, ServiceError};
+use crate::{Request, Response, Service, ServiceError};
 use mv_types::UtcMillis;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -36,9 +36,11 @@ impl JobState {
     }
 }
 
-/// A job as `GET /v1/jobs/{id}` answers it.
+/// A job as `GET /v1/jobs/{id}` answers it. The server holds its result as a
+/// [`Response`]; a client reads it as the type its request answers with
+/// (`JobStatus<RestoreReport>`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobStatus {
+pub struct JobStatus<R = Response> {
     pub id: u64,
     /// The request's operation (`restore`, `backup_verify`, ...).
     pub op: String,
@@ -53,8 +55,8 @@ pub struct JobStatus {
     pub total: u64,
     /// The operation's answer, once it succeeded: the same JSON its request
     /// answers with through `POST /v1/op`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<serde_json::Value>,
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    pub result: Option<R>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The HTTP status the error would have had as a direct request.
@@ -62,6 +64,11 @@ pub struct JobStatus {
     pub error_status: Option<u16>,
     #[serde(default)]
     pub log: Vec<String>,
+}
+
+/// `None` whatever `R` is (serde's `default` would ask `R: Default`).
+fn none<R>() -> Option<R> {
+    None
 }
 
 /// One job: its status behind a lock, and its cancel flag.
@@ -105,7 +112,7 @@ impl Job {
         })
     }
 
-    pub(crate) fn finish(&self, result: Result<serde_json::Value, ServiceError>) {
+    pub(crate) fn finish(&self, result: Result<Response, ServiceError>) {
         let cancelled = self.cancel_requested();
         self.update(|s| {
             s.ended_ms = Some(UtcMillis::now().0);
@@ -260,11 +267,7 @@ impl Service {
         Ok(job.status())
     }
 
-    fn execute_job(
-        self: &Arc<Self>,
-        req: Request,
-        job: &Job,
-    ) -> Result<serde_json::Value, ServiceError> {
+    fn execute_job(self: &Arc<Self>, req: Request, job: &Job) -> Result<Response, ServiceError> {
         // The operations run here rather than through `execute` leave their
         // audit lines here.
         let audit = matches!(
@@ -283,9 +286,7 @@ impl Service {
                     }
                     !job.cancel_requested()
                 })
-                .and_then(|report| {
-                    serde_json::to_value(report).map_err(|e| ServiceError::Io(e.to_string()))
-                }),
+                .map(Response::from),
             Request::BackupSearch(r) => self
                 .backup_search_watched(&r, &|done, total, line| {
                     job.progress(done, total);
@@ -294,9 +295,7 @@ impl Service {
                     }
                     !job.cancel_requested()
                 })
-                .and_then(|report| {
-                    serde_json::to_value(report).map_err(|e| ServiceError::Io(e.to_string()))
-                }),
+                .map(Response::from),
             Request::Backup(r) => self.backup_job(&r, job),
             other => self.execute(other),
         };
@@ -314,7 +313,7 @@ impl Service {
         &self,
         r: &crate::backup::BackupRequest,
         job: &Job,
-    ) -> Result<serde_json::Value, ServiceError> {
+    ) -> Result<Response, ServiceError> {
         let target = crate::backup::target_for(self, r.target.as_deref())?;
         let src = self.backup_source();
         let prepared = mv_backup::prepare(&src, target.clone(), crate::backup::options(r)?)?;
@@ -335,10 +334,12 @@ impl Service {
             Ok(report) => crate::report::backup_finished(self, &note, Ok(report)),
             Err(e) => crate::report::backup_failed(self, &note, &e.to_string()),
         }
-        let report = result?;
-        serde_json::to_value(report).map_err(|e| ServiceError::Io(e.to_string()))
+        Ok(result?.into())
     }
 }
+
+/// How a backup job's log announces a session: `session LABEL: N accounts`.
+pub const SESSION_LINE: &str = "session ";
 
 /// A backup's progress into its job, and the job's cancel into the backup.
 struct JobWatch<'a> {
@@ -367,6 +368,16 @@ impl mv_backup::Progress for JobWatch<'_> {
     fn started(&self, _labels: &[mv_backup::Label], accounts: u64) {
         self.total.store(accounts, Ordering::SeqCst);
         self.job.progress(0, accounts);
+        self.check_cancel();
+    }
+    /// A run may write a full, then an incremental: `done`/`total` count the
+    /// session being written, as zmbackup's progress does.
+    fn session_started(&self, label: &mv_backup::Label, accounts: u64) {
+        self.done.store(0, Ordering::SeqCst);
+        self.total.store(accounts, Ordering::SeqCst);
+        self.job.progress(0, accounts);
+        self.job
+            .log(format!("{SESSION_LINE}{label}: {accounts} accounts"));
         self.check_cancel();
     }
     fn account_done(&self, email: &str, ok: bool) {

@@ -1,12 +1,11 @@
 //! Mailbox requests (zmmailbox): search, folders, messages, tags.
 
-use crate::service::erased;
+use crate::response::{Ack, Deleted, ItemRef, MessageData, Moved, Response};
 use crate::{Request, Service, ServiceError};
 use base64::Engine;
 use mv_redo::ops::{flags, folders};
 use mv_store::{DeliverOptions, FlagChange};
 use mv_types::{ItemId, MailboxId, UtcMillis};
-use serde_json::{Value, json};
 
 /// Zimbra's flag letters: u (unread), f (flagged), r (replied), d (draft), x (deleted).
 fn parse_flag_letters(s: &str) -> Result<(u32, bool), ServiceError> {
@@ -81,8 +80,7 @@ impl Service {
 
     /// Answers the mailbox requests; anything else goes on to
     /// [`Service::execute_pim`].
-    pub(crate) fn execute_mail(&self, req: Request) -> Result<Value, ServiceError> {
-        let to = |v: &dyn erased::Ser| v.to_value();
+    pub(crate) fn execute_mail(&self, req: Request) -> Result<Response, ServiceError> {
         Ok(match req {
             Request::Search {
                 account,
@@ -92,11 +90,11 @@ impl Service {
                 let mbox = self.mailbox_of(&account)?;
                 let mut items = self.indexes.search(&self.store, mbox, &query)?;
                 items.truncate(limit.unwrap_or(usize::MAX));
-                to(&items)
+                items.into()
             }
             Request::GetAllFolders { account } => {
                 let mbox = self.mailbox_of(&account)?;
-                to(&self.store.mailbox(mbox).folders()?)
+                self.store.mailbox(mbox).folders()?.into()
             }
             Request::CreateFolder {
                 account,
@@ -109,7 +107,7 @@ impl Service {
                     &path,
                     view.as_deref().unwrap_or("message"),
                 )?;
-                json!({"id": id})
+                ItemRef { id }.into()
             }
             Request::RenameFolder {
                 account,
@@ -135,18 +133,21 @@ impl Service {
                     self.folder_id(mbox, &parent_path)?
                 };
                 self.store.rename_folder(mbox, id, &name, parent)?;
-                json!({"id": id})
+                ItemRef { id }.into()
             }
             Request::DeleteFolder { account, path } => {
                 let mbox = self.mailbox_of(&account)?;
                 let id = self.folder_id(mbox, &path)?;
                 self.store.delete_folder(mbox, id)?;
-                json!({"ok": true})
+                Ack::OK.into()
             }
             Request::EmptyFolder { account, path } => {
                 let mbox = self.mailbox_of(&account)?;
                 let id = self.folder_id(mbox, &path)?;
-                json!({"deleted": self.store.empty_folder(mbox, id)?})
+                Deleted {
+                    deleted: self.store.empty_folder(mbox, id)? as u64,
+                }
+                .into()
             }
             Request::AddMessage {
                 account,
@@ -173,7 +174,7 @@ impl Service {
                     received: received_ms.map(UtcMillis),
                 };
                 let id = self.store.add_message(mbox, &raw, &options)?;
-                json!({"id": id.0})
+                ItemRef { id: id.0 }.into()
             }
             Request::GetMessage { account, id } => {
                 let mbox = self.mailbox_of(&account)?;
@@ -183,13 +184,20 @@ impl Service {
                     .item(ItemId(id))?
                     .ok_or_else(|| ServiceError::NotFound(format!("no such message: {id}")))?;
                 let raw = self.store.read_blob(mbox, &item)?;
-                json!({"item": item, "data": base64::engine::general_purpose::STANDARD.encode(raw)})
+                MessageData {
+                    item,
+                    data: base64::engine::general_purpose::STANDARD.encode(raw),
+                }
+                .into()
             }
             Request::DeleteMessages { account, ids } => {
                 let mbox = self.mailbox_of(&account)?;
                 let ids: Vec<ItemId> = ids.into_iter().map(ItemId).collect();
                 self.store.delete_items(mbox, &ids)?;
-                json!({"deleted": ids.len()})
+                Deleted {
+                    deleted: ids.len() as u64,
+                }
+                .into()
             }
             Request::MoveMessages {
                 account,
@@ -200,7 +208,10 @@ impl Service {
                 let to_folder = self.folder_id(mbox, &folder)?;
                 let ids: Vec<ItemId> = ids.into_iter().map(ItemId).collect();
                 self.store.move_items(mbox, &ids, to_folder)?;
-                json!({"moved": ids.len()})
+                Moved {
+                    moved: ids.len() as u64,
+                }
+                .into()
             }
             Request::FlagMessages {
                 account,
@@ -225,7 +236,7 @@ impl Service {
                     self.store
                         .set_flags(mbox, &ids, FlagChange::Remove(clear))?;
                 }
-                json!({"ok": true})
+                Ack::OK.into()
             }
             Request::CreateTag {
                 account,
@@ -233,11 +244,14 @@ impl Service {
                 color,
             } => {
                 let mbox = self.mailbox_of(&account)?;
-                json!({"id": self.store.create_tag(mbox, &name, color)?})
+                ItemRef {
+                    id: self.store.create_tag(mbox, &name, color)?,
+                }
+                .into()
             }
             Request::GetAllTags { account } => {
                 let mbox = self.mailbox_of(&account)?;
-                to(&self.store.mailbox(mbox).tags()?)
+                self.store.mailbox(mbox).tags()?.into()
             }
             other => self.execute_pim(other)?,
         })

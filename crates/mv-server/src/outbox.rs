@@ -68,7 +68,7 @@ pub fn base_backoff(home: &Home) -> u64 {
 }
 
 /// What is waiting in the outbox.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct OutboxStatus {
     pub pending: Vec<Queued>,
     /// Given up after MAX_ATTEMPTS tries.

@@ -1,10 +1,9 @@
 //! Calendars and contacts of a mailbox (the merge of a folder's events into
 //! one VCALENDAR lives in `mv_store::pim`).
 
-use crate::service::erased;
+use crate::response::{CalendarText, ContactsImported, ContactsText, Response};
 use crate::{Request, Service, ServiceError};
 use mv_types::MailboxId;
-use serde_json::{Value, json};
 
 impl Service {
     /// The appointments of a folder as one VCALENDAR.
@@ -62,8 +61,7 @@ impl Service {
     }
 
     /// Answers the calendar and contacts requests.
-    pub(crate) fn execute_pim(&self, req: Request) -> Result<Value, ServiceError> {
-        let to = |v: &dyn erased::Ser| v.to_value();
+    pub(crate) fn execute_pim(&self, req: Request) -> Result<Response, ServiceError> {
         Ok(match req {
             Request::ImportCalendar {
                 account,
@@ -71,11 +69,14 @@ impl Service {
                 ics,
             } => {
                 let mbox = self.mailbox_of(&account)?;
-                to(&self.import_calendar(mbox, &folder, &ics)?)
+                self.import_calendar(mbox, &folder, &ics)?.into()
             }
             Request::ExportCalendar { account, folder } => {
                 let mbox = self.mailbox_of(&account)?;
-                json!({"ics": self.export_calendar(mbox, &folder)?})
+                CalendarText {
+                    ics: self.export_calendar(mbox, &folder)?,
+                }
+                .into()
             }
             Request::ImportContacts {
                 account,
@@ -83,11 +84,17 @@ impl Service {
                 vcf,
             } => {
                 let mbox = self.mailbox_of(&account)?;
-                json!({"created": self.import_contacts(mbox, &folder, &vcf)?})
+                ContactsImported {
+                    created: self.import_contacts(mbox, &folder, &vcf)?,
+                }
+                .into()
             }
             Request::ExportContacts { account, folder } => {
                 let mbox = self.mailbox_of(&account)?;
-                json!({"vcf": self.export_contacts(mbox, &folder)?})
+                ContactsText {
+                    vcf: self.export_contacts(mbox, &folder)?,
+                }
+                .into()
             }
             other => {
                 return Err(ServiceError::BadRequest(format!(

@@ -36,7 +36,7 @@ pub struct Note {
 }
 
 /// Where reports go (from the server's configuration).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ReportConfig {
     pub server: String,
     pub subject_prefix: String,

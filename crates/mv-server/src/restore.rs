@@ -65,21 +65,21 @@ pub struct RestoreFailure {
 }
 
 /// What a restore did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct RestoreReport {
     pub target: String,
     pub accounts: Vec<AccountRestoreReport>,
     pub failures: Vec<RestoreFailure>,
     pub notes: Vec<String>,
     /// `-sys`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system: Option<mv_backup::SystemRestoreReport>,
     /// `-a all`: accounts of the target that are no longer in the directory (deleted
     /// before the restore point), each with why and how to bring it back.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped_accounts: Vec<String>,
     /// Stopped by `zmbackupabort -r`: these accounts were left untouched.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_restored: Vec<String>,
 }
 

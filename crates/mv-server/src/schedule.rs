@@ -16,7 +16,6 @@ use croner::Cron;
 use mv_directory::Modification;
 use mv_types::UtcMillis;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 pub const ATTR: &str = "zimbraBackupSchedule";
 
@@ -48,7 +47,7 @@ impl EntryKind {
 }
 
 /// One schedule entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub kind: EntryKind,
     /// `d` entries: what to delete (`1m`, `14d`, a label or a date).
@@ -323,8 +322,21 @@ pub fn current(service: &Service) -> Result<(Vec<Entry>, Vec<String>), ServiceEr
     Ok((entries, invalid))
 }
 
+/// The schedule after a request: its entries as lines and parsed, the lines
+/// that did not parse, and what changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleAnswer {
+    /// What the request did (`Schedule replaced`); none for a query.
+    pub message: Option<String>,
+    /// `zimbraBackupMode`.
+    pub mode: String,
+    pub entries: Vec<String>,
+    pub parsed: Vec<Entry>,
+    pub invalid: Vec<String>,
+}
+
 /// Runs a schedule request; answers the resulting schedule.
-pub fn execute(service: &Service, r: &ScheduleRequest) -> Result<Value, ServiceError> {
+pub fn execute(service: &Service, r: &ScheduleRequest) -> Result<ScheduleAnswer, ServiceError> {
     let mode = service
         .directory()
         .effective_str(service.server_name(), "zimbraBackupMode")?;
@@ -380,13 +392,13 @@ pub fn execute(service: &Service, r: &ScheduleRequest) -> Result<Value, ServiceE
         service.directory().modify_server(&server, &[m])?;
     }
     let (entries, invalid) = current(service)?;
-    Ok(json!({
-        "message": message,
-        "mode": mode,
-        "entries": entries.iter().map(Entry::line).collect::<Vec<_>>(),
-        "parsed": entries,
-        "invalid": invalid,
-    }))
+    Ok(ScheduleAnswer {
+        message: message.map(str::to_string),
+        mode,
+        entries: entries.iter().map(Entry::line).collect(),
+        parsed: entries,
+        invalid,
+    })
 }
 
 /// `zmschedulebackup -q`'s text.

@@ -157,7 +157,7 @@ fn fire(service: &Arc<Service>, entry: &Entry, note: Note, stop: &Arc<AtomicBool
             }
             crate::Request::Backup(r) => {
                 match crate::backup::start_async_noted(service.clone(), &r, note.clone()) {
-                    Ok(v) => tracing::info!("scheduled backup started: {}", v["labels"]),
+                    Ok(v) => tracing::info!("scheduled backup started: {}", v.labels.join(" ")),
                     Err(e) => {
                         tracing::error!("scheduled backup did not start: {e}");
                         crate::report::backup_failed(&service, &note, &e.to_string());

@@ -8,12 +8,12 @@
 
 pub use crate::mail::flag_letters;
 pub use crate::request::{ReindexAction, Request};
+use crate::response::{Pong, Reply, Response};
 use mv_directory::Directory;
 use mv_home::Home;
 use mv_store::tgz;
 use mv_store::{Store, StoreOptions};
 use mv_types::MailboxId;
-use serde_json::{Value, json};
 use std::sync::Mutex;
 
 /// Errors of the layers below pass through as they are (`transparent`): with
@@ -72,6 +72,8 @@ pub struct Service {
     pub(crate) backup_directory: Mutex<Directory>,
     pub(crate) server_name: String,
     pub(crate) jobs: crate::jobs::Jobs,
+    /// Per-mailbox change notification, fed by the store's apply path.
+    pub(crate) changes: std::sync::Arc<crate::changes::ChangeFeed>,
 }
 
 impl Service {
@@ -92,6 +94,9 @@ impl Service {
         let ms = directory.effective_u64(&server_name, "zimbraRedoLogFsyncIntervalMS")?;
         options.redo.fsync_interval = std::time::Duration::from_millis(ms);
         let (store, report) = Store::open(home, options)?;
+        let changes = std::sync::Arc::new(crate::changes::ChangeFeed::default());
+        let feed = changes.clone();
+        store.on_change(Box::new(move |id| feed.notify(id)))?;
         Ok((
             Service {
                 store,
@@ -100,6 +105,7 @@ impl Service {
                 directory,
                 server_name,
                 jobs: Default::default(),
+                changes,
             },
             report,
         ))
@@ -124,6 +130,11 @@ impl Service {
     /// takes a `Mutex`); it does not hold up requests.
     pub fn directory_mutex(&self) -> &Mutex<Directory> {
         &self.backup_directory
+    }
+
+    /// The mailboxes' change notification (see [`crate::changes`]).
+    pub fn changes(&self) -> &crate::changes::ChangeFeed {
+        &self.changes
     }
 
     pub fn server_name(&self) -> &str {
@@ -164,9 +175,11 @@ impl Service {
     pub fn execute_shared(
         self: &std::sync::Arc<Self>,
         req: Request,
-    ) -> Result<Value, ServiceError> {
+    ) -> Result<Response, ServiceError> {
         match req {
-            Request::Backup(r) if !r.sync => crate::backup::start_async(self.clone(), &r),
+            Request::Backup(r) if !r.sync => {
+                Ok(crate::backup::start_async(self.clone(), &r)?.into())
+            }
             Request::ReindexMailbox {
                 account,
                 action: ReindexAction::Start,
@@ -185,23 +198,34 @@ impl Service {
                         })
                         .map_err(|e| ServiceError::Io(format!("cannot start the reindex: {e}")))?;
                 }
-                serde_json::to_value(self.indexes.status(&self.store, mbox)?)
-                    .map_err(|e| ServiceError::Io(e.to_string()))
+                Ok(self.indexes.status(&self.store, mbox)?.into())
             }
             other => self.execute(other),
         }
     }
 
-    /// Runs a request and returns its JSON result; changes leave audit lines.
-    pub fn execute(&self, req: Request) -> Result<Value, ServiceError> {
+    /// Runs a request and returns its answer; changes leave audit lines.
+    pub fn execute(&self, req: Request) -> Result<Response, ServiceError> {
         let audit = crate::audit::begin(&req);
         let result = self.execute_unaudited(req);
         audit.end(&result);
         result
     }
 
-    fn execute_unaudited(&self, req: Request) -> Result<Value, ServiceError> {
-        let to = |v: &dyn erased::Ser| v.to_value();
+    /// Runs a request and takes its answer as the type `T` the caller expects
+    /// (an answer of another type is a server-side error, not a guess).
+    pub fn call<T: Reply>(&self, req: Request) -> Result<T, ServiceError> {
+        let op = crate::jobs::op_of(&req);
+        T::from_response(self.execute(req)?).map_err(|other| {
+            ServiceError::Io(format!(
+                "{op} answered with {} where {} was expected",
+                other.kind(),
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+
+    fn execute_unaudited(&self, req: Request) -> Result<Response, ServiceError> {
         Ok(match req {
             Request::ReindexMailbox { account, action } => {
                 // Here (a tool holding the home) the rebuild runs to its end.
@@ -211,40 +235,31 @@ impl Service {
                         .rebuild(&self.store, mbox)
                         .map_err(|e| ServiceError::Io(e.to_string()))?;
                 }
-                to(&self.indexes.status(&self.store, mbox)?)
+                self.indexes.status(&self.store, mbox)?.into()
             }
-            Request::Ping => json!({"ok": true, "server": self.server_name}),
+            Request::Ping => Pong {
+                ok: true,
+                server: self.server_name.clone(),
+            }
+            .into(),
             r @ (Request::AddAccountLogger { .. }
             | Request::RemoveAccountLogger { .. }
-            | Request::GetAccountLoggers { .. }) => crate::account_log::execute(self, r)?,
+            | Request::GetAccountLoggers { .. }) => crate::account_log::execute(self, r)?.into(),
             r @ (Request::Backup(_)
             | Request::BackupStatus { .. }
             | Request::BackupAbort { .. }
             | Request::BackupQuery(_)
             | Request::BackupDelete(_)
             | Request::BackupVerify(_)) => crate::backup::execute(self, r)?,
-            Request::Restore(r) => to(&self.restore(&r)?),
-            Request::BackupSearch(r) => to(&self.backup_search_watched(&r, &|_, _, _| true)?),
-            Request::RestoreItems(r) => to(&self.restore_items(&r)?),
+            Request::Restore(r) => self.restore(&r)?.into(),
+            Request::BackupSearch(r) => self.backup_search_watched(&r, &|_, _, _| true)?.into(),
+            Request::RestoreItems(r) => self.restore_items(&r)?.into(),
             r @ (Request::Schedule(_)
             | Request::BackupReports { .. }
             | Request::DiskStatus
             | Request::Check) => crate::ops::execute(self, r)?,
             other => self.execute_accounts(other)?,
         })
-    }
-}
-
-/// Object-safe serialization to JSON values (so `execute` can convert results of
-/// many types with one helper).
-pub(crate) mod erased {
-    pub trait Ser {
-        fn to_value(&self) -> serde_json::Value;
-    }
-    impl<T: serde::Serialize> Ser for T {
-        fn to_value(&self) -> serde_json::Value {
-            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-        }
     }
 }
 

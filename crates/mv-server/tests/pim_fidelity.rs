@@ -51,8 +51,9 @@ fn check(kind: &str, export: &Path, originals: &[&str]) {
     );
 }
 
+/// The answer as its wire JSON (what a client reads).
 fn exec(svc: &Service, req: Request) -> serde_json::Value {
-    svc.execute(req).unwrap()
+    serde_json::to_value(svc.execute(req).unwrap()).unwrap()
 }
 
 fn export_ics(svc: &Service, account: &str) -> String {

@@ -37,7 +37,7 @@ pub use pending::{PENDING_FILE, Pending};
 pub use prefix::MAX_PREFIX;
 pub use replay::Replayer;
 pub use snapshot_file::{BlobRef, SnapshotFile, SnapshotProblem, SnapshotSummary};
-pub use store::{GC_CLEAN, OpenReport, ReplayReport, Store, StoreOptions};
+pub use store::{ChangeHook, GC_CLEAN, OpenReport, ReplayReport, Store, StoreOptions};
 pub use write::{CalendarImport, DeliverOptions, FlagChange};
 
 use mv_types::{Digest, MailboxId};

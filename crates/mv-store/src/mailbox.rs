@@ -573,7 +573,7 @@ pub struct MailboxInfo {
     pub message_count: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Folder {
     pub id: u32,
     pub parent_id: u32,
@@ -589,7 +589,7 @@ pub struct Folder {
     pub path: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Tag {
     pub id: u32,
     pub name: String,
@@ -597,7 +597,7 @@ pub struct Tag {
     pub change: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Item {
     pub id: u32,
     pub kind: ItemKind,

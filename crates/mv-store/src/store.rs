@@ -94,6 +94,9 @@ pub struct ReplayReport {
 pub const GC_CLEAN: &str = ".gc-clean";
 
 /// A mail store opened on a home.
+/// Called with the id of each mailbox changed ([`Store::on_change`]).
+pub type ChangeHook = Box<dyn Fn(MailboxId) + Send + Sync>;
+
 pub struct Store {
     home: Home,
     redo: Arc<RedoLog>,
@@ -103,6 +106,9 @@ pub struct Store {
     handles: Arc<OpenHandles>,
     /// Mailboxes changed since the search indexer last looked (see `pending`).
     pending: PendingWork,
+    /// Told of every change applied, after it is applied (see
+    /// [`Store::on_change`]).
+    change_hook: std::sync::OnceLock<ChangeHook>,
     /// See [`StoreOptions::exclusive_databases`].
     exclusive_databases: bool,
     /// Crash recovery finished: until then no checkpoint is recorded. A
@@ -148,6 +154,7 @@ impl Store {
             mailboxes,
             handles,
             pending,
+            change_hook: std::sync::OnceLock::new(),
             exclusive_databases,
             recovered: std::sync::atomic::AtomicBool::new(false),
         };
@@ -249,6 +256,27 @@ impl Store {
         self.pending.give_back(pending)
     }
 
+    /// Sets the one observer of changes: `hook` is called with a mailbox's id
+    /// after each record applied to it (live or replayed: it is the apply
+    /// path's, so nothing that changes a mailbox bypasses it) and after a
+    /// restored database replaces it. It runs under the mailbox's write lock,
+    /// so it must only signal (an IMAP IDLE session waits on it instead of
+    /// polling); a reader it wakes sees the change once the lock is released.
+    /// A second call is refused: the hook belongs to whoever serves the store.
+    pub fn on_change(&self, hook: ChangeHook) -> Result<(), StoreError> {
+        self.change_hook
+            .set(hook)
+            .map_err(|_| StoreError::Invalid("the store's change hook is already set".into()))
+    }
+
+    /// A mailbox changed: the indexer's list and the change hook hear of it.
+    fn changed(&self, id: MailboxId) {
+        self.pending.note(id);
+        if let Some(hook) = self.change_hook.get() {
+            hook(id);
+        }
+    }
+
     /// Keeps a mailbox's database open while the pin lives (an IMAP session's
     /// account): the handle cache closes only unpinned ones.
     pub fn pin(&self, id: MailboxId) -> MailboxPin {
@@ -308,7 +336,7 @@ impl Store {
         if let Some(dir) = path.parent() {
             mv_home::fsync_dir(dir).map_err(|e| StoreError::io(dir, e))?;
         }
-        self.pending.note(id);
+        self.changed(id);
         // The mailbox's search index described the replaced history: dropped here,
         // under the lock, so that it is rebuilt from the new database.
         let index = self.home.mailbox_index_dir(id.0);
@@ -456,7 +484,7 @@ impl Store {
         apply::apply(sp.conn, &ctx, op)?;
         sp.release().map_err(sql)?;
         g.mark_written();
-        self.pending.note(id);
+        self.changed(id);
         Ok(())
     }
 

@@ -45,7 +45,7 @@ pub enum FlagChange {
 }
 
 /// What a calendar import did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CalendarImport {
     pub created: Vec<u32>,
     pub replaced: Vec<u32>,

@@ -2,8 +2,8 @@
 //! (`zmbackupabort`) and `backup verify`.
 //!
 //! `-f`/`-i` run in the server when one owns the home (through the admin API:
-//! asynchronous by default, the labels are printed at once; `-sync` follows the run
-//! with `BackupStatus` until it ends). Without a server the tool runs the backup in
+//! asynchronous by default, the labels are printed at once; `-sync` runs it as a
+//! job of the server and follows the job until it ends, past the client timeout). Without a server the tool runs the backup in
 //! its own process, holding the home's lock, which is `-sync` by nature: the
 //! process must live until the backup ends. `-del`, query, abort and verify work on
 //! the target directly (they never touch the mailboxes).
@@ -15,10 +15,12 @@
 
 use crate::client::Client;
 use anyhow::Context;
+use mv_backup::BackupReport;
 use mv_backup::{BackupError, Label, Progress, Target};
 use mv_home::Home;
 use mv_server::backup::{BackupRequest, QueryRequest, VerifyRequest};
-use serde_json::Value;
+use mv_server::jobs::JobStatus;
+use mv_server::response::BackupStarted;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -297,114 +299,102 @@ fn run_local(
     };
     bar.finish();
     mv_server::report::backup_finished(service, &note, Ok(&report));
-    let value = serde_json::to_value(&report)?;
-    finish(&value, json)
+    finish(&report, json)
 }
 
-/// A server runs: start the backup there; with -sync follow it.
+/// A server runs: start the backup there. Without -sync the labels are the
+/// answer, at once, as Zimbra's zmbackup prints them; with -sync the backup
+/// runs as a job of the server, followed until it ends however long it takes
+/// (each status request is bounded by the client timeout, not the backup).
 fn run_remote(
     client: &Client,
     req: BackupRequest,
     sync: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let started = client.execute(mv_server::Request::Backup(req))?;
-    let labels: Vec<String> = started["labels"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    if !json {
-        for l in &labels {
-            println!("{l}");
-        }
-    }
     if !sync {
+        let started: BackupStarted = client.call(mv_server::Request::Backup(req))?;
         if json {
             println!("{}", serde_json::to_string_pretty(&started)?);
+        } else {
+            for l in &started.labels {
+                println!("{l}");
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let Some(first) = labels.first() else {
-        anyhow::bail!("the server started no backup");
-    };
     let bar = Bar::new(!json);
-    let mut session = String::new();
-    let mut last_bytes = 0;
+    let mut shown = 0usize;
     let mut last_done = 0;
-    let status = loop {
-        let st = client.execute(mv_server::Request::BackupStatus {
-            label: first.clone(),
-        })?;
-        let bytes = st["bytes"].as_u64().unwrap_or(0);
-        bar.bytes(bytes.saturating_sub(last_bytes));
-        last_bytes = bytes;
-        // Per session, as the local run shows it. A session that went by
-        // between two polls is not shown.
-        if let Some(now) = st["session"].as_str()
-            && now != session
-        {
-            session = now.to_string();
-            last_done = 0;
-            bar.begin_session(now, st["session_accounts_total"].as_u64().unwrap_or(0));
+    let mut follow = |st: &JobStatus<BackupReport>| {
+        // Per session, as the local run shows it (the job's log announces
+        // each); a session that went by between two polls is not shown.
+        for l in st.log.iter().skip(shown) {
+            if let Some((label, n)) = l
+                .strip_prefix(mv_server::jobs::SESSION_LINE)
+                .and_then(|rest| rest.split_once(": "))
+            {
+                let accounts = n.trim_end_matches(" accounts").parse().unwrap_or(0);
+                bar.begin_session(label, accounts);
+                last_done = 0;
+            }
         }
-        let done = st["session_accounts_done"].as_u64().unwrap_or(0);
-        for _ in last_done..done {
+        shown = st.log.len();
+        for _ in last_done..st.done {
             bar.account_done("", true);
         }
-        last_done = done;
-        if !st["running"].as_bool().unwrap_or(false) {
-            break st;
-        }
-        std::thread::sleep(Duration::from_millis(500));
+        last_done = last_done.max(st.done);
     };
+    let mut req = req;
+    req.sync = true;
+    let report = client.run_job(mv_server::Request::Backup(req), &mut follow);
     bar.finish();
-    if let Some(e) = status["error"].as_str() {
-        eprintln!("error: {e}");
-        return Ok(ExitCode::from(1));
+    match report {
+        Ok(report) => {
+            if !json {
+                for l in report.labels() {
+                    println!("{l}");
+                }
+            }
+            finish(&report, json)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Ok(ExitCode::from(1))
+        }
     }
-    finish(&status["report"], json)
 }
 
 /// Prints a report's summary; the exit code says whether every session completed.
-fn finish(report: &Value, json: bool) -> anyhow::Result<ExitCode> {
-    let mut ok = true;
-    for s in report["sessions"].as_array().into_iter().flatten() {
-        if s["status"].as_str() != Some("completed") {
-            ok = false;
-        }
-    }
+fn finish(report: &BackupReport, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(report)?);
     } else {
-        for s in report["sessions"].as_array().into_iter().flatten() {
-            let stats = &s["stats"];
-            let redo = match s["redo"].as_array() {
-                Some(r) if r.len() == 2 => format!(", redo logs {} .. {}", r[0], r[1]),
-                _ => String::new(),
+        for s in &report.sessions {
+            let stats = &s.stats;
+            let redo = match s.redo {
+                Some((first, last)) => format!(", redo logs {first} .. {last}"),
+                None => String::new(),
             };
             eprintln!(
                 "{}: {} ({} of {} accounts, {} new blobs, {} shared, {} written{redo})",
-                s["label"].as_str().unwrap_or(""),
-                s["status_text"].as_str().unwrap_or(""),
-                s["accounts_completed"],
-                s["accounts"],
-                stats["blobs_new"],
-                stats["blobs_shared"],
-                mv_backup::space::human_bytes(stats["bytes_written"].as_u64().unwrap_or(0)),
+                s.label,
+                s.status_text,
+                s.accounts_completed,
+                s.accounts,
+                stats.blobs_new,
+                stats.blobs_shared,
+                mv_backup::space::human_bytes(stats.bytes_written),
             );
-            for e in s["errors"].as_array().into_iter().flatten() {
-                match e["account"].as_str() {
-                    Some(a) => eprintln!("  {a}: {}", e["message"].as_str().unwrap_or("")),
-                    None => eprintln!("  {}", e["message"].as_str().unwrap_or("")),
+            for e in &s.errors {
+                match &e.account {
+                    Some(a) => eprintln!("  {a}: {}", e.message),
+                    None => eprintln!("  {}", e.message),
                 }
             }
         }
     }
-    Ok(if ok {
+    Ok(if report.ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -17,10 +17,9 @@ pub struct Args {
 
 pub fn run(home: &Home, args: Args) -> anyhow::Result<ExitCode> {
     let client = Client::connect(home)?;
-    let v = client.execute(mv_server::Request::Check)?;
-    let report: CheckReport = serde_json::from_value(v.clone())?;
+    let report: CheckReport = client.call(mv_server::Request::Check)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", mv_server::check::format_text(&report));
     }

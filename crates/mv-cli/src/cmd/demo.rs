@@ -212,34 +212,34 @@ fn run_demo(args: Args) -> anyhow::Result<ExitCode> {
     let result = (|| -> anyhow::Result<()> {
         let client = Client::connect(&home)?;
         println!("\n== Provisioning through the admin API (zmprov cd / ca / cdl / adlm)");
-        client.execute(Request::CreateDomain {
+        let _: mv_directory::Domain = client.call(Request::CreateDomain {
             name: "example.com".into(),
             attrs: vec![],
         })?;
         for user in ["alice", "bob", "carol"] {
-            let a = client.execute(Request::CreateAccount {
+            let a: mv_directory::Account = client.call(Request::CreateAccount {
                 email: format!("{user}@example.com"),
                 password: Some("secret".into()),
                 attrs: vec!["displayName".into(), user.into()],
             })?;
             println!(
                 "   created {user}@example.com  zimbraId {}  mailbox {}",
-                a["id"].as_str().unwrap_or("?"),
-                a["mailbox_id"]
+                a.id, a.mailbox_id
             );
         }
-        client.execute(Request::CreateDistributionList {
+        let _: mv_directory::DistributionList = client.call(Request::CreateDistributionList {
             email: "team@example.com".into(),
             attrs: vec![],
         })?;
-        client.execute(Request::AddDistributionListMembers {
-            email: "team@example.com".into(),
-            members: vec![
-                "alice@example.com".into(),
-                "bob@example.com".into(),
-                "carol@example.com".into(),
-            ],
-        })?;
+        let _: mv_directory::DistributionList =
+            client.call(Request::AddDistributionListMembers {
+                email: "team@example.com".into(),
+                members: vec![
+                    "alice@example.com".into(),
+                    "bob@example.com".into(),
+                    "carol@example.com".into(),
+                ],
+            })?;
         println!("   created list team@example.com with alice, bob and carol");
 
         println!("\n== Delivering over LMTP on 127.0.0.1:{lmtp}");
@@ -275,59 +275,60 @@ fn run_demo(args: Args) -> anyhow::Result<ExitCode> {
         println!("   (nobody@example.com was refused at RCPT with 550 5.1.1: no such user)");
 
         println!("\n== alice's Inbox (zmmailbox -z -m alice@example.com s in:Inbox)");
-        let items = client.execute(Request::Search {
+        let items: Vec<mv_store::Item> = client.call(Request::Search {
             account: "alice@example.com".into(),
             query: "in:Inbox".into(),
             limit: None,
         })?;
-        for item in items.as_array().into_iter().flatten() {
+        for item in &items {
             println!(
                 "   id {:>4}  from {:<20} subject {:<16} {} bytes",
-                item["id"],
-                item["sender"].as_str().unwrap_or(""),
-                item["subject"].as_str().unwrap_or(""),
-                item["size"]
+                item.id, item.sender, item.subject, item.size
             );
         }
-        let info = client.execute(Request::GetMailboxInfo {
+        let info: mv_server::response::MailboxInfo = client.call(Request::GetMailboxInfo {
             key: "alice@example.com".into(),
         })?;
         println!(
             "   mailbox {}: {} messages, quotaUsed {}",
-            info["mailboxId"], info["messages"], info["quotaUsed"]
+            info.mailbox_id, info.messages, info.quota_used
         );
 
         println!(
             "\n== A full backup while the server runs (zmbackup -f -a all -sync), then verify --read-data"
         );
-        let report = client.execute(Request::Backup(mv_server::backup::BackupRequest {
-            kind: "full".into(),
-            accounts: vec!["all".into()],
-            target: None,
-            compression: None,
-            exclude: vec![],
-            include: vec![],
-            sync: true,
-        }))?;
-        for session in report["sessions"].as_array().into_iter().flatten() {
+        let report: mv_backup::BackupReport = client.run_job(
+            Request::Backup(mv_server::backup::BackupRequest {
+                kind: "full".into(),
+                accounts: vec!["all".into()],
+                target: None,
+                compression: None,
+                exclude: vec![],
+                include: vec![],
+                sync: true,
+            }),
+            &mut |_| {},
+        )?;
+        for session in &report.sessions {
             println!(
                 "   {}: {} ({} of {} accounts)",
-                session["label"].as_str().unwrap_or("?"),
-                session["status_text"].as_str().unwrap_or("?"),
-                session["accounts_completed"],
-                session["accounts"]
+                session.label, session.status_text, session.accounts_completed, session.accounts
             );
         }
-        let verify = client.execute(Request::BackupVerify(mv_server::backup::VerifyRequest {
-            target: None,
-            label: None,
-            read_data: true,
-            read_data_subset: None,
-        }))?;
-        let problems = verify["problems"].as_array().map(Vec::len).unwrap_or(0);
+        let verify: mv_backup::VerifyReport = client.run_job(
+            Request::BackupVerify(mv_server::backup::VerifyRequest {
+                target: None,
+                label: None,
+                read_data: true,
+                read_data_subset: None,
+            }),
+            &mut |_| {},
+        )?;
         println!(
-            "   verify: {} session(s), {} blob(s) read and checked against their digests, {problems} problem(s)",
-            verify["sessions_checked"], verify["blobs_read"]
+            "   verify: {} session(s), {} blob(s) read and checked against their digests, {} problem(s)",
+            verify.sessions_checked,
+            verify.blobs_read,
+            verify.problems.len()
         );
         Ok(())
     })();

@@ -4,7 +4,7 @@
 use crate::client::Client;
 use mv_backup::space::human_bytes;
 use mv_home::Home;
-use serde_json::Value;
+use mv_server::diskmon::{DiskStatus, Level};
 use std::process::ExitCode;
 
 /// Show disk usage, alert thresholds and the usage trend (zmdisklog).
@@ -20,64 +20,55 @@ pub struct Args {
 
 pub fn run(home: &Home, args: Args) -> anyhow::Result<ExitCode> {
     let client = Client::connect(home)?;
-    let v = client.execute(mv_server::Request::DiskStatus)?;
+    let v: DiskStatus = client.call(mv_server::Request::DiskStatus)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let t = &v["thresholds"];
-    let u = |x: &Value| x.as_u64().unwrap_or(0);
+    let t = &v.thresholds;
     println!(
         "{:<28} {:<16} {:>9} {:>9} {:>9} {:>4}  {:<8} Holds",
         "Filesystem", "Device", "Size", "Used", "Avail", "Use%", "Level"
     );
-    for f in v["filesystems"].as_array().into_iter().flatten() {
-        let holds: Vec<&str> = f["holds"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+    for f in &v.filesystems {
         println!(
             "{:<28} {:<16} {:>9} {:>9} {:>9} {:>3}%  {:<8} {}",
-            f["mount"].as_str().unwrap_or(""),
-            f["device"].as_str().unwrap_or(""),
-            human_bytes(u(&f["total_bytes"])),
-            human_bytes(u(&f["used_bytes"])),
-            human_bytes(u(&f["available_bytes"])),
-            u(&f["use_percent"]),
-            if f["excluded"].as_bool() == Some(true) {
+            f.mount,
+            f.device,
+            human_bytes(f.total_bytes),
+            human_bytes(f.used_bytes),
+            human_bytes(f.available_bytes),
+            f.use_percent,
+            if f.excluded {
                 "excluded"
             } else {
-                f["level"].as_str().unwrap_or("")
+                level_name(f.level)
             },
-            holds.join(", ")
+            f.holds.join(", ")
         );
     }
     println!(
         "\nThresholds: warning {}%, critical {}% (zmdisklog_warn_threshold, zmdisklog_critical_threshold); checked every {} s",
-        u(&t["warn"]),
-        u(&t["critical"]),
-        u(&t["interval_secs"])
+        t.warn, t.critical, t.interval_secs
     );
-    let history = v["history"].as_array().cloned().unwrap_or_default();
+    let history = &v.history;
     if history.is_empty() {
         println!("\nNo daily usage recorded yet (the server records it in log/df.csv).");
         return Ok(ExitCode::SUCCESS);
     }
     println!("\nTrend (log/df.csv):");
-    for tr in v["trends"].as_array().into_iter().flatten() {
-        let rate = tr["bytes_per_day"].as_i64().unwrap_or(0);
+    for tr in &v.trends {
+        let rate = tr.bytes_per_day;
         let sign = if rate < 0 { "-" } else { "+" };
-        let full = match tr["days_until_full"].as_u64() {
+        let full = match tr.days_until_full {
             Some(d) => format!(", full in about {d} days"),
             None => String::new(),
         };
         println!(
             "  {}: {sign}{}/day over {} days{full}",
-            tr["mount"].as_str().unwrap_or(""),
+            tr.mount,
             human_bytes(rate.unsigned_abs()),
-            u(&tr["days"]),
+            tr.days,
         );
     }
     println!("\nHistory:");
@@ -85,11 +76,20 @@ pub fn run(home: &Home, args: Args) -> anyhow::Result<ExitCode> {
     for r in &history[start..] {
         println!(
             "  {}  {:<28} {:>3}%  {} used",
-            r["date"].as_str().unwrap_or(""),
-            r["mount"].as_str().unwrap_or(""),
-            u(&r["use_percent"]),
-            human_bytes(u(&r["used_bytes"]))
+            r.date,
+            r.mount,
+            r.use_percent,
+            human_bytes(r.used_bytes)
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A level as the table prints it (its name on the wire).
+fn level_name(l: Level) -> &'static str {
+    match l {
+        Level::Ok => "ok",
+        Level::Warning => "warning",
+        Level::Critical => "critical",
+    }
 }

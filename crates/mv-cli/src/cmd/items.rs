@@ -4,11 +4,11 @@
 //! this process.
 
 use crate::client::Client;
+use mv_backup::items::{ItemRestoreReport, RestoredItem};
 use mv_home::Home;
-use mv_server::Request;
-use mv_server::items::{BackupSearchRequest, ItemRestoreRequest};
+use mv_server::items::{BackupSearchReport, BackupSearchRequest, ItemRestoreRequest};
+use mv_server::{Reply, Request, Response};
 use mv_types::UtcMillis;
-use serde_json::Value;
 use std::process::ExitCode;
 
 /// Search the backups for messages, without restoring anything (exit 0: found,
@@ -45,9 +45,9 @@ pub struct SearchArgs {
 
 /// Follows a request as a job (through a server), or runs it here, printing its
 /// log lines to stderr as progress.
-fn run_followed(client: &Client, req: Request, what: &str) -> anyhow::Result<Value> {
+fn run_followed<T: Reply>(client: &Client, req: Request, what: &str) -> anyhow::Result<T> {
     let mut shown = 0usize;
-    let mut follow = |status: &mv_server::jobs::JobStatus| {
+    let mut follow = |status: &mv_server::jobs::JobStatus<T>| {
         for l in status.log.iter().skip(shown) {
             eprintln!("{what}: {l}");
         }
@@ -66,9 +66,10 @@ fn run_followed(client: &Client, req: Request, what: &str) -> anyhow::Result<Val
                         true
                     })
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
-                Ok(serde_json::to_value(report)?)
+                T::from_response(Response::from(report))
+                    .map_err(|r| anyhow::anyhow!("unexpected answer: {}", r.kind()))
             }
-            other => client.execute(other),
+            other => client.call(other),
         },
         Client::Remote { .. } => client.run_job(req, &mut follow),
     }
@@ -95,63 +96,48 @@ pub fn search(home: &Home, args: SearchArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     let client = Client::connect(home)?;
-    let report = match run_followed(&client, Request::BackupSearch(req), "search") {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return Ok(ExitCode::from(1));
-        }
-    };
-    let mut hits = 0usize;
+    let report: BackupSearchReport =
+        match run_followed(&client, Request::BackupSearch(req), "search") {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return Ok(ExitCode::from(1));
+            }
+        };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
-    for a in report["accounts"].as_array().into_iter().flatten() {
-        let list = a["hits"].as_array().cloned().unwrap_or_default();
-        hits += list.len();
-        if args.json {
-            continue;
-        }
+    let hits = report.hits();
+    for a in report.accounts.iter().filter(|_| !args.json) {
         println!(
             "{}: {} message(s) in {} restore point(s)",
-            a["email"].as_str().unwrap_or(""),
-            list.len(),
-            a["points"]
+            a.email,
+            a.hits.len(),
+            a.points
         );
-        for h in &list {
-            let s = |k: &str| h[k].as_str().unwrap_or("").to_string();
-            let present = match h["present"].as_bool() {
+        for h in &a.hits {
+            let present = match h.present {
                 Some(true) => "in the mailbox now",
                 Some(false) => "not in the mailbox now",
                 None => "no live mailbox",
             };
-            let labels: Vec<&str> = h["labels"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|l| l.as_str())
-                .collect();
             println!(
                 "  item {}  {}  {}  from {}  \"{}\"  {} bytes  {present}",
-                h["item_id"],
-                UtcMillis(h["date_ms"].as_i64().unwrap_or(0)).display_local(),
-                s("folder"),
-                s("from"),
-                s("subject"),
-                h["size"],
+                h.item_id,
+                UtcMillis(h.date_ms).display_local(),
+                h.folder,
+                h.from,
+                h.subject,
+                h.size,
             );
-            println!("      digest {}  in {}", s("digest"), labels.join(", "));
+            println!("      digest {}  in {}", h.digest, h.labels.join(", "));
         }
-        for n in a["notes"].as_array().into_iter().flatten() {
-            eprintln!("note: {}", n.as_str().unwrap_or(""));
+        for n in &a.notes {
+            eprintln!("note: {n}");
         }
     }
-    for f in report["failures"].as_array().into_iter().flatten() {
-        eprintln!(
-            "error: {}: {}",
-            f["email"].as_str().unwrap_or(""),
-            f["error"].as_str().unwrap_or("")
-        );
+    for f in &report.failures {
+        eprintln!("error: {}: {}", f.email, f.error);
     }
     if hits == 0 && !args.json {
         eprintln!("No matching messages found in the backups");
@@ -212,69 +198,65 @@ pub fn restore_items(home: &Home, args: ItemArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     let client = Client::connect(home)?;
-    let report = match run_followed(&client, Request::RestoreItems(req), "restore") {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return Ok(ExitCode::from(1));
-        }
-    };
+    let report: ItemRestoreReport =
+        match run_followed(&client, Request::RestoreItems(req), "restore") {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return Ok(ExitCode::from(1));
+            }
+        };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let dry = report["dry_run"].as_bool() == Some(true);
-    let email = report["email"].as_str().unwrap_or("");
-    for f in report["folders_created"].as_array().into_iter().flatten() {
-        println!("{email}: created folder {}", f.as_str().unwrap_or(""));
+    let dry = report.dry_run;
+    let email = &report.email;
+    for f in &report.folders_created {
+        println!("{email}: created folder {f}");
     }
-    let line = |h: &Value| {
+    let line = |h: &RestoredItem| {
         format!(
             "item {} \"{}\" from {} ({} bytes, {}) {} -> {}{}",
-            h["item_id"],
-            h["subject"].as_str().unwrap_or(""),
-            h["from"].as_str().unwrap_or(""),
-            h["size"],
-            h["label"].as_str().unwrap_or(""),
-            h["from_folder"].as_str().unwrap_or(""),
-            h["folder"].as_str().unwrap_or(""),
-            match h["new_item_id"].as_u64() {
+            h.item_id,
+            h.subject,
+            h.from,
+            h.size,
+            h.label,
+            h.from_folder,
+            h.folder,
+            match h.new_item_id {
                 Some(n) => format!(" as item {n}"),
                 None => String::new(),
             }
         )
     };
-    let restored = report["restored"].as_array().cloned().unwrap_or_default();
-    let present = report["already_present"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    for h in &restored {
+    for h in &report.restored {
         println!(
             "{email}: {} {}",
             if dry { "would restore" } else { "restored" },
             line(h)
         );
     }
-    for h in &present {
+    for h in &report.already_present {
         println!("{email}: already present, left alone: {}", line(h));
     }
-    for n in report["notes"].as_array().into_iter().flatten() {
-        eprintln!("note: {}", n.as_str().unwrap_or(""));
+    for n in &report.notes {
+        eprintln!("note: {n}");
     }
-    if restored.is_empty() && present.is_empty() {
+    if report.restored.is_empty() && report.already_present.is_empty() {
         eprintln!("{email}: no message in the backups matches");
         return Ok(ExitCode::from(1));
     }
     println!(
         "{email}: {} item(s) {}, {} already present",
-        restored.len(),
+        report.restored.len(),
         if dry {
             "to restore (dry run)"
         } else {
             "restored"
         },
-        present.len()
+        report.already_present.len()
     );
     Ok(ExitCode::SUCCESS)
 }

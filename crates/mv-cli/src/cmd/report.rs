@@ -3,6 +3,7 @@
 
 use crate::client::Client;
 use mv_home::Home;
+use mv_server::response::Reports;
 use std::process::ExitCode;
 
 /// Show the latest backup/delete reports and undelivered report emails.
@@ -17,14 +18,14 @@ pub struct Args {
 
 pub fn run(home: &Home, args: Args) -> anyhow::Result<ExitCode> {
     let client = Client::connect(home)?;
-    let v = client.execute(mv_server::Request::BackupReports {
+    let v: Reports = client.call(mv_server::Request::BackupReports {
         limit: Some(args.last),
     })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let reports = v["reports"].as_array().cloned().unwrap_or_default();
+    let reports = &v.reports;
     if reports.is_empty() {
         println!("No reports yet (one is written after every backup and delete run).");
     }
@@ -32,35 +33,21 @@ pub fn run(home: &Home, args: Args) -> anyhow::Result<ExitCode> {
         if i > 0 {
             println!();
         }
-        println!("Subject: {}", r["subject"].as_str().unwrap_or(""));
-        println!(
-            "Report:  log/reports/{}.json",
-            r["id"].as_str().unwrap_or("")
-        );
-        println!("Email:   {}\n", r["email"].as_str().unwrap_or(""));
-        print!("{}", r["body"].as_str().unwrap_or(""));
+        println!("Subject: {}", r.subject);
+        println!("Report:  log/reports/{}.json", r.id);
+        println!("Email:   {}\n", r.email);
+        print!("{}", r.body);
     }
-    let pending = v["outbox"]["pending"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let failed = v["outbox"]["failed"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let (pending, failed) = (&v.outbox.pending, &v.outbox.failed);
     if !pending.is_empty() || !failed.is_empty() {
         println!(
             "\nOutbox: {} waiting, {} given up (log/outbox/)",
             pending.len(),
             failed.len()
         );
-        for q in pending.iter().chain(&failed) {
-            if let Some(e) = q["last_error"].as_str() {
-                println!(
-                    "  {} (tries: {}): {e}",
-                    q["subject"].as_str().unwrap_or(""),
-                    q["attempts"]
-                );
+        for q in pending.iter().chain(failed) {
+            if let Some(e) = &q.last_error {
+                println!("  {} (tries: {}): {e}", q.subject, q.attempts);
             }
         }
     }

@@ -4,6 +4,7 @@
 
 use anyhow::Context;
 use mv_home::{Home, HomeLock};
+use mv_server::restore::RestoreReport;
 use mv_types::UtcMillis;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -301,7 +302,7 @@ pub fn restore(home: &Home, args: RestoreArgs) -> anyhow::Result<ExitCode> {
     // Through a running server the restore is a job, followed until it ends
     // (however long that is): its log lines go to stderr as they come.
     let mut shown = 0usize;
-    let mut follow = |status: &mv_server::jobs::JobStatus| {
+    let mut follow = |status: &mv_server::jobs::JobStatus<RestoreReport>| {
         for l in status.log.iter().skip(shown) {
             eprintln!("restore: {l}");
         }
@@ -346,7 +347,7 @@ pub fn restore_offline(home: &Home, args: RestoreArgs) -> anyhow::Result<ExitCod
     }
     let (service, _) = mv_server::Service::open(home)?;
     let report = match service.restore(&args.request()) {
-        Ok(r) => serde_json::to_value(&r)?,
+        Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(1));
@@ -382,76 +383,64 @@ fn continue_redo_after_target(home: &Home, target: Option<&str>) -> anyhow::Resu
     Ok(())
 }
 
-fn print_report(report: &serde_json::Value, json: bool) -> anyhow::Result<ExitCode> {
-    let failures = report["failures"].as_array().cloned().unwrap_or_default();
-    let not_restored = report["not_restored"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+fn print_report(report: &RestoreReport, json: bool) -> anyhow::Result<ExitCode> {
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", serde_json::to_string_pretty(report)?);
     } else {
-        if let Some(sys) = report.get("system") {
+        if let Some(sys) = &report.system {
             println!(
                 "system: restored from {}: {} global and {} server attributes{}",
-                sys["label"].as_str().unwrap_or(""),
-                sys["global_attrs"],
-                sys["server_attrs"],
-                if sys["localconfig"].as_bool() == Some(true) {
+                sys.label,
+                sys.global_attrs,
+                sys.server_attrs,
+                if sys.localconfig {
                     ", local config (the previous one kept as localconfig.conf.before-restore)"
                 } else {
                     ""
                 }
             );
         }
-        for a in report["accounts"].as_array().into_iter().flatten() {
-            let s = |k: &str| a[k].as_str().unwrap_or("").to_string();
-            for n in a["notes"].as_array().into_iter().flatten() {
-                println!("{}: {}", s("email"), n.as_str().unwrap_or(""));
+        for a in &report.accounts {
+            for n in &a.notes {
+                println!("{}: {n}", a.email);
             }
-            let replaced = match a["replaced_mailbox_id"].as_u64() {
+            let replaced = match a.replaced_mailbox_id {
                 Some(old) => format!(", replacing mailbox {old}"),
                 None => String::new(),
             };
             println!(
                 "{}: restored as {} (mailbox {}{replaced}) from {}: {} redo files, {} ops replayed{}",
-                s("email"),
-                s("restored_as"),
-                a["mailbox_id"],
-                s("full_label"),
-                a["redo_files"],
-                a["applied"],
-                match a["skipped_deletes"].as_u64() {
-                    Some(n) if n > 0 => format!(", {n} delete ops skipped"),
+                a.email,
+                a.restored_as,
+                a.mailbox_id,
+                a.full_label,
+                a.redo_files,
+                a.applied,
+                match a.skipped_deletes {
+                    n if n > 0 => format!(", {n} delete ops skipped"),
                     _ => String::new(),
                 }
             );
-            for k in a["skipped"].as_array().into_iter().flatten() {
-                eprintln!(
-                    "warning: {}: skipped: {}",
-                    s("email"),
-                    k.as_str().unwrap_or("")
-                );
+            for k in &a.skipped {
+                eprintln!("warning: {}: skipped: {k}", a.email);
             }
         }
-        for n in report["notes"].as_array().into_iter().flatten() {
-            println!("{}", n.as_str().unwrap_or(""));
+        for n in &report.notes {
+            println!("{n}");
         }
-        for n in report["skipped_accounts"].as_array().into_iter().flatten() {
-            println!("{}", n.as_str().unwrap_or(""));
+        for n in &report.skipped_accounts {
+            println!("{n}");
         }
-        if !not_restored.is_empty() {
-            let names: Vec<&str> = not_restored.iter().filter_map(|v| v.as_str()).collect();
-            eprintln!("Not restored (untouched): {}", names.join(" "));
-        }
-        if !failures.is_empty() {
+        if !report.not_restored.is_empty() {
             eprintln!(
-                "Failed accounts (backup target {}):",
-                report["target"].as_str().unwrap_or("?")
+                "Not restored (untouched): {}",
+                report.not_restored.join(" ")
             );
-            for f in &failures {
-                let email = f["email"].as_str().unwrap_or("");
-                let error = f["error"].as_str().unwrap_or("");
+        }
+        if !report.failures.is_empty() {
+            eprintln!("Failed accounts (backup target {}):", report.target);
+            for f in &report.failures {
+                let (email, error) = (f.email.as_str(), f.error.as_str());
                 // Errors from the restore often name the account already.
                 let error = error
                     .strip_prefix(email)
@@ -461,11 +450,13 @@ fn print_report(report: &serde_json::Value, json: bool) -> anyhow::Result<ExitCo
             }
         }
     }
-    Ok(if failures.is_empty() && not_restored.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(
+        if report.failures.is_empty() && report.not_restored.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
 }
 
 /// Restore the directory from a backup (zmrestoreldap; the server must be stopped).
@@ -573,7 +564,7 @@ fn list_beside_the_server(
     label: Option<mv_backup::Label>,
 ) -> anyhow::Result<ExitCode> {
     let client = crate::client::Client::connect(home)?;
-    let q = client.execute(mv_server::Request::BackupQuery(
+    let q: mv_backup::QueryResult = client.call(mv_server::Request::BackupQuery(
         mv_server::backup::QueryRequest {
             target: None,
             label: None,
@@ -584,10 +575,10 @@ fn list_beside_the_server(
             verbose: false,
         },
     ))?;
-    let url = q["target"]
-        .as_str()
-        .context("the server named no backup target")?;
-    let target = mv_backup::target::open_existing(url, home)?;
+    if q.target.is_empty() {
+        anyhow::bail!("the server named no backup target");
+    }
+    let target = mv_backup::target::open_existing(&q.target, home)?;
     list_ldap(args, target.as_ref(), label)
 }
 

@@ -3,7 +3,7 @@
 
 use crate::client::Client;
 use mv_home::Home;
-use mv_server::schedule::{self, ScheduleRequest};
+use mv_server::schedule::{self, ScheduleAnswer, ScheduleRequest};
 use std::process::ExitCode;
 
 /// Show or change the backup schedule (zmschedulebackup).
@@ -104,40 +104,32 @@ pub fn run(home: &Home, args: Args) -> anyhow::Result<ExitCode> {
         options.extend(["-t".to_string(), t.clone()]);
     }
     let client = Client::connect(home)?;
-    let result = client.execute(mv_server::Request::Schedule(ScheduleRequest {
+    let result: ScheduleAnswer = client.call(mv_server::Request::Schedule(ScheduleRequest {
         action: action.into(),
         entries: args.entries.clone(),
         options,
     }))?;
-    let lines: Vec<String> = result["entries"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(String::from))
-        .collect();
-    for i in result["invalid"].as_array().into_iter().flatten() {
-        eprintln!(
-            "warning: invalid schedule entry skipped by the server: {}",
-            i.as_str().unwrap_or("")
-        );
+    let lines = &result.entries;
+    for i in &result.invalid {
+        eprintln!("warning: invalid schedule entry skipped by the server: {i}");
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else if args.save {
-        print!("{}", schedule::format_save(&lines));
+        print!("{}", schedule::format_save(lines));
     } else if args.crontab {
         let bin = std::env::current_exe()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| "mailvault".into());
         print!(
             "{}",
-            schedule::format_crontab(&lines, &bin, &home.root().display().to_string())
+            schedule::format_crontab(lines, &bin, &home.root().display().to_string())
         );
     } else {
-        if let Some(m) = result["message"].as_str() {
+        if let Some(m) = &result.message {
             println!("{m}\n");
         }
-        print!("{}", schedule::format_query(&lines));
+        print!("{}", schedule::format_query(lines));
     }
     Ok(ExitCode::SUCCESS)
 }

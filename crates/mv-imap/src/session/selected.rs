@@ -241,24 +241,52 @@ impl<B: Backend> Session<B> {
         }
     }
 
+    /// IDLE: other sessions' changes are pushed as they happen. With a change
+    /// channel from the backend the session sleeps until the account changes
+    /// (or the client speaks) and then looks once; without one it polls every
+    /// `idle_poll`.
     pub(super) async fn idle<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         s: &mut S,
         tag: &str,
     ) -> std::io::Result<Next> {
+        // Subscribed before the first look: a change between the two still wakes.
+        // (A map lookup: no blocking call needed.)
+        let mut changes = self
+            .account
+            .as_ref()
+            .and_then(|acct| self.backend.watch_changes(acct));
         self.out.extend_from_slice(b"+ idling\r\n");
         self.refresh(true).await;
         self.flush(s).await?;
         let poll = self.cfg.idle_poll;
+        let autologout = self.cfg.autologout;
         loop {
-            match tokio::time::timeout(poll, self.next_frame(s, self.cfg.autologout)).await {
-                Err(_) => {
+            let event = {
+                let frame = self.next_frame(s, autologout);
+                tokio::pin!(frame);
+                match changes.as_mut() {
+                    Some(rx) => tokio::select! {
+                        f = &mut frame => Some(f),
+                        changed = rx.changed() => {
+                            if changed.is_err() {
+                                // The feed went away (the server stopping): poll.
+                                changes = None;
+                            }
+                            None
+                        }
+                    },
+                    None => tokio::time::timeout(poll, &mut frame).await.ok(),
+                }
+            };
+            match event {
+                None => {
                     self.refresh(true).await;
                     self.flush(s).await?;
                 }
-                Ok(Ok(None)) => return Ok(Next::Logout),
-                Ok(Err(e)) => return Err(e),
-                Ok(Ok(Some(Frame::Command(line)))) => {
+                Some(Ok(None)) => return Ok(Next::Logout),
+                Some(Err(e)) => return Err(e),
+                Some(Ok(Some(Frame::Command(line)))) => {
                     if line.trim_ascii().eq_ignore_ascii_case(b"DONE") {
                         self.tagged(tag, "OK", None, "IDLE terminated");
                     } else {
@@ -266,7 +294,7 @@ impl<B: Backend> Session<B> {
                     }
                     return Ok(Next::Continue);
                 }
-                Ok(Ok(Some(_))) => {
+                Some(Ok(Some(_))) => {
                     self.tagged(tag, "BAD", None, "expected DONE");
                     return Ok(Next::Continue);
                 }

@@ -118,7 +118,7 @@ pub(super) async fn export(
             .and_then(|r| {
                 out.flush()
                     .map_err(|e| crate::ServiceError::Io(format!("sending the export: {e}")))?;
-                serde_json::to_value(r).map_err(|e| crate::ServiceError::Io(e.to_string()))
+                Ok(crate::Response::from(r))
             });
         if let Err(e) = &result {
             // Ends the body with an error: the transfer is cut, not completed.

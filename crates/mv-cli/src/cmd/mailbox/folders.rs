@@ -1,9 +1,10 @@
 //! zmmailbox's folder commands and its folder table.
 
 use super::{Cx, clip};
-use crate::cmd::zmshell::{Res, line, scalar};
+use crate::cmd::zmshell::{Res, line};
 use mv_server::Request;
-use serde_json::Value;
+use mv_server::response::ItemRef;
+use mv_store::Folder;
 
 #[derive(clap::Subcommand, Debug)]
 pub(super) enum Command {
@@ -65,26 +66,32 @@ pub(super) fn run(cmd: Command, o: &mut Cx<'_, '_>) -> Res<()> {
     let account = o.account.clone();
     match cmd {
         Command::GetAllFolders { verbose } => {
-            let v = o.s.exec(Request::GetAllFolders { account })?;
-            if !o.raw_if(verbose, &v) {
+            let v: Vec<Folder> = o.s.exec(Request::GetAllFolders { account })?;
+            if !o.raw_if(verbose, &v)? {
                 print_folders(o.out, &v);
             }
         }
         Command::CreateFolder { view, path } => {
-            let v = o.s.exec(Request::CreateFolder {
+            let v: ItemRef = o.s.exec(Request::CreateFolder {
                 account,
                 path,
                 view,
             })?;
-            o.print_id(&v);
+            o.print_id(&v)?;
         }
-        Command::RenameFolder { path, new_path } => o.done(Request::RenameFolder {
-            account,
-            path,
-            new_path,
-        })?,
-        Command::DeleteFolder { path } => o.done(Request::DeleteFolder { account, path })?,
-        Command::EmptyFolder { path } => o.done(Request::EmptyFolder { account, path })?,
+        Command::RenameFolder { path, new_path } => {
+            o.done::<mv_server::response::ItemRef>(Request::RenameFolder {
+                account,
+                path,
+                new_path,
+            })?
+        }
+        Command::DeleteFolder { path } => {
+            o.done::<mv_server::response::Ack>(Request::DeleteFolder { account, path })?
+        }
+        Command::EmptyFolder { path } => {
+            o.done::<mv_server::response::Deleted>(Request::EmptyFolder { account, path })?
+        }
     }
     Ok(())
 }
@@ -115,9 +122,9 @@ fn normalize_view(v: &str) -> Result<String, String> {
 }
 
 /// zmmailbox's folder table, by path.
-fn print_folders(out: &mut Vec<u8>, v: &Value) {
-    let mut folders: Vec<&Value> = v.as_array().into_iter().flatten().collect();
-    folders.sort_by_key(|f| scalar(&f["path"]).to_lowercase());
+fn print_folders(out: &mut Vec<u8>, folders: &[Folder]) {
+    let mut folders: Vec<&Folder> = folders.iter().collect();
+    folders.sort_by_key(|f| f.path.to_lowercase());
     let row = |id: &str, view: &str, unread: &str, count: &str, path: &str| {
         format!("{id:>10}  {view:4}  {unread:>10}  {count:>10}  {path}")
     };
@@ -128,11 +135,11 @@ fn print_folders(out: &mut Vec<u8>, v: &Value) {
         line(
             out,
             row(
-                &scalar(&f["id"]),
-                &clip(&scalar(&f["view"]), 4),
-                &scalar(&f["unread_count"]),
-                &scalar(&f["item_count"]),
-                &scalar(&f["path"]),
+                &f.id.to_string(),
+                &clip(&f.view, 4),
+                &f.unread_count.to_string(),
+                &f.item_count.to_string(),
+                &f.path,
             ),
         );
     }

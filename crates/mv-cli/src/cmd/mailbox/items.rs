@@ -1,11 +1,11 @@
 //! zmmailbox's message and tag commands.
 
 use super::Cx;
-use crate::cmd::zmshell::{Fail, Res, line, op_err, scalar};
+use crate::cmd::zmshell::{Fail, Res, line, op_err};
 use base64::Engine;
 use mv_server::Request;
+use mv_server::response::{ItemRef, MessageData};
 use mv_types::UtcMillis;
-use serde_json::Value;
 use std::path::PathBuf;
 
 #[derive(clap::Subcommand, Debug)]
@@ -157,7 +157,7 @@ pub(super) fn run(cmd: Command, o: &mut Cx<'_, '_>) -> Res<()> {
             for file in message_files(&files)? {
                 let raw = std::fs::read(&file)
                     .map_err(|e| op_err(format!("reading {}: {e}", file.display())))?;
-                let v = o.s.exec(Request::AddMessage {
+                let v: Res<ItemRef> = o.s.exec(Request::AddMessage {
                     account: account.clone(),
                     folder: folder.clone(),
                     data: base64::engine::general_purpose::STANDARD.encode(raw),
@@ -167,59 +167,65 @@ pub(super) fn run(cmd: Command, o: &mut Cx<'_, '_>) -> Res<()> {
                 });
                 match v {
                     Ok(v) if o.json => ids.push(v),
-                    Ok(v) => line(o.out, scalar(&v["id"])),
+                    Ok(v) => line(o.out, v.id.to_string()),
                     Err(Fail::Op(e)) => {
                         return Err(Fail::Op(e.context(format!("adding {}", file.display()))));
                     }
                     Err(e) => return Err(e),
                 }
             }
-            o.raw(&Value::Array(ids));
+            o.raw(&ids)?;
         }
         Command::GetMessage { id } => {
-            let v = o.s.exec(Request::GetMessage { account, id })?;
-            if !o.raw(&v) {
+            let v: MessageData = o.s.exec(Request::GetMessage { account, id })?;
+            if !o.raw(&v)? {
                 let raw = base64::engine::general_purpose::STANDARD
-                    .decode(scalar(&v["data"]).as_bytes())
+                    .decode(v.data.as_bytes())
                     .map_err(|e| op_err(format!("unexpected answer from the service: {e}")))?;
                 o.out.extend_from_slice(&raw);
             }
         }
         Command::DeleteMessage { ids } => {
             let ids = ids.into_iter().flat_map(|i| i.0).collect();
-            o.done(Request::DeleteMessages { account, ids })?;
+            o.done::<mv_server::response::Deleted>(Request::DeleteMessages { account, ids })?;
         }
-        Command::MoveMessage { ids, folder } => o.done(Request::MoveMessages {
-            account,
-            ids: ids.0,
-            folder,
-        })?,
-        Command::FlagMessage { ids, on } => o.done(Request::FlagMessages {
-            account,
-            ids: ids.0,
-            flags: "f".into(),
-            add: on == "1",
-        })?,
+        Command::MoveMessage { ids, folder } => {
+            o.done::<mv_server::response::Moved>(Request::MoveMessages {
+                account,
+                ids: ids.0,
+                folder,
+            })?
+        }
+        Command::FlagMessage { ids, on } => {
+            o.done::<mv_server::response::Ack>(Request::FlagMessages {
+                account,
+                ids: ids.0,
+                flags: "f".into(),
+                add: on == "1",
+            })?
+        }
         // Read is the absence of "unread": marking read removes `u`.
-        Command::MarkMessageRead { ids, on } => o.done(Request::FlagMessages {
-            account,
-            ids: ids.0,
-            flags: "u".into(),
-            add: on == "0",
-        })?,
+        Command::MarkMessageRead { ids, on } => {
+            o.done::<mv_server::response::Ack>(Request::FlagMessages {
+                account,
+                ids: ids.0,
+                flags: "u".into(),
+                add: on == "0",
+            })?
+        }
         Command::CreateTag { color, name } => {
-            let v = o.s.exec(Request::CreateTag {
+            let v: ItemRef = o.s.exec(Request::CreateTag {
                 account,
                 name,
                 color,
             })?;
-            o.print_id(&v);
+            o.print_id(&v)?;
         }
         Command::GetAllTags { verbose } => {
-            let v = o.s.exec(Request::GetAllTags { account })?;
-            if !o.raw_if(verbose, &v) {
-                for t in v.as_array().into_iter().flatten() {
-                    line(o.out, scalar(&t["name"]));
+            let tags: Vec<mv_store::Tag> = o.s.exec(Request::GetAllTags { account })?;
+            if !o.raw_if(verbose, &tags)? {
+                for t in &tags {
+                    line(o.out, &t.name);
                 }
             }
         }

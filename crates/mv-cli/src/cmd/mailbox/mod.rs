@@ -21,11 +21,12 @@ mod search;
 mod transfer;
 
 use super::zmshell::{
-    Fail, Grammar, Parsed, Res, Session, batch, finish, json_out, line, scalar, take_json,
+    Fail, Grammar, Parsed, Res, Session, batch, finish, json_out, line, take_json,
 };
 use mv_home::Home;
+use mv_server::Reply;
 use mv_server::Request;
-use serde_json::Value;
+use mv_server::response::ItemRef;
 use std::process::ExitCode;
 
 /// Work on one mailbox: search, folders, messages, tags, calendar/contacts (zmmailbox).
@@ -160,31 +161,33 @@ struct Cx<'a, 'h> {
 
 impl Cx<'_, '_> {
     /// With `--json`, prints the answer and says so; otherwise the caller prints.
-    fn raw(&mut self, v: &Value) -> bool {
+    fn raw(&mut self, v: &impl serde::Serialize) -> Res<bool> {
         self.raw_if(false, v)
     }
 
     /// As [`Cx::raw`], also when `verbose` (`-v` of the listing commands).
-    fn raw_if(&mut self, verbose: bool, v: &Value) -> bool {
+    fn raw_if(&mut self, verbose: bool, v: &impl serde::Serialize) -> Res<bool> {
         let raw = self.json || verbose;
         if raw {
-            json_out(self.out, v);
+            json_out(self.out, v)?;
         }
-        raw
+        Ok(raw)
     }
 
-    /// Runs a change, which prints nothing (its answer with `--json`).
-    fn done(&mut self, req: Request) -> Res<()> {
-        let v = self.s.exec(req)?;
-        self.raw(&v);
+    /// Runs a change, which prints nothing (its answer, of type `T`, with
+    /// `--json`).
+    fn done<T: Reply + serde::Serialize>(&mut self, req: Request) -> Res<()> {
+        let v: T = self.s.exec(req)?;
+        self.raw(&v)?;
         Ok(())
     }
 
     /// `create*` commands print the new item's id.
-    fn print_id(&mut self, v: &Value) {
-        if !self.raw(v) {
-            line(self.out, scalar(&v["id"]));
+    fn print_id(&mut self, v: &ItemRef) -> Res<()> {
+        if !self.raw(v)? {
+            line(self.out, v.id.to_string());
         }
+        Ok(())
     }
 }
 

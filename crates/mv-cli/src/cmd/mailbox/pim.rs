@@ -1,18 +1,14 @@
 //! Contacts and calendars on zmmailbox's side: where an export goes and what an
 //! import reports.
 
-use crate::cmd::zmshell::{Res, line, op_err, scalar};
-use serde_json::Value;
+use super::transfer::PimExport;
+use crate::cmd::zmshell::{Res, line, op_err};
+use mv_server::stream::ImportResult;
 use std::path::Path;
 
-/// An ics/vcf export's text (under the format's key in the answer) to `-o FILE` or stdout.
-pub(super) fn write_export(
-    v: &Value,
-    format: &str,
-    output: Option<&Path>,
-    out: &mut Vec<u8>,
-) -> Res<()> {
-    let text = scalar(&v[format]);
+/// An ics/vcf export's text to `-o FILE` or stdout.
+pub(super) fn write_export(v: &PimExport, output: Option<&Path>, out: &mut Vec<u8>) -> Res<()> {
+    let text = v.text();
     match output {
         Some(file) => std::fs::write(file, text)
             .map_err(|e| op_err(format!("writing {}: {e}", file.display())))?,
@@ -22,42 +18,50 @@ pub(super) fn write_export(
 }
 
 /// What an ics or vcf import did.
-pub(super) fn print_import(out: &mut Vec<u8>, format: &str, v: &Value) {
-    if format == "ics" {
-        print_calendar_import(out, v);
-    } else {
-        line(out, format!("created: {}", join_values(&v["created"])));
+pub(super) fn print_import(out: &mut Vec<u8>, v: &ImportResult) -> Res<()> {
+    match v {
+        ImportResult::Calendar {
+            created,
+            replaced,
+            kept_existing,
+        } => print_calendar_import(out, created, replaced, kept_existing),
+        ImportResult::Contacts { created } => {
+            line(out, format!("created: {}", join(created)));
+        }
+        ImportResult::Archive(_) => {
+            return Err(op_err(
+                "a calendar or contacts import answered as an archive's",
+            ));
+        }
     }
+    Ok(())
 }
 
-fn join_values(v: &Value) -> String {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .map(scalar)
+fn join(v: &[impl ToString]) -> String {
+    v.iter()
+        .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(",")
 }
 
 /// What a calendar import did: new appointments, the older versions they replaced,
 /// and events kept because the stored version is newer.
-fn print_calendar_import(out: &mut Vec<u8>, v: &Value) {
-    let count = |k: &str| v[k].as_array().map_or(0, Vec::len);
-    let (created, replaced, kept) = (count("created"), count("replaced"), count("kept_existing"));
+fn print_calendar_import(out: &mut Vec<u8>, created: &[u32], replaced: &[u32], kept: &[String]) {
+    let (n_created, n_replaced, n_kept) = (created.len(), replaced.len(), kept.len());
     line(
         out,
         format!(
-            "imported {created} appointment(s): {} new, {replaced} replacing an older version; {kept} kept (the stored version is newer)",
-            created - replaced.min(created)
+            "imported {n_created} appointment(s): {} new, {n_replaced} replacing an older version; {n_kept} kept (the stored version is newer)",
+            n_created - n_replaced.min(n_created)
         ),
     );
-    if created > 0 {
-        line(out, format!("created: {}", join_values(&v["created"])));
+    if n_created > 0 {
+        line(out, format!("created: {}", join(created)));
     }
-    if replaced > 0 {
-        line(out, format!("replaced: {}", join_values(&v["replaced"])));
+    if n_replaced > 0 {
+        line(out, format!("replaced: {}", join(replaced)));
     }
-    if kept > 0 {
-        line(out, format!("kept: {}", join_values(&v["kept_existing"])));
+    if n_kept > 0 {
+        line(out, format!("kept: {}", join(kept)));
     }
 }

@@ -4,7 +4,7 @@
 //! The transfers themselves are in `transfer.rs`.
 
 use super::{Cx, pim, transfer};
-use crate::cmd::zmshell::{Fail, Res, Session, op_err, scalar};
+use crate::cmd::zmshell::{Fail, Res, Session, op_err};
 use mv_server::Request;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -62,8 +62,8 @@ pub(super) fn run(cmd: Command, o: &mut Cx<'_, '_>) -> Res<()> {
                 "tgz" => transfer::export_tgz(o.s, account, &rest, output, o.json, o.out),
                 "ics" | "vcf" => {
                     let v = transfer::export_pim(o.s, account, &rest.folder, &format)?;
-                    if !o.raw(&v) {
-                        pim::write_export(&v, &format, output, o.out)?;
+                    if !o.raw(&v)? {
+                        pim::write_export(&v, output, o.out)?;
                     }
                     Ok(())
                 }
@@ -92,8 +92,8 @@ pub(super) fn run(cmd: Command, o: &mut Cx<'_, '_>) -> Res<()> {
                         ))
                     })?;
                     let v = transfer::import_pim(o.s, account, &rest.folder, &format, text)?;
-                    if !o.raw(&v) {
-                        pim::print_import(o.out, &format, &v);
+                    if !o.raw(&v)? {
+                        pim::print_import(o.out, &v)?;
                     }
                     Ok(())
                 }
@@ -197,16 +197,14 @@ impl RestPath {
         if self.folder == "/" {
             return Ok("tgz".into());
         }
-        let folders = s.exec(Request::GetAllFolders {
+        let folders: Vec<mv_store::Folder> = s.exec(Request::GetAllFolders {
             account: account.to_string(),
         })?;
         let folder = folders
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|f| scalar(&f["path"]).eq_ignore_ascii_case(&self.folder))
+            .iter()
+            .find(|f| f.path.eq_ignore_ascii_case(&self.folder))
             .ok_or_else(|| op_err(format!("no such folder: {}", self.folder)))?;
-        match scalar(&folder["view"]).as_str() {
+        match folder.view.as_str() {
             "appointment" | "task" => Ok("ics".into()),
             "contact" => Ok("vcf".into()),
             view => Err(op_err(format!(

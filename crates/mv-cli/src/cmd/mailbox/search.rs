@@ -1,12 +1,10 @@
 //! zmmailbox's `search` and its result table.
 
 use super::{Cx, clip};
-use crate::cmd::zmshell::{Fail, Res, line, op_err, scalar};
+use crate::cmd::zmshell::{Fail, Res, line, op_err};
 use mv_server::Request;
-use mv_store::ItemKind;
+use mv_store::{Item, ItemKind};
 use mv_types::UtcMillis;
-use serde::Deserialize;
-use serde_json::Value;
 
 /// The arguments of `search`.
 #[derive(clap::Args, Debug)]
@@ -35,17 +33,15 @@ pub(super) fn run(a: Search, o: &mut Cx<'_, '_>) -> Res<()> {
         a.query.join(" ")
     };
     // One more than asked for tells whether there are more.
-    let v = o.s.exec(Request::Search {
+    let mut items: Vec<Item> = o.s.exec(Request::Search {
         account: o.account.clone(),
         query,
         limit: Some(limit + 1),
     })?;
-    let mut items = v.as_array().cloned().unwrap_or_default();
     let more = items.len() > limit;
     items.truncate(limit);
-    let items = Value::Array(items);
-    if !o.raw_if(a.verbose, &items) {
-        print_search(o.out, items.as_array().map_or(&[][..], Vec::as_slice), more);
+    if !o.raw_if(a.verbose, &items)? {
+        print_search(o.out, &items, more);
     }
     Ok(())
 }
@@ -89,21 +85,19 @@ fn short_date(ms: i64) -> String {
     }
 }
 
-/// zmmailbox's four-letter type column; the API names an item's kind
-/// ([`ItemKind`], by its serde name).
-fn item_type(kind: &Value) -> &'static str {
-    match ItemKind::deserialize(kind) {
-        Ok(ItemKind::Message) => "mess",
-        Ok(ItemKind::Contact) => "cont",
-        Ok(ItemKind::Appointment) => "appo",
-        Ok(ItemKind::Folder) => "fold",
-        Ok(ItemKind::Tag) => "tag",
-        Err(_) => "item",
+/// zmmailbox's four-letter type column.
+fn item_type(kind: ItemKind) -> &'static str {
+    match kind {
+        ItemKind::Message => "mess",
+        ItemKind::Contact => "cont",
+        ItemKind::Appointment => "appo",
+        ItemKind::Folder => "fold",
+        ItemKind::Tag => "tag",
     }
 }
 
 /// zmmailbox's search table.
-fn print_search(out: &mut Vec<u8>, items: &[Value], more: bool) {
+fn print_search(out: &mut Vec<u8>, items: &[Item], more: bool) {
     line(out, format!("num: {}, more: {more}", items.len()));
     if items.is_empty() {
         return;
@@ -112,7 +106,7 @@ fn print_search(out: &mut Vec<u8>, items: &[Value], more: bool) {
     let idx_w = format!("{}.", items.len()).len();
     let id_w = items
         .iter()
-        .map(|i| scalar(&i["id"]).len())
+        .map(|i| i.id.to_string().len())
         .max()
         .unwrap_or(2)
         .max(2);
@@ -132,19 +126,19 @@ fn print_search(out: &mut Vec<u8>, items: &[Value], more: bool) {
         ),
     );
     for (n, i) in items.iter().enumerate() {
-        let date = i["date_ms"]
-            .as_i64()
-            .filter(|d| *d != 0)
-            .or_else(|| i["received_ms"].as_i64())
-            .unwrap_or(0);
+        let date = if i.date_ms != 0 {
+            i.date_ms
+        } else {
+            i.received_ms
+        };
         line(
             out,
             row(
                 &format!("{}.", n + 1),
-                &scalar(&i["id"]),
-                item_type(&i["kind"]),
-                &clip(&short_from(&scalar(&i["sender"])), 20),
-                &clip(&scalar(&i["subject"]), 50),
+                &i.id.to_string(),
+                item_type(i.kind),
+                &clip(&short_from(&i.sender), 20),
+                &clip(&i.subject, 50),
                 &short_date(date),
             ),
         );

@@ -5,23 +5,41 @@
 //! reaches the server is decided here only.
 
 use super::rest::RestPath;
-use crate::cmd::zmshell::{Fail, Res, Session, json_out, line, op_err, scalar};
-use mv_server::stream::{BodyFormat, ExportParams, ImportParams};
-use serde_json::Value;
+use crate::cmd::zmshell::{Fail, Res, Session, json_out, line, op_err};
+use mv_server::response::{CalendarText, ContactsText};
+use mv_server::stream::{BodyFormat, ExportParams, ExportResult, ImportParams, ImportResult};
+use mv_store::tgz::{ImportReport, Resolve};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
-/// A calendar (`ics`) or contacts (`vcf`) folder's export; the text is under the
-/// format's key.
+/// A calendar or contacts export, as `--json` prints it (`{"ics": ...}`,
+/// `{"vcf": ...}`).
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+pub(super) enum PimExport {
+    Calendar(CalendarText),
+    Contacts(ContactsText),
+}
+
+impl PimExport {
+    pub(super) fn text(&self) -> &str {
+        match self {
+            PimExport::Calendar(c) => &c.ics,
+            PimExport::Contacts(c) => &c.vcf,
+        }
+    }
+}
+
+/// A calendar (`ics`) or contacts (`vcf`) folder's export.
 pub(super) fn export_pim(
     s: &mut Session<'_>,
     account: String,
     folder: &str,
     format: &str,
-) -> Res<Value> {
-    let (fmt, key) = match format {
-        "ics" => (BodyFormat::Ics, "ics"),
-        _ => (BodyFormat::Vcf, "vcf"),
+) -> Res<PimExport> {
+    let fmt = match format {
+        "ics" => BodyFormat::Ics,
+        _ => BodyFormat::Vcf,
     };
     let params = ExportParams {
         fmt,
@@ -30,7 +48,11 @@ pub(super) fn export_pim(
     };
     let mut text = Vec::new();
     s.client()?.export(&account, &params, &mut text)?;
-    Ok(serde_json::json!({ key: String::from_utf8_lossy(&text) }))
+    let text = String::from_utf8_lossy(&text).into_owned();
+    Ok(match fmt {
+        BodyFormat::Ics => PimExport::Calendar(CalendarText { ics: text }),
+        _ => PimExport::Contacts(ContactsText { vcf: text }),
+    })
 }
 
 /// Imports a calendar (`ics`) or contacts (`vcf`) into a folder.
@@ -40,7 +62,7 @@ pub(super) fn import_pim(
     folder: &str,
     format: &str,
     text: String,
-) -> Res<Value> {
+) -> Res<ImportResult> {
     let params = ImportParams {
         fmt: if format == "ics" {
             BodyFormat::Ics
@@ -82,7 +104,8 @@ pub(super) fn export_tgz(
         ));
     }
     let query = rest.param("query").map(str::to_string);
-    let write = |sink: &mut dyn FnMut(&mut dyn Write) -> Res<Value>| -> Res<Value> {
+    type Sink<'a> = dyn FnMut(&mut dyn Write) -> Res<ExportResult> + 'a;
+    let write = |sink: &mut Sink<'_>| -> Res<ExportResult> {
         match output {
             Some(path) => {
                 let dir = match path.parent() {
@@ -118,7 +141,7 @@ pub(super) fn export_tgz(
     let client = s.client()?;
     let report = write(&mut |w| Ok(client.export(&account, &params, w)?))?;
     if json {
-        json_out(out, &report);
+        json_out(out, &report)?;
     }
     Ok(())
 }
@@ -153,36 +176,37 @@ pub(super) fn import_tgz(
         .import(&account, &params, &mut f)
         .map_err(|e| op_err(format!("{}: {e:#}", file.display())))?;
     if json {
-        json_out(out, &report);
+        json_out(out, &report)?;
     } else {
-        print_tgz_import(out, &report);
+        match &report {
+            ImportResult::Archive(r) => print_tgz_import(out, r),
+            other => return Err(op_err(format!("an archive import answered {other:?}"))),
+        }
     }
     Ok(())
 }
 
 /// What an import did, one line per kind of item.
-fn print_tgz_import(out: &mut Vec<u8>, v: &Value) {
-    if scalar(&v["resolve"]) == "reset" {
+fn print_tgz_import(out: &mut Vec<u8>, v: &ImportReport) {
+    if v.resolve == Resolve::Reset {
         line(
             out,
             format!(
                 "reset: removed {} item(s), {} folder(s), {} tag(s)",
-                scalar(&v["reset_items_deleted"]),
-                scalar(&v["reset_folders_deleted"]),
-                scalar(&v["reset_tags_deleted"])
+                v.reset_items_deleted, v.reset_folders_deleted, v.reset_tags_deleted
             ),
         );
     }
-    for kind in ["messages", "contacts", "appointments"] {
-        let c = &v[kind];
+    for (kind, c) in [
+        ("messages", &v.messages),
+        ("contacts", &v.contacts),
+        ("appointments", &v.appointments),
+    ] {
         line(
             out,
             format!(
                 "{kind}: {} added, {} replaced, {} updated, {} skipped",
-                scalar(&c["added"]),
-                scalar(&c["replaced"]),
-                scalar(&c["updated"]),
-                scalar(&c["skipped"])
+                c.added, c.replaced, c.updated, c.skipped
             ),
         );
     }
@@ -190,8 +214,7 @@ fn print_tgz_import(out: &mut Vec<u8>, v: &Value) {
         out,
         format!(
             "created {} folder(s), {} tag(s)",
-            scalar(&v["folders_created"]),
-            scalar(&v["tags_created"])
+            v.folders_created, v.tags_created
         ),
     );
 }

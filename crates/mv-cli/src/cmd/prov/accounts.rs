@@ -2,9 +2,10 @@
 
 use super::output::{account_attrs, print_entry, print_id};
 use super::{Out, attr_pairs};
-use crate::cmd::zmshell::{Res, decode, line, scalar};
+use crate::cmd::zmshell::{Res, line};
 use mv_directory::{Account, Cos};
 use mv_server::Request;
+use mv_server::response::{MailboxInfo, ReindexState, ReindexStatus};
 use mv_server::service::ReindexAction;
 
 #[derive(clap::Subcommand, Debug)]
@@ -184,27 +185,25 @@ pub(super) fn run(cmd: Command, o: &mut Out<'_, '_>) -> Res<()> {
         } => {
             let attrs = attr_pairs("createAccount", attrs, false)?;
             let password = Some(password).filter(|p| !p.is_empty());
-            let v = o.s.exec(Request::CreateAccount {
+            let v: Account = o.s.exec(Request::CreateAccount {
                 email,
                 password,
                 attrs,
             })?;
-            print_id(o.out, &v, o.json);
+            print_id(o.out, &v, o.json)?;
         }
         Command::GetAccount { account, attrs } => {
-            let v = o.s.exec(Request::GetAccount { key: account })?;
-            if o.raw(&v) {
+            let account: Account = o.s.exec(Request::GetAccount { key: account })?;
+            if o.raw(&account)? {
                 return Ok(());
             }
-            let account: Account = decode(v)?;
             // Inherited values are shown as zmprov shows them; a COS that cannot be
             // read only hides them.
-            let cos =
+            let cos: Option<Cos> =
                 o.s.exec(Request::GetCos {
                     name: account.cos_id.clone(),
                 })
                 .ok();
-            let cos: Option<Cos> = cos.and_then(|c| serde_json::from_value(c).ok());
             print_entry(
                 o.out,
                 &account.email,
@@ -213,13 +212,12 @@ pub(super) fn run(cmd: Command, o: &mut Out<'_, '_>) -> Res<()> {
             );
         }
         Command::GetAllAccounts { verbose, domain } => {
-            let v = o.s.exec(Request::GetAllAccounts { domain })?;
-            if o.raw(&v) {
+            let accounts: Vec<Account> = o.s.exec(Request::GetAllAccounts { domain })?;
+            if o.raw(&accounts)? {
                 return Ok(());
             }
-            let accounts: Vec<Account> = decode(v)?;
             if verbose {
-                let all: Vec<Cos> = decode(o.s.exec(Request::GetAllCos)?)?;
+                let all: Vec<Cos> = o.s.exec(Request::GetAllCos)?;
                 for (i, acc) in accounts.iter().enumerate() {
                     if i > 0 {
                         line(o.out, "");
@@ -233,36 +231,46 @@ pub(super) fn run(cmd: Command, o: &mut Out<'_, '_>) -> Res<()> {
         }
         Command::ModifyAccount { account, attrs } => {
             let attrs = attr_pairs("modifyAccount", attrs, true)?;
-            o.done(Request::ModifyAccount {
+            o.done::<mv_directory::Account>(Request::ModifyAccount {
                 key: account,
                 attrs,
             })?;
         }
-        Command::RenameAccount { account, new_email } => o.done(Request::RenameAccount {
-            key: account,
-            new_email,
-        })?,
-        Command::DeleteAccount { account } => o.done(Request::DeleteAccount { key: account })?,
-        Command::SetPassword { account, password } => o.done(Request::SetPassword {
-            key: account,
-            password,
-        })?,
-        Command::AddAccountAlias { account, alias } => o.done(Request::AddAccountAlias {
-            key: account,
-            alias,
-        })?,
-        Command::RemoveAccountAlias { account, alias } => o.done(Request::RemoveAccountAlias {
-            key: account,
-            alias,
-        })?,
+        Command::RenameAccount { account, new_email } => {
+            o.done::<mv_directory::Account>(Request::RenameAccount {
+                key: account,
+                new_email,
+            })?
+        }
+        Command::DeleteAccount { account } => {
+            o.done::<mv_directory::Account>(Request::DeleteAccount { key: account })?
+        }
+        Command::SetPassword { account, password } => {
+            o.done::<mv_server::response::Ack>(Request::SetPassword {
+                key: account,
+                password,
+            })?
+        }
+        Command::AddAccountAlias { account, alias } => {
+            o.done::<mv_directory::Account>(Request::AddAccountAlias {
+                key: account,
+                alias,
+            })?
+        }
+        Command::RemoveAccountAlias { account, alias } => {
+            o.done::<mv_directory::Account>(Request::RemoveAccountAlias {
+                key: account,
+                alias,
+            })?
+        }
         Command::SetAccountCos { account, cos } => {
-            o.done(Request::SetAccountCos { key: account, cos })?
+            o.done::<mv_directory::Account>(Request::SetAccountCos { key: account, cos })?
         }
         Command::GetMailboxInfo { account } => {
-            let v = o.s.exec(Request::GetMailboxInfo { key: account })?;
-            if !o.raw(&v) {
-                line(o.out, format!("mailboxId: {}", scalar(&v["mailboxId"])));
-                line(o.out, format!("quotaUsed: {}", scalar(&v["quotaUsed"])));
+            let v: MailboxInfo = o.s.exec(Request::GetMailboxInfo { key: account })?;
+            if !o.raw(&v)? {
+                line(o.out, format!("mailboxId: {}", v.mailbox_id));
+                line(o.out, format!("quotaUsed: {}", v.quota_used));
             }
         }
         Command::ReIndexMailbox { account, action } => {
@@ -270,27 +278,25 @@ pub(super) fn run(cmd: Command, o: &mut Out<'_, '_>) -> Res<()> {
                 Action::Start => ReindexAction::Start,
                 Action::Status => ReindexAction::Status,
             };
-            let v = o.s.exec(Request::ReindexMailbox { account, action })?;
-            if o.raw(&v) {
+            let v: ReindexStatus = o.s.exec(Request::ReindexMailbox { account, action })?;
+            if o.raw(&v)? {
                 return Ok(());
             }
             // zmprov's two lines: the state, then the counts.
-            let state = if action == ReindexAction::Start {
-                "started"
-            } else {
-                v["state"].as_str().unwrap_or("idle")
+            let state = match (action, v.state) {
+                (ReindexAction::Start, _) => "started",
+                (_, ReindexState::Idle) => "idle",
+                (_, ReindexState::Running) => "running",
             };
             line(o.out, format!("status: {state}"));
             line(
                 o.out,
                 format!(
                     "progress: numSucceeded={}, numFailed={}, numRemaining={}",
-                    scalar(&v["succeeded"]),
-                    scalar(&v["failed"]),
-                    scalar(&v["remaining"])
+                    v.succeeded, v.failed, v.remaining
                 ),
             );
-            if let Some(e) = v["last_error"].as_str() {
+            if let Some(e) = &v.last_error {
                 line(o.out, format!("lastError: {e}"));
             }
         }

@@ -193,11 +193,7 @@ impl Group {
         let count = specs.len();
         let answers: Res<Vec<Created>> = session
             .exec(Request::CreateAccounts { accounts: specs })
-            .and_then(|v| {
-                serde_json::from_value::<Vec<Created>>(v)
-                    .map_err(|e| op_err(format!("reading the server's answer: {e}")))
-            })
-            .and_then(|answers| {
+            .and_then(|answers: Vec<Created>| {
                 if answers.len() == count {
                     Ok(answers)
                 } else {

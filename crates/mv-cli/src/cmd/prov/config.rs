@@ -2,9 +2,10 @@
 
 use super::output::{flatten, print_attrs, print_list};
 use super::{Out, attr_pairs};
-use crate::cmd::zmshell::{Res, decode, line, scalar};
+use crate::cmd::zmshell::{Res, line};
 use mv_directory::Server;
 use mv_server::Request;
+use mv_server::response::ServerConfig;
 use std::collections::BTreeMap;
 
 #[derive(clap::Subcommand, Debug)]
@@ -74,12 +75,12 @@ pub(super) fn run(cmd: Command, o: &mut Out<'_, '_>) -> Res<()> {
         Command::GetConfig { name } => print_config(o, &[name])?,
         Command::ModifyConfig { attrs } => {
             let attrs = attr_pairs("modifyConfig", attrs, true)?;
-            o.done(Request::ModifyConfig { attrs })?;
+            o.done::<mv_directory::Attrs>(Request::ModifyConfig { attrs })?;
         }
         Command::GetServer { words } => {
             // `gs [NAME] [attr...]`: the first word is a server name when it names one
             // (or looks like a host name); otherwise this host's server is meant.
-            let servers: Vec<Server> = decode(o.s.exec(Request::GetAllServers)?)?;
+            let servers: Vec<Server> = o.s.exec(Request::GetAllServers)?;
             let (name, filter) = match words.first() {
                 Some(first)
                     if first.contains('.')
@@ -89,12 +90,11 @@ pub(super) fn run(cmd: Command, o: &mut Out<'_, '_>) -> Res<()> {
                 }
                 _ => (None, &words[..]),
             };
-            let v = o.s.exec(Request::GetServer { name })?;
-            if o.raw(&v) {
+            let v: ServerConfig = o.s.exec(Request::GetServer { name })?;
+            if o.raw(&v)? {
                 return Ok(());
             }
-            let name = scalar(&v["name"]);
-            let attrs: BTreeMap<String, Vec<String>> = decode(v["attrs"].clone())?;
+            let ServerConfig { name, attrs } = v;
             let mut pairs = vec![("cn".to_string(), name.clone())];
             if let Some(srv) = servers.iter().find(|x| x.name == name) {
                 pairs.push(("zimbraId".to_string(), srv.id.clone()));
@@ -104,11 +104,10 @@ pub(super) fn run(cmd: Command, o: &mut Out<'_, '_>) -> Res<()> {
             print_attrs(o.out, pairs, filter);
         }
         Command::GetAllServers { verbose } => {
-            let v = o.s.exec(Request::GetAllServers)?;
-            if o.raw(&v) {
+            let all: Vec<Server> = o.s.exec(Request::GetAllServers)?;
+            if o.raw(&all)? {
                 return Ok(());
             }
-            let all: Vec<Server> = decode(v)?;
             let entries = all.iter().map(|x| {
                 let mut p = vec![
                     ("cn".to_string(), x.name.clone()),
@@ -124,7 +123,7 @@ pub(super) fn run(cmd: Command, o: &mut Out<'_, '_>) -> Res<()> {
             // means the first word is the server name.
             let name = (!words.len().is_multiple_of(2)).then(|| words.remove(0));
             let attrs = attr_pairs("modifyServer", words, true)?;
-            o.done(Request::ModifyServer { name, attrs })?;
+            o.done::<mv_directory::Server>(Request::ModifyServer { name, attrs })?;
         }
     }
     Ok(())
@@ -132,9 +131,8 @@ pub(super) fn run(cmd: Command, o: &mut Out<'_, '_>) -> Res<()> {
 
 /// The global config's attributes, all or the ones named.
 fn print_config(o: &mut Out<'_, '_>, filter: &[String]) -> Res<()> {
-    let v = o.s.exec(Request::GetAllConfig)?;
-    if !o.raw(&v) {
-        let attrs: BTreeMap<String, Vec<String>> = decode(v)?;
+    let attrs: BTreeMap<String, Vec<String>> = o.s.exec(Request::GetAllConfig)?;
+    if !o.raw(&attrs)? {
         print_attrs(o.out, flatten(&attrs), filter);
     }
     Ok(())

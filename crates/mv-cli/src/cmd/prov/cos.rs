@@ -2,7 +2,7 @@
 
 use super::output::{cos_attrs, print_entry, print_id, print_list};
 use super::{Out, attr_pairs};
-use crate::cmd::zmshell::{Res, decode};
+use crate::cmd::zmshell::Res;
 use mv_directory::Cos;
 use mv_server::Request;
 
@@ -79,33 +79,33 @@ pub(super) fn run(cmd: Command, o: &mut Out<'_, '_>) -> Res<()> {
     match cmd {
         Command::CreateCos { name, attrs } => {
             let attrs = attr_pairs("createCos", attrs, false)?;
-            let v = o.s.exec(Request::CreateCos { name, attrs })?;
-            print_id(o.out, &v, o.json);
+            let v: Cos = o.s.exec(Request::CreateCos { name, attrs })?;
+            print_id(o.out, &v, o.json)?;
         }
         Command::CopyCos { source, name } => {
-            let v = o.s.exec(Request::CopyCos { source, name })?;
-            print_id(o.out, &v, o.json);
+            let v: Cos = o.s.exec(Request::CopyCos { source, name })?;
+            print_id(o.out, &v, o.json)?;
         }
         Command::GetCos { cos, attrs } => {
-            let v = o.s.exec(Request::GetCos { name: cos })?;
-            if !o.raw(&v) {
-                let c: Cos = decode(v)?;
+            let c: Cos = o.s.exec(Request::GetCos { name: cos })?;
+            if !o.raw(&c)? {
                 print_entry(o.out, &c.name, &cos_attrs(&c), &attrs);
             }
         }
         Command::GetAllCos { verbose } => {
-            let v = o.s.exec(Request::GetAllCos)?;
-            if !o.raw(&v) {
-                let all: Vec<Cos> = decode(v)?;
+            let all: Vec<Cos> = o.s.exec(Request::GetAllCos)?;
+            if !o.raw(&all)? {
                 let entries = all.iter().map(|c| (c.name.clone(), cos_attrs(c)));
                 print_list(o.out, entries, verbose);
             }
         }
         Command::ModifyCos { cos, attrs } => {
             let attrs = attr_pairs("modifyCos", attrs, true)?;
-            o.done(Request::ModifyCos { name: cos, attrs })?;
+            o.done::<mv_directory::Cos>(Request::ModifyCos { name: cos, attrs })?;
         }
-        Command::DeleteCos { cos } => o.done(Request::DeleteCos { name: cos })?,
+        Command::DeleteCos { cos } => {
+            o.done::<mv_server::response::Ack>(Request::DeleteCos { name: cos })?
+        }
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use super::output::{domain_attrs, print_entry, print_id, print_list};
 use super::{Out, attr_pairs};
-use crate::cmd::zmshell::{Res, decode};
+use crate::cmd::zmshell::Res;
 use mv_directory::Domain;
 use mv_server::Request;
 
@@ -69,32 +69,32 @@ pub(super) fn run(cmd: Command, o: &mut Out<'_, '_>) -> Res<()> {
     match cmd {
         Command::CreateDomain { name, attrs } => {
             let attrs = attr_pairs("createDomain", attrs, false)?;
-            let v = o.s.exec(Request::CreateDomain { name, attrs })?;
-            print_id(o.out, &v, o.json);
+            let v: Domain = o.s.exec(Request::CreateDomain { name, attrs })?;
+            print_id(o.out, &v, o.json)?;
         }
         Command::GetDomain { domain, attrs } => {
-            let v = o.s.exec(Request::GetDomain { name: domain })?;
-            if !o.raw(&v) {
-                let d: Domain = decode(v)?;
+            let d: Domain = o.s.exec(Request::GetDomain { name: domain })?;
+            if !o.raw(&d)? {
                 print_entry(o.out, &d.name, &domain_attrs(&d), &attrs);
             }
         }
         Command::GetAllDomains { verbose } => {
-            let v = o.s.exec(Request::GetAllDomains)?;
-            if !o.raw(&v) {
-                let all: Vec<Domain> = decode(v)?;
+            let all: Vec<Domain> = o.s.exec(Request::GetAllDomains)?;
+            if !o.raw(&all)? {
                 let entries = all.iter().map(|d| (d.name.clone(), domain_attrs(d)));
                 print_list(o.out, entries, verbose);
             }
         }
         Command::ModifyDomain { domain, attrs } => {
             let attrs = attr_pairs("modifyDomain", attrs, true)?;
-            o.done(Request::ModifyDomain {
+            o.done::<mv_directory::Domain>(Request::ModifyDomain {
                 name: domain,
                 attrs,
             })?;
         }
-        Command::DeleteDomain { domain } => o.done(Request::DeleteDomain { name: domain })?,
+        Command::DeleteDomain { domain } => {
+            o.done::<Vec<mv_directory::Account>>(Request::DeleteDomain { name: domain })?
+        }
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use super::output::{print_dl, print_id};
 use super::{Out, attr_pairs};
-use crate::cmd::zmshell::{Res, decode, line};
+use crate::cmd::zmshell::{Res, line};
 use mv_directory::DistributionList;
 use mv_server::Request;
 
@@ -88,22 +88,21 @@ pub(super) fn run(cmd: Command, o: &mut Out<'_, '_>) -> Res<()> {
     match cmd {
         Command::CreateDistributionList { email, attrs } => {
             let attrs = attr_pairs("createDistributionList", attrs, false)?;
-            let v = o.s.exec(Request::CreateDistributionList { email, attrs })?;
-            print_id(o.out, &v, o.json);
+            let v: DistributionList = o.s.exec(Request::CreateDistributionList { email, attrs })?;
+            print_id(o.out, &v, o.json)?;
         }
         Command::GetDistributionList { list, attrs } => {
-            let v = o.s.exec(Request::GetDistributionList { email: list })?;
-            if !o.raw(&v) {
-                let dl: DistributionList = decode(v)?;
+            let dl: DistributionList = o.s.exec(Request::GetDistributionList { email: list })?;
+            if !o.raw(&dl)? {
                 print_dl(o.out, &dl, &attrs);
             }
         }
         Command::GetAllDistributionLists { verbose, domain } => {
-            let v = o.s.exec(Request::GetAllDistributionLists { domain })?;
-            if o.raw(&v) {
+            let all: Vec<DistributionList> =
+                o.s.exec(Request::GetAllDistributionLists { domain })?;
+            if o.raw(&all)? {
                 return Ok(());
             }
-            let all: Vec<DistributionList> = decode(v)?;
             for (i, dl) in all.iter().enumerate() {
                 if verbose {
                     if i > 0 {
@@ -115,20 +114,21 @@ pub(super) fn run(cmd: Command, o: &mut Out<'_, '_>) -> Res<()> {
                 }
             }
         }
-        Command::AddDistributionListMember { list, members } => {
-            o.done(Request::AddDistributionListMembers {
+        Command::AddDistributionListMember { list, members } => o
+            .done::<mv_directory::DistributionList>(Request::AddDistributionListMembers {
                 email: list,
                 members,
-            })?
-        }
+            })?,
         Command::RemoveDistributionListMember { list, members } => {
-            o.done(Request::RemoveDistributionListMembers {
+            o.done::<mv_directory::DistributionList>(Request::RemoveDistributionListMembers {
                 email: list,
                 members,
             })?
         }
         Command::DeleteDistributionList { list } => {
-            o.done(Request::DeleteDistributionList { email: list })?
+            o.done::<mv_directory::DistributionList>(Request::DeleteDistributionList {
+                email: list,
+            })?
         }
     }
     Ok(())

@@ -4,10 +4,10 @@
 //! says so instead of setting a logger in a process about to exit.
 
 use super::Out;
-use crate::cmd::zmshell::{Res, decode, line, op_err};
+use crate::cmd::zmshell::{Res, line, op_err};
 use mv_server::Request;
 use mv_server::account_log::AccountLogger;
-use serde_json::Value;
+use mv_server::response::Pong;
 
 #[derive(clap::Subcommand, Debug)]
 pub(super) enum Command {
@@ -112,31 +112,30 @@ pub(super) fn run(cmd: Command, o: &mut Out<'_, '_>) -> Res<()> {
         ));
     }
     if let Some(name) = server {
-        let ping = o.s.exec(Request::Ping)?;
-        let ours = ping["server"].as_str().unwrap_or_default();
+        let ping: Pong = o.s.exec(Request::Ping)?;
+        let ours = ping.server;
         if !ours.eq_ignore_ascii_case(&name) {
             return Err(op_err(format!(
                 "no such server: {name} (this home's server is {ours})"
             )));
         }
     }
-    let v = o.s.exec(req)?;
-    if o.raw(&v) || !prints {
+    let loggers: Vec<AccountLogger> = o.s.exec(req)?;
+    if o.raw(&loggers)? || !prints {
         return Ok(());
     }
-    print_loggers(o.out, v)
+    print_loggers(o.out, &loggers);
+    Ok(())
 }
 
 /// `# name ACCOUNT` then `category=level` lines, per account.
-fn print_loggers(out: &mut Vec<u8>, v: Value) -> Res<()> {
-    let loggers: Vec<AccountLogger> = decode(v)?;
+fn print_loggers(out: &mut Vec<u8>, loggers: &[AccountLogger]) {
     let mut last: Option<&str> = None;
-    for l in &loggers {
+    for l in loggers {
         if last != Some(l.account.as_str()) {
             line(out, format!("# name {}", l.account));
             last = Some(&l.account);
         }
         line(out, format!("{}={}", l.category.name(), l.level.name()));
     }
-    Ok(())
 }

@@ -23,8 +23,8 @@ mod output;
 use super::zmshell::{Fail, Grammar, Parsed, Res, Session, finish, json_out, take_json};
 use mv_directory::Modification;
 use mv_home::Home;
+use mv_server::Reply;
 use mv_server::Request;
-use serde_json::Value;
 use std::process::ExitCode;
 
 /// Provision accounts, domains, classes of service, config and lists (zmprov).
@@ -142,17 +142,18 @@ struct Out<'a, 'h> {
 
 impl Out<'_, '_> {
     /// With `--json`, prints the answer and says so; otherwise the caller prints.
-    fn raw(&mut self, v: &Value) -> bool {
+    fn raw(&mut self, v: &impl serde::Serialize) -> Res<bool> {
         if self.json {
-            json_out(self.out, v);
+            json_out(self.out, v)?;
         }
-        self.json
+        Ok(self.json)
     }
 
-    /// Runs a change, which prints nothing (its answer with `--json`).
-    fn done(&mut self, req: Request) -> Res<()> {
-        let v = self.s.exec(req)?;
-        self.raw(&v);
+    /// Runs a change, which prints nothing (its answer, of type `T`, with
+    /// `--json`).
+    fn done<T: Reply + serde::Serialize>(&mut self, req: Request) -> Res<()> {
+        let v: T = self.s.exec(req)?;
+        self.raw(&v)?;
         Ok(())
     }
 }

@@ -2,19 +2,35 @@
 //! as one name per line (`-v`: entries separated by blank lines), new entries as
 //! their zimbraId.
 
-use crate::cmd::zmshell::{json_out, line, scalar};
+use crate::cmd::zmshell::{Res, json_out, line};
 use mv_directory::{Account, Cos, DistributionList, Domain};
 use mv_types::UtcMillis;
-use serde_json::Value;
 use std::collections::BTreeMap;
 
+/// An entry of the directory, which has a zimbraId.
+pub(super) trait Entry: serde::Serialize {
+    fn zimbra_id(&self) -> &str;
+}
+
+macro_rules! entries {
+    ($($t:ty),*) => {$(
+        impl Entry for $t {
+            fn zimbra_id(&self) -> &str {
+                &self.id
+            }
+        }
+    )*};
+}
+entries!(Account, Cos, DistributionList, Domain);
+
 /// `create*` commands print the new entry's zimbraId, as zmprov does.
-pub(super) fn print_id(out: &mut Vec<u8>, v: &Value, json: bool) {
+pub(super) fn print_id(out: &mut Vec<u8>, v: &impl Entry, json: bool) -> Res<()> {
     if json {
-        json_out(out, v);
+        json_out(out, v)?;
     } else {
-        line(out, scalar(&v["id"]));
+        line(out, v.zimbra_id());
     }
+    Ok(())
 }
 
 /// LDAP generalized time with milliseconds, as the directory's LDIF writes it.

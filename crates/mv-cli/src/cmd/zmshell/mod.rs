@@ -9,8 +9,7 @@ pub(crate) use grammar::{Grammar, Parsed};
 
 use crate::client::Client;
 use mv_home::Home;
-use mv_server::Request;
-use serde_json::Value;
+use mv_server::{Reply, Request};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -65,8 +64,9 @@ impl<'h> Session<'h> {
         Ok(client)
     }
 
-    pub(crate) fn exec(&mut self, req: Request) -> Res<Value> {
-        Ok(self.client()?.execute(req)?)
+    /// Runs a request; its answer as the type the request answers with.
+    pub(crate) fn exec<T: Reply>(&mut self, req: Request) -> Res<T> {
+        Ok(self.client()?.call(req)?)
     }
 }
 
@@ -76,26 +76,13 @@ pub(crate) fn line(out: &mut Vec<u8>, s: impl AsRef<str>) {
     out.push(b'\n');
 }
 
-pub(crate) fn json_out(out: &mut Vec<u8>, v: &Value) {
-    line(
-        out,
-        serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()),
-    );
-}
-
-/// A service answer as the type it is documented to be.
-pub(crate) fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Res<T> {
-    serde_json::from_value(v)
-        .map_err(|e| op_err(format!("unexpected answer from the service: {e}")))
-}
-
-/// A JSON scalar as text (strings without quotes; null as empty).
-pub(crate) fn scalar(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
+/// An answer as `--json` prints it (pretty). A value that cannot be
+/// serialized is this command's error, not a blank.
+pub(crate) fn json_out(out: &mut Vec<u8>, v: &impl serde::Serialize) -> Res<()> {
+    let text = serde_json::to_string_pretty(v)
+        .map_err(|e| op_err(format!("printing the answer as JSON: {e}")))?;
+    line(out, text);
+    Ok(())
 }
 
 /// Writes a command's output, then reports its failure; returns the exit code.

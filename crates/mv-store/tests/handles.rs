@@ -24,13 +24,18 @@ fn message(n: u32) -> Vec<u8> {
     format!("From: a@example.com\r\nSubject: message {n}\r\n\r\nbody {n}\r\n").into_bytes()
 }
 
-/// Files below `/proc/self/fd` naming a mailbox database of `home`.
+/// Files below `/proc/self/fd` naming a mailbox database of `home` (not the
+/// one database of mailboxes waiting for first use, `created.db`).
 fn open_database_files(home: &Home) -> usize {
     let dir = home.mailbox_db_dir();
     std::fs::read_dir("/proc/self/fd")
         .unwrap()
         .filter_map(|e| std::fs::read_link(e.unwrap().path()).ok())
         .filter(|p| p.starts_with(&dir))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(mv_store::CREATED_FILE))
+        })
         .count()
 }
 

@@ -383,7 +383,11 @@ fn an_account_never_used_has_no_database_and_serves_as_an_empty_mailbox() {
     assert!(out.contains("\"/\" Sent"), "{out}");
     assert!(out.contains("* 0 EXISTS"), "{out}");
     assert!(out.contains("MESSAGES 0"), "{out}");
-    assert_eq!(mailbox_databases(&home), before, "IMAP reads made a database");
+    assert_eq!(
+        mailbox_databases(&home),
+        before,
+        "IMAP reads made a database"
+    );
     let out = converse(
         lmtp,
         true,

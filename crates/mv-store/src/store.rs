@@ -105,7 +105,7 @@ pub struct Store {
     /// Mailboxes created and not used yet (see `created`).
     created: Arc<Created>,
     /// Mailboxes changed since the search indexer last looked (see `pending`).
-    pending: PendingWork,
+    pending: Arc<PendingWork>,
     /// See [`StoreOptions::exclusive_databases`].
     exclusive_databases: bool,
     /// Crash recovery finished: until then no checkpoint is recorded. A
@@ -127,7 +127,7 @@ impl Store {
         let blobs =
             Arc::new(BlobStore::open(&home.store_dir())?.sync_with(&home.mailbox_db_dir())?);
         blobs.log_durability();
-        let pending = PendingWork::load(&home.mailbox_db_dir())?;
+        let pending = Arc::new(PendingWork::load(&home.mailbox_db_dir())?);
         let created = Arc::new(Created::open(
             &home.mailbox_db_dir(),
             blobs.clone(),
@@ -142,10 +142,15 @@ impl Store {
         let (redo, recovery) = RedoLog::open(options.redo)?;
         let redo = Arc::new(redo);
         redo.set_checkpoint_hook(Box::new({
-            let (blobs, mailboxes, created) = (blobs.clone(), mailboxes.clone(), created.clone());
+            let (blobs, mailboxes, created, pending) = (
+                blobs.clone(),
+                mailboxes.clone(),
+                created.clone(),
+                pending.clone(),
+            );
             let db_dir = home.mailbox_db_dir();
             move || {
-                sync_store(&blobs, &mailboxes, &created, &db_dir)
+                sync_store(&blobs, &mailboxes, &created, &pending, &db_dir)
                     .map_err(|e| std::io::Error::other(e.to_string()))
             }
         }));
@@ -374,6 +379,7 @@ impl Store {
             &self.blobs,
             &self.mailboxes,
             &self.created,
+            &self.pending,
             &self.home.mailbox_db_dir(),
         )?;
         if let Some(pos) = covered {
@@ -678,6 +684,12 @@ impl Store {
                     skipped_filtered += 1;
                     continue;
                 }
+                if recovering {
+                    // Changed after the recorded checkpoint, applied again
+                    // or not: the pending list the checkpoint wrote may not
+                    // have it (see `pending`).
+                    self.pending.note(rec.mailbox);
+                }
                 if let Some(d) = rec.op.referenced_digest()
                     && !staged.contains(&Digest(d))
                     && let Some(c) = content.get(&d)
@@ -827,9 +839,15 @@ fn sync_store(
     blobs: &BlobStore,
     mailboxes: &MailboxMap,
     created: &Created,
+    pending: &PendingWork,
     db_dir: &Path,
 ) -> Result<(), StoreError> {
     let held = blobs.sync_lock();
+    // The pending list as of now covers every record up to the position this
+    // checkpoint will claim (read before the syncs; see `pending`).
+    pending
+        .save()
+        .map_err(|e| StoreError::io(&db_dir.join(crate::PENDING_FILE), e))?;
     if blobs.per_file() {
         let handles: Vec<Arc<Mailbox>> = mailboxes
             .lock()
@@ -861,9 +879,6 @@ impl Drop for Store {
         }
         if let Err(e) = self.mark_clean_at_close() {
             tracing::warn!("the next start will sweep every mailbox: {e}");
-        }
-        if let Err(e) = self.pending.save() {
-            tracing::warn!("the next start will check every mailbox's search index: {e}");
         }
         // The logs first (see `backfill_before_close`), then the copies of their
         // pages and the marker: one syncfs of the home's filesystem each.

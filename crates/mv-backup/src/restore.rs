@@ -669,8 +669,12 @@ fn destination(
     entry: &mv_directory::ldif::Entry,
 ) -> Result<Destination> {
     let store = source.store;
-    // A mailbox id is free for a rebuilt mailbox if no database was ever made for it.
-    let never_used = |id: MailboxId| !store.mailbox(id).db_path().exists();
+    // A mailbox id is free for a rebuilt mailbox if no database was ever made for
+    // it and no creation waits for its first use (an unknown answer: not free).
+    let never_used = |id: MailboxId| {
+        let m = store.mailbox(id);
+        !m.db_path().exists() && !m.is_unopened().unwrap_or(true)
+    };
     let dir = source.dir();
     if let Some(prefix) = &opts.new_account_prefix {
         let imported = dir.import_account_entry(
@@ -682,7 +686,8 @@ fn destination(
     match live {
         Some(account) => {
             let mbox = store.mailbox(account.mailbox_id);
-            let live_mailbox = mbox.db_path().exists() && mbox.info()?.is_some_and(|i| !i.deleted);
+            let created = mbox.db_path().exists() || mbox.is_unopened()?;
+            let live_mailbox = created && mbox.info()?.is_some_and(|i| !i.deleted);
             if live_mailbox {
                 let old = account.mailbox_id;
                 let mut account = account;

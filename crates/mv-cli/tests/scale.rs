@@ -260,3 +260,162 @@ ca f@example.com
         );
     }
 }
+
+/// Mailbox databases in the home (`db/mbox/<id>.sqlite`).
+fn mailbox_databases(home: &Home) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(home.mailbox_db_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".sqlite") && n.starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Sends `lines` on a line-based protocol connection, each answered before the
+/// next; returns everything read.
+fn converse(port: u16, greeting: bool, lines: &[(&str, &str)]) -> String {
+    use std::io::{BufRead, BufReader};
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut all = String::new();
+    let mut read_until = |done: &str, all: &mut String| loop {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "closed: {all}");
+        all.push_str(&line);
+        if line.starts_with(done) {
+            break;
+        }
+    };
+    if greeting {
+        read_until("", &mut all);
+    }
+    for (send, until) in lines {
+        writer.write_all(send.as_bytes()).unwrap();
+        if !until.is_empty() {
+            read_until(until, &mut all);
+        }
+    }
+    all
+}
+
+#[test]
+fn an_account_never_used_has_no_database_and_serves_as_an_empty_mailbox() {
+    let env = Env::new();
+    let home = Home::at(&env.home);
+    let (lmtp, admin, imap, imaps) = (free_port(), free_port(), free_port(), free_port());
+    let mut cfg = home.open().unwrap();
+    for (key, value) in [
+        ("lmtp_bind_port", lmtp.to_string()),
+        ("admin_bind_port", admin.to_string()),
+        ("imap_bind_port", imap.to_string()),
+        ("imaps_bind_port", imaps.to_string()),
+        ("imap_cleartext_login_enabled", "true".to_string()),
+    ] {
+        cfg.set(key, &value).unwrap();
+    }
+    cfg.save(&home.localconfig_path()).unwrap();
+    env.ok("zmprov", &["cd", "example.com"]);
+    env.ok("zmprov", &["ca", "u1@example.com", "pw-one-secret"]);
+    env.ok("zmprov", &["ca", "u2@example.com", "pw-two-secret"]);
+    env.ok("zmprov", &["ca", "u3@example.com", "pw-three-secret"]);
+    assert_eq!(mailbox_databases(&home), Vec::<String>::new());
+
+    // Offline readers: folders, search, quota, a full backup and its verify, check.
+    let gaf = env
+        .ok("zmmailbox", &["-z", "-m", "u1@example.com", "gaf"])
+        .stdout;
+    for folder in ["/Inbox", "/Sent", "/Trash", "/Junk", "/Drafts"] {
+        assert!(gaf.contains(folder), "{folder} missing: {gaf}");
+    }
+    let s = env.ok(
+        "zmmailbox",
+        &["-z", "-m", "u1@example.com", "s", "in:inbox"],
+    );
+    assert!(!s.stdout.contains("mess"), "{}", s.stdout);
+    env.ok("zmbackup", &["-f", "-a", "all", "-sync"]);
+    let v = env.run(
+        std::path::Path::new(common::BIN),
+        &["backup", "verify", "--read-data"],
+    );
+    assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+    // `check` fails offline only for what needs a server or a schedule.
+    let c = env.run(std::path::Path::new(common::BIN), &["check"]);
+    let failed: Vec<&str> = c
+        .stdout
+        .lines()
+        .filter(|l| l.contains("FAILED"))
+        .filter(|l| !l.contains("server running:") && !l.contains("backup schedule:"))
+        .collect();
+    assert!(failed.is_empty(), "{}{}", c.stdout, c.stderr);
+    assert_eq!(mailbox_databases(&home), Vec::<String>::new());
+
+    // Restored from that full into a new account: an empty mailbox.
+    env.ok("zmrestore", &["-a", "u3@example.com", "-ca", "-pre", "r_"]);
+    let gaf = env
+        .ok("zmmailbox", &["-z", "-m", "r_u3@example.com", "gaf"])
+        .stdout;
+    assert!(gaf.contains("/Inbox"), "{gaf}");
+    // Deleting an account that was never used (its mailbox is made, to be
+    // marked deleted).
+    env.ok("zmprov", &["da", "u3@example.com"]);
+    let before = mailbox_databases(&home);
+    assert_eq!(before.len(), 2, "{before:?}");
+
+    // The server: IMAP reads make no database; LMTP's first delivery does.
+    let mut server = spawn_server(home.root(), Stdio::null());
+    let out = converse(
+        imap,
+        true,
+        &[
+            ("a LOGIN u1@example.com pw-one-secret\r\n", "a "),
+            ("b LIST \"\" \"*\"\r\n", "b "),
+            ("c STATUS INBOX (MESSAGES UIDNEXT UIDVALIDITY)\r\n", "c "),
+            ("d SELECT INBOX\r\n", "d "),
+            ("e LOGOUT\r\n", "e "),
+        ],
+    );
+    assert!(out.contains("a OK") && out.contains("d OK"), "{out}");
+    assert!(out.contains("\"/\" Sent"), "{out}");
+    assert!(out.contains("* 0 EXISTS"), "{out}");
+    assert!(out.contains("MESSAGES 0"), "{out}");
+    assert_eq!(
+        mailbox_databases(&home),
+        before,
+        "IMAP reads made a database"
+    );
+    let out = converse(
+        lmtp,
+        true,
+        &[
+            ("LHLO test\r\n", "250 "),
+            ("MAIL FROM:<x@example.org>\r\n", "250"),
+            ("RCPT TO:<u2@example.com>\r\n", "250"),
+            ("DATA\r\n", "354"),
+            ("Subject: first\r\n\r\nhello\r\n.\r\n", "250"),
+            ("QUIT\r\n", "221"),
+        ],
+    );
+    assert!(out.contains("250 2.1.5") || out.contains("250"), "{out}");
+    assert_eq!(
+        mailbox_databases(&home).len(),
+        3,
+        "the first delivery made one"
+    );
+    let out = converse(
+        imap,
+        true,
+        &[
+            ("a LOGIN u2@example.com pw-two-secret\r\n", "a "),
+            ("b SELECT INBOX\r\n", "b "),
+            ("c LOGOUT\r\n", "c "),
+        ],
+    );
+    assert!(out.contains("* 1 EXISTS"), "{out}");
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    assert!(server.wait().unwrap().success());
+}

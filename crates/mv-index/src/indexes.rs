@@ -314,9 +314,9 @@ impl Indexes {
                 }
             }
         }
-        if !left.is_empty() {
-            store.give_back_pending(Pending::Some(left));
-        }
+        // Always: the round is over, and the store keeps what it took for its
+        // checkpoints until then.
+        store.give_back_pending(Pending::Some(left));
     }
 
     /// Brings one mailbox's index up to date if it is behind, looking first

@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod blob;
+mod created;
 mod handles;
 mod kind;
 pub mod mailbox;
@@ -30,6 +31,7 @@ mod write;
 mod sync_marks;
 
 pub use blob::{BlobError, BlobStore, SyncInFlight, Volume};
+pub use created::CREATED_FILE;
 pub use handles::{DEFAULT_OPEN_MAILBOXES, MailboxPin};
 pub use kind::ItemKind;
 pub use mailbox::{Changes, Folder, Item, Mailbox, MailboxInfo, Tag, Tombstone};

@@ -5,6 +5,7 @@
 use crate::ItemKind;
 use crate::StoreError;
 use crate::apply::parse_tags;
+use crate::created::Created;
 use crate::handles::OpenHandles;
 use crate::schema;
 use mv_types::{ItemId, MailboxId};
@@ -38,6 +39,8 @@ pub struct Mailbox {
     pub(crate) pins: AtomicUsize,
     /// The store's bound on open connections.
     handles: Arc<OpenHandles>,
+    /// Where a created mailbox waits for its first use (see `created`).
+    created: Arc<Created>,
 }
 
 impl Mailbox {
@@ -46,6 +49,7 @@ impl Mailbox {
         db_dir: &Path,
         exclusive: bool,
         handles: Arc<OpenHandles>,
+        created: Arc<Created>,
     ) -> Mailbox {
         Mailbox {
             id,
@@ -56,6 +60,7 @@ impl Mailbox {
             unsynced: AtomicBool::new(false),
             pins: AtomicUsize::new(0),
             handles,
+            created,
         }
     }
 
@@ -73,9 +78,51 @@ impl Mailbox {
     }
 
     /// Takes the write lock, opening (and migrating) the database on first use.
+    /// A created mailbox without a database yet gets it now (see `created`).
     pub(crate) fn lock(&self) -> Result<MailboxGuard<'_>, StoreError> {
-        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        self.open_locked(guard, true)
+    }
+
+    /// Takes the write lock without making a database that does not exist yet:
+    /// the guard then has no connection ([`MailboxGuard::has_conn`]). For the
+    /// creation of a mailbox and for reads.
+    pub(crate) fn lock_unopened(&self) -> Result<MailboxGuard<'_>, StoreError> {
+        let guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        self.open_locked(guard, false)
+    }
+
+    /// Whether the mailbox's database file exists.
+    pub(crate) fn has_database(&self) -> bool {
+        std::fs::symlink_metadata(&self.db_path).is_ok()
+    }
+
+    /// Whether the mailbox was created and waits for its first use (no
+    /// database yet).
+    pub fn is_unopened(&self) -> Result<bool, StoreError> {
+        let _guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(!self.has_database() && self.created.get(self.id)?.is_some())
+    }
+
+    fn open_locked<'a>(
+        &'a self,
+        mut guard: MutexGuard<'a, Option<Connection>>,
+        make: bool,
+    ) -> Result<MailboxGuard<'a>, StoreError> {
         if guard.is_none() {
+            if !self.has_database() {
+                if !make {
+                    return Ok(MailboxGuard {
+                        id: self.id,
+                        guard,
+                        unsynced: &self.unsynced,
+                        created: &self.created,
+                    });
+                }
+                // Under the lock: two first uses (a delivery and an IMAP
+                // APPEND) make it once.
+                self.created.materialize(self.id, &self.db_path)?;
+            }
             self.written.store(true, Ordering::Relaxed);
             let sql = |e| StoreError::sql(&self.db_path, e);
             let mut conn = Connection::open(&self.db_path).map_err(sql)?;
@@ -96,6 +143,7 @@ impl Mailbox {
             id: self.id,
             guard,
             unsynced: &self.unsynced,
+            created: &self.created,
         })
     }
 
@@ -117,12 +165,22 @@ impl Mailbox {
         res.map(|()| true)
     }
 
-    /// Runs a read query under the mailbox lock.
+    /// Runs a read query under the mailbox lock. A created mailbox without a
+    /// database yet is read as its first use will make it (built in memory,
+    /// nothing written).
     pub fn read<T>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        let g = self.lock()?;
+        let g = self.lock_unopened()?;
+        if !g.has_conn() {
+            if let Some(conn) = self.created.in_memory(self.id)? {
+                return f(&conn).map_err(|e| StoreError::sql(&self.db_path, e));
+            }
+            drop(g);
+            let g = self.lock()?;
+            return f(g.conn()).map_err(|e| StoreError::sql(&self.db_path, e));
+        }
         f(g.conn()).map_err(|e| StoreError::sql(&self.db_path, e))
     }
 
@@ -151,6 +209,11 @@ impl Mailbox {
         let guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(conn) = guard.as_ref() {
             return f(conn).map_err(|e| StoreError::sql(&self.db_path, e));
+        }
+        if !self.has_database() {
+            // Created and not used yet, or not a mailbox: `read` knows.
+            drop(guard);
+            return self.read(f);
         }
         let mut wal = self.db_path.clone().into_os_string();
         wal.push("-wal");
@@ -521,18 +584,32 @@ pub(crate) struct MailboxGuard<'a> {
     pub(crate) id: MailboxId,
     guard: MutexGuard<'a, Option<Connection>>,
     unsynced: &'a AtomicBool,
+    created: &'a Created,
 }
 
 impl Drop for MailboxGuard<'_> {
     fn drop(&mut self) {
         // After the last write under this lock: see `Mailbox::unsynced`.
-        self.unsynced.store(true, Ordering::Release);
+        if self.guard.is_some() {
+            self.unsynced.store(true, Ordering::Release);
+        }
     }
 }
 
 impl MailboxGuard<'_> {
     pub(crate) fn conn(&self) -> &Connection {
         self.guard.as_ref().expect("opened by lock()")
+    }
+
+    /// False for a guard of [`Mailbox::lock_unopened`] on a mailbox without a
+    /// database.
+    pub(crate) fn has_conn(&self) -> bool {
+        self.guard.is_some()
+    }
+
+    /// Where a mailbox without a database keeps its creation.
+    pub(crate) fn created(&self) -> &Created {
+        self.created
     }
 
     /// After a write into the database, before its redo ticket is released:
@@ -545,8 +622,13 @@ impl MailboxGuard<'_> {
         self.unsynced.store(true, Ordering::Release);
     }
     /// The mailbox's applied change number, 0 before CreateMailbox.
-    pub(crate) fn applied_change(&self) -> rusqlite::Result<u64> {
-        Ok(crate::apply::applied_change(self.conn())?.unwrap_or(0))
+    pub(crate) fn applied_change(&self) -> Result<u64, StoreError> {
+        match self.guard.as_ref() {
+            Some(conn) => Ok(crate::apply::applied_change(conn)
+                .map_err(|e| StoreError::sql_msg(self.id, e))?
+                .unwrap_or(0)),
+            None => Ok(self.created.get(self.id)?.map_or(0, |p| p.change)),
+        }
     }
 }
 

@@ -4,13 +4,18 @@
 //! not look at each of them every round, nor at each start.
 //!
 //! Crash rules: the list lives in memory and is written to
-//! `db/mbox/.pending` (temp name, fsync, rename, directory fsync) only at a
-//! clean close. Opening the store reads that file and removes it durably
-//! before anything can change, so a file seen at open always describes the
-//! close just before it. Without one (a crash, a failed write, a home from
-//! before the list) the list is "every mailbox" — unless there is no mailbox
-//! database at all (a new home): the consumer checks each once (cheaply,
-//! without keeping it open), and after that only what changed.
+//! `db/mbox/.pending` (temp name, fsync, rename, directory fsync) by every
+//! checkpoint of the store, before the checkpoint is recorded (a clean close
+//! ends with one): what is pending then, with what the consumer has taken and
+//! not yet given back. So the file holds every mailbox changed up to the
+//! recorded checkpoint and not yet done, and crash recovery notes every
+//! mailbox of the records after it (applied again or not): together, every
+//! mailbox a crash may have left behind, without looking at the others. While
+//! the list is "every mailbox" (taken or not), a checkpoint removes the file
+//! instead. Without a file (a crash before any checkpoint wrote one, a failed
+//! write, a home from before the list) the list is "every mailbox" — unless
+//! there is no mailbox database at all (a new home): the consumer checks each
+//! once (cheaply, without keeping it open), and after that only what changed.
 
 use crate::StoreError;
 use mv_types::MailboxId;
@@ -41,6 +46,14 @@ pub enum Pending {
 struct State {
     all: bool,
     ids: BTreeSet<MailboxId>,
+    /// Taken by the consumer and not given back yet: still pending for a
+    /// checkpoint (the consumer may not finish it before a crash).
+    taken: Option<Taken>,
+}
+
+enum Taken {
+    All,
+    Some(BTreeSet<MailboxId>),
 }
 
 pub(crate) struct PendingWork {
@@ -49,8 +62,9 @@ pub(crate) struct PendingWork {
 }
 
 impl PendingWork {
-    /// Reads and removes (durably) the list a clean close left in `db_dir`;
-    /// without one, the list is [`Pending::All`].
+    /// Reads the list the last checkpoint left in `db_dir` (kept: it stays
+    /// true until the next checkpoint rewrites it); without one, the list is
+    /// [`Pending::All`].
     pub(crate) fn load(db_dir: &Path) -> Result<PendingWork, StoreError> {
         let path = db_dir.join(PENDING_FILE);
         let found = match std::fs::metadata(&path) {
@@ -71,16 +85,15 @@ impl PendingWork {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(StoreError::io(&path, e)),
         };
-        if path.exists() {
-            std::fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
-            mv_home::fsync_dir(db_dir).map_err(|e| StoreError::io(db_dir, e))?;
-        }
         let state = match found {
-            Some(ids) => State { all: false, ids },
+            Some(ids) => State {
+                ids,
+                ..State::default()
+            },
             None if !has_mailboxes(db_dir)? => State::default(),
             None => State {
                 all: true,
-                ids: BTreeSet::new(),
+                ..State::default()
             },
         };
         Ok(PendingWork {
@@ -107,15 +120,24 @@ impl PendingWork {
         let mut st = self.state();
         if std::mem::take(&mut st.all) {
             st.ids.clear();
+            st.taken = Some(Taken::All);
             Pending::All
         } else {
-            Pending::Some(std::mem::take(&mut st.ids).into_iter().collect())
+            let ids = std::mem::take(&mut st.ids);
+            match &mut st.taken {
+                Some(Taken::All) => {}
+                Some(Taken::Some(taken)) => taken.extend(ids.iter().copied()),
+                None => st.taken = Some(Taken::Some(ids.clone())),
+            }
+            Pending::Some(ids.into_iter().collect())
         }
     }
 
-    /// Work taken but not done (a consumer stopping, a failure to retry).
+    /// Ends the consumer's round: `pending` is the work it took and did not
+    /// do (a consumer stopping, a failure to retry), the rest is done.
     pub(crate) fn give_back(&self, pending: Pending) {
         let mut st = self.state();
+        st.taken = None;
         match pending {
             Pending::All => {
                 st.all = true;
@@ -126,17 +148,39 @@ impl PendingWork {
         }
     }
 
-    /// At a clean close: writes the list for the next open (nothing when it is
-    /// "every mailbox": the next open finds no file and says so again).
+    /// At each checkpoint, before it is recorded: writes the list, with what
+    /// the consumer holds, for an open after a crash or a clean close; while
+    /// the list is "every mailbox", removes the file instead (the next open
+    /// finds none and says so again).
     pub(crate) fn save(&self) -> std::io::Result<()> {
-        let st = self.state();
-        if st.all {
-            return Ok(());
+        let (all, ids) = {
+            let st = self.state();
+            let mut ids = st.ids.clone();
+            let all = st.all
+                || match &st.taken {
+                    Some(Taken::All) => true,
+                    Some(Taken::Some(taken)) => {
+                        ids.extend(taken.iter().copied());
+                        false
+                    }
+                    None => false,
+                };
+            (all, ids)
+        };
+        if all {
+            return match std::fs::remove_file(&self.path) {
+                Ok(()) => match self.path.parent() {
+                    Some(dir) => mv_home::fsync_dir(dir),
+                    None => Ok(()),
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            };
         }
-        let mut text = String::with_capacity(HEADER.len() + 1 + st.ids.len() * 8);
+        let mut text = String::with_capacity(HEADER.len() + 1 + ids.len() * 8);
         text.push_str(HEADER);
         text.push('\n');
-        for id in &st.ids {
+        for id in &ids {
             text.push_str(&id.0.to_string());
             text.push('\n');
         }
@@ -186,7 +230,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_clean_close_hands_its_list_to_the_next_open_once() {
+    fn a_checkpoint_keeps_what_the_consumer_took_until_it_gives_it_back() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("1.sqlite"), b"").unwrap();
+        let p = PendingWork::load(dir.path()).unwrap();
+        // Every mailbox, taken or not: a checkpoint leaves no file.
+        std::fs::write(
+            dir.path().join(PENDING_FILE),
+            "mailvault pending-work v1\n4\n",
+        )
+        .unwrap();
+        let p2 = PendingWork::load(dir.path()).unwrap();
+        assert_eq!(p2.take(), Pending::Some(vec![MailboxId(4)]));
+        assert_eq!(p.take(), Pending::All);
+        p.save().unwrap();
+        assert!(!dir.path().join(PENDING_FILE).exists());
+        p.give_back(Pending::Some(vec![]));
+        // Taken and not given back: still written.
+        p.note(MailboxId(5));
+        assert_eq!(p.take(), Pending::Some(vec![MailboxId(5)]));
+        p.note(MailboxId(6));
+        p.save().unwrap();
+        assert_eq!(
+            PendingWork::load(dir.path()).unwrap().take(),
+            Pending::Some(vec![MailboxId(5), MailboxId(6)])
+        );
+        // Given back done (5) and not done (none): only 6 is left.
+        p.give_back(Pending::Some(vec![]));
+        p.save().unwrap();
+        let again = PendingWork::load(dir.path()).unwrap();
+        assert_eq!(again.take(), Pending::Some(vec![MailboxId(6)]));
+        // The file stays for the next open until a checkpoint rewrites it.
+        assert!(dir.path().join(PENDING_FILE).exists());
+    }
+
+    #[test]
+    fn a_clean_close_hands_its_list_to_the_next_open() {
         let dir = tempfile::tempdir().unwrap();
         let p = PendingWork::load(dir.path()).unwrap();
         assert_eq!(p.take(), Pending::Some(vec![]), "no mailbox yet");
@@ -198,17 +277,19 @@ mod tests {
             Pending::Some(vec![]),
             "taken: only what changed since"
         );
+        // The round over, all done.
+        p.give_back(Pending::Some(vec![]));
         p.note(MailboxId(7));
         p.note(MailboxId(3));
         p.note(MailboxId(7));
         p.save().unwrap();
         let p = PendingWork::load(dir.path()).unwrap();
-        assert!(!dir.path().join(PENDING_FILE).exists(), "removed at open");
         assert_eq!(p.take(), Pending::Some(vec![MailboxId(3), MailboxId(7)]));
         assert_eq!(p.take(), Pending::Some(vec![]));
         p.give_back(Pending::Some(vec![MailboxId(9)]));
         assert_eq!(p.take(), Pending::Some(vec![MailboxId(9)]));
-        // A crash (no save): the next open checks everything.
+        // No file (a crash before any checkpoint wrote one): every mailbox.
+        std::fs::remove_file(dir.path().join(PENDING_FILE)).unwrap();
         let p = PendingWork::load(dir.path()).unwrap();
         assert_eq!(p.take(), Pending::All);
     }

@@ -108,11 +108,8 @@ impl Replayer<'_> {
     /// mailbox's applied change), so that its content is worth staging first.
     pub fn will_apply(&mut self, rec: &Record) -> Result<bool, StoreError> {
         let g = self.store.mailbox(rec.mailbox);
-        let g = g.lock()?;
-        let applied = g
-            .applied_change()
-            .map_err(|e| StoreError::sql_msg(rec.mailbox, e))?;
-        Ok(rec.change.0 > applied)
+        let g = g.lock_unopened()?;
+        Ok(rec.change.0 > g.applied_change()?)
     }
 
     /// Applies one mailbox record iff its change is the mailbox's next one
@@ -126,6 +123,21 @@ impl Replayer<'_> {
             self.commit_oldest()?;
         }
         let mbox = self.store.mailbox(id);
+        if !self.open.contains_key(&id) && matches!(rec.op, Op::CreateMailbox(_)) {
+            // A creation applies to a mailbox without a database as it does
+            // live: it waits for the mailbox's first use (see `created`).
+            let mut g = mbox.lock_unopened()?;
+            if !g.has_conn() {
+                if rec.change.0 <= g.applied_change()? {
+                    self.report.skipped_already_applied += 1;
+                    return Ok(());
+                }
+                self.store
+                    .apply_one(&mut g, rec.change, rec.timestamp, &rec.op, staged)?;
+                self.report.applied += 1;
+                return Ok(());
+            }
+        }
         let mut g = mbox.lock()?;
         let batch = match self.open.entry(id) {
             std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
@@ -136,7 +148,7 @@ impl Replayer<'_> {
                     Err(e) => {
                         let _ = g.conn().execute_batch("ROLLBACK");
                         let _ = end_batch(g.conn());
-                        return Err(StoreError::sql_msg(id, e));
+                        return Err(e);
                     }
                 };
                 self.begun += 1;

@@ -127,6 +127,9 @@ impl Store {
                 "mailbox {id}: a snapshot needs a second connection to its database, and this store holds each database exclusively (an offline replay); take backups through the server"
             )));
         }
+        if let Some(point) = self.snapshot_unopened(&mbox, dest)? {
+            return Ok(point);
+        }
         let path = mbox.db_path().to_path_buf();
         let sql = |e| StoreError::sql(&path, e);
         let src = rusqlite::Connection::open_with_flags(
@@ -177,5 +180,31 @@ impl Store {
             redo,
             taken_at,
         })
+    }
+
+    /// The snapshot of a mailbox created and not used yet: the database its
+    /// first use will make, written to `dest`. `None` when it has a database
+    /// (or is no mailbox).
+    fn snapshot_unopened(
+        &self,
+        mbox: &crate::Mailbox,
+        dest: &std::path::Path,
+    ) -> Result<Option<SnapshotPoint>, StoreError> {
+        let g = mbox.lock_unopened()?;
+        if g.has_conn() || mbox.has_database() {
+            return Ok(None);
+        }
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
+        }
+        let Some(p) = self.created().write_to(mbox.id(), dest)? else {
+            return Ok(None);
+        };
+        Ok(Some(SnapshotPoint {
+            mailbox: mbox.id(),
+            change: p.change,
+            redo: self.redo().position(),
+            taken_at: mv_types::UtcMillis::now(),
+        }))
     }
 }

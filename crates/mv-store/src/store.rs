@@ -5,6 +5,7 @@
 use crate::StoreError;
 use crate::apply::{self, ApplyCtx, Staged};
 use crate::blob::BlobStore;
+use crate::created::Created;
 use crate::handles::{MailboxMap, MailboxPin, OpenHandles};
 use crate::mailbox::{Mailbox, MailboxGuard};
 use crate::pending::{Pending, PendingWork};
@@ -104,8 +105,10 @@ pub struct Store {
     mailboxes: Arc<MailboxMap>,
     /// The bound on open mailbox databases.
     handles: Arc<OpenHandles>,
+    /// Mailboxes created and not used yet (see `created`).
+    created: Arc<Created>,
     /// Mailboxes changed since the search indexer last looked (see `pending`).
-    pending: PendingWork,
+    pending: Arc<PendingWork>,
     /// Told of every change applied, after it is applied (see
     /// [`Store::on_change`]).
     change_hook: std::sync::OnceLock<ChangeHook>,
@@ -130,7 +133,12 @@ impl Store {
         let blobs =
             Arc::new(BlobStore::open(&home.store_dir())?.sync_with(&home.mailbox_db_dir())?);
         blobs.log_durability();
-        let pending = PendingWork::load(&home.mailbox_db_dir())?;
+        let pending = Arc::new(PendingWork::load(&home.mailbox_db_dir())?);
+        let created = Arc::new(Created::open(
+            &home.mailbox_db_dir(),
+            blobs.clone(),
+            options.exclusive_databases,
+        )?);
         let mailboxes: Arc<MailboxMap> = Arc::new(Mutex::new(HashMap::new()));
         let handles = Arc::new(OpenHandles::new(
             options.open_mailboxes,
@@ -140,10 +148,15 @@ impl Store {
         let (redo, recovery) = RedoLog::open(options.redo)?;
         let redo = Arc::new(redo);
         redo.set_checkpoint_hook(Box::new({
-            let (blobs, mailboxes) = (blobs.clone(), mailboxes.clone());
+            let (blobs, mailboxes, created, pending) = (
+                blobs.clone(),
+                mailboxes.clone(),
+                created.clone(),
+                pending.clone(),
+            );
             let db_dir = home.mailbox_db_dir();
             move || {
-                sync_store(&blobs, &mailboxes, &db_dir)
+                sync_store(&blobs, &mailboxes, &created, &pending, &db_dir)
                     .map_err(|e| std::io::Error::other(e.to_string()))
             }
         }));
@@ -153,6 +166,7 @@ impl Store {
             blobs,
             mailboxes,
             handles,
+            created,
             pending,
             change_hook: std::sync::OnceLock::new(),
             exclusive_databases,
@@ -193,6 +207,11 @@ impl Store {
         &self.blobs
     }
 
+    /// Mailboxes created and not used yet.
+    pub(crate) fn created(&self) -> &Created {
+        &self.created
+    }
+
     /// The mailbox handles made so far (opened or not), outside the map's lock.
     fn handles(&self) -> Vec<Arc<Mailbox>> {
         self.mailboxes
@@ -201,6 +220,12 @@ impl Store {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// How many mailboxes were created and wait for their first use (no
+    /// database yet).
+    pub fn unopened_mailbox_count(&self) -> Result<u64, StoreError> {
+        self.created.count()
     }
 
     /// How many mailbox handles this store holds (`mailvault_mailbox_handles`).
@@ -238,6 +263,7 @@ impl Store {
                     &self.home.mailbox_db_dir(),
                     self.exclusive_databases,
                     self.handles.clone(),
+                    self.created.clone(),
                 ))
             })
             .clone()
@@ -336,6 +362,8 @@ impl Store {
         if let Some(dir) = path.parent() {
             mv_home::fsync_dir(dir).map_err(|e| StoreError::io(dir, e))?;
         }
+        // The database wins over a creation still waiting for first use.
+        self.created.remove(id)?;
         self.changed(id);
         // The mailbox's search index described the replaced history: dropped here,
         // under the lock, so that it is rebuilt from the new database.
@@ -375,7 +403,13 @@ impl Store {
             .load(std::sync::atomic::Ordering::Acquire)
             .then(|| self.redo.applied_position())
             .flatten();
-        sync_store(&self.blobs, &self.mailboxes, &self.home.mailbox_db_dir())?;
+        sync_store(
+            &self.blobs,
+            &self.mailboxes,
+            &self.created,
+            &self.pending,
+            &self.home.mailbox_db_dir(),
+        )?;
         if let Some(pos) = covered {
             self.redo.record_checkpoint(pos)?;
         }
@@ -398,12 +432,7 @@ impl Store {
         let txn = self.redo.next_txn_id();
         let mut next_change: HashMap<MailboxId, u64> = HashMap::new();
         for g in guards.iter() {
-            next_change.insert(
-                g.id,
-                g.applied_change()
-                    .map_err(|e| StoreError::sql_msg(g.id, e))?
-                    + 1,
-            );
+            next_change.insert(g.id, g.applied_change()? + 1);
         }
         let mut records = Vec::with_capacity(shared.len() + ops.len());
         for op in shared {
@@ -472,6 +501,14 @@ impl Store {
         staged: &Staged,
     ) -> Result<(), StoreError> {
         let id = g.id;
+        if !g.has_conn() {
+            // A mailbox without a database: only its creation can apply, and
+            // it waits for the first use (see `created`). Nothing to index yet.
+            return match op {
+                Op::CreateMailbox(c) => g.created().insert(id, change, timestamp, c),
+                _ => Err(StoreError::NoMailbox(id)),
+            };
+        }
         let sql = |e| StoreError::sql(&self.mailbox(id).db_path, e);
         let sp = RecordSavepoint::begin(g.conn()).map_err(sql)?;
         let ctx = ApplyCtx {
@@ -675,6 +712,12 @@ impl Store {
                     skipped_filtered += 1;
                     continue;
                 }
+                if recovering {
+                    // Changed after the recorded checkpoint, applied again
+                    // or not: the pending list the checkpoint wrote may not
+                    // have it (see `pending`).
+                    self.pending.note(rec.mailbox);
+                }
                 if let Some(d) = rec.op.referenced_digest()
                     && !staged.contains(&Digest(d))
                     && let Some(c) = content.get(&d)
@@ -820,8 +863,19 @@ impl Drop for RecordSavepoint<'_> {
 /// one that found the unsynced notes already taken by the other returned at
 /// once, so a checkpoint was recorded while the fsyncs it relied on were still
 /// running.
-fn sync_store(blobs: &BlobStore, mailboxes: &MailboxMap, db_dir: &Path) -> Result<(), StoreError> {
+fn sync_store(
+    blobs: &BlobStore,
+    mailboxes: &MailboxMap,
+    created: &Created,
+    pending: &PendingWork,
+    db_dir: &Path,
+) -> Result<(), StoreError> {
     let held = blobs.sync_lock();
+    // The pending list as of now covers every record up to the position this
+    // checkpoint will claim (read before the syncs; see `pending`).
+    pending
+        .save()
+        .map_err(|e| StoreError::io(&db_dir.join(crate::PENDING_FILE), e))?;
     if blobs.per_file() {
         let handles: Vec<Arc<Mailbox>> = mailboxes
             .lock()
@@ -829,7 +883,9 @@ fn sync_store(blobs: &BlobStore, mailboxes: &MailboxMap, db_dir: &Path) -> Resul
             .values()
             .cloned()
             .collect();
-        let mut any = false;
+        let mut any = created
+            .sync_if_written()
+            .map_err(|e| StoreError::io(&db_dir.join(crate::created::CREATED_FILE), e))?;
         for m in handles {
             any |= m
                 .sync_if_written()
@@ -851,9 +907,6 @@ impl Drop for Store {
         }
         if let Err(e) = self.mark_clean_at_close() {
             tracing::warn!("the next start will sweep every mailbox: {e}");
-        }
-        if let Err(e) = self.pending.save() {
-            tracing::warn!("the next start will check every mailbox's search index: {e}");
         }
         // The logs first (see `backfill_before_close`), then the copies of their
         // pages and the marker: one syncfs of the home's filesystem each.

@@ -85,6 +85,21 @@ fn require_live(g: &MailboxGuard<'_>) -> Result<(), StoreError> {
     }
 }
 
+/// Whether a mailbox was created (a database with its meta row, or a creation
+/// waiting for first use).
+fn exists(g: &MailboxGuard<'_>) -> Result<bool, StoreError> {
+    if !g.has_conn() {
+        return Ok(g.created().get(g.id)?.is_some());
+    }
+    Ok(q(
+        g,
+        g.conn()
+            .query_row("SELECT 1 FROM meta", [], |_| Ok(()))
+            .optional(),
+    )?
+    .is_some())
+}
+
 fn next_item_id(g: &MailboxGuard<'_>) -> Result<u32, StoreError> {
     q(
         g,
@@ -187,15 +202,9 @@ impl Store {
             return Err(StoreError::Invalid("mailbox id 0 is reserved".into()));
         }
         let mbox = self.mailbox(id);
-        let mut g = mbox.lock()?;
-        if q(
-            &g,
-            g.conn()
-                .query_row("SELECT 1 FROM meta", [], |_| Ok(()))
-                .optional(),
-        )?
-        .is_some()
-        {
+        // No database is made: the creation waits for the first use.
+        let mut g = mbox.lock_unopened()?;
+        if exists(&g)? {
             return Err(StoreError::Invalid(format!("mailbox {id} already exists")));
         }
         let op = Op::CreateMailbox(ops::CreateMailbox {

@@ -24,13 +24,18 @@ fn message(n: u32) -> Vec<u8> {
     format!("From: a@example.com\r\nSubject: message {n}\r\n\r\nbody {n}\r\n").into_bytes()
 }
 
-/// Files below `/proc/self/fd` naming a mailbox database of `home`.
+/// Files below `/proc/self/fd` naming a mailbox database of `home` (not the
+/// one database of mailboxes waiting for first use, `created.db`).
 fn open_database_files(home: &Home) -> usize {
     let dir = home.mailbox_db_dir();
     std::fs::read_dir("/proc/self/fd")
         .unwrap()
         .filter_map(|e| std::fs::read_link(e.unwrap().path()).ok())
         .filter(|p| p.starts_with(&dir))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(mv_store::CREATED_FILE))
+        })
         .count()
 }
 
@@ -117,4 +122,72 @@ fn a_replay_wider_than_the_cache_stays_within_it() {
     assert!(store.open_mailbox_count() <= CAP);
     assert!(open_database_files(&fresh) <= CAP * 3);
     check(&store);
+}
+
+/// After a crash the pending list is the one the last checkpoint wrote plus
+/// the mailboxes of the records after it: the indexer's first round looks at
+/// what changed, not at every mailbox.
+#[test]
+fn after_a_crash_the_pending_list_is_the_checkpoints_and_the_replayed_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    {
+        let store = open(&home);
+        fill(&store);
+        // The indexer took everything, and finished all but mailbox 2.
+        let taken = store.take_pending();
+        assert_eq!(
+            taken,
+            Pending::Some((1..=MAILBOXES).map(MailboxId).collect())
+        );
+        // A checkpoint while it works keeps what it holds.
+        store.checkpoint().unwrap();
+        store.give_back_pending(Pending::Some(vec![MailboxId(2)]));
+        store.checkpoint().unwrap();
+        for id in [5, 3] {
+            store
+                .add_message(MailboxId(id), &message(100 + id), &Default::default())
+                .unwrap();
+        }
+        // A crash: no clean close.
+        std::mem::forget(store);
+    }
+    let (store, report) = Store::open(&home, StoreOptions::for_home(&home)).unwrap();
+    assert_eq!(report.truncated_bytes, 0);
+    assert_eq!(
+        store.take_pending(),
+        Pending::Some(vec![MailboxId(2), MailboxId(3), MailboxId(5)])
+    );
+    check_counts(&store, &[(3, 2), (5, 2), (2, 1)]);
+}
+
+fn check_counts(store: &Store, want: &[(u32, u64)]) {
+    for (id, n) in want {
+        let info = store.mailbox(MailboxId(*id)).info().unwrap().unwrap();
+        assert_eq!(info.message_count, *n, "mailbox {id}");
+    }
+}
+
+/// A checkpoint taken while the indexer holds "every mailbox" leaves no list:
+/// a crash then means every mailbox again.
+#[test]
+fn a_crash_while_every_mailbox_is_being_checked_checks_every_mailbox_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    {
+        let store = open(&home);
+        fill(&store);
+        store.checkpoint().unwrap();
+        std::mem::forget(store);
+    }
+    std::fs::remove_file(home.mailbox_db_dir().join(mv_store::PENDING_FILE)).unwrap();
+    {
+        let store = open(&home);
+        assert_eq!(store.take_pending(), Pending::All);
+        store.checkpoint().unwrap();
+        assert!(!home.mailbox_db_dir().join(mv_store::PENDING_FILE).exists());
+        std::mem::forget(store);
+    }
+    let store = open(&home);
+    assert_eq!(store.take_pending(), Pending::All);
 }

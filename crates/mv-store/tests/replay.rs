@@ -624,12 +624,13 @@ fn a_replayed_store_keeps_its_sync_settings_and_closes_without_logs() {
     assert_same(&live, &replayed, &ids);
 }
 
-/// The side files of a home's mailbox databases (`-wal`, `-shm`), by suffix.
+/// The side files of a home's mailbox databases (`-wal`, `-shm`), by suffix
+/// (not those of `created.db`, the one database of unused mailboxes).
 fn side_files(home: &Home, suffix: &str) -> Vec<String> {
     std::fs::read_dir(home.mailbox_db_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(suffix))
+        .filter(|n| n.ends_with(suffix) && !n.starts_with(mv_store::CREATED_FILE))
         .collect()
 }
 

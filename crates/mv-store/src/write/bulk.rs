@@ -4,9 +4,10 @@
 
 use super::*;
 
-/// Mailboxes created under one redo commit at most: their databases are all
-/// open (and locked) meanwhile, so this stays well under the handle cache.
-const CHUNK: usize = 32;
+/// Mailboxes created under one redo commit at most. A creation opens no
+/// database (it waits for the mailbox's first use: see `created`), so only
+/// the locks are held meanwhile.
+const CHUNK: usize = 512;
 
 impl Store {
     /// Creates each mailbox as [`Store::create_mailbox`] would; one result per
@@ -16,9 +17,8 @@ impl Store {
         &self,
         mailboxes: &[(MailboxId, &str, &str)],
     ) -> Vec<Result<(), StoreError>> {
-        let chunk = CHUNK.min(self.open_capacity() / 2).max(1);
         let mut out = Vec::with_capacity(mailboxes.len());
-        for part in mailboxes.chunks(chunk) {
+        for part in mailboxes.chunks(CHUNK) {
             match self.create_chunk(part) {
                 Ok(results) => out.extend(results),
                 Err(_) => out.extend(
@@ -55,15 +55,8 @@ impl Store {
                 continue;
             }
             previous = Some(id);
-            let g = h.lock()?;
-            let exists = q(
-                &g,
-                g.conn()
-                    .query_row("SELECT 1 FROM meta", [], |_| Ok(()))
-                    .optional(),
-            )?
-            .is_some();
-            if exists {
+            let g = h.lock_unopened()?;
+            if exists(&g)? {
                 results[i] = Err(StoreError::Invalid(format!("mailbox {id} already exists")));
                 continue;
             }

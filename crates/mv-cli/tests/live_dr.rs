@@ -9,48 +9,14 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 const INTERVAL: u64 = 2;
 
-struct Lmtp {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
 impl Lmtp {
-    fn connect(port: u16) -> Lmtp {
-        let w = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        w.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut l = Lmtp {
-            r: BufReader::new(w.try_clone().unwrap()),
-            w,
-        };
-        assert!(l.reply().starts_with("220"));
-        l.send("LHLO test.local\r\n");
-        assert!(l.reply().starts_with("250"));
-        l
-    }
-
-    fn reply(&mut self) -> String {
-        let mut all = String::new();
-        loop {
-            let mut line = String::new();
-            assert!(self.r.read_line(&mut line).unwrap() > 0, "LMTP closed");
-            all.push_str(&line);
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return all;
-            }
-        }
-    }
-
-    fn send(&mut self, s: &str) {
-        self.w.write_all(s.as_bytes()).unwrap();
-    }
-
     /// One message to one recipient; true once it is acknowledged (250).
     fn deliver(&mut self, rcpt: &str, body: &str) -> bool {
         self.send("MAIL FROM:<sender@remote.test>\r\n");

@@ -44,42 +44,7 @@ fn setup(env: &Env) -> Ports {
     p
 }
 
-/// A minimal LMTP client: one command, its reply lines.
-struct Lmtp {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
 impl Lmtp {
-    fn connect(port: u16) -> Lmtp {
-        let w = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        w.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut l = Lmtp {
-            r: BufReader::new(w.try_clone().unwrap()),
-            w,
-        };
-        assert!(l.reply().starts_with("220"));
-        l.send("LHLO test.local\r\n");
-        assert!(l.reply().starts_with("250"));
-        l
-    }
-
-    fn reply(&mut self) -> String {
-        let mut all = String::new();
-        loop {
-            let mut line = String::new();
-            assert!(self.r.read_line(&mut line).unwrap() > 0, "LMTP closed");
-            all.push_str(&line);
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return all;
-            }
-        }
-    }
-
-    fn send(&mut self, s: &str) {
-        self.w.write_all(s.as_bytes()).unwrap();
-    }
-
     /// One transaction; the RCPT replies and the DATA replies.
     fn deliver(&mut self, from: &str, rcpts: &[&str], body: &str) -> Vec<String> {
         self.send(&format!("MAIL FROM:<{from}>\r\n"));

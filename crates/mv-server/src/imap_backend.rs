@@ -126,6 +126,68 @@ impl ImapBackend {
             .find(|f| f.path.eq_ignore_ascii_case(&path)))
     }
 
+    /// One attempt of a STORE: the outer error is the backend's, the inner one
+    /// the store's write (a message gone meanwhile is retried by the caller).
+    fn store_once(
+        &self,
+        a: &Account,
+        mailbox: u32,
+        uids: &[u32],
+        op: FlagOp,
+        flag_bits: u32,
+        keywords: &[String],
+    ) -> BResult<Result<(), StoreError>> {
+        let m = Self::mbox(a);
+        let items = self.items_of(a, mailbox, uids)?;
+        if items.is_empty() {
+            return Ok(Ok(()));
+        }
+        let ids: Vec<ItemId> = items.iter().map(|(_, i)| ItemId(i.id)).collect();
+        let store = self.service.store();
+        let change = match op {
+            FlagOp::Add if flag_bits != 0 => Some(FlagChange::Add(flag_bits)),
+            FlagOp::Remove if flag_bits != 0 => Some(FlagChange::Remove(flag_bits)),
+            FlagOp::Replace => Some(FlagChange::Replace(flag_bits & flags::ALL)),
+            _ => None,
+        };
+        if let Some(c) = change
+            && let Err(e) = store.set_flags(m, &ids, c)
+        {
+            return Ok(Err(e));
+        }
+        if keywords.is_empty() && op != FlagOp::Replace {
+            return Ok(Ok(()));
+        }
+        let given = self.tag_ids(a, keywords, op != FlagOp::Remove)?;
+        // One set_tags per resulting tag set: items that end up alike share a write.
+        let mut groups: std::collections::BTreeMap<Vec<u32>, Vec<ItemId>> = Default::default();
+        for (_, item) in &items {
+            let mut new: Vec<u32> = match op {
+                FlagOp::Add => item.tags.iter().chain(&given).copied().collect(),
+                FlagOp::Remove => item
+                    .tags
+                    .iter()
+                    .filter(|t| !given.contains(t))
+                    .copied()
+                    .collect(),
+                FlagOp::Replace => given.clone(),
+            };
+            new.sort_unstable();
+            new.dedup();
+            let mut old = item.tags.clone();
+            old.sort_unstable();
+            if new != old {
+                groups.entry(new).or_default().push(ItemId(item.id));
+            }
+        }
+        for (tags, ids) in groups {
+            if let Err(e) = store.set_tags(m, &ids, &tags) {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(()))
+    }
+
     /// Item ids of the given UIDs in a folder, in the order given; unknown UIDs are skipped.
     fn items_of(
         &self,
@@ -599,51 +661,17 @@ impl Backend for ImapBackend {
         flag_bits: u32,
         keywords: &[String],
     ) -> BResult<()> {
-        let m = Self::mbox(a);
-        let items = self.items_of(a, mailbox, uids)?;
-        if items.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<ItemId> = items.iter().map(|(_, i)| ItemId(i.id)).collect();
-        let store = self.service.store();
-        let change = match op {
-            FlagOp::Add if flag_bits != 0 => Some(FlagChange::Add(flag_bits)),
-            FlagOp::Remove if flag_bits != 0 => Some(FlagChange::Remove(flag_bits)),
-            FlagOp::Replace => Some(FlagChange::Replace(flag_bits & flags::ALL)),
-            _ => None,
-        };
-        if let Some(c) = change {
-            store.set_flags(m, &ids, c).map_err(err)?;
-        }
-        if keywords.is_empty() && op != FlagOp::Replace {
-            return Ok(());
-        }
-        let given = self.tag_ids(a, keywords, op != FlagOp::Remove)?;
-        // One set_tags per resulting tag set: items that end up alike share a write.
-        let mut groups: std::collections::BTreeMap<Vec<u32>, Vec<ItemId>> = Default::default();
-        for (_, item) in &items {
-            let mut new: Vec<u32> = match op {
-                FlagOp::Add => item.tags.iter().chain(&given).copied().collect(),
-                FlagOp::Remove => item
-                    .tags
-                    .iter()
-                    .filter(|t| !given.contains(t))
-                    .copied()
-                    .collect(),
-                FlagOp::Replace => given.clone(),
-            };
-            new.sort_unstable();
-            new.dedup();
-            let mut old = item.tags.clone();
-            old.sort_unstable();
-            if new != old {
-                groups.entry(new).or_default().push(ItemId(item.id));
+        // A message another session expunges between the read of the items and
+        // the write is left out, as Dovecot does: this session learns of it by
+        // its EXPUNGE. Each write is idempotent, so the retry, with the messages
+        // that remain, redoes nothing wrong.
+        let mut tries = 0;
+        loop {
+            match self.store_once(a, mailbox, uids, op, flag_bits, keywords)? {
+                Err(StoreError::NotFound(_)) if tries < 3 => tries += 1,
+                r => return r.map_err(err),
             }
         }
-        for (tags, ids) in groups {
-            store.set_tags(m, &ids, &tags).map_err(err)?;
-        }
-        Ok(())
     }
 
     fn copy(&self, a: &Account, from: u32, uids: &[u32], to: u32) -> BResult<CopyResult> {

@@ -75,6 +75,35 @@ fn run_followed<T: Reply>(client: &Client, req: Request, what: &str) -> anyhow::
     }
 }
 
+/// Runs a request after its checks: a usage error is exit 2; a target that
+/// cannot be opened, or a run that fails, exit 1 (each said on stderr).
+fn run_checked<T: Reply>(
+    home: &Home,
+    usage: Result<(), mv_server::ServiceError>,
+    target: Option<&str>,
+    req: Request,
+    what: &str,
+) -> anyhow::Result<Result<T, ExitCode>> {
+    if let Err(e) = usage {
+        eprintln!("error: {e}");
+        return Ok(Err(ExitCode::from(2)));
+    }
+    if let Some(t) = target
+        && let Err(e) = mv_backup::target::open_existing(t, home)
+    {
+        eprintln!("error: {e}");
+        return Ok(Err(ExitCode::from(1)));
+    }
+    let client = Client::connect(home)?;
+    match run_followed(&client, req, what) {
+        Ok(v) => Ok(Ok(v)),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Ok(Err(ExitCode::from(1)))
+        }
+    }
+}
+
 pub fn search(home: &Home, args: SearchArgs) -> anyhow::Result<ExitCode> {
     let req = BackupSearchRequest {
         account: args.account.clone(),
@@ -85,25 +114,17 @@ pub fn search(home: &Home, args: SearchArgs) -> anyhow::Result<ExitCode> {
         to_time: args.to_time.clone(),
         label: args.label.clone(),
     };
-    if let Err(e) = mv_server::items::search_options(&req) {
-        eprintln!("error: {e}");
-        return Ok(ExitCode::from(2));
-    }
-    if let Some(t) = &args.target
-        && let Err(e) = mv_backup::target::open_existing(t, home)
-    {
-        eprintln!("error: {e}");
-        return Ok(ExitCode::from(1));
-    }
-    let client = Client::connect(home)?;
-    let report: BackupSearchReport =
-        match run_followed(&client, Request::BackupSearch(req), "search") {
-            Ok(v) => v,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                return Ok(ExitCode::from(1));
-            }
-        };
+    let usage = mv_server::items::search_options(&req).map(|_| ());
+    let report: BackupSearchReport = match run_checked(
+        home,
+        usage,
+        args.target.as_deref(),
+        Request::BackupSearch(req),
+        "search",
+    )? {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
@@ -187,25 +208,18 @@ pub fn restore_items(home: &Home, args: ItemArgs) -> anyhow::Result<ExitCode> {
         into: args.into,
         dry_run: args.dry_run,
     };
-    if let Err(e) = mv_server::items::item_options(&req) {
-        eprintln!("error: {e}");
-        return Ok(ExitCode::from(2));
-    }
-    if let Some(t) = &args.target
-        && let Err(e) = mv_backup::target::open_existing(t, home)
-    {
-        eprintln!("error: {e}");
-        return Ok(ExitCode::from(1));
-    }
-    let client = Client::connect(home)?;
-    let report: ItemRestoreReport =
-        match run_followed(&client, Request::RestoreItems(req), "restore") {
-            Ok(v) => v,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                return Ok(ExitCode::from(1));
-            }
-        };
+    let usage = mv_server::items::item_options(&req).map(|_| ());
+    let target = args.target.clone();
+    let report: ItemRestoreReport = match run_checked(
+        home,
+        usage,
+        target.as_deref(),
+        Request::RestoreItems(req),
+        "restore",
+    )? {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);

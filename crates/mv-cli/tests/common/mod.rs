@@ -194,3 +194,46 @@ pub fn assert_traced(stored: &[u8], sent: &[u8], from: &str, delivered_to: &str,
         "{text:?}"
     );
 }
+
+/// A minimal LMTP client: one command at a time, its reply lines. Each test
+/// file adds the transactions it needs (`impl common::Lmtp` in that file).
+pub struct Lmtp {
+    r: std::io::BufReader<std::net::TcpStream>,
+    w: std::net::TcpStream,
+}
+
+impl Lmtp {
+    /// Connected to 127.0.0.1:`port`, greeted, after LHLO.
+    pub fn connect(port: u16) -> Lmtp {
+        let w = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        w.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut l = Lmtp {
+            r: std::io::BufReader::new(w.try_clone().unwrap()),
+            w,
+        };
+        assert!(l.reply().starts_with("220"));
+        l.send("LHLO test.local\r\n");
+        assert!(l.reply().starts_with("250"));
+        l
+    }
+
+    /// One reply, all of its lines.
+    pub fn reply(&mut self) -> String {
+        use std::io::BufRead;
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            assert!(self.r.read_line(&mut line).unwrap() > 0, "LMTP closed");
+            all.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return all;
+            }
+        }
+    }
+
+    pub fn send(&mut self, s: &str) {
+        use std::io::Write;
+        self.w.write_all(s.as_bytes()).unwrap();
+    }
+}

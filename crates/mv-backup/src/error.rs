@@ -46,6 +46,10 @@ pub enum BackupError {
     Zip { path: String, reason: String },
     #[error("{0}")]
     Unsupported(String),
+    /// `-a all`: the account did not exist at the restore point (deleted before
+    /// it, or no full holds it by then): listed as skipped, not a failure.
+    #[error("{0}")]
+    NotAtPoint(String),
     /// Auto-grouped mode: no account is due ("auto-grouped backup too soon").
     #[error("auto-grouped backup too soon: {0}")]
     TooSoon(String),

@@ -78,6 +78,16 @@ pub struct RestoreOptions {
     /// How many restore points the user gave in all (several of one kind count
     /// each): with more than one, the report says which time was used.
     pub restore_points: usize,
+    /// The account is one of `-a all`: what existed at the restore point is
+    /// restored. An account no full holds at or before the point did not exist
+    /// yet (or had no full): [`BackupError::NotAtPoint`]. One that existed then
+    /// and is missing from the directory now (deleted since) gets its entry back
+    /// under the address it had at the point, as `-ra` would.
+    pub all_accounts: bool,
+    /// With `all_accounts`: an account deleted before the restore point is not
+    /// restored ([`BackupError::NotAtPoint`]); without it, its state just before
+    /// the deletion is (`-ra`, `-ca`).
+    pub skip_deleted: bool,
 }
 
 impl RestoreOptions {
@@ -554,6 +564,47 @@ fn build_with_catalog(
         &mut report,
     )?;
     report.full_label = full.label.to_string();
+    // The address the account had at the restore point: the full's, or the last
+    // rename replayed after it.
+    let at_point = records
+        .iter()
+        .rev()
+        .find_map(|r| match &r.op {
+            Op::RenameMailbox(m) => Some(m.new_email.clone()),
+            _ => None,
+        })
+        .or_else(|| full.account(&zimbra_id).map(|a| a.email.clone()))
+        .unwrap_or_else(|| email.to_string());
+    if let Some(when) = collector.deleted_at
+        && opts.all_accounts
+        && opts.skip_deleted
+    {
+        let mut why = format!(
+            "{at_point}: skipped, deleted {} (before the restore point); restore it with \
+             -a {at_point} -ra to recreate it, or -a {at_point} -ca -pre PREFIX",
+            when.display_local()
+        );
+        if live.is_some() {
+            why.push_str(
+                "; its directory entry is back (from an older directory dump): remove it \
+                 with zmprov da if it should stay deleted",
+            );
+        }
+        return Err(BackupError::NotAtPoint(why));
+    }
+    // With `-a all`, a new account or a deleted one's entry brought back takes
+    // the address of the restore point; a live account keeps its own, and an
+    // address given by the administrator is used as given.
+    let email = if live.is_some() || !opts.all_accounts {
+        if !at_point.eq_ignore_ascii_case(email) {
+            report
+                .notes
+                .push(format!("{email} was {at_point} at the restore point"));
+        }
+        email
+    } else {
+        at_point.as_str()
+    };
     // 3. Where it goes, and the directory entry of a new account.
     let ldif_path = rel(&full.label, &format!("{dir}/ldap.ldif"));
     let entry = {
@@ -653,6 +704,15 @@ fn choose_full<'s>(
         }
         return Ok((s, meta));
     }
+    if opts.all_accounts {
+        return Err(BackupError::NotAtPoint(match opts.label {
+            Some(l) => format!("{email}: skipped, not in the full {l}"),
+            None => format!(
+                "{email}: skipped, no full backup holds it at or before the restore point \
+                 (it was created after the point, or after the last full before it)"
+            ),
+        }));
+    }
     Err(BackupError::Invalid(match opts.label {
         Some(l) => format!("{email}: {l} is not a full backup holding this account"),
         None => format!("{email}: no full backup before the restore point"),
@@ -704,7 +764,7 @@ fn destination(
                 created: false,
             })
         }
-        None if opts.restore_entry => {
+        None if opts.restore_entry || opts.all_accounts => {
             let original = mv_directory::entry_mailbox_id(entry);
             let choice = match original {
                 Some(id) if never_used(id) && dir.account_by_mailbox_id(id)?.is_none() => {
@@ -715,6 +775,9 @@ fn destination(
             let imported = dir.import_account_entry(
                 entry,
                 &AccountImport {
+                    // `-a all`: the address at the restore point (renamed since
+                    // the full); else the entry's.
+                    email: opts.all_accounts.then(|| email.to_string()),
                     mailbox_id: choice,
                     ..AccountImport::original()
                 },

@@ -5,7 +5,9 @@
 //! job the CLI follows to its end.
 //!
 //! The mailbox is `MV_STREAM_TEST_MB` MiB (default 200) of messages that do not
-//! compress, so the archive is about as large as the mailbox.
+//! compress, so the archive is about as large as the mailbox: each is one
+//! attachment (`application/octet-stream`), which the search index names but does
+//! not tokenize, so the server's indexing before the measurement is short.
 
 mod common;
 
@@ -86,7 +88,9 @@ fn populate(env: &Env, mb: usize) {
     service.create_account(V, Some("pw"), &[]).unwrap();
     for i in 0..mb {
         let mut msg = format!(
-            "From: a@example.com\r\nTo: {U}\r\nSubject: big {i}\r\nMessage-ID: <big{i}@example.com>\r\n\r\n"
+            "From: a@example.com\r\nTo: {U}\r\nSubject: big {i}\r\nMessage-ID: <big{i}@example.com>\r\n\
+             MIME-Version: 1.0\r\nContent-Type: application/octet-stream; name=\"big{i}.bin\"\r\n\
+             Content-Disposition: attachment; filename=\"big{i}.bin\"\r\n\r\n"
         )
         .into_bytes();
         msg.extend(noise(i as u64 + 1, 1 << 20));

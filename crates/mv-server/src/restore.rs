@@ -144,6 +144,8 @@ pub fn options(r: &RestoreRequest) -> Result<RestoreOptions, ServiceError> {
         new_account_prefix: r.prefix.clone().filter(|_| r.create_account),
         restore_entry: r.restore_account,
         restore_points: points,
+        all_accounts: r.accounts.iter().any(|a| a.eq_ignore_ascii_case("all")),
+        skip_deleted: r.skip_deleted_accounts || !(r.create_account || r.restore_account),
     })
 }
 
@@ -187,16 +189,14 @@ impl Service {
         if r.accounts.is_empty() {
             return Ok(report);
         }
-        let all = r.accounts.iter().any(|a| a.eq_ignore_ascii_case("all"));
-        let emails: Vec<String> = if all {
-            let catalog = Catalog::load(target.as_ref())?;
-            let (v, skipped) = self.all_accounts(&catalog, r)?;
-            report.skipped_accounts = skipped;
-            v
+        // (what the restore is asked for: an address, or with `all` a zimbraId;
+        // the address to show).
+        let emails: Vec<(String, String)> = if opts.all_accounts {
+            all_accounts(&Catalog::load(target.as_ref())?)
         } else {
-            r.accounts.clone()
+            r.accounts.iter().map(|a| (a.clone(), a.clone())).collect()
         };
-        if emails.is_empty() && report.skipped_accounts.is_empty() {
+        if emails.is_empty() {
             return Err(ServiceError::NotFound(format!(
                 "no account to restore in {}",
                 target.url()
@@ -207,12 +207,14 @@ impl Service {
         let mut run = mv_backup::RestoreRun::new();
         let total = emails.len() as u64;
         let mut done = 0u64;
+        let shown: std::collections::HashMap<String, String> = emails.iter().cloned().collect();
         let mut emails = emails.into_iter();
         // Records what ended; true if an account failed.
         let settle = |ended: Vec<(String, Result<_, mv_backup::BackupError>)>,
                       report: &mut RestoreReport| {
             let mut failed = false;
-            for (email, r) in ended {
+            for (asked, r) in ended {
+                let email = shown.get(&asked).cloned().unwrap_or(asked);
                 crate::account_log::debug(
                     &email,
                     crate::account_log::Category::Backup,
@@ -226,6 +228,10 @@ impl Service {
                 );
                 match r {
                     Ok(a) => report.accounts.push(a),
+                    // `-a all`: not an account at the restore point.
+                    Err(mv_backup::BackupError::NotAtPoint(why)) => {
+                        report.skipped_accounts.push(why)
+                    }
                     Err(e) => {
                         failed = true;
                         report.failures.push(RestoreFailure {
@@ -237,14 +243,14 @@ impl Service {
             }
             failed
         };
-        while let Some(email) = emails.next() {
+        while let Some((asked, email)) = emails.next() {
             // zmbackupabort -r: stop between accounts, so that each one is either
             // fully restored or untouched.
             let go_on = watch(done, total, Some(format!("restoring {email}")));
             if !go_on || mv_backup::restore_abort_requested(target.as_ref()) {
                 settle(run.finish(&src), &mut report);
                 report.not_restored.push(email);
-                report.not_restored.extend(emails.by_ref());
+                report.not_restored.extend(emails.by_ref().map(|(_, e)| e));
                 report.notes.push(format!(
                     "restore {} by command; {} account(s) not restored",
                     if go_on { "aborted" } else { "cancelled" },
@@ -257,7 +263,7 @@ impl Service {
                 mv_backup::abort::RESTORE_LOCK_PREFIX
             ));
             let failed = settle(
-                run.restore_next(&src, target.as_ref(), &email, &opts),
+                run.restore_next(&src, target.as_ref(), &asked, &opts),
                 &mut report,
             );
             done += 1;
@@ -283,45 +289,22 @@ impl Service {
     }
 }
 
-impl Service {
-    /// `-a all`: every account the target holds, once per zimbraId (a renamed
-    /// account is one account, restored under the address the directory gives it
-    /// now, which `zmrestoreldap` took from the backup). An account the directory no
-    /// longer holds was deleted: it is skipped and listed (Zimbra's
-    /// `-skipDeletedAccounts`), unless `-ra` (recreate its entry) or `-ca` (restore
-    /// it as a new account) asks for it.
-    fn all_accounts(
-        &self,
-        catalog: &Catalog,
-        r: &RestoreRequest,
-    ) -> Result<(Vec<String>, Vec<String>), ServiceError> {
-        // zimbraId → the newest address the target knows, in first-seen order.
-        let mut ids: Vec<(String, String)> = Vec::new();
-        for s in catalog.sessions() {
-            for a in &s.accounts {
-                match ids.iter_mut().find(|(id, _)| *id == a.zimbra_id) {
-                    Some(e) => e.1 = a.email.clone(),
-                    None => ids.push((a.zimbra_id.clone(), a.email.clone())),
-                }
+/// `-a all`: every account the target holds, once per zimbraId (a renamed account
+/// is one account), as (zimbraId, its newest address), in first-seen order. Which
+/// of them existed at the restore point, and under which address, the restore of
+/// each decides from its own history (`RestoreOptions::all_accounts`): the others
+/// are listed as skipped.
+fn all_accounts(catalog: &Catalog) -> Vec<(String, String)> {
+    let mut ids: Vec<(String, String)> = Vec::new();
+    for s in catalog.sessions() {
+        for a in &s.accounts {
+            match ids.iter_mut().find(|(id, _)| *id == a.zimbra_id) {
+                Some(e) => e.1 = a.email.clone(),
+                None => ids.push((a.zimbra_id.clone(), a.email.clone())),
             }
         }
-        let dir = self.directory();
-        let mut out = Vec::new();
-        let mut skipped = Vec::new();
-        for (id, email) in ids {
-            match dir.find_account(&id)? {
-                Some(a) if !r.create_account => out.push(a.email),
-                _ if (r.create_account || r.restore_account) && !r.skip_deleted_accounts => {
-                    out.push(email)
-                }
-                _ => skipped.push(format!(
-                    "{email}: skipped, not in the directory (deleted); restore it with \
-                     -a {email} -ra to recreate it, or -a {email} -ca -pre PREFIX"
-                )),
-            }
-        }
-        Ok((out, skipped))
     }
+    ids
 }
 
 /// What `zmrestoreldap` put into the directory.

@@ -140,6 +140,8 @@ pub(super) fn plan<'s>(
             new_account_prefix: opts.new_account_prefix.clone(),
             restore_entry: opts.restore_entry,
             restore_points: 0,
+            all_accounts: false,
+            skip_deleted: false,
         };
         let mut scratch = AccountRestoreReport::default();
         let base = plan_source(

@@ -39,6 +39,9 @@ pub(super) struct Collector {
     pub(super) replaced: Option<mv_redo::ops::DeleteMailbox>,
     /// Rebuilding an in-place restore's source: its records up to this change.
     pub(super) stop_at: Option<u64>,
+    /// The account was deleted before the restore point (its mailbox's history
+    /// ended in a deletion no restore made), at this time.
+    pub(super) deleted_at: Option<UtcMillis>,
 }
 
 impl Collector {
@@ -57,6 +60,7 @@ impl Collector {
             out: Vec::new(),
             replaced: None,
             stop_at: None,
+            deleted_at: None,
         }
     }
 
@@ -118,6 +122,8 @@ impl Collector {
             // unless an in-place restore replaced it (history goes on from there).
             if d.replaced_by.is_some() {
                 self.replaced = Some(d.clone());
+            } else {
+                self.deleted_at = Some(r.timestamp);
             }
             self.done = true;
             return;

@@ -7,7 +7,7 @@
 
 use anyhow::{Context, anyhow, bail};
 use mv_home::{Home, HomeLock};
-use mv_server::jobs::{JobState, JobStatus};
+use mv_server::jobs::{JobState, JobStatus, LogCursor, LogNews};
 use mv_server::response::Answer;
 use mv_server::stream::{BodyFormat, ExportParams, ExportResult, ImportParams, ImportResult};
 use mv_server::{Reply, Request, Service};
@@ -165,7 +165,7 @@ impl Client {
                 let copied = std::io::copy(&mut resp.into_body().into_reader(), out);
                 // The job says why a cut transfer was cut.
                 let status: Option<JobStatus<ExportResult>> = match job {
-                    Some(id) => Some(self.job_status(id)?),
+                    Some(id) => Some(self.job_status(id, 0)?),
                     None => None,
                 };
                 if let Some(JobStatus { error: Some(e), .. }) = &status {
@@ -218,12 +218,14 @@ impl Client {
     }
 
     /// Runs a long request: in-process here, or as a job in the server, which
-    /// is followed (`progress` sees each status) until it ends, across lost
-    /// connections for up to the timeout each. Answers with its result.
+    /// is followed until it ends, across lost connections for up to the
+    /// timeout each. `progress` sees each status with the log lines new since
+    /// the last one (and how many the server dropped in between: a job that
+    /// logs more than it keeps between two polls). Answers with its result.
     pub fn run_job<T: Reply>(
         &self,
         req: Request,
-        progress: &mut dyn FnMut(&JobStatus<T>),
+        progress: &mut dyn FnMut(&JobStatus<T>, LogNews<'_>),
     ) -> anyhow::Result<T> {
         let Client::Remote {
             base,
@@ -242,13 +244,14 @@ impl Client {
             .send(&body[..])
             .with_context(|| unreachable_server(&url))?;
         let mut status: JobStatus<T> = answer(resp)?;
+        let mut cursor = LogCursor::default();
         loop {
-            progress(&status);
+            progress(&status, cursor.take(&status));
             if status.state.is_finished() {
                 break;
             }
             std::thread::sleep(POLL);
-            status = self.job_status(status.id)?;
+            status = self.job_status(status.id, cursor.next())?;
         }
         match (status.state, status.result) {
             (JobState::Succeeded | JobState::Cancelled, Some(result)) => Ok(result),
@@ -261,9 +264,14 @@ impl Client {
         }
     }
 
-    /// A job's status, asked again while the server is unreachable (a restart,
-    /// a dropped connection) for up to the timeout.
-    pub fn job_status<T: DeserializeOwned>(&self, id: u64) -> anyhow::Result<JobStatus<T>> {
+    /// A job's status with its log lines from the `since`-th on, asked again
+    /// while the server is unreachable (a restart, a dropped connection) for up
+    /// to the timeout.
+    pub fn job_status<T: DeserializeOwned>(
+        &self,
+        id: u64,
+        since: u64,
+    ) -> anyhow::Result<JobStatus<T>> {
         let Client::Remote {
             base,
             token,
@@ -272,7 +280,7 @@ impl Client {
         else {
             bail!("no server runs: jobs live in a running server");
         };
-        let url = format!("{base}/v1/jobs/{id}");
+        let url = format!("{base}/v1/jobs/{id}?since={since}");
         let deadline = Instant::now() + *timeout;
         loop {
             let sent = Self::agent(*timeout)
@@ -288,6 +296,21 @@ impl Client {
                 Err(e) => return Err(e).with_context(|| unreachable_server(&url)),
             }
         }
+    }
+}
+
+/// Prints a followed job's new log lines to stderr, each after `what: `, and
+/// says so when lines went by unseen.
+pub fn print_job_log(what: &str, news: &LogNews<'_>) {
+    if news.dropped > 0 {
+        eprintln!(
+            "{what}: ... {} log line(s) not shown (the server keeps the newest {})",
+            news.dropped,
+            mv_server::jobs::KEEP_LOG
+        );
+    }
+    for l in news.lines {
+        eprintln!("{what}: {l}");
     }
 }
 

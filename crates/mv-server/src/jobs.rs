@@ -511,7 +511,7 @@ mod tests {
         assert_eq!(cursor.next(), end + 1);
 
         // On the wire the numbering travels with the lines.
-        let wire: JobStatus =
+        let wire: JobStatus<crate::response::Ack> =
             serde_json::from_slice(&serde_json::to_vec(&job.status_since(end)).unwrap()).unwrap();
         assert_eq!((wire.log_start, wire.log), (end, vec!["last".to_string()]));
     }

@@ -373,3 +373,112 @@ fn answer<T: DeserializeOwned>(mut resp: ureq::http::Response<ureq::Body>) -> an
     a.result
         .ok_or_else(|| anyhow!("the server's answer (HTTP {status}) has no result"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mv_server::jobs::Jobs;
+    use mv_server::response::Ack;
+    use std::io::BufRead;
+
+    /// Serves `/v1/jobs` from a real job for `Client::run_job`: the job logs
+    /// 3 lines before it starts, 250 (more than the server keeps) before the
+    /// first poll is answered, 1 more and ends before the second. Answers with
+    /// the paths it was asked for.
+    fn serve_job(listener: std::net::TcpListener) -> Vec<String> {
+        let jobs = Jobs::default();
+        let job = jobs.register("restore");
+        let mut logged = 0;
+        let mut log = |n: u64| {
+            for _ in 0..n {
+                job.log(format!("line {logged}"));
+                logged += 1;
+            }
+        };
+        let mut asked = Vec::new();
+        for conn in listener.incoming() {
+            let mut conn = conn.unwrap();
+            let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+            let mut request = String::new();
+            reader.read_line(&mut request).unwrap();
+            let mut len = 0;
+            loop {
+                let mut h = String::new();
+                reader.read_line(&mut h).unwrap();
+                if h == "\r\n" {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            let path = request.split(' ').nth(1).unwrap().to_string();
+            asked.push(path.clone());
+            let (code, mut status) = match asked.len() {
+                1 => {
+                    log(3);
+                    (202, job.status())
+                }
+                n => {
+                    log(if n == 2 { 250 } else { 1 });
+                    let since = path.rsplit_once("since=").unwrap().1.parse().unwrap();
+                    (200, job.status_since(since))
+                }
+            };
+            let last = asked.len() == 3;
+            if last {
+                status.state = JobState::Succeeded;
+                status.result = Some(mv_server::Response::from(Ack::OK));
+            }
+            let body = serde_json::to_vec(&Answer::ok(status)).unwrap();
+            write!(
+                conn,
+                "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .unwrap();
+            conn.write_all(&body).unwrap();
+            if last {
+                return asked;
+            }
+        }
+        unreachable!()
+    }
+
+    #[test]
+    fn a_job_logging_past_the_cap_between_polls_is_followed_without_a_line_twice() {
+        let port = mv_home::ports::free_loopback_port().unwrap();
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let server = std::thread::spawn(move || serve_job(listener));
+        let client = Client::Remote {
+            base: format!("http://127.0.0.1:{port}"),
+            token: "t".into(),
+            timeout: Duration::from_secs(30),
+        };
+        let mut seen: Vec<String> = Vec::new();
+        let mut dropped = Vec::new();
+        let req = Request::ReindexMailbox {
+            account: "a@d.test".into(),
+            action: mv_server::request::ReindexAction::Start,
+        };
+        let ack: Ack = client
+            .run_job(req, &mut |_, news| {
+                dropped.push(news.dropped);
+                seen.extend(news.lines.iter().cloned());
+            })
+            .unwrap();
+        assert_eq!(ack, Ack::OK);
+        let asked = server.join().unwrap();
+        assert_eq!(
+            asked,
+            ["/v1/jobs", "/v1/jobs/1?since=3", "/v1/jobs/1?since=253"]
+        );
+        // Lines 3..53 went by unseen (the server keeps 200), and the follower
+        // was told; every other line came once, in order.
+        assert_eq!(dropped, [0, 50, 0]);
+        let expected: Vec<String> = (0..3).chain(53..254).map(|i| format!("line {i}")).collect();
+        assert_eq!(seen, expected);
+    }
+}

@@ -135,6 +135,15 @@ impl Client {
         // links ring only (no aws-lc-rs): install it unless one is already
         // (the error then says so, and the installed one serves).
         let _ = rustls::crypto::ring::default_provider().install_default();
+        if settings.runtime.is_none() {
+            // On a runtime of our own nothing runs between two requests, so an
+            // idle connection the store closed is only found closed when it is
+            // used again (and that request retried): reuse only fresh ones.
+            builder = builder.with_config(
+                AmazonS3ConfigKey::Client(object_store::ClientConfigKey::PoolIdleTimeout),
+                "5s",
+            );
+        }
         let store = builder.build().map_err(|e| {
             BackupError::Invalid(format!(
                 "{spec}: cannot configure the S3 client: {e} (set s3_endpoint, s3_region, \

@@ -62,6 +62,66 @@ fn objects_ranges_and_multipart_uploads() {
     assert_eq!(t.local_path("packs/cd/big.zip"), None);
 }
 
+/// Given the caller's runtime (the server's), a target sends its requests there,
+/// waited for from the caller's blocking threads, lock heartbeat and multipart
+/// parts included; without one it keeps them on a runtime of its own. Both on a
+/// multi-thread runtime (the server's kind) and a current-thread one.
+#[test]
+fn requests_run_on_the_callers_runtime() {
+    let fx = Fx::new_s3();
+    for multi in [true, false] {
+        let rt = if multi {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        }
+        .unwrap();
+        let data: Vec<u8> = (0..(common::TEST_PART_SIZE * 2 + 1000) as u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
+        let (url, settings, root) = (
+            server(&fx).url(&format!("rt-{multi}")),
+            fx.s3_settings(),
+            fx.root.clone(),
+        );
+        let handle = rt.handle().clone();
+        let work = rt.spawn_blocking(move || {
+            let tasks = || handle.metrics().num_alive_tasks();
+            // Its own runtime: nothing runs on the caller's.
+            let own = S3Target::open(&url, settings.clone()).unwrap();
+            own.put("own", b"1").unwrap();
+            assert_eq!(own.get("own").unwrap(), b"1");
+            assert_eq!(
+                tasks(),
+                0,
+                "a target without a runtime runs none on the caller's"
+            );
+            drop(own);
+
+            let mut s = settings;
+            s.runtime = Some(handle.clone());
+            let t = S3Target::open(&url, s).unwrap();
+            let lock = t.lock("Backup full-rt", Duration::ZERO).unwrap();
+            t.put("small", b"hello").unwrap();
+            let local = root.join(format!("big-{multi}.bin"));
+            std::fs::write(&local, &data).unwrap();
+            t.put_file("big", &local).unwrap();
+            assert_eq!(t.get("big").unwrap(), data);
+            assert_eq!(t.get_range("small", 1, 3).unwrap(), b"ell");
+            // The HTTP client's connections are tasks of the caller's runtime.
+            assert!(tasks() > 0, "the requests ran elsewhere");
+            drop(lock);
+            assert_eq!(t.lock_holder().unwrap(), None, "released");
+        });
+        rt.block_on(work).unwrap();
+    }
+}
+
 #[test]
 fn sessions_appear_with_session_xml_and_leftovers_are_cleaned() {
     let fx = Fx::new_s3();

@@ -7,7 +7,7 @@
 
 use anyhow::{Context, anyhow, bail};
 use mv_home::{Home, HomeLock};
-use mv_server::jobs::{JobState, JobStatus};
+use mv_server::jobs::{JobState, JobStatus, LogCursor, LogNews};
 use mv_server::response::Answer;
 use mv_server::stream::{BodyFormat, ExportParams, ExportResult, ImportParams, ImportResult};
 use mv_server::{Reply, Request, Service};
@@ -165,7 +165,7 @@ impl Client {
                 let copied = std::io::copy(&mut resp.into_body().into_reader(), out);
                 // The job says why a cut transfer was cut.
                 let status: Option<JobStatus<ExportResult>> = match job {
-                    Some(id) => Some(self.job_status(id)?),
+                    Some(id) => Some(self.job_status(id, 0)?),
                     None => None,
                 };
                 if let Some(JobStatus { error: Some(e), .. }) = &status {
@@ -218,12 +218,14 @@ impl Client {
     }
 
     /// Runs a long request: in-process here, or as a job in the server, which
-    /// is followed (`progress` sees each status) until it ends, across lost
-    /// connections for up to the timeout each. Answers with its result.
+    /// is followed until it ends, across lost connections for up to the
+    /// timeout each. `progress` sees each status with the log lines new since
+    /// the last one (and how many the server dropped in between: a job that
+    /// logs more than it keeps between two polls). Answers with its result.
     pub fn run_job<T: Reply>(
         &self,
         req: Request,
-        progress: &mut dyn FnMut(&JobStatus<T>),
+        progress: &mut dyn FnMut(&JobStatus<T>, LogNews<'_>),
     ) -> anyhow::Result<T> {
         let Client::Remote {
             base,
@@ -242,13 +244,14 @@ impl Client {
             .send(&body[..])
             .with_context(|| unreachable_server(&url))?;
         let mut status: JobStatus<T> = answer(resp)?;
+        let mut cursor = LogCursor::default();
         loop {
-            progress(&status);
+            progress(&status, cursor.take(&status));
             if status.state.is_finished() {
                 break;
             }
             std::thread::sleep(POLL);
-            status = self.job_status(status.id)?;
+            status = self.job_status(status.id, cursor.next())?;
         }
         match (status.state, status.result) {
             (JobState::Succeeded | JobState::Cancelled, Some(result)) => Ok(result),
@@ -261,9 +264,14 @@ impl Client {
         }
     }
 
-    /// A job's status, asked again while the server is unreachable (a restart,
-    /// a dropped connection) for up to the timeout.
-    pub fn job_status<T: DeserializeOwned>(&self, id: u64) -> anyhow::Result<JobStatus<T>> {
+    /// A job's status with its log lines from the `since`-th on, asked again
+    /// while the server is unreachable (a restart, a dropped connection) for up
+    /// to the timeout.
+    pub fn job_status<T: DeserializeOwned>(
+        &self,
+        id: u64,
+        since: u64,
+    ) -> anyhow::Result<JobStatus<T>> {
         let Client::Remote {
             base,
             token,
@@ -272,7 +280,7 @@ impl Client {
         else {
             bail!("no server runs: jobs live in a running server");
         };
-        let url = format!("{base}/v1/jobs/{id}");
+        let url = format!("{base}/v1/jobs/{id}?since={since}");
         let deadline = Instant::now() + *timeout;
         loop {
             let sent = Self::agent(*timeout)
@@ -288,6 +296,21 @@ impl Client {
                 Err(e) => return Err(e).with_context(|| unreachable_server(&url)),
             }
         }
+    }
+}
+
+/// Prints a followed job's new log lines to stderr, each after `what: `, and
+/// says so when lines went by unseen.
+pub fn print_job_log(what: &str, news: &LogNews<'_>) {
+    if news.dropped > 0 {
+        eprintln!(
+            "{what}: ... {} log line(s) not shown (the server keeps the newest {})",
+            news.dropped,
+            mv_server::jobs::KEEP_LOG
+        );
+    }
+    for l in news.lines {
+        eprintln!("{what}: {l}");
     }
 }
 
@@ -349,4 +372,113 @@ fn answer<T: DeserializeOwned>(mut resp: ureq::http::Response<ureq::Body>) -> an
     })?;
     a.result
         .ok_or_else(|| anyhow!("the server's answer (HTTP {status}) has no result"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mv_server::jobs::Jobs;
+    use mv_server::response::Ack;
+    use std::io::BufRead;
+
+    /// Serves `/v1/jobs` from a real job for `Client::run_job`: the job logs
+    /// 3 lines before it starts, 250 (more than the server keeps) before the
+    /// first poll is answered, 1 more and ends before the second. Answers with
+    /// the paths it was asked for.
+    fn serve_job(listener: std::net::TcpListener) -> Vec<String> {
+        let jobs = Jobs::default();
+        let job = jobs.register("restore");
+        let mut logged = 0;
+        let mut log = |n: u64| {
+            for _ in 0..n {
+                job.log(format!("line {logged}"));
+                logged += 1;
+            }
+        };
+        let mut asked = Vec::new();
+        for conn in listener.incoming() {
+            let mut conn = conn.unwrap();
+            let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+            let mut request = String::new();
+            reader.read_line(&mut request).unwrap();
+            let mut len = 0;
+            loop {
+                let mut h = String::new();
+                reader.read_line(&mut h).unwrap();
+                if h == "\r\n" {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            let path = request.split(' ').nth(1).unwrap().to_string();
+            asked.push(path.clone());
+            let (code, mut status) = match asked.len() {
+                1 => {
+                    log(3);
+                    (202, job.status())
+                }
+                n => {
+                    log(if n == 2 { 250 } else { 1 });
+                    let since = path.rsplit_once("since=").unwrap().1.parse().unwrap();
+                    (200, job.status_since(since))
+                }
+            };
+            let last = asked.len() == 3;
+            if last {
+                status.state = JobState::Succeeded;
+                status.result = Some(mv_server::Response::from(Ack::OK));
+            }
+            let body = serde_json::to_vec(&Answer::ok(status)).unwrap();
+            write!(
+                conn,
+                "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .unwrap();
+            conn.write_all(&body).unwrap();
+            if last {
+                return asked;
+            }
+        }
+        unreachable!()
+    }
+
+    #[test]
+    fn a_job_logging_past_the_cap_between_polls_is_followed_without_a_line_twice() {
+        let port = mv_home::ports::free_loopback_port().unwrap();
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let server = std::thread::spawn(move || serve_job(listener));
+        let client = Client::Remote {
+            base: format!("http://127.0.0.1:{port}"),
+            token: "t".into(),
+            timeout: Duration::from_secs(30),
+        };
+        let mut seen: Vec<String> = Vec::new();
+        let mut dropped = Vec::new();
+        let req = Request::ReindexMailbox {
+            account: "a@d.test".into(),
+            action: mv_server::request::ReindexAction::Start,
+        };
+        let ack: Ack = client
+            .run_job(req, &mut |_, news| {
+                dropped.push(news.dropped);
+                seen.extend(news.lines.iter().cloned());
+            })
+            .unwrap();
+        assert_eq!(ack, Ack::OK);
+        let asked = server.join().unwrap();
+        assert_eq!(
+            asked,
+            ["/v1/jobs", "/v1/jobs/1?since=3", "/v1/jobs/1?since=253"]
+        );
+        // Lines 3..53 went by unseen (the server keeps 200), and the follower
+        // was told; every other line came once, in order.
+        assert_eq!(dropped, [0, 50, 0]);
+        let expected: Vec<String> = (0..3).chain(53..254).map(|i| format!("line {i}")).collect();
+        assert_eq!(seen, expected);
+    }
 }

@@ -164,6 +164,64 @@ fn backup_query_verify_and_restore_through_s3() {
         );
     }
 
+    // Through a running server: the backup and the restore run as its jobs,
+    // their S3 requests on the server's runtime.
+    {
+        let h = mv_home::Home::at(&env.home);
+        let mut cfg = h.open().unwrap();
+        for key in [
+            "lmtp_bind_port",
+            "admin_bind_port",
+            "imap_bind_port",
+            "imaps_bind_port",
+        ] {
+            cfg.set(key, &free_port().to_string()).unwrap();
+        }
+        cfg.save(&h.localconfig_path()).unwrap();
+    }
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server_process = Server(spawn_server(&env.home, std::process::Stdio::inherit()));
+    files.push(deliver(&env, "a@d.test", "a3", 200));
+    let o = env.ok("zmbackup", &["-i", "-t", &url, "-sync"]);
+    // A full first for s3_a@d.test, restored since the last full.
+    let labels: Vec<&str> = o.stdout.lines().collect();
+    assert!(
+        labels.len() == 2 && labels[0].starts_with("full-") && labels[1].starts_with("incr-"),
+        "{}{}",
+        o.stdout,
+        o.stderr
+    );
+    let o = env.ok(
+        "zmrestore",
+        &["-a", "a@d.test", "-t", &url, "-br", "-ca", "-pre", "srv_"],
+    );
+    assert!(
+        o.stdout.contains("restored as srv_a@d.test"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stderr.contains("restore: restoring a@d.test"),
+        "the job's log, followed: {}",
+        o.stderr
+    );
+    let subjects: Vec<String> = inbox(&env, "srv_a@d.test")
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
+    assert_eq!(subjects, ["a0", "a1-big", "a2", "a3"]);
+    // SIGTERM: a clean stop.
+    // SAFETY: kill(2) on the server process this test started.
+    unsafe { libc::kill(server_process.0.id() as i32, libc::SIGTERM) };
+    let status = server_process.0.wait().unwrap();
+    assert!(status.success(), "the server stopped with {status}");
+
     // Damage one byte of a pack in the bucket: verify names the account.
     let zip = walk(&server.object_file("mail/backups/packs"))
         .into_iter()

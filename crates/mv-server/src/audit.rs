@@ -5,7 +5,9 @@
 //! bodies never reach the log.
 
 use crate::{Request, ServiceError};
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// Ops that change nothing (logged at debug only).
@@ -52,15 +54,28 @@ pub struct Audit {
     started: Instant,
 }
 
+/// A request's fields as it travels (its JSON), each kept as the JSON text it
+/// was written as: read by name, each as the type the audit needs.
+type Fields = BTreeMap<String, Box<RawValue>>;
+
+/// One entry of a batch of accounts, as far as the audit reads it.
+#[derive(Deserialize)]
+struct AccountBrief {
+    email: String,
+}
+
 /// Logs the start of `req` and returns what [`Audit::end`] needs.
 pub fn begin(req: &Request) -> Audit {
-    let value = serde_json::to_value(req).unwrap_or(Value::Null);
-    let op = value["op"].as_str().unwrap_or("unknown").to_string();
-    let what = describe(&value);
+    let op = req.op().to_string();
+    let fields: Fields = serde_json::to_string(req)
+        .ok()
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default();
+    let what = describe(&fields);
     let change = !READS.contains(&op.as_str());
-    if let Some(account) = value["account"].as_str() {
+    if let Some(account) = fields.get("account").and_then(|a| text(a)) {
         crate::account_log::debug(
-            account,
+            &account,
             crate::account_log::Category::Mailbox,
             format_args!("{op}: {what}"),
         );
@@ -112,27 +127,31 @@ impl Audit {
     }
 }
 
+/// A JSON string's text; `None` for anything else.
+fn text(raw: &RawValue) -> Option<String> {
+    serde_json::from_str::<String>(raw.get()).ok()
+}
+
 /// `key=value` for each field of the request but the op, secrets and payloads
 /// left out, long values cut.
-fn describe(v: &Value) -> String {
-    let Some(obj) = v.as_object() else {
-        return String::new();
-    };
+fn describe(fields: &Fields) -> String {
     let mut parts = Vec::new();
-    for (k, val) in obj {
-        if k == "op" || HIDDEN.contains(&k.as_str()) || val.is_null() {
+    for (k, raw) in fields {
+        if k == "op" || HIDDEN.contains(&k.as_str()) || raw.get() == "null" {
             continue;
         }
-        let text = match (k.as_str(), val) {
-            ("attrs", _) => redact_attrs(val),
+        let text = match k.as_str() {
+            "attrs" => redact_attrs(raw),
             // A batch of accounts: how many and their addresses, never their
             // passwords or attributes.
-            ("accounts", Value::Array(list)) => {
-                let emails: Vec<&str> = list.iter().filter_map(|a| a["email"].as_str()).collect();
-                format!("{} ({})", list.len(), emails.join(", "))
-            }
-            (_, Value::String(s)) => s.clone(),
-            (_, other) => other.to_string(),
+            "accounts" => match serde_json::from_str::<Vec<AccountBrief>>(raw.get()) {
+                Ok(list) => {
+                    let emails: Vec<&str> = list.iter().map(|a| a.email.as_str()).collect();
+                    format!("{} ({})", list.len(), emails.join(", "))
+                }
+                Err(_) => text(raw).unwrap_or_else(|| raw.get().to_string()),
+            },
+            _ => text(raw).unwrap_or_else(|| raw.get().to_string()),
         };
         let text: String = text.chars().take(160).collect();
         parts.push(format!("{k}={text}"));
@@ -140,64 +159,24 @@ fn describe(v: &Value) -> String {
     parts.join(" ")
 }
 
-/// Attribute lists as `[name, value, ...]` pairs or a map; password values hidden.
-fn redact_attrs(v: &Value) -> String {
-    let hide = |name: &str| name.to_ascii_lowercase().contains("password");
-    match v {
-        Value::Array(items) => {
-            let mut out = Vec::new();
-            let mut it = items.iter();
-            while let Some(name) = it.next() {
-                let name_s = name
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or(name.to_string());
-                match name {
-                    Value::Array(pair) => {
-                        let n = pair.first().and_then(Value::as_str).unwrap_or("");
-                        let val = if hide(n) {
-                            "***".to_string()
-                        } else {
-                            pair.get(1).map(value_text).unwrap_or_default()
-                        };
-                        out.push(format!("{n}={val}"));
-                    }
-                    _ => {
-                        let val = it.next().map(value_text).unwrap_or_default();
-                        let val = if hide(&name_s) {
-                            "***".to_string()
-                        } else {
-                            val
-                        };
-                        out.push(format!("{name_s}={val}"));
-                    }
-                }
-            }
-            format!("[{}]", out.join(", "))
-        }
-        Value::Object(map) => {
-            let out: Vec<String> = map
-                .iter()
-                .map(|(k, val)| {
-                    let val = if hide(k) {
-                        "***".to_string()
-                    } else {
-                        value_text(val)
-                    };
-                    format!("{k}={val}")
-                })
-                .collect();
-            format!("[{}]", out.join(", "))
-        }
-        other => value_text(other),
+/// An attribute list (`name value name value ...`, names maybe `+name` or
+/// `-name`) with the values of password attributes hidden.
+fn redact_attrs(raw: &RawValue) -> String {
+    let Ok(items) = serde_json::from_str::<Vec<String>>(raw.get()) else {
+        // Not a list of words: nothing of it is shown.
+        return "[***]".to_string();
+    };
+    let mut out = Vec::new();
+    for pair in items.chunks(2) {
+        let name = &pair[0];
+        let value = match pair.get(1) {
+            _ if name.to_ascii_lowercase().contains("password") => "***",
+            Some(v) => v.as_str(),
+            None => "",
+        };
+        out.push(format!("{name}={value}"));
     }
-}
-
-fn value_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+    format!("[{}]", out.join(", "))
 }
 
 /// A few words on a result: counts of restored and failed accounts, or ok.
@@ -215,32 +194,52 @@ fn summary(r: &crate::Response) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provision::AccountSpec;
+
+    fn fields(req: &Request) -> Fields {
+        serde_json::from_str(&serde_json::to_string(req).unwrap()).unwrap()
+    }
 
     #[test]
     fn passwords_and_bodies_stay_out() {
-        let v = serde_json::json!({
-            "op": "create_account",
-            "email": "a@d.test",
-            "password": "hunter2",
-            "attrs": ["userPassword", "x1", "displayName", "A"],
-        });
-        let d = describe(&v);
-        assert!(d.contains("email=a@d.test"), "{d}");
-        assert!(d.contains("displayName=A"), "{d}");
-        assert!(!d.contains("hunter2") && !d.contains("x1"), "{d}");
+        let req = Request::CreateAccount {
+            email: "a@d.test".into(),
+            password: Some("hunter2".into()),
+            attrs: ["userPassword", "x1", "displayName", "A"]
+                .map(String::from)
+                .to_vec(),
+        };
+        let d = describe(&fields(&req));
+        assert_eq!(d, "attrs=[userPassword=***, displayName=A] email=a@d.test");
+        let req = Request::AddMessage {
+            account: "a@d.test".into(),
+            folder: "/Inbox".into(),
+            data: "U2VjcmV0IG1haWw=".into(),
+            flags: "u".into(),
+            tags: vec![],
+            received_ms: None,
+        };
+        let d = describe(&fields(&req));
+        assert_eq!(d, r#"account=a@d.test flags=u folder=/Inbox tags=[]"#);
     }
 
     #[test]
     fn a_batch_of_accounts_shows_addresses_only() {
-        let v = serde_json::json!({
-            "op": "create_accounts",
-            "accounts": [
-                {"email": "a@d.test", "password": "hunter2", "attrs": []},
-                {"email": "b@d.test", "password": null, "attrs": ["userPassword", "x1"]},
+        let req = Request::CreateAccounts {
+            accounts: vec![
+                AccountSpec {
+                    email: "a@d.test".into(),
+                    password: Some("hunter2".into()),
+                    attrs: vec![],
+                },
+                AccountSpec {
+                    email: "b@d.test".into(),
+                    password: None,
+                    attrs: vec!["userPassword".into(), "x1".into()],
+                },
             ],
-        });
-        let d = describe(&v);
-        assert!(d.contains("accounts=2 (a@d.test, b@d.test)"), "{d}");
-        assert!(!d.contains("hunter2") && !d.contains("x1"), "{d}");
+        };
+        let d = describe(&fields(&req));
+        assert_eq!(d, "accounts=2 (a@d.test, b@d.test)");
     }
 }

@@ -102,6 +102,7 @@ pub fn target_for(
         Some(t) => t.to_string(),
         None => default_spec(service),
     };
+    let _runtime = service.enter_runtime();
     Ok(mv_backup::target::open(&spec, service.store().home())?)
 }
 
@@ -112,12 +113,28 @@ pub fn existing_target_for(
     service: &Service,
     explicit: Option<&str>,
 ) -> Result<Arc<dyn Target>, ServiceError> {
+    let _runtime = service.enter_runtime();
     match explicit_target(explicit)? {
         Some(t) => Ok(mv_backup::target::open_existing(t, service.store().home())?),
         None => Ok(mv_backup::target::open(
             &default_spec(service),
             service.store().home(),
         )?),
+    }
+}
+
+impl Service {
+    /// Makes the server's runtime (when this service runs in `serve`) the
+    /// calling thread's until the guard drops: a target opened meanwhile sends
+    /// its requests there. The calling thread must not be one of its workers
+    /// (targets are used from job threads and `spawn_blocking`).
+    pub fn enter_runtime(&self) -> Option<tokio::runtime::EnterGuard<'_>> {
+        self.runtime.get().map(|h| h.enter())
+    }
+
+    /// Gives the service the server's runtime (once).
+    pub fn set_runtime(&self, handle: tokio::runtime::Handle) {
+        let _ = self.runtime.set(handle);
     }
 }
 

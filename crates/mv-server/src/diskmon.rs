@@ -280,7 +280,7 @@ pub fn check_once(service: &Service) -> CheckOutcome {
             false,
             subject.clone(),
             body,
-            serde_json::to_value(u).unwrap_or_default(),
+            report::ReportDetail::Disk(u.clone()),
         );
         match ReportConfig::of(service) {
             Ok(cfg) => {

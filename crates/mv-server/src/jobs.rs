@@ -7,6 +7,11 @@
 //!
 //! The server keeps the newest [`KEEP_FINISHED`] finished jobs (results and
 //! log lines included) besides every running one; older ones are forgotten.
+//!
+//! A job's log lines are numbered from 0 as they are logged; the newest
+//! [`KEEP_LOG`] are kept. A follower asks for the lines since the first one it
+//! has not seen (`GET /v1/jobs/{id}?since=N`) and learns from `log_start`
+//! whether lines it did not see were dropped meanwhile ([`LogCursor`]).
 
 use crate::{Request, Response, Service, ServiceError};
 use mv_types::UtcMillis;
@@ -18,7 +23,7 @@ use std::sync::{Arc, Mutex};
 /// Finished jobs kept for `GET /v1/jobs/{id}`.
 pub const KEEP_FINISHED: usize = 64;
 /// Log lines kept per job (the newest).
-const KEEP_LOG: usize = 200;
+pub const KEEP_LOG: usize = 200;
 
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,8 +67,64 @@ pub struct JobStatus<R = Response> {
     /// The HTTP status the error would have had as a direct request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_status: Option<u16>,
+    /// The newest log lines (all those kept, or those asked for with
+    /// `since`), oldest first.
     #[serde(default)]
     pub log: Vec<String>,
+    /// The number of the first line of `log` (lines are numbered from 0 as
+    /// they are logged); the next line logged is `log_start + log.len()`.
+    #[serde(default)]
+    pub log_start: u64,
+}
+
+impl<R> JobStatus<R> {
+    /// The same status with only the log lines numbered `since` and after
+    /// (those still kept).
+    pub fn since(mut self, since: u64) -> JobStatus<R> {
+        let skip = since
+            .saturating_sub(self.log_start)
+            .min(self.log.len() as u64);
+        self.log.drain(..skip as usize);
+        self.log_start += skip;
+        self
+    }
+}
+
+/// Where a follower of a job's log is: the number of the next line it wants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogCursor {
+    next: u64,
+}
+
+/// What a follower gets from one status: lines it had not seen, and how many
+/// lines before them the server no longer kept.
+#[derive(Debug, PartialEq, Eq)]
+pub struct LogNews<'a> {
+    pub dropped: u64,
+    pub lines: &'a [String],
+}
+
+impl LogCursor {
+    /// The number of the next line to ask for (`?since=`).
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+
+    /// Takes what is new in `status` (which may hold lines already seen: an
+    /// answer to a plain `GET`, or the status `POST` answered with) and moves
+    /// past it.
+    pub fn take<'a, R>(&mut self, status: &'a JobStatus<R>) -> LogNews<'a> {
+        let seen = self
+            .next
+            .saturating_sub(status.log_start)
+            .min(status.log.len() as u64) as usize;
+        let dropped = status.log_start.saturating_sub(self.next);
+        self.next = self.next.max(status.log_start + status.log.len() as u64);
+        LogNews {
+            dropped,
+            lines: &status.log[seen..],
+        }
+    }
 }
 
 /// `None` whatever `R` is (serde's `default` would ask `R: Default`).
@@ -83,6 +144,11 @@ impl Job {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The status with the log lines numbered `since` and after only.
+    pub fn status_since(&self, since: u64) -> JobStatus {
+        self.status().since(since)
     }
 
     fn update(&self, f: impl FnOnce(&mut JobStatus)) {
@@ -107,6 +173,7 @@ impl Job {
         self.update(|s| {
             if s.log.len() >= KEEP_LOG {
                 s.log.remove(0);
+                s.log_start += 1;
             }
             s.log.push(line.into());
         })
@@ -171,6 +238,7 @@ impl Jobs {
                 error: None,
                 error_status: None,
                 log: Vec::new(),
+                log_start: 0,
             }),
             cancel: AtomicBool::new(false),
         });
@@ -205,10 +273,7 @@ impl Jobs {
 
 /// The operation name of a request (its `op` on the wire).
 pub fn op_of(req: &Request) -> String {
-    serde_json::to_value(req)
-        .ok()
-        .and_then(|v| v.get("op").and_then(|o| o.as_str()).map(str::to_string))
-        .unwrap_or_default()
+    req.op().to_string()
 }
 
 /// Whether a request may run as a job: the long ones.
@@ -395,5 +460,59 @@ impl mv_backup::Progress for JobWatch<'_> {
     fn note(&self, line: &str) {
         self.job.log(line);
         self.check_cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(from: u64, to: u64) -> Vec<String> {
+        (from..to).map(|i| format!("line {i}")).collect()
+    }
+
+    #[test]
+    fn a_follower_is_told_of_lines_logged_past_the_cap_between_two_polls() {
+        let jobs = Jobs::default();
+        let job = jobs.register("restore");
+        let mut cursor = LogCursor::default();
+        for l in lines(0, 5) {
+            job.log(l);
+        }
+        let st = job.status_since(cursor.next());
+        let news = cursor.take(&st);
+        assert_eq!((news.dropped, news.lines), (0, &lines(0, 5)[..]));
+
+        // More lines than the server keeps, between two polls.
+        let end = 5 + KEEP_LOG as u64 + 50;
+        for l in lines(5, end) {
+            job.log(l);
+        }
+        let st = job.status_since(cursor.next());
+        assert_eq!(st.log_start, 55);
+        assert_eq!(st.log.len(), KEEP_LOG);
+        let news = cursor.take(&st);
+        assert_eq!(news.dropped, 50, "lines 5..55 went by unseen");
+        assert_eq!(news.lines, &lines(55, end)[..]);
+
+        // Nothing new: nothing, and nothing dropped.
+        let st = job.status_since(cursor.next());
+        assert!(st.log.is_empty());
+        assert_eq!(st.log_start, end);
+        let news = cursor.take(&st);
+        assert_eq!((news.dropped, news.lines.len()), (0, 0));
+
+        // A whole status (what POST answers, a plain GET) gives only the new.
+        job.log("last");
+        let st = job.status();
+        assert_eq!(st.log_start, end + 1 - KEEP_LOG as u64);
+        let news = cursor.take(&st);
+        assert_eq!((news.dropped, news.lines), (0, &["last".to_string()][..]));
+        assert_eq!(cursor.next(), end + 1);
+
+        // On the wire the numbering travels with the lines.
+        let wire: JobStatus<crate::response::Ack> =
+            serde_json::from_slice(&serde_json::to_vec(&job.status_since(end)).unwrap()).unwrap();
+        assert_eq!((wire.log_start, wire.log), (end, vec!["last".to_string()]));
     }
 }

@@ -16,7 +16,6 @@ use mv_directory::Directory;
 use mv_home::Home;
 use mv_types::UtcMillis;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,10 +85,23 @@ pub struct RunReport {
     pub body: String,
     #[serde(default)]
     pub note: Note,
-    /// The run's own report (BackupReport, DeleteReport) or the error.
-    pub detail: Value,
+    /// The run's own report (BackupReport, DeleteReport, the filesystem of a
+    /// disk alert) or the error.
+    pub detail: ReportDetail,
     /// What happened to the email: `queued`, or why none was sent.
     pub email: String,
+}
+
+/// What a report is about, in full. Untagged on the wire (`log/reports/*.json`
+/// and `backup_reports` answers): the inner report's own JSON, or
+/// `{"error": "..."}` for a run that could not run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ReportDetail {
+    Error { error: String },
+    Backup(BackupReport),
+    Delete(DeleteReport),
+    Disk(crate::diskmon::FsUsage),
 }
 
 fn next_id(op: &str) -> String {
@@ -167,11 +179,11 @@ pub fn backup_report(
                     }
                 }
             }
-            (r.ok(), serde_json::to_value(r).unwrap_or(Value::Null))
+            (r.ok(), ReportDetail::Backup(r.clone()))
         }
         Err(e) => {
             let _ = writeln!(body, "\nError: {e}");
-            (false, serde_json::json!({"error": e}))
+            (false, ReportDetail::Error { error: e.into() })
         }
     };
     finish(cfg, "backup", ok, body, note, detail)
@@ -204,11 +216,11 @@ pub fn delete_report(
                 "Space freed: {}",
                 mv_backup::space::human_bytes(r.gc.bytes_freed)
             );
-            (true, serde_json::to_value(r).unwrap_or(Value::Null))
+            (true, ReportDetail::Delete(r.clone()))
         }
         Err(e) => {
             let _ = writeln!(body, "Error: {e}");
-            (false, serde_json::json!({"error": e}))
+            (false, ReportDetail::Error { error: e.into() })
         }
     };
     finish(cfg, "delete", ok, body, note, detail)
@@ -220,7 +232,7 @@ fn finish(
     ok: bool,
     body: String,
     note: &Note,
-    detail: Value,
+    detail: ReportDetail,
 ) -> RunReport {
     RunReport {
         id: next_id(op),
@@ -245,7 +257,7 @@ pub fn custom_report(
     ok: bool,
     subject: String,
     body: String,
-    detail: Value,
+    detail: ReportDetail,
 ) -> RunReport {
     RunReport {
         id: next_id(op),
@@ -485,5 +497,14 @@ mod tests {
         let failed = backup_report(&cfg(), &Note::default(), Err("Backup cannot start"));
         assert_eq!(failed.subject, "ZCS Backup Report: FAIL");
         assert!(failed.body.ends_with("\nError: Backup cannot start\n"));
+        // Read back from log/reports/*.json as what they are.
+        for r in [r, failed] {
+            let back: RunReport = serde_json::from_slice(&serde_json::to_vec(&r).unwrap()).unwrap();
+            match &back.detail {
+                ReportDetail::Backup(b) => assert_eq!(b.sessions[0].accounts, 20),
+                ReportDetail::Error { error } => assert_eq!(error, "Backup cannot start"),
+                other => panic!("read back as {other:?}"),
+            }
+        }
     }
 }

@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 
 /// Every operation the CLI and the admin API offer. Attribute lists are Zimbra's
 /// `name value name value ...` (with `+name`/`-name` to add/remove values).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantNames)]
 #[serde(tag = "op", rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Request {
     // --- provisioning (zmprov) ---
     CreateAccount {
@@ -276,9 +277,42 @@ pub enum Request {
     Ping,
 }
 
+impl Request {
+    /// The operation's name on the wire (its `op`), without serializing the
+    /// request (which may carry a message).
+    pub fn op(&self) -> &'static str {
+        self.into()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReindexAction {
     Start,
     Status,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strum::VariantNames;
+
+    /// Each operation's name is the one serde reads: a request of that name
+    /// is refused for its missing fields at most, never as an unknown op.
+    #[test]
+    fn op_names_are_the_wire_names() {
+        for name in Request::VARIANTS {
+            let e = serde_json::from_str::<Request>(&format!(r#"{{"op":"{name}"}}"#));
+            if let Err(e) = e {
+                assert!(!e.to_string().contains("unknown variant"), "{name}: {e}");
+            }
+        }
+        let req = Request::GetAccount {
+            key: "a@d.test".into(),
+        };
+        assert_eq!(req.op(), "get_account");
+        let wire = serde_json::to_string(&Request::GetAllCos).unwrap();
+        assert_eq!(wire, r#"{"op":"get_all_cos"}"#);
+        assert_eq!(Request::GetAllCos.op(), "get_all_cos");
+    }
 }

@@ -130,6 +130,13 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
         );
     }
     let service = Arc::new(service);
+    // One runtime for the process: the listeners, and the requests of the S3
+    // targets that backups, restores and shipping open from their threads.
+    // Built before anything that may open a target starts.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    service.set_runtime(runtime.handle().clone());
     SERVING.store(true, Ordering::Relaxed);
     // The scheduler, the report outbox and the disk monitor: plain threads (their
     // work is blocking), stopped through `background_stop` at shutdown.
@@ -159,9 +166,6 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
                     })
             })?
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     let served = service.clone();
     let stop_indexer = index_stop.clone();
     runtime.block_on(async move {

@@ -74,6 +74,9 @@ pub struct Service {
     pub(crate) jobs: crate::jobs::Jobs,
     /// Per-mailbox change notification, fed by the store's apply path.
     pub(crate) changes: std::sync::Arc<crate::changes::ChangeFeed>,
+    /// The server's runtime, once `serve` built it: S3 targets opened for the
+    /// server's work send their requests on it (no runtime of their own).
+    pub(crate) runtime: std::sync::OnceLock<tokio::runtime::Handle>,
 }
 
 impl Service {
@@ -105,6 +108,7 @@ impl Service {
                 directory,
                 server_name,
                 jobs: Default::default(),
+                runtime: std::sync::OnceLock::new(),
                 changes,
             },
             report,

@@ -21,10 +21,14 @@
 
 mod fs;
 mod s3;
+mod s3_client;
+mod s3_config;
 mod s3_lease;
+mod s3_upload;
 
 pub use fs::FsTarget;
-pub use s3::{MIN_PART_SIZE, S3Settings, S3Target};
+pub use s3::S3Target;
+pub use s3_config::{MIN_PART_SIZE, S3Settings};
 
 use crate::error::Result;
 use std::path::{Path, PathBuf};
@@ -170,7 +174,8 @@ pub trait Target: Send + Sync {
 
 /// Opens a target from a command-line spelling: a directory path, or
 /// `s3://bucket/prefix` (reached with the home's `s3_*` local config keys, else the
-/// standard `AWS_*` environment variables).
+/// standard `AWS_*` environment variables; its requests run on the runtime of the
+/// calling context when there is one, see [`S3Settings::runtime`]).
 pub fn open(spec: &str, home: &mv_home::Home) -> Result<Arc<dyn Target>> {
     if spec.starts_with("s3://") {
         return Ok(Arc::new(open_s3(spec, home)?));
@@ -266,7 +271,11 @@ fn open_s3(spec: &str, home: &mv_home::Home) -> Result<S3Target> {
     };
     // Snapshots and packs wait here before upload: local disk, inside the home.
     let scratch = home.root().join("tmp");
-    S3Target::open(spec, S3Settings::from_local_config(&cfg, scratch)?)
+    let mut settings = S3Settings::from_local_config(&cfg, scratch)?;
+    // The caller's runtime when it runs inside one (the server enters its own
+    // before it opens a target); else the target makes a small one.
+    settings.runtime = tokio::runtime::Handle::try_current().ok();
+    S3Target::open(spec, settings)
 }
 
 /// Opens a target that must exist already (query, verify, abort, delete: a

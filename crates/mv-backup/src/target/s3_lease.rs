@@ -27,7 +27,7 @@
 //! a lease (NTP does).
 
 use super::LockHandle;
-use super::s3::Client;
+use super::s3_client::Client;
 use crate::error::{BackupError, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};

@@ -324,12 +324,11 @@ fn run_remote(
         return Ok(ExitCode::SUCCESS);
     }
     let bar = Bar::new(!json);
-    let mut shown = 0usize;
     let mut last_done = 0;
-    let mut follow = |st: &JobStatus<BackupReport>| {
+    let mut follow = |st: &JobStatus<BackupReport>, news: mv_server::jobs::LogNews<'_>| {
         // Per session, as the local run shows it (the job's log announces
         // each); a session that went by between two polls is not shown.
-        for l in st.log.iter().skip(shown) {
+        for l in news.lines {
             if let Some((label, n)) = l
                 .strip_prefix(mv_server::jobs::SESSION_LINE)
                 .and_then(|rest| rest.split_once(": "))
@@ -339,7 +338,6 @@ fn run_remote(
                 last_done = 0;
             }
         }
-        shown = st.log.len();
         for _ in last_done..st.done {
             bar.account_done("", true);
         }

@@ -307,7 +307,7 @@ fn run_demo(args: Args) -> anyhow::Result<ExitCode> {
                 include: vec![],
                 sync: true,
             }),
-            &mut |_| {},
+            &mut |_, _| {},
         )?;
         for session in &report.sessions {
             println!(
@@ -322,7 +322,7 @@ fn run_demo(args: Args) -> anyhow::Result<ExitCode> {
                 read_data: true,
                 read_data_subset: None,
             }),
-            &mut |_| {},
+            &mut |_, _| {},
         )?;
         println!(
             "   verify: {} session(s), {} blob(s) read and checked against their digests, {} problem(s)",

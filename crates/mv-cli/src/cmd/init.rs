@@ -19,10 +19,18 @@ pub fn run(home: &Home, args: Args) -> anyhow::Result<ExitCode> {
     // The IMAP server's self-signed certificate (conf/imap.crt, conf/imap.key).
     mv_server::tls::ensure_certificate(home)?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({ "home": home.root(), "created": fresh })
-        );
+        /// `mailvault init --json`
+        #[derive(serde::Serialize)]
+        struct Initialized<'a> {
+            home: &'a std::path::Path,
+            /// False when the home existed already (nothing changed).
+            created: bool,
+        }
+        let out = Initialized {
+            home: home.root(),
+            created: fresh,
+        };
+        println!("{}", serde_json::to_string(&out)?);
     } else if fresh {
         println!("Created mailvault home {}", home.root().display());
     } else {

@@ -46,12 +46,8 @@ pub struct SearchArgs {
 /// Follows a request as a job (through a server), or runs it here, printing its
 /// log lines to stderr as progress.
 fn run_followed<T: Reply>(client: &Client, req: Request, what: &str) -> anyhow::Result<T> {
-    let mut shown = 0usize;
-    let mut follow = |status: &mv_server::jobs::JobStatus<T>| {
-        for l in status.log.iter().skip(shown) {
-            eprintln!("{what}: {l}");
-        }
-        shown = status.log.len();
+    let mut follow = |_: &mv_server::jobs::JobStatus<T>, news: mv_server::jobs::LogNews<'_>| {
+        crate::client::print_job_log(what, &news)
     };
     match client {
         Client::Local { service, .. } => match req {

@@ -58,11 +58,9 @@ pub fn run(home: &Home, args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     if args.json {
-        let map: serde_json::Map<String, serde_json::Value> = rows
-            .into_iter()
-            .map(|(k, v)| (k, serde_json::Value::String(v)))
-            .collect();
-        println!("{}", serde_json::Value::Object(map));
+        // Keys in order, as the listing prints them.
+        let map: std::collections::BTreeMap<String, String> = rows.into_iter().collect();
+        println!("{}", serde_json::to_string(&map)?);
     } else {
         for (k, v) in rows {
             println!("{k} = {v}");

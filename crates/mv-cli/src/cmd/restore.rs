@@ -301,12 +301,9 @@ pub fn restore(home: &Home, args: RestoreArgs) -> anyhow::Result<ExitCode> {
     let client = crate::client::Client::connect(home)?;
     // Through a running server the restore is a job, followed until it ends
     // (however long that is): its log lines go to stderr as they come.
-    let mut shown = 0usize;
-    let mut follow = |status: &mv_server::jobs::JobStatus<RestoreReport>| {
-        for l in status.log.iter().skip(shown) {
-            eprintln!("restore: {l}");
-        }
-        shown = status.log.len();
+    let mut follow = |_: &mv_server::jobs::JobStatus<RestoreReport>,
+                      news: mv_server::jobs::LogNews<'_>| {
+        crate::client::print_job_log("restore", &news)
     };
     let report = match client.run_job(mv_server::Request::Restore(req), &mut follow) {
         Ok(v) => v,
@@ -316,6 +313,20 @@ pub fn restore(home: &Home, args: RestoreArgs) -> anyhow::Result<ExitCode> {
         }
     };
     print_report(&report, args.json)
+}
+
+/// `zmrestoreldap --json`: what was restored from where.
+#[derive(serde::Serialize)]
+struct LdapRestoreOutput<'a> {
+    /// The session (label) or LDIF file the entries came from.
+    source: &'a str,
+    restored: &'a mv_server::restore::DirectoryRestoreSummary,
+    /// What went back into `conf/` (a rebuilt server, without --skipConf).
+    conf: Option<&'a mv_backup::identity::IdentityRestoreReport>,
+    /// The target a rebuilt server's backups now go to, when it changed (the
+    /// name of Zimbra's attribute, as scripts read it).
+    #[serde(rename = "zimbraBackupTarget")]
+    backup_target: Option<&'a str>,
 }
 
 /// `zmrestoreoffline`: the same restore, in this process, with the server stopped.
@@ -665,15 +676,13 @@ pub fn restore_ldap(home: &Home, args: RestoreLdapArgs) -> anyhow::Result<ExitCo
             None
         };
         if args.json {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "source": source,
-                    "restored": summary,
-                    "conf": identity,
-                    "zimbraBackupTarget": backup_target,
-                })
-            );
+            let out = LdapRestoreOutput {
+                source: &source,
+                restored: &summary,
+                conf: identity.as_ref(),
+                backup_target: backup_target.as_deref(),
+            };
+            println!("{}", serde_json::to_string(&out)?);
         } else {
             println!("Restored the directory from {source}: {summary}");
             if let Some(i) = &identity {

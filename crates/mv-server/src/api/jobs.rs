@@ -1,11 +1,13 @@
 //! `/v1/jobs`: long operations started, followed and cancelled (see
 //! [`crate::jobs`]). `POST /v1/jobs` takes a request as `POST /v1/op` does
 //! and answers 202 with the job's status; `GET /v1/jobs` lists the jobs kept,
-//! `GET /v1/jobs/{id}` tells one, `DELETE /v1/jobs/{id}` cancels it.
+//! `GET /v1/jobs/{id}` tells one (`?since=N`: with the log lines from the
+//! N-th on), `DELETE /v1/jobs/{id}` cancels it.
 
 use super::{ApiState, MAX_BODY, authorized, decode, error, ok, service_error, unauthorized};
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -47,17 +49,35 @@ pub(super) async fn list(State(state): State<ApiState>, headers: HeaderMap) -> R
     ok(&state.service.jobs().list())
 }
 
-/// `GET /v1/jobs/{id}`
+/// The query of `GET /v1/jobs/{id}`.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct StatusQuery {
+    /// Only the log lines numbered from this one on (see `JobStatus::log_start`).
+    #[serde(default)]
+    since: u64,
+}
+
+/// `GET /v1/jobs/{id}[?since=N]`
 pub(super) async fn get(
     State(state): State<ApiState>,
     Path(id): Path<u64>,
+    query: Result<Query<StatusQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
     if !authorized(&headers, &state.token) {
         return unauthorized();
     }
+    let since = match query {
+        Ok(Query(q)) => q.since,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("since: expected the number of a log line ({e})"),
+            );
+        }
+    };
     match state.service.jobs().get(id) {
-        Some(job) => ok(&job.status()),
+        Some(job) => ok(&job.status_since(since)),
         None => error(StatusCode::NOT_FOUND, format!("no job {id} in this server")),
     }
 }

@@ -1,7 +1,8 @@
 //! Backups to an S3 target through the real binary: zmbackup, zmbackupquery,
 //! `mailvault backup verify --read-data` and zmrestore against `s3://...` on a real
 //! S3-compatible server (s3s-fs, in this test process, on 127.0.0.1), configured
-//! with the home's `s3_*` local config keys.
+//! with the home's `s3_*` local config keys; and against moto's S3 server
+//! (`backup_s3_cli/moto.rs`).
 
 mod common;
 #[path = "../../mv-backup/tests/common/s3.rs"]
@@ -9,6 +10,9 @@ mod s3;
 
 use common::*;
 use std::path::{Path, PathBuf};
+
+#[path = "backup_s3_cli/moto.rs"]
+mod moto;
 
 fn deliver(env: &Env, user: &str, subject: &str, lines: usize) -> PathBuf {
     let path = env.root.join(format!("{subject}.eml"));

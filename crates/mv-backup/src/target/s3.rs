@@ -335,6 +335,25 @@ impl Client {
         })
     }
 
+    /// A conditional PUT (`If-None-Match: *`): `Ok(false)` when the object
+    /// exists already.
+    pub(super) fn put_new(&self, rel: &str, data: Vec<u8>) -> Result<bool> {
+        let key = self.key(rel)?;
+        let store = self.store.clone();
+        self.run(rel, async move {
+            let opts = PutOptions {
+                mode: object_store::PutMode::Create,
+                ..Default::default()
+            };
+            match store.put_opts(&key, PutPayload::from(data), opts).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::AlreadyExists { .. })
+                | Err(object_store::Error::Precondition { .. }) => Ok(false),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
     pub(super) fn delete(&self, rel: &str) -> Result<()> {
         let key = self.key(rel)?;
         let store = self.store.clone();
@@ -707,6 +726,14 @@ impl Target for S3Target {
         self.client.put(path, data.to_vec())?;
         self.written.fetch_add(data.len() as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    fn put_new(&self, path: &str, data: &[u8]) -> Result<bool> {
+        let created = self.client.put_new(path, data.to_vec())?;
+        if created {
+            self.written.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        Ok(created)
     }
 
     fn put_file(&self, path: &str, local: &Path) -> Result<()> {

@@ -66,14 +66,15 @@ pub fn newest(target: &dyn Target) -> Result<Option<Epoch>> {
     Ok(Some(e))
 }
 
-/// Claims the epoch after the newest for `owner`. Fails when another server
-/// claimed that number first (it promoted at the same time: one of the two
-/// must be rebuilt as a standby).
-pub fn claim(target: &dyn Target, owner: &str, server: &str) -> Result<Epoch> {
+/// Claims the epoch after the newest for a new owner id (returned in the
+/// epoch, for the home to keep). Fails when another server claimed that
+/// number first (it promoted at the same time: one of the two must be rebuilt
+/// as a standby).
+pub fn claim(target: &dyn Target, server: &str) -> Result<Epoch> {
     let next = newest(target)?.map_or(1, |e| e.epoch + 1);
     let e = Epoch {
         epoch: next,
-        owner: owner.to_string(),
+        owner: uuid::Uuid::new_v4().simple().to_string(),
         server: server.to_string(),
         at: mv_types::UtcMillis::now().0,
     };

@@ -171,7 +171,9 @@ fn spawn_standby(home: &Path, target: &str) -> Child {
 fn subjects(home: &Path, user: &str, query: &str) -> Vec<(String, String)> {
     let o = ok_in(
         home,
-        &["mailbox", "-z", "-m", user, "s", "--json", "-l", "1000", query],
+        &[
+            "mailbox", "-z", "-m", user, "s", "--json", "-l", "1000", query,
+        ],
     );
     let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     v.as_array()
@@ -263,6 +265,31 @@ fn a_standby_follows_and_takes_over_when_the_primary_is_killed() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // A standby killed and started again goes on from the position it kept.
+    let kept = |sb: &Path| -> u64 {
+        let b = std::fs::read(sb.join("conf").join("standby.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        v["position"]["lsn"].as_u64().unwrap()
+    };
+    wait_for(
+        "the standby applies shipped records",
+        Duration::from_secs(30),
+        || kept(&sb) > 0,
+    );
+    let before = kept(&sb);
+    standby.kill().unwrap();
+    standby.wait().unwrap();
+    let mut standby = spawn_standby(&sb, &t);
+    for _ in 0..20 {
+        deliver(&mut lmtp, &mut sent);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_for(
+        "the restarted standby goes on",
+        Duration::from_secs(30),
+        || kept(&sb) > before,
+    );
+
     // While it follows: read-only IMAP, lag reported, no LMTP.
     let mut ro = Imap::login(sp.imap, "b@d.test");
     let sel = ro.cmd("SELECT INBOX");
@@ -274,9 +301,11 @@ fn a_standby_follows_and_takes_over_when_the_primary_is_killed() {
         TcpStream::connect(("127.0.0.1", sp.lmtp)).is_err(),
         "a standby listens for LMTP"
     );
-    wait_for("the standby reports its lag", Duration::from_secs(30), || {
-        metric(sp.admin, "mailvault_standby_lag_records").is_some()
-    });
+    wait_for(
+        "the standby reports its lag",
+        Duration::from_secs(30),
+        || metric(sp.admin, "mailvault_standby_lag_records").is_some(),
+    );
     let check = run_in(&sb, &["check"]);
     let line = check
         .stdout
@@ -284,7 +313,7 @@ fn a_standby_follows_and_takes_over_when_the_primary_is_killed() {
         .find(|l| l.contains("standby"))
         .unwrap_or_else(|| panic!("no standby line in\n{}", check.stdout))
         .to_string();
-    assert!(line.contains("following"), "{line}");
+    assert!(line.contains("following") && line.contains("OK"), "{line}");
 
     for _ in 0..5 {
         deliver(&mut lmtp, &mut sent);
@@ -327,7 +356,10 @@ fn a_standby_follows_and_takes_over_when_the_primary_is_killed() {
             panic!("{subject} to {u}, acknowledged {age:?} before the kill, is not on the standby")
         });
         let got = ok_in(&sb, &["mailbox", "-z", "-m", u, "gm", id]);
-        assert!(got.stdout.ends_with(body.as_str()), "{subject} is not byte-exact");
+        assert!(
+            got.stdout.ends_with(body.as_str()),
+            "{subject} is not byte-exact"
+        );
         checked += 1;
     }
     assert!(checked > 20, "too few messages checked ({checked})");
@@ -425,11 +457,11 @@ fn shipping_falls_behind_while_the_target_is_away_and_catches_up() {
     server.kill().unwrap();
     server.wait().unwrap();
     let log = std::fs::read_to_string(env.home.join("log").join("mailbox.log")).unwrap();
-    let warns = log
+    let warns = log.lines().filter(|l| l.contains("falling behind")).count();
+    let infos = log
         .lines()
-        .filter(|l| l.contains("falling behind"))
+        .filter(|l| l.contains("caught up after"))
         .count();
-    let infos = log.lines().filter(|l| l.contains("caught up after")).count();
     assert_eq!((warns, infos), (1, 1), "{log}");
     // Nothing lost: the target's chain holds every record (lag 0 by LSN) and
     // checks whole.

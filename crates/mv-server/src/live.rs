@@ -133,7 +133,9 @@ fn run(service: &Service, stop: &AtomicBool) {
                 // Not an outage that passes: said as an error, once per five
                 // minutes, and `check` fails until the home is rebuilt.
                 let now = Instant::now();
-                if failing.is_none_or(|(_, last)| now.duration_since(last) >= Duration::from_secs(300)) {
+                if failing
+                    .is_none_or(|(_, last)| now.duration_since(last) >= Duration::from_secs(300))
+                {
                     tracing::error!("continuous redo shipping refused: {}", e.text);
                     failing = Some((failing.map_or(now, |(s, _)| s), now));
                 }
@@ -219,16 +221,14 @@ fn ship_directory(
     if last.1.is_some_and(|t| t.elapsed() < DIRECTORY_EVERY) {
         return Ok(());
     }
-    let ldif = service
-        .directory()
-        .export_ldif()
-        .map_err(|e| RoundError {
-            text: format!("exporting the directory: {e}"),
-            fenced: false,
-        })?;
+    let ldif = service.directory().export_ldif().map_err(|e| RoundError {
+        text: format!("exporting the directory: {e}"),
+        fenced: false,
+    })?;
     let hash = blake3::hash(ldif.as_bytes());
     if last.0 != Some(hash) {
-        sh.target().put(mv_backup::live::LDAP_PATH, ldif.as_bytes())?;
+        sh.target()
+            .put(mv_backup::live::LDAP_PATH, ldif.as_bytes())?;
         last.0 = Some(hash);
     }
     last.1 = Some(Instant::now());

@@ -161,7 +161,10 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
                 service.clone(),
                 background_stop.clone(),
             )?);
-            background.push(crate::live::spawn(service.clone(), background_stop.clone())?);
+            background.push(crate::live::spawn(
+                service.clone(),
+                background_stop.clone(),
+            )?);
         }
     }
     let token = home.admin_token()?;
@@ -190,16 +193,17 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
     runtime.block_on(async move {
         let service = served;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let lmtp_listener = match standby {
-            Some(_) => None,
-            None => Some(tokio::net::TcpListener::bind(options.lmtp).await.map_err(
-                |source| ServeError::Bind {
-                    addr: options.lmtp,
-                    key: "lmtp_bind_port",
-                    source,
-                },
-            )?),
-        };
+        let lmtp_listener =
+            match standby {
+                Some(_) => None,
+                None => Some(tokio::net::TcpListener::bind(options.lmtp).await.map_err(
+                    |source| ServeError::Bind {
+                        addr: options.lmtp,
+                        key: "lmtp_bind_port",
+                        source,
+                    },
+                )?),
+            };
         let admin_listener =
             tokio::net::TcpListener::bind(options.admin)
                 .await

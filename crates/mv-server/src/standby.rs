@@ -133,12 +133,16 @@ pub fn is_following() -> bool {
 /// position; the new position saved once durable. Returns the step.
 pub fn catch_up(service: &Service, state: &mut StandbyState) -> Result<follow::Step, String> {
     let home = service.store().home().clone();
-    let target = mv_backup::target::open_existing(&state.target, &home).map_err(|e| e.to_string())?;
+    let target =
+        mv_backup::target::open_existing(&state.target, &home).map_err(|e| e.to_string())?;
     // Accounts first: a mailbox created for a new account is then served as
     // soon as its records are in.
-    if let Some((digest, changes)) =
-        follow::sync_directory(target.as_ref(), service.directory(), state.directory.as_deref())
-            .map_err(|e| e.to_string())?
+    if let Some((digest, changes)) = follow::sync_directory(
+        target.as_ref(),
+        service.directory(),
+        state.directory.as_deref(),
+    )
+    .map_err(|e| e.to_string())?
     {
         for c in &changes {
             tracing::info!("standby: directory: {c}");

@@ -54,9 +54,8 @@ pub fn newest(target: &dyn Target) -> Result<Option<Epoch>> {
         return Ok(None);
     };
     let bytes = target.get(&path)?;
-    let e: Epoch = serde_json::from_slice(&bytes).map_err(|e| {
-        BackupError::corrupt(format!("{}/{path}", target.url()), e.to_string())
-    })?;
+    let e: Epoch = serde_json::from_slice(&bytes)
+        .map_err(|e| BackupError::corrupt(format!("{}/{path}", target.url()), e.to_string()))?;
     if e.epoch != n {
         return Err(BackupError::corrupt(
             format!("{}/{path}", target.url()),

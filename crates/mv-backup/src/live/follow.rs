@@ -86,7 +86,9 @@ pub fn step(target: &dyn Target, store: &Store, from: &Position) -> Result<Step>
             };
             for r in mv_redo::RedoFileReader::open(local.path())? {
                 let rec = r
-                    .map_err(|e| BackupError::corrupt(format!("{}/{path}", target.url()), e.to_string()))?
+                    .map_err(|e| {
+                        BackupError::corrupt(format!("{}/{path}", target.url()), e.to_string())
+                    })?
                     .record;
                 read += 1;
                 applier.record(rec, &mut pos);
@@ -100,7 +102,8 @@ pub fn step(target: &dyn Target, store: &Store, from: &Position) -> Result<Step>
             for s in segs.iter().filter(|s| s.start >= begin) {
                 let at = format!("{}/{}", target.url(), s.path);
                 let bytes = target.get(&s.path)?;
-                let (m, data) = segment::decode(&bytes).map_err(|e| BackupError::corrupt(&at, e))?;
+                let (m, data) =
+                    segment::decode(&bytes).map_err(|e| BackupError::corrupt(&at, e))?;
                 if m.sequence != seq || m.start != pos.offset {
                     return Err(BackupError::corrupt(
                         &at,
@@ -283,7 +286,10 @@ pub fn sync_directory(
         }
     }
     for a in &local {
-        if !dumped.iter().any(|e| e.values("zimbraId").any(|i| i == a.id)) {
+        if !dumped
+            .iter()
+            .any(|e| e.values("zimbraId").any(|i| i == a.id))
+        {
             dir.delete_account(&a.id)?;
             changes.push(format!("deleted {}", a.email));
         }

@@ -211,7 +211,12 @@ fn any_truncated_or_corrupted_segment_is_refused_naming_it() {
         .map(|o| std::fs::read(w.target.local_path(&o.path).unwrap()).unwrap())
         .collect();
     // Which segment, then a cut (shorter than whole) or one byte changed.
-    let damage = (0..2usize, any::<bool>(), any::<prop::sample::Index>(), 1..=255u8);
+    let damage = (
+        0..2usize,
+        any::<bool>(),
+        any::<prop::sample::Index>(),
+        1..=255u8,
+    );
     let mut runner = TestRunner::new(Config {
         cases: 64,
         ..Config::default()
@@ -230,9 +235,9 @@ fn any_truncated_or_corrupted_segment_is_refused_naming_it() {
             std::fs::write(&path, &bytes).unwrap();
             let result = assemble(w.target.as_ref(), &segs);
             std::fs::write(&path, original).unwrap();
-            let e = result.err().ok_or_else(|| {
-                TestCaseError::fail(format!("damaged segment {which} accepted"))
-            })?;
+            let e = result
+                .err()
+                .ok_or_else(|| TestCaseError::fail(format!("damaged segment {which} accepted")))?;
             prop_assert!(
                 e.to_string().contains(&segs[which].path),
                 "the error does not name {}: {e}",
@@ -264,6 +269,10 @@ fn a_newer_epoch_fences_every_shipper_but_its_owner() {
     assert_eq!(e2.epoch, 2);
     assert!(new.round(w.log.durable_lsn()).is_err());
     // Create-new: a name that exists is never replaced.
-    assert!(!w.target.put_new("live/epochs/0000000002.json", b"{}").unwrap());
+    assert!(
+        !w.target
+            .put_new("live/epochs/0000000002.json", b"{}")
+            .unwrap()
+    );
     assert_eq!(epoch::newest(w.target.as_ref()).unwrap().unwrap(), e2);
 }

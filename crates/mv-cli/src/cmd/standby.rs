@@ -81,7 +81,10 @@ fn bootstrap(home: &Home, target: &str) -> anyhow::Result<Option<StandbyState>> 
         let t = mv_backup::target::open_existing(target, home)?;
         mv_backup::live::follow::start_position(t.as_ref())?
     };
-    println!("standby: bootstrapping {} from {target}", home.root().display());
+    println!(
+        "standby: bootstrapping {} from {target}",
+        home.root().display()
+    );
     let ldap = Ldap::try_parse_from(["zmrestoreldap", "-t", target, "--skipConf"])?;
     if super::restore::restore_ldap(home, ldap.args)? != ExitCode::SUCCESS {
         return Ok(None);
@@ -112,8 +115,7 @@ pub fn promote(home: &Home, _args: PromoteArgs) -> anyhow::Result<ExitCode> {
         super::control::stop(home)?;
     }
     {
-        let _lock = HomeLock::acquire(home.root())
-            .context("promote needs the standby stopped")?;
+        let _lock = HomeLock::acquire(home.root()).context("promote needs the standby stopped")?;
         let (service, _) = mv_server::Service::open(home)?;
         let target = mv_backup::target::open_existing(&state.target, home)?;
         // The epoch first: from here the old primary ships nothing more, so

@@ -224,6 +224,9 @@ fn a_standby_follows_and_takes_over_when_the_primary_is_killed() {
     let p = primary(&env, &t);
     let mut server = spawn_server(&env.home, Stdio::null());
 
+    for u in ["d@d.test", "b2@d.test"] {
+        env.ok("zmprov", &["ca", u, "secret"]);
+    }
     let users = ["a@d.test", "b@d.test"];
     let mut sent: Vec<(String, String, Instant)> = Vec::new();
     let mut lmtp = Lmtp::connect(p.lmtp);
@@ -253,8 +256,11 @@ fn a_standby_follows_and_takes_over_when_the_primary_is_killed() {
     let moved = imap.cmd("MOVE 2 Archive");
     assert!(moved.contains(" OK"), "{moved}");
     drop(imap);
-    // A directory change on the primary reaches the standby too.
+    // Directory changes on the primary reach the standby too: an account
+    // created (it gets mail), one renamed, one deleted.
     env.ok("zmprov", &["ca", "c@d.test", "secret"]);
+    env.ok("zmprov", &["ra", "b2@d.test", "e@d.test"]);
+    env.ok("zmprov", &["da", "d@d.test"]);
     let c_body = message("c@d.test", 999);
     assert!(lmtp.deliver("c@d.test", &c_body));
     let c_acked = Instant::now();
@@ -314,6 +320,10 @@ fn a_standby_follows_and_takes_over_when_the_primary_is_killed() {
         .unwrap_or_else(|| panic!("no standby line in\n{}", check.stdout))
         .to_string();
     assert!(line.contains("following") && line.contains("OK"), "{line}");
+    // It takes no backup into the target it follows.
+    let o = run_in(&sb, &["backup", "-i", "-t", &t]);
+    assert_ne!(o.code, 0, "a standby took a backup: {}", o.stdout);
+    assert!(o.stderr.contains("standby"), "{}", o.stderr);
 
     for _ in 0..5 {
         deliver(&mut lmtp, &mut sent);
@@ -374,6 +384,11 @@ fn a_standby_follows_and_takes_over_when_the_primary_is_killed() {
     if killed.duration_since(c_acked) > RPO {
         let c = subjects(&sb, "c@d.test", "in:Inbox");
         assert_eq!(c.len(), 1, "c@d.test, created on the primary: {c:?}");
+    }
+    assert_eq!(ok_in(&sb, &["prov", "ga", "e@d.test"]).code, 0);
+    for gone in ["d@d.test", "b2@d.test"] {
+        let o = run_in(&sb, &["prov", "ga", gone]);
+        assert_ne!(o.code, 0, "{gone} is still on the standby: {}", o.stdout);
     }
     eprintln!(
         "{} messages acknowledged, {checked} checked; oldest lost: {lost_since:?} before the kill",

@@ -74,6 +74,20 @@ pub fn remove(home: &Home) -> Result<(), String> {
     }
 }
 
+/// A standby takes no backup: its directory names its primary's target, and
+/// a session from a home that only follows would interleave with the
+/// primary's chain.
+pub fn refuse_backup(service: &Service) -> Result<(), crate::ServiceError> {
+    if state_path(service.store().home()).exists() {
+        return Err(crate::ServiceError::BadRequest(
+            "this server is a warm standby: it takes no backup (its primary backs up \
+             into the target it follows; mailvault promote first)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// What `conf/live-epoch.json` holds.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochFile {

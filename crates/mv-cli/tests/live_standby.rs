@@ -11,6 +11,8 @@
 //! with one INFO.
 
 mod common;
+#[path = "../../mv-backup/tests/common/s3.rs"]
+mod s3;
 
 use common::*;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -218,9 +220,30 @@ fn primary(env: &Env, target: &str) -> Ports {
 
 #[test]
 fn a_standby_follows_and_takes_over_when_the_primary_is_killed() {
+    failover(false);
+}
+
+/// The same through an S3 target (s3s-fs in this process, on loopback): the
+/// epoch is a conditional PUT there.
+#[test]
+fn a_standby_follows_an_s3_target_and_takes_over() {
+    failover(true);
+}
+
+fn failover(on_s3: bool) {
     let env = Env::new();
-    let target = env.root.join("target");
-    let t = target.to_str().unwrap().to_string();
+    let server = on_s3.then(|| s3::S3Server::start(&env.root.join("s3")));
+    let t = match &server {
+        Some(s) => s.url("mail/backups"),
+        None => env.root.join("target").to_str().unwrap().to_string(),
+    };
+    // The S3 endpoint and credentials, in each home's local config.
+    let s3_config = |home: &Path| {
+        for (k, v) in server.iter().flat_map(|s| s.local_config()) {
+            ok_in(home, &["localconfig", "-e", &format!("{k}={v}")]);
+        }
+    };
+    s3_config(&env.home);
     let p = primary(&env, &t);
     let mut server = spawn_server(&env.home, Stdio::null());
 
@@ -244,6 +267,7 @@ fn a_standby_follows_and_takes_over_when_the_primary_is_killed() {
     // The standby: a home of its own (its own ports, beside the primary).
     let sb = env.root.join("standby");
     ok_in(&sb, &["init"]);
+    s3_config(&sb);
     let sp = set_ports(&sb);
     let mut standby = spawn_standby(&sb, &t);
 

@@ -309,6 +309,15 @@ fn failover(on_s3: bool) {
     let before = kept(&sb);
     standby.kill().unwrap();
     standby.wait().unwrap();
+    let check = run_in(&sb, &["check"]);
+    assert!(
+        check
+            .stdout
+            .lines()
+            .any(|l| l.contains("standby") && l.contains("no `mailvault standby` runs")),
+        "{}",
+        check.stdout
+    );
     let mut standby = spawn_standby(&sb, &t);
     for _ in 0..20 {
         deliver(&mut lmtp, &mut sent);

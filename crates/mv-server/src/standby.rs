@@ -232,7 +232,16 @@ pub fn spawn(
 /// The `mailvault check` line of a standby.
 pub fn check_item(service: &Service) -> Option<crate::check::CheckItem> {
     if !is_following() {
-        return None;
+        // A standby's home with nothing following: it falls behind unseen.
+        return state_path(service.store().home())
+            .exists()
+            .then(|| crate::check::CheckItem {
+                name: "standby".into(),
+                ok: false,
+                detail: "this home is a standby, but no `mailvault standby` runs to follow \
+                         its primary"
+                    .into(),
+            });
     }
     let st = status()?;
     let max = crate::live::max_lag_seconds(service);

@@ -42,6 +42,9 @@ pub enum BackupError {
     /// Wrong input (unknown account, bad label, bad -del argument, ...).
     #[error("{0}")]
     Invalid(String),
+    /// Live DR fencing: the target belongs to a newer epoch (`live::epoch`).
+    #[error("{0}")]
+    Fenced(String),
     #[error("zip pack {path}: {reason}")]
     Zip { path: String, reason: String },
     #[error("{0}")]

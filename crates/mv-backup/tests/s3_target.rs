@@ -475,3 +475,21 @@ fn secrets_stay_out_of_an_s3_backup_unless_asked() {
             .is_ok_and(|k| contains(&k, b"tls-secret-key"))
     );
 }
+
+/// Live DR's epochs need a create-only put: a conditional PUT
+/// (`If-None-Match: *`), which the server refuses when the object exists.
+#[test]
+fn a_create_only_put_never_replaces_an_object() {
+    let fx = Fx::new_s3();
+    let t = target(&fx);
+    assert!(t.put_new("live/epochs/0000000001.json", b"first").unwrap());
+    assert!(!t.put_new("live/epochs/0000000001.json", b"second").unwrap());
+    assert_eq!(t.get("live/epochs/0000000001.json").unwrap(), b"first");
+    let e = mv_backup::live::epoch::claim(&t, "standby.example.com");
+    // Epoch 1 holds no epoch JSON: claiming reads it first and says so.
+    assert!(e.is_err());
+    t.delete("live/epochs/0000000001.json").unwrap();
+    let e = mv_backup::live::epoch::claim(&t, "standby.example.com").unwrap();
+    assert_eq!(e.epoch, 1);
+    assert_eq!(mv_backup::live::epoch::newest(&t).unwrap().unwrap(), e);
+}

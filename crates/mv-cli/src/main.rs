@@ -63,6 +63,10 @@ enum Command {
     Restoreoffline(cmd::restore::RestoreArgs),
     /// Restore the directory from a backup's LDIF dump (zmrestoreldap).
     Restoreldap(cmd::restore::RestoreLdapArgs),
+    /// Live DR: follow a primary's backup target as a warm standby (read-only IMAP).
+    Standby(cmd::standby::StandbyArgs),
+    /// Live DR: make this standby the primary (fences the old one off the target).
+    Promote(cmd::standby::PromoteArgs),
     /// Show or change the backup schedule the server runs (zmschedulebackup).
     Schedule(cmd::schedule::Args),
     /// Disk usage against the alert thresholds, and its trend (zmdisklog).
@@ -160,6 +164,8 @@ fn main() -> ExitCode {
         | Command::Control(_) => false,
         Command::Redodump(a) => a.needs_home(),
         Command::Restoreldap(a) => a.needs_a_home(),
+        // A standby bootstraps its home from the target.
+        Command::Standby(_) => false,
         _ => true,
     };
     if needs_home && !home.is_initialized() {
@@ -175,9 +181,12 @@ fn main() -> ExitCode {
     logging::init(logging::Setup {
         log_dir: home.is_initialized().then_some(log_dir.as_path()),
         config: config.as_ref(),
-        server: matches!(cli.command, Command::Serve(_)),
+        server: matches!(cli.command, Command::Serve(_) | Command::Standby(_)),
     });
-    if !matches!(cli.command, Command::Serve(_) | Command::Demo(_)) {
+    if !matches!(
+        cli.command,
+        Command::Serve(_) | Command::Demo(_) | Command::Standby(_)
+    ) {
         // A reader that goes away (`mailvault backupquery | head`) ends the
         // command quietly, as it ends any Unix tool, instead of a panic on the
         // next line printed. The server keeps Rust's default (ignored): its
@@ -207,6 +216,8 @@ fn main() -> ExitCode {
         Command::Restore(a) => cmd::restore::restore(&home, a),
         Command::Restoreoffline(a) => cmd::restore::restore_offline(&home, a),
         Command::Restoreldap(a) => cmd::restore::restore_ldap(&home, a),
+        Command::Standby(a) => cmd::standby::standby(&home, a),
+        Command::Promote(a) => cmd::standby::promote(&home, a),
         Command::Schedule(a) => cmd::schedule::run(&home, a),
         Command::Disk(a) => cmd::disk::run(&home, a),
         Command::Check(a) => cmd::check::run(&home, a),

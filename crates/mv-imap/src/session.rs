@@ -51,6 +51,9 @@ pub struct SessionConfig {
     pub idle_poll: Duration,
     /// Inactivity before the server closes the connection (RFC 3501: ≥ 30 min).
     pub autologout: Duration,
+    /// Every mailbox is selected read-only (`[READ-ONLY]`, as by EXAMINE): a
+    /// warm standby's store takes no writes.
+    pub read_only: bool,
 }
 
 impl Default for SessionConfig {
@@ -61,6 +64,7 @@ impl Default for SessionConfig {
             starttls: false,
             idle_poll: Duration::from_millis(250),
             autologout: Duration::from_secs(30 * 60),
+            read_only: false,
         }
     }
 }
@@ -493,7 +497,10 @@ impl<B: Backend> Session<B> {
             CommandBody::Select {
                 mailbox,
                 parameters,
-            } => self.select(tag, &mailbox, false, &parameters).await,
+            } => {
+                let read_only = self.cfg.read_only;
+                self.select(tag, &mailbox, read_only, &parameters).await
+            }
             CommandBody::Examine {
                 mailbox,
                 parameters,

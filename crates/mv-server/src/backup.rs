@@ -209,6 +209,7 @@ impl Service {
         r: &BackupRequest,
         progress: &dyn mv_backup::Progress,
     ) -> Result<mv_backup::BackupReport, ServiceError> {
+        crate::standby::refuse_backup(self)?;
         let target = target_for(self, r.target.as_deref())?;
         let src = self.backup_source();
         Ok(mv_backup::backup(&src, target, options(r)?, progress)?)
@@ -229,6 +230,7 @@ pub fn start_async_noted(
     r: &BackupRequest,
     note: crate::report::Note,
 ) -> Result<BackupStarted, ServiceError> {
+    crate::standby::refuse_backup(&service)?;
     let target = target_for(&service, r.target.as_deref())?;
     let prepared = mv_backup::prepare(&service.backup_source(), target.clone(), options(r)?)?;
     let labels: Vec<String> = prepared.labels().iter().map(|l| l.to_string()).collect();

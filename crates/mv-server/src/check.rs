@@ -338,6 +338,7 @@ pub fn run(service: &Service) -> CheckReport {
         Err(e) => checks.push(item("backup target writable", false, e.to_string())),
     }
     checks.extend(crate::live::check_item(service));
+    checks.extend(crate::standby::check_item(service));
 
     let runs: Vec<_> = crate::report::list(home, 50)
         .into_iter()

@@ -307,7 +307,7 @@ fn err(e: StoreError) -> BackendError {
     let kind = match &e {
         StoreError::NotFound(_) | StoreError::NoMailbox(_) => ErrorKind::NotFound,
         StoreError::Exists(_) => ErrorKind::Exists,
-        StoreError::Invalid(_) => ErrorKind::Cannot,
+        StoreError::Invalid(_) | StoreError::ReadOnly => ErrorKind::Cannot,
         _ => ErrorKind::Internal,
     };
     if kind == ErrorKind::Internal {

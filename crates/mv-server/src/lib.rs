@@ -37,6 +37,7 @@ pub mod schedule;
 pub mod scheduler;
 pub mod service;
 pub mod socketmap;
+pub mod standby;
 pub mod stream;
 pub mod tls;
 pub mod trace;

@@ -27,6 +27,9 @@ pub struct Status {
     pub logs_shipped: u64,
     pub segments_shipped: u64,
     pub bytes_shipped: u64,
+    /// The target belongs to a newer epoch (a standby was promoted): this
+    /// server ships nothing into it.
+    pub fenced: Option<String>,
 }
 
 static STATUS: Mutex<Option<Status>> = Mutex::new(None);
@@ -83,6 +86,8 @@ pub fn spawn(
 
 fn run(service: &Service, stop: &AtomicBool) {
     let mut shipper: Option<(String, Shipper)> = None;
+    // The directory dump last put (its BLAKE3), and when it was last compared.
+    let mut directory: (Option<blake3::Hash>, Option<Instant>) = (None, None);
     // While failing: since when, and when the last WARN line went out.
     let mut failing: Option<(Instant, Instant)> = None;
     let mut next = Instant::now();
@@ -101,7 +106,10 @@ fn run(service: &Service, stop: &AtomicBool) {
             continue;
         }
         let durable = service.store().redo().durable_lsn();
-        let result = round(service, &mut shipper, durable);
+        let result = round(service, &mut shipper, durable).and_then(|r| {
+            ship_directory(service, &shipper, &mut directory)?;
+            Ok(r)
+        });
         match result {
             Ok(r) => {
                 if let Some((since, _)) = failing.take() {
@@ -115,12 +123,30 @@ fn run(service: &Service, stop: &AtomicBool) {
                     st.target = shipper.as_ref().map(|(t, _)| t.clone()).unwrap_or_default();
                     st.lag = r.lag;
                     st.error = None;
+                    st.fenced = None;
                     st.logs_shipped += r.logs;
                     st.segments_shipped += r.segments;
                     st.bytes_shipped += r.bytes;
                 });
             }
+            Err(e) if e.fenced => {
+                // Not an outage that passes: said as an error, once per five
+                // minutes, and `check` fails until the home is rebuilt.
+                let now = Instant::now();
+                if failing
+                    .is_none_or(|(_, last)| now.duration_since(last) >= Duration::from_secs(300))
+                {
+                    tracing::error!("continuous redo shipping refused: {}", e.text);
+                    failing = Some((failing.map_or(now, |(s, _)| s), now));
+                }
+                set_status(|st| {
+                    st.enabled = true;
+                    st.fenced = Some(e.text.clone());
+                    st.error = Some(e.text);
+                });
+            }
             Err(e) => {
+                let e = e.text;
                 let lag = shipper
                     .as_ref()
                     .map(|(_, sh)| sh.lag(durable))
@@ -155,30 +181,84 @@ fn run(service: &Service, stop: &AtomicBool) {
     }
 }
 
+/// A failed round: its text, and whether the target fenced this server off.
+struct RoundError {
+    text: String,
+    fenced: bool,
+}
+
+impl From<mv_backup::BackupError> for RoundError {
+    fn from(e: mv_backup::BackupError) -> Self {
+        RoundError {
+            fenced: matches!(e, mv_backup::BackupError::Fenced(_)),
+            text: e.to_string(),
+        }
+    }
+}
+
+impl From<crate::ServiceError> for RoundError {
+    fn from(e: crate::ServiceError) -> Self {
+        RoundError {
+            text: e.to_string(),
+            fenced: false,
+        }
+    }
+}
+
+/// How often the directory is exported and compared with the dump last put.
+const DIRECTORY_EVERY: Duration = Duration::from_secs(10);
+
+/// Puts the directory (`live/ldap.bak`) when it changed since the dump last
+/// put, so that a standby follows accounts created, renamed and deleted.
+fn ship_directory(
+    service: &Service,
+    shipper: &Option<(String, Shipper)>,
+    last: &mut (Option<blake3::Hash>, Option<Instant>),
+) -> Result<(), RoundError> {
+    let Some((_, sh)) = shipper else {
+        return Ok(());
+    };
+    if last.1.is_some_and(|t| t.elapsed() < DIRECTORY_EVERY) {
+        return Ok(());
+    }
+    let ldif = service.directory().export_ldif().map_err(|e| RoundError {
+        text: format!("exporting the directory: {e}"),
+        fenced: false,
+    })?;
+    let hash = blake3::hash(ldif.as_bytes());
+    if last.0 != Some(hash) {
+        sh.target()
+            .put(mv_backup::live::LDAP_PATH, ldif.as_bytes())?;
+        last.0 = Some(hash);
+    }
+    last.1 = Some(Instant::now());
+    Ok(())
+}
+
 fn round(
     service: &Service,
     shipper: &mut Option<(String, Shipper)>,
     durable: mv_types::Lsn,
-) -> Result<mv_backup::live::ship::Round, String> {
+) -> Result<mv_backup::live::ship::Round, RoundError> {
     let spec = mv_backup::default_target(
         service.directory(),
         service.server_name(),
         service.store().home(),
     );
     if shipper.as_ref().is_none_or(|(s, _)| *s != spec) {
-        let target = crate::backup::target_for(service, None).map_err(|e| e.to_string())?;
-        let sh = Shipper::new(
+        let target = crate::backup::target_for(service, None)?;
+        let mut sh = Shipper::new(
             target,
             service.store().redo().config().clone(),
             service.server_name(),
             service.store().redo().position().sequence,
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
+        sh.set_owner(crate::standby::epoch_owner(service.store().home()));
         tracing::info!("continuous redo shipping into {spec}");
         *shipper = Some((spec, sh));
     }
     let (_, sh) = shipper.as_mut().expect("set above");
-    sh.round(durable).map_err(|e| e.to_string())
+    Ok(sh.round(durable)?)
 }
 
 /// The `mailvault check` line.
@@ -187,7 +267,7 @@ pub fn check_item(service: &Service) -> Option<crate::check::CheckItem> {
         .directory()
         .effective_bool(service.server_name(), "zimbraBackupContinuousEnabled")
         .unwrap_or(false);
-    if !enabled {
+    if !enabled || crate::standby::is_following() {
         return None;
     }
     let max = max_lag_seconds(service);
@@ -202,6 +282,13 @@ pub fn check_item(service: &Service) -> Option<crate::check::CheckItem> {
             name: name.into(),
             ok: true,
             detail: "enabled, first round not done yet".into(),
+        },
+        Some(Status {
+            fenced: Some(why), ..
+        }) => crate::check::CheckItem {
+            name: name.into(),
+            ok: false,
+            detail: format!("refused: {why}"),
         },
         Some(st) => {
             let lag = st.lag;

@@ -272,6 +272,26 @@ pub fn render(service: &Service) -> String {
             st.bytes_shipped,
         );
     }
+    if let Some(st) = crate::standby::status() {
+        o.one(
+            "mailvault_standby_lag_records",
+            "gauge",
+            "Redo records shipped by the primary and not yet applied by this standby.",
+            st.lag.records,
+        );
+        o.one(
+            "mailvault_standby_lag_seconds",
+            "gauge",
+            "How far this standby's last applied record is behind the last shipped one, in seconds of record time.",
+            st.lag.seconds,
+        );
+        o.one(
+            "mailvault_standby_applied_lsn",
+            "gauge",
+            "The LSN of the last redo record this standby applied.",
+            st.position.lsn,
+        );
+    }
     if let Ok((_, _, free)) = crate::diskmon::statvfs(service.store().home().root()) {
         o.one(
             "mailvault_home_disk_free_bytes",

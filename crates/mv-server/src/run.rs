@@ -57,6 +57,9 @@ pub struct ServeOptions {
     pub socketmap_max_connections: usize,
     /// Which trace headers LMTP delivery adds (`lmtp_add_*`).
     pub trace: crate::trace::TraceHeaders,
+    /// A warm standby (`mailvault standby`): follows its target, serves IMAP
+    /// read-only, no LMTP, no shipping, no scheduled backups.
+    pub standby: Option<crate::standby::StandbyState>,
 }
 
 impl ServeOptions {
@@ -96,6 +99,7 @@ impl ServeOptions {
                 cfg,
                 &mv_directory::config::local_server_name(),
             ),
+            standby: None,
         })
     }
 }
@@ -137,17 +141,39 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
         .enable_all()
         .build()?;
     service.set_runtime(runtime.handle().clone());
+    let standby = options.standby.clone();
+    if standby.is_some() {
+        // Only the follower's replay changes a standby's mailboxes.
+        service.store().set_read_only(true);
+    }
     SERVING.store(true, Ordering::Relaxed);
     // The scheduler, the report outbox and the disk monitor: plain threads (their
     // work is blocking), stopped through `background_stop` at shutdown.
     let background_stop = Arc::new(AtomicBool::new(false));
-    let background = vec![
-        crate::scheduler::spawn(service.clone(), background_stop.clone())?,
+    let mut background = vec![
         crate::outbox::spawn(service.clone(), background_stop.clone())?,
         crate::diskmon::spawn(service.clone(), background_stop.clone())?,
         crate::homewatch::spawn(service.clone(), background_stop.clone())?,
-        crate::live::spawn(service.clone(), background_stop.clone())?,
     ];
+    match standby.clone() {
+        // A standby's directory is its primary's, shipping and schedule
+        // included: it runs neither (the target is the primary's).
+        Some(state) => background.push(crate::standby::spawn(
+            service.clone(),
+            background_stop.clone(),
+            state,
+        )?),
+        None => {
+            background.push(crate::scheduler::spawn(
+                service.clone(),
+                background_stop.clone(),
+            )?);
+            background.push(crate::live::spawn(
+                service.clone(),
+                background_stop.clone(),
+            )?);
+        }
+    }
     let token = home.admin_token()?;
     crate::tls::ensure_certificate(home)?;
     let imap_tls = crate::tls::load(home)?;
@@ -172,13 +198,16 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
         let service = served;
         let (stop_tx, stop_rx) = watch::channel(false);
         let lmtp_listener =
-            tokio::net::TcpListener::bind(options.lmtp)
-                .await
-                .map_err(|source| ServeError::Bind {
-                    addr: options.lmtp,
-                    key: "lmtp_bind_port",
-                    source,
-                })?;
+            match standby {
+                Some(_) => None,
+                None => Some(tokio::net::TcpListener::bind(options.lmtp).await.map_err(
+                    |source| ServeError::Bind {
+                        addr: options.lmtp,
+                        key: "lmtp_bind_port",
+                        source,
+                    },
+                )?),
+            };
         let admin_listener =
             tokio::net::TcpListener::bind(options.admin)
                 .await
@@ -209,12 +238,14 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
             service.clone(),
             options.trace.clone(),
         ));
-        let lmtp = tokio::spawn(mv_lmtp::serve(
-            lmtp_listener,
-            lmtp_cfg,
-            backend,
-            wait_for(stop_rx.clone()),
-        ));
+        let lmtp = lmtp_listener.map(|listener| {
+            tokio::spawn(mv_lmtp::serve(
+                listener,
+                lmtp_cfg,
+                backend,
+                wait_for(stop_rx.clone()),
+            ))
+        });
         let imap_cfg = mv_imap::ImapConfig {
             session: mv_imap::SessionConfig {
                 limits: mv_imap::framing::Limits {
@@ -223,6 +254,7 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
                     ..Default::default()
                 },
                 cleartext_login: options.imap_cleartext_login,
+                read_only: standby.is_some(),
                 ..Default::default()
             },
             max_connections: options.imap_max_connections,
@@ -263,7 +295,13 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
         });
         // Handlers first: a SIGTERM right after "ready" must be a clean shutdown.
         let terminated = terminated()?;
-        println!("lmtp listening on {}", options.lmtp);
+        match &standby {
+            Some(st) => println!(
+                "standby following {} (read-only; no lmtp until mailvault promote)",
+                st.target
+            ),
+            None => println!("lmtp listening on {}", options.lmtp),
+        }
         println!("admin api listening on {}", options.admin);
         println!(
             "imap listening on {} (imaps on {})",
@@ -287,8 +325,13 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
                 let _ = tokio::time::timeout(Duration::from_secs(5), socketmap).await;
             }
         };
+        let lmtp = async {
+            if let Some(lmtp) = lmtp {
+                let _ = tokio::time::timeout(Duration::from_secs(40), lmtp).await;
+            }
+        };
         let _ = tokio::join!(
-            tokio::time::timeout(Duration::from_secs(40), lmtp),
+            lmtp,
             tokio::time::timeout(Duration::from_secs(5), imap),
             tokio::time::timeout(Duration::from_secs(5), admin),
             socketmap,

@@ -53,6 +53,7 @@ impl ServiceError {
             ServiceError::Directory(_) => 400,
             ServiceError::Store(S::NotFound(_) | S::NoMailbox(_)) => 404,
             ServiceError::Store(S::Invalid(_) | S::Exists(_) | S::Pim(_)) => 400,
+            ServiceError::Store(S::ReadOnly) => 503,
             ServiceError::Store(_) => 500,
             ServiceError::Home(_) => 500,
         }

@@ -76,6 +76,11 @@ pub enum StoreError {
     },
     #[error("mailbox {0} does not exist (or was deleted)")]
     NoMailbox(MailboxId),
+    /// A live write on a warm standby ([`Store::set_read_only`]).
+    #[error(
+        "read-only: this server is a standby following its primary (mailvault promote makes it writable)"
+    )]
+    ReadOnly,
     #[error("mailbox {0} is not locked by this write (internal error)")]
     NotLocked(MailboxId),
     #[error("{0}")]

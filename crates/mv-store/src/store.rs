@@ -120,6 +120,8 @@ pub struct Store {
     /// that the next start skipped them (and hid which checkpoint recovery had
     /// started from).
     recovered: std::sync::atomic::AtomicBool,
+    /// A warm standby's store: replay applies, live writes are refused.
+    read_only: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -171,6 +173,7 @@ impl Store {
             change_hook: std::sync::OnceLock::new(),
             exclusive_databases,
             recovered: std::sync::atomic::AtomicBool::new(false),
+            read_only: std::sync::atomic::AtomicBool::new(false),
         };
         store.blobs.clear_staging()?;
         let mut report = OpenReport {
@@ -418,6 +421,14 @@ impl Store {
 
     // ---- the write path ----------------------------------------------------
 
+    /// Refuses every live write from now on (a warm standby: only replay
+    /// changes its mailboxes, and nothing goes into its own redo log), or
+    /// allows them again.
+    pub fn set_read_only(&self, on: bool) {
+        self.read_only
+            .store(on, std::sync::atomic::Ordering::Release);
+    }
+
     /// Logs and applies ops. `shared` are content records (mailbox 0); `ops` are
     /// per-mailbox ops, each mailbox's in order, for mailboxes whose write locks the
     /// caller holds in `guards`. Returns once every op is durable and applied.
@@ -428,6 +439,9 @@ impl Store {
         ops: Vec<(MailboxId, Op)>,
         staged: &Staged,
     ) -> Result<(), StoreError> {
+        if self.read_only.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(StoreError::ReadOnly);
+        }
         let now = UtcMillis::now();
         let txn = self.redo.next_txn_id();
         let mut next_change: HashMap<MailboxId, u64> = HashMap::new();

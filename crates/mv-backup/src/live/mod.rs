@@ -7,7 +7,11 @@
 //!                                                   ranges of the log that was
 //!                                                   open ([`segment`])
 //! <target>/live/state.json                          the shipper's last round
+//! <target>/live/ldap.bak                            the directory, when it changed
+//! <target>/live/epochs/<epoch>.json                 who may ship ([`epoch`])
 //! ```
+//!
+//! A warm standby follows the same objects ([`follow`]).
 //!
 //! The shipper ([`ship::Shipper`], run by the server) puts each closed log as
 //! soon as it is archived and the open log's new whole records as segments.
@@ -20,6 +24,8 @@
 //! segments of a sequence the home no longer holds as one log rebuilt from them,
 //! then removes from `live/` what the sessions now hold ([`prune`]).
 
+pub mod epoch;
+pub mod follow;
 pub mod segment;
 pub mod ship;
 
@@ -30,6 +36,10 @@ use std::collections::BTreeMap;
 pub const LOGS_PREFIX: &str = "live/redologs/";
 pub const SEGMENTS_PREFIX: &str = "live/segments/";
 pub const STATE_PATH: &str = "live/state.json";
+/// The primary's directory as LDIF, put again whenever it changes, so that a
+/// standby follows accounts created, renamed and deleted (the redo log holds
+/// mailbox operations only).
+pub const LDAP_PATH: &str = "live/ldap.bak";
 
 /// The object name of the segment of `sequence` starting at `start`.
 pub fn segment_path(sequence: u64, start: u64) -> String {

@@ -46,6 +46,9 @@ pub struct Shipper {
     last_time: i64,
     /// When a round last ended with every durable record shipped.
     caught_up_at: UtcMillis,
+    /// The epoch owner id this home keeps (`None`: it never promoted); see
+    /// [`super::epoch`].
+    owner: Option<String>,
 }
 
 impl Shipper {
@@ -107,7 +110,13 @@ impl Shipper {
             last_seq,
             last_time,
             caught_up_at: UtcMillis::now(),
+            owner: None,
         })
+    }
+
+    /// The epoch owner id of this home (see [`super::epoch::check`]).
+    pub fn set_owner(&mut self, owner: Option<String>) {
+        self.owner = owner;
     }
 
     pub fn target(&self) -> &Arc<dyn Target> {
@@ -116,6 +125,9 @@ impl Shipper {
 
     /// Ships what is durable up to `durable` and not shipped yet.
     pub fn round(&mut self, durable: Lsn) -> Result<Round> {
+        // Fenced: a newer epoch belongs to another server (a promoted
+        // standby); nothing of this home's history may go in after it.
+        super::epoch::check(self.target.as_ref(), self.owner.as_deref())?;
         let mut round = Round::default();
         let through = self.whole_through;
         let archive = archived(&self.cfg)?;

@@ -192,3 +192,87 @@ fn a_shipped_log_that_is_damaged_is_named() {
     assert_eq!(problems.len(), 1);
     assert!(problems[0].contains(&log.path), "{problems:?}");
 }
+
+#[test]
+fn any_truncated_or_corrupted_segment_is_refused_naming_it() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let w = world();
+    let mut s = shipper(&w);
+    for i in 0..2 {
+        put(&w, 3, i * 7);
+        s.round(w.log.durable_lsn()).unwrap();
+    }
+    let seq = w.log.position().sequence;
+    let segs = list(w.target.as_ref()).unwrap().segments[&seq].clone();
+    assert_eq!(segs.len(), 2);
+    let originals: Vec<Vec<u8>> = segs
+        .iter()
+        .map(|o| std::fs::read(w.target.local_path(&o.path).unwrap()).unwrap())
+        .collect();
+    // Which segment, then a cut (shorter than whole) or one byte changed.
+    let damage = (
+        0..2usize,
+        any::<bool>(),
+        any::<prop::sample::Index>(),
+        1..=255u8,
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: 64,
+        ..Config::default()
+    });
+    runner
+        .run(&damage, |(which, cut, at, mask)| {
+            let original = &originals[which];
+            let mut bytes = original.clone();
+            if cut {
+                bytes.truncate(at.index(original.len()));
+            } else {
+                let i = at.index(original.len());
+                bytes[i] ^= mask;
+            }
+            let path = w.target.local_path(&segs[which].path).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+            let result = assemble(w.target.as_ref(), &segs);
+            std::fs::write(&path, original).unwrap();
+            let e = result
+                .err()
+                .ok_or_else(|| TestCaseError::fail(format!("damaged segment {which} accepted")))?;
+            prop_assert!(
+                e.to_string().contains(&segs[which].path),
+                "the error does not name {}: {e}",
+                segs[which].path
+            );
+            Ok(())
+        })
+        .unwrap();
+    assert!(assemble(w.target.as_ref(), &segs).is_ok());
+}
+
+#[test]
+fn a_newer_epoch_fences_every_shipper_but_its_owner() {
+    let w = world();
+    let mut old = shipper(&w);
+    put(&w, 2, 1);
+    old.round(w.log.durable_lsn()).unwrap();
+    let e = epoch::claim(w.target.as_ref(), "standby.example.com").unwrap();
+    assert_eq!(e.epoch, 1);
+    put(&w, 2, 5);
+    let err = old.round(w.log.durable_lsn()).unwrap_err();
+    assert!(matches!(err, crate::BackupError::Fenced(_)), "{err}");
+    assert!(err.to_string().contains("epoch 1"), "{err}");
+    // The owner ships; the next claim is epoch 2, and the old owner is fenced.
+    let mut new = shipper(&w);
+    new.set_owner(Some(e.owner.clone()));
+    new.round(w.log.durable_lsn()).unwrap();
+    let e2 = epoch::claim(w.target.as_ref(), "third.example.com").unwrap();
+    assert_eq!(e2.epoch, 2);
+    assert!(new.round(w.log.durable_lsn()).is_err());
+    // Create-new: a name that exists is never replaced.
+    assert!(
+        !w.target
+            .put_new("live/epochs/0000000002.json", b"{}")
+            .unwrap()
+    );
+    assert_eq!(epoch::newest(w.target.as_ref()).unwrap().unwrap(), e2);
+}

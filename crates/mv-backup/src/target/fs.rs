@@ -371,6 +371,41 @@ impl Target for FsTarget {
         self.move_into(local, &full, true)
     }
 
+    fn put_new(&self, path: &str, data: &[u8]) -> Result<bool> {
+        let full = self.full(path)?;
+        let parent = full.parent().unwrap_or(&self.root).to_path_buf();
+        create_dir_all_durable(&parent).map_err(BackupError::io(parent.display()))?;
+        let tmp = self.temp_beside(&full);
+        let result = (|| {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(FILE_MODE)
+                .open(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            drop(f);
+            // link(2), unlike rename(2), never replaces the name: the first
+            // writer wins and every other one is told so.
+            let created = match fs::hard_link(&tmp, &full) {
+                Ok(()) => true,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+                Err(e) => return Err(e),
+            };
+            fs::remove_file(&tmp)?;
+            fsync_dir(&parent)?;
+            Ok(created)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        let created = result.map_err(BackupError::io(full.display()))?;
+        if created {
+            self.written.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        Ok(created)
+    }
+
     fn get(&self, path: &str) -> Result<Vec<u8>> {
         let full = self.full(path)?;
         match fs::read(&full) {

@@ -87,6 +87,11 @@ pub trait Target: Send + Sync {
     fn put(&self, path: &str, data: &[u8]) -> Result<()>;
     /// Like `put`, from a local file, which the target may move (it is consumed).
     fn put_file(&self, path: &str, local: &Path) -> Result<()>;
+    /// Writes an object only if none is at `path`, durably: of two writers
+    /// racing for the same path exactly one creates it (filesystem: a hard link
+    /// of the fsynced temporary file, which fails when the name exists; S3: a
+    /// conditional PUT, `If-None-Match: *`). `Ok(false)` when one exists.
+    fn put_new(&self, path: &str, data: &[u8]) -> Result<bool>;
     /// Reads a whole object; [`crate::BackupError::NotFound`] if absent.
     fn get(&self, path: &str) -> Result<Vec<u8>>;
     /// Reads `len` bytes at `offset`; an object shorter than that is an error

@@ -123,6 +123,14 @@ impl Target for S3Target {
         Ok(())
     }
 
+    fn put_new(&self, path: &str, data: &[u8]) -> Result<bool> {
+        let created = self.client.put_new(path, data.to_vec())?;
+        if created {
+            self.written.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        Ok(created)
+    }
+
     fn put_file(&self, path: &str, local: &Path) -> Result<()> {
         let n = self
             .client

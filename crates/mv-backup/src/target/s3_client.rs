@@ -321,6 +321,25 @@ impl Client {
         })
     }
 
+    /// A conditional PUT (`If-None-Match: *`): `Ok(false)` when the object
+    /// exists already.
+    pub(super) fn put_new(&self, rel: &str, data: Vec<u8>) -> Result<bool> {
+        let key = self.key(rel)?;
+        let store = &self.store;
+        self.run(rel, async move {
+            let opts = PutOptions {
+                mode: object_store::PutMode::Create,
+                ..Default::default()
+            };
+            match store.put_opts(&key, PutPayload::from(data), opts).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::AlreadyExists { .. })
+                | Err(object_store::Error::Precondition { .. }) => Ok(false),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
     pub(super) fn delete(&self, rel: &str) -> Result<()> {
         let key = self.key(rel)?;
         let store = &self.store;

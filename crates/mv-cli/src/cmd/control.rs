@@ -105,7 +105,7 @@ fn status(home: &Home) -> ExitCode {
 /// and for a process holding the home without serving it to go away.
 const START_PATIENCE: Duration = Duration::from_secs(300);
 
-fn start(home: &Home) -> anyhow::Result<ExitCode> {
+pub(crate) fn start(home: &Home) -> anyhow::Result<ExitCode> {
     if let Some(pid) = HomeLock::holder(home.root()) {
         if admin_answers(home) {
             println!("mailvault is already running (pid {pid})");
@@ -242,7 +242,7 @@ fn admin_answers(home: &Home) -> bool {
         .is_ok_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_ok())
 }
 
-fn stop(home: &Home) -> anyhow::Result<ExitCode> {
+pub(crate) fn stop(home: &Home) -> anyhow::Result<ExitCode> {
     let Some(pid) = server_pid(home) else {
         println!("mailvault is not running");
         return Ok(ExitCode::SUCCESS);

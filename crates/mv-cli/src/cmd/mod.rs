@@ -15,6 +15,7 @@ pub mod report;
 pub mod restore;
 pub mod schedule;
 pub mod serve;
+pub mod standby;
 pub mod volume;
 pub(crate) mod zmshell;
 

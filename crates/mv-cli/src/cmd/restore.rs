@@ -371,7 +371,7 @@ pub fn restore_offline(home: &Home, args: RestoreArgs) -> anyhow::Result<ExitCod
 /// [`mv_backup::ldap::redo_floor`], [`mv_redo::continue_at`]): a fresh home's next
 /// log takes the sequence the target needs next; the home that took the backups is
 /// already there and is left alone. Call with the home lock held and no store open.
-fn continue_redo_after_target(home: &Home, target: Option<&str>) -> anyhow::Result<()> {
+pub(crate) fn continue_redo_after_target(home: &Home, target: Option<&str>) -> anyhow::Result<()> {
     let floor = {
         let (service, _) = mv_server::Service::open(home)?;
         let target = mv_server::backup::target_for(&service, target)?;

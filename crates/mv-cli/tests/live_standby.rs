@@ -1,0 +1,518 @@
+//! Live DR failover through the real binaries: a primary ships its redo log
+//! into a local target (`zimbraBackupContinuousEnabled TRUE`, 2 s) while mail
+//! arrives over LMTP and IMAP changes flags and moves; a warm standby
+//! (`mailvault standby -t T`) follows the target, read-only. The primary is
+//! killed with SIGKILL, `mailvault promote` makes the standby the primary:
+//! every message acknowledged more than 5 s before the kill is there byte for
+//! byte, in its folder, with its flags; it takes new mail; the next incremental
+//! into the same target continues the chain; the old primary, restarted, ships
+//! nothing (fenced by the epoch the promote claimed). A second test takes the
+//! target away for a while: shipping falls behind with one WARN and catches up
+//! with one INFO.
+
+mod common;
+#[path = "../../mv-backup/tests/common/s3.rs"]
+mod s3;
+
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const RPO: Duration = Duration::from_secs(5);
+
+impl Lmtp {
+    /// One message to one recipient; true once it is acknowledged (250).
+    fn deliver(&mut self, rcpt: &str, body: &str) -> bool {
+        self.send("MAIL FROM:<sender@remote.test>\r\n");
+        assert!(self.reply().starts_with("250"));
+        self.send(&format!("RCPT TO:<{rcpt}>\r\n"));
+        assert!(self.reply().starts_with("250"));
+        self.send("DATA\r\n");
+        assert!(self.reply().starts_with("354"));
+        self.send(body);
+        self.send(".\r\n");
+        self.reply().starts_with("250")
+    }
+}
+
+fn message(rcpt: &str, i: usize) -> String {
+    let mut m = format!(
+        "From: sender@remote.test\r\nTo: {rcpt}\r\nMessage-ID: <m{i}@remote.test>\r\nSubject: m{i:03}\r\n\r\n"
+    );
+    for l in 0..40 {
+        m.push_str(&format!("message {i} line {l} of the standby test\r\n"));
+    }
+    m
+}
+
+/// `mailvault --home HOME ARGS` (zm* tools through `mailvault <tool>`).
+fn run_in(home: &Path, args: &[&str]) -> Out {
+    let out = Command::new(BIN)
+        .arg("--home")
+        .arg(home)
+        .env("TZ", "UTC")
+        .args(args)
+        .output()
+        .unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn ok_in(home: &Path, args: &[&str]) -> Out {
+    let o = run_in(home, args);
+    assert_eq!(o.code, 0, "{args:?}: {}{}", o.stdout, o.stderr);
+    o
+}
+
+struct Ports {
+    lmtp: u16,
+    admin: u16,
+    imap: u16,
+}
+
+/// Fresh listener ports in a home's local config.
+fn set_ports(home: &Path) -> Ports {
+    let p = Ports {
+        lmtp: free_port(),
+        admin: free_port(),
+        imap: free_port(),
+    };
+    for kv in [
+        format!("admin_bind_port={}", p.admin),
+        format!("lmtp_bind_port={}", p.lmtp),
+        format!("imap_bind_port={}", p.imap),
+        format!("imaps_bind_port={}", free_port()),
+        "imap_cleartext_login_enabled=true".to_string(),
+    ] {
+        ok_in(home, &["localconfig", "-e", &kv]);
+    }
+    p
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// A minimal IMAP client: tagged commands, every line up to the tagged one.
+struct Imap {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+    n: u32,
+}
+
+impl Imap {
+    fn login(port: u16, user: &str) -> Imap {
+        let w = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        w.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut i = Imap {
+            r: BufReader::new(w.try_clone().unwrap()),
+            w,
+            n: 0,
+        };
+        let mut greeting = String::new();
+        i.r.read_line(&mut greeting).unwrap();
+        let o = i.cmd(&format!("LOGIN {user} secret"));
+        assert!(o.contains(" OK"), "{o}");
+        i
+    }
+
+    fn cmd(&mut self, c: &str) -> String {
+        self.n += 1;
+        let tag = format!("t{}", self.n);
+        self.w
+            .write_all(format!("{tag} {c}\r\n").as_bytes())
+            .unwrap();
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            assert!(self.r.read_line(&mut line).unwrap() > 0, "IMAP closed");
+            all.push_str(&line);
+            if line.starts_with(&format!("{tag} ")) {
+                return all;
+            }
+        }
+    }
+}
+
+/// `mailvault --home H standby -t T`, returned once it serves.
+fn spawn_standby(home: &Path, target: &str) -> Child {
+    let mut child = Command::new(BIN)
+        .arg("--home")
+        .arg(home)
+        .args(["standby", "-t", target])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "the standby did not start");
+        match lines.next() {
+            Some(Ok(l)) if l.starts_with("mailvault ready") => break,
+            Some(Ok(_)) => continue,
+            _ => panic!("the standby exited before it was ready"),
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
+/// Subjects of the messages a search finds in `home`'s running server.
+fn subjects(home: &Path, user: &str, query: &str) -> Vec<(String, String)> {
+    let o = ok_in(
+        home,
+        &[
+            "mailbox", "-z", "-m", user, "s", "--json", "-l", "1000", query,
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["id"].to_string(), m["subject"].as_str().unwrap().into()))
+        .collect()
+}
+
+/// The value of a metric line on `/metrics`.
+fn metric(port: u16, name: &str) -> Option<f64> {
+    http_get(port, "/metrics")
+        .lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.trim().parse().ok())
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A primary with two accounts, shipping continuously into `target`, after
+/// its first full.
+fn primary(env: &Env, target: &str) -> Ports {
+    let ports = set_ports(&env.home);
+    env.ok("zmprov", &["cd", "d.test"]);
+    for u in ["a@d.test", "b@d.test"] {
+        env.ok("zmprov", &["ca", u, "secret"]);
+    }
+    env.ok("zmprov", &["mcf", "zimbraBackupTarget", target]);
+    env.ok("zmprov", &["mcf", "zimbraBackupContinuousEnabled", "TRUE"]);
+    // Small logs: closed logs are shipped whole, the open one as segments.
+    env.ok("zmprov", &["mcf", "zimbraRedoLogRolloverFileSizeKB", "24"]);
+    let full = env.ok("zmbackup", &["-f", "-a", "all", "-t", target]);
+    assert!(full.stdout.contains("full-"), "{}", full.stdout);
+    ports
+}
+
+#[test]
+fn a_standby_follows_and_takes_over_when_the_primary_is_killed() {
+    failover(false);
+}
+
+/// The same through an S3 target (s3s-fs in this process, on loopback): the
+/// epoch is a conditional PUT there.
+#[test]
+fn a_standby_follows_an_s3_target_and_takes_over() {
+    failover(true);
+}
+
+fn failover(on_s3: bool) {
+    let env = Env::new();
+    let server = on_s3.then(|| s3::S3Server::start(&env.root.join("s3")));
+    let t = match &server {
+        Some(s) => s.url("mail/backups"),
+        None => env.root.join("target").to_str().unwrap().to_string(),
+    };
+    // The S3 endpoint and credentials, in each home's local config.
+    let s3_config = |home: &Path| {
+        for (k, v) in server.iter().flat_map(|s| s.local_config()) {
+            ok_in(home, &["localconfig", "-e", &format!("{k}={v}")]);
+        }
+    };
+    s3_config(&env.home);
+    let p = primary(&env, &t);
+    let mut server = spawn_server(&env.home, Stdio::null());
+
+    for u in ["d@d.test", "b2@d.test"] {
+        env.ok("zmprov", &["ca", u, "secret"]);
+    }
+    let users = ["a@d.test", "b@d.test"];
+    let mut sent: Vec<(String, String, Instant)> = Vec::new();
+    let mut lmtp = Lmtp::connect(p.lmtp);
+    let deliver = |c: &mut Lmtp, sent: &mut Vec<(String, String, Instant)>| {
+        let i = sent.len();
+        let rcpt = users[i % 2];
+        let body = message(rcpt, i);
+        assert!(c.deliver(rcpt, &body), "message {i} refused");
+        sent.push((rcpt.to_string(), body, Instant::now()));
+    };
+    for _ in 0..10 {
+        deliver(&mut lmtp, &mut sent);
+    }
+
+    // The standby: a home of its own (its own ports, beside the primary).
+    let sb = env.root.join("standby");
+    ok_in(&sb, &["init"]);
+    s3_config(&sb);
+    let sp = set_ports(&sb);
+    let mut standby = spawn_standby(&sb, &t);
+
+    // IMAP on the primary: a's first message (m000) flagged, its second
+    // (m002) moved to a new folder.
+    let mut imap = Imap::login(p.imap, "a@d.test");
+    assert!(imap.cmd("SELECT INBOX").contains(" OK"));
+    assert!(imap.cmd("STORE 1 +FLAGS (\\Flagged)").contains(" OK"));
+    assert!(imap.cmd("CREATE Archive").contains(" OK"));
+    let moved = imap.cmd("MOVE 2 Archive");
+    assert!(moved.contains(" OK"), "{moved}");
+    drop(imap);
+    // Directory changes on the primary reach the standby too: an account
+    // created (it gets mail), one renamed, one deleted.
+    env.ok("zmprov", &["ca", "c@d.test", "secret"]);
+    env.ok("zmprov", &["ra", "b2@d.test", "e@d.test"]);
+    env.ok("zmprov", &["da", "d@d.test"]);
+    let c_body = message("c@d.test", 999);
+    assert!(lmtp.deliver("c@d.test", &c_body));
+    let c_acked = Instant::now();
+
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(12) {
+        deliver(&mut lmtp, &mut sent);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A standby killed and started again goes on from the position it kept.
+    let kept = |sb: &Path| -> u64 {
+        let b = std::fs::read(sb.join("conf").join("standby.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        v["position"]["lsn"].as_u64().unwrap()
+    };
+    wait_for(
+        "the standby applies shipped records",
+        Duration::from_secs(30),
+        || kept(&sb) > 0,
+    );
+    let before = kept(&sb);
+    standby.kill().unwrap();
+    standby.wait().unwrap();
+    let check = run_in(&sb, &["check"]);
+    assert!(
+        check
+            .stdout
+            .lines()
+            .any(|l| l.contains("standby") && l.contains("no `mailvault standby` runs")),
+        "{}",
+        check.stdout
+    );
+    let mut standby = spawn_standby(&sb, &t);
+    for _ in 0..20 {
+        deliver(&mut lmtp, &mut sent);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_for(
+        "the restarted standby goes on",
+        Duration::from_secs(30),
+        || kept(&sb) > before,
+    );
+
+    // While it follows: read-only IMAP, lag reported, no LMTP.
+    let mut ro = Imap::login(sp.imap, "b@d.test");
+    let sel = ro.cmd("SELECT INBOX");
+    assert!(sel.contains("[READ-ONLY]"), "{sel}");
+    let app = ro.cmd("APPEND INBOX {5+}\r\nhello");
+    assert!(app.contains(" NO "), "{app}");
+    drop(ro);
+    assert!(
+        TcpStream::connect(("127.0.0.1", sp.lmtp)).is_err(),
+        "a standby listens for LMTP"
+    );
+    wait_for(
+        "the standby reports its lag",
+        Duration::from_secs(30),
+        || metric(sp.admin, "mailvault_standby_lag_records").is_some(),
+    );
+    let check = run_in(&sb, &["check"]);
+    let line = check
+        .stdout
+        .lines()
+        .find(|l| l.contains("standby"))
+        .unwrap_or_else(|| panic!("no standby line in\n{}", check.stdout))
+        .to_string();
+    assert!(line.contains("following") && line.contains("OK"), "{line}");
+    // It takes no backup into the target it follows.
+    let o = run_in(&sb, &["backup", "-i", "-t", &t]);
+    assert_ne!(o.code, 0, "a standby took a backup: {}", o.stdout);
+    assert!(o.stderr.contains("standby"), "{}", o.stderr);
+
+    for _ in 0..5 {
+        deliver(&mut lmtp, &mut sent);
+    }
+    server.kill().unwrap();
+    let killed = Instant::now();
+    server.wait().unwrap();
+    drop(lmtp);
+
+    let promoted = Instant::now();
+    let o = ok_in(&sb, &["promote"]);
+    let took = promoted.elapsed();
+    assert!(o.stdout.contains("claimed epoch 1"), "{}", o.stdout);
+    let _ = standby.wait();
+    eprintln!("promote took {took:?}:\n{}", o.stdout);
+
+    // Every message acknowledged more than RPO before the kill, byte for
+    // byte, where it was put, with its flags.
+    let mut checked = 0;
+    let mut lost_since: Option<Duration> = None;
+    let mut inboxes = Vec::new();
+    for u in users {
+        inboxes.push((u, subjects(&sb, u, "in:Inbox")));
+    }
+    let archive = subjects(&sb, "a@d.test", "in:Archive");
+    let flagged = subjects(&sb, "a@d.test", "is:flagged");
+    for (n, (u, body, acked)) in sent.iter().enumerate() {
+        let subject = format!("m{n:03}");
+        let folder = if n == 2 { &archive } else { &inboxes[n % 2].1 };
+        assert_eq!(inboxes[n % 2].0, u);
+        let hit = folder.iter().find(|(_, s)| *s == subject);
+        let age = killed.duration_since(*acked);
+        if hit.is_none() {
+            lost_since = lost_since.max(Some(age));
+        }
+        if age <= RPO {
+            continue;
+        }
+        let (id, _) = hit.unwrap_or_else(|| {
+            panic!("{subject} to {u}, acknowledged {age:?} before the kill, is not on the standby")
+        });
+        let got = ok_in(&sb, &["mailbox", "-z", "-m", u, "gm", id]);
+        assert!(
+            got.stdout.ends_with(body.as_str()),
+            "{subject} is not byte-exact"
+        );
+        checked += 1;
+    }
+    assert!(checked > 20, "too few messages checked ({checked})");
+    assert!(
+        flagged.iter().any(|(_, s)| s == "m000"),
+        "m000 lost its flag: {flagged:?}"
+    );
+    assert!(
+        !flagged.iter().any(|(_, s)| s == "m004"),
+        "m004 was never flagged: {flagged:?}"
+    );
+    if killed.duration_since(c_acked) > RPO {
+        let c = subjects(&sb, "c@d.test", "in:Inbox");
+        assert_eq!(c.len(), 1, "c@d.test, created on the primary: {c:?}");
+    }
+    assert_eq!(ok_in(&sb, &["prov", "ga", "e@d.test"]).code, 0);
+    for gone in ["d@d.test", "b2@d.test"] {
+        let o = run_in(&sb, &["prov", "ga", gone]);
+        assert_ne!(o.code, 0, "{gone} is still on the standby: {}", o.stdout);
+    }
+    eprintln!(
+        "{} messages acknowledged, {checked} checked; oldest lost: {lost_since:?} before the kill",
+        sent.len()
+    );
+
+    // It is the primary now: its identity (the primary's ports), new mail.
+    let mut lmtp = Lmtp::connect(p.lmtp);
+    assert!(lmtp.deliver("b@d.test", &message("b@d.test", 1000)));
+    drop(lmtp);
+    assert!(
+        subjects(&sb, "b@d.test", "in:Inbox")
+            .iter()
+            .any(|(_, s)| s == "m1000")
+    );
+    // The next incremental into the same target: no gap.
+    let o = ok_in(&sb, &["backup", "-i", "-a", "all", "-t", &t]);
+    assert!(o.stdout.contains("incr-"), "{}", o.stdout);
+    let v = run_in(&sb, &["backup", "verify", "-t", &t]);
+    assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+
+    // The old primary comes back (on other ports): it ships nothing.
+    set_ports(&env.home);
+    let mut old = spawn_server(&env.home, Stdio::null());
+    std::thread::sleep(Duration::from_secs(5));
+    let check = env.run(Path::new(BIN), &["check"]);
+    let line = check
+        .stdout
+        .lines()
+        .find(|l| l.contains("continuous redo shipping"))
+        .unwrap_or_else(|| panic!("no shipping line in\n{}", check.stdout))
+        .to_string();
+    assert!(
+        line.contains("FAIL") && line.contains("epoch 1"),
+        "the old primary ships: {line}"
+    );
+    old.kill().unwrap();
+    old.wait().unwrap();
+    let log = std::fs::read_to_string(env.home.join("log").join("mailbox.log")).unwrap();
+    assert!(
+        log.contains("continuous redo shipping refused"),
+        "the old primary does not say why it ships nothing"
+    );
+    // What it would have shipped is not in the target: the chain still checks.
+    let v = run_in(&sb, &["backup", "verify", "-t", &t]);
+    assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+    ok_in(&sb, &["control", "stop"]);
+}
+
+#[test]
+fn shipping_falls_behind_while_the_target_is_away_and_catches_up() {
+    let env = Env::new();
+    let target = env.root.join("target");
+    let t = target.to_str().unwrap().to_string();
+    let p = primary(&env, &t);
+    let mut server = spawn_server(&env.home, Stdio::null());
+    let mut lmtp = Lmtp::connect(p.lmtp);
+    for i in 0..5 {
+        assert!(lmtp.deliver("a@d.test", &message("a@d.test", i)));
+    }
+    wait_for("shipping catches up", Duration::from_secs(30), || {
+        metric(p.admin, "mailvault_redo_shipping_lag_records") == Some(0.0)
+    });
+    // The target goes away: its directory moved aside and a file in its
+    // place (as root, permissions would not stop the writes).
+    let away = env.root.join("target.away");
+    std::fs::rename(&target, &away).unwrap();
+    std::fs::write(&target, b"not a directory").unwrap();
+    for i in 5..25 {
+        assert!(lmtp.deliver("a@d.test", &message("a@d.test", i)));
+    }
+    wait_for("shipping falls behind", Duration::from_secs(30), || {
+        metric(p.admin, "mailvault_redo_shipping_lag_records").is_some_and(|n| n > 0.0)
+    });
+    std::thread::sleep(Duration::from_secs(6));
+    std::fs::remove_file(&target).unwrap();
+    std::fs::rename(&away, &target).unwrap();
+    wait_for("shipping catches up again", Duration::from_secs(30), || {
+        metric(p.admin, "mailvault_redo_shipping_lag_records") == Some(0.0)
+    });
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let log = std::fs::read_to_string(env.home.join("log").join("mailbox.log")).unwrap();
+    let warns = log.lines().filter(|l| l.contains("falling behind")).count();
+    let infos = log
+        .lines()
+        .filter(|l| l.contains("caught up after"))
+        .count();
+    assert_eq!((warns, infos), (1, 1), "{log}");
+    // Nothing lost: the target's chain holds every record (lag 0 by LSN) and
+    // checks whole.
+    let v = env.run(Path::new(BIN), &["backup", "verify", "-t", &t]);
+    assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+}

@@ -238,6 +238,8 @@ pub enum Request {
     BackupSearch(crate::items::BackupSearchRequest),
     /// `zmrestore --items/--folder`: some messages back into the live account.
     RestoreItems(crate::items::ItemRestoreRequest),
+    /// `mailvault backup export`: messages from a backup to a tgz, mbox or Maildir.
+    BackupExport(crate::items::BackupExportRequest),
     // --- schedule, reports, disk, health (crate::ops) ---
     /// `zmschedulebackup`
     Schedule(crate::schedule::ScheduleRequest),

@@ -201,6 +201,8 @@ responses! {
     BackupSearch(crate::items::BackupSearchReport),
     /// `zmrestore --items/--folder`: the messages restored.
     ItemRestore(mv_backup::items::ItemRestoreReport),
+    /// `backup export`: what was written.
+    BackupExport(mv_backup::items::ExportReport),
     Schedule(crate::schedule::ScheduleAnswer),
     Reports(Reports),
     Disk(crate::diskmon::DiskStatus),

@@ -254,6 +254,7 @@ impl Service {
             Request::Restore(r) => self.restore(&r)?.into(),
             Request::BackupSearch(r) => self.backup_search_watched(&r, &|_, _, _| true)?.into(),
             Request::RestoreItems(r) => self.restore_items(&r)?.into(),
+            Request::BackupExport(r) => self.backup_export(&r)?.into(),
             r @ (Request::Schedule(_)
             | Request::BackupReports { .. }
             | Request::DiskStatus

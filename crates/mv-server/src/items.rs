@@ -214,7 +214,10 @@ pub fn export_options(r: &BackupExportRequest) -> Result<ExportOptions, ServiceE
     }
     let output = std::path::PathBuf::from(&r.output);
     if !output.is_absolute() {
-        return bad(format!("-o {}: the server needs an absolute path", r.output));
+        return bad(format!(
+            "-o {}: the server needs an absolute path",
+            r.output
+        ));
     }
     let format = match &r.format {
         Some(f) => f.parse::<ExportFormat>().map_err(ServiceError::BadRequest)?,

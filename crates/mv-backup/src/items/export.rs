@@ -54,7 +54,9 @@ impl std::str::FromStr for ExportFormat {
             "tgz" => Ok(ExportFormat::Tgz),
             "mbox" => Ok(ExportFormat::Mbox),
             "maildir" => Ok(ExportFormat::Maildir),
-            _ => Err(format!("unknown export format {s:?}: use tgz, mbox or maildir")),
+            _ => Err(format!(
+                "unknown export format {s:?}: use tgz, mbox or maildir"
+            )),
         }
     }
 }

@@ -4,9 +4,9 @@
 //! this process.
 
 use crate::client::Client;
+use mv_backup::items::ExportReport;
 use mv_backup::items::{ItemRestoreReport, RestoredItem};
 use mv_home::Home;
-use mv_backup::items::ExportReport;
 use mv_server::items::{
     BackupExportRequest, BackupSearchReport, BackupSearchRequest, ItemRestoreRequest,
 };

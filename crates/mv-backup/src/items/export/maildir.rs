@@ -96,8 +96,8 @@ fn write_message(path: &Path, raw: &[u8], received_ms: i64) -> Result<()> {
             .mode(mv_home::durable::FILE_MODE)
             .open(path)?;
         f.write_all(raw)?;
-        let when = std::time::UNIX_EPOCH
-            + std::time::Duration::from_millis(received_ms.max(0) as u64);
+        let when =
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(received_ms.max(0) as u64);
         f.set_modified(when)?;
         f.sync_all()
     })();

@@ -71,7 +71,8 @@ mod tests {
 
     #[test]
     fn from_lines_at_any_depth_gain_one_marker() {
-        let raw = b"Subject: x\r\n\r\nFrom here\r\n>From there\r\n>>From far\r\nFrom\r\n From x\r\n";
+        let raw =
+            b"Subject: x\r\n\r\nFrom here\r\n>From there\r\n>>From far\r\nFrom\r\n From x\r\n";
         assert_eq!(
             quote(raw),
             b"Subject: x\r\n\r\n>From here\r\n>>From there\r\n>>>From far\r\nFrom\r\n From x\r\n"

@@ -12,8 +12,11 @@ use mv_types::{ItemId, MailboxId, UtcMillis};
 use rusqlite::{OptionalExtension, params};
 
 mod bulk;
+mod dumpster;
 mod folder_ops;
 mod pim_items;
+
+pub use dumpster::{DumpsterPolicy, Recovered};
 
 /// How a message is stored: folder, flags, tags, received date.
 #[derive(Debug, Clone)]
@@ -552,7 +555,8 @@ impl Store {
         })
     }
 
-    /// Deletes items (messages, contacts, appointments) for good.
+    /// Deletes items (messages, contacts, appointments): messages go to the
+    /// dumpster when the mailbox keeps deleted messages, the others for good.
     pub fn delete_items(&self, id: MailboxId, items: &[ItemId]) -> Result<(), StoreError> {
         self.with_mailbox(id, |g| {
             let mut ids = Vec::new();
@@ -569,6 +573,7 @@ impl Store {
                     kind: DeleteKind::DeleteItem,
                     folder_id: 0,
                     ids,
+                    keep_until_ms: self.keep_until(id),
                 })]
             };
             Ok((ops, ()))
@@ -599,7 +604,12 @@ impl Store {
             let ops = if ids.is_empty() {
                 vec![]
             } else {
-                vec![Op::DeleteItems(ops::DeleteItems { kind: DeleteKind::PurgeImapDeleted, folder_id: folder, ids })]
+                vec![Op::DeleteItems(ops::DeleteItems {
+                    kind: DeleteKind::PurgeImapDeleted,
+                    folder_id: folder,
+                    ids,
+                    keep_until_ms: self.keep_until(id),
+                })]
             };
             Ok((ops, uids))
         })

@@ -189,6 +189,7 @@ impl Store {
                 kind: DeleteKind::EmptyFolder,
                 folder_id: folder,
                 ids,
+                keep_until_ms: self.keep_until(id),
             }));
             let children: Vec<u32> = subtree(g, folder)?.into_iter().skip(1).collect();
             if !children.is_empty() {

@@ -174,6 +174,14 @@ pub enum Request {
         account: String,
         ids: Vec<u32>,
     },
+    /// `zmmailbox recoverDeleted [QUERY]` / `--list`: the dumpster.
+    RecoverDeleted {
+        account: String,
+        #[serde(default)]
+        query: Option<String>,
+        #[serde(default)]
+        list: bool,
+    },
     MoveMessages {
         account: String,
         ids: Vec<u32>,

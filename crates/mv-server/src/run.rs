@@ -140,6 +140,7 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
         crate::diskmon::spawn(service.clone(), background_stop.clone())?,
         crate::homewatch::spawn(service.clone(), background_stop.clone())?,
         crate::live::spawn(service.clone(), background_stop.clone())?,
+        crate::dumpster::spawn(service.clone(), background_stop.clone())?,
     ];
     let token = home.admin_token()?;
     crate::tls::ensure_certificate(home)?;

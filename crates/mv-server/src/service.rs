@@ -97,6 +97,8 @@ impl Service {
         let changes = std::sync::Arc::new(crate::changes::ChangeFeed::default());
         let feed = changes.clone();
         store.on_change(Box::new(move |id| feed.notify(id)))?;
+        let dir = directory.clone();
+        store.set_dumpster_policy(Box::new(move |id| crate::dumpster::lifetime_ms(&dir, id)));
         Ok((
             Service {
                 store,

@@ -6,7 +6,7 @@
 
 use super::{ApplyCtx, ApplyError, Cached, queue_blob_removal, take_uid, touch_folder};
 use mv_redo::Op;
-use mv_redo::ops::{PurgeDumpster, RecoverDeleted};
+use mv_redo::ops::{PurgeDumpster, RecoverDeleted, flags};
 use mv_types::ItemId;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -48,13 +48,15 @@ pub(super) fn recover(
         let Some(size) = size else {
             return Err(ctx.inconsistent(op, format!("no item {id} in the dumpster")));
         };
-        let cols = ROW.replace("folder_id, imap_uid", "?2, ?3").replace(
-            "mod_content, change",
-            "mod_content, ?4",
-        );
+        // \Deleted was the mark an EXPUNGE removed it by: a recovered
+        // message comes back without it, else the next EXPUNGE takes it again.
+        let cols = ROW
+            .replace("folder_id, imap_uid", "?2, ?3")
+            .replace("received_ms, flags", "received_ms, flags & ?5")
+            .replace("mod_content, change", "mod_content, ?4");
         tx.exec(
             &format!("INSERT INTO item ({ROW}) SELECT {cols} FROM dumpster WHERE id = ?1"),
-            params![id, folder, uid, change],
+            params![id, folder, uid, change, !flags::DELETED],
         )?;
         tx.exec("DELETE FROM dumpster WHERE id = ?1", [id])?;
         tx.exec("UPDATE meta SET size_used = size_used + ?1", [size])?;

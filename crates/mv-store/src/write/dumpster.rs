@@ -34,8 +34,8 @@ impl Store {
     /// Takes messages back out of the dumpster (`zmmailbox recoverDeleted`):
     /// each into the folder it was deleted from if that still exists (and
     /// holds messages), else into Inbox, with a new IMAP UID there; its item
-    /// id, bytes, flags, tags and dates are kept. Ids not in the dumpster are
-    /// `NotFound`.
+    /// id, bytes, flags (but \Deleted, the mark an EXPUNGE went by), tags and
+    /// dates are kept. Ids not in the dumpster are `NotFound`.
     pub fn recover_deleted(&self, id: MailboxId, ids: &[u32]) -> Result<Vec<Recovered>, StoreError> {
         let mut ids = ids.to_vec();
         ids.sort_unstable();

@@ -79,7 +79,16 @@ fn an_expunged_message_comes_back_from_the_dumpster_and_expires_after_its_lifeti
     std::fs::write(&file, sent).unwrap();
     env.ok(
         "zmmailbox",
-        &["-z", "-m", USER, "am", "-F", "f", "/Inbox", file.to_str().unwrap()],
+        &[
+            "-z",
+            "-m",
+            USER,
+            "am",
+            "-F",
+            "f",
+            "/Inbox",
+            file.to_str().unwrap(),
+        ],
     );
     let was = json(&env, &["-z", "-m", USER, "s", "--json", "subject:keep"]);
     let flags = was[0]["flags"].as_u64().unwrap();
@@ -126,7 +135,15 @@ fn an_expunged_message_comes_back_from_the_dumpster_and_expires_after_its_lifeti
     assert_eq!(listed["dumpster_used"], sent.len());
     let none = json(
         &env,
-        &["-z", "-m", USER, "--json", "recoverDeleted", "--list", "subject:other"],
+        &[
+            "-z",
+            "-m",
+            USER,
+            "--json",
+            "recoverDeleted",
+            "--list",
+            "subject:other",
+        ],
     );
     assert_eq!(none["listed"], serde_json::json!([]));
     let o = env.ok(
@@ -156,10 +173,7 @@ fn an_expunged_message_comes_back_from_the_dumpster_and_expires_after_its_lifeti
     w.write_all(b"a7 LOGOUT\r\n").unwrap();
 
     // A short lifetime on the account: the sweep removes it and its file.
-    env.ok(
-        "zmprov",
-        &["ma", USER, "zimbraMailDumpsterLifetime", "1s"],
-    );
+    env.ok("zmprov", &["ma", USER, "zimbraMailDumpsterLifetime", "1s"]);
     let files = blob_files(&env);
     env.ok("zmmailbox", &["-z", "-m", USER, "dm", &id]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

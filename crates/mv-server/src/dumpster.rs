@@ -148,14 +148,19 @@ impl Service {
 
 /// The dumpster sweep: every `dumpster_sweep_seconds` (local config), and once
 /// at start, removes what ran out (logged ops, so a replay removes the same).
-pub fn spawn(service: Arc<Service>, stop: Arc<AtomicBool>) -> std::io::Result<std::thread::JoinHandle<()>> {
+pub fn spawn(
+    service: Arc<Service>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("dumpster sweep".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 match service.sweep_dumpsters(UtcMillis::now()) {
                     Ok(0) => {}
-                    Ok(n) => tracing::info!("dumpster sweep: removed {n} message(s) past their lifetime"),
+                    Ok(n) => {
+                        tracing::info!("dumpster sweep: removed {n} message(s) past their lifetime")
+                    }
                     Err(e) => tracing::warn!("dumpster sweep: {e}"),
                 }
                 let secs = service

@@ -203,7 +203,9 @@ impl Service {
                 account,
                 query,
                 list,
-            } => self.recover_deleted(&account, query.as_deref(), list)?.into(),
+            } => self
+                .recover_deleted(&account, query.as_deref(), list)?
+                .into(),
             Request::MoveMessages {
                 account,
                 ids,

@@ -40,8 +40,15 @@ fn expunged_messages_wait_in_the_dumpster_come_back_and_are_purged_in_time() {
     let mb = MailboxId(1);
     store.create_mailbox(mb, "a1", "u@d.test").unwrap();
     assert!(store.set_dumpster_policy(Box::new(|_| Some(HOUR))));
-    store.create_folder(mb, folders::ROOT, "Work", "message").unwrap();
-    let work = store.mailbox(mb).folder_by_path("/Work").unwrap().unwrap().id;
+    store
+        .create_folder(mb, folders::ROOT, "Work", "message")
+        .unwrap();
+    let work = store
+        .mailbox(mb)
+        .folder_by_path("/Work")
+        .unwrap()
+        .unwrap()
+        .id;
     let opts = DeliverOptions {
         folder_id: work,
         flags: flags::FLAGGED,
@@ -93,9 +100,7 @@ fn expunged_messages_wait_in_the_dumpster_come_back_and_are_purged_in_time() {
     // A message whose folder is gone comes back into Inbox.
     store.delete_items(mb, &[other]).unwrap();
     let other_item = m.dumpster().unwrap()[0].item.clone();
-    store
-        .move_items(mb, &[kept], folders::INBOX)
-        .unwrap();
+    store.move_items(mb, &[kept], folders::INBOX).unwrap();
     store.delete_folder(mb, work).unwrap();
     let back = store.recover_deleted(mb, &[other.0]).unwrap();
     assert_eq!(back[0].folder_id, folders::INBOX);
@@ -128,7 +133,11 @@ fn expunged_messages_wait_in_the_dumpster_come_back_and_are_purged_in_time() {
     );
     // No policy in the replaying store: the records decide, not the store.
     let back = replayed.recover_deleted(mb, &[kept.0]).unwrap();
-    let item = replayed.mailbox(mb).item(ItemId(back[0].id)).unwrap().unwrap();
+    let item = replayed
+        .mailbox(mb)
+        .item(ItemId(back[0].id))
+        .unwrap()
+        .unwrap();
     assert_eq!(replayed.read_blob(mb, &item).unwrap(), message(1));
 }
 

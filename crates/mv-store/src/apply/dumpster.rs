@@ -43,7 +43,9 @@ pub(super) fn recover(
     for (id, folder, uid) in &r.items {
         super::require_folder(tx, ctx, op, *folder)?;
         let size: Option<i64> = tx
-            .row("SELECT size FROM dumpster WHERE id = ?1", [id], |r| r.get(0))
+            .row("SELECT size FROM dumpster WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
             .optional()?;
         let Some(size) = size else {
             return Err(ctx.inconsistent(op, format!("no item {id} in the dumpster")));
@@ -92,7 +94,8 @@ pub(super) fn purge(tx: &Connection, ctx: &ApplyCtx, p: &PurgeDumpster) -> rusql
 pub(super) fn drop_all(tx: &Connection, ctx: &ApplyCtx) -> rusqlite::Result<()> {
     let ids: Vec<u32> = {
         let mut st = tx.prepare("SELECT id FROM dumpster")?;
-        st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+        st.query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?
     };
     purge(tx, ctx, &PurgeDumpster { ids })
 }

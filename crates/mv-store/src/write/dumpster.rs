@@ -36,7 +36,11 @@ impl Store {
     /// holds messages), else into Inbox, with a new IMAP UID there; its item
     /// id, bytes, flags (but \Deleted, the mark an EXPUNGE went by), tags and
     /// dates are kept. Ids not in the dumpster are `NotFound`.
-    pub fn recover_deleted(&self, id: MailboxId, ids: &[u32]) -> Result<Vec<Recovered>, StoreError> {
+    pub fn recover_deleted(
+        &self,
+        id: MailboxId,
+        ids: &[u32],
+    ) -> Result<Vec<Recovered>, StoreError> {
         let mut ids = ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
@@ -47,9 +51,11 @@ impl Store {
                 let was: Option<u32> = q(
                     g,
                     g.conn()
-                        .query_row("SELECT folder_id FROM dumpster WHERE id = ?1", [item], |r| {
-                            r.get(0)
-                        })
+                        .query_row(
+                            "SELECT folder_id FROM dumpster WHERE id = ?1",
+                            [item],
+                            |r| r.get(0),
+                        )
                         .optional(),
                 )?;
                 let Some(was) = was else {
@@ -77,7 +83,10 @@ impl Store {
                 vec![]
             } else {
                 vec![Op::RecoverDeleted(ops::RecoverDeleted {
-                    items: out.iter().map(|r| (r.id, r.folder_id, r.imap_uid)).collect(),
+                    items: out
+                        .iter()
+                        .map(|r| (r.id, r.folder_id, r.imap_uid))
+                        .collect(),
                 })]
             };
             Ok((ops, out))

@@ -31,6 +31,15 @@ pub enum ExportFormat {
 }
 
 impl ExportFormat {
+    /// Its name, as `--format` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportFormat::Tgz => "tgz",
+            ExportFormat::Mbox => "mbox",
+            ExportFormat::Maildir => "maildir",
+        }
+    }
+
     /// The format an output's name implies: `.tgz`/`.tar.gz`, `.mbox`, or a
     /// name ending in `/` or without an extension for a Maildir.
     pub fn from_path(path: &str) -> Option<ExportFormat> {

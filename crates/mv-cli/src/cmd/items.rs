@@ -93,7 +93,11 @@ pub fn export(home: &Home, args: ExportArgs) -> anyhow::Result<ExitCode> {
         target: args.target.clone(),
         to_time: args.to_time.clone(),
         label: args.label.clone(),
-        format: args.format.clone(),
+        // From the name as given: making it absolute drops a trailing `/`.
+        format: args.format.clone().or_else(|| {
+            mv_backup::items::ExportFormat::from_path(&args.output.to_string_lossy())
+                .map(|f| f.as_str().to_string())
+        }),
         output: output.to_string_lossy().into_owned(),
     };
     let usage = mv_server::items::export_options(&req).map(|_| ());
@@ -111,13 +115,13 @@ pub fn export(home: &Home, args: ExportArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "{}: {} message(s), {} bytes, from {} written to {} ({:?})",
+            "{}: {} message(s), {} bytes, from {} written to {} ({})",
             report.email,
             report.messages,
             report.message_bytes,
             report.point,
             report.output,
-            report.format
+            report.format.as_str()
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -291,7 +291,7 @@ fn write_tgz(
     // error is kept aside and given back as it was.
     let mut failed: Option<BackupError> = None;
     let r = mv_store::tgz::export_from(
-        &source.store,
+        source.store,
         mailbox,
         mv_store::tgz::Selected {
             messages: Some(ids),

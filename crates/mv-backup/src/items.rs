@@ -35,6 +35,10 @@ use mv_types::{Digest, ItemId, MailboxId, UtcMillis};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+mod export;
+
+pub use export::{ExportFormat, ExportOptions, ExportReport, export_account};
+
 /// One message found in a backup.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BackupHit {

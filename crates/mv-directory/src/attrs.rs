@@ -261,6 +261,9 @@ pub(crate) fn normalize_entry_value(name: &str, value: &str) -> Result<String> {
             value,
         );
     }
+    if name.eq_ignore_ascii_case("zimbraMailDumpsterLifetime") {
+        return crate::config::normalize_value(crate::config::Syntax::Duration, name, value);
+    }
     Ok(value.to_string())
 }
 

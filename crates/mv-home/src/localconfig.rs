@@ -70,6 +70,12 @@ pub const KNOWN_KEYS: &[KeyInfo] = &[
         description: "seconds between two disk usage checks of the server",
     },
     KeyInfo {
+        name: "dumpster_sweep_seconds",
+        default: "300",
+        secret: false,
+        description: "seconds between two sweeps removing dumpster messages past zimbraMailDumpsterLifetime",
+    },
+    KeyInfo {
         name: "backup_report_retry_seconds",
         default: "60",
         secret: false,

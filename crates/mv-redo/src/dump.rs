@@ -365,10 +365,14 @@ pub fn op_fields(op: &Op) -> String {
             format!("folder={}, items=[{}]", c.to_folder_id, items.join(", "))
         }
         Op::DeleteItems(d) => {
+            let keep = match d.keep_until_ms {
+                Some(t) => format!(", dumpster until {t}"),
+                None => String::new(),
+            };
             if d.folder_id == 0 {
-                format!("ids={:?}", d.ids)
+                format!("ids={:?}{keep}", d.ids)
             } else {
-                format!("folder={}, ids={:?}", d.folder_id, d.ids)
+                format!("folder={}, ids={:?}{keep}", d.folder_id, d.ids)
             }
         }
         Op::PutContact(c) => format!(
@@ -390,6 +394,15 @@ pub fn op_fields(op: &Op) -> String {
             a.ics.len()
         ),
         Op::SetSubscription(sub) => format!("name={:?}, subscribed={}", sub.name, sub.subscribed),
+        Op::RecoverDeleted(r) => {
+            let items: Vec<String> = r
+                .items
+                .iter()
+                .map(|(id, folder, uid)| format!("{id}->folder {folder} uid {uid}"))
+                .collect();
+            format!("items=[{}]", items.join(", "))
+        }
+        Op::PurgeDumpster(p) => format!("ids={:?}", p.ids),
     }
 }
 

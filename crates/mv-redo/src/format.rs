@@ -550,8 +550,8 @@ mod tests {
             let b = bytes_of(&r);
             assert_eq!(decode_record(&b).unwrap(), (r, b.len()));
         }
-        assert!((1..=19).all(is_known_op_type));
-        assert!(!is_known_op_type(0) && !is_known_op_type(20) && !is_known_op_type(u16::MAX));
+        assert!((1..=21).all(is_known_op_type));
+        assert!(!is_known_op_type(0) && !is_known_op_type(22) && !is_known_op_type(u16::MAX));
     }
 
     proptest! {

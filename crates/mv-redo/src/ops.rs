@@ -268,6 +268,28 @@ pub struct DeleteItems {
     pub folder_id: u32,
     #[n(2)]
     pub ids: Vec<u32>,
+    /// Messages go to the mailbox's dumpster until this time (ms since the
+    /// epoch), recoverable with [`RecoverDeleted`], their contents kept; None
+    /// (and records written before the dumpster existed): removed at once.
+    #[n(3)]
+    pub keep_until_ms: Option<i64>,
+}
+
+/// Messages taken back out of the dumpster (`zmmailbox recoverDeleted`): each
+/// keeps its item id and comes back into a folder with a new IMAP UID.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct RecoverDeleted {
+    /// (item id, folder id, IMAP UID)
+    #[n(0)]
+    pub items: Vec<(u32, u32, u32)>,
+}
+
+/// Dumpster entries whose time ran out (or that were purged by hand): removed
+/// for good, their contents queued for deletion.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct PurgeDumpster {
+    #[n(0)]
+    pub ids: Vec<u32>,
 }
 
 /// A contact created or replaced (vCard text as given).
@@ -339,6 +361,8 @@ pub enum Op {
     PutContact(PutContact),
     SetCalendarItem(SetCalendarItem),
     SetSubscription(SetSubscription),
+    RecoverDeleted(RecoverDeleted),
+    PurgeDumpster(PurgeDumpster),
 }
 
 /// Errors decoding an op payload.
@@ -402,6 +426,8 @@ op_table! {
     17 => PutContact,
     18 => SetCalendarItem,
     19 => SetSubscription,
+    20 => RecoverDeleted,
+    21 => PurgeDumpster,
 }
 
 /// Zimbra's system folder ids.
@@ -503,7 +529,18 @@ mod tests {
                 kind: DeleteKind::EmptyFolder,
                 folder_id: 3,
                 ids: vec![304, 308],
+                keep_until_ms: None,
             }),
+            Op::DeleteItems(DeleteItems {
+                kind: DeleteKind::PurgeImapDeleted,
+                folder_id: 2,
+                ids: vec![310],
+                keep_until_ms: Some(1_800_000_000_000),
+            }),
+            Op::RecoverDeleted(RecoverDeleted {
+                items: vec![(310, 2, 9)],
+            }),
+            Op::PurgeDumpster(PurgeDumpster { ids: vec![310] }),
             Op::MoveItems(MoveItems {
                 to_folder_id: folders::TRASH,
                 items: vec![(256, 1)],

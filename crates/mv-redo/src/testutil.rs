@@ -103,6 +103,7 @@ pub fn sample_ops() -> Vec<Op> {
             kind: DeleteKind::DeleteItem,
             folder_id: 0,
             ids: vec![304, 308],
+            keep_until_ms: None,
         }),
         Op::PutContact(PutContact {
             id: 500,
@@ -311,13 +312,16 @@ pub fn arb_op() -> impl Strategy<Value = Op> {
                 to_folder_id,
                 items
             })),
-        (kind, any::<u32>(), ids()).prop_map(|(kind, folder_id, ids)| {
-            Op::DeleteItems(DeleteItems {
-                kind,
-                folder_id,
-                ids,
-            })
-        }),
+        (kind, any::<u32>(), ids(), any::<Option<i64>>()).prop_map(
+            |(kind, folder_id, ids, keep_until_ms)| {
+                Op::DeleteItems(DeleteItems {
+                    kind,
+                    folder_id,
+                    ids,
+                    keep_until_ms,
+                })
+            }
+        ),
         (any::<u32>(), any::<u32>(), s(), s()).prop_map(|(id, folder_id, vcard, name)| {
             Op::PutContact(PutContact {
                 id,
@@ -348,5 +352,8 @@ pub fn arb_op() -> impl Strategy<Value = Op> {
             name,
             subscribed
         })),
+        prop::collection::vec((any::<u32>(), any::<u32>(), any::<u32>()), 0..4)
+            .prop_map(|items| Op::RecoverDeleted(RecoverDeleted { items })),
+        ids().prop_map(|ids| Op::PurgeDumpster(PurgeDumpster { ids })),
     ]
 }

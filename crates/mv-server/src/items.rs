@@ -1,12 +1,13 @@
-//! Item-level recovery requests: `mailvault backup search` and `zmrestore
-//! --items/--folder`. The logic is in `mv_backup::items`; this module validates
+//! Item-level recovery requests: `mailvault backup search`, `mailvault backup
+//! export` and `zmrestore --items/--folder`. The logic is in `mv_backup::items`; this module validates
 //! the request, resolves the target, the accounts (`all`: every account of the
 //! target) and the restore point, and reports progress to a job.
 
 use crate::restore::RestoreFailure;
 use crate::{Service, ServiceError};
 use mv_backup::items::{
-    AccountSearch, ItemRestoreOptions, ItemRestoreReport, SearchOptions, Selection,
+    AccountSearch, ExportFormat, ExportOptions, ExportReport, ItemRestoreOptions,
+    ItemRestoreReport, SearchOptions, Selection,
 };
 use mv_backup::{Label, RestoreOptions};
 use mv_types::UtcMillis;
@@ -67,6 +68,31 @@ pub struct ItemRestoreRequest {
     pub into: Option<String>,
     #[serde(default)]
     pub dry_run: bool,
+}
+
+/// `mailvault backup export`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BackupExportRequest {
+    pub account: String,
+    /// The messages (the grammar of `zmmailbox s`); with `folder` absent and
+    /// this absent, every message.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// `--folder /Path`: the folder and its subfolders.
+    #[serde(default)]
+    pub folder: Option<String>,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub to_time: Option<String>,
+    #[serde(default)]
+    pub label: Option<String>,
+    /// `tgz`, `mbox` or `maildir`; absent: from the output's name.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Where to write: an absolute path on the server's machine that does not
+    /// exist yet (a file, or a directory for a Maildir).
+    pub output: String,
 }
 
 fn bad<T>(m: String) -> Result<T, ServiceError> {
@@ -164,6 +190,52 @@ pub fn item_options(r: &ItemRestoreRequest) -> Result<ItemRestoreOptions, Servic
     })
 }
 
+/// Export options from a request (validated: usage errors are `BadRequest`).
+pub fn export_options(r: &BackupExportRequest) -> Result<ExportOptions, ServiceError> {
+    if r.account.trim().is_empty() || r.account.eq_ignore_ascii_case("all") {
+        return bad("backup export reads one account: -a ADDR".into());
+    }
+    let selection = match (&r.query, &r.folder) {
+        (Some(q), None) if !q.trim().is_empty() => {
+            mv_store::search::parse(q).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+            Some(Selection::Query(q.clone()))
+        }
+        (Some(_), None) | (None, None) => None,
+        (None, Some(f)) => {
+            if f.trim_matches('/').trim().is_empty() {
+                return bad("--folder needs a folder path such as /Inbox/Projects".into());
+            }
+            Some(Selection::Folder(f.clone()))
+        }
+        (Some(_), Some(_)) => return bad("a QUERY and --folder exclude each other".into()),
+    };
+    if r.output.trim().is_empty() {
+        return bad("-o PATH is required".into());
+    }
+    let output = std::path::PathBuf::from(&r.output);
+    if !output.is_absolute() {
+        return bad(format!(
+            "-o {}: the server needs an absolute path",
+            r.output
+        ));
+    }
+    let format = match &r.format {
+        Some(f) => f.parse::<ExportFormat>().map_err(ServiceError::BadRequest)?,
+        None => ExportFormat::from_path(&r.output).ok_or_else(|| {
+            ServiceError::BadRequest(format!(
+                "-o {}: say the format with --format tgz|mbox|maildir (or name the file .tgz or .mbox)",
+                r.output
+            ))
+        })?,
+    };
+    Ok(ExportOptions {
+        selection,
+        point: point(&r.to_time, &r.label)?,
+        format,
+        output,
+    })
+}
+
 impl Service {
     /// `backup search`, telling `watch` (accounts done, accounts to do, a log line)
     /// before each account; `watch` answering false stops between accounts.
@@ -235,6 +307,33 @@ impl Service {
                 format_args!("restored {} item(s) from backups", report.restored.len()),
             );
         }
+        Ok(report)
+    }
+}
+
+impl Service {
+    /// `backup export`: the selected messages at one restore point, written to
+    /// the request's output. Holds the target's restore lock (no `-del` removes
+    /// what is being read).
+    pub fn backup_export(&self, r: &BackupExportRequest) -> Result<ExportReport, ServiceError> {
+        let opts = export_options(r)?;
+        let target = crate::backup::existing_target_for(self, r.target.as_deref())?;
+        let _lock = target.lock(
+            mv_backup::abort::RESTORE_LOCK_PREFIX,
+            std::time::Duration::from_secs(5),
+        )?;
+        let src = self.backup_source();
+        let mut run = mv_backup::RestoreRun::new();
+        let report =
+            mv_backup::items::export_account(&mut run, &src, target.as_ref(), &r.account, &opts)?;
+        crate::account_log::debug(
+            &r.account,
+            crate::account_log::Category::Backup,
+            format_args!(
+                "exported {} message(s) from backups to {}",
+                report.messages, report.output
+            ),
+        );
         Ok(report)
     }
 }

@@ -284,6 +284,7 @@ pub fn is_long(req: &Request) -> bool {
             | Request::Restore(_)
             | Request::BackupSearch(_)
             | Request::RestoreItems(_)
+            | Request::BackupExport(_)
             | Request::BackupVerify(_)
             | Request::BackupDelete(_)
             | Request::ReindexMailbox { .. }
@@ -301,7 +302,7 @@ impl Service {
     pub fn start_job(self: &Arc<Self>, req: Request) -> Result<JobStatus, ServiceError> {
         if !is_long(&req) {
             return Err(ServiceError::BadRequest(format!(
-                "{} is not a long operation: POST it to /v1/op (jobs run backup, restore, backup_search, restore_items, \
+                "{} is not a long operation: POST it to /v1/op (jobs run backup, restore, backup_search, backup_export, restore_items, \
                  backup_verify, backup_delete and reindex_mailbox)",
                 op_of(&req)
             )));

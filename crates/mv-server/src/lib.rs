@@ -14,6 +14,7 @@ pub mod backup;
 pub mod changes;
 pub mod check;
 pub mod diskmon;
+pub mod dumpster;
 pub mod homewatch;
 pub mod imap_backend;
 pub mod items;

@@ -199,6 +199,13 @@ impl Service {
                 }
                 .into()
             }
+            Request::RecoverDeleted {
+                account,
+                query,
+                list,
+            } => self
+                .recover_deleted(&account, query.as_deref(), list)?
+                .into(),
             Request::MoveMessages {
                 account,
                 ids,

@@ -175,6 +175,14 @@ pub enum Request {
         account: String,
         ids: Vec<u32>,
     },
+    /// `zmmailbox recoverDeleted [QUERY]` / `--list`: the dumpster.
+    RecoverDeleted {
+        account: String,
+        #[serde(default)]
+        query: Option<String>,
+        #[serde(default)]
+        list: bool,
+    },
     MoveMessages {
         account: String,
         ids: Vec<u32>,
@@ -239,6 +247,8 @@ pub enum Request {
     BackupSearch(crate::items::BackupSearchRequest),
     /// `zmrestore --items/--folder`: some messages back into the live account.
     RestoreItems(crate::items::ItemRestoreRequest),
+    /// `mailvault backup export`: messages from a backup to a tgz, mbox or Maildir.
+    BackupExport(crate::items::BackupExportRequest),
     // --- schedule, reports, disk, health (crate::ops) ---
     /// `zmschedulebackup`
     Schedule(crate::schedule::ScheduleRequest),

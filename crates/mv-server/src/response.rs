@@ -201,6 +201,10 @@ responses! {
     BackupSearch(crate::items::BackupSearchReport),
     /// `zmrestore --items/--folder`: the messages restored.
     ItemRestore(mv_backup::items::ItemRestoreReport),
+    /// `recoverDeleted`: the dumpster listed or recovered from.
+    Dumpster(crate::dumpster::DumpsterReport),
+    /// `backup export`: what was written.
+    BackupExport(mv_backup::items::ExportReport),
     Schedule(crate::schedule::ScheduleAnswer),
     Reports(Reports),
     Disk(crate::diskmon::DiskStatus),

@@ -172,6 +172,11 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
                 service.clone(),
                 background_stop.clone(),
             )?);
+            // Purges are writes: a standby's dumpster follows its primary's.
+            background.push(crate::dumpster::spawn(
+                service.clone(),
+                background_stop.clone(),
+            )?);
         }
     }
     let token = home.admin_token()?;

@@ -101,6 +101,8 @@ impl Service {
         let changes = std::sync::Arc::new(crate::changes::ChangeFeed::default());
         let feed = changes.clone();
         store.on_change(Box::new(move |id| feed.notify(id)))?;
+        let dir = directory.clone();
+        store.set_dumpster_policy(Box::new(move |id| crate::dumpster::lifetime_ms(&dir, id)));
         Ok((
             Service {
                 store,
@@ -259,6 +261,7 @@ impl Service {
             Request::Restore(r) => self.restore(&r)?.into(),
             Request::BackupSearch(r) => self.backup_search_watched(&r, &|_, _, _| true)?.into(),
             Request::RestoreItems(r) => self.restore_items(&r)?.into(),
+            Request::BackupExport(r) => self.backup_export(&r)?.into(),
             r @ (Request::Schedule(_)
             | Request::BackupReports { .. }
             | Request::DiskStatus

@@ -17,6 +17,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+mod dumpster;
+
 /// The apply path's statements, prepared once per connection and reused
 /// (rusqlite's `execute`/`query_row` parse the SQL on every call: for a replayed
 /// flag change, parsing its five statements cost more than running them).
@@ -156,6 +158,7 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
             for p in paths {
                 queue_blob_removal(tx, &p, ctx.timestamp)?;
             }
+            dumpster::drop_all(tx, ctx)?;
             tx.exec("DELETE FROM item", [])?;
             tx.exec("UPDATE meta SET deleted = 1, size_used = 0", [])?;
         }
@@ -191,7 +194,7 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
             )?;
         }
         Op::DeleteFolder(d) => {
-            remove_items(tx, ctx, &d.item_ids)?;
+            remove_items(tx, ctx, &d.item_ids, None)?;
             for id in &d.folder_ids {
                 tx.exec("DELETE FROM folder WHERE id = ?1", [id])?;
                 tx.exec(
@@ -374,8 +377,10 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
             if d.kind != DeleteKind::DeleteItem {
                 require_folder(tx, ctx, op, d.folder_id)?;
             }
-            remove_items(tx, ctx, &d.ids)?;
+            remove_items(tx, ctx, &d.ids, d.keep_until_ms)?;
         }
+        Op::RecoverDeleted(r) => dumpster::recover(tx, ctx, op, r)?,
+        Op::PurgeDumpster(p) => dumpster::purge(tx, ctx, p)?,
         Op::PutContact(c) => {
             require_folder(tx, ctx, op, c.folder_id)?;
             upsert_pim_item(
@@ -394,7 +399,7 @@ pub fn apply(tx: &Connection, ctx: &ApplyCtx, op: &Op) -> Result<(), ApplyError>
         Op::SetCalendarItem(s) => {
             require_folder(tx, ctx, op, s.folder_id)?;
             if s.replaces != 0 {
-                remove_items(tx, ctx, &[s.replaces])?;
+                remove_items(tx, ctx, &[s.replaces], None)?;
             }
             upsert_pim_item(
                 tx,
@@ -532,8 +537,15 @@ struct Removed {
     volume: i64,
 }
 
-/// Removes items: tombstones, quota, and their blobs queued for deferred deletion.
-fn remove_items(tx: &Connection, ctx: &ApplyCtx, ids: &[u32]) -> Result<(), ApplyError> {
+/// Removes items: tombstones, quota, and their blobs queued for deferred
+/// deletion; with `keep_until_ms`, messages go to the dumpster instead, their
+/// blobs kept.
+fn remove_items(
+    tx: &Connection,
+    ctx: &ApplyCtx,
+    ids: &[u32],
+    keep_until_ms: Option<i64>,
+) -> Result<(), ApplyError> {
     let change = ctx.change.0 as i64;
     for id in ids {
         let row: Option<Removed> = tx
@@ -574,10 +586,20 @@ fn remove_items(tx: &Connection, ctx: &ApplyCtx, ids: &[u32]) -> Result<(), Appl
             "INSERT INTO tombstone (change, id, type, folder_id, imap_uid) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![change, id, kind, folder, uid],
         )?;
+        let kept = match keep_until_ms {
+            Some(until) if digest.is_some() && kind == ItemKind::Message => {
+                dumpster::keep(tx, ctx, *id, until)?;
+                true
+            }
+            _ => false,
+        };
         tx.exec("DELETE FROM item WHERE id = ?1", [id])?;
         touch_folder(tx, folder as u32, change)?;
         if digest.is_some() {
+            // Quota-used counts live items only, the dumpster's apart.
             tx.exec("UPDATE meta SET size_used = size_used - ?1", [size])?;
+        }
+        if digest.is_some() && !kept {
             let path = ctx
                 .blobs
                 .blob_path(volume as u16, ctx.mailbox, ItemId(*id), rev as u64);

@@ -34,13 +34,13 @@ pub use blob::{BlobError, BlobStore, SyncInFlight, Volume};
 pub use created::CREATED_FILE;
 pub use handles::{DEFAULT_OPEN_MAILBOXES, MailboxPin};
 pub use kind::ItemKind;
-pub use mailbox::{Changes, Folder, Item, Mailbox, MailboxInfo, Tag, Tombstone};
+pub use mailbox::{Changes, DumpsterItem, Folder, Item, Mailbox, MailboxInfo, Tag, Tombstone};
 pub use pending::{PENDING_FILE, Pending};
 pub use prefix::MAX_PREFIX;
 pub use replay::Replayer;
 pub use snapshot_file::{BlobRef, SnapshotFile, SnapshotProblem, SnapshotSummary};
 pub use store::{ChangeHook, GC_CLEAN, OpenReport, ReplayReport, Store, StoreOptions};
-pub use write::{CalendarImport, DeliverOptions, FlagChange};
+pub use write::{CalendarImport, DeliverOptions, DumpsterPolicy, FlagChange, Recovered};
 
 use mv_types::{Digest, MailboxId};
 use std::path::{Path, PathBuf};

@@ -14,6 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
+mod dumpster;
+
+pub use dumpster::DumpsterItem;
+
 /// One mailbox. The mutex is the mailbox's write lock (design invariant 1: a
 /// change number is assigned, logged, made durable and applied under it).
 pub struct Mailbox {

@@ -97,6 +97,40 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE item ADD COLUMN prefix BLOB;
     ",
+    // 4: the dumpster: messages deleted or expunged, kept (row as it was, blob
+    // file not queued for removal) until `keep_until_ms`, invisible to every
+    // read of `item`. Its columns are the item's (see `apply::ITEM_ROW`) and
+    // the deletion's time and limit.
+    "
+    CREATE TABLE dumpster (
+        id            INTEGER PRIMARY KEY,
+        type          INTEGER NOT NULL,
+        folder_id     INTEGER NOT NULL,
+        imap_uid      INTEGER NOT NULL,
+        digest        BLOB,
+        size          INTEGER NOT NULL,
+        received_ms   INTEGER NOT NULL,
+        flags         INTEGER NOT NULL,
+        tags          TEXT    NOT NULL DEFAULT '',
+        subject       TEXT    NOT NULL DEFAULT '',
+        sender        TEXT    NOT NULL DEFAULT '',
+        recipients    TEXT    NOT NULL DEFAULT '',
+        cc            TEXT    NOT NULL DEFAULT '',
+        message_id    TEXT    NOT NULL DEFAULT '',
+        date_ms       INTEGER NOT NULL DEFAULT 0,
+        content       TEXT,
+        cal_uid       TEXT,
+        sequence      INTEGER NOT NULL DEFAULT 0,
+        dtstamp_ms    INTEGER NOT NULL DEFAULT 0,
+        volume_id     INTEGER NOT NULL DEFAULT 1,
+        mod_content   INTEGER NOT NULL,
+        change        INTEGER NOT NULL,
+        prefix        BLOB,
+        deleted_ms    INTEGER NOT NULL,
+        keep_until_ms INTEGER NOT NULL
+    );
+    CREATE INDEX dumpster_until ON dumpster(keep_until_ms);
+    ",
 ];
 
 /// Prepared statements kept per mailbox connection: more than the apply path and

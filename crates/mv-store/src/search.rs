@@ -365,7 +365,6 @@ impl Mailbox {
         text: &mut dyn FnMut(&Item) -> MessageText,
     ) -> Result<Vec<Item>, StoreError> {
         let folders = self.folders()?;
-        let tags = self.tags()?;
         // Every folder a term names, resolved once (a missing one is an error).
         let mut places: HashMap<(String, bool), HashSet<u32>> = HashMap::new();
         resolve_places(terms, &folders, &mut places)?;
@@ -380,8 +379,34 @@ impl Mailbox {
         if let Some(c) = candidates {
             items.retain(|i| c.items.contains(&i.id) || i.change > c.indexed_change);
         }
+        self.filter_matching(terms, &places, items, text)
+    }
+
+    /// Those of `items` (messages not in the mailbox's item table: the
+    /// dumpster's) matching parsed `terms`, newest first; a folder is named
+    /// by its current path.
+    pub fn search_among(
+        &self,
+        terms: &[Term],
+        items: Vec<Item>,
+        text: &mut dyn FnMut(&Item) -> MessageText,
+    ) -> Result<Vec<Item>, StoreError> {
+        let folders = self.folders()?;
+        let mut places: HashMap<(String, bool), HashSet<u32>> = HashMap::new();
+        resolve_places(terms, &folders, &mut places)?;
+        self.filter_matching(terms, &places, items, text)
+    }
+
+    fn filter_matching(
+        &self,
+        terms: &[Term],
+        places: &HashMap<(String, bool), HashSet<u32>>,
+        mut items: Vec<Item>,
+        text: &mut dyn FnMut(&Item) -> MessageText,
+    ) -> Result<Vec<Item>, StoreError> {
+        let tags = self.tags()?;
         let mut ctx = Ctx {
-            places: &places,
+            places,
             tags: &tags,
             texts: HashMap::new(),
             text,

@@ -25,14 +25,25 @@ pub struct BlobRef {
 }
 
 /// The blobs a mailbox database references, ordered by item id: every item with
-/// content, or those of one folder. The one reading of this that exists:
+/// content and every message in the dumpster (whose files are kept for
+/// recovery), or the items of one folder. The one reading of this that exists:
 /// deleting a folder or mailbox (the apply path), a backup (which blobs to
-/// copy) and a restore (which blob files to write) all use it.
+/// copy) and a restore (which blob files to write) all use it, so a full
+/// backup holds the dumpster's contents and a restore writes them back.
 pub(crate) fn blob_refs(conn: &Connection, folder: Option<u32>) -> rusqlite::Result<Vec<BlobRef>> {
-    let mut st = conn.prepare_cached(
+    // A snapshot taken before the dumpster existed (schema 3) has no table.
+    let dumpster: bool = conn
+        .prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dumpster'")?
+        .exists([])?;
+    let mut st = conn.prepare_cached(if dumpster {
         "SELECT id, digest, volume_id, mod_content, size FROM item \
-         WHERE digest IS NOT NULL AND (?1 IS NULL OR folder_id = ?1) ORDER BY id",
-    )?;
+         WHERE digest IS NOT NULL AND (?1 IS NULL OR folder_id = ?1) \
+         UNION ALL SELECT id, digest, volume_id, mod_content, size FROM dumpster \
+         WHERE digest IS NOT NULL AND ?1 IS NULL ORDER BY id"
+    } else {
+        "SELECT id, digest, volume_id, mod_content, size FROM item \
+         WHERE digest IS NOT NULL AND (?1 IS NULL OR folder_id = ?1) ORDER BY id"
+    })?;
     let rows = st.query_map([folder], |r| {
         let id: u32 = r.get(0)?;
         let digest: Vec<u8> = r.get(1)?;

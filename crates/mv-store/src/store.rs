@@ -112,6 +112,9 @@ pub struct Store {
     /// Told of every change applied, after it is applied (see
     /// [`Store::on_change`]).
     change_hook: std::sync::OnceLock<ChangeHook>,
+    /// How long each mailbox's deleted messages stay in its dumpster (see
+    /// [`Store::set_dumpster_policy`]); unset: deletes remove at once.
+    pub(crate) dumpster: std::sync::OnceLock<crate::write::DumpsterPolicy>,
     /// See [`StoreOptions::exclusive_databases`].
     exclusive_databases: bool,
     /// Crash recovery finished: until then no checkpoint is recorded. A
@@ -171,6 +174,7 @@ impl Store {
             created,
             pending,
             change_hook: std::sync::OnceLock::new(),
+            dumpster: std::sync::OnceLock::new(),
             exclusive_databases,
             recovered: std::sync::atomic::AtomicBool::new(false),
             read_only: std::sync::atomic::AtomicBool::new(false),
@@ -489,6 +493,7 @@ impl Store {
                     | Op::DeleteFolder(_)
                     | Op::DeleteMailbox(_)
                     | Op::SetCalendarItem(_)
+                    | Op::PurgeDumpster(_)
             ) {
                 swept = true;
             }

@@ -92,6 +92,8 @@ enum Sub {
     Report(crate::cmd::report::Args),
     /// Find messages in the backups without restoring them (mailvault).
     Search(crate::cmd::items::SearchArgs),
+    /// Write messages from a backup to a tgz, mbox or Maildir, without restoring (mailvault).
+    Export(crate::cmd::items::ExportArgs),
 }
 
 /// Check backups: files, checksums, snapshots, redo chain; with --read-data every blob.
@@ -215,6 +217,9 @@ pub fn run(home: &Home, args: Args) -> anyhow::Result<ExitCode> {
     }
     if let Some(Sub::Search(s)) = args.sub {
         return crate::cmd::items::search(home, s);
+    }
+    if let Some(Sub::Export(e)) = args.sub {
+        return crate::cmd::items::export(home, e);
     }
     let _ = &args.server;
     if args.debug {

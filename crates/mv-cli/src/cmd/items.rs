@@ -1,12 +1,15 @@
-//! Item-level recovery on the command line: `mailvault backup search` and the
-//! `--items`/`--folder` forms of `zmrestore`. Both run through the server's jobs
+//! Item-level recovery on the command line: `mailvault backup search`,
+//! `mailvault backup export` and the `--items`/`--folder` forms of `zmrestore`. Both run through the server's jobs
 //! API when a server runs (its log lines are the progress, on stderr), else in
 //! this process.
 
 use crate::client::Client;
+use mv_backup::items::ExportReport;
 use mv_backup::items::{ItemRestoreReport, RestoredItem};
 use mv_home::Home;
-use mv_server::items::{BackupSearchReport, BackupSearchRequest, ItemRestoreRequest};
+use mv_server::items::{
+    BackupExportRequest, BackupSearchReport, BackupSearchRequest, ItemRestoreRequest,
+};
 use mv_server::{Reply, Request, Response};
 use mv_types::UtcMillis;
 use std::process::ExitCode;
@@ -41,6 +44,87 @@ pub struct SearchArgs {
     /// The query, in the grammar of `zmmailbox s` (several words are one query).
     #[arg(value_name = "QUERY", num_args = 1.., required = true)]
     query: Vec<String>,
+}
+
+/// Write the messages of a query or a folder, as they were at one restore point
+/// (default: the newest backup of the account), to a tgz (importable with
+/// `zmmailbox postRestURL '//?fmt=tgz'`), an mbox (mboxrd) or a Maildir, without
+/// restoring the account. The output must not exist yet.
+#[derive(clap::Args, Debug)]
+#[command(after_help = mv_types::time::FORMATS_HELP)]
+pub struct ExportArgs {
+    /// The account (address or zimbraId).
+    #[arg(short = 'a', long = "account", value_name = "ADDR")]
+    account: String,
+    /// Backup target: a directory or s3://BUCKET/PREFIX (default: zimbraBackupTarget, else <home>/backup).
+    #[arg(short = 't', long = "target", value_name = "TARGET", value_parser = super::backup::target_arg)]
+    target: Option<String>,
+    /// The account as it was at this time.
+    #[arg(long = "restoreToTime", value_name = "TIME")]
+    to_time: Option<String>,
+    /// The account as this session holds it.
+    #[arg(long = "lb", visible_alias = "label", value_name = "LABEL")]
+    label: Option<String>,
+    /// A folder and its subfolders instead of a query.
+    #[arg(long = "folder", value_name = "/PATH", conflicts_with = "query")]
+    folder: Option<String>,
+    /// tgz, mbox or maildir (default: from the output's name: .tgz, .mbox, or a
+    /// name ending in / or "maildir").
+    #[arg(long = "format", value_name = "FORMAT")]
+    format: Option<String>,
+    /// Where to write (a new file, or a new directory for a Maildir).
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    output: std::path::PathBuf,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+    /// The query, in the grammar of `zmmailbox s` (none: every message).
+    #[arg(value_name = "QUERY", num_args = 0..)]
+    query: Vec<String>,
+}
+
+pub fn export(home: &Home, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    // A server writes the file for us: it needs the whole path.
+    let output = std::path::absolute(&args.output)?;
+    let req = BackupExportRequest {
+        account: args.account.clone(),
+        query: (!args.query.is_empty()).then(|| args.query.join(" ")),
+        folder: args.folder.clone(),
+        target: args.target.clone(),
+        to_time: args.to_time.clone(),
+        label: args.label.clone(),
+        // From the name as given: making it absolute drops a trailing `/`.
+        format: args.format.clone().or_else(|| {
+            mv_backup::items::ExportFormat::from_path(&args.output.to_string_lossy())
+                .map(|f| f.as_str().to_string())
+        }),
+        output: output.to_string_lossy().into_owned(),
+    };
+    let usage = mv_server::items::export_options(&req).map(|_| ());
+    let report: ExportReport = match run_checked(
+        home,
+        usage,
+        args.target.as_deref(),
+        Request::BackupExport(req),
+        "export",
+    )? {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{}: {} message(s), {} bytes, from {} written to {} ({})",
+            report.email,
+            report.messages,
+            report.message_bytes,
+            report.point,
+            report.output,
+            report.format.as_str()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Follows a request as a job (through a server), or runs it here, printing its

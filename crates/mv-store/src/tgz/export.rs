@@ -80,16 +80,54 @@ pub fn export<W: Write>(
     query: Option<&str>,
     out: W,
 ) -> Result<ExportReport, TgzError> {
-    let mailbox = store.mailbox(mbox);
-    let info = mailbox
-        .info()?
-        .filter(|i| !i.deleted)
-        .ok_or(StoreError::NoMailbox(mbox))?;
     let query = query.map(str::trim).filter(|q| !q.is_empty());
     let selected: Option<HashSet<u32>> = match query {
         Some(q) => Some(store.search(mbox, q)?.into_iter().map(|i| i.id).collect()),
         None => None,
     };
+    export_from(
+        store,
+        mbox,
+        Selected {
+            messages: selected,
+            pim: true,
+            query,
+        },
+        &mut |item| store.read_blob(mbox, item),
+        out,
+    )
+}
+
+/// Which items an export holds.
+pub struct Selected<'a> {
+    /// The messages (by id); None: every message.
+    pub messages: Option<HashSet<u32>>,
+    /// Whether contacts and appointments go in too.
+    pub pim: bool,
+    /// The query that chose the messages, recorded in the manifest.
+    pub query: Option<&'a str>,
+}
+
+/// [`export`] of the chosen items, each message's bytes (stored prefix
+/// included) read by `read`: a mailbox rebuilt from a backup has no files for
+/// its messages, whose contents come from the backup's pool instead.
+pub fn export_from<W: Write>(
+    store: &Store,
+    mbox: MailboxId,
+    selected: Selected<'_>,
+    read: &mut dyn FnMut(&crate::Item) -> Result<Vec<u8>, StoreError>,
+    out: W,
+) -> Result<ExportReport, TgzError> {
+    let mailbox = store.mailbox(mbox);
+    let info = mailbox
+        .info()?
+        .filter(|i| !i.deleted)
+        .ok_or(StoreError::NoMailbox(mbox))?;
+    let Selected {
+        messages: selected,
+        pim,
+        query,
+    } = selected;
     let mut all_folders = mailbox.folders()?;
     all_folders.sort_by(|a, b| a.path.cmp(&b.path));
     let tags = mailbox.tags()?;
@@ -151,14 +189,17 @@ pub fn export<W: Write>(
         if kind == ItemKind::Message && selected.as_ref().is_some_and(|s| !s.contains(&item.id)) {
             continue;
         }
+        if kind != ItemKind::Message && !pim {
+            continue;
+        }
         // Read the content first: an item deleted since the listing is left out.
         let (item, content) = match kind {
-            ItemKind::Message => match store.read_blob(mbox, &item) {
+            ItemKind::Message => match read(&item) {
                 Ok(raw) => (item, raw),
                 Err(e) => match mailbox.item(ItemId(item.id))? {
                     None => continue,
                     Some(fresh) if fresh.mod_content != item.mod_content => {
-                        let raw = store.read_blob(mbox, &fresh)?;
+                        let raw = read(&fresh)?;
                         (fresh, raw)
                     }
                     Some(_) => return Err(e.into()),

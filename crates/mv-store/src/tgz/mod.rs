@@ -74,7 +74,7 @@ mod export;
 mod import;
 mod scan;
 
-pub use export::export;
+pub use export::{Selected, export, export_from};
 pub use import::{import, import_stream};
 
 /// The manifest's `format`.

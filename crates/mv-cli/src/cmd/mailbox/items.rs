@@ -52,6 +52,21 @@ pub(super) enum Command {
         #[arg(required = true)]
         ids: Vec<Ids>,
     },
+    /// Recover deleted or expunged messages from the dumpster (kept for
+    /// zimbraMailDumpsterLifetime, default 30d) into the folder each was deleted
+    /// from, else Inbox; --list shows them instead.
+    #[command(
+        name = "recoverDeleted",
+        visible_alias = "rd",
+        override_usage = "[--list] [{query}]"
+    )]
+    RecoverDeleted {
+        /// List the dumpster's messages (matching the query) without recovering.
+        #[arg(long = "list")]
+        list: bool,
+        /// The query (the grammar of search; none: every message in the dumpster).
+        query: Vec<String>,
+    },
     /// Move messages to a folder.
     #[command(
         name = "moveMessage",
@@ -188,6 +203,36 @@ pub(super) fn run(cmd: Command, o: &mut Cx<'_, '_>) -> Res<()> {
         Command::DeleteMessage { ids } => {
             let ids = ids.into_iter().flat_map(|i| i.0).collect();
             o.done::<mv_server::response::Deleted>(Request::DeleteMessages { account, ids })?;
+        }
+        Command::RecoverDeleted { list, query } => {
+            let v: mv_server::dumpster::DumpsterReport = o.s.exec(Request::RecoverDeleted {
+                account,
+                query: (!query.is_empty()).then(|| query.join(" ")),
+                list,
+            })?;
+            if !o.raw(&v)? {
+                for e in &v.listed {
+                    line(
+                        o.out,
+                        format!(
+                            "{}  {}  {}  {}  {} bytes  deleted {}  kept until {}",
+                            e.id,
+                            if e.folder.is_empty() { "-" } else { &e.folder },
+                            e.from,
+                            e.subject,
+                            e.size,
+                            UtcMillis(e.deleted_ms).display_local(),
+                            UtcMillis(e.keep_until_ms).display_local()
+                        ),
+                    );
+                }
+                for r in &v.recovered {
+                    line(o.out, format!("{} -> {}  {}", r.id, r.folder, r.subject));
+                }
+                if !list {
+                    line(o.out, format!("{} message(s) recovered", v.recovered.len()));
+                }
+            }
         }
         Command::MoveMessage { ids, folder } => {
             o.done::<mv_server::response::Moved>(Request::MoveMessages {

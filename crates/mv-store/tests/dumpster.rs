@@ -1,0 +1,160 @@
+//! The dumpster: with a policy, an expunged or deleted message leaves the
+//! mailbox (reads, quota-used) but stays recoverable with its bytes and flags
+//! until its time runs out; recovery and the purge are logged ops, so a replay
+//! of the redo log gives the same mailbox and the same dumpster.
+
+use mv_home::Home;
+use mv_redo::ops::{flags, folders};
+use mv_redo::{Record, RedoConfig};
+use mv_store::{DeliverOptions, FlagChange, Store, StoreOptions};
+use mv_types::{ItemId, MailboxId, UtcMillis};
+use std::path::PathBuf;
+
+const HOUR: i64 = 3_600_000;
+
+fn open(home: &Home) -> Store {
+    Store::open(home, StoreOptions::for_home(home)).unwrap().0
+}
+
+fn all_records(home: &Home) -> Vec<Record> {
+    let mut paths: Vec<PathBuf> = mv_redo::list_archive(&home.redo_archive_dir())
+        .unwrap()
+        .into_iter()
+        .map(|a| a.path)
+        .collect();
+    paths.push(RedoConfig::for_dir(&home.redolog_dir()).log_path);
+    mv_redo::read_files(&paths)
+        .map(|r| r.unwrap().record)
+        .collect()
+}
+
+fn message(n: u32) -> Vec<u8> {
+    format!("Subject: m{n}\r\nMessage-ID: <m{n}@x>\r\n\r\nbody {n}\r\n").into_bytes()
+}
+
+#[test]
+fn expunged_messages_wait_in_the_dumpster_come_back_and_are_purged_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(&dir.path().join("live"));
+    let store = open(&home);
+    let mb = MailboxId(1);
+    store.create_mailbox(mb, "a1", "u@d.test").unwrap();
+    assert!(store.set_dumpster_policy(Box::new(|_| Some(HOUR))));
+    store
+        .create_folder(mb, folders::ROOT, "Work", "message")
+        .unwrap();
+    let work = store
+        .mailbox(mb)
+        .folder_by_path("/Work")
+        .unwrap()
+        .unwrap()
+        .id;
+    let opts = DeliverOptions {
+        folder_id: work,
+        flags: flags::FLAGGED,
+        ..Default::default()
+    };
+    let kept = store.add_message(mb, &message(1), &opts).unwrap();
+    let other = store.add_message(mb, &message(2), &opts).unwrap();
+    let before = store.mailbox(mb).item(kept).unwrap().unwrap();
+    let used = store.mailbox(mb).info().unwrap().unwrap().size_used;
+
+    // IMAP-style: \Deleted, then EXPUNGE.
+    store
+        .set_flags(mb, &[kept], FlagChange::Add(flags::DELETED))
+        .unwrap();
+    store.purge_imap_deleted(mb, work, None).unwrap();
+    let m = store.mailbox(mb);
+    assert!(m.item(kept).unwrap().is_none(), "gone from the mailbox");
+    assert_eq!(m.messages(work).unwrap().len(), 1);
+    assert!(store.search(mb, "subject:m1").unwrap().is_empty());
+    let dump = m.dumpster().unwrap();
+    assert_eq!(dump.len(), 1);
+    assert_eq!(dump[0].item.id, kept.0);
+    assert!(dump[0].keep_until_ms > UtcMillis::now().0 + HOUR - 60_000);
+    assert_eq!(m.dumpster_used().unwrap(), before.size);
+    assert_eq!(
+        m.info().unwrap().unwrap().size_used,
+        used - before.size,
+        "quota-used leaves the dumpster out"
+    );
+    let blob = store.blob_path(mb, &before);
+    assert!(blob.exists(), "the content is kept");
+
+    // Recovered into its folder, same id, bytes and flags (without the
+    // \Deleted an EXPUNGE went by), a new UID.
+    let back = store.recover_deleted(mb, &[kept.0]).unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].folder_id, work);
+    let again = m.item(kept).unwrap().unwrap();
+    assert_eq!(again.flags, before.flags);
+    assert!(again.imap_uid > before.imap_uid);
+    assert_eq!(store.read_blob(mb, &again).unwrap(), message(1));
+    assert!(m.dumpster().unwrap().is_empty());
+    assert_eq!(m.info().unwrap().unwrap().size_used, used);
+    assert!(matches!(
+        store.recover_deleted(mb, &[kept.0]),
+        Err(mv_store::StoreError::NotFound(_))
+    ));
+
+    // A message whose folder is gone comes back into Inbox.
+    store.delete_items(mb, &[other]).unwrap();
+    let other_item = m.dumpster().unwrap()[0].item.clone();
+    store.move_items(mb, &[kept], folders::INBOX).unwrap();
+    store.delete_folder(mb, work).unwrap();
+    let back = store.recover_deleted(mb, &[other.0]).unwrap();
+    assert_eq!(back[0].folder_id, folders::INBOX);
+
+    // Deleted again; the purge removes only what ran out, then the blob goes.
+    store.delete_items(mb, &[other]).unwrap();
+    assert_eq!(store.purge_dumpster(mb, UtcMillis::now()).unwrap(), 0);
+    assert_eq!(m.dumpster().unwrap().len(), 1);
+    let blob = store.blob_path(mb, &other_item);
+    assert!(blob.exists());
+    let later = UtcMillis(UtcMillis::now().0 + 2 * HOUR);
+    assert_eq!(store.purge_dumpster(mb, later).unwrap(), 1);
+    assert!(m.dumpster().unwrap().is_empty());
+    assert!(!blob.exists(), "the purge's sweep removed the content");
+
+    // One more in the dumpster, then a replay of the log into a new home gives
+    // the same mailbox and the same dumpster.
+    store.delete_items(mb, &[kept]).unwrap();
+    let records = all_records(&home);
+    let replay_home = Home::at(&dir.path().join("replay"));
+    let replayed = open(&replay_home);
+    replayed.replay(records.iter(), &|_| true).unwrap();
+    assert_eq!(
+        store.mailbox_state(mb).unwrap(),
+        replayed.mailbox_state(mb).unwrap()
+    );
+    assert_eq!(
+        m.dumpster().unwrap(),
+        replayed.mailbox(mb).dumpster().unwrap()
+    );
+    // No policy in the replaying store: the records decide, not the store.
+    let back = replayed.recover_deleted(mb, &[kept.0]).unwrap();
+    let item = replayed
+        .mailbox(mb)
+        .item(ItemId(back[0].id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(replayed.read_blob(mb, &item).unwrap(), message(1));
+}
+
+#[test]
+fn without_a_policy_deletes_remove_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let store = open(&home);
+    let mb = MailboxId(1);
+    store.create_mailbox(mb, "a1", "u@d.test").unwrap();
+    let id = store
+        .add_message(mb, &message(1), &DeliverOptions::default())
+        .unwrap();
+    store.delete_items(mb, &[id]).unwrap();
+    assert!(store.mailbox(mb).dumpster().unwrap().is_empty());
+    assert!(matches!(
+        store.recover_deleted(mb, &[id.0]),
+        Err(mv_store::StoreError::NotFound(_))
+    ));
+}

@@ -107,6 +107,8 @@ pub struct Session<B: Backend> {
     compressed: bool,
     /// QRESYNC is enabled (RFC 7162 §3.2.3): expunges are reported as VANISHED.
     qresync: bool,
+    /// What NOTIFY SET asked for (RFC 5465).
+    notify: Option<notify::NotifyState>,
     framer: Framer,
     out: Vec<u8>,
     shutdown: watch::Receiver<bool>,
@@ -148,6 +150,7 @@ impl<B: Backend> Session<B> {
             preview: None,
             compressed: false,
             qresync: false,
+            notify: None,
             framer: Framer::new(limits),
             out: Vec::new(),
             shutdown,
@@ -156,7 +159,7 @@ impl<B: Backend> Session<B> {
 
     fn capabilities(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CONDSTORE BINARY MULTIAPPEND CATENATE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH CONTEXT=SEARCH CONTEXT=SORT SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES WITHIN STATUS=SIZE QUOTA QUOTA=RES-STORAGE SEARCHRES PREVIEW QRESYNC",
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CONDSTORE BINARY MULTIAPPEND CATENATE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH CONTEXT=SEARCH CONTEXT=SORT SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES WITHIN STATUS=SIZE QUOTA QUOTA=RES-STORAGE SEARCHRES PREVIEW QRESYNC NOTIFY",
         );
         // RFC 7889: one limit for every mailbox, the largest literal after login.
         c.push_str(&format!(" APPENDLIMIT={}", self.append_limit()));
@@ -222,7 +225,7 @@ impl<B: Backend> Session<B> {
             self.flush(s).await?;
         }
         loop {
-            let Some(frame) = self.next_frame(s, self.cfg.autologout).await? else {
+            let Some(frame) = self.next_command_frame(s).await? else {
                 return Ok(Ending::Closed);
             };
             match frame {
@@ -762,6 +765,7 @@ mod items;
 mod list_ext;
 mod mailboxes;
 mod messages;
+mod notify;
 mod ordering;
 mod own;
 mod qresync;

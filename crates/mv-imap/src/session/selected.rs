@@ -281,7 +281,7 @@ impl<B: Backend> Session<B> {
             };
             match event {
                 None => {
-                    self.refresh(true).await;
+                    self.idle_look(s).await?;
                     self.flush(s).await?;
                 }
                 Some(Ok(None)) => return Ok(Next::Logout),

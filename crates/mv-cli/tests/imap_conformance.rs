@@ -11,6 +11,9 @@ mod extensions;
 // NOTIFY (RFC 5465): notifications between commands and in IDLE.
 #[path = "imap_conformance/notify.rs"]
 mod notify;
+// IMAP4rev2 (RFC 9051) after ENABLE, IMAP4rev1 without.
+#[path = "imap_conformance/rev2.rs"]
+mod rev2;
 
 use common::spawn_server;
 use mv_home::{Home, HomeLock};

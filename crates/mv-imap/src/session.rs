@@ -107,6 +107,8 @@ pub struct Session<B: Backend> {
     compressed: bool,
     /// QRESYNC is enabled (RFC 7162 §3.2.3): expunges are reported as VANISHED.
     qresync: bool,
+    /// IMAP4rev2 is enabled (RFC 9051).
+    rev2: bool,
     /// What NOTIFY SET asked for (RFC 5465).
     notify: Option<notify::NotifyState>,
     framer: Framer,
@@ -150,6 +152,7 @@ impl<B: Backend> Session<B> {
             preview: None,
             compressed: false,
             qresync: false,
+            rev2: false,
             notify: None,
             framer: Framer::new(limits),
             out: Vec::new(),
@@ -159,7 +162,7 @@ impl<B: Backend> Session<B> {
 
     fn capabilities(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CONDSTORE BINARY MULTIAPPEND CATENATE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH CONTEXT=SEARCH CONTEXT=SORT SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES WITHIN STATUS=SIZE QUOTA QUOTA=RES-STORAGE SEARCHRES PREVIEW QRESYNC NOTIFY",
+            "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CONDSTORE BINARY MULTIAPPEND CATENATE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH CONTEXT=SEARCH CONTEXT=SORT SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES WITHIN STATUS=SIZE QUOTA QUOTA=RES-STORAGE SEARCHRES PREVIEW QRESYNC NOTIFY",
         );
         // RFC 7889: one limit for every mailbox, the largest literal after login.
         c.push_str(&format!(" APPENDLIMIT={}", self.append_limit()));
@@ -366,6 +369,7 @@ impl<B: Backend> Session<B> {
                 return Ok(Next::Continue);
             }
         }
+        self.rev2_search_returns(&bytes);
         let bytes: &[u8] = &bytes;
         let cmd = match CommandCodec::default().decode(bytes) {
             Ok((_, c)) => c,
@@ -466,26 +470,7 @@ impl<B: Backend> Session<B> {
                 self.untagged("ID (\"name\" \"mailvault\")");
                 ok(self, None, "ID completed")
             }
-            CommandBody::Enable { capabilities } => match self.need_auth() {
-                Err(e) => Err(e),
-                Ok(_) => {
-                    let mut enabled = Vec::new();
-                    for c in capabilities.as_ref() {
-                        if matches!(c, CapabilityEnable::CondStore) && !self.condstore {
-                            self.condstore = true;
-                            enabled.push("CONDSTORE");
-                        }
-                        // QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
-                        if c.to_string().eq_ignore_ascii_case("QRESYNC") && !self.qresync {
-                            self.qresync = true;
-                            self.condstore = true;
-                            enabled.push("QRESYNC");
-                        }
-                    }
-                    self.untagged(format!("ENABLED {}", enabled.join(" ")).trim_end());
-                    ok(self, None, "ENABLE completed")
-                }
-            },
+            CommandBody::Enable { capabilities } => self.enable(tag, capabilities.as_ref()),
             CommandBody::Namespace => match self.need_auth() {
                 Err(e) => Err(e),
                 Ok(_) => {
@@ -770,6 +755,7 @@ mod ordering;
 mod own;
 mod qresync;
 mod reply;
+mod rev2;
 mod selected;
 mod state;
 

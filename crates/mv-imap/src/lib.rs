@@ -56,7 +56,7 @@ pub use shared::ThrottleConfig;
 pub fn parse_command(bytes: &[u8]) -> bool {
     use imap_codec::decode::Decoder;
     // This crate's own parsers come first, as in the session.
-    if let Some(r) = notify::parse(bytes) {
+    if let Some(r) = notify::parse(bytes, false) {
         return r.is_ok();
     }
     imap_codec::CommandCodec::default().decode(bytes).is_ok()

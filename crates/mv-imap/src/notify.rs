@@ -81,20 +81,21 @@ pub const MAX_GROUPS: usize = 64;
 pub const MAX_MAILBOXES: usize = 1000;
 
 /// `tag NOTIFY ...`: None when the command is not a NOTIFY.
-pub fn parse(cmd: &[u8]) -> Option<Result<Notify, NotifyError>> {
+/// Mailbox names are modified UTF-7, or UTF-8 with `utf8` (IMAP4rev2).
+pub fn parse(cmd: &[u8], utf8: bool) -> Option<Result<Notify, NotifyError>> {
     let mut l = Lexer::new(cmd);
     let _tag = l.token().ok()?;
     if !l.space() || !l.token().ok()?.is_atom("NOTIFY") {
         return None;
     }
-    Some(parse_rest(&mut l))
+    Some(parse_rest(&mut l, utf8))
 }
 
 fn bad(s: impl Into<String>) -> NotifyError {
     NotifyError::Bad(s.into())
 }
 
-fn parse_rest(l: &mut Lexer<'_>) -> Result<Notify, NotifyError> {
+fn parse_rest(l: &mut Lexer<'_>, utf8: bool) -> Result<Notify, NotifyError> {
     if !l.space() {
         return Err(bad("NOTIFY needs SET or NONE"));
     }
@@ -126,7 +127,7 @@ fn parse_rest(l: &mut Lexer<'_>) -> Result<Notify, NotifyError> {
         if l.token().map_err(bad)? != Token::Open {
             return Err(bad("an event group is in parentheses"));
         }
-        let g = group(l, &mut mailboxes)?;
+        let g = group(l, &mut mailboxes, utf8)?;
         if g.filter.is_selected() && groups.iter().any(|x| x.filter.is_selected()) {
             return Err(bad(
                 "selected or selected-delayed may be given once (RFC 5465 §6)",
@@ -147,7 +148,7 @@ fn parse_rest(l: &mut Lexer<'_>) -> Result<Notify, NotifyError> {
 }
 
 /// One group after its opening parenthesis, through its closing one.
-fn group(l: &mut Lexer<'_>, mailboxes: &mut usize) -> Result<Group, NotifyError> {
+fn group(l: &mut Lexer<'_>, mailboxes: &mut usize, utf8: bool) -> Result<Group, NotifyError> {
     let kind = l.token().map_err(bad)?;
     let Token::Atom(kind) = kind else {
         return Err(bad("an event group starts with its mailbox filter"));
@@ -163,7 +164,7 @@ fn group(l: &mut Lexer<'_>, mailboxes: &mut usize) -> Result<Group, NotifyError>
             if !l.space() {
                 return Err(bad(format!("{kind} needs one or more mailbox names")));
             }
-            let names = names(l)?;
+            let names = names(l, utf8)?;
             *mailboxes += names.len();
             if *mailboxes > MAX_MAILBOXES {
                 return Err(bad(format!("more than {MAX_MAILBOXES} mailbox names")));
@@ -187,10 +188,15 @@ fn group(l: &mut Lexer<'_>, mailboxes: &mut usize) -> Result<Group, NotifyError>
 }
 
 /// A mailbox name or a parenthesized list of them, decoded to UTF-8.
-fn names(l: &mut Lexer<'_>) -> Result<Vec<String>, NotifyError> {
+fn names(l: &mut Lexer<'_>, utf8: bool) -> Result<Vec<String>, NotifyError> {
     let one = |t: Token<'_>| -> Result<String, NotifyError> {
         let raw = t.string().ok_or_else(|| bad("a mailbox name is a string"))?;
-        let name = crate::utf7::decode(raw).map_err(|e| {
+        let name = if utf8 {
+            String::from_utf8(raw.to_vec()).map_err(|e| e.to_string())
+        } else {
+            crate::utf7::decode(raw).map_err(|e| e.to_string())
+        };
+        let name = name.map_err(|e| {
             bad(format!(
                 "invalid mailbox name {:?}: {e}",
                 String::from_utf8_lossy(raw)
@@ -366,7 +372,7 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> Result<Notify, NotifyError> {
-        parse(format!("t1 {s}\r\n").as_bytes()).expect("a NOTIFY")
+        parse(format!("t1 {s}\r\n").as_bytes(), false).expect("a NOTIFY")
     }
 
     fn groups(s: &str) -> Vec<Group> {
@@ -380,8 +386,8 @@ mod tests {
     fn none_and_other_commands() {
         assert_eq!(p("NOTIFY NONE"), Ok(Notify::None));
         assert_eq!(p("notify none"), Ok(Notify::None));
-        assert!(parse(b"t1 NOOP\r\n").is_none());
-        assert!(parse(b"t1 NOTIFYX NONE\r\n").is_none());
+        assert!(parse(b"t1 NOOP\r\n", false).is_none());
+        assert!(parse(b"t1 NOTIFYX NONE\r\n", false).is_none());
         assert!(matches!(p("NOTIFY NONE x"), Err(NotifyError::Bad(_))));
         assert!(matches!(p("NOTIFY"), Err(NotifyError::Bad(_))));
         assert!(matches!(p("NOTIFY SET"), Err(NotifyError::Bad(_))));
@@ -431,6 +437,13 @@ mod tests {
         // Modified UTF-7 names are decoded.
         let g = groups("NOTIFY SET (mailboxes &AOQ- (MessageNew))");
         assert_eq!(g[0].filter, Filter::Mailboxes(vec!["ä".into()]));
+        // Under IMAP4rev2 names are UTF-8 as sent.
+        let Some(Ok(Notify::Set { groups: g, .. })) =
+            parse("t NOTIFY SET (mailboxes (&AOQ- {2}\r\nä) (MessageNew))\r\n".as_bytes(), true)
+        else {
+            panic!()
+        };
+        assert_eq!(g[0].filter, Filter::Mailboxes(vec!["&AOQ-".into(), "ä".into()]));
     }
 
     #[test]

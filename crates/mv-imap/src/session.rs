@@ -722,8 +722,13 @@ impl<B: Backend> Session<B> {
     /// A mailbox argument's name; a name that is not valid modified UTF-7 is
     /// refused with NO (the command parsed, so BAD would be wrong, and clients
     /// drop the connection after BAD).
-    fn name_of(m: &Mailbox<'_>) -> Result<String, Reply> {
-        mailbox_name(m).map_err(|e| no(Some("CANNOT"), format!("invalid mailbox name: {e}")))
+    fn name_of(&self, m: &Mailbox<'_>) -> Result<String, Reply> {
+        let name = if self.rev2 {
+            convert::mailbox_name_utf8(m).map_err(|e| e.to_string())
+        } else {
+            mailbox_name(m).map_err(|e| e.to_string())
+        };
+        name.map_err(|e| no(Some("CANNOT"), format!("invalid mailbox name: {e}")))
     }
 
     async fn resolve(&self, acct: &Account, name: &str) -> Result<crate::MailboxEntry, Reply> {

@@ -1,5 +1,6 @@
 //! IMAP4rev2 (RFC 9051) next to IMAP4rev1: what changes for a client that
-//! sends ENABLE IMAP4rev2, and what stays for one that does not.
+//! sends ENABLE IMAP4rev2 (UTF-8 mailbox names among them), and what stays
+//! for one that does not.
 
 use super::*;
 
@@ -45,6 +46,20 @@ fn imap4rev2_once_enabled() {
     let r = c.ok("SELECT Sent");
     assert!(r[0].starts_with("* OK [CLOSED]"), "{r:?}");
     assert!(r.contains(&"* LIST (\\HasNoChildren \\Sent) \"/\" Sent".to_string()), "{r:?}");
+
+    // Mailbox names are UTF-8 as sent, not modified UTF-7 (RFC 9051 §5.1);
+    // a rev1 session sees the same mailboxes in modified UTF-7.
+    c.ok("CREATE {5+}\r\nK\u{f6}ln");
+    c.ok("CREATE R&D");
+    let r = c.ok("LIST \"\" *");
+    let i = r.iter().position(|l| l.ends_with("\"/\" {5}")).expect("a literal name");
+    assert_eq!(r[i + 1], "K\u{f6}ln", "{r:?}");
+    assert!(r.iter().any(|l| l.ends_with("\"/\" R&D")), "{r:?}");
+    let r = c.ok("STATUS R&D (MESSAGES)");
+    assert_eq!(r[0], "* STATUS R&D (MESSAGES 0)");
+    let r = old.ok("LIST \"\" *");
+    assert!(r.iter().any(|l| l.ends_with("\"/\" K&APY-ln")), "{r:?}");
+    assert!(r.iter().any(|l| l.ends_with("\"/\" R&-D")), "{r:?}");
 
     // The rev2 session took no message's \Recent: the first rev1 session to
     // select the mailbox still sees all three recent, and gets rev1 answers.

@@ -80,9 +80,18 @@ fn status_items(e: &Events) -> Vec<&'static str> {
     items
 }
 
-fn status_line(st: &MailboxState, items: &[&str]) -> Vec<u8> {
+/// A mailbox name as the session writes it: UTF-8 under IMAP4rev2.
+fn put_name(line: &mut Vec<u8>, name: &str, utf8: bool) {
+    if utf8 {
+        wire::mailbox(line, name);
+    } else {
+        wire::mailbox(line, &crate::utf7::encode(name));
+    }
+}
+
+fn status_line(st: &MailboxState, items: &[&str], utf8: bool) -> Vec<u8> {
     let mut line = b"* STATUS ".to_vec();
-    wire::mailbox(&mut line, &crate::utf7::encode(&st.name));
+    put_name(&mut line, &st.name, utf8);
     let mut seen = Vec::new();
     let parts: Vec<String> = items
         .iter()
@@ -103,13 +112,13 @@ fn status_line(st: &MailboxState, items: &[&str]) -> Vec<u8> {
     line
 }
 
-fn list_line(attrs: &str, name: &str, old: Option<&str>) -> Vec<u8> {
+fn list_line(attrs: &str, name: &str, old: Option<&str>, utf8: bool) -> Vec<u8> {
     let mut line = format!("* LIST ({attrs}) \"/\" ").into_bytes();
-    wire::mailbox(&mut line, &crate::utf7::encode(name));
+    put_name(&mut line, name, utf8);
     if let Some(old) = old {
         // RFC 5465 §5.4 with RFC 5258's OLDNAME extended item.
         line.extend_from_slice(b" (\"OLDNAME\" (");
-        wire::mailbox(&mut line, &crate::utf7::encode(old));
+        put_name(&mut line, old, utf8);
         line.extend_from_slice(b"))");
     }
     line.extend_from_slice(b"\r\n");
@@ -122,6 +131,7 @@ fn changes(
     now: &[MailboxState],
     subscribed: &[String],
     selected: Option<u32>,
+    utf8: bool,
 ) -> Vec<Vec<u8>> {
     let mut lines = Vec::new();
     // Both lists decide membership, so an unsubscribed name is still named.
@@ -137,12 +147,12 @@ fn changes(
         match old {
             None => {
                 if named(&st.name) {
-                    lines.push(list_line("", &st.name, None));
+                    lines.push(list_line("", &st.name, None, utf8));
                 }
             }
             Some(o) if o.name != st.name => {
                 if named(&st.name) || named(&o.name) {
-                    lines.push(list_line("", &st.name, Some(&o.name)));
+                    lines.push(list_line("", &st.name, Some(&o.name), utf8));
                 }
             }
             Some(_) => {}
@@ -162,7 +172,7 @@ fn changes(
         let expunged = e.message_expunge && st.messages < o.messages + (st.uid_next - o.uid_next.min(st.uid_next)) as u64;
         let flags = e.flag_change && st.highest_modseq != o.highest_modseq;
         if replaced || new || expunged || flags {
-            lines.push(status_line(st, &status_items(e)));
+            lines.push(status_line(st, &status_items(e), utf8));
         }
     }
     for (id, o) in &n.last {
@@ -170,7 +180,7 @@ fn changes(
             && n.group_for(&o.name, &subs_any)
                 .is_some_and(|g| g.events.mailbox_name)
         {
-            lines.push(list_line("\\NonExistent", &o.name, None));
+            lines.push(list_line("\\NonExistent", &o.name, None, utf8));
         }
     }
     let changed = |name: &String| {
@@ -179,12 +189,12 @@ fn changes(
     };
     for s in subscribed {
         if !n.subscriptions.contains(s) && changed(s) {
-            lines.push(list_line("\\Subscribed", s, None));
+            lines.push(list_line("\\Subscribed", s, None, utf8));
         }
     }
     for s in &n.subscriptions {
         if !subscribed.contains(s) && changed(s) {
-            lines.push(list_line("", s, None));
+            lines.push(list_line("", s, None, utf8));
         }
     }
     lines
@@ -242,7 +252,7 @@ impl<B: Backend> Session<B> {
                 if let Some(g) = n.group_for(&st.name, &n.subscriptions)
                     && g.events.messages()
                 {
-                    let line = status_line(st, &status_items(&g.events));
+                    let line = status_line(st, &status_items(&g.events), self.rev2);
                     self.out.extend_from_slice(&line);
                 }
             }
@@ -343,7 +353,7 @@ impl<B: Backend> Session<B> {
         let Some(n) = self.notify.as_mut() else {
             return Ok(());
         };
-        let lines = changes(n, &states, &subs, selected);
+        let lines = changes(n, &states, &subs, selected, self.rev2);
         n.last = states.into_iter().map(|s| (s.id, s)).collect();
         n.subscriptions = subs;
         if lines.len() > MAX_LINES {
@@ -427,7 +437,7 @@ mod tests {
 
     fn state(groups: &str, last: Vec<MailboxState>, subs: &[&str]) -> NotifyState {
         let Ok(Notify::Set { groups, .. }) =
-            crate::notify::parse(format!("t NOTIFY SET {groups}\r\n").as_bytes()).unwrap()
+            crate::notify::parse(format!("t NOTIFY SET {groups}\r\n").as_bytes(), false).unwrap()
         else {
             panic!("{groups}")
         };
@@ -455,10 +465,10 @@ mod tests {
         );
         // Nothing changed: nothing sent.
         let same = [st(1, "a", 5, 4, 10), st(2, "b/x", 3, 2, 10), st(3, "c", 2, 1, 10)];
-        assert!(changes(&n, &same, &[], None).is_empty());
+        assert!(changes(&n, &same, &[], None, false).is_empty());
         let now = [st(1, "a", 6, 5, 11), st(2, "b/x", 3, 2, 12), st(3, "c", 9, 8, 20)];
         assert_eq!(
-            text(changes(&n, &now, &[], None)),
+            text(changes(&n, &now, &[], None, false)),
             [
                 "* STATUS a (MESSAGES 5 UNSEEN 5 UIDNEXT 6 UIDVALIDITY 7)",
                 "* STATUS b/x (UIDVALIDITY 7 UNSEEN 2 HIGHESTMODSEQ 12)",
@@ -467,12 +477,12 @@ mod tests {
         // An expunge alone; b/x lost a message, but only its flags are watched.
         let now = [st(1, "a", 5, 3, 11), st(2, "b/x", 3, 1, 10), st(3, "c", 2, 1, 10)];
         assert_eq!(
-            text(changes(&n, &now, &[], None)),
+            text(changes(&n, &now, &[], None, false)),
             ["* STATUS a (MESSAGES 3 UNSEEN 3 UIDNEXT 5 UIDVALIDITY 7)"]
         );
         // Never for the selected mailbox.
         let now = [st(1, "a", 6, 5, 11), st(2, "b/x", 3, 2, 10), st(3, "c", 2, 1, 10)];
-        assert!(changes(&n, &now, &[], Some(1)).is_empty());
+        assert!(changes(&n, &now, &[], Some(1), false).is_empty());
     }
 
     #[test]
@@ -484,7 +494,7 @@ mod tests {
         );
         let now = [st(1, "INBOX", 1, 0, 1), st(2, "new", 1, 0, 1), st(4, "fresh", 1, 0, 1)];
         assert_eq!(
-            text(changes(&n, &now, &["x".into(), "fresh".into()], None)),
+            text(changes(&n, &now, &["x".into(), "fresh".into()], None, false)),
             [
                 "* LIST () \"/\" new (\"OLDNAME\" (old))",
                 "* LIST () \"/\" fresh",
@@ -497,7 +507,7 @@ mod tests {
         let n = state("(inboxes (MessageNew))", vec![st(1, "INBOX", 1, 0, 1), st(2, "a", 1, 0, 1)], &[]);
         let now = [st(1, "INBOX", 2, 1, 2), st(2, "a", 2, 1, 2), st(5, "b", 1, 0, 1)];
         assert_eq!(
-            text(changes(&n, &now, &[], None)),
+            text(changes(&n, &now, &[], None, false)),
             ["* STATUS INBOX (MESSAGES 1 UNSEEN 1 UIDNEXT 2 UIDVALIDITY 7)"]
         );
     }

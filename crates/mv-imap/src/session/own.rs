@@ -39,7 +39,7 @@ impl<B: Backend> Session<B> {
             }
             return true;
         }
-        if let Some(parsed) = crate::notify::parse(bytes) {
+        if let Some(parsed) = crate::notify::parse(bytes, self.rev2) {
             self.notify_command(&tag(), parsed).await;
             return true;
         }

@@ -4,7 +4,9 @@
 //! takes none from a rev1 session), no `[UNSEEN n]` at SELECT but a LIST line
 //! with the mailbox's attributes, `[CLOSED]` when a SELECT replaces a selected
 //! mailbox, and SEARCH without RETURN answered as ESEARCH with ALL (§6.4.4).
-//! Mailbox names stay modified UTF-7 on the wire (valid for rev2 as well).
+//! Mailbox names are UTF-8 on the wire (§5.1), not modified UTF-7: taken as
+//! sent (a literal, or a quoted string of ASCII), sent as atoms, quoted
+//! strings or, with 8-bit characters, literals.
 
 use super::*;
 use crate::esearch::ReturnOptions;
@@ -55,6 +57,16 @@ impl<B: Backend> Session<B> {
         }
     }
 
+    /// A mailbox name as this session writes it: UTF-8 under IMAP4rev2,
+    /// modified UTF-7 otherwise.
+    pub(super) fn wire_name(&self, name: &str) -> String {
+        if self.rev2 {
+            name.to_string()
+        } else {
+            crate::utf7::encode(name)
+        }
+    }
+
     /// SELECT/EXAMINE under IMAP4rev2: the mailbox's LIST line (RFC 9051
     /// §6.3.2), with the attributes LIST gives it.
     pub(super) fn select_list_line(&mut self, entry: &crate::MailboxEntry) {
@@ -67,7 +79,7 @@ impl<B: Backend> Session<B> {
             attrs.push(su.attribute());
         }
         let mut line = format!("* LIST ({}) \"/\" ", attrs.join(" ")).into_bytes();
-        wire::mailbox(&mut line, &crate::utf7::encode(&entry.name));
+        wire::mailbox(&mut line, &self.wire_name(&entry.name));
         line.extend_from_slice(b"\r\n");
         self.out.extend_from_slice(&line);
     }

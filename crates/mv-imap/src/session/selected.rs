@@ -38,7 +38,7 @@ impl<B: Backend> Session<B> {
         }
         // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
         self.selected = None;
-        let name = Self::name_of(mailbox)?;
+        let name = self.name_of(mailbox)?;
         let entry = self.resolve(&acct, &name).await?;
         let (a, id) = (acct.clone(), entry.id);
         let marker = self.call(move |b| b.change_marker(&a)).await?;

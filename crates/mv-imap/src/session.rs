@@ -320,6 +320,12 @@ impl<B: Backend> Session<B> {
     ) -> std::io::Result<Next> {
         self.appendlimit = None;
         self.preview = None;
+        // IMAP4rev2's UTF-8 quoted strings, as literals (imap-codec parses those).
+        let rev2 = self
+            .rev2
+            .then(|| crate::lexer::quoted_8bit_as_literals(bytes))
+            .flatten();
+        let bytes: &[u8] = rev2.as_deref().unwrap_or(bytes);
         if let Some(next) = self.compress_command(bytes) {
             return Ok(next);
         }

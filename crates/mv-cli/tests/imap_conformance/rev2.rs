@@ -51,6 +51,9 @@ fn imap4rev2_once_enabled() {
     // a rev1 session sees the same mailboxes in modified UTF-7.
     c.ok("CREATE {5+}\r\nK\u{f6}ln");
     c.ok("CREATE R&D");
+    // UTF-8 in a quoted string too (RFC 9051 §4.3).
+    c.ok("CREATE \"Z\u{fc}rich\"");
+    c.ok("SUBSCRIBE \"Z\u{fc}rich\"");
     let r = c.ok("LIST \"\" *");
     let i = r.iter().position(|l| l.ends_with("\"/\" {5}")).expect("a literal name");
     assert_eq!(r[i + 1], "K\u{f6}ln", "{r:?}");
@@ -60,6 +63,9 @@ fn imap4rev2_once_enabled() {
     let r = old.ok("LIST \"\" *");
     assert!(r.iter().any(|l| l.ends_with("\"/\" K&APY-ln")), "{r:?}");
     assert!(r.iter().any(|l| l.ends_with("\"/\" R&-D")), "{r:?}");
+    assert!(r.iter().any(|l| l.ends_with("\"/\" Z&APw-rich")), "{r:?}");
+    let r = old.ok("LSUB \"\" *");
+    assert!(r.iter().any(|l| l.ends_with("\"/\" Z&APw-rich")), "{r:?}");
 
     // The rev2 session took no message's \Recent: the first rev1 session to
     // select the mailbox still sees all three recent, and gets rev1 answers.

@@ -248,7 +248,10 @@ mod tests {
             "a CREATE {9}\r\nK\u{f6}ln \"x\" {2}\r\n\u{e4} \"plain\" ~{1}\r\n\"\r\n".as_bytes()
         );
         assert_eq!(quoted_8bit_as_literals(b"a LIST \"\" *\r\n"), None);
-        assert_eq!(quoted_8bit_as_literals("a X {2}\r\n\u{e4}\r\n".as_bytes()), None);
+        assert_eq!(
+            quoted_8bit_as_literals("a X {2}\r\n\u{e4}\r\n".as_bytes()),
+            None
+        );
         assert_eq!(quoted_8bit_as_literals("a X \"\u{e4}\r\n".as_bytes()), None);
     }
 }

@@ -190,7 +190,9 @@ fn group(l: &mut Lexer<'_>, mailboxes: &mut usize, utf8: bool) -> Result<Group, 
 /// A mailbox name or a parenthesized list of them, decoded to UTF-8.
 fn names(l: &mut Lexer<'_>, utf8: bool) -> Result<Vec<String>, NotifyError> {
     let one = |t: Token<'_>| -> Result<String, NotifyError> {
-        let raw = t.string().ok_or_else(|| bad("a mailbox name is a string"))?;
+        let raw = t
+            .string()
+            .ok_or_else(|| bad("a mailbox name is a string"))?;
         let name = if utf8 {
             String::from_utf8(raw.to_vec()).map_err(|e| e.to_string())
         } else {
@@ -202,9 +204,7 @@ fn names(l: &mut Lexer<'_>, utf8: bool) -> Result<Vec<String>, NotifyError> {
                 String::from_utf8_lossy(raw)
             ))
         })?;
-        Ok(crate::convert::normalize_inbox(
-            name.trim_end_matches('/'),
-        ))
+        Ok(crate::convert::normalize_inbox(name.trim_end_matches('/')))
     };
     if !l.peek_open() {
         return Ok(vec![one(l.token().map_err(bad)?)?]);
@@ -438,12 +438,16 @@ mod tests {
         let g = groups("NOTIFY SET (mailboxes &AOQ- (MessageNew))");
         assert_eq!(g[0].filter, Filter::Mailboxes(vec!["ä".into()]));
         // Under IMAP4rev2 names are UTF-8 as sent.
-        let Some(Ok(Notify::Set { groups: g, .. })) =
-            parse("t NOTIFY SET (mailboxes (&AOQ- {2}\r\nä) (MessageNew))\r\n".as_bytes(), true)
-        else {
+        let Some(Ok(Notify::Set { groups: g, .. })) = parse(
+            "t NOTIFY SET (mailboxes (&AOQ- {2}\r\nä) (MessageNew))\r\n".as_bytes(),
+            true,
+        ) else {
             panic!()
         };
-        assert_eq!(g[0].filter, Filter::Mailboxes(vec!["&AOQ-".into(), "ä".into()]));
+        assert_eq!(
+            g[0].filter,
+            Filter::Mailboxes(vec!["&AOQ-".into(), "ä".into()])
+        );
     }
 
     #[test]
@@ -462,13 +466,31 @@ mod tests {
     fn malformed_is_bad_with_a_reason() {
         for (cmd, why) in [
             ("NOTIFY SET (personal (Nonsense))", "unknown event"),
-            ("NOTIFY SET (elsewhere (MessageNew))", "unknown mailbox filter"),
-            ("NOTIFY SET (personal (MessageNew (UID)))", "selected mailbox only"),
-            ("NOTIFY SET (selected (MessageNew (NOSUCHATT)))", "do not parse"),
-            ("NOTIFY SET (selected (MessageNew)) (selected-delayed (MessageNew))", "once"),
+            (
+                "NOTIFY SET (elsewhere (MessageNew))",
+                "unknown mailbox filter",
+            ),
+            (
+                "NOTIFY SET (personal (MessageNew (UID)))",
+                "selected mailbox only",
+            ),
+            (
+                "NOTIFY SET (selected (MessageNew (NOSUCHATT)))",
+                "do not parse",
+            ),
+            (
+                "NOTIFY SET (selected (MessageNew)) (selected-delayed (MessageNew))",
+                "once",
+            ),
             ("NOTIFY SET (personal ())", "an event is an atom"),
-            ("NOTIFY SET (mailboxes (MessageNew))", "followed by its events"),
-            ("NOTIFY SET (mailboxes &Jjo (MessageNew))", "invalid mailbox name"),
+            (
+                "NOTIFY SET (mailboxes (MessageNew))",
+                "followed by its events",
+            ),
+            (
+                "NOTIFY SET (mailboxes &Jjo (MessageNew))",
+                "invalid mailbox name",
+            ),
             ("NOTIFY SET STATUS", "event group"),
             ("NOTIFY SET personal (MessageNew)", "parentheses"),
             ("NOTIFY SET (personal (MessageNew)", "ends too early"),

@@ -49,10 +49,15 @@ fn notify_reports_other_sessions_changes_unasked() {
 
     // Malformed is BAD with the reason, an event not reported here BADEVENT.
     let r = a.cmd("NOTIFY SET (personal (Nonsense))");
-    assert!(tagged(&r).contains(" BAD ") && tagged(&r).contains("unknown event"), "{r:?}");
+    assert!(
+        tagged(&r).contains(" BAD ") && tagged(&r).contains("unknown event"),
+        "{r:?}"
+    );
     let r = a.cmd("NOTIFY SET (personal (MessageNew AnnotationChange))");
     assert!(
-        tagged(&r).contains(" NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)]"),
+        tagged(&r).contains(
+            " NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)]"
+        ),
         "{r:?}"
     );
 
@@ -62,7 +67,9 @@ fn notify_reports_other_sessions_changes_unasked() {
          (personal (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange))",
     );
     assert!(
-        r.iter().any(|l| l.starts_with("* STATUS other (") && l.contains("MESSAGES 1") && l.contains("UIDNEXT 2")),
+        r.iter().any(|l| l.starts_with("* STATUS other (")
+            && l.contains("MESSAGES 1")
+            && l.contains("UIDNEXT 2")),
         "{r:?}"
     );
     assert!(!r.iter().any(|l| l.starts_with("* STATUS INBOX")), "{r:?}");
@@ -81,7 +88,10 @@ fn notify_reports_other_sessions_changes_unasked() {
     b.ok("SELECT INBOX");
     b.ok("STORE 1 +FLAGS (\\Flagged)");
     let got = wait_for(&mut a, |l| l.contains("FETCH") && l.contains("\\Flagged"));
-    assert!(got.last().unwrap().starts_with("* 1 FETCH (UID 1 FLAGS ("), "{got:?}");
+    assert!(
+        got.last().unwrap().starts_with("* 1 FETCH (UID 1 FLAGS ("),
+        "{got:?}"
+    );
     b.ok("STORE 1 +FLAGS (\\Deleted)");
     b.ok("EXPUNGE");
     wait_for(&mut a, |l| l == "* 1 EXPUNGE");
@@ -90,7 +100,10 @@ fn notify_reports_other_sessions_changes_unasked() {
     b.append("other", "Subject: two\r\n\r\nx\r\n");
     let got = wait_for(&mut a, |l| l.starts_with("* STATUS other"));
     let l = got.last().unwrap();
-    assert!(l.contains("MESSAGES 2") && l.contains("UIDNEXT 3") && l.contains("UNSEEN 2"), "{l}");
+    assert!(
+        l.contains("MESSAGES 2") && l.contains("UIDNEXT 3") && l.contains("UNSEEN 2"),
+        "{l}"
+    );
     b.ok("SELECT other");
     b.ok("STORE 1 +FLAGS (\\Seen)");
     let got = wait_for(&mut a, |l| l.starts_with("* STATUS other"));
@@ -101,7 +114,9 @@ fn notify_reports_other_sessions_changes_unasked() {
     b.ok("CREATE fresh");
     wait_for(&mut a, |l| l == "* LIST () \"/\" fresh");
     b.ok("RENAME fresh renamed");
-    wait_for(&mut a, |l| l == "* LIST () \"/\" renamed (\"OLDNAME\" (fresh))");
+    wait_for(&mut a, |l| {
+        l == "* LIST () \"/\" renamed (\"OLDNAME\" (fresh))"
+    });
     b.ok("DELETE renamed");
     wait_for(&mut a, |l| l == "* LIST (\\NonExistent) \"/\" renamed");
     b.ok("SUBSCRIBE other");
@@ -113,7 +128,9 @@ fn notify_reports_other_sessions_changes_unasked() {
     let r = a.ok("NOOP");
     assert_eq!(r.len(), 1, "{r:?}");
     b.append("other", "Subject: three\r\n\r\nx\r\n");
-    wait_for(&mut a, |l| l.starts_with("* STATUS other") && l.contains("MESSAGES 3"));
+    wait_for(&mut a, |l| {
+        l.starts_with("* STATUS other") && l.contains("MESSAGES 3")
+    });
 
     // NOTIFY NONE: quiet again, the selected mailbox reported at commands only.
     a.ok("NOTIFY NONE");
@@ -138,7 +155,9 @@ fn notify_selected_delayed_holds_expunges_and_idle_follows_notify() {
     a.ok("SELECT INBOX");
     b.ok("SELECT INBOX");
     b.ok("STORE 1 +FLAGS (\\Deleted)");
-    a.ok("NOTIFY SET (selected-delayed (MessageNew MessageExpunge)) (mailboxes other (MessageNew))");
+    a.ok(
+        "NOTIFY SET (selected-delayed (MessageNew MessageExpunge)) (mailboxes other (MessageNew))",
+    );
     // An expunge is held back until a command that allows it.
     b.ok("EXPUNGE");
     quiet(&mut a, 700);
@@ -149,10 +168,13 @@ fn notify_selected_delayed_holds_expunges_and_idle_follows_notify() {
     wait_for(&mut a, |l| l == "* 1 EXISTS");
     // In IDLE the NOTIFY events are sent, other mailboxes' as STATUS.
     a.n += 1;
-    a.w.write_all(format!("t{} IDLE\r\n", a.n).as_bytes()).unwrap();
+    a.w.write_all(format!("t{} IDLE\r\n", a.n).as_bytes())
+        .unwrap();
     wait_for(&mut a, |l| l.starts_with('+'));
     b.append("other", "Subject: three\r\n\r\nx\r\n");
-    wait_for(&mut a, |l| l.starts_with("* STATUS other") && l.contains("MESSAGES 1"));
+    wait_for(&mut a, |l| {
+        l.starts_with("* STATUS other") && l.contains("MESSAGES 1")
+    });
     a.w.write_all(b"DONE\r\n").unwrap();
     let done = format!("t{} OK", a.n);
     wait_for(&mut a, |l| l.starts_with(&done));

@@ -22,8 +22,15 @@ fn imap4rev2_once_enabled() {
     // SELECT: no RECENT, no [UNSEEN], the mailbox's LIST line.
     let r = c.ok("SELECT INBOX");
     assert!(r.contains(&"* 2 EXISTS".to_string()), "{r:?}");
-    assert!(!r.iter().any(|l| l.contains("RECENT") || l.contains("[UNSEEN")), "{r:?}");
-    assert!(r.contains(&"* LIST (\\HasNoChildren) \"/\" INBOX".to_string()), "{r:?}");
+    assert!(
+        !r.iter()
+            .any(|l| l.contains("RECENT") || l.contains("[UNSEEN")),
+        "{r:?}"
+    );
+    assert!(
+        r.contains(&"* LIST (\\HasNoChildren) \"/\" INBOX".to_string()),
+        "{r:?}"
+    );
     let r = c.ok("FETCH 1:* FLAGS");
     assert!(!r.iter().any(|l| l.contains("\\Recent")), "{r:?}");
     // SEARCH answers as ESEARCH (ALL when no RETURN is given).
@@ -45,7 +52,10 @@ fn imap4rev2_once_enabled() {
     // Selecting another mailbox closes this one with [CLOSED].
     let r = c.ok("SELECT Sent");
     assert!(r[0].starts_with("* OK [CLOSED]"), "{r:?}");
-    assert!(r.contains(&"* LIST (\\HasNoChildren \\Sent) \"/\" Sent".to_string()), "{r:?}");
+    assert!(
+        r.contains(&"* LIST (\\HasNoChildren \\Sent) \"/\" Sent".to_string()),
+        "{r:?}"
+    );
 
     // Mailbox names are UTF-8 as sent, not modified UTF-7 (RFC 9051 §5.1);
     // a rev1 session sees the same mailboxes in modified UTF-7.
@@ -55,7 +65,10 @@ fn imap4rev2_once_enabled() {
     c.ok("CREATE \"Z\u{fc}rich\"");
     c.ok("SUBSCRIBE \"Z\u{fc}rich\"");
     let r = c.ok("LIST \"\" *");
-    let i = r.iter().position(|l| l.ends_with("\"/\" {5}")).expect("a literal name");
+    let i = r
+        .iter()
+        .position(|l| l.ends_with("\"/\" {5}"))
+        .expect("a literal name");
     assert_eq!(r[i + 1], "K\u{f6}ln", "{r:?}");
     assert!(r.iter().any(|l| l.ends_with("\"/\" R&D")), "{r:?}");
     let r = c.ok("STATUS R&D (MESSAGES)");

@@ -36,7 +36,9 @@ impl NotifyState {
     /// The group that decides about a non-selected mailbox: the first whose
     /// filter names it.
     fn group_for(&self, name: &str, subscribed: &[String]) -> Option<&Group> {
-        self.groups.iter().find(|g| names(&g.filter, name, subscribed))
+        self.groups
+            .iter()
+            .find(|g| names(&g.filter, name, subscribed))
     }
 
     fn wants_subscriptions(&self) -> bool {
@@ -169,7 +171,8 @@ fn changes(
         }
         let replaced = o.uid_validity != st.uid_validity;
         let new = e.message_new && st.uid_next != o.uid_next;
-        let expunged = e.message_expunge && st.messages < o.messages + (st.uid_next - o.uid_next.min(st.uid_next)) as u64;
+        let expunged = e.message_expunge
+            && st.messages < o.messages + (st.uid_next - o.uid_next.min(st.uid_next)) as u64;
         let flags = e.flag_change && st.highest_modseq != o.highest_modseq;
         if replaced || new || expunged || flags {
             lines.push(status_line(st, &status_items(e), utf8));
@@ -202,17 +205,15 @@ fn changes(
 
 impl<B: Backend> Session<B> {
     /// NOTIFY NONE / NOTIFY SET; answered here (imap-codec does not parse it).
-    pub(super) async fn notify_command(
-        &mut self,
-        tag: &str,
-        parsed: Result<Notify, NotifyError>,
-    ) {
+    pub(super) async fn notify_command(&mut self, tag: &str, parsed: Result<Notify, NotifyError>) {
         let Ok(acct) = self.need_auth() else {
             self.tagged(tag, "BAD", None, "NOTIFY: log in first");
             return;
         };
         let (status, groups) = match parsed {
-            Err(NotifyError::Bad(t)) => return self.tagged(tag, "BAD", None, &format!("NOTIFY {t}")),
+            Err(NotifyError::Bad(t)) => {
+                return self.tagged(tag, "BAD", None, &format!("NOTIFY {t}"));
+            }
             Err(NotifyError::BadEvent(t)) => {
                 let code = format!("BADEVENT ({})", crate::notify::SUPPORTED);
                 return self.tagged(tag, "NO", Some(&code), &format!("NOTIFY {t}"));
@@ -460,13 +461,25 @@ mod tests {
     fn status_for_new_expunged_and_flagged_messages_only_where_asked() {
         let n = state(
             "(mailboxes a (MessageNew MessageExpunge)) (subtree b (FlagChange))",
-            vec![st(1, "a", 5, 4, 10), st(2, "b/x", 3, 2, 10), st(3, "c", 2, 1, 10)],
+            vec![
+                st(1, "a", 5, 4, 10),
+                st(2, "b/x", 3, 2, 10),
+                st(3, "c", 2, 1, 10),
+            ],
             &[],
         );
         // Nothing changed: nothing sent.
-        let same = [st(1, "a", 5, 4, 10), st(2, "b/x", 3, 2, 10), st(3, "c", 2, 1, 10)];
+        let same = [
+            st(1, "a", 5, 4, 10),
+            st(2, "b/x", 3, 2, 10),
+            st(3, "c", 2, 1, 10),
+        ];
         assert!(changes(&n, &same, &[], None, false).is_empty());
-        let now = [st(1, "a", 6, 5, 11), st(2, "b/x", 3, 2, 12), st(3, "c", 9, 8, 20)];
+        let now = [
+            st(1, "a", 6, 5, 11),
+            st(2, "b/x", 3, 2, 12),
+            st(3, "c", 9, 8, 20),
+        ];
         assert_eq!(
             text(changes(&n, &now, &[], None, false)),
             [
@@ -475,13 +488,21 @@ mod tests {
             ]
         );
         // An expunge alone; b/x lost a message, but only its flags are watched.
-        let now = [st(1, "a", 5, 3, 11), st(2, "b/x", 3, 1, 10), st(3, "c", 2, 1, 10)];
+        let now = [
+            st(1, "a", 5, 3, 11),
+            st(2, "b/x", 3, 1, 10),
+            st(3, "c", 2, 1, 10),
+        ];
         assert_eq!(
             text(changes(&n, &now, &[], None, false)),
             ["* STATUS a (MESSAGES 3 UNSEEN 3 UIDNEXT 5 UIDVALIDITY 7)"]
         );
         // Never for the selected mailbox.
-        let now = [st(1, "a", 6, 5, 11), st(2, "b/x", 3, 2, 10), st(3, "c", 2, 1, 10)];
+        let now = [
+            st(1, "a", 6, 5, 11),
+            st(2, "b/x", 3, 2, 10),
+            st(3, "c", 2, 1, 10),
+        ];
         assert!(changes(&n, &now, &[], Some(1), false).is_empty());
     }
 
@@ -489,12 +510,26 @@ mod tests {
     fn mailbox_names_and_subscriptions() {
         let n = state(
             "(personal (MailboxName SubscriptionChange))",
-            vec![st(1, "INBOX", 1, 0, 1), st(2, "old", 1, 0, 1), st(3, "gone", 1, 0, 1)],
+            vec![
+                st(1, "INBOX", 1, 0, 1),
+                st(2, "old", 1, 0, 1),
+                st(3, "gone", 1, 0, 1),
+            ],
             &["old", "x"],
         );
-        let now = [st(1, "INBOX", 1, 0, 1), st(2, "new", 1, 0, 1), st(4, "fresh", 1, 0, 1)];
+        let now = [
+            st(1, "INBOX", 1, 0, 1),
+            st(2, "new", 1, 0, 1),
+            st(4, "fresh", 1, 0, 1),
+        ];
         assert_eq!(
-            text(changes(&n, &now, &["x".into(), "fresh".into()], None, false)),
+            text(changes(
+                &n,
+                &now,
+                &["x".into(), "fresh".into()],
+                None,
+                false
+            )),
             [
                 "* LIST () \"/\" new (\"OLDNAME\" (old))",
                 "* LIST () \"/\" fresh",
@@ -504,8 +539,16 @@ mod tests {
             ]
         );
         // Inboxes names INBOX only; a mailbox no group names is not reported.
-        let n = state("(inboxes (MessageNew))", vec![st(1, "INBOX", 1, 0, 1), st(2, "a", 1, 0, 1)], &[]);
-        let now = [st(1, "INBOX", 2, 1, 2), st(2, "a", 2, 1, 2), st(5, "b", 1, 0, 1)];
+        let n = state(
+            "(inboxes (MessageNew))",
+            vec![st(1, "INBOX", 1, 0, 1), st(2, "a", 1, 0, 1)],
+            &[],
+        );
+        let now = [
+            st(1, "INBOX", 2, 1, 2),
+            st(2, "a", 2, 1, 2),
+            st(5, "b", 1, 0, 1),
+        ];
         assert_eq!(
             text(changes(&n, &now, &[], None, false)),
             ["* STATUS INBOX (MESSAGES 1 UNSEEN 1 UIDNEXT 2 UIDVALIDITY 7)"]

@@ -14,7 +14,11 @@ use crate::esearch::ReturnOptions;
 impl<B: Backend> Session<B> {
     /// ENABLE (RFC 5161): CONDSTORE, QRESYNC (which implies CONDSTORE, RFC 7162
     /// §3.2.3) and IMAP4rev2; others are ignored, as the RFC asks.
-    pub(super) fn enable(&mut self, tag: &str, caps: &[CapabilityEnable<'_>]) -> Result<Next, Reply> {
+    pub(super) fn enable(
+        &mut self,
+        tag: &str,
+        caps: &[CapabilityEnable<'_>],
+    ) -> Result<Next, Reply> {
         self.need_auth()?;
         let mut enabled = Vec::new();
         for c in caps {

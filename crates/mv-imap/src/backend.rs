@@ -115,6 +115,20 @@ pub struct Snapshot {
     pub messages: Vec<MessageMeta>,
 }
 
+/// The counters of one mailbox that NOTIFY (RFC 5465) compares between looks
+/// to tell which mailboxes changed and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxState {
+    pub id: u32,
+    pub name: String,
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    pub messages: u64,
+    pub unseen: u64,
+    /// Moves with every change to the mailbox's messages (flags included).
+    pub highest_modseq: u64,
+}
+
 /// The account's storage quota (QUOTA, RFC 9208): one root for the account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
@@ -202,6 +216,34 @@ pub trait Backend: Send + Sync + 'static {
     }
 
     fn mailboxes(&self, account: &Account) -> BResult<Vec<MailboxEntry>>;
+
+    /// Every mailbox's counters (NOTIFY). The default takes a snapshot of
+    /// each; a backend that keeps the counters should answer from them.
+    fn mailbox_states(&self, account: &Account) -> BResult<Vec<MailboxState>> {
+        let mut out = Vec::new();
+        for m in self.mailboxes(account)? {
+            let snap = match self.snapshot(account, m.id) {
+                Ok(s) => s,
+                // Deleted between the two calls.
+                Err(e) if e.kind == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            out.push(MailboxState {
+                id: m.id,
+                name: m.name,
+                uid_validity: snap.uid_validity,
+                uid_next: snap.uid_next,
+                messages: snap.messages.len() as u64,
+                unseen: snap
+                    .messages
+                    .iter()
+                    .filter(|x| x.flags & flags::SEEN == 0)
+                    .count() as u64,
+                highest_modseq: snap.highest_modseq,
+            });
+        }
+        Ok(out)
+    }
     fn snapshot(&self, account: &Account, mailbox: u32) -> BResult<Snapshot>;
     /// The raw RFC 5322 bytes of one message.
     fn message(&self, account: &Account, mailbox: u32, uid: u32) -> BResult<Vec<u8>>;

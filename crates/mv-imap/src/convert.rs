@@ -20,6 +20,15 @@ pub fn mailbox_name(m: &Mailbox<'_>) -> Result<String, crate::utf7::Utf7Error> {
     }
 }
 
+/// The name of a mailbox argument under IMAP4rev2: UTF-8 as sent (RFC 9051
+/// §5.1), no modified UTF-7; `INBOX` in any case is `INBOX`.
+pub fn mailbox_name_utf8(m: &Mailbox<'_>) -> Result<String, std::str::Utf8Error> {
+    match m {
+        Mailbox::Inbox => Ok("INBOX".into()),
+        Mailbox::Other(o) => Ok(normalize_inbox(std::str::from_utf8(o.inner().as_ref())?)),
+    }
+}
+
 /// `inbox/x` → `INBOX/x`: INBOX is case-insensitive, the rest is not changed.
 pub fn normalize_inbox(name: &str) -> String {
     let (first, rest) = match name.split_once('/') {

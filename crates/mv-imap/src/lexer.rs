@@ -172,6 +172,38 @@ impl<'a> Lexer<'a> {
     }
 }
 
+/// The command with every quoted string that holds 8-bit bytes written as a
+/// literal instead; None when it has none (or does not lex). IMAP4rev2 allows
+/// UTF-8 in quoted strings (RFC 9051 §4.3), imap-codec does not parse them,
+/// and a literal is the same string to every rule that takes a quoted one.
+pub fn quoted_8bit_as_literals(cmd: &[u8]) -> Option<Vec<u8>> {
+    if cmd.is_ascii() {
+        return None;
+    }
+    let mut l = Lexer::new(cmd);
+    let mut out = Vec::with_capacity(cmd.len() + 32);
+    let mut changed = false;
+    while l.pos < cmd.len() {
+        let start = l.pos;
+        match cmd[start] {
+            b'"' => match l.quoted().ok()? {
+                Token::Quoted(q) if !q.is_ascii() => {
+                    changed = true;
+                    out.extend_from_slice(format!("{{{}}}\r\n", q.len()).as_bytes());
+                    out.extend_from_slice(&q);
+                }
+                _ => out.extend_from_slice(l.span(start)),
+            },
+            b'{' | b'~' if l.token().is_ok() => out.extend_from_slice(l.span(start)),
+            b => {
+                l.pos = start + 1;
+                out.push(b);
+            }
+        }
+    }
+    changed.then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +238,20 @@ mod tests {
         assert!(l.at_end());
         assert!(Lexer::new(b"{5}\r\nab").token().is_err());
         assert!(Lexer::new(b"\"open").token().is_err());
+    }
+
+    #[test]
+    fn quoted_8bit_strings_become_literals() {
+        let cmd = "a CREATE \"K\u{f6}ln \\\"x\\\"\" {2}\r\n\u{e4} \"plain\" ~{1}\r\n\"\r\n";
+        assert_eq!(
+            quoted_8bit_as_literals(cmd.as_bytes()).unwrap(),
+            "a CREATE {9}\r\nK\u{f6}ln \"x\" {2}\r\n\u{e4} \"plain\" ~{1}\r\n\"\r\n".as_bytes()
+        );
+        assert_eq!(quoted_8bit_as_literals(b"a LIST \"\" *\r\n"), None);
+        assert_eq!(
+            quoted_8bit_as_literals("a X {2}\r\n\u{e4}\r\n".as_bytes()),
+            None
+        );
+        assert_eq!(quoted_8bit_as_literals("a X \"\u{e4}\r\n".as_bytes()), None);
     }
 }

@@ -11,7 +11,8 @@
 //! UIDPLUS, MOVE, UNSELECT, SPECIAL-USE, CONDSTORE, BINARY, MULTIAPPEND, CATENATE,
 //! CHILDREN, LIST-EXTENDED, LIST-STATUS, ESEARCH, CONTEXT=SEARCH, CONTEXT=SORT, SORT,
 //! SORT=DISPLAY, ESORT, THREAD=ORDEREDSUBJECT, THREAD=REFERENCES, WITHIN,
-//! STATUS=SIZE, QUOTA, SEARCHRES, APPENDLIMIT, PREVIEW, COMPRESS=DEFLATE, QRESYNC.
+//! STATUS=SIZE, QUOTA, SEARCHRES, APPENDLIMIT, PREVIEW, COMPRESS=DEFLATE, QRESYNC,
+//! NOTIFY.
 
 pub mod address;
 pub mod append;
@@ -25,6 +26,7 @@ pub mod framing;
 pub mod lexer;
 pub mod list_ext;
 pub mod mime;
+pub mod notify;
 pub mod preview;
 pub mod search;
 pub mod searchres;
@@ -41,7 +43,7 @@ pub mod wire;
 
 pub use backend::{
     Account, BResult, Backend, BackendError, CopyResult, ErrorKind, FlagOp, Hold, LoginResult,
-    MailboxEntry, MessageMeta, NewMessage, Quota, Snapshot, SpecialUse,
+    MailboxEntry, MailboxState, MessageMeta, NewMessage, Quota, Snapshot, SpecialUse,
 };
 #[cfg(feature = "server")]
 pub use server::{CONNECTIONS_TOTAL, ImapConfig, serve, tls_config};
@@ -53,5 +55,9 @@ pub use shared::ThrottleConfig;
 /// Parses one framed command the way the server does; for the fuzz target.
 pub fn parse_command(bytes: &[u8]) -> bool {
     use imap_codec::decode::Decoder;
+    // This crate's own parsers come first, as in the session.
+    if let Some(r) = notify::parse(bytes, false) {
+        return r.is_ok();
+    }
     imap_codec::CommandCodec::default().decode(bytes).is_ok()
 }

@@ -111,6 +111,10 @@ pub struct Session<B: Backend> {
     compressed: bool,
     /// QRESYNC is enabled (RFC 7162 §3.2.3): expunges are reported as VANISHED.
     qresync: bool,
+    /// IMAP4rev2 is enabled (RFC 9051).
+    rev2: bool,
+    /// What NOTIFY SET asked for (RFC 5465).
+    notify: Option<notify::NotifyState>,
     framer: Framer,
     out: Vec<u8>,
     shutdown: watch::Receiver<bool>,
@@ -152,6 +156,8 @@ impl<B: Backend> Session<B> {
             preview: None,
             compressed: false,
             qresync: false,
+            rev2: false,
+            notify: None,
             framer: Framer::new(limits),
             out: Vec::new(),
             shutdown,
@@ -160,7 +166,7 @@ impl<B: Backend> Session<B> {
 
     fn capabilities(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CONDSTORE BINARY MULTIAPPEND CATENATE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH CONTEXT=SEARCH CONTEXT=SORT SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES WITHIN STATUS=SIZE QUOTA QUOTA=RES-STORAGE SEARCHRES PREVIEW QRESYNC",
+            "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CONDSTORE BINARY MULTIAPPEND CATENATE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH CONTEXT=SEARCH CONTEXT=SORT SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES WITHIN STATUS=SIZE QUOTA QUOTA=RES-STORAGE SEARCHRES PREVIEW QRESYNC NOTIFY",
         );
         // RFC 7889: one limit for every mailbox, the largest literal after login.
         c.push_str(&format!(" APPENDLIMIT={}", self.append_limit()));
@@ -226,7 +232,7 @@ impl<B: Backend> Session<B> {
             self.flush(s).await?;
         }
         loop {
-            let Some(frame) = self.next_frame(s, self.cfg.autologout).await? else {
+            let Some(frame) = self.next_command_frame(s).await? else {
                 return Ok(Ending::Closed);
             };
             match frame {
@@ -318,6 +324,12 @@ impl<B: Backend> Session<B> {
     ) -> std::io::Result<Next> {
         self.appendlimit = None;
         self.preview = None;
+        // IMAP4rev2's UTF-8 quoted strings, as literals (imap-codec parses those).
+        let rev2 = self
+            .rev2
+            .then(|| crate::lexer::quoted_8bit_as_literals(bytes))
+            .flatten();
+        let bytes: &[u8] = rev2.as_deref().unwrap_or(bytes);
         if let Some(next) = self.compress_command(bytes) {
             return Ok(next);
         }
@@ -367,6 +379,7 @@ impl<B: Backend> Session<B> {
                 return Ok(Next::Continue);
             }
         }
+        self.rev2_search_returns(&bytes);
         let bytes: &[u8] = &bytes;
         let cmd = match CommandCodec::default().decode(bytes) {
             Ok((_, c)) => c,
@@ -467,26 +480,7 @@ impl<B: Backend> Session<B> {
                 self.untagged("ID (\"name\" \"mailvault\")");
                 ok(self, None, "ID completed")
             }
-            CommandBody::Enable { capabilities } => match self.need_auth() {
-                Err(e) => Err(e),
-                Ok(_) => {
-                    let mut enabled = Vec::new();
-                    for c in capabilities.as_ref() {
-                        if matches!(c, CapabilityEnable::CondStore) && !self.condstore {
-                            self.condstore = true;
-                            enabled.push("CONDSTORE");
-                        }
-                        // QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
-                        if c.to_string().eq_ignore_ascii_case("QRESYNC") && !self.qresync {
-                            self.qresync = true;
-                            self.condstore = true;
-                            enabled.push("QRESYNC");
-                        }
-                    }
-                    self.untagged(format!("ENABLED {}", enabled.join(" ")).trim_end());
-                    ok(self, None, "ENABLE completed")
-                }
-            },
+            CommandBody::Enable { capabilities } => self.enable(tag, capabilities.as_ref()),
             CommandBody::Namespace => match self.need_auth() {
                 Err(e) => Err(e),
                 Ok(_) => {
@@ -741,8 +735,13 @@ impl<B: Backend> Session<B> {
     /// A mailbox argument's name; a name that is not valid modified UTF-7 is
     /// refused with NO (the command parsed, so BAD would be wrong, and clients
     /// drop the connection after BAD).
-    fn name_of(m: &Mailbox<'_>) -> Result<String, Reply> {
-        mailbox_name(m).map_err(|e| no(Some("CANNOT"), format!("invalid mailbox name: {e}")))
+    fn name_of(&self, m: &Mailbox<'_>) -> Result<String, Reply> {
+        let name = if self.rev2 {
+            convert::mailbox_name_utf8(m).map_err(|e| e.to_string())
+        } else {
+            mailbox_name(m).map_err(|e| e.to_string())
+        };
+        name.map_err(|e| no(Some("CANNOT"), format!("invalid mailbox name: {e}")))
     }
 
     async fn resolve(&self, acct: &Account, name: &str) -> Result<crate::MailboxEntry, Reply> {
@@ -769,10 +768,12 @@ mod items;
 mod list_ext;
 mod mailboxes;
 mod messages;
+mod notify;
 mod ordering;
 mod own;
 mod qresync;
 mod reply;
+mod rev2;
 mod selected;
 mod state;
 

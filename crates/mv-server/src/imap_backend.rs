@@ -11,13 +11,16 @@ use crate::Service;
 use mv_directory::AccountStatus;
 use mv_imap::{
     Account, BResult, Backend, BackendError, CopyResult, ErrorKind, FlagOp, LoginResult,
-    MailboxEntry, MessageMeta, NewMessage, Quota, Snapshot, SpecialUse,
+    MailboxEntry, MailboxState, MessageMeta, NewMessage, Quota, Snapshot, SpecialUse,
 };
 use mv_redo::ops::{flags, folders};
 use mv_store::{DeliverOptions, FlagChange, Folder, StoreError};
 use mv_types::{ItemId, MailboxId, UtcMillis};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+
+mod names;
+use names::{imap_name, store_path};
 
 // The IMAP layer's flag bits are the store's, so no translation table is needed.
 const _: () = assert!(
@@ -284,25 +287,6 @@ impl ImapBackend {
     }
 }
 
-/// IMAP name → store path.
-fn store_path(name: &str) -> String {
-    match name.split_once('/') {
-        Some((first, rest)) if first.eq_ignore_ascii_case("INBOX") => format!("/Inbox/{rest}"),
-        _ if name.eq_ignore_ascii_case("INBOX") => "/Inbox".into(),
-        _ => format!("/{name}"),
-    }
-}
-
-/// Store path → IMAP name.
-fn imap_name(path: &str) -> String {
-    let p = path.trim_start_matches('/');
-    match p.split_once('/') {
-        Some((first, rest)) if first.eq_ignore_ascii_case("Inbox") => format!("INBOX/{rest}"),
-        _ if p.eq_ignore_ascii_case("Inbox") => "INBOX".into(),
-        _ => p.to_string(),
-    }
-}
-
 fn err(e: StoreError) -> BackendError {
     let kind = match &e {
         StoreError::NotFound(_) | StoreError::NoMailbox(_) => ErrorKind::NotFound,
@@ -404,6 +388,24 @@ impl Backend for ImapBackend {
             .collect();
         out.sort_by(|x, y| x.name.cmp(&y.name));
         Ok(out)
+    }
+
+    /// NOTIFY's counters from the folder rows (one query, no message list).
+    fn mailbox_states(&self, a: &Account) -> BResult<Vec<MailboxState>> {
+        Ok(self
+            .message_folders(a)?
+            .into_iter()
+            .map(|f| MailboxState {
+                id: f.id,
+                name: imap_name(&f.path),
+                uid_validity: f.uid_validity,
+                uid_next: f.uid_next,
+                messages: f.item_count,
+                unseen: f.unread_count,
+                // Every change to a folder's messages raises its modseq.
+                highest_modseq: f.modseq,
+            })
+            .collect())
     }
 
     fn snapshot(&self, a: &Account, mailbox: u32) -> BResult<Snapshot> {
@@ -773,24 +775,5 @@ impl Backend for ImapBackend {
         Ok(mv_imap::search::scan(&resolved, &snap.messages, |uid| {
             self.message(a, mailbox, uid).ok()
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_map_both_ways() {
-        for (imap, store) in [
-            ("INBOX", "/Inbox"),
-            ("INBOX/x", "/Inbox/x"),
-            ("Sent", "/Sent"),
-            ("a/b", "/a/b"),
-        ] {
-            assert_eq!(store_path(imap), store);
-            assert_eq!(imap_name(store), imap);
-        }
-        assert_eq!(store_path("inbox/y"), "/Inbox/y");
     }
 }

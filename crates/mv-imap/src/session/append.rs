@@ -35,7 +35,7 @@ impl<B: Backend> Session<B> {
                 return Err(bad("could not parse the mailbox name, flags or date"));
             };
             if name.is_none() {
-                name = Some(Self::name_of(&mailbox)?);
+                name = Some(self.name_of(&mailbox)?);
             }
             let (bits, keywords) = flags_of(&flags);
             options.push((bits, keywords, date.map(|d| d.as_ref().timestamp_millis())));

@@ -16,12 +16,16 @@ struct Name {
 impl<B: Backend> Session<B> {
     pub(super) async fn list_ext(&mut self, x: &ListExt) -> Res {
         let acct = self.need_auth()?;
-        let reference = crate::utf7::decode(&x.reference)
-            .map_err(|e| no(Some("CANNOT"), format!("invalid reference name: {e}")))?;
+        let reference = if self.rev2 {
+            String::from_utf8(x.reference.clone()).map_err(|e| e.to_string())
+        } else {
+            crate::utf7::decode(&x.reference).map_err(|e| e.to_string())
+        }
+        .map_err(|e| no(Some("CANNOT"), format!("invalid reference name: {e}")))?;
         let patterns: Vec<String> = x
             .patterns
             .iter()
-            .map(|p| full_pattern(&reference, p))
+            .map(|p| full_pattern(&reference, p, self.rev2))
             .collect();
         let status_items = match &x.returns.status {
             None => None,
@@ -100,7 +104,7 @@ impl<B: Backend> Session<B> {
                 attrs.push("\\Subscribed");
             }
             let mut line = format!("LIST ({}) \"/\" ", attrs.join(" ")).into_bytes();
-            wire::mailbox(&mut line, &crate::utf7::encode(name));
+            wire::mailbox(&mut line, &self.wire_name(name));
             if child_info {
                 line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
             }

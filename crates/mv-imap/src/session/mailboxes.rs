@@ -6,7 +6,7 @@ use crate::backend::flags::DELETED;
 impl<B: Backend> Session<B> {
     pub(super) async fn create(&mut self, mailbox: &Mailbox<'_>) -> Res {
         let acct = self.need_auth()?;
-        let name = Self::name_of(mailbox)?;
+        let name = self.name_of(mailbox)?;
         let name = name.trim_end_matches('/').to_string();
         if name.eq_ignore_ascii_case("INBOX") {
             return Err(no(Some("ALREADYEXISTS"), "INBOX always exists"));
@@ -18,7 +18,7 @@ impl<B: Backend> Session<B> {
 
     pub(super) async fn delete(&mut self, mailbox: &Mailbox<'_>) -> Res {
         let acct = self.need_auth()?;
-        let name = Self::name_of(mailbox)?;
+        let name = self.name_of(mailbox)?;
         if name.eq_ignore_ascii_case("INBOX") {
             return Err(no(Some("CANNOT"), "INBOX cannot be deleted"));
         }
@@ -35,8 +35,8 @@ impl<B: Backend> Session<B> {
 
     pub(super) async fn rename(&mut self, from: &Mailbox<'_>, to: &Mailbox<'_>) -> Res {
         let acct = self.need_auth()?;
-        let from = Self::name_of(from)?;
-        let to = Self::name_of(to)?;
+        let from = self.name_of(from)?;
+        let to = self.name_of(to)?;
         check_name(&to)?;
         self.call(move |b| b.rename(&acct, &from, &to)).await?;
         Ok(())
@@ -46,7 +46,7 @@ impl<B: Backend> Session<B> {
     /// (redo-logged); a name may be subscribed whether or not it exists.
     pub(super) async fn subscribe(&mut self, mailbox: &Mailbox<'_>, on: bool) -> Res {
         let acct = self.need_auth()?;
-        let name = Self::name_of(mailbox)?;
+        let name = self.name_of(mailbox)?;
         let name = name.trim_end_matches('/').to_string();
         if on {
             check_name(&name)?;
@@ -59,7 +59,7 @@ impl<B: Backend> Session<B> {
     /// its matching ancestor as `\Noselect` (RFC 3501 §6.3.9).
     pub(super) async fn lsub(&mut self, reference: &Mailbox<'_>, pattern: &ListMailbox<'_>) -> Res {
         let acct = self.need_auth()?;
-        let full = Self::pattern(reference, pattern)?;
+        let full = self.pattern(reference, pattern)?;
         if full.is_empty() {
             self.untagged("LSUB (\\Noselect) \"/\" \"\"");
             return Ok(());
@@ -88,7 +88,7 @@ impl<B: Backend> Session<B> {
         for (name, noselect) in shown {
             let attrs = if noselect { "\\Noselect" } else { "" };
             let mut line = format!("LSUB ({attrs}) \"/\" ").into_bytes();
-            wire::mailbox(&mut line, &crate::utf7::encode(&name));
+            wire::mailbox(&mut line, &self.wire_name(&name));
             self.out.extend_from_slice(b"* ");
             self.out.extend_from_slice(&line);
             self.out.extend_from_slice(b"\r\n");
@@ -98,18 +98,18 @@ impl<B: Backend> Session<B> {
 
     /// A LIST/LSUB reference and pattern as one UTF-8 pattern ("" for the
     /// delimiter query).
-    fn pattern(reference: &Mailbox<'_>, pattern: &ListMailbox<'_>) -> Result<String, Reply> {
-        let reference = Self::name_of(reference)?;
+    fn pattern(&self, reference: &Mailbox<'_>, pattern: &ListMailbox<'_>) -> Result<String, Reply> {
+        let reference = self.name_of(reference)?;
         let pat_bytes: &[u8] = match pattern {
             ListMailbox::Token(t) => t.as_ref(),
             ListMailbox::String(s) => s.as_ref(),
         };
-        Ok(full_pattern(&reference, pat_bytes))
+        Ok(full_pattern(&reference, pat_bytes, self.rev2))
     }
 
     pub(super) async fn list(&mut self, reference: &Mailbox<'_>, pattern: &ListMailbox<'_>) -> Res {
         let acct = self.need_auth()?;
-        let full = Self::pattern(reference, pattern)?;
+        let full = self.pattern(reference, pattern)?;
         if full.is_empty() {
             self.untagged("LIST (\\Noselect) \"/\" \"\"");
             return Ok(());
@@ -128,7 +128,7 @@ impl<B: Backend> Session<B> {
                 attrs.push(su.attribute());
             }
             let mut line = format!("LIST ({}) \"/\" ", attrs.join(" ")).into_bytes();
-            wire::mailbox(&mut line, &crate::utf7::encode(&m.name));
+            wire::mailbox(&mut line, &self.wire_name(&m.name));
             self.out.extend_from_slice(b"* ");
             self.out.extend_from_slice(&line);
             self.out.extend_from_slice(b"\r\n");
@@ -142,7 +142,7 @@ impl<B: Backend> Session<B> {
         items: &[StatusDataItemName],
     ) -> Res {
         let acct = self.need_auth()?;
-        let name = Self::name_of(mailbox)?;
+        let name = self.name_of(mailbox)?;
         let entry = self.resolve(&acct, &name).await?;
         self.status_of(&acct, &entry, items).await
     }
@@ -203,7 +203,7 @@ impl<B: Backend> Session<B> {
             crate::status_ext::insert(&mut parts, item, self.append_limit());
         }
         let mut line = b"STATUS ".to_vec();
-        wire::mailbox(&mut line, &crate::utf7::encode(&entry.name));
+        wire::mailbox(&mut line, &self.wire_name(&entry.name));
         line.extend_from_slice(format!(" ({})", parts.join(" ")).as_bytes());
         self.out.extend_from_slice(b"* ");
         self.out.extend_from_slice(&line);
@@ -220,7 +220,7 @@ impl<B: Backend> Session<B> {
         date_ms: Option<i64>,
     ) -> Result<(u32, u32), Reply> {
         let acct = self.need_auth()?;
-        let name = Self::name_of(mailbox)?;
+        let name = self.name_of(mailbox)?;
         let entry = self
             .resolve(&acct, &name)
             .await
@@ -264,11 +264,16 @@ pub(super) fn check_name(name: &str) -> Res {
 
 /// A reference (UTF-8) and a pattern as sent (modified UTF-7) as one UTF-8
 /// pattern; "" for the delimiter query.
-pub(super) fn full_pattern(reference: &str, pat_bytes: &[u8]) -> String {
-    // A pattern that is not valid modified UTF-7 matches no mailbox (every
-    // name is valid), which LIST answers with an empty OK.
-    let pat = crate::utf7::decode(pat_bytes)
-        .unwrap_or_else(|_| String::from_utf8_lossy(pat_bytes).into_owned());
+pub(super) fn full_pattern(reference: &str, pat_bytes: &[u8], utf8: bool) -> String {
+    // A pattern that is not valid modified UTF-7 (or UTF-8 under IMAP4rev2)
+    // matches no mailbox (every name is valid), which LIST answers with an
+    // empty OK.
+    let pat = if utf8 {
+        String::from_utf8_lossy(pat_bytes).into_owned()
+    } else {
+        crate::utf7::decode(pat_bytes)
+            .unwrap_or_else(|_| String::from_utf8_lossy(pat_bytes).into_owned())
+    };
     if pat.is_empty() {
         return String::new();
     }
@@ -310,11 +315,11 @@ impl<B: Backend> Session<B> {
     /// (RFC 9208 §4.3).
     pub(super) async fn quota_root(&mut self, mailbox: &Mailbox<'_>) -> Res {
         let acct = self.need_auth()?;
-        let name = Self::name_of(mailbox)?;
+        let name = self.name_of(mailbox)?;
         let entry = self.resolve(&acct, &name).await?;
         let quota = self.call(move |b| b.quota(&acct)).await?;
         let mut line = b"QUOTAROOT ".to_vec();
-        wire::mailbox(&mut line, &crate::utf7::encode(&entry.name));
+        wire::mailbox(&mut line, &self.wire_name(&entry.name));
         if quota.is_some() {
             line.extend_from_slice(b" \"\"");
         }

@@ -551,7 +551,7 @@ impl<B: Backend> Session<B> {
         if is_move && ro {
             return Err(no(Some("READ-ONLY"), "the mailbox is selected read-only"));
         }
-        let name = Self::name_of(mailbox)?;
+        let name = self.name_of(mailbox)?;
         let dest = self
             .resolve(&acct, &name)
             .await

@@ -1,5 +1,5 @@
 //! Commands and arguments imap-codec does not parse, handled before it runs:
-//! APPEND with several messages or CATENATE, extended LIST, CANCELUPDATE, and
+//! APPEND with several messages or CATENATE, extended LIST, NOTIFY, CANCELUPDATE, and
 //! `$` (SEARCHRES) replaced by the saved result, COMPRESS.
 
 use super::*;
@@ -37,6 +37,10 @@ impl<B: Backend> Session<B> {
                     self.tagged(&tag(), reply.kind, reply.code.as_deref(), &text);
                 }
             }
+            return true;
+        }
+        if let Some(parsed) = crate::notify::parse(bytes, self.rev2) {
+            self.notify_command(&tag(), parsed).await;
             return true;
         }
         if let Some(r) = self.cancel_update(bytes) {

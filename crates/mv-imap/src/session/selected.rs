@@ -32,13 +32,13 @@ impl<B: Backend> Session<B> {
                 }
             }
         }
-        if self.qresync && self.selected.is_some() {
+        if (self.qresync || self.rev2) && self.selected.is_some() {
             // RFC 7162 §3.2.11: where the old mailbox's responses end.
             self.untagged("OK [CLOSED] previous mailbox closed");
         }
         // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
         self.selected = None;
-        let name = Self::name_of(mailbox)?;
+        let name = self.name_of(mailbox)?;
         let entry = self.resolve(&acct, &name).await?;
         let (a, id) = (acct.clone(), entry.id);
         let marker = self.call(move |b| b.change_marker(&a)).await?;
@@ -46,7 +46,7 @@ impl<B: Backend> Session<B> {
         let snap = self.call(move |b| b.snapshot(&a, id)).await?;
         let mut sel = Selected {
             id,
-            name: entry.name,
+            name: entry.name.clone(),
             read_only,
             uid_validity: snap.uid_validity,
             msgs: snap.messages,
@@ -58,30 +58,34 @@ impl<B: Backend> Session<B> {
         // EXAMINE shows what is recent without taking it from the next SELECT.
         let key = sel.recent_key(&acct);
         let max_uid = sel.msgs.last().map_or(0, |m| m.uid);
-        let floor = if read_only {
+        // IMAP4rev2 has no \Recent: such a session claims nothing.
+        let floor = if read_only || self.rev2 {
             self.shared.recent_floor(key)
         } else {
             self.shared.claim_recent(key, max_uid)
         };
-        sel.recent = sel
-            .msgs
-            .iter()
-            .map(|m| m.uid)
-            .filter(|u| *u > floor)
-            .collect();
+        if !self.rev2 {
+            sel.recent = sel
+                .msgs
+                .iter()
+                .map(|m| m.uid)
+                .filter(|u| *u > floor)
+                .collect();
+        }
         Selected::mark_recent(&sel.recent, &mut sel.msgs);
         sel.new_keywords();
         self.selected = Some(sel);
         self.announce_flags();
         let sel = self.selected.as_ref().expect("just set");
-        let mut lines = vec![
-            format!("{} EXISTS", sel.msgs.len()),
-            format!("{} RECENT", sel.recent.len()),
-        ];
+        let mut lines = vec![format!("{} EXISTS", sel.msgs.len())];
+        if !self.rev2 {
+            lines.push(format!("{} RECENT", sel.recent.len()));
+        }
         if let Some(i) = sel
             .msgs
             .iter()
             .position(|m| m.flags & crate::backend::flags::SEEN == 0)
+            .filter(|_| !self.rev2)
         {
             lines.push(format!("OK [UNSEEN {}] first unseen", i + 1));
         }
@@ -93,6 +97,9 @@ impl<B: Backend> Session<B> {
         ));
         for l in lines {
             self.untagged(&l);
+        }
+        if self.rev2 {
+            self.select_list_line(&entry);
         }
         if let Some((v, m, known)) = resync {
             self.qresync_select(v, m, known.as_ref()).await?;
@@ -175,7 +182,7 @@ impl<B: Backend> Session<B> {
         let mut snap = snap;
         let known_max = sel.msgs.last().map_or(0, |m| m.uid);
         let snap_max = snap.messages.last().map_or(0, |m| m.uid);
-        if snap_max > known_max {
+        if snap_max > known_max && !self.rev2 {
             let key = sel.recent_key(&acct);
             let floor = if sel.read_only {
                 self.shared.recent_floor(key)
@@ -230,7 +237,9 @@ impl<B: Backend> Session<B> {
         sel.highest_modseq = snap.highest_modseq.max(1);
         if grew {
             lines.push(format!("{} EXISTS", sel.msgs.len()));
-            lines.push(format!("{} RECENT", sel.recent.len()));
+            if !self.rev2 {
+                lines.push(format!("{} RECENT", sel.recent.len()));
+            }
         }
         let keywords_grew = sel.new_keywords();
         if keywords_grew {
@@ -281,7 +290,7 @@ impl<B: Backend> Session<B> {
             };
             match event {
                 None => {
-                    self.refresh(true).await;
+                    self.idle_look(s).await?;
                     self.flush(s).await?;
                 }
                 Some(Ok(None)) => return Ok(Next::Logout),

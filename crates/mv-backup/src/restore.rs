@@ -555,7 +555,7 @@ fn build_with_catalog(
     )?;
     report.full_label = full.label.to_string();
     // 3. Where it goes, and the directory entry of a new account.
-    let ldif_path = rel(&full.label, &format!("{dir}/ldap.ldif"));
+    let ldif_path = full.object_path(&format!("{dir}/ldap.ldif"));
     let entry = {
         let ldif = target.get(&ldif_path)?;
         let entries = mv_directory::ldif::parse(&ldif).map_err(|e| {
@@ -618,7 +618,7 @@ fn choose_full<'s>(
     target: &dyn Target,
     sessions: &[&'s Session],
     zimbra_id: &str,
-    dir: &str,
+    _dir: &str,
     email: &str,
     opts: &RestoreOptions,
 ) -> Result<(&'s Session, AccountMeta)> {
@@ -641,8 +641,7 @@ fn choose_full<'s>(
             }
             continue;
         }
-        let path = rel(&s.label, &format!("{dir}/meta.xml"));
-        let meta = AccountMeta::parse(&format!("{}/{path}", target.url()), &target.get(&path)?)?;
+        let meta = s.account_meta(target, zimbra_id)?;
         // Without -lb: the newest full before every restore point given.
         if opts.label.is_none()
             && (opts.to_time.is_some_and(|t| meta.snapshot_at > t)
@@ -748,7 +747,7 @@ fn build_mailbox(
 ) -> Result<u64> {
     let store = source.store;
     let to = account.mailbox_id;
-    let db_rel = rel(&full.label, &format!("{dir}/db/mailbox.sqlite"));
+    let db_rel = full.object_path(&format!("{dir}/db/mailbox.sqlite"));
     let bytes = target.get(&db_rel)?;
     let mbox = store.mailbox(to);
     let final_path = mbox.db_path().to_path_buf();

@@ -37,21 +37,21 @@ fn entries(dir: &Path) -> HashMap<PathBuf, (u64, u64, bool)> {
     out
 }
 
-/// Entries created and bytes of new file content between two listings (a file
-/// rewritten in place under its name, like accounts.xml, counts whole).
+/// Entries created and bytes of new file content between two listings: a file
+/// whose inode is new counts whole (accounts.xml, rewritten under its name), a
+/// new name for an old inode (a hard link) counts as an entry only.
 fn growth(
     before: &HashMap<PathBuf, (u64, u64, bool)>,
     after: &HashMap<PathBuf, (u64, u64, bool)>,
 ) -> (u64, u64) {
+    let old_inodes: std::collections::HashSet<u64> = before.values().map(|v| v.0).collect();
     let mut created = 0;
     let mut bytes = 0;
     for (p, (ino, size, is_dir)) in after {
-        match before.get(p) {
-            None => created += 1,
-            Some((old, _, _)) if old == ino => continue,
-            Some(_) => {}
+        if !before.contains_key(p) {
+            created += 1;
         }
-        if !is_dir {
+        if !is_dir && !old_inodes.contains(ino) {
             bytes += size;
         }
     }

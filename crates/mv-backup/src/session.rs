@@ -269,14 +269,20 @@ impl Session {
         if let Some(m) = self.account(zimbra_id).and_then(|a| a.meta.as_ref()) {
             return Ok(m.clone());
         }
-        let path = format!("sessions/{}/{}/meta.xml", self.label, account_dir(zimbra_id));
+        let path = format!(
+            "sessions/{}/{}/meta.xml",
+            self.label,
+            account_dir(zimbra_id)
+        );
         AccountMeta::parse(&format!("{}/{path}", target.url()), &target.get(&path)?)
     }
 
     /// The format this session needs: 2 when it keeps account files in `pieces/`
     /// or account metadata in session.xml, else 1 (readable by older versions).
     fn format_version(&self) -> u32 {
-        if self.files.iter().any(|f| f.from.is_some()) || self.accounts.iter().any(|a| a.meta.is_some()) {
+        if self.files.iter().any(|f| f.from.is_some())
+            || self.accounts.iter().any(|a| a.meta.is_some())
+        {
             2
         } else {
             1
@@ -812,7 +818,10 @@ mod tests {
             back.object_path(&s2.files[1].path),
             "pieces/full-20140601.080023.296/accounts/012/345/0123456789/db/mailbox.sqlite"
         );
-        assert_eq!(back.object_path("ldap/ldap.bak"), format!("sessions/{label}/ldap/ldap.bak"));
+        assert_eq!(
+            back.object_path("ldap/ldap.bak"),
+            format!("sessions/{label}/ldap/ldap.bak")
+        );
     }
 
     #[test]

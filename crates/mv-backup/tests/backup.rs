@@ -145,10 +145,9 @@ fn full_backup_during_delivery_is_consistent_per_account(fx: Fx) {
         let entry = s.account(&a.id).unwrap();
         assert_eq!(entry.state, AccountState::Completed);
         let change = entry.change.unwrap();
-        let snap = fx.target_dir.join(s.object_path(&format!(
-            "{}/db/mailbox.sqlite",
-            account_dir(&a.id)
-        )));
+        let snap = fx
+            .target_dir
+            .join(s.object_path(&format!("{}/db/mailbox.sqlite", account_dir(&a.id))));
         let replay_dir = tempfile::tempdir().unwrap();
         let home2 = mv_home::Home::at(replay_dir.path());
         let (store2, _) =

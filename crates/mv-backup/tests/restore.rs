@@ -781,7 +781,7 @@ fn a_restore_failing_on_a_damaged_database_leaves_no_orphan_file() {
         .add_message(user.mailbox_id, &message("b1", 2001), &Default::default())
         .unwrap();
     fx.store.move_items(user.mailbox_id, &[b1], work).unwrap();
-    let db = files_under(&fx.target_dir.join("sessions"), "sqlite")[0].clone();
+    let db = files_under(&fx.target_dir.join("pieces"), "sqlite")[0].clone();
     {
         let c = rusqlite::Connection::open(&db).unwrap();
         let n = c

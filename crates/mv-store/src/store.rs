@@ -112,7 +112,6 @@ pub struct Store {
 }
 
 impl Store {
-
     pub fn home(&self) -> &Home {
         &self.home
     }
@@ -635,4 +634,3 @@ impl Drop for RecordSavepoint<'_> {
         }
     }
 }
-

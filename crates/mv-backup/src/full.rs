@@ -7,8 +7,10 @@
 //! mailbox's lock is held only while the read transaction starts), list the blobs
 //! the snapshot references, copy those the pool lacks (each checked against its
 //! digest: a damaged blob fails the account, naming the message), release the
-//! hold, then write `db/mailbox.sqlite`, `blobs.lst`, `ldap.ldif` and `meta.xml`
-//! under `accounts/<id[0:3]>/<id[3:6]>/<zimbraId>/`. Accounts that completed get
+//! hold, then write `db/mailbox.sqlite`, `blobs.lst` and `ldap.ldif` under
+//! `pieces/<label>/accounts/<id[0:3]>/<id[3:6]>/<zimbraId>/` (format 2: beside
+//! the sessions, so later fulls can name them) and what `meta.xml` held into the
+//! account's element of session.xml. Accounts that completed get
 //! `last_backup_at` once the session is committed.
 //!
 //! The session starts with a redo log rollover (see `docs/ARCHITECTURE.md`, Backups)
@@ -17,7 +19,7 @@
 //! included ([`copy_redo_logs`]).
 //! Blobs are read, checked and written into packs by worker threads ([`crate::copier`]).
 //! An account whose mailbox did not change since its latest full in the target
-//! reuses that full's snapshot files ([`reuse_unchanged`]).
+//! names that full's pieces again ([`reuse_unchanged`]): no file is written.
 
 use crate::copier::{CopyJob, CopyOutcome};
 use crate::error::{BackupError, Result};
@@ -292,6 +294,7 @@ pub(crate) fn entry(
         change: snap.map(|s| s.0),
         redo_seq: snap.map(|s| s.1),
         redo_lsn: snap.map(|s| s.2),
+        meta: None,
     }
 }
 
@@ -324,8 +327,8 @@ fn read_snapshot(path: &Path) -> Result<SnapshotContents> {
 
 /// Starts reading, ahead of the backup thread, what each account's turn begins
 /// with: its mailbox database's first pages, its search index's `meta.json`, its
-/// latest full's `meta.xml` and `blobs.lst` (which decide whether the account
-/// changed), and the entries of that full's files an unchanged account links to.
+/// latest full's `blobs.lst` (which decides, with the change number, whether
+/// the account's pieces can be named again).
 /// From a cold cache each is a random read; issued ahead by a few threads, they
 /// overlap instead of each waiting in turn (an unchanged full of 200 accounts
 /// spent half its time in those waits).
@@ -335,8 +338,6 @@ fn prefetch_account_files(run: &Run, accounts: &[Account]) {
     /// ([`mv_store::Store::mailbox_point`]). Without one the account's snapshot
     /// reads the whole file: all of it (0).
     const DB_HEAD: u64 = 8 << 10;
-    /// For a file only linked: its directory entry and inode come with it.
-    const ONE_PAGE: u64 = 4096;
     /// The reads wait on the disk, not the CPU, and a (virtual) disk serves many
     /// at once: 16 threads finished an unchanged full's prefetch well ahead of
     /// its accounts where 4 did not.
@@ -353,19 +354,14 @@ fn prefetch_account_files(run: &Run, accounts: &[Account]) {
         paths.push((wal.into(), 0));
         let index = store.home().mailbox_index_dir(a.mailbox_id.0);
         paths.push((index.join("meta.json"), 0));
+        // A format 2 full's pieces are only named again, never read but for
+        // blobs.lst; a format 1 full is snapshotted again (its meta.xml and
+        // files are not read).
         if let Some((s, _)) = previous {
-            let dir = account_dir(&a.id);
-            let files = [
-                ("meta.xml", 0),
-                ("blobs.lst", 0),
-                ("ldap.ldif", 0),
-                ("db/mailbox.sqlite", ONE_PAGE),
-                ("index/meta.json", ONE_PAGE),
-                ("index/segments.zip", ONE_PAGE),
-            ];
-            for (f, len) in files {
-                let rel = format!("sessions/{}/{dir}/{f}", s.label);
-                paths.extend(run.target.local_path(&rel).map(|p| (p, len)));
+            let rel = format!("{}/blobs.lst", account_dir(&a.id));
+            if let Some(f) = s.file(&rel).filter(|f| f.from.is_some()) {
+                let obj = f.object_path(&s.label);
+                paths.extend(run.target.local_path(&obj).map(|p| (p, 0)));
             }
         }
     }
@@ -389,11 +385,7 @@ fn previous_blobs(run: &mut Run, account: &Account) -> HashSet<Digest> {
     let Some((s, _)) = run.catalog.latest_full(&account.id) else {
         return HashSet::new();
     };
-    let path = format!(
-        "sessions/{}/{}/blobs.lst",
-        s.label,
-        account_dir(&account.id)
-    );
+    let path = s.object_path(&format!("{}/blobs.lst", account_dir(&account.id)));
     run.target
         .get(&path)
         .and_then(|b| parse_blob_list(&path, &b))
@@ -565,12 +557,12 @@ fn finish_account(
     };
     let mbox = a.mailbox_id;
     let dir = account_dir(&a.id);
-    let db_bytes = sb.put_file(&format!("{dir}/db/mailbox.sqlite"), &scratch);
+    let db_bytes = sb.put_piece_file(&format!("{dir}/db/mailbox.sqlite"), &scratch);
     cleanup(&scratch);
     let db_bytes = db_bytes?;
     run.progress.bytes(db_bytes);
-    sb.put(&format!("{dir}/blobs.lst"), &encode_blob_list(&p.listed))?;
-    sb.put(&format!("{dir}/ldap.ldif"), ldif.as_bytes())?;
+    sb.put_piece(&format!("{dir}/blobs.lst"), &encode_blob_list(&p.listed))?;
+    sb.put_piece(&format!("{dir}/ldap.ldif"), ldif.as_bytes())?;
     if run.opts.search_index {
         let index = run.source.store.home().mailbox_index_dir(mbox.0);
         match crate::index_files::put_index(sb, &index, &format!("{dir}/index"))? {
@@ -599,22 +591,26 @@ fn finish_account(
         blobs_included: run.opts.blobs,
         hsm_blobs_included: run.opts.blobs && run.opts.hsm_blobs,
     };
-    sb.put(&format!("{dir}/meta.xml"), &meta.to_xml())?;
-    Ok(Ok(entry(
+    let mut e = entry(
         a,
         AccountState::Completed,
         Some((p.point.change, p.point.redo.sequence, p.point.redo.lsn.0)),
-    )))
+    );
+    e.meta = Some(meta);
+    Ok(Ok(e))
 }
 
 /// An account whose mailbox did not change since its latest full in this target:
 /// same mailbox, same change number (every change to a mailbox raises it), same
 /// content options, and every blob of that full still in the pool. That full's
-/// database snapshot and `blobs.lst` (and its search index files, when the index
-/// did not change either) are linked into this session instead of being taken
-/// again ([`crate::target::Target::session_copy`]); `meta.xml` is new, with the redo
-/// position of now: the content is the same, and the restore point newer.
-/// `Ok(None)`: take a snapshot. An error leaves files of the account in the
+/// pieces (database snapshot, `blobs.lst`, `ldap.ldif` when the entry is the
+/// same, search index files when the index did not change either) are named
+/// again in this session's file list instead of being taken again: nothing is
+/// written for the account but its entries in session.xml, whose `<meta>` has
+/// the redo position of now (the content is the same, the restore point newer).
+/// Only a format 2 full (pieces, metadata in session.xml) is reused this way; an
+/// account whose latest full is of format 1 is snapshotted again.
+/// `Ok(None)`: take a snapshot. An error leaves entries of the account in the
 /// session for the caller to remove.
 fn reuse_unchanged(
     run: &mut Run,
@@ -634,7 +630,10 @@ fn reuse_unchanged(
     {
         return Ok(None);
     }
-    if pa.change != Some(point.change) {
+    let Some(old) = pa.meta.clone() else {
+        return Ok(None);
+    };
+    if pa.change != Some(point.change) || old.change != point.change {
         return Ok(None);
     }
     let dir = account_dir(&a.id);
@@ -650,35 +649,31 @@ fn reuse_unchanged(
         by_path
             .get(rel)
             .map(|i| prev.files[i].clone())
+            .filter(|f| f.from.is_some())
             .ok_or_else(|| BackupError::NotFound(format!("{rel} in session {}", prev.label)))
     };
-    let prev_path = |rel: &str| format!("sessions/{}/{rel}", prev.label);
-    let meta_rel = format!("{dir}/meta.xml");
     let lst_rel = format!("{dir}/blobs.lst");
     let db_rel = format!("{dir}/db/mailbox.sqlite");
-    let old = AccountMeta::parse(&meta_rel, &run.target.get(&prev_path(&meta_rel))?)?;
-    if old.change != point.change {
-        return Ok(None);
-    }
     let lst = prev_file(&lst_rel)?;
-    let listed = parse_blob_list(&lst_rel, &run.target.get(&prev_path(&lst_rel))?)?;
+    let lst_obj = lst.object_path(&prev.label);
+    let listed = parse_blob_list(&lst_obj, &run.target.get(&lst_obj)?)?;
     if !listed.iter().all(|d| run.have_blob(d)) {
         return Ok(None);
     }
     let db = prev_file(&db_rel)?;
     let ldif = run.source.dir().account_ldif(a)?;
-    sb.copy_from(&db_rel, prev.label, &db)?;
-    sb.copy_from(&lst_rel, prev.label, &lst)?;
-    // The entry usually did not change either: linked when it is the same.
+    sb.keep_piece(&db);
+    sb.keep_piece(&lst);
+    // The entry usually did not change either: named again when it is the same.
     let ldif_rel = format!("{dir}/ldap.ldif");
     match prev_file(&ldif_rel) {
         Ok(f)
             if f.size == ldif.len() as u64
                 && f.blake3 == blake3::hash(ldif.as_bytes()).to_hex().as_str() =>
         {
-            sb.copy_from(&ldif_rel, prev.label, &f)?;
+            sb.keep_piece(&f);
         }
-        _ => sb.put(&ldif_rel, ldif.as_bytes())?,
+        _ => sb.put_piece(&ldif_rel, ldif.as_bytes())?,
     }
     if run.opts.search_index {
         reuse_or_put_index(run, sb, prev, by_path, &dir, a)?;
@@ -696,15 +691,16 @@ fn reuse_unchanged(
         email: a.email.clone(),
         ..old
     };
-    sb.put(&meta_rel, &meta.to_xml())?;
-    Ok(Some(entry(
+    let mut e = entry(
         a,
         AccountState::Completed,
         Some((point.change, point.redo.sequence, point.redo.lsn.0)),
-    )))
+    );
+    e.meta = Some(meta);
+    Ok(Some(e))
 }
 
-/// The search index of a reused account: the previous full's files when the
+/// The search index of a reused account: the previous full's pieces when the
 /// index's `meta.json` is unchanged (the indexer runs behind the mailbox, so the
 /// index may have changed while the mailbox did not), else a fresh copy.
 /// `prev_index`: `prev`'s files by path.
@@ -719,7 +715,11 @@ fn reuse_or_put_index(
     let index_dir = run.source.store.home().mailbox_index_dir(a.mailbox_id.0);
     let prefix = format!("{dir}/index/");
     let meta_rel = format!("{prefix}meta.json");
-    let prev_files: Vec<&FileEntry> = prev_index.under(&prefix).map(|i| &prev.files[i]).collect();
+    let prev_files: Vec<&FileEntry> = prev_index
+        .under(&prefix)
+        .map(|i| &prev.files[i])
+        .filter(|f| f.from.is_some())
+        .collect();
     let unchanged = match std::fs::read(index_dir.join("meta.json")) {
         Ok(now) => prev_files.iter().any(|f| {
             f.path == meta_rel
@@ -730,7 +730,7 @@ fn reuse_or_put_index(
     };
     if unchanged {
         for f in prev_files {
-            sb.copy_from(&f.path, prev.label, f)?;
+            sb.keep_piece(f);
         }
         return Ok(());
     }

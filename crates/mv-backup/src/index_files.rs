@@ -35,8 +35,8 @@ pub(crate) fn put_index(
             Ok(Some((meta, segments))) => {
                 let zip = zip_files(&segments)
                     .map_err(|e| crate::error::BackupError::Invalid(format!("index zip: {e}")))?;
-                sb.put(&format!("{rel_dir}/{SEGMENTS_ZIP}"), &zip)?;
-                sb.put(&format!("{rel_dir}/meta.json"), &meta)?;
+                sb.put_piece(&format!("{rel_dir}/{SEGMENTS_ZIP}"), &zip)?;
+                sb.put_piece(&format!("{rel_dir}/meta.json"), &meta)?;
                 return Ok(Ok((zip.len() + meta.len()) as u64));
             }
             Err(e) => last = e,

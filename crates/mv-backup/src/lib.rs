@@ -15,12 +15,16 @@
 //!     sys/config.xml                      global and server config (explicit values)
 //!     sys/localconfig.conf                the local configuration
 //!     accounts/<id[0:3]>/<id[3:6]>/<zimbraId>/
-//!       ldap.ldif                         the account's directory entry (an
-//!                                         incremental: only if it changed since
-//!                                         the target last recorded it)
-//!       meta.xml                          (full) snapshot change number, redo position, counts
-//!       db/mailbox.sqlite                 (full) the mailbox database, consistent snapshot
-//!       blobs.lst                         (full) digests the snapshot references, sorted
+//!       ldap.ldif                         (incremental) the account's directory entry,
+//!                                         only if it changed since the target last
+//!                                         recorded it
+//!       meta.xml, ldap.ldif, db/, blobs.lst   (format 1 full) as in pieces/ below
+//!   pieces/<label>/accounts/<id[0:3]>/<id[3:6]>/<zimbraId>/   (format 2 full <label>)
+//!     ldap.ldif                           the account's directory entry
+//!     db/mailbox.sqlite                   the mailbox database, consistent snapshot
+//!     blobs.lst                           digests the snapshot references, sorted
+//!                                         (named by later fulls while unchanged:
+//!                                         session.xml `<file from="<label>">`)
 //!     redologs/redo-<stamp>-seq<N>.log    (incremental) archived redo logs, as archived
 //!   packs/<xx>/<pack id>.zip              blob pool: zip entries named by digest
 //!   packs/<xx>/<pack id>.idx              where each blob's data is (see [`pack`])
@@ -32,8 +36,9 @@
 //! Labels are `full-YYYYMMDD.HHMMSS.mmm` / `incr-...` (UTC start). Every XML file
 //! ends with a BLAKE3 trailer ([`xml`]); session.xml lists every other file of the
 //! session with its size and BLAKE3; each pack index carries its own checksum and
-//! the pack's. Restore needs, per account: the full's `meta.xml`, `db/`, `blobs.lst`
-//! and `ldap.ldif`, the pool, and the redo logs from `meta.xml`'s redo sequence on
+//! the pack's. Restore needs, per account: the full's account metadata (`<meta>` in
+//! session.xml, `meta.xml` in format 1), `db/`, `blobs.lst`
+//! and `ldap.ldif`, the pool, and the redo logs from the metadata's redo sequence on
 //! (incrementals' `redologs/`, then the server's archive and redo.log).
 //!
 //! # Choices

@@ -18,6 +18,9 @@
 //! `sessions/TO_DELETE-<label>` (so a crash never leaves half a session looking
 //! valid), then removed; `accounts.xml` is rebuilt; then packs none of whose blobs
 //! any remaining `blobs.lst` references are removed (index first, then the zip).
+//! Before the packs, the pieces (account files of format 2 fulls, under
+//! `pieces/<label>/`) that no remaining session names go, a whole account's
+//! directory at a time.
 //! Packs that are only partly live are kept and reported: repacking them is not
 //! implemented yet.
 
@@ -93,6 +96,9 @@ pub struct GcReport {
     /// Packs kept though partly dead: (pack, percent of bytes still referenced).
     pub partly_live: Vec<(String, u64)>,
     pub orphans_removed: Vec<String>,
+    /// Pieces (account files under `pieces/`) no remaining session names.
+    #[serde(default)]
+    pub pieces_removed: u64,
     /// Why garbage collection did not run, if it did not.
     pub skipped: Option<String>,
 }
@@ -320,9 +326,28 @@ pub fn delete(target: &dyn Target, opts: &DeleteOptions) -> Result<DeleteReport>
 /// sessions about to be deleted (dry run). Takes no lock: call under one.
 pub fn gc(target: &dyn Target, gone: &HashSet<&str>, dry_run: bool) -> Result<GcReport> {
     let mut report = GcReport::default();
+    let live_pieces = gc_pieces(target, gone, dry_run, &mut report)?;
     // Liveness from every blobs.lst under sessions/, whatever the state of its
     // session.xml: a damaged session still protects its blobs.
     let mut live: HashSet<Digest> = HashSet::new();
+    for o in target.list("pieces/")? {
+        let named = live_pieces.as_ref().is_none_or(|l| l.contains(&o.path));
+        if !o.path.ends_with("/blobs.lst") || !named {
+            continue;
+        }
+        match target
+            .get(&o.path)
+            .and_then(|b| parse_blob_list(&o.path, &b))
+        {
+            Ok(list) => live.extend(list),
+            Err(e) => {
+                report.skipped = Some(format!(
+                    "{e}: pack garbage collection skipped (it cannot tell which blobs are live)"
+                ));
+                return Ok(report);
+            }
+        }
+    }
     for o in target.list("sessions/")? {
         if !o.path.ends_with("/blobs.lst") {
             continue;
@@ -394,6 +419,78 @@ pub fn gc(target: &dyn Target, gone: &HashSet<&str>, dry_run: bool) -> Result<Gc
         }
     }
     Ok(report)
+}
+
+/// Removes the pieces no remaining session names (all of an account's pieces of
+/// one full at once when none is named). Returns the pieces named, or `None`
+/// when a session.xml could not be read: then every piece is kept (it may be
+/// that session's) and counts as live.
+fn gc_pieces(
+    target: &dyn Target,
+    gone: &HashSet<&str>,
+    dry_run: bool,
+    report: &mut GcReport,
+) -> Result<Option<HashSet<String>>> {
+    let mut named: HashSet<String> = HashSet::new();
+    for name in target.session_names()? {
+        if name.starts_with("TO_DELETE-") || gone.contains(name.as_str()) {
+            continue;
+        }
+        let path = format!("sessions/{name}/session.xml");
+        let session = match target.get(&path) {
+            Ok(b) => Session::parse(&path, &b),
+            // A directory without session.xml is not a session (an object
+            // store's session being written has no session.xml yet either,
+            // but no deletion runs beside a backup).
+            Err(BackupError::NotFound(_)) => continue,
+            Err(e) => Err(e),
+        };
+        match session {
+            Ok(s) => named.extend(
+                s.files
+                    .iter()
+                    .filter(|f| f.from.is_some())
+                    .map(|f| f.object_path(&s.label)),
+            ),
+            Err(e) => {
+                tracing::warn!("{e}: no piece removed");
+                return Ok(None);
+            }
+        }
+    }
+    // pieces/<label>/accounts/<a>/<b>/<zimbraId>/...: grouped by account.
+    let mut by_account: BTreeMap<String, Vec<crate::target::ObjectInfo>> = BTreeMap::new();
+    for o in target.list("pieces/")? {
+        let parts: Vec<&str> = o.path.splitn(7, '/').collect();
+        let group = if parts.len() == 7 {
+            parts[..6].join("/")
+        } else {
+            o.path.clone()
+        };
+        by_account.entry(group).or_default().push(o);
+    }
+    for (group, objects) in by_account {
+        if objects.iter().any(|o| named.contains(&o.path)) {
+            for o in objects.iter().filter(|o| !named.contains(&o.path)) {
+                if !dry_run {
+                    target.delete(&o.path)?;
+                }
+                report.pieces_removed += 1;
+                report.bytes_freed += o.size;
+            }
+            continue;
+        }
+        if !dry_run {
+            if objects.len() == 1 && objects[0].path == group {
+                target.delete(&group)?;
+            } else {
+                target.delete_prefix(&format!("{group}/"))?;
+            }
+        }
+        report.pieces_removed += objects.len() as u64;
+        report.bytes_freed += objects.iter().map(|o| o.size).sum::<u64>();
+    }
+    Ok(Some(named))
 }
 
 /// The text `zmbackup -del` prints.

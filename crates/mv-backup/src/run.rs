@@ -701,6 +701,7 @@ impl<'t> SessionBuilder<'t> {
             path: rel.to_string(),
             size: data.len() as u64,
             blake3: blake3::hash(data).to_hex().to_string(),
+            from: None,
         });
     }
 
@@ -713,29 +714,44 @@ impl<'t> SessionBuilder<'t> {
             path: rel.to_string(),
             size,
             blake3: hash,
+            from: None,
         });
         Ok(size)
     }
 
-    /// Puts the file `f` of the committed session `from` into this session under
-    /// `rel` (unchanged content: linked where the target can).
-    pub fn copy_from(&mut self, rel: &str, from: Label, f: &FileEntry) -> Result<u64> {
-        let src = format!("sessions/{from}/{}", f.path);
-        let size = self
-            .target
-            .session_copy(&self.label.to_string(), rel, &src)?;
-        if size != f.size {
-            return Err(BackupError::corrupt(
-                &src,
-                format!("{size} bytes, session.xml of {from} says {}", f.size),
-            ));
-        }
+    /// Writes an account file of this full into `pieces/<label>/<rel>`
+    /// ([`Target::piece_put`]), where later fulls can refer to it.
+    pub fn put_piece(&mut self, rel: &str, data: &[u8]) -> Result<()> {
+        let label = self.label.to_string();
+        self.target.piece_put(&label, rel, data)?;
         self.files.push(FileEntry {
             path: rel.to_string(),
-            size: f.size,
-            blake3: f.blake3.clone(),
+            size: data.len() as u64,
+            blake3: blake3::hash(data).to_hex().to_string(),
+            from: Some(self.label),
+        });
+        Ok(())
+    }
+
+    /// Like `put_piece` from a local file, which may be moved.
+    pub fn put_piece_file(&mut self, rel: &str, local: &Path) -> Result<u64> {
+        let (size, hash) = hash_file(local)?;
+        self.target
+            .piece_put_file(&self.label.to_string(), rel, local)?;
+        self.files.push(FileEntry {
+            path: rel.to_string(),
+            size,
+            blake3: hash,
+            from: Some(self.label),
         });
         Ok(size)
+    }
+
+    /// Names in this session an account file an earlier full wrote into
+    /// `pieces/` and that did not change: nothing is written but the entry.
+    pub fn keep_piece(&mut self, f: &FileEntry) {
+        debug_assert!(f.from.is_some());
+        self.files.push(f.clone());
     }
 
     /// Puts the target's object `from` (outside any session: a shipped redo
@@ -755,6 +771,7 @@ impl<'t> SessionBuilder<'t> {
             path: rel.to_string(),
             size,
             blake3: blake3.to_string(),
+            from: None,
         });
         Ok(size)
     }
@@ -833,6 +850,7 @@ mod tests {
             path: p.to_string(),
             size: 1,
             blake3: String::new(),
+            from: None,
         })
         .collect();
         let ix = FileIndex::new(&files);

@@ -30,7 +30,9 @@ use crate::pack::Compression;
 use crate::xml::{Element, XmlFile, XmlWriter};
 use mv_types::UtcMillis;
 
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest format this code reads and writes. A session that uses nothing of
+/// format 2 (an incremental, or a full without accounts) is still written as 1.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// How a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -110,6 +112,10 @@ pub struct SessionAccount {
     pub change: Option<u64>,
     pub redo_seq: Option<u64>,
     pub redo_lsn: Option<u64>,
+    /// Format 2 fulls: the account's `meta.xml` content, kept in session.xml
+    /// (`<account ...><meta .../></account>`) instead of a file of its own.
+    #[serde(skip)]
+    pub meta: Option<AccountMeta>,
 }
 
 /// An archived redo log held by an incremental session (`redologs/<name>`).
@@ -130,6 +136,28 @@ pub struct FileEntry {
     pub path: String,
     pub size: u64,
     pub blake3: String,
+    /// Format 2: the file is an account file kept outside the session, at
+    /// `pieces/<from>/<path>`, written by the full `from` (this session, or an
+    /// earlier one whose copy of the account did not change since). `None`: at
+    /// `sessions/<label>/<path>`.
+    pub from: Option<Label>,
+}
+
+impl FileEntry {
+    /// The target object holding this file of `session`.
+    pub fn object_path(&self, session: &Label) -> String {
+        match &self.from {
+            Some(from) => piece_path(from, &self.path),
+            None => format!("sessions/{session}/{}", self.path),
+        }
+    }
+}
+
+/// `pieces/<label>/<rel>`: an account file written by the full `label`, kept
+/// beside the sessions so that later fulls can refer to it (see
+/// `docs/ARCHITECTURE.md`, Backups).
+pub fn piece_path(label: &Label, rel: &str) -> String {
+    format!("pieces/{label}/{rel}")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -217,12 +245,56 @@ impl Session {
         self.accounts.iter().find(|a| a.zimbra_id == zimbra_id)
     }
 
+    /// The file entry of `rel`, if the session holds it.
+    pub fn file(&self, rel: &str) -> Option<&FileEntry> {
+        self.files.iter().find(|f| f.path == rel)
+    }
+
+    /// The target object holding the session's file `rel` (an account file of a
+    /// format 2 full lives under `pieces/`, every other under the session).
+    pub fn object_path(&self, rel: &str) -> String {
+        match self.file(rel) {
+            Some(f) => f.object_path(&self.label),
+            None => format!("sessions/{}/{rel}", self.label),
+        }
+    }
+
+    /// What a full recorded of an account: from session.xml (format 2) or its
+    /// `meta.xml` (format 1).
+    pub fn account_meta(
+        &self,
+        target: &dyn crate::target::Target,
+        zimbra_id: &str,
+    ) -> Result<AccountMeta> {
+        if let Some(m) = self.account(zimbra_id).and_then(|a| a.meta.as_ref()) {
+            return Ok(m.clone());
+        }
+        let path = format!(
+            "sessions/{}/{}/meta.xml",
+            self.label,
+            account_dir(zimbra_id)
+        );
+        AccountMeta::parse(&format!("{}/{path}", target.url()), &target.get(&path)?)
+    }
+
+    /// The format this session needs: 2 when it keeps account files in `pieces/`
+    /// or account metadata in session.xml, else 1 (readable by older versions).
+    fn format_version(&self) -> u32 {
+        if self.files.iter().any(|f| f.from.is_some())
+            || self.accounts.iter().any(|a| a.meta.is_some())
+        {
+            2
+        } else {
+            1
+        }
+    }
+
     pub fn to_xml(&self) -> Vec<u8> {
         let mut w = XmlWriter::new();
         w.open(
             "session",
             &[
-                ("formatVersion", FORMAT_VERSION.to_string()),
+                ("formatVersion", self.format_version().to_string()),
                 ("label", self.label.to_string()),
                 ("type", self.label.kind.as_str().to_string()),
                 ("status", self.status.token().to_string()),
@@ -283,7 +355,14 @@ impl Session {
             if let Some(l) = a.redo_lsn {
                 attrs.push(("redoLsn", l.to_string()));
             }
-            w.leaf("account", &attrs);
+            match &a.meta {
+                None => w.leaf("account", &attrs),
+                Some(m) => {
+                    w.open("account", &attrs);
+                    w.leaf("meta", &m.inline_attrs());
+                    w.close();
+                }
+            }
         }
         w.close();
         w.open("errors", &[("count", self.errors.len().to_string())]);
@@ -298,14 +377,15 @@ impl Session {
         w.close();
         w.open("files", &[("count", self.files.len().to_string())]);
         for f in &self.files {
-            w.leaf(
-                "file",
-                &[
-                    ("path", f.path.clone()),
-                    ("size", f.size.to_string()),
-                    ("blake3", f.blake3.clone()),
-                ],
-            );
+            let mut attrs = vec![
+                ("path", f.path.clone()),
+                ("size", f.size.to_string()),
+                ("blake3", f.blake3.clone()),
+            ];
+            if let Some(from) = &f.from {
+                attrs.push(("from", from.to_string()));
+            }
+            w.leaf("file", &attrs);
         }
         w.close();
         let s = &self.stats;
@@ -375,7 +455,7 @@ impl Session {
         let mut accounts = Vec::new();
         for a in f.req_child(&root, "accounts")?.children("account") {
             let st = f.req(a, "status")?;
-            accounts.push(SessionAccount {
+            let mut account = SessionAccount {
                 email: f.req(a, "email")?.to_string(),
                 zimbra_id: f.req(a, "zimbraId")?.to_string(),
                 mailbox_id: f.num(a, "mailboxId")?,
@@ -384,7 +464,12 @@ impl Session {
                 change: f.opt_num(a, "change")?,
                 redo_seq: f.opt_num(a, "redoSeq")?,
                 redo_lsn: f.opt_num(a, "redoLsn")?,
-            });
+                meta: None,
+            };
+            if let Some(m) = a.child("meta") {
+                account.meta = Some(AccountMeta::from_inline(&f, m, &account, label)?);
+            }
+            accounts.push(account);
         }
         let mut errors = Vec::new();
         for e in f.req_child(&root, "errors")?.children("error") {
@@ -395,10 +480,22 @@ impl Session {
         }
         let mut files = Vec::new();
         for e in f.req_child(&root, "files")?.children("file") {
+            let from = match e.attr("from") {
+                None => None,
+                Some(l) => Some(
+                    Label::parse(l)
+                        .ok_or_else(|| f.invalid(format!("invalid label in from: {l:?}")))?,
+                ),
+            };
+            let path = f.req(e, "path")?.to_string();
+            if from.is_some() && (path.starts_with('/') || path.split('/').any(|p| p == "..")) {
+                return Err(f.invalid(format!("invalid file path {path:?}")));
+            }
             files.push(FileEntry {
-                path: f.req(e, "path")?.to_string(),
+                path,
                 size: f.num(e, "size")?,
                 blake3: f.req(e, "blake3")?.to_string(),
+                from,
             });
         }
         let s = f.req_child(&root, "stats")?;
@@ -456,12 +553,63 @@ pub struct AccountMeta {
 }
 
 impl AccountMeta {
+    /// The attributes of `<meta>` inside a format 2 session.xml's `<account>`:
+    /// what `meta.xml` holds beyond the account element's own attributes.
+    fn inline_attrs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("takenAt", self.snapshot_at.0.to_string()),
+            ("started", self.started.0.to_string()),
+            ("ended", self.ended.0.to_string()),
+            ("items", self.items.to_string()),
+            ("messages", self.messages.to_string()),
+            ("blobs", self.blobs.to_string()),
+            ("blobBytes", self.blob_bytes.to_string()),
+            ("newBlobs", self.new_blobs.to_string()),
+            ("newBlobBytes", self.new_blob_bytes.to_string()),
+            ("dbBytes", self.db_bytes.to_string()),
+            ("blobsIncluded", b(self.blobs_included)),
+            ("hsmBlobsIncluded", b(self.hsm_blobs_included)),
+        ]
+    }
+
+    fn from_inline(
+        f: &XmlFile,
+        m: &Element,
+        a: &SessionAccount,
+        label: Label,
+    ) -> Result<AccountMeta> {
+        let need = |v: Option<u64>, name: &str| {
+            v.ok_or_else(|| f.invalid(format!("account {} has <meta> but no {name}", a.zimbra_id)))
+        };
+        Ok(AccountMeta {
+            email: a.email.clone(),
+            zimbra_id: a.zimbra_id.clone(),
+            mailbox_id: a.mailbox_id,
+            label: label.to_string(),
+            change: need(a.change, "change")?,
+            redo_seq: need(a.redo_seq, "redoSeq")?,
+            redo_lsn: need(a.redo_lsn, "redoLsn")?,
+            snapshot_at: UtcMillis(f.num(m, "takenAt")?),
+            started: UtcMillis(f.num(m, "started")?),
+            ended: UtcMillis(f.num(m, "ended")?),
+            items: f.num(m, "items")?,
+            messages: f.num(m, "messages")?,
+            blobs: f.num(m, "blobs")?,
+            blob_bytes: f.num(m, "blobBytes")?,
+            new_blobs: f.num(m, "newBlobs")?,
+            new_blob_bytes: f.num(m, "newBlobBytes")?,
+            db_bytes: f.num(m, "dbBytes")?,
+            blobs_included: f.req(m, "blobsIncluded")? == "true",
+            hsm_blobs_included: f.req(m, "hsmBlobsIncluded")? == "true",
+        })
+    }
+
     pub fn to_xml(&self) -> Vec<u8> {
         let mut w = XmlWriter::new();
         w.open(
             "accountBackup",
             &[
-                ("formatVersion", FORMAT_VERSION.to_string()),
+                ("formatVersion", "1".to_string()),
                 ("email", self.email.clone()),
                 ("zimbraId", self.zimbra_id.clone()),
                 ("mailboxId", self.mailbox_id.to_string()),
@@ -599,6 +747,7 @@ mod tests {
                 change: Some(3),
                 redo_seq: Some(53),
                 redo_lsn: Some(10),
+                meta: None,
             }],
             errors: vec![SessionError {
                 account: Some("v@d".into()),
@@ -608,6 +757,7 @@ mod tests {
                 path: "ldap/ldap.bak".into(),
                 size: 3,
                 blake3: "cd".into(),
+                from: None,
             }],
             stats: SessionStats {
                 blobs_new: 1,
@@ -624,6 +774,54 @@ mod tests {
         let s = sample();
         let back = Session::parse("s", &s.to_xml()).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn format_2_round_trips_and_format_1_stays_1() {
+        let s = sample();
+        assert!(String::from_utf8_lossy(&s.to_xml()).contains("formatVersion=\"1\""));
+        let mut s2 = sample();
+        let label = s2.label;
+        let a = &mut s2.accounts[0];
+        a.meta = Some(AccountMeta {
+            email: a.email.clone(),
+            zimbra_id: a.zimbra_id.clone(),
+            mailbox_id: a.mailbox_id,
+            label: label.to_string(),
+            change: 3,
+            redo_seq: 53,
+            redo_lsn: 10,
+            snapshot_at: UtcMillis(1),
+            started: UtcMillis(2),
+            ended: UtcMillis(3),
+            items: 4,
+            messages: 5,
+            blobs: 6,
+            blob_bytes: 7,
+            new_blobs: 8,
+            new_blob_bytes: 9,
+            db_bytes: 10,
+            blobs_included: true,
+            hsm_blobs_included: false,
+        });
+        s2.files.push(FileEntry {
+            path: format!("{}/db/mailbox.sqlite", account_dir("0123456789")),
+            size: 5,
+            blake3: "ef".into(),
+            from: Some("full-20140601.080023.296".parse().unwrap()),
+        });
+        let xml = s2.to_xml();
+        assert!(String::from_utf8_lossy(&xml).contains("formatVersion=\"2\""));
+        let back = Session::parse("s", &xml).unwrap();
+        assert_eq!(back, s2);
+        assert_eq!(
+            back.object_path(&s2.files[1].path),
+            "pieces/full-20140601.080023.296/accounts/012/345/0123456789/db/mailbox.sqlite"
+        );
+        assert_eq!(
+            back.object_path("ldap/ldap.bak"),
+            format!("sessions/{label}/ldap/ldap.bak")
+        );
     }
 
     #[test]

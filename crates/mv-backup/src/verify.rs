@@ -21,7 +21,7 @@ use crate::catalog::{Catalog, EntryState};
 use crate::error::{BackupError, Result};
 use crate::label::{Label, SessionKind};
 use crate::pack::Pool;
-use crate::session::{AccountMeta, AccountState, Session, account_dir, parse_blob_list};
+use crate::session::{AccountState, Session, account_dir, parse_blob_list};
 use crate::target::Target;
 use mv_types::Digest;
 use serde::Serialize;
@@ -123,7 +123,7 @@ impl Verifier<'_> {
     fn session_files(&mut self, s: &Session) -> Result<()> {
         let label = s.label.to_string();
         for f in &s.files {
-            let path = format!("sessions/{label}/{}", f.path);
+            let path = f.object_path(&s.label);
             let who = Self::email_for_path(s, &f.path);
             match self.target.size(&path)? {
                 None => {
@@ -162,18 +162,18 @@ impl Verifier<'_> {
 
     fn account(&mut self, s: &Session, a: &crate::session::SessionAccount) -> Result<()> {
         let label = s.label.to_string();
-        let dir = format!("sessions/{label}/{}", account_dir(&a.zimbra_id));
+        let dir = account_dir(&a.zimbra_id);
         let who = vec![a.email.clone()];
         self.report.accounts_checked += 1;
         if s.kind() == SessionKind::Incremental {
             return Ok(());
         }
-        let meta_path = format!("{dir}/meta.xml");
-        match self
-            .target
-            .get(&meta_path)
-            .and_then(|b| AccountMeta::parse(&meta_path, &b))
-        {
+        // Format 2 keeps the account's metadata in session.xml itself.
+        let meta_path = match &a.meta {
+            Some(_) => format!("sessions/{label}/session.xml"),
+            None => format!("sessions/{label}/{dir}/meta.xml"),
+        };
+        match s.account_meta(self.target, &a.zimbra_id) {
             Ok(m) => {
                 if m.zimbra_id != a.zimbra_id || Some(m.change) != a.change {
                     self.problem(
@@ -186,11 +186,11 @@ impl Verifier<'_> {
             }
             Err(e) => self.problem(Some(&label), Some(meta_path), e.to_string(), who.clone()),
         }
-        let db = format!("{dir}/db/mailbox.sqlite");
+        let db = s.object_path(&format!("{dir}/db/mailbox.sqlite"));
         if let Err(msg) = self.check_db(&db, a.change) {
             self.problem(Some(&label), Some(db), msg, who.clone());
         }
-        let lst = format!("{dir}/blobs.lst");
+        let lst = s.object_path(&format!("{dir}/blobs.lst"));
         let list = match self
             .target
             .get(&lst)

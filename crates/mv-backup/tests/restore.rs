@@ -334,11 +334,9 @@ fn unchanged_account_reuses_its_snapshot_and_restores_after_the_first_full_is_de
         (b2.redo_seq, b2.redo_lsn) > (b1.redo_seq, b1.redo_lsn),
         "the reused snapshot stands at the newer position: {b1:?} {b2:?}"
     );
-    if !fx.is_s3() {
-        use std::os::unix::fs::MetadataExt;
-        let ino = |l, rel: &str| std::fs::metadata(fx.session_path(&l, rel)).unwrap().ino();
-        assert_eq!(ino(l1, &db(&b)), ino(l2, &db(&b)), "linked, not copied");
-    }
+    let from = |s: &mv_backup::Session, rel: &str| s.file(rel).unwrap().from;
+    assert_eq!(from(&s2, &db(&b)), Some(l1), "named again, not copied");
+    assert_eq!(from(&s2, &db(&a)), Some(l2));
     assert_eq!(f2.sessions[0].stats.blobs_new, 1);
     let v = mv_backup::verify(
         t.as_ref(),
@@ -600,7 +598,7 @@ fn a_restore_failing_on_a_damaged_database_leaves_no_orphan_file() {
         .add_message(user.mailbox_id, &message("b1", 2001), &Default::default())
         .unwrap();
     fx.store.move_items(user.mailbox_id, &[b1], work).unwrap();
-    let db = files_under(&fx.target_dir.join("sessions"), "sqlite")[0].clone();
+    let db = files_under(&fx.target_dir.join("pieces"), "sqlite")[0].clone();
     {
         let c = rusqlite::Connection::open(&db).unwrap();
         let n = c

@@ -218,8 +218,9 @@ fn full_backups_carry_the_index_unless_excluded() {
     add(&env, 1, "Lunch plans", "Meet in the kitchen at noon.");
     add(&env, 2, "Quarterly report", "The budget is attached.");
     assert_eq!(subjects(&env, "budget"), ["Quarterly report"]);
+    // The account files a full wrote: its pieces (session format 2).
     let index_files = |label: &str| -> Vec<String> {
-        common::walk(&env.home.join("backup/sessions").join(label))
+        common::walk(&env.home.join("backup/pieces").join(label))
             .into_iter()
             .map(|p| p.to_string_lossy().into_owned())
             .filter(|p| p.contains("/index/"))

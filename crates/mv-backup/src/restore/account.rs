@@ -125,7 +125,7 @@ pub(super) fn build_with_catalog(
         at_point.as_str()
     };
     // 3. Where it goes, and the directory entry of a new account.
-    let ldif_path = rel(&full.label, &format!("{dir}/ldap.ldif"));
+    let ldif_path = full.object_path(&format!("{dir}/ldap.ldif"));
     let entry = {
         let ldif = target.get(&ldif_path)?;
         let entries = mv_directory::ldif::parse(&ldif).map_err(|e| {
@@ -188,7 +188,6 @@ pub(super) fn choose_full<'s>(
     target: &dyn Target,
     sessions: &[&'s Session],
     zimbra_id: &str,
-    dir: &str,
     email: &str,
     opts: &RestoreOptions,
 ) -> Result<(&'s Session, AccountMeta)> {
@@ -211,8 +210,7 @@ pub(super) fn choose_full<'s>(
             }
             continue;
         }
-        let path = rel(&s.label, &format!("{dir}/meta.xml"));
-        let meta = AccountMeta::parse(&format!("{}/{path}", target.url()), &target.get(&path)?)?;
+        let meta = s.account_meta(target, zimbra_id)?;
         // Without -lb: the newest full before every restore point given.
         if opts.label.is_none()
             && (opts.to_time.is_some_and(|t| meta.snapshot_at > t)

@@ -61,7 +61,6 @@ pub(super) fn plan<'s>(
         target,
         sessions,
         account.zimbra_id,
-        account.dir,
         account.email,
         opts,
     )?;

@@ -19,7 +19,7 @@ pub(super) fn build_mailbox(
 ) -> Result<u64> {
     let store = source.store;
     let to = account.mailbox_id;
-    let db_rel = rel(&full.label, &format!("{dir}/db/mailbox.sqlite"));
+    let db_rel = full.object_path(&format!("{dir}/db/mailbox.sqlite"));
     let bytes = target.get(&db_rel)?;
     let mbox = store.mailbox(to);
     let final_path = mbox.db_path().to_path_buf();

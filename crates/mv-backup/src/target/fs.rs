@@ -31,6 +31,8 @@ use std::time::{Duration, Instant};
 const LOCK_FILE: &str = "backup.lock";
 const SCRATCH: &str = ".scratch";
 const RETIRED_PREFIX: &str = "TO_DELETE-";
+/// Where a session being written keeps its pieces until commit.
+const STAGED_PIECES: &str = "pieces";
 
 /// A target directory.
 #[derive(Debug)]
@@ -551,9 +553,32 @@ impl Target for FsTarget {
         }
     }
 
+    // Pieces wait in `tmp/<label>/pieces/` with the session's files (so a failed
+    // account, a discarded session and `clean_pending` remove them with the rest)
+    // and move to `pieces/<label>/` at commit, after the sync.
+    fn piece_put(&self, label: &str, rel: &str, data: &[u8]) -> Result<()> {
+        self.session_put(label, &format!("{STAGED_PIECES}/{rel}"), data)
+    }
+
+    fn piece_put_file(&self, label: &str, rel: &str, local: &Path) -> Result<()> {
+        self.session_put_file(label, &format!("{STAGED_PIECES}/{rel}"), local)
+    }
+
+    fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        let full = self.full(prefix.trim_end_matches('/'))?;
+        remove_tree(&full)?;
+        if let Some(parent) = full.parent()
+            && parent.exists()
+        {
+            fsync_dir(parent).map_err(BackupError::io(parent.display()))?;
+        }
+        Ok(())
+    }
+
     fn session_remove(&self, label: &str, rel_prefix: &str) -> Result<()> {
         self.forget_made_dirs();
-        remove_tree(&self.full(&format!("tmp/{label}/{rel_prefix}"))?)
+        remove_tree(&self.full(&format!("tmp/{label}/{rel_prefix}"))?)?;
+        remove_tree(&self.full(&format!("tmp/{label}/{STAGED_PIECES}/{rel_prefix}"))?)
     }
 
     fn commit_session(&self, label: &str, session_xml: &[u8]) -> Result<()> {
@@ -570,6 +595,22 @@ impl Target for FsTarget {
                 syncfs(&self.root).map_err(BackupError::io(self.root.display()))?
             }
             mv_home::SyncMode::PerFile => fsync_tree(&dir)?,
+        }
+        // The session's pieces go to pieces/<label> before the session appears,
+        // so no committed session names a piece that is not in place.
+        let staged = dir.join(STAGED_PIECES);
+        if staged.exists() {
+            let pieces = self.root.join("pieces");
+            create_dir_all_durable(&pieces).map_err(BackupError::io(pieces.display()))?;
+            let to = pieces.join(label);
+            if to.exists() {
+                return Err(BackupError::Invalid(format!(
+                    "pieces of session {label} already exist in {}",
+                    self.url()
+                )));
+            }
+            fs::rename(&staged, &to).map_err(BackupError::io(to.display()))?;
+            fsync_dir(&pieces).map_err(BackupError::io(pieces.display()))?;
         }
         let sessions = self.root.join("sessions");
         create_dir_all_durable(&sessions).map_err(BackupError::io(sessions.display()))?;

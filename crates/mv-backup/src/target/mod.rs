@@ -137,8 +137,28 @@ pub trait Target: Send + Sync {
         self.session_put(label, rel, &data)?;
         Ok(data.len() as u64)
     }
+    /// Writes an account file of the uncommitted full `label` at
+    /// `pieces/<label>/<rel>`, where later fulls refer to it while it does not
+    /// change. Durable once [`Target::commit_session`] returns; until then a
+    /// reader may or may not see it (an object store writes it at once: a piece
+    /// no committed session names is garbage that `-del` removes).
+    fn piece_put(&self, label: &str, rel: &str, data: &[u8]) -> Result<()> {
+        self.put(&format!("pieces/{label}/{rel}"), data)
+    }
+    /// Like `piece_put` from a local file, which may be moved.
+    fn piece_put_file(&self, label: &str, rel: &str, local: &Path) -> Result<()> {
+        self.put_file(&format!("pieces/{label}/{rel}"), local)
+    }
+    /// Removes every object whose path starts with `prefix` (a directory's worth:
+    /// `prefix` ends with `/`).
+    fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        for o in self.list(prefix)? {
+            self.delete(&o.path)?;
+        }
+        Ok(())
+    }
     /// Removes the files of an uncommitted session under `rel_prefix` (an account
-    /// that failed).
+    /// that failed), its pieces included.
     fn session_remove(&self, label: &str, rel_prefix: &str) -> Result<()>;
     /// Makes every file of the session durable, writes `session.xml` and makes the
     /// session visible under `sessions/<label>/`.

@@ -179,6 +179,14 @@ impl Fx {
         mv_backup::backup(&self.source(), t, opts, &NoProgress).unwrap()
     }
 
+    /// The file behind a session's `rel`, wherever the session keeps it (an
+    /// account file of a format 2 full is under `pieces/`).
+    pub fn file_of(&self, label: &mv_backup::Label, rel: &str) -> PathBuf {
+        let catalog = mv_backup::Catalog::load(self.target().as_ref()).unwrap();
+        let s = catalog.get(label).unwrap().session().unwrap().clone();
+        self.target_dir.join(s.object_path(rel))
+    }
+
     pub fn session_path(&self, label: &mv_backup::Label, rel: &str) -> PathBuf {
         self.target_dir
             .join("sessions")

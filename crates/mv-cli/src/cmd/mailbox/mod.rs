@@ -217,9 +217,10 @@ mod tests {
                 )
             })
             .collect();
-        assert_eq!(names.len(), 16, "{names:?}");
+        assert_eq!(names.len(), 17, "{names:?}");
         for expected in [
             "search(s)",
+            "recoverDeleted(rd)",
             "getAllFolders(gaf)",
             "addMessage(am)",
             "getRestURL(gru)",

@@ -58,7 +58,8 @@ pub struct Thresholds {
 
 impl Thresholds {
     pub fn load(home: &Home) -> Thresholds {
-        let cfg = home.open().ok();
+        // Read, not `Home::open`, which would re-create a vanished home.
+        let cfg = mv_home::LocalConfig::load(&home.localconfig_path()).ok();
         let get = |k: &str, d: u64| cfg.as_ref().map(|c| c.get_u64(k)).unwrap_or(d);
         Thresholds {
             warn: get("zmdisklog_warn_threshold", 85),

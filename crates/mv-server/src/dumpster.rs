@@ -163,10 +163,9 @@ pub fn spawn(
                     }
                     Err(e) => tracing::warn!("dumpster sweep: {e}"),
                 }
-                let secs = service
-                    .store()
-                    .home()
-                    .open()
+                // Read, not `Home::open`: that would re-create a home removed
+                // while the server runs, which the home watch must see gone.
+                let secs = mv_home::LocalConfig::load(&service.store().home().localconfig_path())
                     .map(|c| c.get_u64("dumpster_sweep_seconds"))
                     .unwrap_or(300)
                     .max(1);

@@ -61,7 +61,8 @@ pub(crate) fn enqueue(home: &Home, cfg: &ReportConfig, r: &RunReport) -> std::io
 
 /// The first retry delay (local config `backup_report_retry_seconds`).
 pub fn base_backoff(home: &Home) -> u64 {
-    home.open()
+    // Read, not `Home::open`, which would re-create a vanished home.
+    mv_home::LocalConfig::load(&home.localconfig_path())
         .map(|c| c.get_u64("backup_report_retry_seconds"))
         .unwrap_or(60)
         .max(1)

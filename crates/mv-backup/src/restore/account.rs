@@ -75,7 +75,6 @@ pub(super) fn build_with_catalog(
         &sessions,
         &history::Account {
             zimbra_id: &zimbra_id,
-            dir: &dir,
             email,
         },
         opts,

@@ -28,7 +28,6 @@ use mv_types::MailboxId;
 /// Who is being restored.
 pub(super) struct Account<'a> {
     pub zimbra_id: &'a str,
-    pub dir: &'a str,
     pub email: &'a str,
 }
 
@@ -57,13 +56,7 @@ pub(super) fn plan<'s>(
     stop: Option<(MailboxId, u64)>,
     report: &mut AccountRestoreReport,
 ) -> Result<Plan<'s>> {
-    let (full, meta) = choose_full(
-        target,
-        sessions,
-        account.zimbra_id,
-        account.email,
-        opts,
-    )?;
+    let (full, meta) = choose_full(target, sessions, account.zimbra_id, account.email, opts)?;
     // A damaged session after the full: its redo logs cannot be read.
     if !opts.full_only {
         for e in catalog.entries.iter().filter(|e| e.label > full.label) {

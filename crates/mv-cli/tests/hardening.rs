@@ -831,3 +831,35 @@ fn sigterm_under_delivery_and_indexing_load_exits_within_ten_seconds() {
     }
     assert_eq!(found, total);
 }
+
+/// A malformed value of a known local config key is refused by `localconfig -e`,
+/// and one put in the file by hand stops `serve` at start, naming the key; the
+/// server never runs on a silent default.
+#[test]
+fn a_malformed_local_config_value_is_refused_and_stops_the_start() {
+    let env = Env::new();
+    let o = env.run(Path::new(BIN), &["init"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = env.run(
+        Path::new(BIN),
+        &["localconfig", "-e", "lmtp_bind_port=7o25"],
+    );
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(
+        o.stderr.contains("lmtp_bind_port") && o.stderr.contains("not a whole number"),
+        "{}",
+        o.stderr
+    );
+    let path = env.home.join("conf/localconfig.conf");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("imap_max_connections = lots\n");
+    std::fs::write(&path, text).unwrap();
+    let o = env.run(Path::new(BIN), &["serve"]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(
+        o.stderr
+            .contains("imap_max_connections = \"lots\" is not a whole number"),
+        "{}",
+        o.stderr
+    );
+}

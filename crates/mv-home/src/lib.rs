@@ -11,6 +11,6 @@ pub mod syncmode;
 
 pub use durable::{fsync_dir, write_atomic};
 pub use layout::{Exposure, Home, HomeError};
-pub use localconfig::{LocalConfig, LocalConfigError};
+pub use localconfig::{KeyKind, LocalConfig, LocalConfigError};
 pub use lock::{HomeLock, LockError};
 pub use syncmode::{FsKind, SyncMode, fs_kind};

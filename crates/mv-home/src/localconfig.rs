@@ -343,6 +343,65 @@ pub enum LocalConfigError {
     BadKey(String),
     #[error("local config value for {0} must be a single line")]
     BadValue(String),
+    /// A known key whose value is not of its kind (see [`KeyInfo::kind`]).
+    #[error(
+        "local config {key} = {value:?} is not {expected}; fix it with \
+         `mailvault localconfig -e {key}=VALUE` (default {default})"
+    )]
+    Malformed {
+        key: String,
+        value: String,
+        expected: &'static str,
+        default: &'static str,
+    },
+}
+
+/// What a known key's value must be, as its default shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// A whole number ≥ 0.
+    Number,
+    /// true/false (also yes/no, 1/0).
+    Flag,
+    Text,
+}
+
+impl KeyInfo {
+    pub fn kind(&self) -> KeyKind {
+        if matches!(self.default, "true" | "false") {
+            KeyKind::Flag
+        } else if !self.default.is_empty() && self.default.bytes().all(|b| b.is_ascii_digit()) {
+            KeyKind::Number
+        } else {
+            KeyKind::Text
+        }
+    }
+
+    /// Checks `value` against the key's kind; an empty value means the default.
+    pub fn check(&self, value: &str) -> Result<(), LocalConfigError> {
+        let value = value.trim();
+        let ok = value.is_empty()
+            || match self.kind() {
+                KeyKind::Number => value.parse::<u64>().is_ok(),
+                KeyKind::Flag => matches!(
+                    value.to_ascii_lowercase().as_str(),
+                    "true" | "false" | "yes" | "no" | "1" | "0"
+                ),
+                KeyKind::Text => true,
+            };
+        if ok {
+            return Ok(());
+        }
+        Err(LocalConfigError::Malformed {
+            key: self.name.to_string(),
+            value: value.to_string(),
+            expected: match self.kind() {
+                KeyKind::Number => "a whole number",
+                _ => "true or false",
+            },
+            default: self.default,
+        })
+    }
 }
 
 /// The local configuration: explicit values over built-in defaults.
@@ -417,6 +476,17 @@ impl LocalConfig {
         self.values.get(key).map(String::as_str)
     }
 
+    /// Every known key's value checked against its kind: a server refuses to
+    /// start on a malformed one rather than run on a silent default.
+    pub fn check(&self) -> Result<(), LocalConfigError> {
+        for (k, v) in &self.values {
+            if let Some(info) = key_info(k) {
+                info.check(v)?;
+            }
+        }
+        Ok(())
+    }
+
     /// A value parsed as a number, falling back to the key's default when missing or
     /// unparsable.
     pub fn get_u64(&self, key: &str) -> u64 {
@@ -437,6 +507,9 @@ impl LocalConfig {
         validate_key(key)?;
         if value.contains('\n') || value.contains('\r') {
             return Err(LocalConfigError::BadValue(key.to_string()));
+        }
+        if let Some(info) = key_info(key) {
+            info.check(value)?;
         }
         self.values
             .insert(key.to_string(), value.trim().to_string());
@@ -473,6 +546,30 @@ fn validate_key(k: &str) -> Result<(), LocalConfigError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_malformed_known_value_is_refused_and_named() {
+        let mut cfg = LocalConfig::defaults();
+        let e = cfg.set("lmtp_bind_port", "70x25").unwrap_err().to_string();
+        assert!(
+            e.contains("lmtp_bind_port") && e.contains("whole number"),
+            "{e}"
+        );
+        assert!(cfg.set("imap_cleartext_login_enabled", "maybe").is_err());
+        cfg.set("imap_cleartext_login_enabled", "TRUE").unwrap();
+        cfg.set("lmtp_bind_port", "").unwrap();
+        cfg.set("my_own_key", "anything").unwrap();
+        // A file edited by hand is checked as a whole.
+        let parsed =
+            LocalConfig::parse("log_keep = seven\n", Path::new("localconfig.conf")).unwrap();
+        let e = parsed.check().unwrap_err().to_string();
+        assert!(
+            e.contains("log_keep = \"seven\"") && e.contains("default 7"),
+            "{e}"
+        );
+        assert!(LocalConfig::defaults().check().is_ok());
+    }
+
     use super::*;
 
     #[test]

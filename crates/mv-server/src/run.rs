@@ -17,6 +17,8 @@ pub enum ServeError {
     #[error("{0}")]
     Home(#[from] mv_home::HomeError),
     #[error("{0}")]
+    Config(#[from] mv_home::LocalConfigError),
+    #[error("{0}")]
     Service(#[from] crate::ServiceError),
     #[error(
         "cannot listen on {addr}: {source}; is another server using the port? (change it with mailvault localconfig -e {key}=PORT)"
@@ -126,6 +128,9 @@ pub fn serve(home: &Home, options: ServeOptions) -> Result<(), ServeError> {
     limit_malloc_arenas();
     home.init()?;
     let _lock = HomeLock::acquire(home.root())?;
+    // A malformed value stops the start here, naming the key, instead of a
+    // listener or a sweep running on a silent default.
+    mv_home::LocalConfig::load(&home.localconfig_path())?.check()?;
     let (service, report) = Service::open(home)?;
     if report.truncated_bytes > 0 || report.reapplied > 0 || report.blobs_repaired > 0 {
         println!(

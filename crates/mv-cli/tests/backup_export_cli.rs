@@ -282,13 +282,6 @@ fn a_date_range_from_a_backup_reimports_and_reads_back_as_mbox_and_maildir() {
         }
         cfg.save(&h.localconfig_path()).unwrap();
     }
-    struct Server(std::process::Child);
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let _server = Server(spawn_server(&env.home, std::process::Stdio::inherit()));
     let work = env.root.join("work.mbox");
     let o = env.export(&[

@@ -183,13 +183,6 @@ fn backup_query_verify_and_restore_through_s3() {
         }
         cfg.save(&h.localconfig_path()).unwrap();
     }
-    struct Server(std::process::Child);
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let mut server_process = Server(spawn_server(&env.home, std::process::Stdio::inherit()));
     files.push(deliver(&env, "a@d.test", "a3", 200));
     let o = env.ok("zmbackup", &["-i", "-t", &url, "-sync"]);

@@ -93,13 +93,6 @@ fn an_expunged_message_comes_back_from_the_dumpster_and_expires_after_its_lifeti
     let was = json(&env, &["-z", "-m", USER, "s", "--json", "subject:keep"]);
     let flags = was[0]["flags"].as_u64().unwrap();
 
-    struct Server(std::process::Child);
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let _server = Server(spawn_server(&env.home, std::process::Stdio::inherit()));
     let stream = TcpStream::connect(("127.0.0.1", imap)).unwrap();
     stream

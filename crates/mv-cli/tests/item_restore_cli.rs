@@ -347,13 +347,6 @@ fn an_emptied_folder_comes_back_while_the_server_runs_and_imap_sees_it() {
     env.ok("zmmailbox", &["-z", "-m", USER, "ef", "/Projects"]);
     assert!(env.found("under:/Projects").is_empty());
 
-    struct Server(std::process::Child);
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let _server = Server(spawn_server(&env.home, std::process::Stdio::inherit()));
     let stream = TcpStream::connect(("127.0.0.1", imap)).unwrap();
     stream

@@ -7,11 +7,11 @@
 
 mod common;
 
-use common::{BIN, Env, free_port};
+use common::{BIN, Env, Server, free_port};
 use mv_home::Home;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const USER: &str = "u@example.com";
@@ -73,15 +73,6 @@ fn garble(dir: &Path) {
         let mid = b.len() / 2;
         b[mid] ^= 0x5a;
         std::fs::write(e.path(), b).unwrap();
-    }
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

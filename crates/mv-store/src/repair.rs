@@ -41,10 +41,20 @@ impl Store {
                     .query_map([from as i64], |r| r.get(0))?
                     .collect()
             })?;
+            let mut items = Vec::with_capacity(ids.len());
             for item_id in ids {
-                let Some(item) = mbox.item(ItemId(item_id))? else {
-                    continue;
-                };
+                items.extend(mbox.item(ItemId(item_id))?);
+            }
+            // Deleted messages kept in the dumpster hold their blobs too: one
+            // written and deleted since the last checkpoint is repaired the same way.
+            items.extend(
+                mbox.dumpster()?
+                    .into_iter()
+                    .map(|d| d.item)
+                    .filter(|i| i.digest.is_some() && i.mod_content >= from),
+            );
+            for item in items {
+                let item_id = item.id;
                 let path =
                     self.blobs()
                         .blob_path(item.volume_id, id, ItemId(item_id), item.mod_content);

@@ -220,8 +220,12 @@ mod tests {
             ("s3_lock_lease_seconds", "5"),
             ("s3_lock_settle_ms", "soon"),
         ] {
-            let mut c = cfg.clone();
-            c.set(k, v).unwrap();
+            // As a file edited by hand holds it (`localconfig -e` refuses some).
+            let c = mv_home::LocalConfig::parse(
+                &format!("{}{k} = {v}\n", cfg.render()),
+                std::path::Path::new("localconfig.conf"),
+            )
+            .unwrap();
             let e = S3Settings::from_local_config(&c, std::env::temp_dir()).unwrap_err();
             assert!(e.to_string().contains(k), "{k}={v}: {e}");
         }

@@ -137,6 +137,17 @@ impl Drop for Tmpfs {
 
 /// `mailvault --home HOME serve`, returned once it says it is ready; its
 /// stdout keeps being drained so the server never blocks on a full pipe.
+/// A server process, killed and reaped when dropped: a failing test leaves
+/// nothing running.
+pub struct Server(pub std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub fn spawn_server(home: &Path, stderr: std::process::Stdio) -> std::process::Child {
     use std::io::BufRead;
     let mut child = Command::new(BIN)

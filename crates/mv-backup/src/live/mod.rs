@@ -218,37 +218,76 @@ pub fn verify(target: &dyn Target) -> Result<Vec<String>> {
     let listing = list(target)?;
     let mut problems = Vec::new();
     for log in listing.logs.values() {
-        let Some(local) = crate::target::fetch_local(target, &log.path)? else {
-            continue;
-        };
-        let bad = match mv_redo::RedoFileReader::open(local.path()) {
-            Ok(r) if r.header().sequence != log.sequence => Some(format!(
-                "header says sequence {}, the name {}",
-                r.header().sequence,
-                log.sequence
-            )),
-            Ok(r) if !r.header().closed => Some("not closed".to_string()),
-            Ok(r) => r.filter_map(|x| x.err()).next().map(|e| e.to_string()),
-            Err(e) => Some(e.to_string()),
-        };
-        if let Some(why) = bad {
-            problems.push(format!(
-                "shipped redo log {}/{} is damaged: {why}",
-                target.url(),
-                log.path
-            ));
-        }
+        problems.extend(check_shipped_log(target, log)?);
     }
     for (seq, segs) in &listing.segments {
         if listing.logs.contains_key(seq) {
             // The whole log wins; its segments are leftovers for the shipper.
             continue;
         }
-        if let Err(e) = read_chain(target, segs) {
-            problems.push(format!("shipped segments of redo sequence {seq}: {e}"));
-        }
+        problems.extend(check_segments(target, *seq, segs)?);
     }
     Ok(problems)
+}
+
+/// One shipped log read whole; `None` when it is sound or gone (pruned).
+fn check_shipped_log(target: &dyn Target, log: &ShippedLog) -> Result<Option<String>> {
+    let Some(local) = crate::target::fetch_local(target, &log.path)? else {
+        return Ok(None);
+    };
+    let bad = match mv_redo::RedoFileReader::open(local.path()) {
+        Ok(r) if r.header().sequence != log.sequence => Some(format!(
+            "header says sequence {}, the name {}",
+            r.header().sequence,
+            log.sequence
+        )),
+        Ok(r) if !r.header().closed => Some("not closed".to_string()),
+        Ok(r) => r.filter_map(|x| x.err()).next().map(|e| e.to_string()),
+        Err(e) => Some(e.to_string()),
+    };
+    Ok(bad.map(|why| {
+        format!(
+            "shipped redo log {}/{} is damaged: {why}",
+            target.url(),
+            log.path
+        )
+    }))
+}
+
+/// One sequence's segments read as a chain. A running server keeps shipping
+/// while this reads: when the sequence's log closes, the shipper puts it whole
+/// and removes its segments, and an incremental removes what its session now
+/// holds. A segment that vanished between the listing and its read is that,
+/// not damage, so a failed read looks again and checks what is there now; only
+/// a chain that fails twice over the same objects is reported.
+fn check_segments(
+    target: &dyn Target,
+    seq: u64,
+    listed: &[SegmentObject],
+) -> Result<Option<String>> {
+    // Bounded: a shipper adds a segment every few seconds at most.
+    const LOOKS: usize = 5;
+    let mut segs = listed.to_vec();
+    let mut looks = 0;
+    loop {
+        let Err(e) = read_chain(target, &segs) else {
+            return Ok(None);
+        };
+        looks += 1;
+        let now = list(target)?;
+        if let Some(log) = now.logs.get(&seq) {
+            return check_shipped_log(target, log);
+        }
+        match now.segments.get(&seq) {
+            None => return Ok(None),
+            Some(again) if *again != segs && looks < LOOKS => segs = again.clone(),
+            Some(_) => {
+                return Ok(Some(format!(
+                    "shipped segments of redo sequence {seq}: {e}"
+                )));
+            }
+        }
+    }
 }
 
 /// Removes from `live/` what the target's sessions hold now (sequences up to

@@ -276,3 +276,132 @@ fn a_newer_epoch_fences_every_shipper_but_its_owner() {
     );
     assert_eq!(epoch::newest(w.target.as_ref()).unwrap().unwrap(), e2);
 }
+
+/// A target whose first read of a segment finds the shipper has just put the
+/// segment's log whole and removed the segments (a running server's round
+/// between verify's listing and its read).
+struct ShipsDuringRead {
+    inner: Arc<dyn Target>,
+    on_first_read: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl Target for ShipsDuringRead {
+    fn url(&self) -> String {
+        self.inner.url()
+    }
+    fn put(&self, path: &str, data: &[u8]) -> Result<()> {
+        self.inner.put(path, data)
+    }
+    fn put_file(&self, path: &str, local: &std::path::Path) -> Result<()> {
+        self.inner.put_file(path, local)
+    }
+    fn put_new(&self, path: &str, data: &[u8]) -> Result<bool> {
+        self.inner.put_new(path, data)
+    }
+    fn get(&self, path: &str) -> Result<Vec<u8>> {
+        if path.starts_with(SEGMENTS_PREFIX)
+            && let Some(ship) = self.on_first_read.lock().unwrap().take()
+        {
+            ship();
+        }
+        self.inner.get(path)
+    }
+    fn get_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        self.inner.get_range(path, offset, len)
+    }
+    fn size(&self, path: &str) -> Result<Option<u64>> {
+        self.inner.size(path)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<crate::target::ObjectInfo>> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, path: &str) -> Result<()> {
+        self.inner.delete(path)
+    }
+    fn begin_session(&self, label: &str) -> Result<()> {
+        self.inner.begin_session(label)
+    }
+    fn session_put(&self, label: &str, rel: &str, data: &[u8]) -> Result<()> {
+        self.inner.session_put(label, rel, data)
+    }
+    fn session_put_file(&self, label: &str, rel: &str, local: &std::path::Path) -> Result<()> {
+        self.inner.session_put_file(label, rel, local)
+    }
+    fn session_remove(&self, label: &str, rel_prefix: &str) -> Result<()> {
+        self.inner.session_remove(label, rel_prefix)
+    }
+    fn commit_session(&self, label: &str, session_xml: &[u8]) -> Result<()> {
+        self.inner.commit_session(label, session_xml)
+    }
+    fn discard_session(&self, label: &str) -> Result<()> {
+        self.inner.discard_session(label)
+    }
+    fn pending_sessions(&self) -> Result<Vec<String>> {
+        self.inner.pending_sessions()
+    }
+    fn session_names(&self) -> Result<Vec<String>> {
+        self.inner.session_names()
+    }
+    fn retire_session(&self, label: &str) -> Result<()> {
+        self.inner.retire_session(label)
+    }
+    fn purge_retired(&self) -> Result<Vec<String>> {
+        self.inner.purge_retired()
+    }
+    fn clean_pending(&self) -> Result<Vec<String>> {
+        self.inner.clean_pending()
+    }
+    fn lock(&self, what: &str, wait: std::time::Duration) -> Result<crate::target::TargetLock> {
+        self.inner.lock(what, wait)
+    }
+    fn lock_holder(&self) -> Result<Option<String>> {
+        self.inner.lock_holder()
+    }
+    fn scratch_dir(&self) -> Result<std::path::PathBuf> {
+        self.inner.scratch_dir()
+    }
+    fn free_space(&self) -> Result<Option<crate::target::Space>> {
+        self.inner.free_space()
+    }
+    fn local_path(&self, path: &str) -> Option<std::path::PathBuf> {
+        self.inner.local_path(path)
+    }
+    fn bytes_written(&self) -> u64 {
+        self.inner.bytes_written()
+    }
+}
+
+#[test]
+fn verify_is_not_fooled_by_a_log_shipped_whole_while_it_reads() {
+    let w = world();
+    let mut s = shipper(&w);
+    put(&w, 3, 1);
+    assert_eq!(s.round(w.log.durable_lsn()).unwrap().segments, 1);
+    w.log.rollover().unwrap();
+    let durable = w.log.durable_lsn();
+    let racing = ShipsDuringRead {
+        inner: w.target.clone(),
+        on_first_read: std::sync::Mutex::new(Some(Box::new(move || {
+            assert_eq!(s.round(durable).unwrap().logs, 1);
+        }))),
+    };
+    assert_eq!(verify(&racing).unwrap(), Vec::<String>::new());
+    assert!(racing.on_first_read.lock().unwrap().is_none(), "it raced");
+
+    // Damage is still damage: a segment whose bytes are wrong, twice over.
+    let w = world();
+    let mut s = shipper(&w);
+    put(&w, 3, 1);
+    s.round(w.log.durable_lsn()).unwrap();
+    let seq = w.log.position().sequence;
+    let seg = list(w.target.as_ref()).unwrap().segments[&seq][0]
+        .path
+        .clone();
+    let mut bytes = w.target.get(&seg).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    w.target.put(&seg, &bytes).unwrap();
+    let problems = verify(w.target.as_ref()).unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains(&seg), "{problems:?}");
+}

@@ -10,7 +10,7 @@
 //! Runs through `mv_backup::items::restore_items`, the function the
 //! `restore_items` request calls, on a store without a server process.
 //!
-//! 24 cases by default (about 10 s); `MV_ITEMS_PROPTEST_CASES=200 cargo test -p mv-backup
+//! 16 cases by default (10-20 s); `MV_ITEMS_PROPTEST_CASES=200 cargo test -p mv-backup
 //! --test item_points` runs a longer soak.
 
 mod common;
@@ -375,7 +375,7 @@ fn cases() -> u32 {
     std::env::var("MV_ITEMS_PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(24)
+        .unwrap_or(16)
 }
 
 proptest! {

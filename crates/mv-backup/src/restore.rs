@@ -341,6 +341,13 @@ impl Built {
             } => {
                 let _ = source.dir().delete_account(&a.id);
             }
+            // Its database and index too, and its mark last.
+            Destination::Scratch(a) => {
+                if let Err(e) = source.store.remove_scratch(a.mailbox_id) {
+                    tracing::warn!(mailbox = a.mailbox_id.0, error = %e,
+                        "a scratch mailbox stays until the next start");
+                }
+            }
             _ => {}
         }
     }

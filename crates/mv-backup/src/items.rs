@@ -505,9 +505,7 @@ pub fn search_account(
                 .items(None, None)?
                 .into_iter()
                 .filter_map(|i| match i.kind {
-                    mv_store::ItemKind::Message => {
-                        i.digest.map(|d| (message_kind(), d))
-                    }
+                    mv_store::ItemKind::Message => i.digest.map(|d| (message_kind(), d)),
                     mv_store::ItemKind::Contact | mv_store::ItemKind::Appointment => {
                         Some((i.kind.name().to_string(), pim_digest(&i)))
                     }

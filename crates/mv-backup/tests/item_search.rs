@@ -58,7 +58,10 @@ fn contacts_and_appointments_are_found_with_kind_folder_date_and_presence() {
     let fx = Fx::new();
     let a = fx.account(USER);
     let m = a.mailbox_id;
-    let contact = fx.store.put_contact(m, folders::CONTACTS, VCARD, None).unwrap();
+    let contact = fx
+        .store
+        .put_contact(m, folders::CONTACTS, VCARD, None)
+        .unwrap();
     fx.store.import_calendar(m, folders::CALENDAR, ICS).unwrap();
     fx.deliver(
         b"From: cfo@d.test\r\nTo: user@d.test\r\nSubject: budget figures\r\n\
@@ -72,11 +75,21 @@ fn contacts_and_appointments_are_found_with_kind_folder_date_and_presence() {
     let budget = search(&fx, "budget");
     assert_eq!(
         kinds(&budget),
-        vec![pair("appointment", "Budget review"), pair("message", "budget figures")]
+        vec![
+            pair("appointment", "Budget review"),
+            pair("message", "budget figures")
+        ]
     );
-    let appt = budget.hits.iter().find(|h| h.kind == "appointment").unwrap();
+    let appt = budget
+        .hits
+        .iter()
+        .find(|h| h.kind == "appointment")
+        .unwrap();
     assert_eq!(appt.folder, "/Calendar");
-    assert_eq!(appt.date_ms, 1_741_597_200_000, "its start, 2025-03-10 09:00 UTC");
+    assert_eq!(
+        appt.date_ms, 1_741_597_200_000,
+        "its start, 2025-03-10 09:00 UTC"
+    );
     assert_eq!(appt.message_id, "budget-1@d.test");
     assert_eq!(appt.present, Some(true));
     assert_eq!(appt.labels.len(), 1);
@@ -97,6 +110,12 @@ fn contacts_and_appointments_are_found_with_kind_folder_date_and_presence() {
     assert!(search(&fx, "after:04/01/2025").hits.is_empty());
 
     // Message-only terms match messages only.
-    assert_eq!(kinds(&search(&fx, "is:unread")), vec![pair("message", "budget figures")]);
-    assert_eq!(kinds(&search(&fx, "from:cfo")), vec![pair("message", "budget figures")]);
+    assert_eq!(
+        kinds(&search(&fx, "is:unread")),
+        vec![pair("message", "budget figures")]
+    );
+    assert_eq!(
+        kinds(&search(&fx, "from:cfo")),
+        vec![pair("message", "budget figures")]
+    );
 }

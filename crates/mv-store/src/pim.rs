@@ -418,7 +418,8 @@ pub fn event_start(ics: &str) -> Option<UtcMillis> {
                 depth += 1;
                 if depth == 2 {
                     let v = value.trim();
-                    in_component = v.eq_ignore_ascii_case("VEVENT") || v.eq_ignore_ascii_case("VTODO");
+                    in_component =
+                        v.eq_ignore_ascii_case("VEVENT") || v.eq_ignore_ascii_case("VTODO");
                 }
             }
             "END" => {

@@ -8,8 +8,8 @@
 //! of getting them back run on the same home and target, each from the state
 //! right after the deletions:
 //!
-//! - the old way: `zmrestore -a A -ca -pre restore_` (the whole account into a
-//!   new one), then `zmmailbox -m restore_A s QUERY` to find, `getRestURL
+//! - the old way: `zmrestore -a A -ca -pre restore_ -restoreToTime T` (the
+//!   whole account as it was before the loss, into a new one), then `zmmailbox -m restore_A s QUERY` to find, `getRestURL
 //!   "//?fmt=tgz&query=..."` to export, `postRestURL` to put back;
 //! - item-level: `mailvault backup search` (one word, a date range, a from:),
 //!   `zmrestore --items quokka`, `zmrestore --folder /Projects`, `mailvault
@@ -171,7 +171,8 @@ fn load(
             })
             .collect();
         for w in workers {
-            w.join().map_err(|_| anyhow::anyhow!("a delivery thread panicked"))??;
+            w.join()
+                .map_err(|_| anyhow::anyhow!("a delivery thread panicked"))??;
         }
         Ok(())
     })?;
@@ -223,7 +224,11 @@ fn search_hits(m: &Measured, what: &str) -> anyhow::Result<usize> {
     let v = json(m, what)?;
     let hits = v["accounts"]
         .as_array()
-        .map(|a| a.iter().map(|x| x["hits"].as_array().map_or(0, |h| h.len())).sum())
+        .map(|a| {
+            a.iter()
+                .map(|x| x["hits"].as_array().map_or(0, |h| h.len()))
+                .sum()
+        })
         .unwrap_or(0);
     Ok(hits)
 }
@@ -356,6 +361,11 @@ impl Scenario for ItemsScenario {
             from = to;
         }
         let folder_n = p.folder_count();
+        // The point the old way restores to: after the last backup, before the
+        // loss (the account restored to the latest point would have lost them too).
+        let before_loss = chrono::Utc::now();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let before_loss = before_loss.format("%Y/%m/%d %H:%M:%S%.3f").to_string();
         let lost = lose(&home, ctx.seed, &p)?;
         if lost != folder_n + 1 {
             bail!("deleted {lost} messages, expected {}", folder_n + 1);
@@ -366,10 +376,11 @@ impl Scenario for ItemsScenario {
             .expect("in range")
             .format("%m/%d/%Y")
             .to_string();
-        let week_to = chrono::DateTime::from_timestamp_millis(START_MS + SPAN_MS / 2 + 7 * 86_400_000)
-            .expect("in range")
-            .format("%m/%d/%Y")
-            .to_string();
+        let week_to =
+            chrono::DateTime::from_timestamp_millis(START_MS + SPAN_MS / 2 + 7 * 86_400_000)
+                .expect("in range")
+                .format("%m/%d/%Y")
+                .to_string();
         let range = format!("after:{week_from} before:{week_to}");
         let from_q = format!("from:{}", sender(7));
         let queries = [NEEDLE.to_string(), range.clone(), from_q.clone()];
@@ -379,7 +390,18 @@ impl Scenario for ItemsScenario {
         let restore = step(
             &mv,
             &home,
-            &["restore", "-a", ACCOUNT, "-ca", "-pre", "restore_", "-t", &target_s],
+            &[
+                "restore",
+                "-a",
+                ACCOUNT,
+                "-ca",
+                "-pre",
+                "restore_",
+                "-restoreToTime",
+                &before_loss,
+                "-t",
+                &target_s,
+            ],
             "zmrestore -ca",
         )?;
         let mut searches = Vec::new();
@@ -388,14 +410,19 @@ impl Scenario for ItemsScenario {
             let m = step(
                 &mv,
                 &home,
-                &["mailbox", "-z", "-m", RESTORED, "s", "-l", "1000000", "-v", q],
+                &[
+                    "mailbox", "-z", "-m", RESTORED, "s", "-l", "1000000", "-v", q,
+                ],
                 "zmmailbox s",
             )?;
             expected_hits.push(mailbox_hits(&m, "zmmailbox s")?);
             searches.push(m);
         }
         if expected_hits[0] != 1 {
-            bail!("the restored account has {} messages with {NEEDLE}", expected_hits[0]);
+            bail!(
+                "the restored account has {} messages with {NEEDLE}",
+                expected_hits[0]
+            );
         }
         let tgz_needle = dir.path().join("needle.tgz");
         let tgz_folder = dir.path().join("folder.tgz");
@@ -404,7 +431,16 @@ impl Scenario for ItemsScenario {
             step(
                 &mv,
                 &home,
-                &["mailbox", "-z", "-m", RESTORED, "getRestURL", "-o", out.to_str().unwrap(), &url],
+                &[
+                    "mailbox",
+                    "-z",
+                    "-m",
+                    RESTORED,
+                    "getRestURL",
+                    "-o",
+                    out.to_str().unwrap(),
+                    &url,
+                ],
                 what,
             )
         };
@@ -412,7 +448,15 @@ impl Scenario for ItemsScenario {
             step(
                 &mv,
                 &home,
-                &["mailbox", "-z", "-m", ACCOUNT, "postRestURL", "//?fmt=tgz", file.to_str().unwrap()],
+                &[
+                    "mailbox",
+                    "-z",
+                    "-m",
+                    ACCOUNT,
+                    "postRestURL",
+                    "//?fmt=tgz",
+                    file.to_str().unwrap(),
+                ],
                 what,
             )
         };
@@ -445,7 +489,9 @@ impl Scenario for ItemsScenario {
                 let m = step(
                     &mv,
                     &home,
-                    &["backup", "search", "-a", ACCOUNT, "-t", &target_s, "--json", q],
+                    &[
+                        "backup", "search", "-a", ACCOUNT, "-t", &target_s, "--json", q,
+                    ],
                     "backup search",
                 )?;
                 runs.push(m.secs);
@@ -464,7 +510,9 @@ impl Scenario for ItemsScenario {
         let one = step(
             &mv,
             &home,
-            &["restore", "-a", ACCOUNT, "-t", &target_s, "--json", "--items", NEEDLE],
+            &[
+                "restore", "-a", ACCOUNT, "-t", &target_s, "--json", "--items", NEEDLE,
+            ],
             "zmrestore --items",
         )?;
         let restored_one = json(&one, "zmrestore --items")?["restored"]
@@ -476,7 +524,9 @@ impl Scenario for ItemsScenario {
         let folder = step(
             &mv,
             &home,
-            &["restore", "-a", ACCOUNT, "-t", &target_s, "--json", "--folder", FOLDER],
+            &[
+                "restore", "-a", ACCOUNT, "-t", &target_s, "--json", "--folder", FOLDER,
+            ],
             "zmrestore --folder",
         )?;
         let restored_folder = json(&folder, "zmrestore --folder")?["restored"]
@@ -519,7 +569,10 @@ impl Scenario for ItemsScenario {
             } else {
                 Goal {
                     met: None,
-                    why: Some(format!("set for {GOAL_MESSAGES} messages, ran {}", p.messages)),
+                    why: Some(format!(
+                        "set for {GOAL_MESSAGES} messages, ran {}",
+                        p.messages
+                    )),
                     ..g
                 }
             }
@@ -608,8 +661,8 @@ impl Scenario for ItemsScenario {
                  senders, {folder_n} in `{FOLDER}`), backed up by a full after 90% of them \
                  and an incremental after each further 5%. Then the one message with the \
                  word \"{NEEDLE}\" is deleted and `{FOLDER}` is emptied. The old way, \
-                 measured first: `zmrestore -a A -ca -pre restore_` (the whole account into \
-                 a new one), `zmmailbox -m restore_A s QUERY`, `getRestURL \
+                 measured first: `zmrestore -a A -ca -pre restore_ -restoreToTime T` (the \
+                 whole account as it was before the loss, into a new one), `zmmailbox -m restore_A s QUERY`, `getRestURL \
                  \"//?fmt=tgz&query=...\"` and `postRestURL` into the account. The same loss \
                  is made again, then item-level recovery: `mailvault backup search` (every \
                  session; {} runs, median), `zmrestore --items {NEEDLE}`, `zmrestore --folder \

@@ -83,7 +83,7 @@ impl ItemsParams {
     }
 
     fn in_folder(&self, i: usize) -> bool {
-        i % self.folder_every == 0 && i != self.needle()
+        i.is_multiple_of(self.folder_every) && i != self.needle()
     }
 
     fn folder_count(&self) -> usize {

@@ -96,3 +96,17 @@ fn read_consistent(dir: &Path) -> std::result::Result<Option<(Vec<u8>, Files)>, 
     files.sort();
     Ok(Some((meta, files)))
 }
+
+/// The files of a `segments.zip`, by name.
+pub(crate) fn unzip(zip: &[u8]) -> zip::result::ZipResult<Files> {
+    use std::io::Read;
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(zip))?;
+    let mut out = Vec::with_capacity(z.len());
+    for n in 0..z.len() {
+        let mut f = z.by_index(n)?;
+        let mut data = Vec::with_capacity(f.size() as usize);
+        f.read_to_end(&mut data)?;
+        out.push((f.name()?.into_owned(), data));
+    }
+    Ok(out)
+}

@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 mod export;
+mod narrow;
 
 pub use export::{ExportFormat, ExportOptions, ExportReport, export_account};
 
@@ -304,36 +305,6 @@ fn body(
     run.read_pool_blob(target, &digest)
 }
 
-/// The messages of a rebuilt mailbox matching `terms`. A folder the query names
-/// that did not exist at that point matches nothing there.
-fn matching(
-    run: &mut RestoreRun,
-    source: &Source,
-    target: &dyn Target,
-    pm: &PointMailbox,
-    terms: &[Term],
-) -> Result<Vec<Item>> {
-    let mbox = source.store.mailbox(pm.mailbox);
-    let mut failed = None;
-    let found = mbox.search_with(terms, None, &mut |i| match body(
-        run, source, target, pm.mailbox, i,
-    ) {
-        Ok(b) => mv_store::mime::message_text(&[&i.prefix[..], &b[..]].concat()),
-        Err(e) => {
-            failed.get_or_insert(e);
-            mv_store::mime::MessageText::default()
-        }
-    });
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    match found {
-        Ok(items) => Ok(items.into_iter().filter(|i| i.digest.is_some()).collect()),
-        Err(StoreError::NotFound(_)) => Ok(Vec::new()),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// The contacts and appointments of a rebuilt mailbox matching `terms` (the
 /// store's evaluator for them: their text, name or summary, folder, start).
 fn matching_pim(source: &Source, pm: &PointMailbox, terms: &[Term]) -> Result<Vec<Item>> {
@@ -428,6 +399,8 @@ pub fn search_account(
         ..Default::default()
     };
     let mut hits: BTreeMap<(String, u32), BackupHit> = BTreeMap::new();
+    let mut narrowed = narrow::Narrowed::new(&terms);
+    let mut index_notes = Vec::new();
     out.points = for_each_point(
         run,
         source,
@@ -437,7 +410,7 @@ pub fn search_account(
         &mut out.notes,
         &mut |run, name, pm| {
             let folders = folder_paths(source, pm.mailbox)?;
-            for i in matching(run, source, target, pm, &terms)? {
+            for i in narrowed.matching(run, source, target, pm, &mut index_notes)? {
                 let digest = i.digest.clone().unwrap_or_default();
                 let hit = hits
                     .entry((digest.clone(), i.id))
@@ -495,6 +468,7 @@ pub fn search_account(
             Ok(())
         },
     )?;
+    out.notes.append(&mut index_notes);
     // What the live mailbox holds now: message digests, and the digests of its
     // contacts' and appointments' text, each with its kind.
     let live: Option<HashSet<(String, String)>> = match live_mailbox(source, &zid)? {
@@ -583,6 +557,8 @@ pub fn restore_items(
     // Newest point first: each item is taken in its newest version.
     let mut chosen: BTreeMap<(String, u32), Chosen> = BTreeMap::new();
     let newest_first: Vec<_> = points.into_iter().rev().collect();
+    let mut narrowed = narrow::Narrowed::new(&terms);
+    let mut index_notes = Vec::new();
     for_each_point(
         run,
         source,
@@ -599,7 +575,7 @@ pub fn restore_items(
                 .into_iter()
                 .map(|t| (t.id, (t.name, t.color)))
                 .collect();
-            for i in matching(run, source, target, pm, &terms)? {
+            for i in narrowed.matching(run, source, target, pm, &mut index_notes)? {
                 let key = (i.digest.clone().unwrap_or_default(), i.id);
                 if chosen.contains_key(&key) {
                     continue;
@@ -619,6 +595,10 @@ pub fn restore_items(
             Ok(())
         },
     )?;
+    // Which index copies were used changes only how fast the items were found.
+    for n in index_notes {
+        tracing::info!("{email}: {n}");
+    }
     let mut chosen: Vec<Chosen> = chosen.into_values().collect();
     // Oldest first within each folder: IMAP UIDs follow the original order.
     chosen.sort_by(|a, b| {

@@ -3,10 +3,10 @@
 
 use crate::fields::TextKey;
 use crate::mailbox_index::MailboxIndex;
-use crate::query::{all_of, candidates, exact_token, flagged};
+use crate::query::{candidates, exact_token, flagged, text_query};
 use crate::{IndexError, ReindexStatus};
 use mv_home::Home;
-use mv_store::search::{Candidates, Term};
+use mv_store::search::Candidates;
 use mv_store::{Item, Pending, Store, StoreError};
 use mv_types::{ItemId, MailboxId};
 use std::collections::HashMap;
@@ -108,34 +108,14 @@ impl Indexes {
         let terms =
             mv_store::search::parse(query).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let f = crate::fields::Fields::new();
-        let mut parts = Vec::new();
-        for t in &terms {
-            let (keys, needle): (&[TextKey], &str) = match t {
-                Term::From(v) => (&[TextKey::From][..], v.as_str()),
-                Term::To(v) => (&[TextKey::To, TextKey::Cc][..], v.as_str()),
-                Term::Subject(v) => (&[TextKey::Subject][..], v.as_str()),
-                Term::Content(v) => (&[TextKey::Body][..], v.as_str()),
-                Term::Word(v) => (
-                    &[
-                        TextKey::Subject,
-                        TextKey::From,
-                        TextKey::To,
-                        TextKey::Body,
-                        TextKey::Attachments,
-                    ][..],
-                    v.as_str(),
-                ),
-                _ => continue,
-            };
-            parts.push(candidates(&f, keys, needle));
-        }
+        let query = text_query(&f, &terms);
         let mailbox = store.mailbox(id);
         let mut text = |i: &Item| store.message_text(id, i);
-        if parts.is_empty() {
+        let Some(query) = query else {
             // Nothing textual: the store's own filters are all there is.
             return mailbox.search_with(&terms, None, &mut text);
-        }
-        match self.mailbox(id).candidates(store, all_of(parts).as_ref()) {
+        };
+        match self.mailbox(id).candidates(store, query.as_ref()) {
             Ok((items, indexed_change)) => mailbox.search_with(
                 &terms,
                 Some(Candidates {

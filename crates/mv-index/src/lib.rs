@@ -24,12 +24,14 @@
 //! is then answered from the term dictionary alone (flagged documents and messages
 //! newer than the index are still read).
 
+mod copy;
 mod error;
 mod fields;
 mod indexes;
 mod mailbox_index;
 mod query;
 
+pub use copy::IndexCopy;
 pub use error::IndexError;
 pub use indexes::{IndexLag, Indexes, TextField};
 pub use mailbox_index::{IndexedDoc, MailboxIndex, ReindexState, ReindexStatus};

@@ -23,10 +23,10 @@ const BATCH: usize = 200;
 
 /// What a commit records: the index holds the mailbox exactly as of `change`.
 #[derive(Debug, Serialize, Deserialize)]
-struct Payload {
-    format: u32,
-    mailbox: u32,
-    change: u64,
+pub(crate) struct Payload {
+    pub(crate) format: u32,
+    pub(crate) mailbox: u32,
+    pub(crate) change: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

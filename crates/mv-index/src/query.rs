@@ -2,9 +2,37 @@
 //! needle (see the crate documentation for why it is a superset).
 
 use crate::fields::{Fields, MAX_TOKEN, TextKey, tokens};
+use mv_store::search::Term as SearchTerm;
 use tantivy::Term;
 use tantivy::query::{AllQuery, BooleanQuery, Query, RegexQuery, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
+
+/// The index query narrowing `terms` (of `zmmailbox s`): all of their text terms
+/// candidates. `None` when no term is textual (the index narrows nothing).
+pub(crate) fn text_query(f: &Fields, terms: &[SearchTerm]) -> Option<Box<dyn Query>> {
+    let mut parts = Vec::new();
+    for t in terms {
+        let (keys, needle): (&[TextKey], &str) = match t {
+            SearchTerm::From(v) => (&[TextKey::From][..], v.as_str()),
+            SearchTerm::To(v) => (&[TextKey::To, TextKey::Cc][..], v.as_str()),
+            SearchTerm::Subject(v) => (&[TextKey::Subject][..], v.as_str()),
+            SearchTerm::Content(v) => (&[TextKey::Body][..], v.as_str()),
+            SearchTerm::Word(v) => (
+                &[
+                    TextKey::Subject,
+                    TextKey::From,
+                    TextKey::To,
+                    TextKey::Body,
+                    TextKey::Attachments,
+                ][..],
+                v.as_str(),
+            ),
+            _ => continue,
+        };
+        parts.push(candidates(f, keys, needle));
+    }
+    (!parts.is_empty()).then(|| all_of(parts))
+}
 
 /// Documents where `needle` (lowercased) may be a substring of one of `keys`, or
 /// that are flagged for verification.

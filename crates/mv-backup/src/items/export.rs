@@ -164,7 +164,14 @@ pub fn export_account(
                     .filter(|i| i.digest.is_some())
                     .collect()
             } else {
-                matching(run, source, target, pm, &terms)?
+                let mut index_notes = Vec::new();
+                super::narrow::Narrowed::new(&terms).matching(
+                    run,
+                    source,
+                    target,
+                    pm,
+                    &mut index_notes,
+                )?
             };
             // Folder by folder, oldest first: the order a mail client shows.
             items.sort_by(|a, b| {

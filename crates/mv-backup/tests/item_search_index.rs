@@ -52,7 +52,9 @@ fn history(fx: &Fx, with_index: bool) -> mv_backup::Label {
     fx.deliver(&mail("kept report", "the quarterly ledger"), &[&a]);
     fx.deliver(&mail("lost report", "ledger draft"), &[&a]);
     fx.deliver(&mail("lunch", "nothing to see"), &[&a]);
-    mv_index::Indexes::new(fx.store.home()).update(&fx.store, m).unwrap();
+    mv_index::Indexes::new(fx.store.home())
+        .update(&fx.store, m)
+        .unwrap();
     // After the index's change number: not in the copy, found all the same.
     fx.deliver(&mail("late report", "ledger too"), &[&a]);
     let mut o = fx.opts(SessionKind::Full);
@@ -103,7 +105,10 @@ fn index_copy_gives_the_same_hits_as_reading_every_message() {
     let id = with.find_account(USER).id;
     let zip = with.file_of(
         &full,
-        &format!("{}/index/segments.zip", mv_backup::session::account_dir(&id)),
+        &format!(
+            "{}/index/segments.zip",
+            mv_backup::session::account_dir(&id)
+        ),
     );
     let mut bytes = std::fs::read(&zip).unwrap();
     let mid = bytes.len() / 2;

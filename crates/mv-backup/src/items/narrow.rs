@@ -159,7 +159,6 @@ impl Narrowed {
         }
         Ok(found)
     }
-
 }
 
 /// The index copy of the full `label` for the account, read on first use.

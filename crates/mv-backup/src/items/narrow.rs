@@ -34,8 +34,6 @@ pub(super) struct Narrowed {
     verdicts: HashMap<(String, Vec<u8>), bool>,
     /// The index copy of each full (by label) read so far; None: none usable.
     copies: HashMap<String, Option<IndexCopy>>,
-    /// Messages whose body was read for `text`, for the report's notes.
-    pub checked: usize,
 }
 
 fn is_text(t: &Term) -> bool {
@@ -57,7 +55,6 @@ impl Narrowed {
             rest,
             verdicts: HashMap::new(),
             copies: HashMap::new(),
-            checked: 0,
         }
     }
 
@@ -141,7 +138,6 @@ impl Narrowed {
                     }
                     _ => unknown,
                 };
-                self.checked += examine.len();
                 let keys: Vec<(String, Vec<u8>)> = examine.iter().map(key).collect();
                 let found = evaluate(&mbox, &self.text, examine, &mut |i| text(run, i))?;
                 let hit: HashSet<(String, Vec<u8>)> = found.iter().map(key).collect();

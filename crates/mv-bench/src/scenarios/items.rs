@@ -347,6 +347,15 @@ impl Scenario for ItemsScenario {
             load(&home, ctx.seed, &p, from..to)?;
             let loaded = t.elapsed().as_secs_f64();
             let kind = if k == 0 { "-f" } else { "-i" };
+            if k == 0 {
+                // A server's indexer keeps the index current; offline, the full
+                // copies the index only if it is built first.
+                let r = step(&mv, &home, &["zmprov", "rim", ACCOUNT, "start"], "zmprov rim")?;
+                notes.push(format!(
+                    "Setup: the search index built (`zmprov rim A start`) in {:.1} s.",
+                    r.secs
+                ));
+            }
             let b = step(
                 &mv,
                 &home,

@@ -350,7 +350,7 @@ impl Scenario for ItemsScenario {
             if k == 0 {
                 // A server's indexer keeps the index current; offline, the full
                 // copies the index only if it is built first.
-                let r = step(&mv, &home, &["zmprov", "rim", ACCOUNT, "start"], "zmprov rim")?;
+                let r = step(&mv, &home, &["prov", "rim", ACCOUNT, "start"], "zmprov rim")?;
                 notes.push(format!(
                     "Setup: the search index built (`zmprov rim A start`) in {:.1} s.",
                     r.secs

@@ -7,7 +7,7 @@ use crate::corpus::Corpus;
 use crate::imap_client::ImapConnection;
 use crate::lmtp_client::{self, Job};
 use crate::measure::tree_bytes;
-use crate::peers::LmtpTarget;
+use crate::peers::{LmtpTarget, RunningServer};
 use crate::peers::mailvault::{MailboxStates, Mailvault, MessageDigests, mailbox_states, message_digests};
 use crate::scenario::RunContext;
 use crate::sysinfo::human_bytes;

@@ -11,11 +11,12 @@ use super::{
 };
 use crate::corpus::Corpus;
 use crate::measure::{self, tree_bytes, tree_digests};
+use crate::peers::RunningServer;
 use crate::peers::archivers::{Archiver, Kind};
 use crate::scenario::{Figure, Goal, RunContext, median_u64};
 use crate::sysinfo::human_bytes;
 use anyhow::{Context, bail};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What every step works with: the loaded home, the peers and the runs.
 pub(super) struct Steps<'a> {

@@ -16,31 +16,8 @@ use std::time::{Duration, Instant};
 
 const INTERVAL: u64 = 2;
 
-impl Lmtp {
-    /// One message to one recipient; true once it is acknowledged (250).
-    fn deliver(&mut self, rcpt: &str, body: &str) -> bool {
-        self.send("MAIL FROM:<sender@remote.test>\r\n");
-        assert!(self.reply().starts_with("250"));
-        self.send(&format!("RCPT TO:<{rcpt}>\r\n"));
-        assert!(self.reply().starts_with("250"));
-        self.send("DATA\r\n");
-        assert!(self.reply().starts_with("354"));
-        self.send(body);
-        self.send(".\r\n");
-        self.reply().starts_with("250")
-    }
-}
-
 fn message(rcpt: &str, i: usize) -> String {
-    let mut m = format!(
-        "From: sender@remote.test\r\nTo: {rcpt}\r\nMessage-ID: <m{i}@remote.test>\r\nSubject: m{i:03}\r\n\r\n"
-    );
-    for l in 0..40 {
-        m.push_str(&format!(
-            "message {i} line {l} of the live shipping test\r\n"
-        ));
-    }
-    m
+    numbered_message(rcpt, i, "live shipping test")
 }
 
 fn http_get(port: u16, path: &str) -> String {
@@ -99,7 +76,7 @@ fn a_killed_server_is_rebuilt_to_its_last_shipped_records() {
     let mut deliver = |c: &mut Lmtp, sent: &mut Vec<(String, String, Instant)>| {
         let rcpt = users[i % 2];
         let body = message(rcpt, i);
-        assert!(c.deliver(rcpt, &body), "message {i} refused");
+        assert!(c.deliver_to(rcpt, &body), "message {i} refused");
         sent.push((rcpt.to_string(), body, Instant::now()));
         i += 1;
     };

@@ -23,45 +23,20 @@ use std::time::{Duration, Instant};
 
 const RPO: Duration = Duration::from_secs(5);
 
-impl Lmtp {
-    /// One message to one recipient; true once it is acknowledged (250).
-    fn deliver(&mut self, rcpt: &str, body: &str) -> bool {
-        self.send("MAIL FROM:<sender@remote.test>\r\n");
-        assert!(self.reply().starts_with("250"));
-        self.send(&format!("RCPT TO:<{rcpt}>\r\n"));
-        assert!(self.reply().starts_with("250"));
-        self.send("DATA\r\n");
-        assert!(self.reply().starts_with("354"));
-        self.send(body);
-        self.send(".\r\n");
-        self.reply().starts_with("250")
-    }
-}
-
 fn message(rcpt: &str, i: usize) -> String {
-    let mut m = format!(
-        "From: sender@remote.test\r\nTo: {rcpt}\r\nMessage-ID: <m{i}@remote.test>\r\nSubject: m{i:03}\r\n\r\n"
-    );
-    for l in 0..40 {
-        m.push_str(&format!("message {i} line {l} of the standby test\r\n"));
-    }
-    m
+    numbered_message(rcpt, i, "standby test")
 }
 
 /// `mailvault --home HOME ARGS` (zm* tools through `mailvault <tool>`).
 fn run_in(home: &Path, args: &[&str]) -> Out {
-    let out = Command::new(BIN)
+    Command::new(BIN)
         .arg("--home")
         .arg(home)
         .env("TZ", "UTC")
         .args(args)
         .output()
-        .unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .unwrap()
+        .into()
 }
 
 fn ok_in(home: &Path, args: &[&str]) -> Out {
@@ -257,7 +232,7 @@ fn failover(on_s3: bool) {
         let i = sent.len();
         let rcpt = users[i % 2];
         let body = message(rcpt, i);
-        assert!(c.deliver(rcpt, &body), "message {i} refused");
+        assert!(c.deliver_to(rcpt, &body), "message {i} refused");
         sent.push((rcpt.to_string(), body, Instant::now()));
     };
     for _ in 0..10 {
@@ -286,7 +261,7 @@ fn failover(on_s3: bool) {
     env.ok("zmprov", &["ra", "b2@d.test", "e@d.test"]);
     env.ok("zmprov", &["da", "d@d.test"]);
     let c_body = message("c@d.test", 999);
-    assert!(lmtp.deliver("c@d.test", &c_body));
+    assert!(lmtp.deliver_to("c@d.test", &c_body));
     let c_acked = Instant::now();
 
     let start = Instant::now();
@@ -430,7 +405,7 @@ fn failover(on_s3: bool) {
 
     // It is the primary now: its identity (the primary's ports), new mail.
     let mut lmtp = Lmtp::connect(p.lmtp);
-    assert!(lmtp.deliver("b@d.test", &message("b@d.test", 1000)));
+    assert!(lmtp.deliver_to("b@d.test", &message("b@d.test", 1000)));
     drop(lmtp);
     assert!(
         subjects(&sb, "b@d.test", "in:Inbox")
@@ -480,7 +455,7 @@ fn shipping_falls_behind_while_the_target_is_away_and_catches_up() {
     let mut server = spawn_server(&env.home, Stdio::null());
     let mut lmtp = Lmtp::connect(p.lmtp);
     for i in 0..5 {
-        assert!(lmtp.deliver("a@d.test", &message("a@d.test", i)));
+        assert!(lmtp.deliver_to("a@d.test", &message("a@d.test", i)));
     }
     wait_for("shipping catches up", Duration::from_secs(30), || {
         metric(p.admin, "mailvault_redo_shipping_lag_records") == Some(0.0)
@@ -491,7 +466,7 @@ fn shipping_falls_behind_while_the_target_is_away_and_catches_up() {
     std::fs::rename(&target, &away).unwrap();
     std::fs::write(&target, b"not a directory").unwrap();
     for i in 5..25 {
-        assert!(lmtp.deliver("a@d.test", &message("a@d.test", i)));
+        assert!(lmtp.deliver_to("a@d.test", &message("a@d.test", i)));
     }
     wait_for("shipping falls behind", Duration::from_secs(30), || {
         metric(p.admin, "mailvault_redo_shipping_lag_records").is_some_and(|n| n > 0.0)

@@ -86,7 +86,6 @@ pub struct BlobStore {
     sync_lock: Arc<SyncLock>,
 }
 
-
 impl BlobStore {
     /// Opens (creating if needed) the store directory with its two message volumes.
     pub fn open(store_dir: &Path) -> Result<BlobStore, BlobError> {
@@ -147,7 +146,6 @@ impl BlobStore {
         self.per_file = true;
         self
     }
-
 
     pub fn volumes(&self) -> &[Volume] {
         &self.volumes
@@ -276,7 +274,6 @@ impl BlobStore {
         Ok(bytes)
     }
 
-
     /// Registers a running backup: blobs deleted from now on are kept until the
     /// returned hold is released. (Invariant 4 of the design.)
     pub fn hold(&self) -> BlobHold<'_> {
@@ -344,12 +341,10 @@ impl Drop for BlobHold<'_> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
-
 
     #[test]
     fn zimbra_path_layout() {

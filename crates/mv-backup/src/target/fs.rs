@@ -539,7 +539,6 @@ impl Target for FsTarget {
         Ok(labels)
     }
 
-
     fn lock(&self, what: &str, wait: Duration) -> Result<TargetLock> {
         self.take_lock(what, wait)
     }
@@ -623,5 +622,4 @@ mod tests {
         assert_eq!(t.purge_retired().unwrap(), vec![label.to_string()]);
         assert!(t.session_names().unwrap().is_empty());
     }
-
 }

@@ -2,7 +2,9 @@
 //! them, text, HTML and base64 attachment parts; and the fixed-size messages of
 //! the LMTP scenario.
 
-use super::{Attachment, AttachmentData, Corpus, EPOCH_MS, FORMAT, Kind, MessagePlan, cap, new_subject};
+use super::{
+    Attachment, AttachmentData, Corpus, EPOCH_MS, FORMAT, Kind, MessagePlan, cap, new_subject,
+};
 use crate::rng::SplitMix64;
 use crate::words;
 use base64::Engine;

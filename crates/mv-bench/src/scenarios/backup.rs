@@ -38,7 +38,6 @@ use std::path::Path;
 use std::process::Command;
 use steps::Steps;
 
-
 /// The home's directories the peers back up: what mailvault's full backup reads
 /// and copies (the search indexes too: a full backup carries them unless
 /// `--exclude SearchIndex`, so the peers copy them as well).

@@ -106,25 +106,47 @@ impl<B: Backend> Session<B> {
                     ok(self, None, "CLOSE completed")
                 }
             },
-            CommandBody::Create { mailbox } => self.create(&mailbox).await.map(|()| self.completed(tag, "CREATE")),
-            CommandBody::Delete { mailbox } => self.delete(&mailbox).await.map(|()| self.completed(tag, "DELETE")),
-            CommandBody::Rename { from, to } => self.rename(&from, &to).await.map(|()| self.completed(tag, "RENAME")),
-            CommandBody::Subscribe { mailbox } => self.subscribe(&mailbox, true).await.map(|()| self.completed(tag, "SUBSCRIBE")),
-            CommandBody::Unsubscribe { mailbox } => {
-                self.subscribe(&mailbox, false).await.map(|()| self.completed(tag, "UNSUBSCRIBE"))
-            }
+            CommandBody::Create { mailbox } => self
+                .create(&mailbox)
+                .await
+                .map(|()| self.completed(tag, "CREATE")),
+            CommandBody::Delete { mailbox } => self
+                .delete(&mailbox)
+                .await
+                .map(|()| self.completed(tag, "DELETE")),
+            CommandBody::Rename { from, to } => self
+                .rename(&from, &to)
+                .await
+                .map(|()| self.completed(tag, "RENAME")),
+            CommandBody::Subscribe { mailbox } => self
+                .subscribe(&mailbox, true)
+                .await
+                .map(|()| self.completed(tag, "SUBSCRIBE")),
+            CommandBody::Unsubscribe { mailbox } => self
+                .subscribe(&mailbox, false)
+                .await
+                .map(|()| self.completed(tag, "UNSUBSCRIBE")),
             CommandBody::List {
                 reference,
                 mailbox_wildcard,
-            } => self.list(&reference, &mailbox_wildcard).await.map(|()| self.completed(tag, "LIST")),
+            } => self
+                .list(&reference, &mailbox_wildcard)
+                .await
+                .map(|()| self.completed(tag, "LIST")),
             CommandBody::Lsub {
                 reference,
                 mailbox_wildcard,
-            } => self.lsub(&reference, &mailbox_wildcard).await.map(|()| self.completed(tag, "LSUB")),
+            } => self
+                .lsub(&reference, &mailbox_wildcard)
+                .await
+                .map(|()| self.completed(tag, "LSUB")),
             CommandBody::Status {
                 mailbox,
                 item_names,
-            } => self.status(&mailbox, &item_names).await.map(|()| self.completed(tag, "STATUS")),
+            } => self
+                .status(&mailbox, &item_names)
+                .await
+                .map(|()| self.completed(tag, "STATUS")),
             CommandBody::Append {
                 mailbox,
                 flags,
@@ -149,10 +171,14 @@ impl<B: Backend> Session<B> {
                     Err(e) => Err(e),
                 }
             }
-            CommandBody::Expunge => self.expunge(None).await.map(|()| self.completed(tag, "EXPUNGE")),
-            CommandBody::ExpungeUid { sequence_set } => {
-                self.expunge(Some(&sequence_set)).await.map(|()| self.completed(tag, "UID EXPUNGE"))
-            }
+            CommandBody::Expunge => self
+                .expunge(None)
+                .await
+                .map(|()| self.completed(tag, "EXPUNGE")),
+            CommandBody::ExpungeUid { sequence_set } => self
+                .expunge(Some(&sequence_set))
+                .await
+                .map(|()| self.completed(tag, "UID EXPUNGE")),
             CommandBody::Search {
                 charset,
                 criteria,
@@ -168,7 +194,9 @@ impl<B: Backend> Session<B> {
                         "unsupported charset",
                     ))
                 } else {
-                    self.search(tag, criteria.as_ref(), uid).await.map(|()| self.completed(tag, "SEARCH"))
+                    self.search(tag, criteria.as_ref(), uid)
+                        .await
+                        .map(|()| self.completed(tag, "SEARCH"))
                 }
             }
             CommandBody::Sort {
@@ -247,8 +275,14 @@ impl<B: Backend> Session<B> {
                 }
                 Err(e) => Err(e),
             },
-            CommandBody::GetQuotaRoot { mailbox } => self.quota_root(&mailbox).await.map(|()| self.completed(tag, "GETQUOTAROOT")),
-            CommandBody::GetQuota { root } => self.quota(root.as_ref()).await.map(|()| self.completed(tag, "GETQUOTA")),
+            CommandBody::GetQuotaRoot { mailbox } => self
+                .quota_root(&mailbox)
+                .await
+                .map(|()| self.completed(tag, "GETQUOTAROOT")),
+            CommandBody::GetQuota { root } => self
+                .quota(root.as_ref())
+                .await
+                .map(|()| self.completed(tag, "GETQUOTA")),
             CommandBody::SetQuota { .. } => match self.need_auth() {
                 Err(e) => Err(e),
                 Ok(_) => Err(no(

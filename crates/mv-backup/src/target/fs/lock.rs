@@ -88,8 +88,8 @@ fn write_holder(file: &mut File, what: &str) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::target::Target;
     use super::*;
+    use crate::target::Target;
 
     #[test]
     fn lock_waits_then_names_the_holder() {

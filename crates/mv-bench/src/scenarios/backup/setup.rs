@@ -7,8 +7,10 @@ use crate::corpus::Corpus;
 use crate::imap_client::ImapConnection;
 use crate::lmtp_client::{self, Job};
 use crate::measure::tree_bytes;
+use crate::peers::mailvault::{
+    MailboxStates, Mailvault, MessageDigests, mailbox_states, message_digests,
+};
 use crate::peers::{LmtpTarget, RunningServer};
-use crate::peers::mailvault::{MailboxStates, Mailvault, MessageDigests, mailbox_states, message_digests};
 use crate::scenario::RunContext;
 use crate::sysinfo::human_bytes;
 use anyhow::{Context, bail};
@@ -49,7 +51,12 @@ pub(super) struct Setup {
 }
 
 impl BackupScenario {
-    pub(super) fn load(&self, ctx: &RunContext, p: &BackupParams, corpus: &Corpus) -> anyhow::Result<Setup> {
+    pub(super) fn load(
+        &self,
+        ctx: &RunContext,
+        p: &BackupParams,
+        corpus: &Corpus,
+    ) -> anyhow::Result<Setup> {
         let mv = Mailvault::new(ctx.mailvault.clone());
         if let Some(why) = LmtpTarget::availability(&mv).reason() {
             bail!("mailvault: {why}");

@@ -2,7 +2,9 @@
 //! peer still in: the first full backup, its verify, the restore of every
 //! account, a second full of the unchanged data, and the incrementals.
 
-use super::sample::{MB, Sample, Series, command_line, figure, median_secs, peer_step, quiet_disk, ratio_goal};
+use super::sample::{
+    MB, Sample, Series, command_line, figure, median_secs, peer_step, quiet_disk, ratio_goal,
+};
 use super::setup::{Setup, deliver, first_diff, remove};
 use super::{
     BackupParams, DATA_DIRS, GOAL_FULL_RSS_FIXED, GOAL_FULL_RSS_PER_BLOB, GOAL_FULL_TIME_VS_TAR,
@@ -16,7 +18,7 @@ use crate::peers::archivers::{Archiver, Kind};
 use crate::scenario::{Figure, Goal, RunContext, median_u64};
 use crate::sysinfo::human_bytes;
 use anyhow::{Context, bail};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What every step works with: the loaded home, the peers and the runs.
 pub(super) struct Steps<'a> {
@@ -71,6 +73,48 @@ impl<'a> Steps<'a> {
         }
     }
 
+    /// `mailvault backup KIND -a all -sync --zipStore -t TARGET` (`-f` or `-i`)
+    /// into an existing target, timed: its seconds and the target's growth.
+    fn mv_backup(&self, target: &Path, kind: &str, what: &str) -> anyhow::Result<Sample> {
+        quiet_disk();
+        let before = tree_bytes(&[target]);
+        let mut c = self.s.mv.command(&self.home_root);
+        c.args(["backup", kind, "-a", "all", "-sync", "--zipStore", "-t"])
+            .arg(target);
+        let m = measure::run(&mut c, what, Some(target))?;
+        self.ctx
+            .progress(&format!("backup:   mailvault: {:.2} s", m.secs));
+        Ok(Sample {
+            value: m.secs,
+            growth: Some(tree_bytes(&[target]).saturating_sub(before)),
+            m,
+        })
+    }
+
+    /// A peer's backup into its repository `repo` as snapshot `name`
+    /// ([`Archiver::backup_cmd`]), timed: its seconds and the repository's growth.
+    fn peer_backup(
+        &self,
+        a: &Archiver,
+        repo: &Path,
+        name: &str,
+        incremental: bool,
+        what: &str,
+    ) -> anyhow::Result<Sample> {
+        quiet_disk();
+        let before = tree_bytes(&[repo]);
+        let m = measure::run(
+            &mut a.backup_cmd(repo, &self.home_root, &DATA_DIRS, name, incremental),
+            what,
+            Some(repo),
+        )?;
+        Ok(Sample {
+            value: m.secs,
+            growth: Some(tree_bytes(&[repo]).saturating_sub(before)),
+            m,
+        })
+    }
+
     /// An empty series for every peer.
     fn fresh(&self) -> Vec<Series> {
         (0..self.peers.len()).map(|_| Ok(Vec::new())).collect()
@@ -81,69 +125,69 @@ impl<'a> Steps<'a> {
         let (ctx, s, peers, runs) = (self.ctx, self.s, self.peers, self.runs);
         let (home_root, data_mb) = (&self.home_root, self.data_mb);
         let fresh = || self.fresh();
-    let mut label = String::new();
-    let mut mv_full: Vec<Sample> = Vec::new();
-    let mut peer_full = fresh();
-    let mut kept = PathBuf::new();
-    for run in 0..runs {
-        ctx.progress(&format!(
-            "backup: first full backup, run {}/{runs}",
-            run + 1
-        ));
-        let dir = s.work.join(format!("full-{run}"));
-        std::fs::create_dir_all(&dir)?;
-        let target = dir.join("mailvault");
-        std::fs::create_dir_all(&target)?;
-        quiet_disk();
-        let mut c = s.mv.command(home_root);
-        c.args(["backup", "-f", "-a", "all", "-sync", "--zipStore", "-t"])
-            .arg(&target);
-        let m = measure::run(&mut c, "mailvault backup -f", Some(&target))?;
-        label = m
-            .stdout
-            .lines()
-            .find(|l| l.starts_with("full-"))
-            .unwrap_or("")
-            .to_string();
-        if label.is_empty() {
-            bail!("mailvault backup -f printed no label: {:?}", m.stdout);
-        }
-        ctx.progress(&format!("backup:   mailvault: {:.2} s", m.secs));
-        mv_full.push(Sample {
-            value: data_mb / m.secs,
-            growth: Some(tree_bytes(&[&target])),
-            m,
-        });
-        for (i, a) in peers.iter().enumerate() {
-            let repo = dir.join(a.name());
-            peer_step(&mut broken[i], &mut peer_full[i], ctx, a.name(), || {
-                std::fs::create_dir_all(&repo)?;
-                if let Some(mut c) = a.init_cmd(&repo) {
-                    if a.kind == Kind::Borg {
-                        std::fs::remove_dir(&repo)?; // borg init wants to create it
-                    }
-                    measure::run(&mut c, &format!("{} init", a.name()), None)?;
-                }
-                quiet_disk();
-                let before = tree_bytes(&[&repo]);
-                let m = measure::run(
-                    &mut a.backup_cmd(&repo, home_root, &DATA_DIRS, "first", true),
-                    &format!("{} backup", a.name()),
-                    Some(&repo),
-                )?;
-                Ok(Sample {
-                    value: data_mb / m.secs,
-                    growth: Some(tree_bytes(&[&repo]).saturating_sub(before)),
-                    m,
-                })
+        let mut label = String::new();
+        let mut mv_full: Vec<Sample> = Vec::new();
+        let mut peer_full = fresh();
+        let mut kept = PathBuf::new();
+        for run in 0..runs {
+            ctx.progress(&format!(
+                "backup: first full backup, run {}/{runs}",
+                run + 1
+            ));
+            let dir = s.work.join(format!("full-{run}"));
+            std::fs::create_dir_all(&dir)?;
+            let target = dir.join("mailvault");
+            std::fs::create_dir_all(&target)?;
+            quiet_disk();
+            let mut c = s.mv.command(home_root);
+            c.args(["backup", "-f", "-a", "all", "-sync", "--zipStore", "-t"])
+                .arg(&target);
+            let m = measure::run(&mut c, "mailvault backup -f", Some(&target))?;
+            label = m
+                .stdout
+                .lines()
+                .find(|l| l.starts_with("full-"))
+                .unwrap_or("")
+                .to_string();
+            if label.is_empty() {
+                bail!("mailvault backup -f printed no label: {:?}", m.stdout);
+            }
+            ctx.progress(&format!("backup:   mailvault: {:.2} s", m.secs));
+            mv_full.push(Sample {
+                value: data_mb / m.secs,
+                growth: Some(tree_bytes(&[&target])),
+                m,
             });
+            for (i, a) in peers.iter().enumerate() {
+                let repo = dir.join(a.name());
+                peer_step(&mut broken[i], &mut peer_full[i], ctx, a.name(), || {
+                    std::fs::create_dir_all(&repo)?;
+                    if let Some(mut c) = a.init_cmd(&repo) {
+                        if a.kind == Kind::Borg {
+                            std::fs::remove_dir(&repo)?; // borg init wants to create it
+                        }
+                        measure::run(&mut c, &format!("{} init", a.name()), None)?;
+                    }
+                    quiet_disk();
+                    let before = tree_bytes(&[&repo]);
+                    let m = measure::run(
+                        &mut a.backup_cmd(&repo, home_root, &DATA_DIRS, "first", true),
+                        &format!("{} backup", a.name()),
+                        Some(&repo),
+                    )?;
+                    Ok(Sample {
+                        value: data_mb / m.secs,
+                        growth: Some(tree_bytes(&[&repo]).saturating_sub(before)),
+                        m,
+                    })
+                });
+            }
+            if run + 1 < runs {
+                remove(&dir);
+            } else {
+                kept = dir;
+            }
         }
-        if run + 1 < runs {
-            remove(&dir);
-        } else {
-            kept = dir;
-        }
-    }
         Ok(FirstFull {
             label,
             mv: mv_full,
@@ -157,47 +201,44 @@ impl<'a> Steps<'a> {
     pub(super) fn first_full_figure(&self, full: &FirstFull) -> Figure {
         let (s, peers, held) = (self.s, self.peers, self.held);
         let (mv_full, peer_full) = (&full.mv, &full.peers);
-    let mut f = figure(
-        "first full backup",
-        "MB/s",
-        mv_full,
-        peers,
-        peer_full,
-        held,
-    );
-    // "≤ 1.2× tar's wall time" is a speed at least 1/1.2 of tar's.
-    if peers.iter().any(|a| a.name() == "tar") {
-        let mut g = ratio_goal(&f, "tar", 1.0 / GOAL_FULL_TIME_VS_TAR, "speed");
-        g.text = format!("wall time ≤ {GOAL_FULL_TIME_VS_TAR}× tar's");
-        f.goals.push(g);
-    }
-    for peer in ["restic", "borg"] {
-        if peers.iter().any(|a| a.name() == peer) {
-            f.goals
-                .push(ratio_goal(&f, peer, GOAL_FULL_VS_DEDUP, "speed"));
+        let mut f = figure("first full backup", "MB/s", mv_full, peers, peer_full, held);
+        // "≤ 1.2× tar's wall time" is a speed at least 1/1.2 of tar's.
+        if peers.iter().any(|a| a.name() == "tar") {
+            let mut g = ratio_goal(&f, "tar", 1.0 / GOAL_FULL_TIME_VS_TAR, "speed");
+            g.text = format!("wall time ≤ {GOAL_FULL_TIME_VS_TAR}× tar's");
+            f.goals.push(g);
         }
-    }
-    // Memory must not grow with the blobs beyond a small index entry each: a
-    // fixed allowance for the pipeline's buffers plus a few dozen bytes per blob.
-    let rss_limit = GOAL_FULL_RSS_FIXED + GOAL_FULL_RSS_PER_BLOB * s.messages as u64;
-    let peak = mv_full.iter().filter_map(|x| x.m.peak_rss_bytes).max();
-    f.goals.push(Goal::evaluate(
-        format!(
-            "peak RSS ≤ {} + {GOAL_FULL_RSS_PER_BLOB} B per blob ({} for {} blobs)",
-            human_bytes(GOAL_FULL_RSS_FIXED),
-            human_bytes(rss_limit),
-            s.messages
-        ),
-        peak.map(|p| p as f64),
-        |v| v <= rss_limit as f64,
-        peak.is_none().then(|| "peak RSS not measured".to_string()),
-    ));
+        for peer in ["restic", "borg"] {
+            if peers.iter().any(|a| a.name() == peer) {
+                f.goals
+                    .push(ratio_goal(&f, peer, GOAL_FULL_VS_DEDUP, "speed"));
+            }
+        }
+        // Memory must not grow with the blobs beyond a small index entry each: a
+        // fixed allowance for the pipeline's buffers plus a few dozen bytes per blob.
+        let rss_limit = GOAL_FULL_RSS_FIXED + GOAL_FULL_RSS_PER_BLOB * s.messages as u64;
+        let peak = mv_full.iter().filter_map(|x| x.m.peak_rss_bytes).max();
+        f.goals.push(Goal::evaluate(
+            format!(
+                "peak RSS ≤ {} + {GOAL_FULL_RSS_PER_BLOB} B per blob ({} for {} blobs)",
+                human_bytes(GOAL_FULL_RSS_FIXED),
+                human_bytes(rss_limit),
+                s.messages
+            ),
+            peak.map(|p| p as f64),
+            |v| v <= rss_limit as f64,
+            peak.is_none().then(|| "peak RSS not measured".to_string()),
+        ));
         f
     }
 
     /// 3. Verify: every byte of the first full read back, by mailvault and by
     /// each peer that keeps checksums.
-    pub(super) fn verify(&self, broken: &[Option<String>], full: &FirstFull) -> anyhow::Result<Runs> {
+    pub(super) fn verify(
+        &self,
+        broken: &[Option<String>],
+        full: &FirstFull,
+    ) -> anyhow::Result<Runs> {
         let (ctx, s, peers, runs) = (self.ctx, self.s, self.peers, self.runs);
         let target = full.target();
         let mut mv_verify = Vec::new();
@@ -320,7 +361,6 @@ impl<'a> Steps<'a> {
         full: &FirstFull,
     ) -> anyhow::Result<Runs> {
         let (ctx, s, peers, runs) = (self.ctx, self.s, self.peers, self.runs);
-        let home_root = &self.home_root;
         let target = full.target();
         let mut mv_second = Vec::new();
         let mut peer_second = self.fresh();
@@ -329,34 +369,12 @@ impl<'a> Steps<'a> {
                 "backup: second full of unchanged data, run {}/{runs}",
                 run + 1
             ));
-            quiet_disk();
-            let before = tree_bytes(&[&target]);
-            let mut c = s.mv.command(home_root);
-            c.args(["backup", "-f", "-a", "all", "-sync", "--zipStore", "-t"])
-                .arg(&target);
-            let m = measure::run(&mut c, "mailvault backup -f (second)", Some(&target))?;
-            ctx.progress(&format!("backup:   mailvault: {:.2} s", m.secs));
-            mv_second.push(Sample {
-                value: m.secs,
-                growth: Some(tree_bytes(&[&target]).saturating_sub(before)),
-                m,
-            });
+            mv_second.push(self.mv_backup(&target, "-f", "mailvault backup -f (second)")?);
             for (i, a) in peers.iter().enumerate() {
                 let r = full.repo(a);
                 peer_step(&mut broken[i], &mut peer_second[i], ctx, a.name(), || {
-                    quiet_disk();
-                    let before = tree_bytes(&[&r]);
-                    let name = format!("second-{run}");
-                    let m = measure::run(
-                        &mut a.backup_cmd(&r, home_root, &DATA_DIRS, &name, false),
-                        &format!("{} backup (second)", a.name()),
-                        Some(&r),
-                    )?;
-                    Ok(Sample {
-                        value: m.secs,
-                        growth: Some(tree_bytes(&[&r]).saturating_sub(before)),
-                        m,
-                    })
+                    let what = format!("{} backup (second)", a.name());
+                    self.peer_backup(a, &r, &format!("second-{run}"), false, &what)
                 });
             }
         }
@@ -415,7 +433,6 @@ impl<'a> Steps<'a> {
         full: &FirstFull,
     ) -> anyhow::Result<Vec<Figure>> {
         let (ctx, s, peers, runs) = (self.ctx, self.s, self.peers, self.runs);
-        let home_root = &self.home_root;
         let target = full.target();
         let mv_full = &full.mv;
         let change = Corpus::generate(ctx.scale, ctx.seed.wrapping_add(1));
@@ -443,34 +460,12 @@ impl<'a> Steps<'a> {
                     .context("delivering the change")?;
                 server.stop()?;
                 next = end;
-                quiet_disk();
-                let before = tree_bytes(&[&target]);
-                let mut c = s.mv.command(home_root);
-                c.args(["backup", "-i", "-a", "all", "-sync", "--zipStore", "-t"])
-                    .arg(&target);
-                let m = measure::run(&mut c, "mailvault backup -i", Some(&target))?;
-                ctx.progress(&format!("backup:   mailvault: {:.2} s", m.secs));
-                mv_incr.push(Sample {
-                    value: m.secs,
-                    growth: Some(tree_bytes(&[&target]).saturating_sub(before)),
-                    m,
-                });
+                mv_incr.push(self.mv_backup(&target, "-i", "mailvault backup -i")?);
                 for (i, a) in peers.iter().enumerate() {
                     let r = full.repo(a);
                     peer_step(&mut broken[i], &mut peer_incr[i], ctx, a.name(), || {
-                        quiet_disk();
-                        let before = tree_bytes(&[&r]);
-                        let name = format!("incr{pct}-{run}");
-                        let m = measure::run(
-                            &mut a.backup_cmd(&r, home_root, &DATA_DIRS, &name, true),
-                            &format!("{} incremental", a.name()),
-                            Some(&r),
-                        )?;
-                        Ok(Sample {
-                            value: m.secs,
-                            growth: Some(tree_bytes(&[&r]).saturating_sub(before)),
-                            m,
-                        })
+                        let what = format!("{} incremental", a.name());
+                        self.peer_backup(a, &r, &format!("incr{pct}-{run}"), true, &what)
                     });
                 }
             }

@@ -360,7 +360,7 @@ impl<'a> Steps<'a> {
         broken: &mut [Option<String>],
         full: &FirstFull,
     ) -> anyhow::Result<Runs> {
-        let (ctx, s, peers, runs) = (self.ctx, self.s, self.peers, self.runs);
+        let (ctx, peers, runs) = (self.ctx, self.peers, self.runs);
         let target = full.target();
         let mut mv_second = Vec::new();
         let mut peer_second = self.fresh();

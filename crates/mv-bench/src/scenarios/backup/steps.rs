@@ -120,7 +120,7 @@ impl<'a> Steps<'a> {
         (0..self.peers.len()).map(|_| Ok(Vec::new())).collect()
     }
 
-    /// 2. The first full backup, into a fresh target / repository in every run.
+    /// Step 2: the first full backup, into a fresh target / repository in every run.
     pub(super) fn first_full(&self, broken: &mut [Option<String>]) -> anyhow::Result<FirstFull> {
         let (ctx, s, peers, runs) = (self.ctx, self.s, self.peers, self.runs);
         let (home_root, data_mb) = (&self.home_root, self.data_mb);
@@ -232,7 +232,7 @@ impl<'a> Steps<'a> {
         f
     }
 
-    /// 3. Verify: every byte of the first full read back, by mailvault and by
+    /// Step 3, verify: every byte of the first full read back, by mailvault and by
     /// each peer that keeps checksums.
     pub(super) fn verify(
         &self,
@@ -279,7 +279,7 @@ impl<'a> Steps<'a> {
         Ok((mv_verify, peer_verify))
     }
 
-    /// 4. Restore every account from the first full into an empty place; each
+    /// Step 4: restore every account from the first full into an empty place; each
     /// result checked against what was backed up (`source_tree`: the peers'
     /// data directories). Returns the runs and mailvault's restore command.
     pub(super) fn restore(
@@ -354,7 +354,7 @@ impl<'a> Steps<'a> {
         Ok(((mv_restore, peer_restore), restore_how))
     }
 
-    /// 5. A second full of the unchanged data, into the same target / repositories.
+    /// Step 5: a second full of the unchanged data, into the same target / repositories.
     pub(super) fn second_full(
         &self,
         broken: &mut [Option<String>],
@@ -423,7 +423,7 @@ impl<'a> Steps<'a> {
         (f, note)
     }
 
-    /// 6. Incrementals after each change of `p.change_percents` new messages
+    /// Step 6: incrementals after each change of `p.change_percents` new messages
     /// (consecutive: each run delivers its own change, then every tool takes its
     /// incremental); one figure per change.
     pub(super) fn incrementals(

@@ -25,6 +25,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+/// Where a session's directory dump is, relative to the session (or, as a
+/// piece, to `pieces/<label>/`).
+pub const LDAP_DUMP: &str = "ldap/ldap.bak";
+
 /// What a backup reads: the store, its directory, and the server's name.
 pub struct Source<'a> {
     pub store: &'a Store,
@@ -623,7 +627,7 @@ impl Run<'_> {
                 d.get_server(self.source.server_name).ok(),
             )
         };
-        sb.put("ldap/ldap.bak", ldif.as_bytes())?;
+        self.put_directory_dump(sb, ldif.as_bytes())?;
         let mut w = XmlWriter::new();
         w.open("config", &[]);
         w.open("global", &[]);
@@ -647,6 +651,30 @@ impl Run<'_> {
         }
         sb.put("sys/config.xml", &w.finish())?;
         crate::identity::back_up(self.source.store.home(), sb, self.secrets)
+    }
+
+    /// `ldap/ldap.bak`, a piece of the session that wrote it: the newest
+    /// session's when the directory is the same (named again, nothing written:
+    /// at 10,000 accounts the dump is ~3 MB, and most sessions find the
+    /// directory unchanged), else a new piece of this session.
+    fn put_directory_dump(&self, sb: &mut SessionBuilder, ldif: &[u8]) -> Result<()> {
+        let newest = self
+            .catalog
+            .sessions()
+            .rev()
+            .find_map(|s| s.file(LDAP_DUMP))
+            .filter(|f| {
+                f.from.is_some()
+                    && f.size == ldif.len() as u64
+                    && f.blake3 == blake3::hash(ldif).to_hex().as_str()
+            });
+        match newest {
+            Some(f) => {
+                sb.keep_piece(f);
+                Ok(())
+            }
+            None => sb.put_piece(LDAP_DUMP, ldif),
+        }
     }
 
     /// Writes session.xml and makes the session visible, then updates accounts.xml.

@@ -56,7 +56,10 @@ pub fn read_ldap(target: &dyn Target, label: Option<Label>) -> Result<(String, V
     let catalog = Catalog::load(target)?;
     let session = match label {
         Some(l) => catalog.get(&l).and_then(|e| e.session()).ok_or_else(|| {
-            BackupError::Invalid(format!("no readable backup session {l} in {}", target.url()))
+            BackupError::Invalid(format!(
+                "no readable backup session {l} in {}",
+                target.url()
+            ))
         })?,
         None => with_dump(target, &catalog)?.pop().ok_or_else(|| {
             BackupError::Invalid(format!(

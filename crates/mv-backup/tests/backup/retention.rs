@@ -335,7 +335,12 @@ pub(super) fn delete_keeps_every_named_piece_and_no_empty_directory(fx: Fx) {
         )
         .unwrap();
         let restored = fx.find_account(&r.restored_as);
-        let n = fx.store.mailbox(restored.mailbox_id).messages(2).unwrap().len();
+        let n = fx
+            .store
+            .mailbox(restored.mailbox_id)
+            .messages(2)
+            .unwrap()
+            .len();
         let want = fx.store.mailbox(acct.mailbox_id).messages(2).unwrap().len();
         assert_eq!(n, want, "{}", acct.email);
     }

@@ -6,6 +6,7 @@ pub mod imap_stress;
 pub mod lmtp;
 pub mod redo;
 pub mod scale;
+pub mod scale_backup;
 
 use crate::scenario::Scenario;
 

@@ -1,10 +1,13 @@
 //! `zmrestoreldap`: the directory from a session's `ldap/ldap.bak` (every session
-//! holds the whole directory as LDIF), and the redo floor a rebuilt server must
+//! holds the whole directory as LDIF, as a piece shared with the sessions after
+//! it while the directory does not change), and the redo floor a rebuilt server must
 //! continue after.
 
 use crate::catalog::Catalog;
 use crate::error::{BackupError, Result};
 use crate::label::Label;
+use crate::run::LDAP_DUMP;
+use crate::session::Session;
 use crate::target::Target;
 use mv_directory::Entry;
 
@@ -25,40 +28,50 @@ pub struct LdapAccount {
 /// Sessions holding `ldap/ldap.bak`, oldest first (`zmrestoreldap -lbs`).
 pub fn ldap_sessions(target: &dyn Target) -> Result<Vec<LdapSession>> {
     let catalog = Catalog::load(target)?;
+    Ok(with_dump(target, &catalog)?
+        .into_iter()
+        .map(|s| LdapSession {
+            label: s.label.to_string(),
+            accounts: s.accounts.len(),
+        })
+        .collect())
+}
+
+/// The sessions of `catalog` whose dump is in the target, oldest first. A
+/// session's dump is where its session.xml says: `pieces/<L>/ldap/ldap.bak` of
+/// the session `L` that wrote it (the sessions after it name it again while the
+/// directory does not change), or inside the session (older sessions).
+fn with_dump<'c>(target: &dyn Target, catalog: &'c Catalog) -> Result<Vec<&'c Session>> {
     let mut out = Vec::new();
     for s in catalog.sessions() {
-        if target.size(&ldap_path(&s.label))?.is_some() {
-            out.push(LdapSession {
-                label: s.label.to_string(),
-                accounts: s.accounts.len(),
-            });
+        if target.size(&s.object_path(LDAP_DUMP))?.is_some() {
+            out.push(s);
         }
     }
     Ok(out)
 }
 
-fn ldap_path(label: &Label) -> String {
-    format!("sessions/{label}/ldap/ldap.bak")
-}
-
 /// The dump of session `label`, or of the newest session holding one.
 pub fn read_ldap(target: &dyn Target, label: Option<Label>) -> Result<(String, Vec<Entry>)> {
-    let label = match label {
-        Some(l) => l,
-        None => {
-            let newest = ldap_sessions(target)?.pop().ok_or_else(|| {
-                BackupError::Invalid(format!(
-                    "no session in {} holds a directory dump (ldap/ldap.bak)",
-                    target.url()
-                ))
-            })?;
-            newest.label.parse()?
-        }
+    let catalog = Catalog::load(target)?;
+    let session = match label {
+        Some(l) => catalog.get(&l).and_then(|e| e.session()).ok_or_else(|| {
+            BackupError::Invalid(format!(
+                "no readable backup session {l} in {}",
+                target.url()
+            ))
+        })?,
+        None => with_dump(target, &catalog)?.pop().ok_or_else(|| {
+            BackupError::Invalid(format!(
+                "no session in {} holds a directory dump (ldap/ldap.bak)",
+                target.url()
+            ))
+        })?,
     };
-    let rel = ldap_path(&label);
+    let rel = session.object_path(LDAP_DUMP);
     let shown = format!("{}/{rel}", target.url());
     let entries = parse_ldap(&shown, &target.get(&rel)?)?;
-    Ok((label.to_string(), entries))
+    Ok((session.label.to_string(), entries))
 }
 
 /// Parses a dump, naming the file in errors.

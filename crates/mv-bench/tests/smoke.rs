@@ -668,11 +668,15 @@ fn scale_scenario_keeps_open_files_bounded_and_zmprov_memory_flat() {
             Path::new("/nonexistent/dovecot"),
             Path::new("/nonexistent/doveadm"),
         ))]),
+        archivers: Some(vec![Archiver::at(
+            archivers::Kind::Restic,
+            Path::new("/nonexistent/restic"),
+        )]),
     };
     let report = scenario
         .run(&ctx)
         .expect("scale scenario against mailvault");
-    assert_eq!(report.figures.len(), 4);
+    assert_eq!(report.figures.len(), 8);
     let files = report.figures[2].subject.median;
     assert!(
         files > 0.0 && files <= (handles * 3 + 80) as f64,
@@ -686,4 +690,16 @@ fn scale_scenario_keeps_open_files_bounded_and_zmprov_memory_flat() {
         report.figures[1].peers[0].result,
         PeerResult::Skipped { .. }
     ));
+    // The backups: an unchanged account costs a full under 2 KB and no file
+    // of its own; an incremental after 1% changed writes less than the full;
+    // one account restores.
+    let [full, unchanged, incremental, restore] = [4, 5, 6, 7].map(|i| &report.figures[i]);
+    assert!(full.subject.median > 0.0, "{:?}", full.subject);
+    assert!(matches!(full.peers[0].result, PeerResult::Skipped { .. }));
+    for g in &unchanged.goals[..2] {
+        assert_eq!(g.met, Some(true), "{}: {:?}", g.text, unchanged.subject);
+    }
+    assert!(incremental.subject.median > 0.0);
+    assert_eq!(incremental.goals[0].met, None, "set for 10,000 accounts");
+    assert!(restore.subject.median > 0.0);
 }

@@ -7,6 +7,7 @@ pub mod items;
 pub mod lmtp;
 pub mod redo;
 pub mod scale;
+pub mod scale_backup;
 
 use crate::scenario::Scenario;
 

@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod imap;
 pub mod imap_stress;
+pub mod live;
 pub mod lmtp;
 pub mod redo;
 pub mod scale;
@@ -18,6 +19,7 @@ pub fn registry() -> Vec<Box<dyn Scenario>> {
         Box::new(imap::ImapScenario::default()),
         Box::new(imap_stress::ImapStressScenario::default()),
         Box::new(scale::ScaleScenario::default()),
+        Box::new(live::LiveScenario::default()),
     ]
 }
 

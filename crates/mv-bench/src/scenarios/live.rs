@@ -133,15 +133,15 @@ fn primary(
     let home = mv.provision(dir, accounts)?;
     let target = dir.join("target");
     let t = target.to_str().context("a non-UTF-8 bench directory")?;
-    run_ok(mv, home.root(), &["zmprov", "mcf", "zimbraBackupTarget", t])?;
+    run_ok(mv, home.root(), &["prov", "mcf", "zimbraBackupTarget", t])?;
     if shipping {
         run_ok(
             mv,
             home.root(),
-            &["zmprov", "mcf", "zimbraBackupContinuousEnabled", "TRUE"],
+            &["prov", "mcf", "zimbraBackupContinuousEnabled", "TRUE"],
         )?;
     }
-    run_ok(mv, home.root(), &["zmbackup", "-f", "-a", "all", "-t", t])?;
+    run_ok(mv, home.root(), &["backup", "-f", "-a", "all", "-t", t])?;
     Ok((home, target))
 }
 
@@ -450,8 +450,8 @@ fn kill_round(
     // The target alone: a scratch home rebuilt the documented way.
     let scratch = dir.join("restored");
     let t = target.to_str().context("a non-UTF-8 bench directory")?;
-    run_ok(mv, &scratch, &["zmrestoreldap", "-t", t])?;
-    run_ok(mv, &scratch, &["zmrestoreoffline", "-a", "all", "-t", t])?;
+    run_ok(mv, &scratch, &["restoreldap", "-t", t])?;
+    run_ok(mv, &scratch, &["restoreoffline", "-a", "all", "-t", t])?;
     let restored = loss(ctx.seed, accounts, &acks, killed, &stored_ids(&scratch)?);
 
     // The standby: once it holds what was shipped, promoted.
@@ -474,7 +474,7 @@ fn kill_round(
     let began = Instant::now();
     run_ok(mv, &standby.home, &["promote"])?;
     let promote = began.elapsed();
-    run_ok(mv, &standby.home, &["zmcontrol", "stop"])?;
+    run_ok(mv, &standby.home, &["control", "stop"])?;
     let sb_loss = loss(ctx.seed, accounts, &acks, killed, &stored_ids(&standby.home)?);
     drop(standby);
 

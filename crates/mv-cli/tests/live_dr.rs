@@ -4,8 +4,8 @@
 //! home lost; `zmrestoreldap -t T` and `zmrestoreoffline -a all -t T` onto a
 //! fresh home bring back, byte for byte, every message acknowledged more than
 //! interval + 3 s before the kill — past the last incremental — with the
-//! directory as last shipped (an account created and an attribute changed
-//! after the last backup), and the next incremental into the same target
+//! directory as last shipped (an account created, with its mail, and an
+//! attribute changed after the last backup), and the next incremental into the same target
 //! continues the chain with no gap.
 
 mod common;
@@ -115,6 +115,8 @@ fn a_killed_server_is_rebuilt_to_its_last_shipped_records() {
     // shipped directory dump (live/ldap.bak).
     env.ok("zmprov", &["ca", "c@d.test", "shipped-pw"]);
     env.ok("zmprov", &["ma", "a@d.test", "displayName", "Alice Shipped"]);
+    let c_body = message("c@d.test", 900);
+    assert!(c.deliver("c@d.test", &c_body), "the message to c@d.test was refused");
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(12) {
         deliver(&mut c, &mut sent);
@@ -221,6 +223,14 @@ fn a_killed_server_is_rebuilt_to_its_last_shipped_records() {
     assert!(o.stdout.contains("c@d.test"), "{}", o.stdout);
     let o = env.ok("zmprov", &["ga", "a@d.test", "displayName"]);
     assert!(o.stdout.contains("Alice Shipped"), "{}", o.stdout);
+    // Its mail too, from the redo log shipped after the last backup.
+    let found = inbox(&env, "c@d.test");
+    let (id, _) = found
+        .iter()
+        .find(|(_, s)| s == "m900")
+        .unwrap_or_else(|| panic!("c@d.test's message is not restored: {found:?}"));
+    let got = env.ok("zmmailbox", &["-z", "-m", "c@d.test", "gm", id]);
+    assert!(got.stdout.ends_with(c_body.as_str()), "m900 is not byte-exact");
 
     // The next incremental continues the chain: no gap.
     let o = env.ok("zmbackup", &["-i", "-a", "all", "-t", &t]);

@@ -68,9 +68,42 @@ pub fn start_position(target: &dyn Target) -> Result<Position> {
 
 /// Applies what the target holds past `from` (see the module docs).
 pub fn step(target: &dyn Target, store: &Store, from: &Position) -> Result<Step> {
+    step_only(target, store, from, None)
+}
+
+/// Rebuilds `mailboxes` from the redo history the target holds after its
+/// sessions' (shipped logs and segments): a disaster restore's accounts that
+/// were created after the last backup, so no session holds them, but whose
+/// every record since their `CreateMailbox` was shipped. Only their records
+/// are applied (all content is staged, then removed). The caller makes sure
+/// those mailbox ids are theirs alone in the store (never used there).
+pub fn replay_mailboxes(
+    target: &dyn Target,
+    store: &Store,
+    mailboxes: &std::collections::BTreeSet<u32>,
+) -> Result<Step> {
+    let catalog = Catalog::load(target)?;
+    let sequence = catalog
+        .sessions()
+        .flat_map(|s| s.redo_logs.iter().map(|l| l.seq))
+        .max()
+        .unwrap_or(0);
+    let from = Position {
+        sequence,
+        ..Default::default()
+    };
+    step_only(target, store, &from, Some(mailboxes))
+}
+
+fn step_only(
+    target: &dyn Target,
+    store: &Store,
+    from: &Position,
+    only: Option<&std::collections::BTreeSet<u32>>,
+) -> Result<Step> {
     let listing = list(target)?;
     let mut sessions: Option<BTreeMap<u64, String>> = None;
-    let mut applier = Applier::new(store);
+    let mut applier = Applier::new(store, only);
     let mut pos = from.clone();
     let mut read = 0;
     loop {
@@ -187,6 +220,8 @@ fn session_logs<'a>(
 /// digest, each mailbox record applied when it is the mailbox's next change.
 struct Applier<'s> {
     store: &'s Store,
+    /// Only these mailboxes' records (`None`: every mailbox).
+    only: Option<&'s std::collections::BTreeSet<u32>>,
     replayer: mv_store::Replayer<'s>,
     staged: Staged,
     errors: Vec<String>,
@@ -195,9 +230,10 @@ struct Applier<'s> {
 }
 
 impl<'s> Applier<'s> {
-    fn new(store: &'s Store) -> Applier<'s> {
+    fn new(store: &'s Store, only: Option<&'s std::collections::BTreeSet<u32>>) -> Applier<'s> {
         Applier {
             store,
+            only,
             replayer: store.replayer(),
             staged: Staged::default(),
             errors: Vec::new(),
@@ -211,6 +247,9 @@ impl<'s> Applier<'s> {
         }
         pos.lsn = rec.lsn.0;
         pos.record_time = rec.timestamp.0;
+        if rec.mailbox.0 != 0 && self.only.is_some_and(|o| !o.contains(&rec.mailbox.0)) {
+            return;
+        }
         let result = if rec.mailbox.0 == 0 {
             self.replayer.stage(&rec, &mut self.staged)
         } else if self.failed == Some((rec.mailbox.0, rec.txn)) {

@@ -300,8 +300,9 @@ impl Service {
     /// of the target holds (created after the last backup; their entry came
     /// from the shipped directory, `zmrestoreldap -t`) and whose mailbox id
     /// this store never used are rebuilt from the redo log the target holds
-    /// after its sessions. Their mailbox ids are the primary's, as the
-    /// shipped records are.
+    /// after its sessions, when it holds their `CreateMailbox` (an account
+    /// whose history began earlier, e.g. one a partial full left out, is left
+    /// alone). Their mailbox ids are the primary's, as the shipped records are.
     fn replay_unbacked(
         &self,
         target: &dyn mv_backup::target::Target,
@@ -309,7 +310,7 @@ impl Service {
         report: &mut RestoreReport,
     ) -> Result<(), ServiceError> {
         let mut only = std::collections::BTreeSet::new();
-        let mut names = Vec::new();
+        let mut names = std::collections::BTreeMap::new();
         for a in self.directory().list_accounts(None)? {
             if held.iter().any(|(id, _)| *id == a.id) {
                 continue;
@@ -319,16 +320,24 @@ impl Service {
                 continue;
             }
             only.insert(a.mailbox_id.0);
-            names.push(a.email);
+            names.insert(a.mailbox_id.0, a.email);
         }
         if only.is_empty() {
             return Ok(());
         }
         let step = mv_backup::live::follow::replay_mailboxes(target, self.store(), &only)?;
+        if step.rebuilt.is_empty() {
+            return Ok(());
+        }
+        let rebuilt: Vec<&str> = step
+            .rebuilt
+            .iter()
+            .filter_map(|id| names.get(id).map(String::as_str))
+            .collect();
         report.notes.push(format!(
             "{}: created after the last backup; rebuilt from the redo log shipped after it \
              ({} records applied)",
-            names.join(", "),
+            rebuilt.join(", "),
             step.applied
         ));
         for e in step.errors {

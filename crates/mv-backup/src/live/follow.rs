@@ -47,6 +47,9 @@ pub struct Step {
     pub applied: u64,
     /// Records that failed to apply, one line each (the step goes on).
     pub errors: Vec<String>,
+    /// [`replay_mailboxes`]: the mailboxes whose `CreateMailbox` was found,
+    /// and so rebuilt.
+    pub rebuilt: Vec<u32>,
     /// How far the position is behind what the shipper last reported
     /// (`live/state.json`): records by LSN and seconds by record time.
     pub lag: Lag,
@@ -179,6 +182,7 @@ fn step_only(
             None => break,
         }
     }
+    let rebuilt: Vec<u32> = applier.begun.iter().copied().collect();
     let (applied, errors) = applier.finish()?;
     let lag = match super::read_state(target)? {
         Some(st) if st.lsn > pos.lsn => Lag {
@@ -193,6 +197,7 @@ fn step_only(
         read,
         applied,
         errors,
+        rebuilt,
         lag,
     })
 }
@@ -220,8 +225,11 @@ fn session_logs<'a>(
 /// digest, each mailbox record applied when it is the mailbox's next change.
 struct Applier<'s> {
     store: &'s Store,
-    /// Only these mailboxes' records (`None`: every mailbox).
+    /// Only these mailboxes' records (`None`: every mailbox), each from its
+    /// `CreateMailbox` on: one whose history began before the records read
+    /// is left alone.
     only: Option<&'s std::collections::BTreeSet<u32>>,
+    begun: std::collections::BTreeSet<u32>,
     replayer: mv_store::Replayer<'s>,
     staged: Staged,
     errors: Vec<String>,
@@ -234,6 +242,7 @@ impl<'s> Applier<'s> {
         Applier {
             store,
             only,
+            begun: Default::default(),
             replayer: store.replayer(),
             staged: Staged::default(),
             errors: Vec::new(),
@@ -247,8 +256,17 @@ impl<'s> Applier<'s> {
         }
         pos.lsn = rec.lsn.0;
         pos.record_time = rec.timestamp.0;
-        if rec.mailbox.0 != 0 && self.only.is_some_and(|o| !o.contains(&rec.mailbox.0)) {
-            return;
+        if rec.mailbox.0 != 0
+            && let Some(only) = self.only
+        {
+            if !only.contains(&rec.mailbox.0) {
+                return;
+            }
+            if matches!(rec.op, mv_redo::Op::CreateMailbox(_)) {
+                self.begun.insert(rec.mailbox.0);
+            } else if !self.begun.contains(&rec.mailbox.0) {
+                return;
+            }
         }
         let result = if rec.mailbox.0 == 0 {
             self.replayer.stage(&rec, &mut self.staged)

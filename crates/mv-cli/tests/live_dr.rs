@@ -114,9 +114,15 @@ fn a_killed_server_is_rebuilt_to_its_last_shipped_records() {
     // Directory changes after the last backup reach the target as the
     // shipped directory dump (live/ldap.bak).
     env.ok("zmprov", &["ca", "c@d.test", "shipped-pw"]);
-    env.ok("zmprov", &["ma", "a@d.test", "displayName", "Alice Shipped"]);
+    env.ok(
+        "zmprov",
+        &["ma", "a@d.test", "displayName", "Alice Shipped"],
+    );
     let c_body = message("c@d.test", 900);
-    assert!(c.deliver("c@d.test", &c_body), "the message to c@d.test was refused");
+    assert!(
+        c.deliver("c@d.test", &c_body),
+        "the message to c@d.test was refused"
+    );
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(12) {
         deliver(&mut c, &mut sent);
@@ -230,7 +236,10 @@ fn a_killed_server_is_rebuilt_to_its_last_shipped_records() {
         .find(|(_, s)| s == "m900")
         .unwrap_or_else(|| panic!("c@d.test's message is not restored: {found:?}"));
     let got = env.ok("zmmailbox", &["-z", "-m", "c@d.test", "gm", id]);
-    assert!(got.stdout.ends_with(c_body.as_str()), "m900 is not byte-exact");
+    assert!(
+        got.stdout.ends_with(c_body.as_str()),
+        "m900 is not byte-exact"
+    );
 
     // The next incremental continues the chain: no gap.
     let o = env.ok("zmbackup", &["-i", "-a", "all", "-t", &t]);

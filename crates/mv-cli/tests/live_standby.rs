@@ -507,7 +507,10 @@ fn a_standby_follows_password_attribute_and_cos_changes() {
     // quota. None of them is a redo record: they reach the standby with the
     // shipped directory dump.
     env.ok("zmprov", &["sp", "a@d.test", "n3w-secret"]);
-    env.ok("zmprov", &["ma", "a@d.test", "displayName", "Alice Standby"]);
+    env.ok(
+        "zmprov",
+        &["ma", "a@d.test", "displayName", "Alice Standby"],
+    );
     env.ok("zmprov", &["mc", "default", "zimbraMailQuota", "7340032"]);
     wait_for(
         "the attribute reaches the standby",

@@ -228,7 +228,11 @@ fn ship_directory(
     })?;
     let hash = blake3::hash(ldif.as_bytes());
     if last.0 != Some(hash) {
-        mv_backup::live::directory::put(sh.target().as_ref(), ldif.as_bytes(), service.server_name())?;
+        mv_backup::live::directory::put(
+            sh.target().as_ref(),
+            ldif.as_bytes(),
+            service.server_name(),
+        )?;
         last.0 = Some(hash);
     }
     last.1 = Some(Instant::now());

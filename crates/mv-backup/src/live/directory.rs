@@ -136,7 +136,10 @@ fn sync_accounts(dir: &Directory, entries: &[Entry]) -> Result<Vec<String>> {
         }
     }
     for a in &local {
-        if !dumped.iter().any(|e| e.values("zimbraId").any(|i| i == a.id)) {
+        if !dumped
+            .iter()
+            .any(|e| e.values("zimbraId").any(|i| i == a.id))
+        {
             dir.delete_account(&a.id)?;
             changes.push(format!("deleted {}", a.email));
         }
@@ -183,4 +186,78 @@ fn sync_cos(dir: &Directory, entries: &[Entry]) -> Result<Vec<String>> {
         }
     }
     Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::FsTarget;
+
+    fn primary() -> Directory {
+        let d = Directory::open_in_memory().unwrap();
+        d.create_domain("d.test", &[]).unwrap();
+        d.create_account("a@d.test", Some("first-pw"), &[]).unwrap();
+        d
+    }
+
+    fn ship(target: &dyn Target, d: &Directory) {
+        put(target, d.export_ldif().unwrap().as_bytes(), "primary").unwrap();
+    }
+
+    #[test]
+    fn a_dump_counts_as_newer_only_when_put_after_the_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = FsTarget::open(dir.path()).unwrap();
+        assert!(
+            newer_than(&target, None).unwrap().is_none(),
+            "nothing shipped"
+        );
+        let before = mv_types::UtcMillis::now().0 - 1;
+        ship(&target, &primary());
+        let (info, entries) = newer_than(&target, Some(before)).unwrap().unwrap();
+        assert_eq!(info.server, "primary");
+        assert!(
+            entries
+                .iter()
+                .any(|e| e.values("mail").any(|m| m == "a@d.test"))
+        );
+        assert!(
+            newer_than(&target, Some(info.written_at))
+                .unwrap()
+                .is_none(),
+            "a session that ended when the dump was put is as new"
+        );
+    }
+
+    #[test]
+    fn a_standby_directory_takes_new_passwords_and_attributes() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = FsTarget::open(dir.path()).unwrap();
+        let p = primary();
+        let standby = Directory::open_in_memory().unwrap();
+        ship(&target, &p);
+        let (digest, changes) = sync(&target, &standby, None).unwrap().unwrap();
+        assert_eq!(changes, vec!["created a@d.test".to_string()]);
+        assert!(standby.verify_password("a@d.test", "first-pw").unwrap());
+        // The same dump again: nothing to do.
+        assert!(sync(&target, &standby, Some(&digest)).unwrap().is_none());
+
+        p.set_password("a@d.test", "second-pw").unwrap();
+        p.modify_account(
+            "a@d.test",
+            &[Modification::set("displayName", "Alice Follows")],
+        )
+        .unwrap();
+        ship(&target, &p);
+        let (_, changes) = sync(&target, &standby, Some(&digest)).unwrap().unwrap();
+        assert!(
+            changes.contains(&"updated a@d.test".to_string()),
+            "{changes:?}"
+        );
+        assert!(standby.verify_password("a@d.test", "second-pw").unwrap());
+        assert!(!standby.verify_password("a@d.test", "first-pw").unwrap());
+        let a = standby.get_account("a@d.test").unwrap();
+        assert_eq!(a.attr("displayName"), ["Alice Follows".to_string()]);
+        assert_eq!(a.id, p.get_account("a@d.test").unwrap().id);
+    }
 }

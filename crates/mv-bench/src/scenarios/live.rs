@@ -427,8 +427,7 @@ fn kill_round(
                 lag_records.push(r);
                 lag_seconds.push(sec);
             }
-            shipped_bytes =
-                metric(p_admin, "mailvault_redo_shipped_bytes_total").or(shipped_bytes);
+            shipped_bytes = metric(p_admin, "mailvault_redo_shipped_bytes_total").or(shipped_bytes);
         }
         let primary = sampler.finish();
         let killed = Instant::now();
@@ -475,7 +474,13 @@ fn kill_round(
     run_ok(mv, &standby.home, &["promote"])?;
     let promote = began.elapsed();
     run_ok(mv, &standby.home, &["control", "stop"])?;
-    let sb_loss = loss(ctx.seed, accounts, &acks, killed, &stored_ids(&standby.home)?);
+    let sb_loss = loss(
+        ctx.seed,
+        accounts,
+        &acks,
+        killed,
+        &stored_ids(&standby.home)?,
+    );
     drop(standby);
 
     // The killed primary, started again, holds every acknowledged message.
@@ -610,9 +615,8 @@ impl Scenario for LiveScenario {
         let (mut on, mut off) = (Vec::new(), Vec::new());
         for run in 0..p.runs {
             for shipping in [true, false] {
-                let r = throughput_run(ctx, &mv, &p, &accounts, shipping).with_context(|| {
-                    format!("throughput run {}, shipping {shipping}", run + 1)
-                })?;
+                let r = throughput_run(ctx, &mv, &p, &accounts, shipping)
+                    .with_context(|| format!("throughput run {}, shipping {shipping}", run + 1))?;
                 ctx.progress(&format!(
                     "live: run {}/{} shipping {}: {:.0} messages/s",
                     run + 1,
@@ -660,10 +664,7 @@ impl Scenario for LiveScenario {
             .iter()
             .filter_map(|k| k.primary.peak_rss_bytes)
             .collect();
-        let wb: Vec<u64> = kills
-            .iter()
-            .filter_map(|k| k.primary.write_bytes)
-            .collect();
+        let wb: Vec<u64> = kills.iter().filter_map(|k| k.primary.write_bytes).collect();
         restored.subject.resources = Some(ResourceSummary {
             peak_rss_bytes: (!rss.is_empty()).then(|| median_u64(&rss)),
             write_bytes: (!wb.is_empty()).then(|| median_u64(&wb)),

@@ -81,7 +81,7 @@ pub fn read_latest(target: &dyn Target) -> Result<LatestLdap> {
     let mut newest = None;
     for s in catalog.sessions() {
         if target.size(&ldap_path(&s.label))?.is_some() {
-            newest = Some((s.label.clone(), s.ended.0));
+            newest = Some((s.label, s.ended.0));
         }
     }
     if let Some((info, entries)) =

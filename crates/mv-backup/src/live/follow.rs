@@ -134,22 +134,44 @@ fn step_only(
             continue;
         }
         if let Some(segs) = listing.segments.get(&seq) {
-            let begin = pos.offset;
-            for s in segs.iter().filter(|s| s.start >= begin) {
+            for s in segs {
+                // Where the object's range ends, from the listing (the
+                // manifest has a fixed size): one that ends at or before the
+                // position holds nothing new and is not read.
+                let listed_end = s.start + s.size.saturating_sub(segment::MANIFEST_LEN as u64);
+                if listed_end <= pos.offset {
+                    continue;
+                }
                 let at = format!("{}/{}", target.url(), s.path);
-                let bytes = target.get(&s.path)?;
-                let (m, data) =
-                    segment::decode(&bytes).map_err(|e| BackupError::corrupt(&at, e))?;
-                if m.sequence != seq || m.start != pos.offset {
+                if s.start > pos.offset {
                     return Err(BackupError::corrupt(
                         &at,
                         format!(
-                            "starts at offset {} of sequence {}, but the standby applied \
-                             sequence {seq} up to offset {} (a segment is missing)",
-                            m.start, m.sequence, pos.offset
+                            "starts at offset {} of sequence {seq}, but the standby applied \
+                             it up to offset {} (a segment is missing)",
+                            s.start, pos.offset
                         ),
                     ));
                 }
+                // Read again each step: a damaged segment fails this step
+                // only, and is read afresh once shipped again.
+                let bytes = target.get(&s.path)?;
+                let (m, data) =
+                    segment::decode(&bytes).map_err(|e| BackupError::corrupt(&at, e))?;
+                if m.sequence != seq || m.start != s.start {
+                    return Err(BackupError::corrupt(
+                        &at,
+                        format!(
+                            "manifest says sequence {} at offset {}, the name otherwise",
+                            m.sequence, m.start
+                        ),
+                    ));
+                }
+                // A segment starting before the position was shipped again
+                // from an earlier offset (its shipper restarted after a
+                // damaged or missing one): the same bytes of the same log, so
+                // its records up to the position are those applied already,
+                // skipped by LSN.
                 let mut off = if m.start == 0 { HEADER_LEN } else { 0 };
                 while off < data.len() {
                     // Checked whole by `decode`: every record decodes.

@@ -210,7 +210,14 @@ fn step_only(
         Some(st) if st.lsn > pos.lsn => Lag {
             records: st.lsn - pos.lsn,
             bytes: 0,
-            seconds: ((st.record_time - pos.record_time).max(0) as f64) / 1000.0,
+            // By record time; a position that holds no record yet (a fresh
+            // bootstrap, whose restore applied what came before) has no time
+            // to measure from: its lag is in records only.
+            seconds: if pos.record_time > 0 {
+                ((st.record_time - pos.record_time).max(0) as f64) / 1000.0
+            } else {
+                0.0
+            },
         },
         _ => Lag::default(),
     };

@@ -74,6 +74,51 @@ pub fn read_ldap(target: &dyn Target, label: Option<Label>) -> Result<(String, V
     Ok((session.label.to_string(), entries))
 }
 
+/// The directory a disaster restore takes (`zmrestoreldap -t T` without
+/// `-lb`): the newest session's dump, or the one continuous shipping put
+/// (`live/ldap.bak`) when it was put after that session ended, so accounts
+/// created, renamed, deleted or changed since the last backup come back as
+/// they were at the last shipped change.
+#[derive(Debug, Clone)]
+pub struct LatestLdap {
+    /// What was read, for people: a session label, or the shipped dump's path.
+    pub source: String,
+    /// The newest session holding a dump (its identity files go with a rebuilt
+    /// server), `None` when only the shipped dump exists.
+    pub session: Option<String>,
+    pub entries: Vec<Entry>,
+}
+
+pub fn read_latest(target: &dyn Target) -> Result<LatestLdap> {
+    let catalog = Catalog::load(target)?;
+    let mut newest = None;
+    for s in catalog.sessions() {
+        if target.size(&ldap_path(&s.label))?.is_some() {
+            newest = Some((s.label, s.ended.0));
+        }
+    }
+    if let Some((info, entries)) =
+        crate::live::directory::newer_than(target, newest.as_ref().map(|(_, ended)| *ended))?
+    {
+        return Ok(LatestLdap {
+            source: format!(
+                "{}/{} (shipped {})",
+                target.url(),
+                crate::live::LDAP_PATH,
+                mv_types::UtcMillis(info.written_at)
+            ),
+            session: newest.map(|(l, _)| l.to_string()),
+            entries,
+        });
+    }
+    let (label, entries) = read_ldap(target, newest.map(|(l, _)| l))?;
+    Ok(LatestLdap {
+        source: label.clone(),
+        session: Some(label),
+        entries,
+    })
+}
+
 /// Parses a dump, naming the file in errors.
 pub fn parse_ldap(shown: &str, bytes: &[u8]) -> Result<Vec<Entry>> {
     if bytes.is_empty() {

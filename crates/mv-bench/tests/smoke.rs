@@ -7,7 +7,8 @@
 //! and borg run too when installed; a missing one is printed as skipped); the redo
 //! scenario runs the `redo_bench` example; the IMAP scenario appends a few hundred
 //! messages and checks every FETCH and SEARCH answer (against Dovecot too when it
-//! is installed). No timing assertions.
+//! is installed); the live scenario kills a shipping primary once and finds
+//! nothing acknowledged before its RPO goal missing. No timing assertions.
 
 use mail_parser::{MessageParser, MimeHeaders};
 use mv_bench::corpus::{self, AttachmentData, Corpus, Kind, Scale};
@@ -702,4 +703,45 @@ fn scale_scenario_keeps_open_files_bounded_and_zmprov_memory_flat() {
     assert!(incremental.subject.median > 0.0);
     assert_eq!(incremental.goals[0].met, None, "set for 10,000 accounts");
     assert!(restore.subject.median > 0.0);
+}
+
+#[test]
+fn live_scenario_loses_nothing_older_than_the_goal_over_a_kill() {
+    use mv_bench::scenarios::live::{LiveParams, LiveScenario};
+    use std::time::Duration;
+    let bench = tempfile::tempdir().unwrap();
+    let ctx = small_context(bench.path(), 26);
+    let scenario = LiveScenario {
+        params: Some(LiveParams {
+            accounts: 5,
+            message_size: 4 * 1024,
+            connections: 4,
+            messages: 100,
+            runs: 1,
+            kills: 1,
+            kill_after: (Duration::from_secs(7), Duration::from_secs(8)),
+        }),
+    };
+    // The scenario itself fails when the restarted primary lacks an
+    // acknowledged message, or a run loses one.
+    let report = scenario.run(&ctx).expect("live scenario");
+    let figure = |prefix: &str| {
+        report
+            .figures
+            .iter()
+            .find(|f| f.name.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no figure {prefix}"))
+    };
+    for name in ["RPO, disaster restore", "RPO, promoted standby"] {
+        let f = figure(name);
+        // 0 acknowledged messages older than the goal lost (the second goal).
+        assert_eq!(f.goals[1].met, Some(true), "{name}: {:?}", f.subject.detail);
+    }
+    let promote = figure("`mailvault promote`");
+    assert!(promote.subject.median > 0.0);
+    let tp = figure("4 KB messages");
+    assert!(matches!(
+        tp.peers[0].result,
+        PeerResult::Measured(ref m) if m.median > 0.0
+    ));
 }

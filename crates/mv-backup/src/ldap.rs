@@ -91,12 +91,9 @@ pub struct LatestLdap {
 
 pub fn read_latest(target: &dyn Target) -> Result<LatestLdap> {
     let catalog = Catalog::load(target)?;
-    let mut newest = None;
-    for s in catalog.sessions() {
-        if target.size(&ldap_path(&s.label))?.is_some() {
-            newest = Some((s.label, s.ended.0));
-        }
-    }
+    let newest = with_dump(target, &catalog)?
+        .pop()
+        .map(|s| (s.label, s.ended.0));
     if let Some((info, entries)) =
         crate::live::directory::newer_than(target, newest.as_ref().map(|(_, ended)| *ended))?
     {

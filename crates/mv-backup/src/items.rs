@@ -39,27 +39,44 @@ mod export;
 
 pub use export::{ExportFormat, ExportOptions, ExportReport, export_account};
 
-/// One message found in a backup.
+/// One message, contact or appointment found in a backup.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BackupHit {
     pub email: String,
+    /// `message`, `contact` or `appointment`.
+    #[serde(default = "message_kind")]
+    pub kind: String,
     /// The sessions (or the restore point) holding it, oldest first.
     pub labels: Vec<String>,
     /// Its folder's path at the newest of those.
     pub folder: String,
-    /// Its Date header (else when it arrived), ms since the epoch.
+    /// A message's Date header (else when it arrived), an appointment's start
+    /// (0: a contact), ms since the epoch.
     pub date_ms: i64,
     pub from: String,
+    /// A message's subject, a contact's name, an appointment's summary.
     pub subject: String,
     pub size: u64,
     pub item_id: u32,
+    /// A message's content digest; a contact's or appointment's, of its vCard or
+    /// iCalendar text.
     pub digest: String,
+    /// A message's Message-ID; an appointment's UID.
     pub message_id: String,
     pub flags: u32,
-    /// Whether the live mailbox holds a message with the same content now (None:
-    /// the account has no live mailbox here).
+    /// Whether the live mailbox holds an item of the same kind with the same
+    /// content now (None: the account has no live mailbox here).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub present: Option<bool>,
+}
+
+fn message_kind() -> String {
+    "message".into()
+}
+
+/// A contact's or appointment's digest: of its stored text.
+fn pim_digest(i: &Item) -> String {
+    Digest::of(i.content.as_deref().unwrap_or("").as_bytes()).to_string()
 }
 
 /// What `backup search` looks at.
@@ -317,6 +334,16 @@ fn matching(
     }
 }
 
+/// The contacts and appointments of a rebuilt mailbox matching `terms` (the
+/// store's evaluator for them: their text, name or summary, folder, start).
+fn matching_pim(source: &Source, pm: &PointMailbox, terms: &[Term]) -> Result<Vec<Item>> {
+    match source.store.mailbox(pm.mailbox).search_pim(terms) {
+        Ok(items) => Ok(items),
+        Err(StoreError::NotFound(_)) => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Folder id → path in a mailbox.
 fn folder_paths(source: &Source, mailbox: MailboxId) -> Result<HashMap<u32, String>> {
     Ok(source
@@ -416,6 +443,7 @@ pub fn search_account(
                     .entry((digest.clone(), i.id))
                     .or_insert_with(|| BackupHit {
                         email: email.to_string(),
+                        kind: message_kind(),
                         labels: Vec::new(),
                         folder: String::new(),
                         date_ms: 0,
@@ -438,24 +466,60 @@ pub fn search_account(
                 hit.message_id = i.message_id.clone();
                 hit.flags = i.flags;
             }
+            for i in matching_pim(source, pm, &terms)? {
+                let digest = pim_digest(&i);
+                let hit = hits
+                    .entry((digest.clone(), i.id))
+                    .or_insert_with(|| BackupHit {
+                        email: email.to_string(),
+                        kind: i.kind.name().to_string(),
+                        labels: Vec::new(),
+                        folder: String::new(),
+                        date_ms: 0,
+                        from: String::new(),
+                        subject: String::new(),
+                        size: 0,
+                        item_id: i.id,
+                        digest,
+                        message_id: String::new(),
+                        flags: 0,
+                        present: None,
+                    });
+                hit.labels.push(name.to_string());
+                hit.folder = folders.get(&i.folder_id).cloned().unwrap_or_default();
+                hit.date_ms = i.date_ms;
+                hit.subject = i.subject.clone();
+                hit.size = i.content.as_ref().map_or(0, |c| c.len() as u64);
+                hit.message_id = i.cal_uid.clone().unwrap_or_default();
+            }
             Ok(())
         },
     )?;
-    let live: Option<HashSet<String>> = match live_mailbox(source, &zid)? {
+    // What the live mailbox holds now: message digests, and the digests of its
+    // contacts' and appointments' text, each with its kind.
+    let live: Option<HashSet<(String, String)>> = match live_mailbox(source, &zid)? {
         Some(id) => Some(
             source
                 .store
                 .mailbox(id)
-                .items(None, Some(mv_store::ItemKind::Message))?
+                .items(None, None)?
                 .into_iter()
-                .filter_map(|i| i.digest)
+                .filter_map(|i| match i.kind {
+                    mv_store::ItemKind::Message => i.digest.map(|d| (message_kind(), d)),
+                    mv_store::ItemKind::Contact | mv_store::ItemKind::Appointment => {
+                        Some((i.kind.name().to_string(), pim_digest(&i)))
+                    }
+                    _ => None,
+                })
                 .collect(),
         ),
         None => None,
     };
     out.hits = hits.into_values().collect();
     for h in &mut out.hits {
-        h.present = live.as_ref().map(|l| l.contains(&h.digest));
+        h.present = live
+            .as_ref()
+            .map(|l| l.contains(&(h.kind.clone(), h.digest.clone())));
     }
     out.hits
         .sort_by(|a, b| b.date_ms.cmp(&a.date_ms).then(b.item_id.cmp(&a.item_id)));

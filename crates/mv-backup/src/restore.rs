@@ -97,7 +97,7 @@ pub struct RestoreOptions {
 
 impl RestoreOptions {
     /// No restore point: everything the backups and the server hold.
-    fn to_latest(&self) -> bool {
+    pub fn to_latest(&self) -> bool {
         !self.full_only
             && !self.backup_redo_only
             && self.to_time.is_none()
@@ -340,6 +340,13 @@ impl Built {
                 created: true,
             } => {
                 let _ = source.dir().delete_account(&a.id);
+            }
+            // Its database and index too, and its mark last.
+            Destination::Scratch(a) => {
+                if let Err(e) = source.store.remove_scratch(a.mailbox_id) {
+                    tracing::warn!(mailbox = a.mailbox_id.0, error = %e,
+                        "a scratch mailbox stays until the next start");
+                }
             }
             _ => {}
         }

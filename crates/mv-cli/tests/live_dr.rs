@@ -3,8 +3,10 @@
 //! interval) while mail arrives over LMTP; it is killed with SIGKILL and its
 //! home lost; `zmrestoreldap -t T` and `zmrestoreoffline -a all -t T` onto a
 //! fresh home bring back, byte for byte, every message acknowledged more than
-//! interval + 3 s before the kill — past the last incremental — and the next
-//! incremental into the same target continues the chain with no gap.
+//! interval + 3 s before the kill — past the last incremental — with the
+//! directory as last shipped (an account created, with its mail, and an
+//! attribute changed after the last backup), and the next incremental into the same target
+//! continues the chain with no gap.
 
 mod common;
 
@@ -86,6 +88,18 @@ fn a_killed_server_is_rebuilt_to_its_last_shipped_records() {
     // An incremental through the server: it takes what was shipped as held.
     let o = env.ok("zmbackup", &["-i", "-t", &t, "-sync"]);
     assert!(o.stdout.contains("incr-"), "{}", o.stdout);
+    // Directory changes after the last backup reach the target as the
+    // shipped directory dump (live/ldap.bak).
+    env.ok("zmprov", &["ca", "c@d.test", "shipped-pw"]);
+    env.ok(
+        "zmprov",
+        &["ma", "a@d.test", "displayName", "Alice Shipped"],
+    );
+    let c_body = message("c@d.test", 900);
+    assert!(
+        c.deliver("c@d.test", &c_body),
+        "the message to c@d.test was refused"
+    );
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(12) {
         deliver(&mut c, &mut sent);
@@ -113,6 +127,15 @@ fn a_killed_server_is_rebuilt_to_its_last_shipped_records() {
         "{}",
         q.stdout
     );
+    let dump = target.join("live").join("ldap.bak");
+    let shipped = Instant::now();
+    while !std::fs::read_to_string(&dump).is_ok_and(|d| d.contains("c@d.test")) {
+        assert!(
+            shipped.elapsed() < Duration::from_secs(30),
+            "the directory dump holding c@d.test was not shipped"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // The last messages arrive right before the kill.
     for _ in 0..5 {
         deliver(&mut c, &mut sent);
@@ -124,7 +147,12 @@ fn a_killed_server_is_rebuilt_to_its_last_shipped_records() {
 
     // The disk dies; a fresh home is rebuilt from the target alone.
     std::fs::remove_dir_all(&env.home).unwrap();
-    env.ok("zmrestoreldap", &["-t", &t]);
+    let o = env.ok("zmrestoreldap", &["-t", &t]);
+    assert!(
+        o.stdout.contains("live/ldap.bak"),
+        "the directory did not come from the shipped dump: {}",
+        o.stdout
+    );
     let o = env.ok("zmrestoreoffline", &["-a", "all", "-t", &t]);
     assert_eq!(
         o.stdout.matches("restored as").count(),
@@ -170,6 +198,24 @@ fn a_killed_server_is_rebuilt_to_its_last_shipped_records() {
     eprintln!(
         "{} messages acknowledged, {must} past the last incremental checked; oldest lost: {lost_since:?} before the kill",
         sent.len()
+    );
+
+    // The directory as shipped, past the last backup: the account created
+    // after it (with its password) and the attribute changed.
+    let o = env.ok("zmprov", &["ga", "c@d.test"]);
+    assert!(o.stdout.contains("c@d.test"), "{}", o.stdout);
+    let o = env.ok("zmprov", &["ga", "a@d.test", "displayName"]);
+    assert!(o.stdout.contains("Alice Shipped"), "{}", o.stdout);
+    // Its mail too, from the redo log shipped after the last backup.
+    let found = inbox(&env, "c@d.test");
+    let (id, _) = found
+        .iter()
+        .find(|(_, s)| s == "m900")
+        .unwrap_or_else(|| panic!("c@d.test's message is not restored: {found:?}"));
+    let got = env.ok("zmmailbox", &["-z", "-m", "c@d.test", "gm", id]);
+    assert!(
+        got.stdout.ends_with(c_body.as_str()),
+        "m900 is not byte-exact"
     );
 
     // The next incremental continues the chain: no gap.

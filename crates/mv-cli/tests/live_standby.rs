@@ -6,7 +6,9 @@
 //! every message acknowledged more than 5 s before the kill is there byte for
 //! byte, in its folder, with its flags; it takes new mail; the next incremental
 //! into the same target continues the chain; the old primary, restarted, ships
-//! nothing (fenced by the epoch the promote claimed). A second test takes the
+//! nothing (fenced by the epoch the promote claimed). Another test changes a
+//! password, an attribute and a class of service on the primary and finds
+//! them on the standby. Another takes the
 //! target away for a while: shipping falls behind with one WARN and catches up
 //! with one INFO.
 
@@ -444,6 +446,72 @@ fn failover(on_s3: bool) {
     let v = run_in(&sb, &["backup", "verify", "-t", &t]);
     assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
     ok_in(&sb, &["control", "stop"]);
+}
+
+/// Whether the server on `port` accepts IMAP LOGIN of `user` with `password`.
+fn login_accepted(port: u16, user: &str, password: &str) -> bool {
+    let w = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    w.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut r = BufReader::new(w.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    (&w).write_all(format!("t1 LOGIN {user} {password}\r\n").as_bytes())
+        .unwrap();
+    loop {
+        line.clear();
+        assert!(r.read_line(&mut line).unwrap() > 0, "IMAP closed");
+        if line.starts_with("t1 ") {
+            return line.starts_with("t1 OK");
+        }
+    }
+}
+
+#[test]
+fn a_standby_follows_password_attribute_and_cos_changes() {
+    let env = Env::new();
+    let t = env.root.join("target").to_str().unwrap().to_string();
+    primary(&env, &t);
+    let mut server = spawn_server(&env.home, Stdio::null());
+    let sb = env.root.join("standby");
+    ok_in(&sb, &["init"]);
+    let sp = set_ports(&sb);
+    let mut standby = spawn_standby(&sb, &t);
+    assert!(login_accepted(sp.imap, "a@d.test", "secret"));
+
+    // On the primary: a new password, an attribute, a class of service's
+    // quota. None of them is a redo record: they reach the standby with the
+    // shipped directory dump.
+    env.ok("zmprov", &["sp", "a@d.test", "n3w-secret"]);
+    env.ok(
+        "zmprov",
+        &["ma", "a@d.test", "displayName", "Alice Standby"],
+    );
+    env.ok("zmprov", &["mc", "default", "zimbraMailQuota", "7340032"]);
+    wait_for(
+        "the attribute reaches the standby",
+        Duration::from_secs(60),
+        || {
+            run_in(&sb, &["prov", "ga", "a@d.test", "displayName"])
+                .stdout
+                .contains("Alice Standby")
+        },
+    );
+    assert!(
+        login_accepted(sp.imap, "a@d.test", "n3w-secret"),
+        "the new password is refused on the standby"
+    );
+    assert!(
+        !login_accepted(sp.imap, "a@d.test", "secret"),
+        "the old password still works on the standby"
+    );
+    let gc = ok_in(&sb, &["prov", "gc", "default", "zimbraMailQuota"]);
+    assert!(gc.stdout.contains("7340032"), "{}", gc.stdout);
+    // Untouched accounts keep working as they were.
+    assert!(login_accepted(sp.imap, "b@d.test", "secret"));
+    standby.kill().unwrap();
+    standby.wait().unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
 }
 
 #[test]

@@ -254,7 +254,9 @@ pub(crate) const MANAGED_HINT: &str = "it is managed by mailvault";
 
 /// Validates attributes shared by accounts and classes of service.
 pub(crate) fn normalize_entry_value(name: &str, value: &str) -> Result<String> {
-    if name.eq_ignore_ascii_case("zimbraMailQuota") {
+    if name.eq_ignore_ascii_case("zimbraMailQuota")
+        || name.eq_ignore_ascii_case("zimbraDumpsterQuota")
+    {
         return crate::config::normalize_value(
             crate::config::Syntax::Integer { min: 0 },
             name,

@@ -16,6 +16,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub const LIFETIME_ATTR: &str = "zimbraMailDumpsterLifetime";
 /// Without the attribute: Zimbra's default.
 pub const DEFAULT_LIFETIME_MS: i64 = 30 * 86_400_000;
+/// The dumpster's size limit in bytes, on an account or its COS (0 or unset:
+/// none). Beyond it the sweep removes the oldest deleted first.
+pub const QUOTA_ATTR: &str = "zimbraDumpsterQuota";
+
+/// An account's dumpster limit in bytes (its own value, else its COS's); None
+/// without one. A value that cannot be read is no limit: keeping a deleted
+/// message longer is the safe side.
+pub fn quota_bytes(dir: &Directory, account: &mv_directory::Account) -> Option<u64> {
+    let v = dir
+        .effective_account_attr(account, QUOTA_ATTR)
+        .ok()?
+        .into_iter()
+        .next()?;
+    v.trim().parse::<u64>().ok().filter(|q| *q > 0)
+}
 
 /// A mailbox's dumpster lifetime in ms: None for a mailbox no account owns
 /// (a mailbox rebuilt to read a backup keeps nothing). A value that cannot be
@@ -128,8 +143,10 @@ impl Service {
         Ok(report)
     }
 
-    /// Removes every account's dumpster entries whose time ran out by `now`;
-    /// returns how many. A mailbox that fails is logged and passed over.
+    /// Removes every account's dumpster entries whose time ran out by `now`,
+    /// then, where the dumpster holds more than `zimbraDumpsterQuota`, the
+    /// oldest deleted until it fits; returns how many. A mailbox that fails is
+    /// logged and passed over.
     pub fn sweep_dumpsters(&self, now: UtcMillis) -> Result<usize, ServiceError> {
         let mut purged = 0;
         for a in self.directory().list_accounts(None)? {
@@ -137,7 +154,8 @@ impl Service {
             if !m.db_path().exists() {
                 continue;
             }
-            match self.store().purge_dumpster(a.mailbox_id, now) {
+            let quota = quota_bytes(self.directory(), &a);
+            match self.store().purge_dumpster_within(a.mailbox_id, now, quota) {
                 Ok(n) => purged += n,
                 Err(e) => tracing::warn!("{}: dumpster sweep: {e}", a.email),
             }

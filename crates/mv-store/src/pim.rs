@@ -406,6 +406,39 @@ pub fn supersedes(new: (i64, UtcMillis), old: (i64, UtcMillis)) -> bool {
     new.0 > old.0 || (new.0 == old.0 && new.1 >= old.1)
 }
 
+/// When an iCalendar object's first event or to-do starts: its DTSTART (a
+/// to-do without one: its DUE), read as UTC (a TZID is not applied).
+pub fn event_start(ics: &str) -> Option<UtcMillis> {
+    let mut depth = 0usize;
+    let mut in_component = false;
+    let mut due = None;
+    for (name, _, value) in content_lines(ics) {
+        match name.as_str() {
+            "BEGIN" => {
+                depth += 1;
+                if depth == 2 {
+                    let v = value.trim();
+                    in_component =
+                        v.eq_ignore_ascii_case("VEVENT") || v.eq_ignore_ascii_case("VTODO");
+                }
+            }
+            "END" => {
+                if depth == 2 && in_component {
+                    if due.is_some() {
+                        return due;
+                    }
+                    in_component = false;
+                }
+                depth = depth.saturating_sub(1);
+            }
+            "DTSTART" if depth == 2 && in_component => return parse_ical_utc(value.trim()),
+            "DUE" if depth == 2 && in_component => due = parse_ical_utc(value.trim()),
+            _ => {}
+        }
+    }
+    due
+}
+
 /// `20101119T135508Z` (or a floating/date form, read as UTC) to milliseconds.
 fn parse_ical_utc(v: &str) -> Option<UtcMillis> {
     let v = v.trim_end_matches('Z');

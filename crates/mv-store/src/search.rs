@@ -379,7 +379,7 @@ impl Mailbox {
         if let Some(c) = candidates {
             items.retain(|i| c.items.contains(&i.id) || i.change > c.indexed_change);
         }
-        self.filter_matching(terms, &places, items, text)
+        self.filter_matching(terms, &places, items, text, false)
     }
 
     /// Those of `items` (messages not in the mailbox's item table: the
@@ -394,7 +394,32 @@ impl Mailbox {
         let folders = self.folders()?;
         let mut places: HashMap<(String, bool), HashSet<u32>> = HashMap::new();
         resolve_places(terms, &folders, &mut places)?;
-        self.filter_matching(terms, &places, items, text)
+        self.filter_matching(terms, &places, items, text, false)
+    }
+
+    /// Contacts and appointments matching parsed `terms`, newest first. Words and
+    /// `content:` look in the vCard or iCalendar text, `subject:` in the contact's
+    /// name or the appointment's summary, dates at an appointment's start (its
+    /// `date_ms` is set to it; a contact has no date); terms only messages have
+    /// (`from:`, `is:unread`, `larger:`, ...) match none of them.
+    pub fn search_pim(&self, terms: &[Term]) -> Result<Vec<Item>, StoreError> {
+        let folders = self.folders()?;
+        let mut places: HashMap<(String, bool), HashSet<u32>> = HashMap::new();
+        resolve_places(terms, &folders, &mut places)?;
+        let mut items = self.contacts()?;
+        for mut a in self.appointments()? {
+            a.date_ms = a
+                .content
+                .as_deref()
+                .and_then(crate::pim::event_start)
+                .map_or(0, |t| t.0);
+            items.push(a);
+        }
+        let mut text = |i: &Item| MessageText {
+            body: i.content.as_deref().unwrap_or("").to_lowercase(),
+            ..MessageText::default()
+        };
+        self.filter_matching(terms, &places, items, &mut text, true)
     }
 
     fn filter_matching(
@@ -403,6 +428,7 @@ impl Mailbox {
         places: &HashMap<(String, bool), HashSet<u32>>,
         mut items: Vec<Item>,
         text: &mut dyn FnMut(&Item) -> MessageText,
+        pim: bool,
     ) -> Result<Vec<Item>, StoreError> {
         let tags = self.tags()?;
         let mut ctx = Ctx {
@@ -410,6 +436,7 @@ impl Mailbox {
             tags: &tags,
             texts: HashMap::new(),
             text,
+            pim,
         };
         items.retain(|i| terms.iter().all(|t| ctx.matches(t, i)));
         items.sort_by(|a, b| {
@@ -469,6 +496,8 @@ struct Ctx<'a, 'b> {
     tags: &'a [crate::Tag],
     texts: HashMap<u32, MessageText>,
     text: &'b mut dyn FnMut(&Item) -> MessageText,
+    /// Contacts and appointments: message-only terms match nothing.
+    pim: bool,
 }
 
 impl Ctx<'_, '_> {
@@ -478,6 +507,21 @@ impl Ctx<'_, '_> {
     }
 
     fn matches(&mut self, t: &Term, i: &Item) -> bool {
+        if self.pim
+            && matches!(
+                t,
+                Term::From(_)
+                    | Term::To(_)
+                    | Term::Cc(_)
+                    | Term::Unread(_)
+                    | Term::Flagged(_)
+                    | Term::Larger(_)
+                    | Term::Smaller(_)
+                    | Term::HasAttachment
+            )
+        {
+            return false;
+        }
         match t {
             Term::InFolder(name) => self.places[&(name.clone(), false)].contains(&i.folder_id),
             Term::Under(name) => self.places[&(name.clone(), true)].contains(&i.folder_id),

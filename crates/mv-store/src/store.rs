@@ -4,6 +4,7 @@
 //! in `store/recovery.rs`.
 
 mod recovery;
+mod scratch;
 
 pub use recovery::{GC_CLEAN, OpenReport};
 

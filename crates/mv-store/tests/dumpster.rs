@@ -193,3 +193,104 @@ fn crash_repair_gives_a_dumpster_message_its_blob_back() {
     let item = store.mailbox(mb).item(id).unwrap().unwrap();
     assert_eq!(store.read_blob(mb, &item).unwrap(), message(7));
 }
+
+/// `zimbraDumpsterQuota`: beyond the limit the sweep removes the oldest deleted
+/// first until what stays fits, besides whatever ran out of time; without a
+/// limit nothing within its lifetime goes. The purge is a logged op: a replay
+/// keeps the same entries.
+#[test]
+fn a_dumpster_over_its_quota_loses_the_oldest_deleted_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(&dir.path().join("live"));
+    let store = open(&home);
+    let mb = MailboxId(1);
+    store.create_mailbox(mb, "a1", "u@d.test").unwrap();
+    assert!(store.set_dumpster_policy(Box::new(|_| Some(HOUR))));
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let id = store
+            .add_message(mb, &message(n), &DeliverOptions::default())
+            .unwrap();
+        ids.push(id);
+    }
+    // Deleted one by one, in an order other than their ids': 3, 0, 4, 1, 2.
+    for k in [3, 0, 4, 1, 2] {
+        store.delete_items(mb, &[ids[k]]).unwrap();
+        let t = UtcMillis::now();
+        while UtcMillis::now() <= t {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    let m = store.mailbox(mb);
+    let size = |k: usize| -> u64 {
+        m.dumpster()
+            .unwrap()
+            .into_iter()
+            .find(|d| d.item.id == ids[k].0)
+            .unwrap()
+            .item
+            .size
+    };
+    let sizes: Vec<u64> = (0..5).map(size).collect();
+    let left = |m: &mv_store::Mailbox| -> Vec<u32> {
+        let mut v: Vec<u32> = m
+            .dumpster()
+            .unwrap()
+            .into_iter()
+            .map(|d| d.item.id)
+            .collect();
+        v.sort();
+        v
+    };
+
+    // No limit, nothing expired: nothing goes.
+    assert_eq!(
+        store
+            .purge_dumpster_within(mb, UtcMillis::now(), None)
+            .unwrap(),
+        0
+    );
+    // A limit the whole dumpster fits in: nothing goes.
+    let all: u64 = sizes.iter().sum();
+    assert_eq!(
+        store
+            .purge_dumpster_within(mb, UtcMillis::now(), Some(all))
+            .unwrap(),
+        0
+    );
+    // Room for the two deleted last (1 and 2) and a byte less than one more.
+    let quota = sizes[1] + sizes[2] + sizes[4] - 1;
+    assert_eq!(
+        store
+            .purge_dumpster_within(mb, UtcMillis::now(), Some(quota))
+            .unwrap(),
+        3
+    );
+    assert_eq!(left(&m), vec![ids[1].0, ids[2].0]);
+    assert_eq!(m.dumpster_used().unwrap(), sizes[1] + sizes[2]);
+    // What the quota removed cannot come back.
+    assert!(matches!(
+        store.recover_deleted(mb, &[ids[3].0]),
+        Err(mv_store::StoreError::NotFound(_))
+    ));
+    store.checkpoint().unwrap();
+    drop(m);
+    drop(store);
+
+    // A replay of the same records into a fresh home keeps the same entries.
+    let again = Home::at(&dir.path().join("again"));
+    let replayed = open(&again);
+    let records = all_records(&home);
+    replayed.replay(records.iter(), &|_| true).unwrap();
+    let r = replayed.mailbox(mb);
+    assert_eq!(left(&r), vec![ids[1].0, ids[2].0]);
+    // A quota of 0 empties it.
+    assert_eq!(
+        replayed
+            .purge_dumpster_within(mb, UtcMillis::now(), Some(0))
+            .unwrap(),
+        2
+    );
+    assert!(left(&r).is_empty());
+    assert_eq!(r.dumpster_used().unwrap(), 0);
+}

@@ -136,13 +136,17 @@ pub(super) fn build_with_catalog(
             .ok_or_else(|| BackupError::corrupt(&ldif_path, "no entry"))?
     };
     let dest = if scratch {
+        let mailbox_id = source.dir().allocate_mailbox_id()?;
+        // Marked before its first file: a process killed while it exists leaves
+        // a mark the store's next open sweeps.
+        source.store.mark_scratch(mailbox_id)?;
         Destination::Scratch(Account {
             id: zimbra_id.clone(),
             email: email.to_string(),
             aliases: Vec::new(),
             status: Default::default(),
             cos_id: String::new(),
-            mailbox_id: source.dir().allocate_mailbox_id()?,
+            mailbox_id,
             created: UtcMillis(0),
             attrs: Default::default(),
         })

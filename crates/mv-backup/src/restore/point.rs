@@ -68,16 +68,10 @@ pub struct PointMailbox {
 impl PointMailbox {
     /// Removes the rebuilt mailbox: its database, its files, its search index.
     pub fn discard(mut self, source: &Source) {
+        // A scratch build's discard removes the database, its files, its index
+        // and its mark (`Store::remove_scratch`).
         if let Some(built) = self.built.take() {
-            let db = source.store.mailbox(self.mailbox).db_path().to_path_buf();
             built.discard(source);
-            for suffix in ["-wal", "-shm"] {
-                let mut side = db.clone().into_os_string();
-                side.push(suffix);
-                let _ = std::fs::remove_file(std::path::PathBuf::from(side));
-            }
-            let index = source.store.home().mailbox_index_dir(self.mailbox.0);
-            let _ = std::fs::remove_dir_all(index);
         }
     }
 }

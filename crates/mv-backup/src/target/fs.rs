@@ -440,6 +440,44 @@ impl Target for FsTarget {
         Ok(())
     }
 
+    fn remove_empty_dirs(&self, top: &str, removed: &[String]) -> Result<()> {
+        let top = self.full(top.trim_end_matches('/'))?;
+        let mut start: Vec<PathBuf> = Vec::new();
+        for r in removed {
+            if let Some(p) = self.full(r.trim_end_matches('/'))?.parent() {
+                start.push(p.to_path_buf());
+            }
+        }
+        // Deepest first: a directory is looked at after the ones below it.
+        start.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        start.dedup();
+        let mut emptied: std::collections::BTreeSet<PathBuf> = Default::default();
+        for mut dir in start {
+            while dir.starts_with(&top) && dir != top {
+                let parent = dir.parent().unwrap_or(&top).to_path_buf();
+                match fs::remove_dir(&dir) {
+                    Ok(()) => {
+                        emptied.remove(&dir);
+                        emptied.insert(parent.clone());
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    // Not empty (ENOTEMPTY, or EEXIST on some systems): it stays,
+                    // and so do the directories above it.
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {
+                        break;
+                    }
+                    Err(e) => return Err(BackupError::io(dir.display())(e)),
+                }
+                dir = parent;
+            }
+        }
+        // The removals are durable once the directories that held them are.
+        for dir in emptied.iter().rev() {
+            fsync_dir(dir).map_err(BackupError::io(dir.display()))?;
+        }
+        Ok(())
+    }
+
     fn session_remove(&self, label: &str, rel_prefix: &str) -> Result<()> {
         self.forget_made_dirs();
         remove_tree(&self.full(&format!("tmp/{label}/{rel_prefix}"))?)?;

@@ -215,7 +215,7 @@ pub fn search(home: &Home, args: SearchArgs) -> anyhow::Result<ExitCode> {
     let hits = report.hits();
     for a in report.accounts.iter().filter(|_| !args.json) {
         println!(
-            "{}: {} message(s) in {} restore point(s)",
+            "{}: {} item(s) in {} restore point(s)",
             a.email,
             a.hits.len(),
             a.points
@@ -226,6 +226,19 @@ pub fn search(home: &Home, args: SearchArgs) -> anyhow::Result<ExitCode> {
                 Some(false) => "not in the mailbox now",
                 None => "no live mailbox",
             };
+            if h.kind != "message" {
+                // A contact has no date; an appointment's is its start.
+                let date = match h.date_ms {
+                    0 => "-".to_string(),
+                    d => UtcMillis(d).display_local(),
+                };
+                println!(
+                    "  {} {}  {date}  {}  \"{}\"  {present}",
+                    h.kind, h.item_id, h.folder, h.subject
+                );
+                println!("      digest {}  in {}", h.digest, h.labels.join(", "));
+                continue;
+            }
             println!(
                 "  item {}  {}  {}  from {}  \"{}\"  {} bytes  {present}",
                 h.item_id,
@@ -245,7 +258,7 @@ pub fn search(home: &Home, args: SearchArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: {}: {}", f.email, f.error);
     }
     if hits == 0 && !args.json {
-        eprintln!("No matching messages found in the backups");
+        eprintln!("No matching items found in the backups");
     }
     Ok(if hits > 0 {
         ExitCode::SUCCESS

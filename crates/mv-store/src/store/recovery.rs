@@ -86,6 +86,7 @@ impl Store {
             read_only: std::sync::atomic::AtomicBool::new(false),
         };
         store.blobs.clear_staging()?;
+        store.sweep_scratch()?;
         let mut report = OpenReport {
             truncated_bytes: recovery.truncated_bytes,
             ..Default::default()

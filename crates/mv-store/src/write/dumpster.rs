@@ -1,7 +1,8 @@
 //! The dumpster's writes: deletes keep messages there when the mailbox's
 //! policy says so (`zimbraMailDumpsterLifetime`, read by the caller that sets
 //! the policy); `recover_deleted` takes them back and `purge_dumpster` removes
-//! those whose time ran out. Both are redo-logged ops through the one apply
+//! those whose time ran out (`purge_dumpster_within`: and the oldest beyond a
+//! size limit). Both are redo-logged ops through the one apply
 //! path, so they replay.
 
 use super::*;
@@ -96,19 +97,53 @@ impl Store {
     /// Removes for good the dumpster's messages whose time ran out by `now`
     /// (their blobs then go as a delete's do); returns how many.
     pub fn purge_dumpster(&self, id: MailboxId, now: UtcMillis) -> Result<usize, StoreError> {
+        self.purge_dumpster_within(id, now, None)
+    }
+
+    /// [`Store::purge_dumpster`], and then, while what stays holds more than
+    /// `quota` bytes (`zimbraDumpsterQuota`; None: no limit), the oldest deleted
+    /// first (ties by item id) until it fits. One logged op, so a replay
+    /// removes the same entries whatever the directory says then.
+    pub fn purge_dumpster_within(
+        &self,
+        id: MailboxId,
+        now: UtcMillis,
+        quota: Option<u64>,
+    ) -> Result<usize, StoreError> {
         self.with_mailbox(id, |g| {
-            let ids: Vec<u32> = {
+            // (id, size, expired), oldest deleted first.
+            let rows: Vec<(u32, i64, bool)> = {
                 let mut st = q(
                     g,
-                    g.conn()
-                        .prepare("SELECT id FROM dumpster WHERE keep_until_ms <= ?1 ORDER BY id"),
+                    g.conn().prepare(
+                        "SELECT id, size, keep_until_ms <= ?1 FROM dumpster \
+                         ORDER BY deleted_ms, id",
+                    ),
                 )?;
                 q(
                     g,
-                    st.query_map([now.0], |r| r.get(0))
+                    st.query_map([now.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                         .and_then(|rows| rows.collect()),
                 )?
             };
+            let mut ids: Vec<u32> = rows.iter().filter(|r| r.2).map(|r| r.0).collect();
+            if let Some(quota) = quota {
+                let mut kept: u64 = rows
+                    .iter()
+                    .filter(|r| !r.2)
+                    .map(|r| r.1.max(0) as u64)
+                    .sum();
+                for (item, size, expired) in &rows {
+                    if kept <= quota {
+                        break;
+                    }
+                    if !expired {
+                        ids.push(*item);
+                        kept -= (*size).max(0) as u64;
+                    }
+                }
+            }
+            ids.sort_unstable();
             let n = ids.len();
             let ops = if ids.is_empty() {
                 vec![]

@@ -97,7 +97,7 @@ fn a_killed_server_is_rebuilt_to_its_last_shipped_records() {
     );
     let c_body = message("c@d.test", 900);
     assert!(
-        c.deliver("c@d.test", &c_body),
+        c.deliver_to("c@d.test", &c_body),
         "the message to c@d.test was refused"
     );
     let start = Instant::now();

@@ -1,10 +1,13 @@
 //! `zmrestoreldap`: the directory from a session's `ldap/ldap.bak` (every session
-//! holds the whole directory as LDIF), and the redo floor a rebuilt server must
+//! holds the whole directory as LDIF, as a piece shared with the sessions after
+//! it while the directory does not change), and the redo floor a rebuilt server must
 //! continue after.
 
 use crate::catalog::Catalog;
 use crate::error::{BackupError, Result};
 use crate::label::Label;
+use crate::run::LDAP_DUMP;
+use crate::session::Session;
 use crate::target::Target;
 use mv_directory::Entry;
 
@@ -25,40 +28,92 @@ pub struct LdapAccount {
 /// Sessions holding `ldap/ldap.bak`, oldest first (`zmrestoreldap -lbs`).
 pub fn ldap_sessions(target: &dyn Target) -> Result<Vec<LdapSession>> {
     let catalog = Catalog::load(target)?;
+    Ok(with_dump(target, &catalog)?
+        .into_iter()
+        .map(|s| LdapSession {
+            label: s.label.to_string(),
+            accounts: s.accounts.len(),
+        })
+        .collect())
+}
+
+/// The sessions of `catalog` whose dump is in the target, oldest first. A
+/// session's dump is where its session.xml says: `pieces/<L>/ldap/ldap.bak` of
+/// the session `L` that wrote it (the sessions after it name it again while the
+/// directory does not change), or inside the session (older sessions).
+fn with_dump<'c>(target: &dyn Target, catalog: &'c Catalog) -> Result<Vec<&'c Session>> {
     let mut out = Vec::new();
     for s in catalog.sessions() {
-        if target.size(&ldap_path(&s.label))?.is_some() {
-            out.push(LdapSession {
-                label: s.label.to_string(),
-                accounts: s.accounts.len(),
-            });
+        if target.size(&s.object_path(LDAP_DUMP))?.is_some() {
+            out.push(s);
         }
     }
     Ok(out)
 }
 
-fn ldap_path(label: &Label) -> String {
-    format!("sessions/{label}/ldap/ldap.bak")
-}
-
 /// The dump of session `label`, or of the newest session holding one.
 pub fn read_ldap(target: &dyn Target, label: Option<Label>) -> Result<(String, Vec<Entry>)> {
-    let label = match label {
-        Some(l) => l,
-        None => {
-            let newest = ldap_sessions(target)?.pop().ok_or_else(|| {
-                BackupError::Invalid(format!(
-                    "no session in {} holds a directory dump (ldap/ldap.bak)",
-                    target.url()
-                ))
-            })?;
-            newest.label.parse()?
-        }
+    let catalog = Catalog::load(target)?;
+    let session = match label {
+        Some(l) => catalog.get(&l).and_then(|e| e.session()).ok_or_else(|| {
+            BackupError::Invalid(format!(
+                "no readable backup session {l} in {}",
+                target.url()
+            ))
+        })?,
+        None => with_dump(target, &catalog)?.pop().ok_or_else(|| {
+            BackupError::Invalid(format!(
+                "no session in {} holds a directory dump (ldap/ldap.bak)",
+                target.url()
+            ))
+        })?,
     };
-    let rel = ldap_path(&label);
+    let rel = session.object_path(LDAP_DUMP);
     let shown = format!("{}/{rel}", target.url());
     let entries = parse_ldap(&shown, &target.get(&rel)?)?;
-    Ok((label.to_string(), entries))
+    Ok((session.label.to_string(), entries))
+}
+
+/// The directory a disaster restore takes (`zmrestoreldap -t T` without
+/// `-lb`): the newest session's dump, or the one continuous shipping put
+/// (`live/ldap.bak`) when it was put after that session ended, so accounts
+/// created, renamed, deleted or changed since the last backup come back as
+/// they were at the last shipped change.
+#[derive(Debug, Clone)]
+pub struct LatestLdap {
+    /// What was read, for people: a session label, or the shipped dump's path.
+    pub source: String,
+    /// The newest session holding a dump (its identity files go with a rebuilt
+    /// server), `None` when only the shipped dump exists.
+    pub session: Option<String>,
+    pub entries: Vec<Entry>,
+}
+
+pub fn read_latest(target: &dyn Target) -> Result<LatestLdap> {
+    let catalog = Catalog::load(target)?;
+    let newest = with_dump(target, &catalog)?
+        .pop()
+        .map(|s| (s.label, s.ended.0));
+    if let Some((info, entries)) =
+        crate::live::directory::newer_than(target, newest.as_ref().map(|(_, ended)| *ended))?
+    {
+        return Ok(LatestLdap {
+            source: format!(
+                "{}/{} (shipped {})",
+                target.url(),
+                crate::live::LDAP_PATH,
+                mv_types::UtcMillis(info.written_at)
+            ),
+            session: newest.map(|(l, _)| l.to_string()),
+            entries,
+        });
+    }
+    let (label, entries) = read_ldap(target, newest.map(|(l, _)| l))?;
+    Ok(LatestLdap {
+        source: label.clone(),
+        session: Some(label),
+        entries,
+    })
 }
 
 /// Parses a dump, naming the file in errors.

@@ -11,7 +11,7 @@
 //!   sessions/<label>/
 //!     session.xml                         label, type, status, times, redo range,
 //!                                         accounts + status, errors, file checksums
-//!     ldap/ldap.bak                       the whole directory (LDIF)
+//!     ldap/ldap.bak                       (older sessions) the whole directory (LDIF)
 //!     sys/config.xml                      global and server config (explicit values)
 //!     sys/localconfig.conf                the local configuration
 //!     accounts/<id[0:3]>/<id[3:6]>/<zimbraId>/
@@ -19,6 +19,9 @@
 //!                                         only if it changed since the target last
 //!                                         recorded it
 //!       meta.xml, ldap.ldif, db/, blobs.lst   (format 1 full) as in pieces/ below
+//!   pieces/<label>/ldap/ldap.bak          the whole directory (LDIF) when session
+//!                                         <label> found it changed (named by the
+//!                                         sessions after it while it does not change)
 //!   pieces/<label>/accounts/<id[0:3]>/<id[3:6]>/<zimbraId>/   (format 2 full <label>)
 //!     ldap.ldif                           the account's directory entry
 //!     db/mailbox.sqlite                   the mailbox database, consistent snapshot

@@ -97,7 +97,7 @@ pub struct RestoreOptions {
 
 impl RestoreOptions {
     /// No restore point: everything the backups and the server hold.
-    fn to_latest(&self) -> bool {
+    pub fn to_latest(&self) -> bool {
         !self.full_only
             && !self.backup_redo_only
             && self.to_time.is_none()

@@ -18,9 +18,10 @@
 //! `sessions/TO_DELETE-<label>` (so a crash never leaves half a session looking
 //! valid), then removed; `accounts.xml` is rebuilt; then packs none of whose blobs
 //! any remaining `blobs.lst` references are removed (index first, then the zip).
-//! Before the packs, the pieces (account files of format 2 fulls, under
-//! `pieces/<label>/`) that no remaining session names go, a whole account's
-//! directory at a time.
+//! Before the packs, the pieces (account files of format 2 fulls and the
+//! sessions' `ldap/ldap.bak`, under `pieces/<label>/`) that no remaining session
+//! names go, a whole account's directory at a time, and with them the
+//! directories they leave empty (up to `pieces/`).
 //! Packs that are only partly live are kept and reported: repacking them is not
 //! implemented yet.
 
@@ -469,11 +470,14 @@ fn gc_pieces(
         };
         by_account.entry(group).or_default().push(o);
     }
+    // What went, so that the directories it leaves empty go too.
+    let mut removed: Vec<String> = Vec::new();
     for (group, objects) in by_account {
         if objects.iter().any(|o| named.contains(&o.path)) {
             for o in objects.iter().filter(|o| !named.contains(&o.path)) {
                 if !dry_run {
                     target.delete(&o.path)?;
+                    removed.push(o.path.clone());
                 }
                 report.pieces_removed += 1;
                 report.bytes_freed += o.size;
@@ -486,9 +490,13 @@ fn gc_pieces(
             } else {
                 target.delete_prefix(&format!("{group}/"))?;
             }
+            removed.push(group);
         }
         report.pieces_removed += objects.len() as u64;
         report.bytes_freed += objects.iter().map(|o| o.size).sum::<u64>();
+    }
+    if !removed.is_empty() {
+        target.remove_empty_dirs("pieces/", &removed)?;
     }
     Ok(Some(named))
 }

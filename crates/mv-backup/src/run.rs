@@ -3,27 +3,43 @@
 //! Full sessions ([`crate::full`]) snapshot each mailbox online and copy the blobs
 //! its snapshot references into the pool; incremental sessions ([`crate::incr`])
 //! roll the redo log over and copy the archived logs since the last backup. Both
-//! write `ldap/ldap.bak` (the whole directory) and `sys/` (configuration).
+//! hold `ldap/ldap.bak` (the whole directory: a piece, named again while it does
+//! not change) and `sys/` (configuration).
+//!
+//! This file holds the options, the reports and the preparation of a run;
+//! `run/state.rs` what the sessions of a run share ([`Run`]), `run/builder.rs`
+//! the files of a session being written ([`SessionBuilder`]), `run/aborter.rs`
+//! how a running backup is told to stop.
+
+mod aborter;
+mod builder;
+mod state;
+
+pub(crate) use aborter::Aborter;
+pub use aborter::abort_flag_path;
+pub(crate) use builder::{FileIndex, SessionBuilder, hash_file};
+pub(crate) use state::Run;
 
 use crate::clock::Clock;
-use crate::copier::{BlobCopier, CopyJob, CopyOutcome};
 use crate::error::{BackupError, Result};
 use crate::label::{Label, SessionKind};
-use crate::pack::{Compression, DEFAULT_PACK_SIZE, MAX_PACK_SIZE, PackIndex, Pool};
+use crate::pack::{Compression, DEFAULT_PACK_SIZE, MAX_PACK_SIZE, Pool};
 use crate::progress::{Job, Progress, Tee};
-use crate::session::{FileEntry, SessionError, SessionStats, SessionStatus};
+use crate::session::{SessionError, SessionStats, SessionStatus};
 use crate::target::{Target, TargetLock};
-use crate::xml::XmlWriter;
 use crate::{catalog::Catalog, progress};
 use mv_directory::{Account, Directory};
 use mv_store::Store;
-use mv_types::{Digest, UtcMillis};
+use mv_types::UtcMillis;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// Where a session's directory dump is, relative to the session (or, as a
+/// piece, to `pieces/<label>/`).
+pub const LDAP_DUMP: &str = "ldap/ldap.bak";
 
 /// What a backup reads: the store, its directory, and the server's name.
 pub struct Source<'a> {
@@ -416,399 +432,6 @@ pub fn backup(
     prepare(source, target, opts)?.run(source, progress)
 }
 
-/// Decides when a running backup must stop: an in-process request (the job), or
-/// `tmp/<label>.abort` in the target (checked at most twice a second).
-pub(crate) struct Aborter {
-    job: Arc<Job>,
-    target: Arc<dyn Target>,
-    flags: Vec<String>,
-    last_check: Instant,
-    hit: bool,
-}
-
-impl Aborter {
-    fn new(job: Arc<Job>, target: Arc<dyn Target>, labels: &[Label]) -> Aborter {
-        Aborter {
-            job,
-            target,
-            flags: labels
-                .iter()
-                .map(|l| abort_flag_path(&l.to_string()))
-                .collect(),
-            last_check: Instant::now(),
-            hit: false,
-        }
-    }
-
-    pub(crate) fn requested(&mut self) -> bool {
-        if self.hit || self.job.abort_requested() {
-            self.hit = true;
-            return true;
-        }
-        if self.last_check.elapsed() >= Duration::from_millis(500) {
-            self.last_check = Instant::now();
-            if self
-                .flags
-                .iter()
-                .any(|f| matches!(self.target.size(f), Ok(Some(_))))
-            {
-                self.job.request_abort();
-                self.hit = true;
-            }
-        }
-        self.hit
-    }
-
-    /// Checks the flag file now (between accounts).
-    pub(crate) fn requested_now(&mut self) -> bool {
-        self.last_check = Instant::now()
-            .checked_sub(Duration::from_secs(1))
-            .unwrap_or_else(Instant::now);
-        self.requested()
-    }
-}
-
-/// Where an abort request for a running backup is left: `tmp/<label>.abort`.
-pub fn abort_flag_path(label: &str) -> String {
-    format!("tmp/{label}.abort")
-}
-
-/// A session's files by path, for lookups per account (a session lists a few
-/// files per account: a linear search per account grows with the square).
-pub(crate) struct FileIndex(Vec<(String, usize)>);
-
-impl FileIndex {
-    pub fn new(files: &[FileEntry]) -> FileIndex {
-        let mut v: Vec<(String, usize)> = files
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.path.clone(), i))
-            .collect();
-        v.sort();
-        FileIndex(v)
-    }
-
-    /// The position in `files` of the file at `path`.
-    pub fn get(&self, path: &str) -> Option<usize> {
-        self.0
-            .binary_search_by(|(p, _)| p.as_str().cmp(path))
-            .ok()
-            .map(|i| self.0[i].1)
-    }
-
-    /// Positions of the files whose path starts with `prefix`.
-    pub fn under<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = usize> + 'a {
-        let start = self.0.partition_point(|(p, _)| p.as_str() < prefix);
-        self.0[start..]
-            .iter()
-            .take_while(move |(p, _)| p.starts_with(prefix))
-            .map(|(_, i)| *i)
-    }
-}
-
-/// A pack is sealed: its blobs move from pending to the pool.
-fn add_sealed(
-    pending: &mut HashSet<Digest>,
-    pool: &mut Pool,
-    sealed: &mut Vec<String>,
-    id: String,
-    index: &PackIndex,
-) {
-    for e in &index.entries {
-        pending.remove(&e.digest);
-    }
-    pool.add_sealed(id.clone(), index);
-    sealed.push(id);
-}
-
-/// State shared by the sessions of one run.
-pub(crate) struct Run<'a> {
-    pub source: &'a Source<'a>,
-    pub target: &'a dyn Target,
-    /// The same target, for the thread that seals packs.
-    shared_target: Arc<dyn Target>,
-    pub opts: &'a BackupOptions,
-    pub progress: &'a dyn Progress,
-    pub aborter: Aborter,
-    pub pool: Pool,
-    /// The threads copying blobs into packs (started on the first blob to copy).
-    copier: Option<BlobCopier>,
-    /// Blobs in the packs being written or sealed (not in the pool yet).
-    pending: HashSet<Digest>,
-    /// Packs sealed since the session began.
-    pub sealed: Vec<String>,
-    pub shared_blobs: bool,
-    pub keep_time: Duration,
-    /// `sys/` holds the server's secrets (see `BackupOptions::secrets`).
-    pub secrets: bool,
-    /// The target's sessions: as they were when the run started, plus those it
-    /// committed.
-    pub catalog: Catalog,
-    /// The files of the session an unchanged account's files are reused from.
-    pub prev_files: Option<(Label, FileIndex)>,
-}
-
-impl Run<'_> {
-    pub fn now(&self) -> UtcMillis {
-        self.opts.clock.now()
-    }
-
-    /// True if the blob is already in the target (or being written by this run).
-    pub fn have_blob(&self, d: &Digest) -> bool {
-        self.pending.contains(d) || self.pool.contains(d)
-    }
-
-    /// Queues one account's blobs (distinct digests the target lacks) for copying
-    /// into packs; [`Run::wait_blobs`] collects the outcome.
-    pub fn submit_blobs(&mut self, jobs: Vec<CopyJob>) -> Result<()> {
-        if jobs.is_empty() {
-            return Ok(());
-        }
-        if self.copier.is_none() {
-            self.copier = Some(BlobCopier::start(
-                self.shared_target.clone(),
-                self.opts.compression,
-                self.opts.pack_size,
-                BlobCopier::default_workers(),
-            )?);
-        }
-        self.copier.as_mut().expect("just started").submit(jobs)
-    }
-
-    /// Waits for the blobs submitted; each one copied counts as held from then on
-    /// ([`Run::have_blob`]). The outer error is fatal (the target failed).
-    pub fn wait_blobs(&mut self) -> Result<CopyOutcome> {
-        let Some(copier) = self.copier.as_mut() else {
-            return Ok(CopyOutcome::default());
-        };
-        let (pending, pool, sealed) = (&mut self.pending, &mut self.pool, &mut self.sealed);
-        let aborter = &mut self.aborter;
-        let out = copier.wait(self.progress, &mut || aborter.requested(), &mut |(
-            id,
-            index,
-        )| {
-            add_sealed(pending, pool, sealed, id, &index)
-        })?;
-        // (A blob whose pack was sealed already is in the pool too: harmless.)
-        self.pending.extend(out.digests.iter().copied());
-        Ok(out)
-    }
-
-    /// Seals every pack being written and waits for every seal (before a session
-    /// that references their blobs commits).
-    pub fn seal(&mut self) -> Result<()> {
-        if let Some(copier) = self.copier.as_mut() {
-            let (pending, pool, sealed) = (&mut self.pending, &mut self.pool, &mut self.sealed);
-            copier.seal_all(&mut |(id, index)| add_sealed(pending, pool, sealed, id, &index))?;
-        }
-        self.pending.clear();
-        Ok(())
-    }
-
-    /// After a fatal error: drops the packs being written and waits for those
-    /// being sealed (a sealed pack no session references is garbage that
-    /// `zmbackup -del` collects; a zip without its index is removed by the next
-    /// operation).
-    fn discard_writes(&mut self) {
-        self.copier = None;
-    }
-
-    /// `ldap/ldap.bak` and `sys/` of a session.
-    pub fn write_system(&self, sb: &mut SessionBuilder) -> Result<()> {
-        let (ldif, global, server) = {
-            let d = self.source.dir();
-            (
-                d.export_ldif()?,
-                d.global_explicit()?,
-                d.get_server(self.source.server_name).ok(),
-            )
-        };
-        sb.put("ldap/ldap.bak", ldif.as_bytes())?;
-        let mut w = XmlWriter::new();
-        w.open("config", &[]);
-        w.open("global", &[]);
-        for (k, vs) in &global {
-            for v in vs {
-                w.leaf("attr", &[("name", k.clone()), ("value", v.clone())]);
-            }
-        }
-        w.close();
-        if let Some(s) = server {
-            w.open(
-                "server",
-                &[("name", s.name.clone()), ("zimbraId", s.id.clone())],
-            );
-            for (k, vs) in &s.attrs {
-                for v in vs {
-                    w.leaf("attr", &[("name", k.clone()), ("value", v.clone())]);
-                }
-            }
-            w.close();
-        }
-        sb.put("sys/config.xml", &w.finish())?;
-        crate::identity::back_up(self.source.store.home(), sb, self.secrets)
-    }
-
-    /// Writes session.xml and makes the session visible, then updates accounts.xml.
-    pub fn commit(&mut self, sb: SessionBuilder, session: &crate::Session) -> Result<()> {
-        self.target
-            .commit_session(&sb.label.to_string(), &session.to_xml())?;
-        self.catalog.add_committed(session.clone());
-        if let Err(e) =
-            crate::accounts_xml::write_accounts_xml(self.target, &self.catalog, self.now())
-        {
-            tracing::error!("accounts.xml could not be rewritten (it is rebuilt later): {e}");
-        }
-        Ok(())
-    }
-}
-
-/// Collects the files of a session being written, with their checksums.
-pub(crate) struct SessionBuilder<'t> {
-    target: &'t dyn Target,
-    pub label: Label,
-    pub files: Vec<FileEntry>,
-    written_at_start: u64,
-}
-
-impl<'t> SessionBuilder<'t> {
-    pub fn new(target: &'t dyn Target, label: Label) -> SessionBuilder<'t> {
-        SessionBuilder {
-            target,
-            label,
-            files: Vec::new(),
-            written_at_start: target.bytes_written(),
-        }
-    }
-
-    pub fn put(&mut self, rel: &str, data: &[u8]) -> Result<()> {
-        self.target
-            .session_put(&self.label.to_string(), rel, data)?;
-        self.record(rel, data);
-        Ok(())
-    }
-
-    /// Like `put` for a secret ([`Target::session_put_private`]).
-    pub fn put_private(&mut self, rel: &str, data: &[u8]) -> Result<()> {
-        self.target
-            .session_put_private(&self.label.to_string(), rel, data)?;
-        self.record(rel, data);
-        Ok(())
-    }
-
-    fn record(&mut self, rel: &str, data: &[u8]) {
-        self.files.push(FileEntry {
-            path: rel.to_string(),
-            size: data.len() as u64,
-            blake3: blake3::hash(data).to_hex().to_string(),
-            from: None,
-        });
-    }
-
-    /// Moves a local file into the session (hashing it first).
-    pub fn put_file(&mut self, rel: &str, local: &Path) -> Result<u64> {
-        let (size, hash) = hash_file(local)?;
-        self.target
-            .session_put_file(&self.label.to_string(), rel, local)?;
-        self.files.push(FileEntry {
-            path: rel.to_string(),
-            size,
-            blake3: hash,
-            from: None,
-        });
-        Ok(size)
-    }
-
-    /// Writes an account file of this full into `pieces/<label>/<rel>`
-    /// ([`Target::piece_put`]), where later fulls can refer to it.
-    pub fn put_piece(&mut self, rel: &str, data: &[u8]) -> Result<()> {
-        let label = self.label.to_string();
-        self.target.piece_put(&label, rel, data)?;
-        self.files.push(FileEntry {
-            path: rel.to_string(),
-            size: data.len() as u64,
-            blake3: blake3::hash(data).to_hex().to_string(),
-            from: Some(self.label),
-        });
-        Ok(())
-    }
-
-    /// Like `put_piece` from a local file, which may be moved.
-    pub fn put_piece_file(&mut self, rel: &str, local: &Path) -> Result<u64> {
-        let (size, hash) = hash_file(local)?;
-        self.target
-            .piece_put_file(&self.label.to_string(), rel, local)?;
-        self.files.push(FileEntry {
-            path: rel.to_string(),
-            size,
-            blake3: hash,
-            from: Some(self.label),
-        });
-        Ok(size)
-    }
-
-    /// Names in this session an account file an earlier full wrote into
-    /// `pieces/` and that did not change: nothing is written but the entry.
-    pub fn keep_piece(&mut self, f: &FileEntry) {
-        debug_assert!(f.from.is_some());
-        self.files.push(f.clone());
-    }
-
-    /// Puts the target's object `from` (outside any session: a shipped redo
-    /// log) into this session under `rel`, with its known size and BLAKE3
-    /// (linked where the target can).
-    pub fn copy_object(&mut self, rel: &str, from: &str, size: u64, blake3: &str) -> Result<u64> {
-        let got = self
-            .target
-            .session_copy(&self.label.to_string(), rel, from)?;
-        if got != size {
-            return Err(BackupError::corrupt(
-                from,
-                format!("{got} bytes, {size} when it was checked"),
-            ));
-        }
-        self.files.push(FileEntry {
-            path: rel.to_string(),
-            size,
-            blake3: blake3.to_string(),
-            from: None,
-        });
-        Ok(size)
-    }
-
-    /// Drops the files under `rel_prefix` (an account that failed).
-    pub fn remove(&mut self, rel_prefix: &str) {
-        let _ = self
-            .target
-            .session_remove(&self.label.to_string(), rel_prefix);
-        self.files
-            .retain(|f| !f.path.starts_with(&format!("{rel_prefix}/")));
-    }
-
-    pub fn bytes_written(&self) -> u64 {
-        self.target
-            .bytes_written()
-            .saturating_sub(self.written_at_start)
-    }
-}
-
-/// Size and BLAKE3 (hex) of a local file.
-pub(crate) fn hash_file(path: &Path) -> Result<(u64, String)> {
-    let mut f = std::fs::File::open(path).map_err(BackupError::io(path.display()))?;
-    let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(BackupError::io(path.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((size, h.finalize().to_hex().to_string()))
-}
-
 /// Reads the target default for a home: `zimbraBackupTarget` (relative paths are
 /// relative to the home), else `<home>/backup`.
 pub fn default_target(directory: &Directory, server: &str, home: &mv_home::Home) -> String {
@@ -829,37 +452,5 @@ pub fn default_target(directory: &Directory, server: &str, home: &mv_home::Home)
         configured
     } else {
         home.root().join(configured).display().to_string()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_index_finds_by_path_and_by_prefix() {
-        let files: Vec<FileEntry> = [
-            "a/index/meta.json",
-            "a/db/mailbox.sqlite",
-            "ab/x",
-            "a/index/segments.zip",
-            "b/meta.xml",
-        ]
-        .iter()
-        .map(|p| FileEntry {
-            path: p.to_string(),
-            size: 1,
-            blake3: String::new(),
-            from: None,
-        })
-        .collect();
-        let ix = FileIndex::new(&files);
-        assert_eq!(ix.get("a/db/mailbox.sqlite"), Some(1));
-        assert_eq!(ix.get("a/db"), None);
-        let mut under: Vec<usize> = ix.under("a/index/").collect();
-        under.sort();
-        assert_eq!(under, vec![0, 3]);
-        assert_eq!(ix.under("c/").count(), 0);
-        assert_eq!(ix.under("a").count(), 4);
     }
 }

@@ -30,6 +30,10 @@ use crate::pack::Compression;
 use crate::xml::{Element, XmlFile, XmlWriter};
 use mv_types::UtcMillis;
 
+mod meta;
+
+pub use meta::AccountMeta;
+
 /// The newest format this code reads and writes. A session that uses nothing of
 /// format 2 (an incremental, or a full without accounts) is still written as 1.
 pub const FORMAT_VERSION: u32 = 2;
@@ -523,165 +527,6 @@ impl Session {
             errors,
             files,
             stats,
-        })
-    }
-}
-
-/// `meta.xml` of an account in a full session.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct AccountMeta {
-    pub email: String,
-    pub zimbra_id: String,
-    pub mailbox_id: u32,
-    pub label: String,
-    pub change: u64,
-    pub redo_seq: u64,
-    pub redo_lsn: u64,
-    pub snapshot_at: UtcMillis,
-    pub started: UtcMillis,
-    pub ended: UtcMillis,
-    pub items: u64,
-    pub messages: u64,
-    /// Distinct blobs the snapshot references (and that were included).
-    pub blobs: u64,
-    pub blob_bytes: u64,
-    pub new_blobs: u64,
-    pub new_blob_bytes: u64,
-    pub db_bytes: u64,
-    pub blobs_included: bool,
-    pub hsm_blobs_included: bool,
-}
-
-impl AccountMeta {
-    /// The attributes of `<meta>` inside a format 2 session.xml's `<account>`:
-    /// what `meta.xml` holds beyond the account element's own attributes.
-    fn inline_attrs(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("takenAt", self.snapshot_at.0.to_string()),
-            ("started", self.started.0.to_string()),
-            ("ended", self.ended.0.to_string()),
-            ("items", self.items.to_string()),
-            ("messages", self.messages.to_string()),
-            ("blobs", self.blobs.to_string()),
-            ("blobBytes", self.blob_bytes.to_string()),
-            ("newBlobs", self.new_blobs.to_string()),
-            ("newBlobBytes", self.new_blob_bytes.to_string()),
-            ("dbBytes", self.db_bytes.to_string()),
-            ("blobsIncluded", b(self.blobs_included)),
-            ("hsmBlobsIncluded", b(self.hsm_blobs_included)),
-        ]
-    }
-
-    fn from_inline(
-        f: &XmlFile,
-        m: &Element,
-        a: &SessionAccount,
-        label: Label,
-    ) -> Result<AccountMeta> {
-        let need = |v: Option<u64>, name: &str| {
-            v.ok_or_else(|| f.invalid(format!("account {} has <meta> but no {name}", a.zimbra_id)))
-        };
-        Ok(AccountMeta {
-            email: a.email.clone(),
-            zimbra_id: a.zimbra_id.clone(),
-            mailbox_id: a.mailbox_id,
-            label: label.to_string(),
-            change: need(a.change, "change")?,
-            redo_seq: need(a.redo_seq, "redoSeq")?,
-            redo_lsn: need(a.redo_lsn, "redoLsn")?,
-            snapshot_at: UtcMillis(f.num(m, "takenAt")?),
-            started: UtcMillis(f.num(m, "started")?),
-            ended: UtcMillis(f.num(m, "ended")?),
-            items: f.num(m, "items")?,
-            messages: f.num(m, "messages")?,
-            blobs: f.num(m, "blobs")?,
-            blob_bytes: f.num(m, "blobBytes")?,
-            new_blobs: f.num(m, "newBlobs")?,
-            new_blob_bytes: f.num(m, "newBlobBytes")?,
-            db_bytes: f.num(m, "dbBytes")?,
-            blobs_included: f.req(m, "blobsIncluded")? == "true",
-            hsm_blobs_included: f.req(m, "hsmBlobsIncluded")? == "true",
-        })
-    }
-
-    pub fn to_xml(&self) -> Vec<u8> {
-        let mut w = XmlWriter::new();
-        w.open(
-            "accountBackup",
-            &[
-                ("formatVersion", "1".to_string()),
-                ("email", self.email.clone()),
-                ("zimbraId", self.zimbra_id.clone()),
-                ("mailboxId", self.mailbox_id.to_string()),
-                ("label", self.label.clone()),
-            ],
-        );
-        w.leaf(
-            "snapshot",
-            &[
-                ("change", self.change.to_string()),
-                ("redoSeq", self.redo_seq.to_string()),
-                ("redoLsn", self.redo_lsn.to_string()),
-                ("takenAt", self.snapshot_at.0.to_string()),
-            ],
-        );
-        w.leaf(
-            "counts",
-            &[
-                ("items", self.items.to_string()),
-                ("messages", self.messages.to_string()),
-                ("blobs", self.blobs.to_string()),
-                ("blobBytes", self.blob_bytes.to_string()),
-                ("newBlobs", self.new_blobs.to_string()),
-                ("newBlobBytes", self.new_blob_bytes.to_string()),
-                ("dbBytes", self.db_bytes.to_string()),
-            ],
-        );
-        w.leaf(
-            "times",
-            &[
-                ("started", self.started.0.to_string()),
-                ("ended", self.ended.0.to_string()),
-            ],
-        );
-        w.leaf(
-            "content",
-            &[
-                ("blobs", b(self.blobs_included)),
-                ("hsmBlobs", b(self.hsm_blobs_included)),
-            ],
-        );
-        w.finish()
-    }
-
-    pub fn parse(path: &str, bytes: &[u8]) -> Result<AccountMeta> {
-        let f = XmlFile { path };
-        let root = f.parse(bytes)?;
-        f.expect_root(&root, "accountBackup")?;
-        let snap = f.req_child(&root, "snapshot")?;
-        let counts = f.req_child(&root, "counts")?;
-        let times = f.req_child(&root, "times")?;
-        let content = f.req_child(&root, "content")?;
-        Ok(AccountMeta {
-            email: f.req(&root, "email")?.to_string(),
-            zimbra_id: f.req(&root, "zimbraId")?.to_string(),
-            mailbox_id: f.num(&root, "mailboxId")?,
-            label: f.req(&root, "label")?.to_string(),
-            change: f.num(snap, "change")?,
-            redo_seq: f.num(snap, "redoSeq")?,
-            redo_lsn: f.num(snap, "redoLsn")?,
-            snapshot_at: UtcMillis(f.num(snap, "takenAt")?),
-            started: UtcMillis(f.num(times, "started")?),
-            ended: UtcMillis(f.num(times, "ended")?),
-            items: f.num(counts, "items")?,
-            messages: f.num(counts, "messages")?,
-            blobs: f.num(counts, "blobs")?,
-            blob_bytes: f.num(counts, "blobBytes")?,
-            new_blobs: f.num(counts, "newBlobs")?,
-            new_blob_bytes: f.num(counts, "newBlobBytes")?,
-            db_bytes: f.num(counts, "dbBytes")?,
-            blobs_included: f.req(content, "blobs")? == "true",
-            hsm_blobs_included: f.req(content, "hsmBlobs")? == "true",
         })
     }
 }

@@ -190,7 +190,7 @@ impl XmlFile<'_> {
                     }
                 }
                 Event::Text(t) => {
-                    if !t.as_ref().trim().is_empty() {
+                    if !String::from_utf8_lossy(&t).trim().is_empty() {
                         return Err(self.err("unexpected text"));
                     }
                 }
@@ -211,11 +211,11 @@ impl XmlFile<'_> {
     }
 
     fn element(&self, e: &quick_xml::events::BytesStart<'_>) -> Result<Element> {
-        let name = e.name().as_ref().to_string();
+        let name = self.utf8(e.name().as_ref(), "an element name")?;
         let mut attrs = Vec::new();
         for a in e.attributes() {
             let a = a.map_err(|e| self.err(format!("bad attribute in <{name}>: {e}")))?;
-            let key = a.key.as_ref().to_string();
+            let key = self.utf8(a.key.as_ref(), &format!("an attribute name in <{name}>"))?;
             let value = a
                 .normalized_value(quick_xml::XmlVersion::Implicit1_0)
                 .map_err(|e| self.err(format!("bad value of {key} in <{name}>: {e}")))?
@@ -227,6 +227,13 @@ impl XmlFile<'_> {
             attrs,
             children: Vec::new(),
         })
+    }
+
+    /// A name read from the document (UTF-8, as the whole document was checked to be).
+    fn utf8(&self, bytes: &[u8], what: &str) -> Result<String> {
+        std::str::from_utf8(bytes)
+            .map(str::to_string)
+            .map_err(|_| self.err(format!("{what} is not UTF-8")))
     }
 
     /// A required attribute.

@@ -14,6 +14,7 @@ on_both_targets!(
     incremental_copies_exactly_the_new_logs_and_reports_gaps,
     delete_one_month_keeps_what_retained_sessions_need,
     delete_by_label_never_removes_the_latest_full_or_its_chain,
+    delete_keeps_every_named_piece_and_no_empty_directory,
     abort_stops_between_accounts_and_keeps_what_completed,
     a_second_operation_waits_then_reports_still_in_progress,
     query_prints_the_original_layout_and_json,
@@ -32,6 +33,7 @@ use mv_backup::{
 use mv_types::{Digest, ItemId, MailboxId, UtcMillis};
 use retention::{
     delete_by_label_never_removes_the_latest_full_or_its_chain,
+    delete_keeps_every_named_piece_and_no_empty_directory,
     delete_one_month_keeps_what_retained_sessions_need,
 };
 use std::collections::BTreeSet;
@@ -429,14 +431,27 @@ fn incremental_copies_exactly_the_new_logs_and_reports_gaps(fx: Fx) {
         archive_seqs(&fx).contains(&current),
         "younger than keep time: copied, not moved"
     );
-    // Neither entry changed since the full: only the whole-directory dump.
+    // Neither entry changed since the full: no account file.
     for acct in [&a, &b] {
         assert!(
             !fx.session_path(&incr.label, &account_dir(&acct.id))
                 .exists()
         );
     }
-    assert!(fx.session_path(&incr.label, "ldap/ldap.bak").exists());
+    // The directory did not change since the full either: the incremental
+    // names the full's dump instead of writing it again.
+    let catalog = Catalog::load(fx.target().as_ref()).unwrap();
+    let dump = catalog
+        .get(&incr.label)
+        .unwrap()
+        .session()
+        .unwrap()
+        .file("ldap/ldap.bak")
+        .unwrap()
+        .clone();
+    assert!(dump.from.is_some_and(|l| l < incr.label), "{dump:?}");
+    assert!(fx.file_of(&incr.label, "ldap/ldap.bak").is_file());
+    assert!(!fx.session_path(&incr.label, "ldap/ldap.bak").exists());
 
     // Nothing new: nothing copied, and the later run removes what is now expired.
     // b's entry changed: the run records it, and only it.

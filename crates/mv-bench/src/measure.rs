@@ -9,7 +9,6 @@
 
 use anyhow::{Context, bail};
 use std::io::{Read, Seek};
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -31,13 +30,7 @@ pub struct Measured {
 
 /// `syncfs` of the filesystem holding `dir`: its dirty data reaches the disk.
 pub fn syncfs(dir: &Path) -> anyhow::Result<()> {
-    let f = std::fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
-    // SAFETY: the descriptor is valid for the duration of the call.
-    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("syncfs {}", dir.display()));
-    }
-    Ok(())
+    mv_home::syncfs(dir).with_context(|| format!("syncfs {}", dir.display()))
 }
 
 fn read_back(mut f: std::fs::File) -> String {

@@ -7,7 +7,8 @@
 //! and borg run too when installed; a missing one is printed as skipped); the redo
 //! scenario runs the `redo_bench` example; the IMAP scenario appends a few hundred
 //! messages and checks every FETCH and SEARCH answer (against Dovecot too when it
-//! is installed). No timing assertions.
+//! is installed); the live scenario kills a shipping primary once and finds
+//! nothing acknowledged before its RPO goal missing. No timing assertions.
 
 use mail_parser::{MessageParser, MimeHeaders};
 use mv_bench::corpus::{self, AttachmentData, Corpus, Kind, Scale};
@@ -668,11 +669,15 @@ fn scale_scenario_keeps_open_files_bounded_and_zmprov_memory_flat() {
             Path::new("/nonexistent/dovecot"),
             Path::new("/nonexistent/doveadm"),
         ))]),
+        archivers: Some(vec![Archiver::at(
+            archivers::Kind::Restic,
+            Path::new("/nonexistent/restic"),
+        )]),
     };
     let report = scenario
         .run(&ctx)
         .expect("scale scenario against mailvault");
-    assert_eq!(report.figures.len(), 4);
+    assert_eq!(report.figures.len(), 8);
     let files = report.figures[2].subject.median;
     assert!(
         files > 0.0 && files <= (handles * 3 + 80) as f64,
@@ -685,5 +690,58 @@ fn scale_scenario_keeps_open_files_bounded_and_zmprov_memory_flat() {
     assert!(matches!(
         report.figures[1].peers[0].result,
         PeerResult::Skipped { .. }
+    ));
+    // The backups: an unchanged account costs a full under 2 KB and no file
+    // of its own; an incremental after 1% changed writes less than the full;
+    // one account restores.
+    let [full, unchanged, incremental, restore] = [4, 5, 6, 7].map(|i| &report.figures[i]);
+    assert!(full.subject.median > 0.0, "{:?}", full.subject);
+    assert!(matches!(full.peers[0].result, PeerResult::Skipped { .. }));
+    for g in &unchanged.goals[..2] {
+        assert_eq!(g.met, Some(true), "{}: {:?}", g.text, unchanged.subject);
+    }
+    assert!(incremental.subject.median > 0.0);
+    assert_eq!(incremental.goals[0].met, None, "set for 10,000 accounts");
+    assert!(restore.subject.median > 0.0);
+}
+
+#[test]
+fn live_scenario_loses_nothing_older_than_the_goal_over_a_kill() {
+    use mv_bench::scenarios::live::{LiveParams, LiveScenario};
+    use std::time::Duration;
+    let bench = tempfile::tempdir().unwrap();
+    let ctx = small_context(bench.path(), 26);
+    let scenario = LiveScenario {
+        params: Some(LiveParams {
+            accounts: 5,
+            message_size: 4 * 1024,
+            connections: 4,
+            messages: 100,
+            runs: 1,
+            kills: 1,
+            kill_after: (Duration::from_secs(7), Duration::from_secs(8)),
+        }),
+    };
+    // The scenario itself fails when the restarted primary lacks an
+    // acknowledged message, or a run loses one.
+    let report = scenario.run(&ctx).expect("live scenario");
+    let figure = |prefix: &str| {
+        report
+            .figures
+            .iter()
+            .find(|f| f.name.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no figure {prefix}"))
+    };
+    for name in ["RPO, disaster restore", "RPO, promoted standby"] {
+        let f = figure(name);
+        // 0 acknowledged messages older than the goal lost (the second goal).
+        assert_eq!(f.goals[1].met, Some(true), "{name}: {:?}", f.subject.detail);
+    }
+    let promote = figure("`mailvault promote`");
+    assert!(promote.subject.median > 0.0);
+    let tp = figure("4 KB messages");
+    assert!(matches!(
+        tp.peers[0].result,
+        PeerResult::Measured(ref m) if m.median > 0.0
     ));
 }

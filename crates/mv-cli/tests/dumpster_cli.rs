@@ -8,27 +8,8 @@ mod common;
 
 use common::*;
 use mv_home::Home;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 
 const USER: &str = "user@d.test";
-
-/// Reads IMAP lines until one starts with `tag`; returns them all.
-fn until(r: &mut BufReader<TcpStream>, tag: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    loop {
-        let mut l = String::new();
-        assert!(
-            r.read_line(&mut l).unwrap() > 0,
-            "connection closed: {out:?}"
-        );
-        let done = l.starts_with(tag);
-        out.push(l.trim_end().to_string());
-        if done {
-            return out;
-        }
-    }
-}
 
 fn json(env: &Env, args: &[&str]) -> serde_json::Value {
     let o = env.ok("zmmailbox", args);
@@ -94,23 +75,12 @@ fn an_expunged_message_comes_back_from_the_dumpster_and_expires_after_its_lifeti
     let flags = was[0]["flags"].as_u64().unwrap();
 
     let _server = Server(spawn_server(&env.home, std::process::Stdio::inherit()));
-    let stream = TcpStream::connect(("127.0.0.1", imap)).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
-    let mut w = stream.try_clone().unwrap();
-    let mut r = BufReader::new(stream);
-    let mut greeting = String::new();
-    r.read_line(&mut greeting).unwrap();
-    w.write_all(format!("a1 LOGIN {USER} secret\r\n").as_bytes())
-        .unwrap();
-    assert!(until(&mut r, "a1 ").last().unwrap().starts_with("a1 OK"));
-    w.write_all(b"a2 SELECT INBOX\r\n").unwrap();
-    assert!(until(&mut r, "a2 ").iter().any(|l| l == "* 1 EXISTS"));
-    w.write_all(b"a3 STORE 1 +FLAGS.SILENT (\\Deleted)\r\na4 EXPUNGE\r\n")
-        .unwrap();
-    until(&mut r, "a3 ");
-    let ex = until(&mut r, "a4 ");
+    let mut c = Imap::login(imap, USER, "secret");
+    c.send(b"a2 SELECT INBOX\r\n");
+    assert!(c.until("a2 ").iter().any(|l| l == "* 1 EXISTS"));
+    c.send(b"a3 STORE 1 +FLAGS.SILENT (\\Deleted)\r\na4 EXPUNGE\r\n");
+    c.until("a3 ");
+    let ex = c.until("a4 ");
     assert!(ex.iter().any(|l| l == "* 1 EXPUNGE"), "{ex:?}");
     assert_eq!(
         json(&env, &["-z", "-m", USER, "s", "--json", "subject:keep"]),
@@ -153,17 +123,17 @@ fn an_expunged_message_comes_back_from_the_dumpster_and_expires_after_its_lifeti
         .output()
         .unwrap();
     assert_eq!(raw.stdout, sent.to_vec());
-    w.write_all(b"a5 NOOP\r\n").unwrap();
-    let noop = until(&mut r, "a5 ");
+    c.send(b"a5 NOOP\r\n");
+    let noop = c.until("a5 ");
     assert!(noop.iter().any(|l| l == "* 1 EXISTS"), "{noop:?}");
-    w.write_all(b"a6 FETCH 1 (FLAGS BODY.PEEK[])\r\n").unwrap();
-    let fetched = until(&mut r, "a6 ").join("\n");
+    c.send(b"a6 FETCH 1 (FLAGS BODY.PEEK[])\r\n");
+    let fetched = c.until("a6 ").join("\n");
     assert!(
         fetched.contains("\\Flagged") && !fetched.contains("\\Deleted"),
         "{fetched}"
     );
     assert!(fetched.contains("important"), "{fetched}");
-    w.write_all(b"a7 LOGOUT\r\n").unwrap();
+    c.send(b"a7 LOGOUT\r\n");
 
     // A short lifetime on the account: the sweep removes it and its file.
     env.ok("zmprov", &["ma", USER, "zimbraMailDumpsterLifetime", "1s"]);

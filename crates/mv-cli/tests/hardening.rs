@@ -27,12 +27,7 @@ fn run_022(env: &Env, tool: &str, args: &[&str], cwd: &Path) -> Out {
             Ok(())
         });
     }
-    let out = cmd.output().unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    cmd.output().unwrap().into()
 }
 
 /// Every path below `dir` (directories too) with group or other bits set.

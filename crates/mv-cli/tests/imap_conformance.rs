@@ -15,28 +15,17 @@ mod notify;
 #[path = "imap_conformance/rev2.rs"]
 mod rev2;
 
-use common::spawn_server;
+use common::Server;
 use mv_home::{Home, HomeLock};
 use mv_server::Service;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Passing imaptest groups this server reaches (of 71); a drop fails the test.
 const IMAPTEST_PASS_FLOOR: usize = 68;
-
-struct Server {
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A free loopback port below the ephemeral range (so no client socket takes it
 /// between the probe and the server's bind).
@@ -80,14 +69,7 @@ fn setup(home: &Home, users: &[&str], extra: &[(&str, &str)]) -> u16 {
 }
 
 fn start(home: &Home) -> Server {
-    Server {
-        child: spawn_server(home.root(), Stdio::null()),
-    }
-}
-
-fn stop(mut s: Server) {
-    unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
-    assert!(s.child.wait().unwrap().success());
+    Server::start(home.root(), Stdio::null())
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -196,7 +178,7 @@ fn uidvalidity_is_never_reused_for_a_name() {
         c.ok("DELETE reused");
     }
     drop(c);
-    stop(server);
+    server.stop();
     let server = start(&home);
     let mut c = Client::login(port, "alice");
     c.ok("CREATE reused");
@@ -215,7 +197,7 @@ fn uidvalidity_is_never_reused_for_a_name() {
     assert!(r.iter().any(|l| l == "* 1 EXPUNGE"), "{r:?}");
     assert!(r.iter().any(|l| l == "* 1 EXISTS"), "{r:?}");
     drop(c);
-    stop(server);
+    server.stop();
 }
 
 #[test]
@@ -383,7 +365,7 @@ fn literals_before_login_pin_no_memory() {
     c.ok("SELECT INBOX");
     drop(c);
     std::thread::sleep(Duration::from_millis(200));
-    let before = rss_kib(server.child.id());
+    let before = rss_kib(server.0.id());
     let mut conns = Vec::new();
     let junk = vec![b'x'; 1 << 20];
     for i in 0..10 {
@@ -403,7 +385,7 @@ fn literals_before_login_pin_no_memory() {
         conns.push(c);
     }
     std::thread::sleep(Duration::from_millis(500));
-    let after = rss_kib(server.child.id());
+    let after = rss_kib(server.0.id());
     let grown = after.saturating_sub(before);
     eprintln!(
         "10 connections announcing 50 MB literals before login: RSS {before} KiB -> {after} KiB (+{grown} KiB)"

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{BIN, free_port, spawn_server};
+use common::{BIN, Server, free_port};
 
 use mv_directory::AccountStatus;
 use mv_home::{Home, HomeLock};
@@ -12,21 +12,10 @@ use mv_redo::{Record, RedoConfig};
 use mv_server::Service;
 use mv_store::{Store, StoreOptions};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/imap_client.py")
-}
-
-struct Server {
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 struct Ports {
@@ -75,18 +64,7 @@ fn setup_with(home: &Home, cleartext: bool, max_connections: usize) -> Ports {
 }
 
 fn start(home: &Home) -> Server {
-    Server {
-        child: spawn_server(home.root(), Stdio::inherit()),
-    }
-}
-
-fn stop(mut s: Server) {
-    unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
-    let status = s.child.wait().unwrap();
-    assert!(
-        status.success(),
-        "SIGTERM must give a clean exit 0, got {status}"
-    );
+    Server::start(home.root(), Stdio::inherit())
 }
 
 fn python(args: &[&str]) -> serde_json::Value {
@@ -146,7 +124,7 @@ fn every_command_idle_pushes_hostile_input_and_replay() {
         "IDLE: another session's APPEND reached the idling session in {} ms",
         r["push_ms"]
     );
-    stop(server);
+    server.stop();
     let before = alice_state(&home);
 
     // Hostile input: right BAD/NO, connection and server survive, nothing changes.
@@ -160,7 +138,7 @@ fn every_command_idle_pushes_hostile_input_and_replay() {
         "1 GB literal announcement refused in {} ms",
         r["huge_literal_ms"]
     );
-    stop(server);
+    server.stop();
     let after = alice_state(&home);
     assert_eq!(before, after, "the hostile session changed the store");
 
@@ -214,7 +192,7 @@ fn a_delivery_reaches_an_idling_session_without_a_poll() {
         mean < 60.0,
         "deliveries reached IDLE in {mean:.1} ms on average: {r}"
     );
-    stop(server);
+    server.stop();
 }
 
 #[test]
@@ -270,7 +248,7 @@ fn starttls_imaps_and_login_refusals() {
         r["tls_version"].as_str().unwrap().starts_with("TLSv1."),
         "{r}"
     );
-    stop(server);
+    server.stop();
 }
 
 fn mbsync(cfg: &Path) {
@@ -404,5 +382,5 @@ fn mbsync_two_way_sync_converges() {
     for mid in ["<n6@example.com>", "<n500@example.com>", "<w1@example.com>"] {
         assert!(work.contains(&mid.to_string()), "{mid} in Work: {end}");
     }
-    stop(server);
+    server.stop();
 }

@@ -8,8 +8,6 @@ mod common;
 
 use common::*;
 use mv_home::Home;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 
 const USER: &str = "user@d.test";
@@ -302,23 +300,6 @@ fn deleted_messages_are_found_in_the_backups_and_restored_alone_once() {
     assert_eq!(env.zm("zmrestore", &["-a", USER, "--into", "/X"]).code, 2);
 }
 
-/// Reads IMAP lines until one starts with `tag`; returns them all.
-fn until(r: &mut BufReader<TcpStream>, tag: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    loop {
-        let mut l = String::new();
-        assert!(
-            r.read_line(&mut l).unwrap() > 0,
-            "connection closed: {out:?}"
-        );
-        let done = l.starts_with(tag);
-        out.push(l.trim_end().to_string());
-        if done {
-            return out;
-        }
-    }
-}
-
 #[test]
 fn an_emptied_folder_comes_back_while_the_server_runs_and_imap_sees_it() {
     let env = Env::new();
@@ -348,28 +329,18 @@ fn an_emptied_folder_comes_back_while_the_server_runs_and_imap_sees_it() {
     assert!(env.found("under:/Projects").is_empty());
 
     let _server = Server(spawn_server(&env.home, std::process::Stdio::inherit()));
-    let stream = TcpStream::connect(("127.0.0.1", imap)).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
-    let mut w = stream.try_clone().unwrap();
-    let mut r = BufReader::new(stream);
-    let mut greeting = String::new();
-    r.read_line(&mut greeting).unwrap();
-    w.write_all(format!("a1 LOGIN {USER} secret\r\n").as_bytes())
-        .unwrap();
-    assert!(until(&mut r, "a1 ").last().unwrap().starts_with("a1 OK"));
-    w.write_all(b"a2 SELECT Projects\r\n").unwrap();
-    let sel = until(&mut r, "a2 ");
+    let mut c = Imap::login(imap, USER, "secret");
+    c.send(b"a2 SELECT Projects\r\n");
+    let sel = c.until("a2 ");
     assert!(sel.iter().any(|l| l == "* 0 EXISTS"), "{sel:?}");
 
     // Through the running server (it holds the home).
     let o = env.ok("zmrestore", &["-a", USER, "--folder", "/Projects"]);
     assert!(o.stdout.contains("4 item(s) restored"), "{}", o.stdout);
-    w.write_all(b"a3 NOOP\r\n").unwrap();
-    let noop = until(&mut r, "a3 ");
+    c.send(b"a3 NOOP\r\n");
+    let noop = c.until("a3 ");
     assert!(noop.iter().any(|l| l == "* 3 EXISTS"), "{noop:?}");
-    w.write_all(b"a4 LOGOUT\r\n").unwrap();
+    c.send(b"a4 LOGOUT\r\n");
 
     // The folder holds what it held; the subfolder, gone, comes back under a
     // dated folder; byte for byte.

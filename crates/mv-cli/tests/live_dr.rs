@@ -3,8 +3,10 @@
 //! interval) while mail arrives over LMTP; it is killed with SIGKILL and its
 //! home lost; `zmrestoreldap -t T` and `zmrestoreoffline -a all -t T` onto a
 //! fresh home bring back, byte for byte, every message acknowledged more than
-//! interval + 3 s before the kill — past the last incremental — and the next
-//! incremental into the same target continues the chain with no gap.
+//! interval + 3 s before the kill — past the last incremental — with the
+//! directory as last shipped (an account created, with its mail, and an
+//! attribute changed after the last backup), and the next incremental into the same target
+//! continues the chain with no gap.
 
 mod common;
 
@@ -16,31 +18,8 @@ use std::time::{Duration, Instant};
 
 const INTERVAL: u64 = 2;
 
-impl Lmtp {
-    /// One message to one recipient; true once it is acknowledged (250).
-    fn deliver(&mut self, rcpt: &str, body: &str) -> bool {
-        self.send("MAIL FROM:<sender@remote.test>\r\n");
-        assert!(self.reply().starts_with("250"));
-        self.send(&format!("RCPT TO:<{rcpt}>\r\n"));
-        assert!(self.reply().starts_with("250"));
-        self.send("DATA\r\n");
-        assert!(self.reply().starts_with("354"));
-        self.send(body);
-        self.send(".\r\n");
-        self.reply().starts_with("250")
-    }
-}
-
 fn message(rcpt: &str, i: usize) -> String {
-    let mut m = format!(
-        "From: sender@remote.test\r\nTo: {rcpt}\r\nMessage-ID: <m{i}@remote.test>\r\nSubject: m{i:03}\r\n\r\n"
-    );
-    for l in 0..40 {
-        m.push_str(&format!(
-            "message {i} line {l} of the live shipping test\r\n"
-        ));
-    }
-    m
+    numbered_message(rcpt, i, "live shipping test")
 }
 
 fn http_get(port: u16, path: &str) -> String {
@@ -99,7 +78,7 @@ fn a_killed_server_is_rebuilt_to_its_last_shipped_records() {
     let mut deliver = |c: &mut Lmtp, sent: &mut Vec<(String, String, Instant)>| {
         let rcpt = users[i % 2];
         let body = message(rcpt, i);
-        assert!(c.deliver(rcpt, &body), "message {i} refused");
+        assert!(c.deliver_to(rcpt, &body), "message {i} refused");
         sent.push((rcpt.to_string(), body, Instant::now()));
         i += 1;
     };
@@ -109,6 +88,18 @@ fn a_killed_server_is_rebuilt_to_its_last_shipped_records() {
     // An incremental through the server: it takes what was shipped as held.
     let o = env.ok("zmbackup", &["-i", "-t", &t, "-sync"]);
     assert!(o.stdout.contains("incr-"), "{}", o.stdout);
+    // Directory changes after the last backup reach the target as the
+    // shipped directory dump (live/ldap.bak).
+    env.ok("zmprov", &["ca", "c@d.test", "shipped-pw"]);
+    env.ok(
+        "zmprov",
+        &["ma", "a@d.test", "displayName", "Alice Shipped"],
+    );
+    let c_body = message("c@d.test", 900);
+    assert!(
+        c.deliver_to("c@d.test", &c_body),
+        "the message to c@d.test was refused"
+    );
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(12) {
         deliver(&mut c, &mut sent);
@@ -136,6 +127,15 @@ fn a_killed_server_is_rebuilt_to_its_last_shipped_records() {
         "{}",
         q.stdout
     );
+    let dump = target.join("live").join("ldap.bak");
+    let shipped = Instant::now();
+    while !std::fs::read_to_string(&dump).is_ok_and(|d| d.contains("c@d.test")) {
+        assert!(
+            shipped.elapsed() < Duration::from_secs(30),
+            "the directory dump holding c@d.test was not shipped"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // The last messages arrive right before the kill.
     for _ in 0..5 {
         deliver(&mut c, &mut sent);
@@ -147,7 +147,12 @@ fn a_killed_server_is_rebuilt_to_its_last_shipped_records() {
 
     // The disk dies; a fresh home is rebuilt from the target alone.
     std::fs::remove_dir_all(&env.home).unwrap();
-    env.ok("zmrestoreldap", &["-t", &t]);
+    let o = env.ok("zmrestoreldap", &["-t", &t]);
+    assert!(
+        o.stdout.contains("live/ldap.bak"),
+        "the directory did not come from the shipped dump: {}",
+        o.stdout
+    );
     let o = env.ok("zmrestoreoffline", &["-a", "all", "-t", &t]);
     assert_eq!(
         o.stdout.matches("restored as").count(),
@@ -193,6 +198,24 @@ fn a_killed_server_is_rebuilt_to_its_last_shipped_records() {
     eprintln!(
         "{} messages acknowledged, {must} past the last incremental checked; oldest lost: {lost_since:?} before the kill",
         sent.len()
+    );
+
+    // The directory as shipped, past the last backup: the account created
+    // after it (with its password) and the attribute changed.
+    let o = env.ok("zmprov", &["ga", "c@d.test"]);
+    assert!(o.stdout.contains("c@d.test"), "{}", o.stdout);
+    let o = env.ok("zmprov", &["ga", "a@d.test", "displayName"]);
+    assert!(o.stdout.contains("Alice Shipped"), "{}", o.stdout);
+    // Its mail too, from the redo log shipped after the last backup.
+    let found = inbox(&env, "c@d.test");
+    let (id, _) = found
+        .iter()
+        .find(|(_, s)| s == "m900")
+        .unwrap_or_else(|| panic!("c@d.test's message is not restored: {found:?}"));
+    let got = env.ok("zmmailbox", &["-z", "-m", "c@d.test", "gm", id]);
+    assert!(
+        got.stdout.ends_with(c_body.as_str()),
+        "m900 is not byte-exact"
     );
 
     // The next incremental continues the chain: no gap.

@@ -6,7 +6,9 @@
 //! every message acknowledged more than 5 s before the kill is there byte for
 //! byte, in its folder, with its flags; it takes new mail; the next incremental
 //! into the same target continues the chain; the old primary, restarted, ships
-//! nothing (fenced by the epoch the promote claimed). A second test takes the
+//! nothing (fenced by the epoch the promote claimed). Another test changes a
+//! password, an attribute and a class of service on the primary and finds
+//! them on the standby. Another takes the
 //! target away for a while: shipping falls behind with one WARN and catches up
 //! with one INFO.
 
@@ -23,45 +25,20 @@ use std::time::{Duration, Instant};
 
 const RPO: Duration = Duration::from_secs(5);
 
-impl Lmtp {
-    /// One message to one recipient; true once it is acknowledged (250).
-    fn deliver(&mut self, rcpt: &str, body: &str) -> bool {
-        self.send("MAIL FROM:<sender@remote.test>\r\n");
-        assert!(self.reply().starts_with("250"));
-        self.send(&format!("RCPT TO:<{rcpt}>\r\n"));
-        assert!(self.reply().starts_with("250"));
-        self.send("DATA\r\n");
-        assert!(self.reply().starts_with("354"));
-        self.send(body);
-        self.send(".\r\n");
-        self.reply().starts_with("250")
-    }
-}
-
 fn message(rcpt: &str, i: usize) -> String {
-    let mut m = format!(
-        "From: sender@remote.test\r\nTo: {rcpt}\r\nMessage-ID: <m{i}@remote.test>\r\nSubject: m{i:03}\r\n\r\n"
-    );
-    for l in 0..40 {
-        m.push_str(&format!("message {i} line {l} of the standby test\r\n"));
-    }
-    m
+    numbered_message(rcpt, i, "standby test")
 }
 
 /// `mailvault --home HOME ARGS` (zm* tools through `mailvault <tool>`).
 fn run_in(home: &Path, args: &[&str]) -> Out {
-    let out = Command::new(BIN)
+    Command::new(BIN)
         .arg("--home")
         .arg(home)
         .env("TZ", "UTC")
         .args(args)
         .output()
-        .unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .unwrap()
+        .into()
 }
 
 fn ok_in(home: &Path, args: &[&str]) -> Out {
@@ -257,7 +234,7 @@ fn failover(on_s3: bool) {
         let i = sent.len();
         let rcpt = users[i % 2];
         let body = message(rcpt, i);
-        assert!(c.deliver(rcpt, &body), "message {i} refused");
+        assert!(c.deliver_to(rcpt, &body), "message {i} refused");
         sent.push((rcpt.to_string(), body, Instant::now()));
     };
     for _ in 0..10 {
@@ -286,7 +263,7 @@ fn failover(on_s3: bool) {
     env.ok("zmprov", &["ra", "b2@d.test", "e@d.test"]);
     env.ok("zmprov", &["da", "d@d.test"]);
     let c_body = message("c@d.test", 999);
-    assert!(lmtp.deliver("c@d.test", &c_body));
+    assert!(lmtp.deliver_to("c@d.test", &c_body));
     let c_acked = Instant::now();
 
     let start = Instant::now();
@@ -430,7 +407,7 @@ fn failover(on_s3: bool) {
 
     // It is the primary now: its identity (the primary's ports), new mail.
     let mut lmtp = Lmtp::connect(p.lmtp);
-    assert!(lmtp.deliver("b@d.test", &message("b@d.test", 1000)));
+    assert!(lmtp.deliver_to("b@d.test", &message("b@d.test", 1000)));
     drop(lmtp);
     assert!(
         subjects(&sb, "b@d.test", "in:Inbox")
@@ -471,6 +448,72 @@ fn failover(on_s3: bool) {
     ok_in(&sb, &["control", "stop"]);
 }
 
+/// Whether the server on `port` accepts IMAP LOGIN of `user` with `password`.
+fn login_accepted(port: u16, user: &str, password: &str) -> bool {
+    let w = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    w.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut r = BufReader::new(w.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    (&w).write_all(format!("t1 LOGIN {user} {password}\r\n").as_bytes())
+        .unwrap();
+    loop {
+        line.clear();
+        assert!(r.read_line(&mut line).unwrap() > 0, "IMAP closed");
+        if line.starts_with("t1 ") {
+            return line.starts_with("t1 OK");
+        }
+    }
+}
+
+#[test]
+fn a_standby_follows_password_attribute_and_cos_changes() {
+    let env = Env::new();
+    let t = env.root.join("target").to_str().unwrap().to_string();
+    primary(&env, &t);
+    let mut server = spawn_server(&env.home, Stdio::null());
+    let sb = env.root.join("standby");
+    ok_in(&sb, &["init"]);
+    let sp = set_ports(&sb);
+    let mut standby = spawn_standby(&sb, &t);
+    assert!(login_accepted(sp.imap, "a@d.test", "secret"));
+
+    // On the primary: a new password, an attribute, a class of service's
+    // quota. None of them is a redo record: they reach the standby with the
+    // shipped directory dump.
+    env.ok("zmprov", &["sp", "a@d.test", "n3w-secret"]);
+    env.ok(
+        "zmprov",
+        &["ma", "a@d.test", "displayName", "Alice Standby"],
+    );
+    env.ok("zmprov", &["mc", "default", "zimbraMailQuota", "7340032"]);
+    wait_for(
+        "the attribute reaches the standby",
+        Duration::from_secs(60),
+        || {
+            run_in(&sb, &["prov", "ga", "a@d.test", "displayName"])
+                .stdout
+                .contains("Alice Standby")
+        },
+    );
+    assert!(
+        login_accepted(sp.imap, "a@d.test", "n3w-secret"),
+        "the new password is refused on the standby"
+    );
+    assert!(
+        !login_accepted(sp.imap, "a@d.test", "secret"),
+        "the old password still works on the standby"
+    );
+    let gc = ok_in(&sb, &["prov", "gc", "default", "zimbraMailQuota"]);
+    assert!(gc.stdout.contains("7340032"), "{}", gc.stdout);
+    // Untouched accounts keep working as they were.
+    assert!(login_accepted(sp.imap, "b@d.test", "secret"));
+    standby.kill().unwrap();
+    standby.wait().unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
 #[test]
 fn shipping_falls_behind_while_the_target_is_away_and_catches_up() {
     let env = Env::new();
@@ -480,7 +523,7 @@ fn shipping_falls_behind_while_the_target_is_away_and_catches_up() {
     let mut server = spawn_server(&env.home, Stdio::null());
     let mut lmtp = Lmtp::connect(p.lmtp);
     for i in 0..5 {
-        assert!(lmtp.deliver("a@d.test", &message("a@d.test", i)));
+        assert!(lmtp.deliver_to("a@d.test", &message("a@d.test", i)));
     }
     wait_for("shipping catches up", Duration::from_secs(30), || {
         metric(p.admin, "mailvault_redo_shipping_lag_records") == Some(0.0)
@@ -491,7 +534,7 @@ fn shipping_falls_behind_while_the_target_is_away_and_catches_up() {
     std::fs::rename(&target, &away).unwrap();
     std::fs::write(&target, b"not a directory").unwrap();
     for i in 5..25 {
-        assert!(lmtp.deliver("a@d.test", &message("a@d.test", i)));
+        assert!(lmtp.deliver_to("a@d.test", &message("a@d.test", i)));
     }
     wait_for("shipping falls behind", Duration::from_secs(30), || {
         metric(p.admin, "mailvault_redo_shipping_lag_records").is_some_and(|n| n > 0.0)

@@ -3,27 +3,16 @@
 
 mod common;
 
-use common::{free_port, spawn_server};
+use common::{Server, free_port};
 
 use mv_home::{Home, HomeLock};
 use mv_server::Service;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/lmtp_client.py")
-}
-
-struct Server {
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A fresh home on free ports with accounts; returns the LMTP port.
@@ -56,18 +45,7 @@ fn setup(home: &Home, quota_full: &str) -> u16 {
 }
 
 fn start(home: &Home) -> Server {
-    Server {
-        child: spawn_server(home.root(), Stdio::inherit()),
-    }
-}
-
-fn stop(mut s: Server) {
-    unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
-    let status = s.child.wait().unwrap();
-    assert!(
-        status.success(),
-        "SIGTERM must give a clean exit 0, got {status}"
-    );
+    Server::start(home.root(), Stdio::inherit())
 }
 
 fn python(args: &[&str]) -> serde_json::Value {
@@ -178,7 +156,7 @@ fn per_recipient_results_and_hostile_input() {
         "full@example.com",
     ]);
     assert_eq!(again["data"][0], 250);
-    stop(server);
+    server.stop();
 
     let _lock = HomeLock::acquire_waiting(home.root(), std::time::Duration::from_secs(10)).unwrap();
     let (svc, _) = Service::open(&home).unwrap();
@@ -232,7 +210,7 @@ fn concurrent_load_then_sigkill_loses_nothing_acknowledged() {
         rcpts,
     ]);
     assert_eq!(r["errors"], 0, "{r}");
-    stop(server);
+    server.stop();
     assert_eq!(verify_acked(&home, &out1), 5000);
 
     // The same load, killed with SIGKILL part-way; after a restart every
@@ -261,11 +239,11 @@ fn concurrent_load_then_sigkill_loses_nothing_acknowledged() {
         assert!(Instant::now() < deadline, "load made no progress");
         std::thread::sleep(Duration::from_millis(20));
     }
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
     drop(server);
     load.join().unwrap();
     let server = start(&home);
-    stop(server);
+    server.stop();
     assert!(verify_acked(&home, &out2) >= 300);
 }

@@ -237,7 +237,7 @@ impl Home {
 }
 
 fn random_token() -> String {
-    use rand::Rng;
+    use rand::RngExt;
     let mut rng = rand::rng();
     (0..32)
         .map(|_| format!("{:02x}", rng.random::<u8>()))

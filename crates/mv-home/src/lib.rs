@@ -13,4 +13,4 @@ pub use durable::{fsync_dir, write_atomic};
 pub use layout::{Exposure, Home, HomeError};
 pub use localconfig::{KeyKind, LocalConfig, LocalConfigError};
 pub use lock::{HomeLock, LockError};
-pub use syncmode::{FsKind, SyncMode, fs_kind};
+pub use syncmode::{FsKind, SyncMode, fs_kind, syncfs};

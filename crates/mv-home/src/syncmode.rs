@@ -109,6 +109,19 @@ pub fn fsync_path(path: &Path) -> io::Result<()> {
     }
 }
 
+/// `syncfs(2)` of the filesystem holding `path`: every dirty page of that
+/// filesystem reaches the disk (where [`SyncMode::Syncfs`] says it can be trusted).
+pub fn syncfs(path: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path)?;
+    // SAFETY: syncfs takes a valid open descriptor and has no memory effects.
+    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

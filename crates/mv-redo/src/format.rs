@@ -684,7 +684,7 @@ mod tests {
     /// huge items) through every decoder. Must never panic.
     #[test]
     fn random_and_mutated_inputs_never_panic() {
-        use rand::{Rng, SeedableRng};
+        use rand::{RngExt, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
         let valid: Vec<Vec<u8>> = sample_ops()
             .into_iter()

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use mv_redo::ops::{CreateMessage, Envelope, PutBlob};
 use mv_redo::{NewRecord, Op, RedoConfig, RedoLog, check_chain, list_archive, read_files};
 use mv_types::{ChangeNumber, Digest, MailboxId, UtcMillis};
-use rand::Rng;
+use rand::RngExt;
 
 const CHILD_ENV: &str = "MV_REDO_CRASH_CHILD_DIR";
 const ITERATIONS: usize = 60;

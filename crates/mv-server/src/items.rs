@@ -13,26 +13,34 @@ use mv_backup::{Label, RestoreOptions};
 use mv_types::UtcMillis;
 use serde::{Deserialize, Serialize};
 
-/// `mailvault backup search`.
+/// Which backups a request reads: the target (absent: the home's default)
+/// and at most one restore point.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct BackupSearchRequest {
-    /// An address or zimbraId, or `all`.
-    pub account: String,
-    pub query: String,
+pub struct BackupPoint {
     #[serde(default)]
     pub target: Option<String>,
-    /// `--from`: sessions started at or after (local time, the nine formats).
-    #[serde(default)]
-    pub from: Option<String>,
-    /// `--to`: sessions started at or before.
-    #[serde(default)]
-    pub to: Option<String>,
     /// `-restoreToTime`: one restore point instead of every session.
     #[serde(default)]
     pub to_time: Option<String>,
     /// `-lb`: that session's state only.
     #[serde(default)]
     pub label: Option<String>,
+}
+
+/// `mailvault backup search`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BackupSearchRequest {
+    /// An address or zimbraId, or `all`.
+    pub account: String,
+    pub query: String,
+    /// `--from`: sessions started at or after (local time, the nine formats).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// `--to`: sessions started at or before.
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(flatten)]
+    pub backups: BackupPoint,
 }
 
 /// What `backup search` found.
@@ -58,12 +66,8 @@ pub struct ItemRestoreRequest {
     pub items: Option<String>,
     #[serde(default)]
     pub folder: Option<String>,
-    #[serde(default)]
-    pub target: Option<String>,
-    #[serde(default)]
-    pub to_time: Option<String>,
-    #[serde(default)]
-    pub label: Option<String>,
+    #[serde(flatten)]
+    pub backups: BackupPoint,
     #[serde(default)]
     pub into: Option<String>,
     #[serde(default)]
@@ -81,12 +85,8 @@ pub struct BackupExportRequest {
     /// `--folder /Path`: the folder and its subfolders.
     #[serde(default)]
     pub folder: Option<String>,
-    #[serde(default)]
-    pub target: Option<String>,
-    #[serde(default)]
-    pub to_time: Option<String>,
-    #[serde(default)]
-    pub label: Option<String>,
+    #[serde(flatten)]
+    pub backups: BackupPoint,
     /// `tgz`, `mbox` or `maildir`; absent: from the output's name.
     #[serde(default)]
     pub format: Option<String>,
@@ -108,29 +108,42 @@ fn time(name: &str, v: &Option<String>) -> Result<Option<UtcMillis>, ServiceErro
         .transpose()
 }
 
-/// The one restore point of `-restoreToTime T` or `-lb LABEL`, if given.
-fn point(
-    to_time: &Option<String>,
-    label: &Option<String>,
-) -> Result<Option<RestoreOptions>, ServiceError> {
-    let t = time("-restoreToTime", to_time)?;
-    let l = match label {
-        Some(l) => match l.parse::<Label>() {
-            Ok(v) => Some(v),
-            Err(_) => return bad(format!("-lb {l}: not a backup label")),
-        },
-        None => None,
-    };
-    Ok(match (t, l) {
-        (Some(_), Some(_)) => return bad("-restoreToTime and -lb exclude each other".into()),
-        (Some(t), None) => Some(RestoreOptions {
-            to_time: Some(t),
-            restore_points: 1,
-            ..Default::default()
-        }),
-        (None, Some(l)) => Some(mv_backup::items::point_of_label(l)),
-        (None, None) => None,
-    })
+impl BackupPoint {
+    /// The one restore point of `-restoreToTime T` or `-lb LABEL`, if given.
+    fn point(&self) -> Result<Option<RestoreOptions>, ServiceError> {
+        let t = time("-restoreToTime", &self.to_time)?;
+        let l = match &self.label {
+            Some(l) => match l.parse::<Label>() {
+                Ok(v) => Some(v),
+                Err(_) => return bad(format!("-lb {l}: not a backup label")),
+            },
+            None => None,
+        };
+        Ok(match (t, l) {
+            (Some(_), Some(_)) => return bad("-restoreToTime and -lb exclude each other".into()),
+            (Some(t), None) => Some(RestoreOptions {
+                to_time: Some(t),
+                restore_points: 1,
+                ..Default::default()
+            }),
+            (None, Some(l)) => Some(mv_backup::items::point_of_label(l)),
+            (None, None) => None,
+        })
+    }
+}
+
+/// A query in the grammar of `zmmailbox s`, checked.
+fn query_selection(q: &str) -> Result<Selection, ServiceError> {
+    mv_store::search::parse(q).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+    Ok(Selection::Query(q.to_string()))
+}
+
+/// `--folder /Path`, checked.
+fn folder_selection(f: &str) -> Result<Selection, ServiceError> {
+    if f.trim_matches('/').trim().is_empty() {
+        return bad("--folder needs a folder path such as /Inbox/Projects".into());
+    }
+    Ok(Selection::Folder(f.to_string()))
 }
 
 /// Search options from a request (validated: usage errors are `BadRequest`).
@@ -139,7 +152,7 @@ pub fn search_options(r: &BackupSearchRequest) -> Result<SearchOptions, ServiceE
         return bad("-a ACCOUNT (or -a all) is required".into());
     }
     mv_store::search::parse(&r.query).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
-    let point = point(&r.to_time, &r.label)?;
+    let point = r.backups.point()?;
     let (from, to) = (time("--from", &r.from)?, time("--to", &r.to)?);
     if point.is_some() && (from.is_some() || to.is_some()) {
         return bad(
@@ -161,18 +174,13 @@ pub fn item_options(r: &ItemRestoreRequest) -> Result<ItemRestoreOptions, Servic
     }
     let selection = match (&r.items, &r.folder) {
         (Some(q), None) => {
-            mv_store::search::parse(q).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+            let selection = query_selection(q)?;
             if q.trim().is_empty() {
                 return bad("--items needs a query (the grammar of zmmailbox s)".into());
             }
-            Selection::Query(q.clone())
+            selection
         }
-        (None, Some(f)) => {
-            if f.trim_matches('/').trim().is_empty() {
-                return bad("--folder needs a folder path such as /Inbox/Projects".into());
-            }
-            Selection::Folder(f.clone())
-        }
+        (None, Some(f)) => folder_selection(f)?,
         (Some(_), Some(_)) => return bad("--items and --folder exclude each other".into()),
         (None, None) => return bad("--items QUERY or --folder /Path is required".into()),
     };
@@ -184,7 +192,7 @@ pub fn item_options(r: &ItemRestoreRequest) -> Result<ItemRestoreOptions, Servic
     }
     Ok(ItemRestoreOptions {
         selection,
-        point: point(&r.to_time, &r.label)?,
+        point: r.backups.point()?,
         into: r.into.clone(),
         dry_run: r.dry_run,
     })
@@ -196,17 +204,9 @@ pub fn export_options(r: &BackupExportRequest) -> Result<ExportOptions, ServiceE
         return bad("backup export reads one account: -a ADDR".into());
     }
     let selection = match (&r.query, &r.folder) {
-        (Some(q), None) if !q.trim().is_empty() => {
-            mv_store::search::parse(q).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
-            Some(Selection::Query(q.clone()))
-        }
+        (Some(q), None) if !q.trim().is_empty() => Some(query_selection(q)?),
         (Some(_), None) | (None, None) => None,
-        (None, Some(f)) => {
-            if f.trim_matches('/').trim().is_empty() {
-                return bad("--folder needs a folder path such as /Inbox/Projects".into());
-            }
-            Some(Selection::Folder(f.clone()))
-        }
+        (None, Some(f)) => Some(folder_selection(f)?),
         (Some(_), Some(_)) => return bad("a QUERY and --folder exclude each other".into()),
     };
     if r.output.trim().is_empty() {
@@ -230,7 +230,7 @@ pub fn export_options(r: &BackupExportRequest) -> Result<ExportOptions, ServiceE
     };
     Ok(ExportOptions {
         selection,
-        point: point(&r.to_time, &r.label)?,
+        point: r.backups.point()?,
         format,
         output,
     })
@@ -245,7 +245,7 @@ impl Service {
         watch: &dyn Fn(u64, u64, Option<String>) -> bool,
     ) -> Result<BackupSearchReport, ServiceError> {
         let opts = search_options(r)?;
-        let target = crate::backup::existing_target_for(self, r.target.as_deref())?;
+        let target = crate::backup::existing_target_for(self, r.backups.target.as_deref())?;
         let src = self.backup_source();
         let mut run = mv_backup::RestoreRun::new();
         let emails: Vec<String> = if r.account.eq_ignore_ascii_case("all") {
@@ -290,7 +290,7 @@ impl Service {
     /// account, through the normal write path.
     pub fn restore_items(&self, r: &ItemRestoreRequest) -> Result<ItemRestoreReport, ServiceError> {
         let opts = item_options(r)?;
-        let target = crate::backup::existing_target_for(self, r.target.as_deref())?;
+        let target = crate::backup::existing_target_for(self, r.backups.target.as_deref())?;
         // No backup delete may remove what is being read.
         let _lock = target.lock(
             mv_backup::abort::RESTORE_LOCK_PREFIX,
@@ -317,7 +317,7 @@ impl Service {
     /// what is being read).
     pub fn backup_export(&self, r: &BackupExportRequest) -> Result<ExportReport, ServiceError> {
         let opts = export_options(r)?;
-        let target = crate::backup::existing_target_for(self, r.target.as_deref())?;
+        let target = crate::backup::existing_target_for(self, r.backups.target.as_deref())?;
         let _lock = target.lock(
             mv_backup::abort::RESTORE_LOCK_PREFIX,
             std::time::Duration::from_secs(5),

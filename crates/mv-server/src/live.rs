@@ -209,7 +209,8 @@ impl From<crate::ServiceError> for RoundError {
 const DIRECTORY_EVERY: Duration = Duration::from_secs(10);
 
 /// Puts the directory (`live/ldap.bak`) when it changed since the dump last
-/// put, so that a standby follows accounts created, renamed and deleted.
+/// put, so that a standby follows accounts created, renamed, deleted and
+/// changed, and a disaster restore gets them as of the last change.
 fn ship_directory(
     service: &Service,
     shipper: &Option<(String, Shipper)>,
@@ -227,8 +228,11 @@ fn ship_directory(
     })?;
     let hash = blake3::hash(ldif.as_bytes());
     if last.0 != Some(hash) {
-        sh.target()
-            .put(mv_backup::live::LDAP_PATH, ldif.as_bytes())?;
+        mv_backup::live::directory::put(
+            sh.target().as_ref(),
+            ldif.as_bytes(),
+            service.server_name(),
+        )?;
         last.0 = Some(hash);
     }
     last.1 = Some(Instant::now());

@@ -192,7 +192,13 @@ impl Service {
         // (what the restore is asked for: an address, or with `all` a zimbraId;
         // the address to show).
         let emails: Vec<(String, String)> = if opts.all_accounts {
-            all_accounts(&Catalog::load(target.as_ref())?)
+            let ids = all_accounts(&Catalog::load(target.as_ref())?);
+            // Accounts created after the last backup, from a shipped
+            // directory: no session holds them, the shipped redo log does.
+            if opts.to_latest() {
+                self.replay_unbacked(target.as_ref(), &ids, &mut report)?;
+            }
+            ids
         } else {
             r.accounts.iter().map(|a| (a.clone(), a.clone())).collect()
         };
@@ -286,6 +292,58 @@ impl Service {
             Some(format!("{done} of {total} account(s) done")),
         );
         Ok(report)
+    }
+}
+
+impl Service {
+    /// `-a all` to the latest point: the directory's accounts that no session
+    /// of the target holds (created after the last backup; their entry came
+    /// from the shipped directory, `zmrestoreldap -t`) and whose mailbox id
+    /// this store never used are rebuilt from the redo log the target holds
+    /// after its sessions, when it holds their `CreateMailbox` (an account
+    /// whose history began earlier, e.g. one a partial full left out, is left
+    /// alone). Their mailbox ids are the primary's, as the shipped records are.
+    fn replay_unbacked(
+        &self,
+        target: &dyn mv_backup::target::Target,
+        held: &[(String, String)],
+        report: &mut RestoreReport,
+    ) -> Result<(), ServiceError> {
+        let mut only = std::collections::BTreeSet::new();
+        let mut names = std::collections::BTreeMap::new();
+        for a in self.directory().list_accounts(None)? {
+            if held.iter().any(|(id, _)| *id == a.id) {
+                continue;
+            }
+            let m = self.store().mailbox(a.mailbox_id);
+            if m.db_path().exists() || m.is_unopened().unwrap_or(true) {
+                continue;
+            }
+            only.insert(a.mailbox_id.0);
+            names.insert(a.mailbox_id.0, a.email);
+        }
+        if only.is_empty() {
+            return Ok(());
+        }
+        let step = mv_backup::live::follow::replay_mailboxes(target, self.store(), &only)?;
+        if step.rebuilt.is_empty() {
+            return Ok(());
+        }
+        let rebuilt: Vec<&str> = step
+            .rebuilt
+            .iter()
+            .filter_map(|id| names.get(id).map(String::as_str))
+            .collect();
+        report.notes.push(format!(
+            "{}: created after the last backup; rebuilt from the redo log shipped after it \
+             ({} records applied)",
+            rebuilt.join(", "),
+            step.applied
+        ));
+        for e in step.errors {
+            report.notes.push(format!("redo record not applied: {e}"));
+        }
+        Ok(())
     }
 }
 

@@ -151,7 +151,7 @@ pub fn catch_up(service: &Service, state: &mut StandbyState) -> Result<follow::S
         mv_backup::target::open_existing(&state.target, &home).map_err(|e| e.to_string())?;
     // Accounts first: a mailbox created for a new account is then served as
     // soon as its records are in.
-    if let Some((digest, changes)) = follow::sync_directory(
+    if let Some((digest, changes)) = mv_backup::live::directory::sync(
         target.as_ref(),
         service.directory(),
         state.directory.as_deref(),

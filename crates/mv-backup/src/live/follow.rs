@@ -47,6 +47,9 @@ pub struct Step {
     pub applied: u64,
     /// Records that failed to apply, one line each (the step goes on).
     pub errors: Vec<String>,
+    /// [`replay_mailboxes`]: the mailboxes whose `CreateMailbox` was found,
+    /// and so rebuilt.
+    pub rebuilt: Vec<u32>,
     /// How far the position is behind what the shipper last reported
     /// (`live/state.json`): records by LSN and seconds by record time.
     pub lag: Lag,
@@ -68,9 +71,42 @@ pub fn start_position(target: &dyn Target) -> Result<Position> {
 
 /// Applies what the target holds past `from` (see the module docs).
 pub fn step(target: &dyn Target, store: &Store, from: &Position) -> Result<Step> {
+    step_only(target, store, from, None)
+}
+
+/// Rebuilds `mailboxes` from the redo history the target holds after its
+/// sessions' (shipped logs and segments): a disaster restore's accounts that
+/// were created after the last backup, so no session holds them, but whose
+/// every record since their `CreateMailbox` was shipped. Only their records
+/// are applied (all content is staged, then removed). The caller makes sure
+/// those mailbox ids are theirs alone in the store (never used there).
+pub fn replay_mailboxes(
+    target: &dyn Target,
+    store: &Store,
+    mailboxes: &std::collections::BTreeSet<u32>,
+) -> Result<Step> {
+    let catalog = Catalog::load(target)?;
+    let sequence = catalog
+        .sessions()
+        .flat_map(|s| s.redo_logs.iter().map(|l| l.seq))
+        .max()
+        .unwrap_or(0);
+    let from = Position {
+        sequence,
+        ..Default::default()
+    };
+    step_only(target, store, &from, Some(mailboxes))
+}
+
+fn step_only(
+    target: &dyn Target,
+    store: &Store,
+    from: &Position,
+    only: Option<&std::collections::BTreeSet<u32>>,
+) -> Result<Step> {
     let listing = list(target)?;
     let mut sessions: Option<BTreeMap<u64, String>> = None;
-    let mut applier = Applier::new(store);
+    let mut applier = Applier::new(store, only);
     let mut pos = from.clone();
     let mut read = 0;
     loop {
@@ -98,22 +134,44 @@ pub fn step(target: &dyn Target, store: &Store, from: &Position) -> Result<Step>
             continue;
         }
         if let Some(segs) = listing.segments.get(&seq) {
-            let begin = pos.offset;
-            for s in segs.iter().filter(|s| s.start >= begin) {
+            for s in segs {
+                // Where the object's range ends, from the listing (the
+                // manifest has a fixed size): one that ends at or before the
+                // position holds nothing new and is not read.
+                let listed_end = s.start + s.size.saturating_sub(segment::MANIFEST_LEN as u64);
+                if listed_end <= pos.offset {
+                    continue;
+                }
                 let at = format!("{}/{}", target.url(), s.path);
-                let bytes = target.get(&s.path)?;
-                let (m, data) =
-                    segment::decode(&bytes).map_err(|e| BackupError::corrupt(&at, e))?;
-                if m.sequence != seq || m.start != pos.offset {
+                if s.start > pos.offset {
                     return Err(BackupError::corrupt(
                         &at,
                         format!(
-                            "starts at offset {} of sequence {}, but the standby applied \
-                             sequence {seq} up to offset {} (a segment is missing)",
-                            m.start, m.sequence, pos.offset
+                            "starts at offset {} of sequence {seq}, but the standby applied \
+                             it up to offset {} (a segment is missing)",
+                            s.start, pos.offset
                         ),
                     ));
                 }
+                // Read again each step: a damaged segment fails this step
+                // only, and is read afresh once shipped again.
+                let bytes = target.get(&s.path)?;
+                let (m, data) =
+                    segment::decode(&bytes).map_err(|e| BackupError::corrupt(&at, e))?;
+                if m.sequence != seq || m.start != s.start {
+                    return Err(BackupError::corrupt(
+                        &at,
+                        format!(
+                            "manifest says sequence {} at offset {}, the name otherwise",
+                            m.sequence, m.start
+                        ),
+                    ));
+                }
+                // A segment starting before the position was shipped again
+                // from an earlier offset (its shipper restarted after a
+                // damaged or missing one): the same bytes of the same log, so
+                // its records up to the position are those applied already,
+                // skipped by LSN.
                 let mut off = if m.start == 0 { HEADER_LEN } else { 0 };
                 while off < data.len() {
                     // Checked whole by `decode`: every record decodes.
@@ -146,12 +204,20 @@ pub fn step(target: &dyn Target, store: &Store, from: &Position) -> Result<Step>
             None => break,
         }
     }
+    let rebuilt: Vec<u32> = applier.begun.iter().copied().collect();
     let (applied, errors) = applier.finish()?;
     let lag = match super::read_state(target)? {
         Some(st) if st.lsn > pos.lsn => Lag {
             records: st.lsn - pos.lsn,
             bytes: 0,
-            seconds: ((st.record_time - pos.record_time).max(0) as f64) / 1000.0,
+            // By record time; a position that holds no record yet (a fresh
+            // bootstrap, whose restore applied what came before) has no time
+            // to measure from: its lag is in records only.
+            seconds: if pos.record_time > 0 {
+                ((st.record_time - pos.record_time).max(0) as f64) / 1000.0
+            } else {
+                0.0
+            },
         },
         _ => Lag::default(),
     };
@@ -160,6 +226,7 @@ pub fn step(target: &dyn Target, store: &Store, from: &Position) -> Result<Step>
         read,
         applied,
         errors,
+        rebuilt,
         lag,
     })
 }
@@ -187,6 +254,11 @@ fn session_logs<'a>(
 /// digest, each mailbox record applied when it is the mailbox's next change.
 struct Applier<'s> {
     store: &'s Store,
+    /// Only these mailboxes' records (`None`: every mailbox), each from its
+    /// `CreateMailbox` on: one whose history began before the records read
+    /// is left alone.
+    only: Option<&'s std::collections::BTreeSet<u32>>,
+    begun: std::collections::BTreeSet<u32>,
     replayer: mv_store::Replayer<'s>,
     staged: Staged,
     errors: Vec<String>,
@@ -195,9 +267,11 @@ struct Applier<'s> {
 }
 
 impl<'s> Applier<'s> {
-    fn new(store: &'s Store) -> Applier<'s> {
+    fn new(store: &'s Store, only: Option<&'s std::collections::BTreeSet<u32>>) -> Applier<'s> {
         Applier {
             store,
+            only,
+            begun: Default::default(),
             replayer: store.replayer(),
             staged: Staged::default(),
             errors: Vec::new(),
@@ -211,6 +285,18 @@ impl<'s> Applier<'s> {
         }
         pos.lsn = rec.lsn.0;
         pos.record_time = rec.timestamp.0;
+        if rec.mailbox.0 != 0
+            && let Some(only) = self.only
+        {
+            if !only.contains(&rec.mailbox.0) {
+                return;
+            }
+            if matches!(rec.op, mv_redo::Op::CreateMailbox(_)) {
+                self.begun.insert(rec.mailbox.0);
+            } else if !self.begun.contains(&rec.mailbox.0) {
+                return;
+            }
+        }
         let result = if rec.mailbox.0 == 0 {
             self.replayer.stage(&rec, &mut self.staged)
         } else if self.failed == Some((rec.mailbox.0, rec.txn)) {
@@ -235,64 +321,4 @@ impl<'s> Applier<'s> {
         self.store.checkpoint()?;
         Ok((report.applied, self.errors))
     }
-}
-
-/// Makes the standby's directory hold the accounts of the primary's directory
-/// as shipped (`live/ldap.bak`): accounts created there are imported (their
-/// domain created first when missing), renamed ones renamed, deleted ones
-/// deleted (their mailbox goes by the redo log's own record). Returns the
-/// digest of the dump applied and what changed, or `None` when the dump is
-/// absent or the one `last` names.
-pub fn sync_directory(
-    target: &dyn Target,
-    dir: &mv_directory::Directory,
-    last: Option<&str>,
-) -> Result<Option<(String, Vec<String>)>> {
-    let bytes = match target.get(super::LDAP_PATH) {
-        Ok(b) => b,
-        Err(BackupError::NotFound(_)) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let digest = blake3::hash(&bytes).to_hex().to_string();
-    if last == Some(digest.as_str()) {
-        return Ok(None);
-    }
-    let shown = format!("{}/{}", target.url(), super::LDAP_PATH);
-    let entries = crate::ldap::parse_ldap(&shown, &bytes)?;
-    let mut changes = Vec::new();
-    let dumped: Vec<&mv_directory::Entry> = entries
-        .iter()
-        .filter(|e| e.values("objectClass").any(|c| c == "zimbraAccount"))
-        .collect();
-    let local = dir.list_accounts(None)?;
-    for e in &dumped {
-        let (Some(id), Some(mail)) = (e.values("zimbraId").next(), e.values("mail").next()) else {
-            continue;
-        };
-        match local.iter().find(|a| a.id == id) {
-            Some(a) if !a.email.eq_ignore_ascii_case(mail) => {
-                dir.rename_account(&a.id, mail)?;
-                changes.push(format!("renamed {} to {mail}", a.email));
-            }
-            Some(_) => {}
-            None => {
-                let domain = mail.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
-                if dir.get_domain(domain).is_err() {
-                    dir.create_domain(domain, &[])?;
-                }
-                dir.import_account_entry(e, &mv_directory::AccountImport::original())?;
-                changes.push(format!("created {mail}"));
-            }
-        }
-    }
-    for a in &local {
-        if !dumped
-            .iter()
-            .any(|e| e.values("zimbraId").any(|i| i == a.id))
-        {
-            dir.delete_account(&a.id)?;
-            changes.push(format!("deleted {}", a.email));
-        }
-    }
-    Ok(Some((digest, changes)))
 }

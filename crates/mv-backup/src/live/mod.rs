@@ -8,6 +8,7 @@
 //!                                                   open ([`segment`])
 //! <target>/live/state.json                          the shipper's last round
 //! <target>/live/ldap.bak                            the directory, when it changed
+//! <target>/live/ldap.json                           when it was put ([`directory`])
 //! <target>/live/epochs/<epoch>.json                 who may ship ([`epoch`])
 //! ```
 //!
@@ -24,6 +25,7 @@
 //! segments of a sequence the home no longer holds as one log rebuilt from them,
 //! then removes from `live/` what the sessions now hold ([`prune`]).
 
+pub mod directory;
 pub mod epoch;
 pub mod follow;
 pub mod segment;
@@ -36,10 +38,7 @@ use std::collections::BTreeMap;
 pub const LOGS_PREFIX: &str = "live/redologs/";
 pub const SEGMENTS_PREFIX: &str = "live/segments/";
 pub const STATE_PATH: &str = "live/state.json";
-/// The primary's directory as LDIF, put again whenever it changes, so that a
-/// standby follows accounts created, renamed and deleted (the redo log holds
-/// mailbox operations only).
-pub const LDAP_PATH: &str = "live/ldap.bak";
+pub use directory::LDAP_PATH;
 
 /// The object name of the segment of `sequence` starting at `start`.
 pub fn segment_path(sequence: u64, start: u64) -> String {

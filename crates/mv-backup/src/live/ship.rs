@@ -49,6 +49,9 @@ pub struct Shipper {
     /// The epoch owner id this home keeps (`None`: it never promoted); see
     /// [`super::epoch`].
     owner: Option<String>,
+    /// Segments of the open log found after a break when this shipper
+    /// started, removed once the segments shipped again cover them.
+    stale: Vec<super::SegmentObject>,
 }
 
 impl Shipper {
@@ -76,6 +79,7 @@ impl Shipper {
                 .saturating_sub(1),
         };
         let mut open = None;
+        let mut stale = Vec::new();
         let (mut last_lsn, mut last_seq, mut last_time) = (0, 0, 0);
         if let Some((seq, segs)) = listing.segments.iter().next_back()
             && *seq > whole_through
@@ -98,6 +102,15 @@ impl Shipper {
                     (last_lsn, last_seq, last_time) = (m.last_lsn, m.sequence, m.last_time.0);
                 }
             }
+            // After a break (a damaged or missing segment) this home ships
+            // its open log again from there, up to what is durable, so the
+            // segments after the break are stale: removed once the new ones
+            // cover them (readers laying segments end to end would find them
+            // overlapping). Only the home whose open log this is does: no one
+            // else can ship those records again.
+            if *seq == current_sequence {
+                stale = segs.iter().filter(|s| s.start > end).cloned().collect();
+            }
             open = Some((*seq, end));
         }
         Ok(Shipper {
@@ -111,6 +124,7 @@ impl Shipper {
             last_time,
             caught_up_at: UtcMillis::now(),
             owner: None,
+            stale,
         })
     }
 
@@ -239,6 +253,16 @@ impl Shipper {
         round.segments += 1;
         round.bytes += data.len() as u64;
         self.open = Some((seq, m.end()));
+        let mut kept = Vec::new();
+        for s in std::mem::take(&mut self.stale) {
+            let end = s.start + s.size.saturating_sub(segment::MANIFEST_LEN as u64);
+            if s.sequence == seq && end <= m.end() {
+                self.target.delete(&s.path)?;
+            } else if s.sequence == seq {
+                kept.push(s);
+            }
+        }
+        self.stale = kept;
         (self.last_lsn, self.last_seq, self.last_time) = (w.last_lsn, seq, w.last_time);
         Ok(())
     }

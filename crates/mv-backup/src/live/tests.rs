@@ -405,3 +405,39 @@ fn verify_is_not_fooled_by_a_log_shipped_whole_while_it_reads() {
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(problems[0].contains(&seg), "{problems:?}");
 }
+
+#[test]
+fn a_damaged_segment_is_shipped_again_by_the_next_shipper_and_the_chain_heals() {
+    let w = world();
+    let mut s = shipper(&w);
+    for i in 0..3 {
+        put(&w, 2, i * 10);
+        s.round(w.log.durable_lsn()).unwrap();
+    }
+    let seq = w.log.position().sequence;
+    let segs = list(w.target.as_ref()).unwrap().segments[&seq].clone();
+    assert_eq!(segs.len(), 3);
+    let file = w.target.local_path(&segs[1].path).unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 5;
+    bytes[last] ^= 0x55;
+    std::fs::write(&file, &bytes).unwrap();
+    assert!(assemble(w.target.as_ref(), &segs).is_err());
+
+    // A restarted server ships its open log again from the damaged segment
+    // on; the segment after it, now covered, goes.
+    let mut s = shipper(&w);
+    put(&w, 1, 90);
+    let r = s.round(w.log.durable_lsn()).unwrap();
+    assert_eq!(r.segments, 1);
+    let now = list(w.target.as_ref()).unwrap().segments[&seq].clone();
+    assert_eq!(
+        now.iter().map(|x| x.start).collect::<Vec<_>>(),
+        vec![segs[0].start, segs[1].start],
+        "the stale segment after the damaged one is removed"
+    );
+    let a = assemble(w.target.as_ref(), &now).unwrap();
+    assert_eq!(a.records, 7);
+    assert_eq!(lsns(a.file.path()), lsns(&w.cfg.log_path));
+    assert!(verify(w.target.as_ref()).unwrap().is_empty());
+}

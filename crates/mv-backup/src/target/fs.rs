@@ -17,16 +17,20 @@
 //! or, on a filesystem whose `syncfs` cannot be trusted ([`mv_home::SyncMode`]),
 //! fsyncs every file and directory of `tmp/<label>`.
 
+mod files;
+mod lock;
+
 use super::{ObjectInfo, Space, Target, TargetLock};
 use crate::error::{BackupError, Result};
+use files::{dir_names, fsync_tree, remove_file, remove_temp_files, remove_tree, write_private};
 use mv_home::durable::{FILE_MODE, create_dir_all_durable, create_dir_all_private, fsync_dir};
-use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const LOCK_FILE: &str = "backup.lock";
 const SCRATCH: &str = ".scratch";
@@ -135,6 +139,60 @@ impl FsTarget {
         path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
     }
 
+    /// Writes `data` durably as `full`: to a new private temp name beside it,
+    /// fsynced, given its final name by `publish(temp, full)`, then the
+    /// directory fsynced. The temp name is removed on failure.
+    fn write_durable<T>(
+        &self,
+        full: &Path,
+        data: &[u8],
+        publish: impl FnOnce(&Path, &Path) -> io::Result<T>,
+    ) -> Result<T> {
+        let parent = full.parent().unwrap_or(&self.root);
+        create_dir_all_durable(parent).map_err(BackupError::io(parent.display()))?;
+        let tmp = self.temp_beside(full);
+        let result = (|| {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(FILE_MODE)
+                .open(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            drop(f);
+            let published = publish(&tmp, full)?;
+            fsync_dir(parent)?;
+            Ok(published)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result.map_err(BackupError::io(full.display()))
+    }
+
+    /// Renames the staged directory `from` to `<root>/<under>/<label>`, refusing
+    /// to replace one there (`taken` says what exists), and fsyncs `<under>`.
+    fn move_committed(
+        &self,
+        from: &Path,
+        under: &str,
+        label: &str,
+        taken: impl FnOnce() -> String,
+    ) -> Result<()> {
+        let parent = self.root.join(under);
+        create_dir_all_durable(&parent).map_err(BackupError::io(parent.display()))?;
+        let to = parent.join(label);
+        if to.exists() {
+            return Err(BackupError::Invalid(format!(
+                "{} in {}",
+                taken(),
+                self.url()
+            )));
+        }
+        fs::rename(from, &to).map_err(BackupError::io(to.display()))?;
+        fsync_dir(&parent).map_err(BackupError::io(parent.display()))
+    }
+
     /// Moves a local file to `dest` (rename on the same filesystem, copy otherwise);
     /// `durable`: fsync the file and the directory.
     fn move_into(&self, local: &Path, dest: &Path, durable: bool) -> Result<()> {
@@ -177,165 +235,6 @@ impl FsTarget {
         self.written.fetch_add(size, Ordering::Relaxed);
         Ok(())
     }
-
-    fn walk(&self, dir: &Path, rel: &str, out: &mut Vec<ObjectInfo>) -> Result<()> {
-        let entries = match fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(BackupError::io(dir.display())(e)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(BackupError::io(dir.display()))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
-                continue; // temp files are not objects
-            }
-            let child_rel = if rel.is_empty() {
-                name.clone()
-            } else {
-                format!("{rel}/{name}")
-            };
-            let ft = entry
-                .file_type()
-                .map_err(BackupError::io(entry.path().display()))?;
-            if ft.is_dir() {
-                self.walk(&entry.path(), &child_rel, out)?;
-            } else if ft.is_file() {
-                let size = entry
-                    .metadata()
-                    .map_err(BackupError::io(entry.path().display()))?
-                    .len();
-                out.push(ObjectInfo {
-                    path: child_rel,
-                    size,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn dir_names(&self, dir: &Path) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        let entries = match fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(BackupError::io(dir.display())(e)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(BackupError::io(dir.display()))?;
-            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                out.push(entry.file_name().to_string_lossy().into_owned());
-            }
-        }
-        out.sort();
-        Ok(out)
-    }
-
-    /// Removes stray temp files (`.<name>.tmp-*`) a crash left in `dir`, recursively.
-    fn remove_temp_files(&self, dir: &Path) -> Result<()> {
-        let Ok(entries) = fs::read_dir(dir) else {
-            return Ok(());
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let path = entry.path();
-            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                self.remove_temp_files(&path)?;
-            } else if name.starts_with('.') && name.contains(".tmp-") {
-                remove_file(&path)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Writes a new file readable by the owner only (a target holds mail, hashes and
-/// the home's secrets).
-fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(FILE_MODE)
-        .open(path)?
-        .write_all(data)
-}
-
-fn remove_file(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(BackupError::io(path.display())(e)),
-    }
-}
-
-fn remove_tree(path: &Path) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(BackupError::io(path.display())(e)),
-        Ok(md) if md.is_dir() => match fs::remove_dir_all(path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(BackupError::io(path.display())(e)),
-        },
-        Ok(_) => remove_file(path),
-    }
-}
-
-/// Fsyncs every file and directory below `dir` (and `dir`), files first.
-fn fsync_tree(dir: &Path) -> Result<()> {
-    let mut dirs = vec![dir.to_path_buf()];
-    let mut i = 0;
-    while i < dirs.len() {
-        let d = dirs[i].clone();
-        for e in fs::read_dir(&d).map_err(BackupError::io(d.display()))? {
-            let e = e.map_err(BackupError::io(d.display()))?;
-            let p = e.path();
-            if e.file_type()
-                .map_err(BackupError::io(p.display()))?
-                .is_dir()
-            {
-                dirs.push(p);
-            } else {
-                File::open(&p)
-                    .and_then(|f| f.sync_all())
-                    .map_err(BackupError::io(p.display()))?;
-            }
-        }
-        i += 1;
-    }
-    for d in dirs.iter().rev() {
-        fsync_dir(d).map_err(BackupError::io(d.display()))?;
-    }
-    Ok(())
-}
-
-fn syncfs(path: &Path) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let f = File::open(path)?;
-    // SAFETY: syncfs takes a valid open descriptor and has no memory effects.
-    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-struct LockFile(std::sync::Mutex<File>);
-
-impl super::LockHandle for LockFile {
-    fn describe(&self, what: &str) -> Result<()> {
-        let mut file = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        write_holder(&mut file, what).map_err(BackupError::io(LOCK_FILE))
-    }
-}
-
-fn write_holder(file: &mut File, what: &str) -> io::Result<()> {
-    file.set_len(0)?;
-    file.seek(SeekFrom::Start(0))?;
-    let text = format!("{what}\npid {}\n", std::process::id());
-    file.write_all(text.as_bytes())?;
-    file.flush()
 }
 
 impl Target for FsTarget {
@@ -345,25 +244,7 @@ impl Target for FsTarget {
 
     fn put(&self, path: &str, data: &[u8]) -> Result<()> {
         let full = self.full(path)?;
-        let parent = full.parent().unwrap_or(&self.root).to_path_buf();
-        create_dir_all_durable(&parent).map_err(BackupError::io(parent.display()))?;
-        let tmp = self.temp_beside(&full);
-        let result = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(FILE_MODE)
-                .open(&tmp)?;
-            f.write_all(data)?;
-            f.sync_all()?;
-            drop(f);
-            fs::rename(&tmp, &full)?;
-            fsync_dir(&parent)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result.map_err(BackupError::io(full.display()))?;
+        self.write_durable(&full, data, |tmp, full| fs::rename(tmp, full))?;
         self.written.fetch_add(data.len() as u64, Ordering::Relaxed);
         Ok(())
     }
@@ -375,33 +256,17 @@ impl Target for FsTarget {
 
     fn put_new(&self, path: &str, data: &[u8]) -> Result<bool> {
         let full = self.full(path)?;
-        let parent = full.parent().unwrap_or(&self.root).to_path_buf();
-        create_dir_all_durable(&parent).map_err(BackupError::io(parent.display()))?;
-        let tmp = self.temp_beside(&full);
-        let result = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(FILE_MODE)
-                .open(&tmp)?;
-            f.write_all(data)?;
-            f.sync_all()?;
-            drop(f);
+        let created = self.write_durable(&full, data, |tmp, full| {
             // link(2), unlike rename(2), never replaces the name: the first
             // writer wins and every other one is told so.
-            let created = match fs::hard_link(&tmp, &full) {
+            let created = match fs::hard_link(tmp, full) {
                 Ok(()) => true,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
                 Err(e) => return Err(e),
             };
-            fs::remove_file(&tmp)?;
-            fsync_dir(&parent)?;
+            fs::remove_file(tmp)?;
             Ok(created)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        let created = result.map_err(BackupError::io(full.display()))?;
+        })?;
         if created {
             self.written.fetch_add(data.len() as u64, Ordering::Relaxed);
         }
@@ -469,7 +334,7 @@ impl Target for FsTarget {
             self.full(dir_rel)?
         };
         let mut out = Vec::new();
-        self.walk(&dir, dir_rel, &mut out)?;
+        files::walk(&dir, dir_rel, &mut out)?;
         out.retain(|o| o.path.starts_with(prefix));
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
@@ -575,6 +440,44 @@ impl Target for FsTarget {
         Ok(())
     }
 
+    fn remove_empty_dirs(&self, top: &str, removed: &[String]) -> Result<()> {
+        let top = self.full(top.trim_end_matches('/'))?;
+        let mut start: Vec<PathBuf> = Vec::new();
+        for r in removed {
+            if let Some(p) = self.full(r.trim_end_matches('/'))?.parent() {
+                start.push(p.to_path_buf());
+            }
+        }
+        // Deepest first: a directory is looked at after the ones below it.
+        start.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        start.dedup();
+        let mut emptied: std::collections::BTreeSet<PathBuf> = Default::default();
+        for mut dir in start {
+            while dir.starts_with(&top) && dir != top {
+                let parent = dir.parent().unwrap_or(&top).to_path_buf();
+                match fs::remove_dir(&dir) {
+                    Ok(()) => {
+                        emptied.remove(&dir);
+                        emptied.insert(parent.clone());
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    // Not empty (ENOTEMPTY, or EEXIST on some systems): it stays,
+                    // and so do the directories above it.
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {
+                        break;
+                    }
+                    Err(e) => return Err(BackupError::io(dir.display())(e)),
+                }
+                dir = parent;
+            }
+        }
+        // The removals are durable once the directories that held them are.
+        for dir in emptied.iter().rev() {
+            fsync_dir(dir).map_err(BackupError::io(dir.display()))?;
+        }
+        Ok(())
+    }
+
     fn session_remove(&self, label: &str, rel_prefix: &str) -> Result<()> {
         self.forget_made_dirs();
         remove_tree(&self.full(&format!("tmp/{label}/{rel_prefix}"))?)?;
@@ -592,7 +495,7 @@ impl Target for FsTarget {
         // Everything written into tmp/<label> (and the packs) becomes durable here.
         match self.sync_mode {
             mv_home::SyncMode::Syncfs => {
-                syncfs(&self.root).map_err(BackupError::io(self.root.display()))?
+                mv_home::syncfs(&self.root).map_err(BackupError::io(self.root.display()))?
             }
             mv_home::SyncMode::PerFile => fsync_tree(&dir)?,
         }
@@ -600,29 +503,13 @@ impl Target for FsTarget {
         // so no committed session names a piece that is not in place.
         let staged = dir.join(STAGED_PIECES);
         if staged.exists() {
-            let pieces = self.root.join("pieces");
-            create_dir_all_durable(&pieces).map_err(BackupError::io(pieces.display()))?;
-            let to = pieces.join(label);
-            if to.exists() {
-                return Err(BackupError::Invalid(format!(
-                    "pieces of session {label} already exist in {}",
-                    self.url()
-                )));
-            }
-            fs::rename(&staged, &to).map_err(BackupError::io(to.display()))?;
-            fsync_dir(&pieces).map_err(BackupError::io(pieces.display()))?;
+            self.move_committed(&staged, "pieces", label, || {
+                format!("pieces of session {label} already exist")
+            })?;
         }
-        let sessions = self.root.join("sessions");
-        create_dir_all_durable(&sessions).map_err(BackupError::io(sessions.display()))?;
-        let dest = sessions.join(label);
-        if dest.exists() {
-            return Err(BackupError::Invalid(format!(
-                "session {label} already exists in {}",
-                self.url()
-            )));
-        }
-        fs::rename(&dir, &dest).map_err(BackupError::io(dest.display()))?;
-        fsync_dir(&sessions).map_err(BackupError::io(sessions.display()))?;
+        self.move_committed(&dir, "sessions", label, || {
+            format!("session {label} already exists")
+        })?;
         let tmp = self.root.join("tmp");
         fsync_dir(&tmp).map_err(BackupError::io(tmp.display()))?;
         Ok(())
@@ -634,15 +521,14 @@ impl Target for FsTarget {
     }
 
     fn pending_sessions(&self) -> Result<Vec<String>> {
-        Ok(self
-            .dir_names(&self.root.join("tmp"))?
+        Ok(dir_names(&self.root.join("tmp"))?
             .into_iter()
             .filter(|n| crate::label::Label::parse(n).is_some())
             .collect())
     }
 
     fn session_names(&self) -> Result<Vec<String>> {
-        self.dir_names(&self.root.join("sessions"))
+        dir_names(&self.root.join("sessions"))
     }
 
     fn retire_session(&self, label: &str) -> Result<()> {
@@ -657,7 +543,7 @@ impl Target for FsTarget {
     fn purge_retired(&self) -> Result<Vec<String>> {
         let sessions = self.root.join("sessions");
         let mut out = Vec::new();
-        for name in self.dir_names(&sessions)? {
+        for name in dir_names(&sessions)? {
             if let Some(label) = name.strip_prefix(RETIRED_PREFIX) {
                 remove_tree(&sessions.join(&name))?;
                 out.push(label.to_string());
@@ -680,7 +566,7 @@ impl Target for FsTarget {
         // Temp names appear where objects are put: packs/ and the root. Committed
         // sessions are never written in place (tmp/<label> is renamed whole), so
         // their trees, which grow with every session, are not walked.
-        self.remove_temp_files(&self.root.join("packs"))?;
+        remove_temp_files(&self.root.join("packs"))?;
         for entry in fs::read_dir(&self.root).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') && name.contains(".tmp-") {
@@ -692,57 +578,11 @@ impl Target for FsTarget {
     }
 
     fn lock(&self, what: &str, wait: Duration) -> Result<TargetLock> {
-        let path = self.root.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(FILE_MODE)
-            .open(&path)
-            .map_err(BackupError::io(path.display()))?;
-        let deadline = Instant::now() + wait;
-        loop {
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(TryLockError::WouldBlock) => {
-                    if Instant::now() >= deadline {
-                        let mut holder = String::new();
-                        let _ = file.read_to_string(&mut holder);
-                        let holder = holder.lines().next().unwrap_or("").trim().to_string();
-                        return Err(BackupError::InProgress(if holder.is_empty() {
-                            "Another backup, restore or delete operation".into()
-                        } else {
-                            holder
-                        }));
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                Err(TryLockError::Error(e)) => return Err(BackupError::io(path.display())(e)),
-            }
-        }
-        write_holder(&mut file, what).map_err(BackupError::io(path.display()))?;
-        Ok(TargetLock::new(Box::new(LockFile(std::sync::Mutex::new(
-            file,
-        )))))
+        self.take_lock(what, wait)
     }
 
     fn lock_holder(&self) -> Result<Option<String>> {
-        let path = self.root.join(LOCK_FILE);
-        let mut file = match OpenOptions::new().read(true).open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(BackupError::io(path.display())(e)),
-        };
-        match file.try_lock_shared() {
-            Ok(()) => Ok(None),
-            Err(TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                Ok(Some(holder.lines().next().unwrap_or("").trim().to_string()))
-            }
-            Err(TryLockError::Error(e)) => Err(BackupError::io(path.display())(e)),
-        }
+        self.read_lock_holder()
     }
 
     fn scratch_dir(&self) -> Result<PathBuf> {
@@ -819,29 +659,5 @@ mod tests {
         );
         assert_eq!(t.purge_retired().unwrap(), vec![label.to_string()]);
         assert!(t.session_names().unwrap().is_empty());
-    }
-
-    #[test]
-    fn lock_waits_then_names_the_holder() {
-        let dir = tempfile::tempdir().unwrap();
-        let t = FsTarget::open(dir.path()).unwrap();
-        assert_eq!(t.lock_holder().unwrap(), None);
-        let held = t
-            .lock("Backup full-20140605.080023.296", Duration::ZERO)
-            .unwrap();
-        assert_eq!(
-            t.lock_holder().unwrap().as_deref(),
-            Some("Backup full-20140605.080023.296")
-        );
-        let e = t
-            .lock("Backup other", Duration::from_millis(300))
-            .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "Backup full-20140605.080023.296 is still in progress"
-        );
-        drop(held);
-        assert_eq!(t.lock_holder().unwrap(), None);
-        t.lock("x", Duration::ZERO).unwrap();
     }
 }

@@ -157,6 +157,14 @@ pub trait Target: Send + Sync {
         }
         Ok(())
     }
+    /// Removes the directories that held `removed` (objects or `delete_prefix`
+    /// prefixes just deleted) and are empty now, up to but not including `top`
+    /// (`pieces/`), each removal made durable in its parent. An object store has
+    /// no directories: nothing to do.
+    fn remove_empty_dirs(&self, top: &str, removed: &[String]) -> Result<()> {
+        let _ = (top, removed);
+        Ok(())
+    }
     /// Removes the files of an uncommitted session under `rel_prefix` (an account
     /// that failed), its pieces included.
     fn session_remove(&self, label: &str, rel_prefix: &str) -> Result<()>;

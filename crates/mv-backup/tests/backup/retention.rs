@@ -186,3 +186,168 @@ pub(super) fn delete_by_label_never_removes_the_latest_full_or_its_chain(fx: Fx)
     let v = verify(&fx, ReadData::All);
     assert!(v.ok(), "{:?}", v.problems);
 }
+
+/// Every piece a session names is in the target and every piece in the target
+/// is named by a session (after backups that completed, and after `-del`), no
+/// directory under `pieces/` is left empty, and the target verifies.
+fn check_pieces(fx: &Fx, step: &str) {
+    let t = fx.target();
+    let catalog = Catalog::load(t.as_ref()).unwrap();
+    let named: BTreeSet<String> = catalog
+        .sessions()
+        .flat_map(|s| {
+            s.files
+                .iter()
+                .filter(|f| f.from.is_some())
+                .map(|f| f.object_path(&s.label))
+        })
+        .collect();
+    let held: BTreeSet<String> = t
+        .list("pieces/")
+        .unwrap()
+        .into_iter()
+        .map(|o| o.path)
+        .collect();
+    let missing: Vec<&String> = named.difference(&held).collect();
+    assert!(missing.is_empty(), "{step}: named but gone: {missing:#?}");
+    let unnamed: Vec<&String> = held.difference(&named).collect();
+    assert!(unnamed.is_empty(), "{step}: left behind: {unnamed:#?}");
+    if !fx.is_s3() {
+        let top = fx.target_dir.join("pieces");
+        let mut stack = vec![top.clone()];
+        while let Some(d) = stack.pop() {
+            let children: Vec<_> = std::fs::read_dir(&d)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            assert!(
+                d == top || !children.is_empty(),
+                "{step}: empty directory {}",
+                d.display()
+            );
+            stack.extend(children.into_iter().filter(|c| c.is_dir()));
+        }
+    }
+    let v = verify(fx, ReadData::All);
+    assert!(v.ok(), "{step}: {:?}", v.problems);
+}
+
+/// Fulls over accounts that change at different times (so a full names pieces
+/// of several earlier ones), a changed directory entry and an incremental, then
+/// `-del` of the oldest fulls one at a time: what a kept session names stays,
+/// the rest goes with the directories it leaves empty, and every account still
+/// restores from its latest full.
+pub(super) fn delete_keeps_every_named_piece_and_no_empty_directory(fx: Fx) {
+    let accounts: Vec<mv_directory::Account> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|n| fx.account(&format!("{n}@d.test")))
+        .collect();
+    let [a, b, c, d] = [&accounts[0], &accounts[1], &accounts[2], &accounts[3]];
+    for (i, acct) in accounts.iter().enumerate() {
+        fx.deliver(&message(&format!("first-{i}"), 2000 + i), &[acct]);
+    }
+    let full = |step: &str| {
+        let r = fx.backup(SessionKind::Full);
+        assert!(r.ok(), "{step}: {:?}", r.sessions);
+        check_pieces(&fx, step);
+        r.labels()[0]
+    };
+    let f1 = full("first full");
+    fx.deliver(&message("a-2", 2100), &[a]);
+    let f2 = full("a changed");
+    fx.deliver(&message("b-2", 2200), &[b]);
+    // c's mailbox stays, its directory entry (and so the dump) changes.
+    fx.directory
+        .lock()
+        .unwrap()
+        .modify_account(
+            &c.email,
+            &[mv_directory::Modification::set("displayName", "C, renamed")],
+        )
+        .unwrap();
+    let f3 = full("b and c's entry changed");
+    fx.deliver(&message("d-2", 2300), &[d]);
+    let i1 = fx.backup(SessionKind::Incremental);
+    assert!(i1.ok(), "{:?}", i1.sessions);
+    check_pieces(&fx, "incremental");
+    fx.deliver(&message("a-3", 2400), &[a]);
+    let f4 = full("a changed again");
+    let catalog = Catalog::load(fx.target().as_ref()).unwrap();
+    let s4 = catalog.get(&f4).unwrap().session().unwrap();
+    let from = |acct: &mv_directory::Account, rel: &str| {
+        s4.file(&format!("{}/{rel}", account_dir(&acct.id)))
+            .unwrap()
+            .from
+    };
+    // The fourth full names pieces of every earlier full.
+    assert_eq!(from(a, "db/mailbox.sqlite"), Some(f4));
+    assert_eq!(from(b, "db/mailbox.sqlite"), Some(f3));
+    assert_eq!(from(c, "db/mailbox.sqlite"), Some(f1));
+    assert_eq!(from(c, "ldap.ldif"), Some(f3));
+    assert_eq!(from(d, "db/mailbox.sqlite"), Some(f4));
+    assert_eq!(s4.file("ldap/ldap.bak").unwrap().from, Some(f3));
+
+    let t = fx.target();
+    let del = |upto: Label| {
+        mv_backup::delete(
+            t.as_ref(),
+            &DeleteOptions {
+                spec: mv_backup::DeleteSpec::UpTo(upto),
+                dry_run: false,
+                lock_wait: Duration::from_secs(1),
+                live_accounts: None,
+                now: UtcMillis::now(),
+            },
+        )
+        .unwrap()
+    };
+    let r = del(f1);
+    assert_eq!(r.deleted, vec![f1.to_string()], "{r:?}");
+    // a's first pieces (db, blobs.lst, entry) went.
+    assert_eq!(r.gc.pieces_removed, 3, "{r:?}");
+    check_pieces(&fx, "-del of the first full");
+    let r = del(f2);
+    assert_eq!(r.deleted, vec![f2.to_string()], "{r:?}");
+    check_pieces(&fx, "-del of the second full");
+    // f3 goes; i1 (after it) stays, and with it nothing f3 wrote that f4 names.
+    let r = del(i1.labels()[0]);
+    assert_eq!(
+        r.deleted,
+        vec![f3.to_string(), i1.labels()[0].to_string()],
+        "{r:?}"
+    );
+    check_pieces(&fx, "-del of the third full and the incremental");
+    if !fx.is_s3() {
+        // Nothing of the second full is named any more: its directory is gone.
+        assert!(!fx.target_dir.join(format!("pieces/{f2}")).exists());
+        assert!(fx.target_dir.join(format!("pieces/{f1}")).exists());
+    }
+    for (i, acct) in accounts.iter().enumerate() {
+        let r = mv_backup::restore_account(
+            &fx.source(),
+            t.as_ref(),
+            &acct.email,
+            &mv_backup::RestoreOptions {
+                label: Some(f4),
+                new_account_prefix: Some(format!("r{i}_")),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let restored = fx.find_account(&r.restored_as);
+        let n = fx
+            .store
+            .mailbox(restored.mailbox_id)
+            .messages(2)
+            .unwrap()
+            .len();
+        let want = fx.store.mailbox(acct.mailbox_id).messages(2).unwrap().len();
+        assert_eq!(n, want, "{}", acct.email);
+    }
+    let (_, entries) = mv_backup::ldap::read_ldap(t.as_ref(), None).unwrap();
+    let renamed = entries
+        .iter()
+        .find(|e| e.values("mail").any(|m| m == c.email))
+        .unwrap();
+    assert!(renamed.values("displayName").any(|v| v == "C, renamed"));
+}

@@ -250,6 +250,13 @@ impl RunningMailvault {
         self.child.id()
     }
 
+    /// SIGKILL (a crash: no shutdown path runs), then waits for the process.
+    pub fn kill(mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
     /// SIGTERM, then waits (up to 120 s) for a clean exit.
     pub fn stop(mut self) -> anyhow::Result<()> {
         self.stop_mut()

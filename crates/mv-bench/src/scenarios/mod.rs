@@ -4,9 +4,11 @@ pub mod backup;
 pub mod imap;
 pub mod imap_stress;
 pub mod items;
+pub mod live;
 pub mod lmtp;
 pub mod redo;
 pub mod scale;
+pub mod scale_backup;
 
 use crate::scenario::Scenario;
 
@@ -20,6 +22,7 @@ pub fn registry() -> Vec<Box<dyn Scenario>> {
         Box::new(imap_stress::ImapStressScenario::default()),
         Box::new(scale::ScaleScenario::default()),
         Box::new(items::ItemsScenario::default()),
+        Box::new(live::LiveScenario::default()),
     ]
 }
 

@@ -7,10 +7,14 @@
 //! idle for a while, its resident memory and open files (summed over its
 //! process tree) taken; then LMTP deliveries to recipients drawn at random
 //! among all the accounts over 16 connections; then the server stopped and
-//! every acknowledged message checked to be stored exactly once.
+//! every acknowledged message checked to be stored exactly once. Then
+//! mailvault's home is backed up (`scenarios/scale_backup.rs`): a first full, an
+//! unchanged full, an incremental after 1% of the accounts changed, the restore
+//! of one account; the first full beside tar and restic of the same data.
 
 use crate::corpus::{Scale, fixed_message_id, fixed_size_message};
 use crate::lmtp_client::{self, Job};
+use crate::peers::archivers::{Archiver, Kind};
 use crate::peers::dovecot::Dovecot;
 use crate::peers::mailvault::Mailvault;
 use crate::peers::{LmtpTarget, RunningServer};
@@ -19,6 +23,7 @@ use crate::scenario::{
     Figure, Goal, Measurement, PeerFigure, PeerInfo, PeerResult, RunContext, Scenario,
     ScenarioReport,
 };
+use crate::scenarios::scale_backup::{self, BackupFigures};
 use crate::sysinfo::{human_bytes, process_tree};
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
@@ -86,6 +91,9 @@ pub struct ScaleScenario {
     pub params: Option<ScaleParams>,
     /// Overrides the peers (default: Dovecot, as found on this machine).
     pub peers: Option<Vec<Box<dyn LmtpTarget>>>,
+    /// Overrides the tools the backups are compared with (default: tar and
+    /// restic, as found on this machine).
+    pub archivers: Option<Vec<Archiver>>,
 }
 
 /// What batch `zmprov` cost.
@@ -202,6 +210,8 @@ fn job(seed: u64, index: u64, to: &str, size: usize) -> Job {
 
 /// Index of the first random delivery (after one per account).
 const RANDOM_BASE: u64 = 1 << 40;
+/// Index of the first message to the accounts changed before the incremental.
+const CHANGE_BASE: u64 = 1 << 41;
 
 /// One message to each account, idle figures, random deliveries, then stops
 /// the server and checks every acknowledged message.
@@ -275,12 +285,14 @@ pub fn exercise(
     })
 }
 
-/// mailvault's part: provisioning through batch `zmprov`, then the server.
+/// mailvault's part: provisioning through batch `zmprov`, then the server,
+/// then the backups of what it stored.
 pub fn run_mailvault(
     ctx: &RunContext,
     accounts: &[String],
     p: &ScaleParams,
-) -> anyhow::Result<(Provisioning, ServerFigures)> {
+    archivers: &[Archiver],
+) -> anyhow::Result<(Provisioning, ServerFigures, BackupFigures)> {
     let dir = tempfile::Builder::new()
         .prefix("scale-mailvault-")
         .tempdir_in(&ctx.bench_dir)?;
@@ -313,10 +325,19 @@ pub fn run_mailvault(
     }
     let server = mv.serve(&home, dir.path())?;
     let figures = exercise(ctx, Box::new(server), accounts, p, "mailvault")?;
+    let backups = scale_backup::run_backups(
+        ctx,
+        &mv,
+        &home,
+        dir.path(),
+        accounts,
+        archivers,
+        &|i, to| job(ctx.seed, CHANGE_BASE + i as u64, to, p.message_size),
+    )?;
     if ctx.keep_work {
         let _ = dir.keep();
     }
-    Ok((prov, figures))
+    Ok((prov, figures, backups))
 }
 
 fn mb(bytes: u64) -> f64 {
@@ -340,15 +361,23 @@ impl Scenario for ScaleScenario {
         let accounts: Vec<String> = (0..p.accounts).map(account).collect();
         let default_peers: Vec<Box<dyn LmtpTarget>> = vec![Box::new(Dovecot::detect())];
         let peers = self.peers.as_ref().unwrap_or(&default_peers);
-        let peer_info: Vec<PeerInfo> = peers
+        let archivers = self
+            .archivers
+            .clone()
+            .unwrap_or_else(|| vec![Archiver::detect(Kind::Tar), Archiver::detect(Kind::Restic)]);
+        let mut peer_info: Vec<PeerInfo> = peers
             .iter()
             .map(|t| PeerInfo {
                 name: t.name().into(),
                 availability: t.availability(),
             })
             .collect();
+        peer_info.extend(archivers.iter().map(|a| PeerInfo {
+            name: a.name().into(),
+            availability: a.availability(),
+        }));
 
-        let (prov, mv) = run_mailvault(ctx, &accounts, &p)?;
+        let (prov, mv, backups) = run_mailvault(ctx, &accounts, &p, &archivers)?;
         let mut peer_figures: Vec<Result<ServerFigures, String>> = Vec::new();
         for (peer, info) in peers.iter().zip(&peer_info) {
             if let Some(why) = info.availability.reason() {
@@ -484,6 +513,8 @@ impl Scenario for ScaleScenario {
             dovecot_missing(),
         )));
 
+        figures.extend(scale_backup::figures(&backups, p.accounts, &scaled));
+
         Ok(ScenarioReport {
             name: "scale".into(),
             title: "Many accounts".into(),
@@ -496,7 +527,13 @@ impl Scenario for ScaleScenario {
                  memory (VmRSS) and open descriptors summed over the server's process tree; \
                  then {} messages to recipients drawn at random among all accounts over {} \
                  connections; then the server is stopped and every acknowledged message is \
-                 checked to be stored exactly once. One run per figure.",
+                 checked to be stored exactly once. Then, the server stopped, mailvault's \
+                 home is backed up (`backup -f -a all -sync --zipStore` into a fresh target; \
+                 the same again with nothing changed; one message to every hundredth \
+                 account, then `backup -i`), each timed with the target's growth in bytes \
+                 and in files and directories; one account is restored from it \
+                 (`restore -a ADDR -ca -pre r_`, its redo replayed); tar and restic back up \
+                 the same data (the home's db, index and store). One run per figure.",
                 p.accounts,
                 p.message_size / 1024,
                 p.idle.as_secs(),

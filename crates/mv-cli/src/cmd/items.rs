@@ -8,7 +8,7 @@ use mv_backup::items::ExportReport;
 use mv_backup::items::{ItemRestoreReport, RestoredItem};
 use mv_home::Home;
 use mv_server::items::{
-    BackupExportRequest, BackupSearchReport, BackupSearchRequest, ItemRestoreRequest,
+    BackupExportRequest, BackupPoint, BackupSearchReport, BackupSearchRequest, ItemRestoreRequest,
 };
 use mv_server::{Reply, Request, Response};
 use mv_types::UtcMillis;
@@ -90,9 +90,11 @@ pub fn export(home: &Home, args: ExportArgs) -> anyhow::Result<ExitCode> {
         account: args.account.clone(),
         query: (!args.query.is_empty()).then(|| args.query.join(" ")),
         folder: args.folder.clone(),
-        target: args.target.clone(),
-        to_time: args.to_time.clone(),
-        label: args.label.clone(),
+        backups: BackupPoint {
+            target: args.target.clone(),
+            to_time: args.to_time.clone(),
+            label: args.label.clone(),
+        },
         // From the name as given: making it absolute drops a trailing `/`.
         format: args.format.clone().or_else(|| {
             mv_backup::items::ExportFormat::from_path(&args.output.to_string_lossy())
@@ -188,11 +190,13 @@ pub fn search(home: &Home, args: SearchArgs) -> anyhow::Result<ExitCode> {
     let req = BackupSearchRequest {
         account: args.account.clone(),
         query: args.query.join(" "),
-        target: args.target.clone(),
         from: args.from.clone(),
         to: args.to.clone(),
-        to_time: args.to_time.clone(),
-        label: args.label.clone(),
+        backups: BackupPoint {
+            target: args.target.clone(),
+            to_time: args.to_time.clone(),
+            label: args.label.clone(),
+        },
     };
     let usage = mv_server::items::search_options(&req).map(|_| ());
     let report: BackupSearchReport = match run_checked(
@@ -295,9 +299,11 @@ pub fn restore_items(home: &Home, args: ItemArgs) -> anyhow::Result<ExitCode> {
         account: account.clone(),
         items: args.items,
         folder: args.folder,
-        target: args.target.clone(),
-        to_time: args.to_time.first().cloned(),
-        label: args.label,
+        backups: BackupPoint {
+            target: args.target.clone(),
+            to_time: args.to_time.first().cloned(),
+            label: args.label,
+        },
         into: args.into,
         dry_run: args.dry_run,
     };

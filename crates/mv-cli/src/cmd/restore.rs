@@ -514,13 +514,15 @@ impl RestoreLdapArgs {
     }
 }
 
-/// The directory entries of `-o DIR` (a directory holding ldap.bak), or of a
-/// session of `target`; with the name to show for them.
+/// The directory entries of `-o DIR` (a directory holding ldap.bak), of
+/// session `-lb`, or else the newest of the target (a session's, or the one
+/// continuous shipping put after it); with the name to show for them and the
+/// session whose identity files go with them.
 fn ldap_source(
     args: &RestoreLdapArgs,
     target: &dyn mv_backup::target::Target,
     label: Option<mv_backup::Label>,
-) -> anyhow::Result<(String, Vec<mv_directory::Entry>)> {
+) -> anyhow::Result<(String, Option<String>, Vec<mv_directory::Entry>)> {
     match &args.from_dir {
         Some(dir) => {
             let path = if dir.join("ldap.bak").is_file() {
@@ -532,9 +534,18 @@ fn ldap_source(
                 .with_context(|| format!("reading {} (-o DIR holds ldap.bak)", path.display()))?;
             let shown = path.display().to_string();
             let entries = mv_backup::ldap::parse_ldap(&shown, &bytes)?;
-            Ok((shown, entries))
+            Ok((shown, None, entries))
         }
-        None => Ok(mv_backup::ldap::read_ldap(target, label)?),
+        None => match label {
+            Some(l) => {
+                let (label, entries) = mv_backup::ldap::read_ldap(target, Some(l))?;
+                Ok((label.clone(), Some(label), entries))
+            }
+            None => {
+                let l = mv_backup::ldap::read_latest(target)?;
+                Ok((l.source, l.session, l.entries))
+            }
+        },
     }
 }
 
@@ -555,7 +566,7 @@ fn list_ldap(
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let (_, entries) = ldap_source(args, target, label)?;
+    let (_, _, entries) = ldap_source(args, target, label)?;
     let accounts = mv_backup::ldap::ldap_accounts(&entries);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&accounts)?);
@@ -647,7 +658,7 @@ pub fn restore_ldap(home: &Home, args: RestoreLdapArgs) -> anyhow::Result<ExitCo
         if args.listing() {
             return list_ldap(&args, target.as_ref(), label);
         }
-        let (source, entries) = ldap_source(&args, target.as_ref(), label)?;
+        let (source, session, entries) = ldap_source(&args, target.as_ref(), label)?;
         let summary = service.restore_directory(&entries, &args.accounts)?;
         // A rebuilt server: its identity, and its backups go on into the target it
         // was rebuilt from.
@@ -669,11 +680,12 @@ pub fn restore_ldap(home: &Home, args: RestoreLdapArgs) -> anyhow::Result<ExitCo
             }
         }
         drop(service);
-        let identity = if rebuilt && !args.skip_conf {
-            let label: mv_backup::Label = source.parse()?;
-            Some(mv_backup::identity::restore(target.as_ref(), &label, home)?)
-        } else {
-            None
+        let identity = match &session {
+            Some(session) if rebuilt && !args.skip_conf => {
+                let label: mv_backup::Label = session.parse()?;
+                Some(mv_backup::identity::restore(target.as_ref(), &label, home)?)
+            }
+            _ => None,
         };
         if args.json {
             let out = LdapRestoreOutput {
@@ -687,8 +699,9 @@ pub fn restore_ldap(home: &Home, args: RestoreLdapArgs) -> anyhow::Result<ExitCo
             println!("Restored the directory from {source}: {summary}");
             if let Some(i) = &identity {
                 println!(
-                    "Restored from {source}: {} (the files replaced are kept as \
+                    "Restored from {}: {} (the files replaced are kept as \
                      *.before-restore; --skipConf leaves conf/ alone)",
+                    session.as_deref().unwrap_or(&source),
                     i.restored.join(", ")
                 );
             }

@@ -21,6 +21,16 @@ pub struct Out {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Out {
+    fn from(out: std::process::Output) -> Out {
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl Env {
     pub fn new() -> Env {
         let dir = tempfile::tempdir().unwrap();
@@ -49,17 +59,13 @@ impl Env {
     }
 
     pub fn run(&self, program: &Path, args: &[&str]) -> Out {
-        let out = Command::new(program)
+        Command::new(program)
             .env("MAILVAULT_HOME", &self.home)
             .env("TZ", "UTC")
             .args(args)
             .output()
-            .unwrap();
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+            .unwrap()
+            .into()
     }
 
     pub fn zm(&self, tool: &str, args: &[&str]) -> Out {
@@ -135,8 +141,6 @@ impl Drop for Tmpfs {
     }
 }
 
-/// `mailvault --home HOME serve`, returned once it says it is ready; its
-/// stdout keeps being drained so the server never blocks on a full pipe.
 /// A server process, killed and reaped when dropped: a failing test leaves
 /// nothing running.
 pub struct Server(pub std::process::Child);
@@ -148,6 +152,26 @@ impl Drop for Server {
     }
 }
 
+impl Server {
+    /// [`spawn_server`] in `home`, its stderr to `stderr`.
+    pub fn start(home: &Path, stderr: std::process::Stdio) -> Server {
+        Server(spawn_server(home, stderr))
+    }
+
+    /// SIGTERM, then the exit status, which must be a clean 0.
+    pub fn stop(mut self) {
+        // SAFETY: kill has no memory effects; the pid is our unreaped child's.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let status = self.0.wait().unwrap();
+        assert!(
+            status.success(),
+            "SIGTERM must give a clean exit 0, got {status}"
+        );
+    }
+}
+
+/// `mailvault --home HOME serve`, returned once it says it is ready; its
+/// stdout keeps being drained so the server never blocks on a full pipe.
 pub fn spawn_server(home: &Path, stderr: std::process::Stdio) -> std::process::Child {
     use std::io::BufRead;
     let mut child = Command::new(BIN)
@@ -207,7 +231,7 @@ pub fn assert_traced(stored: &[u8], sent: &[u8], from: &str, delivered_to: &str,
 }
 
 /// A minimal LMTP client: one command at a time, its reply lines. Each test
-/// file adds the transactions it needs (`impl common::Lmtp` in that file).
+/// file adds the transactions only it needs (`impl common::Lmtp` in that file).
 pub struct Lmtp {
     r: std::io::BufReader<std::net::TcpStream>,
     w: std::net::TcpStream,
@@ -246,5 +270,84 @@ impl Lmtp {
     pub fn send(&mut self, s: &str) {
         use std::io::Write;
         self.w.write_all(s.as_bytes()).unwrap();
+    }
+}
+
+impl Lmtp {
+    /// One message to one recipient from sender@remote.test; true once it is
+    /// acknowledged (250).
+    pub fn deliver_to(&mut self, rcpt: &str, body: &str) -> bool {
+        self.send("MAIL FROM:<sender@remote.test>\r\n");
+        assert!(self.reply().starts_with("250"));
+        self.send(&format!("RCPT TO:<{rcpt}>\r\n"));
+        assert!(self.reply().starts_with("250"));
+        self.send("DATA\r\n");
+        assert!(self.reply().starts_with("354"));
+        self.send(body);
+        self.send(".\r\n");
+        self.reply().starts_with("250")
+    }
+}
+
+/// Message `i` to `rcpt` from sender@remote.test: subject `m<i>` (three digits),
+/// Message-ID `<m<i>@remote.test>`, and 40 lines naming `what` (the test).
+pub fn numbered_message(rcpt: &str, i: usize, what: &str) -> String {
+    let mut m = format!(
+        "From: sender@remote.test\r\nTo: {rcpt}\r\nMessage-ID: <m{i}@remote.test>\r\nSubject: m{i:03}\r\n\r\n"
+    );
+    for l in 0..40 {
+        m.push_str(&format!("message {i} line {l} of the {what}\r\n"));
+    }
+    m
+}
+
+/// A minimal IMAP client for tests that watch a running server: commands are
+/// written as given (tags included), replies read up to their tagged line.
+pub struct Imap {
+    r: std::io::BufReader<std::net::TcpStream>,
+    w: std::net::TcpStream,
+}
+
+impl Imap {
+    /// Connected to 127.0.0.1:`port`, greeted, logged in (`a1 LOGIN`, asserted OK).
+    pub fn login(port: u16, user: &str, password: &str) -> Imap {
+        use std::io::BufRead;
+        let w = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        w.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut c = Imap {
+            r: std::io::BufReader::new(w.try_clone().unwrap()),
+            w,
+        };
+        let mut greeting = String::new();
+        c.r.read_line(&mut greeting).unwrap();
+        c.send(format!("a1 LOGIN {user} {password}\r\n").as_bytes());
+        let login = c.until("a1 ");
+        assert!(login.last().unwrap().starts_with("a1 OK"), "{login:?}");
+        c
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.w.write_all(bytes).unwrap();
+    }
+
+    /// The lines up to and including the first that starts with `tag`, line
+    /// ends trimmed.
+    pub fn until(&mut self, tag: &str) -> Vec<String> {
+        use std::io::BufRead;
+        let mut out = Vec::new();
+        loop {
+            let mut l = String::new();
+            assert!(
+                self.r.read_line(&mut l).unwrap() > 0,
+                "connection closed: {out:?}"
+            );
+            let done = l.starts_with(tag);
+            out.push(l.trim_end().to_string());
+            if done {
+                return out;
+            }
+        }
     }
 }

@@ -76,6 +76,25 @@ fn message_kind() -> String {
 }
 
 /// A contact's or appointment's digest: of its stored text.
+/// A hit of `kind` whose details the newest point that holds it fills in.
+fn unfilled_hit(email: &str, kind: String, item_id: u32, digest: String) -> BackupHit {
+    BackupHit {
+        email: email.to_string(),
+        kind,
+        labels: Vec::new(),
+        folder: String::new(),
+        date_ms: 0,
+        from: String::new(),
+        subject: String::new(),
+        size: 0,
+        item_id,
+        digest,
+        message_id: String::new(),
+        flags: 0,
+        present: None,
+    }
+}
+
 fn pim_digest(i: &Item) -> String {
     Digest::of(i.content.as_deref().unwrap_or("").as_bytes()).to_string()
 }
@@ -414,21 +433,7 @@ pub fn search_account(
                 let digest = i.digest.clone().unwrap_or_default();
                 let hit = hits
                     .entry((digest.clone(), i.id))
-                    .or_insert_with(|| BackupHit {
-                        email: email.to_string(),
-                        kind: message_kind(),
-                        labels: Vec::new(),
-                        folder: String::new(),
-                        date_ms: 0,
-                        from: String::new(),
-                        subject: String::new(),
-                        size: 0,
-                        item_id: i.id,
-                        digest,
-                        message_id: String::new(),
-                        flags: 0,
-                        present: None,
-                    });
+                    .or_insert_with(|| unfilled_hit(email, message_kind(), i.id, digest));
                 hit.labels.push(name.to_string());
                 // The newest point describes it.
                 hit.folder = folders.get(&i.folder_id).cloned().unwrap_or_default();
@@ -441,23 +446,9 @@ pub fn search_account(
             }
             for i in matching_pim(source, pm, &terms)? {
                 let digest = pim_digest(&i);
-                let hit = hits
-                    .entry((digest.clone(), i.id))
-                    .or_insert_with(|| BackupHit {
-                        email: email.to_string(),
-                        kind: i.kind.name().to_string(),
-                        labels: Vec::new(),
-                        folder: String::new(),
-                        date_ms: 0,
-                        from: String::new(),
-                        subject: String::new(),
-                        size: 0,
-                        item_id: i.id,
-                        digest,
-                        message_id: String::new(),
-                        flags: 0,
-                        present: None,
-                    });
+                let hit = hits.entry((digest.clone(), i.id)).or_insert_with(|| {
+                    unfilled_hit(email, i.kind.name().to_string(), i.id, digest)
+                });
                 hit.labels.push(name.to_string());
                 hit.folder = folders.get(&i.folder_id).cloned().unwrap_or_default();
                 hit.date_ms = i.date_ms;

@@ -355,10 +355,29 @@ fn live_mailbox(source: &Source, zimbra_id: &str) -> Result<Option<MailboxId>> {
     Ok(live.then_some(account.mailbox_id))
 }
 
-/// Builds each point in turn, hands the rebuilt mailbox to `each`, and throws it
-/// away again (also when `each` fails). A point that cannot be built is noted
-/// when there are several (another session may still hold the items), an error
-/// when it is the only one.
+/// The order [`for_each_point`] reads `points` (given oldest first) in: the
+/// chains of fulls newest first (a full's point and the incrementals after it),
+/// each from its full forward, so that one rebuilt mailbox goes from one point
+/// of a chain to the next by replaying only that session's records
+/// ([`RestoreRun::advance_point`]) and the first answers come from the newest
+/// full's snapshot, which needs no replay.
+fn build_order(points: &[(String, RestoreOptions)]) -> Vec<usize> {
+    let mut chains: Vec<Vec<usize>> = Vec::new();
+    for (k, (_, opts)) in points.iter().enumerate() {
+        match chains.last_mut() {
+            Some(c) if !opts.full_only => c.push(k),
+            _ => chains.push(vec![k]),
+        }
+    }
+    chains.into_iter().rev().flatten().collect()
+}
+
+/// Builds each point (given oldest first, read in [`build_order`]), hands the
+/// rebuilt mailbox to `each` with the point's name, and throws it away again
+/// (also when `each` fails); a mailbox is carried forward to the next point of
+/// its chain rather than rebuilt. A point that cannot be built is noted when
+/// there are several (another session may still hold the items), an error when
+/// it is the only one.
 fn for_each_point(
     run: &mut RestoreRun,
     source: &Source,
@@ -369,8 +388,10 @@ fn for_each_point(
     each: &mut dyn FnMut(&mut RestoreRun, &str, &PointMailbox) -> Result<()>,
 ) -> Result<usize> {
     let mut read = 0;
-    for (name, opts) in points {
-        let pm = match run.build_point(source, target, email, opts) {
+    let mut current: Option<PointMailbox> = None;
+    for k in build_order(points) {
+        let (name, opts) = &points[k];
+        let pm = match run.advance_point(source, target, email, opts, current.take()) {
             Ok(pm) => pm,
             Err(e) if points.len() > 1 => {
                 notes.push(format!("{name}: not read: {e}"));
@@ -378,10 +399,15 @@ fn for_each_point(
             }
             Err(e) => return Err(e),
         };
-        let r = each(run, name, &pm);
-        pm.discard(source);
-        r?;
+        if let Err(e) = each(run, name, &pm) {
+            pm.discard(source);
+            return Err(e);
+        }
+        current = Some(pm);
         read += 1;
+    }
+    if let Some(pm) = current {
+        pm.discard(source);
     }
     Ok(read)
 }
@@ -410,16 +436,69 @@ pub fn search_account(
     query: &str,
     opts: &SearchOptions,
 ) -> Result<AccountSearch> {
+    search_account_streamed(run, source, target, email, query, opts, &mut |_| {})
+}
+
+/// A hit found so far: where it was seen (points by age, oldest 0) and which
+/// point's details it holds.
+struct Found {
+    hit: BackupHit,
+    seen: Vec<usize>,
+    described_by: usize,
+}
+
+impl Found {
+    /// Seen at point `rank`: the newest point describes it.
+    fn seen_at(&mut self, rank: usize, describe: impl FnOnce(&mut BackupHit)) {
+        self.seen.push(rank);
+        if rank >= self.described_by {
+            self.described_by = rank;
+            describe(&mut self.hit);
+        }
+    }
+}
+
+/// [`search_account`], handing each hit to `on_hit` as soon as it is first
+/// found (described by the point it was found at, its labels that point's),
+/// before the search goes on: the points are read in [`build_order`], so the
+/// newest full's answers come first. The result holds every hit merged, as
+/// [`search_account`] returns it.
+pub fn search_account_streamed(
+    run: &mut RestoreRun,
+    source: &Source,
+    target: &dyn Target,
+    email: &str,
+    query: &str,
+    opts: &SearchOptions,
+    on_hit: &mut dyn FnMut(&BackupHit),
+) -> Result<AccountSearch> {
     let terms = mv_store::search::parse(query).map_err(|e| BackupError::Invalid(e.to_string()))?;
     let zid = zimbra_id(run, source, target, email)?;
     let points = points_for(run, target, &zid, &opts.point, opts.from, opts.to)?;
+    let rank: HashMap<&str, usize> = points
+        .iter()
+        .enumerate()
+        .map(|(k, (n, _))| (n.as_str(), k))
+        .collect();
     let mut out = AccountSearch {
         email: email.to_string(),
         ..Default::default()
     };
-    let mut hits: BTreeMap<(String, u32), BackupHit> = BTreeMap::new();
+    let mut hits: BTreeMap<(String, u32), Found> = BTreeMap::new();
     let mut narrowed = narrow::Narrowed::new(&terms);
     let mut index_notes = Vec::new();
+    // What the live mailbox holds now (read at the first hit): message digests,
+    // and the digests of its contacts' and appointments' text, each with its kind.
+    let mut live: Option<Option<HashSet<(String, String)>>> = None;
+    let mut present = |kind: &str, digest: &str| -> Result<Option<bool>> {
+        if live.is_none() {
+            live = Some(live_items(source, &zid)?);
+        }
+        Ok(live
+            .as_ref()
+            .and_then(Option::as_ref)
+            .map(|l| l.contains(&(kind.to_string(), digest.to_string()))))
+    };
     out.points = for_each_point(
         run,
         source,
@@ -428,67 +507,95 @@ pub fn search_account(
         &points,
         &mut out.notes,
         &mut |run, name, pm| {
+            let r = rank.get(name).copied().unwrap_or(0);
             let folders = folder_paths(source, pm.mailbox)?;
+            let mut new = Vec::new();
             for i in narrowed.matching(run, source, target, pm, &mut index_notes)? {
                 let digest = i.digest.clone().unwrap_or_default();
-                let hit = hits
-                    .entry((digest.clone(), i.id))
-                    .or_insert_with(|| unfilled_hit(email, message_kind(), i.id, digest));
-                hit.labels.push(name.to_string());
-                // The newest point describes it.
-                hit.folder = folders.get(&i.folder_id).cloned().unwrap_or_default();
-                hit.date_ms = mv_store::search::effective_date(&i);
-                hit.from = i.sender.clone();
-                hit.subject = i.subject.clone();
-                hit.size = i.size;
-                hit.message_id = i.message_id.clone();
-                hit.flags = i.flags;
+                let key = (digest.clone(), i.id);
+                let found = hits.entry(key.clone()).or_insert_with(|| {
+                    new.push(key);
+                    Found {
+                        hit: unfilled_hit(email, message_kind(), i.id, digest),
+                        seen: Vec::new(),
+                        described_by: 0,
+                    }
+                });
+                found.seen_at(r, |hit| {
+                    hit.folder = folders.get(&i.folder_id).cloned().unwrap_or_default();
+                    hit.date_ms = mv_store::search::effective_date(&i);
+                    hit.from = i.sender.clone();
+                    hit.subject = i.subject.clone();
+                    hit.size = i.size;
+                    hit.message_id = i.message_id.clone();
+                    hit.flags = i.flags;
+                });
             }
             for i in matching_pim(source, pm, &terms)? {
                 let digest = pim_digest(&i);
-                let hit = hits.entry((digest.clone(), i.id)).or_insert_with(|| {
-                    unfilled_hit(email, i.kind.name().to_string(), i.id, digest)
+                let key = (digest.clone(), i.id);
+                let found = hits.entry(key.clone()).or_insert_with(|| {
+                    new.push(key);
+                    Found {
+                        hit: unfilled_hit(email, i.kind.name().to_string(), i.id, digest),
+                        seen: Vec::new(),
+                        described_by: 0,
+                    }
                 });
-                hit.labels.push(name.to_string());
-                hit.folder = folders.get(&i.folder_id).cloned().unwrap_or_default();
-                hit.date_ms = i.date_ms;
-                hit.subject = i.subject.clone();
-                hit.size = i.content.as_ref().map_or(0, |c| c.len() as u64);
-                hit.message_id = i.cal_uid.clone().unwrap_or_default();
+                found.seen_at(r, |hit| {
+                    hit.folder = folders.get(&i.folder_id).cloned().unwrap_or_default();
+                    hit.date_ms = i.date_ms;
+                    hit.subject = i.subject.clone();
+                    hit.size = i.content.as_ref().map_or(0, |c| c.len() as u64);
+                    hit.message_id = i.cal_uid.clone().unwrap_or_default();
+                });
+            }
+            for key in new {
+                let found = hits.get_mut(&key).expect("inserted above");
+                found.hit.present = present(&found.hit.kind, &found.hit.digest)?;
+                let mut first = found.hit.clone();
+                first.labels = vec![name.to_string()];
+                on_hit(&first);
             }
             Ok(())
         },
     )?;
     out.notes.append(&mut index_notes);
-    // What the live mailbox holds now: message digests, and the digests of its
-    // contacts' and appointments' text, each with its kind.
-    let live: Option<HashSet<(String, String)>> = match live_mailbox(source, &zid)? {
-        Some(id) => Some(
-            source
-                .store
-                .mailbox(id)
-                .items(None, None)?
-                .into_iter()
-                .filter_map(|i| match i.kind {
-                    mv_store::ItemKind::Message => i.digest.map(|d| (message_kind(), d)),
-                    mv_store::ItemKind::Contact | mv_store::ItemKind::Appointment => {
-                        Some((i.kind.name().to_string(), pim_digest(&i)))
-                    }
-                    _ => None,
-                })
-                .collect(),
-        ),
-        None => None,
-    };
-    out.hits = hits.into_values().collect();
-    for h in &mut out.hits {
-        h.present = live
-            .as_ref()
-            .map(|l| l.contains(&(h.kind.clone(), h.digest.clone())));
-    }
+    out.hits = hits
+        .into_values()
+        .map(|mut f| {
+            f.seen.sort_unstable();
+            f.seen.dedup();
+            f.hit.labels = f.seen.iter().map(|&k| points[k].0.clone()).collect();
+            f.hit
+        })
+        .collect();
     out.hits
         .sort_by(|a, b| b.date_ms.cmp(&a.date_ms).then(b.item_id.cmp(&a.item_id)));
     Ok(out)
+}
+
+/// What the account's live mailbox holds now, as (kind, digest): None when it
+/// has no live mailbox.
+fn live_items(source: &Source, zimbra_id: &str) -> Result<Option<HashSet<(String, String)>>> {
+    let Some(id) = live_mailbox(source, zimbra_id)? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        source
+            .store
+            .mailbox(id)
+            .items(None, None)?
+            .into_iter()
+            .filter_map(|i| match i.kind {
+                mv_store::ItemKind::Message => i.digest.map(|d| (message_kind(), d)),
+                mv_store::ItemKind::Contact | mv_store::ItemKind::Appointment => {
+                    Some((i.kind.name().to_string(), pim_digest(&i)))
+                }
+                _ => None,
+            })
+            .collect(),
+    ))
 }
 
 /// A message chosen from a backup, with what restoring it needs.
@@ -545,9 +652,15 @@ pub fn restore_items(
         dry_run: opts.dry_run,
         ..Default::default()
     };
-    // Newest point first: each item is taken in its newest version.
+    // Each item is taken in its newest version: the newest point (by rank,
+    // oldest 0) that holds it describes it; its content is the same at each.
     let mut chosen: BTreeMap<(String, u32), Chosen> = BTreeMap::new();
-    let newest_first: Vec<_> = points.into_iter().rev().collect();
+    let mut chosen_at: HashMap<(String, u32), usize> = HashMap::new();
+    let rank: HashMap<String, usize> = points
+        .iter()
+        .enumerate()
+        .map(|(k, (n, _))| (n.clone(), k))
+        .collect();
     let mut narrowed = narrow::Narrowed::new(&terms);
     let mut index_notes = Vec::new();
     for_each_point(
@@ -555,9 +668,10 @@ pub fn restore_items(
         source,
         target,
         email,
-        &newest_first,
+        &points,
         &mut report.notes,
         &mut |run, name, pm| {
+            let r = rank.get(name).copied().unwrap_or(0);
             let folders = folder_paths(source, pm.mailbox)?;
             let tags: HashMap<u32, (String, u32)> = source
                 .store
@@ -568,10 +682,14 @@ pub fn restore_items(
                 .collect();
             for i in narrowed.matching(run, source, target, pm, &mut index_notes)? {
                 let key = (i.digest.clone().unwrap_or_default(), i.id);
-                if chosen.contains_key(&key) {
+                if chosen_at.get(&key).is_some_and(|&k| k > r) {
                     continue;
                 }
-                let body = body(run, source, target, pm.mailbox, &i)?;
+                chosen_at.insert(key.clone(), r);
+                let body = match chosen.remove(&key) {
+                    Some(older) => older.body,
+                    None => body(run, source, target, pm.mailbox, &i)?,
+                };
                 chosen.insert(
                     key,
                     Chosen {

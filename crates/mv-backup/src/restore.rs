@@ -313,6 +313,9 @@ struct Built {
     written: Vec<PathBuf>,
     /// Content bytes written (what its sync has to write out).
     bytes: u64,
+    /// A scratch build's replayed records ([`point::replayed`]): a later
+    /// point of the same full goes on from them.
+    replayed: Vec<point::Replayed>,
 }
 
 impl Built {

@@ -6,7 +6,7 @@
 use crate::restore::RestoreFailure;
 use crate::{Service, ServiceError};
 use mv_backup::items::{
-    AccountSearch, ExportFormat, ExportOptions, ExportReport, ItemRestoreOptions,
+    AccountSearch, BackupHit, ExportFormat, ExportOptions, ExportReport, ItemRestoreOptions,
     ItemRestoreReport, SearchOptions, Selection,
 };
 use mv_backup::{Label, RestoreOptions};
@@ -244,6 +244,18 @@ impl Service {
         r: &BackupSearchRequest,
         watch: &dyn Fn(u64, u64, Option<String>) -> bool,
     ) -> Result<BackupSearchReport, ServiceError> {
+        self.backup_search_streamed(r, watch, &mut |_| {})
+    }
+
+    /// [`Service::backup_search_watched`], handing each hit to `on_hit` as soon
+    /// as it is first found (`mv_backup::items::search_account_streamed`); the
+    /// report still holds every hit, merged.
+    pub fn backup_search_streamed(
+        &self,
+        r: &BackupSearchRequest,
+        watch: &dyn Fn(u64, u64, Option<String>) -> bool,
+        on_hit: &mut dyn FnMut(&BackupHit),
+    ) -> Result<BackupSearchReport, ServiceError> {
         let opts = search_options(r)?;
         let target = crate::backup::existing_target_for(self, r.backups.target.as_deref())?;
         let src = self.backup_source();
@@ -265,13 +277,14 @@ impl Service {
             if !watch(n as u64, total, Some(format!("searching {email}"))) {
                 break;
             }
-            match mv_backup::items::search_account(
+            match mv_backup::items::search_account_streamed(
                 &mut run,
                 &src,
                 target.as_ref(),
                 email,
                 &r.query,
                 &opts,
+                on_hit,
             ) {
                 Ok(a) => report.accounts.push(a),
                 // One account named: its error is the answer.

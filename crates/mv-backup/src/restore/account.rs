@@ -157,6 +157,11 @@ pub(super) fn build_with_catalog(
     report.restored_as = dest.account().email.clone();
     report.mailbox_id = to.0;
     let mut written: Vec<PathBuf> = Vec::new();
+    let replayed = if scratch {
+        super::point::replayed(&records)
+    } else {
+        Vec::new()
+    };
     let result = build_mailbox(
         run,
         source,
@@ -177,6 +182,7 @@ pub(super) fn build_with_catalog(
         report,
         written,
         bytes: 0,
+        replayed,
     };
     match result {
         Ok(bytes) => Ok(Built { bytes, ..built }),

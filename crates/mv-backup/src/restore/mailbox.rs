@@ -77,7 +77,7 @@ pub(super) fn build_mailbox(
 }
 
 /// Replays the original mailbox's records into mailbox `to`.
-fn replay_into(
+pub(super) fn replay_into(
     source: &Source,
     mut records: Vec<Record>,
     from: MailboxId,

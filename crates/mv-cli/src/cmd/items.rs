@@ -4,7 +4,7 @@
 //! this process.
 
 use crate::client::Client;
-use mv_backup::items::ExportReport;
+use mv_backup::items::{BackupHit, ExportReport};
 use mv_backup::items::{ItemRestoreReport, RestoredItem};
 use mv_home::Home;
 use mv_server::items::{
@@ -12,6 +12,7 @@ use mv_server::items::{
 };
 use mv_server::{Reply, Request, Response};
 use mv_types::UtcMillis;
+use std::io::Write;
 use std::process::ExitCode;
 
 /// Search the backups for messages, without restoring anything (exit 0: found,
@@ -166,6 +167,26 @@ fn run_checked<T: Reply>(
     req: Request,
     what: &str,
 ) -> anyhow::Result<Result<T, ExitCode>> {
+    let client = match checked_client(home, usage, target)? {
+        Ok(c) => c,
+        Err(code) => return Ok(Err(code)),
+    };
+    match run_followed(&client, req, what) {
+        Ok(v) => Ok(Ok(v)),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Ok(Err(ExitCode::from(1)))
+        }
+    }
+}
+
+/// The checks before a request (a usage error is exit 2; a target that cannot
+/// be opened, exit 1; each said on stderr), then the client that runs it.
+fn checked_client(
+    home: &Home,
+    usage: Result<(), mv_server::ServiceError>,
+    target: Option<&str>,
+) -> anyhow::Result<Result<Client, ExitCode>> {
     if let Err(e) = usage {
         eprintln!("error: {e}");
         return Ok(Err(ExitCode::from(2)));
@@ -176,13 +197,78 @@ fn run_checked<T: Reply>(
         eprintln!("error: {e}");
         return Ok(Err(ExitCode::from(1)));
     }
-    let client = Client::connect(home)?;
-    match run_followed(&client, req, what) {
-        Ok(v) => Ok(Ok(v)),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            Ok(Err(ExitCode::from(1)))
+    Ok(Ok(Client::connect(home)?))
+}
+
+/// One hit in the text form: where it is, then its digest and the points
+/// holding it (`in`: every one; `found in`: where it was first found, when
+/// printed as it was found).
+fn print_hit(h: &BackupHit, labels: &str) {
+    let present = match h.present {
+        Some(true) => "in the mailbox now",
+        Some(false) => "not in the mailbox now",
+        None => "no live mailbox",
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = if h.kind != "message" {
+        // A contact has no date; an appointment's is its start.
+        let date = match h.date_ms {
+            0 => "-".to_string(),
+            d => UtcMillis(d).display_local(),
+        };
+        writeln!(
+            out,
+            "  {} {}  {date}  {}  \"{}\"  {present}",
+            h.kind, h.item_id, h.folder, h.subject
+        )
+    } else {
+        writeln!(
+            out,
+            "  item {}  {}  {}  from {}  \"{}\"  {} bytes  {present}",
+            h.item_id,
+            UtcMillis(h.date_ms).display_local(),
+            h.folder,
+            h.from,
+            h.subject,
+            h.size,
+        )
+    };
+    let _ = writeln!(out, "      digest {}  {labels}", h.digest);
+    // Each hit is seen as soon as it is known, also through a pipe.
+    let _ = out.flush();
+}
+
+/// Runs a search: in this process, the text form prints each hit as soon as it
+/// is found (newest full's first), then each account's summary; through a
+/// server (a job), or with `--json` (one document), once it is done.
+fn run_search(
+    client: &Client,
+    req: BackupSearchRequest,
+    stream: bool,
+) -> anyhow::Result<(BackupSearchReport, bool)> {
+    match client {
+        Client::Local { service, .. } => {
+            let report = service
+                .backup_search_streamed(
+                    &req,
+                    &|done, total, line| {
+                        if total > 1
+                            && let Some(l) = line
+                        {
+                            eprintln!("search: [{done}/{total}] {l}");
+                        }
+                        true
+                    },
+                    &mut |h| {
+                        if stream {
+                            print_hit(h, &format!("found in {}", h.labels.join(", ")));
+                        }
+                    },
+                )
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok((report, stream))
         }
+        Client::Remote { .. } => Ok((run_followed(client, Request::BackupSearch(req), "search")?, false)),
     }
 }
 
@@ -199,15 +285,16 @@ pub fn search(home: &Home, args: SearchArgs) -> anyhow::Result<ExitCode> {
         },
     };
     let usage = mv_server::items::search_options(&req).map(|_| ());
-    let report: BackupSearchReport = match run_checked(
-        home,
-        usage,
-        args.target.as_deref(),
-        Request::BackupSearch(req),
-        "search",
-    )? {
-        Ok(r) => r,
+    let client = match checked_client(home, usage, args.target.as_deref())? {
+        Ok(c) => c,
         Err(code) => return Ok(code),
+    };
+    let (report, streamed) = match run_search(&client, req, !args.json) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(1));
+        }
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -221,34 +308,12 @@ pub fn search(home: &Home, args: SearchArgs) -> anyhow::Result<ExitCode> {
             a.points
         );
         for h in &a.hits {
-            let present = match h.present {
-                Some(true) => "in the mailbox now",
-                Some(false) => "not in the mailbox now",
-                None => "no live mailbox",
-            };
-            if h.kind != "message" {
-                // A contact has no date; an appointment's is its start.
-                let date = match h.date_ms {
-                    0 => "-".to_string(),
-                    d => UtcMillis(d).display_local(),
-                };
-                println!(
-                    "  {} {}  {date}  {}  \"{}\"  {present}",
-                    h.kind, h.item_id, h.folder, h.subject
-                );
-                println!("      digest {}  in {}", h.digest, h.labels.join(", "));
-                continue;
+            if streamed {
+                // Printed as found above: here, every point holding it.
+                println!("  {} {}  in {}", h.kind, h.item_id, h.labels.join(", "));
+            } else {
+                print_hit(h, &format!("in {}", h.labels.join(", ")));
             }
-            println!(
-                "  item {}  {}  {}  from {}  \"{}\"  {} bytes  {present}",
-                h.item_id,
-                UtcMillis(h.date_ms).display_local(),
-                h.folder,
-                h.from,
-                h.subject,
-                h.size,
-            );
-            println!("      digest {}  in {}", h.digest, h.labels.join(", "));
         }
         for n in &a.notes {
             eprintln!("note: {n}");

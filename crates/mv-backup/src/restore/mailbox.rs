@@ -42,7 +42,12 @@ pub(super) fn build_mailbox(
     let refs = {
         let file = mv_store::SnapshotFile::open(&tmp)?;
         file.rebind(to, &account.id, &account.email)?;
-        file.blob_refs()?
+        // A mailbox rebuilt only to be read writes no blobs: no need to list them.
+        if with_blobs {
+            file.blob_refs()?
+        } else {
+            Vec::new()
+        }
     };
     // Blobs: each content this run has not written yet is written once, from the
     // pool, by several threads (reading packs and writing files overlap); every
@@ -50,7 +55,7 @@ pub(super) fn build_mailbox(
     let mut fresh: Vec<(Digest, PathBuf)> = Vec::new();
     let mut copies: Vec<(Digest, PathBuf)> = Vec::new();
     let mut fresh_digests = std::collections::HashSet::new();
-    for b in refs.into_iter().filter(|_| with_blobs) {
+    for b in refs {
         let digest = b.digest;
         let path = store.blobs().blob_path(b.volume, to, b.item, b.revision);
         written.push(path.clone());

@@ -45,8 +45,11 @@ fn search(fx: &Fx, q: &str, point: Option<Label>) -> AccountSearch {
     )
     .unwrap();
     // Each hit is handed over once, as soon as it is found.
-    let mut merged: Vec<(String, u32)> =
-        s.hits.iter().map(|h| (h.digest.clone(), h.item_id)).collect();
+    let mut merged: Vec<(String, u32)> = s
+        .hits
+        .iter()
+        .map(|h| (h.digest.clone(), h.item_id))
+        .collect();
     merged.sort();
     streamed.sort();
     assert_eq!(streamed, merged, "{q}: streamed hits");
@@ -110,7 +113,12 @@ fn carried_points_find_what_each_point_rebuilt_alone_finds() {
         .map(|s| s.label)
         .collect();
     assert_eq!(labels.len(), 6);
-    for q in ["harbour", "in:/Projects", "is:flagged", "lighthouse -in:/Projects"] {
+    for q in [
+        "harbour",
+        "in:/Projects",
+        "is:flagged",
+        "lighthouse -in:/Projects",
+    ] {
         let all = search(&fx, q, None);
         assert_eq!(all.points, labels.len(), "{q}: {:?}", all.notes);
         // Point by point: what each rebuilt alone finds.

@@ -160,6 +160,15 @@ fn deleted_messages_are_found_in_the_backups_and_restored_alone_once() {
         "{}",
         text.stdout
     );
+    // Each hit is printed as it is found (with the session it was found in),
+    // then the summary with every session holding it.
+    let found = text.stdout.find("found in incr-");
+    let summary = text.stdout.find(": 1 item(s) in ");
+    assert!(
+        found.is_some() && summary.is_some() && found < summary,
+        "{}",
+        text.stdout
+    );
     let none = env.zm("zmbackup", &["search", "-a", USER, "subject:nosuchthing"]);
     assert_eq!(none.code, 1, "{}{}", none.stdout, none.stderr);
     assert_eq!(

@@ -246,6 +246,8 @@ fn run_search(
     req: BackupSearchRequest,
     stream: bool,
 ) -> anyhow::Result<(BackupSearchReport, bool)> {
+    // With several accounts, a hit printed as found says whose it is.
+    let all = req.account.eq_ignore_ascii_case("all");
     match client {
         Client::Local { service, .. } => {
             let report = service
@@ -261,14 +263,21 @@ fn run_search(
                     },
                     &mut |h| {
                         if stream {
-                            print_hit(h, &format!("found in {}", h.labels.join(", ")));
+                            let mut at = format!("found in {}", h.labels.join(", "));
+                            if all {
+                                at.push_str(&format!(" ({})", h.email));
+                            }
+                            print_hit(h, &at);
                         }
                     },
                 )
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok((report, stream))
         }
-        Client::Remote { .. } => Ok((run_followed(client, Request::BackupSearch(req), "search")?, false)),
+        Client::Remote { .. } => Ok((
+            run_followed(client, Request::BackupSearch(req), "search")?,
+            false,
+        )),
     }
 }
 

@@ -487,17 +487,16 @@ pub fn search_account_streamed(
     let mut hits: BTreeMap<(String, u32), Found> = BTreeMap::new();
     let mut narrowed = narrow::Narrowed::new(&terms);
     let mut index_notes = Vec::new();
-    // What the live mailbox holds now (read at the first hit): message digests,
-    // and the digests of its contacts' and appointments' text, each with its kind.
-    let mut live: Option<Option<HashSet<(String, String)>>> = None;
+    // What the live mailbox holds now, looked at from the first hit on.
+    let mut live: Option<Option<Live>> = None;
     let mut present = |kind: &str, digest: &str| -> Result<Option<bool>> {
         if live.is_none() {
-            live = Some(live_items(source, &zid)?);
+            live = Some(Live::of(source, &zid)?);
         }
-        Ok(live
-            .as_ref()
-            .and_then(Option::as_ref)
-            .map(|l| l.contains(&(kind.to_string(), digest.to_string()))))
+        match live.as_mut().and_then(Option::as_mut) {
+            Some(l) => l.holds(source, kind, digest).map(Some),
+            None => Ok(None),
+        }
     };
     out.points = for_each_point(
         run,
@@ -575,27 +574,47 @@ pub fn search_account_streamed(
     Ok(out)
 }
 
-/// What the account's live mailbox holds now, as (kind, digest): None when it
-/// has no live mailbox.
-fn live_items(source: &Source, zimbra_id: &str) -> Result<Option<HashSet<(String, String)>>> {
-    let Some(id) = live_mailbox(source, zimbra_id)? else {
-        return Ok(None);
-    };
-    Ok(Some(
-        source
-            .store
-            .mailbox(id)
-            .items(None, None)?
-            .into_iter()
-            .filter_map(|i| match i.kind {
-                mv_store::ItemKind::Message => i.digest.map(|d| (message_kind(), d)),
-                mv_store::ItemKind::Contact | mv_store::ItemKind::Appointment => {
-                    Some((i.kind.name().to_string(), pim_digest(&i)))
+/// The account's live mailbox, asked whether it holds a hit's content now.
+struct Live {
+    mailbox: MailboxId,
+    /// The digests of its contacts' and appointments' text, with their kind
+    /// (read on first use: their digests are not stored).
+    pim: Option<HashSet<(String, String)>>,
+}
+
+impl Live {
+    /// None when the account has no live mailbox.
+    fn of(source: &Source, zimbra_id: &str) -> Result<Option<Live>> {
+        Ok(live_mailbox(source, zimbra_id)?.map(|mailbox| Live { mailbox, pim: None }))
+    }
+
+    /// Whether it holds an item of `kind` with this digest: a message by one
+    /// lookup in the digest index (reading every item to check a few digests
+    /// would read the whole mailbox), a contact or appointment by its text's
+    /// digest.
+    fn holds(&mut self, source: &Source, kind: &str, digest: &str) -> Result<bool> {
+        let mbox = source.store.mailbox(self.mailbox);
+        if kind == message_kind() {
+            let Ok(d) = digest.parse::<Digest>() else {
+                return Ok(false);
+            };
+            // Received at any time.
+            return Ok(mbox.holds_message_since(&d, UtcMillis(i64::MIN))?);
+        }
+        if self.pim.is_none() {
+            let mut pim = HashSet::new();
+            for k in [mv_store::ItemKind::Contact, mv_store::ItemKind::Appointment] {
+                for i in mbox.items(None, Some(k))? {
+                    pim.insert((k.name().to_string(), pim_digest(&i)));
                 }
-                _ => None,
-            })
-            .collect(),
-    ))
+            }
+            self.pim = Some(pim);
+        }
+        Ok(self
+            .pim
+            .as_ref()
+            .is_some_and(|p| p.contains(&(kind.to_string(), digest.to_string()))))
+    }
 }
 
 /// A message chosen from a backup, with what restoring it needs.

@@ -4,7 +4,8 @@
 //! be what that point rebuilt on its own (`-lb LABEL`) finds: the same items,
 //! and each hit described (folder, flags) as the newest point holding it has it.
 //! Deliveries, moves, flag changes and deletions happen between the sessions,
-//! and a second full starts a second chain.
+//! and a second full starts a second chain; then the same for random histories
+//! (8 cases by default; `MV_ITEMS_PROPTEST_CASES=N` for more).
 
 mod common;
 
@@ -14,6 +15,7 @@ use mv_backup::{Catalog, Label, RestoreRun, SessionKind};
 use mv_redo::ops::{flags, folders};
 use mv_store::FlagChange;
 use mv_types::ItemId;
+use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
 const USER: &str = "user@d.test";
@@ -62,6 +64,51 @@ fn described(h: &BackupHit) -> Described {
     (h.digest.clone(), h.item_id, h.folder.clone(), h.flags)
 }
 
+/// Searches every session for each query and checks each point's hits against
+/// that point rebuilt alone (`-lb`). Returns how many sessions there are.
+fn compare(fx: &Fx, queries: &[&str]) -> usize {
+    let labels: Vec<Label> = Catalog::load(fx.target().as_ref())
+        .unwrap()
+        .sessions()
+        .map(|s| s.label)
+        .collect();
+    for q in queries {
+        let all = search(fx, q, None);
+        assert_eq!(all.points, labels.len(), "{q}: {:?}", all.notes);
+        // Point by point: what each rebuilt alone finds.
+        let mut alone: BTreeMap<String, BTreeSet<Described>> = BTreeMap::new();
+        for l in &labels {
+            let one = search(fx, q, Some(*l));
+            alone.insert(l.to_string(), one.hits.iter().map(described).collect());
+        }
+        for l in &labels {
+            let l = l.to_string();
+            let found: BTreeSet<(String, u32)> = all
+                .hits
+                .iter()
+                .filter(|h| h.labels.contains(&l))
+                .map(|h| (h.digest.clone(), h.item_id))
+                .collect();
+            let want: BTreeSet<(String, u32)> =
+                alone[&l].iter().map(|d| (d.0.clone(), d.1)).collect();
+            assert_eq!(found, want, "{q} at {l}");
+        }
+        for h in &all.hits {
+            let newest = h.labels.last().unwrap();
+            assert!(
+                alone[newest].contains(&described(h)),
+                "{q}: {h:?} not as {newest} has it: {:?}",
+                alone[newest]
+            );
+            // Labels oldest first.
+            let mut sorted = h.labels.clone();
+            sorted.sort_by_key(|l| labels.iter().position(|x| x.to_string() == *l));
+            assert_eq!(sorted, h.labels);
+        }
+    }
+    labels.len()
+}
+
 #[test]
 fn carried_points_find_what_each_point_rebuilt_alone_finds() {
     let fx = Fx::new();
@@ -107,52 +154,117 @@ fn carried_points_find_what_each_point_rebuilt_alone_finds() {
     fx.store.move_items(m, &[ids[5]], projects).unwrap();
     fx.backup(SessionKind::Incremental);
 
-    let labels: Vec<Label> = Catalog::load(fx.target().as_ref())
-        .unwrap()
-        .sessions()
-        .map(|s| s.label)
-        .collect();
-    assert_eq!(labels.len(), 6);
-    for q in [
-        "harbour",
-        "in:/Projects",
-        "is:flagged",
-        "lighthouse -in:/Projects",
-    ] {
-        let all = search(&fx, q, None);
-        assert_eq!(all.points, labels.len(), "{q}: {:?}", all.notes);
-        // Point by point: what each rebuilt alone finds.
-        let mut alone: BTreeMap<String, BTreeSet<Described>> = BTreeMap::new();
-        for l in &labels {
-            let one = search(&fx, q, Some(*l));
-            alone.insert(l.to_string(), one.hits.iter().map(described).collect());
-        }
-        for l in &labels {
-            let l = l.to_string();
-            let found: BTreeSet<(String, u32)> = all
-                .hits
-                .iter()
-                .filter(|h| h.labels.contains(&l))
-                .map(|h| (h.digest.clone(), h.item_id))
-                .collect();
-            let want: BTreeSet<(String, u32)> =
-                alone[&l].iter().map(|d| (d.0.clone(), d.1)).collect();
-            assert_eq!(found, want, "{q} at {l}");
-        }
-        for h in &all.hits {
-            let newest = h.labels.last().unwrap();
-            assert!(
-                alone[newest].contains(&described(h)),
-                "{q}: {h:?} not as {newest} has it: {:?}",
-                alone[newest]
-            );
-            // Labels oldest first.
-            let mut sorted = h.labels.clone();
-            sorted.sort_by_key(|l| labels.iter().position(|x| x.to_string() == *l));
-            assert_eq!(sorted, h.labels);
-        }
-    }
+    let labels = compare(
+        &fx,
+        &[
+            "harbour",
+            "in:/Projects",
+            "is:flagged",
+            "lighthouse -in:/Projects",
+        ],
+    );
+    assert_eq!(labels, 6);
     // Something changed between the points, or the comparison proves little.
     let flagged = search(&fx, "is:flagged", None);
     assert_eq!(flagged.hits.len(), 2, "{flagged:?}");
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Deliver,
+    /// The `k`th message delivered so far (modulo), if any.
+    Move(usize, bool),
+    Flag(usize, bool),
+    Delete(usize),
+    Full,
+    Incremental,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        5 => Just(Step::Deliver),
+        2 => (any::<usize>(), any::<bool>()).prop_map(|(k, p)| Step::Move(k, p)),
+        2 => (any::<usize>(), any::<bool>()).prop_map(|(k, f)| Step::Flag(k, f)),
+        2 => any::<usize>().prop_map(Step::Delete),
+        1 => Just(Step::Full),
+        3 => Just(Step::Incremental),
+    ]
+}
+
+/// A random history of one mailbox with a full first and fulls and
+/// incrementals at random places.
+fn random_case(steps: &[Step]) {
+    let fx = Fx::new();
+    let a = fx.account(USER);
+    let m = a.mailbox_id;
+    let projects = fx
+        .store
+        .create_folder(m, folders::ROOT, "Projects", "message")
+        .unwrap();
+    let mut live: Vec<ItemId> = Vec::new();
+    let mut n = 0;
+    let mut full = false;
+    for s in std::iter::once(&Step::Deliver).chain(steps) {
+        match s {
+            Step::Deliver => {
+                live.push(
+                    fx.store
+                        .deliver(&raw(n), &[m], &Default::default())
+                        .unwrap()[0],
+                );
+                n += 1;
+            }
+            Step::Move(k, p) if !live.is_empty() => {
+                let to = if *p { projects } else { folders::INBOX };
+                let id = live[k % live.len()];
+                fx.store.move_items(m, &[id], to).unwrap();
+            }
+            Step::Flag(k, add) if !live.is_empty() => {
+                let id = live[k % live.len()];
+                let change = if *add {
+                    FlagChange::Add(flags::FLAGGED)
+                } else {
+                    FlagChange::Remove(flags::FLAGGED)
+                };
+                fx.store.set_flags(m, &[id], change).unwrap();
+            }
+            Step::Delete(k) if !live.is_empty() => {
+                let id = live.remove(k % live.len());
+                fx.store.delete_items(m, &[id]).unwrap();
+            }
+            Step::Full => {
+                fx.backup(SessionKind::Full);
+                full = true;
+            }
+            Step::Incremental if full => {
+                fx.backup(SessionKind::Incremental);
+            }
+            _ => {}
+        }
+    }
+    if !full {
+        fx.backup(SessionKind::Full);
+    }
+    fx.backup(SessionKind::Incremental);
+    compare(&fx, &["harbour", "in:/Projects", "is:flagged"]);
+}
+
+fn cases() -> u32 {
+    std::env::var("MV_ITEMS_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), max_shrink_iters: 32, ..ProptestConfig::default() })]
+
+    /// Random histories: every point read along its chain finds what it finds
+    /// rebuilt alone.
+    #[test]
+    fn carried_points_match_alone_built_points_in_random_histories(
+        steps in proptest::collection::vec(step(), 3..16),
+    ) {
+        random_case(&steps);
+    }
 }

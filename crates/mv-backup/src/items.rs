@@ -13,7 +13,9 @@
 //! Without a restore point, every session of the target holding the account is a
 //! point of its own (a full: its snapshot; an incremental: the state at its end,
 //! from the redo logs the target holds), so a message that lived between two
-//! backups and was then deleted is found in the session that saw it.
+//! backups and was then deleted is found in the session that saw it. The points
+//! are read chain by chain (a full and the incrementals after it), newest full
+//! first, one rebuilt mailbox carried along each chain ([`build_order`]).
 //!
 //! Restored messages are written to the live mailbox by
 //! [`mv_store::Store::deliver_with_prefixes`]: redo-logged and applied like any

@@ -15,7 +15,7 @@
 //! from the redo logs the target holds), so a message that lived between two
 //! backups and was then deleted is found in the session that saw it. The points
 //! are read chain by chain (a full and the incrementals after it), newest full
-//! first, one rebuilt mailbox carried along each chain ([`build_order`]).
+//! first, one rebuilt mailbox carried along each chain (`build_order`).
 //!
 //! Restored messages are written to the live mailbox by
 //! [`mv_store::Store::deliver_with_prefixes`]: redo-logged and applied like any
@@ -462,7 +462,7 @@ impl Found {
 
 /// [`search_account`], handing each hit to `on_hit` as soon as it is first
 /// found (described by the point it was found at, its labels that point's),
-/// before the search goes on: the points are read in [`build_order`], so the
+/// before the search goes on: the points are read in `build_order`, so the
 /// newest full's answers come first. The result holds every hit merged, as
 /// [`search_account`] returns it.
 pub fn search_account_streamed(

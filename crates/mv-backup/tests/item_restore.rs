@@ -99,9 +99,7 @@ fn a_folder_of_200_comes_back_each_once_with_flags_tags_and_order() {
             _ => 0,
         };
         if bits != 0 {
-            fx.store
-                .set_flags(m, &[id], FlagChange::Add(bits))
-                .unwrap();
+            fx.store.set_flags(m, &[id], FlagChange::Add(bits)).unwrap();
         }
         if wanted {
             expect.insert(

@@ -202,9 +202,9 @@ fn a_date_range_from_a_backup_reimports_and_reads_back_as_mbox_and_maildir() {
         .root
         .join(format!(".old.mbox.mailvault-export.{host}.999999999.tmp"));
     std::fs::write(&stale_file, b"From partial\n").unwrap();
-    let stale_dir = env
-        .root
-        .join(format!(".Old-Maildir.mailvault-export.{host}.999999998.tmp"));
+    let stale_dir = env.root.join(format!(
+        ".Old-Maildir.mailvault-export.{host}.999999998.tmp"
+    ));
     std::fs::create_dir_all(stale_dir.join("cur")).unwrap();
     let foreign = env
         .root
@@ -216,8 +216,14 @@ fn a_date_range_from_a_backup_reimports_and_reads_back_as_mbox_and_maildir() {
     let o = env.export(&["-a", USER, range, "-o", mbox.to_str().unwrap()]);
     assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
     assert!(o.stdout.contains("3 message(s)"), "{}", o.stdout);
-    assert!(!stale_file.exists() && !stale_dir.exists(), "stale temporaries swept");
-    assert!(foreign.exists(), "another machine's temporary is left alone");
+    assert!(
+        !stale_file.exists() && !stale_dir.exists(),
+        "stale temporaries swept"
+    );
+    assert!(
+        foreign.exists(),
+        "another machine's temporary is left alone"
+    );
     let left: Vec<String> = std::fs::read_dir(&env.root)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -796,7 +796,10 @@ fn folder_rows(c: &rusqlite::Connection, counts: bool) -> rusqlite::Result<Vec<F
         })
     })?;
     let mut folders: Vec<Folder> = rows.collect::<Result<_, _>>()?;
-    let paths: Vec<String> = folders.iter().map(|f| folder_path(&folders, f.id)).collect();
+    let paths: Vec<String> = folders
+        .iter()
+        .map(|f| folder_path(&folders, f.id))
+        .collect();
     for (f, p) in folders.iter_mut().zip(paths) {
         f.path = p;
     }

@@ -19,7 +19,11 @@ pub(crate) fn temp_beside(path: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    super::parent_of(path).join(temp_name(&name, &crate::target::hostname(), std::process::id()))
+    super::parent_of(path).join(temp_name(
+        &name,
+        &crate::target::hostname(),
+        std::process::id(),
+    ))
 }
 
 fn temp_name(output: &str, host: &str, pid: u32) -> String {
@@ -60,7 +64,10 @@ pub(crate) fn sweep_stale(dir: &Path) -> Vec<PathBuf> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            tracing::warn!("export: cannot list {} for stale temporaries: {e}", dir.display());
+            tracing::warn!(
+                "export: cannot list {} for stale temporaries: {e}",
+                dir.display()
+            );
             return removed;
         }
     };
@@ -109,7 +116,10 @@ mod tests {
         assert_eq!(owner(".hold.tgz.tmp42", "box.example"), None);
         assert_eq!(owner("hold.tgz", "box.example"), None);
         assert_eq!(
-            owner(".hold.tgz.mailvault-export.box.example.4x2.tmp", "box.example"),
+            owner(
+                ".hold.tgz.mailvault-export.box.example.4x2.tmp",
+                "box.example"
+            ),
             None
         );
         assert_eq!(
@@ -131,7 +141,9 @@ mod tests {
             .path()
             .join(temp_name("b.mbox", &host, std::process::id()));
         std::fs::write(&live, b"being written").unwrap();
-        let elsewhere = dir.path().join(temp_name("c.mbox", "elsewhere.invalid", GONE));
+        let elsewhere = dir
+            .path()
+            .join(temp_name("c.mbox", "elsewhere.invalid", GONE));
         std::fs::write(&elsewhere, b"another machine's").unwrap();
         let unrelated = dir.path().join("notes.txt");
         std::fs::write(&unrelated, b"mine").unwrap();

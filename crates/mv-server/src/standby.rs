@@ -164,8 +164,19 @@ pub fn catch_up(service: &Service, state: &mut StandbyState) -> Result<follow::S
         state.directory = Some(digest);
         save(&home, state)?;
     }
-    let step = follow::step(target.as_ref(), service.store(), &state.position)
-        .map_err(|e| e.to_string())?;
+    let step = match follow::step(target.as_ref(), service.store(), &state.position) {
+        Ok(step) => step,
+        Err(e) => {
+            // Still behind: the lag goes on growing while the step fails.
+            if let Ok(lag) = follow::lag(target.as_ref(), &state.position) {
+                set_status(|st| st.lag = lag);
+            }
+            if matches!(e, mv_backup::BackupError::Corrupt { .. }) {
+                ask_for_repair(service, target.as_ref(), state, &e);
+            }
+            return Err(e.to_string());
+        }
+    };
     if let Some(first) = step.errors.first() {
         tracing::warn!(
             failed = step.errors.len(),
@@ -178,6 +189,57 @@ pub fn catch_up(service: &Service, state: &mut StandbyState) -> Result<follow::S
         save(&home, state)?;
     }
     Ok(step)
+}
+
+/// How long a standby waits before asking again for the same repair.
+const ASK_AGAIN: Duration = Duration::from_secs(60);
+
+/// A segment that does not read (damaged or missing in the target) can only
+/// be shipped again by the primary, which still has the log open: the
+/// standby asks with `live/repair-request.json` and keeps stepping; it goes
+/// on by itself once the segment reads.
+fn ask_for_repair(
+    service: &Service,
+    target: &dyn mv_backup::Target,
+    state: &StandbyState,
+    e: &mv_backup::BackupError,
+) {
+    // Once per position, again after a while: a request the primary cannot
+    // act on (a damaged closed log) goes away each round, and asking every
+    // second would only say the same thing again.
+    static ASKED: Mutex<Option<(u64, u64, Instant)>> = Mutex::new(None);
+    let mut asked = ASKED.lock().unwrap_or_else(|p| p.into_inner());
+    let p = &state.position;
+    if asked.is_some_and(|(seq, off, at)| {
+        (seq, off) == (p.sequence, p.offset) && at.elapsed() < ASK_AGAIN
+    }) {
+        return;
+    }
+    let req = mv_backup::live::repair::RepairRequest {
+        sequence: state.position.sequence,
+        offset: state.position.offset,
+        reason: e.to_string(),
+        server: service.server_name().to_string(),
+        written_at: mv_types::UtcMillis::now().0,
+    };
+    let result = mv_backup::live::repair::request(target, &req);
+    if result.is_ok() {
+        *asked = Some((p.sequence, p.offset, Instant::now()));
+    }
+    match result {
+        Ok(true) => tracing::warn!(
+            "standby: redo sequence {} does not read from offset {} in {} ({e}); asked the \
+             primary to ship it again",
+            req.sequence,
+            req.offset,
+            state.target
+        ),
+        Ok(false) => {}
+        Err(err) => tracing::warn!(
+            "standby: cannot ask for a repair in {}: {err}",
+            state.target
+        ),
+    }
 }
 
 pub fn spawn(

@@ -140,12 +140,12 @@ pub fn mirror(dir: &Directory, entries: &[Entry]) -> Result<Vec<String>> {
     }
     for class in ["zimbraCOS", "zimbraDomain"] {
         for e in entries.iter().filter(|e| is(e, class)) {
-            put(dir, e, &mut changes)?;
+            put_entry(dir, e, &mut changes)?;
         }
     }
     changes.extend(sync_accounts(dir, entries)?);
     for e in entries.iter().filter(|e| is(e, "zimbraDistributionList")) {
-        put(dir, e, &mut changes)?;
+        put_entry(dir, e, &mut changes)?;
     }
     let domains: BTreeSet<String> = entries
         .iter()
@@ -162,14 +162,14 @@ pub fn mirror(dir: &Directory, entries: &[Entry]) -> Result<Vec<String>> {
     }
     for class in ["zimbraGlobalConfig", "zimbraServer"] {
         for e in entries.iter().filter(|e| is(e, class)) {
-            put(dir, e, &mut changes)?;
+            put_entry(dir, e, &mut changes)?;
         }
     }
     Ok(changes)
 }
 
 /// One entry made to hold as exported; a line in `changes` when it changed.
-fn put(dir: &Directory, e: &Entry, changes: &mut Vec<String>) -> Result<()> {
+fn put_entry(dir: &Directory, e: &Entry, changes: &mut Vec<String>) -> Result<()> {
     let (what, named) = match () {
         _ if is(e, "zimbraCOS") => ("class of service", "cn"),
         _ if is(e, "zimbraDomain") => ("domain", "zimbraDomainName"),
@@ -290,7 +290,17 @@ mod tests {
         let standby = Directory::open_in_memory().unwrap();
         ship(&target, &p);
         let (digest, changes) = sync(&target, &standby, None).unwrap().unwrap();
-        assert_eq!(changes, vec!["created a@d.test".to_string()]);
+        // A fresh directory made its own default class: the shipped one's
+        // id wins.
+        assert_eq!(
+            changes,
+            [
+                "updated class of service default",
+                "created domain d.test",
+                "created a@d.test"
+            ]
+        );
+        assert_eq!(standby.default_cos().unwrap().id, p.default_cos().unwrap().id);
         assert!(standby.verify_password("a@d.test", "first-pw").unwrap());
         // The same dump again: nothing to do.
         assert!(sync(&target, &standby, Some(&digest)).unwrap().is_none());

@@ -689,10 +689,22 @@ fn a_segment_damaged_while_the_primary_runs_is_shipped_again() {
     // The standby says so and asks; the primary ships it again from the log
     // it still has open; the standby goes on, nothing restarted.
     let sb_log = || std::fs::read_to_string(sb.join("log").join("mailbox.log")).unwrap_or_default();
+    // Polled meanwhile: the lag it reports grows while its step fails.
+    let mut lag_seen = 0.0f64;
     wait_for(
         "the standby reports the damage",
         Duration::from_secs(30),
-        || sb_log().contains("asked the primary to ship it again"),
+        || {
+            let lag = metric(sp.admin, "mailvault_standby_lag_records").unwrap_or(0.0);
+            lag_seen = lag_seen.max(lag);
+            sb_log().contains("asked the primary to ship it again")
+        },
+    );
+    let lag = metric(sp.admin, "mailvault_standby_lag_records").unwrap_or(0.0);
+    lag_seen = lag_seen.max(lag);
+    assert!(
+        lag_seen > 0.0,
+        "the standby reported no lag while it could not follow"
     );
     let n = deliver(&mut lmtp, 5);
     wait_for(

@@ -300,7 +300,10 @@ mod tests {
                 "created a@d.test"
             ]
         );
-        assert_eq!(standby.default_cos().unwrap().id, p.default_cos().unwrap().id);
+        assert_eq!(
+            standby.default_cos().unwrap().id,
+            p.default_cos().unwrap().id
+        );
         assert!(standby.verify_password("a@d.test", "first-pw").unwrap());
         // The same dump again: nothing to do.
         assert!(sync(&target, &standby, Some(&digest)).unwrap().is_none());

@@ -714,7 +714,12 @@ fn a_segment_damaged_while_the_primary_runs_is_shipped_again() {
     );
     let log = std::fs::read_to_string(env.home.join("log").join("mailbox.log")).unwrap();
     assert!(log.contains("shipped again from offset"), "{log}");
-    assert!(sb_log().contains("again after"), "{}", sb_log());
+    // Logged right after the step that applied them (written by a thread).
+    wait_for(
+        "the standby says it follows again",
+        Duration::from_secs(10),
+        || sb_log().contains("again after"),
+    );
     let v = run_in(&env.home, &["backup", "verify", "-t", &t]);
     assert_eq!(v.code, 0, "the target's chain: {}{}", v.stdout, v.stderr);
 

@@ -513,11 +513,14 @@ fn a_standby_follows_the_whole_directory() {
     assert!(login_accepted(sp.imap, "b@d.test", "secret"));
 
     // Beyond accounts: a class of service created (and one to delete), a
-    // domain's attribute, the global config, a list and its members.
+    // domain's attribute, the global and server config, a list and its
+    // members.
     env.ok("zmprov", &["cc", "gold", "zimbraMailQuota", "1048576"]);
     env.ok("zmprov", &["cc", "tin"]);
     env.ok("zmprov", &["md", "d.test", "description", "Main domain"]);
     env.ok("zmprov", &["mcf", "zimbraSmtpHostname", "mx.d.test"]);
+    // This host's server entry (both homes run on the same host here).
+    env.ok("zmprov", &["ms", "zimbraSmtpPort", "2525"]);
     env.ok("zmprov", &["cdl", "team@d.test"]);
     env.ok("zmprov", &["adlm", "team@d.test", "a@d.test", "b@d.test"]);
     env.ok("zmprov", &["ca", "x@d.test", "secret"]);
@@ -534,6 +537,7 @@ fn a_standby_follows_the_whole_directory() {
                 && shows(&["gc", "tin"], "tin")
                 && shows(&["gd", "d.test"], "Main domain")
                 && shows(&["gacf"], "mx.d.test")
+                && shows(&["gs", "zimbraSmtpPort"], "2525")
                 && shows(&["gdl", "team@d.test"], "b@d.test")
                 && shows(&["ga", "x@d.test"], "x@d.test")
         },
@@ -561,6 +565,7 @@ fn a_standby_follows_the_whole_directory() {
     assert!(shows(&["gc", "gold"], "1048576"));
     assert!(shows(&["gd", "d.test"], "Main domain"));
     assert!(shows(&["gacf"], "mx.d.test"));
+    assert!(shows(&["gs", "zimbraSmtpPort"], "2525"));
     assert!(shows(&["gdl", "team@d.test"], "a@d.test"));
     assert_ne!(prov(&["gc", "tin"]).code, 0);
     // On the primary's ports now (its identity).

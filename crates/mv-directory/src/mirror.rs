@@ -148,7 +148,7 @@ fn mirror(conn: &Connection, e: &Entry, kind: Kind, keep: &[&str]) -> Result<Mir
         Kind::Account | Kind::Container => Err(import::import_err(
             e,
             "not a class of service, domain, distribution list, global config or server entry \
-             (accounts: import_account_entry)",
+             (an account is imported whole, a container holds nothing to mirror)",
         )),
     }
 }

@@ -122,6 +122,8 @@ pub struct Status {
     pub lag: Lag,
     /// The last step's failure, while it lasts.
     pub error: Option<String>,
+    /// Why the shipped directory did not apply, while it does not.
+    pub directory_error: Option<String>,
     pub applied_total: u64,
 }
 
@@ -150,19 +152,31 @@ pub fn catch_up(service: &Service, state: &mut StandbyState) -> Result<follow::S
     let target =
         mv_backup::target::open_existing(&state.target, &home).map_err(|e| e.to_string())?;
     // Accounts first: a mailbox created for a new account is then served as
-    // soon as its records are in.
-    if let Some((digest, changes)) = mv_backup::live::directory::sync(
+    // soon as its records are in. A dump that does not apply (an entry this
+    // directory refuses) holds up neither the mail nor a promote: it is said
+    // (once per error), shown by `check`, and tried again next step.
+    match mv_backup::live::directory::sync(
         target.as_ref(),
         service.directory(),
         state.directory.as_deref(),
-    )
-    .map_err(|e| e.to_string())?
-    {
-        for c in &changes {
-            tracing::info!("standby: directory: {c}");
+    ) {
+        Ok(Some((digest, changes))) => {
+            for c in &changes {
+                tracing::info!("standby: directory: {c}");
+            }
+            state.directory = Some(digest);
+            save(&home, state)?;
+            set_status(|st| st.directory_error = None);
         }
-        state.directory = Some(digest);
-        save(&home, state)?;
+        Ok(None) => set_status(|st| st.directory_error = None),
+        Err(e) => {
+            let e = e.to_string();
+            let said = status().and_then(|st| st.directory_error);
+            if said.as_deref() != Some(e.as_str()) {
+                tracing::warn!("standby: the primary's directory does not apply: {e}");
+            }
+            set_status(|st| st.directory_error = Some(e));
+        }
     }
     let step = match follow::step(target.as_ref(), service.store(), &state.position) {
         Ok(step) => step,
@@ -316,9 +330,12 @@ pub fn check_item(service: &Service) -> Option<crate::check::CheckItem> {
     if let Some(e) = &st.error {
         detail.push_str(&format!("; last step failed: {e}"));
     }
+    if let Some(e) = &st.directory_error {
+        detail.push_str(&format!("; the primary's directory does not apply: {e}"));
+    }
     Some(crate::check::CheckItem {
         name: "standby".into(),
-        ok: st.error.is_none() && st.lag.seconds <= max as f64,
+        ok: st.error.is_none() && st.directory_error.is_none() && st.lag.seconds <= max as f64,
         detail,
     })
 }

@@ -690,6 +690,7 @@ fn a_segment_damaged_while_the_primary_runs_is_shipped_again() {
     bytes[at] ^= 0x20;
     std::fs::write(&seg, &bytes).unwrap();
     unsafe { libc::kill(pid, libc::SIGCONT) };
+    let resumed = Instant::now();
 
     // The standby says so and asks; the primary ships it again from the log
     // it still has open; the standby goes on, nothing restarted.
@@ -716,6 +717,10 @@ fn a_segment_damaged_while_the_primary_runs_is_shipped_again() {
         "the standby catches up after the repair",
         Duration::from_secs(60),
         || inbox_count(sp.imap, "a@d.test") == n,
+    );
+    eprintln!(
+        "the standby found the damage and caught up after the repair {:?} after it resumed",
+        resumed.elapsed()
     );
     let log = std::fs::read_to_string(env.home.join("log").join("mailbox.log")).unwrap();
     assert!(log.contains("shipped again from offset"), "{log}");

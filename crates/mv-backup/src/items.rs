@@ -18,11 +18,14 @@
 //! first, one rebuilt mailbox carried along each chain (`build_order`).
 //!
 //! Restored messages are written to the live mailbox by
-//! [`mv_store::Store::deliver_with_prefixes`]: redo-logged and applied like any
-//! delivery, so they replay, are backed up and are seen over IMAP at once. Their
-//! bytes (stored header prefix included), flags, tags and received dates are the
-//! backup's; a message already in the destination folder with the same digest and
-//! Message-ID is left alone, so running the same restore twice restores once.
+//! [`mv_store::Store::add_messages`] (`items/apply.rs`): redo-logged and applied
+//! like any delivery, a chunk per group commit, so they replay, are backed up and
+//! are seen over IMAP at once. Their bytes (stored header prefix included), flags,
+//! tags and received dates are the backup's; a message already in the destination
+//! folder with the same digest and Message-ID is left alone, so running the same
+//! restore twice restores once. Contacts and appointments the selection matches
+//! come back through the store's contact and calendar paths, into their folder,
+//! unless that folder holds the same text.
 
 use crate::error::{BackupError, Result};
 use crate::label::{Label, SessionKind};
@@ -30,15 +33,17 @@ use crate::restore::{PointMailbox, RestoreOptions, RestoreRun};
 use crate::run::Source;
 use crate::session::AccountState;
 use crate::target::Target;
-use mv_redo::ops::flags;
 use mv_store::search::Term;
-use mv_store::{DeliverOptions, Item, StoreError};
+use mv_store::{Item, StoreError};
 use mv_types::{Digest, ItemId, MailboxId, UtcMillis};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+mod apply;
 mod export;
 mod narrow;
+
+use apply::{Chosen, ChosenPim};
 
 pub use export::{ExportFormat, ExportOptions, ExportReport, export_account};
 
@@ -146,6 +151,9 @@ pub struct ItemRestoreOptions {
 /// One restored (or, with `--dry-run`, restorable) message.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RestoredItem {
+    /// `message`, `contact` or `appointment`.
+    #[serde(default = "message_kind")]
+    pub kind: String,
     /// Its id in the backup.
     pub item_id: u32,
     /// Its id in the live mailbox (None: a dry run, or already present).
@@ -619,16 +627,6 @@ impl Live {
     }
 }
 
-/// A message chosen from a backup, with what restoring it needs.
-struct Chosen {
-    item: Item,
-    body: Vec<u8>,
-    label: String,
-    folder: String,
-    /// Its tags' names and colours.
-    tags: Vec<(String, u32)>,
-}
-
 /// `zmrestore -a ACCOUNT --items QUERY | --folder /Path`: restores the selected
 /// messages into the account's live mailbox.
 pub fn restore_items(
@@ -677,6 +675,8 @@ pub fn restore_items(
     // oldest 0) that holds it describes it; its content is the same at each.
     let mut chosen: BTreeMap<(String, u32), Chosen> = BTreeMap::new();
     let mut chosen_at: HashMap<(String, u32), usize> = HashMap::new();
+    let mut chosen_pim: BTreeMap<(String, u32), ChosenPim> = BTreeMap::new();
+    let mut chosen_pim_at: HashMap<(String, u32), usize> = HashMap::new();
     let rank: HashMap<String, usize> = points
         .iter()
         .enumerate()
@@ -722,6 +722,21 @@ pub fn restore_items(
                     },
                 );
             }
+            for i in matching_pim(source, pm, &terms)? {
+                let key = (pim_digest(&i), i.id);
+                if chosen_pim_at.get(&key).is_some_and(|&k| k > r) {
+                    continue;
+                }
+                chosen_pim_at.insert(key.clone(), r);
+                chosen_pim.insert(
+                    key,
+                    ChosenPim {
+                        label: name.to_string(),
+                        folder: folders.get(&i.folder_id).cloned().unwrap_or_default(),
+                        item: i,
+                    },
+                );
+            }
             Ok(())
         },
     )?;
@@ -734,87 +749,14 @@ pub fn restore_items(
     chosen.sort_by(|a, b| {
         (&a.folder, a.item.received_ms, a.item.id).cmp(&(&b.folder, b.item.received_ms, b.item.id))
     });
-    let restored_folder = format!("/Restored {}", chrono::Local::now().format("%Y-%m-%d"));
-    for c in chosen {
-        let dest_path = match &opts.into {
-            Some(into) => normalize(into),
-            None if source
-                .store
-                .mailbox(live)
-                .folder_by_path(&c.folder)?
-                .is_some() =>
-            {
-                c.folder.clone()
-            }
-            // Zimbra's habit: a folder that is gone comes back under a dated one.
-            None => format!("{restored_folder}{}", c.folder),
-        };
-        let mut item = RestoredItem {
-            item_id: c.item.id,
-            new_item_id: None,
-            label: c.label.clone(),
-            from_folder: c.folder.clone(),
-            folder: dest_path.clone(),
-            date_ms: mv_store::search::effective_date(&c.item),
-            from: c.item.sender.clone(),
-            subject: c.item.subject.clone(),
-            size: c.item.size,
-            digest: c.item.digest.clone().unwrap_or_default(),
-            flags: c.item.flags,
-            tags: c.tags.iter().map(|(n, _)| n.clone()).collect(),
-        };
-        let mbox = source.store.mailbox(live);
-        let existing = mbox.folder_by_path(&dest_path)?;
-        if let Some(f) = &existing {
-            let present = mbox
-                .messages(f.id)?
-                .iter()
-                .any(|m| m.digest == c.item.digest && m.message_id == c.item.message_id);
-            if present {
-                report.already_present.push(item);
-                continue;
-            }
-        }
-        if opts.dry_run {
-            report.restored.push(item);
-            continue;
-        }
-        let folder_id = match existing {
-            Some(f) => f.id,
-            None => {
-                let id = source
-                    .store
-                    .create_folder_path(live, &dest_path, "message")?;
-                report.folders_created.push(dest_path.clone());
-                id
-            }
-        };
-        let mut tag_ids = Vec::new();
-        for (name, color) in &c.tags {
-            let found = mbox
-                .tags()?
-                .into_iter()
-                .find(|t| t.name.eq_ignore_ascii_case(name));
-            tag_ids.push(match found {
-                Some(t) => t.id,
-                None => source.store.create_tag(live, name, *color)?,
-            });
-        }
-        let options = DeliverOptions {
-            folder_id,
-            flags: c.item.flags & flags::ALL,
-            tags: tag_ids,
-            received: Some(UtcMillis(c.item.received_ms)),
-        };
-        let ids = source.store.deliver_with_prefixes(
-            &c.body,
-            &[(live, c.item.prefix.clone())],
-            &options,
-        )?;
-        item.new_item_id = ids.first().map(|i| i.0);
-        report.restored.push(item);
-    }
-    report.folders_created.dedup();
+    let mut pim: Vec<ChosenPim> = chosen_pim.into_values().collect();
+    pim.sort_by(|a, b| (&a.folder, a.item.id).cmp(&(&b.folder, b.item.id)));
+    let plan = apply::Plan {
+        into: opts.into.as_deref(),
+        dry_run: opts.dry_run,
+        restored_folder: format!("/Restored {}", chrono::Local::now().format("%Y-%m-%d")),
+    };
+    apply::restore(source, live, chosen, pim, &plan, &mut report)?;
     Ok(report)
 }
 

@@ -3,7 +3,9 @@
 //! was, and goes on once the primary's next shipper (a restarted server) has
 //! shipped the open log again from that segment's start — for a standby that
 //! had not read the segment yet, and for one already past it, which then
-//! applies only the records it lacks.
+//! applies only the records it lacks. And, on a directory and on an S3
+//! target, the same without a restart: the standby asks
+//! (`live/repair-request.json`) and the running shipper ships it again.
 
 mod common;
 
@@ -95,4 +97,64 @@ fn a_standby_goes_on_after_a_damaged_segment_is_shipped_again() {
         fx.store.redo().durable_lsn().0,
         "both at the end"
     );
+}
+
+/// A standby that finds a segment damaged asks; the running shipper (no
+/// restart) ships the open log again from there at its next round.
+fn a_running_shipper_repairs_what_a_standby_asks_for(fx: Fx) {
+    use mv_backup::live::repair::{self, RepairRequest};
+    let target = fx.target();
+    let a = fx.account("a@d.test");
+    let mut sh = shipper(&fx, &target);
+    let mut round = |n: usize, tag: &str| {
+        for i in 0..n {
+            fx.deliver(&message(&format!("{tag}{i}"), 600), &[&a]);
+        }
+        sh.round(fx.store.redo().durable_lsn()).unwrap()
+    };
+    round(2, "one");
+    let standby = Fx::new();
+    let start = Position {
+        sequence: fx.store.redo().position().sequence,
+        ..Default::default()
+    };
+    let pos = follow::step(target.as_ref(), &standby.store, &start)
+        .unwrap()
+        .position;
+    round(2, "two");
+    // The newest segment, not read by the standby yet, is cut short.
+    let segs = mv_backup::live::list(target.as_ref()).unwrap().segments[&start.sequence].clone();
+    let newest = segs.last().unwrap();
+    let file = fx.object_file(&newest.path);
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() - 40]).unwrap();
+    let e = follow::step(target.as_ref(), &standby.store, &pos).unwrap_err();
+    assert!(matches!(e, mv_backup::BackupError::Corrupt { .. }), "{e}");
+    let asked = RepairRequest {
+        sequence: pos.sequence,
+        offset: pos.offset,
+        reason: e.to_string(),
+        server: "standby".into(),
+        written_at: 0,
+    };
+    assert!(repair::request(target.as_ref(), &asked).unwrap());
+
+    let r = round(1, "three");
+    assert_eq!(r.repaired, Some((start.sequence, newest.start)));
+    assert!(repair::read(target.as_ref()).unwrap().is_none());
+    let s = follow::step(target.as_ref(), &standby.store, &pos).unwrap();
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    assert_eq!(messages(&standby.store, a.mailbox_id), 5);
+    assert_eq!(s.position.lsn, fx.store.redo().durable_lsn().0);
+    assert!(mv_backup::live::verify(target.as_ref()).unwrap().is_empty());
+}
+
+#[test]
+fn a_running_shipper_repairs_a_damaged_segment_on_a_directory_target() {
+    a_running_shipper_repairs_what_a_standby_asks_for(Fx::new());
+}
+
+#[test]
+fn a_running_shipper_repairs_a_damaged_segment_on_an_s3_target() {
+    a_running_shipper_repairs_what_a_standby_asks_for(Fx::new_s3());
 }

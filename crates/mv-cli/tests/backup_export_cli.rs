@@ -3,7 +3,8 @@
 //! equal item by item (folder, subject, bytes, flags); the same range as an mbox
 //! is read back by Python's `mailbox` module byte for byte (after mboxrd's one
 //! `>` is removed); as a Maildir, by the same module, with private modes; and a
-//! folder exports through a running server as a job.
+//! folder exports through a running server as a job. The temporaries a killed
+//! export left beside its output are removed by the next export there.
 
 mod common;
 
@@ -190,11 +191,45 @@ fn a_date_range_from_a_backup_reimports_and_reads_back_as_mbox_and_maildir() {
     );
     assert_eq!(env.summary(OTHER, &folders), expected);
 
+    // What exports killed before (a pid no process has) left in the directory
+    // is removed by the next export there; another machine's, and other
+    // files, are not.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
+    let stale_file = env
+        .root
+        .join(format!(".old.mbox.mailvault-export.{host}.999999999.tmp"));
+    std::fs::write(&stale_file, b"From partial\n").unwrap();
+    let stale_dir = env.root.join(format!(
+        ".Old-Maildir.mailvault-export.{host}.999999998.tmp"
+    ));
+    std::fs::create_dir_all(stale_dir.join("cur")).unwrap();
+    let foreign = env
+        .root
+        .join(".old.mbox.mailvault-export.elsewhere.invalid.999999999.tmp");
+    std::fs::write(&foreign, b"another machine's").unwrap();
+
     // mbox: Python's reader gets the same messages, byte for byte, in folder order.
     let mbox = env.root.join("range.mbox");
     let o = env.export(&["-a", USER, range, "-o", mbox.to_str().unwrap()]);
     assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
     assert!(o.stdout.contains("3 message(s)"), "{}", o.stdout);
+    assert!(
+        !stale_file.exists() && !stale_dir.exists(),
+        "stale temporaries swept"
+    );
+    assert!(
+        foreign.exists(),
+        "another machine's temporary is left alone"
+    );
+    let left: Vec<String> = std::fs::read_dir(&env.root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".mailvault-export.") && !n.contains("elsewhere"))
+        .collect();
+    assert!(left.is_empty(), "the export left its temporary: {left:?}");
     let text = std::fs::read(&mbox).unwrap();
     assert!(
         text.windows(28)

@@ -6,9 +6,12 @@
 //! every message acknowledged more than 5 s before the kill is there byte for
 //! byte, in its folder, with its flags; it takes new mail; the next incremental
 //! into the same target continues the chain; the old primary, restarted, ships
-//! nothing (fenced by the epoch the promote claimed). Another test changes a
-//! password, an attribute and a class of service on the primary and finds
-//! them on the standby. Another takes the
+//! nothing (fenced by the epoch the promote claimed). Another test changes the
+//! directory on the primary (a password, attributes, classes of service,
+//! a domain, the global config, a list, accounts) and finds it all on the
+//! standby and after promote. Another damages a segment in the target while
+//! the primary runs: the standby asks, the primary ships it again, the
+//! standby catches up. Another takes the
 //! target away for a while: shipping falls behind with one WARN and catches up
 //! with one INFO.
 
@@ -467,10 +470,10 @@ fn login_accepted(port: u16, user: &str, password: &str) -> bool {
 }
 
 #[test]
-fn a_standby_follows_password_attribute_and_cos_changes() {
+fn a_standby_follows_the_whole_directory() {
     let env = Env::new();
     let t = env.root.join("target").to_str().unwrap().to_string();
-    primary(&env, &t);
+    let p = primary(&env, &t);
     let mut server = spawn_server(&env.home, Stdio::null());
     let sb = env.root.join("standby");
     ok_in(&sb, &["init"]);
@@ -508,10 +511,66 @@ fn a_standby_follows_password_attribute_and_cos_changes() {
     assert!(gc.stdout.contains("7340032"), "{}", gc.stdout);
     // Untouched accounts keep working as they were.
     assert!(login_accepted(sp.imap, "b@d.test", "secret"));
-    standby.kill().unwrap();
-    standby.wait().unwrap();
+
+    // Beyond accounts: a class of service created (and one to delete), a
+    // domain's attribute, the global and server config, a list and its
+    // members.
+    env.ok("zmprov", &["cc", "gold", "zimbraMailQuota", "1048576"]);
+    env.ok("zmprov", &["cc", "tin"]);
+    env.ok("zmprov", &["md", "d.test", "description", "Main domain"]);
+    env.ok("zmprov", &["mcf", "zimbraSmtpHostname", "mx.d.test"]);
+    // This host's server entry (both homes run on the same host here).
+    env.ok("zmprov", &["ms", "zimbraSmtpPort", "2525"]);
+    env.ok("zmprov", &["cdl", "team@d.test"]);
+    env.ok("zmprov", &["adlm", "team@d.test", "a@d.test", "b@d.test"]);
+    env.ok("zmprov", &["ca", "x@d.test", "secret"]);
+    let prov = |args: &[&str]| run_in(&sb, &[&["prov"], args].concat());
+    let shows = |args: &[&str], what: &str| {
+        let o = prov(args);
+        o.code == 0 && o.stdout.contains(what)
+    };
+    wait_for(
+        "the new class of service, domain, config and list reach the standby",
+        Duration::from_secs(60),
+        || {
+            shows(&["gc", "gold"], "1048576")
+                && shows(&["gc", "tin"], "tin")
+                && shows(&["gd", "d.test"], "Main domain")
+                && shows(&["gacf"], "mx.d.test")
+                && shows(&["gs", "zimbraSmtpPort"], "2525")
+                && shows(&["gdl", "team@d.test"], "b@d.test")
+                && shows(&["ga", "x@d.test"], "x@d.test")
+        },
+    );
+    // Deleted on the primary: gone from the standby.
+    env.ok("zmprov", &["dc", "tin"]);
+    env.ok("zmprov", &["rdlm", "team@d.test", "b@d.test"]);
+    env.ok("zmprov", &["da", "x@d.test"]);
+    wait_for(
+        "deletions reach the standby",
+        Duration::from_secs(60),
+        || {
+            prov(&["gc", "tin"]).code != 0
+                && prov(&["ga", "x@d.test"]).code != 0
+                && !shows(&["gdl", "team@d.test"], "b@d.test")
+        },
+    );
+    assert!(shows(&["gdl", "team@d.test"], "a@d.test"));
+
+    // Promoted, it keeps them all.
     server.kill().unwrap();
     server.wait().unwrap();
+    ok_in(&sb, &["promote"]);
+    let _ = standby.wait();
+    assert!(shows(&["gc", "gold"], "1048576"));
+    assert!(shows(&["gd", "d.test"], "Main domain"));
+    assert!(shows(&["gacf"], "mx.d.test"));
+    assert!(shows(&["gs", "zimbraSmtpPort"], "2525"));
+    assert!(shows(&["gdl", "team@d.test"], "a@d.test"));
+    assert_ne!(prov(&["gc", "tin"]).code, 0);
+    // On the primary's ports now (its identity).
+    assert!(login_accepted(p.imap, "a@d.test", "n3w-secret"));
+    ok_in(&sb, &["control", "stop"]);
 }
 
 #[test]
@@ -558,4 +617,138 @@ fn shipping_falls_behind_while_the_target_is_away_and_catches_up() {
     // checks whole.
     let v = env.run(Path::new(BIN), &["backup", "verify", "-t", &t]);
     assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+}
+
+/// How many messages `user`'s INBOX holds on the server at `port`.
+fn inbox_count(port: u16, user: &str) -> usize {
+    let sel = Imap::login(port, user).cmd("SELECT INBOX");
+    sel.lines()
+        .find_map(|l| l.strip_prefix("* ")?.strip_suffix(" EXISTS")?.parse().ok())
+        .unwrap_or_else(|| panic!("no EXISTS in {sel}"))
+}
+
+/// The newest segment file the target holds (sequence, then start offset:
+/// both are zero-padded in the names).
+fn newest_segment(target: &Path) -> std::path::PathBuf {
+    let mut all = Vec::new();
+    for seq in std::fs::read_dir(target.join("live").join("segments")).unwrap() {
+        for f in std::fs::read_dir(seq.unwrap().path()).unwrap() {
+            let f = f.unwrap().path();
+            if f.extension().is_some_and(|e| e == "seg") {
+                all.push(f);
+            }
+        }
+    }
+    all.into_iter().max().expect("no segment shipped")
+}
+
+#[test]
+fn a_segment_damaged_while_the_primary_runs_is_shipped_again() {
+    let env = Env::new();
+    let target = env.root.join("target");
+    let t = target.to_str().unwrap().to_string();
+    let p = primary(&env, &t);
+    // One open log all along: the repair comes from it, not from its close.
+    env.ok(
+        "zmprov",
+        &["mcf", "zimbraRedoLogRolloverFileSizeKB", "102400"],
+    );
+    let mut server = spawn_server(&env.home, Stdio::null());
+    let sb = env.root.join("standby");
+    ok_in(&sb, &["init"]);
+    let sp = set_ports(&sb);
+    let mut standby = spawn_standby(&sb, &t);
+    let mut lmtp = Lmtp::connect(p.lmtp);
+    let mut sent = Vec::new();
+    let mut deliver = |lmtp: &mut Lmtp, n: usize| {
+        for _ in 0..n {
+            let body = message("a@d.test", sent.len());
+            assert!(lmtp.deliver_to("a@d.test", &body));
+            sent.push(body);
+        }
+        sent.len()
+    };
+    let n = deliver(&mut lmtp, 5);
+    wait_for("the standby follows", Duration::from_secs(60), || {
+        inbox_count(sp.imap, "a@d.test") == n
+    });
+
+    // Paused, the standby has not read what is shipped next; the newest
+    // segment is then damaged in the target (a byte of its range flipped).
+    let pid = standby.id() as i32;
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let before = newest_segment(&target);
+    deliver(&mut lmtp, 5);
+    wait_for("a new segment is shipped", Duration::from_secs(30), || {
+        newest_segment(&target) != before
+    });
+    // Two more rounds: every acknowledged message is shipped.
+    std::thread::sleep(Duration::from_secs(5));
+    let seg = newest_segment(&target);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at = bytes.len() - 5;
+    bytes[at] ^= 0x20;
+    std::fs::write(&seg, &bytes).unwrap();
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let resumed = Instant::now();
+
+    // The standby says so and asks; the primary ships it again from the log
+    // it still has open; the standby goes on, nothing restarted.
+    let sb_log = || std::fs::read_to_string(sb.join("log").join("mailbox.log")).unwrap_or_default();
+    // Polled meanwhile: the lag it reports grows while its step fails.
+    let mut lag_seen = 0.0f64;
+    wait_for(
+        "the standby reports the damage",
+        Duration::from_secs(30),
+        || {
+            let lag = metric(sp.admin, "mailvault_standby_lag_records").unwrap_or(0.0);
+            lag_seen = lag_seen.max(lag);
+            sb_log().contains("asked the primary to ship it again")
+        },
+    );
+    let lag = metric(sp.admin, "mailvault_standby_lag_records").unwrap_or(0.0);
+    lag_seen = lag_seen.max(lag);
+    assert!(
+        lag_seen > 0.0,
+        "the standby reported no lag while it could not follow"
+    );
+    let n = deliver(&mut lmtp, 5);
+    wait_for(
+        "the standby catches up after the repair",
+        Duration::from_secs(60),
+        || inbox_count(sp.imap, "a@d.test") == n,
+    );
+    eprintln!(
+        "the standby found the damage and caught up after the repair {:?} after it resumed",
+        resumed.elapsed()
+    );
+    let log = std::fs::read_to_string(env.home.join("log").join("mailbox.log")).unwrap();
+    assert!(log.contains("shipped again from offset"), "{log}");
+    // Logged right after the step that applied them (written by a thread).
+    wait_for(
+        "the standby says it follows again",
+        Duration::from_secs(10),
+        || sb_log().contains("again after"),
+    );
+    let v = run_in(&env.home, &["backup", "verify", "-t", &t]);
+    assert_eq!(v.code, 0, "the target's chain: {}{}", v.stdout, v.stderr);
+
+    // Every acknowledged message, byte for byte, after promote.
+    server.kill().unwrap();
+    server.wait().unwrap();
+    drop(lmtp);
+    ok_in(&sb, &["promote"]);
+    let _ = standby.wait();
+    let got = subjects(&sb, "a@d.test", "in:Inbox");
+    assert_eq!(got.len(), sent.len(), "{got:?}");
+    for (i, body) in sent.iter().enumerate() {
+        let subject = format!("m{i:03}");
+        let (id, _) = got
+            .iter()
+            .find(|(_, s)| *s == subject)
+            .unwrap_or_else(|| panic!("{subject} is not on the promoted standby"));
+        let m = ok_in(&sb, &["mailbox", "-z", "-m", "a@d.test", "gm", id]);
+        assert!(m.stdout.ends_with(body.as_str()), "{subject} differs");
+    }
+    ok_in(&sb, &["control", "stop"]);
 }

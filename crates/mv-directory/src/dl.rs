@@ -85,7 +85,7 @@ pub(crate) fn insert(conn: &Connection, l: &DistributionList) -> Result<()> {
     attrs::store(conn, &l.id, &l.attrs)
 }
 
-fn add_members(conn: &Connection, id: &str, members: &[String]) -> Result<()> {
+pub(crate) fn add_members(conn: &Connection, id: &str, members: &[String]) -> Result<()> {
     let mut stmt = conn
         .prepare_cached("INSERT OR IGNORE INTO list_members (list_id, address) VALUES (?1, ?2)")?;
     for m in members {

@@ -36,7 +36,7 @@ pub(crate) fn require_domain(conn: &Connection, name: &str) -> Result<()> {
     found.ok_or_else(|| DirectoryError::NoSuchDomain(name.to_string()))
 }
 
-fn load(conn: &Connection, key: &str) -> Result<Option<Domain>> {
+pub(crate) fn load(conn: &Connection, key: &str) -> Result<Option<Domain>> {
     let key = key.trim().to_ascii_lowercase();
     let row = conn
         .prepare_cached("SELECT id, name, created FROM domains WHERE name = ?1 OR id = ?1")?

@@ -111,7 +111,7 @@ impl<'a> Split<'a> {
     }
 }
 
-fn import_err(e: &Entry, reason: impl ToString) -> DirectoryError {
+pub(crate) fn import_err(e: &Entry, reason: impl ToString) -> DirectoryError {
     DirectoryError::Import {
         dn: e.dn.clone(),
         line: e.line,
@@ -185,7 +185,7 @@ fn parse_account(e: &Entry) -> std::result::Result<ParsedAccount, String> {
     })
 }
 
-fn parse_cos(e: &Entry) -> std::result::Result<Cos, String> {
+pub(crate) fn parse_cos(e: &Entry) -> std::result::Result<Cos, String> {
     let s = Split::new(
         e,
         &[OBJECT_CLASS, ZIMBRA_ID, CREATED, "cn"],
@@ -202,7 +202,7 @@ fn parse_cos(e: &Entry) -> std::result::Result<Cos, String> {
     })
 }
 
-fn parse_domain(e: &Entry) -> std::result::Result<Domain, String> {
+pub(crate) fn parse_domain(e: &Entry) -> std::result::Result<Domain, String> {
     let managed = [
         OBJECT_CLASS,
         ZIMBRA_ID,
@@ -222,7 +222,7 @@ fn parse_domain(e: &Entry) -> std::result::Result<Domain, String> {
     })
 }
 
-fn parse_list(e: &Entry) -> std::result::Result<DistributionList, String> {
+pub(crate) fn parse_list(e: &Entry) -> std::result::Result<DistributionList, String> {
     let managed = [OBJECT_CLASS, ZIMBRA_ID, CREATED, "uid", "mail", dl::MEMBER];
     let s = Split::new(e, &managed, &attrs::verbatim)?;
     let email = address::normalize_address(s.one("mail")?).map_err(|e| e.to_string())?;
@@ -253,7 +253,7 @@ fn config_attrs(rest: Attrs) -> std::result::Result<Attrs, String> {
     Ok(out)
 }
 
-fn parse_global(e: &Entry) -> std::result::Result<(Attrs, Option<u32>), String> {
+pub(crate) fn parse_global(e: &Entry) -> std::result::Result<(Attrs, Option<u32>), String> {
     let s = Split::new(
         e,
         &[OBJECT_CLASS, "cn", NEXT_MAILBOX_ID],
@@ -270,7 +270,7 @@ fn parse_global(e: &Entry) -> std::result::Result<(Attrs, Option<u32>), String> 
     Ok((config_attrs(s.rest)?, next))
 }
 
-fn parse_server(e: &Entry) -> std::result::Result<Server, String> {
+pub(crate) fn parse_server(e: &Entry) -> std::result::Result<Server, String> {
     let s = Split::new(
         e,
         &[OBJECT_CLASS, ZIMBRA_ID, "cn"],
@@ -286,7 +286,7 @@ fn parse_server(e: &Entry) -> std::result::Result<Server, String> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Container,
     Global,
     Cos,
@@ -296,7 +296,7 @@ enum Kind {
     List,
 }
 
-fn classify(e: &Entry) -> Result<Kind> {
+pub(crate) fn classify(e: &Entry) -> Result<Kind> {
     let has = |oc: &str| e.values(OBJECT_CLASS).any(|v| v.eq_ignore_ascii_case(oc));
     let kind = [
         ("zimbraAccount", Kind::Account),

@@ -21,6 +21,7 @@ mod export;
 mod import;
 pub mod ldif;
 mod lookup;
+mod mirror;
 mod pool;
 pub mod provision;
 mod schema;
@@ -36,6 +37,7 @@ pub use import::{
     AccountImport, ImportSummary, ImportedAccount, MailboxIdChoice, entry_mailbox_id,
 };
 pub use ldif::{Entry, LdifError};
+pub use mirror::Mirrored;
 pub use provision::NewAccount;
 
 use mv_home::Home;

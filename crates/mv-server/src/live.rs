@@ -4,7 +4,9 @@
 //! (`mv_backup::live::ship`). It reads the log files after the fact, so delivery
 //! never waits for it; a target that fails makes it fall behind (one WARN line
 //! per outage, repeated every five minutes while it lasts) and it catches up from
-//! where it stopped once the target answers again (one INFO line). Its lag is
+//! where it stopped once the target answers again (one INFO line). A segment
+//! damaged in the target is shipped again when a standby asks
+//! (`mv_backup::live::repair`; one WARN line). Its lag is
 //! on `/metrics` and in `mailvault check` (FAILED above
 //! `zimbraBackupContinuousMaxLagSeconds`).
 
@@ -112,6 +114,12 @@ fn run(service: &Service, stop: &AtomicBool) {
         });
         match result {
             Ok(r) => {
+                if let Some((seq, from)) = r.repaired {
+                    tracing::warn!(
+                        "continuous redo shipping: a standby found the shipped segments of redo \
+                         sequence {seq} damaged in the target; shipped again from offset {from}"
+                    );
+                }
                 if let Some((since, _)) = failing.take() {
                     tracing::info!(
                         "continuous redo shipping caught up after {}s behind",

@@ -122,6 +122,8 @@ pub struct Status {
     pub lag: Lag,
     /// The last step's failure, while it lasts.
     pub error: Option<String>,
+    /// Why the shipped directory did not apply, while it does not.
+    pub directory_error: Option<String>,
     pub applied_total: u64,
 }
 
@@ -150,22 +152,45 @@ pub fn catch_up(service: &Service, state: &mut StandbyState) -> Result<follow::S
     let target =
         mv_backup::target::open_existing(&state.target, &home).map_err(|e| e.to_string())?;
     // Accounts first: a mailbox created for a new account is then served as
-    // soon as its records are in.
-    if let Some((digest, changes)) = mv_backup::live::directory::sync(
+    // soon as its records are in. A dump that does not apply (an entry this
+    // directory refuses) holds up neither the mail nor a promote: it is said
+    // (once per error), shown by `check`, and tried again next step.
+    match mv_backup::live::directory::sync(
         target.as_ref(),
         service.directory(),
         state.directory.as_deref(),
-    )
-    .map_err(|e| e.to_string())?
-    {
-        for c in &changes {
-            tracing::info!("standby: directory: {c}");
+    ) {
+        Ok(Some((digest, changes))) => {
+            for c in &changes {
+                tracing::info!("standby: directory: {c}");
+            }
+            state.directory = Some(digest);
+            save(&home, state)?;
+            set_status(|st| st.directory_error = None);
         }
-        state.directory = Some(digest);
-        save(&home, state)?;
+        Ok(None) => set_status(|st| st.directory_error = None),
+        Err(e) => {
+            let e = e.to_string();
+            let said = status().and_then(|st| st.directory_error);
+            if said.as_deref() != Some(e.as_str()) {
+                tracing::warn!("standby: the primary's directory does not apply: {e}");
+            }
+            set_status(|st| st.directory_error = Some(e));
+        }
     }
-    let step = follow::step(target.as_ref(), service.store(), &state.position)
-        .map_err(|e| e.to_string())?;
+    let step = match follow::step(target.as_ref(), service.store(), &state.position) {
+        Ok(step) => step,
+        Err(e) => {
+            // Still behind: the lag goes on growing while the step fails.
+            if let Ok(lag) = follow::lag(target.as_ref(), &state.position) {
+                set_status(|st| st.lag = lag);
+            }
+            if matches!(e, mv_backup::BackupError::Corrupt { .. }) {
+                ask_for_repair(service, target.as_ref(), state, &e);
+            }
+            return Err(e.to_string());
+        }
+    };
     if let Some(first) = step.errors.first() {
         tracing::warn!(
             failed = step.errors.len(),
@@ -178,6 +203,57 @@ pub fn catch_up(service: &Service, state: &mut StandbyState) -> Result<follow::S
         save(&home, state)?;
     }
     Ok(step)
+}
+
+/// How long a standby waits before asking again for the same repair.
+const ASK_AGAIN: Duration = Duration::from_secs(60);
+
+/// A segment that does not read (damaged or missing in the target) can only
+/// be shipped again by the primary, which still has the log open: the
+/// standby asks with `live/repair-request.json` and keeps stepping; it goes
+/// on by itself once the segment reads.
+fn ask_for_repair(
+    service: &Service,
+    target: &dyn mv_backup::Target,
+    state: &StandbyState,
+    e: &mv_backup::BackupError,
+) {
+    // Once per position, again after a while: a request the primary cannot
+    // act on (a damaged closed log) goes away each round, and asking every
+    // second would only say the same thing again.
+    static ASKED: Mutex<Option<(u64, u64, Instant)>> = Mutex::new(None);
+    let mut asked = ASKED.lock().unwrap_or_else(|p| p.into_inner());
+    let p = &state.position;
+    if asked.is_some_and(|(seq, off, at)| {
+        (seq, off) == (p.sequence, p.offset) && at.elapsed() < ASK_AGAIN
+    }) {
+        return;
+    }
+    let req = mv_backup::live::repair::RepairRequest {
+        sequence: state.position.sequence,
+        offset: state.position.offset,
+        reason: e.to_string(),
+        server: service.server_name().to_string(),
+        written_at: mv_types::UtcMillis::now().0,
+    };
+    let result = mv_backup::live::repair::request(target, &req);
+    if result.is_ok() {
+        *asked = Some((p.sequence, p.offset, Instant::now()));
+    }
+    match result {
+        Ok(true) => tracing::warn!(
+            "standby: redo sequence {} does not read from offset {} in {} ({e}); asked the \
+             primary to ship it again",
+            req.sequence,
+            req.offset,
+            state.target
+        ),
+        Ok(false) => {}
+        Err(err) => tracing::warn!(
+            "standby: cannot ask for a repair in {}: {err}",
+            state.target
+        ),
+    }
 }
 
 pub fn spawn(
@@ -254,9 +330,12 @@ pub fn check_item(service: &Service) -> Option<crate::check::CheckItem> {
     if let Some(e) = &st.error {
         detail.push_str(&format!("; last step failed: {e}"));
     }
+    if let Some(e) = &st.directory_error {
+        detail.push_str(&format!("; the primary's directory does not apply: {e}"));
+    }
     Some(crate::check::CheckItem {
         name: "standby".into(),
-        ok: st.error.is_none() && st.lag.seconds <= max as f64,
+        ok: st.error.is_none() && st.directory_error.is_none() && st.lag.seconds <= max as f64,
         detail,
     })
 }

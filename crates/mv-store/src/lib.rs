@@ -40,7 +40,9 @@ pub use prefix::MAX_PREFIX;
 pub use replay::Replayer;
 pub use snapshot_file::{BlobRef, SnapshotFile, SnapshotProblem, SnapshotSummary};
 pub use store::{ChangeHook, GC_CLEAN, OpenReport, ReplayReport, Store, StoreOptions};
-pub use write::{CalendarImport, DeliverOptions, DumpsterPolicy, FlagChange, Recovered};
+pub use write::{
+    CalendarImport, DeliverOptions, DumpsterPolicy, FlagChange, NewMessage, Recovered,
+};
 
 use mv_types::{Digest, MailboxId};
 use std::path::{Path, PathBuf};

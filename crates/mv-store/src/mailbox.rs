@@ -330,44 +330,31 @@ impl Mailbox {
     }
 
     pub fn folders(&self) -> Result<Vec<Folder>, StoreError> {
-        self.read(|c| {
-            let mut st = c.prepare(
-                "SELECT f.id, f.parent_id, f.name, f.view, f.uid_validity, f.uid_next, f.modseq, f.change, \
-                 (SELECT COUNT(*) FROM item i WHERE i.folder_id = f.id), \
-                 (SELECT COUNT(*) FROM item i WHERE i.folder_id = f.id AND i.type = 5 AND (i.flags & 1) = 0) \
-                 FROM folder f ORDER BY f.id",
-            )?;
-            let rows = st.query_map([], |r| {
-                Ok(Folder {
-                    id: r.get(0)?,
-                    parent_id: r.get(1)?,
-                    name: r.get(2)?,
-                    view: r.get(3)?,
-                    uid_validity: r.get(4)?,
-                    uid_next: r.get(5)?,
-                    modseq: r.get::<_, i64>(6)? as u64,
-                    change: r.get::<_, i64>(7)? as u64,
-                    item_count: r.get::<_, i64>(8)? as u64,
-                    unread_count: r.get::<_, i64>(9)? as u64,
-                    path: String::new(),
-                })
-            })?;
-            let mut folders: Vec<Folder> = rows.collect::<Result<_, _>>()?;
-            let paths: Vec<String> = folders.iter().map(|f| folder_path(&folders, f.id)).collect();
-            for (f, p) in folders.iter_mut().zip(paths) {
-                f.path = p;
-            }
-            Ok(folders)
-        })
+        self.read(|c| folder_rows(c, true))
     }
 
     /// Finds a folder by path (`/Inbox/sub`, case-insensitive, leading slash optional).
+    /// Counts the items of that folder only: counting every folder's reads
+    /// every item of the mailbox, which a lookup by path need not pay.
     pub fn folder_by_path(&self, path: &str) -> Result<Option<Folder>, StoreError> {
         let want = normalize_path(path);
-        Ok(self
-            .folders()?
-            .into_iter()
-            .find(|f| f.path.eq_ignore_ascii_case(&want)))
+        self.read(|c| {
+            let Some(mut f) = folder_rows(c, false)?
+                .into_iter()
+                .find(|f| f.path.eq_ignore_ascii_case(&want))
+            else {
+                return Ok(None);
+            };
+            let (items, unread): (i64, i64) = c.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(type = 5 AND (flags & 1) = 0), 0) \
+                 FROM item WHERE folder_id = ?1",
+                [f.id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            f.item_count = items as u64;
+            f.unread_count = unread as u64;
+            Ok(Some(f))
+        })
     }
 
     pub fn tags(&self) -> Result<Vec<Tag>, StoreError> {
@@ -778,4 +765,43 @@ fn folder_path(folders: &[Folder], id: u32) -> String {
 pub(crate) fn normalize_path(path: &str) -> String {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     format!("/{}", parts.join("/"))
+}
+
+/// Every folder with its path; with `counts`, its items and unread messages
+/// (else 0: counting reads every item of the mailbox).
+fn folder_rows(c: &rusqlite::Connection, counts: bool) -> rusqlite::Result<Vec<Folder>> {
+    let counted = if counts {
+        "(SELECT COUNT(*) FROM item i WHERE i.folder_id = f.id), \
+         (SELECT COUNT(*) FROM item i WHERE i.folder_id = f.id AND i.type = 5 AND (i.flags & 1) = 0)"
+    } else {
+        "0, 0"
+    };
+    let mut st = c.prepare(&format!(
+        "SELECT f.id, f.parent_id, f.name, f.view, f.uid_validity, f.uid_next, f.modseq, f.change, \
+         {counted} FROM folder f ORDER BY f.id"
+    ))?;
+    let rows = st.query_map([], |r| {
+        Ok(Folder {
+            id: r.get(0)?,
+            parent_id: r.get(1)?,
+            name: r.get(2)?,
+            view: r.get(3)?,
+            uid_validity: r.get(4)?,
+            uid_next: r.get(5)?,
+            modseq: r.get::<_, i64>(6)? as u64,
+            change: r.get::<_, i64>(7)? as u64,
+            item_count: r.get::<_, i64>(8)? as u64,
+            unread_count: r.get::<_, i64>(9)? as u64,
+            path: String::new(),
+        })
+    })?;
+    let mut folders: Vec<Folder> = rows.collect::<Result<_, _>>()?;
+    let paths: Vec<String> = folders
+        .iter()
+        .map(|f| folder_path(&folders, f.id))
+        .collect();
+    for (f, p) in folders.iter_mut().zip(paths) {
+        f.path = p;
+    }
+    Ok(folders)
 }

@@ -12,10 +12,12 @@ use mv_types::{ItemId, MailboxId, UtcMillis};
 use rusqlite::{OptionalExtension, params};
 
 mod bulk;
+mod deliver;
 mod dumpster;
 mod folder_ops;
 mod pim_items;
 
+pub use deliver::NewMessage;
 pub use dumpster::{DumpsterPolicy, Recovered};
 
 /// How a message is stored: folder, flags, tags, received date.
@@ -251,118 +253,6 @@ impl Store {
             )?;
         }
         Ok(out)
-    }
-
-    /// Stores one message for several local recipients: the content is logged once
-    /// and stored as one file hard-linked into each mailbox. Returns each
-    /// recipient's new item id, in the order given.
-    pub fn deliver(
-        &self,
-        raw: &[u8],
-        recipients: &[MailboxId],
-        options: &DeliverOptions,
-    ) -> Result<Vec<ItemId>, StoreError> {
-        let plain: Vec<(MailboxId, Vec<u8>)> =
-            recipients.iter().map(|id| (*id, Vec::new())).collect();
-        self.deliver_with_prefixes(raw, &plain, options)
-    }
-
-    /// [`Store::deliver`] with header lines of each recipient's own before the
-    /// shared content (a delivery's trace headers: `Return-Path`,
-    /// `Delivered-To`, `Received`). The content is still logged and stored
-    /// once; each prefix is kept in its mailbox's database and logged in its
-    /// `CreateMessage` record, so replay and restore rebuild the same bytes.
-    /// A prefix is empty or complete header lines (each ending in CRLF, none
-    /// empty, no NUL), at most [`crate::MAX_PREFIX`] bytes. A mailbox named twice
-    /// gets one message, with the first prefix given for it.
-    pub fn deliver_with_prefixes(
-        &self,
-        raw: &[u8],
-        recipients: &[(MailboxId, Vec<u8>)],
-        options: &DeliverOptions,
-    ) -> Result<Vec<ItemId>, StoreError> {
-        if options.flags & !flags::ALL != 0 {
-            return Err(StoreError::Invalid(format!(
-                "unknown flag bits {:#x}",
-                options.flags & !flags::ALL
-            )));
-        }
-        let mut prefixes: std::collections::HashMap<MailboxId, &[u8]> =
-            std::collections::HashMap::new();
-        for (id, prefix) in recipients {
-            crate::prefix::check(prefix)?;
-            prefixes.entry(*id).or_insert(prefix);
-        }
-        let mut unique: Vec<MailboxId> = prefixes.keys().copied().collect();
-        unique.sort();
-        if unique.is_empty() {
-            return Ok(Vec::new());
-        }
-        let envelope = mime::extract_envelope(raw);
-        let received = options.received.unwrap_or_else(UtcMillis::now);
-        let (digest, staged_path) = self.blobs().stage(raw)?;
-        let mut staged = Staged::default();
-        staged.insert(digest, staged_path.clone());
-        // Locks in mailbox-id order: two deliveries never wait on each other in a cycle.
-        let handles: Vec<_> = unique.iter().map(|id| self.mailbox(*id)).collect();
-        let result = (|| {
-            let mut guards = Vec::with_capacity(handles.len());
-            for h in &handles {
-                let g = h.lock()?;
-                require_live(&g)?;
-                guards.push(g);
-            }
-            let mut ops = Vec::with_capacity(guards.len());
-            let mut ids = std::collections::HashMap::new();
-            for g in &guards {
-                let (_, view, uid_next) = folder_row(g, options.folder_id)?;
-                if view != "message" && view != "unknown" {
-                    return Err(StoreError::Invalid(format!(
-                        "folder {} holds {view}s, not messages",
-                        options.folder_id
-                    )));
-                }
-                for t in &options.tags {
-                    require_tag(g, *t)?;
-                }
-                let id = next_item_id(g)?;
-                ids.insert(g.id, ItemId(id));
-                let prefix = prefixes[&g.id];
-                ops.push((
-                    g.id,
-                    Op::CreateMessage(ops::CreateMessage {
-                        id,
-                        folder_id: options.folder_id,
-                        imap_uid: uid_next,
-                        digest: digest.0,
-                        size: (prefix.len() + raw.len()) as u64,
-                        received_ms: received.0,
-                        flags: options.flags,
-                        tags: options.tags.clone(),
-                        envelope: envelope.clone(),
-                        prefix: (!prefix.is_empty()).then(|| prefix.to_vec()),
-                    }),
-                ));
-            }
-            let shared = vec![Op::PutBlob(ops::PutBlob {
-                digest: digest.0,
-                data: raw.to_vec(),
-            })];
-            self.commit(&mut guards, shared, ops, &staged)?;
-            Ok(recipients.iter().map(|(r, _)| ids[r]).collect())
-        })();
-        let _ = self.blobs().remove(&staged_path);
-        result
-    }
-
-    /// Adds a message to one mailbox (`zmmailbox am`, IMAP APPEND, import).
-    pub fn add_message(
-        &self,
-        id: MailboxId,
-        raw: &[u8],
-        options: &DeliverOptions,
-    ) -> Result<ItemId, StoreError> {
-        Ok(self.deliver(raw, &[id], options)?[0])
     }
 
     pub fn rename_tag(&self, id: MailboxId, tag: u32, new_name: &str) -> Result<(), StoreError> {

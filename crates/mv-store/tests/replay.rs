@@ -739,3 +739,103 @@ fn an_exclusive_store_after_a_crashed_server_leaves_the_next_start_exact() {
     let started = open(&crashed, 100 << 20);
     assert_same(&live, &started, &ids);
 }
+
+/// A batch of messages (a restore of items) is the records single deliveries
+/// would log, a chunk per commit: each message gets its own folder, flags,
+/// tags, received date and prefix, UIDs in order per folder, the same content
+/// twice is logged once per chunk; replay rebuilds the same mailbox.
+#[test]
+fn a_batch_of_messages_is_stored_in_few_commits_and_replays_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(&dir.path().join("live"));
+    let store = open(&home, 100 << 20);
+    let ids = setup(&store);
+    let m = ids[0];
+    let other = store
+        .create_folder(m, folders::ROOT, "Projects", "message")
+        .unwrap();
+    let tag = store.create_tag(m, "Red", 1).unwrap();
+    // One delivery before: the batch continues its ids and the Inbox's UIDs.
+    let before = store
+        .add_message(m, &message(9_999, 200), &DeliverOptions::default())
+        .unwrap();
+    let commits_before = all_records(&home)
+        .iter()
+        .map(|r| r.txn)
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    const N: usize = 600;
+    let raws: Vec<Vec<u8>> = (0..N)
+        .map(|n| message(if n == 7 { 3 } else { n }, 300))
+        .collect();
+    let prefixes: Vec<Vec<u8>> = (0..N)
+        .map(|n| trace(n, m).filter(|_| n % 3 == 0).unwrap_or_default())
+        .collect();
+    let batch: Vec<mv_store::NewMessage> = (0..N)
+        .map(|n| mv_store::NewMessage {
+            raw: &raws[n],
+            prefix: &prefixes[n],
+            options: DeliverOptions {
+                folder_id: if n % 2 == 0 { folders::INBOX } else { other },
+                flags: if n % 5 == 0 { flags::SEEN } else { 0 },
+                tags: if n % 4 == 0 { vec![tag] } else { vec![] },
+                received: Some(mv_types::UtcMillis(1_700_000_000_000 + n as i64)),
+            },
+        })
+        .collect();
+    let got = store.add_messages(m, &batch).unwrap();
+    assert_eq!(got.len(), N);
+    let mbox = store.mailbox(m);
+    let mut last_uid = std::collections::HashMap::new();
+    for (n, id) in got.iter().enumerate() {
+        assert_eq!(id.0, before.0 + 1 + n as u32, "ids follow each other");
+        let item = mbox.item(*id).unwrap().unwrap();
+        let o = &batch[n].options;
+        assert_eq!(item.folder_id, o.folder_id);
+        assert_eq!(item.flags, o.flags);
+        assert_eq!(item.tags, o.tags);
+        assert_eq!(item.received_ms, o.received.unwrap().0);
+        assert_eq!(
+            store.read_blob(m, &item).unwrap(),
+            [prefixes[n].as_slice(), &raws[n]].concat()
+        );
+        let prev = last_uid.insert(item.folder_id, item.imap_uid);
+        assert!(prev.is_none_or(|p| item.imap_uid == p + 1), "UIDs in order");
+    }
+    let records = all_records(&home);
+    let commits = records
+        .iter()
+        .map(|r| r.txn)
+        .collect::<std::collections::HashSet<_>>()
+        .len()
+        - commits_before;
+    assert_eq!(commits, N.div_ceil(256), "one commit per chunk of 256");
+    let puts = records
+        .iter()
+        .filter(|r| matches!(r.op, mv_redo::Op::PutBlob(_)))
+        .count();
+    assert_eq!(puts, 1 + N - 1, "message 7 repeats message 3: logged once");
+    let replayed = open(&Home::at(&dir.path().join("replay")), 100 << 20);
+    replayed.replay(records.iter(), &|_| true).unwrap();
+    assert_same(&store, &replayed, &ids);
+
+    // A bad entry is refused before anything is stored.
+    let count = mbox.items(None, None).unwrap().len();
+    let bad = [
+        mv_store::NewMessage {
+            raw: &raws[0],
+            prefix: b"",
+            options: DeliverOptions::default(),
+        },
+        mv_store::NewMessage {
+            raw: &raws[1],
+            prefix: b"",
+            options: DeliverOptions {
+                flags: 1 << 30,
+                ..Default::default()
+            },
+        },
+    ];
+    assert!(store.add_messages(m, &bad).is_err());
+    assert_eq!(mbox.items(None, None).unwrap().len(), count);
+}

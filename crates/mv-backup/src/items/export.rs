@@ -9,7 +9,9 @@
 //! pool (or the file its replayed record wrote) one at a time while writing.
 //! Nothing is left under the output's name unless the export finished: files are
 //! written under a temporary name, fsynced and renamed; a Maildir is made under a
-//! temporary directory renamed into place at the end.
+//! temporary directory renamed into place at the end. The temporaries of an
+//! export that was killed are removed by the next export to the same directory
+//! (`export/temp.rs`).
 
 use super::*;
 use std::io::Write;
@@ -17,6 +19,9 @@ use std::path::{Path, PathBuf};
 
 mod maildir;
 mod mbox;
+mod temp;
+
+use temp::temp_beside;
 
 /// What `backup export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +132,7 @@ pub fn export_account(
         None => Vec::new(),
     };
     check_output(&opts.output)?;
+    temp::sweep_stale(parent_of(&opts.output));
     let zid = zimbra_id(run, source, target, email)?;
     let point = match &opts.point {
         Some(p) => (point_name(p), p.clone()),
@@ -245,15 +251,6 @@ fn parent_of(path: &Path) -> &Path {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     }
-}
-
-/// A name beside `path` for writing it before it is complete.
-pub(crate) fn temp_beside(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    parent_of(path).join(format!(".{name}.tmp{}", std::process::id()))
 }
 
 /// Writes a file through `fill` under a temporary name (mode 0600), fsyncs it

@@ -6,11 +6,13 @@
 //! directory, so the primary puts its whole export whenever it changed. A
 //! disaster restore takes it instead of the newest session's dump when it was
 //! put after that session ended ([`newer_than`]); a standby applies it entry by
-//! entry through the directory's own API ([`sync`]), by zimbraId.
+//! entry through the directory's own API ([`sync`], [`mirror`]): accounts,
+//! classes of service, domains, distribution lists, global and server config.
 
 use crate::error::{BackupError, Result};
 use crate::target::Target;
-use mv_directory::{AccountImport, Directory, Entry, Modification};
+use mv_directory::{AccountImport, Directory, Entry, Mirrored};
+use std::collections::BTreeSet;
 
 /// The directory export, LDIF, as `ldap/ldap.bak` of a session holds it.
 pub const LDAP_PATH: &str = "live/ldap.bak";
@@ -65,14 +67,9 @@ pub fn newer_than(
     Ok(Some((info, crate::ldap::parse_ldap(&shown, &bytes)?)))
 }
 
-/// Makes `dir` hold the accounts and classes of service of the primary's
-/// directory as shipped (`live/ldap.bak`): accounts created there are imported
-/// (their domain created first when missing), renamed ones renamed, changed
-/// ones (password, status, class of service, aliases, attributes) replaced by
-/// the shipped entry, deleted ones deleted (their mailbox goes by the redo
-/// log's own record); a class of service's attributes follow its shipped
-/// entry. Returns the digest of the dump applied and what changed, or `None`
-/// when the dump is absent or the one `last` names.
+/// Makes `dir` hold the primary's directory as shipped (`live/ldap.bak`, see
+/// [`mirror`]). Returns the digest of the dump applied and what changed, or
+/// `None` when the dump is absent or the one `last` names.
 pub fn sync(
     target: &dyn Target,
     dir: &Directory,
@@ -89,9 +86,105 @@ pub fn sync(
     }
     let shown = format!("{}/{LDAP_PATH}", target.url());
     let entries = crate::ldap::parse_ldap(&shown, &bytes)?;
-    let mut changes = sync_cos(dir, &entries)?;
-    changes.extend(sync_accounts(dir, &entries)?);
-    Ok(Some((digest, changes)))
+    Ok(Some((digest, mirror(dir, &entries)?)))
+}
+
+/// Global and server configuration attributes a standby keeps as its own
+/// instead of following its primary's. Only paths into the home's own disk:
+/// the standby's store holds its own redo log open where these say, and
+/// promote continues that log after the target's history, so the primary's
+/// paths (its disk's layout) must not move it. Everything else follows: the
+/// listener ports and the certificate are not in the directory but in each
+/// home's `conf/` (the standby keeps its own while it follows, promote takes
+/// the primary's from the newest session); the shipping and schedule settings
+/// do nothing on a standby (it neither ships nor runs the schedule) and are
+/// what it needs once promoted, when it ships into the same target as the
+/// primary did; the rest is policy the standby must serve as the primary did.
+pub const KEPT_CONFIG: &[&str] = &["zimbraRedoLogLogPath", "zimbraRedoLogArchiveDir"];
+
+/// Makes `dir` hold a whole directory export (`entries`), through the
+/// directory's own API, each object by its identity (zimbraId; a domain and a
+/// server by name): classes of service and distribution lists the export
+/// lacks are deleted first (a new one of the same name may follow), then
+/// classes of service and domains created or changed (accounts refer to
+/// them), accounts created, renamed, replaced or deleted (their mailbox goes
+/// by the redo log's own record), lists created or changed (members
+/// included), domains the export lacks deleted, and the global and server
+/// configuration set as exported except [`KEPT_CONFIG`]. A server entry the
+/// export lacks stays: it is this home's own when it runs on another host.
+/// Returns one line per change.
+pub fn mirror(dir: &Directory, entries: &[Entry]) -> Result<Vec<String>> {
+    let mut changes = Vec::new();
+    let ids = |class: &str| -> BTreeSet<&str> {
+        entries
+            .iter()
+            .filter(|e| is(e, class))
+            .filter_map(|e| e.values("zimbraId").next())
+            .collect()
+    };
+    let lists = ids("zimbraDistributionList");
+    for l in dir.list_dls(None)? {
+        if !lists.contains(l.id.as_str()) {
+            dir.delete_dl(&l.id)?;
+            changes.push(format!("deleted distribution list {}", l.email));
+        }
+    }
+    let classes = ids("zimbraCOS");
+    for c in dir.list_cos()? {
+        if !classes.contains(c.id.as_str()) && c.name != mv_directory::DEFAULT_COS {
+            // Its accounts go to the default class for a moment: their
+            // shipped entries name their new class, applied below.
+            dir.delete_cos(&c.id, true)?;
+            changes.push(format!("deleted class of service {}", c.name));
+        }
+    }
+    for class in ["zimbraCOS", "zimbraDomain"] {
+        for e in entries.iter().filter(|e| is(e, class)) {
+            put_entry(dir, e, &mut changes)?;
+        }
+    }
+    changes.extend(sync_accounts(dir, entries)?);
+    for e in entries.iter().filter(|e| is(e, "zimbraDistributionList")) {
+        put_entry(dir, e, &mut changes)?;
+    }
+    let domains: BTreeSet<String> = entries
+        .iter()
+        .filter(|e| is(e, "zimbraDomain"))
+        .filter_map(|e| e.values("zimbraDomainName").next())
+        .map(|d| d.to_ascii_lowercase())
+        .collect();
+    for d in dir.list_domains()? {
+        if !domains.contains(&d.name) {
+            // Its accounts and lists are gone already (the export has none).
+            dir.delete_domain(&d.name, true)?;
+            changes.push(format!("deleted domain {}", d.name));
+        }
+    }
+    for class in ["zimbraGlobalConfig", "zimbraServer"] {
+        for e in entries.iter().filter(|e| is(e, class)) {
+            put_entry(dir, e, &mut changes)?;
+        }
+    }
+    Ok(changes)
+}
+
+/// One entry made to hold as exported; a line in `changes` when it changed.
+fn put_entry(dir: &Directory, e: &Entry, changes: &mut Vec<String>) -> Result<()> {
+    let (what, named) = match () {
+        _ if is(e, "zimbraCOS") => ("class of service", "cn"),
+        _ if is(e, "zimbraDomain") => ("domain", "zimbraDomainName"),
+        _ if is(e, "zimbraDistributionList") => ("distribution list", "mail"),
+        _ if is(e, "zimbraServer") => ("server", "cn"),
+        _ => ("global config", ""),
+    };
+    let name = e.values(named).next().unwrap_or_default();
+    let done = match dir.mirror_entry(e, KEPT_CONFIG)? {
+        Mirrored::Created => "created",
+        Mirrored::Updated => "updated",
+        Mirrored::Unchanged => return Ok(()),
+    };
+    changes.push(format!("{done} {what} {name}").trim_end().to_string());
+    Ok(())
 }
 
 fn is(e: &Entry, class: &str) -> bool {
@@ -147,51 +240,11 @@ fn sync_accounts(dir: &Directory, entries: &[Entry]) -> Result<Vec<String>> {
     Ok(changes)
 }
 
-/// Names of a COS entry that are not its attributes.
-const COS_ENTRY_ONLY: &[&str] = &["objectClass", "cn", "zimbraId", "zimbraCreateTimestamp"];
-
-/// A class of service the standby holds (same zimbraId) takes the shipped
-/// attributes. One the standby lacks is left to a rebuild: accounts name their
-/// class by id, which the directory's API does not let a caller choose.
-fn sync_cos(dir: &Directory, entries: &[Entry]) -> Result<Vec<String>> {
-    let mut changes = Vec::new();
-    let local = dir.list_cos()?;
-    for e in entries.iter().filter(|e| is(e, "zimbraCOS")) {
-        let Some(id) = e.values("zimbraId").next() else {
-            continue;
-        };
-        let Some(have) = local.iter().find(|c| c.id == id) else {
-            continue;
-        };
-        let mut want: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
-        for (name, value) in &e.attrs {
-            if !COS_ENTRY_ONLY.contains(&name.as_str()) {
-                want.entry(name.as_str()).or_default().push(value.clone());
-            }
-        }
-        let mut mods: Vec<Modification> = want
-            .iter()
-            .filter(|(name, values)| have.attrs.get(**name) != Some(*values))
-            .map(|(name, values)| Modification::replace(*name, values.clone()))
-            .collect();
-        mods.extend(
-            have.attrs
-                .keys()
-                .filter(|name| !want.contains_key(name.as_str()))
-                .map(|name| Modification::unset(name.clone())),
-        );
-        if !mods.is_empty() {
-            dir.modify_cos(&have.id, &mods)?;
-            changes.push(format!("updated class of service {}", have.name));
-        }
-    }
-    Ok(changes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::target::FsTarget;
+    use mv_directory::Modification;
 
     fn primary() -> Directory {
         let d = Directory::open_in_memory().unwrap();
@@ -237,7 +290,20 @@ mod tests {
         let standby = Directory::open_in_memory().unwrap();
         ship(&target, &p);
         let (digest, changes) = sync(&target, &standby, None).unwrap().unwrap();
-        assert_eq!(changes, vec!["created a@d.test".to_string()]);
+        // A fresh directory made its own default class: the shipped one's
+        // id wins.
+        assert_eq!(
+            changes,
+            [
+                "updated class of service default",
+                "created domain d.test",
+                "created a@d.test"
+            ]
+        );
+        assert_eq!(
+            standby.default_cos().unwrap().id,
+            p.default_cos().unwrap().id
+        );
         assert!(standby.verify_password("a@d.test", "first-pw").unwrap());
         // The same dump again: nothing to do.
         assert!(sync(&target, &standby, Some(&digest)).unwrap().is_none());
@@ -259,5 +325,79 @@ mod tests {
         let a = standby.get_account("a@d.test").unwrap();
         assert_eq!(a.attr("displayName"), ["Alice Follows".to_string()]);
         assert_eq!(a.id, p.get_account("a@d.test").unwrap().id);
+    }
+
+    #[test]
+    fn a_standby_directory_follows_classes_domains_lists_and_config() {
+        let p = primary();
+        let standby = Directory::open_in_memory().unwrap();
+        mirror(&standby, &p.export_entries().unwrap()).unwrap();
+
+        let gold = p
+            .create_cos("gold", &[Modification::set("zimbraMailQuota", "1024")])
+            .unwrap();
+        p.set_account_cos("a@d.test", &gold.id).unwrap();
+        p.modify_domain("d.test", &[Modification::set("description", "main")])
+            .unwrap();
+        p.create_domain("e.test", &[]).unwrap();
+        p.create_dl("team@d.test", &[]).unwrap();
+        p.add_dl_members("team@d.test", &["a@d.test", "x@e.test"])
+            .unwrap();
+        p.modify_global(&[
+            Modification::set("zimbraSmtpHostname", "mx.d.test"),
+            Modification::set("zimbraRedoLogArchiveDir", "/primary/archive"),
+        ])
+        .unwrap();
+        let changes = mirror(&standby, &p.export_entries().unwrap()).unwrap();
+        for c in [
+            "created class of service gold",
+            "updated domain d.test",
+            "created domain e.test",
+            "updated a@d.test",
+            "created distribution list team@d.test",
+            "updated global config",
+        ] {
+            assert!(changes.contains(&c.to_string()), "{c}: {changes:?}");
+        }
+        assert_eq!(standby.get_cos("gold").unwrap().id, gold.id);
+        assert_eq!(standby.get_account("a@d.test").unwrap().cos_id, gold.id);
+        assert_eq!(
+            standby.get_dl("team@d.test").unwrap().members,
+            ["a@d.test", "x@e.test"]
+        );
+        let g = standby.global_explicit().unwrap();
+        assert_eq!(
+            mv_directory::attrs::get(&g, "zimbraSmtpHostname"),
+            ["mx.d.test"]
+        );
+        assert!(
+            mv_directory::attrs::get(&g, "zimbraRedoLogArchiveDir").is_empty(),
+            "the standby's own redo log paths stay its own"
+        );
+        // The same export again: nothing to do.
+        assert!(
+            mirror(&standby, &p.export_entries().unwrap())
+                .unwrap()
+                .is_empty()
+        );
+
+        p.delete_dl("team@d.test").unwrap();
+        p.delete_cos("gold", true).unwrap();
+        p.delete_domain("e.test", false).unwrap();
+        p.delete_account("a@d.test").unwrap();
+        let changes = mirror(&standby, &p.export_entries().unwrap()).unwrap();
+        assert_eq!(
+            changes,
+            [
+                "deleted distribution list team@d.test",
+                "deleted class of service gold",
+                "deleted a@d.test",
+                "deleted domain e.test",
+            ],
+        );
+        assert!(standby.get_cos("gold").is_err());
+        assert!(standby.get_domain("e.test").is_err());
+        assert!(standby.get_dl("team@d.test").is_err());
+        assert!(standby.get_account("a@d.test").is_err());
     }
 }

@@ -206,7 +206,21 @@ fn step_only(
     }
     let rebuilt: Vec<u32> = applier.begun.iter().copied().collect();
     let (applied, errors) = applier.finish()?;
-    let lag = match super::read_state(target)? {
+    let lag = lag(target, &pos)?;
+    Ok(Step {
+        position: pos,
+        read,
+        applied,
+        errors,
+        rebuilt,
+        lag,
+    })
+}
+
+/// How far `pos` is behind what the shipper last reported (`live/state.json`):
+/// records by LSN, seconds by record time.
+pub fn lag(target: &dyn Target, pos: &Position) -> Result<Lag> {
+    Ok(match super::read_state(target)? {
         Some(st) if st.lsn > pos.lsn => Lag {
             records: st.lsn - pos.lsn,
             bytes: 0,
@@ -220,14 +234,6 @@ fn step_only(
             },
         },
         _ => Lag::default(),
-    };
-    Ok(Step {
-        position: pos,
-        read,
-        applied,
-        errors,
-        rebuilt,
-        lag,
     })
 }
 

@@ -10,6 +10,8 @@
 //! <target>/live/ldap.bak                            the directory, when it changed
 //! <target>/live/ldap.json                           when it was put ([`directory`])
 //! <target>/live/epochs/<epoch>.json                 who may ship ([`epoch`])
+//! <target>/live/repair-request.json                 a standby found a segment
+//!                                                   damaged ([`repair`])
 //! ```
 //!
 //! A warm standby follows the same objects ([`follow`]).
@@ -28,6 +30,7 @@
 pub mod directory;
 pub mod epoch;
 pub mod follow;
+pub mod repair;
 pub mod segment;
 pub mod ship;
 

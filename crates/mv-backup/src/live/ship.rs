@@ -29,6 +29,9 @@ pub struct Round {
     pub segments: u64,
     pub bytes: u64,
     pub lag: Lag,
+    /// A repair this round began ([`super::repair`]): the open log's
+    /// sequence and the offset it is shipped again from.
+    pub repaired: Option<(u64, u64)>,
 }
 
 /// Ships one home's redo log into one target.
@@ -84,23 +87,11 @@ impl Shipper {
         if let Some((seq, segs)) = listing.segments.iter().next_back()
             && *seq > whole_through
         {
-            // Where the segments of the newest sequence end (each is checked
-            // when read; a damaged one is shipped over from its start again).
-            let mut end = 0;
-            for s in segs {
-                let Ok(bytes) = target.get(&s.path) else {
-                    break;
-                };
-                let Ok((m, _)) = segment::decode(&bytes) else {
-                    break;
-                };
-                if m.start != end {
-                    break;
-                }
-                end = m.end();
-                if m.records > 0 {
-                    (last_lsn, last_seq, last_time) = (m.last_lsn, m.sequence, m.last_time.0);
-                }
+            // Where the segments of the newest sequence end (a damaged one is
+            // shipped over from its start again).
+            let (end, last) = sound_end(target.as_ref(), segs);
+            if let Some(l) = last {
+                (last_lsn, last_seq, last_time) = l;
             }
             // After a break (a damaged or missing segment) this home ships
             // its open log again from there, up to what is durable, so the
@@ -183,6 +174,7 @@ impl Shipper {
                 }
             }
         }
+        round.repaired = self.repair()?;
         self.ship_open(durable, &mut round)?;
         round.lag = self.lag(durable);
         if round.lag.records == 0 {
@@ -193,6 +185,40 @@ impl Shipper {
             self.write_state(round.lag)?;
         }
         Ok(round)
+    }
+
+    /// A standby asked for a repair (`live/repair-request.json`): reads the
+    /// open log's segments back and, when the sound chain ends before what
+    /// this shipper put, ships again from there (this round's segment
+    /// replaces the damaged one, the later ones are stale until covered),
+    /// from the log it still has open. A request about another sequence (a
+    /// log closed since, shipped whole: the whole log wins) only goes away.
+    /// Returns the sequence and offset shipped again from.
+    fn repair(&mut self) -> Result<Option<(u64, u64)>> {
+        let Some(req) = super::repair::read(self.target.as_ref())? else {
+            return Ok(None);
+        };
+        let mut from = None;
+        if let Some((seq, shipped)) = self.open
+            && (req.sequence == seq || req.sequence == 0)
+        {
+            let segs = list(self.target.as_ref())?
+                .segments
+                .remove(&seq)
+                .unwrap_or_default();
+            let (end, _) = sound_end(self.target.as_ref(), &segs);
+            if end < shipped {
+                self.open = Some((seq, end));
+                for s in segs.into_iter().filter(|s| s.start > end) {
+                    if !self.stale.contains(&s) {
+                        self.stale.push(s);
+                    }
+                }
+                from = Some((seq, end));
+            }
+        }
+        super::repair::done(self.target.as_ref())?;
+        Ok(from)
     }
 
     /// The open log's new whole records up to `durable`, as one segment.
@@ -310,6 +336,30 @@ impl Shipper {
             .map_err(|e| BackupError::Invalid(format!("live state: {e}")))?;
         self.target.put(super::STATE_PATH, &json)
     }
+}
+
+/// Where the sound chain of one sequence's segments ends: each read and
+/// checked whole ([`segment::decode`]), each starting where the one before
+/// ended, from offset 0; and the last record it holds (LSN, sequence, time).
+fn sound_end(target: &dyn Target, segs: &[super::SegmentObject]) -> (u64, Option<(u64, u64, i64)>) {
+    let mut end = 0;
+    let mut last = None;
+    for s in segs {
+        let Ok(bytes) = target.get(&s.path) else {
+            break;
+        };
+        let Ok((m, _)) = segment::decode(&bytes) else {
+            break;
+        };
+        if m.start != end || m.start != s.start || m.sequence != s.sequence {
+            break;
+        }
+        end = m.end();
+        if m.records > 0 {
+            last = Some((m.last_lsn, m.sequence, m.last_time.0));
+        }
+    }
+    (end, last)
 }
 
 /// The home's archived logs (none before the first rollover made the directory).

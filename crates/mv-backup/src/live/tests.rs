@@ -441,3 +441,68 @@ fn a_damaged_segment_is_shipped_again_by_the_next_shipper_and_the_chain_heals() 
     assert_eq!(lsns(a.file.path()), lsns(&w.cfg.log_path));
     assert!(verify(w.target.as_ref()).unwrap().is_empty());
 }
+
+#[test]
+fn a_segment_damaged_while_the_log_is_open_is_shipped_again_on_request() {
+    let w = world();
+    let mut s = shipper(&w);
+    for i in 0..3 {
+        put(&w, 2, i * 10);
+        s.round(w.log.durable_lsn()).unwrap();
+    }
+    let seq = w.log.position().sequence;
+    let segs = list(w.target.as_ref()).unwrap().segments[&seq].clone();
+    assert_eq!(segs.len(), 3);
+    // The middle one torn, the newest cut short.
+    let file = |o: &SegmentObject| w.target.local_path(&o.path).unwrap();
+    let mut bytes = std::fs::read(file(&segs[1])).unwrap();
+    let n = bytes.len();
+    bytes[n - 3] ^= 0x40;
+    std::fs::write(file(&segs[1]), &bytes).unwrap();
+    let newest = std::fs::read(file(&segs[2])).unwrap();
+    std::fs::write(file(&segs[2]), &newest[..newest.len() / 2]).unwrap();
+    assert!(assemble(w.target.as_ref(), &segs).is_err());
+
+    // Without a request the running shipper does not read back.
+    put(&w, 1, 90);
+    let r = s.round(w.log.durable_lsn()).unwrap();
+    assert_eq!((r.segments, r.repaired), (1, None));
+
+    let req = repair::RepairRequest {
+        sequence: seq,
+        offset: segs[0].start,
+        reason: "torn".into(),
+        server: "standby".into(),
+        written_at: 0,
+    };
+    assert!(repair::request(w.target.as_ref(), &req).unwrap());
+    assert!(
+        !repair::request(w.target.as_ref(), &req).unwrap(),
+        "one request at a time"
+    );
+    put(&w, 1, 91);
+    let r = s.round(w.log.durable_lsn()).unwrap();
+    let from = segs[1].start;
+    assert_eq!(r.repaired, Some((seq, from)));
+    assert_eq!(r.segments, 1);
+    assert!(
+        repair::read(w.target.as_ref()).unwrap().is_none(),
+        "handled"
+    );
+    let listing = list(w.target.as_ref()).unwrap();
+    let now = &listing.segments[&seq];
+    assert_eq!(
+        now.iter().map(|s| s.start).collect::<Vec<_>>(),
+        [0, from],
+        "the damaged and later segments are replaced by one from the break"
+    );
+    let a = assemble(w.target.as_ref(), now).unwrap();
+    assert_eq!(lsns(a.file.path()), lsns(&w.cfg.log_path), "every record");
+    assert!(verify(w.target.as_ref()).unwrap().is_empty());
+
+    // A request with nothing damaged only goes away.
+    repair::request(w.target.as_ref(), &req).unwrap();
+    let r = s.round(w.log.durable_lsn()).unwrap();
+    assert_eq!((r.repaired, r.segments), (None, 0));
+    assert!(repair::read(w.target.as_ref()).unwrap().is_none());
+}

@@ -29,6 +29,8 @@ mod s3_upload;
 pub use fs::FsTarget;
 pub use s3::S3Target;
 pub use s3_config::{MIN_PART_SIZE, S3Settings};
+/// This machine's name (a lease's holder, an export's temporary's owner).
+pub(crate) use s3_lease::hostname;
 
 use crate::error::Result;
 use std::path::{Path, PathBuf};

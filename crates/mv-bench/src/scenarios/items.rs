@@ -43,6 +43,8 @@ const ACCOUNT: &str = "archive@items.example";
 const RESTORED: &str = "restore_archive@items.example";
 const NEEDLE: &str = "quokka";
 const FOLDER: &str = "/Projects";
+/// Overrides `folder_every`: every this many messages, one goes to /Projects.
+const FOLDER_EVERY_ENV: &str = "MAILVAULT_BENCH_ITEMS_FOLDER_EVERY";
 /// The old way's name in the tables.
 const OLD_WAY: &str = "whole-account restore";
 /// Corpus dates: from 2025-01-01, spread over 365 days.
@@ -351,10 +353,19 @@ impl Scenario for ItemsScenario {
     }
 
     fn run(&self, ctx: &RunContext) -> anyhow::Result<ScenarioReport> {
-        let p = self
+        let mut p = self
             .params
             .clone()
             .unwrap_or_else(|| ItemsParams::for_scale(ctx.scale));
+        // A bigger /Projects at a small scale shows the per-message cost of
+        // `--folder` (1 in N messages goes there).
+        if let Ok(v) = std::env::var(FOLDER_EVERY_ENV) {
+            p.folder_every = v
+                .parse()
+                .ok()
+                .filter(|n: &usize| *n > 0)
+                .with_context(|| format!("{FOLDER_EVERY_ENV}={v}: a positive number"))?;
+        }
         let dir = tempfile::Builder::new()
             .prefix("items-")
             .tempdir_in(&ctx.bench_dir)?;

@@ -403,11 +403,16 @@ pub fn restore_items(home: &Home, args: ItemArgs) -> anyhow::Result<ExitCode> {
         println!("{email}: created folder {f}");
     }
     let line = |h: &RestoredItem| {
+        // A contact or appointment says so, and has no sender.
+        let (what, from) = if h.kind == "message" {
+            ("item", format!(" from {}", h.from))
+        } else {
+            (h.kind.as_str(), String::new())
+        };
         format!(
-            "item {} \"{}\" from {} ({} bytes, {}) {} -> {}{}",
+            "{what} {} \"{}\"{from} ({} bytes, {}) {} -> {}{}",
             h.item_id,
             h.subject,
-            h.from,
             h.size,
             h.label,
             h.from_folder,
@@ -432,7 +437,7 @@ pub fn restore_items(home: &Home, args: ItemArgs) -> anyhow::Result<ExitCode> {
         eprintln!("note: {n}");
     }
     if report.restored.is_empty() && report.already_present.is_empty() {
-        eprintln!("{email}: no message in the backups matches");
+        eprintln!("{email}: nothing in the backups matches");
         return Ok(ExitCode::from(1));
     }
     println!(

@@ -141,6 +141,11 @@ pub fn promote(home: &Home, _args: PromoteArgs) -> anyhow::Result<ExitCode> {
         for e in &step.errors {
             eprintln!("warning: {e}");
         }
+        if let Some(e) = standby::status().and_then(|st| st.directory_error) {
+            eprintln!(
+                "warning: the primary's last shipped directory did not apply (its mail did): {e}"
+            );
+        }
         // The primary's identity: its certificate, admin token and ports.
         let catalog = mv_backup::Catalog::load(target.as_ref())?;
         if let Some(s) = catalog.sessions().next_back() {

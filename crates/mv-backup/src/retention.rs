@@ -21,7 +21,8 @@
 //! Before the packs, the pieces (account files of format 2 fulls and the
 //! sessions' `ldap/ldap.bak`, under `pieces/<label>/`) that no remaining session
 //! names go, a whole account's directory at a time, and with them the
-//! directories they leave empty (up to `pieces/`).
+//! directories they leave empty (up to `pieces/`). Empty directories earlier
+//! versions left there are swept once (see `Target::sweep_empty_dirs_once`).
 //! Packs that are only partly live are kept and reported: repacking them is not
 //! implemented yet.
 
@@ -328,6 +329,9 @@ pub fn delete(target: &dyn Target, opts: &DeleteOptions) -> Result<DeleteReport>
 pub fn gc(target: &dyn Target, gone: &HashSet<&str>, dry_run: bool) -> Result<GcReport> {
     let mut report = GcReport::default();
     let live_pieces = gc_pieces(target, gone, dry_run, &mut report)?;
+    if !dry_run {
+        target.sweep_empty_dirs_once("pieces/")?;
+    }
     // Liveness from every blobs.lst under sessions/, whatever the state of its
     // session.xml: a damaged session still protects its blobs.
     let mut live: HashSet<Digest> = HashSet::new();

@@ -397,6 +397,11 @@ impl Prepared {
                 if aborted {
                     return Ok(());
                 }
+                // Committed: a failure here costs the session nothing, so it
+                // is only logged (the next full or `-del` tries again).
+                if let Err(e) = run.target.sweep_empty_dirs_once("pieces/") {
+                    tracing::warn!("sweeping empty directories under pieces/: {e}");
+                }
             }
             if let Some((label, accounts)) = &self.incr {
                 reports.push(crate::incr::run_incremental(&mut run, *label, accounts)?);

@@ -800,3 +800,83 @@ fn verify_names_a_missing_pack_index_and_a_damaged_accounts_xml() {
         v.problems
     );
 }
+
+/// Empty directories an earlier version left under `pieces/` (its `-del`
+/// removed pieces but not the directories they emptied) go at the next full,
+/// and at the next `-del` of a target no full swept; directories holding
+/// pieces stay, and so does everything the sessions name.
+#[test]
+fn empty_piece_directories_of_earlier_versions_are_swept_once() {
+    let leave_empty_dirs = |fx: &Fx| -> Vec<std::path::PathBuf> {
+        let pieces = fx.target_dir.join("pieces");
+        let dirs = [
+            "full-20140101.000000.000/accounts/abc/def/abcdef-1/db",
+            "full-20140101.000000.000/ldap",
+            "full-20140102.000000.000",
+        ]
+        .map(|d| pieces.join(d));
+        for d in &dirs {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        dirs.to_vec()
+    };
+    let is_gone = |fx: &Fx, dirs: &[std::path::PathBuf]| {
+        for d in dirs {
+            assert!(!d.exists(), "{} is still there", d.display());
+        }
+        assert!(
+            !fx.target_dir
+                .join("pieces/full-20140101.000000.000")
+                .exists()
+        );
+    };
+
+    // At a full.
+    let fx = Fx::new();
+    let a = fx.account("a@d.test");
+    fx.deliver(&message("one", 2000), &[&a]);
+    let first = fx.backup(SessionKind::Full);
+    assert!(first.ok(), "{:?}", first.sessions);
+    // A target written by an earlier version: no record of a sweep.
+    std::fs::remove_file(fx.target_dir.join("pieces.swept")).unwrap();
+    let dirs = leave_empty_dirs(&fx);
+    let second = fx.backup(SessionKind::Full);
+    assert!(second.ok(), "{:?}", second.sessions);
+    is_gone(&fx, &dirs);
+    assert!(fx.target_dir.join("pieces.swept").exists());
+    // The sessions' pieces are all in place and the target verifies.
+    let held = fx.target().list("pieces/").unwrap();
+    assert!(!held.is_empty());
+    let v = verify(&fx, ReadData::All);
+    assert!(v.ok(), "{:?}", v.problems);
+    // Once done, never again: a later empty directory is not looked for.
+    let later = fx.target_dir.join("pieces/full-20140103.000000.000");
+    std::fs::create_dir_all(&later).unwrap();
+    let third = fx.backup(SessionKind::Full);
+    assert!(third.ok(), "{:?}", third.sessions);
+    assert!(later.exists());
+
+    // At a `-del` (which deletes nothing here: one full, the latest).
+    let fx = Fx::new();
+    let a = fx.account("a@d.test");
+    fx.deliver(&message("one", 2000), &[&a]);
+    let full = fx.backup(SessionKind::Full);
+    assert!(full.ok(), "{:?}", full.sessions);
+    std::fs::remove_file(fx.target_dir.join("pieces.swept")).unwrap();
+    let dirs = leave_empty_dirs(&fx);
+    let r = mv_backup::delete(
+        fx.target().as_ref(),
+        &DeleteOptions {
+            spec: mv_backup::DeleteSpec::UpTo(full.labels()[0]),
+            dry_run: false,
+            lock_wait: Duration::from_secs(1),
+            live_accounts: None,
+            now: UtcMillis::now(),
+        },
+    )
+    .unwrap();
+    assert!(r.deleted.is_empty(), "{r:?}");
+    is_gone(&fx, &dirs);
+    let v = verify(&fx, ReadData::All);
+    assert!(v.ok(), "{:?}", v.problems);
+}

@@ -15,11 +15,21 @@
 //! write-ahead log before it copies pages into the database file and syncs that
 //! file before it deletes the log: nothing a later crash could need is lost.
 
+//!
+//! Closing a connection costs two fsyncs (the checkpoint at close) and the
+//! removal of its side files. So that a delivery to a mailbox not open does
+//! not wait for another mailbox's close, a closer thread keeps the open
+//! connections a little under the capacity ([`OpenHandles::low_water`]) in the
+//! background; a use that finds the cache over its capacity (the closer fell
+//! behind) still closes a victim itself, so the bound holds at every moment.
+
 use crate::mailbox::Mailbox;
 use mv_types::MailboxId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
 
 /// Mailbox databases kept open at once unless the local config says otherwise
 /// (`mailbox_open_handles`): about 1,000 descriptors and a few hundred MB at
@@ -30,6 +40,14 @@ pub(crate) type MailboxMap = Mutex<HashMap<MailboxId, Arc<Mailbox>>>;
 
 pub(crate) struct OpenHandles {
     capacity: usize,
+    /// What the closer thread brings the open connections down to: an eighth
+    /// of the capacity under it, so that uses of mailboxes not open find room
+    /// without closing one themselves. Equal to the capacity (no closer) when
+    /// the capacity is under 8.
+    low_water: usize,
+    /// Wakes the closer thread (see [`OpenHandles::start_closer`]); taken by
+    /// [`OpenHandles::stop_closer`], which ends the thread.
+    closer: Mutex<Option<(SyncSender<()>, JoinHandle<()>)>>,
     lru: Mutex<Lru>,
     /// The store's map of handles, to find a victim by id (weak: the handles
     /// point back here).
@@ -46,8 +64,11 @@ struct Lru {
 
 impl OpenHandles {
     pub(crate) fn new(capacity: usize, mailboxes: Weak<MailboxMap>) -> OpenHandles {
+        let capacity = capacity.max(1);
         OpenHandles {
-            capacity: capacity.max(1),
+            capacity,
+            low_water: capacity - capacity / 8,
+            closer: Mutex::new(None),
             lru: Mutex::new(Lru::default()),
             mailboxes,
             evictions: AtomicU64::new(0),
@@ -72,14 +93,60 @@ impl OpenHandles {
         self.evictions.load(Ordering::Relaxed)
     }
 
-    /// A mailbox with an open connection was locked; returns whether more
-    /// connections than the capacity are open.
-    pub(crate) fn used(&self, id: MailboxId) -> bool {
-        let mut lru = self.lru();
-        lru.tick += 1;
-        let tick = lru.tick;
-        lru.open.insert(id, tick);
-        lru.open.len() > self.capacity
+    /// Starts the thread that closes idle connections past the low-water
+    /// mark in the background. It holds no strong reference to the handles:
+    /// it ends at [`OpenHandles::stop_closer`] (the store's drop) or when
+    /// they are gone.
+    pub(crate) fn start_closer(self: &Arc<Self>) {
+        if self.low_water == self.capacity {
+            return;
+        }
+        let (tx, rx) = sync_channel(1);
+        let weak = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("mailbox-closer".into())
+            .spawn(move || close_in_background(weak, rx));
+        match spawned {
+            Ok(thread) => *self.closer() = Some((tx, thread)),
+            // Without it, uses past the capacity close victims themselves.
+            Err(e) => tracing::warn!("no mailbox closer thread: {e}"),
+        }
+    }
+
+    fn closer(&self) -> std::sync::MutexGuard<'_, Option<(SyncSender<()>, JoinHandle<()>)>> {
+        self.closer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Ends the closer thread and waits for it: a store that closes has no
+    /// connection closed behind its back once this returns.
+    pub(crate) fn stop_closer(&self) {
+        let closer = self.closer().take();
+        if let Some((tx, thread)) = closer {
+            drop(tx);
+            let _ = thread.join();
+        }
+    }
+
+    /// A mailbox with an open connection was locked: records the use, and
+    /// makes room. Past the capacity, closes victims now (the caller waits);
+    /// past the low-water mark, wakes the closer thread. `id`'s lock is held
+    /// by the caller (never a victim).
+    pub(crate) fn used(&self, id: MailboxId) {
+        let open = {
+            let mut lru = self.lru();
+            lru.tick += 1;
+            let tick = lru.tick;
+            lru.open.insert(id, tick);
+            lru.open.len()
+        };
+        if open > self.capacity {
+            self.evict(Some(id), self.capacity);
+        } else if open > self.low_water
+            && let Some((tx, _)) = self.closer().as_ref()
+        {
+            // Full: a wake-up is pending already.
+            let _ = tx.try_send(());
+        }
     }
 
     /// A mailbox's connection was closed.
@@ -87,24 +154,24 @@ impl OpenHandles {
         self.lru().open.remove(&id);
     }
 
-    /// Closes the least recently used idle connections until no more than the
-    /// capacity are open. `current` is the mailbox whose lock the caller holds
+    /// Closes the least recently used idle connections until no more than
+    /// `target` are open. `current` is the mailbox whose lock the caller holds
     /// (never a victim). Victims are only tried (`try_lock`): one in use stays
     /// open, so this never waits for another mailbox's lock.
-    pub(crate) fn evict(&self, current: MailboxId) {
+    fn evict(&self, current: Option<MailboxId>, target: usize) {
         let Some(map) = self.mailboxes.upgrade() else {
             return;
         };
         let (mut excess, candidates) = {
             let lru = self.lru();
-            let excess = lru.open.len().saturating_sub(self.capacity);
+            let excess = lru.open.len().saturating_sub(target);
             if excess == 0 {
                 return;
             }
             let mut by_age: Vec<(u64, MailboxId)> = lru
                 .open
                 .iter()
-                .filter(|(id, _)| **id != current)
+                .filter(|(id, _)| Some(**id) != current)
                 .map(|(id, tick)| (*tick, *id))
                 .collect();
             by_age.sort_unstable();
@@ -131,6 +198,17 @@ impl OpenHandles {
                 self.evictions.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+}
+
+/// The closer thread: on each wake-up, closes idle connections down to the
+/// low-water mark; ends when the handles are gone.
+fn close_in_background(handles: Weak<OpenHandles>, wake: Receiver<()>) {
+    while wake.recv().is_ok() {
+        let Some(h) = handles.upgrade() else {
+            return;
+        };
+        h.evict(None, h.low_water);
     }
 }
 

@@ -140,9 +140,7 @@ impl Mailbox {
             *guard = Some(conn);
         }
         self.unsynced.store(true, Ordering::Release);
-        if self.handles.used(self.id) {
-            self.handles.evict(self.id);
-        }
+        self.handles.used(self.id);
         Ok(MailboxGuard {
             id: self.id,
             guard,

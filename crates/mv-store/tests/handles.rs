@@ -191,3 +191,45 @@ fn a_crash_while_every_mailbox_is_being_checked_checks_every_mailbox_again() {
     let store = open(&home);
     assert_eq!(store.take_pending(), Pending::All);
 }
+
+/// With a capacity of 8 or more, a closer thread keeps the open databases an
+/// eighth under it in the background, so a use of a mailbox not open finds
+/// room without closing another itself; the capacity still holds at every
+/// moment, and nothing is lost by the background closes.
+#[test]
+fn the_closer_keeps_room_under_the_capacity() {
+    const CAP: usize = 16;
+    const LOW_WATER: usize = CAP - CAP / 8;
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let opts = StoreOptions {
+        open_mailboxes: CAP,
+        ..StoreOptions::for_home(&home)
+    };
+    let store = Store::open(&home, opts.clone()).unwrap().0;
+    for id in 1..=40 {
+        store
+            .create_mailbox(MailboxId(id), &format!("acct-{id}"), &format!("u{id}@x"))
+            .unwrap();
+        store
+            .add_message(MailboxId(id), &message(id), &Default::default())
+            .unwrap();
+        assert!(store.open_mailbox_count() <= CAP);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while store.open_mailbox_count() > LOW_WATER {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} databases still open, the closer keeps {LOW_WATER}",
+            store.open_mailbox_count()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(open_database_files(&home) <= LOW_WATER * 3);
+    drop(store);
+    let store = Store::open(&home, opts).unwrap().0;
+    for id in 1..=40 {
+        let info = store.mailbox(MailboxId(id)).info().unwrap().unwrap();
+        assert_eq!(info.message_count, 1, "mailbox {id}");
+    }
+}

@@ -8,6 +8,7 @@
 //! <root>/tmp/<label>/...         sessions being written (renamed into sessions/ at commit)
 //! <root>/tmp/<label>.abort       abort request for a running backup
 //! <root>/tmp/.scratch/           snapshots and packs being written
+//! <root>/pieces.swept            empty directories under pieces/ were swept once
 //! ```
 //!
 //! Objects are written to `.<name>.tmp-<pid>-<n>` beside their final name, fsynced,
@@ -22,7 +23,10 @@ mod lock;
 
 use super::{ObjectInfo, Space, Target, TargetLock};
 use crate::error::{BackupError, Result};
-use files::{dir_names, fsync_tree, remove_file, remove_temp_files, remove_tree, write_private};
+use files::{
+    dir_names, fsync_tree, remove_empty_subdirs, remove_file, remove_temp_files, remove_tree,
+    write_private,
+};
 use mv_home::durable::{FILE_MODE, create_dir_all_durable, create_dir_all_private, fsync_dir};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -37,6 +41,9 @@ const SCRATCH: &str = ".scratch";
 const RETIRED_PREFIX: &str = "TO_DELETE-";
 /// Where a session being written keeps its pieces until commit.
 const STAGED_PIECES: &str = "pieces";
+/// Beside `<dir>` at the root once `<dir>`'s empty directories were swept
+/// ([`Target::sweep_empty_dirs_once`]): `pieces.swept`.
+const SWEPT_SUFFIX: &str = ".swept";
 
 /// A target directory.
 #[derive(Debug)]
@@ -476,6 +483,27 @@ impl Target for FsTarget {
             fsync_dir(dir).map_err(BackupError::io(dir.display()))?;
         }
         Ok(())
+    }
+
+    fn sweep_empty_dirs_once(&self, top: &str) -> Result<u64> {
+        let top = top.trim_end_matches('/');
+        let marker = self.full(&format!("{top}{SWEPT_SUFFIX}"))?;
+        match fs::symlink_metadata(&marker) {
+            Ok(_) => return Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(BackupError::io(marker.display())(e)),
+        }
+        let removed = remove_empty_subdirs(&self.full(top)?)?;
+        // After the removals are durable: a crash before this sweeps again.
+        self.put(&format!("{top}{SWEPT_SUFFIX}"), b"")?;
+        if removed > 0 {
+            tracing::info!(
+                target_root = %self.root.display(),
+                removed,
+                "removed empty directories under {top}/ left by an earlier version"
+            );
+        }
+        Ok(removed)
     }
 
     fn session_remove(&self, label: &str, rel_prefix: &str) -> Result<()> {

@@ -167,6 +167,15 @@ pub trait Target: Send + Sync {
         let _ = (top, removed);
         Ok(())
     }
+    /// Once per target: removes every empty directory under `top` (`pieces/`)
+    /// that earlier versions, which did not remove the directories their
+    /// deletions emptied, left behind, fsyncing each parent; then records that
+    /// it was done, so later calls cost one `stat`. Returns how many went. An
+    /// object store has no directories: nothing to do.
+    fn sweep_empty_dirs_once(&self, top: &str) -> Result<u64> {
+        let _ = top;
+        Ok(0)
+    }
     /// Removes the files of an uncommitted session under `rel_prefix` (an account
     /// that failed), its pieces included.
     fn session_remove(&self, label: &str, rel_prefix: &str) -> Result<()>;

@@ -55,6 +55,7 @@ impl Store {
             options.open_mailboxes,
             Arc::downgrade(&mailboxes),
         ));
+        handles.start_closer();
         let exclusive_databases = options.exclusive_databases;
         let (redo, recovery) = RedoLog::open(options.redo)?;
         let redo = Arc::new(redo);
@@ -292,6 +293,7 @@ fn sync_store(
 
 impl Drop for Store {
     fn drop(&mut self) {
+        self.handles.stop_closer();
         if !self.recovered.load(std::sync::atomic::Ordering::Acquire) {
             // Crash recovery failed: nothing is claimed clean or checkpointed;
             // the connections close with their own syncs.

@@ -141,3 +141,49 @@ pub(super) fn fsync_tree(dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Removes every empty directory below `dir` (not `dir` itself), deepest
+/// first, so a directory that held only empty ones goes too; each directory
+/// that lost an entry is fsynced so the removals survive a crash. Returns how
+/// many went. A directory that gains an entry meanwhile (`ENOTEMPTY`) stays.
+pub(super) fn remove_empty_subdirs(dir: &Path) -> Result<u64> {
+    fn sweep(dir: &Path, removed: &mut u64) -> Result<bool> {
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(BackupError::io(dir.display())(e)),
+        };
+        let mut left = 0usize;
+        let mut lost = false;
+        for e in entries {
+            let e = e.map_err(BackupError::io(dir.display()))?;
+            let p = e.path();
+            let is_dir = e
+                .file_type()
+                .map_err(BackupError::io(p.display()))?
+                .is_dir();
+            if !is_dir || !sweep(&p, removed)? {
+                left += 1;
+                continue;
+            }
+            match fs::remove_dir(&p) {
+                Ok(()) => {
+                    *removed += 1;
+                    lost = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => lost = true,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {
+                    left += 1;
+                }
+                Err(e) => return Err(BackupError::io(p.display())(e)),
+            }
+        }
+        if lost {
+            fsync_dir(dir).map_err(BackupError::io(dir.display()))?;
+        }
+        Ok(left == 0)
+    }
+    let mut removed = 0;
+    sweep(dir, &mut removed)?;
+    Ok(removed)
+}

@@ -176,6 +176,7 @@ pub(crate) fn run_full(
         errors,
         files: std::mem::take(&mut sb.files),
         stats,
+        lookup: Default::default(),
     };
     run.commit(sb, &session)?;
     crate::incr::remove_expired_archive(run, &copied.in_target);

@@ -152,6 +152,7 @@ pub(crate) fn run_incremental(
         errors,
         files: std::mem::take(&mut sb.files),
         stats,
+        lookup: Default::default(),
     };
     run.commit(sb, &session)?;
     remove_expired_archive(run, &copied.in_target);

@@ -30,7 +30,11 @@ use crate::pack::Compression;
 use crate::xml::{Element, XmlFile, XmlWriter};
 use mv_types::UtcMillis;
 
+mod lookup;
 mod meta;
+
+use lookup::Found;
+pub use lookup::Lookup;
 
 pub use meta::AccountMeta;
 
@@ -216,6 +220,9 @@ pub struct Session {
     pub errors: Vec<SessionError>,
     pub files: Vec<FileEntry>,
     pub stats: SessionStats,
+    /// Positions of `accounts` and `files` by id, built on first lookup.
+    #[serde(skip)]
+    pub lookup: Lookup,
 }
 
 /// `accounts/<id[0:3]>/<id[3:6]>/<zimbraId>`: where an account's files are in a session.
@@ -246,12 +253,28 @@ impl Session {
     }
 
     pub fn account(&self, zimbra_id: &str) -> Option<&SessionAccount> {
-        self.accounts.iter().find(|a| a.zimbra_id == zimbra_id)
+        match self.lookup.account(
+            zimbra_id,
+            self.accounts.iter().map(|a| a.zimbra_id.as_str()),
+            self.files.iter().map(|f| f.path.as_str()),
+        ) {
+            Found::At(i) => self.accounts.get(i),
+            Found::Absent => None,
+            Found::Scan => self.accounts.iter().find(|a| a.zimbra_id == zimbra_id),
+        }
     }
 
     /// The file entry of `rel`, if the session holds it.
     pub fn file(&self, rel: &str) -> Option<&FileEntry> {
-        self.files.iter().find(|f| f.path == rel)
+        match self.lookup.file(
+            rel,
+            self.accounts.iter().map(|a| a.zimbra_id.as_str()),
+            self.files.iter().map(|f| f.path.as_str()),
+        ) {
+            Found::At(i) => self.files.get(i),
+            Found::Absent => None,
+            Found::Scan => self.files.iter().find(|f| f.path == rel),
+        }
     }
 
     /// The target object holding the session's file `rel` (an account file of a
@@ -527,6 +550,7 @@ impl Session {
             errors,
             files,
             stats,
+            lookup: Lookup::default(),
         })
     }
 }
@@ -611,7 +635,31 @@ mod tests {
                 bytes_written: 4,
                 packs: vec!["p1".into(), "p2".into()],
             },
+            lookup: Lookup::default(),
         }
+    }
+
+    #[test]
+    fn lookups_by_id_find_what_a_scan_finds() {
+        let mut s = sample();
+        let mut second = s.accounts[0].clone();
+        second.email = "dup@d".into();
+        s.accounts.push(second);
+        assert_eq!(s.account("0123456789").unwrap().email, "u@d");
+        assert!(s.account("nope").is_none());
+        assert_eq!(s.file("ldap/ldap.bak").unwrap().size, 3);
+        assert!(s.file("ldap/other").is_none());
+        // Entries added after the first lookup are still found.
+        s.files.push(FileEntry {
+            path: "ldap/other".into(),
+            size: 9,
+            blake3: "ef".into(),
+            from: None,
+        });
+        assert_eq!(s.file("ldap/other").unwrap().size, 9);
+        let copy = s.clone();
+        assert_eq!(copy.file("ldap/other").unwrap().size, 9);
+        assert_eq!(copy, s);
     }
 
     #[test]

@@ -602,6 +602,10 @@ struct Bar {
     done: AtomicU64,
     bytes: AtomicU64,
     start: Instant,
+    /// Milliseconds after `start` of the last rate message: formatting it for
+    /// every account or copy cost a few percent of a run of many small accounts,
+    /// more often than the bar redraws.
+    last_message: AtomicU64,
 }
 
 impl Bar {
@@ -626,6 +630,7 @@ impl Bar {
             done: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             start: Instant::now(),
+            last_message: AtomicU64::new(0),
         }
     }
 
@@ -642,6 +647,23 @@ impl Bar {
     fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
+        }
+    }
+
+    /// Sets the bar's rate message at most once per redraw interval (200 ms,
+    /// the steady tick's).
+    fn refresh_message(&self, b: &indicatif::ProgressBar) {
+        let now = self.start.elapsed().as_millis() as u64;
+        let last = self.last_message.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < 200 && last != 0 {
+            return;
+        }
+        if self
+            .last_message
+            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            b.set_message(self.rate());
         }
     }
 
@@ -671,7 +693,7 @@ impl Progress for Bar {
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(b) = &self.bar {
             b.set_position(done);
-            b.set_message(self.rate());
+            self.refresh_message(b);
         } else if self.plain {
             let total = self.total.load(Ordering::Relaxed);
             let who = if email.is_empty() {
@@ -690,7 +712,7 @@ impl Progress for Bar {
     fn bytes(&self, n: u64) {
         self.bytes.fetch_add(n, Ordering::Relaxed);
         if let Some(b) = &self.bar {
-            b.set_message(self.rate());
+            self.refresh_message(b);
         }
     }
 }

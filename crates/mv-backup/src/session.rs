@@ -258,7 +258,11 @@ impl Session {
             self.accounts.iter().map(|a| a.zimbra_id.as_str()),
             self.files.iter().map(|f| f.path.as_str()),
         ) {
-            Found::At(i) => self.accounts.get(i),
+            // The position is checked: an entry changed in place falls back to a scan.
+            Found::At(i) => match self.accounts.get(i) {
+                Some(a) if a.zimbra_id == zimbra_id => Some(a),
+                _ => self.accounts.iter().find(|a| a.zimbra_id == zimbra_id),
+            },
             Found::Absent => None,
             Found::Scan => self.accounts.iter().find(|a| a.zimbra_id == zimbra_id),
         }
@@ -271,7 +275,10 @@ impl Session {
             self.accounts.iter().map(|a| a.zimbra_id.as_str()),
             self.files.iter().map(|f| f.path.as_str()),
         ) {
-            Found::At(i) => self.files.get(i),
+            Found::At(i) => match self.files.get(i) {
+                Some(f) if f.path == rel => Some(f),
+                _ => self.files.iter().find(|f| f.path == rel),
+            },
             Found::Absent => None,
             Found::Scan => self.files.iter().find(|f| f.path == rel),
         }

@@ -759,8 +759,3 @@ pub fn restore_items(
     apply::restore(source, live, chosen, pim, &plan, &mut report)?;
     Ok(report)
 }
-
-fn normalize(path: &str) -> String {
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-    format!("/{}", parts.join("/"))
-}

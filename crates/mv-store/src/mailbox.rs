@@ -760,7 +760,8 @@ fn folder_path(folders: &[Folder], id: u32) -> String {
     format!("/{}", parts.join("/"))
 }
 
-pub(crate) fn normalize_path(path: &str) -> String {
+/// A folder path in its one spelling: a leading `/`, no empty or trailing parts.
+pub fn normalize_path(path: &str) -> String {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     format!("/{}", parts.join("/"))
 }

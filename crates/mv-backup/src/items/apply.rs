@@ -199,7 +199,7 @@ pub(super) fn restore(
     let mut batch: Vec<(usize, RestoredItem, DeliverOptions)> = Vec::new();
     for (n, c) in messages.iter().enumerate() {
         let dest = match plan.into {
-            Some(into) => super::normalize(into),
+            Some(into) => mv_store::mailbox::normalize_path(into),
             None if mbox.folder(&c.folder, "message").is_some() => c.folder.clone(),
             // Zimbra's habit: a folder that is gone comes back under a dated one.
             None => format!("{}{}", plan.restored_folder, c.folder),

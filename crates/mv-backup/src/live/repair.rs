@@ -18,6 +18,8 @@ use crate::error::{BackupError, Result};
 use crate::target::Target;
 
 pub const REPAIR_PATH: &str = "live/repair-request.json";
+/// The largest request read back.
+const MAX_REQUEST_BYTES: u64 = 64 * 1024;
 
 /// What a standby asks for.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -49,6 +51,21 @@ pub fn request(target: &dyn Target, req: &RepairRequest) -> Result<bool> {
 /// something else, or cut) still asks for a read-back: it is returned with
 /// sequence 0, which the shipper takes as "check the open log".
 pub fn read(target: &dyn Target) -> Result<Option<RepairRequest>> {
+    // Read from the target: a request is a few hundred bytes; anything much
+    // larger is not one and is not read into memory.
+    match target.size(REPAIR_PATH)? {
+        None => return Ok(None),
+        Some(n) if n > MAX_REQUEST_BYTES => {
+            return Ok(Some(RepairRequest {
+                sequence: 0,
+                offset: 0,
+                reason: format!("{REPAIR_PATH} is {n} bytes, more than a request can be"),
+                server: String::new(),
+                written_at: 0,
+            }));
+        }
+        Some(_) => {}
+    }
     match target.get(REPAIR_PATH) {
         Ok(b) => Ok(Some(serde_json::from_slice(&b).unwrap_or_else(|e| {
             RepairRequest {
